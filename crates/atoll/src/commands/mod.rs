@@ -1,0 +1,63 @@
+//! One function per command; `dispatch` maps the parsed command line to them.
+
+mod exec;
+mod info;
+mod lifecycle;
+mod ps;
+
+use anyhow::Result;
+use atoll_runtime::{Config, Runtime};
+
+use crate::cli::{Cli, Command};
+
+/// Builds the runtime from the global flags and the node configuration.
+pub fn runtime(cli: &Cli) -> Result<Runtime> {
+    let config = Config::load(cli.config.as_deref())?;
+    Ok(Runtime::new(cli.root.clone(), cli.systemd_cgroup, config))
+}
+
+/// Runs the command; returns the process exit code.
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    if cli.version {
+        info::version();
+        return Ok(0);
+    }
+    let Some(command) = &cli.command else {
+        anyhow::bail!("no command given (see atoll --help)");
+    };
+    match command {
+        Command::Spec { bundle } => return info::spec(bundle).map(|_| 0),
+        Command::Features => return info::features().map(|_| 0),
+        Command::Check { format } => return crate::check::run(*format).map(|_| 0),
+        _ => {}
+    }
+    let rt = runtime(&cli)?;
+    match command {
+        Command::Create(a) => lifecycle::create(&rt, &cli, a).map(|_| 0),
+        Command::Run(a) => lifecycle::run(&rt, &cli, a),
+        Command::Start { id } => rt.start(id).map(|_| 0),
+        Command::State { id } => lifecycle::state(&rt, id).map(|_| 0),
+        Command::Kill { id, signal, all } => lifecycle::kill(&rt, id, signal, *all).map(|_| 0),
+        Command::Delete { id, force } => rt.delete(id, *force).map(|_| 0),
+        Command::Pause { id } => rt.pause(id).map(|_| 0),
+        Command::Resume { id } => rt.resume(id).map(|_| 0),
+        Command::Update {
+            id,
+            resources,
+            limits,
+        } => lifecycle::update(&rt, id, resources.as_deref(), limits).map(|_| 0),
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => rt.events(id, *interval, *stats).map(|_| 0),
+        Command::Exec(a) => exec::exec(&rt, a),
+        Command::Ps {
+            id,
+            format,
+            ps_args,
+        } => ps::ps(&rt, id, *format, ps_args).map(|_| 0),
+        Command::List { format, quiet } => ps::list(&rt, *format, *quiet).map(|_| 0),
+        Command::Spec { .. } | Command::Features | Command::Check { .. } => unreachable!(),
+    }
+}

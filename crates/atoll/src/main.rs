@@ -1,0 +1,57 @@
+//! `atoll`: the runtime's command line.
+
+mod check;
+mod cli;
+mod commands;
+mod logging;
+
+use clap::Parser;
+
+fn main() {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            // clap's errors span several lines with usage; keep the sentence.
+            let text = e.to_string();
+            let sentence: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let sentence = sentence.join(" ");
+            let sentence = sentence.trim_start_matches("error: ");
+            eprintln!("atoll: {sentence} (see atoll --help)");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+        eprintln!("atoll: {e}");
+        std::process::exit(1);
+    }
+    match commands::dispatch(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let msg = atoll_runtime::one_line(&e);
+            match logging::LOG.get() {
+                // Logs on stderr in runc's JSON form: clients parse that line.
+                Some(log) if log.json && !log.to_file => log.write(&tracing::Level::ERROR, &msg),
+                Some(log) => {
+                    log.write_file_only(&tracing::Level::ERROR, &msg);
+                    eprintln!("atoll: {msg}");
+                }
+                None => eprintln!("atoll: {msg}"),
+            }
+            std::process::exit(1);
+        }
+    }
+}

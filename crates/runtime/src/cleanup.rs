@@ -1,0 +1,85 @@
+//! Removing a container whatever state it is in: after a failed create,
+//! for `delete --force`, and when the state directory is damaged.
+//!
+//! Order matters: kill every process in the cgroup (a cgroup with
+//! processes cannot be removed), remove the cgroup, then the directories.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use libcgroups::common::CgroupManager;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::effective::default_cgroup_path;
+use crate::lifecycle::Runtime;
+use crate::meta::Meta;
+
+/// The container's cgroup path and whether it is systemd-managed, from the
+/// best source still readable: metadata, effective spec, or the default.
+pub fn cgroup_of(rt: &Runtime, id: &str) -> (PathBuf, bool) {
+    if let Ok(meta) = Meta::load(&rt.layout, id)
+        && !meta.cgroup_path.as_os_str().is_empty() {
+            return (meta.cgroup_path, meta.systemd_cgroup);
+        }
+    let eff = rt.layout.atoll_dir(id).join("config.json");
+    if let Ok(spec) = oci_spec::runtime::Spec::load(&eff)
+        && let Some(p) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) {
+            return (p, rt.systemd_cgroup);
+        }
+    (
+        default_cgroup_path(id, rt.systemd_cgroup).into(),
+        rt.systemd_cgroup,
+    )
+}
+
+/// Kills the container's processes and removes its cgroup and state.
+/// Best effort: each step runs even if an earlier one failed.
+pub fn remove_everything(rt: &Runtime, id: &str) {
+    // The init pid from libcontainer's state, if readable.
+    let state = rt.layout.container_dir(id).join("state.json");
+    if let Ok(text) = std::fs::read_to_string(&state)
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            && let Some(pid) = v.get("pid").and_then(|p| p.as_i64())
+                && pid > 1 && pid_in_container(rt, id, pid as i32) {
+                    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                }
+    let (path, systemd) = cgroup_of(rt, id);
+    if let Ok(m) = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+        cgroup_path: path,
+        systemd_cgroup: systemd,
+        container_name: id.to_string(),
+    }) {
+        kill_all(&m);
+        let _ = m.remove();
+    }
+    let _ = std::fs::remove_dir_all(rt.layout.container_dir(id));
+    let _ = std::fs::remove_dir_all(rt.layout.atoll_dir(id));
+}
+
+/// Only kill a pid from a state file if it is in the container's cgroup:
+/// a stale file must never make atoll kill an unrelated process.
+fn pid_in_container(rt: &Runtime, id: &str, pid: i32) -> bool {
+    let (path, _) = cgroup_of(rt, id);
+    let want = path.to_string_lossy().trim_start_matches('/').to_string();
+    let name = want.rsplit([':', '/']).next().unwrap_or(id).to_string();
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map(|c| c.lines().any(|l| l.ends_with(&want) || l.ends_with(&name)))
+        .unwrap_or(false)
+}
+
+fn kill_all(m: &dyn CgroupManager<Error = impl std::error::Error>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // A frozen cgroup holds SIGKILLed tasks; thaw it first.
+    let _ = m.freeze(libcgroups::common::FreezerState::Thawed);
+    loop {
+        let pids = m.get_all_pids().unwrap_or_default();
+        if pids.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for p in pids {
+            let _ = kill(p, Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

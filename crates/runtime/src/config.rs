@@ -1,0 +1,86 @@
+//! `/etc/atoll/config.toml`: node-wide defaults an operator sets once.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::level::Isolation;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/atoll/config.toml";
+pub const DEFAULT_POLICY_PATH: &str = "/etc/atoll/policy.toml";
+
+/// Node configuration. Every field is optional; unknown keys are errors so a
+/// typo never silently falls back to a default.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Level used when neither `--isolation` nor the bundle's annotation picks one.
+    pub isolation: Option<Isolation>,
+    /// Tenant policy file (default /etc/atoll/policy.toml, used when it exists).
+    pub policy: Option<PathBuf>,
+    /// JSON-lines audit trail of lifecycle decisions.
+    pub audit_log: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the config file. A missing file at the default path means
+    /// defaults; a missing file that was asked for explicitly is an error.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let (path, explicit) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Config::default());
+            }
+            Err(e) => return Err(e).with_context(|| format!("config {}", path.display())),
+        };
+        Self::parse(&text).with_context(|| format!("config {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", one_line(&e.to_string())))
+    }
+
+    pub fn policy_path(&self) -> PathBuf {
+        self.policy
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY_PATH))
+    }
+}
+
+/// toml errors are multi-line with a source excerpt; keep them to one line.
+pub fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects_unknown_keys() {
+        let c = Config::parse("isolation = \"userspace\"\n").unwrap();
+        assert_eq!(c.isolation, Some(Isolation::Userspace));
+        let err = Config::parse("isolaton = \"native\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("isolaton"), "{err}");
+        assert!(!err.contains('\n'));
+        assert!(Config::parse("isolation = \"fast\"\n").is_err());
+    }
+
+    #[test]
+    fn missing_default_file_is_defaults_but_explicit_is_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        assert!(Config::load(Some(&missing)).is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! The spec libcontainer actually runs: the bundle's spec plus atoll's
+//! secure defaults for the chosen level.
+//!
+//! libcontainer reads `config.json` from a bundle directory, so atoll writes
+//! this effective spec into its own per-container directory and points
+//! libcontainer there; the user's bundle is never modified.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use oci_spec::runtime::{Capability, Spec};
+
+use crate::level::Isolation;
+use crate::seccomp_profile;
+
+/// runc's default masked paths (`runc spec`), used when a bundle has none.
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// runc's default read-only paths, used when a bundle has none.
+pub const DEFAULT_READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Cgroup path used when the bundle does not name one.
+pub fn default_cgroup_path(id: &str, systemd: bool) -> String {
+    if systemd {
+        format!("system.slice:atoll:{id}")
+    } else {
+        format!("/atoll/{id}")
+    }
+}
+
+/// The bounding set of the container's process (what the seccomp profile
+/// may grant syscalls for).
+pub fn bounding_caps(spec: &Spec) -> HashSet<Capability> {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// Applies the defaults every level shares, then the level's own.
+pub fn effective_spec(
+    original: &Spec,
+    id: &str,
+    bundle: &Path,
+    level: Isolation,
+    systemd: bool,
+) -> Spec {
+    let mut spec = original.clone();
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    if linux.cgroups_path().is_none() {
+        linux.set_cgroups_path(Some(default_cgroup_path(id, systemd).into()));
+    }
+    if linux.masked_paths().is_none() {
+        linux.set_masked_paths(Some(
+            DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+        ));
+    }
+    if linux.readonly_paths().is_none() {
+        linux.set_readonly_paths(Some(
+            DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ));
+    }
+    match level {
+        Isolation::Native => {
+            if linux.seccomp().is_none() {
+                linux.set_seccomp(Some(seccomp_profile::default_profile(&bounding_caps(
+                    original,
+                ))));
+            }
+        }
+        Isolation::Userspace => {
+            // The application kernel enforces the spec's profile on the
+            // workload's syscalls; the kernel process installs its own
+            // host allowlist, so libcontainer must not apply one to it.
+            linux.set_seccomp(None);
+        }
+    }
+    spec.set_linux(Some(linux));
+
+    // Relative bind-mount sources are relative to the bundle, which is no
+    // longer where libcontainer reads the spec from.
+    if let Some(mounts) = spec.mounts().clone() {
+        let mounts = mounts
+            .into_iter()
+            .map(|mut m| {
+                if let Some(src) = m.source().clone() {
+                    let is_bind = m.typ().as_deref() == Some("bind")
+                        || m.options()
+                            .iter()
+                            .flatten()
+                            .any(|o| o == "bind" || o == "rbind");
+                    if is_bind && src.is_relative() {
+                        m.set_source(Some(bundle.join(src)));
+                    }
+                }
+                m
+            })
+            .collect();
+        spec.set_mounts(Some(mounts));
+    }
+    if level == Isolation::Userspace {
+        crate::userspace_spec::adapt(&mut spec);
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_gets_default_seccomp_and_paths() {
+        let mut spec = Spec::default();
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_masked_paths(None);
+        linux.set_readonly_paths(None);
+        linux.set_seccomp(None);
+        spec.set_linux(Some(linux));
+        let e = effective_spec(&spec, "c1", Path::new("/b"), Isolation::Native, false);
+        let l = e.linux().as_ref().unwrap();
+        assert!(l.seccomp().is_some());
+        assert!(
+            l.masked_paths()
+                .as_ref()
+                .unwrap()
+                .contains(&"/proc/kcore".to_string())
+        );
+        assert!(
+            l.readonly_paths()
+                .as_ref()
+                .unwrap()
+                .contains(&"/proc/sys".to_string())
+        );
+        assert_eq!(l.cgroups_path().as_deref(), Some(Path::new("/atoll/c1")));
+    }
+
+    #[test]
+    fn explicit_choices_are_kept() {
+        let mut spec = Spec::default();
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_masked_paths(Some(vec![]));
+        linux.set_cgroups_path(Some("/mine".into()));
+        spec.set_linux(Some(linux));
+        let e = effective_spec(&spec, "c1", Path::new("/b"), Isolation::Native, false);
+        let l = e.linux().as_ref().unwrap();
+        assert_eq!(l.masked_paths().as_ref().unwrap().len(), 0);
+        assert_eq!(l.cgroups_path().as_deref(), Some(Path::new("/mine")));
+    }
+
+    #[test]
+    fn relative_bind_sources_become_absolute() {
+        let mut spec = Spec::default();
+        let m = oci_spec::runtime::MountBuilder::default()
+            .destination("/data")
+            .typ("bind")
+            .source("data")
+            .options(vec!["rbind".to_string()])
+            .build()
+            .unwrap();
+        spec.set_mounts(Some(vec![m]));
+        let e = effective_spec(&spec, "c1", Path::new("/b"), Isolation::Native, false);
+        let src = e.mounts().as_ref().unwrap()[0].source().clone().unwrap();
+        assert_eq!(src, Path::new("/b/data"));
+    }
+}

@@ -1,0 +1,105 @@
+//! What the container's init becomes once libcontainer has set it up
+//! (namespaces, cgroup, rootfs, capabilities): the workload itself for the
+//! native level, the application kernel for the userspace level.
+
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::Spec;
+
+use crate::level::Isolation;
+
+/// Entry point of the userspace level, provided by the binary that links
+/// the application kernel (keeps this crate free of the kernel).
+pub type SandboxEntry = fn(&SandboxLaunch) -> Result<(), String>;
+
+/// Everything the application kernel needs, captured before the fork into
+/// the container's init.
+#[derive(Clone)]
+pub struct SandboxLaunch {
+    /// The bundle's own spec: the workload's user, capabilities, seccomp
+    /// profile and rlimits are applied by the kernel, virtually.
+    pub spec: Spec,
+    pub id: String,
+    /// Where the kernel creates its control socket (exec, ps).
+    pub control_socket: std::path::PathBuf,
+    pub options: SandboxOptions,
+}
+
+/// Debug switches for the sandbox.
+#[derive(Clone, Debug, Default)]
+pub struct SandboxOptions {
+    /// Log every workload syscall with decoded arguments (`--strace`).
+    pub strace: bool,
+    /// Sandbox log file (kernel messages, strace, refused syscalls).
+    pub log_file: Option<std::path::PathBuf>,
+    /// Attempt this host syscall after confinement (tests of the filter).
+    pub debug_confinement: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AtollExecutor {
+    pub level: Isolation,
+    pub new_keyring: bool,
+    pub sandbox: Option<(SandboxEntry, SandboxLaunch)>,
+}
+
+impl AtollExecutor {
+    pub fn native(new_keyring: bool) -> AtollExecutor {
+        AtollExecutor {
+            level: Isolation::Native,
+            new_keyring,
+            sandbox: None,
+        }
+    }
+}
+
+/// Gives the container a session keyring of its own (runc does this unless
+/// `--no-new-keyring`), so it cannot read keys of whoever started it. The
+/// default seccomp profile denies keyctl; then the keyring is unreachable
+/// anyway and the EPERM is not an error.
+fn join_new_keyring() -> Result<(), ExecutorError> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name = c"_ses.atoll";
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING, name) reads a NUL-terminated string.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::ENOSYS) | Some(libc::EACCES) => {}
+            _ => {
+                return Err(ExecutorError::Other(format!(
+                    "joining a new session keyring: {e}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Executor for AtollExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if self.new_keyring {
+            join_new_keyring()?;
+        }
+        match (&self.level, &self.sandbox) {
+            (Isolation::Userspace, Some((entry, launch))) => {
+                entry(launch).map_err(ExecutorError::Other)?;
+                // The kernel exits the process itself with the workload's status.
+                std::process::exit(0)
+            }
+            (Isolation::Userspace, None) => Err(ExecutorError::Other(
+                "userspace level selected but no application kernel is linked".into(),
+            )),
+            (Isolation::Native, _) => DefaultExecutor {}.exec(spec),
+        }
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        match self.level {
+            // The workload's binary is resolved by the application kernel
+            // inside the sandbox, not by the host.
+            Isolation::Userspace => Ok(()),
+            Isolation::Native => DefaultExecutor {}.validate(spec),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Isolation levels and how one is chosen for a container.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{Result, anyhow};
+use serde::{Deserialize, Serialize};
+
+/// Annotation a bundle uses to ask for a level.
+pub const ISOLATION_ANNOTATION: &str = "dev.atoll.isolation";
+
+/// How strongly a container is separated from the host kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Namespaces, cgroups, seccomp, capabilities: the workload runs on the host kernel.
+    Native,
+    /// atoll's application kernel serves every syscall of the workload.
+    Userspace,
+}
+
+impl Isolation {
+    pub const ALL: [Isolation; 2] = [Isolation::Native, Isolation::Userspace];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Native => "native",
+            Isolation::Userspace => "userspace",
+        }
+    }
+}
+
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Isolation {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "native" => Ok(Isolation::Native),
+            "userspace" => Ok(Isolation::Userspace),
+            "vm" => Err(anyhow!(
+                "isolation level \"vm\" is not available yet (planned: needs hardware virtualization)"
+            )),
+            other => Err(anyhow!(
+                "unknown isolation level {other:?} (expected native or userspace)"
+            )),
+        }
+    }
+}
+
+/// Where the chosen level came from; recorded in state and audit records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LevelSource {
+    Flag,
+    Annotation,
+    Config,
+    Default,
+    Policy,
+}
+
+/// Picks the level: `--isolation`, else the bundle's annotation, else the
+/// config file's default, else native.
+pub fn select(
+    flag: Option<Isolation>,
+    annotation: Option<&str>,
+    config_default: Option<Isolation>,
+) -> Result<(Isolation, LevelSource)> {
+    if let Some(level) = flag {
+        return Ok((level, LevelSource::Flag));
+    }
+    if let Some(value) = annotation {
+        let level = value
+            .parse()
+            .map_err(|e| anyhow!("annotation {ISOLATION_ANNOTATION}: {e}"))?;
+        return Ok((level, LevelSource::Annotation));
+    }
+    if let Some(level) = config_default {
+        return Ok((level, LevelSource::Config));
+    }
+    Ok((Isolation::Native, LevelSource::Default))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence() {
+        use Isolation::*;
+        assert_eq!(
+            select(Some(Native), Some("userspace"), Some(Userspace)).unwrap(),
+            (Native, LevelSource::Flag)
+        );
+        assert_eq!(
+            select(None, Some("userspace"), Some(Native)).unwrap(),
+            (Userspace, LevelSource::Annotation)
+        );
+        assert_eq!(
+            select(None, None, Some(Userspace)).unwrap(),
+            (Userspace, LevelSource::Config)
+        );
+        assert_eq!(
+            select(None, None, None).unwrap(),
+            (Native, LevelSource::Default)
+        );
+    }
+
+    #[test]
+    fn bad_annotation_is_an_error() {
+        let err = select(None, Some("paranoid"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dev.atoll.isolation"), "{err}");
+        assert!(err.contains("paranoid"), "{err}");
+    }
+}

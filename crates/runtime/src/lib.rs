@@ -1,0 +1,25 @@
+//! atoll's container runtime: the OCI lifecycle on youki's libcontainer,
+//! isolation-level selection, atoll's own state next to libcontainer's, and
+//! the secure defaults each level adds to a bundle's spec.
+
+pub mod cleanup;
+pub mod config;
+pub mod effective;
+pub mod exec;
+pub mod executor;
+pub mod id;
+pub mod layout;
+pub mod level;
+pub mod lifecycle;
+pub mod meta;
+pub mod seccomp_profile;
+pub mod signal;
+pub mod spec;
+pub mod status;
+pub mod userspace_spec;
+pub mod wait;
+
+pub use config::Config;
+pub use layout::Layout;
+pub use level::Isolation;
+pub use lifecycle::{CreateOptions, Runtime, one_line};

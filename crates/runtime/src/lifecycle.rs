@@ -1,0 +1,475 @@
+//! The container lifecycle: create, start, kill, delete, pause, resume,
+//! update, on libcontainer, with atoll's checks in front so that every
+//! refusal is one clear sentence and every failure leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::syscall::syscall::SyscallType;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxResources, Spec};
+
+use crate::cleanup;
+use crate::config::Config;
+use crate::effective;
+use crate::executor::{AtollExecutor, SandboxEntry, SandboxLaunch, SandboxOptions};
+use crate::id;
+use crate::layout::Layout;
+use crate::level::{self, Isolation, LevelSource};
+use crate::meta::Meta;
+use crate::spec;
+use crate::status::{self, State};
+
+/// Hooks the binary plugs in: the application kernel entry, and the tenant
+/// policy (kept out of this crate so each component stays its own crate).
+#[derive(Clone, Default)]
+pub struct Plugins {
+    pub sandbox_entry: Option<SandboxEntry>,
+    pub admission: Option<std::sync::Arc<dyn Admission>>,
+}
+
+/// Decides whether a container may be created, and may raise its level.
+pub trait Admission: Send + Sync {
+    /// Returns the level to use (possibly raised) or a refusal message.
+    fn admit_create(&self, req: &AdmissionRequest<'_>) -> Result<AdmissionDecision>;
+}
+
+pub struct AdmissionRequest<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub level: Isolation,
+    pub level_source: LevelSource,
+    pub runtime: &'a Runtime,
+}
+
+pub struct AdmissionDecision {
+    pub tenant: String,
+    pub level: Isolation,
+    pub level_source: LevelSource,
+}
+
+/// One runtime instance: the state root and node configuration.
+#[derive(Clone)]
+pub struct Runtime {
+    pub layout: Layout,
+    pub systemd_cgroup: bool,
+    pub config: Config,
+    pub plugins: Plugins,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+    /// `--isolation` flag, if given.
+    pub isolation: Option<Isolation>,
+    /// false for a foreground `run`.
+    pub detach: bool,
+    pub sandbox: SandboxOptions,
+}
+
+/// A created container, as `create` leaves it.
+pub struct Created {
+    pub pid: Pid,
+    pub meta: Meta,
+}
+
+/// Joins an error chain into one line: "outer: cause: cause".
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        let s = s.trim();
+        if s.is_empty() || parts.last().is_some_and(|p| p.contains(s)) {
+            continue;
+        }
+        parts.push(s.replace('\n', " "));
+    }
+    parts.join(": ")
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>, systemd_cgroup: bool, config: Config) -> Runtime {
+        Runtime {
+            layout: Layout::new(root),
+            systemd_cgroup,
+            config,
+            plugins: Plugins::default(),
+        }
+    }
+
+    fn builder(&self, id: &str) -> Result<ContainerBuilder> {
+        ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_root_path(self.layout.root.clone())
+            .map_err(|e| anyhow!("state root {}: {e}", self.layout.root.display()))
+    }
+
+    /// Loads a container, refreshing its status from the process table.
+    pub fn load(&self, id: &str) -> Result<(Container, Option<Meta>)> {
+        id::validate(id)?;
+        let dir = self.layout.container_dir(id);
+        if !dir.exists() {
+            if self.layout.atoll_dir(id).exists() {
+                bail!("container {id} was not fully created (use delete --force to remove it)");
+            }
+            bail!("container {id} does not exist");
+        }
+        let mut c = Container::load(dir)
+            .map_err(|e| anyhow!("container {id}: state is unreadable: {e}"))?;
+        c.refresh_status()
+            .map_err(|e| anyhow!("container {id}: cannot read status: {e}"))?;
+        let meta = Meta::load(&self.layout, id).ok();
+        Ok((c, meta))
+    }
+
+    /// Picks the level, applies policy, writes the effective spec and runs
+    /// libcontainer's create. On any failure, removes everything it made.
+    pub fn create(&self, opts: &CreateOptions) -> Result<Created> {
+        id::validate(&opts.id)?;
+        if self.layout.exists(&opts.id) {
+            bail!("container {} already exists", opts.id);
+        }
+        let bundle = spec::load_bundle(&opts.bundle)?;
+        let annotation = bundle
+            .spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(level::ISOLATION_ANNOTATION))
+            .map(String::as_str);
+        let (mut level, mut source) =
+            level::select(opts.isolation, annotation, self.config.isolation)?;
+        let mut tenant = "default".to_string();
+        if let Some(adm) = &self.plugins.admission {
+            let d = adm.admit_create(&AdmissionRequest {
+                id: &opts.id,
+                spec: &bundle.spec,
+                level,
+                level_source: source,
+                runtime: self,
+            })?;
+            tenant = d.tenant;
+            level = d.level;
+            source = d.level_source;
+        }
+        if level == Isolation::Userspace && self.plugins.sandbox_entry.is_none() {
+            bail!("isolation level userspace is not available in this build");
+        }
+        if opts.console_socket.is_some() && !terminal(&bundle.spec) {
+            bail!("--console-socket given but process.terminal is false in config.json");
+        }
+        if opts.console_socket.is_none() && terminal(&bundle.spec) && opts.detach {
+            bail!("process.terminal is true in config.json: --console-socket is required");
+        }
+
+        let pid_file_existed = opts.pid_file.as_ref().is_some_and(|p| p.exists());
+        let made = self.create_inner(opts, &bundle, level, source, tenant);
+        if made.is_err() {
+            cleanup::remove_everything(self, &opts.id);
+            if let (Some(p), false) = (&opts.pid_file, pid_file_existed) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        made
+    }
+
+    fn create_inner(
+        &self,
+        opts: &CreateOptions,
+        bundle: &spec::Bundle,
+        level: Isolation,
+        level_source: LevelSource,
+        tenant: String,
+    ) -> Result<Created> {
+        let id = &opts.id;
+        let eff =
+            effective::effective_spec(&bundle.spec, id, &bundle.path, level, self.systemd_cgroup);
+        let atoll_dir = self.layout.atoll_dir(id);
+        std::fs::create_dir_all(self.layout.root.join(".atoll"))
+            .with_context(|| format!("state root {}", self.layout.root.display()))?;
+        std::fs::create_dir(&atoll_dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => anyhow!("container {id} already exists"),
+            _ => anyhow!("{}: {e}", atoll_dir.display()),
+        })?;
+        eff.save(atoll_dir.join("config.json"))
+            .map_err(|e| anyhow!("writing effective spec: {e}"))?;
+        let meta = Meta {
+            id: id.clone(),
+            bundle: bundle.path.clone(),
+            rootfs: bundle.rootfs.clone(),
+            level,
+            level_source,
+            tenant,
+            created: chrono::Utc::now(),
+            owner_uid: nix::unistd::geteuid().as_raw(),
+            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+            cgroup_path: eff
+                .linux()
+                .as_ref()
+                .and_then(|l| l.cgroups_path().clone())
+                .unwrap_or_default(),
+            systemd_cgroup: self.systemd_cgroup,
+        };
+        meta.save(&self.layout)?;
+
+        let mut executor = AtollExecutor::native(!opts.no_new_keyring);
+        if level == Isolation::Userspace {
+            executor.level = Isolation::Userspace;
+            executor.sandbox = self.plugins.sandbox_entry.map(|entry| {
+                (
+                    entry,
+                    SandboxLaunch {
+                        spec: bundle.spec.clone(),
+                        id: id.clone(),
+                        control_socket: self.layout.control_socket(id),
+                        options: opts.sandbox.clone(),
+                    },
+                )
+            });
+        }
+
+        let mut b = self
+            .builder(id)?
+            .with_executor(executor)
+            .with_console_socket(opts.console_socket.as_ref())
+            .with_preserved_fds(opts.preserve_fds);
+        if let Some(p) = &opts.pid_file {
+            b = b
+                .with_pid_file(Some(p))
+                .map_err(|e| anyhow!("pid file {}: {e}", p.display()))?;
+        }
+        let container = b
+            .as_init(&atoll_dir)
+            .with_systemd(self.systemd_cgroup)
+            .with_detach(opts.detach)
+            .with_no_pivot(opts.no_pivot)
+            .build()
+            .map_err(|e| anyhow!("{}", describe_libcontainer_error(&e)))?;
+        let pid = container
+            .pid()
+            .ok_or_else(|| anyhow!("container {id} has no init process after create"))?;
+        Ok(Created { pid, meta })
+    }
+
+    pub fn start(&self, id: &str) -> Result<()> {
+        let (mut c, _) = self.load(id)?;
+        match c.status() {
+            ContainerStatus::Created => {}
+            ContainerStatus::Stopped => bail!("cannot start container {id}: it has stopped"),
+            s => bail!(
+                "cannot start container {id}: it is {} (only a created container can be started)",
+                status::status_str(s)
+            ),
+        }
+        c.start()
+            .map_err(|e| anyhow!("starting container {id}: {e}"))
+    }
+
+    pub fn state(&self, id: &str) -> Result<State> {
+        let (c, meta) = self.load(id)?;
+        Ok(state_of(&c, meta.as_ref()))
+    }
+
+    pub fn list(&self) -> Result<Vec<State>> {
+        let mut out = Vec::new();
+        let ids = self
+            .layout
+            .ids()
+            .with_context(|| format!("state root {}", self.layout.root.display()))?;
+        for id in ids {
+            if let Ok((c, meta)) = self.load(&id) {
+                out.push(state_of(&c, meta.as_ref()));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+        let (mut c, _) = self.load(id)?;
+        if !c.can_kill() {
+            bail!(
+                "cannot kill container {id}: it is {}",
+                status::status_str(c.status())
+            );
+        }
+        let sig = nix::sys::signal::Signal::try_from(signal)
+            .map_err(|_| anyhow!("signal {signal} cannot be sent"))?;
+        c.kill(sig, all)
+            .map_err(|e| anyhow!("killing container {id}: {e}"))
+    }
+
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        id::validate(id)?;
+        if !self.layout.exists(id) {
+            bail!("container {id} does not exist");
+        }
+        match self.load(id) {
+            Ok((mut c, _)) => {
+                match c.status() {
+                    ContainerStatus::Running
+                    | ContainerStatus::Paused
+                    | ContainerStatus::Creating
+                        if !force =>
+                    {
+                        bail!(
+                            "cannot delete container {id}: it is {} (stop it first or use --force)",
+                            status::status_str(c.status())
+                        )
+                    }
+                    _ => {}
+                }
+                if let Err(e) = c.delete(force) {
+                    if !force {
+                        return Err(anyhow!("deleting container {id}: {e}"));
+                    }
+                    tracing::warn!("libcontainer delete of {id} failed ({e}); cleaning up by hand");
+                }
+                cleanup::remove_everything(self, id);
+            }
+            Err(e) => {
+                if !force {
+                    return Err(e.context("use delete --force to remove it"));
+                }
+                cleanup::remove_everything(self, id);
+            }
+        }
+        if self.layout.exists(id) {
+            bail!("container {id}: could not remove all of its state");
+        }
+        Ok(())
+    }
+
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let (mut c, _) = self.load(id)?;
+        if !c.can_pause() {
+            bail!(
+                "cannot pause container {id}: it is {}",
+                status::status_str(c.status())
+            );
+        }
+        c.pause()
+            .map_err(|e| anyhow!("pausing container {id}: {e}"))
+    }
+
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let (mut c, _) = self.load(id)?;
+        if !c.can_resume() {
+            bail!(
+                "cannot resume container {id}: it is {} (not paused)",
+                status::status_str(c.status())
+            );
+        }
+        c.resume()
+            .map_err(|e| anyhow!("resuming container {id}: {e}"))
+    }
+
+    /// Cgroup manager of a container.
+    pub fn cgroup_manager(&self, id: &str) -> Result<libcgroups::common::AnyCgroupManager> {
+        let (path, systemd) = cleanup::cgroup_of(self, id);
+        libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+            cgroup_path: path,
+            systemd_cgroup: systemd,
+            container_name: id.to_string(),
+        })
+        .map_err(|e| anyhow!("cgroup of container {id}: {e}"))
+    }
+
+    /// Host pids of every process in the container's cgroup.
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let _ = self.load(id)?;
+        use libcgroups::common::CgroupManager;
+        let m = self.cgroup_manager(id)?;
+        let mut pids: Vec<i32> = m
+            .get_all_pids()
+            .map_err(|e| anyhow!("listing processes of {id}: {e}"))?
+            .into_iter()
+            .map(|p| p.as_raw())
+            .collect();
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<()> {
+        let (c, _) = self.load(id)?;
+        if c.status() == ContainerStatus::Stopped {
+            bail!("cannot update container {id}: it has stopped");
+        }
+        use libcgroups::common::{CgroupManager, ControllerOpt};
+        let m = self.cgroup_manager(id)?;
+        m.apply(&ControllerOpt {
+            resources,
+            disable_oom_killer: resources
+                .memory()
+                .as_ref()
+                .and_then(|m| m.disable_oom_killer())
+                .unwrap_or(false),
+            oom_score_adj: None,
+            freezer_state: None,
+        })
+        .map_err(|e| anyhow!("updating resources of {id}: {e}"))
+    }
+
+    /// libcontainer's `events` (prints JSON to stdout).
+    pub fn events(&self, id: &str, interval: u32, stats: bool) -> Result<()> {
+        let (mut c, _) = self.load(id)?;
+        c.events(interval, stats)
+            .map_err(|e| anyhow!("events of container {id}: {e}"))
+    }
+}
+
+fn terminal(spec: &Spec) -> bool {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+}
+
+pub fn state_of(c: &Container, meta: Option<&Meta>) -> State {
+    let bundle = meta
+        .map(|m| m.bundle.clone())
+        .unwrap_or_else(|| c.bundle().clone());
+    State {
+        oci_version: oci_spec::runtime::VERSION.to_string(),
+        id: c.id().to_string(),
+        pid: if c.status() == ContainerStatus::Stopped {
+            0
+        } else {
+            c.pid().map(|p| p.as_raw()).unwrap_or(0)
+        },
+        status: status::status_str(c.status()).to_string(),
+        rootfs: meta.map(|m| m.rootfs.clone()).unwrap_or_default(),
+        bundle,
+        created: c.created().unwrap_or_else(chrono::Utc::now),
+        owner: meta
+            .map(|m| status::owner_name(m.owner_uid))
+            .unwrap_or_default(),
+        annotations: meta.map(|m| m.annotations.clone()).unwrap_or_default(),
+    }
+}
+
+/// libcontainer errors wrap the interesting part several levels deep and
+/// often say only "failed to create container"; flatten the chain.
+pub fn describe_libcontainer_error(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+/// Reads a pid file as written by create.
+pub fn read_pid_file(p: &Path) -> Result<i32> {
+    let s = std::fs::read_to_string(p)?;
+    Ok(s.trim().parse()?)
+}

@@ -1,0 +1,51 @@
+//! What the container's init needs when it is the application kernel
+//! rather than the workload.
+//!
+//! In the userspace level the workload's user, capabilities, seccomp
+//! profile and rlimits are virtual: the application kernel applies them to
+//! the workload's syscalls. The init process itself runs as the container's
+//! root with the capabilities it needs to set up the gofer and confine
+//! itself, and drops them before the first workload instruction.
+
+use oci_spec::runtime::{Capability, LinuxCapabilities, Spec, User};
+
+/// Capabilities the init needs during sandbox setup (the kernel drops all
+/// but the documented few before the workload runs).
+pub const SETUP_CAPS: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::DacReadSearch,
+    Capability::Fowner,
+    Capability::Fsetid,
+    Capability::Kill,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::SysAdmin,
+    Capability::Mknod,
+];
+
+pub fn adapt(spec: &mut Spec) {
+    let Some(mut process) = spec.process().clone() else {
+        return;
+    };
+    let mut user = User::default();
+    user.set_uid(0);
+    user.set_gid(0);
+    process.set_user(user);
+    let caps: std::collections::HashSet<Capability> = SETUP_CAPS.iter().copied().collect();
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(Some(caps.clone()));
+    c.set_effective(Some(caps.clone()));
+    c.set_permitted(Some(caps));
+    c.set_inheritable(None);
+    c.set_ambient(None);
+    process.set_capabilities(Some(c));
+    process.set_no_new_privileges(Some(true));
+    // Workload rlimits are enforced virtually; the kernel keeps the
+    // runtime's own so it can hold the workload's files.
+    process.set_rlimits(None);
+    spec.set_process(Some(process));
+}
