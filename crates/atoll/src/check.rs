@@ -100,15 +100,16 @@ fn cgroups() -> Vec<Item> {
         if let Some((_, rest)) = line.split_once(" - ") {
             let f: Vec<&str> = rest.split_whitespace().collect();
             if f.first() == Some(&"cgroup")
-                && let Some(opts) = f.get(2) {
-                    for o in opts.split(',') {
-                        if !matches!(o, "rw" | "ro" | "relatime" | "nosuid" | "nodev" | "noexec")
-                            && !o.starts_with("name=")
-                        {
-                            v1.push(o.to_string());
-                        }
+                && let Some(opts) = f.get(2)
+            {
+                for o in opts.split(',') {
+                    if !matches!(o, "rw" | "ro" | "relatime" | "nosuid" | "nodev" | "noexec")
+                        && !o.starts_with("name=")
+                    {
+                        v1.push(o.to_string());
                     }
                 }
+            }
         }
     }
     v1.sort();

@@ -19,14 +19,16 @@ use crate::meta::Meta;
 /// best source still readable: metadata, effective spec, or the default.
 pub fn cgroup_of(rt: &Runtime, id: &str) -> (PathBuf, bool) {
     if let Ok(meta) = Meta::load(&rt.layout, id)
-        && !meta.cgroup_path.as_os_str().is_empty() {
-            return (meta.cgroup_path, meta.systemd_cgroup);
-        }
+        && !meta.cgroup_path.as_os_str().is_empty()
+    {
+        return (meta.cgroup_path, meta.systemd_cgroup);
+    }
     let eff = rt.layout.atoll_dir(id).join("config.json");
     if let Ok(spec) = oci_spec::runtime::Spec::load(&eff)
-        && let Some(p) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) {
-            return (p, rt.systemd_cgroup);
-        }
+        && let Some(p) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone())
+    {
+        return (p, rt.systemd_cgroup);
+    }
     (
         default_cgroup_path(id, rt.systemd_cgroup).into(),
         rt.systemd_cgroup,
@@ -40,10 +42,12 @@ pub fn remove_everything(rt: &Runtime, id: &str) {
     let state = rt.layout.container_dir(id).join("state.json");
     if let Ok(text) = std::fs::read_to_string(&state)
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-            && let Some(pid) = v.get("pid").and_then(|p| p.as_i64())
-                && pid > 1 && pid_in_container(rt, id, pid as i32) {
-                    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-                }
+        && let Some(pid) = v.get("pid").and_then(|p| p.as_i64())
+        && pid > 1
+        && pid_in_container(rt, id, pid as i32)
+    {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
     let (path, systemd) = cgroup_of(rt, id);
     if let Ok(m) = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
         cgroup_path: path,

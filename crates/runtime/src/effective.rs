@@ -126,7 +126,63 @@ pub fn effective_spec(
     if level == Isolation::Userspace {
         crate::userspace_spec::adapt(&mut spec);
     }
+    work_around_libcontainer(&mut spec);
     spec
+}
+
+/// Compensates for two libcontainer 0.7 behaviours that differ from runc,
+/// so bundles mean what the runtime-spec says:
+///
+/// - `noNewPrivileges: false` makes libcontainer load the seccomp filter
+///   after dropping capabilities (it tests `is_none()`), which fails
+///   without CAP_SYS_ADMIN. `false` and absent mean the same, so absent.
+/// - SCMP_CMP_MASKED_EQ: the spec (and runc) use `value` as the mask and
+///   `valueTwo` as the datum; libcontainer passes them the other way round,
+///   which turns Docker's clone rule into "allow every clone". Swap them.
+fn work_around_libcontainer(spec: &mut Spec) {
+    if let Some(mut p) = spec.process().clone()
+        && p.no_new_privileges() == Some(false)
+    {
+        p.set_no_new_privileges(None);
+        spec.set_process(Some(p));
+    }
+    let Some(mut linux) = spec.linux().clone() else {
+        return;
+    };
+    let Some(mut seccomp) = linux.seccomp().clone() else {
+        return;
+    };
+    let Some(syscalls) = seccomp.syscalls().clone() else {
+        return;
+    };
+    let syscalls = syscalls
+        .into_iter()
+        .map(|mut s| {
+            if let Some(args) = s.args().clone() {
+                let args = args
+                    .into_iter()
+                    .map(|a| {
+                        if a.op() == oci_spec::runtime::LinuxSeccompOperator::ScmpCmpMaskedEq {
+                            oci_spec::runtime::LinuxSeccompArgBuilder::default()
+                                .index(a.index())
+                                .op(a.op())
+                                .value(a.value_two().unwrap_or(0))
+                                .value_two(a.value())
+                                .build()
+                                .expect("all fields set")
+                        } else {
+                            a
+                        }
+                    })
+                    .collect();
+                s.set_args(Some(args));
+            }
+            s
+        })
+        .collect();
+    seccomp.set_syscalls(Some(syscalls));
+    linux.set_seccomp(Some(seccomp));
+    spec.set_linux(Some(linux));
 }
 
 #[cfg(test)]
@@ -170,6 +226,29 @@ mod tests {
         let l = e.linux().as_ref().unwrap();
         assert_eq!(l.masked_paths().as_ref().unwrap().len(), 0);
         assert_eq!(l.cgroups_path().as_deref(), Some(Path::new("/mine")));
+    }
+
+    #[test]
+    fn masked_eq_is_swapped_for_libcontainer_and_nnp_false_dropped() {
+        let mut spec = Spec::default();
+        let mut p = spec.process().clone().unwrap();
+        p.set_no_new_privileges(Some(false));
+        spec.set_process(Some(p));
+        let mut l = spec.linux().clone().unwrap();
+        l.set_seccomp(None);
+        spec.set_linux(Some(l));
+        let e = effective_spec(&spec, "c", Path::new("/b"), Isolation::Native, false);
+        assert_eq!(e.process().as_ref().unwrap().no_new_privileges(), None);
+        let seccomp = e.linux().as_ref().unwrap().seccomp().clone().unwrap();
+        let clone = seccomp
+            .syscalls()
+            .iter()
+            .flatten()
+            .find(|s| s.names() == &["clone"])
+            .unwrap();
+        let a = &clone.args().as_ref().unwrap()[0];
+        assert_eq!(a.value(), 0);
+        assert_eq!(a.value_two(), Some(0x7E02_0000));
     }
 
     #[test]

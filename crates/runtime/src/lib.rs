@@ -5,6 +5,7 @@
 pub mod cleanup;
 pub mod config;
 pub mod effective;
+pub mod events;
 pub mod exec;
 pub mod executor;
 pub mod id;

@@ -414,13 +414,6 @@ impl Runtime {
         })
         .map_err(|e| anyhow!("updating resources of {id}: {e}"))
     }
-
-    /// libcontainer's `events` (prints JSON to stdout).
-    pub fn events(&self, id: &str, interval: u32, stats: bool) -> Result<()> {
-        let (mut c, _) = self.load(id)?;
-        c.events(interval, stats)
-            .map_err(|e| anyhow!("events of container {id}: {e}"))
-    }
 }
 
 fn terminal(spec: &Spec) -> bool {

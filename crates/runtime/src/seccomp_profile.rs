@@ -505,7 +505,7 @@ mod tests {
     }
 
     #[test]
-    fn clone_masks_namespace_flags() {
+    fn clone_masks_namespace_flags_in_spec_order() {
         let p = default_profile(&HashSet::new());
         let clone = p
             .syscalls()

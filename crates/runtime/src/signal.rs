@@ -66,14 +66,16 @@ pub fn parse(s: &str) -> Result<i32> {
     };
     if let Some(rest) = name.strip_prefix("RTMIN")
         && (rest.is_empty() || rest.starts_with('+'))
-            && let Some(n) = rt(SIGRTMIN, rest, 1) {
-                return Ok(n);
-            }
+        && let Some(n) = rt(SIGRTMIN, rest, 1)
+    {
+        return Ok(n);
+    }
     if let Some(rest) = name.strip_prefix("RTMAX")
         && (rest.is_empty() || rest.starts_with('-'))
-            && let Some(n) = rt(SIGRTMAX, rest, -1) {
-                return Ok(n);
-            }
+        && let Some(n) = rt(SIGRTMAX, rest, -1)
+    {
+        return Ok(n);
+    }
     bail!("unknown signal {s:?}")
 }
 
