@@ -1,0 +1,37 @@
+//! x86_64 specifics: registers, the syscall ABI, and address-space limits.
+
+/// The general registers as ptrace exposes them (`struct user_regs_struct`).
+pub type Regs = libc::user_regs_struct;
+
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Where the stub's code and data live in every stub process: just below
+/// the top of the user address space, outside anything the workload can map.
+pub const STUB_BASE: u64 = 0x7fff_fff0_0000;
+pub const STUB_CODE_SIZE: u64 = PAGE_SIZE;
+/// Per-process data pages of the stub (the batch of injected syscalls).
+pub const STUB_DATA: u64 = STUB_BASE + STUB_CODE_SIZE;
+pub const STUB_DATA_SIZE: u64 = 4 * PAGE_SIZE;
+pub const STUB_END: u64 = STUB_DATA + STUB_DATA_SIZE;
+/// Highest user address on x86_64 with 4-level paging.
+pub const TASK_SIZE_MAX: u64 = 0x7fff_ffff_f000;
+/// The workload's address space ends here, well below the stub.
+pub const USER_END: u64 = 0x7fff_f000_0000;
+/// Lowest mappable address (vm.mmap_min_addr on Debian).
+pub const USER_START: u64 = 0x10000;
+
+pub fn page_down(x: u64) -> u64 {
+    x & !(PAGE_SIZE - 1)
+}
+
+pub fn page_up(x: u64) -> Option<u64> {
+    x.checked_add(PAGE_SIZE - 1).map(page_down)
+}
+
+/// Syscall number and arguments from registers at a syscall stop.
+pub fn syscall_args(r: &Regs) -> (u64, [u64; 6]) {
+    (r.orig_rax, [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9])
+}
+
+/// Length of the `syscall` instruction: a restarted syscall re-executes it.
+pub const SYSCALL_INSN_LEN: u64 = 2;

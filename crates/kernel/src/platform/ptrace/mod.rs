@@ -1,0 +1,714 @@
+//! The ptrace platform: each address space is a stub process, each
+//! workload thread a stub thread traced with `PTRACE_SYSEMU`, so a
+//! workload syscall stops before it reaches the host kernel and is never
+//! executed there. The kernel is the only tracer and is single-threaded,
+//! so every ptrace request comes from the thread that attached.
+//!
+//! Each stub process keeps one extra thread, the control thread, stopped
+//! at the stub's `int3`: mapping changes are injected through it while the
+//! workload threads keep running.
+
+pub mod stub;
+
+use std::collections::HashMap;
+use std::io::{Error, Result};
+use std::os::fd::RawFd;
+
+use super::{FpuState, MapOp, Platform, SpaceId, Stop, ThreadId};
+use crate::arch::{PAGE_SIZE, Regs, STUB_BASE, STUB_DATA_SIZE, STUB_END};
+use stub::{BATCH_CAPACITY, BatchEntry, ChildArgs, StubLayout};
+
+const PTRACE_SYSEMU: libc::c_uint = 31;
+const PTRACE_EVENT_STOP: i32 = 128;
+const NT_X86_XSTATE: libc::c_int = 0x202;
+
+/// Memory-file bytes the platform keeps for itself at offset 0: the stub
+/// code page, then one data slot per stub process.
+pub const PLATFORM_REGION: u64 = 64 << 20;
+const SLOT_SIZE: u64 = STUB_DATA_SIZE;
+
+struct Space {
+    pid: i32,
+    /// The control thread (the stub process's main thread).
+    ctl: i32,
+    slot: u64,
+    threads: Vec<i32>,
+    ctl_regs: Regs,
+}
+
+pub struct PtracePlatform {
+    memfd: RawFd,
+    layout: StubLayout,
+    /// The kernel's view of the platform region (stub data pages).
+    region: *mut u8,
+    free_slots: Vec<u64>,
+    next_slot: u64,
+    spaces: HashMap<SpaceId, Space>,
+    next_space: SpaceId,
+    /// Host tid → space, for every workload thread.
+    threads: HashMap<i32, SpaceId>,
+    sigchld_fd: RawFd,
+    xsave_size: usize,
+    foreign_exits: Vec<(i32, i32)>,
+    filter: Option<Box<(libc::sock_fprog, Vec<libc::sock_filter>)>>,
+}
+
+fn errno() -> Error {
+    Error::last_os_error()
+}
+
+fn check(r: libc::c_long) -> Result<libc::c_long> {
+    if r < 0 { Err(errno()) } else { Ok(r) }
+}
+
+fn ptrace(req: libc::c_uint, pid: i32, addr: usize, data: usize) -> Result<libc::c_long> {
+    // SAFETY: ptrace with integer arguments; pointers passed by callers
+    // point at live buffers of the size the request needs.
+    check(unsafe { libc::ptrace(req, pid, addr, data) })
+}
+
+/// waitpid for one specific thread, retrying on EINTR.
+fn wait_for(tid: i32) -> Result<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
+        if r == tid {
+            return Ok(status);
+        }
+        if r < 0 && Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(errno());
+        }
+    }
+}
+
+fn describe(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exited with {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else if libc::WIFSTOPPED(status) {
+        format!(
+            "stopped by signal {} (event {})",
+            libc::WSTOPSIG(status),
+            status >> 16
+        )
+    } else {
+        format!("status {status:#x}")
+    }
+}
+
+/// Size of the XSAVE area for the features the host kernel enabled.
+fn xsave_size() -> usize {
+    // cpuid leaf 0xD: XSAVE area size for the enabled features.
+    let r = core::arch::x86_64::__cpuid_count(0xD, 0);
+    (r.ebx as usize).max(576)
+}
+
+impl PtracePlatform {
+    /// Sets up the platform over the kernel's memory file. The caller has
+    /// blocked SIGCHLD (the platform reads it from a signalfd).
+    pub fn new(memfd: RawFd) -> Result<PtracePlatform> {
+        let (code, layout) = stub::code();
+        assert!(code.len() as u64 <= PAGE_SIZE, "stub code exceeds a page");
+        // SAFETY: mapping our own memory file's platform region.
+        let region = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PLATFORM_REGION as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                memfd,
+                0,
+            )
+        };
+        if region == libc::MAP_FAILED {
+            return Err(errno());
+        }
+        let region = region as *mut u8;
+        // SAFETY: the region is at least one page and writable.
+        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), region, code.len()) };
+
+        let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: plain sigset manipulation on a local.
+        let sigchld_fd = unsafe {
+            libc::sigemptyset(&mut mask);
+            libc::sigaddset(&mut mask, libc::SIGCHLD);
+            libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut());
+            libc::signalfd(-1, &mask, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
+        };
+        if sigchld_fd < 0 {
+            return Err(errno());
+        }
+        Ok(PtracePlatform {
+            memfd,
+            layout,
+            region,
+            free_slots: Vec::new(),
+            next_slot: PAGE_SIZE,
+            spaces: HashMap::new(),
+            next_space: 1,
+            threads: HashMap::new(),
+            sigchld_fd,
+            xsave_size: xsave_size(),
+            foreign_exits: Vec::new(),
+            filter: None,
+        })
+    }
+
+    /// Installs `filter` in every stub created from now on (before the
+    /// stub's first instruction).
+    pub fn set_stub_filter(&mut self, filter: Vec<libc::sock_filter>) {
+        let mut b = Box::new((
+            libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: std::ptr::null_mut(),
+            },
+            filter,
+        ));
+        b.0.filter = b.1.as_mut_ptr();
+        self.filter = Some(b);
+    }
+
+    pub fn layout(&self) -> StubLayout {
+        self.layout
+    }
+
+    fn alloc_slot(&mut self) -> Result<u64> {
+        if let Some(s) = self.free_slots.pop() {
+            return Ok(s);
+        }
+        if self.next_slot + SLOT_SIZE > PLATFORM_REGION {
+            return Err(Error::from_raw_os_error(libc::EAGAIN));
+        }
+        let s = self.next_slot;
+        self.next_slot += SLOT_SIZE;
+        Ok(s)
+    }
+
+    fn batch_buffer(&self, slot: u64) -> *mut BatchEntry {
+        // SAFETY: slots lie inside the mapped region.
+        unsafe { self.region.add(slot as usize) as *mut BatchEntry }
+    }
+
+    /// Runs the control thread of `space` from `rip` with `regs` tweaks and
+    /// waits for its trap.
+    fn run_ctl(&mut self, space: SpaceId, set: impl FnOnce(&mut Regs)) -> Result<Regs> {
+        let sp = self
+            .spaces
+            .get_mut(&space)
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
+        let mut regs = sp.ctl_regs;
+        set(&mut regs);
+        let ctl = sp.ctl;
+        ptrace(libc::PTRACE_SETREGS, ctl, 0, &regs as *const Regs as usize)?;
+        ptrace(libc::PTRACE_CONT, ctl, 0, 0)?;
+        let status = wait_for(ctl)?;
+        if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
+            return Err(Error::other(format!(
+                "stub control thread {ctl} {}",
+                describe(status)
+            )));
+        }
+        let mut out: Regs = unsafe { std::mem::zeroed() };
+        ptrace(libc::PTRACE_GETREGS, ctl, 0, &mut out as *mut Regs as usize)?;
+        Ok(out)
+    }
+
+    fn inject(&mut self, space: SpaceId, nr: u64, args: [u64; 6]) -> Result<i64> {
+        let single = self.layout.single;
+        let r = self.run_ctl(space, |r| {
+            r.rax = nr;
+            r.rdi = args[0];
+            r.rsi = args[1];
+            r.rdx = args[2];
+            r.r10 = args[3];
+            r.r8 = args[4];
+            r.r9 = args[5];
+            r.rip = single;
+        })?;
+        Ok(r.rax as i64)
+    }
+
+    fn op_entry(op: &MapOp, memfd_in_stub: u64) -> BatchEntry {
+        let (nr, args) = match *op {
+            MapOp::Map {
+                addr,
+                len,
+                prot,
+                offset,
+            } => (
+                libc::SYS_mmap as u64,
+                [
+                    addr,
+                    len,
+                    prot as u64,
+                    (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+                    memfd_in_stub,
+                    offset,
+                ],
+            ),
+            MapOp::Unmap { addr, len } => (libc::SYS_munmap as u64, [addr, len, 0, 0, 0, 0]),
+            MapOp::Protect { addr, len, prot } => {
+                (libc::SYS_mprotect as u64, [addr, len, prot as u64, 0, 0, 0])
+            }
+        };
+        BatchEntry {
+            nr,
+            args,
+            result: 0,
+        }
+    }
+
+    fn decode(&mut self, tid: i32, status: i32) -> Option<Stop> {
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            if let Some(space) = self.threads.remove(&tid) {
+                if let Some(sp) = self.spaces.get_mut(&space) {
+                    sp.threads.retain(|t| *t != tid);
+                }
+                return Some(Stop::Gone);
+            }
+            let is_stub = self.spaces.values().any(|s| s.pid == tid || s.ctl == tid);
+            if !is_stub {
+                self.foreign_exits.push((tid, status));
+            }
+            return None;
+        }
+        if !libc::WIFSTOPPED(status) || !self.threads.contains_key(&tid) {
+            return None;
+        }
+        let sig = libc::WSTOPSIG(status);
+        let event = status >> 16;
+        if sig == (libc::SIGTRAP | 0x80) {
+            return Some(Stop::Syscall);
+        }
+        if event == PTRACE_EVENT_STOP || event != 0 {
+            return Some(Stop::Interrupted);
+        }
+        let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        if ptrace(libc::PTRACE_GETSIGINFO, tid, 0, &mut si as *mut _ as usize).is_err() {
+            return Some(Stop::Interrupted);
+        }
+        if si.si_code > 0 || sig == libc::SIGTRAP {
+            // SAFETY: si_addr is valid for fault signals.
+            let addr = unsafe { si.si_addr() } as u64;
+            Some(Stop::Fault {
+                signo: sig,
+                code: si.si_code,
+                addr,
+            })
+        } else {
+            // A host signal sent to a stub thread from outside: swallowed.
+            Some(Stop::Interrupted)
+        }
+    }
+}
+
+impl Platform for PtracePlatform {
+    fn new_space(&mut self) -> Result<SpaceId> {
+        let slot = self.alloc_slot()?;
+        // SAFETY: zeroing the slot inside the mapped region.
+        unsafe { std::ptr::write_bytes(self.region.add(slot as usize), 0, SLOT_SIZE as usize) };
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe2 fills the array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(errno());
+        }
+        let args = ChildArgs {
+            memfd: self.memfd,
+            code_offset: 0,
+            data_offset: slot,
+            sync_fd: fds[0],
+            filter: self
+                .filter
+                .as_ref()
+                .map(|b| &b.0 as *const libc::sock_fprog),
+        };
+        // SAFETY: the kernel is single-threaded; the child runs only
+        // async-signal-safe code (child_setup) and never returns.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            let e = errno();
+            unsafe {
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+            }
+            return Err(e);
+        }
+        if pid == 0 {
+            unsafe { stub::child_setup(&args) }
+        }
+        unsafe { libc::close(fds[0]) };
+        let opts =
+            libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_TRACECLONE;
+        let seized = ptrace(libc::PTRACE_SEIZE, pid, 0, opts as usize);
+        // Release the child whether or not the seize worked (on failure it
+        // dies with us anyway through PDEATHSIG and gets killed below).
+        unsafe {
+            libc::write(fds[1], b"x".as_ptr() as *const libc::c_void, 1);
+            libc::close(fds[1]);
+        }
+        if let Err(e) = seized {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = wait_for(pid);
+            return Err(e);
+        }
+        let status = wait_for(pid)?;
+        if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = wait_for(pid);
+            return Err(Error::other(format!(
+                "stub {pid} failed to start: {}",
+                describe(status)
+            )));
+        }
+        let mut regs: Regs = unsafe { std::mem::zeroed() };
+        ptrace(
+            libc::PTRACE_GETREGS,
+            pid,
+            0,
+            &mut regs as *mut Regs as usize,
+        )?;
+        let id = self.next_space;
+        self.next_space += 1;
+        self.spaces.insert(
+            id,
+            Space {
+                pid,
+                ctl: pid,
+                slot,
+                threads: Vec::new(),
+                ctl_regs: regs,
+            },
+        );
+        Ok(id)
+    }
+
+    fn drop_space(&mut self, space: SpaceId) {
+        let Some(sp) = self.spaces.remove(&space) else {
+            return;
+        };
+        for t in &sp.threads {
+            self.threads.remove(t);
+        }
+        // SAFETY: the stub process is ours.
+        unsafe { libc::kill(sp.pid, libc::SIGKILL) };
+        for t in sp.threads.iter().chain(std::iter::once(&sp.pid)) {
+            let _ = wait_for(*t);
+        }
+        self.free_slots.push(sp.slot);
+    }
+
+    fn apply(&mut self, space: SpaceId, ops: &[MapOp]) -> Result<Vec<i64>> {
+        const MEMFD_IN_STUB: u64 = 3;
+        if ops.len() == 1 {
+            let e = Self::op_entry(&ops[0], MEMFD_IN_STUB);
+            return Ok(vec![self.inject(space, e.nr, e.args)?]);
+        }
+        let slot = self
+            .spaces
+            .get(&space)
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))?
+            .slot;
+        let buf = self.batch_buffer(slot);
+        let batch_entry = self.layout.batch;
+        let mut results = Vec::with_capacity(ops.len());
+        for chunk in ops.chunks(BATCH_CAPACITY) {
+            for (i, op) in chunk.iter().enumerate() {
+                // SAFETY: i < BATCH_CAPACITY entries fit in the slot.
+                unsafe { buf.add(i).write(Self::op_entry(op, MEMFD_IN_STUB)) };
+            }
+            let n = chunk.len() as u64;
+            self.run_ctl(space, |r| {
+                r.rbx = crate::arch::STUB_DATA;
+                r.r12 = n;
+                r.rip = batch_entry;
+            })?;
+            for i in 0..chunk.len() {
+                // SAFETY: as above.
+                results.push(unsafe { buf.add(i).read().result });
+            }
+        }
+        Ok(results)
+    }
+
+    fn new_thread(&mut self, space: SpaceId) -> Result<ThreadId> {
+        let flags = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM) as u64;
+        let ctl = self
+            .spaces
+            .get(&space)
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))?
+            .ctl;
+        let single = self.layout.single;
+        let sp = self.spaces.get(&space).unwrap();
+        let mut regs = sp.ctl_regs;
+        regs.rax = libc::SYS_clone as u64;
+        regs.rdi = flags;
+        regs.rsi = 0;
+        regs.rdx = 0;
+        regs.r10 = 0;
+        regs.r8 = 0;
+        regs.rip = single;
+        ptrace(libc::PTRACE_SETREGS, ctl, 0, &regs as *const Regs as usize)?;
+        ptrace(libc::PTRACE_CONT, ctl, 0, 0)?;
+        let status = wait_for(ctl)?;
+        if !(libc::WIFSTOPPED(status) && (status >> 16) == libc::PTRACE_EVENT_CLONE) {
+            return Err(Error::other(format!("stub clone: {}", describe(status))));
+        }
+        let mut tid: libc::c_ulong = 0;
+        ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            ctl,
+            0,
+            &mut tid as *mut _ as usize,
+        )?;
+        ptrace(libc::PTRACE_CONT, ctl, 0, 0)?;
+        let status = wait_for(ctl)?;
+        if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
+            return Err(Error::other(format!(
+                "stub after clone: {}",
+                describe(status)
+            )));
+        }
+        let tid = tid as i32;
+        let status = wait_for(tid)?;
+        if !(libc::WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
+            return Err(Error::other(format!(
+                "new stub thread: {}",
+                describe(status)
+            )));
+        }
+        self.threads.insert(tid, space);
+        self.spaces.get_mut(&space).unwrap().threads.push(tid);
+        Ok(tid)
+    }
+
+    fn drop_thread(&mut self, thread: ThreadId) {
+        let Some(space) = self.threads.remove(&thread) else {
+            return;
+        };
+        if let Some(sp) = self.spaces.get_mut(&space) {
+            sp.threads.retain(|t| *t != thread);
+            let mut regs = sp.ctl_regs;
+            regs.rip = self.layout.exit;
+            if ptrace(
+                libc::PTRACE_SETREGS,
+                thread,
+                0,
+                &regs as *const Regs as usize,
+            )
+            .is_ok()
+                && ptrace(libc::PTRACE_CONT, thread, 0, 0).is_ok()
+            {
+                let _ = wait_for(thread);
+            }
+        }
+    }
+
+    fn get_regs(&mut self, thread: ThreadId) -> Result<Regs> {
+        let mut regs: Regs = unsafe { std::mem::zeroed() };
+        ptrace(
+            libc::PTRACE_GETREGS,
+            thread,
+            0,
+            &mut regs as *mut Regs as usize,
+        )?;
+        Ok(regs)
+    }
+
+    fn set_regs(&mut self, thread: ThreadId, regs: &Regs) -> Result<()> {
+        ptrace(
+            libc::PTRACE_SETREGS,
+            thread,
+            0,
+            regs as *const Regs as usize,
+        )
+        .map(|_| ())
+    }
+
+    fn get_fpu(&mut self, thread: ThreadId) -> Result<FpuState> {
+        let mut buf = vec![0u8; self.xsave_size];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        ptrace(
+            libc::PTRACE_GETREGSET,
+            thread,
+            NT_X86_XSTATE as usize,
+            &mut iov as *mut _ as usize,
+        )?;
+        buf.truncate(iov.iov_len);
+        Ok(FpuState(buf))
+    }
+
+    fn set_fpu(&mut self, thread: ThreadId, fpu: &FpuState) -> Result<()> {
+        let mut buf = fpu.0.clone();
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        ptrace(
+            libc::PTRACE_SETREGSET,
+            thread,
+            NT_X86_XSTATE as usize,
+            &mut iov as *mut _ as usize,
+        )
+        .map(|_| ())
+    }
+
+    fn resume(&mut self, thread: ThreadId) -> Result<()> {
+        ptrace(PTRACE_SYSEMU, thread, 0, 0).map(|_| ())
+    }
+
+    fn interrupt(&mut self, thread: ThreadId) {
+        let _ = ptrace(libc::PTRACE_INTERRUPT, thread, 0, 0);
+    }
+
+    fn poll_stop(&mut self) -> Option<(ThreadId, Stop)> {
+        for round in 0..2 {
+            loop {
+                let mut status = 0;
+                // SAFETY: status is a valid out-pointer.
+                let tid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL | libc::WNOHANG) };
+                if tid <= 0 {
+                    break;
+                }
+                if let Some(stop) = self.decode(tid, status) {
+                    return Some((tid, stop));
+                }
+            }
+            if round == 0 {
+                // Drain SIGCHLD notifications, then look once more so a
+                // stop that raced with the drain is not missed.
+                let mut buf = [0u8; 128 * 8];
+                while unsafe {
+                    libc::read(
+                        self.sigchld_fd,
+                        buf.as_mut_ptr() as *mut libc::c_void,
+                        buf.len(),
+                    )
+                } > 0
+                {}
+            }
+        }
+        None
+    }
+
+    fn wakeup_fd(&self) -> RawFd {
+        self.sigchld_fd
+    }
+
+    fn take_foreign_exits(&mut self) -> Vec<(i32, i32)> {
+        std::mem::take(&mut self.foreign_exits)
+    }
+}
+
+/// The address range a stub process owns, for checks elsewhere.
+pub fn stub_range() -> std::ops::Range<u64> {
+    STUB_BASE..STUB_END
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memfd() -> RawFd {
+        let fd = unsafe { libc::memfd_create(c"atoll-test".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0);
+        assert_eq!(unsafe { libc::ftruncate(fd, 1 << 30) }, 0);
+        fd
+    }
+
+    fn next_stop(p: &mut PtracePlatform) -> (ThreadId, Stop) {
+        for _ in 0..5000 {
+            if let Some(s) = p.poll_stop() {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("no stop");
+    }
+
+    #[test]
+    fn syscalls_stop_in_the_kernel_and_never_run_on_the_host() {
+        let fd = memfd();
+        let mut p = PtracePlatform::new(fd).unwrap();
+        let space = p.new_space().unwrap();
+        // Code: getpid; mov %rax,%rdi; exit (both intercepted).
+        let code: [u8; 17] = [
+            0xb8, 39, 0, 0, 0, // mov $39,%eax
+            0x0f, 0x05, // syscall
+            0x48, 0x89, 0xc7, // mov %rax,%rdi
+            0xb8, 60, 0, 0, 0, // mov $60,%eax
+            0x0f, 0x05, // syscall
+        ];
+        let off = PLATFORM_REGION;
+        let n = unsafe { libc::pwrite(fd, code.as_ptr() as *const _, code.len(), off as i64) };
+        assert_eq!(n, code.len() as isize);
+        let res = p
+            .apply(
+                space,
+                &[MapOp::Map {
+                    addr: 0x400000,
+                    len: 4096,
+                    prot: libc::PROT_READ | libc::PROT_EXEC,
+                    offset: off,
+                }],
+            )
+            .unwrap();
+        assert_eq!(res, vec![0x400000]);
+        let t = p.new_thread(space).unwrap();
+        let mut regs = p.get_regs(t).unwrap();
+        regs.rip = 0x400000;
+        p.set_regs(t, &regs).unwrap();
+        p.resume(t).unwrap();
+        let (tid, stop) = next_stop(&mut p);
+        assert_eq!((tid, stop), (t, Stop::Syscall));
+        let mut regs = p.get_regs(t).unwrap();
+        assert_eq!(regs.orig_rax, 39);
+        regs.rax = 4242;
+        p.set_regs(t, &regs).unwrap();
+        p.resume(t).unwrap();
+        let (_, stop) = next_stop(&mut p);
+        assert_eq!(stop, Stop::Syscall);
+        let regs = p.get_regs(t).unwrap();
+        assert_eq!(regs.orig_rax, 60);
+        assert_eq!(
+            regs.rdi, 4242,
+            "getpid's result came from the kernel, not the host"
+        );
+        // Batch: two maps and an unmap in one round trip.
+        let res = p
+            .apply(
+                space,
+                &[
+                    MapOp::Map {
+                        addr: 0x500000,
+                        len: 4096,
+                        prot: libc::PROT_READ,
+                        offset: off,
+                    },
+                    MapOp::Map {
+                        addr: 0x600000,
+                        len: 4096,
+                        prot: libc::PROT_READ,
+                        offset: off,
+                    },
+                    MapOp::Unmap {
+                        addr: 0x500000,
+                        len: 4096,
+                    },
+                ],
+            )
+            .unwrap();
+        assert_eq!(res, vec![0x500000, 0x600000, 0]);
+        p.drop_thread(t);
+        p.drop_space(space);
+    }
+}
