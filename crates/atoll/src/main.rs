@@ -34,6 +34,16 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Before any file is opened: the descriptor slots a userspace sandbox
+    // inherits (see atoll_runtime::fds).
+    let preserved = match &cli.command {
+        Some(cli::Command::Create(a)) => Some(a.preserve_fds),
+        Some(cli::Command::Run(a)) => Some(a.create.preserve_fds),
+        _ => None,
+    };
+    if let Some(n) = preserved {
+        atoll_runtime::fds::reserve(3 + n.max(0), atoll_runtime::fds::SANDBOX_FDS);
+    }
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         eprintln!("atoll: {e}");
         std::process::exit(1);

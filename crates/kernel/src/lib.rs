@@ -7,4 +7,12 @@
 //! follows gVisor's Sentry, rebuilt in Rust.
 
 pub mod arch;
+pub mod errno;
+pub mod kernel;
+pub mod loader;
+pub mod mm;
+pub mod net;
 pub mod platform;
+pub mod seccomp;
+pub mod syscalls;
+pub mod vfs;

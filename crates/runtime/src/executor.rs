@@ -25,15 +25,22 @@ pub struct SandboxLaunch {
     pub options: SandboxOptions,
 }
 
-/// Debug switches for the sandbox.
+/// Debug switches for the sandbox and the descriptors it inherits.
 #[derive(Clone, Debug, Default)]
 pub struct SandboxOptions {
     /// Log every workload syscall with decoded arguments (`--strace`).
     pub strace: bool,
-    /// Sandbox log file (kernel messages, strace, refused syscalls).
+    /// Sandbox log file (kernel messages, strace, refused syscalls);
+    /// default: sandbox.log in atoll's state directory of the container.
     pub log_file: Option<std::path::PathBuf>,
     /// Attempt this host syscall after confinement (tests of the filter).
     pub debug_confinement: Option<String>,
+    /// Filled in by create: the descriptor numbers, in the init, of the
+    /// sandbox log and the control socket, and how many descriptors from
+    /// 3 on belong to the workload (--preserve-fds).
+    pub log_fd: Option<i32>,
+    pub control_fd: Option<i32>,
+    pub preserved_fds: i32,
 }
 
 #[derive(Clone)]

@@ -8,6 +8,7 @@ pub mod effective;
 pub mod events;
 pub mod exec;
 pub mod executor;
+pub mod fds;
 pub mod id;
 pub mod layout;
 pub mod level;

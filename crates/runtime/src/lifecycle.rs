@@ -219,7 +219,32 @@ impl Runtime {
         meta.save(&self.layout)?;
 
         let mut executor = AtollExecutor::native(!opts.no_new_keyring);
+        let mut preserve_fds = opts.preserve_fds;
+        // Kept open until build has forked the init (which inherits them).
+        let mut _sandbox_fds: Vec<std::os::fd::OwnedFd> = Vec::new();
         if level == Isolation::Userspace {
+            let mut options = opts.sandbox.clone();
+            let log_path = options
+                .log_file
+                .clone()
+                .unwrap_or_else(|| atoll_dir.join("sandbox.log"));
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .with_context(|| format!("sandbox log {}", log_path.display()))?;
+            let control = std::os::unix::net::UnixListener::bind(self.layout.control_socket(id))
+                .context("control socket")?;
+            control.set_nonblocking(true)?;
+            let slot = 3 + opts.preserve_fds;
+            crate::fds::place(&log, slot).context("sandbox log descriptor")?;
+            crate::fds::place(&control, slot + 1).context("control socket descriptor")?;
+            options.log_fd = Some(slot);
+            options.control_fd = Some(slot + 1);
+            options.preserved_fds = opts.preserve_fds;
+            preserve_fds += crate::fds::SANDBOX_FDS;
+            _sandbox_fds.push(log.into());
+            _sandbox_fds.push(std::os::fd::OwnedFd::from(control));
             executor.level = Isolation::Userspace;
             executor.sandbox = self.plugins.sandbox_entry.map(|entry| {
                 (
@@ -228,7 +253,7 @@ impl Runtime {
                         spec: bundle.spec.clone(),
                         id: id.clone(),
                         control_socket: self.layout.control_socket(id),
-                        options: opts.sandbox.clone(),
+                        options,
                     },
                 )
             });
@@ -238,7 +263,7 @@ impl Runtime {
             .builder(id)?
             .with_executor(executor)
             .with_console_socket(opts.console_socket.as_ref())
-            .with_preserved_fds(opts.preserve_fds);
+            .with_preserved_fds(preserve_fds);
         if let Some(p) = &opts.pid_file {
             b = b
                 .with_pid_file(Some(p))

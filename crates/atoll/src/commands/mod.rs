@@ -13,7 +13,9 @@ use crate::cli::{Cli, Command};
 /// Builds the runtime from the global flags and the node configuration.
 pub fn runtime(cli: &Cli) -> Result<Runtime> {
     let config = Config::load(cli.config.as_deref())?;
-    Ok(Runtime::new(cli.root.clone(), cli.systemd_cgroup, config))
+    let mut rt = Runtime::new(cli.root.clone(), cli.systemd_cgroup, config);
+    rt.plugins.sandbox_entry = Some(atoll_sandbox::enter);
+    Ok(rt)
 }
 
 /// Runs the command; returns the process exit code.

@@ -76,6 +76,9 @@ pub trait Platform {
     fn resume(&mut self, thread: ThreadId) -> std::io::Result<()>;
     /// Asks a running thread to stop soon (it reports [`Stop::Interrupted`]).
     fn interrupt(&mut self, thread: ThreadId);
+    /// Stops a running thread now and consumes its stop (the thread is
+    /// about to be dropped).
+    fn stop_now(&mut self, thread: ThreadId);
     /// The next stop, if any is pending (never blocks).
     fn poll_stop(&mut self) -> Option<(ThreadId, Stop)>;
     /// A file descriptor that becomes readable when a stop may be pending.

@@ -570,6 +570,12 @@ impl Platform for PtracePlatform {
         let _ = ptrace(libc::PTRACE_INTERRUPT, thread, 0, 0);
     }
 
+    fn stop_now(&mut self, thread: ThreadId) {
+        if ptrace(libc::PTRACE_INTERRUPT, thread, 0, 0).is_ok() {
+            let _ = wait_for(thread);
+        }
+    }
+
     fn poll_stop(&mut self) -> Option<(ThreadId, Stop)> {
         for round in 0..2 {
             loop {

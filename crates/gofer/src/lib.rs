@@ -1,0 +1,143 @@
+//! atoll's gofer: the file server of a userspace sandbox.
+//!
+//! The gofer is the only component that opens a container's files. It
+//! holds a directory descriptor for each path the application kernel has
+//! walked to (a fid), walks one name at a time relative to one of them
+//! (so no path it is given can lead outside the rootfs, whatever symlinks
+//! the workload plants), and donates opened descriptors to the kernel so
+//! reads and writes need no round trip. gVisor's gofer (lisafs) is the
+//! model.
+
+pub mod protocol;
+pub mod server;
+
+pub use server::FileServer;
+
+/// A handle on a file the server has walked to.
+pub type Fid = u64;
+/// A Linux errno.
+pub type Errno = i32;
+pub type GResult<T> = Result<T, Errno>;
+
+/// One directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dirent {
+    pub ino: u64,
+    /// d_type (DT_REG, DT_DIR, ...).
+    pub kind: u8,
+    pub name: Vec<u8>,
+}
+
+/// A timestamp in a setattr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Time {
+    Now,
+    At(i64, i64),
+}
+
+/// Attribute changes (each optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<Time>,
+    pub mtime: Option<Time>,
+}
+
+/// The file operations a gofer offers; implemented by [`FileServer`]
+/// (in-process) and by the protocol client (a separate gofer process).
+pub trait FileService {
+    fn root(&self) -> Fid {
+        server::ROOT_FID
+    }
+    fn stat(&self, fid: Fid) -> GResult<libc::stat>;
+    fn walk(&self, dir: Fid, name: &[u8]) -> GResult<(Fid, libc::stat)>;
+    fn release(&self, fid: Fid);
+    fn open(&self, fid: Fid, flags: i32) -> GResult<std::os::fd::OwnedFd>;
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &self,
+        dir: Fid,
+        name: &[u8],
+        flags: i32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> GResult<(Fid, libc::stat, std::os::fd::OwnedFd)>;
+    fn mkdir(&self, dir: Fid, name: &[u8], mode: u32, uid: u32, gid: u32) -> GResult<()>;
+    fn mknod(&self, dir: Fid, name: &[u8], mode: u32, uid: u32, gid: u32) -> GResult<()>;
+    fn symlink(&self, dir: Fid, name: &[u8], target: &[u8], uid: u32, gid: u32) -> GResult<()>;
+    fn link(&self, target: Fid, dir: Fid, name: &[u8]) -> GResult<()>;
+    fn unlink(&self, dir: Fid, name: &[u8], flags: i32) -> GResult<()>;
+    fn rename(&self, old_dir: Fid, old: &[u8], new_dir: Fid, new: &[u8], flags: u32)
+    -> GResult<()>;
+    fn readlink(&self, fid: Fid) -> GResult<Vec<u8>>;
+    fn setattr(&self, fid: Fid, a: &SetAttr) -> GResult<()>;
+    fn readdir(&self, fid: Fid) -> GResult<Vec<Dirent>>;
+    fn statfs(&self, fid: Fid) -> GResult<libc::statfs>;
+}
+
+impl FileService for FileServer {
+    fn stat(&self, fid: Fid) -> GResult<libc::stat> {
+        FileServer::stat(self, fid)
+    }
+    fn walk(&self, dir: Fid, name: &[u8]) -> GResult<(Fid, libc::stat)> {
+        FileServer::walk(self, dir, name)
+    }
+    fn release(&self, fid: Fid) {
+        FileServer::release(self, fid)
+    }
+    fn open(&self, fid: Fid, flags: i32) -> GResult<std::os::fd::OwnedFd> {
+        FileServer::open(self, fid, flags)
+    }
+    fn create(
+        &self,
+        dir: Fid,
+        name: &[u8],
+        flags: i32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> GResult<(Fid, libc::stat, std::os::fd::OwnedFd)> {
+        FileServer::create(self, dir, name, flags, mode, uid, gid)
+    }
+    fn mkdir(&self, dir: Fid, name: &[u8], mode: u32, uid: u32, gid: u32) -> GResult<()> {
+        FileServer::mkdir(self, dir, name, mode, uid, gid)
+    }
+    fn mknod(&self, dir: Fid, name: &[u8], mode: u32, uid: u32, gid: u32) -> GResult<()> {
+        FileServer::mknod(self, dir, name, mode, uid, gid)
+    }
+    fn symlink(&self, dir: Fid, name: &[u8], target: &[u8], uid: u32, gid: u32) -> GResult<()> {
+        FileServer::symlink(self, dir, name, target, uid, gid)
+    }
+    fn link(&self, target: Fid, dir: Fid, name: &[u8]) -> GResult<()> {
+        FileServer::link(self, target, dir, name)
+    }
+    fn unlink(&self, dir: Fid, name: &[u8], flags: i32) -> GResult<()> {
+        FileServer::unlink(self, dir, name, flags)
+    }
+    fn rename(
+        &self,
+        old_dir: Fid,
+        old: &[u8],
+        new_dir: Fid,
+        new: &[u8],
+        flags: u32,
+    ) -> GResult<()> {
+        FileServer::rename(self, old_dir, old, new_dir, new, flags)
+    }
+    fn readlink(&self, fid: Fid) -> GResult<Vec<u8>> {
+        FileServer::readlink(self, fid)
+    }
+    fn setattr(&self, fid: Fid, a: &SetAttr) -> GResult<()> {
+        FileServer::setattr(self, fid, a)
+    }
+    fn readdir(&self, fid: Fid) -> GResult<Vec<Dirent>> {
+        FileServer::readdir(self, fid)
+    }
+    fn statfs(&self, fid: Fid) -> GResult<libc::statfs> {
+        FileServer::statfs(self, fid)
+    }
+}

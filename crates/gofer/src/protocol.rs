@@ -1,0 +1,1 @@
+//! The wire protocol (filled in with the separate gofer process).

@@ -1,0 +1,493 @@
+//! Starting a sandbox: the kernel's own setup, the mounts of the spec,
+//! the workload's first process.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::Instant;
+
+use atoll_gofer::FileService;
+
+use super::signal::{SigHandlers, SigQueue, SigSet};
+use super::task::{FsContext, Task, TaskState, ThreadGroup, default_rlimits};
+use super::waitq::WaitQueue;
+use super::{Kernel, Stats};
+use crate::errno::Errno;
+use crate::mm::{AddressSpace, MemoryFile};
+use crate::platform::Platform;
+use crate::platform::ptrace::{PLATFORM_REGION, PtracePlatform};
+use crate::vfs::dentry::Walk;
+use crate::vfs::hostfd::HostStream;
+use crate::vfs::hostfs::HostFs;
+use crate::vfs::perm::Cred;
+use crate::vfs::pipe::FifoTable;
+use crate::vfs::tmpfs::TmpInode;
+use crate::vfs::{FdTable, File, FileOps, Inode, MountTable};
+
+/// A mount of the spec, as the kernel needs it.
+#[derive(Clone, Debug)]
+pub struct MountSpec {
+    pub dest: Vec<u8>,
+    pub fstype: String,
+    pub source: String,
+    pub options: Vec<String>,
+}
+
+/// Everything the kernel needs to know about the workload.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    pub args: Vec<Vec<u8>>,
+    pub env: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub cred: Cred,
+    /// (resource, soft, hard)
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub hostname: Vec<u8>,
+    pub mounts: Vec<MountSpec>,
+    pub readonly_root: bool,
+    pub strace: bool,
+    pub mem_limit: Option<u64>,
+    pub cpus: usize,
+    pub gofer_pid: Option<i32>,
+    pub umask: u32,
+    /// The spec's seccomp profile, enforced on the workload's syscalls.
+    pub seccomp: Option<crate::seccomp::Profile>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            args: vec![b"/bin/sh".to_vec()],
+            env: vec![
+                b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec(),
+            ],
+            cwd: b"/".to_vec(),
+            cred: Cred::root(),
+            rlimits: Vec::new(),
+            hostname: b"atoll".to_vec(),
+            mounts: Vec::new(),
+            readonly_root: false,
+            strace: false,
+            mem_limit: None,
+            cpus: 1,
+            gofer_pid: None,
+            umask: 0o022,
+            seccomp: None,
+        }
+    }
+}
+
+/// The sandbox's own log (kernel messages, strace, refused syscalls).
+pub struct SandboxLog {
+    pub file: Option<std::fs::File>,
+}
+
+impl SandboxLog {
+    pub fn line(&mut self, msg: &str) {
+        if let Some(f) = &mut self.file {
+            let mut s = String::with_capacity(msg.len() + 1);
+            s.push_str(msg);
+            s.push('\n');
+            let _ = f.write_all(s.as_bytes());
+        }
+    }
+}
+
+/// Host signals the kernel receives and forwards to the workload's init.
+const FORWARDED: &[i32] = &[
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGURG,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGIO,
+    libc::SIGPWR,
+];
+
+fn setup_host_signals() -> std::io::Result<i32> {
+    // SAFETY: signal mask and disposition changes of this process.
+    unsafe {
+        // A closed stdout must give the workload EPIPE, not kill the kernel.
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut mask);
+        for s in FORWARDED {
+            libc::sigaddset(&mut mask, *s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &mask, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(fd)
+    }
+}
+
+/// Boot failure, with the exit code the container reports.
+pub struct BootError {
+    pub message: String,
+    pub code: i32,
+}
+
+impl Kernel {
+    /// Sets up the kernel over `files` (the gofer) with the container's
+    /// stdio, and starts the workload's init. `log` receives the sandbox log.
+    pub fn boot(
+        config: SandboxConfig,
+        files: Rc<dyn FileService>,
+        stdio: [OwnedFd; 3],
+        log: Option<std::fs::File>,
+    ) -> Result<Kernel, BootError> {
+        let fail = |m: String| BootError {
+            message: m,
+            code: 125,
+        };
+        // The container's init may have been made non-dumpable by its
+        // credential changes; the kernel must be able to trace its stubs.
+        // SAFETY: prctl on this process.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        let signal_fd = setup_host_signals().map_err(|e| fail(format!("signals: {e}")))?;
+        let mf =
+            MemoryFile::create(PLATFORM_REGION).map_err(|e| fail(format!("memory file: {e}")))?;
+        let platform = PtracePlatform::new(mf.fd()).map_err(|e| fail(format!("platform: {e}")))?;
+        let poller = super::poller::Poller::new().map_err(|e| fail(format!("epoll: {e}")))?;
+        poller
+            .add_source(platform.wakeup_fd(), super::poller::TOKEN_PLATFORM)
+            .map_err(|e| fail(format!("epoll: {e}")))?;
+        poller
+            .add_source(signal_fd, super::poller::TOKEN_SIGNALS)
+            .map_err(|e| fail(format!("epoll: {e}")))?;
+
+        let hostfs = Rc::new(HostFs { svc: files });
+        let root = hostfs.root().map_err(|e| fail(format!("rootfs: {e}")))?;
+        let mounts = MountTable::new(root, "atoll-gofer", "rootfs", config.readonly_root);
+
+        let streams: Vec<Rc<HostStream>> = stdio
+            .into_iter()
+            .map(|fd| Rc::new(HostStream::new(fd)))
+            .collect();
+        let console: Option<Rc<dyn FileOps>> = streams
+            .iter()
+            .find(|s| s.tty)
+            .map(|s| s.clone() as Rc<dyn FileOps>);
+
+        let mut k = Kernel {
+            platform,
+            mf,
+            tasks: BTreeMap::new(),
+            host_tids: HashMap::new(),
+            groups: BTreeMap::new(),
+            next_pid: 1,
+            mounts: RefCell::new(mounts),
+            fifos: FifoTable::default(),
+            console,
+            poller,
+            timers: Default::default(),
+            futexes: Default::default(),
+            tty_pgrp: Cell::new(1),
+            hostname: config.hostname.clone(),
+            domainname: b"(none)".to_vec(),
+            syslog: super::identity::Syslog::new(),
+            config: config.clone(),
+            stats: Stats::default(),
+            init_status: None,
+            boot_time: Instant::now(),
+            signal_fd,
+            log: SandboxLog { file: log },
+            current: Cell::new(1),
+            control_fd: None,
+        };
+        k.mount_spec(&config).map_err(fail)?;
+        super::identity::boot_log(
+            &mut k.syslog,
+            &String::from_utf8_lossy(&config.hostname),
+            config.cpus,
+            config.mem_limit,
+        );
+        k.start_init(&config, streams)?;
+        Ok(k)
+    }
+
+    /// Mounts the spec's filesystems over the rootfs. Bind mounts need
+    /// nothing here: libcontainer made them in the container's mount
+    /// namespace, where the gofer already sees them.
+    fn mount_spec(&mut self, config: &SandboxConfig) -> Result<(), String> {
+        let root_cred = Cred::root();
+        let mut have_dev = false;
+        let mut have_proc = false;
+        for m in &config.mounts {
+            let dest = if m.dest.starts_with(b"/") {
+                m.dest.clone()
+            } else {
+                [b"/".as_slice(), &m.dest].concat()
+            };
+            let ro = m.options.iter().any(|o| o == "ro");
+            let noexec = m.options.iter().any(|o| o == "noexec");
+            let nosuid = m.options.iter().any(|o| o == "nosuid");
+            let fs: Option<(Rc<dyn Inode>, &str)> = match m.fstype.as_str() {
+                "proc" => {
+                    have_proc = true;
+                    Some((crate::vfs::procfs::new_procfs(), "proc"))
+                }
+                "sysfs" => Some((crate::vfs::sysfs::new_sysfs(self), "sysfs")),
+                "tmpfs" if dest == b"/dev" => {
+                    have_dev = true;
+                    Some((crate::vfs::devfs::new_devfs() as Rc<dyn Inode>, "tmpfs"))
+                }
+                "tmpfs" => {
+                    let mode = m
+                        .options
+                        .iter()
+                        .find_map(|o| o.strip_prefix("mode="))
+                        .and_then(|v| u32::from_str_radix(v, 8).ok())
+                        .unwrap_or(0o1777);
+                    Some((TmpInode::new_root(mode, 0, 0) as Rc<dyn Inode>, "tmpfs"))
+                }
+                "devpts" => Some((crate::vfs::pty::new_devpts(), "devpts")),
+                "mqueue" | "cgroup" | "cgroup2" => Some((
+                    TmpInode::new_root(0o755, 0, 0) as Rc<dyn Inode>,
+                    m.fstype.as_str(),
+                )),
+                _ => None,
+            };
+            let Some((inode, fstype)) = fs else {
+                continue;
+            };
+            let root = self.mounts.borrow().root_dentry();
+            let at = Walk {
+                k: self,
+                cred: &root_cred,
+                root: &root,
+            }
+            .resolve(&root, &dest, true);
+            let at = match at {
+                Ok(d) => d,
+                Err(e) => {
+                    self.log.line(&format!(
+                        "mount {} on {}: {e}, skipped",
+                        m.fstype,
+                        String::from_utf8_lossy(&dest)
+                    ));
+                    continue;
+                }
+            };
+            let opts = m
+                .options
+                .iter()
+                .filter(|o| *o != "ro" && *o != "rw")
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(",");
+            self.mounts
+                .borrow_mut()
+                .mount(at, inode, fstype, &m.source, ro, &opts, noexec, nosuid);
+        }
+        // The workload never sees the host's /dev or /proc, whatever the spec says.
+        for (path, need) in [(&b"/dev"[..], !have_dev), (&b"/proc"[..], !have_proc)] {
+            if !need {
+                continue;
+            }
+            let root = self.mounts.borrow().root_dentry();
+            if let Ok(at) = (Walk {
+                k: self,
+                cred: &root_cred,
+                root: &root,
+            })
+            .resolve(&root, path, true)
+            {
+                let inode: Rc<dyn Inode> = if path == b"/dev" {
+                    crate::vfs::devfs::new_devfs()
+                } else {
+                    crate::vfs::procfs::new_procfs()
+                };
+                let t = if path == b"/dev" { "tmpfs" } else { "proc" };
+                self.mounts
+                    .borrow_mut()
+                    .mount(at, inode, t, t, false, "", false, false);
+            }
+        }
+        Ok(())
+    }
+
+    fn start_init(
+        &mut self,
+        config: &SandboxConfig,
+        stdio: Vec<Rc<HostStream>>,
+    ) -> Result<(), BootError> {
+        let fail = |m: String| BootError {
+            message: m,
+            code: 125,
+        };
+        let mm = AddressSpace::new(&mut self.platform, self.mf.clone())
+            .map_err(|e| fail(format!("stub: {e}")))?;
+        let host = self
+            .platform
+            .new_thread(mm.space)
+            .map_err(|e| fail(format!("stub thread: {e}")))?;
+        let regs = self
+            .platform
+            .get_regs(host)
+            .map_err(|e| fail(format!("stub regs: {e}")))?;
+        let root = self.mounts.borrow().root_dentry();
+        let mut files = FdTable::new();
+        for (i, s) in stdio.into_iter().enumerate() {
+            files.put(i as i32, File::new(s, libc::O_RDWR, None), false);
+        }
+        let tid = self.alloc_pid().map_err(|_| fail("no pid".into()))?;
+        let mut rl = default_rlimits();
+        for &(res, cur, max) in &config.rlimits {
+            if (res as usize) < rl.len() {
+                rl[res as usize] = libc::rlimit {
+                    rlim_cur: cur,
+                    rlim_max: max,
+                };
+            }
+        }
+        let cwd = Walk {
+            k: self,
+            cred: &config.cred,
+            root: &root,
+        }
+        .resolve(&root, &config.cwd, true)
+        .map_err(|e| BootError {
+            message: format!("cwd {}: {e}", String::from_utf8_lossy(&config.cwd)),
+            code: 128,
+        })?;
+        let task = Task {
+            tid,
+            tgid: tid,
+            host,
+            regs,
+            mm: Rc::new(RefCell::new(mm)),
+            files: Rc::new(RefCell::new(files)),
+            fs: Rc::new(RefCell::new(FsContext {
+                root: root.clone(),
+                cwd,
+                umask: config.umask,
+            })),
+            sighand: Rc::new(RefCell::new(SigHandlers::default())),
+            sigmask: SigSet::EMPTY,
+            saved_mask: None,
+            pending: SigQueue::default(),
+            sigwait: SigSet::EMPTY,
+            altstack: Default::default(),
+            state: TaskState::InKernel,
+            clear_child_tid: 0,
+            robust_list: 0,
+            blocked_on: None,
+            sys: Default::default(),
+            restart: None,
+            vfork_parent: None,
+            comm: b"init".to_vec(),
+            exiting: false,
+            cpu_time: Default::default(),
+            started: Instant::now(),
+        };
+        self.host_tids.insert(host, tid);
+        self.tasks.insert(tid, task);
+        self.groups.insert(
+            tid,
+            ThreadGroup {
+                tgid: tid,
+                parent: 0,
+                pgid: tid,
+                sid: tid,
+                threads: vec![tid],
+                children: Vec::new(),
+                cred: config.cred.clone(),
+                rlimits: rl,
+                shared_pending: SigQueue::default(),
+                exit_signal: libc::SIGCHLD,
+                group_exit: None,
+                zombie: None,
+                stopped: false,
+                stop_report: None,
+                continued_report: false,
+                child_waitq: Rc::new(WaitQueue::new()),
+                exe: Vec::new(),
+                cmdline: Vec::new(),
+                environ: Vec::new(),
+                start: Instant::now(),
+                children_cpu: Default::default(),
+                personality: 0,
+                subreaper: false,
+                dumpable: true,
+                itimer_real_interval: Default::default(),
+                posix_timers: Default::default(),
+            },
+        );
+        let program = self.find_program(tid, &config.args[0], &config.env);
+        let r = self.do_execve(
+            tid,
+            crate::vfs::lookup::AT_FDCWD,
+            program,
+            config.args.clone(),
+            config.env.clone(),
+            0,
+        );
+        match r {
+            Err(Errno::EJUSTRETURN) => {}
+            Err(e) => {
+                let code = if e == Errno::ENOENT { 127 } else { 126 };
+                return Err(BootError {
+                    message: format!(
+                        "exec {}: {}",
+                        String::from_utf8_lossy(&config.args[0]),
+                        std::io::Error::from_raw_os_error(e.0)
+                    ),
+                    code,
+                });
+            }
+            Ok(_) => unreachable!("execve returns EJUSTRETURN on success"),
+        }
+        self.resume(tid);
+        Ok(())
+    }
+
+    /// execvp-style search of `name` in the spec's PATH.
+    fn find_program(&self, tid: super::Tid, name: &[u8], env: &[Vec<u8>]) -> Vec<u8> {
+        if name.contains(&b'/') {
+            return name.to_vec();
+        }
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix(b"PATH="))
+            .unwrap_or(b"/usr/local/bin:/usr/bin:/bin");
+        for dir in path.split(|b| *b == b':') {
+            let cand = [dir, b"/", name].concat();
+            if let Ok(d) = self.lookup(tid, &cand, true) {
+                if d.kind() == crate::vfs::FileType::Regular {
+                    return cand;
+                }
+            }
+        }
+        name.to_vec()
+    }
+}
+
+/// Duplicates the kernel's stdio for the workload.
+pub fn dup_stdio() -> std::io::Result<[OwnedFd; 3]> {
+    let d = |fd: i32| -> std::io::Result<OwnedFd> {
+        // SAFETY: dup of a standard descriptor.
+        let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(unsafe { OwnedFd::from_raw_fd(n) })
+    };
+    let fds = [d(0)?, d(1)?, d(2)?];
+    let _ = fds[0].as_raw_fd();
+    Ok(fds)
+}

@@ -1,0 +1,223 @@
+//! fork, vfork and clone: new tasks and processes.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::signal::{SigQueue, SigSet};
+use super::task::{Task, TaskState, ThreadGroup};
+use super::waitq::WaitQueue;
+use super::{Kernel, Tid};
+use crate::errno::{Errno, SysResult};
+use crate::platform::Platform;
+
+pub const CLONE_VM: u64 = 0x100;
+pub const CLONE_FS: u64 = 0x200;
+pub const CLONE_FILES: u64 = 0x400;
+pub const CLONE_SIGHAND: u64 = 0x800;
+pub const CLONE_PIDFD: u64 = 0x1000;
+pub const CLONE_PTRACE: u64 = 0x2000;
+pub const CLONE_VFORK: u64 = 0x4000;
+pub const CLONE_PARENT: u64 = 0x8000;
+pub const CLONE_THREAD: u64 = 0x10000;
+pub const CLONE_NEWNS: u64 = 0x20000;
+pub const CLONE_SYSVSEM: u64 = 0x40000;
+pub const CLONE_SETTLS: u64 = 0x80000;
+pub const CLONE_PARENT_SETTID: u64 = 0x100000;
+pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+pub const CLONE_DETACHED: u64 = 0x400000;
+pub const CLONE_UNTRACED: u64 = 0x800000;
+pub const CLONE_CHILD_SETTID: u64 = 0x01000000;
+pub const CLONE_NEWCGROUP: u64 = 0x02000000;
+pub const CLONE_NEWUTS: u64 = 0x04000000;
+pub const CLONE_NEWIPC: u64 = 0x08000000;
+pub const CLONE_NEWUSER: u64 = 0x10000000;
+pub const CLONE_NEWPID: u64 = 0x20000000;
+pub const CLONE_NEWNET: u64 = 0x40000000;
+pub const CLONE_IO: u64 = 0x80000000;
+pub const NAMESPACE_FLAGS: u64 = CLONE_NEWNS
+    | CLONE_NEWCGROUP
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWUSER
+    | CLONE_NEWPID
+    | CLONE_NEWNET;
+
+pub struct CloneArgs {
+    pub flags: u64,
+    pub stack: u64,
+    pub parent_tid: u64,
+    pub child_tid: u64,
+    pub tls: u64,
+    pub exit_signal: i32,
+}
+
+impl Kernel {
+    /// Creates a task from `parent` as clone(2) says; returns the child tid.
+    pub fn do_clone(&mut self, parent: Tid, a: &CloneArgs) -> SysResult<Tid> {
+        let f = a.flags;
+        if f & NAMESPACE_FLAGS != 0 {
+            // New namespaces are not offered inside the sandbox.
+            return Err(Errno::EPERM);
+        }
+        if (f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0)
+            || (f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0)
+        {
+            return Err(Errno::EINVAL);
+        }
+        if f & CLONE_PIDFD != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let p = self.task(parent);
+        let ptgid = p.tgid;
+        // RLIMIT_NPROC-like cap on tasks; the pids cgroup limits the stubs too.
+        let nproc = self.groups[&ptgid].rlimits[libc::RLIMIT_NPROC as usize].rlim_cur;
+        if self.tasks.len() as u64 >= nproc.min(32768) {
+            return Err(Errno::EAGAIN);
+        }
+        let tid = self.alloc_pid()?;
+        let p = self.task(parent);
+        let (p_mm, p_host, p_regs) = (p.mm.clone(), p.host, p.regs);
+        let (p_files, p_fs, p_sighand) = (p.files.clone(), p.fs.clone(), p.sighand.clone());
+        let (p_mask, p_altstack, p_comm) = (p.sigmask, p.altstack, p.comm.clone());
+        let mm = if f & CLONE_VM != 0 {
+            p_mm
+        } else {
+            let child = p_mm
+                .borrow()
+                .fork(&mut self.platform)
+                .map_err(|e| Errno::from_io(&e))?;
+            Rc::new(RefCell::new(child))
+        };
+        let space = mm.borrow().space;
+        let host = match self.platform.new_thread(space) {
+            Ok(h) => h,
+            Err(e) => {
+                if f & CLONE_VM == 0 {
+                    self.platform.drop_space(space);
+                }
+                return Err(if e.raw_os_error() == Some(libc::EAGAIN) {
+                    Errno::EAGAIN
+                } else {
+                    Errno::ENOMEM
+                });
+            }
+        };
+        if let Ok(fpu) = self.platform.get_fpu(p_host) {
+            let _ = self.platform.set_fpu(host, &fpu);
+        }
+        let mut regs = p_regs;
+        regs.rax = 0;
+        if a.stack != 0 {
+            regs.rsp = a.stack;
+        }
+        if f & CLONE_SETTLS != 0 {
+            regs.fs_base = a.tls;
+        }
+        let files = if f & CLONE_FILES != 0 {
+            p_files
+        } else {
+            Rc::new(RefCell::new(p_files.borrow().clone()))
+        };
+        let fs = if f & CLONE_FS != 0 {
+            p_fs
+        } else {
+            Rc::new(RefCell::new(p_fs.borrow().clone()))
+        };
+        let sighand = if f & CLONE_SIGHAND != 0 {
+            p_sighand
+        } else {
+            Rc::new(RefCell::new(p_sighand.borrow().clone()))
+        };
+        let tgid = if f & CLONE_THREAD != 0 { ptgid } else { tid };
+        let task = Task {
+            tid,
+            tgid,
+            host,
+            regs,
+            mm: mm.clone(),
+            files,
+            fs,
+            sighand,
+            sigmask: p_mask,
+            saved_mask: None,
+            pending: SigQueue::default(),
+            sigwait: SigSet::EMPTY,
+            altstack: if f & CLONE_VM != 0 && f & CLONE_VFORK == 0 {
+                Default::default()
+            } else {
+                p_altstack
+            },
+            state: TaskState::InKernel,
+            clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 {
+                a.child_tid
+            } else {
+                0
+            },
+            robust_list: 0,
+            blocked_on: None,
+            sys: Default::default(),
+            restart: None,
+            vfork_parent: (f & CLONE_VFORK != 0).then_some(parent),
+            comm: p_comm,
+            exiting: false,
+            cpu_time: Default::default(),
+            started: Instant::now(),
+        };
+        if f & CLONE_THREAD != 0 {
+            self.groups.get_mut(&ptgid).unwrap().threads.push(tid);
+        } else {
+            let pg = &self.groups[&ptgid];
+            let parent_pid = if f & CLONE_PARENT != 0 {
+                pg.parent
+            } else {
+                ptgid
+            };
+            let g = ThreadGroup {
+                tgid,
+                parent: parent_pid,
+                pgid: pg.pgid,
+                sid: pg.sid,
+                threads: vec![tid],
+                children: Vec::new(),
+                cred: pg.cred.clone(),
+                rlimits: pg.rlimits,
+                shared_pending: SigQueue::default(),
+                exit_signal: a.exit_signal,
+                group_exit: None,
+                zombie: None,
+                stopped: false,
+                stop_report: None,
+                continued_report: false,
+                child_waitq: Rc::new(WaitQueue::new()),
+                exe: pg.exe.clone(),
+                cmdline: pg.cmdline.clone(),
+                environ: pg.environ.clone(),
+                start: Instant::now(),
+                children_cpu: Default::default(),
+                personality: pg.personality,
+                subreaper: false,
+                dumpable: pg.dumpable,
+                itimer_real_interval: Default::default(),
+                posix_timers: Default::default(),
+            };
+            self.groups.insert(tgid, g);
+            if let Some(ppg) = self.groups.get_mut(&parent_pid) {
+                ppg.children.push(tgid);
+            }
+        }
+        self.tasks.insert(tid, task);
+        self.host_tids.insert(host, tid);
+        if f & CLONE_PARENT_SETTID != 0 {
+            let _ = self
+                .task_mm(parent)
+                .borrow()
+                .write_val(a.parent_tid, &(tid as u32));
+        }
+        if f & CLONE_CHILD_SETTID != 0 {
+            let _ = mm.borrow().write_val(a.child_tid, &(tid as u32));
+        }
+        self.resume(tid);
+        Ok(tid)
+    }
+}

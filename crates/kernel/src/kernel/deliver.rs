@@ -1,0 +1,324 @@
+//! Sending and delivering signals; job control.
+
+use super::signal::{
+    CLD_CONTINUED, CLD_STOPPED, DefaultAction, FrameSetup, SA_NOCLDSTOP, SA_NODEFER, SA_ONSTACK,
+    SA_RESETHAND, SA_SIGINFO, SIG_DFL, SIG_IGN, SigAction, SigInfo, SigSet, default_action,
+    is_stop_signal, setup_frame,
+};
+use super::task::TaskState;
+use super::{Kernel, Pid, Tid, waitq};
+use crate::errno::{Errno, SysResult};
+use crate::platform::Platform;
+
+impl Kernel {
+    /// Whether `sig` would be discarded right away for this group.
+    fn ignored(&self, tgid: Pid, sig: i32) -> bool {
+        let Some(g) = self.groups.get(&tgid) else {
+            return true;
+        };
+        let Some(&t) = g.threads.first() else {
+            return true;
+        };
+        let act = self.task(t).sighand.borrow().get(sig);
+        let blocked = g.threads.iter().all(|t| self.task(*t).sigmask.has(sig));
+        if blocked {
+            return false;
+        }
+        act.handler == SIG_IGN
+            || (act.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore)
+    }
+
+    /// Makes `tid` notice a newly pending signal: wake it if it sleeps,
+    /// stop it if it runs.
+    fn kick(&mut self, tid: Tid) {
+        let t = self.task(tid);
+        match t.state {
+            TaskState::Blocked => waitq::wake(tid),
+            TaskState::Running => {
+                let h = t.host;
+                self.platform.interrupt(h);
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends a signal to a thread group (kill(2)).
+    pub fn send_group(&mut self, tgid: Pid, info: SigInfo) -> SysResult<()> {
+        let sig = info.signo();
+        let Some(g) = self.groups.get(&tgid) else {
+            return Err(Errno::ESRCH);
+        };
+        if g.is_zombie() || sig == 0 {
+            return Ok(());
+        }
+        // The sandbox's init only receives signals it handles.
+        if tgid == 1 && info.code() <= 0 {
+            let t = g.threads[0];
+            if self.task(t).sighand.borrow().get(sig).handler == SIG_DFL {
+                return Ok(());
+            }
+        }
+        if sig == libc::SIGKILL {
+            self.group_exit(tgid, libc::SIGKILL);
+            return Ok(());
+        }
+        if sig == libc::SIGCONT {
+            self.group_continue(tgid);
+        }
+        if is_stop_signal(sig) {
+            self.groups
+                .get_mut(&tgid)
+                .unwrap()
+                .shared_pending
+                .remove(libc::SIGCONT);
+        } else if sig == libc::SIGCONT {
+            let g = self.groups.get_mut(&tgid).unwrap();
+            for s in [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+                g.shared_pending.remove(s);
+            }
+        }
+        if self.ignored(tgid, sig) {
+            return Ok(());
+        }
+        let g = self.groups.get_mut(&tgid).unwrap();
+        g.shared_pending.push(info);
+        let threads = g.threads.clone();
+        // Prefer a thread that does not block it.
+        let target = threads
+            .iter()
+            .copied()
+            .find(|t| !self.task(*t).sigmask.has(sig) || self.task(*t).sigwait.has(sig));
+        if let Some(t) = target {
+            self.kick(t);
+        }
+        Ok(())
+    }
+
+    /// Sends a signal to one thread (tgkill(2), faults).
+    pub fn send_task(&mut self, tid: Tid, info: SigInfo) -> SysResult<()> {
+        let sig = info.signo();
+        let tgid = self.tasks.get(&tid).ok_or(Errno::ESRCH)?.tgid;
+        if sig == 0 {
+            return Ok(());
+        }
+        if sig == libc::SIGKILL {
+            self.group_exit(tgid, libc::SIGKILL);
+            return Ok(());
+        }
+        if sig == libc::SIGCONT {
+            self.group_continue(tgid);
+        }
+        if tgid == 1
+            && info.code() <= 0
+            && self.task(tid).sighand.borrow().get(sig).handler == SIG_DFL
+        {
+            return Ok(());
+        }
+        if self.ignored(tgid, sig) {
+            return Ok(());
+        }
+        self.task_mut(tid).pending.push(info);
+        if !self.task(tid).sigmask.has(sig) || self.task(tid).sigwait.has(sig) {
+            self.kick(tid);
+        }
+        Ok(())
+    }
+
+    /// A synchronous fault: delivered to the faulting thread even if
+    /// blocked or ignored (Linux's force_sig_fault).
+    pub fn force_fault(&mut self, tid: Tid, signo: i32, code: i32, addr: u64) {
+        let t = self.task_mut(tid);
+        let blocked = t.sigmask.has(signo);
+        let info = if signo == libc::SIGTRAP {
+            SigInfo::new(signo, code)
+        } else {
+            SigInfo::fault(signo, code, addr)
+        };
+        t.pending.push(info);
+        let mut hand = t.sighand.borrow_mut();
+        if blocked || hand.get(signo).handler == SIG_IGN {
+            hand.set(signo, SigAction::default());
+        }
+        drop(hand);
+        t.sigmask.remove(signo);
+    }
+
+    /// Whether a signal could interrupt the task now.
+    pub fn signal_pending(&self, tid: Tid) -> bool {
+        let t = self.task(tid);
+        let g = &self.groups[&t.tgid];
+        t.pending.has_deliverable(t.sigmask) || g.shared_pending.has_deliverable(t.sigmask)
+    }
+
+    pub fn dequeue_signal(&mut self, tid: Tid) -> Option<SigInfo> {
+        let t = self.tasks.get_mut(&tid)?;
+        let mask = t.sigmask;
+        if let Some(i) = t.pending.take(mask) {
+            return Some(i);
+        }
+        let tgid = t.tgid;
+        self.groups.get_mut(&tgid)?.shared_pending.take(mask)
+    }
+
+    /// Builds the handler frame and sets the mask for the handler.
+    pub fn setup_signal_frame(&mut self, tid: Tid, info: SigInfo, act: SigAction) -> SysResult<()> {
+        let sig = info.signo();
+        let host = self.task(tid).host;
+        let fpu = self
+            .platform
+            .get_fpu(host)
+            .map_err(|e| Errno::from_io(&e))?;
+        let t = self.tasks.get_mut(&tid).unwrap();
+        let old_mask = t.saved_mask.take().unwrap_or(t.sigmask);
+        let setup = FrameSetup {
+            handler: act.handler,
+            restorer: act.restorer,
+            siginfo: info,
+            old_mask,
+            altstack: t.altstack,
+            use_altstack: act.flags & SA_ONSTACK != 0,
+        };
+        let mm = t.mm.clone();
+        let mut regs = t.regs;
+        setup_frame(&mm.borrow(), &mut regs, &fpu, &setup)?;
+        if act.flags & SA_SIGINFO == 0 {
+            regs.rsi = 0;
+            regs.rdx = 0;
+        }
+        let t = self.tasks.get_mut(&tid).unwrap();
+        t.regs = regs;
+        let mut mask = SigSet(t.sigmask.0 | act.mask);
+        if act.flags & SA_NODEFER == 0 {
+            mask.add(sig);
+        }
+        t.sigmask = mask.sanitized();
+        if act.flags & SA_RESETHAND != 0 {
+            t.sighand.borrow_mut().set(sig, SigAction::default());
+        }
+        Ok(())
+    }
+
+    /// Job control stop of a whole thread group.
+    pub fn group_stop(&mut self, tgid: Pid, sig: i32) {
+        let Some(g) = self.groups.get_mut(&tgid) else {
+            return;
+        };
+        if g.stopped {
+            return;
+        }
+        g.stopped = true;
+        g.stop_report = Some(sig);
+        g.continued_report = false;
+        let threads = g.threads.clone();
+        let parent = g.parent;
+        for t in threads {
+            if self.task(t).state == TaskState::Running {
+                let h = self.task(t).host;
+                self.platform.interrupt(h);
+            }
+        }
+        self.notify_parent(tgid, parent, CLD_STOPPED, sig);
+    }
+
+    pub fn group_continue(&mut self, tgid: Pid) {
+        let Some(g) = self.groups.get_mut(&tgid) else {
+            return;
+        };
+        if !g.stopped {
+            return;
+        }
+        g.stopped = false;
+        g.stop_report = None;
+        g.continued_report = true;
+        let threads = g.threads.clone();
+        let parent = g.parent;
+        for t in threads {
+            if self.task(t).state == TaskState::JobStopped {
+                self.task_mut(t).state = TaskState::InKernel;
+                self.resume(t);
+            }
+        }
+        self.notify_parent(tgid, parent, CLD_CONTINUED, libc::SIGCONT);
+    }
+
+    /// SIGCHLD for a stop or continue (unless the parent asked not to).
+    fn notify_parent(&mut self, child: Pid, parent: Pid, code: i32, status: i32) {
+        let Some(pg) = self.groups.get(&parent) else {
+            return;
+        };
+        let Some(&pt) = pg.threads.first() else {
+            return;
+        };
+        let act = self.task(pt).sighand.borrow().get(libc::SIGCHLD);
+        let q = pg.child_waitq.clone();
+        q.notify_all();
+        if act.flags & SA_NOCLDSTOP == 0 {
+            let uid = self.groups[&child].cred.uid;
+            let _ = self.send_group(parent, SigInfo::child(code, child, uid, status));
+        }
+    }
+
+    /// Host signals sent to the kernel process (atoll kill) go to the
+    /// workload's init, as if from outside the sandbox.
+    pub fn forward_host_signals(&mut self) {
+        loop {
+            let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            // SAFETY: reading one siginfo from our signalfd.
+            let n = unsafe {
+                libc::read(
+                    self.signal_fd,
+                    &mut si as *mut _ as *mut libc::c_void,
+                    std::mem::size_of::<libc::signalfd_siginfo>(),
+                )
+            };
+            if n <= 0 {
+                return;
+            }
+            let sig = si.ssi_signo as i32;
+            self.log.line(&format!(
+                "forwarding host signal {sig} to the workload's init"
+            ));
+            let _ = self.send_group(1, SigInfo::user(sig, super::signal::SI_USER, 0, 0));
+        }
+    }
+
+    /// ITIMER_REAL (and alarm) expired.
+    pub fn itimer_fired(&mut self, pid: Pid) {
+        let Some(g) = self.groups.get_mut(&pid) else {
+            return;
+        };
+        let interval = g.itimer_real_interval;
+        if !interval.is_zero() {
+            self.timers.arm(
+                std::time::Instant::now() + interval,
+                super::timer::TimerAction::ItimerReal(pid),
+            );
+        }
+        let _ = self.send_group(pid, SigInfo::new(libc::SIGALRM, super::signal::SI_KERNEL));
+    }
+
+    pub fn posix_timer_fired(&mut self, pid: Pid, id: i32) {
+        let Some(g) = self.groups.get_mut(&pid) else {
+            return;
+        };
+        let Some(t) = g.posix_timers.get_mut(&id) else {
+            return;
+        };
+        let (signo, value, interval, target) = (t.signo, t.value, t.interval, t.target_tid);
+        t.overrun = 0;
+        if !interval.is_zero() {
+            self.timers.arm(
+                std::time::Instant::now() + interval,
+                super::timer::TimerAction::Posix(pid, id),
+            );
+        }
+        if signo == 0 {
+            return;
+        }
+        let info = SigInfo::timer(signo, id, 0, value);
+        let _ = match target {
+            Some(tid) if self.tasks.contains_key(&tid) => self.send_task(tid, info),
+            _ => self.send_group(pid, info),
+        };
+    }
+}

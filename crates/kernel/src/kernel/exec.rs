@@ -1,0 +1,285 @@
+//! execve: replace a process's image.
+//!
+//! The new image is built in a fresh address space (a new stub process)
+//! while the old one still runs, so a failure leaves the caller intact;
+//! only then are the other threads ended and the task moved over.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::task::TaskState;
+use super::{Kernel, Tid, waitq};
+use crate::arch::{PAGE_SIZE, page_up};
+use crate::errno::{Errno, SysResult};
+use crate::loader::{self, Format, stack};
+use crate::mm::AddressSpace;
+use crate::platform::Platform;
+use crate::vfs::inode::FileType;
+use crate::vfs::perm::MAY_EXEC;
+use crate::vfs::{Dentry, File};
+
+/// Most nested `#!` interpreters (Linux allows 4 levels too).
+const MAX_INTERP_DEPTH: usize = 4;
+
+fn basename(p: &[u8]) -> Vec<u8> {
+    let b = p.rsplit(|c| *c == b'/').next().unwrap_or(p);
+    b[..b.len().min(15)].to_vec()
+}
+
+impl Kernel {
+    /// Opens an executable for exec: regular file, x permission, not on a
+    /// noexec mount.
+    fn open_exec(&self, tid: Tid, d: &Rc<Dentry>) -> SysResult<Rc<File>> {
+        if d.kind() != FileType::Regular {
+            return Err(Errno::EACCES);
+        }
+        if d.mount.noexec {
+            return Err(Errno::EACCES);
+        }
+        let st = d.inode.stat(self)?;
+        self.cred(tid).may_access(&st, MAY_EXEC)?;
+        let ops = d.inode.open(self, libc::O_RDONLY)?;
+        Ok(File::new(ops, libc::O_RDONLY, Some(d.clone())))
+    }
+
+    pub fn do_execve(
+        &mut self,
+        tid: Tid,
+        dirfd: i32,
+        path: Vec<u8>,
+        mut argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+        flags: i32,
+    ) -> SysResult<u64> {
+        let execfn = path.clone();
+        let mut path = path;
+        let mut depth = 0;
+        let (file, dentry) = loop {
+            let d = self.lookup_at(
+                tid,
+                dirfd,
+                &path,
+                flags & libc::AT_SYMLINK_NOFOLLOW == 0,
+                flags & libc::AT_EMPTY_PATH != 0,
+            )?;
+            let f = self.open_exec(tid, &d)?;
+            let head = loader::elf::read_at(self, &f, 0, 256)?;
+            match loader::classify(&head) {
+                Some(Format::Elf) => break (f, d),
+                Some(Format::Script { interp, arg }) => {
+                    depth += 1;
+                    if depth > MAX_INTERP_DEPTH {
+                        return Err(Errno::ELOOP);
+                    }
+                    let mut nargv = vec![interp.clone()];
+                    nargv.extend(arg);
+                    nargv.push(path.clone());
+                    nargv.extend(argv.into_iter().skip(1));
+                    argv = nargv;
+                    path = interp;
+                }
+                None => return Err(Errno::ENOEXEC),
+            }
+        };
+        let exe_path = dentry.path(self);
+
+        // Build the new image in a new address space.
+        let mut mm = AddressSpace::new(&mut self.platform, self.mf.clone())
+            .map_err(|e| Errno::from_io(&e))?;
+        let cred = self.cred(tid);
+        let stack_limit = self.rlimit(tid, libc::RLIMIT_STACK as u32).rlim_cur;
+        let built = self.build_image(
+            tid,
+            &mut mm,
+            &file,
+            &exe_path,
+            &argv,
+            &envp,
+            &execfn,
+            &cred,
+            stack_limit,
+        );
+        let (entry, sp) = match built {
+            Ok(v) => v,
+            Err(e) => {
+                mm.release(&mut self.platform);
+                return Err(e);
+            }
+        };
+        let new_space = mm.space;
+        let host = match self.platform.new_thread(new_space) {
+            Ok(h) => h,
+            Err(_) => {
+                mm.release(&mut self.platform);
+                return Err(Errno::ENOMEM);
+            }
+        };
+
+        // Point of no return.
+        let tgid = self.task(tid).tgid;
+        let others: Vec<Tid> = self.groups[&tgid]
+            .threads
+            .iter()
+            .copied()
+            .filter(|t| *t != tid)
+            .collect();
+        for o in others {
+            if self.task(o).state == TaskState::Running {
+                let h = self.task(o).host;
+                self.platform.stop_now(h);
+            }
+            self.task_mut(o).state = TaskState::InKernel;
+            self.exit_task(o);
+        }
+        let tid = if tid != tgid {
+            // The exec'ing thread becomes the group leader.
+            let mut t = self.tasks.remove(&tid).unwrap();
+            t.tid = tgid;
+            self.host_tids.insert(t.host, tgid);
+            self.tasks.insert(tgid, t);
+            let g = self.groups.get_mut(&tgid).unwrap();
+            g.threads = vec![tgid];
+            tgid
+        } else {
+            tid
+        };
+
+        let old_host = self.task(tid).host;
+        let old_mm = std::mem::replace(&mut self.task_mut(tid).mm, Rc::new(RefCell::new(mm)));
+        self.host_tids.remove(&old_host);
+        if Rc::strong_count(&old_mm) == 1 {
+            let space = old_mm.borrow().space;
+            self.platform.drop_space(space);
+        } else {
+            self.platform.drop_thread(old_host);
+        }
+        drop(old_mm);
+        let mut regs = self
+            .platform
+            .get_regs(host)
+            .map_err(|e| Errno::from_io(&e))?;
+        regs.rip = entry;
+        regs.rsp = sp;
+        for r in [
+            &mut regs.rax,
+            &mut regs.rbx,
+            &mut regs.rcx,
+            &mut regs.rdx,
+            &mut regs.rsi,
+            &mut regs.rdi,
+            &mut regs.rbp,
+            &mut regs.r8,
+            &mut regs.r9,
+            &mut regs.r10,
+            &mut regs.r11,
+            &mut regs.r12,
+            &mut regs.r13,
+            &mut regs.r14,
+            &mut regs.r15,
+        ] {
+            *r = 0;
+        }
+        regs.fs_base = 0;
+        regs.gs_base = 0;
+        regs.eflags = 0x202;
+        regs.orig_rax = u64::MAX;
+        self.host_tids.insert(host, tid);
+
+        let t = self.task_mut(tid);
+        t.host = host;
+        t.regs = regs;
+        t.altstack = Default::default();
+        t.saved_mask = None;
+        t.clear_child_tid = 0;
+        t.robust_list = 0;
+        t.comm = basename(&exe_path);
+        t.restart = None;
+        if Rc::strong_count(&t.files) > 1 {
+            let copy = t.files.borrow().clone();
+            t.files = Rc::new(RefCell::new(copy));
+        }
+        if Rc::strong_count(&t.sighand) > 1 {
+            let copy = t.sighand.borrow().clone();
+            t.sighand = Rc::new(RefCell::new(copy));
+        }
+        t.sighand.borrow_mut().reset_for_exec();
+        let closed = t.files.borrow_mut().close_on_exec();
+        drop(closed);
+        if let Some(p) = t.vfork_parent.take() {
+            if let Some(pt) = self.tasks.get_mut(&p) {
+                pt.sys.woken = true;
+                waitq::wake(p);
+            }
+        }
+        let g = self.groups.get_mut(&tgid).unwrap();
+        g.exe = exe_path;
+        g.cmdline = argv
+            .iter()
+            .flat_map(|a| a.iter().copied().chain([0u8]))
+            .collect();
+        g.environ = envp
+            .iter()
+            .flat_map(|a| a.iter().copied().chain([0u8]))
+            .collect();
+        g.cred = cred;
+        Err(Errno::EJUSTRETURN)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_image(
+        &mut self,
+        tid: Tid,
+        mm: &mut AddressSpace,
+        file: &Rc<File>,
+        exe_path: &[u8],
+        argv: &[Vec<u8>],
+        envp: &[Vec<u8>],
+        execfn: &[u8],
+        cred: &crate::vfs::perm::Cred,
+        stack_limit: u64,
+    ) -> SysResult<(u64, u64)> {
+        // The stack first: mmap placement (the interpreter) goes below it.
+        let top = stack::map_stack(&mut self.platform, mm, stack_limit)?;
+        let (image, reqs) = loader::load_elf(self, mm, file, exe_path, false)?;
+        loader::map_image(&mut self.platform, mm, reqs)?;
+        let mut entry = image.entry;
+        let mut interp_base = 0;
+        if let Some(ip) = &image.interp {
+            let d = self.lookup(tid, ip, true)?;
+            let f = self.open_exec(tid, &d)?;
+            let ipath = d.path(self);
+            let (interp, reqs) = loader::load_elf(self, mm, &f, &ipath, true)?;
+            loader::map_image(&mut self.platform, mm, reqs)?;
+            entry = interp.entry;
+            interp_base = interp.base;
+        }
+        let brk = page_up(image.end).unwrap_or(image.end)
+            + (crate::kernel::random::u64() % (32 << 20)) / PAGE_SIZE * PAGE_SIZE;
+        mm.init_brk(brk);
+        let hwcap = core::arch::x86_64::__cpuid(1).edx as u64;
+        let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
+        let auxv = [
+            (stack::AT_PHDR, image.phdr),
+            (stack::AT_PHENT, image.phent),
+            (stack::AT_PHNUM, image.phnum),
+            (stack::AT_PAGESZ, PAGE_SIZE),
+            (stack::AT_BASE, interp_base),
+            (stack::AT_FLAGS, 0),
+            (stack::AT_ENTRY, image.entry),
+            (stack::AT_UID, cred.uid as u64),
+            (stack::AT_EUID, cred.euid as u64),
+            (stack::AT_GID, cred.gid as u64),
+            (stack::AT_EGID, cred.egid as u64),
+            (stack::AT_SECURE, 0),
+            (stack::AT_HWCAP, hwcap),
+            (stack::AT_HWCAP2, hwcap2),
+            (stack::AT_CLKTCK, 100),
+            (stack::AT_MINSIGSTKSZ, 4096),
+            (stack::AT_RANDOM, 0),
+            (stack::AT_EXECFN, 0),
+            (stack::AT_PLATFORM, 0),
+        ];
+        let sp = stack::build_stack(mm, top, argv, envp, execfn, &auxv)?;
+        Ok((entry, sp))
+    }
+}

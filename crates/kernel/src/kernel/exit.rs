@@ -1,0 +1,277 @@
+//! Exit: of threads, of processes, and waiting for children.
+
+use std::rc::Rc;
+
+use super::signal::{CLD_DUMPED, CLD_EXITED, CLD_KILLED, SA_NOCLDWAIT, SIG_IGN, SigInfo};
+use super::task::TaskState;
+use super::timer::TimerAction;
+use super::{Kernel, Pid, Tid, waitq};
+use crate::errno::{Errno, SysResult};
+use crate::platform::Platform;
+
+/// A wait status word for exit code `code`.
+pub fn exited(code: i32) -> i32 {
+    (code & 0xff) << 8
+}
+
+/// Exit code of the sandbox for an init wait status: the code, or
+/// 128+N when killed by signal N (what `atoll run` reports).
+pub fn exit_code_of(status: i32) -> i32 {
+    if status & 0x7f == 0 {
+        (status >> 8) & 0xff
+    } else {
+        128 + (status & 0x7f)
+    }
+}
+
+impl Kernel {
+    /// exit_group / fatal signal: every thread of `tgid` exits with `status`.
+    pub fn group_exit(&mut self, tgid: Pid, status: i32) {
+        let Some(g) = self.groups.get_mut(&tgid) else {
+            return;
+        };
+        if g.group_exit.is_some() || g.is_zombie() {
+            return;
+        }
+        g.group_exit = Some(status);
+        g.stopped = false;
+        let threads = g.threads.clone();
+        for t in threads {
+            let Some(task) = self.tasks.get_mut(&t) else {
+                continue;
+            };
+            task.exiting = true;
+            match task.state {
+                TaskState::Running => {
+                    let h = task.host;
+                    self.platform.interrupt(h);
+                }
+                TaskState::Blocked | TaskState::JobStopped => self.exit_task(t),
+                // The task in the kernel exits when it returns to user mode.
+                TaskState::InKernel => {}
+            }
+        }
+    }
+
+    /// A thread ends: its host thread goes, and the process with it if it
+    /// was the last one.
+    pub fn exit_task(&mut self, tid: Tid) {
+        let Some(t) = self.tasks.remove(&tid) else {
+            return;
+        };
+        self.host_tids.remove(&t.host);
+        self.futexes.forget(tid);
+        self.timers.cancel(&TimerAction::Wake(tid));
+        // CLONE_CHILD_CLEARTID: zero the tid word and wake a joiner.
+        if t.clear_child_tid != 0 && Rc::strong_count(&t.mm) > 1 {
+            let mm = t.mm.borrow();
+            if mm.write_val(t.clear_child_tid, &0u32).is_ok() {
+                if let Some(key) = crate::syscalls::futex::key_of(&mm, t.clear_child_tid) {
+                    for w in self.futexes.wake(key, 1, !0) {
+                        if let Some(wt) = self.tasks.get_mut(&w) {
+                            wt.sys.woken = true;
+                        }
+                        waitq::wake(w);
+                    }
+                }
+            }
+        }
+        if let Some(p) = t.vfork_parent {
+            if let Some(pt) = self.tasks.get_mut(&p) {
+                pt.sys.woken = true;
+                waitq::wake(p);
+            }
+        }
+        let space = t.mm.borrow().space;
+        let last_user = Rc::strong_count(&t.mm) == 1;
+        let host = t.host;
+        let tgid = t.tgid;
+        drop(t);
+        if last_user {
+            self.platform.drop_space(space);
+        } else {
+            self.platform.drop_thread(host);
+        }
+        let Some(g) = self.groups.get_mut(&tgid) else {
+            return;
+        };
+        g.threads.retain(|x| *x != tid);
+        if g.threads.is_empty() {
+            self.group_died(tgid);
+        }
+    }
+
+    /// The last thread of `tgid` exited: it becomes a zombie for its
+    /// parent, its children go to the sandbox's init.
+    fn group_died(&mut self, tgid: Pid) {
+        let (status, parent, children, exit_signal) = {
+            let g = self.groups.get_mut(&tgid).unwrap();
+            let status = g.group_exit.unwrap_or(0);
+            g.zombie = Some(status);
+            (
+                status,
+                g.parent,
+                std::mem::take(&mut g.children),
+                g.exit_signal,
+            )
+        };
+        if tgid == 1 {
+            self.init_status = Some(status);
+            self.log.line(&format!(
+                "init exited with status {}: stopping the sandbox",
+                exit_code_of(status)
+            ));
+            // Like the death of a pid namespace's init: everyone goes.
+            let others: Vec<Pid> = self.groups.keys().copied().filter(|p| *p != 1).collect();
+            for p in others {
+                self.group_exit(p, libc::SIGKILL);
+            }
+            self.groups.remove(&1);
+            return;
+        }
+        // Orphans go to the init (which reaps them if it waits).
+        let reaper = 1;
+        for c in children {
+            if let Some(cg) = self.groups.get_mut(&c) {
+                cg.parent = reaper;
+            }
+            if let Some(rg) = self.groups.get_mut(&reaper) {
+                rg.children.push(c);
+                rg.child_waitq.notify_all();
+            } else if let Some(cg) = self.groups.get(&c) {
+                if cg.is_zombie() {
+                    self.groups.remove(&c);
+                }
+            }
+        }
+        // Tell the parent, or vanish if nobody will wait.
+        let Some(pg) = self.groups.get(&parent) else {
+            self.groups.remove(&tgid);
+            return;
+        };
+        let pt = pg.threads.first().copied();
+        let auto_reap = match pt {
+            Some(pt) => {
+                let a = self.task(pt).sighand.borrow().get(libc::SIGCHLD);
+                a.handler == SIG_IGN || a.flags & SA_NOCLDWAIT != 0
+            }
+            None => true,
+        };
+        pg.child_waitq.notify_all();
+        if exit_signal > 0 && pt.is_some() {
+            let code = if status & 0x7f == 0 {
+                CLD_EXITED
+            } else if status & 0x80 != 0 {
+                CLD_DUMPED
+            } else {
+                CLD_KILLED
+            };
+            let st = if code == CLD_EXITED {
+                (status >> 8) & 0xff
+            } else {
+                status & 0x7f
+            };
+            let uid = self.groups[&tgid].cred.uid;
+            let mut info = SigInfo::child(code, tgid, uid, st);
+            info.raw[0..4].copy_from_slice(&exit_signal.to_ne_bytes());
+            let _ = self.send_group(parent, info);
+        }
+        if auto_reap {
+            self.reap(tgid);
+        }
+    }
+
+    /// Removes a zombie.
+    pub fn reap(&mut self, child: Pid) {
+        if let Some(g) = self.groups.remove(&child) {
+            if let Some(pg) = self.groups.get_mut(&g.parent) {
+                pg.children.retain(|c| *c != child);
+                pg.children_cpu += g.children_cpu;
+            }
+        }
+    }
+
+    /// wait4/waitid: a child of `tid`'s process in a reportable state.
+    /// Returns (pid, status, si_code) or None with WNOHANG; EBLOCK to sleep.
+    pub fn wait_child(
+        &mut self,
+        tid: Tid,
+        sel: WaitSel,
+        opts: i32,
+    ) -> SysResult<Option<(Pid, i32, i32)>> {
+        let tgid = self.task(tid).tgid;
+        let my_pgid = self.groups[&tgid].pgid;
+        let children = self.groups[&tgid].children.clone();
+        let matching: Vec<Pid> = children
+            .into_iter()
+            .filter(|c| {
+                let Some(g) = self.groups.get(c) else {
+                    return false;
+                };
+                let all = opts & libc::__WALL != 0;
+                let clone_child = g.exit_signal != libc::SIGCHLD;
+                if !all && (clone_child != (opts & libc::__WCLONE != 0)) {
+                    return false;
+                }
+                match sel {
+                    WaitSel::Any => true,
+                    WaitSel::Pid(p) => *c == p,
+                    WaitSel::Pgid(pg) => g.pgid == if pg == 0 { my_pgid } else { pg },
+                }
+            })
+            .collect();
+        if matching.is_empty() {
+            return Err(Errno::ECHILD);
+        }
+        for c in &matching {
+            let g = &self.groups[c];
+            if let Some(status) = g.zombie {
+                if opts & libc::WEXITED != 0 {
+                    let code = if status & 0x7f == 0 {
+                        CLD_EXITED
+                    } else if status & 0x80 != 0 {
+                        CLD_DUMPED
+                    } else {
+                        CLD_KILLED
+                    };
+                    if opts & libc::WNOWAIT == 0 {
+                        self.reap(*c);
+                    }
+                    return Ok(Some((*c, status, code)));
+                }
+            }
+        }
+        for c in &matching {
+            let g = self.groups.get_mut(c).unwrap();
+            if opts & libc::WUNTRACED != 0 {
+                if let Some(sig) = g.stop_report {
+                    if opts & libc::WNOWAIT == 0 {
+                        g.stop_report = None;
+                    }
+                    return Ok(Some((*c, (sig << 8) | 0x7f, super::signal::CLD_STOPPED)));
+                }
+            }
+            if opts & libc::WCONTINUED != 0 && g.continued_report {
+                if opts & libc::WNOWAIT == 0 {
+                    g.continued_report = false;
+                }
+                return Ok(Some((*c, 0xffff, super::signal::CLD_CONTINUED)));
+            }
+        }
+        if opts & libc::WNOHANG != 0 {
+            return Ok(None);
+        }
+        let q = self.groups[&tgid].child_waitq.clone();
+        q.add(tid, !0);
+        Err(Errno::EBLOCK)
+    }
+}
+
+/// Which children a wait is for.
+#[derive(Clone, Copy, Debug)]
+pub enum WaitSel {
+    Any,
+    Pid(Pid),
+    /// Process group (0: the caller's).
+    Pgid(Pid),
+}

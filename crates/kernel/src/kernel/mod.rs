@@ -1,0 +1,183 @@
+//! The kernel proper: tasks, thread groups, the virtual pid namespace,
+//! signals, futexes, timers, and the event loop that serves every stop of
+//! every workload thread.
+
+pub mod boot;
+pub mod clone;
+pub mod control;
+pub mod control_proto;
+pub mod deliver;
+pub mod exec;
+pub mod exit;
+pub mod futex;
+pub mod identity;
+pub mod poller;
+pub mod random;
+pub mod run;
+pub mod signal;
+pub mod task;
+pub mod timer;
+pub mod waitq;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::errno::{Errno, SysResult};
+use crate::mm::{AddressSpace, MemoryFile};
+use crate::platform::ThreadId;
+use crate::platform::ptrace::PtracePlatform;
+use crate::vfs::perm::Cred;
+use crate::vfs::pipe::FifoTable;
+use crate::vfs::{FileOps, MountTable};
+
+pub use boot::SandboxConfig;
+pub use task::{Task, TaskState, ThreadGroup};
+
+/// A thread id in the sandbox's pid namespace.
+pub type Tid = i32;
+/// A process (thread group) id in the sandbox's pid namespace.
+pub type Pid = i32;
+
+/// Highest pid before wrapping (Linux's default pid_max).
+pub const PID_MAX: Pid = 4_194_304;
+
+/// Counters the sandbox reports (metrics, audit, compatibility work).
+#[derive(Default)]
+pub struct Stats {
+    pub syscalls: u64,
+    /// Unimplemented syscalls the workload tried: number → count.
+    pub enosys: BTreeMap<u64, u64>,
+    /// Refused (dangerous) syscalls: number → count.
+    pub refused: BTreeMap<u64, u64>,
+}
+
+pub struct Kernel {
+    pub platform: PtracePlatform,
+    pub mf: Rc<MemoryFile>,
+    pub tasks: BTreeMap<Tid, Task>,
+    pub host_tids: HashMap<ThreadId, Tid>,
+    pub groups: BTreeMap<Pid, ThreadGroup>,
+    next_pid: Pid,
+    pub mounts: RefCell<MountTable>,
+    pub fifos: FifoTable,
+    /// The container's terminal, if it has one (/dev/tty, /dev/console).
+    pub console: Option<Rc<dyn FileOps>>,
+    pub poller: poller::Poller,
+    pub timers: timer::Timers,
+    pub futexes: futex::Futexes,
+    pub tty_pgrp: Cell<i32>,
+    pub hostname: Vec<u8>,
+    pub domainname: Vec<u8>,
+    pub syslog: identity::Syslog,
+    pub config: SandboxConfig,
+    pub stats: Stats,
+    /// Wait status of the workload's init once it has exited.
+    pub init_status: Option<i32>,
+    pub boot_time: Instant,
+    /// Host signals to forward to the workload's init.
+    pub signal_fd: i32,
+    pub log: boot::SandboxLog,
+    /// The task whose syscall is being served (for /proc/self).
+    pub current: Cell<Tid>,
+    /// Listening control socket, if atoll gave one.
+    pub control_fd: Option<i32>,
+}
+
+impl Kernel {
+    pub fn task(&self, tid: Tid) -> &Task {
+        self.tasks.get(&tid).expect("task exists")
+    }
+
+    pub fn task_mut(&mut self, tid: Tid) -> &mut Task {
+        self.tasks.get_mut(&tid).expect("task exists")
+    }
+
+    pub fn task_mm(&self, tid: Tid) -> Rc<RefCell<AddressSpace>> {
+        self.task(tid).mm.clone()
+    }
+
+    pub fn group_of(&self, tid: Tid) -> &ThreadGroup {
+        let tgid = self.task(tid).tgid;
+        self.groups.get(&tgid).expect("group exists")
+    }
+
+    pub fn group_of_mut(&mut self, tid: Tid) -> &mut ThreadGroup {
+        let tgid = self.task(tid).tgid;
+        self.groups.get_mut(&tgid).expect("group exists")
+    }
+
+    pub fn cred(&self, tid: Tid) -> Cred {
+        self.group_of(tid).cred.clone()
+    }
+
+    pub fn rlimit(&self, tid: Tid, res: u32) -> libc::rlimit {
+        self.group_of(tid).rlimits[res as usize]
+    }
+
+    /// A free pid (the lowest above the last one handed out, wrapping).
+    pub fn alloc_pid(&mut self) -> SysResult<Pid> {
+        for _ in 0..PID_MAX {
+            let p = self.next_pid;
+            self.next_pid = if p >= PID_MAX { 2 } else { p + 1 };
+            if !self.tasks.contains_key(&p) && !self.groups.contains_key(&p) {
+                return Ok(p);
+            }
+        }
+        Err(Errno::EAGAIN)
+    }
+
+    /// Tasks of the pid namespace, for /proc and ps.
+    pub fn pids(&self) -> Vec<Pid> {
+        self.groups
+            .values()
+            .filter(|g| !g.is_zombie())
+            .map(|g| g.tgid)
+            .collect()
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.boot_time.elapsed()
+    }
+
+    /// Whether the spec gave the workload a seccomp profile (shown as
+    /// "Seccomp: 2" in /proc, as it would be natively).
+    pub fn config_has_seccomp(&self) -> bool {
+        self.config.seccomp.is_some()
+    }
+
+    /// Applies the spec's seccomp profile to a workload syscall: None to
+    /// go on, Some(result) when the profile decides.
+    pub fn seccomp_check(&mut self, tid: Tid, nr: u64, args: &[u64; 6]) -> Option<SysResult<u64>> {
+        let profile = self.config.seccomp.as_ref()?;
+        match profile.evaluate(nr, args) {
+            crate::seccomp::Action::Allow => None,
+            crate::seccomp::Action::Errno(e) => Some(Err(Errno(e as i32))),
+            crate::seccomp::Action::Log => {
+                let line = format!(
+                    "seccomp log: pid {tid} syscall {}",
+                    crate::syscalls::name(nr)
+                );
+                self.log.line(&line);
+                None
+            }
+            crate::seccomp::Action::Kill => {
+                let tgid = self.task(tid).tgid;
+                self.log.line(&format!(
+                    "seccomp: killed pid {tid} on syscall {}",
+                    crate::syscalls::name(nr)
+                ));
+                self.group_exit(tgid, libc::SIGSYS | 0x80);
+                self.exit_task(tid);
+                Some(Err(Errno::ENORESUME))
+            }
+            crate::seccomp::Action::Trap => {
+                let mut info = signal::SigInfo::new(libc::SIGSYS, 1 /* SYS_SECCOMP */);
+                info.raw[24..28].copy_from_slice(&(nr as i32).to_ne_bytes());
+                let _ = self.send_task(tid, info);
+                Some(Err(Errno::ENOSYS))
+            }
+        }
+    }
+}

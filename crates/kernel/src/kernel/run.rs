@@ -1,0 +1,299 @@
+//! The event loop: every workload stop comes here, is served, and the
+//! thread is resumed (or parked, or ended).
+
+use std::time::Instant;
+
+use super::signal::{DefaultAction, SA_RESTART, SIG_DFL, SIG_IGN, default_action};
+use super::task::TaskState;
+use super::timer::TimerAction;
+use super::{Kernel, Tid, waitq};
+use crate::arch::{SYSCALL_INSN_LEN, syscall_args};
+use crate::errno::Errno;
+use crate::platform::{Platform, Stop};
+use crate::syscalls;
+
+/// How an interrupted blocking syscall reports the interruption.
+fn interrupt_errno(nr: u64) -> Errno {
+    match nr as i64 {
+        libc::SYS_nanosleep
+        | libc::SYS_clock_nanosleep
+        | libc::SYS_poll
+        | libc::SYS_ppoll
+        | libc::SYS_select
+        | libc::SYS_pselect6
+        | libc::SYS_epoll_wait
+        | libc::SYS_epoll_pwait
+        | libc::SYS_epoll_pwait2
+        | libc::SYS_rt_sigtimedwait
+        | libc::SYS_rt_sigsuspend
+        | libc::SYS_pause => Errno::ERESTARTNOHAND,
+        _ => Errno::ERESTARTSYS,
+    }
+}
+
+fn is_restart(e: Errno) -> bool {
+    matches!(e.0, 512..=516)
+}
+
+impl Kernel {
+    /// Serves the sandbox until the last task has exited; returns the
+    /// init's wait status.
+    pub fn run(&mut self) -> i32 {
+        loop {
+            if self.tasks.is_empty() {
+                return self.init_status.unwrap_or(0);
+            }
+            let mut busy = false;
+            for tid in waitq::take_woken() {
+                busy = true;
+                self.retry(tid);
+            }
+            while let Some((host, stop)) = self.platform.poll_stop() {
+                busy = true;
+                self.on_stop(host, stop);
+            }
+            for (pid, status) in self.platform.take_foreign_exits() {
+                self.on_foreign_exit(pid, status);
+            }
+            for a in self.timers.expired(Instant::now()) {
+                busy = true;
+                self.fire_timer(a);
+            }
+            if busy || waitq::has_woken() {
+                continue;
+            }
+            let ready = self.poller.wait(self.timers.timeout_ms(Instant::now()));
+            if ready.signals {
+                self.forward_host_signals();
+            }
+            if ready.control {
+                self.serve_control();
+            }
+        }
+    }
+
+    fn on_stop(&mut self, host: i32, stop: Stop) {
+        let Some(&tid) = self.host_tids.get(&host) else {
+            return;
+        };
+        if stop == Stop::Gone {
+            // The host thread vanished under us (OOM killer, host kill):
+            // the process dies as if by SIGKILL.
+            self.host_tids.remove(&host);
+            let tgid = self.task(tid).tgid;
+            self.group_exit(tgid, libc::SIGKILL);
+            if self.tasks.contains_key(&tid) {
+                self.exit_task(tid);
+            }
+            return;
+        }
+        let regs = match self.platform.get_regs(host) {
+            Ok(r) => r,
+            Err(_) => {
+                let tgid = self.task(tid).tgid;
+                self.group_exit(tgid, libc::SIGKILL);
+                return;
+            }
+        };
+        let t = self.task_mut(tid);
+        t.regs = regs;
+        t.state = TaskState::InKernel;
+        match stop {
+            Stop::Syscall => self.syscall(tid),
+            Stop::Fault { signo, code, addr } => {
+                self.force_fault(tid, signo, code, addr);
+                self.resume(tid);
+            }
+            Stop::Interrupted | Stop::Gone => self.resume(tid),
+        }
+    }
+
+    fn syscall(&mut self, tid: Tid) {
+        let (nr, args) = syscall_args(&self.task(tid).regs);
+        self.stats.syscalls += 1;
+        let r = syscalls::dispatch(self, tid, nr, args);
+        self.complete(tid, nr, args, r);
+    }
+
+    /// Finishes a syscall with result `r`.
+    pub fn complete(&mut self, tid: Tid, nr: u64, args: [u64; 6], r: Result<u64, Errno>) {
+        if !self.tasks.contains_key(&tid) {
+            return;
+        }
+        if self.config.strace {
+            self.strace(tid, nr, &args, &r);
+        }
+        match r {
+            Err(Errno::EBLOCK) => {
+                let t = self.task_mut(tid);
+                t.state = TaskState::Blocked;
+                t.blocked_on = Some((nr, args));
+                if let Some(d) = t.sys.deadline {
+                    self.timers.arm(d, TimerAction::Wake(tid));
+                }
+                return;
+            }
+            Err(Errno::ENORESUME) => return,
+            _ => {}
+        }
+        if nr == libc::SYS_futex as u64 {
+            self.futexes.forget(tid);
+        }
+        self.timers.cancel(&TimerAction::Wake(tid));
+        let t = self.task_mut(tid);
+        t.sys = Default::default();
+        t.blocked_on = None;
+        t.sigwait = super::signal::SigSet::EMPTY;
+        match r {
+            Err(Errno::EJUSTRETURN) => {}
+            Ok(v) => t.regs.rax = v,
+            Err(e) => {
+                t.regs.rax = e.ret();
+                if is_restart(e) {
+                    t.restart = Some(e);
+                }
+            }
+        }
+        self.resume(tid);
+    }
+
+    /// Re-runs a blocked syscall whose task was woken (or interrupts it
+    /// if a signal is pending).
+    pub fn retry(&mut self, tid: Tid) {
+        let Some(t) = self.tasks.get(&tid) else {
+            return;
+        };
+        if t.state != TaskState::Blocked {
+            return;
+        }
+        let (nr, args) = t.blocked_on.expect("blocked task has a syscall");
+        let tgid = t.tgid;
+        let exiting = t.exiting
+            || self
+                .groups
+                .get(&tgid)
+                .is_some_and(|g| g.group_exit.is_some());
+        if exiting || self.signal_pending(tid) {
+            self.task_mut(tid).state = TaskState::InKernel;
+            self.complete(tid, nr, args, Err(interrupt_errno(nr)));
+            return;
+        }
+        self.task_mut(tid).state = TaskState::InKernel;
+        let r = syscalls::dispatch(self, tid, nr, args);
+        self.complete(tid, nr, args, r);
+    }
+
+    /// Returns a task to user mode: acts on group exit and job control,
+    /// delivers one pending signal, applies syscall restart, and resumes.
+    pub fn resume(&mut self, tid: Tid) {
+        loop {
+            let Some(t) = self.tasks.get(&tid) else {
+                return;
+            };
+            let tgid = t.tgid;
+            let g = &self.groups[&tgid];
+            if t.exiting || g.group_exit.is_some() {
+                self.exit_task(tid);
+                return;
+            }
+            if g.stopped {
+                self.task_mut(tid).state = TaskState::JobStopped;
+                return;
+            }
+            let Some(info) = self.dequeue_signal(tid) else {
+                break;
+            };
+            let sig = info.signo();
+            if sig == libc::SIGKILL {
+                self.group_exit(tgid, libc::SIGKILL);
+                continue;
+            }
+            let act = self.task(tid).sighand.borrow().get(sig);
+            if act.handler == SIG_IGN {
+                continue;
+            }
+            if act.handler == SIG_DFL {
+                // The sandbox's init ignores what it does not handle.
+                if tgid == 1 && info.code() <= 0 {
+                    continue;
+                }
+                match default_action(sig) {
+                    DefaultAction::Ignore | DefaultAction::Continue => continue,
+                    DefaultAction::Stop => {
+                        self.group_stop(tgid, sig);
+                        continue;
+                    }
+                    DefaultAction::Terminate => {
+                        self.group_exit(tgid, sig);
+                        continue;
+                    }
+                    DefaultAction::CoreDump => {
+                        self.group_exit(tgid, sig | 0x80);
+                        continue;
+                    }
+                }
+            }
+            self.apply_restart(tid, Some(act.flags & SA_RESTART != 0));
+            if self.setup_signal_frame(tid, info, act).is_err() {
+                // Cannot build a frame: SIGSEGV with the default action.
+                self.group_exit(tgid, libc::SIGSEGV | 0x80);
+                continue;
+            }
+            break;
+        }
+        self.apply_restart(tid, None);
+        let t = self.task_mut(tid);
+        let (host, regs) = (t.host, t.regs);
+        t.state = TaskState::Running;
+        if self.platform.set_regs(host, &regs).is_err() || self.platform.resume(host).is_err() {
+            let tgid = self.task(tid).tgid;
+            self.group_exit(tgid, libc::SIGKILL);
+            if self.tasks.contains_key(&tid) {
+                self.exit_task(tid);
+            }
+        }
+    }
+
+    /// Restart logic for a syscall that returned ERESTART*: `handler` is
+    /// Some(sa_restart) when a handler is about to run, None otherwise.
+    fn apply_restart(&mut self, tid: Tid, handler: Option<bool>) {
+        let t = self.task_mut(tid);
+        let Some(e) = t.restart.take() else {
+            return;
+        };
+        let restart = match (e, handler) {
+            (Errno::ERESTARTNOINTR, _) => true,
+            (_, None) => true,
+            (Errno::ERESTARTSYS, Some(sa_restart)) => sa_restart,
+            _ => false,
+        };
+        if restart {
+            t.regs.rax = t.regs.orig_rax;
+            t.regs.rip -= SYSCALL_INSN_LEN;
+        } else {
+            t.regs.rax = Errno::EINTR.ret();
+        }
+    }
+
+    fn fire_timer(&mut self, a: TimerAction) {
+        match a {
+            TimerAction::Wake(tid) => waitq::wake(tid),
+            TimerAction::ItimerReal(pid) => self.itimer_fired(pid),
+            TimerAction::Posix(pid, id) => self.posix_timer_fired(pid, id),
+            TimerAction::TimerFd(id) => crate::vfs::timerfd::fired(self, id),
+        }
+    }
+
+    /// A host child that is not a stub exited (the gofer).
+    fn on_foreign_exit(&mut self, pid: i32, status: i32) {
+        if Some(pid) == self.config.gofer_pid {
+            self.log.line(&format!(
+                "gofer (pid {pid}) exited with status {status:#x}: the sandbox cannot reach its files any more; stopping"
+            ));
+            let groups: Vec<_> = self.groups.keys().copied().collect();
+            for g in groups {
+                self.group_exit(g, libc::SIGKILL);
+            }
+        }
+    }
+}

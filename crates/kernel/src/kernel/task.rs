@@ -1,0 +1,172 @@
+//! Tasks (threads) and thread groups (processes).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::signal::{AltStack, SigHandlers, SigQueue, SigSet};
+use super::waitq::WaitQueue;
+use super::{Pid, Tid};
+use crate::arch::Regs;
+use crate::mm::AddressSpace;
+use crate::platform::ThreadId;
+use crate::vfs::perm::Cred;
+use crate::vfs::{Dentry, FdTable};
+
+/// Root and working directory, umask: shared by CLONE_FS threads.
+#[derive(Clone)]
+pub struct FsContext {
+    pub root: Rc<Dentry>,
+    pub cwd: Rc<Dentry>,
+    pub umask: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Running workload code (the platform thread is not stopped).
+    Running,
+    /// Stopped in the kernel (a syscall or fault being handled).
+    InKernel,
+    /// Sleeping in a syscall; re-run when woken.
+    Blocked,
+    /// Stopped by job control (SIGSTOP).
+    JobStopped,
+}
+
+/// Per-syscall scratch state that survives re-runs of a blocked syscall.
+#[derive(Clone, Default, Debug)]
+pub struct SyscallState {
+    pub deadline: Option<Instant>,
+    /// Set by whoever woke the task for the event it waited for (futex wake).
+    pub woken: bool,
+    pub started: bool,
+    pub value: u64,
+}
+
+pub struct Task {
+    pub tid: Tid,
+    pub tgid: Pid,
+    pub host: ThreadId,
+    pub regs: Regs,
+    pub mm: Rc<RefCell<AddressSpace>>,
+    pub files: Rc<RefCell<FdTable>>,
+    pub fs: Rc<RefCell<FsContext>>,
+    pub sighand: Rc<RefCell<SigHandlers>>,
+    pub sigmask: SigSet,
+    /// Mask to restore after the handler of a sigsuspend/ppoll/pselect.
+    pub saved_mask: Option<SigSet>,
+    pub pending: SigQueue,
+    /// Signals a sigtimedwait is waiting for (they wake it though blocked).
+    pub sigwait: SigSet,
+    pub altstack: AltStack,
+    pub state: TaskState,
+    pub clear_child_tid: u64,
+    pub robust_list: u64,
+    /// Syscall being served while Blocked: number and arguments.
+    pub blocked_on: Option<(u64, [u64; 6])>,
+    pub sys: SyscallState,
+    /// The last syscall returned an ERESTART* code (restart or EINTR
+    /// is decided when returning to user mode).
+    pub restart: Option<crate::errno::Errno>,
+    /// Parent task sleeping in vfork until this task execs or exits.
+    pub vfork_parent: Option<Tid>,
+    pub comm: Vec<u8>,
+    /// Exit in progress (exit_group, fatal signal): status to report.
+    pub exiting: bool,
+    pub cpu_time: std::time::Duration,
+    pub started: Instant,
+}
+
+pub struct ExitStatus {
+    /// wait status word (as waitpid returns it).
+    pub status: i32,
+}
+
+pub struct ThreadGroup {
+    pub tgid: Pid,
+    pub parent: Pid,
+    pub pgid: Pid,
+    pub sid: Pid,
+    pub threads: Vec<Tid>,
+    pub children: Vec<Pid>,
+    pub cred: Cred,
+    pub rlimits: [libc::rlimit; 16],
+    pub shared_pending: SigQueue,
+    pub exit_signal: i32,
+    /// exit_group or fatal signal: the wait status every thread exits with.
+    pub group_exit: Option<i32>,
+    /// All threads gone: the wait status, until the parent reaps it.
+    pub zombie: Option<i32>,
+    /// Job control: stopped, and whether the parent was told.
+    pub stopped: bool,
+    pub stop_report: Option<i32>,
+    pub continued_report: bool,
+    /// Tasks of the parent waiting for this group to change state are
+    /// registered on the parent's queue.
+    pub child_waitq: Rc<WaitQueue>,
+    pub exe: Vec<u8>,
+    pub cmdline: Vec<u8>,
+    pub environ: Vec<u8>,
+    pub start: Instant,
+    pub children_cpu: std::time::Duration,
+    pub personality: u32,
+    pub subreaper: bool,
+    pub dumpable: bool,
+    pub itimer_real_interval: std::time::Duration,
+    pub posix_timers: std::collections::BTreeMap<i32, PosixTimer>,
+}
+
+/// A timer_create timer.
+#[derive(Clone, Debug)]
+pub struct PosixTimer {
+    pub clock: i32,
+    pub signo: i32,
+    pub value: u64,
+    pub target_tid: Option<Tid>,
+    pub interval: std::time::Duration,
+    pub overrun: i32,
+}
+
+impl ThreadGroup {
+    pub fn is_zombie(&self) -> bool {
+        self.zombie.is_some()
+    }
+}
+
+/// Default rlimits of a sandbox (overridden by the spec's).
+pub fn default_rlimits() -> [libc::rlimit; 16] {
+    let inf = libc::RLIM_INFINITY;
+    let mut r = [libc::rlimit {
+        rlim_cur: inf,
+        rlim_max: inf,
+    }; 16];
+    r[libc::RLIMIT_STACK as usize] = libc::rlimit {
+        rlim_cur: 8 << 20,
+        rlim_max: inf,
+    };
+    r[libc::RLIMIT_NOFILE as usize] = libc::rlimit {
+        rlim_cur: 1024,
+        rlim_max: 4096,
+    };
+    r[libc::RLIMIT_CORE as usize] = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: inf,
+    };
+    r[libc::RLIMIT_MEMLOCK as usize] = libc::rlimit {
+        rlim_cur: 8 << 20,
+        rlim_max: 8 << 20,
+    };
+    r[libc::RLIMIT_NPROC as usize] = libc::rlimit {
+        rlim_cur: 4096,
+        rlim_max: 4096,
+    };
+    r[libc::RLIMIT_SIGPENDING as usize] = libc::rlimit {
+        rlim_cur: 4096,
+        rlim_max: 4096,
+    };
+    r[libc::RLIMIT_MSGQUEUE as usize] = libc::rlimit {
+        rlim_cur: 819200,
+        rlim_max: 819200,
+    };
+    r
+}

@@ -1,0 +1,106 @@
+//! Timers: deadlines of sleeping syscalls, interval timers, POSIX timers
+//! and timerfds, in one ordered queue the event loop sleeps on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use super::{Pid, Tid};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimerAction {
+    /// A blocked syscall's deadline: wake the task, it checks the clock.
+    Wake(Tid),
+    /// ITIMER_REAL / alarm of a thread group.
+    ItimerReal(Pid),
+    /// A POSIX timer (timer_create) of a thread group.
+    Posix(Pid, i32),
+    /// A timerfd (by id).
+    TimerFd(u64),
+}
+
+#[derive(Default)]
+pub struct Timers {
+    queue: BTreeMap<(Instant, u64), TimerAction>,
+    seq: u64,
+    by_action: HashMap<TimerActionKey, (Instant, u64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum TimerActionKey {
+    Wake(Tid),
+    ItimerReal(Pid),
+    Posix(Pid, i32),
+    TimerFd(u64),
+}
+
+fn key_of(a: &TimerAction) -> TimerActionKey {
+    match a {
+        TimerAction::Wake(t) => TimerActionKey::Wake(*t),
+        TimerAction::ItimerReal(p) => TimerActionKey::ItimerReal(*p),
+        TimerAction::Posix(p, i) => TimerActionKey::Posix(*p, *i),
+        TimerAction::TimerFd(i) => TimerActionKey::TimerFd(*i),
+    }
+}
+
+impl Timers {
+    /// Arms `action` at `at`, replacing an earlier arming of the same action.
+    pub fn arm(&mut self, at: Instant, action: TimerAction) {
+        self.cancel(&action);
+        self.seq += 1;
+        let k = (at, self.seq);
+        self.by_action.insert(key_of(&action), k);
+        self.queue.insert(k, action);
+    }
+
+    pub fn cancel(&mut self, action: &TimerAction) {
+        if let Some(k) = self.by_action.remove(&key_of(action)) {
+            self.queue.remove(&k);
+        }
+    }
+
+    /// When `action` fires, if armed.
+    pub fn deadline(&self, action: &TimerAction) -> Option<Instant> {
+        self.by_action.get(&key_of(action)).map(|k| k.0)
+    }
+
+    /// Removes and returns every action due by `now`.
+    pub fn expired(&mut self, now: Instant) -> Vec<TimerAction> {
+        let mut out = Vec::new();
+        while let Some((&k, _)) = self.queue.iter().next() {
+            if k.0 > now {
+                break;
+            }
+            let a = self.queue.remove(&k).unwrap();
+            self.by_action.remove(&key_of(&a));
+            out.push(a);
+        }
+        out
+    }
+
+    /// Milliseconds until the next deadline (rounded up), or -1.
+    pub fn timeout_ms(&self, now: Instant) -> i32 {
+        match self.queue.keys().next() {
+            None => -1,
+            Some((at, _)) => {
+                let d = at.saturating_duration_since(now);
+                let ms = d.as_micros().div_ceil(1000);
+                ms.min(i32::MAX as u128) as i32
+            }
+        }
+    }
+}
+
+/// A timespec as a Duration (EINVAL for negative or out-of-range fields).
+pub fn duration_of(ts: &libc::timespec) -> Option<Duration> {
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return None;
+    }
+    Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+pub fn timespec_of(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: d.subsec_nanos() as i64,
+    }
+}

@@ -1,0 +1,113 @@
+//! The initial stack of a new program: strings, argv, envp, auxv, as the
+//! System V x86_64 ABI and Linux lay them out.
+
+use crate::arch::{USER_END, page_down};
+use crate::errno::{Errno, SysResult};
+use crate::mm::{AddressSpace, VmaName};
+use crate::platform::Platform;
+
+pub const AT_NULL: u64 = 0;
+pub const AT_PHDR: u64 = 3;
+pub const AT_PHENT: u64 = 4;
+pub const AT_PHNUM: u64 = 5;
+pub const AT_PAGESZ: u64 = 6;
+pub const AT_BASE: u64 = 7;
+pub const AT_FLAGS: u64 = 8;
+pub const AT_ENTRY: u64 = 9;
+pub const AT_UID: u64 = 11;
+pub const AT_EUID: u64 = 12;
+pub const AT_GID: u64 = 13;
+pub const AT_EGID: u64 = 14;
+pub const AT_PLATFORM: u64 = 15;
+pub const AT_HWCAP: u64 = 16;
+pub const AT_CLKTCK: u64 = 17;
+pub const AT_SECURE: u64 = 23;
+pub const AT_RANDOM: u64 = 25;
+pub const AT_HWCAP2: u64 = 26;
+pub const AT_EXECFN: u64 = 31;
+pub const AT_MINSIGSTKSZ: u64 = 51;
+
+/// Maps the main thread's stack (size from RLIMIT_STACK, at least 1 MiB,
+/// at most 256 MiB) just below a randomized top.
+pub fn map_stack(p: &mut dyn Platform, mm: &mut AddressSpace, size: u64) -> SysResult<u64> {
+    let size = page_down(size.clamp(1 << 20, 256 << 20));
+    let top = page_down(USER_END - (crate::kernel::random::u64() % (1 << 28)));
+    mm.map_anon(
+        p,
+        top - size,
+        size,
+        libc::PROT_READ | libc::PROT_WRITE,
+        true,
+        VmaName::Stack,
+    )?;
+    mm.stack_top = top;
+    // mmap allocations go below the stack, with a gap.
+    mm.mmap_top = page_down(top - size - (crate::kernel::random::u64() % (1 << 28)) - (64 << 20));
+    Ok(top)
+}
+
+/// Writes strings and vectors below `top`; returns the initial rsp.
+pub fn build_stack(
+    mm: &AddressSpace,
+    top: u64,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    execfn: &[u8],
+    auxv: &[(u64, u64)],
+) -> SysResult<u64> {
+    let mut sp = top;
+    let push_bytes = |data: &[u8], sp: &mut u64| -> SysResult<u64> {
+        *sp -= data.len() as u64;
+        mm.write_bytes(*sp, data)?;
+        Ok(*sp)
+    };
+    let cstr = |s: &[u8], sp: &mut u64| -> SysResult<u64> {
+        let mut v = s.to_vec();
+        v.push(0);
+        push_bytes(&v, sp)
+    };
+    let execfn_addr = cstr(execfn, &mut sp)?;
+    let mut env_addrs = Vec::with_capacity(envp.len());
+    for e in envp.iter().rev() {
+        env_addrs.push(cstr(e, &mut sp)?);
+    }
+    env_addrs.reverse();
+    let mut arg_addrs = Vec::with_capacity(argv.len());
+    for a in argv.iter().rev() {
+        arg_addrs.push(cstr(a, &mut sp)?);
+    }
+    arg_addrs.reverse();
+    let platform = cstr(b"x86_64", &mut sp)?;
+    let mut rnd = [0u8; 16];
+    crate::kernel::random::fill(&mut rnd);
+    sp &= !15;
+    sp -= 16;
+    mm.write_bytes(sp, &rnd)?;
+    let random_addr = sp;
+
+    let mut words: Vec<u64> = Vec::new();
+    words.push(argv.len() as u64);
+    words.extend(&arg_addrs);
+    words.push(0);
+    words.extend(&env_addrs);
+    words.push(0);
+    for &(k, v) in auxv {
+        words.push(k);
+        words.push(match k {
+            AT_RANDOM => random_addr,
+            AT_EXECFN => execfn_addr,
+            AT_PLATFORM => platform,
+            _ => v,
+        });
+    }
+    words.push(AT_NULL);
+    words.push(0);
+    let bytes = words.len() as u64 * 8;
+    sp = (sp - bytes) & !15;
+    if top - sp > 1 << 20 {
+        return Err(Errno::E2BIG);
+    }
+    let buf: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    mm.write_bytes(sp, &buf)?;
+    Ok(sp)
+}

@@ -1,0 +1,253 @@
+//! The memory file: one memfd that backs all workload memory.
+//!
+//! Every workload page lives in this file. Stubs map ranges of it (the
+//! platform injects `mmap(MAP_SHARED|MAP_FIXED, memfd, offset)`), and the
+//! kernel maps the whole file once into its own address space, so reading
+//! or writing workload memory is a memcpy, not a syscall. Freed ranges are
+//! punched out so their memory returns to the host (and the container's
+//! cgroup, which is charged for it).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{Error, Result};
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+use crate::arch::{PAGE_SIZE, page_up};
+
+/// Size of the (sparse) memory file; also the cap on allocated memory.
+pub const FILE_SIZE: u64 = 1 << 40;
+
+pub struct MemoryFile {
+    fd: RawFd,
+    base: *mut u8,
+    /// Offsets below this belong to the platform (stub code and data).
+    reserved: u64,
+    free: RefCell<Allocator>,
+}
+
+/// First-fit allocator over file offsets; free extents keyed by offset.
+struct Allocator {
+    free: BTreeMap<u64, u64>,
+    allocated: u64,
+}
+
+impl Allocator {
+    fn alloc(&mut self, len: u64) -> Option<u64> {
+        let (&off, &flen) = self.free.iter().find(|(_, l)| **l >= len)?;
+        self.free.remove(&off);
+        if flen > len {
+            self.free.insert(off + len, flen - len);
+        }
+        self.allocated += len;
+        Some(off)
+    }
+
+    fn release(&mut self, mut off: u64, mut len: u64) {
+        self.allocated -= len;
+        // Merge with the following extent.
+        if let Some(&next_len) = self.free.get(&(off + len)) {
+            self.free.remove(&(off + len));
+            len += next_len;
+        }
+        // Merge with the preceding extent.
+        if let Some((&prev, &prev_len)) = self.free.range(..off).next_back() {
+            if prev + prev_len == off {
+                self.free.remove(&prev);
+                off = prev;
+                len += prev_len;
+            }
+        }
+        self.free.insert(off, len);
+    }
+}
+
+/// A contiguous, owned range of the memory file; released when dropped.
+pub struct Chunk {
+    file: Rc<MemoryFile>,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chunk({:#x}+{:#x})", self.offset, self.len)
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        self.file.punch(self.offset, self.len);
+        self.file.free.borrow_mut().release(self.offset, self.len);
+    }
+}
+
+impl Chunk {
+    pub fn file(&self) -> &Rc<MemoryFile> {
+        &self.file
+    }
+
+    /// Kernel pointer to byte `off` of the chunk.
+    pub fn ptr(&self, off: u64) -> *mut u8 {
+        debug_assert!(off <= self.len);
+        self.file.ptr(self.offset + off)
+    }
+
+    /// Bytes `[off, off+len)` of the chunk as a slice.
+    ///
+    /// # Safety
+    /// The range must be within the chunk; workload threads may write to it
+    /// concurrently, so the contents can change under the caller.
+    pub unsafe fn slice(&self, off: u64, len: u64) -> &mut [u8] {
+        assert!(off + len <= self.len);
+        unsafe { std::slice::from_raw_parts_mut(self.ptr(off), len as usize) }
+    }
+
+    /// Releases the memory of a page-aligned subrange (it reads as zeros).
+    pub fn discard(&self, off: u64, len: u64) {
+        self.file.punch(self.offset + off, len);
+    }
+}
+
+impl MemoryFile {
+    /// Creates the memory file and maps it into the kernel. `reserved`
+    /// bytes at the start are left to the platform.
+    pub fn create(reserved: u64) -> Result<Rc<MemoryFile>> {
+        // SAFETY: plain syscalls; results checked.
+        unsafe {
+            let fd = libc::memfd_create(c"atoll-memory".as_ptr(), libc::MFD_CLOEXEC);
+            if fd < 0 {
+                return Err(Error::last_os_error());
+            }
+            if libc::ftruncate(fd, FILE_SIZE as i64) != 0 {
+                let e = Error::last_os_error();
+                libc::close(fd);
+                return Err(e);
+            }
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                FILE_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                fd,
+                0,
+            );
+            if base == libc::MAP_FAILED {
+                let e = Error::last_os_error();
+                libc::close(fd);
+                return Err(e);
+            }
+            let mut free = BTreeMap::new();
+            free.insert(reserved, FILE_SIZE - reserved);
+            Ok(Rc::new(MemoryFile {
+                fd,
+                base: base as *mut u8,
+                reserved,
+                free: RefCell::new(Allocator { free, allocated: 0 }),
+            }))
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    pub fn ptr(&self, off: u64) -> *mut u8 {
+        debug_assert!(off >= self.reserved && off < FILE_SIZE);
+        // SAFETY: off is within the mapping.
+        unsafe { self.base.add(off as usize) }
+    }
+
+    /// Bytes of address space handed out (not necessarily resident).
+    pub fn allocated(&self) -> u64 {
+        self.free.borrow().allocated
+    }
+
+    /// Allocates `len` bytes (rounded up to pages), zero-filled.
+    pub fn alloc(self: &Rc<Self>, len: u64) -> Result<Rc<Chunk>> {
+        let len = page_up(len.max(PAGE_SIZE)).ok_or(Error::from_raw_os_error(libc::ENOMEM))?;
+        let off = self
+            .free
+            .borrow_mut()
+            .alloc(len)
+            .ok_or(Error::from_raw_os_error(libc::ENOMEM))?;
+        Ok(Rc::new(Chunk {
+            file: self.clone(),
+            offset: off,
+            len,
+        }))
+    }
+
+    fn punch(&self, off: u64, len: u64) {
+        // SAFETY: fallocate on our own fd.
+        unsafe {
+            libc::fallocate(
+                self.fd,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off as i64,
+                len as i64,
+            );
+        }
+    }
+
+    /// Copies `len` bytes from `src` to `dst` (file offsets), skipping
+    /// holes so untouched memory is not materialized (fork of a process
+    /// with a large, mostly empty heap stays cheap).
+    pub fn copy_populated(&self, src: u64, dst: u64, len: u64) {
+        let end = src + len;
+        let mut pos = src;
+        while pos < end {
+            // SAFETY: lseek on our own fd.
+            let data = unsafe { libc::lseek(self.fd, pos as i64, libc::SEEK_DATA) };
+            if data < 0 || data as u64 >= end {
+                break;
+            }
+            let data = data as u64;
+            let hole = unsafe { libc::lseek(self.fd, data as i64, libc::SEEK_HOLE) };
+            let hole = if hole < 0 {
+                end
+            } else {
+                (hole as u64).min(end)
+            };
+            // SAFETY: both ranges are inside allocated chunks of the file.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.ptr(data),
+                    self.ptr(dst + (data - src)),
+                    (hole - data) as usize,
+                );
+            }
+            pos = hole;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_free_and_merge() {
+        let f = MemoryFile::create(1 << 20).unwrap();
+        let a = f.alloc(3).unwrap();
+        assert_eq!(a.len, PAGE_SIZE);
+        assert_eq!(a.offset, 1 << 20);
+        let b = f.alloc(2 * PAGE_SIZE).unwrap();
+        unsafe { a.slice(0, 4)[..].copy_from_slice(b"abcd") };
+        assert_eq!(unsafe { &a.slice(0, 4)[..] }, b"abcd");
+        drop(a);
+        drop(b);
+        assert_eq!(f.allocated(), 0);
+        assert_eq!(f.free.borrow().free.len(), 1, "extents merged");
+    }
+
+    #[test]
+    fn copy_skips_holes() {
+        let f = MemoryFile::create(1 << 20).unwrap();
+        let a = f.alloc(64 * PAGE_SIZE).unwrap();
+        let b = f.alloc(64 * PAGE_SIZE).unwrap();
+        unsafe { a.slice(10 * PAGE_SIZE, 3)[..].copy_from_slice(b"xyz") };
+        f.copy_populated(a.offset, b.offset, a.len);
+        assert_eq!(unsafe { &b.slice(10 * PAGE_SIZE, 3)[..] }, b"xyz");
+    }
+}

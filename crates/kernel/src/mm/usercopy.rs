@@ -1,0 +1,183 @@
+//! Reading and writing workload memory through the kernel's own mapping
+//! of the memory file, with the checks the Linux kernel makes: the range
+//! must be mapped, readable for reads and writable for writes, else EFAULT.
+
+use super::space::AddressSpace;
+use crate::errno::{Errno, SysResult};
+
+/// Plain data that can be copied to and from workload memory.
+///
+/// # Safety
+/// Implementors must be valid for any bit pattern and have no padding
+/// whose contents matter.
+pub unsafe trait Pod: Copy + 'static {}
+
+macro_rules! pod {
+    ($($t:ty),*) => { $(unsafe impl Pod for $t {})* };
+}
+pod!(u8, u16, u32, u64, i8, i16, i32, i64, usize, isize);
+unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+unsafe impl Pod for libc::timespec {}
+unsafe impl Pod for libc::timeval {}
+unsafe impl Pod for libc::iovec {}
+unsafe impl Pod for libc::stat {}
+unsafe impl Pod for libc::statfs {}
+unsafe impl Pod for libc::rlimit {}
+unsafe impl Pod for libc::rusage {}
+unsafe impl Pod for libc::utsname {}
+unsafe impl Pod for libc::sysinfo {}
+unsafe impl Pod for libc::pollfd {}
+unsafe impl Pod for libc::winsize {}
+unsafe impl Pod for libc::termios {}
+unsafe impl Pod for libc::itimerval {}
+unsafe impl Pod for libc::itimerspec {}
+unsafe impl Pod for libc::sigset_t {}
+unsafe impl Pod for libc::siginfo_t {}
+unsafe impl Pod for libc::statx {}
+unsafe impl Pod for libc::tms {}
+unsafe impl Pod for libc::msghdr {}
+unsafe impl Pod for libc::cmsghdr {}
+unsafe impl Pod for libc::sockaddr_storage {}
+unsafe impl Pod for libc::epoll_event {}
+unsafe impl Pod for libc::linger {}
+
+/// Maximum length of a path or string argument (PATH_MAX).
+pub const PATH_MAX: usize = 4096;
+
+impl AddressSpace {
+    /// Visits the chunks backing `[addr, addr+len)`, checking protection.
+    fn for_range(
+        &self,
+        addr: u64,
+        len: usize,
+        need: i32,
+        mut f: impl FnMut(*mut u8, usize, usize),
+    ) -> SysResult<()> {
+        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        let mut pos = addr;
+        while pos < end {
+            let v = self.find(pos).ok_or(Errno::EFAULT)?;
+            if v.prot & need != need {
+                return Err(Errno::EFAULT);
+            }
+            let n = (end.min(v.end) - pos) as usize;
+            let ptr = v.chunk.ptr(v.chunk_off + (pos - v.start));
+            f(ptr, (pos - addr) as usize, n);
+            pos += n as u64;
+        }
+        Ok(())
+    }
+
+    pub fn read_bytes(&self, addr: u64, buf: &mut [u8]) -> SysResult<()> {
+        let out = buf.as_mut_ptr();
+        self.for_range(addr, buf.len(), libc::PROT_READ, |src, at, n| {
+            // SAFETY: src is valid for n bytes in the kernel's mapping; at+n <= buf.len().
+            unsafe { std::ptr::copy_nonoverlapping(src, out.add(at), n) }
+        })
+    }
+
+    pub fn write_bytes(&self, addr: u64, data: &[u8]) -> SysResult<()> {
+        let inp = data.as_ptr();
+        self.for_range(addr, data.len(), libc::PROT_WRITE, |dst, at, n| {
+            // SAFETY: as in read_bytes.
+            unsafe { std::ptr::copy_nonoverlapping(inp.add(at), dst, n) }
+        })
+    }
+
+    /// Writes ignoring protection (the loader filling read-only segments).
+    pub fn write_force(&self, addr: u64, data: &[u8]) -> SysResult<()> {
+        let inp = data.as_ptr();
+        self.for_range(addr, data.len(), 0, |dst, at, n| unsafe {
+            std::ptr::copy_nonoverlapping(inp.add(at), dst, n)
+        })
+    }
+
+    pub fn zero(&self, addr: u64, len: usize) -> SysResult<()> {
+        self.for_range(addr, len, libc::PROT_WRITE, |dst, _, n| unsafe {
+            std::ptr::write_bytes(dst, 0, n)
+        })
+    }
+
+    pub fn read_vec(&self, addr: u64, len: usize) -> SysResult<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.read_bytes(addr, &mut v)?;
+        Ok(v)
+    }
+
+    pub fn read_val<T: Pod>(&self, addr: u64) -> SysResult<T> {
+        let mut v = std::mem::MaybeUninit::<T>::zeroed();
+        // SAFETY: T is Pod; the buffer is size_of::<T>() bytes.
+        let buf = unsafe {
+            std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of::<T>())
+        };
+        self.read_bytes(addr, buf)?;
+        Ok(unsafe { v.assume_init() })
+    }
+
+    pub fn write_val<T: Pod>(&self, addr: u64, v: &T) -> SysResult<()> {
+        // SAFETY: T is Pod.
+        let buf = unsafe {
+            std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>())
+        };
+        self.write_bytes(addr, buf)
+    }
+
+    pub fn read_vals<T: Pod>(&self, addr: u64, n: usize) -> SysResult<Vec<T>> {
+        let size = std::mem::size_of::<T>();
+        let total = n.checked_mul(size).ok_or(Errno::EFAULT)?;
+        let bytes = self.read_vec(addr, total)?;
+        Ok((0..n)
+            .map(|i| unsafe { std::ptr::read_unaligned(bytes.as_ptr().add(i * size) as *const T) })
+            .collect())
+    }
+
+    /// A NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond).
+    pub fn read_cstr(&self, addr: u64, max: usize) -> SysResult<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut pos = addr;
+        loop {
+            let v = self.find(pos).ok_or(Errno::EFAULT)?;
+            if v.prot & libc::PROT_READ == 0 {
+                return Err(Errno::EFAULT);
+            }
+            let n = (v.end - pos) as usize;
+            let ptr = v.chunk.ptr(v.chunk_off + (pos - v.start));
+            // SAFETY: ptr valid for n bytes.
+            let s = unsafe { std::slice::from_raw_parts(ptr, n) };
+            if let Some(i) = s.iter().position(|b| *b == 0) {
+                out.extend_from_slice(&s[..i]);
+                if out.len() >= max {
+                    return Err(Errno::ENAMETOOLONG);
+                }
+                return Ok(out);
+            }
+            out.extend_from_slice(s);
+            if out.len() >= max {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            pos = v.end;
+        }
+    }
+
+    /// A NULL-terminated array of string pointers (argv, envp).
+    pub fn read_cstr_array(&self, mut addr: u64) -> SysResult<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        if addr == 0 {
+            return Ok(out);
+        }
+        loop {
+            let p: u64 = self.read_val(addr)?;
+            if p == 0 {
+                return Ok(out);
+            }
+            let s = self.read_cstr(p, 128 * 1024)?;
+            total += s.len() + 1 + 8;
+            if total > 2 * 1024 * 1024 {
+                return Err(Errno::E2BIG);
+            }
+            out.push(s);
+            addr += 8;
+        }
+    }
+}

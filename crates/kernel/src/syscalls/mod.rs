@@ -1,0 +1,223 @@
+//! The syscall table: one entry per x86_64 syscall number, with its
+//! handler and support status. docs/compatibility.md is generated from
+//! this table (`atoll compat`), so what the docs say is what the kernel does.
+
+pub mod fs;
+pub mod futex;
+pub mod mm;
+pub mod names;
+pub mod process;
+pub mod signal;
+pub mod strace;
+pub mod time;
+
+use std::sync::OnceLock;
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::{Kernel, Tid};
+
+pub type Handler = fn(&mut Kernel, Tid, [u64; 6]) -> SysResult<u64>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Implemented with Linux's semantics.
+    Full,
+    /// Implemented; some flags or cases are missing (see the note).
+    Partial,
+    /// Dangerous: refused with EPERM, counted, never forwarded to the host.
+    Refused,
+    /// Not implemented: ENOSYS, counted.
+    Missing,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Full => "full",
+            Status::Partial => "partial",
+            Status::Refused => "refused",
+            Status::Missing => "missing",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Entry {
+    pub nr: u64,
+    pub name: &'static str,
+    pub handler: Option<Handler>,
+    pub status: Status,
+    pub note: &'static str,
+}
+
+/// Syscalls that would reach host kernel features no tenant should touch.
+pub const REFUSED: &[(&str, &str)] = &[
+    ("mount", "no mounts inside the sandbox"),
+    ("umount2", "no mounts inside the sandbox"),
+    ("pivot_root", "no mounts inside the sandbox"),
+    ("ptrace", "no tracing of other processes"),
+    ("process_vm_readv", "no access to other processes' memory"),
+    ("process_vm_writev", "no access to other processes' memory"),
+    ("bpf", "no eBPF"),
+    ("kexec_load", "no kernel replacement"),
+    ("kexec_file_load", "no kernel replacement"),
+    ("init_module", "no kernel modules"),
+    ("finit_module", "no kernel modules"),
+    ("delete_module", "no kernel modules"),
+    ("keyctl", "no kernel keyrings"),
+    ("add_key", "no kernel keyrings"),
+    ("request_key", "no kernel keyrings"),
+    ("perf_event_open", "no performance counters"),
+    ("userfaultfd", "no userfaultfd"),
+    ("io_uring_setup", "no io_uring"),
+    ("io_uring_enter", "no io_uring"),
+    ("io_uring_register", "no io_uring"),
+    ("open_by_handle_at", "no file handles (the shocker escape)"),
+    ("name_to_handle_at", "no file handles"),
+    ("reboot", "no reboot"),
+    ("swapon", "no swap"),
+    ("swapoff", "no swap"),
+    ("setns", "no joining namespaces"),
+    ("unshare", "no new namespaces"),
+    ("acct", "no process accounting"),
+    ("quotactl", "no quota control"),
+    ("quotactl_fd", "no quota control"),
+    ("iopl", "no I/O port access"),
+    ("ioperm", "no I/O port access"),
+    ("settimeofday", "the host clock is not the sandbox's to set"),
+    (
+        "clock_settime",
+        "the host clock is not the sandbox's to set",
+    ),
+    (
+        "clock_adjtime",
+        "the host clock is not the sandbox's to set",
+    ),
+    ("adjtimex", "the host clock is not the sandbox's to set"),
+    ("lookup_dcookie", "no profiling interfaces"),
+    ("fanotify_init", "no filesystem-wide monitoring"),
+    ("fsopen", "no mounts inside the sandbox"),
+    ("fsconfig", "no mounts inside the sandbox"),
+    ("fsmount", "no mounts inside the sandbox"),
+    ("fspick", "no mounts inside the sandbox"),
+    ("move_mount", "no mounts inside the sandbox"),
+    ("open_tree", "no mounts inside the sandbox"),
+    ("mount_setattr", "no mounts inside the sandbox"),
+    ("pidfd_getfd", "no stealing descriptors"),
+    ("vhangup", "no terminal hangups"),
+    ("syslog_write", ""),
+    ("uselib", "obsolete loader interface"),
+    ("create_module", "no kernel modules"),
+    ("nfsservctl", "obsolete"),
+    ("kcmp", "no comparing other processes' kernel objects"),
+    ("mbind", "no NUMA policy"),
+    ("set_mempolicy", "no NUMA policy"),
+    ("migrate_pages", "no NUMA policy"),
+    ("move_pages", "no NUMA policy"),
+    ("vmsplice", "no splicing user pages"),
+    ("landlock_create_ruleset", "LSMs are the host's"),
+    ("landlock_add_rule", "LSMs are the host's"),
+    ("landlock_restrict_self", "LSMs are the host's"),
+    ("memfd_secret", "no secret memory"),
+    ("process_madvise", "no access to other processes' memory"),
+    ("process_mrelease", "no access to other processes' memory"),
+];
+
+fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
+    let mut v = Vec::new();
+    v.extend(fs::table());
+    v.extend(mm::table());
+    v.extend(process::table());
+    v.extend(signal::table());
+    v.extend(time::table());
+    v.extend(futex::table());
+    v
+}
+
+/// The whole table, by number.
+pub fn table() -> &'static [Entry] {
+    static T: OnceLock<Vec<Entry>> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut t: Vec<Entry> = names::NAMES
+            .iter()
+            .enumerate()
+            .map(|(nr, name)| Entry {
+                nr: nr as u64,
+                name,
+                handler: None,
+                status: Status::Missing,
+                note: "",
+            })
+            .collect();
+        for (name, h, status, note) in implemented() {
+            let e = t
+                .iter_mut()
+                .find(|e| e.name == name)
+                .unwrap_or_else(|| panic!("unknown syscall {name}"));
+            e.handler = Some(h);
+            e.status = status;
+            e.note = note;
+        }
+        for (name, note) in REFUSED {
+            if let Some(e) = t.iter_mut().find(|e| e.name == *name) {
+                e.handler = None;
+                e.status = Status::Refused;
+                e.note = note;
+            }
+        }
+        t
+    })
+}
+
+pub fn name(nr: u64) -> &'static str {
+    table()
+        .get(nr as usize)
+        .map(|e| e.name)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("unknown")
+}
+
+pub fn number(name: &str) -> Option<u64> {
+    table().iter().find(|e| e.name == name).map(|e| e.nr)
+}
+
+/// Serves syscall `nr` of task `tid`.
+pub fn dispatch(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<u64> {
+    k.current.set(tid);
+    let Some(e) = table().get(nr as usize) else {
+        *k.stats.enosys.entry(nr).or_default() += 1;
+        return Err(Errno::ENOSYS);
+    };
+    if let Some(r) = k.seccomp_check(tid, nr, &args) {
+        return r;
+    }
+    match (e.status, e.handler) {
+        (_, Some(h)) => h(k, tid, args),
+        (Status::Refused, _) => {
+            let n = k.stats.refused.entry(nr).or_default();
+            *n += 1;
+            if *n == 1 {
+                let line = format!("refused syscall {} ({nr}) from pid {tid}", e.name);
+                k.log.line(&line);
+            }
+            Err(Errno::EPERM)
+        }
+        _ => {
+            let n = k.stats.enosys.entry(nr).or_default();
+            *n += 1;
+            if *n == 1 {
+                let line = format!(
+                    "unimplemented syscall {} ({nr}) from pid {tid}: ENOSYS",
+                    e.name
+                );
+                k.log.line(&line);
+            }
+            Err(Errno::ENOSYS)
+        }
+    }
+}
+
+/// Helper for handlers: the argument as a file descriptor.
+pub fn fd(a: u64) -> i32 {
+    a as i32
+}

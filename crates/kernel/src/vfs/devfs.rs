@@ -1,0 +1,165 @@
+//! /dev: a tmpfs with the device nodes a container expects. None of them
+//! reaches a host device: null, zero, full, random and urandom are served
+//! here, tty and console are the container's own terminal.
+
+use std::any::Any;
+use std::rc::Rc;
+
+use super::file::{File, FileOps};
+use super::inode::{FileType, Inode};
+use super::iov::IoVecs;
+use super::tmpfs::{Content, TmpInode};
+use crate::errno::{Errno, SysResult};
+use crate::kernel::{Kernel, Tid};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dev {
+    Null,
+    Zero,
+    Full,
+    Random,
+    URandom,
+    Tty,
+    Console,
+}
+
+impl Dev {
+    fn rdev(self) -> u64 {
+        let (ma, mi) = match self {
+            Dev::Null => (1, 3),
+            Dev::Zero => (1, 5),
+            Dev::Full => (1, 7),
+            Dev::Random => (1, 8),
+            Dev::URandom => (1, 9),
+            Dev::Tty => (5, 0),
+            Dev::Console => (5, 1),
+        };
+        libc::makedev(ma, mi)
+    }
+}
+
+pub struct DevInode {
+    dev: u64,
+    ino: u64,
+    which: Dev,
+}
+
+impl Inode for DevInode {
+    fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
+        let mode = match self.which {
+            Dev::Console => 0o600,
+            _ => 0o666,
+        };
+        let mut st = super::stat_of(self.dev, self.ino, libc::S_IFCHR | mode, 1);
+        st.st_rdev = self.which.rdev();
+        Ok(st)
+    }
+    fn id(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+    fn kind(&self) -> FileType {
+        FileType::CharDev
+    }
+    fn open(&self, k: &Kernel, _flags: i32) -> SysResult<Rc<dyn FileOps>> {
+        match self.which {
+            Dev::Tty | Dev::Console => k.console.clone().ok_or(Errno::ENXIO),
+            d => Ok(Rc::new(DevFile(d))),
+        }
+    }
+    fn setattr(&self, _k: &Kernel, _a: &super::SetAttr) -> SysResult<()> {
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+pub struct DevFile(pub Dev);
+
+impl FileOps for DevFile {
+    fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, _off: u64) -> SysResult<usize> {
+        match self.0 {
+            Dev::Null => Ok(0),
+            Dev::Zero | Dev::Full => {
+                let zeros = vec![0u8; dst.len.min(1 << 20)];
+                Ok(dst.copy_in(0, &zeros))
+            }
+            Dev::Random | Dev::URandom => {
+                let mut buf = vec![0u8; dst.len.min(1 << 20)];
+                crate::kernel::random::fill(&mut buf);
+                Ok(dst.copy_in(0, &buf))
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+    fn write(&self, _k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
+        match self.0 {
+            Dev::Full => Err(Errno::ENOSPC),
+            _ => Ok(src.len),
+        }
+    }
+    fn seekable(&self) -> bool {
+        true
+    }
+    fn ioctl(&self, _k: &mut Kernel, _f: &File, _t: Tid, _c: u64, _a: u64) -> SysResult<u64> {
+        Err(Errno::ENOTTY)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Builds /dev.
+pub fn new_devfs() -> Rc<TmpInode> {
+    let root = TmpInode::new_root(0o755, 0, 0);
+    let dev = root.dev;
+    for (name, which) in [
+        ("null", Dev::Null),
+        ("zero", Dev::Zero),
+        ("full", Dev::Full),
+        ("random", Dev::Random),
+        ("urandom", Dev::URandom),
+        ("tty", Dev::Tty),
+        ("console", Dev::Console),
+    ] {
+        root.add(
+            name.as_bytes(),
+            Rc::new(DevInode {
+                dev,
+                ino: super::new_ino(),
+                which,
+            }),
+        );
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        root.add(
+            name.as_bytes(),
+            TmpInode::new(
+                dev,
+                libc::S_IFLNK | 0o777,
+                0,
+                0,
+                Content::Symlink(target.as_bytes().to_vec()),
+            ),
+        );
+    }
+    for d in ["pts", "shm", "mqueue"] {
+        root.add(
+            d.as_bytes(),
+            TmpInode::new(
+                dev,
+                libc::S_IFDIR | if d == "shm" { 0o1777 } else { 0o755 },
+                0,
+                0,
+                Content::Dir(Default::default()),
+            ),
+        );
+    }
+    root
+}

@@ -1,0 +1,142 @@
+//! I/O vectors pointing at workload memory through the kernel's mapping of
+//! the memory file, so file data moves between the host and the workload
+//! without an intermediate copy (readv/writev straight into the pages).
+
+use crate::errno::{Errno, SysResult};
+use crate::mm::AddressSpace;
+
+/// Kernel-side iovecs over user memory (or over kernel buffers).
+pub struct IoVecs {
+    pub iovs: Vec<libc::iovec>,
+    pub len: usize,
+}
+
+impl IoVecs {
+    /// The user ranges `(addr, len)` as kernel-side iovecs; `write` checks
+    /// that the workload may write the memory (the destination of a read).
+    pub fn from_user(mm: &AddressSpace, ranges: &[(u64, usize)], write: bool) -> SysResult<IoVecs> {
+        let need = if write {
+            libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        let mut iovs = Vec::new();
+        let mut len = 0usize;
+        for &(addr, n) in ranges {
+            let end = addr.checked_add(n as u64).ok_or(Errno::EFAULT)?;
+            let mut pos = addr;
+            while pos < end {
+                let v = mm.find(pos).ok_or(Errno::EFAULT)?;
+                if v.prot & need != need {
+                    return Err(Errno::EFAULT);
+                }
+                let take = (end.min(v.end) - pos) as usize;
+                iovs.push(libc::iovec {
+                    iov_base: v.chunk.ptr(v.chunk_off + (pos - v.start)) as *mut libc::c_void,
+                    iov_len: take,
+                });
+                pos += take as u64;
+                len += take;
+            }
+        }
+        Ok(IoVecs { iovs, len })
+    }
+
+    pub fn single(mm: &AddressSpace, addr: u64, n: usize, write: bool) -> SysResult<IoVecs> {
+        Self::from_user(mm, &[(addr, n)], write)
+    }
+
+    /// Over a kernel buffer.
+    pub fn from_slice(buf: &mut [u8]) -> IoVecs {
+        IoVecs {
+            len: buf.len(),
+            iovs: vec![libc::iovec {
+                iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+                iov_len: buf.len(),
+            }],
+        }
+    }
+
+    /// Copies `data` into the vectors starting at byte `at`; returns bytes copied.
+    pub fn copy_in(&self, at: usize, data: &[u8]) -> usize {
+        let mut skip = at;
+        let mut done = 0;
+        for iov in &self.iovs {
+            if done == data.len() {
+                break;
+            }
+            if skip >= iov.iov_len {
+                skip -= iov.iov_len;
+                continue;
+            }
+            let n = (iov.iov_len - skip).min(data.len() - done);
+            // SAFETY: iov points at n valid bytes past skip.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    data.as_ptr().add(done),
+                    (iov.iov_base as *mut u8).add(skip),
+                    n,
+                )
+            };
+            done += n;
+            skip = 0;
+        }
+        done
+    }
+
+    /// Copies out of the vectors from byte `at` into `out`.
+    pub fn copy_out(&self, at: usize, out: &mut [u8]) -> usize {
+        let mut skip = at;
+        let mut done = 0;
+        for iov in &self.iovs {
+            if done == out.len() {
+                break;
+            }
+            if skip >= iov.iov_len {
+                skip -= iov.iov_len;
+                continue;
+            }
+            let n = (iov.iov_len - skip).min(out.len() - done);
+            // SAFETY: as above.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (iov.iov_base as *const u8).add(skip),
+                    out.as_mut_ptr().add(done),
+                    n,
+                )
+            };
+            done += n;
+            skip = 0;
+        }
+        done
+    }
+
+    /// All the data, copied out (for small writes to in-kernel objects).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0u8; self.len];
+        self.copy_out(0, &mut v);
+        v
+    }
+
+    /// The first `n` bytes as a new vector list.
+    pub fn truncated(&self, n: usize) -> IoVecs {
+        let mut out = Vec::new();
+        let mut left = n.min(self.len);
+        let total = left;
+        for iov in &self.iovs {
+            if left == 0 {
+                break;
+            }
+            let take = iov.iov_len.min(left);
+            out.push(libc::iovec {
+                iov_base: iov.iov_base,
+                iov_len: take,
+            });
+            left -= take;
+        }
+        IoVecs {
+            iovs: out,
+            len: total,
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Mounts: which filesystem is seen at which directory.
+
+use std::rc::Rc;
+
+use super::dentry::Dentry;
+use super::inode::Inode;
+
+pub struct Mount {
+    pub id: u32,
+    pub root: Rc<dyn Inode>,
+    /// Where it is mounted (None for the root mount).
+    pub mountpoint: Option<Rc<Dentry>>,
+    pub readonly: bool,
+    pub fstype: String,
+    pub source: String,
+    /// Mount options as /proc/mounts shows them (besides rw/ro).
+    pub options: String,
+    pub noexec: bool,
+    pub nosuid: bool,
+}
+
+pub struct MountTable {
+    mounts: Vec<Rc<Mount>>,
+    next_id: u32,
+}
+
+impl MountTable {
+    /// A table whose root mount is `root`.
+    pub fn new(root: Rc<dyn Inode>, fstype: &str, source: &str, readonly: bool) -> MountTable {
+        let m = Rc::new(Mount {
+            id: 1,
+            root,
+            mountpoint: None,
+            readonly,
+            fstype: fstype.into(),
+            source: source.into(),
+            options: String::new(),
+            noexec: false,
+            nosuid: false,
+        });
+        MountTable {
+            mounts: vec![m],
+            next_id: 2,
+        }
+    }
+
+    pub fn root_mount(&self) -> Rc<Mount> {
+        self.mounts[0].clone()
+    }
+
+    pub fn root_dentry(&self) -> Rc<Dentry> {
+        Dentry::mount_root(self.root_mount())
+    }
+
+    /// Mounts `fs` on `at` (the newest mount on a directory wins).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mount(
+        &mut self,
+        at: Rc<Dentry>,
+        fs: Rc<dyn Inode>,
+        fstype: &str,
+        source: &str,
+        readonly: bool,
+        options: &str,
+        noexec: bool,
+        nosuid: bool,
+    ) -> Rc<Mount> {
+        let m = Rc::new(Mount {
+            id: self.next_id,
+            root: fs,
+            mountpoint: Some(at),
+            readonly,
+            fstype: fstype.into(),
+            source: source.into(),
+            options: options.into(),
+            noexec,
+            nosuid,
+        });
+        self.next_id += 1;
+        self.mounts.push(m.clone());
+        m
+    }
+
+    /// The mount covering dentry `d`, if any (topmost first).
+    pub fn covering(&self, d: &Dentry) -> Option<Rc<Mount>> {
+        let want = (d.mount.id, d.inode.id());
+        self.mounts
+            .iter()
+            .rev()
+            .find(|m| {
+                m.mountpoint
+                    .as_ref()
+                    .is_some_and(|mp| (mp.mount.id, mp.inode.id()) == want)
+            })
+            .cloned()
+    }
+
+    pub fn all(&self) -> &[Rc<Mount>] {
+        &self.mounts
+    }
+}

@@ -1,0 +1,169 @@
+//! Credentials and permission checks, against the sandbox's virtual
+//! identities (the workload's uid is never a host uid).
+
+use crate::errno::{Errno, SysResult};
+
+/// Linux capability numbers the checks below use.
+pub mod cap {
+    pub const CHOWN: u32 = 0;
+    pub const DAC_OVERRIDE: u32 = 1;
+    pub const DAC_READ_SEARCH: u32 = 2;
+    pub const FOWNER: u32 = 3;
+    pub const FSETID: u32 = 4;
+    pub const KILL: u32 = 5;
+    pub const SETGID: u32 = 6;
+    pub const SETUID: u32 = 7;
+    pub const SETPCAP: u32 = 8;
+    pub const NET_BIND_SERVICE: u32 = 10;
+    pub const NET_RAW: u32 = 13;
+    pub const SYS_CHROOT: u32 = 18;
+    pub const SYS_PTRACE: u32 = 19;
+    pub const SYS_ADMIN: u32 = 21;
+    pub const SYS_NICE: u32 = 23;
+    pub const SYS_RESOURCE: u32 = 24;
+    pub const MKNOD: u32 = 27;
+    pub const AUDIT_WRITE: u32 = 29;
+    pub const SETFCAP: u32 = 31;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cred {
+    pub uid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+    pub groups: Vec<u32>,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub cap_bounding: u64,
+    pub cap_inheritable: u64,
+    pub cap_ambient: u64,
+    pub no_new_privs: bool,
+}
+
+pub const MAY_EXEC: u32 = 1;
+pub const MAY_WRITE: u32 = 2;
+pub const MAY_READ: u32 = 4;
+
+impl Cred {
+    pub fn root() -> Cred {
+        Cred {
+            uid: 0,
+            euid: 0,
+            suid: 0,
+            fsuid: 0,
+            gid: 0,
+            egid: 0,
+            sgid: 0,
+            fsgid: 0,
+            groups: Vec::new(),
+            cap_effective: !0 >> 23,
+            cap_permitted: !0 >> 23,
+            cap_bounding: !0 >> 23,
+            cap_inheritable: 0,
+            cap_ambient: 0,
+            no_new_privs: false,
+        }
+    }
+
+    pub fn capable(&self, cap: u32) -> bool {
+        self.cap_effective & (1u64 << cap) != 0
+    }
+
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.fsgid == gid || self.groups.contains(&gid)
+    }
+
+    /// Linux's generic_permission: owner, group, other bits, then
+    /// CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH.
+    pub fn may_access(&self, st: &libc::stat, want: u32) -> SysResult<()> {
+        let mode = st.st_mode;
+        let bits = if self.fsuid == st.st_uid {
+            (mode >> 6) & 7
+        } else if self.in_group(st.st_gid) {
+            (mode >> 3) & 7
+        } else {
+            mode & 7
+        };
+        if bits & want == want {
+            return Ok(());
+        }
+        let is_dir = mode & libc::S_IFMT == libc::S_IFDIR;
+        if self.capable(cap::DAC_OVERRIDE) {
+            // Exec needs at least one x bit on non-directories.
+            if want & MAY_EXEC == 0 || is_dir || mode & 0o111 != 0 {
+                return Ok(());
+            }
+        }
+        if self.capable(cap::DAC_READ_SEARCH)
+            && (want == MAY_READ || (is_dir && want & MAY_WRITE == 0))
+        {
+            return Ok(());
+        }
+        Err(Errno::EACCES)
+    }
+
+    /// Owner or CAP_FOWNER (chmod, utimes with explicit times, ...).
+    pub fn is_owner(&self, st: &libc::stat) -> bool {
+        self.fsuid == st.st_uid || self.capable(cap::FOWNER)
+    }
+}
+
+/// Capability bits from capability names (as in the OCI spec).
+pub fn caps_from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> u64 {
+    const NAMES: &[&str] = &[
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    let mut bits = 0u64;
+    for n in names {
+        let n = n.trim_start_matches("CAP_");
+        if let Some(i) = NAMES.iter().position(|x| x.eq_ignore_ascii_case(n)) {
+            bits |= 1 << i;
+        }
+    }
+    bits
+}

@@ -1,0 +1,267 @@
+//! Pipes and FIFOs, in the kernel.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::{Rc, Weak};
+
+use super::file::{File, FileOps, POLLERR, POLLHUP, POLLIN, POLLOUT};
+use super::iov::IoVecs;
+use crate::errno::{Errno, SysResult};
+use crate::kernel::waitq::WaitQueue;
+use crate::kernel::{Kernel, Tid};
+
+pub const PIPE_BUF: usize = 4096;
+pub const PIPE_SIZE: usize = 65536;
+
+pub struct Pipe {
+    buf: RefCell<VecDeque<u8>>,
+    capacity: Cell<usize>,
+    readers: Cell<u32>,
+    writers: Cell<u32>,
+    /// Readers and writers that have ever opened (FIFO open semantics).
+    had_writer: Cell<bool>,
+    rq: WaitQueue,
+    wq: WaitQueue,
+    pub ino: u64,
+}
+
+impl Pipe {
+    pub fn new() -> Rc<Pipe> {
+        Rc::new(Pipe {
+            buf: RefCell::new(VecDeque::new()),
+            capacity: Cell::new(PIPE_SIZE),
+            readers: Cell::new(0),
+            writers: Cell::new(0),
+            had_writer: Cell::new(false),
+            rq: WaitQueue::new(),
+            wq: WaitQueue::new(),
+            ino: super::new_ino(),
+        })
+    }
+
+    /// A new end of this pipe.
+    pub fn end(self: &Rc<Self>, write: bool) -> Rc<PipeEnd> {
+        if write {
+            self.writers.set(self.writers.get() + 1);
+            self.had_writer.set(true);
+            self.rq.notify_all();
+        } else {
+            self.readers.set(self.readers.get() + 1);
+            self.wq.notify_all();
+        }
+        Rc::new(PipeEnd {
+            pipe: self.clone(),
+            write,
+        })
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity.get()
+    }
+
+    pub fn set_capacity(&self, n: usize) -> SysResult<usize> {
+        let n = n.clamp(PIPE_BUF, 1 << 20).next_power_of_two();
+        if n < self.buf.borrow().len() {
+            return Err(Errno::EBUSY);
+        }
+        self.capacity.set(n);
+        Ok(n)
+    }
+
+    pub fn available(&self) -> usize {
+        self.buf.borrow().len()
+    }
+}
+
+pub struct PipeEnd {
+    pub pipe: Rc<Pipe>,
+    pub write: bool,
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        let p = &self.pipe;
+        if self.write {
+            p.writers.set(p.writers.get() - 1);
+            if p.writers.get() == 0 {
+                p.rq.notify_all();
+            }
+        } else {
+            p.readers.set(p.readers.get() - 1);
+            if p.readers.get() == 0 {
+                p.wq.notify_all();
+            }
+        }
+    }
+}
+
+impl FileOps for PipeEnd {
+    fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, _off: u64) -> SysResult<usize> {
+        let p = &self.pipe;
+        let mut buf = p.buf.borrow_mut();
+        if buf.is_empty() {
+            if p.writers.get() == 0 {
+                return Ok(0);
+            }
+            return Err(Errno::EAGAIN);
+        }
+        let n = dst.len.min(buf.len());
+        let (a, b) = buf.as_slices();
+        let na = n.min(a.len());
+        dst.copy_in(0, &a[..na]);
+        if n > na {
+            dst.copy_in(na, &b[..n - na]);
+        }
+        buf.drain(..n);
+        drop(buf);
+        p.wq.notify(POLLOUT);
+        Ok(n)
+    }
+
+    fn write(&self, _k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
+        let p = &self.pipe;
+        if p.readers.get() == 0 {
+            return Err(Errno::EPIPE);
+        }
+        let mut buf = p.buf.borrow_mut();
+        let space = p.capacity.get().saturating_sub(buf.len());
+        // Writes of up to PIPE_BUF bytes are atomic.
+        if space == 0 || (src.len <= PIPE_BUF && space < src.len) {
+            return Err(Errno::EAGAIN);
+        }
+        let n = src.len.min(space);
+        let mut tmp = vec![0u8; n];
+        src.copy_out(0, &mut tmp);
+        buf.extend(tmp);
+        drop(buf);
+        p.rq.notify(POLLIN);
+        Ok(n)
+    }
+
+    fn poll(&self, _k: &Kernel) -> u32 {
+        let p = &self.pipe;
+        let len = p.buf.borrow().len();
+        if self.write {
+            if p.readers.get() == 0 {
+                POLLERR
+            } else if len < p.capacity.get() {
+                POLLOUT
+            } else {
+                0
+            }
+        } else {
+            let mut r = 0;
+            if len > 0 {
+                r |= POLLIN;
+            }
+            if p.writers.get() == 0 && p.had_writer.get() {
+                r |= POLLHUP;
+            }
+            r
+        }
+    }
+
+    fn wait(&self, _k: &Kernel, tid: Tid, events: u32) -> bool {
+        if self.write {
+            self.pipe.wq.add(tid, events | POLLERR);
+        } else {
+            self.pipe.rq.add(tid, events | POLLHUP);
+        }
+        true
+    }
+
+    fn unwait(&self, _k: &Kernel, tid: Tid) {
+        self.pipe.rq.remove(tid);
+        self.pipe.wq.remove(tid);
+    }
+
+    fn ioctl(&self, k: &mut Kernel, _f: &File, tid: Tid, cmd: u64, arg: u64) -> SysResult<u64> {
+        if cmd == libc::FIONREAD {
+            let n = self.pipe.available() as i32;
+            k.task_mm(tid).borrow().write_val(arg, &n)?;
+            return Ok(0);
+        }
+        Err(Errno::ENOTTY)
+    }
+
+    fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
+        Ok(super::stat_of(
+            PIPEFS_DEV.with(|d| *d),
+            self.pipe.ino,
+            libc::S_IFIFO | 0o600,
+            1,
+        ))
+    }
+
+    fn anon_name(&self) -> Option<String> {
+        Some(format!("pipe:[{}]", self.pipe.ino))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+thread_local! {
+    static PIPEFS_DEV: u64 = super::new_dev();
+}
+
+/// Named pipes: one in-kernel pipe per FIFO inode while it is open.
+#[derive(Default)]
+pub struct FifoTable {
+    fifos: RefCell<HashMap<(u64, u64), Weak<Pipe>>>,
+}
+
+impl FifoTable {
+    /// Opens the FIFO identified by `id`. Opening never blocks here; a
+    /// reader that finds no writer yet waits in read() until one opens
+    /// (had_writer), which is what shells rely on.
+    pub fn open(&self, _k: &Kernel, id: (u64, u64), flags: i32) -> SysResult<Rc<dyn FileOps>> {
+        let mut map = self.fifos.borrow_mut();
+        let pipe = match map.get(&id).and_then(|w| w.upgrade()) {
+            Some(p) => p,
+            None => {
+                let p = Pipe::new();
+                map.insert(id, Rc::downgrade(&p));
+                p
+            }
+        };
+        let acc = flags & libc::O_ACCMODE;
+        if acc == libc::O_WRONLY && flags & libc::O_NONBLOCK != 0 && pipe.readers.get() == 0 {
+            return Err(Errno::ENXIO);
+        }
+        let end = pipe.end(acc != libc::O_RDONLY);
+        Ok(Rc::new(FifoEnd { end }))
+    }
+}
+
+/// A FIFO end: like a pipe end, but a reader with no writer yet waits for
+/// one instead of seeing end of file.
+pub struct FifoEnd {
+    end: Rc<PipeEnd>,
+}
+
+impl FileOps for FifoEnd {
+    fn read(&self, k: &Kernel, f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
+        if !self.end.pipe.had_writer.get() {
+            return Err(Errno::EAGAIN);
+        }
+        self.end.read(k, f, dst, off)
+    }
+    fn write(&self, k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
+        self.end.write(k, f, src, off)
+    }
+    fn poll(&self, k: &Kernel) -> u32 {
+        self.end.poll(k)
+    }
+    fn wait(&self, k: &Kernel, tid: Tid, events: u32) -> bool {
+        self.end.wait(k, tid, events)
+    }
+    fn unwait(&self, k: &Kernel, tid: Tid) {
+        self.end.unwait(k, tid)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,842 @@
+//! /proc, synthesized from the kernel's own state. Nothing here comes
+//! from the host's /proc (the kernel cannot even open it once confined):
+//! pids are the sandbox's, memory is the sandbox's limit, the version is
+//! atoll's.
+
+use std::any::Any;
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use super::dentry::Dentry;
+use super::file::{File, FileOps};
+use super::inode::{DirEntry, FileType, Inode};
+use super::iov::IoVecs;
+use crate::errno::{Errno, SysResult};
+use crate::kernel::identity;
+use crate::kernel::{Kernel, Pid, Tid};
+use crate::mm::VmaName;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Node {
+    Root,
+    SelfLink,
+    ThreadSelf,
+    Pid(Pid),
+    PidFile(Pid, &'static str),
+    PidLink(Pid, &'static str),
+    FdDir(Pid),
+    Fd(Pid, i32),
+    TaskDir(Pid),
+    Task(Pid, Tid),
+    Static(&'static str),
+    Dir(&'static str),
+    Sys(&'static str),
+}
+
+const PID_FILES: &[&str] = &[
+    "stat",
+    "status",
+    "cmdline",
+    "environ",
+    "maps",
+    "limits",
+    "mounts",
+    "mountinfo",
+    "comm",
+    "statm",
+    "oom_score_adj",
+    "oom_score",
+    "cgroup",
+    "io",
+    "uid_map",
+    "gid_map",
+    "loginuid",
+    "sessionid",
+    "wchan",
+    "smaps_rollup",
+    "auxv",
+];
+const PID_LINKS: &[&str] = &["exe", "cwd", "root"];
+const STATIC: &[&str] = &[
+    "cpuinfo",
+    "meminfo",
+    "uptime",
+    "loadavg",
+    "version",
+    "filesystems",
+    "stat",
+    "cmdline",
+    "mounts",
+    "swaps",
+    "kmsg_sandbox",
+    "devices",
+    "partitions",
+    "diskstats",
+    "modules",
+];
+/// /proc/sys, flattened: directories and files by full relative path.
+const SYS_DIRS: &[&str] = &[
+    "sys",
+    "sys/kernel",
+    "sys/kernel/random",
+    "sys/vm",
+    "sys/fs",
+    "sys/net",
+    "sys/net/core",
+    "sys/net/ipv4",
+];
+const SYS_FILES: &[&str] = &[
+    "sys/kernel/hostname",
+    "sys/kernel/domainname",
+    "sys/kernel/osrelease",
+    "sys/kernel/ostype",
+    "sys/kernel/version",
+    "sys/kernel/pid_max",
+    "sys/kernel/ngroups_max",
+    "sys/kernel/cap_last_cap",
+    "sys/kernel/random/boot_id",
+    "sys/kernel/random/uuid",
+    "sys/kernel/random/entropy_avail",
+    "sys/kernel/threads-max",
+    "sys/kernel/shmmax",
+    "sys/kernel/shmall",
+    "sys/kernel/yama_sandbox",
+    "sys/vm/overcommit_memory",
+    "sys/vm/max_map_count",
+    "sys/vm/mmap_min_addr",
+    "sys/fs/file-max",
+    "sys/fs/nr_open",
+    "sys/fs/pipe-max-size",
+    "sys/net/core/somaxconn",
+    "sys/net/ipv4/ip_local_port_range",
+];
+
+pub struct ProcInode {
+    dev: u64,
+    node: Node,
+}
+
+thread_local! {
+    static PROC_DEV: u64 = super::new_dev();
+    /// Host facts read once at boot (the kernel cannot read them later).
+    static HOST: std::cell::RefCell<HostFacts> = std::cell::RefCell::new(HostFacts::default());
+}
+
+#[derive(Default, Clone)]
+pub struct HostFacts {
+    pub cpuinfo: String,
+    pub mem_total: u64,
+    pub boot_id: String,
+}
+
+/// Reads what /proc needs from the host before the kernel confines itself.
+pub fn capture_host_facts(cpus: usize) {
+    let raw = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    // Keep as many processor blocks as the sandbox has CPUs.
+    let blocks: Vec<&str> = raw
+        .split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .take(cpus.max(1))
+        .collect();
+    let cpuinfo = blocks.join("\n\n") + "\n\n";
+    let mem_total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+        })
+        .unwrap_or(1 << 20)
+        * 1024;
+    let mut id = [0u8; 16];
+    crate::kernel::random::fill(&mut id);
+    let boot_id = uuid(&id);
+    HOST.with(|h| {
+        *h.borrow_mut() = HostFacts {
+            cpuinfo,
+            mem_total,
+            boot_id,
+        }
+    });
+}
+
+fn uuid(b: &[u8; 16]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+pub fn new_procfs() -> Rc<dyn Inode> {
+    Rc::new(ProcInode {
+        dev: PROC_DEV.with(|d| *d),
+        node: Node::Root,
+    })
+}
+
+/// (total, free) memory of the sandbox in bytes: the container's limit
+/// if it has one, else the host's total; used is what the sandbox's
+/// memory file holds plus the kernel's own size estimate.
+pub fn memory(k: &Kernel) -> (u64, u64) {
+    let total = k
+        .config
+        .mem_limit
+        .unwrap_or_else(|| HOST.with(|h| h.borrow().mem_total));
+    let used: u64 = k
+        .tasks
+        .values()
+        .map(|t| t.mm.borrow().mapped_bytes())
+        .max()
+        .unwrap_or(0)
+        .min(total);
+    (total, total.saturating_sub(used))
+}
+
+fn node_ino(n: &Node) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{n:?}").hash(&mut h);
+    h.finish() | 1
+}
+
+impl ProcInode {
+    fn child(&self, node: Node) -> Rc<dyn Inode> {
+        Rc::new(ProcInode {
+            dev: self.dev,
+            node,
+        })
+    }
+
+    fn pid_alive(k: &Kernel, pid: Pid) -> bool {
+        k.groups.get(&pid).is_some_and(|g| !g.is_zombie())
+    }
+}
+
+impl Inode for ProcInode {
+    fn stat(&self, k: &Kernel) -> SysResult<libc::stat> {
+        let (mode, nlink) = match &self.node {
+            Node::Root
+            | Node::Pid(_)
+            | Node::FdDir(_)
+            | Node::TaskDir(_)
+            | Node::Task(..)
+            | Node::Dir(_) => (libc::S_IFDIR | 0o555, 2),
+            Node::SelfLink | Node::ThreadSelf | Node::PidLink(..) | Node::Fd(..) => {
+                (libc::S_IFLNK | 0o777, 1)
+            }
+            Node::PidFile(_, "oom_score_adj") => (libc::S_IFREG | 0o644, 1),
+            Node::PidFile(..) => (libc::S_IFREG | 0o444, 1),
+            Node::Static(_) => (libc::S_IFREG | 0o444, 1),
+            Node::Sys(n) if n.ends_with("hostname") || n.ends_with("domainname") => {
+                (libc::S_IFREG | 0o644, 1)
+            }
+            Node::Sys(_) => (libc::S_IFREG | 0o444, 1),
+        };
+        let mut st = super::stat_of(self.dev, node_ino(&self.node), mode, nlink);
+        let owner = match &self.node {
+            Node::Pid(p)
+            | Node::PidFile(p, _)
+            | Node::PidLink(p, _)
+            | Node::FdDir(p)
+            | Node::Fd(p, _)
+            | Node::TaskDir(p)
+            | Node::Task(p, _) => {
+                let g = k.groups.get(p).ok_or(Errno::ENOENT)?;
+                Some((g.cred.euid, g.cred.egid, g.start))
+            }
+            _ => None,
+        };
+        if let Some((u, g, _)) = owner {
+            st.st_uid = u;
+            st.st_gid = g;
+        }
+        Ok(st)
+    }
+
+    fn id(&self) -> (u64, u64) {
+        (self.dev, node_ino(&self.node))
+    }
+
+    fn kind(&self) -> FileType {
+        match &self.node {
+            Node::Root
+            | Node::Pid(_)
+            | Node::FdDir(_)
+            | Node::TaskDir(_)
+            | Node::Task(..)
+            | Node::Dir(_) => FileType::Directory,
+            Node::SelfLink | Node::ThreadSelf | Node::PidLink(..) | Node::Fd(..) => {
+                FileType::Symlink
+            }
+            _ => FileType::Regular,
+        }
+    }
+
+    fn lookup(&self, k: &Kernel, name: &[u8]) -> SysResult<Rc<dyn Inode>> {
+        let s = std::str::from_utf8(name).map_err(|_| Errno::ENOENT)?;
+        match &self.node {
+            Node::Root => {
+                if s == "self" {
+                    return Ok(self.child(Node::SelfLink));
+                }
+                if s == "thread-self" {
+                    return Ok(self.child(Node::ThreadSelf));
+                }
+                if let Ok(p) = s.parse::<Pid>() {
+                    if Self::pid_alive(k, p) {
+                        return Ok(self.child(Node::Pid(p)));
+                    }
+                    // Threads are reachable by tid too (like Linux).
+                    if let Some(t) = k.tasks.get(&p) {
+                        return Ok(self.child(Node::Pid(t.tgid)));
+                    }
+                    return Err(Errno::ENOENT);
+                }
+                if let Some(n) = STATIC.iter().find(|n| **n == s) {
+                    return Ok(self.child(Node::Static(n)));
+                }
+                if s == "sys" {
+                    return Ok(self.child(Node::Dir("sys")));
+                }
+                Err(Errno::ENOENT)
+            }
+            Node::Pid(p) | Node::Task(p, _) => {
+                let p = *p;
+                if !Self::pid_alive(k, p) {
+                    return Err(Errno::ENOENT);
+                }
+                if let Some(n) = PID_FILES.iter().find(|n| **n == s) {
+                    return Ok(self.child(Node::PidFile(p, n)));
+                }
+                if let Some(n) = PID_LINKS.iter().find(|n| **n == s) {
+                    return Ok(self.child(Node::PidLink(p, n)));
+                }
+                match s {
+                    "fd" => Ok(self.child(Node::FdDir(p))),
+                    "task" if matches!(self.node, Node::Pid(_)) => Ok(self.child(Node::TaskDir(p))),
+                    _ => Err(Errno::ENOENT),
+                }
+            }
+            Node::FdDir(p) => {
+                let fd: i32 = s.parse().map_err(|_| Errno::ENOENT)?;
+                let t = k
+                    .groups
+                    .get(p)
+                    .and_then(|g| g.threads.first())
+                    .ok_or(Errno::ENOENT)?;
+                k.task(*t)
+                    .files
+                    .borrow()
+                    .get(fd)
+                    .map_err(|_| Errno::ENOENT)?;
+                Ok(self.child(Node::Fd(*p, fd)))
+            }
+            Node::TaskDir(p) => {
+                let t: Tid = s.parse().map_err(|_| Errno::ENOENT)?;
+                match k.tasks.get(&t) {
+                    Some(task) if task.tgid == *p => Ok(self.child(Node::Task(*p, t))),
+                    _ => Err(Errno::ENOENT),
+                }
+            }
+            Node::Dir(d) => {
+                let full = format!("{d}/{s}");
+                if let Some(n) = SYS_DIRS.iter().find(|n| **n == full) {
+                    return Ok(self.child(Node::Dir(n)));
+                }
+                if let Some(n) = SYS_FILES.iter().find(|n| **n == full) {
+                    return Ok(self.child(Node::Sys(n)));
+                }
+                Err(Errno::ENOENT)
+            }
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+
+    fn readdir(&self, k: &Kernel) -> SysResult<Vec<DirEntry>> {
+        let e = |name: &str, n: Node, kind: FileType| DirEntry {
+            name: name.as_bytes().to_vec(),
+            ino: node_ino(&n),
+            kind,
+        };
+        let mut out = Vec::new();
+        match &self.node {
+            Node::Root => {
+                for p in k.pids() {
+                    out.push(e(&p.to_string(), Node::Pid(p), FileType::Directory));
+                }
+                out.push(e("self", Node::SelfLink, FileType::Symlink));
+                out.push(e("thread-self", Node::ThreadSelf, FileType::Symlink));
+                out.push(e("sys", Node::Dir("sys"), FileType::Directory));
+                for s in STATIC {
+                    out.push(e(s, Node::Static(s), FileType::Regular));
+                }
+            }
+            Node::Pid(p) | Node::Task(p, _) => {
+                for f in PID_FILES {
+                    out.push(e(f, Node::PidFile(*p, f), FileType::Regular));
+                }
+                for l in PID_LINKS {
+                    out.push(e(l, Node::PidLink(*p, l), FileType::Symlink));
+                }
+                out.push(e("fd", Node::FdDir(*p), FileType::Directory));
+                if matches!(self.node, Node::Pid(_)) {
+                    out.push(e("task", Node::TaskDir(*p), FileType::Directory));
+                }
+            }
+            Node::FdDir(p) => {
+                let t = k
+                    .groups
+                    .get(p)
+                    .and_then(|g| g.threads.first())
+                    .ok_or(Errno::ENOENT)?;
+                for (fd, _) in k.task(*t).files.borrow().iter() {
+                    out.push(e(&fd.to_string(), Node::Fd(*p, fd), FileType::Symlink));
+                }
+            }
+            Node::TaskDir(p) => {
+                for t in k
+                    .groups
+                    .get(p)
+                    .map(|g| g.threads.clone())
+                    .unwrap_or_default()
+                {
+                    out.push(e(&t.to_string(), Node::Task(*p, t), FileType::Directory));
+                }
+            }
+            Node::Dir(d) => {
+                let prefix = format!("{d}/");
+                for n in SYS_DIRS.iter().chain(SYS_FILES.iter()) {
+                    if let Some(rest) = n.strip_prefix(&prefix) {
+                        if !rest.contains('/') {
+                            let is_dir = SYS_DIRS.contains(n);
+                            out.push(e(
+                                rest,
+                                if is_dir { Node::Dir(n) } else { Node::Sys(n) },
+                                if is_dir {
+                                    FileType::Directory
+                                } else {
+                                    FileType::Regular
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => return Err(Errno::ENOTDIR),
+        }
+        Ok(out)
+    }
+
+    fn readlink(&self, k: &Kernel) -> SysResult<Vec<u8>> {
+        let cur = k.current.get();
+        match &self.node {
+            Node::SelfLink => Ok(k
+                .tasks
+                .get(&cur)
+                .map(|t| t.tgid)
+                .unwrap_or(1)
+                .to_string()
+                .into_bytes()),
+            Node::ThreadSelf => {
+                let tg = k.tasks.get(&cur).map(|t| t.tgid).unwrap_or(1);
+                Ok(format!("{tg}/task/{cur}").into_bytes())
+            }
+            Node::PidLink(p, which) => {
+                let g = k.groups.get(p).ok_or(Errno::ENOENT)?;
+                let t = *g.threads.first().ok_or(Errno::ENOENT)?;
+                match *which {
+                    "exe" => Ok(g.exe.clone()),
+                    "cwd" => Ok(k.task(t).fs.borrow().cwd.path(k)),
+                    _ => Ok(k.task(t).fs.borrow().root.path(k)),
+                }
+            }
+            Node::Fd(p, fd) => {
+                let t = *k
+                    .groups
+                    .get(p)
+                    .and_then(|g| g.threads.first())
+                    .ok_or(Errno::ENOENT)?;
+                let f = k
+                    .task(t)
+                    .files
+                    .borrow()
+                    .get(*fd)
+                    .map_err(|_| Errno::ENOENT)?;
+                Ok(f.path(k).into_bytes())
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn magic_link(&self, k: &Kernel) -> Option<SysResult<Rc<Dentry>>> {
+        match &self.node {
+            Node::PidLink(p, which) => {
+                let g = k.groups.get(p)?;
+                let t = *g.threads.first()?;
+                Some(match *which {
+                    "cwd" => Ok(k.task(t).fs.borrow().cwd.clone()),
+                    "root" => Ok(k.task(t).fs.borrow().root.clone()),
+                    _ => {
+                        let exe = g.exe.clone();
+                        k.lookup(t, &exe, true)
+                    }
+                })
+            }
+            Node::Fd(p, fd) => {
+                let t = *k.groups.get(p)?.threads.first()?;
+                let f = k.task(t).files.borrow().get(*fd).ok()?;
+                // Pipes and sockets have no path to reopen through.
+                Some(f.dentry.clone().ok_or(Errno::ENXIO))
+            }
+            _ => None,
+        }
+    }
+
+    fn open(&self, k: &Kernel, flags: i32) -> SysResult<Rc<dyn FileOps>> {
+        if self.kind() == FileType::Directory {
+            return Ok(Rc::new(super::hostfs::DirFile));
+        }
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let data = generate(k, &self.node)?;
+        Ok(Rc::new(ProcFile {
+            data,
+            node: self.node.clone(),
+            writable,
+        }))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+struct ProcFile {
+    data: Vec<u8>,
+    node: Node,
+    writable: bool,
+}
+
+impl FileOps for ProcFile {
+    fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
+        let off = off as usize;
+        if off >= self.data.len() {
+            return Ok(0);
+        }
+        Ok(dst.copy_in(0, &self.data[off..]))
+    }
+    fn write(&self, _k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
+        if !self.writable {
+            return Err(Errno::EBADF);
+        }
+        match &self.node {
+            Node::PidFile(_, "oom_score_adj") => Ok(src.len),
+            _ => Err(Errno::EACCES),
+        }
+    }
+    fn seekable(&self) -> bool {
+        true
+    }
+    fn size(&self, _k: &Kernel) -> Option<u64> {
+        Some(0)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn state_char(k: &Kernel, p: Pid) -> char {
+    let g = &k.groups[&p];
+    if g.stopped {
+        return 'T';
+    }
+    let running = g.threads.iter().any(|t| {
+        matches!(
+            k.task(*t).state,
+            crate::kernel::TaskState::Running | crate::kernel::TaskState::InKernel
+        )
+    });
+    if running { 'R' } else { 'S' }
+}
+
+fn cpu_ticks(k: &Kernel, p: Pid) -> u64 {
+    let Some(t) = k.groups.get(&p).and_then(|g| g.threads.first()) else {
+        return 0;
+    };
+    crate::syscalls::time::read_clock(k, *t, libc::CLOCK_PROCESS_CPUTIME_ID)
+        .map(|ts| ts.tv_sec as u64 * 100 + ts.tv_nsec as u64 / 10_000_000)
+        .unwrap_or(0)
+}
+
+fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
+    let mut s = String::new();
+    match node {
+        Node::Static("cpuinfo") => s = HOST.with(|h| h.borrow().cpuinfo.clone()),
+        Node::Static("meminfo") => {
+            let (total, free) = memory(k);
+            let kb = |b: u64| b / 1024;
+            for (n, v) in [
+                ("MemTotal", kb(total)),
+                ("MemFree", kb(free)),
+                ("MemAvailable", kb(free)),
+                ("Buffers", 0),
+                ("Cached", 0),
+                ("SwapCached", 0),
+                ("Active", kb(total - free)),
+                ("Inactive", 0),
+                ("SwapTotal", 0),
+                ("SwapFree", 0),
+                ("Dirty", 0),
+                ("Shmem", 0),
+                ("Slab", 0),
+                ("CommitLimit", kb(total)),
+                ("Committed_AS", kb(total - free)),
+                ("VmallocTotal", 0),
+                ("HugePages_Total", 0),
+                ("HugePages_Free", 0),
+                ("Hugepagesize", 2048),
+            ] {
+                let _ = writeln!(s, "{n:<15} {v:>8} kB");
+            }
+        }
+        Node::Static("uptime") => {
+            let u = k.uptime().as_secs_f64();
+            let _ = writeln!(s, "{u:.2} {:.2}", u * k.config.cpus as f64);
+        }
+        Node::Static("loadavg") => {
+            let last = k.groups.keys().max().copied().unwrap_or(1);
+            let _ = writeln!(s, "0.00 0.00 0.00 1/{} {last}", k.tasks.len());
+        }
+        Node::Static("version") => {
+            let _ = writeln!(s, "Linux version {} (atoll@atoll) (atoll application kernel) {}", identity::RELEASE, identity::VERSION);
+        }
+        Node::Static("filesystems") => {
+            s.push_str("nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevpts\nnodev\tmqueue\n\text4\n");
+        }
+        Node::Static("stat") => {
+            let btime = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+                - k.uptime().as_secs();
+            s.push_str("cpu  0 0 0 0 0 0 0 0 0 0\n");
+            for c in 0..k.config.cpus.max(1) {
+                let _ = writeln!(s, "cpu{c} 0 0 0 0 0 0 0 0 0 0");
+            }
+            let _ = writeln!(s, "intr 0\nctxt 0\nbtime {btime}\nprocesses {}\nprocs_running 1\nprocs_blocked 0", k.groups.len());
+        }
+        Node::Static("cmdline") => s.push_str("atoll\n"),
+        Node::Static("mounts") => s = mounts_text(k, false),
+        Node::Static("swaps") => s.push_str("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"),
+        Node::Static("kmsg_sandbox") => s = k.syslog.render_kmsg(),
+        Node::Static("devices") => s.push_str("Character devices:\n  1 mem\n  5 /dev/tty\n  5 /dev/console\n136 pts\n\nBlock devices:\n"),
+        Node::Static(_) => {}
+        Node::PidFile(p, which) => s = pid_file(k, *p, which)?,
+        Node::Sys(name) => {
+            let (total, _) = memory(k);
+            let v = match *name {
+                "sys/kernel/hostname" => String::from_utf8_lossy(&k.hostname).into_owned(),
+                "sys/kernel/domainname" => String::from_utf8_lossy(&k.domainname).into_owned(),
+                "sys/kernel/osrelease" => identity::RELEASE.into(),
+                "sys/kernel/ostype" => identity::SYSNAME.into(),
+                "sys/kernel/version" => identity::VERSION.into(),
+                "sys/kernel/pid_max" => crate::kernel::PID_MAX.to_string(),
+                "sys/kernel/ngroups_max" => "65536".into(),
+                "sys/kernel/cap_last_cap" => "40".into(),
+                "sys/kernel/random/boot_id" => HOST.with(|h| h.borrow().boot_id.clone()),
+                "sys/kernel/random/uuid" => {
+                    let mut b = [0u8; 16];
+                    crate::kernel::random::fill(&mut b);
+                    uuid(&b)
+                }
+                "sys/kernel/random/entropy_avail" => "256".into(),
+                "sys/kernel/threads-max" => "32768".into(),
+                "sys/kernel/shmmax" | "sys/kernel/shmall" => (total / 2).to_string(),
+                "sys/vm/overcommit_memory" => "0".into(),
+                "sys/vm/max_map_count" => "65530".into(),
+                "sys/vm/mmap_min_addr" => "65536".into(),
+                "sys/fs/file-max" => "1048576".into(),
+                "sys/fs/nr_open" => "1048576".into(),
+                "sys/fs/pipe-max-size" => "1048576".into(),
+                "sys/net/core/somaxconn" => "4096".into(),
+                "sys/net/ipv4/ip_local_port_range" => "32768\t60999".into(),
+                _ => String::new(),
+            };
+            s = v + "\n";
+        }
+        _ => return Err(Errno::EISDIR),
+    }
+    Ok(s.into_bytes())
+}
+
+fn mounts_text(k: &Kernel, info: bool) -> String {
+    let mut s = String::new();
+    for m in k.mounts.borrow().all() {
+        let target = match &m.mountpoint {
+            Some(d) => String::from_utf8_lossy(&d.path(k)).into_owned(),
+            None => "/".into(),
+        };
+        let rw = if m.readonly { "ro" } else { "rw" };
+        let opts = if m.options.is_empty() {
+            rw.to_string()
+        } else {
+            format!("{rw},{}", m.options)
+        };
+        let fstype = if m.fstype == "atoll-gofer" {
+            "9p"
+        } else {
+            m.fstype.as_str()
+        };
+        if info {
+            let parent = m.mountpoint.as_ref().map(|d| d.mount.id).unwrap_or(1);
+            let _ = writeln!(
+                s,
+                "{} {} 0:{} / {} {} - {} {} {}",
+                m.id, parent, m.id, target, opts, fstype, m.source, rw
+            );
+        } else {
+            let _ = writeln!(s, "{} {} {} {} 0 0", m.source, target, fstype, opts);
+        }
+    }
+    s
+}
+
+fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
+    let g = k.groups.get(&p).ok_or(Errno::ENOENT)?;
+    let leader = *g.threads.first().ok_or(Errno::ENOENT)?;
+    let t = k.task(leader);
+    let comm = String::from_utf8_lossy(&t.comm).into_owned();
+    let mm = t.mm.borrow();
+    let vsize = mm.mapped_bytes();
+    let mut s = String::new();
+    match which {
+        "stat" => {
+            let start = g.start.duration_since(k.boot_time).as_millis() as u64 / 10;
+            let ticks = cpu_ticks(k, p);
+            let _ = writeln!(
+                s,
+                "{p} ({comm}) {} {} {} {} 0 -1 4194304 0 0 0 0 {ticks} 0 0 0 20 0 {} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+                state_char(k, p),
+                g.parent,
+                g.pgid,
+                g.sid,
+                g.threads.len(),
+                vsize / 4096
+            );
+        }
+        "statm" => {
+            let pages = vsize / 4096;
+            let _ = writeln!(s, "{pages} {pages} 0 0 0 {pages} 0");
+        }
+        "status" => {
+            let c = &g.cred;
+            let st = state_char(k, p);
+            let sig = t.sighand.borrow();
+            let (mut ign, mut cgt) = (0u64, 0u64);
+            for n in 1..=64 {
+                let a = sig.get(n);
+                if a.handler == crate::kernel::signal::SIG_IGN {
+                    ign |= 1 << (n - 1);
+                } else if a.handler != crate::kernel::signal::SIG_DFL {
+                    cgt |= 1 << (n - 1);
+                }
+            }
+            let groups: Vec<String> = c.groups.iter().map(|x| x.to_string()).collect();
+            let seccomp = if k.config_has_seccomp() { 2 } else { 0 };
+            let _ = write!(
+                s,
+                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{st} ({})\nTgid:\t{p}\nNgid:\t0\nPid:\t{p}\nPPid:\t{}\nTracerPid:\t0\n\
+                 Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nNStgid:\t{p}\nNSpid:\t{p}\nNSpgid:\t{}\nNSsid:\t{}\n\
+                 VmPeak:\t{:>8} kB\nVmSize:\t{:>8} kB\nVmLck:\t       0 kB\nVmRSS:\t{:>8} kB\nVmData:\t{:>8} kB\nVmStk:\t     132 kB\nVmExe:\t       0 kB\nVmLib:\t       0 kB\nVmSwap:\t       0 kB\n\
+                 Threads:\t{}\nSigQ:\t0/4096\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n\
+                 CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t{seccomp}\nSeccomp_filters:\t{}\n\
+                 Cpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+                t.fs.borrow().umask,
+                if st == 'R' { "running" } else if st == 'T' { "stopped" } else { "sleeping" },
+                g.parent,
+                c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid,
+                groups.join(" "),
+                g.pgid,
+                g.sid,
+                vsize / 1024, vsize / 1024, vsize / 1024, vsize / 1024,
+                g.threads.len(),
+                t.pending.set.0,
+                g.shared_pending.set.0,
+                t.sigmask.0,
+                c.cap_inheritable, c.cap_permitted, c.cap_effective, c.cap_bounding, c.cap_ambient,
+                c.no_new_privs as u8,
+                (seccomp == 2) as u8,
+                (1u64 << k.config.cpus.clamp(1, 63)) - 1,
+                k.config.cpus.max(1) - 1,
+            );
+        }
+        "cmdline" => return Ok(String::from_utf8_lossy(&g.cmdline).into_owned()),
+        "environ" => return Ok(String::from_utf8_lossy(&g.environ).into_owned()),
+        "comm" => s = format!("{comm}\n"),
+        "maps" | "smaps_rollup" => {
+            if which == "smaps_rollup" {
+                let _ = writeln!(s, "00000000-ffffffffffffffff ---p 00000000 00:00 0 [rollup]\nRss:\t{} kB", vsize / 1024);
+            } else {
+                for v in mm.vmas() {
+                    let perm = format!(
+                        "{}{}{}{}",
+                        if v.prot & libc::PROT_READ != 0 { 'r' } else { '-' },
+                        if v.prot & libc::PROT_WRITE != 0 { 'w' } else { '-' },
+                        if v.prot & libc::PROT_EXEC != 0 { 'x' } else { '-' },
+                        if v.shared { 's' } else { 'p' }
+                    );
+                    let (off, dev, ino, name) = match &v.name {
+                        VmaName::File { path, offset, dev, ino } => (*offset, *dev, *ino, path.clone()),
+                        VmaName::Heap => (0, 0, 0, "[heap]".into()),
+                        VmaName::Stack => (0, 0, 0, "[stack]".into()),
+                        VmaName::Anon => (0, 0, 0, String::new()),
+                    };
+                    let _ = writeln!(
+                        s,
+                        "{:08x}-{:08x} {perm} {off:08x} {:02x}:{:02x} {ino:<10} {name}",
+                        v.start,
+                        v.end,
+                        libc::major(dev),
+                        libc::minor(dev)
+                    );
+                }
+            }
+        }
+        "limits" => {
+            let names = [
+                ("Max cpu time", "seconds"), ("Max file size", "bytes"), ("Max data size", "bytes"),
+                ("Max stack size", "bytes"), ("Max core file size", "bytes"), ("Max resident set", "bytes"),
+                ("Max processes", "processes"), ("Max open files", "files"), ("Max locked memory", "bytes"),
+                ("Max address space", "bytes"), ("Max file locks", "locks"), ("Max pending signals", "signals"),
+                ("Max msgqueue size", "bytes"), ("Max nice priority", ""), ("Max realtime priority", ""),
+                ("Max realtime timeout", "us"),
+            ];
+            let _ = writeln!(s, "{:<26}{:<21}{:<21}Units", "Limit", "Soft Limit", "Hard Limit");
+            for (i, (n, unit)) in names.iter().enumerate() {
+                let f = |v: u64| if v == libc::RLIM_INFINITY { "unlimited".to_string() } else { v.to_string() };
+                let r = g.rlimits[i];
+                let _ = writeln!(s, "{n:<26}{:<21}{:<21}{unit}", f(r.rlim_cur), f(r.rlim_max));
+            }
+        }
+        "mounts" => s = mounts_text(k, false),
+        "mountinfo" => s = mounts_text(k, true),
+        "oom_score_adj" | "oom_score" => s.push_str("0\n"),
+        "cgroup" => s.push_str("0::/\n"),
+        "io" => s.push_str("rchar: 0\nwchar: 0\nsyscr: 0\nsyscw: 0\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n"),
+        "uid_map" | "gid_map" => s.push_str("         0          0 4294967295\n"),
+        "loginuid" => s.push_str("4294967295"),
+        "sessionid" => s.push_str("4294967295"),
+        "wchan" => s.push('0'),
+        "auxv" => {}
+        _ => return Err(Errno::ENOENT),
+    }
+    Ok(s)
+}

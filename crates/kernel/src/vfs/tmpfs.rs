@@ -1,0 +1,461 @@
+//! tmpfs: a file tree in the kernel's memory (mounts of type tmpfs, /dev,
+//! /dev/shm). Its memory is the kernel's, charged to the container's cgroup.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+
+use super::file::{File, FileOps};
+use super::inode::{DirEntry, FileType, Inode, SetAttr, TimeSet};
+use super::iov::IoVecs;
+use super::perm::Cred;
+use crate::errno::{Errno, SysResult};
+use crate::kernel::Kernel;
+
+pub enum Content {
+    Dir(BTreeMap<Vec<u8>, Rc<dyn Inode>>),
+    File(Vec<u8>),
+    Symlink(Vec<u8>),
+    Fifo,
+    Socket,
+}
+
+pub struct TmpInode {
+    pub dev: u64,
+    pub ino: u64,
+    pub meta: RefCell<libc::stat>,
+    pub content: RefCell<Content>,
+    me: Weak<TmpInode>,
+}
+
+impl TmpInode {
+    pub fn new(dev: u64, mode: u32, uid: u32, gid: u32, content: Content) -> Rc<TmpInode> {
+        let ino = super::new_ino();
+        let mut st = super::stat_of(dev, ino, mode, 1);
+        st.st_uid = uid;
+        st.st_gid = gid;
+        if matches!(content, Content::Dir(_)) {
+            st.st_nlink = 2;
+        }
+        Rc::new_cyclic(|me| TmpInode {
+            dev,
+            ino,
+            meta: RefCell::new(st),
+            content: RefCell::new(content),
+            me: me.clone(),
+        })
+    }
+
+    /// A new tmpfs root directory.
+    pub fn new_root(mode: u32, uid: u32, gid: u32) -> Rc<TmpInode> {
+        TmpInode::new(
+            super::new_dev(),
+            libc::S_IFDIR | (mode & 0o7777),
+            uid,
+            gid,
+            Content::Dir(BTreeMap::new()),
+        )
+    }
+
+    fn rc(&self) -> Rc<TmpInode> {
+        self.me.upgrade().expect("tmpfs inode alive")
+    }
+
+    /// Adds an entry (used to populate /dev).
+    pub fn add(&self, name: &[u8], inode: Rc<dyn Inode>) {
+        if let Content::Dir(d) = &mut *self.content.borrow_mut() {
+            d.insert(name.to_vec(), inode);
+        }
+    }
+
+    fn touch(&self, m: bool, c: bool) {
+        let t = super::now();
+        let mut st = self.meta.borrow_mut();
+        if m {
+            st.st_mtime = t.tv_sec;
+            st.st_mtime_nsec = t.tv_nsec;
+        }
+        if c {
+            st.st_ctime = t.tv_sec;
+            st.st_ctime_nsec = t.tv_nsec;
+        }
+    }
+
+    fn insert_new(&self, name: &[u8], inode: Rc<dyn Inode>) -> SysResult<()> {
+        let mut c = self.content.borrow_mut();
+        let Content::Dir(d) = &mut *c else {
+            return Err(Errno::ENOTDIR);
+        };
+        if d.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        d.insert(name.to_vec(), inode);
+        drop(c);
+        self.touch(true, true);
+        Ok(())
+    }
+
+    fn child_mode(&self, mode: u32, cred: &Cred) -> (u32, u32) {
+        // setgid directories pass their group on.
+        let st = self.meta.borrow();
+        let gid = if st.st_mode & libc::S_ISGID != 0 {
+            st.st_gid
+        } else {
+            cred.fsgid
+        };
+        (mode, gid)
+    }
+
+    fn new_child(&self, mode: u32, cred: &Cred, content: Content) -> Rc<TmpInode> {
+        let (mode, gid) = self.child_mode(mode, cred);
+        TmpInode::new(self.dev, mode, cred.fsuid, gid, content)
+    }
+}
+
+fn as_tmp(i: &Rc<dyn Inode>) -> Option<&TmpInode> {
+    i.as_any().downcast_ref::<TmpInode>()
+}
+
+impl Inode for TmpInode {
+    fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
+        let mut st = *self.meta.borrow();
+        match &*self.content.borrow() {
+            Content::File(d) => {
+                st.st_size = d.len() as i64;
+                st.st_blocks = d.len().div_ceil(512) as i64;
+            }
+            Content::Symlink(t) => st.st_size = t.len() as i64,
+            Content::Dir(_) => st.st_size = 4096,
+            _ => {}
+        }
+        Ok(st)
+    }
+    fn id(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+    fn kind(&self) -> FileType {
+        FileType::from_mode(self.meta.borrow().st_mode)
+    }
+    fn lookup(&self, _k: &Kernel, name: &[u8]) -> SysResult<Rc<dyn Inode>> {
+        match &*self.content.borrow() {
+            Content::Dir(d) => d.get(name).cloned().ok_or(Errno::ENOENT),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+    fn readdir(&self, _k: &Kernel) -> SysResult<Vec<DirEntry>> {
+        match &*self.content.borrow() {
+            Content::Dir(d) => Ok(d
+                .iter()
+                .map(|(n, i)| DirEntry {
+                    name: n.clone(),
+                    ino: i.id().1,
+                    kind: i.kind(),
+                })
+                .collect()),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+    fn open(&self, k: &Kernel, flags: i32) -> SysResult<Rc<dyn FileOps>> {
+        match self.kind() {
+            FileType::Directory => Ok(Rc::new(super::hostfs::DirFile)),
+            FileType::Regular => {
+                if flags & libc::O_TRUNC != 0 && flags & libc::O_ACCMODE != libc::O_RDONLY {
+                    if let Content::File(d) = &mut *self.content.borrow_mut() {
+                        d.clear();
+                    }
+                    self.touch(true, true);
+                }
+                Ok(Rc::new(TmpFile { inode: self.rc() }))
+            }
+            FileType::Fifo => k.fifos.open(k, self.id(), flags),
+            _ => Err(Errno::ENXIO),
+        }
+    }
+    fn readlink(&self, _k: &Kernel) -> SysResult<Vec<u8>> {
+        match &*self.content.borrow() {
+            Content::Symlink(t) => Ok(t.clone()),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+    fn create(
+        &self,
+        _k: &Kernel,
+        name: &[u8],
+        mode: u32,
+        _flags: i32,
+        cred: &Cred,
+    ) -> SysResult<(Rc<dyn Inode>, Rc<dyn FileOps>)> {
+        let f = self.new_child(
+            libc::S_IFREG | (mode & 0o7777),
+            cred,
+            Content::File(Vec::new()),
+        );
+        self.insert_new(name, f.clone())?;
+        let ops: Rc<dyn FileOps> = Rc::new(TmpFile { inode: f.clone() });
+        Ok((f, ops))
+    }
+    fn mkdir(&self, _k: &Kernel, name: &[u8], mode: u32, cred: &Cred) -> SysResult<()> {
+        let mut m = libc::S_IFDIR | (mode & 0o7777);
+        if self.meta.borrow().st_mode & libc::S_ISGID != 0 {
+            m |= libc::S_ISGID;
+        }
+        let d = self.new_child(m, cred, Content::Dir(BTreeMap::new()));
+        self.insert_new(name, d)?;
+        self.meta.borrow_mut().st_nlink += 1;
+        Ok(())
+    }
+    fn mknod(&self, _k: &Kernel, name: &[u8], mode: u32, _dev: u64, cred: &Cred) -> SysResult<()> {
+        let content = match mode & libc::S_IFMT {
+            libc::S_IFREG | 0 => Content::File(Vec::new()),
+            libc::S_IFIFO => Content::Fifo,
+            libc::S_IFSOCK => Content::Socket,
+            _ => return Err(Errno::EPERM),
+        };
+        let m = if mode & libc::S_IFMT == 0 {
+            mode | libc::S_IFREG
+        } else {
+            mode
+        };
+        let n = self.new_child(m, cred, content);
+        self.insert_new(name, n)
+    }
+    fn symlink(&self, _k: &Kernel, name: &[u8], target: &[u8], cred: &Cred) -> SysResult<()> {
+        let n = self.new_child(
+            libc::S_IFLNK | 0o777,
+            cred,
+            Content::Symlink(target.to_vec()),
+        );
+        self.insert_new(name, n)
+    }
+    fn link(&self, _k: &Kernel, name: &[u8], target: &Rc<dyn Inode>) -> SysResult<()> {
+        let t = as_tmp(target).ok_or(Errno::EXDEV)?;
+        if t.dev != self.dev {
+            return Err(Errno::EXDEV);
+        }
+        if t.kind() == FileType::Directory {
+            return Err(Errno::EPERM);
+        }
+        self.insert_new(name, target.clone())?;
+        t.meta.borrow_mut().st_nlink += 1;
+        t.touch(false, true);
+        Ok(())
+    }
+    fn unlink(&self, _k: &Kernel, name: &[u8]) -> SysResult<()> {
+        let mut c = self.content.borrow_mut();
+        let Content::Dir(d) = &mut *c else {
+            return Err(Errno::ENOTDIR);
+        };
+        let child = d.get(name).ok_or(Errno::ENOENT)?;
+        if child.kind() == FileType::Directory {
+            return Err(Errno::EISDIR);
+        }
+        let child = d.remove(name).unwrap();
+        drop(c);
+        if let Some(t) = as_tmp(&child) {
+            let mut st = t.meta.borrow_mut();
+            st.st_nlink = st.st_nlink.saturating_sub(1);
+        }
+        self.touch(true, true);
+        Ok(())
+    }
+    fn rmdir(&self, _k: &Kernel, name: &[u8]) -> SysResult<()> {
+        let mut c = self.content.borrow_mut();
+        let Content::Dir(d) = &mut *c else {
+            return Err(Errno::ENOTDIR);
+        };
+        let child = d.get(name).ok_or(Errno::ENOENT)?;
+        if child.kind() != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        if let Some(t) = as_tmp(child) {
+            if matches!(&*t.content.borrow(), Content::Dir(cd) if !cd.is_empty()) {
+                return Err(Errno::ENOTEMPTY);
+            }
+        }
+        d.remove(name);
+        drop(c);
+        self.meta.borrow_mut().st_nlink -= 1;
+        self.touch(true, true);
+        Ok(())
+    }
+    fn rename(
+        &self,
+        _k: &Kernel,
+        old: &[u8],
+        new_dir: &Rc<dyn Inode>,
+        new: &[u8],
+        flags: u32,
+    ) -> SysResult<()> {
+        let nd = as_tmp(new_dir).ok_or(Errno::EXDEV)?;
+        if nd.dev != self.dev {
+            return Err(Errno::EXDEV);
+        }
+        let moving = self.lookup_raw(old)?;
+        let existing = nd.lookup_raw(new).ok();
+        if flags & libc::RENAME_NOREPLACE != 0 && existing.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            let other = existing.ok_or(Errno::ENOENT)?;
+            self.put(old, other);
+            nd.put(new, moving);
+            return Ok(());
+        }
+        if let Some(e) = &existing {
+            if Rc::ptr_eq(e, &moving) {
+                return Ok(());
+            }
+            match (
+                moving.kind() == FileType::Directory,
+                e.kind() == FileType::Directory,
+            ) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                (true, true) => {
+                    if let Some(t) = as_tmp(e) {
+                        if matches!(&*t.content.borrow(), Content::Dir(cd) if !cd.is_empty()) {
+                            return Err(Errno::ENOTEMPTY);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A directory cannot move into itself.
+        if moving.kind() == FileType::Directory && Rc::ptr_eq(&moving, new_dir) {
+            return Err(Errno::EINVAL);
+        }
+        if let Content::Dir(d) = &mut *self.content.borrow_mut() {
+            d.remove(old);
+        }
+        nd.put(new, moving);
+        self.touch(true, true);
+        nd.touch(true, true);
+        Ok(())
+    }
+    fn setattr(&self, _k: &Kernel, a: &SetAttr) -> SysResult<()> {
+        if let Some(size) = a.size {
+            match &mut *self.content.borrow_mut() {
+                Content::File(d) => d.resize(size as usize, 0),
+                Content::Dir(_) => return Err(Errno::EISDIR),
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        let mut st = self.meta.borrow_mut();
+        if let Some(m) = a.mode {
+            st.st_mode = (st.st_mode & libc::S_IFMT) | (m & 0o7777);
+        }
+        if let Some(u) = a.uid {
+            st.st_uid = u;
+        }
+        if let Some(g) = a.gid {
+            st.st_gid = g;
+        }
+        let set = |t: TimeSet| match t {
+            TimeSet::Now => super::now(),
+            TimeSet::At(ts) => ts,
+        };
+        if let Some(t) = a.atime {
+            let t = set(t);
+            st.st_atime = t.tv_sec;
+            st.st_atime_nsec = t.tv_nsec;
+        }
+        if let Some(t) = a.mtime {
+            let t = set(t);
+            st.st_mtime = t.tv_sec;
+            st.st_mtime_nsec = t.tv_nsec;
+        }
+        let now = super::now();
+        st.st_ctime = now.tv_sec;
+        st.st_ctime_nsec = now.tv_nsec;
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl TmpInode {
+    fn lookup_raw(&self, name: &[u8]) -> SysResult<Rc<dyn Inode>> {
+        match &*self.content.borrow() {
+            Content::Dir(d) => d.get(name).cloned().ok_or(Errno::ENOENT),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+    fn put(&self, name: &[u8], i: Rc<dyn Inode>) {
+        if let Content::Dir(d) = &mut *self.content.borrow_mut() {
+            d.insert(name.to_vec(), i);
+        }
+    }
+}
+
+/// An open tmpfs regular file.
+pub struct TmpFile {
+    inode: Rc<TmpInode>,
+}
+
+impl FileOps for TmpFile {
+    fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
+        let c = self.inode.content.borrow();
+        let Content::File(d) = &*c else {
+            return Err(Errno::EINVAL);
+        };
+        let off = off as usize;
+        if off >= d.len() {
+            return Ok(0);
+        }
+        let n = dst.len.min(d.len() - off);
+        Ok(dst.copy_in(0, &d[off..off + n]))
+    }
+    fn write(&self, _k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
+        let mut c = self.inode.content.borrow_mut();
+        let Content::File(d) = &mut *c else {
+            return Err(Errno::EINVAL);
+        };
+        let off = if f.flags.get() & libc::O_APPEND != 0 {
+            d.len()
+        } else {
+            off as usize
+        };
+        let end = off.checked_add(src.len).ok_or(Errno::EFBIG)?;
+        if end > d.len() {
+            d.resize(end, 0);
+        }
+        src.copy_out(0, &mut d[off..end]);
+        drop(c);
+        self.inode.touch(true, true);
+        Ok(src.len)
+    }
+    fn seekable(&self) -> bool {
+        true
+    }
+    fn truncate(&self, _k: &Kernel, len: u64) -> SysResult<()> {
+        if let Content::File(d) = &mut *self.inode.content.borrow_mut() {
+            d.resize(len as usize, 0);
+        }
+        self.inode.touch(true, true);
+        Ok(())
+    }
+    fn size(&self, _k: &Kernel) -> Option<u64> {
+        match &*self.inode.content.borrow() {
+            Content::File(d) => Some(d.len() as u64),
+            _ => None,
+        }
+    }
+    fn allocate(&self, mode: i32, off: u64, len: u64) -> SysResult<()> {
+        if mode != 0 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if let Content::File(d) = &mut *self.inode.content.borrow_mut() {
+            let end = (off + len) as usize;
+            if end > d.len() {
+                d.resize(end, 0);
+            }
+        }
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

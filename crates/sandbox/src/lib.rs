@@ -1,0 +1,45 @@
+//! The userspace level's entry point: runs in the container's init (after
+//! libcontainer has set up namespaces, cgroup and rootfs), turns the OCI
+//! spec into the kernel's configuration, starts the file server and the
+//! application kernel, and exits with the workload's status.
+
+mod config;
+
+use std::os::fd::FromRawFd;
+use std::rc::Rc;
+
+use atoll_kernel::kernel::Kernel;
+use atoll_runtime::executor::SandboxLaunch;
+
+pub use config::sandbox_config;
+
+/// `SandboxEntry` for the runtime: never returns on success.
+pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
+    let config = sandbox_config(&launch.spec)?;
+    atoll_kernel::vfs::procfs::capture_host_facts(config.cpus);
+    let log = launch
+        .options
+        .log_fd
+        // SAFETY: the runtime passed us this descriptor for the sandbox log.
+        .map(|fd| unsafe { std::fs::File::from_raw_fd(fd) });
+    let control = launch.options.control_fd;
+    let mut config = config;
+    config.strace = launch.options.strace;
+    let files: Rc<dyn atoll_gofer::FileService> = Rc::new(
+        atoll_gofer::FileServer::new(std::path::Path::new("/"))
+            .map_err(|e| format!("file server: {e}"))?,
+    );
+    let stdio = atoll_kernel::kernel::boot::dup_stdio().map_err(|e| format!("stdio: {e}"))?;
+    let mut k = match Kernel::boot(config, files, stdio, log) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("atoll: {}", e.message);
+            std::process::exit(e.code);
+        }
+    };
+    if let Some(fd) = control {
+        k.set_control(fd);
+    }
+    let status = k.run();
+    std::process::exit(atoll_kernel::kernel::exit::exit_code_of(status));
+}
