@@ -82,6 +82,7 @@ impl Kernel {
         }
         let g = self.groups.get_mut(&tgid).unwrap();
         g.shared_pending.push(info);
+        crate::vfs::eventfd::signal_queued();
         let threads = g.threads.clone();
         // Prefer a thread that does not block it.
         let target = threads
@@ -118,6 +119,7 @@ impl Kernel {
             return Ok(());
         }
         self.task_mut(tid).pending.push(info);
+        crate::vfs::eventfd::signal_queued();
         if !self.task(tid).sigmask.has(sig) || self.task(tid).sigwait.has(sig) {
             self.kick(tid);
         }

@@ -141,6 +141,48 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ("sendfile", sys_sendfile, Full, ""),
         ("copy_file_range", sys_copy_file_range, Full, ""),
         ("flock", sys_flock, Partial, "advisory, within the sandbox"),
+        (
+            "getxattr",
+            sys_getxattr,
+            Partial,
+            "no extended attributes are stored: ENODATA",
+        ),
+        (
+            "lgetxattr",
+            sys_getxattr,
+            Partial,
+            "no extended attributes are stored: ENODATA",
+        ),
+        (
+            "fgetxattr",
+            sys_fgetxattr,
+            Partial,
+            "no extended attributes are stored: ENODATA",
+        ),
+        ("listxattr", sys_listxattr, Partial, "always empty"),
+        ("llistxattr", sys_listxattr, Partial, "always empty"),
+        ("flistxattr", sys_flistxattr, Partial, "always empty"),
+        (
+            "setxattr",
+            sys_setxattr,
+            Partial,
+            "extended attributes are not supported: ENOTSUP",
+        ),
+        (
+            "lsetxattr",
+            sys_setxattr,
+            Partial,
+            "extended attributes are not supported: ENOTSUP",
+        ),
+        (
+            "fsetxattr",
+            sys_fsetxattr,
+            Partial,
+            "extended attributes are not supported: ENOTSUP",
+        ),
+        ("removexattr", sys_removexattr, Partial, "ENODATA"),
+        ("lremovexattr", sys_removexattr, Partial, "ENODATA"),
+        ("fremovexattr", sys_fremovexattr, Partial, "ENODATA"),
     ]
 }
 
@@ -270,6 +312,14 @@ pub fn user_iovec_array(
 fn sys_read(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let f = get_file(k, tid, a[0] as i32)?;
     let iov = user_iov(k, tid, a[1], a[2], true)?;
+    if let Some(s) = f
+        .ops
+        .clone()
+        .as_any()
+        .downcast_ref::<crate::vfs::eventfd::SignalFd>()
+    {
+        return super::poll::read_signalfd(k, tid, &f, s, &iov);
+    }
     do_read(k, tid, &f, &iov, None)
 }
 
@@ -483,6 +533,10 @@ fn sys_openat2(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 
 fn sys_close(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let e = k.task(tid).files.borrow_mut().remove(a[0] as i32)?;
+    // POSIX record locks of the process on this file go with any close.
+    if let Some(d) = &e.file.dentry {
+        crate::vfs::lock::release_process(k.task(tid).tgid, Some(d.inode.id()));
+    }
     drop(e);
     Ok(0)
 }
@@ -1724,4 +1778,53 @@ fn sys_copy_file_range(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> 
 fn sys_flock(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let f = get_file(k, tid, a[0] as i32)?;
     crate::vfs::lock::flock(k, tid, &f, a[1] as i32)
+}
+
+// ---------- extended attributes ----------
+// The sandbox keeps no extended attributes: reads find none, writes are
+// refused. Lookups still run so missing paths give ENOENT.
+
+fn xattr_path(k: &mut Kernel, tid: Tid, path: u64, follow: bool) -> SysResult<Rc<Dentry>> {
+    let p = k.read_path(tid, path)?;
+    k.lookup(tid, &p, follow)
+}
+
+fn sys_getxattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    xattr_path(k, tid, a[0], true)?;
+    Err(Errno::ENODATA)
+}
+
+fn sys_fgetxattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    get_file(k, tid, a[0] as i32)?;
+    Err(Errno::ENODATA)
+}
+
+fn sys_listxattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    xattr_path(k, tid, a[0], true)?;
+    Ok(0)
+}
+
+fn sys_flistxattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    get_file(k, tid, a[0] as i32)?;
+    Ok(0)
+}
+
+fn sys_setxattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    xattr_path(k, tid, a[0], true)?;
+    Err(Errno::ENOTSUP)
+}
+
+fn sys_fsetxattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    get_file(k, tid, a[0] as i32)?;
+    Err(Errno::ENOTSUP)
+}
+
+fn sys_removexattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    xattr_path(k, tid, a[0], true)?;
+    Err(Errno::ENODATA)
+}
+
+fn sys_fremovexattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    get_file(k, tid, a[0] as i32)?;
+    Err(Errno::ENODATA)
 }

@@ -6,6 +6,7 @@ pub mod fs;
 pub mod futex;
 pub mod mm;
 pub mod names;
+pub mod poll;
 pub mod process;
 pub mod signal;
 pub mod strace;
@@ -131,6 +132,7 @@ fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
     v.extend(signal::table());
     v.extend(time::table());
     v.extend(futex::table());
+    v.extend(poll::table());
     v
 }
 

@@ -5,6 +5,8 @@
 
 pub mod dentry;
 pub mod devfs;
+pub mod epoll;
+pub mod eventfd;
 pub mod fdtable;
 pub mod file;
 pub mod hostfd;

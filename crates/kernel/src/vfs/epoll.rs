@@ -1,0 +1,124 @@
+//! epoll: interest lists over open files, level- and edge-triggered.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::rc::Weak;
+
+use super::file::{File, FileOps, POLLERR, POLLHUP, POLLIN};
+use crate::errno::SysResult;
+use crate::kernel::{Kernel, Tid};
+
+pub const EPOLLET: u32 = 1 << 31;
+pub const EPOLLONESHOT: u32 = 1 << 30;
+pub const EPOLLEXCLUSIVE: u32 = 1 << 28;
+pub const EPOLLWAKEUP: u32 = 1 << 29;
+
+pub struct Interest {
+    pub fd: i32,
+    pub file: Weak<File>,
+    pub events: u32,
+    pub data: u64,
+    /// Edge-triggered: readiness already reported and not yet lost.
+    pub reported: Cell<u32>,
+    /// One-shot that fired: disabled until EPOLL_CTL_MOD.
+    pub disabled: Cell<bool>,
+}
+
+#[derive(Default)]
+pub struct Epoll {
+    pub interests: RefCell<Vec<Interest>>,
+    ino: u64,
+}
+
+impl Epoll {
+    pub fn new() -> Epoll {
+        Epoll {
+            interests: RefCell::new(Vec::new()),
+            ino: super::new_ino(),
+        }
+    }
+
+    /// Ready events, up to `max`, updating edge and one-shot state.
+    pub fn collect(&self, k: &Kernel, max: usize) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        let mut list = self.interests.borrow_mut();
+        list.retain(|i| i.file.strong_count() > 0);
+        for i in list.iter() {
+            if out.len() >= max {
+                break;
+            }
+            if i.disabled.get() {
+                continue;
+            }
+            let Some(f) = i.file.upgrade() else {
+                continue;
+            };
+            let want = (i.events & 0xffff) | POLLERR | POLLHUP;
+            let ready = f.ops.poll(k) & want;
+            if i.events & EPOLLET != 0 {
+                let fresh = ready & !i.reported.get();
+                i.reported.set(ready);
+                if fresh == 0 {
+                    continue;
+                }
+                out.push((fresh | (ready & (POLLERR | POLLHUP)), i.data));
+            } else if ready != 0 {
+                out.push((ready, i.data));
+            } else {
+                continue;
+            }
+            if i.events & EPOLLONESHOT != 0 {
+                i.disabled.set(true);
+            }
+        }
+        out
+    }
+
+    /// Readiness without consuming edges (poll of an epoll fd).
+    fn any_ready(&self, k: &Kernel) -> bool {
+        self.interests.borrow().iter().any(|i| {
+            !i.disabled.get()
+                && i.file.upgrade().is_some_and(|f| {
+                    let ready = f.ops.poll(k) & ((i.events & 0xffff) | POLLERR | POLLHUP);
+                    if i.events & EPOLLET != 0 {
+                        ready & !i.reported.get() != 0
+                    } else {
+                        ready != 0
+                    }
+                })
+        })
+    }
+
+    pub fn register_waits(&self, k: &Kernel, tid: Tid) {
+        for i in self.interests.borrow().iter() {
+            if let Some(f) = i.file.upgrade() {
+                // Edge interests must see the transition, so wait for any change.
+                let ev = if i.events & EPOLLET != 0 {
+                    !0
+                } else {
+                    (i.events & 0xffff) | POLLERR | POLLHUP
+                };
+                f.ops.wait(k, tid, ev);
+            }
+        }
+    }
+}
+
+impl FileOps for Epoll {
+    fn poll(&self, k: &Kernel) -> u32 {
+        if self.any_ready(k) { POLLIN } else { 0 }
+    }
+    fn wait(&self, k: &Kernel, tid: Tid, _events: u32) -> bool {
+        self.register_waits(k, tid);
+        true
+    }
+    fn anon_name(&self) -> Option<String> {
+        Some("anon_inode:[eventpoll]".into())
+    }
+    fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
+        Ok(super::stat_of(0, self.ino, libc::S_IFREG | 0o600, 1))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
