@@ -13,7 +13,19 @@ pub fn id(prefix: &str) -> String {
 
 /// Leak check for a container of `a` built from `bundle`.
 pub fn leaks(a: &Atoll, id: &str, bundle: &Bundle) -> LeakCheck {
-    LeakCheck::new(id, a.root(), Some(&bundle.path))
+    LeakCheck::new(id, a.root(), Some(&bundle.path)).with_rootfs(&bundle.rootfs)
+}
+
+/// Runs `args` in a new container at `level`, returning the output.
+pub fn run_at(a: &Atoll, level: &str, b: &Bundle, prefix: &str) -> atoll_testkit::Out {
+    let id = id(prefix);
+    let out = a.run(&["--isolation", level, "run", "-b", b.path_str(), &id]);
+    leaks(a, &id, b).assert_clean();
+    out
+}
+
+pub fn debian() -> BundleBuilder {
+    BundleBuilder::debian()
 }
 
 pub fn busybox() -> BundleBuilder {

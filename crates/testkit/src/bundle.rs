@@ -32,6 +32,8 @@ pub struct BundleBuilder {
 enum RootfsSource {
     Busybox,
     Dir(PathBuf),
+    /// Used in place, read-only (large cached images like the Debian rootfs).
+    Shared(PathBuf),
 }
 
 /// The cached busybox rootfs (Debian's busybox-static, applets linked).
@@ -92,6 +94,54 @@ impl BundleBuilder {
             spec,
             rootfs_source: RootfsSource::Busybox,
         }
+    }
+
+    /// A bundle whose rootfs is `dir` itself, read-only, with a tmpfs on
+    /// /tmp: for large cached images shared by many tests.
+    pub fn shared_rootfs(dir: impl Into<PathBuf>) -> BundleBuilder {
+        let mut b = Self::busybox();
+        b.rootfs_source = RootfsSource::Shared(dir.into());
+        b.tmpfs("/tmp")
+    }
+
+    /// The Debian rootfs (built on first use).
+    pub fn debian() -> BundleBuilder {
+        Self::shared_rootfs(crate::debian::debian_rootfs())
+            .env("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME=/root")
+    }
+
+    pub fn tmpfs(mut self, dest: &str) -> Self {
+        let m = oci_spec::runtime::MountBuilder::default()
+            .destination(dest)
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(vec!["nosuid".to_string(), "nodev".to_string(), "mode=1777".to_string()])
+            .build()
+            .unwrap();
+        let mut ms = self.spec.mounts().clone().unwrap_or_default();
+        ms.push(m);
+        self.spec.set_mounts(Some(ms));
+        self
+    }
+
+    /// Bind-mounts host directory `src` at `dest`.
+    pub fn bind(mut self, src: &std::path::Path, dest: &str, readonly: bool) -> Self {
+        let mut opts = vec!["rbind".to_string()];
+        if readonly {
+            opts.push("ro".to_string());
+        }
+        let m = oci_spec::runtime::MountBuilder::default()
+            .destination(dest)
+            .typ("bind")
+            .source(src)
+            .options(opts)
+            .build()
+            .unwrap();
+        let mut ms = self.spec.mounts().clone().unwrap_or_default();
+        ms.push(m);
+        self.spec.set_mounts(Some(ms));
+        self
     }
 
     /// A bundle whose rootfs is a copy of `dir`.
@@ -198,22 +248,28 @@ impl BundleBuilder {
             .prefix("atoll-bundle-")
             .tempdir()
             .expect("bundle dir");
-        let rootfs = dir.path().join("rootfs");
-        let src = match &self.rootfs_source {
-            RootfsSource::Busybox => busybox_rootfs(),
-            RootfsSource::Dir(d) => d.clone(),
+        let (rootfs, readonly) = match &self.rootfs_source {
+            RootfsSource::Shared(d) => (d.clone(), true),
+            src => {
+                let src = match src {
+                    RootfsSource::Dir(d) => d.clone(),
+                    _ => busybox_rootfs(),
+                };
+                let rootfs = dir.path().join("rootfs");
+                let st = Command::new("cp")
+                    .arg("-a")
+                    .arg(&src)
+                    .arg(&rootfs)
+                    .status()
+                    .expect("cp");
+                assert!(st.success(), "copying rootfs {}", src.display());
+                (rootfs, false)
+            }
         };
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(&src)
-            .arg(&rootfs)
-            .status()
-            .expect("cp");
-        assert!(st.success(), "copying rootfs {}", src.display());
         let mut spec = self.spec;
         let mut root = spec.root().clone().unwrap();
-        root.set_path(PathBuf::from("rootfs"));
-        root.set_readonly(Some(false));
+        root.set_path(if readonly { rootfs.clone() } else { PathBuf::from("rootfs") });
+        root.set_readonly(Some(readonly));
         spec.set_root(Some(root));
         spec.save(dir.path().join("config.json")).unwrap();
         Bundle {

@@ -7,9 +7,20 @@ use std::process::Command;
 
 /// Compiles `source` (C) into a static binary; returns its path.
 pub fn compile(name: &str, source: &str, extra_flags: &[&str]) -> PathBuf {
+    build(name, source, extra_flags, true)
+}
+
+/// Compiles `source` into a binary linked against the host's glibc
+/// (Debian bookworm, the same as the test rootfs).
+pub fn compile_dynamic(name: &str, source: &str, extra_flags: &[&str]) -> PathBuf {
+    build(name, source, extra_flags, false)
+}
+
+fn build(name: &str, source: &str, extra_flags: &[&str], static_: bool) -> PathBuf {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     source.hash(&mut h);
     extra_flags.hash(&mut h);
+    static_.hash(&mut h);
     let dir = crate::cache_dir().join("bin");
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(format!("{name}-{:016x}", h.finish()));
@@ -20,7 +31,9 @@ pub fn compile(name: &str, source: &str, extra_flags: &[&str]) -> PathBuf {
     std::fs::write(&src, source).unwrap();
     let tmp = dir.join(crate::unique(name));
     let res = Command::new("gcc")
-        .args(["-O2", "-static", "-Wall", "-o"])
+        .args(["-O2", "-Wall"])
+        .args(if static_ { &["-static"][..] } else { &[][..] })
+        .arg("-o")
         .arg(&tmp)
         .arg(&src)
         .args(extra_flags)

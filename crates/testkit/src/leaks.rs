@@ -8,6 +8,10 @@ pub struct LeakCheck {
     pub id: String,
     pub state_root: PathBuf,
     pub bundle: Option<PathBuf>,
+    /// The rootfs when it is not inside the bundle (shared images): its
+    /// processes are found through the container's cgroup, since other
+    /// containers may use the same image at the same time.
+    pub rootfs: Option<PathBuf>,
 }
 
 /// Every cgroup directory a container with the default cgroup path could own.
@@ -81,7 +85,13 @@ impl LeakCheck {
             id: id.to_string(),
             state_root: state_root.to_path_buf(),
             bundle: bundle.map(Path::to_path_buf),
+            rootfs: None,
         }
+    }
+
+    pub fn with_rootfs(mut self, rootfs: &Path) -> LeakCheck {
+        self.rootfs = Some(rootfs.to_path_buf());
+        self
     }
 
     /// Everything still there, as human-readable lines (empty means clean).
@@ -106,6 +116,7 @@ impl LeakCheck {
         for p in processes_of(&self.id, self.bundle.as_deref()) {
             left.push(format!("process {p}"));
         }
+
         left
     }
 

@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod cprog;
+pub mod debian;
 pub mod leaks;
 pub mod runner;
 

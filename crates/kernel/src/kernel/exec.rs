@@ -192,7 +192,8 @@ impl Kernel {
         t.saved_mask = None;
         t.clear_child_tid = 0;
         t.robust_list = 0;
-        t.comm = basename(&exe_path);
+        // Like Linux: the name the program was started as, not its target.
+        t.comm = basename(&execfn);
         t.restart = None;
         if Rc::strong_count(&t.files) > 1 {
             let copy = t.files.borrow().clone();

@@ -117,11 +117,11 @@ impl Kernel {
 
     /// Finishes a syscall with result `r`.
     pub fn complete(&mut self, tid: Tid, nr: u64, args: [u64; 6], r: Result<u64, Errno>) {
-        if !self.tasks.contains_key(&tid) {
-            return;
-        }
         if self.config.strace {
             self.strace(tid, nr, &args, &r);
+        }
+        if !self.tasks.contains_key(&tid) {
+            return;
         }
         match r {
             Err(Errno::EBLOCK) => {

@@ -48,7 +48,8 @@ pub fn new_sysfs(k: &Kernel) -> Rc<dyn Inode> {
         let c = dir(&cpu, &format!("cpu{i}"));
         file(&c, "online", "1\n".into());
     }
-    dir(&root, "fs");
+    let fs = dir(&root, "fs");
+    dir(&fs, "cgroup");
     let fs_cgroup = dir(&root, "class");
     let _ = fs_cgroup;
     dir(&root, "kernel");
