@@ -6,7 +6,7 @@ BUNDLE := target/default-bundle
 ISOLATION ?= native
 DEMO := sh -c 'echo "Hello from atoll ($$(uname -sr), pid $$$$)"; id; ls /; cat /proc/self/status | grep -E "^(Seccomp|NoNewPrivs|CapEff)"'
 
-.PHONY: deps build run test unit integration fmt clippy lint bench fuzz clean
+.PHONY: deps build run test lint docs bench clean
 
 deps:
 	@./scripts/deps.sh
@@ -26,6 +26,10 @@ test: build lint
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+# Regenerates the docs that come from code.
+docs: build
+	$(ATOLL) compat > docs/compatibility.md
 
 bench: build
 	./bench/run.sh

@@ -141,6 +141,8 @@ pub enum Command {
         #[command(flatten)]
         limits: UpdateLimits,
     },
+    /// Print the userspace level's syscall compatibility table (Markdown)
+    Compat,
     /// Report what this host supports
     Check {
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]

@@ -411,3 +411,14 @@ fn spec_features_version_check() {
         assert!(features.contains(&want), "check lacks {want}: {features:?}");
     }
 }
+
+#[test]
+fn compatibility_doc_is_generated_from_the_kernel_table() {
+    let a = atoll();
+    let out = a.run(&["compat"]);
+    out.ok();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/compatibility.md")).unwrap();
+    assert_eq!(doc, out.stdout, "docs/compatibility.md is stale: run `make docs`");
+    assert!(out.stdout.contains("| 0 | read | full |"));
+    assert!(out.stdout.contains("| 165 | mount | refused |"));
+}

@@ -13,6 +13,11 @@ use atoll_runtime::executor::SandboxLaunch;
 
 pub use config::sandbox_config;
 
+/// docs/compatibility.md content.
+pub fn compat_markdown() -> String {
+    atoll_kernel::syscalls::compat_markdown()
+}
+
 /// `SandboxEntry` for the runtime: never returns on success.
 pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     let config = sandbox_config(&launch.spec)?;

@@ -30,6 +30,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     match command {
         Command::Spec { bundle } => return info::spec(bundle).map(|_| 0),
         Command::Features => return info::features().map(|_| 0),
+        Command::Compat => {
+            print!("{}", atoll_sandbox::compat_markdown());
+            return Ok(0);
+        }
         Command::Check { format } => return crate::check::run(*format).map(|_| 0),
         _ => {}
     }
@@ -60,6 +64,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             ps_args,
         } => ps::ps(&rt, id, *format, ps_args).map(|_| 0),
         Command::List { format, quiet } => ps::list(&rt, *format, *quiet).map(|_| 0),
-        Command::Spec { .. } | Command::Features | Command::Check { .. } => unreachable!(),
+        Command::Spec { .. } | Command::Features | Command::Check { .. } | Command::Compat => {
+            unreachable!()
+        }
     }
 }
