@@ -417,8 +417,15 @@ fn compatibility_doc_is_generated_from_the_kernel_table() {
     let a = atoll();
     let out = a.run(&["compat"]);
     out.ok();
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/compatibility.md")).unwrap();
-    assert_eq!(doc, out.stdout, "docs/compatibility.md is stale: run `make docs`");
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/compatibility.md"
+    ))
+    .unwrap();
+    assert_eq!(
+        doc, out.stdout,
+        "docs/compatibility.md is stale: run `make docs`"
+    );
     assert!(out.stdout.contains("| 0 | read | full |"));
     assert!(out.stdout.contains("| 165 | mount | refused |"));
 }

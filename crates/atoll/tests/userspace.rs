@@ -64,8 +64,18 @@ fn debian_programs_match_native() {
     for cmd in [
         &["/bin/ls", "-la", "/etc/apt"][..],
         &["/bin/cat", "/etc/os-release"],
-        &["/bin/sh", "-c", "seq 1 2000 | sort -n | tail -3; sort -r /etc/passwd | head -2"],
-        &["/usr/bin/env", "-i", "/bin/sh", "-c", "echo $$ && pwd && ls /usr/bin | wc -l"],
+        &[
+            "/bin/sh",
+            "-c",
+            "seq 1 2000 | sort -n | tail -3; sort -r /etc/passwd | head -2",
+        ],
+        &[
+            "/usr/bin/env",
+            "-i",
+            "/bin/sh",
+            "-c",
+            "echo $$ && pwd && ls /usr/bin | wc -l",
+        ],
     ] {
         let b = debian().args(cmd).build();
         let native = run_at(&a, "native", &b, "deb-n");
@@ -110,7 +120,10 @@ fn pthread_program_matches_native() {
     let bin = compile_prog("pthreads", false);
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(&bin, dir.path().join("pthreads")).unwrap();
-    let b = debian().bind(dir.path(), "/opt/t", true).args(&["/opt/t/pthreads"]).build();
+    let b = debian()
+        .bind(dir.path(), "/opt/t", true)
+        .args(&["/opt/t/pthreads"])
+        .build();
     let native = run_at(&a, "native", &b, "pt-n");
     let user = run_at(&a, "userspace", &b, "pt-u");
     native.ok();
@@ -122,20 +135,35 @@ fn pthread_program_matches_native() {
 #[test]
 fn uname_and_dmesg_show_atoll_not_the_host() {
     let a = atoll();
-    let b = busybox().args(&["/bin/sh", "-c", "uname -a; uname -r; dmesg"]).build();
+    let b = busybox()
+        .args(&["/bin/sh", "-c", "uname -a; uname -r; dmesg"])
+        .build();
     let out = run_at(&a, "userspace", &b, "ident");
     out.ok();
     let host = nix::sys::utsname::uname().unwrap();
     let host_release = host.release().to_string_lossy().into_owned();
     assert!(out.stdout.contains("6.1.0-atoll"), "{out:#?}");
-    assert!(!out.stdout.contains(&host_release), "host release leaked: {out:#?}");
+    assert!(
+        !out.stdout.contains(&host_release),
+        "host release leaked: {out:#?}"
+    );
     assert!(out.stdout.contains("Starting atoll..."), "{out:#?}");
     assert!(out.stdout.contains("Ready!"), "{out:#?}");
-    let host_log = std::process::Command::new("dmesg").output().map(|o| o.stdout).unwrap_or_default();
-    let host_first = String::from_utf8_lossy(&host_log).lines().next().unwrap_or("").to_string();
+    let host_log = std::process::Command::new("dmesg")
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    let host_first = String::from_utf8_lossy(&host_log)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
     if host_first.len() > 20 {
         let marker = &host_first[host_first.find(']').map(|i| i + 1).unwrap_or(0)..];
-        assert!(!out.stdout.contains(marker.trim()), "host kernel log leaked");
+        assert!(
+            !out.stdout.contains(marker.trim()),
+            "host kernel log leaked"
+        );
     }
 }
 
@@ -188,12 +216,21 @@ fn workload_syscalls_never_reach_the_host() {
     assert!(pid > 0, "container did not start");
     std::thread::sleep(std::time::Duration::from_millis(1000));
     let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-    assert!(!mountinfo.lines().any(|l| l.split_whitespace().nth(4) == Some("/mnt")), "a tmpfs was mounted on the host side:\n{mountinfo}");
+    assert!(
+        !mountinfo
+            .lines()
+            .any(|l| l.split_whitespace().nth(4) == Some("/mnt")),
+        "a tmpfs was mounted on the host side:\n{mountinfo}"
+    );
     let uts = std::process::Command::new("nsenter")
         .args(["-t", &pid.to_string(), "-u", "hostname"])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&uts.stdout).trim(), "atoll-test", "host-side hostname changed");
+    assert_eq!(
+        String::from_utf8_lossy(&uts.stdout).trim(),
+        "atoll-test",
+        "host-side hostname changed"
+    );
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("mount=-1 errno=1"), "{text}");
@@ -212,12 +249,22 @@ fn strace_logs_decoded_syscalls() {
     let id = id("strace");
     let log = b.path.join("sandbox.log");
     a.run(&[
-        "--isolation", "userspace", "run", "--strace", "--sandbox-log", log.to_str().unwrap(), "-b", b.path_str(), &id,
+        "--isolation",
+        "userspace",
+        "run",
+        "--strace",
+        "--sandbox-log",
+        log.to_str().unwrap(),
+        "-b",
+        b.path_str(),
+        &id,
     ])
     .ok();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.lines().any(|l| (l.contains("] open(") || l.contains("] openat(")) && l.contains("\"/etc/passwd\"")),
+        text.lines()
+            .any(|l| (l.contains("] open(") || l.contains("] openat("))
+                && l.contains("\"/etc/passwd\"")),
         "{text}"
     );
     assert!(text.contains("exit_group("), "{text}");
@@ -227,7 +274,13 @@ fn strace_logs_decoded_syscalls() {
 #[test]
 fn lifecycle_at_the_userspace_level() {
     let a = atoll().with_global(&["--isolation", "userspace"]);
-    let b = busybox().args(&["/bin/sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.05; done"]).build();
+    let b = busybox()
+        .args(&[
+            "/bin/sh",
+            "-c",
+            "trap 'exit 3' TERM; while true; do sleep 0.05; done",
+        ])
+        .build();
     let id = id("ulife");
     a.run(&["create", "-b", b.path_str(), &id]).ok();
     assert_eq!(a.status(&id), "created");

@@ -116,7 +116,11 @@ impl BundleBuilder {
             .destination(dest)
             .typ("tmpfs")
             .source("tmpfs")
-            .options(vec!["nosuid".to_string(), "nodev".to_string(), "mode=1777".to_string()])
+            .options(vec![
+                "nosuid".to_string(),
+                "nodev".to_string(),
+                "mode=1777".to_string(),
+            ])
             .build()
             .unwrap();
         let mut ms = self.spec.mounts().clone().unwrap_or_default();
@@ -268,7 +272,11 @@ impl BundleBuilder {
         };
         let mut spec = self.spec;
         let mut root = spec.root().clone().unwrap();
-        root.set_path(if readonly { rootfs.clone() } else { PathBuf::from("rootfs") });
+        root.set_path(if readonly {
+            rootfs.clone()
+        } else {
+            PathBuf::from("rootfs")
+        });
         root.set_readonly(Some(readonly));
         spec.set_root(Some(root));
         spec.save(dir.path().join("config.json")).unwrap();

@@ -31,7 +31,11 @@ pub fn debian_rootfs() -> PathBuf {
     let _ = std::fs::remove_dir_all(&tmp);
     let include = PACKAGES.join(",");
     let out = Command::new("debootstrap")
-        .args(["--variant=minbase", &format!("--include={include}"), "bookworm"])
+        .args([
+            "--variant=minbase",
+            &format!("--include={include}"),
+            "bookworm",
+        ])
         .arg(&tmp)
         .arg("http://deb.debian.org/debian")
         .output()

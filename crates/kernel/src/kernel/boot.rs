@@ -467,10 +467,10 @@ impl Kernel {
             .unwrap_or(b"/usr/local/bin:/usr/bin:/bin");
         for dir in path.split(|b| *b == b':') {
             let cand = [dir, b"/", name].concat();
-            if let Ok(d) = self.lookup(tid, &cand, true) {
-                if d.kind() == crate::vfs::FileType::Regular {
-                    return cand;
-                }
+            if let Ok(d) = self.lookup(tid, &cand, true)
+                && d.kind() == crate::vfs::FileType::Regular
+            {
+                return cand;
             }
         }
         name.to_vec()

@@ -87,7 +87,7 @@ impl Kernel {
         let mut mm = AddressSpace::new(&mut self.platform, self.mf.clone())
             .map_err(|e| Errno::from_io(&e))?;
         let cred = self.cred(tid);
-        let stack_limit = self.rlimit(tid, libc::RLIMIT_STACK as u32).rlim_cur;
+        let stack_limit = self.rlimit(tid, libc::RLIMIT_STACK).rlim_cur;
         let built = self.build_image(
             tid,
             &mut mm,
@@ -206,11 +206,11 @@ impl Kernel {
         t.sighand.borrow_mut().reset_for_exec();
         let closed = t.files.borrow_mut().close_on_exec();
         drop(closed);
-        if let Some(p) = t.vfork_parent.take() {
-            if let Some(pt) = self.tasks.get_mut(&p) {
-                pt.sys.woken = true;
-                waitq::wake(p);
-            }
+        if let Some(p) = t.vfork_parent.take()
+            && let Some(pt) = self.tasks.get_mut(&p)
+        {
+            pt.sys.woken = true;
+            waitq::wake(p);
         }
         let g = self.groups.get_mut(&tgid).unwrap();
         g.exe = exe_path;

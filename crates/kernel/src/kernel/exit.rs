@@ -65,22 +65,22 @@ impl Kernel {
         // CLONE_CHILD_CLEARTID: zero the tid word and wake a joiner.
         if t.clear_child_tid != 0 && Rc::strong_count(&t.mm) > 1 {
             let mm = t.mm.borrow();
-            if mm.write_val(t.clear_child_tid, &0u32).is_ok() {
-                if let Some(key) = crate::syscalls::futex::key_of(&mm, t.clear_child_tid) {
-                    for w in self.futexes.wake(key, 1, !0) {
-                        if let Some(wt) = self.tasks.get_mut(&w) {
-                            wt.sys.woken = true;
-                        }
-                        waitq::wake(w);
+            if mm.write_val(t.clear_child_tid, &0u32).is_ok()
+                && let Some(key) = crate::syscalls::futex::key_of(&mm, t.clear_child_tid)
+            {
+                for w in self.futexes.wake(key, 1, !0) {
+                    if let Some(wt) = self.tasks.get_mut(&w) {
+                        wt.sys.woken = true;
                     }
+                    waitq::wake(w);
                 }
             }
         }
-        if let Some(p) = t.vfork_parent {
-            if let Some(pt) = self.tasks.get_mut(&p) {
-                pt.sys.woken = true;
-                waitq::wake(p);
-            }
+        if let Some(p) = t.vfork_parent
+            && let Some(pt) = self.tasks.get_mut(&p)
+        {
+            pt.sys.woken = true;
+            waitq::wake(p);
         }
         let space = t.mm.borrow().space;
         let last_user = Rc::strong_count(&t.mm) == 1;
@@ -138,10 +138,10 @@ impl Kernel {
             if let Some(rg) = self.groups.get_mut(&reaper) {
                 rg.children.push(c);
                 rg.child_waitq.notify_all();
-            } else if let Some(cg) = self.groups.get(&c) {
-                if cg.is_zombie() {
-                    self.groups.remove(&c);
-                }
+            } else if let Some(cg) = self.groups.get(&c)
+                && cg.is_zombie()
+            {
+                self.groups.remove(&c);
             }
         }
         // Tell the parent, or vanish if nobody will wait.
@@ -183,11 +183,11 @@ impl Kernel {
 
     /// Removes a zombie.
     pub fn reap(&mut self, child: Pid) {
-        if let Some(g) = self.groups.remove(&child) {
-            if let Some(pg) = self.groups.get_mut(&g.parent) {
-                pg.children.retain(|c| *c != child);
-                pg.children_cpu += g.children_cpu;
-            }
+        if let Some(g) = self.groups.remove(&child)
+            && let Some(pg) = self.groups.get_mut(&g.parent)
+        {
+            pg.children.retain(|c| *c != child);
+            pg.children_cpu += g.children_cpu;
         }
     }
 
@@ -225,31 +225,31 @@ impl Kernel {
         }
         for c in &matching {
             let g = &self.groups[c];
-            if let Some(status) = g.zombie {
-                if opts & libc::WEXITED != 0 {
-                    let code = if status & 0x7f == 0 {
-                        CLD_EXITED
-                    } else if status & 0x80 != 0 {
-                        CLD_DUMPED
-                    } else {
-                        CLD_KILLED
-                    };
-                    if opts & libc::WNOWAIT == 0 {
-                        self.reap(*c);
-                    }
-                    return Ok(Some((*c, status, code)));
+            if let Some(status) = g.zombie
+                && opts & libc::WEXITED != 0
+            {
+                let code = if status & 0x7f == 0 {
+                    CLD_EXITED
+                } else if status & 0x80 != 0 {
+                    CLD_DUMPED
+                } else {
+                    CLD_KILLED
+                };
+                if opts & libc::WNOWAIT == 0 {
+                    self.reap(*c);
                 }
+                return Ok(Some((*c, status, code)));
             }
         }
         for c in &matching {
             let g = self.groups.get_mut(c).unwrap();
-            if opts & libc::WUNTRACED != 0 {
-                if let Some(sig) = g.stop_report {
-                    if opts & libc::WNOWAIT == 0 {
-                        g.stop_report = None;
-                    }
-                    return Ok(Some((*c, (sig << 8) | 0x7f, super::signal::CLD_STOPPED)));
+            if opts & libc::WUNTRACED != 0
+                && let Some(sig) = g.stop_report
+            {
+                if opts & libc::WNOWAIT == 0 {
+                    g.stop_report = None;
                 }
+                return Ok(Some((*c, (sig << 8) | 0x7f, super::signal::CLD_STOPPED)));
             }
             if opts & libc::WCONTINUED != 0 && g.continued_report {
                 if opts & libc::WNOWAIT == 0 {

@@ -51,12 +51,12 @@ impl Allocator {
             len += next_len;
         }
         // Merge with the preceding extent.
-        if let Some((&prev, &prev_len)) = self.free.range(..off).next_back() {
-            if prev + prev_len == off {
-                self.free.remove(&prev);
-                off = prev;
-                len += prev_len;
-            }
+        if let Some((&prev, &prev_len)) = self.free.range(..off).next_back()
+            && prev + prev_len == off
+        {
+            self.free.remove(&prev);
+            off = prev;
+            len += prev_len;
         }
         self.free.insert(off, len);
     }
@@ -91,16 +91,6 @@ impl Chunk {
     pub fn ptr(&self, off: u64) -> *mut u8 {
         debug_assert!(off <= self.len);
         self.file.ptr(self.offset + off)
-    }
-
-    /// Bytes `[off, off+len)` of the chunk as a slice.
-    ///
-    /// # Safety
-    /// The range must be within the chunk; workload threads may write to it
-    /// concurrently, so the contents can change under the caller.
-    pub unsafe fn slice(&self, off: u64, len: u64) -> &mut [u8] {
-        assert!(off + len <= self.len);
-        unsafe { std::slice::from_raw_parts_mut(self.ptr(off), len as usize) }
     }
 
     /// Releases the memory of a page-aligned subrange (it reads as zeros).
@@ -233,8 +223,8 @@ mod tests {
         assert_eq!(a.len, PAGE_SIZE);
         assert_eq!(a.offset, 1 << 20);
         let b = f.alloc(2 * PAGE_SIZE).unwrap();
-        unsafe { a.slice(0, 4)[..].copy_from_slice(b"abcd") };
-        assert_eq!(unsafe { &a.slice(0, 4)[..] }, b"abcd");
+        unsafe { std::ptr::copy_nonoverlapping(b"abcd".as_ptr(), a.ptr(0), 4) };
+        assert_eq!(unsafe { std::slice::from_raw_parts(a.ptr(0), 4) }, b"abcd");
         drop(a);
         drop(b);
         assert_eq!(f.allocated(), 0);
@@ -246,8 +236,11 @@ mod tests {
         let f = MemoryFile::create(1 << 20).unwrap();
         let a = f.alloc(64 * PAGE_SIZE).unwrap();
         let b = f.alloc(64 * PAGE_SIZE).unwrap();
-        unsafe { a.slice(10 * PAGE_SIZE, 3)[..].copy_from_slice(b"xyz") };
+        unsafe { std::ptr::copy_nonoverlapping(b"xyz".as_ptr(), a.ptr(10 * PAGE_SIZE), 3) };
         f.copy_populated(a.offset, b.offset, a.len);
-        assert_eq!(unsafe { &b.slice(10 * PAGE_SIZE, 3)[..] }, b"xyz");
+        assert_eq!(
+            unsafe { std::slice::from_raw_parts(b.ptr(10 * PAGE_SIZE), 3) },
+            b"xyz"
+        );
     }
 }

@@ -176,7 +176,7 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         let addr = if r.fixed || r.noreplace {
-            if r.addr % PAGE_SIZE != 0 {
+            if !r.addr.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
             let end = r.addr.checked_add(len).ok_or(Errno::ENOMEM)?;
@@ -207,8 +207,8 @@ impl AddressSpace {
                 }],
             )
             .map_err(|e| Errno::from_io(&e))?;
-        if (res[0] as i64) < 0 {
-            return Err(Errno(-(res[0] as i64) as i32));
+        if res[0] < 0 {
+            return Err(Errno(-res[0] as i32));
         }
         self.remove_range(addr, addr + len);
         self.vmas.insert(
@@ -254,7 +254,7 @@ impl AddressSpace {
     }
 
     pub fn unmap(&mut self, p: &mut dyn Platform, addr: u64, len: u64) -> SysResult<()> {
-        if addr % PAGE_SIZE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
             return Err(Errno::EINVAL);
         }
         let len = page_up(len).ok_or(Errno::EINVAL)?;
@@ -286,7 +286,7 @@ impl AddressSpace {
         len: u64,
         prot: i32,
     ) -> SysResult<()> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         let len = page_up(len).ok_or(Errno::ENOMEM)?;
@@ -385,7 +385,7 @@ impl AddressSpace {
         may_move: bool,
         fixed_to: Option<u64>,
     ) -> SysResult {
-        if old % PAGE_SIZE != 0 || new_len == 0 {
+        if !old.is_multiple_of(PAGE_SIZE) || new_len == 0 {
             return Err(Errno::EINVAL);
         }
         let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;

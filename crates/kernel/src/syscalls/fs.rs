@@ -195,7 +195,7 @@ pub fn get_file(k: &Kernel, tid: Tid, fd: i32) -> SysResult<Rc<File>> {
 }
 
 fn nofile(k: &Kernel, tid: Tid) -> u64 {
-    k.rlimit(tid, libc::RLIMIT_NOFILE as u32).rlim_cur
+    k.rlimit(tid, libc::RLIMIT_NOFILE).rlim_cur
 }
 
 pub fn install_fd(k: &Kernel, tid: Tid, f: Rc<File>, cloexec: bool) -> SysResult<u64> {
@@ -255,7 +255,7 @@ pub fn do_write(
         off.unwrap_or(f.pos.get())
     };
     if seekable {
-        let fsize = k.rlimit(tid, libc::RLIMIT_FSIZE as u32).rlim_cur;
+        let fsize = k.rlimit(tid, libc::RLIMIT_FSIZE).rlim_cur;
         if pos + iov.len as u64 > fsize {
             let _ = k.send_task(tid, SigInfo::new(libc::SIGXFSZ, 0x80));
             return Err(Errno::EFBIG);
@@ -1296,10 +1296,11 @@ fn setattr_checked(k: &mut Kernel, tid: Tid, d: &Rc<Dentry>, attr: SetAttr) -> S
             return Err(Errno::EPERM);
         }
         // Non-members lose setgid.
-        if let Some(m) = attr.mode.as_mut() {
-            if !c.in_group(st.st_gid) && !c.capable(cap::FSETID) {
-                *m &= !libc::S_ISGID;
-            }
+        if let Some(m) = attr.mode.as_mut()
+            && !c.in_group(st.st_gid)
+            && !c.capable(cap::FSETID)
+        {
+            *m &= !libc::S_ISGID;
         }
     }
     if attr.uid.is_some() || attr.gid.is_some() {
@@ -1319,7 +1320,7 @@ fn setattr_checked(k: &mut Kernel, tid: Tid, d: &Rc<Dentry>, attr: SetAttr) -> S
     if attr.atime.is_some() || attr.mtime.is_some() {
         let now_only = matches!(attr.atime, None | Some(TimeSet::Now))
             && matches!(attr.mtime, None | Some(TimeSet::Now));
-        if !c.is_owner(&st) && !(now_only && c.may_access(&st, MAY_WRITE).is_ok()) {
+        if !(c.is_owner(&st) || (now_only && c.may_access(&st, MAY_WRITE).is_ok())) {
             return Err(if now_only {
                 Errno::EACCES
             } else {

@@ -31,7 +31,7 @@ pub fn key_of(mm: &AddressSpace, addr: u64) -> Option<u64> {
 
 /// The futex word, atomically, through the kernel's mapping.
 fn word(mm: &AddressSpace, addr: u64) -> SysResult<&'static AtomicU32> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let v = mm.find(addr).ok_or(Errno::EFAULT)?;

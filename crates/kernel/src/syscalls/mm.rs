@@ -178,10 +178,10 @@ fn sys_mremap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let fixed_to = (flags & FIXED != 0).then_some(a[4]);
-    if let Some(t) = fixed_to {
-        if t % PAGE_SIZE != 0 {
-            return Err(Errno::EINVAL);
-        }
+    if let Some(t) = fixed_to
+        && t % PAGE_SIZE != 0
+    {
+        return Err(Errno::EINVAL);
     }
     let mm = k.task_mm(tid);
     mm.borrow_mut().remap(
@@ -195,7 +195,7 @@ fn sys_mremap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 }
 
 fn sys_madvise(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    if a[0] % PAGE_SIZE != 0 {
+    if !a[0].is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     match a[2] as i32 {
@@ -208,14 +208,14 @@ fn sys_madvise(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 }
 
 fn sys_msync(_k: &mut Kernel, _tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    if a[0] % PAGE_SIZE != 0 {
+    if !a[0].is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     Ok(0)
 }
 
 fn sys_mincore(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    if a[0] % PAGE_SIZE != 0 {
+    if !a[0].is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     let pages = page_up(a[1]).ok_or(Errno::ENOMEM)? / PAGE_SIZE;

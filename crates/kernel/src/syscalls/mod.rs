@@ -228,7 +228,11 @@ pub fn fd(a: u64) -> i32 {
 pub fn compat_markdown() -> String {
     use std::fmt::Write as _;
     let t = table();
-    let count = |s: Status| t.iter().filter(|e| !e.name.is_empty() && e.status == s).count();
+    let count = |s: Status| {
+        t.iter()
+            .filter(|e| !e.name.is_empty() && e.status == s)
+            .count()
+    };
     let mut out = String::new();
     out.push_str("# Syscall compatibility of the userspace level\n\n");
     out.push_str(
@@ -249,7 +253,14 @@ pub fn compat_markdown() -> String {
     );
     out.push_str("| nr | syscall | status | note |\n|---:|---|---|---|\n");
     for e in t.iter().filter(|e| !e.name.is_empty()) {
-        let _ = writeln!(out, "| {} | {} | {} | {} |", e.nr, e.name, e.status.as_str(), e.note);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            e.nr,
+            e.name,
+            e.status.as_str(),
+            e.note
+        );
     }
     out
 }

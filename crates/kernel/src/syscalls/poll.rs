@@ -86,7 +86,7 @@ fn do_poll(
     nfds: u64,
     timeout: Option<Duration>,
 ) -> SysResult<u64> {
-    let limit = k.rlimit(tid, libc::RLIMIT_NOFILE as u32).rlim_cur;
+    let limit = k.rlimit(tid, libc::RLIMIT_NOFILE).rlim_cur;
     if nfds > limit.max(1024) {
         return Err(Errno::EINVAL);
     }

@@ -691,7 +691,7 @@ fn sys_times(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 }
 
 fn sys_sched_getaffinity(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    if a[1] < 8 || a[1] % 8 != 0 {
+    if a[1] < 8 || !a[1].is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     if a[0] != 0 && !k.tasks.contains_key(&(a[0] as i32)) {

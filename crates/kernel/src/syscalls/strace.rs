@@ -21,12 +21,11 @@ impl Kernel {
     pub fn strace(&mut self, tid: Tid, nr: u64, args: &[u64; 6], r: &Result<u64, Errno>) {
         let name = super::name(nr);
         let mut parts: Vec<String> = args.iter().map(|a| format!("{a:#x}")).collect();
-        if let Some(i) = path_arg(name) {
-            if let Some(mm) = self.tasks.get(&tid).map(|t| t.mm.clone()) {
-                if let Ok(p) = mm.borrow().read_cstr(args[i], 4096) {
-                    parts[i] = format!("{:?}", String::from_utf8_lossy(&p));
-                }
-            }
+        if let Some(i) = path_arg(name)
+            && let Some(mm) = self.tasks.get(&tid).map(|t| t.mm.clone())
+            && let Ok(p) = mm.borrow().read_cstr(args[i], 4096)
+        {
+            parts[i] = format!("{:?}", String::from_utf8_lossy(&p));
         }
         if matches!(
             name,

@@ -91,10 +91,8 @@ impl FileOps for HostStream {
 
     fn write(&self, _k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
         let fd = self.fd.as_raw_fd();
-        if self.tty {
-            if poll1(fd, libc::POLLOUT) & libc::POLLOUT == 0 {
-                return Err(Errno::EAGAIN);
-            }
+        if self.tty && poll1(fd, libc::POLLOUT) & libc::POLLOUT == 0 {
+            return Err(Errno::EAGAIN);
         }
         // SAFETY: iovecs are valid for reading.
         let n = unsafe { libc::writev(fd, src.iovs.as_ptr(), src.iovs.len() as i32) };

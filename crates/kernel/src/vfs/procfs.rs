@@ -415,19 +415,19 @@ impl Inode for ProcInode {
             Node::Dir(d) => {
                 let prefix = format!("{d}/");
                 for n in SYS_DIRS.iter().chain(SYS_FILES.iter()) {
-                    if let Some(rest) = n.strip_prefix(&prefix) {
-                        if !rest.contains('/') {
-                            let is_dir = SYS_DIRS.contains(n);
-                            out.push(e(
-                                rest,
-                                if is_dir { Node::Dir(n) } else { Node::Sys(n) },
-                                if is_dir {
-                                    FileType::Directory
-                                } else {
-                                    FileType::Regular
-                                },
-                            ));
-                        }
+                    if let Some(rest) = n.strip_prefix(&prefix)
+                        && !rest.contains('/')
+                    {
+                        let is_dir = SYS_DIRS.contains(n);
+                        out.push(e(
+                            rest,
+                            if is_dir { Node::Dir(n) } else { Node::Sys(n) },
+                            if is_dir {
+                                FileType::Directory
+                            } else {
+                                FileType::Regular
+                            },
+                        ));
                     }
                 }
             }

@@ -268,10 +268,10 @@ impl Inode for TmpInode {
         if child.kind() != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
-        if let Some(t) = as_tmp(child) {
-            if matches!(&*t.content.borrow(), Content::Dir(cd) if !cd.is_empty()) {
-                return Err(Errno::ENOTEMPTY);
-            }
+        if let Some(t) = as_tmp(child)
+            && matches!(&*t.content.borrow(), Content::Dir(cd) if !cd.is_empty())
+        {
+            return Err(Errno::ENOTEMPTY);
         }
         d.remove(name);
         drop(c);
@@ -313,10 +313,10 @@ impl Inode for TmpInode {
                 (true, false) => return Err(Errno::ENOTDIR),
                 (false, true) => return Err(Errno::EISDIR),
                 (true, true) => {
-                    if let Some(t) = as_tmp(e) {
-                        if matches!(&*t.content.borrow(), Content::Dir(cd) if !cd.is_empty()) {
-                            return Err(Errno::ENOTEMPTY);
-                        }
+                    if let Some(t) = as_tmp(e)
+                        && matches!(&*t.content.borrow(), Content::Dir(cd) if !cd.is_empty())
+                    {
+                        return Err(Errno::ENOTEMPTY);
                     }
                 }
                 _ => {}
