@@ -301,3 +301,73 @@ fn lifecycle_at_the_userspace_level() {
     a.run(&["delete", &id]).ok();
     leaks(&a, &id, &b).assert_clean();
 }
+
+#[test]
+fn exec_and_ps_inside_a_sandbox() {
+    let a = atoll().with_global(&["--isolation", "userspace"]);
+    let b = busybox()
+        .args(&["/bin/sh", "-c", "sleep 100 & sleep 100"])
+        .build();
+    let id = id("uexec");
+    a.run(&["run", "-d", "-b", b.path_str(), &id]).ok();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let out = a.run(&["exec", &id, "sh", "-c", "echo in-sandbox; id -u; exit 4"]);
+    assert_eq!(out.code, 4, "{out:#?}");
+    assert_eq!(out.stdout, "in-sandbox\n0\n");
+    let out = a.run(&[
+        "exec",
+        "--user",
+        "65534:65534",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        &id,
+        "sh",
+        "-c",
+        "echo $FOO $(pwd) $(id -u) $(id -g)",
+    ]);
+    out.ok();
+    assert_eq!(out.stdout, "bar /tmp 65534 65534\n");
+    a.run(&["exec", &id, "/no/such/program"])
+        .fails_with("No such file or directory");
+    let out = a.run(&["exec", &id, "sh", "-c", "kill -9 $$"]);
+    assert_eq!(out.code, 137, "{out:#?}");
+
+    // Detached: the pid file names the host-side proxy, which exits with
+    // the process's status.
+    let pid_file = b.path.join("exec.pid");
+    a.run(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+        "sleep",
+        "0.3",
+    ])
+    .ok();
+    let proxy: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{proxy}")).exists());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{proxy}/exe")).exists() {
+        assert!(std::time::Instant::now() < deadline, "proxy did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    // ps lists the sandbox's own processes, with virtual pids.
+    let out = a.run(&["ps", "--format", "json", &id]);
+    let pids: Vec<i64> = serde_json::from_str(&out.ok().stdout).unwrap();
+    assert_eq!(pids, vec![1, 2]);
+    let table = a.run(&["ps", &id]).ok().stdout.clone();
+    assert!(table.contains("sleep 100"), "{table}");
+
+    a.run(&["delete", "-f", &id]).ok();
+    a.run(&["exec", &id, "true"]).fails_with("does not exist");
+    leaks(&a, &id, &b).assert_clean();
+}

@@ -113,3 +113,131 @@ impl Runtime {
         })
     }
 }
+
+impl Runtime {
+    /// The exec request for a userspace sandbox, from the options and the
+    /// container's spec.
+    fn exec_request(&self, o: &ExecOptions) -> Result<(serde_json::Value, bool)> {
+        let spec = oci_spec::runtime::Spec::load(self.layout.atoll_dir(&o.id).join("config.json"))
+            .map_err(|e| anyhow!("container {}: reading its spec: {e}", o.id))?;
+        let sp = spec.process().clone().unwrap_or_default();
+        let (args, mut env, cwd, user, caps, nnp, terminal) = match &o.process {
+            Some(p) => {
+                let p = crate::spec::load_process(p)?;
+                let caps = p
+                    .capabilities()
+                    .as_ref()
+                    .and_then(|c| c.effective().clone())
+                    .map(|s| s.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+                (
+                    p.args().clone().unwrap_or_default(),
+                    p.env().clone().unwrap_or_default(),
+                    p.cwd().display().to_string(),
+                    Some((
+                        p.user().uid(),
+                        Some(p.user().gid()),
+                        p.user().additional_gids().clone().unwrap_or_default(),
+                    )),
+                    caps,
+                    p.no_new_privileges(),
+                    p.terminal().unwrap_or(false),
+                )
+            }
+            None => {
+                if o.args.is_empty() {
+                    bail!("exec: no command given (pass a command or --process)");
+                }
+                (
+                    o.args.clone(),
+                    sp.env().clone().unwrap_or_default(),
+                    o.cwd
+                        .as_ref()
+                        .map(|c| c.display().to_string())
+                        .unwrap_or_else(|| "/".into()),
+                    o.user.map(|(u, g)| (u, g, o.additional_gids.clone())),
+                    (!o.caps.is_empty()).then(|| o.caps.clone()),
+                    o.no_new_privs.then_some(true),
+                    o.tty,
+                )
+            }
+        };
+        for e in &o.env {
+            let (k, _) = e
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--env {e:?} is not of the form NAME=value"))?;
+            env.retain(|x| x.split_once('=').map(|(n, _)| n) != Some(k));
+            env.push(e.clone());
+        }
+        let mut req = serde_json::json!({
+            "op": "exec",
+            "args": args,
+            "env": env,
+            "cwd": if o.process.is_none() && o.cwd.is_none() { sp.cwd().display().to_string() } else { cwd },
+        });
+        if let Some((u, g, groups)) = user {
+            req["uid"] = u.into();
+            if let Some(g) = g {
+                req["gid"] = g.into();
+            }
+            req["additional_gids"] = groups.into();
+        }
+        if let Some(c) = caps {
+            req["capabilities"] = c.into();
+        }
+        if let Some(n) = nnp {
+            req["no_new_privileges"] = n.into();
+        }
+        Ok((req, terminal))
+    }
+
+    /// exec into a userspace sandbox. In the foreground atoll proxies the
+    /// process (signals in, exit status out) and returns its exit code;
+    /// detached, a proxy process is left behind for the caller to watch
+    /// (its pid goes to the pid file) and 0 is returned.
+    pub fn exec_userspace(&self, o: &ExecOptions) -> Result<i32> {
+        let (req, terminal) = self.exec_request(o)?;
+        let sock = self.layout.control_socket(&o.id);
+        let mut pty: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> = None;
+        if terminal {
+            let Some(console) = &o.console_socket else {
+                bail!("exec with a terminal needs --console-socket");
+            };
+            let p = nix::pty::openpty(None, None).map_err(|e| anyhow!("openpty: {e}"))?;
+            crate::control::send_console(console, &p.master)?;
+            pty = Some((p.master, p.slave));
+        }
+        let stdio: [std::os::fd::RawFd; 3] = match &pty {
+            Some((_, slave)) => {
+                let s = std::os::fd::AsRawFd::as_raw_fd(slave);
+                [s, s, s]
+            }
+            None => [0, 1, 2],
+        };
+        let session = crate::control::start_exec(&sock, &req, stdio)
+            .map_err(|e| anyhow!("exec in container {}: {e:#}", o.id))?;
+        drop(pty);
+        if !o.detach {
+            if let Some(p) = &o.pid_file {
+                std::fs::write(p, std::process::id().to_string())?;
+            }
+            return Ok(match session.proxy() {
+                Some(st) => crate::control::exit_code(st),
+                None => 255,
+            });
+        }
+        // SAFETY: the CLI is single-threaded; the child only proxies and exits.
+        match unsafe { nix::unistd::fork() }.map_err(|e| anyhow!("fork: {e}"))? {
+            nix::unistd::ForkResult::Child => {
+                let _ = nix::unistd::setsid();
+                let status = session.proxy();
+                crate::control::exit_like(status);
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                if let Some(p) = &o.pid_file {
+                    std::fs::write(p, child.as_raw().to_string())?;
+                }
+                Ok(0)
+            }
+        }
+    }
+}

@@ -83,8 +83,35 @@ fn join_new_keyring() -> Result<(), ExecutorError> {
     Ok(())
 }
 
+/// libcontainer 0.7 points stdio that was /dev/null at the container's
+/// /dev/null, but opens it read-only, so writes to stdout and stderr fail
+/// with EBADF (runc opens it read-write). Reopen it read-write.
+pub fn fix_dev_null_stdio() {
+    // SAFETY: fstat/open/dup2 on the standard descriptors of this process.
+    unsafe {
+        for fd in 0..3 {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFCHR {
+                continue;
+            }
+            if st.st_rdev != libc::makedev(1, 3) {
+                continue;
+            }
+            if libc::fcntl(fd, libc::F_GETFL) & libc::O_ACCMODE == libc::O_RDWR {
+                continue;
+            }
+            let n = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if n >= 0 {
+                libc::dup2(n, fd);
+                libc::close(n);
+            }
+        }
+    }
+}
+
 impl Executor for AtollExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        fix_dev_null_stdio();
         if self.new_keyring {
             join_new_keyring()?;
         }

@@ -4,6 +4,7 @@
 
 pub mod cleanup;
 pub mod config;
+pub mod control;
 pub mod effective;
 pub mod events;
 pub mod exec;

@@ -316,7 +316,22 @@ impl Runtime {
     }
 
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
-        let (mut c, _) = self.load(id)?;
+        let (mut c, meta) = self.load(id)?;
+        // In a sandbox, --all means every process *inside* it; the
+        // kernel, gofer and stubs are not the workload's processes.
+        if all
+            && signal != libc::SIGKILL
+            && meta
+                .as_ref()
+                .is_some_and(|m| m.level == Isolation::Userspace)
+            && c.status() == ContainerStatus::Running
+        {
+            crate::control::request(
+                &self.layout.control_socket(id),
+                &serde_json::json!({"op": "kill_all", "sig": signal}),
+            )?;
+            return Ok(());
+        }
         if !c.can_kill() {
             bail!(
                 "cannot kill container {id}: it is {}",
@@ -403,6 +418,24 @@ impl Runtime {
             container_name: id.to_string(),
         })
         .map_err(|e| anyhow!("cgroup of container {id}: {e}"))
+    }
+
+    /// The processes inside a userspace sandbox, as its kernel sees them
+    /// (virtual pids).
+    pub fn sandbox_processes(&self, id: &str) -> Result<Vec<serde_json::Value>> {
+        let v = crate::control::request(
+            &self.layout.control_socket(id),
+            &serde_json::json!({"op": "ps"}),
+        )?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Syscall counters of a userspace sandbox.
+    pub fn sandbox_stats(&self, id: &str) -> Result<serde_json::Value> {
+        crate::control::request(
+            &self.layout.control_socket(id),
+            &serde_json::json!({"op": "stats"}),
+        )
     }
 
     /// Host pids of every process in the container's cgroup.

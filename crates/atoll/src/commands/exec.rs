@@ -32,8 +32,6 @@ pub fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
             let set = wait::block_signals();
             Ok(wait::forward_until_exit(pid, &set))
         }
-        Isolation::Userspace => {
-            anyhow::bail!("exec into a userspace sandbox is not available in this build")
-        }
+        Isolation::Userspace => rt.exec_userspace(&opts),
     }
 }

@@ -8,6 +8,9 @@ use crate::cli::ListFormat;
 /// runc's ps: JSON is the pid list; the table is ps(1)'s own output
 /// filtered to the container's processes.
 pub fn ps(rt: &Runtime, id: &str, format: ListFormat, ps_args: &[String]) -> Result<()> {
+    if rt.exec_target(id).ok() == Some(atoll_runtime::Isolation::Userspace) {
+        return sandbox_ps(rt, id, format);
+    }
     let pids = rt.pids(id)?;
     if format == ListFormat::Json {
         println!("{}", serde_json::to_string(&pids)?);
@@ -89,6 +92,30 @@ pub fn list(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<()> {
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         println!("{}", cells.join("   ").trim_end());
+    }
+    Ok(())
+}
+
+/// ps of a userspace sandbox: its own processes with virtual pids (the
+/// host only sees the kernel, the gofer and stub processes).
+fn sandbox_ps(rt: &Runtime, id: &str, format: ListFormat) -> Result<()> {
+    let procs = rt.sandbox_processes(id)?;
+    if format == ListFormat::Json {
+        let pids: Vec<i64> = procs.iter().filter_map(|p| p["pid"].as_i64()).collect();
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(());
+    }
+    println!("{:>7} {:>7} {:>7} {:>4} CMD", "PID", "PPID", "UID", "THR");
+    for p in &procs {
+        let n = |k: &str| p[k].as_i64().unwrap_or(0);
+        println!(
+            "{:>7} {:>7} {:>7} {:>4} {}",
+            n("pid"),
+            n("ppid"),
+            n("uid"),
+            n("threads"),
+            p["cmd"].as_str().unwrap_or_default()
+        );
     }
     Ok(())
 }

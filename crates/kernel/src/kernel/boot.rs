@@ -135,6 +135,16 @@ fn setup_host_signals() -> std::io::Result<i32> {
     }
 }
 
+/// A process to start in the sandbox.
+#[derive(Clone, Debug)]
+pub struct ProcessSpec {
+    pub args: Vec<Vec<u8>>,
+    pub env: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub cred: Cred,
+    pub rlimits: [libc::rlimit; 16],
+}
+
 /// Boot failure, with the exit code the container reports.
 pub struct BootError {
     pub message: String,
@@ -208,6 +218,7 @@ impl Kernel {
             log: SandboxLog { file: log },
             current: Cell::new(1),
             control_fd: None,
+            exec_conns: HashMap::new(),
         };
         k.mount_spec(&config).map_err(fail)?;
         super::identity::boot_log(
@@ -326,26 +337,6 @@ impl Kernel {
         config: &SandboxConfig,
         stdio: Vec<Rc<HostStream>>,
     ) -> Result<(), BootError> {
-        let fail = |m: String| BootError {
-            message: m,
-            code: 125,
-        };
-        let mm = AddressSpace::new(&mut self.platform, self.mf.clone())
-            .map_err(|e| fail(format!("stub: {e}")))?;
-        let host = self
-            .platform
-            .new_thread(mm.space)
-            .map_err(|e| fail(format!("stub thread: {e}")))?;
-        let regs = self
-            .platform
-            .get_regs(host)
-            .map_err(|e| fail(format!("stub regs: {e}")))?;
-        let root = self.mounts.borrow().root_dentry();
-        let mut files = FdTable::new();
-        for (i, s) in stdio.into_iter().enumerate() {
-            files.put(i as i32, File::new(s, libc::O_RDWR, None), false);
-        }
-        let tid = self.alloc_pid().map_err(|_| fail("no pid".into()))?;
         let mut rl = default_rlimits();
         for &(res, cur, max) in &config.rlimits {
             if (res as usize) < rl.len() {
@@ -355,16 +346,73 @@ impl Kernel {
                 };
             }
         }
-        let cwd = Walk {
-            k: self,
-            cred: &config.cred,
-            root: &root,
+        let spec = ProcessSpec {
+            args: config.args.clone(),
+            env: config.env.clone(),
+            cwd: config.cwd.clone(),
+            cred: config.cred.clone(),
+            rlimits: rl,
+        };
+        let stdio: Vec<Rc<dyn FileOps>> = stdio.into_iter().map(|s| s as Rc<dyn FileOps>).collect();
+        self.spawn(&spec, stdio)
+            .map_err(|(message, code)| BootError { message, code })?;
+        Ok(())
+    }
+
+    /// Starts a new process with no parent inside the sandbox (the init,
+    /// and processes started by `atoll exec`). Returns its pid, or a
+    /// message and the exit code a shell would give.
+    pub fn spawn(
+        &mut self,
+        p: &ProcessSpec,
+        stdio: Vec<Rc<dyn FileOps>>,
+    ) -> Result<super::Pid, (String, i32)> {
+        let fail = |m: String| (m, 125);
+        let mm = AddressSpace::new(&mut self.platform, self.mf.clone())
+            .map_err(|e| fail(format!("stub: {e}")))?;
+        let host = match self.platform.new_thread(mm.space) {
+            Ok(h) => h,
+            Err(e) => {
+                mm.release(&mut self.platform);
+                return Err(fail(format!("stub thread: {e}")));
+            }
+        };
+        let regs = self
+            .platform
+            .get_regs(host)
+            .map_err(|e| fail(format!("stub regs: {e}")))?;
+        let root = self.mounts.borrow().root_dentry();
+        let mut files = FdTable::new();
+        for (i, s) in stdio.into_iter().enumerate() {
+            files.put(i as i32, File::new(s, libc::O_RDWR, None), false);
         }
-        .resolve(&root, &config.cwd, true)
-        .map_err(|e| BootError {
-            message: format!("cwd {}: {e}", String::from_utf8_lossy(&config.cwd)),
-            code: 128,
-        })?;
+        let cwd = match (Walk {
+            k: self,
+            cred: &p.cred,
+            root: &root,
+        })
+        .resolve(&root, &p.cwd, true)
+        {
+            Ok(d) if d.kind() == crate::vfs::FileType::Directory => d,
+            Ok(_) => {
+                self.platform.drop_space(mm.space);
+                return Err((
+                    format!("cwd {}: not a directory", String::from_utf8_lossy(&p.cwd)),
+                    128,
+                ));
+            }
+            Err(e) => {
+                self.platform.drop_space(mm.space);
+                return Err((format!("cwd {}: {e}", String::from_utf8_lossy(&p.cwd)), 128));
+            }
+        };
+        let tid = match self.alloc_pid() {
+            Ok(t) => t,
+            Err(_) => {
+                self.platform.drop_space(mm.space);
+                return Err(fail("no free pid".into()));
+            }
+        };
         let task = Task {
             tid,
             tgid: tid,
@@ -375,7 +423,7 @@ impl Kernel {
             fs: Rc::new(RefCell::new(FsContext {
                 root: root.clone(),
                 cwd,
-                umask: config.umask,
+                umask: self.config.umask,
             })),
             sighand: Rc::new(RefCell::new(SigHandlers::default())),
             sigmask: SigSet::EMPTY,
@@ -397,17 +445,22 @@ impl Kernel {
         };
         self.host_tids.insert(host, tid);
         self.tasks.insert(tid, task);
+        let (pgid, sid) = if tid == 1 {
+            (1, 1)
+        } else {
+            (tid, self.groups.get(&1).map(|g| g.sid).unwrap_or(tid))
+        };
         self.groups.insert(
             tid,
             ThreadGroup {
                 tgid: tid,
                 parent: 0,
-                pgid: tid,
-                sid: tid,
+                pgid,
+                sid,
                 threads: vec![tid],
                 children: Vec::new(),
-                cred: config.cred.clone(),
-                rlimits: rl,
+                cred: p.cred.clone(),
+                rlimits: p.rlimits,
                 shared_pending: SigQueue::default(),
                 exit_signal: libc::SIGCHLD,
                 group_exit: None,
@@ -428,32 +481,35 @@ impl Kernel {
                 posix_timers: Default::default(),
             },
         );
-        let program = self.find_program(tid, &config.args[0], &config.env);
+        let program = self.find_program(tid, &p.args[0], &p.env);
         let r = self.do_execve(
             tid,
             crate::vfs::lookup::AT_FDCWD,
             program,
-            config.args.clone(),
-            config.env.clone(),
+            p.args.clone(),
+            p.env.clone(),
             0,
         );
         match r {
             Err(Errno::EJUSTRETURN) => {}
             Err(e) => {
+                // Undo: the process never ran.
+                self.exit_task(tid);
+                self.groups.remove(&tid);
                 let code = if e == Errno::ENOENT { 127 } else { 126 };
-                return Err(BootError {
-                    message: format!(
+                return Err((
+                    format!(
                         "exec {}: {}",
-                        String::from_utf8_lossy(&config.args[0]),
+                        String::from_utf8_lossy(&p.args[0]),
                         std::io::Error::from_raw_os_error(e.0)
                     ),
                     code,
-                });
+                ));
             }
             Ok(_) => unreachable!("execve returns EJUSTRETURN on success"),
         }
         self.resume(tid);
-        Ok(())
+        Ok(tid)
     }
 
     /// execvp-style search of `name` in the spec's PATH.

@@ -144,8 +144,10 @@ impl Kernel {
                 self.groups.remove(&c);
             }
         }
-        // Tell the parent, or vanish if nobody will wait.
+        // Tell the parent, or vanish if nobody will wait (processes
+        // started by `atoll exec` report to their control connection).
         let Some(pg) = self.groups.get(&parent) else {
+            super::control_proto::exec_exited(self, tgid, status);
             self.groups.remove(&tgid);
             return;
         };

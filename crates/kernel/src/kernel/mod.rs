@@ -83,6 +83,8 @@ pub struct Kernel {
     pub current: Cell<Tid>,
     /// Listening control socket, if atoll gave one.
     pub control_fd: Option<i32>,
+    /// Connections of processes started by `atoll exec`, by pid.
+    pub exec_conns: HashMap<Pid, i32>,
 }
 
 impl Kernel {

@@ -13,6 +13,8 @@ pub const TOKEN_PLATFORM: u64 = 1;
 pub const TOKEN_SIGNALS: u64 = 2;
 pub const TOKEN_CONTROL: u64 = 3;
 const FD_BASE: u64 = 16;
+/// Control connections of exec'd processes: token = CONN_BASE + fd.
+const CONN_BASE: u64 = 1 << 32;
 
 thread_local! {
     static EPFD: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
@@ -29,6 +31,7 @@ pub struct Ready {
     pub platform: bool,
     pub signals: bool,
     pub control: bool,
+    pub connections: Vec<i32>,
 }
 
 impl Poller {
@@ -67,6 +70,16 @@ impl Poller {
         QUEUES.with(|m| m.borrow_mut().insert(fd, Rc::downgrade(q)));
     }
 
+    /// Watches a control connection (level-triggered).
+    pub fn add_connection(&self, fd: i32) {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+            u64: CONN_BASE + fd as u64,
+        };
+        // SAFETY: valid epoll fd and event.
+        unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    }
+
     /// Waits up to `timeout_ms` (-1: forever); notifies file queues and
     /// returns which kernel sources are ready.
     pub fn wait(&self, timeout_ms: i32) -> Ready {
@@ -80,6 +93,7 @@ impl Poller {
                 TOKEN_PLATFORM => ready.platform = true,
                 TOKEN_SIGNALS => ready.signals = true,
                 TOKEN_CONTROL => ready.control = true,
+                t if t >= CONN_BASE => ready.connections.push((t - CONN_BASE) as i32),
                 t if t >= FD_BASE => {
                     let fd = (t - FD_BASE) as i32;
                     if let Some(q) = QUEUES.with(|m| m.borrow().get(&fd).and_then(|w| w.upgrade()))
@@ -115,4 +129,12 @@ pub fn unregister_fd(fd: i32) {
         unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
     }
     QUEUES.with(|m| m.borrow_mut().remove(&fd));
+}
+
+pub fn unregister_connection(fd: i32) {
+    let epfd = EPFD.with(|e| e.get());
+    if epfd >= 0 {
+        // SAFETY: removing a watch.
+        unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+    }
 }

@@ -69,6 +69,9 @@ impl Kernel {
             if ready.control {
                 self.serve_control();
             }
+            for c in ready.connections {
+                super::control_proto::connection_ready(self, c);
+            }
         }
     }
 
