@@ -46,5 +46,9 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
         k.set_control(fd);
     }
     let status = k.run();
+    // The counters outlive the sandbox in its log: atoll reads them at
+    // delete for the audit trail (refused syscalls per container).
+    let stats = atoll_kernel::kernel::control_proto::stats(&k);
+    k.log.line(&format!("stats {}", serde_json::to_string(&stats).unwrap_or_default()));
     std::process::exit(atoll_kernel::kernel::exit::exit_code_of(status));
 }
