@@ -9,6 +9,7 @@
 //! model.
 
 pub mod protocol;
+pub mod serve;
 pub mod server;
 
 pub use server::FileServer;

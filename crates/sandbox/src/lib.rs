@@ -4,6 +4,8 @@
 //! application kernel, and exits with the workload's status.
 
 mod config;
+mod confine;
+mod gofer;
 
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
@@ -30,10 +32,11 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     let control = launch.options.control_fd;
     let mut config = config;
     config.strace = launch.options.strace;
-    let files: Rc<dyn atoll_gofer::FileService> = Rc::new(
-        atoll_gofer::FileServer::new(std::path::Path::new("/"))
-            .map_err(|e| format!("file server: {e}"))?,
-    );
+    // The gofer is the only component that opens the container's files.
+    let gofer = gofer::start()?;
+    config.gofer_pid = Some(gofer.pid);
+    let files: Rc<dyn atoll_gofer::FileService> =
+        Rc::new(atoll_gofer::serve::Client::new(gofer.sock));
     let stdio = atoll_kernel::kernel::boot::dup_stdio().map_err(|e| format!("stdio: {e}"))?;
     let mut k = match Kernel::boot(config, files, stdio, log) {
         Ok(k) => k,
@@ -49,6 +52,9 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     // The counters outlive the sandbox in its log: atoll reads them at
     // delete for the audit trail (refused syscalls per container).
     let stats = atoll_kernel::kernel::control_proto::stats(&k);
-    k.log.line(&format!("stats {}", serde_json::to_string(&stats).unwrap_or_default()));
+    k.log.line(&format!(
+        "stats {}",
+        serde_json::to_string(&stats).unwrap_or_default()
+    ));
     std::process::exit(atoll_kernel::kernel::exit::exit_code_of(status));
 }

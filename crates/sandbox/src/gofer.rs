@@ -1,0 +1,83 @@
+//! Starting the gofer: a separate process, forked from the container's
+//! init before the kernel confines itself, so it keeps the container's
+//! rootfs as its root while the kernel gives its own up.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// The gofer's process id and the kernel's end of its socket.
+pub struct Gofer {
+    pub pid: i32,
+    pub sock: OwnedFd,
+}
+
+pub fn start() -> Result<Gofer, String> {
+    let mut fds = [0i32; 2];
+    // SAFETY: socketpair fills fds.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(format!("gofer socket: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fresh descriptors we own.
+    let (kernel_end, gofer_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the container's init is single-threaded here.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork gofer: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop(kernel_end);
+        run_gofer(gofer_end);
+    }
+    drop(gofer_end);
+    Ok(Gofer {
+        pid,
+        sock: kernel_end,
+    })
+}
+
+fn run_gofer(sock: OwnedFd) -> ! {
+    // SAFETY: process-wide setup of the gofer child.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // `kill --all` and the like target the workload, not the gofer.
+        for sig in 1..32 {
+            if sig != libc::SIGKILL
+                && sig != libc::SIGSTOP
+                && sig != libc::SIGSEGV
+                && sig != libc::SIGBUS
+            {
+                libc::signal(sig, libc::SIG_IGN);
+            }
+        }
+        // No network: an empty network namespace of its own.
+        libc::unshare(libc::CLONE_NEWNET);
+        // Only its socket stays open (as fd 3).
+        if sock.as_raw_fd() != 3 {
+            libc::dup2(sock.as_raw_fd(), 3);
+        }
+        libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        for fd in 0..3 {
+            libc::dup2(null, fd);
+        }
+        if null > 3 {
+            libc::close(null);
+        }
+    }
+    std::mem::forget(sock);
+    let server = match atoll_gofer::FileServer::new(std::path::Path::new("/")) {
+        Ok(s) => s,
+        Err(_) => unsafe { libc::_exit(1) },
+    };
+    crate::confine::confine_gofer();
+    atoll_gofer::serve::serve(&server, 3);
+    unsafe { libc::_exit(0) }
+}
