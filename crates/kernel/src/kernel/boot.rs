@@ -180,7 +180,7 @@ impl Kernel {
             .add_source(signal_fd, super::poller::TOKEN_SIGNALS)
             .map_err(|e| fail(format!("epoll: {e}")))?;
 
-        let hostfs = Rc::new(HostFs { svc: files });
+        let hostfs = HostFs::new(files);
         let root = hostfs.root().map_err(|e| fail(format!("rootfs: {e}")))?;
         let mounts = MountTable::new(root, "atoll-gofer", "rootfs", config.readonly_root);
 

@@ -179,7 +179,7 @@ impl Walk<'_> {
             if cur.kind() != FileType::Directory {
                 return Err(Errno::ENOTDIR);
             }
-            let st = cur.inode.stat(self.k)?;
+            let st = cur.inode.stat_cached(self.k)?;
             self.cred.may_access(&st, MAY_EXEC)?;
             if c == b"." {
                 continue;

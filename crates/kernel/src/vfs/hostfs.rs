@@ -3,6 +3,8 @@
 //! descriptor the gofer donated at open.
 
 use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 
@@ -17,18 +19,32 @@ use crate::kernel::Kernel;
 
 pub struct HostFs {
     pub svc: Rc<dyn FileService>,
+    /// Walk cache: (directory fid, name) → inode. Every walk of a path
+    /// component would otherwise be a round trip to the gofer. Entries are
+    /// dropped when the kernel changes the directory entry (create, unlink,
+    /// rename, ...); the whole cache is dropped when it grows too large.
+    cache: RefCell<HashMap<(Fid, Vec<u8>), Rc<HostInode>>>,
 }
+
+/// Most cached walks (each holds a descriptor in the gofer).
+const CACHE_MAX: usize = 4096;
 
 pub struct HostInode {
     fs: Rc<HostFs>,
     fid: Fid,
     id: (u64, u64),
     kind: FileType,
+    /// Stat from the last walk or stat: mode and ownership for path-walk
+    /// permission checks.
+    st: Cell<libc::stat>,
 }
 
 impl Drop for HostInode {
     fn drop(&mut self) {
-        self.fs.svc.release(self.fid);
+        // The root fid belongs to the gofer.
+        if self.fid != self.fs.svc.root() {
+            self.fs.svc.release(self.fid);
+        }
     }
 }
 
@@ -37,24 +53,31 @@ fn gerr(e: i32) -> Errno {
 }
 
 impl HostFs {
+    pub fn new(svc: Rc<dyn FileService>) -> Rc<HostFs> {
+        Rc::new(HostFs {
+            svc,
+            cache: RefCell::new(HashMap::new()),
+        })
+    }
+
     pub fn root(self: &Rc<Self>) -> SysResult<Rc<dyn Inode>> {
         let fid = self.svc.root();
         let st = self.svc.stat(fid).map_err(gerr)?;
-        Ok(Rc::new(HostInode {
-            fs: self.clone(),
-            fid,
-            id: (st.st_dev, st.st_ino),
-            kind: FileType::from_mode(st.st_mode),
-        }))
+        Ok(self.inode(fid, &st))
     }
 
-    fn inode(self: &Rc<Self>, fid: Fid, st: &libc::stat) -> Rc<dyn Inode> {
+    fn inode(self: &Rc<Self>, fid: Fid, st: &libc::stat) -> Rc<HostInode> {
         Rc::new(HostInode {
             fs: self.clone(),
             fid,
             id: (st.st_dev, st.st_ino),
             kind: FileType::from_mode(st.st_mode),
+            st: Cell::new(*st),
         })
+    }
+
+    fn forget(&self, dir: Fid, name: &[u8]) {
+        self.cache.borrow_mut().remove(&(dir, name.to_vec()));
     }
 }
 
@@ -67,7 +90,12 @@ fn to_gofer_time(t: Option<TimeSet>) -> Option<atoll_gofer::Time> {
 
 impl Inode for HostInode {
     fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
-        self.fs.svc.stat(self.fid).map_err(gerr)
+        let st = self.fs.svc.stat(self.fid).map_err(gerr)?;
+        self.st.set(st);
+        Ok(st)
+    }
+    fn stat_cached(&self, _k: &Kernel) -> SysResult<libc::stat> {
+        Ok(self.st.get())
     }
     fn id(&self) -> (u64, u64) {
         self.id
@@ -79,8 +107,18 @@ impl Inode for HostInode {
         if self.kind != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
+        let key = (self.fid, name.to_vec());
+        if let Some(i) = self.fs.cache.borrow().get(&key) {
+            return Ok(i.clone());
+        }
         let (fid, st) = self.fs.svc.walk(self.fid, name).map_err(gerr)?;
-        Ok(self.fs.inode(fid, &st))
+        let inode = self.fs.inode(fid, &st);
+        let mut cache = self.fs.cache.borrow_mut();
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, inode.clone());
+        Ok(inode)
     }
     fn readdir(&self, _k: &Kernel) -> SysResult<Vec<DirEntry>> {
         Ok(self
@@ -129,6 +167,7 @@ impl Inode for HostInode {
         flags: i32,
         cred: &Cred,
     ) -> SysResult<(Rc<dyn Inode>, Rc<dyn FileOps>)> {
+        self.fs.forget(self.fid, name);
         let (fid, st, fd) = self
             .fs
             .svc
@@ -149,6 +188,7 @@ impl Inode for HostInode {
             .map_err(gerr)
     }
     fn symlink(&self, _k: &Kernel, name: &[u8], target: &[u8], cred: &Cred) -> SysResult<()> {
+        self.fs.forget(self.fid, name);
         self.fs
             .svc
             .symlink(self.fid, name, target, cred.fsuid, cred.fsgid)
@@ -162,6 +202,7 @@ impl Inode for HostInode {
         if !Rc::ptr_eq(&t.fs, &self.fs) {
             return Err(Errno::EXDEV);
         }
+        self.fs.forget(self.fid, name);
         self.fs.svc.link(t.fid, self.fid, name).map_err(gerr)
     }
     fn unlink(&self, _k: &Kernel, name: &[u8]) -> SysResult<()> {
@@ -188,13 +229,16 @@ impl Inode for HostInode {
         if !Rc::ptr_eq(&nd.fs, &self.fs) {
             return Err(Errno::EXDEV);
         }
+        self.fs.forget(self.fid, old);
+        self.fs.forget(nd.fid, new);
         self.fs
             .svc
             .rename(self.fid, old, nd.fid, new, flags)
             .map_err(gerr)
     }
-    fn setattr(&self, _k: &Kernel, a: &SetAttr) -> SysResult<()> {
-        self.fs
+    fn setattr(&self, k: &Kernel, a: &SetAttr) -> SysResult<()> {
+        let r = self
+            .fs
             .svc
             .setattr(
                 self.fid,
@@ -207,7 +251,9 @@ impl Inode for HostInode {
                     mtime: to_gofer_time(a.mtime),
                 },
             )
-            .map_err(gerr)
+            .map_err(gerr);
+        let _ = self.stat(k);
+        r
     }
     fn statfs(&self, _k: &Kernel) -> SysResult<libc::statfs> {
         self.fs.svc.statfs(self.fid).map_err(gerr)

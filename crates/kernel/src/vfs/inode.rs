@@ -86,6 +86,11 @@ pub struct SetAttr {
 /// answer with the error Linux gives for that object.
 pub trait Inode: Any {
     fn stat(&self, k: &Kernel) -> SysResult<libc::stat>;
+    /// A recent stat, for permission checks during path walks (filesystems
+    /// that pay for a stat, like the gofer's, answer from a cache).
+    fn stat_cached(&self, k: &Kernel) -> SysResult<libc::stat> {
+        self.stat(k)
+    }
     /// (device, inode number): identity for mount points and hard links.
     fn id(&self) -> (u64, u64);
     fn kind(&self) -> FileType;
