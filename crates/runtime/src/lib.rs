@@ -15,6 +15,7 @@ pub mod layout;
 pub mod level;
 pub mod lifecycle;
 pub mod meta;
+pub mod netns;
 pub mod seccomp_profile;
 pub mod signal;
 pub mod spec;

@@ -279,6 +279,10 @@ impl Runtime {
         let pid = container
             .pid()
             .ok_or_else(|| anyhow!("container {id} has no init process after create"))?;
+        if crate::netns::creates_netns(&bundle.spec) {
+            crate::netns::loopback_up(pid.as_raw())
+                .with_context(|| format!("container {id}: loopback interface"))?;
+        }
         Ok(Created { pid, meta })
     }
 

@@ -6,6 +6,7 @@ pub mod fs;
 pub mod futex;
 pub mod mm;
 pub mod names;
+pub mod net;
 pub mod poll;
 pub mod process;
 pub mod signal;
@@ -133,6 +134,7 @@ fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
     v.extend(time::table());
     v.extend(futex::table());
     v.extend(poll::table());
+    v.extend(net::table());
     v
 }
 

@@ -74,6 +74,10 @@ pub trait FileOps: Any {
     fn anon_name(&self) -> Option<String> {
         None
     }
+    /// Socket operations, for sockets.
+    fn socket(&self) -> Option<&dyn crate::net::SocketOps> {
+        None
+    }
     fn as_any(&self) -> &dyn Any;
 }
 

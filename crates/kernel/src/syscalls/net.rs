@@ -1,0 +1,487 @@
+//! Socket syscalls.
+
+use std::rc::Rc;
+
+use super::{Handler, Status};
+use crate::errno::{Errno, SysResult};
+use crate::kernel::signal::SigInfo;
+use crate::kernel::{Kernel, Tid};
+use crate::net::inet::HostSocket;
+use crate::net::unix::{UnixSocket, creds};
+use crate::net::{Send, SockAddr, SocketOps, Ucred};
+use crate::vfs::file::{POLLIN, POLLOUT};
+use crate::vfs::{File, IoVecs};
+
+pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
+    use Status::*;
+    vec![
+        ("socket", sys_socket, Partial, "AF_UNIX in the kernel; AF_INET/AF_INET6 TCP and UDP as host sockets; raw, packet and netlink refused"),
+        ("socketpair", sys_socketpair, Full, "AF_UNIX"),
+        ("bind", sys_bind, Full, ""),
+        ("listen", sys_listen, Full, ""),
+        ("accept", sys_accept, Full, ""),
+        ("accept4", sys_accept4, Full, ""),
+        ("connect", sys_connect, Full, ""),
+        ("getsockname", sys_getsockname, Full, ""),
+        ("getpeername", sys_getpeername, Full, ""),
+        ("sendto", sys_sendto, Full, ""),
+        ("recvfrom", sys_recvfrom, Full, ""),
+        ("sendmsg", sys_sendmsg, Partial, "SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; no ancillary data on host sockets"),
+        ("recvmsg", sys_recvmsg, Partial, "as sendmsg"),
+        ("sendmmsg", sys_sendmmsg, Full, ""),
+        ("recvmmsg", sys_recvmmsg, Partial, "timeout ignored"),
+        ("shutdown", sys_shutdown, Full, ""),
+        ("setsockopt", sys_setsockopt, Partial, "common SOL_SOCKET/TCP/IP/IPV6 options (allowlist)"),
+        ("getsockopt", sys_getsockopt, Partial, "as setsockopt"),
+    ]
+}
+
+fn sock(k: &Kernel, tid: Tid, fd: u64) -> SysResult<Rc<File>> {
+    let f = super::fs::get_file(k, tid, fd as i32)?;
+    if f.ops.socket().is_none() {
+        return Err(Errno::ENOTSOCK);
+    }
+    Ok(f)
+}
+
+fn ops(f: &File) -> &dyn SocketOps {
+    f.ops.socket().expect("checked by sock()")
+}
+
+fn read_addr(k: &Kernel, tid: Tid, addr: u64, len: u64) -> SysResult<SockAddr> {
+    if len > 128 {
+        return Err(Errno::EINVAL);
+    }
+    let b = k.task_mm(tid).borrow().read_vec(addr, len as usize)?;
+    SockAddr::parse(&b)
+}
+
+/// Writes an address to (addr, *len_ptr) as the socket calls do.
+fn write_addr(k: &Kernel, tid: Tid, a: &SockAddr, addr: u64, len_ptr: u64) -> SysResult<()> {
+    if addr == 0 || len_ptr == 0 {
+        return Ok(());
+    }
+    let mm = k.task_mm(tid);
+    let mm = mm.borrow();
+    let cap: u32 = mm.read_val(len_ptr)?;
+    if (cap as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let b = a.to_bytes();
+    let n = b.len().min(cap as usize);
+    mm.write_bytes(addr, &b[..n])?;
+    mm.write_val(len_ptr, &(b.len() as u32))?;
+    Ok(())
+}
+
+fn sys_socket(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let domain = a[0] as i32;
+    let ty = a[1] as i32 & 0xf;
+    let flags = a[1] as i32 & !0xf;
+    let proto = a[2] as i32;
+    if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let ops: Rc<dyn crate::vfs::FileOps> = match domain {
+        libc::AF_UNIX => {
+            if proto != 0 && proto != libc::AF_UNIX {
+                return Err(Errno::EPROTONOSUPPORT);
+            }
+            UnixSocket::new(ty, creds(k, tid))?
+        }
+        libc::AF_INET | libc::AF_INET6 => {
+            if ty == libc::SOCK_RAW {
+                return refused(k, tid, "raw socket");
+            }
+            Rc::new(HostSocket::create(domain, ty, proto)?)
+        }
+        libc::AF_PACKET => return refused(k, tid, "packet socket"),
+        libc::AF_NETLINK => return Err(Errno::EAFNOSUPPORT),
+        _ => return Err(Errno::EAFNOSUPPORT),
+    };
+    let f = File::new(ops, libc::O_RDWR | (flags & libc::O_NONBLOCK), None);
+    super::fs::install_fd(k, tid, f, flags & libc::SOCK_CLOEXEC != 0)
+}
+
+/// Raw and packet sockets: refused like the dangerous syscalls.
+fn refused(k: &mut Kernel, tid: Tid, what: &str) -> SysResult<u64> {
+    let nr = super::number("socket").unwrap_or(41);
+    *k.stats.refused.entry(nr).or_default() += 1;
+    k.log.line(&format!("refused {what} from pid {tid}"));
+    Err(Errno::EPERM)
+}
+
+fn sys_socketpair(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let ty = a[1] as i32 & 0xf;
+    let flags = a[1] as i32 & !0xf;
+    if a[0] as i32 != libc::AF_UNIX {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (x, y) = UnixSocket::pair(ty, creds(k, tid))?;
+    let fl = libc::O_RDWR | (flags & libc::O_NONBLOCK);
+    let cloexec = flags & libc::SOCK_CLOEXEC != 0;
+    let fx = super::fs::install_fd(k, tid, File::new(x, fl, None), cloexec)?;
+    let fy = match super::fs::install_fd(k, tid, File::new(y, fl, None), cloexec) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = k.task(tid).files.borrow_mut().remove(fx as i32);
+            return Err(e);
+        }
+    };
+    if let Err(e) = k.task_mm(tid).borrow().write_val(a[3], &[fx as i32, fy as i32]) {
+        let mut t = k.task(tid).files.borrow_mut();
+        let _ = t.remove(fx as i32);
+        let _ = t.remove(fy as i32);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+fn sys_bind(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let f = sock(k, tid, a[0])?;
+    let addr = read_addr(k, tid, a[1], a[2])?;
+    ops(&f).bind(k, tid, &addr)?;
+    Ok(0)
+}
+
+fn sys_listen(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let f = sock(k, tid, a[0])?;
+    ops(&f).listen(k, a[1] as i32)?;
+    Ok(0)
+}
+
+fn accept_common(k: &mut Kernel, tid: Tid, fd: u64, addr: u64, len: u64, flags: i32) -> SysResult<u64> {
+    if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = sock(k, tid, fd)?;
+    let (new, peer) = match ops(&f).accept(k) {
+        Ok(v) => v,
+        Err(Errno::EAGAIN) if !f.nonblocking() && f.ops.wait(k, tid, POLLIN) => return Err(Errno::EBLOCK),
+        Err(e) => return Err(e),
+    };
+    let nf = File::new(new, libc::O_RDWR | (flags & libc::O_NONBLOCK), None);
+    let nfd = super::fs::install_fd(k, tid, nf, flags & libc::SOCK_CLOEXEC != 0)?;
+    if let Some(p) = peer {
+        write_addr(k, tid, &p, addr, len)?;
+    }
+    Ok(nfd)
+}
+
+fn sys_accept(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    accept_common(k, tid, a[0], a[1], a[2], 0)
+}
+
+fn sys_accept4(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    accept_common(k, tid, a[0], a[1], a[2], a[3] as i32)
+}
+
+fn sys_connect(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let f = sock(k, tid, a[0])?;
+    // A blocking connect that was started waits for its result.
+    if k.task(tid).sys.started {
+        if f.ops.poll(k) & (POLLOUT | crate::vfs::file::POLLERR | crate::vfs::file::POLLHUP) == 0 {
+            f.ops.wait(k, tid, POLLOUT);
+            return Err(Errno::EBLOCK);
+        }
+        return ops(&f).connect_result(k).unwrap_or(Ok(())).map(|_| 0);
+    }
+    let addr = read_addr(k, tid, a[1], a[2])?;
+    match ops(&f).connect(k, tid, &addr) {
+        Ok(()) => Ok(0),
+        Err(Errno::EINPROGRESS) if !f.nonblocking() => {
+            k.task_mut(tid).sys.started = true;
+            f.ops.wait(k, tid, POLLOUT);
+            Err(Errno::EBLOCK)
+        }
+        Err(Errno::EAGAIN) if !f.nonblocking() => Err(Errno::EBLOCK),
+        Err(e) => Err(e),
+    }
+}
+
+fn sys_getsockname(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let f = sock(k, tid, a[0])?;
+    let n = ops(&f).sockname(k)?;
+    write_addr(k, tid, &n, a[1], a[2])?;
+    Ok(0)
+}
+
+fn sys_getpeername(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let f = sock(k, tid, a[0])?;
+    let n = ops(&f).peername(k)?;
+    write_addr(k, tid, &n, a[1], a[2])?;
+    Ok(0)
+}
+
+fn do_send(k: &mut Kernel, tid: Tid, f: &Rc<File>, m: Send<'_>) -> SysResult<u64> {
+    let flags = m.flags;
+    match ops(f).send(k, m) {
+        Ok(n) => Ok(n as u64),
+        Err(Errno::EAGAIN) if !f.nonblocking() && flags & libc::MSG_DONTWAIT == 0 && f.ops.wait(k, tid, POLLOUT) => {
+            Err(Errno::EBLOCK)
+        }
+        Err(Errno::EPIPE) => {
+            if flags & libc::MSG_NOSIGNAL == 0 {
+                let _ = k.send_task(tid, SigInfo::user(libc::SIGPIPE, 0, tid, 0));
+            }
+            Err(Errno::EPIPE)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn sys_sendto(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let f = sock(k, tid, a[0])?;
+    let iov = IoVecs::single(&k.task_mm(tid).borrow(), a[1], a[2] as usize, false)?;
+    let addr = if a[4] != 0 { Some(read_addr(k, tid, a[4], a[5])?) } else { None };
+    let c = creds(k, tid);
+    do_send(k, tid, &f, Send { data: &iov, addr, fds: Vec::new(), creds: c, flags: a[3] as i32 })
+}
+
+fn sys_recvfrom(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let f = sock(k, tid, a[0])?;
+    let iov = IoVecs::single(&k.task_mm(tid).borrow(), a[1], a[2] as usize, true)?;
+    let flags = a[3] as i32;
+    let r = match ops(&f).recv(k, &iov, flags) {
+        Ok(r) => r,
+        Err(Errno::EAGAIN) if !f.nonblocking() && flags & libc::MSG_DONTWAIT == 0 && f.ops.wait(k, tid, POLLIN) => {
+            return Err(Errno::EBLOCK);
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(addr) = &r.addr {
+        write_addr(k, tid, addr, a[4], a[5])?;
+    } else if a[5] != 0 && a[4] != 0 {
+        k.task_mm(tid).borrow().write_val(a[5], &0u32)?;
+    }
+    Ok(if flags & libc::MSG_TRUNC != 0 { r.full_len } else { r.len } as u64)
+}
+
+/// struct msghdr, as read from the workload.
+struct MsgHdr {
+    name: u64,
+    namelen: u32,
+    iov: u64,
+    iovlen: u64,
+    control: u64,
+    controllen: u64,
+}
+
+fn read_msghdr(k: &Kernel, tid: Tid, addr: u64) -> SysResult<MsgHdr> {
+    let w: [u64; 7] = k.task_mm(tid).borrow().read_val(addr)?;
+    Ok(MsgHdr { name: w[0], namelen: w[1] as u32, iov: w[2], iovlen: w[3], control: w[4], controllen: w[5] })
+}
+
+/// Parses ancillary data: SCM_RIGHTS descriptors and SCM_CREDENTIALS.
+pub fn parse_control(k: &Kernel, tid: Tid, buf: &[u8]) -> SysResult<(Vec<Rc<File>>, Option<Ucred>)> {
+    let mut fds = Vec::new();
+    let mut cred = None;
+    let mut pos = 0usize;
+    while pos + 16 <= buf.len() {
+        let len = u64::from_ne_bytes(buf[pos..pos + 8].try_into().unwrap()) as usize;
+        let level = i32::from_ne_bytes(buf[pos + 8..pos + 12].try_into().unwrap());
+        let ty = i32::from_ne_bytes(buf[pos + 12..pos + 16].try_into().unwrap());
+        if len < 16 || pos + len > buf.len() {
+            return Err(Errno::EINVAL);
+        }
+        let data = &buf[pos + 16..pos + len];
+        if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
+            if data.len() % 4 != 0 || fds.len() + data.len() / 4 > 253 {
+                return Err(Errno::EINVAL);
+            }
+            for c in data.chunks(4) {
+                let fd = i32::from_ne_bytes(c.try_into().unwrap());
+                fds.push(super::fs::get_file(k, tid, fd)?);
+            }
+        } else if level == libc::SOL_SOCKET && ty == libc::SCM_CREDENTIALS {
+            if data.len() < 12 {
+                return Err(Errno::EINVAL);
+            }
+            let c = Ucred {
+                pid: i32::from_ne_bytes(data[0..4].try_into().unwrap()),
+                uid: u32::from_ne_bytes(data[4..8].try_into().unwrap()),
+                gid: u32::from_ne_bytes(data[8..12].try_into().unwrap()),
+            };
+            let me = creds(k, tid);
+            let priv_ = k.cred(tid).capable(crate::vfs::perm::cap::SETUID);
+            if !priv_ && (c.pid != me.pid || c.uid != me.uid || c.gid != me.gid) {
+                return Err(Errno::EPERM);
+            }
+            cred = Some(c);
+        } else {
+            return Err(Errno::EINVAL);
+        }
+        pos += len.div_ceil(8) * 8;
+    }
+    Ok((fds, cred))
+}
+
+fn sendmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> SysResult<u64> {
+    let f = sock(k, tid, fd)?;
+    let h = read_msghdr(k, tid, hdr_addr)?;
+    let iov = super::fs::user_iovec_array(k, tid, h.iov, h.iovlen, false)?;
+    let addr = if h.name != 0 && h.namelen > 0 { Some(read_addr(k, tid, h.name, h.namelen as u64)?) } else { None };
+    let (fds, cred) = if h.control != 0 && h.controllen > 0 {
+        if h.controllen > 64 * 1024 {
+            return Err(Errno::ENOBUFS);
+        }
+        let buf = k.task_mm(tid).borrow().read_vec(h.control, h.controllen as usize)?;
+        parse_control(k, tid, &buf)?
+    } else {
+        (Vec::new(), None)
+    };
+    if !fds.is_empty() && ops(&f).domain() != libc::AF_UNIX {
+        return Err(Errno::EINVAL);
+    }
+    let c = cred.unwrap_or_else(|| creds(k, tid));
+    do_send(k, tid, &f, Send { data: &iov, addr, fds, creds: c, flags })
+}
+
+fn sys_sendmsg(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    sendmsg_one(k, tid, a[0], a[1], a[2] as i32)
+}
+
+fn recvmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> SysResult<u64> {
+    let f = sock(k, tid, fd)?;
+    let h = read_msghdr(k, tid, hdr_addr)?;
+    let iov = super::fs::user_iovec_array(k, tid, h.iov, h.iovlen, true)?;
+    let r = match ops(&f).recv(k, &iov, flags) {
+        Ok(r) => r,
+        Err(Errno::EAGAIN) if !f.nonblocking() && flags & libc::MSG_DONTWAIT == 0 && f.ops.wait(k, tid, POLLIN) => {
+            return Err(Errno::EBLOCK);
+        }
+        Err(e) => return Err(e),
+    };
+    let mm = k.task_mm(tid);
+    let mut msg_flags = r.msg_flags;
+    // Name.
+    let mut namelen = 0u32;
+    if let (Some(a), true) = (&r.addr, h.name != 0) {
+        let b = a.to_bytes();
+        let n = b.len().min(h.namelen as usize);
+        mm.borrow().write_bytes(h.name, &b[..n])?;
+        namelen = b.len() as u32;
+    }
+    // Ancillary data.
+    let mut control = Vec::new();
+    let cap = h.controllen as usize;
+    let cloexec = flags & libc::MSG_CMSG_CLOEXEC != 0;
+    if let Some(c) = r.creds {
+        let need: usize = 16 + 12;
+        if control.len() + need.div_ceil(8) * 8 <= cap {
+            control.extend_from_slice(&(need as u64).to_ne_bytes());
+            control.extend_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
+            control.extend_from_slice(&libc::SCM_CREDENTIALS.to_ne_bytes());
+            control.extend_from_slice(&c.pid.to_ne_bytes());
+            control.extend_from_slice(&c.uid.to_ne_bytes());
+            control.extend_from_slice(&c.gid.to_ne_bytes());
+            control.resize(control.len().div_ceil(8) * 8, 0);
+        } else {
+            msg_flags |= libc::MSG_CTRUNC;
+        }
+    }
+    if !r.fds.is_empty() {
+        let room = cap.saturating_sub(control.len() + 16) / 4;
+        let n = r.fds.len().min(room);
+        if n < r.fds.len() {
+            msg_flags |= libc::MSG_CTRUNC;
+        }
+        if n > 0 {
+            let mut nums = Vec::with_capacity(n);
+            for file in r.fds.iter().take(n) {
+                nums.push(super::fs::install_fd(k, tid, file.clone(), cloexec)? as i32);
+            }
+            let len = 16 + 4 * n;
+            control.extend_from_slice(&(len as u64).to_ne_bytes());
+            control.extend_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
+            control.extend_from_slice(&libc::SCM_RIGHTS.to_ne_bytes());
+            for x in nums {
+                control.extend_from_slice(&x.to_ne_bytes());
+            }
+            control.resize(control.len().div_ceil(8).min(cap.div_ceil(8)) * 8, 0);
+        }
+    }
+    let m = mm.borrow();
+    if !control.is_empty() {
+        let n = control.len().min(cap);
+        m.write_bytes(h.control, &control[..n])?;
+    }
+    // msg_namelen (offset 8), msg_controllen (offset 40), msg_flags (offset 48).
+    m.write_val(hdr_addr + 8, &namelen)?;
+    m.write_val(hdr_addr + 40, &(control.len().min(cap) as u64))?;
+    m.write_val(hdr_addr + 48, &msg_flags)?;
+    Ok(if flags & libc::MSG_TRUNC != 0 { r.full_len } else { r.len } as u64)
+}
+
+fn sys_recvmsg(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    recvmsg_one(k, tid, a[0], a[1], a[2] as i32)
+}
+
+const MMSGHDR: u64 = 64;
+
+fn sys_sendmmsg(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let n = a[2].min(1024);
+    let mut done = 0;
+    for i in 0..n {
+        let h = a[1] + i * MMSGHDR;
+        match sendmsg_one(k, tid, a[0], h, a[3] as i32 | if done > 0 { libc::MSG_DONTWAIT } else { 0 }) {
+            Ok(len) => {
+                k.task_mm(tid).borrow().write_val(h + 56, &(len as u32))?;
+                done += 1;
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+fn sys_recvmmsg(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let n = a[2].min(1024);
+    let mut done = 0;
+    for i in 0..n {
+        let h = a[1] + i * MMSGHDR;
+        match recvmsg_one(k, tid, a[0], h, a[3] as i32 | if done > 0 { libc::MSG_DONTWAIT } else { 0 }) {
+            Ok(len) => {
+                k.task_mm(tid).borrow().write_val(h + 56, &(len as u32))?;
+                done += 1;
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+fn sys_shutdown(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let f = sock(k, tid, a[0])?;
+    ops(&f).shutdown(k, a[1] as i32)?;
+    Ok(0)
+}
+
+fn sys_setsockopt(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let f = sock(k, tid, a[0])?;
+    if a[4] > 4096 {
+        return Err(Errno::EINVAL);
+    }
+    let val = k.task_mm(tid).borrow().read_vec(a[3], a[4] as usize)?;
+    ops(&f).setsockopt(k, a[1] as i32, a[2] as i32, &val)?;
+    Ok(0)
+}
+
+fn sys_getsockopt(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let f = sock(k, tid, a[0])?;
+    let mm = k.task_mm(tid);
+    let cap: u32 = mm.borrow().read_val(a[4])?;
+    if (cap as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let v = ops(&f).getsockopt(k, a[1] as i32, a[2] as i32, cap as usize)?;
+    let n = v.len().min(cap as usize);
+    mm.borrow().write_bytes(a[3], &v[..n])?;
+    mm.borrow().write_val(a[4], &(n as u32))?;
+    Ok(0)
+}
