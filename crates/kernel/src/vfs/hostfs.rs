@@ -176,12 +176,14 @@ impl Inode for HostInode {
         Ok((self.fs.inode(fid, &st), Rc::new(HostRegular { fd })))
     }
     fn mkdir(&self, _k: &Kernel, name: &[u8], mode: u32, cred: &Cred) -> SysResult<()> {
+        self.fs.forget(self.fid, name);
         self.fs
             .svc
             .mkdir(self.fid, name, mode, cred.fsuid, cred.fsgid)
             .map_err(gerr)
     }
     fn mknod(&self, _k: &Kernel, name: &[u8], mode: u32, _dev: u64, cred: &Cred) -> SysResult<()> {
+        self.fs.forget(self.fid, name);
         self.fs
             .svc
             .mknod(self.fid, name, mode, cred.fsuid, cred.fsgid)
@@ -206,9 +208,11 @@ impl Inode for HostInode {
         self.fs.svc.link(t.fid, self.fid, name).map_err(gerr)
     }
     fn unlink(&self, _k: &Kernel, name: &[u8]) -> SysResult<()> {
+        self.fs.forget(self.fid, name);
         self.fs.svc.unlink(self.fid, name, 0).map_err(gerr)
     }
     fn rmdir(&self, _k: &Kernel, name: &[u8]) -> SysResult<()> {
+        self.fs.forget(self.fid, name);
         self.fs
             .svc
             .unlink(self.fid, name, libc::AT_REMOVEDIR)
