@@ -143,7 +143,8 @@ impl FileOps for HostStream {
         Some(match st.st_mode & libc::S_IFMT {
             libc::S_IFIFO => format!("pipe:[{}]", st.st_ino),
             libc::S_IFSOCK => format!("socket:[{}]", st.st_ino),
-            _ => "/dev/null".into(),
+            // A host file given as stdio: its host path is not the sandbox's business.
+            _ => format!("host:[{}]", st.st_ino),
         })
     }
 

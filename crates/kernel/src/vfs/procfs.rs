@@ -494,8 +494,15 @@ impl Inode for ProcInode {
             Node::Fd(p, fd) => {
                 let t = *k.groups.get(p)?.threads.first()?;
                 let f = k.task(t).files.borrow().get(*fd).ok()?;
-                // Pipes and sockets have no path to reopen through.
-                Some(f.dentry.clone().ok_or(Errno::ENXIO))
+                Some(Ok(match f.dentry.clone() {
+                    Some(d) => d,
+                    // Pipes, sockets, stdio: the open file itself (so
+                    // /dev/stdin and /proc/self/fd/N of a pipe work).
+                    None => {
+                        let kind = f.stat(k).map(|st| FileType::from_mode(st.st_mode)).unwrap_or(FileType::Fifo);
+                        Dentry::mount_root_with(k.mounts.borrow().root_mount(), Rc::new(AnonInode { file: f.clone(), kind }))
+                    }
+                }))
             }
             _ => None,
         }
@@ -604,7 +611,8 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
                 ("HugePages_Free", 0),
                 ("Hugepagesize", 2048),
             ] {
-                let _ = writeln!(s, "{n:<15} {v:>8} kB");
+                // Linux pads "Name:" to 16 columns and the value to 8.
+                let _ = writeln!(s, "{:<16}{v:>8} kB", format!("{n}:"));
             }
         }
         Node::Static("uptime") => {
@@ -839,4 +847,31 @@ fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
         _ => return Err(Errno::ENOENT),
     }
     Ok(s)
+}
+
+/// What /proc/[pid]/fd/N leads to for a file without a path.
+struct AnonInode {
+    file: Rc<File>,
+    kind: FileType,
+}
+
+impl Inode for AnonInode {
+    fn stat(&self, k: &Kernel) -> SysResult<libc::stat> {
+        self.file.stat(k)
+    }
+    fn id(&self) -> (u64, u64) {
+        (0, Rc::as_ptr(&self.file) as u64)
+    }
+    fn kind(&self) -> FileType {
+        self.kind
+    }
+    fn open(&self, _k: &Kernel, _flags: i32) -> SysResult<Rc<dyn FileOps>> {
+        if self.file.ops.socket().is_some() {
+            return Err(Errno::ENXIO);
+        }
+        Ok(self.file.ops.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
