@@ -234,10 +234,12 @@ impl SocketOps for HostSocket {
     }
     fn bind(&self, k: &Kernel, tid: Tid, addr: &SockAddr) -> SysResult<()> {
         self.check_family(addr)?;
-        if let Some(p) = addr.port() {
-            if p != 0 && p < 1024 && !k.cred(tid).capable(cap::NET_BIND_SERVICE) {
-                return Err(Errno::EACCES);
-            }
+        if let Some(p) = addr.port()
+            && p != 0
+            && p < 1024
+            && !k.cred(tid).capable(cap::NET_BIND_SERVICE)
+        {
+            return Err(Errno::EACCES);
         }
         let b = addr.to_bytes();
         // SAFETY: a sockaddr we built, with its length.

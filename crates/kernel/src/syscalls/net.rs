@@ -289,7 +289,7 @@ pub fn parse_control(k: &Kernel, tid: Tid, buf: &[u8]) -> SysResult<(Vec<Rc<File
         }
         let data = &buf[pos + 16..pos + len];
         if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
-            if data.len() % 4 != 0 || fds.len() + data.len() / 4 > 253 {
+            if !data.len().is_multiple_of(4) || fds.len() + data.len() / 4 > 253 {
                 return Err(Errno::EINVAL);
             }
             for c in data.chunks(4) {

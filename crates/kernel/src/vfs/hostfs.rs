@@ -23,8 +23,11 @@ pub struct HostFs {
     /// component would otherwise be a round trip to the gofer. Entries are
     /// dropped when the kernel changes the directory entry (create, unlink,
     /// rename, ...); the whole cache is dropped when it grows too large.
-    cache: RefCell<HashMap<(Fid, Vec<u8>), Rc<HostInode>>>,
+    cache: RefCell<WalkCache>,
 }
+
+/// (directory fid, name) → the inode the walk found.
+type WalkCache = HashMap<(Fid, Vec<u8>), Rc<HostInode>>;
 
 /// Most cached walks (each holds a descriptor in the gofer).
 const CACHE_MAX: usize = 4096;
