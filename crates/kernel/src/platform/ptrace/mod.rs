@@ -7,7 +7,16 @@
 //! Each stub process keeps one extra thread, the control thread, stopped
 //! at the stub's `int3`: mapping changes are injected through it while the
 //! workload threads keep running.
+//!
+//! Stub processes are not forked from the kernel: the kernel forks one
+//! stub, the zygote, while it is still unconfined, and every address space
+//! after that is a clone of the zygote made by an injected `clone`. So no
+//! stub ever inherits the kernel's own seccomp filter (which forbids
+//! executable mappings), the kernel itself needs no fork after it confined
+//! itself, and every stub carries the zygote's filter (see [`filter`]) and
+//! none of its capabilities.
 
+pub mod filter;
 pub mod stub;
 
 use std::collections::HashMap;
@@ -37,7 +46,6 @@ struct Space {
 }
 
 pub struct PtracePlatform {
-    memfd: RawFd,
     layout: StubLayout,
     /// The kernel's view of the platform region (stub data pages).
     region: *mut u8,
@@ -50,7 +58,8 @@ pub struct PtracePlatform {
     sigchld_fd: RawFd,
     xsave_size: usize,
     foreign_exits: Vec<(i32, i32)>,
-    filter: Option<Box<(libc::sock_fprog, Vec<libc::sock_filter>)>>,
+    /// The stub every address space is cloned from.
+    zygote: Space,
 }
 
 fn errno() -> Error {
@@ -98,6 +107,84 @@ fn describe(status: i32) -> String {
     }
 }
 
+/// Forks the zygote stub from the (still unconfined) kernel: it maps the
+/// stub page and data slot `slot`, drops its capabilities, installs the
+/// stub filter and traps, attached with `PTRACE_O_EXITKILL` so no stub
+/// outlives the kernel.
+fn fork_zygote(memfd: RawFd, slot: u64) -> Result<Space> {
+    let prog = filter::stub_filter();
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(errno());
+    }
+    let args = ChildArgs {
+        memfd,
+        code_offset: 0,
+        data_offset: slot,
+        sync_fd: fds[0],
+        filter: &fprog,
+    };
+    // SAFETY: the kernel is single-threaded; the child runs only
+    // async-signal-safe code (child_setup) and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let e = errno();
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        return Err(e);
+    }
+    if pid == 0 {
+        unsafe { stub::child_setup(&args) }
+    }
+    unsafe { libc::close(fds[0]) };
+    let opts = libc::PTRACE_O_EXITKILL
+        | libc::PTRACE_O_TRACESYSGOOD
+        | libc::PTRACE_O_TRACECLONE
+        | libc::PTRACE_O_TRACEFORK;
+    let seized = ptrace(libc::PTRACE_SEIZE, pid, 0, opts as usize);
+    // Release the child whether or not the seize worked (on failure it
+    // dies with us anyway through PDEATHSIG and gets killed below).
+    unsafe {
+        libc::write(fds[1], b"x".as_ptr() as *const libc::c_void, 1);
+        libc::close(fds[1]);
+    }
+    if let Err(e) = seized {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = wait_for(pid);
+        return Err(e);
+    }
+    let status = wait_for(pid)?;
+    if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = wait_for(pid);
+        return Err(Error::other(format!(
+            "stub {pid} failed to start: {}",
+            describe(status)
+        )));
+    }
+    let mut regs: Regs = unsafe { std::mem::zeroed() };
+    ptrace(
+        libc::PTRACE_GETREGS,
+        pid,
+        0,
+        &mut regs as *mut Regs as usize,
+    )?;
+    Ok(Space {
+        pid,
+        ctl: pid,
+        slot,
+        threads: Vec::new(),
+        ctl_regs: regs,
+    })
+}
+
 /// Size of the XSAVE area for the features the host kernel enabled.
 fn xsave_size() -> usize {
     // cpuid leaf 0xD: XSAVE area size for the enabled features.
@@ -140,34 +227,25 @@ impl PtracePlatform {
         if sigchld_fd < 0 {
             return Err(errno());
         }
+        let zygote = fork_zygote(memfd, PAGE_SIZE)?;
         Ok(PtracePlatform {
-            memfd,
             layout,
             region,
             free_slots: Vec::new(),
-            next_slot: PAGE_SIZE,
+            next_slot: PAGE_SIZE + SLOT_SIZE,
             spaces: HashMap::new(),
             next_space: 1,
             threads: HashMap::new(),
             sigchld_fd,
             xsave_size: xsave_size(),
             foreign_exits: Vec::new(),
-            filter: None,
+            zygote,
         })
     }
 
-    /// Installs `filter` in every stub created from now on (before the
-    /// stub's first instruction).
-    pub fn set_stub_filter(&mut self, filter: Vec<libc::sock_filter>) {
-        let mut b = Box::new((
-            libc::sock_fprog {
-                len: filter.len() as u16,
-                filter: std::ptr::null_mut(),
-            },
-            filter,
-        ));
-        b.0.filter = b.1.as_mut_ptr();
-        self.filter = Some(b);
+    /// Host pid of the zygote stub (tests and /proc checks).
+    pub fn zygote_pid(&self) -> i32 {
+        self.zygote.pid
     }
 
     pub fn layout(&self) -> StubLayout {
@@ -243,7 +321,7 @@ impl PtracePlatform {
                     addr,
                     len,
                     prot as u64,
-                    (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+                    filter::MAP_FLAGS,
                     memfd_in_stub,
                     offset,
                 ],
@@ -260,6 +338,99 @@ impl PtracePlatform {
         }
     }
 
+    /// A new stub process: the zygote clones itself (the clone becomes the
+    /// kernel's child and is attached to it automatically), then the clone
+    /// maps its own data slot over the zygote's.
+    fn clone_zygote(&mut self, slot: u64) -> Result<SpaceId> {
+        // SAFETY: zeroing the slot inside the mapped region.
+        unsafe { std::ptr::write_bytes(self.region.add(slot as usize), 0, SLOT_SIZE as usize) };
+        let z = self.zygote.pid;
+        let mut regs = self.zygote.ctl_regs;
+        regs.rax = libc::SYS_clone as u64;
+        regs.rdi = filter::SPACE_CLONE_FLAGS;
+        regs.rsi = 0;
+        regs.rdx = 0;
+        regs.r10 = 0;
+        regs.r8 = 0;
+        regs.rip = self.layout.single;
+        ptrace(libc::PTRACE_SETREGS, z, 0, &regs as *const Regs as usize)?;
+        ptrace(libc::PTRACE_CONT, z, 0, 0)?;
+        let status = wait_for(z)?;
+        if libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP && status >> 16 == 0
+        {
+            // The clone failed (EAGAIN at the pids limit, ENOMEM...).
+            let mut out: Regs = unsafe { std::mem::zeroed() };
+            ptrace(libc::PTRACE_GETREGS, z, 0, &mut out as *mut Regs as usize)?;
+            return Err(Error::from_raw_os_error((-(out.rax as i64)) as i32));
+        }
+        if !(libc::WIFSTOPPED(status) && (status >> 16) == libc::PTRACE_EVENT_FORK) {
+            return Err(Error::other(format!("zygote clone: {}", describe(status))));
+        }
+        let mut pid: libc::c_ulong = 0;
+        ptrace(libc::PTRACE_GETEVENTMSG, z, 0, &mut pid as *mut _ as usize)?;
+        let pid = pid as i32;
+        ptrace(libc::PTRACE_CONT, z, 0, 0)?;
+        let status = wait_for(z)?;
+        if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
+            return Err(Error::other(format!(
+                "zygote after clone: {}",
+                describe(status)
+            )));
+        }
+        let status = wait_for(pid)?;
+        if !(libc::WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
+            // SAFETY: the new stub is our child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = wait_for(pid);
+            return Err(Error::other(format!(
+                "new stub {pid}: {}",
+                describe(status)
+            )));
+        }
+        let mut regs: Regs = unsafe { std::mem::zeroed() };
+        ptrace(
+            libc::PTRACE_GETREGS,
+            pid,
+            0,
+            &mut regs as *mut Regs as usize,
+        )?;
+        let id = self.next_space;
+        self.next_space += 1;
+        self.spaces.insert(
+            id,
+            Space {
+                pid,
+                ctl: pid,
+                slot,
+                threads: Vec::new(),
+                ctl_regs: regs,
+            },
+        );
+        let data = self.inject(
+            id,
+            libc::SYS_mmap as u64,
+            [
+                crate::arch::STUB_DATA,
+                STUB_DATA_SIZE,
+                (libc::PROT_READ | libc::PROT_WRITE) as u64,
+                filter::MAP_FLAGS,
+                filter::MEMFD_IN_STUB,
+                slot,
+            ],
+        );
+        if !matches!(data, Ok(r) if r == crate::arch::STUB_DATA as i64) {
+            let sp = self.spaces.remove(&id).expect("just inserted");
+            // SAFETY: the new stub is our child.
+            unsafe { libc::kill(sp.pid, libc::SIGKILL) };
+            let _ = wait_for(sp.pid);
+            return Err(match data {
+                Err(e) => e,
+                Ok(r) => Error::from_raw_os_error((-r) as i32),
+            });
+        }
+        Ok(id)
+    }
+
     fn decode(&mut self, tid: i32, status: i32) -> Option<Stop> {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             if let Some(space) = self.threads.remove(&tid) {
@@ -268,7 +439,8 @@ impl PtracePlatform {
                 }
                 return Some(Stop::Gone);
             }
-            let is_stub = self.spaces.values().any(|s| s.pid == tid || s.ctl == tid);
+            let is_stub = tid == self.zygote.pid
+                || self.spaces.values().any(|s| s.pid == tid || s.ctl == tid);
             if !is_stub {
                 self.foreign_exits.push((tid, status));
             }
@@ -307,81 +479,13 @@ impl PtracePlatform {
 impl Platform for PtracePlatform {
     fn new_space(&mut self) -> Result<SpaceId> {
         let slot = self.alloc_slot()?;
-        // SAFETY: zeroing the slot inside the mapped region.
-        unsafe { std::ptr::write_bytes(self.region.add(slot as usize), 0, SLOT_SIZE as usize) };
-        let mut fds = [0i32; 2];
-        // SAFETY: pipe2 fills the array.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(errno());
-        }
-        let args = ChildArgs {
-            memfd: self.memfd,
-            code_offset: 0,
-            data_offset: slot,
-            sync_fd: fds[0],
-            filter: self
-                .filter
-                .as_ref()
-                .map(|b| &b.0 as *const libc::sock_fprog),
-        };
-        // SAFETY: the kernel is single-threaded; the child runs only
-        // async-signal-safe code (child_setup) and never returns.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            let e = errno();
-            unsafe {
-                libc::close(fds[0]);
-                libc::close(fds[1]);
+        match self.clone_zygote(slot) {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                self.free_slots.push(slot);
+                Err(e)
             }
-            return Err(e);
         }
-        if pid == 0 {
-            unsafe { stub::child_setup(&args) }
-        }
-        unsafe { libc::close(fds[0]) };
-        let opts =
-            libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_TRACECLONE;
-        let seized = ptrace(libc::PTRACE_SEIZE, pid, 0, opts as usize);
-        // Release the child whether or not the seize worked (on failure it
-        // dies with us anyway through PDEATHSIG and gets killed below).
-        unsafe {
-            libc::write(fds[1], b"x".as_ptr() as *const libc::c_void, 1);
-            libc::close(fds[1]);
-        }
-        if let Err(e) = seized {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let _ = wait_for(pid);
-            return Err(e);
-        }
-        let status = wait_for(pid)?;
-        if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let _ = wait_for(pid);
-            return Err(Error::other(format!(
-                "stub {pid} failed to start: {}",
-                describe(status)
-            )));
-        }
-        let mut regs: Regs = unsafe { std::mem::zeroed() };
-        ptrace(
-            libc::PTRACE_GETREGS,
-            pid,
-            0,
-            &mut regs as *mut Regs as usize,
-        )?;
-        let id = self.next_space;
-        self.next_space += 1;
-        self.spaces.insert(
-            id,
-            Space {
-                pid,
-                ctl: pid,
-                slot,
-                threads: Vec::new(),
-                ctl_regs: regs,
-            },
-        );
-        Ok(id)
     }
 
     fn drop_space(&mut self, space: SpaceId) {
@@ -400,7 +504,7 @@ impl Platform for PtracePlatform {
     }
 
     fn apply(&mut self, space: SpaceId, ops: &[MapOp]) -> Result<Vec<i64>> {
-        const MEMFD_IN_STUB: u64 = 3;
+        const MEMFD_IN_STUB: u64 = filter::MEMFD_IN_STUB;
         if ops.len() == 1 {
             let e = Self::op_entry(&ops[0], MEMFD_IN_STUB);
             return Ok(vec![self.inject(space, e.nr, e.args)?]);
@@ -433,12 +537,7 @@ impl Platform for PtracePlatform {
     }
 
     fn new_thread(&mut self, space: SpaceId) -> Result<ThreadId> {
-        let flags = (libc::CLONE_VM
-            | libc::CLONE_FS
-            | libc::CLONE_FILES
-            | libc::CLONE_SIGHAND
-            | libc::CLONE_THREAD
-            | libc::CLONE_SYSVSEM) as u64;
+        let flags = filter::THREAD_CLONE_FLAGS;
         let ctl = self
             .spaces
             .get(&space)

@@ -140,8 +140,8 @@ pub struct ChildArgs {
     pub code_offset: u64,
     pub data_offset: u64,
     pub sync_fd: i32,
-    /// Optional seccomp filter (sock_fprog) installed just before the jump.
-    pub filter: Option<*const libc::sock_fprog>,
+    /// The stub's seccomp filter (sock_fprog), installed just before the jump.
+    pub filter: *const libc::sock_fprog,
 }
 
 /// Runs in the forked child. Async-signal-safe: raw syscalls only.
@@ -151,6 +151,7 @@ pub struct ChildArgs {
 pub unsafe fn child_setup(a: &ChildArgs) -> ! {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::prctl(libc::PR_SET_NAME, c"atoll-stub".as_ptr());
         // Wait until the kernel has attached (PTRACE_SEIZE).
         let mut b = 0u8;
         while libc::read(a.sync_fd, &mut b as *mut u8 as *mut libc::c_void, 1) < 0 {}
@@ -198,12 +199,54 @@ pub unsafe fn child_setup(a: &ChildArgs) -> ! {
         if r1 == libc::MAP_FAILED || r2 == libc::MAP_FAILED {
             libc::_exit(125);
         }
-        if let Some(prog) = a.filter {
-            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-            if libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, prog) != 0 {
-                libc::_exit(126);
-            }
+        drop_all_capabilities();
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        if libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, a.filter) != 0 {
+            libc::_exit(126);
         }
         std::arch::asm!("jmp *{}", in(reg) STUB_BASE, options(noreturn, att_syntax));
+    }
+}
+
+/// Empties every capability set of the calling process: bounding (needs
+/// CAP_SETPCAP, so first), ambient, then effective/permitted/inheritable.
+/// Raw syscalls only (runs in a forked child).
+///
+/// # Safety
+/// Async-signal-safe; affects the calling process only.
+pub unsafe fn drop_all_capabilities() {
+    unsafe {
+        for cap in 0..64 {
+            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+        }
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        let mut h = Header {
+            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+            pid: 0,
+        };
+        let d = [Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr());
     }
 }
