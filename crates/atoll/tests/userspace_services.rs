@@ -14,8 +14,20 @@ use std::time::{Duration, Instant};
 fn docker_caps(spec: &mut oci_spec::runtime::Spec) {
     use oci_spec::runtime::Capability::*;
     let caps: std::collections::HashSet<_> = [
-        Chown, DacOverride, Fowner, Fsetid, Kill, Setgid, Setuid, Setpcap, NetBindService, NetRaw,
-        SysChroot, Mknod, AuditWrite, Setfcap,
+        Chown,
+        DacOverride,
+        Fowner,
+        Fsetid,
+        Kill,
+        Setgid,
+        Setuid,
+        Setpcap,
+        NetBindService,
+        NetRaw,
+        SysChroot,
+        Mknod,
+        AuditWrite,
+        Setfcap,
     ]
     .into_iter()
     .collect();
@@ -31,7 +43,16 @@ fn docker_caps(spec: &mut oci_spec::runtime::Spec) {
 /// Starts `b` detached at the userspace level; returns (id, host pid of the kernel).
 fn start(a: &Atoll, b: &Bundle, prefix: &str) -> (String, i64) {
     let id = id(prefix);
-    a.run(&["--isolation", "userspace", "run", "-d", "-b", b.path_str(), &id]).ok();
+    a.run(&[
+        "--isolation",
+        "userspace",
+        "run",
+        "-d",
+        "-b",
+        b.path_str(),
+        &id,
+    ])
+    .ok();
     let pid = a.state(&id)["pid"].as_i64().unwrap();
     (id, pid)
 }
@@ -50,7 +71,11 @@ fn http_get(pid: i64, url: &str) -> String {
         if out.status.success() {
             return String::from_utf8_lossy(&out.stdout).into_owned();
         }
-        assert!(Instant::now() < deadline, "GET {url}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            Instant::now() < deadline,
+            "GET {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -62,10 +87,22 @@ fn python_http_server_answers_from_the_host() {
     std::fs::write(site.path().join("hello.txt"), "served from the sandbox\n").unwrap();
     let b = debian()
         .bind(site.path(), "/srv", true)
-        .args(&["/usr/bin/python3", "-m", "http.server", "8000", "--bind", "127.0.0.1", "--directory", "/srv"])
+        .args(&[
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            "8000",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            "/srv",
+        ])
         .build();
     let (id, pid) = start(&a, &b, "pyhttp");
-    assert_eq!(http_get(pid, "http://127.0.0.1:8000/hello.txt"), "served from the sandbox\n");
+    assert_eq!(
+        http_get(pid, "http://127.0.0.1:8000/hello.txt"),
+        "served from the sandbox\n"
+    );
     a.run(&["delete", "-f", &id]).ok();
     leaks(&a, &id, &b).assert_clean();
 }
@@ -75,7 +112,11 @@ fn nginx_serves_a_static_file() {
     let a = atoll();
     let site = tempfile::tempdir().unwrap();
     std::fs::create_dir(site.path().join("html")).unwrap();
-    std::fs::write(site.path().join("html/index.html"), "hello from nginx in atoll\n").unwrap();
+    std::fs::write(
+        site.path().join("html/index.html"),
+        "hello from nginx in atoll\n",
+    )
+    .unwrap();
     std::fs::write(
         site.path().join("nginx.conf"),
         "daemon off; worker_processes 2; pid /tmp/nginx.pid; error_log stderr;\n\
@@ -92,10 +133,16 @@ fn nginx_serves_a_static_file() {
         .build();
     let (id, pid) = start(&a, &b, "nginx");
     for _ in 0..5 {
-        assert_eq!(http_get(pid, "http://127.0.0.1:8080/index.html"), "hello from nginx in atoll\n");
+        assert_eq!(
+            http_get(pid, "http://127.0.0.1:8080/index.html"),
+            "hello from nginx in atoll\n"
+        );
     }
     let ps = a.run(&["ps", &id]).ok().stdout.clone();
-    assert!(ps.lines().filter(|l| l.contains("nginx")).count() >= 3, "master and two workers: {ps}");
+    assert!(
+        ps.lines().filter(|l| l.contains("nginx")).count() >= 3,
+        "master and two workers: {ps}"
+    );
     a.run(&["delete", "-f", &id]).ok();
     leaks(&a, &id, &b).assert_clean();
 }
@@ -107,7 +154,10 @@ fn sqlite_writes_through_the_gofer_to_the_host() {
     let script = "cd /data && { echo 'begin;'; echo 'create table t(id integer primary key, v text);'; \
                   i=0; while [ $i -lt 10000 ]; do echo \"insert into t(v) values('row$i');\"; i=$((i+1)); done; \
                   echo 'commit;'; echo 'select count(*), sum(id), max(v) from t;'; } | sqlite3 db.sqlite";
-    let b = debian().bind(data.path(), "/data", false).args(&["/bin/sh", "-c", script]).build();
+    let b = debian()
+        .bind(data.path(), "/data", false)
+        .args(&["/bin/sh", "-c", script])
+        .build();
     let out = run_at(&a, "userspace", &b, "sqlite");
     out.ok();
     assert_eq!(out.stdout, "10000|50005000|row9999\n");
@@ -120,7 +170,10 @@ fn sqlite_writes_through_the_gofer_to_the_host() {
         ))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&check.stdout), "(10000, 50005000)\n");
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout),
+        "(10000, 50005000)\n"
+    );
 }
 
 #[test]
@@ -153,15 +206,24 @@ fn proc_shows_the_sandbox() {
     let s = &out.stdout;
     assert!(s.contains("Pid:\t1\n") && s.contains("PPid:\t0\n"), "{s}");
     assert!(s.contains("processor"), "{s}");
-    assert!(s.contains("MemTotal:         262144 kB"), "the container's limit: {s}");
+    assert!(
+        s.contains("MemTotal:         262144 kB"),
+        "the container's limit: {s}"
+    );
     assert!(s.contains("6.1.0-atoll"), "{s}");
     assert!(s.contains("Starting atoll..."), "{s}");
     assert!(s.contains("piped\n"), "/dev/stdin of a pipe: {s}");
     // Only the sandbox's processes: pids 1 and the ls/cat children, no host pids.
     let host_pid = std::process::id().to_string();
-    let listing: Vec<&str> = s.lines().filter(|l| l.chars().all(|c| c.is_ascii_digit()) && !l.is_empty()).collect();
+    let listing: Vec<&str> = s
+        .lines()
+        .filter(|l| l.chars().all(|c| c.is_ascii_digit()) && !l.is_empty())
+        .collect();
     assert!(!listing.contains(&host_pid.as_str()), "{s}");
-    assert!(listing.iter().all(|p| p.parse::<u32>().unwrap() < 100), "{listing:?}");
+    assert!(
+        listing.iter().all(|p| p.parse::<u32>().unwrap() < 100),
+        "{listing:?}"
+    );
 }
 
 #[test]
@@ -174,16 +236,35 @@ fn symlink_swap_race_never_opens_a_host_file() {
     let ino = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
     assert!(ino >= 0);
     let c = std::ffi::CString::new(host_marker.to_str().unwrap()).unwrap();
-    assert!(unsafe { libc::inotify_add_watch(ino, c.as_ptr(), libc::IN_OPEN | libc::IN_ACCESS) } >= 0);
+    assert!(
+        unsafe { libc::inotify_add_watch(ino, c.as_ptr(), libc::IN_OPEN | libc::IN_ACCESS) } >= 0
+    );
 
-    let bin = cprog::compile("symlink_race", &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/progs/symlink_race.c")).unwrap(), &["-pthread"]);
+    let bin = cprog::compile(
+        "symlink_race",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/progs/symlink_race.c"
+        ))
+        .unwrap(),
+        &["-pthread"],
+    );
     let script = format!("echo SANDBOX > /tmp/{marker}; /race d/tmp/{marker} HOST-SECRET");
     let b = busybox().args(&["/bin/sh", "-c", &script]).build();
     cprog::install(&bin, &b.rootfs, "/race");
     let out = run_at(&a, "userspace", &b, "race");
     out.ok();
     assert!(out.stdout.contains("leaks=0"), "{out:#?}");
-    let opened: u32 = out.stdout.split("opened=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let opened: u32 = out
+        .stdout
+        .split("opened=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(opened > 0, "the race never opened anything: {out:#?}");
     let mut buf = [0u8; 4096];
     let n = unsafe { libc::read(ino, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };

@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 
 /// Sets `lo` up in the network namespace of `pid`.
 pub fn loopback_up(pid: i32) -> Result<()> {
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).context("network namespace of the container")?;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+        .context("network namespace of the container")?;
     // setns affects only the calling thread: do it in a thread of its own.
     std::thread::spawn(move || -> Result<()> {
         nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
@@ -42,7 +43,8 @@ pub fn creates_netns(spec: &oci_spec::runtime::Spec) -> bool {
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network && n.path().is_none())
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Network && n.path().is_none()
+            })
         })
 }

@@ -267,16 +267,22 @@ impl Kernel {
                     Some((TmpInode::new_root(mode, 0, 0) as Rc<dyn Inode>, "tmpfs"))
                 }
                 "devpts" => Some((crate::vfs::pty::new_devpts(), "devpts")),
-                _ if m.fstype == "bind" || m.options.iter().any(|o| o == "bind" || o == "rbind") => {
+                _ if m.fstype == "bind"
+                    || m.options.iter().any(|o| o == "bind" || o == "rbind") =>
+                {
                     // libcontainer made the bind in the container's mount
                     // namespace, where the gofer sees it; the kernel gives
                     // it a mount of its own so its read-only flag (and
                     // EXDEV across it) apply there and not the rootfs's.
                     let root = self.mounts.borrow().root_dentry();
-                    (Walk { k: self, cred: &root_cred, root: &root })
-                        .resolve(&root, &dest, true)
-                        .ok()
-                        .map(|d| (d.inode.clone(), "bind"))
+                    (Walk {
+                        k: self,
+                        cred: &root_cred,
+                        root: &root,
+                    })
+                    .resolve(&root, &dest, true)
+                    .ok()
+                    .map(|d| (d.inode.clone(), "bind"))
                 }
                 "mqueue" | "cgroup" | "cgroup2" => Some((
                     TmpInode::new_root(0o755, 0, 0) as Rc<dyn Inode>,

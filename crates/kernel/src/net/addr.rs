@@ -48,13 +48,17 @@ impl SockAddr {
                 if b.len() < std::mem::size_of::<libc::sockaddr_in>() {
                     return Err(Errno::EINVAL);
                 }
-                Ok(SockAddr::Inet(b[..std::mem::size_of::<libc::sockaddr_in>()].to_vec()))
+                Ok(SockAddr::Inet(
+                    b[..std::mem::size_of::<libc::sockaddr_in>()].to_vec(),
+                ))
             }
             libc::AF_INET6 => {
                 if b.len() < std::mem::size_of::<libc::sockaddr_in6>() {
                     return Err(Errno::EINVAL);
                 }
-                Ok(SockAddr::Inet6(b[..std::mem::size_of::<libc::sockaddr_in6>()].to_vec()))
+                Ok(SockAddr::Inet6(
+                    b[..std::mem::size_of::<libc::sockaddr_in6>()].to_vec(),
+                ))
             }
             _ => Err(Errno::EAFNOSUPPORT),
         }
@@ -101,10 +105,16 @@ mod tests {
     fn unix_addresses() {
         let mut b = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
         b.extend_from_slice(b"/tmp/s\0junk");
-        assert_eq!(SockAddr::parse(&b).unwrap(), SockAddr::UnixPath(b"/tmp/s".to_vec()));
+        assert_eq!(
+            SockAddr::parse(&b).unwrap(),
+            SockAddr::UnixPath(b"/tmp/s".to_vec())
+        );
         let mut a = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
         a.extend_from_slice(b"\0name");
-        assert_eq!(SockAddr::parse(&a).unwrap(), SockAddr::UnixAbstract(b"name".to_vec()));
+        assert_eq!(
+            SockAddr::parse(&a).unwrap(),
+            SockAddr::UnixAbstract(b"name".to_vec())
+        );
         assert_eq!(SockAddr::parse(&a[..2]).unwrap(), SockAddr::UnixUnnamed);
         let mut long = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
         long.extend_from_slice(&[b'a'; 200]);

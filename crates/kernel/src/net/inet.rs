@@ -13,9 +13,9 @@ use super::{Recv, Send, SockAddr, SocketOps};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::waitq::WaitQueue;
 use crate::kernel::{Kernel, Tid};
+use crate::vfs::IoVecs;
 use crate::vfs::file::{File, FileOps, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use crate::vfs::perm::cap;
-use crate::vfs::IoVecs;
 
 pub struct HostSocket {
     fd: OwnedFd,
@@ -44,11 +44,21 @@ impl HostSocket {
             return Err(Errno::EPROTONOSUPPORT);
         }
         // SAFETY: socket(2).
-        let fd = unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, protocol) };
+        let fd = unsafe {
+            libc::socket(
+                domain,
+                ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                protocol,
+            )
+        };
         if fd < 0 {
             return Err(last());
         }
-        Ok(HostSocket::wrap(unsafe { OwnedFd::from_raw_fd(fd) }, domain, ty))
+        Ok(HostSocket::wrap(
+            unsafe { OwnedFd::from_raw_fd(fd) },
+            domain,
+            ty,
+        ))
     }
 
     fn wrap(fd: OwnedFd, domain: i32, ty: i32) -> HostSocket {
@@ -76,11 +86,21 @@ impl HostSocket {
         }
     }
 
-    fn name_of(&self, get: unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32) -> SysResult<SockAddr> {
+    fn name_of(
+        &self,
+        get: unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32,
+    ) -> SysResult<SockAddr> {
         let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         // SAFETY: buffer of the declared size.
-        if unsafe { get(self.raw(), &mut ss as *mut _ as *mut libc::sockaddr, &mut len) } < 0 {
+        if unsafe {
+            get(
+                self.raw(),
+                &mut ss as *mut _ as *mut libc::sockaddr,
+                &mut len,
+            )
+        } < 0
+        {
             return Err(last());
         }
         let b = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
@@ -93,29 +113,71 @@ fn option_allowed(level: i32, name: i32) -> bool {
     match level {
         libc::SOL_SOCKET => matches!(
             name,
-            libc::SO_REUSEADDR | libc::SO_REUSEPORT | libc::SO_KEEPALIVE | libc::SO_BROADCAST | libc::SO_LINGER
-                | libc::SO_RCVBUF | libc::SO_SNDBUF | libc::SO_RCVLOWAT | libc::SO_SNDLOWAT | libc::SO_OOBINLINE
-                | libc::SO_ERROR | libc::SO_TYPE | libc::SO_DOMAIN | libc::SO_PROTOCOL | libc::SO_ACCEPTCONN
-                | libc::SO_PRIORITY | libc::SO_TIMESTAMP | libc::SO_TIMESTAMPNS | libc::SO_ZEROCOPY
+            libc::SO_REUSEADDR
+                | libc::SO_REUSEPORT
+                | libc::SO_KEEPALIVE
+                | libc::SO_BROADCAST
+                | libc::SO_LINGER
+                | libc::SO_RCVBUF
+                | libc::SO_SNDBUF
+                | libc::SO_RCVLOWAT
+                | libc::SO_SNDLOWAT
+                | libc::SO_OOBINLINE
+                | libc::SO_ERROR
+                | libc::SO_TYPE
+                | libc::SO_DOMAIN
+                | libc::SO_PROTOCOL
+                | libc::SO_ACCEPTCONN
+                | libc::SO_PRIORITY
+                | libc::SO_TIMESTAMP
+                | libc::SO_TIMESTAMPNS
+                | libc::SO_ZEROCOPY
         ),
         libc::IPPROTO_TCP => matches!(
             name,
-            libc::TCP_NODELAY | libc::TCP_KEEPIDLE | libc::TCP_KEEPINTVL | libc::TCP_KEEPCNT | libc::TCP_CORK
-                | libc::TCP_DEFER_ACCEPT | libc::TCP_QUICKACK | libc::TCP_FASTOPEN | libc::TCP_INFO
-                | libc::TCP_USER_TIMEOUT | libc::TCP_CONGESTION | libc::TCP_MAXSEG | libc::TCP_NOTSENT_LOWAT
+            libc::TCP_NODELAY
+                | libc::TCP_KEEPIDLE
+                | libc::TCP_KEEPINTVL
+                | libc::TCP_KEEPCNT
+                | libc::TCP_CORK
+                | libc::TCP_DEFER_ACCEPT
+                | libc::TCP_QUICKACK
+                | libc::TCP_FASTOPEN
+                | libc::TCP_INFO
+                | libc::TCP_USER_TIMEOUT
+                | libc::TCP_CONGESTION
+                | libc::TCP_MAXSEG
+                | libc::TCP_NOTSENT_LOWAT
                 | libc::TCP_FASTOPEN_CONNECT
         ),
         libc::IPPROTO_IP => matches!(
             name,
-            libc::IP_TOS | libc::IP_TTL | libc::IP_MULTICAST_TTL | libc::IP_MULTICAST_LOOP | libc::IP_MULTICAST_IF
-                | libc::IP_ADD_MEMBERSHIP | libc::IP_DROP_MEMBERSHIP | libc::IP_RECVERR | libc::IP_PKTINFO
-                | libc::IP_MTU_DISCOVER | libc::IP_RECVTOS | libc::IP_FREEBIND | libc::IP_BIND_ADDRESS_NO_PORT
+            libc::IP_TOS
+                | libc::IP_TTL
+                | libc::IP_MULTICAST_TTL
+                | libc::IP_MULTICAST_LOOP
+                | libc::IP_MULTICAST_IF
+                | libc::IP_ADD_MEMBERSHIP
+                | libc::IP_DROP_MEMBERSHIP
+                | libc::IP_RECVERR
+                | libc::IP_PKTINFO
+                | libc::IP_MTU_DISCOVER
+                | libc::IP_RECVTOS
+                | libc::IP_FREEBIND
+                | libc::IP_BIND_ADDRESS_NO_PORT
         ),
         libc::IPPROTO_IPV6 => matches!(
             name,
-            libc::IPV6_V6ONLY | libc::IPV6_TCLASS | libc::IPV6_UNICAST_HOPS | libc::IPV6_MULTICAST_HOPS
-                | libc::IPV6_MULTICAST_LOOP | libc::IPV6_RECVPKTINFO | libc::IPV6_ADD_MEMBERSHIP
-                | libc::IPV6_DROP_MEMBERSHIP | libc::IPV6_RECVERR | libc::IPV6_MTU_DISCOVER
+            libc::IPV6_V6ONLY
+                | libc::IPV6_TCLASS
+                | libc::IPV6_UNICAST_HOPS
+                | libc::IPV6_MULTICAST_HOPS
+                | libc::IPV6_MULTICAST_LOOP
+                | libc::IPV6_RECVPKTINFO
+                | libc::IPV6_ADD_MEMBERSHIP
+                | libc::IPV6_DROP_MEMBERSHIP
+                | libc::IPV6_RECVERR
+                | libc::IPV6_MTU_DISCOVER
         ),
         _ => false,
     }
@@ -126,10 +188,23 @@ impl FileOps for HostSocket {
         self.recv(k, dst, 0).map(|r| r.len)
     }
     fn write(&self, k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
-        self.send(k, Send { data: src, addr: None, fds: Vec::new(), creds: Default::default(), flags: 0 })
+        self.send(
+            k,
+            Send {
+                data: src,
+                addr: None,
+                fds: Vec::new(),
+                creds: Default::default(),
+                flags: 0,
+            },
+        )
     }
     fn poll(&self, _k: &Kernel) -> u32 {
-        let mut p = libc::pollfd { fd: self.raw(), events: libc::POLLIN | libc::POLLOUT | libc::POLLRDHUP, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: self.raw(),
+            events: libc::POLLIN | libc::POLLOUT | libc::POLLRDHUP,
+            revents: 0,
+        };
         // SAFETY: one pollfd, no wait.
         unsafe { libc::poll(&mut p, 1, 0) };
         let r = p.revents as u32;
@@ -243,7 +318,14 @@ impl SocketOps for HostSocket {
         }
         let b = addr.to_bytes();
         // SAFETY: a sockaddr we built, with its length.
-        if unsafe { libc::bind(self.raw(), b.as_ptr() as *const libc::sockaddr, b.len() as u32) } < 0 {
+        if unsafe {
+            libc::bind(
+                self.raw(),
+                b.as_ptr() as *const libc::sockaddr,
+                b.len() as u32,
+            )
+        } < 0
+        {
             return Err(last());
         }
         Ok(())
@@ -259,7 +341,12 @@ impl SocketOps for HostSocket {
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         // SAFETY: accept4 into our buffer.
         let fd = unsafe {
-            libc::accept4(self.raw(), &mut ss as *mut _ as *mut libc::sockaddr, &mut len, libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            libc::accept4(
+                self.raw(),
+                &mut ss as *mut _ as *mut libc::sockaddr,
+                &mut len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
         };
         if fd < 0 {
             return Err(last());
@@ -273,7 +360,14 @@ impl SocketOps for HostSocket {
         self.check_family(addr)?;
         let b = addr.to_bytes();
         // SAFETY: as in bind.
-        if unsafe { libc::connect(self.raw(), b.as_ptr() as *const libc::sockaddr, b.len() as u32) } < 0 {
+        if unsafe {
+            libc::connect(
+                self.raw(),
+                b.as_ptr() as *const libc::sockaddr,
+                b.len() as u32,
+            )
+        } < 0
+        {
             return Err(last());
         }
         Ok(())
@@ -282,7 +376,15 @@ impl SocketOps for HostSocket {
         let mut e: libc::c_int = 0;
         let mut len = 4u32;
         // SAFETY: SO_ERROR into an int.
-        unsafe { libc::getsockopt(self.raw(), libc::SOL_SOCKET, libc::SO_ERROR, &mut e as *mut _ as *mut libc::c_void, &mut len) };
+        unsafe {
+            libc::getsockopt(
+                self.raw(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                &mut e as *mut _ as *mut libc::c_void,
+                &mut len,
+            )
+        };
         Some(if e == 0 { Ok(()) } else { Err(Errno(e)) })
     }
     fn send(&self, _k: &Kernel, m: Send<'_>) -> SysResult<usize> {
@@ -300,7 +402,8 @@ impl SocketOps for HostSocket {
         }
         msg.msg_iov = m.data.iovs.as_ptr() as *mut libc::iovec;
         msg.msg_iovlen = m.data.iovs.len();
-        let flags = (m.flags & (libc::MSG_OOB | libc::MSG_DONTROUTE | libc::MSG_EOR | libc::MSG_MORE))
+        let flags = (m.flags
+            & (libc::MSG_OOB | libc::MSG_DONTROUTE | libc::MSG_EOR | libc::MSG_MORE))
             | libc::MSG_DONTWAIT
             | libc::MSG_NOSIGNAL;
         // SAFETY: msghdr over our iovecs and name.
@@ -317,20 +420,31 @@ impl SocketOps for HostSocket {
         msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
         msg.msg_iov = dst.iovs.as_ptr() as *mut libc::iovec;
         msg.msg_iovlen = dst.iovs.len();
-        let flags = (flags & (libc::MSG_OOB | libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_WAITALL)) | libc::MSG_DONTWAIT;
+        let flags = (flags
+            & (libc::MSG_OOB | libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_WAITALL))
+            | libc::MSG_DONTWAIT;
         // SAFETY: msghdr over our buffers.
         let n = unsafe { libc::recvmsg(self.raw(), &mut msg, flags & !libc::MSG_WAITALL) };
         if n < 0 {
             return Err(last());
         }
         let addr = if msg.msg_namelen >= 2 {
-            let b = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, msg.msg_namelen as usize) };
+            let b = unsafe {
+                std::slice::from_raw_parts(&ss as *const _ as *const u8, msg.msg_namelen as usize)
+            };
             SockAddr::parse(b).ok()
         } else {
             None
         };
         let n = n as usize;
-        Ok(Recv { len: n.min(dst.len), full_len: n, addr, fds: Vec::new(), creds: None, msg_flags: msg.msg_flags })
+        Ok(Recv {
+            len: n.min(dst.len),
+            full_len: n,
+            addr,
+            fds: Vec::new(),
+            creds: None,
+            msg_flags: msg.msg_flags,
+        })
     }
     fn shutdown(&self, _k: &Kernel, how: i32) -> SysResult<()> {
         if unsafe { libc::shutdown(self.raw(), how) } < 0 {
@@ -362,7 +476,16 @@ impl SocketOps for HostSocket {
             return Err(Errno::ENOPROTOOPT);
         }
         // SAFETY: passing the workload's value bytes with their length.
-        if unsafe { libc::setsockopt(self.raw(), level, name, val.as_ptr() as *const libc::c_void, val.len() as u32) } < 0 {
+        if unsafe {
+            libc::setsockopt(
+                self.raw(),
+                level,
+                name,
+                val.as_ptr() as *const libc::c_void,
+                val.len() as u32,
+            )
+        } < 0
+        {
             return Err(last());
         }
         Ok(())
@@ -379,7 +502,16 @@ impl SocketOps for HostSocket {
         let mut buf = vec![0u8; len.min(512)];
         let mut l = buf.len() as u32;
         // SAFETY: buffer of the declared length.
-        if unsafe { libc::getsockopt(self.raw(), level, name, buf.as_mut_ptr() as *mut libc::c_void, &mut l) } < 0 {
+        if unsafe {
+            libc::getsockopt(
+                self.raw(),
+                level,
+                name,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                &mut l,
+            )
+        } < 0
+        {
             return Err(last());
         }
         buf.truncate(l as usize);

@@ -12,9 +12,9 @@ use super::{Recv, Send, SockAddr, SocketOps, Ucred};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::waitq::WaitQueue;
 use crate::kernel::{Kernel, Tid};
+use crate::vfs::IoVecs;
 use crate::vfs::file::{File, FileOps, POLLHUP, POLLIN, POLLOUT, POLLRDHUP};
 use crate::vfs::inode::FileType;
-use crate::vfs::IoVecs;
 
 /// Bytes a socket may hold unread before senders block.
 const RCVBUF: usize = 256 * 1024;
@@ -57,12 +57,19 @@ thread_local! {
 fn creds_of(k: &Kernel, tid: Tid) -> Ucred {
     let t = k.task(tid);
     let c = &k.groups[&t.tgid].cred;
-    Ucred { pid: t.tgid, uid: c.euid, gid: c.egid }
+    Ucred {
+        pid: t.tgid,
+        uid: c.euid,
+        gid: c.egid,
+    }
 }
 
 impl UnixSocket {
     pub fn new(ty: i32, creds: Ucred) -> SysResult<Rc<UnixSocket>> {
-        if !matches!(ty, libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_SEQPACKET) {
+        if !matches!(
+            ty,
+            libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_SEQPACKET
+        ) {
             return Err(Errno::ESOCKTNOSUPPORT);
         }
         Ok(Rc::new_cyclic(|me| UnixSocket {
@@ -175,7 +182,16 @@ impl FileOps for UnixSocket {
     }
     fn write(&self, k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
         let creds = self.creds.get();
-        self.send(k, Send { data: src, addr: None, fds: Vec::new(), creds, flags: 0 })
+        self.send(
+            k,
+            Send {
+                data: src,
+                addr: None,
+                fds: Vec::new(),
+                creds,
+                flags: 0,
+            },
+        )
     }
     fn poll(&self, _k: &Kernel) -> u32 {
         let mut r = 0;
@@ -253,7 +269,8 @@ impl SocketOps for UnixSocket {
                 Ok(())
             }
             SockAddr::UnixAbstract(n) => {
-                let taken = ABSTRACT.with(|m| m.borrow().get(n).is_some_and(|w| w.strong_count() > 0));
+                let taken =
+                    ABSTRACT.with(|m| m.borrow().get(n).is_some_and(|w| w.strong_count() > 0));
                 if taken {
                     return Err(Errno::EADDRINUSE);
                 }
@@ -271,9 +288,13 @@ impl SocketOps for UnixSocket {
                     return Err(Errno::EROFS);
                 }
                 let cred = k.cred(tid);
-                cred.may_access(&dir.inode.stat(k)?, crate::vfs::perm::MAY_WRITE | crate::vfs::perm::MAY_EXEC)?;
+                cred.may_access(
+                    &dir.inode.stat(k)?,
+                    crate::vfs::perm::MAY_WRITE | crate::vfs::perm::MAY_EXEC,
+                )?;
                 let umask = k.task(tid).fs.borrow().umask;
-                dir.inode.mknod(k, &name, libc::S_IFSOCK | (0o777 & !umask), 0, &cred)?;
+                dir.inode
+                    .mknod(k, &name, libc::S_IFSOCK | (0o777 & !umask), 0, &cred)?;
                 let node = dir.inode.lookup(k, &name)?;
                 let id = node.id();
                 BY_INODE.with(|m| m.borrow_mut().insert(id, self.me.clone()));
@@ -308,7 +329,10 @@ impl SocketOps for UnixSocket {
         let mut l = self.listen.borrow_mut();
         let (_, q) = l.as_mut().ok_or(Errno::EINVAL)?;
         let s = q.pop_front().ok_or(Errno::EAGAIN)?;
-        let peer_name = s.peer().and_then(|p| p.name.borrow().clone()).or(Some(SockAddr::UnixUnnamed));
+        let peer_name = s
+            .peer()
+            .and_then(|p| p.name.borrow().clone())
+            .or(Some(SockAddr::UnixUnnamed));
         Ok((s, peer_name))
     }
 
@@ -407,7 +431,9 @@ impl SocketOps for UnixSocket {
         let mut q = self.rq.borrow_mut();
         if q.is_empty() {
             let eof = self.shut_rd.get()
-                || (self.connection_oriented() && self.was_connected.get() && self.peer().is_none());
+                || (self.connection_oriented()
+                    && self.was_connected.get()
+                    && self.peer().is_none());
             if eof {
                 return Ok(Recv::default());
             }
@@ -513,11 +539,21 @@ impl SocketOps for UnixSocket {
         if level != libc::SOL_SOCKET {
             return Err(Errno::ENOPROTOOPT);
         }
-        let v = val.get(..4).map(|b| i32::from_ne_bytes(b.try_into().unwrap())).unwrap_or(0);
+        let v = val
+            .get(..4)
+            .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
+            .unwrap_or(0);
         match name {
             libc::SO_PASSCRED => self.passcred.set(v != 0),
-            libc::SO_RCVBUF | libc::SO_SNDBUF | libc::SO_REUSEADDR | libc::SO_RCVTIMEO | libc::SO_SNDTIMEO
-            | libc::SO_KEEPALIVE | libc::SO_LINGER | libc::SO_PASSSEC | libc::SO_RCVLOWAT => {}
+            libc::SO_RCVBUF
+            | libc::SO_SNDBUF
+            | libc::SO_REUSEADDR
+            | libc::SO_RCVTIMEO
+            | libc::SO_SNDTIMEO
+            | libc::SO_KEEPALIVE
+            | libc::SO_LINGER
+            | libc::SO_PASSSEC
+            | libc::SO_RCVLOWAT => {}
             _ => return Err(Errno::ENOPROTOOPT),
         }
         Ok(())

@@ -947,7 +947,11 @@ fn sys_ioctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         x if x == libc::FIOASYNC => {
             let on: i32 = k.task_mm(tid).borrow().read_val(a[2])?;
             let fl = f.flags.get();
-            f.flags.set(if on != 0 { fl | libc::O_ASYNC } else { fl & !libc::O_ASYNC });
+            f.flags.set(if on != 0 {
+                fl | libc::O_ASYNC
+            } else {
+                fl & !libc::O_ASYNC
+            });
             Ok(0)
         }
         x if x == libc::FIOCLEX || x == libc::FIONCLEX => {

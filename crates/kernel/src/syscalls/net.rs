@@ -15,7 +15,12 @@ use crate::vfs::{File, IoVecs};
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     use Status::*;
     vec![
-        ("socket", sys_socket, Partial, "AF_UNIX in the kernel; AF_INET/AF_INET6 TCP and UDP as host sockets; raw, packet and netlink refused"),
+        (
+            "socket",
+            sys_socket,
+            Partial,
+            "AF_UNIX in the kernel; AF_INET/AF_INET6 TCP and UDP as host sockets; raw, packet and netlink refused",
+        ),
         ("socketpair", sys_socketpair, Full, "AF_UNIX"),
         ("bind", sys_bind, Full, ""),
         ("listen", sys_listen, Full, ""),
@@ -26,12 +31,22 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ("getpeername", sys_getpeername, Full, ""),
         ("sendto", sys_sendto, Full, ""),
         ("recvfrom", sys_recvfrom, Full, ""),
-        ("sendmsg", sys_sendmsg, Partial, "SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; no ancillary data on host sockets"),
+        (
+            "sendmsg",
+            sys_sendmsg,
+            Partial,
+            "SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; no ancillary data on host sockets",
+        ),
         ("recvmsg", sys_recvmsg, Partial, "as sendmsg"),
         ("sendmmsg", sys_sendmmsg, Full, ""),
         ("recvmmsg", sys_recvmmsg, Partial, "timeout ignored"),
         ("shutdown", sys_shutdown, Full, ""),
-        ("setsockopt", sys_setsockopt, Partial, "common SOL_SOCKET/TCP/IP/IPV6 options (allowlist)"),
+        (
+            "setsockopt",
+            sys_setsockopt,
+            Partial,
+            "common SOL_SOCKET/TCP/IP/IPV6 options (allowlist)",
+        ),
         ("getsockopt", sys_getsockopt, Partial, "as setsockopt"),
     ]
 }
@@ -131,7 +146,11 @@ fn sys_socketpair(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             return Err(e);
         }
     };
-    if let Err(e) = k.task_mm(tid).borrow().write_val(a[3], &[fx as i32, fy as i32]) {
+    if let Err(e) = k
+        .task_mm(tid)
+        .borrow()
+        .write_val(a[3], &[fx as i32, fy as i32])
+    {
         let mut t = k.task(tid).files.borrow_mut();
         let _ = t.remove(fx as i32);
         let _ = t.remove(fy as i32);
@@ -153,14 +172,23 @@ fn sys_listen(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn accept_common(k: &mut Kernel, tid: Tid, fd: u64, addr: u64, len: u64, flags: i32) -> SysResult<u64> {
+fn accept_common(
+    k: &mut Kernel,
+    tid: Tid,
+    fd: u64,
+    addr: u64,
+    len: u64,
+    flags: i32,
+) -> SysResult<u64> {
     if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
     let f = sock(k, tid, fd)?;
     let (new, peer) = match ops(&f).accept(k) {
         Ok(v) => v,
-        Err(Errno::EAGAIN) if !f.nonblocking() && f.ops.wait(k, tid, POLLIN) => return Err(Errno::EBLOCK),
+        Err(Errno::EAGAIN) if !f.nonblocking() && f.ops.wait(k, tid, POLLIN) => {
+            return Err(Errno::EBLOCK);
+        }
         Err(e) => return Err(e),
     };
     let nf = File::new(new, libc::O_RDWR | (flags & libc::O_NONBLOCK), None);
@@ -220,7 +248,11 @@ fn do_send(k: &mut Kernel, tid: Tid, f: &Rc<File>, m: Send<'_>) -> SysResult<u64
     let flags = m.flags;
     match ops(f).send(k, m) {
         Ok(n) => Ok(n as u64),
-        Err(Errno::EAGAIN) if !f.nonblocking() && flags & libc::MSG_DONTWAIT == 0 && f.ops.wait(k, tid, POLLOUT) => {
+        Err(Errno::EAGAIN)
+            if !f.nonblocking()
+                && flags & libc::MSG_DONTWAIT == 0
+                && f.ops.wait(k, tid, POLLOUT) =>
+        {
             Err(Errno::EBLOCK)
         }
         Err(Errno::EPIPE) => {
@@ -236,9 +268,24 @@ fn do_send(k: &mut Kernel, tid: Tid, f: &Rc<File>, m: Send<'_>) -> SysResult<u64
 fn sys_sendto(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let f = sock(k, tid, a[0])?;
     let iov = IoVecs::single(&k.task_mm(tid).borrow(), a[1], a[2] as usize, false)?;
-    let addr = if a[4] != 0 { Some(read_addr(k, tid, a[4], a[5])?) } else { None };
+    let addr = if a[4] != 0 {
+        Some(read_addr(k, tid, a[4], a[5])?)
+    } else {
+        None
+    };
     let c = creds(k, tid);
-    do_send(k, tid, &f, Send { data: &iov, addr, fds: Vec::new(), creds: c, flags: a[3] as i32 })
+    do_send(
+        k,
+        tid,
+        &f,
+        Send {
+            data: &iov,
+            addr,
+            fds: Vec::new(),
+            creds: c,
+            flags: a[3] as i32,
+        },
+    )
 }
 
 fn sys_recvfrom(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
@@ -247,7 +294,11 @@ fn sys_recvfrom(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let flags = a[3] as i32;
     let r = match ops(&f).recv(k, &iov, flags) {
         Ok(r) => r,
-        Err(Errno::EAGAIN) if !f.nonblocking() && flags & libc::MSG_DONTWAIT == 0 && f.ops.wait(k, tid, POLLIN) => {
+        Err(Errno::EAGAIN)
+            if !f.nonblocking()
+                && flags & libc::MSG_DONTWAIT == 0
+                && f.ops.wait(k, tid, POLLIN) =>
+        {
             return Err(Errno::EBLOCK);
         }
         Err(e) => return Err(e),
@@ -257,7 +308,11 @@ fn sys_recvfrom(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     } else if a[5] != 0 && a[4] != 0 {
         k.task_mm(tid).borrow().write_val(a[5], &0u32)?;
     }
-    Ok(if flags & libc::MSG_TRUNC != 0 { r.full_len } else { r.len } as u64)
+    Ok(if flags & libc::MSG_TRUNC != 0 {
+        r.full_len
+    } else {
+        r.len
+    } as u64)
 }
 
 /// struct msghdr, as read from the workload.
@@ -272,11 +327,22 @@ struct MsgHdr {
 
 fn read_msghdr(k: &Kernel, tid: Tid, addr: u64) -> SysResult<MsgHdr> {
     let w: [u64; 7] = k.task_mm(tid).borrow().read_val(addr)?;
-    Ok(MsgHdr { name: w[0], namelen: w[1] as u32, iov: w[2], iovlen: w[3], control: w[4], controllen: w[5] })
+    Ok(MsgHdr {
+        name: w[0],
+        namelen: w[1] as u32,
+        iov: w[2],
+        iovlen: w[3],
+        control: w[4],
+        controllen: w[5],
+    })
 }
 
 /// Parses ancillary data: SCM_RIGHTS descriptors and SCM_CREDENTIALS.
-pub fn parse_control(k: &Kernel, tid: Tid, buf: &[u8]) -> SysResult<(Vec<Rc<File>>, Option<Ucred>)> {
+pub fn parse_control(
+    k: &Kernel,
+    tid: Tid,
+    buf: &[u8],
+) -> SysResult<(Vec<Rc<File>>, Option<Ucred>)> {
     let mut fds = Vec::new();
     let mut cred = None;
     let mut pos = 0usize;
@@ -323,12 +389,19 @@ fn sendmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
     let f = sock(k, tid, fd)?;
     let h = read_msghdr(k, tid, hdr_addr)?;
     let iov = super::fs::user_iovec_array(k, tid, h.iov, h.iovlen, false)?;
-    let addr = if h.name != 0 && h.namelen > 0 { Some(read_addr(k, tid, h.name, h.namelen as u64)?) } else { None };
+    let addr = if h.name != 0 && h.namelen > 0 {
+        Some(read_addr(k, tid, h.name, h.namelen as u64)?)
+    } else {
+        None
+    };
     let (fds, cred) = if h.control != 0 && h.controllen > 0 {
         if h.controllen > 64 * 1024 {
             return Err(Errno::ENOBUFS);
         }
-        let buf = k.task_mm(tid).borrow().read_vec(h.control, h.controllen as usize)?;
+        let buf = k
+            .task_mm(tid)
+            .borrow()
+            .read_vec(h.control, h.controllen as usize)?;
         parse_control(k, tid, &buf)?
     } else {
         (Vec::new(), None)
@@ -337,7 +410,18 @@ fn sendmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
         return Err(Errno::EINVAL);
     }
     let c = cred.unwrap_or_else(|| creds(k, tid));
-    do_send(k, tid, &f, Send { data: &iov, addr, fds, creds: c, flags })
+    do_send(
+        k,
+        tid,
+        &f,
+        Send {
+            data: &iov,
+            addr,
+            fds,
+            creds: c,
+            flags,
+        },
+    )
 }
 
 fn sys_sendmsg(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
@@ -350,7 +434,11 @@ fn recvmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
     let iov = super::fs::user_iovec_array(k, tid, h.iov, h.iovlen, true)?;
     let r = match ops(&f).recv(k, &iov, flags) {
         Ok(r) => r,
-        Err(Errno::EAGAIN) if !f.nonblocking() && flags & libc::MSG_DONTWAIT == 0 && f.ops.wait(k, tid, POLLIN) => {
+        Err(Errno::EAGAIN)
+            if !f.nonblocking()
+                && flags & libc::MSG_DONTWAIT == 0
+                && f.ops.wait(k, tid, POLLIN) =>
+        {
             return Err(Errno::EBLOCK);
         }
         Err(e) => return Err(e),
@@ -413,7 +501,11 @@ fn recvmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
     m.write_val(hdr_addr + 8, &namelen)?;
     m.write_val(hdr_addr + 40, &(control.len().min(cap) as u64))?;
     m.write_val(hdr_addr + 48, &msg_flags)?;
-    Ok(if flags & libc::MSG_TRUNC != 0 { r.full_len } else { r.len } as u64)
+    Ok(if flags & libc::MSG_TRUNC != 0 {
+        r.full_len
+    } else {
+        r.len
+    } as u64)
 }
 
 fn sys_recvmsg(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
@@ -427,7 +519,13 @@ fn sys_sendmmsg(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let mut done = 0;
     for i in 0..n {
         let h = a[1] + i * MMSGHDR;
-        match sendmsg_one(k, tid, a[0], h, a[3] as i32 | if done > 0 { libc::MSG_DONTWAIT } else { 0 }) {
+        match sendmsg_one(
+            k,
+            tid,
+            a[0],
+            h,
+            a[3] as i32 | if done > 0 { libc::MSG_DONTWAIT } else { 0 },
+        ) {
             Ok(len) => {
                 k.task_mm(tid).borrow().write_val(h + 56, &(len as u32))?;
                 done += 1;
@@ -444,7 +542,13 @@ fn sys_recvmmsg(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let mut done = 0;
     for i in 0..n {
         let h = a[1] + i * MMSGHDR;
-        match recvmsg_one(k, tid, a[0], h, a[3] as i32 | if done > 0 { libc::MSG_DONTWAIT } else { 0 }) {
+        match recvmsg_one(
+            k,
+            tid,
+            a[0],
+            h,
+            a[3] as i32 | if done > 0 { libc::MSG_DONTWAIT } else { 0 },
+        ) {
             Ok(len) => {
                 k.task_mm(tid).borrow().write_val(h + 56, &(len as u32))?;
                 done += 1;

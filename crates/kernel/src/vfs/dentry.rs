@@ -39,7 +39,12 @@ impl Dentry {
     /// A dentry for `inode` that belongs to no directory (what a /proc
     /// magic link of a pipe or socket leads to).
     pub fn mount_root_with(m: Rc<Mount>, inode: Rc<dyn Inode>) -> Rc<Dentry> {
-        Rc::new(Dentry { name: Vec::new(), parent: None, inode, mount: m })
+        Rc::new(Dentry {
+            name: Vec::new(),
+            parent: None,
+            inode,
+            mount: m,
+        })
     }
 
     pub fn child(parent: &Rc<Dentry>, name: &[u8], inode: Rc<dyn Inode>) -> Rc<Dentry> {

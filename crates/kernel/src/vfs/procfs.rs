@@ -499,8 +499,17 @@ impl Inode for ProcInode {
                     // Pipes, sockets, stdio: the open file itself (so
                     // /dev/stdin and /proc/self/fd/N of a pipe work).
                     None => {
-                        let kind = f.stat(k).map(|st| FileType::from_mode(st.st_mode)).unwrap_or(FileType::Fifo);
-                        Dentry::mount_root_with(k.mounts.borrow().root_mount(), Rc::new(AnonInode { file: f.clone(), kind }))
+                        let kind = f
+                            .stat(k)
+                            .map(|st| FileType::from_mode(st.st_mode))
+                            .unwrap_or(FileType::Fifo);
+                        Dentry::mount_root_with(
+                            k.mounts.borrow().root_mount(),
+                            Rc::new(AnonInode {
+                                file: f.clone(),
+                                kind,
+                            }),
+                        )
                     }
                 }))
             }
