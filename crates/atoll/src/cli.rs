@@ -35,6 +35,12 @@ pub struct Cli {
     /// Node configuration file
     #[arg(long, global = true, env = "ATOLL_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Tenant policy file (default: config file's `policy`, /etc/atoll/policy.toml if it exists)
+    #[arg(long, global = true)]
+    pub policy: Option<PathBuf>,
+    /// Audit log (default: config file's `audit_log`, /var/log/atoll/audit.jsonl)
+    #[arg(long, global = true)]
+    pub audit_log: Option<PathBuf>,
     /// Accepted for runc compatibility (checkpointing is not supported)
     #[arg(long, global = true, hide = true)]
     pub criu: Option<PathBuf>,
@@ -143,11 +149,21 @@ pub enum Command {
     },
     /// Print the userspace level's syscall compatibility table (Markdown)
     Compat,
+    /// Print the host syscall allowlists of the sandbox's own processes (Markdown)
+    Allowlists,
     /// Report what this host supports
     Check {
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
+    /// Print the audit trail (JSON lines), filtered; --follow waits for more
+    Audit(crate::commands::audit::AuditArgs),
+    /// Serve per-container and per-tenant metrics in Prometheus format
+    Metrics(crate::commands::metrics::MetricsArgs),
+    /// Register atoll with containerd, podman or Docker (edits their configuration)
+    Install(crate::commands::install::InstallArgs),
+    /// Remove what `atoll install` added
+    Uninstall(crate::commands::install::InstallArgs),
 }
 
 fn parse_interval(s: &str) -> Result<u32, String> {

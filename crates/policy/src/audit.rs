@@ -27,8 +27,14 @@ pub enum AuditEvent {
     Kill,
     Delete,
     Refuse,
-    /// The application kernel refused a workload syscall.
+    /// The application kernel refused a workload syscall (EPERM: the
+    /// syscall is dangerous and never served).
     SyscallRefused,
+    /// The application kernel does not implement a syscall the workload
+    /// made (ENOSYS): a compatibility gap rather than a refusal, kept
+    /// apart so that `syscall_refused` only ever means "blocked on
+    /// purpose".
+    SyscallUnimplemented,
 }
 
 /// What was decided.
@@ -63,9 +69,16 @@ pub struct AuditRecord {
     /// For `syscall_refused`: the syscall's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syscall: Option<String>,
-    /// For `syscall_refused`: how many times since the last record.
+    /// For `syscall_refused` and `syscall_unimplemented`: how many times
+    /// since the last record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// For `refuse`: what was refused (`create`, `exec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted: Option<AuditEvent>,
+    /// The operation was allowed but failed: why, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl AuditRecord {
@@ -83,6 +96,8 @@ impl AuditRecord {
             detail: None,
             syscall: None,
             count: None,
+            attempted: None,
+            error: None,
         }
     }
 
@@ -101,6 +116,7 @@ impl AuditRecord {
             Decision::Refuse(v) => AuditRecord {
                 rule: Some(v.rule.clone()),
                 detail: Some(v.to_string()),
+                attempted: Some(event),
                 ..AuditRecord::new(AuditEvent::Refuse, tenant, container, d.outcome())
             },
         }
@@ -124,6 +140,23 @@ impl AuditRecord {
                 container,
                 AuditDecision::Refuse,
             )
+        }
+    }
+}
+
+impl AuditRecord {
+    /// `count` calls of `syscall` the application kernel does not
+    /// implement (answered ENOSYS).
+    pub fn syscall_unimplemented(
+        tenant: &str,
+        container: &str,
+        level: Level,
+        syscall: &str,
+        count: u64,
+    ) -> Self {
+        AuditRecord {
+            event: AuditEvent::SyscallUnimplemented,
+            ..AuditRecord::syscall_refused(tenant, container, level, syscall, count)
         }
     }
 }

@@ -49,7 +49,7 @@ pub struct Violation {
     pub value: String,
 }
 
-/// `tenant "acme": rule host_namespaces forbids linux.namespaces[pid].path=/proc/1/ns/pid`,
+/// `tenant "acme": rule run_as_non_root forbids process.user.uid=0`,
 /// always one line: control characters in values are escaped.
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

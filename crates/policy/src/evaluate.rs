@@ -190,7 +190,7 @@ fn privileged(r: &Rules, s: &Subject<'_>) -> Found {
 
 fn host_namespaces(r: &Rules, s: &Subject<'_>) -> Found {
     (r.host_namespaces == Some(false))
-        .then(|| namespaces::first_shared(s.spec))
+        .then(|| namespaces::first_shared(s.spec, &namespaces::HostNamespaces::of_host()))
         .flatten()
 }
 

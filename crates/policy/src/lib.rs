@@ -29,7 +29,7 @@ pub mod level;
 mod limits;
 pub mod model;
 mod mounts;
-mod namespaces;
+pub mod namespaces;
 pub mod paths;
 pub mod policy;
 mod sysctl;

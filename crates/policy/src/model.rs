@@ -187,10 +187,13 @@ rules! {
     ///
     /// At `exec`, the capability part applies to the exec'd process.
     privileged: bool,
-    /// `false` refuses host namespaces: any `linux.namespaces[].path`
-    /// (joining an existing namespace) and any of pid, ipc, network, uts
-    /// or mount left out of `linux.namespaces` (which means sharing the
-    /// runtime's, i.e. the host's).
+    /// `false` refuses host namespaces: a `linux.namespaces[].path` that
+    /// names one of the host's namespaces (compared by nsfs inode with
+    /// `/proc/1/ns/*`; a path that cannot be read or is not a namespace is
+    /// refused too), and any of pid, ipc, network, uts or mount left out of
+    /// `linux.namespaces` (which means sharing the runtime's, i.e. the
+    /// host's). Other paths are allowed: that is how a pod's containers
+    /// join its pause container's namespaces.
     host_namespaces: bool,
     /// Allowed host path prefixes for mount sources; `[]` allows none. A
     /// mount has a host source unless it is a non-bind mount of type proc,

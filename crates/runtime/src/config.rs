@@ -9,6 +9,7 @@ use crate::level::Isolation;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/atoll/config.toml";
 pub const DEFAULT_POLICY_PATH: &str = "/etc/atoll/policy.toml";
+pub const DEFAULT_AUDIT_LOG: &str = "/var/log/atoll/audit.jsonl";
 
 /// Node configuration. Every field is optional; unknown keys are errors so a
 /// typo never silently falls back to a default.
@@ -50,6 +51,16 @@ impl Config {
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY_PATH))
     }
+
+    /// The audit log: `audit_log`, else `$ATOLL_AUDIT_LOG` (test kits and
+    /// private daemon instances point it elsewhere), else
+    /// /var/log/atoll/audit.jsonl.
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.audit_log
+            .clone()
+            .or_else(|| std::env::var_os("ATOLL_AUDIT_LOG").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_LOG))
+    }
 }
 
 /// toml errors are multi-line with a source excerpt; keep them to one line.
@@ -75,6 +86,16 @@ mod tests {
         assert!(err.contains("isolaton"), "{err}");
         assert!(!err.contains('\n'));
         assert!(Config::parse("isolation = \"fast\"\n").is_err());
+    }
+
+    #[test]
+    fn policy_and_audit_paths() {
+        let c = Config::default();
+        assert_eq!(c.policy_path(), PathBuf::from(DEFAULT_POLICY_PATH));
+        assert_eq!(c.audit_log_path(), PathBuf::from(DEFAULT_AUDIT_LOG));
+        let c = Config::parse("policy = \"/p.toml\"\naudit_log = \"/a.jsonl\"\n").unwrap();
+        assert_eq!(c.policy_path(), PathBuf::from("/p.toml"));
+        assert_eq!(c.audit_log_path(), PathBuf::from("/a.jsonl"));
     }
 
     #[test]

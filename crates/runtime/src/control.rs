@@ -16,7 +16,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
 fn connect(path: &Path) -> Result<UnixStream> {
-    UnixStream::connect(path).with_context(|| {
+    // Long state roots + 64-char ids exceed sun_path (Docker, CRI).
+    crate::unixsock::connect(path).with_context(|| {
         format!(
             "control socket {} (is the sandbox running?)",
             path.display()
@@ -61,7 +62,19 @@ fn send_with_fds(s: &UnixStream, req: &Value, fds: &[RawFd]) -> Result<()> {
 
 /// One request, one JSON reply (ps, stats, kill_all).
 pub fn request(path: &Path, req: &Value) -> Result<Value> {
+    request_with_timeout(path, req, None)
+}
+
+/// [`request`], giving up after `timeout` without a reply (a frozen or
+/// wedged sandbox must not hang a metrics scrape or a delete).
+pub fn request_with_timeout(
+    path: &Path,
+    req: &Value,
+    timeout: Option<std::time::Duration>,
+) -> Result<Value> {
     let s = connect(path)?;
+    s.set_read_timeout(timeout)?;
+    s.set_write_timeout(timeout)?;
     send_with_fds(&s, req, &[])?;
     let mut line = String::new();
     BufReader::new(&s)

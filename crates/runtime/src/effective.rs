@@ -38,6 +38,65 @@ pub const DEFAULT_READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
+/// The devices every container may use (runc's allowed devices, without
+/// its blanket `mknod` of any node): null, zero, full, random, urandom,
+/// tty, console, ptmx, the pty slaves and /dev/net/tun, as
+/// (type, major, minor) with `None` for any minor.
+const ALLOWED_DEVICES: &[(&str, i64, Option<i64>)] = &[
+    ("c", 1, Some(3)),
+    ("c", 1, Some(5)),
+    ("c", 1, Some(7)),
+    ("c", 1, Some(8)),
+    ("c", 1, Some(9)),
+    ("c", 5, Some(0)),
+    ("c", 5, Some(1)),
+    ("c", 5, Some(2)),
+    ("c", 136, None),
+    ("c", 10, Some(200)),
+];
+
+/// The devices cgroup rules: deny everything first (libcontainer applies
+/// the spec's rules on top of "allow all", so a spec without a deny rule,
+/// like `atoll spec`'s empty list, would let a workload with CAP_MKNOD open
+/// the host's disks), then the spec's own rules, then the allowed devices
+/// and the spec's `linux.devices`, as runc does.
+fn device_rules(linux: &oci_spec::runtime::Linux) -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    let rule = |allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access("rwm");
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().expect("all fields set")
+    };
+    let mut rules = vec![rule(false, LinuxDeviceType::A, None, None)];
+    rules.extend(
+        linux
+            .resources()
+            .as_ref()
+            .and_then(|r| r.devices().clone())
+            .unwrap_or_default(),
+    );
+    for (typ, major, minor) in ALLOWED_DEVICES {
+        let t = if *typ == "c" {
+            LinuxDeviceType::C
+        } else {
+            LinuxDeviceType::B
+        };
+        rules.push(rule(true, t, Some(*major), *minor));
+    }
+    for d in linux.devices().iter().flatten() {
+        rules.push(rule(true, d.typ(), Some(d.major()), Some(d.minor())));
+    }
+    rules
+}
+
 /// Cgroup path used when the bundle does not name one.
 pub fn default_cgroup_path(id: &str, systemd: bool) -> String {
     if systemd {
@@ -85,6 +144,9 @@ pub fn effective_spec(
                 .collect(),
         ));
     }
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    resources.set_devices(Some(device_rules(&linux)));
+    linux.set_resources(Some(resources));
     match level {
         Isolation::Native => {
             if linux.seccomp().is_none() {
@@ -188,6 +250,35 @@ fn work_around_libcontainer(spec: &mut Spec) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_are_denied_unless_allowed() {
+        for level in [Isolation::Native, Isolation::Userspace] {
+            let e = effective_spec(&Spec::default(), "c1", Path::new("/b"), level, false);
+            let linux = e.linux().clone().unwrap();
+            let rules = linux
+                .resources()
+                .clone()
+                .unwrap()
+                .devices()
+                .clone()
+                .unwrap();
+            assert!(!rules[0].allow(), "{rules:?}");
+            assert_eq!(rules[0].typ(), Some(oci_spec::runtime::LinuxDeviceType::A));
+            assert!(rules[1..].iter().all(|r| r.allow()));
+            // /dev/null is allowed; nothing of block devices is.
+            assert!(
+                rules
+                    .iter()
+                    .any(|r| r.major() == Some(1) && r.minor() == Some(3))
+            );
+            assert!(
+                !rules
+                    .iter()
+                    .any(|r| r.allow() && r.typ() == Some(oci_spec::runtime::LinuxDeviceType::B))
+            );
+        }
+    }
 
     #[test]
     fn native_gets_default_seccomp_and_paths() {

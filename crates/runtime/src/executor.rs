@@ -133,7 +133,29 @@ impl Executor for AtollExecutor {
             // The workload's binary is resolved by the application kernel
             // inside the sandbox, not by the host.
             Isolation::Userspace => Ok(()),
-            Isolation::Native => DefaultExecutor {}.validate(spec),
+            Isolation::Native => DefaultExecutor {}.validate(&with_default_path(spec)),
         }
     }
+}
+
+/// libcontainer refuses a process whose environment has no PATH, even to
+/// run `/pause`; runc does not (execvp falls back to a default search
+/// path). Validate as if the usual default were set; the process's own
+/// environment is left as the spec says. (Found with CRI: a pause image
+/// without Env.)
+fn with_default_path(spec: &Spec) -> std::borrow::Cow<'_, Spec> {
+    let Some(p) = spec.process() else {
+        return std::borrow::Cow::Borrowed(spec);
+    };
+    let env = p.env().clone().unwrap_or_default();
+    if env.iter().any(|e| e.starts_with("PATH=")) {
+        return std::borrow::Cow::Borrowed(spec);
+    }
+    let mut p = p.clone();
+    let mut env = env;
+    env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    p.set_env(Some(env));
+    let mut s = spec.clone();
+    s.set_process(Some(p));
+    std::borrow::Cow::Owned(s)
 }

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod executor;
 pub mod fds;
 pub mod id;
+pub mod kmsg;
 pub mod layout;
 pub mod level;
 pub mod lifecycle;
@@ -20,6 +21,8 @@ pub mod seccomp_profile;
 pub mod signal;
 pub mod spec;
 pub mod status;
+// Added for the containerd shim work (issue 7): sockets at long paths.
+pub mod unixsock;
 pub mod userspace_spec;
 pub mod wait;
 

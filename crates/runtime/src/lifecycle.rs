@@ -22,23 +22,39 @@ use crate::meta::Meta;
 use crate::spec;
 use crate::status::{self, State};
 
-/// Hooks the binary plugs in: the application kernel entry, and the tenant
-/// policy (kept out of this crate so each component stays its own crate).
+/// How long kill and delete wait for a sandbox's counters.
+const STATS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Hooks the binary plugs in: the application kernel entry, the tenant
+/// policy and the audit trail (kept out of this crate so each component
+/// stays its own crate).
 #[derive(Clone, Default)]
 pub struct Plugins {
     pub sandbox_entry: Option<SandboxEntry>,
     pub admission: Option<std::sync::Arc<dyn Admission>>,
+    pub audit: Option<std::sync::Arc<dyn Audit>>,
 }
 
-/// Decides whether a container may be created, and may raise its level.
+/// Decides whether a container may be created, and may raise its level;
+/// and whether a process may be exec'd into one.
 pub trait Admission: Send + Sync {
     /// Returns the level to use (possibly raised) or a refusal message.
+    /// Called before anything of the container is made.
     fn admit_create(&self, req: &AdmissionRequest<'_>) -> Result<AdmissionDecision>;
+
+    /// Returns an error to refuse the exec. Called before the process is
+    /// started.
+    fn admit_exec(&self, _req: &ExecAdmissionRequest<'_>) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub struct AdmissionRequest<'a> {
     pub id: &'a str,
+    /// The bundle's spec as written (root.path made absolute).
     pub spec: &'a Spec,
+    /// The absolute bundle directory (relative bind sources are relative to it).
+    pub bundle: &'a Path,
     pub level: Isolation,
     pub level_source: LevelSource,
     pub runtime: &'a Runtime,
@@ -48,6 +64,57 @@ pub struct AdmissionDecision {
     pub tenant: String,
     pub level: Isolation,
     pub level_source: LevelSource,
+    /// Held until create has finished (made the container or cleaned up):
+    /// e.g. a lock that keeps a tenant's concurrent creates from all
+    /// passing a container count.
+    pub hold: Option<Box<dyn std::any::Any + Send>>,
+}
+
+/// A process about to be exec'd into a container.
+pub struct ExecAdmissionRequest<'a> {
+    pub id: &'a str,
+    pub meta: &'a Meta,
+    /// The container's spec: the bundle's as created, with its process.
+    pub spec: &'a Spec,
+    /// The exec'd process, the CLI flags merged in as the level will run it.
+    pub process: &'a oci_spec::runtime::Process,
+    /// `--user`, as `uid[:gid]`.
+    pub user: Option<String>,
+    pub runtime: &'a Runtime,
+}
+
+/// Lifecycle operations reported to the audit plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Start,
+    Exec,
+    Kill,
+    Delete,
+}
+
+/// One lifecycle operation on a container, after it was attempted.
+#[derive(Debug, Clone)]
+pub struct Report<'a> {
+    pub op: Operation,
+    pub id: &'a str,
+    /// The container's tenant, level and where the level came from, when known.
+    pub tenant: Option<&'a str>,
+    pub level: Option<Isolation>,
+    pub level_source: Option<LevelSource>,
+    /// What was done, for humans: the signal, the exec'd command.
+    pub detail: Option<String>,
+    /// Why it failed (one line), if it did.
+    pub error: Option<String>,
+    /// At delete of a userspace container: its kernel's syscall counters
+    /// (the control socket's `stats` reply), read before the state went.
+    pub sandbox_stats: Option<serde_json::Value>,
+}
+
+/// Receives a report of every create, start, exec, kill and delete of a
+/// container atoll knows (refusals are the admission plugin's to record).
+pub trait Audit: Send + Sync {
+    fn report(&self, report: &Report<'_>);
 }
 
 /// One runtime instance: the state root and node configuration.
@@ -146,10 +213,12 @@ impl Runtime {
         let (mut level, mut source) =
             level::select(opts.isolation, annotation, self.config.isolation)?;
         let mut tenant = "default".to_string();
+        let mut _hold = None;
         if let Some(adm) = &self.plugins.admission {
             let d = adm.admit_create(&AdmissionRequest {
                 id: &opts.id,
                 spec: &bundle.spec,
+                bundle: &bundle.path,
                 level,
                 level_source: source,
                 runtime: self,
@@ -157,7 +226,31 @@ impl Runtime {
             tenant = d.tenant;
             level = d.level;
             source = d.level_source;
+            _hold = d.hold;
         }
+        let made = self.create_admitted(opts, &bundle, level, source, tenant.clone());
+        self.report(Report {
+            op: Operation::Create,
+            id: &opts.id,
+            tenant: Some(&tenant),
+            level: Some(level),
+            level_source: Some(source),
+            detail: None,
+            error: made.as_ref().err().map(one_line),
+            sandbox_stats: None,
+        });
+        made
+    }
+
+    /// The rest of create, once the level and tenant are settled.
+    fn create_admitted(
+        &self,
+        opts: &CreateOptions,
+        bundle: &spec::Bundle,
+        level: Isolation,
+        source: LevelSource,
+        tenant: String,
+    ) -> Result<Created> {
         if level == Isolation::Userspace && self.plugins.sandbox_entry.is_none() {
             bail!("isolation level userspace is not available in this build");
         }
@@ -169,7 +262,7 @@ impl Runtime {
         }
 
         let pid_file_existed = opts.pid_file.as_ref().is_some_and(|p| p.exists());
-        let made = self.create_inner(opts, &bundle, level, source, tenant);
+        let made = self.create_inner(opts, bundle, level, source, tenant);
         if made.is_err() {
             cleanup::remove_everything(self, &opts.id);
             if let (Some(p), false) = (&opts.pid_file, pid_file_existed) {
@@ -215,6 +308,13 @@ impl Runtime {
                 .and_then(|l| l.cgroups_path().clone())
                 .unwrap_or_default(),
             systemd_cgroup: self.systemd_cgroup,
+            process: bundle.spec.process().clone(),
+            sandbox_log: (level == Isolation::Userspace).then(|| {
+                opts.sandbox
+                    .log_file
+                    .clone()
+                    .unwrap_or_else(|| atoll_dir.join("sandbox.log"))
+            }),
         };
         meta.save(&self.layout)?;
 
@@ -224,8 +324,8 @@ impl Runtime {
         let mut _sandbox_fds: Vec<std::os::fd::OwnedFd> = Vec::new();
         if level == Isolation::Userspace {
             let mut options = opts.sandbox.clone();
-            let log_path = options
-                .log_file
+            let log_path = meta
+                .sandbox_log
                 .clone()
                 .unwrap_or_else(|| atoll_dir.join("sandbox.log"));
             let log = std::fs::OpenOptions::new()
@@ -233,8 +333,9 @@ impl Runtime {
                 .append(true)
                 .open(&log_path)
                 .with_context(|| format!("sandbox log {}", log_path.display()))?;
-            let control = std::os::unix::net::UnixListener::bind(self.layout.control_socket(id))
-                .context("control socket")?;
+            // Long state roots + 64-char ids exceed sun_path (Docker, CRI).
+            let control =
+                crate::unixsock::bind(&self.layout.control_socket(id)).context("control socket")?;
             control.set_nonblocking(true)?;
             let slot = 3 + opts.preserve_fds;
             crate::fds::place(&log, slot).context("sandbox log descriptor")?;
@@ -286,8 +387,43 @@ impl Runtime {
         Ok(Created { pid, meta })
     }
 
+    /// Tells the audit plugin about an operation on a container that
+    /// exists (`meta` is its metadata, if readable).
+    fn report_op<T>(
+        &self,
+        op: Operation,
+        id: &str,
+        meta: Option<&Meta>,
+        detail: Option<String>,
+        result: &Result<T>,
+        sandbox_stats: Option<serde_json::Value>,
+    ) {
+        self.report(Report {
+            op,
+            id,
+            tenant: meta.map(|m| m.tenant.as_str()),
+            level: meta.map(|m| m.level),
+            level_source: meta.map(|m| m.level_source),
+            detail,
+            error: result.as_ref().err().map(one_line),
+            sandbox_stats,
+        });
+    }
+
+    pub(crate) fn report(&self, report: Report<'_>) {
+        if let Some(audit) = &self.plugins.audit {
+            audit.report(&report);
+        }
+    }
+
     pub fn start(&self, id: &str) -> Result<()> {
-        let (mut c, _) = self.load(id)?;
+        let (mut c, meta) = self.load(id)?;
+        let r = Self::start_loaded(id, &mut c);
+        self.report_op(Operation::Start, id, meta.as_ref(), None, &r, None);
+        r
+    }
+
+    fn start_loaded(id: &str, c: &mut Container) -> Result<()> {
         match c.status() {
             ContainerStatus::Created => {}
             ContainerStatus::Stopped => bail!("cannot start container {id}: it has stopped"),
@@ -321,13 +457,28 @@ impl Runtime {
 
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let (mut c, meta) = self.load(id)?;
+        let r = self.kill_loaded(id, &mut c, meta.as_ref(), signal, all);
+        let detail = format!(
+            "signal {signal}{}",
+            if all { " to all processes" } else { "" }
+        );
+        self.report_op(Operation::Kill, id, meta.as_ref(), Some(detail), &r, None);
+        r
+    }
+
+    fn kill_loaded(
+        &self,
+        id: &str,
+        c: &mut Container,
+        meta: Option<&Meta>,
+        signal: i32,
+        all: bool,
+    ) -> Result<()> {
         // In a sandbox, --all means every process *inside* it; the
         // kernel, gofer and stubs are not the workload's processes.
         if all
             && signal != libc::SIGKILL
-            && meta
-                .as_ref()
-                .is_some_and(|m| m.level == Isolation::Userspace)
+            && meta.is_some_and(|m| m.level == Isolation::Userspace)
             && c.status() == ContainerStatus::Running
         {
             crate::control::request(
@@ -344,8 +495,22 @@ impl Runtime {
         }
         let sig = nix::sys::signal::Signal::try_from(signal)
             .map_err(|_| anyhow!("signal {signal} cannot be sent"))?;
+        // SIGKILL gives a sandbox's kernel no chance to log its final
+        // counters: keep what it says now for delete's audit records.
+        if signal == libc::SIGKILL
+            && c.status() == ContainerStatus::Running
+            && let Some(m) = meta.filter(|m| m.level == Isolation::Userspace)
+            && let Ok(v) = self.sandbox_stats_within(id, STATS_TIMEOUT)
+        {
+            let _ = std::fs::write(self.stats_snapshot(&m.id), v.to_string());
+        }
         c.kill(sig, all)
             .map_err(|e| anyhow!("killing container {id}: {e}"))
+    }
+
+    /// Where kill keeps a sandbox's counters before SIGKILL.
+    fn stats_snapshot(&self, id: &str) -> PathBuf {
+        self.layout.atoll_dir(id).join("sandbox-stats.json")
     }
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
@@ -353,6 +518,24 @@ impl Runtime {
         if !self.layout.exists(id) {
             bail!("container {id} does not exist");
         }
+        let meta = Meta::load(&self.layout, id).ok();
+        let mut stats = None;
+        let r = self.delete_existing(id, force, meta.as_ref(), &mut stats);
+        let detail = force.then(|| "forced".to_string());
+        self.report_op(Operation::Delete, id, meta.as_ref(), detail, &r, stats);
+        r
+    }
+
+    /// delete of a container whose state exists; fills `stats` with a
+    /// userspace sandbox's counters once it is sure to remove the state.
+    fn delete_existing(
+        &self,
+        id: &str,
+        force: bool,
+        meta: Option<&Meta>,
+        stats: &mut Option<serde_json::Value>,
+    ) -> Result<()> {
+        let userspace = meta.filter(|m| m.level == Isolation::Userspace);
         match self.load(id) {
             Ok((mut c, _)) => {
                 match c.status() {
@@ -368,6 +551,17 @@ impl Runtime {
                     }
                     _ => {}
                 }
+                if let Some(m) = userspace {
+                    // Only a running kernel answers: a created one has not
+                    // booted yet and a paused one is frozen.
+                    let live = c.status() == ContainerStatus::Running;
+                    *stats = self.sandbox_counters(m, live);
+                    if c.status() == ContainerStatus::Stopped
+                        && let Some(pid) = c.pid()
+                    {
+                        report_seccomp_kill(m, pid.as_raw());
+                    }
+                }
                 if let Err(e) = c.delete(force) {
                     if !force {
                         return Err(anyhow!("deleting container {id}: {e}"));
@@ -379,6 +573,9 @@ impl Runtime {
             Err(e) => {
                 if !force {
                     return Err(e.context("use delete --force to remove it"));
+                }
+                if let Some(m) = userspace {
+                    *stats = self.sandbox_counters(m, false);
                 }
                 cleanup::remove_everything(self, id);
             }
@@ -436,10 +633,65 @@ impl Runtime {
 
     /// Syscall counters of a userspace sandbox.
     pub fn sandbox_stats(&self, id: &str) -> Result<serde_json::Value> {
-        crate::control::request(
+        self.sandbox_stats_within(id, std::time::Duration::from_secs(5))
+    }
+
+    /// [`Runtime::sandbox_stats`], giving up after `timeout` (a wedged
+    /// kernel must not hold up a kill, a delete or a metrics scrape).
+    pub fn sandbox_stats_within(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<serde_json::Value> {
+        crate::control::request_with_timeout(
             &self.layout.control_socket(id),
             &serde_json::json!({"op": "stats"}),
+            Some(timeout),
         )
+    }
+
+    /// A userspace sandbox's syscall counters for the record: from its
+    /// control socket while its kernel may still answer (`live`), else the
+    /// last `stats {json}` line its kernel wrote to the sandbox log when it
+    /// exited, else what `kill` saved before a SIGKILL. None if none has
+    /// them (the kernel was killed by someone else).
+    pub fn sandbox_counters(&self, meta: &Meta, live: bool) -> Option<serde_json::Value> {
+        if live && let Ok(v) = self.sandbox_stats_within(&meta.id, STATS_TIMEOUT) {
+            return Some(v);
+        }
+        let log = meta
+            .sandbox_log
+            .clone()
+            .unwrap_or_else(|| self.layout.atoll_dir(&meta.id).join("sandbox.log"));
+        last_stats_line(&log).or_else(|| {
+            let saved = std::fs::read(self.stats_snapshot(&meta.id)).ok()?;
+            serde_json::from_slice(&saved).ok()
+        })
+    }
+
+    /// Containers of `tenant` in this state root that are not stopped
+    /// (created, running, paused). A container of the tenant whose state
+    /// cannot be read counts too, until it is deleted: a count that is a
+    /// limit must not be lowered by damage.
+    pub fn containers_of_tenant(&self, tenant: &str) -> Result<usize> {
+        let ids = self
+            .layout
+            .ids()
+            .with_context(|| format!("state root {}", self.layout.root.display()))?;
+        let mut n = 0;
+        for id in ids {
+            let Ok(meta) = Meta::load(&self.layout, &id) else {
+                continue;
+            };
+            if meta.tenant != tenant {
+                continue;
+            }
+            match self.load(&id) {
+                Ok((c, _)) if c.status() == ContainerStatus::Stopped => {}
+                _ => n += 1,
+            }
+        }
+        Ok(n)
     }
 
     /// Host pids of every process in the container's cgroup.
@@ -485,6 +737,27 @@ fn terminal(spec: &Spec) -> bool {
         .unwrap_or(false)
 }
 
+/// Logs, as a sandbox failure, a userspace kernel that its own seccomp
+/// filter killed (the host's audit record names the syscall it tried).
+fn report_seccomp_kill(meta: &Meta, pid: i32) {
+    let age = (chrono::Utc::now() - meta.created)
+        .num_microseconds()
+        .unwrap_or(i64::MAX)
+        .max(0) as u64;
+    // Records older than the container (an earlier process with this pid)
+    // do not count; a second of slack for the clocks' different bases.
+    let since = crate::kmsg::now_usec().saturating_sub(age + 1_000_000);
+    if let Some(k) = crate::kmsg::seccomp_kill_of(pid, since) {
+        tracing::error!(
+            "container {}: sandbox {} (pid {pid}) killed by its seccomp filter: host syscall {} ({})",
+            meta.id,
+            k.comm,
+            k.syscall_name(),
+            k.syscall
+        );
+    }
+}
+
 pub fn state_of(c: &Container, meta: Option<&Meta>) -> State {
     let bundle = meta
         .map(|m| m.bundle.clone())
@@ -521,6 +794,23 @@ pub fn describe_libcontainer_error(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     parts.join(": ").replace('\n', " ")
+}
+
+/// The last `stats {json}` line of a sandbox log: the counters its kernel
+/// wrote when it exited. Only the log's tail is read (strace output can
+/// make it large; the stats line is the kernel's last word).
+pub fn last_stats_line(log: &Path) -> Option<serde_json::Value> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 1 << 20;
+    let mut f = std::fs::File::open(log).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut bytes = Vec::new();
+    f.take(TAIL).read_to_end(&mut bytes).ok()?;
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l.strip_prefix("stats ")?).ok())
 }
 
 /// Reads a pid file as written by create.

@@ -27,6 +27,15 @@ pub struct Meta {
     pub cgroup_path: PathBuf,
     #[serde(default)]
     pub systemd_cgroup: bool,
+    /// The bundle's `process` as created: what the workload runs as,
+    /// whatever the level (a userspace container's effective spec has the
+    /// application kernel's instead). `exec` policy starts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<oci_spec::runtime::Process>,
+    /// A userspace sandbox's log, where its kernel writes its final
+    /// syscall counters (`stats {json}`) when it exits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_log: Option<PathBuf>,
 }
 
 impl Meta {

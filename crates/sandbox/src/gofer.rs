@@ -10,7 +10,7 @@ pub struct Gofer {
     pub sock: OwnedFd,
 }
 
-pub fn start() -> Result<Gofer, String> {
+pub fn start(filter: &seccompiler::BpfProgram) -> Result<Gofer, String> {
     let mut fds = [0i32; 2];
     // SAFETY: socketpair fills fds.
     if unsafe {
@@ -34,7 +34,7 @@ pub fn start() -> Result<Gofer, String> {
     }
     if pid == 0 {
         drop(kernel_end);
-        run_gofer(gofer_end);
+        run_gofer(gofer_end, filter);
     }
     drop(gofer_end);
     Ok(Gofer {
@@ -43,7 +43,10 @@ pub fn start() -> Result<Gofer, String> {
     })
 }
 
-fn run_gofer(sock: OwnedFd) -> ! {
+static mut REPORT_FD: i32 = -1;
+
+fn run_gofer(sock: OwnedFd, filter: &seccompiler::BpfProgram) -> ! {
+    crate::confine::set_name(c"atoll-gofer");
     // SAFETY: process-wide setup of the gofer child.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -64,6 +67,9 @@ fn run_gofer(sock: OwnedFd) -> ! {
             libc::dup2(sock.as_raw_fd(), 3);
         }
         libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+        // The container's stderr, kept until the gofer is confined, to
+        // report a failure there.
+        REPORT_FD = libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 4);
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         for fd in 0..3 {
             libc::dup2(null, fd);
@@ -73,11 +79,19 @@ fn run_gofer(sock: OwnedFd) -> ! {
         }
     }
     std::mem::forget(sock);
-    let server = match atoll_gofer::FileServer::new(std::path::Path::new("/")) {
-        Ok(s) => s,
-        Err(_) => unsafe { libc::_exit(1) },
+    let fail = |e: String| -> ! {
+        let m = format!("atoll: gofer: {e}\n");
+        // SAFETY: writing a buffer to the kept stderr, then exiting.
+        unsafe {
+            libc::write(REPORT_FD, m.as_ptr() as *const libc::c_void, m.len());
+            libc::_exit(1)
+        }
     };
-    crate::confine::confine_gofer();
+    let server = atoll_gofer::FileServer::new(std::path::Path::new("/"))
+        .unwrap_or_else(|e| fail(format!("opening the rootfs: {e}")));
+    crate::confine::confine_gofer(filter).unwrap_or_else(|e| fail(e));
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(REPORT_FD) };
     atoll_gofer::serve::serve(&server, 3);
     unsafe { libc::_exit(0) }
 }

@@ -4,7 +4,7 @@
 //! application kernel, and exits with the workload's status.
 
 mod config;
-mod confine;
+pub mod confine;
 mod gofer;
 
 use std::os::fd::FromRawFd;
@@ -23,6 +23,9 @@ pub fn compat_markdown() -> String {
 /// `SandboxEntry` for the runtime: never returns on success.
 pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     let config = sandbox_config(&launch.spec)?;
+    // Compiled before anything is forked; installed by the gofer and the
+    // kernel once each holds what it needs.
+    let filters = confine::compile()?;
     atoll_kernel::vfs::procfs::capture_host_facts(config.cpus);
     let log = launch
         .options
@@ -33,12 +36,18 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     let mut config = config;
     config.strace = launch.options.strace;
     // The gofer is the only component that opens the container's files.
-    let gofer = gofer::start()?;
+    let gofer = gofer::start(&filters.gofer)?;
     config.gofer_pid = Some(gofer.pid);
+    // From here on the kernel names no file: its root is an empty tmpfs.
+    confine::enter_empty_root()?;
+    confine::set_name(c"atoll-kernel");
+    let keep = confine::kernel_caps(&launch.spec);
+    let probe = launch.options.debug_confinement.clone();
+    let mut confine_kernel = || confine::confine_kernel(&filters.kernel, &keep, probe.as_deref());
     let files: Rc<dyn atoll_gofer::FileService> =
         Rc::new(atoll_gofer::serve::Client::new(gofer.sock));
     let stdio = atoll_kernel::kernel::boot::dup_stdio().map_err(|e| format!("stdio: {e}"))?;
-    let mut k = match Kernel::boot(config, files, stdio, log) {
+    let mut k = match Kernel::boot(config, files, stdio, log, &mut confine_kernel) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("atoll: {}", e.message);

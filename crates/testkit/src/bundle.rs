@@ -229,6 +229,22 @@ impl BundleBuilder {
         self
     }
 
+    /// A CPU quota of `cpus` whole CPUs (CFS quota over a 100 ms period).
+    pub fn cpu_limit(mut self, cpus: i64) -> Self {
+        let mut l = self.spec.linux().clone().unwrap();
+        let mut r = l.resources().clone().unwrap_or_default();
+        r.set_cpu(Some(
+            oci_spec::runtime::LinuxCpuBuilder::default()
+                .quota(cpus * 100_000)
+                .period(100_000u64)
+                .build()
+                .unwrap(),
+        ));
+        l.set_resources(Some(r));
+        self.spec.set_linux(Some(l));
+        self
+    }
+
     pub fn memory_limit(mut self, bytes: i64) -> Self {
         let mut l = self.spec.linux().clone().unwrap();
         let mut r = l.resources().clone().unwrap_or_default();

@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod cprog;
 pub mod debian;
+pub mod image;
 pub mod leaks;
 pub mod runner;
 

@@ -75,6 +75,9 @@ impl Atoll {
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.bin);
         c.arg("--root").arg(&self.root).args(&self.extra);
+        // Audit records of tests stay with the test's state root, not in
+        // the machine's /var/log/atoll.
+        c.env("ATOLL_AUDIT_LOG", self.root.join("audit.jsonl"));
         c
     }
 

@@ -1,8 +1,12 @@
 //! One function per command; `dispatch` maps the parsed command line to them.
 
+mod admission;
+pub mod audit;
 mod exec;
 mod info;
+pub mod install;
 mod lifecycle;
+pub mod metrics;
 mod ps;
 
 use anyhow::Result;
@@ -15,6 +19,7 @@ pub fn runtime(cli: &Cli) -> Result<Runtime> {
     let config = Config::load(cli.config.as_deref())?;
     let mut rt = Runtime::new(cli.root.clone(), cli.systemd_cgroup, config);
     rt.plugins.sandbox_entry = Some(atoll_sandbox::enter);
+    admission::install(&mut rt, cli);
     Ok(rt)
 }
 
@@ -34,7 +39,16 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             print!("{}", atoll_sandbox::compat_markdown());
             return Ok(0);
         }
+        Command::Allowlists => {
+            print!("{}", atoll_sandbox::confine::markdown());
+            return Ok(0);
+        }
         Command::Check { format } => return crate::check::run(*format).map(|_| 0),
+        Command::Install(a) => {
+            let default = cli.root == std::path::Path::new(atoll_runtime::layout::DEFAULT_ROOT);
+            return install::install(&cli.root, default, a);
+        }
+        Command::Uninstall(a) => return install::uninstall(a),
         _ => {}
     }
     let rt = runtime(&cli)?;
@@ -64,7 +78,15 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             ps_args,
         } => ps::ps(&rt, id, *format, ps_args).map(|_| 0),
         Command::List { format, quiet } => ps::list(&rt, *format, *quiet).map(|_| 0),
-        Command::Spec { .. } | Command::Features | Command::Check { .. } | Command::Compat => {
+        Command::Audit(a) => audit::run(&admission::audit_log_path(&cli, &rt.config), a),
+        Command::Metrics(a) => metrics::run(&rt, &admission::audit_log_path(&cli, &rt.config), a),
+        Command::Spec { .. }
+        | Command::Features
+        | Command::Check { .. }
+        | Command::Compat
+        | Command::Allowlists
+        | Command::Install(_)
+        | Command::Uninstall(_) => {
             unreachable!()
         }
     }

@@ -154,11 +154,15 @@ pub struct BootError {
 impl Kernel {
     /// Sets up the kernel over `files` (the gofer) with the container's
     /// stdio, and starts the workload's init. `log` receives the sandbox log.
+    /// `confine` runs once the platform exists (its zygote stub forked) and
+    /// before the kernel reads anything the workload controls (the rootfs,
+    /// its binaries): from there on the kernel runs confined.
     pub fn boot(
         config: SandboxConfig,
         files: Rc<dyn FileService>,
         stdio: [OwnedFd; 3],
         log: Option<std::fs::File>,
+        confine: &mut dyn FnMut() -> Result<(), String>,
     ) -> Result<Kernel, BootError> {
         let fail = |m: String| BootError {
             message: m,
@@ -179,6 +183,7 @@ impl Kernel {
         poller
             .add_source(signal_fd, super::poller::TOKEN_SIGNALS)
             .map_err(|e| fail(format!("epoll: {e}")))?;
+        confine().map_err(fail)?;
 
         let hostfs = HostFs::new(files);
         let root = hostfs.root().map_err(|e| fail(format!("rootfs: {e}")))?;

@@ -27,9 +27,17 @@ fn interrupt_errno(nr: u64) -> Errno {
         | libc::SYS_rt_sigtimedwait
         | libc::SYS_rt_sigsuspend
         | libc::SYS_pause => Errno::ERESTARTNOHAND,
+        // fork never fails with EINTR (a clone backing off at the pids
+        // limit is simply tried again after the handler).
+        libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork => {
+            Errno::ERESTARTNOINTR
+        }
         _ => Errno::ERESTARTSYS,
     }
 }
+
+/// Stops served before the kernel looks at timers and host events again.
+const STOPS_PER_ROUND: usize = 64;
 
 fn is_restart(e: Errno) -> bool {
     matches!(e.0, 512..=516)
@@ -48,7 +56,14 @@ impl Kernel {
                 busy = true;
                 self.retry(tid);
             }
-            while let Some((host, stop)) = self.platform.poll_stop() {
+            // A bounded batch: busy tasks (a fork bomb, a spinning loop of
+            // cheap syscalls) stop again as soon as they are served, and
+            // must not keep timers, host signals (a forwarded SIGTERM) and
+            // host descriptors from being looked at.
+            for _ in 0..STOPS_PER_ROUND {
+                let Some((host, stop)) = self.platform.poll_stop() else {
+                    break;
+                };
                 busy = true;
                 self.on_stop(host, stop);
             }
@@ -59,10 +74,12 @@ impl Kernel {
                 busy = true;
                 self.fire_timer(a);
             }
-            if busy || waitq::has_woken() {
-                continue;
-            }
-            let ready = self.poller.wait(self.timers.timeout_ms(Instant::now()));
+            let timeout = if busy || waitq::has_woken() {
+                0
+            } else {
+                self.timers.timeout_ms(Instant::now())
+            };
+            let ready = self.poller.wait(timeout);
             if ready.signals {
                 self.forward_host_signals();
             }
@@ -101,6 +118,14 @@ impl Kernel {
         let t = self.task_mut(tid);
         t.regs = regs;
         t.state = TaskState::InKernel;
+        let tgid = t.tgid;
+        let dying = t.exiting || self.groups[&tgid].group_exit.is_some();
+        if dying {
+            // Killed (SIGKILL, its init gone) after this stop was collected:
+            // the syscall must not run (a dying fork bomb would fork on).
+            self.resume(tid);
+            return;
+        }
         match stop {
             Stop::Syscall => self.syscall(tid),
             Stop::Fault { signo, code, addr } => {

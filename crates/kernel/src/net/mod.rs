@@ -6,6 +6,7 @@
 
 pub mod addr;
 pub mod inet;
+pub mod msg;
 pub mod unix;
 
 use std::rc::Rc;

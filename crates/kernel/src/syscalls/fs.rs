@@ -9,6 +9,7 @@ use crate::kernel::{Kernel, Tid};
 use crate::vfs::dentry::Dentry;
 use crate::vfs::file::{POLLIN, POLLOUT};
 use crate::vfs::inode::{FileType, SetAttr, TimeSet};
+use crate::vfs::iov::{IOVEC_SIZE, iovec_ranges};
 use crate::vfs::lookup::AT_FDCWD;
 use crate::vfs::perm::{MAY_EXEC, MAY_WRITE, cap};
 use crate::vfs::pipe::Pipe;
@@ -296,17 +297,8 @@ pub fn user_iovec_array(
     }
     let mm = k.task_mm(tid);
     let mm = mm.borrow();
-    let v: Vec<libc::iovec> = mm.read_vals(addr, cnt as usize)?;
-    let mut total = 0usize;
-    let mut ranges = Vec::with_capacity(v.len());
-    for i in &v {
-        let n = i.iov_len.min(MAX_RW - total);
-        total += n;
-        if n > 0 {
-            ranges.push((i.iov_base as u64, n));
-        }
-    }
-    IoVecs::from_user(&mm, &ranges, write)
+    let raw = mm.read_vec(addr, cnt as usize * IOVEC_SIZE)?;
+    IoVecs::from_user(&mm, &iovec_ranges(&raw, MAX_RW), write)
 }
 
 fn sys_read(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {

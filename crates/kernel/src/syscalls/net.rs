@@ -7,6 +7,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::signal::SigInfo;
 use crate::kernel::{Kernel, Tid};
 use crate::net::inet::HostSocket;
+use crate::net::msg::{Cmsg, Cmsgs, MSGHDR_SIZE, MsgHdr};
 use crate::net::unix::{UnixSocket, creds};
 use crate::net::{Send, SockAddr, SocketOps, Ucred};
 use crate::vfs::file::{POLLIN, POLLOUT};
@@ -315,29 +316,13 @@ fn sys_recvfrom(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     } as u64)
 }
 
-/// struct msghdr, as read from the workload.
-struct MsgHdr {
-    name: u64,
-    namelen: u32,
-    iov: u64,
-    iovlen: u64,
-    control: u64,
-    controllen: u64,
-}
-
 fn read_msghdr(k: &Kernel, tid: Tid, addr: u64) -> SysResult<MsgHdr> {
-    let w: [u64; 7] = k.task_mm(tid).borrow().read_val(addr)?;
-    Ok(MsgHdr {
-        name: w[0],
-        namelen: w[1] as u32,
-        iov: w[2],
-        iovlen: w[3],
-        control: w[4],
-        controllen: w[5],
-    })
+    let b: [u8; MSGHDR_SIZE] = k.task_mm(tid).borrow().read_val(addr)?;
+    Ok(MsgHdr::parse(&b))
 }
 
-/// Parses ancillary data: SCM_RIGHTS descriptors and SCM_CREDENTIALS.
+/// Acts on ancillary data: looks up SCM_RIGHTS descriptors and checks
+/// SCM_CREDENTIALS (decoded by [`Cmsgs`]).
 pub fn parse_control(
     k: &Kernel,
     tid: Tid,
@@ -345,42 +330,22 @@ pub fn parse_control(
 ) -> SysResult<(Vec<Rc<File>>, Option<Ucred>)> {
     let mut fds = Vec::new();
     let mut cred = None;
-    let mut pos = 0usize;
-    while pos + 16 <= buf.len() {
-        let len = u64::from_ne_bytes(buf[pos..pos + 8].try_into().unwrap()) as usize;
-        let level = i32::from_ne_bytes(buf[pos + 8..pos + 12].try_into().unwrap());
-        let ty = i32::from_ne_bytes(buf[pos + 12..pos + 16].try_into().unwrap());
-        if len < 16 || pos + len > buf.len() {
-            return Err(Errno::EINVAL);
+    for msg in Cmsgs::new(buf) {
+        match msg? {
+            Cmsg::Rights(nums) => {
+                for fd in nums {
+                    fds.push(super::fs::get_file(k, tid, fd)?);
+                }
+            }
+            Cmsg::Credentials(c) => {
+                let me = creds(k, tid);
+                let priv_ = k.cred(tid).capable(crate::vfs::perm::cap::SETUID);
+                if !priv_ && (c.pid != me.pid || c.uid != me.uid || c.gid != me.gid) {
+                    return Err(Errno::EPERM);
+                }
+                cred = Some(c);
+            }
         }
-        let data = &buf[pos + 16..pos + len];
-        if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
-            if !data.len().is_multiple_of(4) || fds.len() + data.len() / 4 > 253 {
-                return Err(Errno::EINVAL);
-            }
-            for c in data.chunks(4) {
-                let fd = i32::from_ne_bytes(c.try_into().unwrap());
-                fds.push(super::fs::get_file(k, tid, fd)?);
-            }
-        } else if level == libc::SOL_SOCKET && ty == libc::SCM_CREDENTIALS {
-            if data.len() < 12 {
-                return Err(Errno::EINVAL);
-            }
-            let c = Ucred {
-                pid: i32::from_ne_bytes(data[0..4].try_into().unwrap()),
-                uid: u32::from_ne_bytes(data[4..8].try_into().unwrap()),
-                gid: u32::from_ne_bytes(data[8..12].try_into().unwrap()),
-            };
-            let me = creds(k, tid);
-            let priv_ = k.cred(tid).capable(crate::vfs::perm::cap::SETUID);
-            if !priv_ && (c.pid != me.pid || c.uid != me.uid || c.gid != me.gid) {
-                return Err(Errno::EPERM);
-            }
-            cred = Some(c);
-        } else {
-            return Err(Errno::EINVAL);
-        }
-        pos += len.div_ceil(8) * 8;
     }
     Ok((fds, cred))
 }

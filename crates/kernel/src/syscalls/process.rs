@@ -118,8 +118,30 @@ fn sys_zero(_k: &mut Kernel, _tid: Tid, _a: [u64; 6]) -> SysResult<u64> {
 
 // ---------- creation ----------
 
+/// How long a clone the pids limit refused sleeps before it fails with
+/// EAGAIN. Linux fails such a fork in microseconds; here every attempt is a
+/// ptrace round trip, and a fork bomb's children retrying at that rate kept
+/// more than a core of the host busy (host commands took seconds). The
+/// pause only slows a workload that is already at its limit.
+const CLONE_EAGAIN_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// `sys.value` of a clone sleeping off an EAGAIN.
+const BACKING_OFF: u64 = u64::MAX;
+
 fn clone_common(k: &mut Kernel, tid: Tid, args: CloneArgs) -> SysResult<u64> {
     let vfork = args.flags & CLONE_VFORK != 0;
+    let t = k.task(tid);
+    if t.sys.started && t.sys.value == BACKING_OFF {
+        return if t
+            .sys
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            Err(Errno::EAGAIN)
+        } else {
+            Err(Errno::EBLOCK)
+        };
+    }
     if vfork && k.task(tid).sys.started {
         let t = k.task(tid);
         return if t.sys.woken {
@@ -128,7 +150,16 @@ fn clone_common(k: &mut Kernel, tid: Tid, args: CloneArgs) -> SysResult<u64> {
             Err(Errno::EBLOCK)
         };
     }
-    let child = k.do_clone(tid, &args)?;
+    let child = match k.do_clone(tid, &args) {
+        Err(Errno::EAGAIN) => {
+            let t = k.task_mut(tid);
+            t.sys.started = true;
+            t.sys.value = BACKING_OFF;
+            t.sys.deadline = Some(std::time::Instant::now() + CLONE_EAGAIN_BACKOFF);
+            return Err(Errno::EBLOCK);
+        }
+        r => r?,
+    };
     if vfork {
         let t = k.task_mut(tid);
         t.sys.started = true;

@@ -140,22 +140,10 @@ impl Walk<'_> {
         start: &Rc<Dentry>,
         path: &[u8],
     ) -> SysResult<(Rc<Dentry>, Vec<u8>)> {
-        if path.is_empty() {
-            return Err(Errno::ENOENT);
-        }
-        let trimmed = trim_trailing_slashes(path);
-        let (dir, name): (&[u8], &[u8]) = match trimmed.iter().rposition(|b| *b == b'/') {
-            Some(0) => (b"/", &trimmed[1..]),
-            Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
-            None => (b".", trimmed),
-        };
-        if name.is_empty() {
+        let Some((dir, name)) = split_parent(path)? else {
             // The path is "/" (or only slashes).
             return Ok((self.root.clone(), b".".to_vec()));
-        }
-        if name.len() > NAME_MAX {
-            return Err(Errno::ENAMETOOLONG);
-        }
+        };
         let mut links = 0;
         let parent = self.walk(start, dir, true, &mut links)?;
         if parent.kind() != FileType::Directory {
@@ -179,11 +167,7 @@ impl Walk<'_> {
         } else {
             start.clone()
         };
-        let trailing_slash = path.len() > 1 && path.ends_with(b"/");
-        let comps: Vec<&[u8]> = path
-            .split(|b| *b == b'/')
-            .filter(|c| !c.is_empty())
-            .collect();
+        let (comps, trailing_slash) = split_path(path);
         let n = comps.len();
         for (i, c) in comps.into_iter().enumerate() {
             let last = i + 1 == n;
@@ -228,6 +212,41 @@ impl Walk<'_> {
         }
         Ok(cur)
     }
+}
+
+/// A path's components (the empty ones repeated slashes make dropped) and
+/// whether it ends in a slash, which requires the last to be a directory.
+/// Pure, like [`split_parent`], so the fuzzers can drive what resolution
+/// makes of the workload's bytes.
+pub fn split_path(path: &[u8]) -> (Vec<&[u8]>, bool) {
+    let trailing_slash = path.len() > 1 && path.ends_with(b"/");
+    let comps = path
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    (comps, trailing_slash)
+}
+
+/// The directory to walk and the last name of `path`, for the calls that
+/// create, remove or rename a name; `None` when the path is only slashes
+/// (the root itself).
+pub fn split_parent(path: &[u8]) -> SysResult<Option<(&[u8], &[u8])>> {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let trimmed = trim_trailing_slashes(path);
+    let (dir, name): (&[u8], &[u8]) = match trimmed.iter().rposition(|b| *b == b'/') {
+        Some(0) => (b"/", &trimmed[1..]),
+        Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
+        None => (b".", trimmed),
+    };
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.len() > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(Some((dir, name)))
 }
 
 fn trim_trailing_slashes(p: &[u8]) -> &[u8] {

@@ -5,6 +5,30 @@
 use crate::errno::{Errno, SysResult};
 use crate::mm::AddressSpace;
 
+/// Size of `struct iovec`.
+pub const IOVEC_SIZE: usize = 16;
+
+/// The `(base, len)` ranges of an iovec array as the workload wrote it
+/// (`raw` holds whole `struct iovec`s). Lengths are clamped so that they
+/// add up to at most `max_total`, as Linux caps one read or write rather
+/// than failing it, and empty vectors are dropped. Kept apart from reading
+/// the array so the fuzzers can drive it; the ranges themselves are
+/// checked against the address space by [`IoVecs::from_user`].
+pub fn iovec_ranges(raw: &[u8], max_total: usize) -> Vec<(u64, usize)> {
+    let mut total = 0usize;
+    let mut ranges = Vec::with_capacity(raw.len() / IOVEC_SIZE);
+    for v in raw.chunks_exact(IOVEC_SIZE) {
+        let base = u64::from_ne_bytes(v[..8].try_into().unwrap());
+        let len = u64::from_ne_bytes(v[8..].try_into().unwrap()) as usize;
+        let n = len.min(max_total - total);
+        total += n;
+        if n > 0 {
+            ranges.push((base, n));
+        }
+    }
+    ranges
+}
+
 /// Kernel-side iovecs over user memory (or over kernel buffers).
 pub struct IoVecs {
     pub iovs: Vec<libc::iovec>,

@@ -24,6 +24,11 @@ fn records_round_trip_and_filter() {
         AuditRecord::of_decision(AuditEvent::Create, "acme", "c2", &refused),
         AuditRecord::new(AuditEvent::Start, "beta", "c3", AuditDecision::Allow),
         AuditRecord::syscall_refused("acme", "c1", Level::Userspace, "ptrace", 3),
+        AuditRecord::syscall_unimplemented("acme", "c1", Level::Userspace, "io_pgetevents", 1),
+        AuditRecord {
+            error: Some("container c4 does not exist".into()),
+            ..AuditRecord::new(AuditEvent::Kill, "beta", "c4", AuditDecision::Allow)
+        },
     ];
     for r in &records {
         log.append(r).unwrap();
@@ -32,7 +37,7 @@ fn records_round_trip_and_filter() {
     let all = read_records(&path, None).unwrap();
     assert_eq!(all, records);
     let acme = read_records(&path, Some("acme")).unwrap();
-    assert_eq!(acme.len(), 3);
+    assert_eq!(acme.len(), 4);
     assert!(read_records(&path, Some("nobody")).unwrap().is_empty());
 
     let text = std::fs::read_to_string(&path).unwrap();
@@ -55,6 +60,11 @@ fn records_round_trip_and_filter() {
     assert_eq!(lines[3]["event"], "syscall_refused");
     assert_eq!(lines[3]["syscall"], "ptrace");
     assert_eq!(lines[3]["count"], 3);
+    assert_eq!(lines[1]["attempted"], "create");
+    assert!(lines[0].get("attempted").is_none() && lines[0].get("error").is_none());
+    assert_eq!(lines[4]["event"], "syscall_unimplemented");
+    assert_eq!(lines[4]["syscall"], "io_pgetevents");
+    assert_eq!(lines[5]["error"], "container c4 does not exist");
     let time = lines[0]["time"].as_str().unwrap();
     assert!(time.ends_with('Z'), "{time}");
     chrono::DateTime::parse_from_rfc3339(time).unwrap();

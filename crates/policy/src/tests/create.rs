@@ -324,42 +324,62 @@ fn host_namespaces() {
         case(
             "not enforced when true",
             "host_namespaces = true",
-            |v| v["linux"]["namespaces"][0]["path"] = json!("/proc/1/ns/pid"),
+            |v| v["linux"]["namespaces"][0]["path"] = json!("/proc/self/ns/pid"),
             Want::Allow,
         ),
         case(
             "joining the host pid namespace",
             r,
-            |v| v["linux"]["namespaces"][0]["path"] = json!("/proc/1/ns/pid"),
+            |v| v["linux"]["namespaces"][0]["path"] = json!("/proc/self/ns/pid"),
             Want::Refuse(
                 "host_namespaces",
                 "linux.namespaces[pid].path",
-                "/proc/1/ns/pid",
+                "/proc/self/ns/pid (a host namespace)",
             ),
         ),
         case(
-            "joining a network namespace",
+            "a path that does not exist is refused (fail closed)",
             r,
-            |v| v["linux"]["namespaces"][1]["path"] = json!("/var/run/netns/host"),
+            |v| v["linux"]["namespaces"][1]["path"] = json!("/nonexistent-atoll/netns/x"),
             Want::Refuse(
                 "host_namespaces",
                 "linux.namespaces[network].path",
-                "/var/run/netns/host",
+                "/nonexistent-atoll/netns/x (cannot be read: No such file or directory (os error 2))",
             ),
         ),
         case(
-            "joining a user namespace",
+            "a file that is not a namespace is refused",
+            r,
+            |v| v["linux"]["namespaces"][1]["path"] = json!("/proc/self/status"),
+            Want::Refuse(
+                "host_namespaces",
+                "linux.namespaces[network].path",
+                "/proc/self/status (not a namespace)",
+            ),
+        ),
+        case(
+            "joining the host user namespace",
             r,
             |v| {
                 v["linux"]["namespaces"]
                     .as_array_mut()
                     .unwrap()
-                    .push(json!({"type": "user", "path": "/proc/1/ns/user"}))
+                    .push(json!({"type": "user", "path": "/proc/self/ns/user"}))
             },
             Want::Refuse(
                 "host_namespaces",
                 "linux.namespaces[user].path",
-                "/proc/1/ns/user",
+                "/proc/self/ns/user (a host namespace)",
+            ),
+        ),
+        case(
+            "a host namespace of another type is refused too",
+            r,
+            |v| v["linux"]["namespaces"][2]["path"] = json!("/proc/self/ns/net"),
+            Want::Refuse(
+                "host_namespaces",
+                "linux.namespaces[ipc].path",
+                "/proc/self/ns/net (a host namespace)",
             ),
         ),
         case(
@@ -390,6 +410,156 @@ fn host_namespaces() {
             Want::Allow,
         ),
     ]);
+}
+
+/// A child process in new network, uts and ipc namespaces (and the host's
+/// pid and mount namespaces), killed when dropped.
+struct Unshared(std::process::Child);
+
+impl Unshared {
+    fn start() -> Unshared {
+        let child = std::process::Command::new("unshare")
+            .args(["--net", "--uts", "--ipc", "sleep", "60"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("running unshare(1) (util-linux)");
+        let u = Unshared(child);
+        // unshare(1) has made the namespaces once it has exec'd sleep.
+        let comm = format!("/proc/{}/comm", u.0.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(&comm).unwrap_or_default().trim() != "sleep" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unshare never ran sleep"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        u
+    }
+
+    fn ns(&self, name: &str) -> String {
+        format!("/proc/{}/ns/{name}", self.0.id())
+    }
+}
+
+impl Drop for Unshared {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The rule against real namespaces: the host's through /proc/self (this
+/// test runs in the host's namespaces) and new ones made by unshare(1),
+/// as a pod's pause container would have them.
+#[test]
+fn host_namespaces_compares_real_namespaces() {
+    use crate::namespaces::{HostNamespaces, first_shared, path_problem};
+    let host = HostNamespaces::of_host();
+    assert!(host.error().is_none(), "{host:?}");
+    let own = HostNamespaces::of_process(std::path::Path::new("/proc/self"));
+    assert!(own.error().is_none(), "{own:?}");
+    for id in own.ids() {
+        assert!(
+            host.contains(id),
+            "these tests must run in the host's namespaces"
+        );
+    }
+    let child = Unshared::start();
+
+    let p = policy("[defaults]\nhost_namespaces = false\n");
+    let with_paths = |paths: &[(&str, String)]| {
+        let mut v = base();
+        for (typ, path) in paths {
+            let list = v["linux"]["namespaces"].as_array_mut().unwrap();
+            let ns = list.iter_mut().find(|n| n["type"] == *typ).unwrap();
+            ns["path"] = json!(path);
+        }
+        create(&p, "acme", &spec_of(v), Native, 0)
+    };
+    /// name, (namespace type, path) joins, expected (field, value) refused.
+    type RealCase<'a> = (&'a str, Vec<(&'a str, String)>, Option<(&'a str, String)>);
+    let cases: Vec<RealCase<'_>> = vec![
+        (
+            "a pod's new namespaces",
+            vec![
+                ("network", child.ns("net")),
+                ("uts", child.ns("uts")),
+                ("ipc", child.ns("ipc")),
+            ],
+            None,
+        ),
+        (
+            "the host's network namespace through /proc/self",
+            vec![("network", "/proc/self/ns/net".to_string())],
+            Some((
+                "linux.namespaces[network].path",
+                "/proc/self/ns/net (a host namespace)".to_string(),
+            )),
+        ),
+        (
+            "the host's uts namespace through /proc/thread-self",
+            vec![("uts", "/proc/thread-self/ns/uts".to_string())],
+            Some((
+                "linux.namespaces[uts].path",
+                "/proc/thread-self/ns/uts (a host namespace)".to_string(),
+            )),
+        ),
+        (
+            // unshare(1) was not asked for a pid namespace: the child's is the host's.
+            "a process's namespace that is still the host's",
+            vec![("network", child.ns("net")), ("pid", child.ns("pid"))],
+            Some((
+                "linux.namespaces[pid].path",
+                format!("{} (a host namespace)", child.ns("pid")),
+            )),
+        ),
+        (
+            "the host's mount namespace through another process",
+            vec![("mount", child.ns("mnt"))],
+            Some((
+                "linux.namespaces[mount].path",
+                format!("{} (a host namespace)", child.ns("mnt")),
+            )),
+        ),
+    ];
+    for (name, paths, want) in cases {
+        let d = with_paths(&paths);
+        match (want, &d) {
+            (None, Decision::Allow { .. }) => {}
+            (Some((field, value)), Decision::Refuse(v))
+                if v.rule == "host_namespaces" && v.field == field && v.value == value => {}
+            (want, got) => panic!("case {name:?}: want {want:?}, got {got:?}"),
+        }
+    }
+
+    // The same checks one path at a time, and against another reference
+    // set: seen from the child, its new network namespace is "the host's".
+    assert_eq!(
+        path_problem(std::path::Path::new(&child.ns("net")), &host),
+        None
+    );
+    let theirs =
+        HostNamespaces::of_process(std::path::Path::new(&format!("/proc/{}", child.0.id())));
+    assert!(path_problem(std::path::Path::new(&child.ns("net")), &theirs).is_some());
+    assert_eq!(
+        path_problem(std::path::Path::new("/proc/self/ns/net"), &theirs),
+        None
+    );
+
+    // Unknown host namespaces refuse every path (fail closed), but a spec
+    // that names no path does not need them.
+    let unknown = HostNamespaces::of_process(std::path::Path::new("/nonexistent-atoll"));
+    assert!(unknown.error().is_some());
+    let mut v = base();
+    v["linux"]["namespaces"][1]["path"] = json!(child.ns("net"));
+    let (field, value) = first_shared(&spec_of(v), &unknown).unwrap();
+    assert_eq!(field, "linux.namespaces[network].path");
+    assert!(
+        value.contains("the host's namespaces are unknown"),
+        "{value}"
+    );
+    assert_eq!(first_shared(&spec_of(base()), &unknown), None);
 }
 
 #[test]

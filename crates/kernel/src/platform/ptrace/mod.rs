@@ -60,6 +60,15 @@ pub struct PtracePlatform {
     foreign_exits: Vec<(i32, i32)>,
     /// The stub every address space is cloned from.
     zygote: Space,
+    /// Host tasks (stub processes + workload threads) when the host last
+    /// refused a clone with EAGAIN (the container's pids limit), and when.
+    /// Until a task exits or a second passes, clones at that count fail
+    /// at once: a fork bomb's failing forks must be as cheap as Linux's,
+    /// not a stub creation each (the limit may be raised by `update`,
+    /// hence the expiry).
+    task_ceiling: Option<(usize, std::time::Instant)>,
+    /// Stops collected from the host but not yet handed to the kernel.
+    pending: std::collections::VecDeque<(ThreadId, Stop)>,
 }
 
 fn errno() -> Error {
@@ -240,6 +249,8 @@ impl PtracePlatform {
             xsave_size: xsave_size(),
             foreign_exits: Vec::new(),
             zygote,
+            task_ceiling: None,
+            pending: std::collections::VecDeque::new(),
         })
     }
 
@@ -250,6 +261,91 @@ impl PtracePlatform {
 
     pub fn layout(&self) -> StubLayout {
         self.layout
+    }
+
+    /// A new workload thread in `space`: its control thread clones itself.
+    fn clone_thread(&mut self, space: SpaceId) -> Result<ThreadId> {
+        let flags = filter::THREAD_CLONE_FLAGS;
+        let ctl = self
+            .spaces
+            .get(&space)
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))?
+            .ctl;
+        let single = self.layout.single;
+        let sp = self.spaces.get(&space).unwrap();
+        let mut regs = sp.ctl_regs;
+        regs.rax = libc::SYS_clone as u64;
+        regs.rdi = flags;
+        regs.rsi = 0;
+        regs.rdx = 0;
+        regs.r10 = 0;
+        regs.r8 = 0;
+        regs.rip = single;
+        ptrace(libc::PTRACE_SETREGS, ctl, 0, &regs as *const Regs as usize)?;
+        ptrace(libc::PTRACE_CONT, ctl, 0, 0)?;
+        let status = wait_for(ctl)?;
+        if libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP && status >> 16 == 0
+        {
+            // The clone failed (EAGAIN at the pids limit, ENOMEM...): the
+            // workload's fork or pthread_create gets that errno.
+            let mut out: Regs = unsafe { std::mem::zeroed() };
+            ptrace(libc::PTRACE_GETREGS, ctl, 0, &mut out as *mut Regs as usize)?;
+            return Err(Error::from_raw_os_error((-(out.rax as i64)) as i32));
+        }
+        if !(libc::WIFSTOPPED(status) && (status >> 16) == libc::PTRACE_EVENT_CLONE) {
+            return Err(Error::other(format!("stub clone: {}", describe(status))));
+        }
+        let mut tid: libc::c_ulong = 0;
+        ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            ctl,
+            0,
+            &mut tid as *mut _ as usize,
+        )?;
+        ptrace(libc::PTRACE_CONT, ctl, 0, 0)?;
+        let status = wait_for(ctl)?;
+        if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
+            return Err(Error::other(format!(
+                "stub after clone: {}",
+                describe(status)
+            )));
+        }
+        let tid = tid as i32;
+        let status = wait_for(tid)?;
+        if !(libc::WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
+            return Err(Error::other(format!(
+                "new stub thread: {}",
+                describe(status)
+            )));
+        }
+        self.threads.insert(tid, space);
+        self.spaces.get_mut(&space).unwrap().threads.push(tid);
+        Ok(tid)
+    }
+
+    /// Host tasks the platform holds for the workload: each stub's control
+    /// thread and every workload thread.
+    fn host_tasks(&self) -> usize {
+        self.spaces.len() + self.threads.len()
+    }
+
+    /// EAGAIN without trying when `more` tasks would pass the last ceiling.
+    fn check_ceiling(&mut self, more: usize) -> Result<()> {
+        if let Some((n, at)) = self.task_ceiling {
+            if at.elapsed() > std::time::Duration::from_secs(1) {
+                self.task_ceiling = None;
+            } else if self.host_tasks() + more > n {
+                return Err(Error::from_raw_os_error(libc::EAGAIN));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a clone the host refused.
+    fn note_clone_error(&mut self, e: &Error) {
+        if e.raw_os_error() == Some(libc::EAGAIN) {
+            self.task_ceiling = Some((self.host_tasks(), std::time::Instant::now()));
+        }
     }
 
     fn alloc_slot(&mut self) -> Result<u64> {
@@ -478,10 +574,13 @@ impl PtracePlatform {
 
 impl Platform for PtracePlatform {
     fn new_space(&mut self) -> Result<SpaceId> {
+        // A space is useful with a thread: room for both.
+        self.check_ceiling(2)?;
         let slot = self.alloc_slot()?;
         match self.clone_zygote(slot) {
             Ok(id) => Ok(id),
             Err(e) => {
+                self.note_clone_error(&e);
                 self.free_slots.push(slot);
                 Err(e)
             }
@@ -495,6 +594,8 @@ impl Platform for PtracePlatform {
         for t in &sp.threads {
             self.threads.remove(t);
         }
+        self.pending
+            .retain(|(t, _)| *t != sp.pid && !sp.threads.contains(t));
         // SAFETY: the stub process is ours.
         unsafe { libc::kill(sp.pid, libc::SIGKILL) };
         for t in sp.threads.iter().chain(std::iter::once(&sp.pid)) {
@@ -537,60 +638,19 @@ impl Platform for PtracePlatform {
     }
 
     fn new_thread(&mut self, space: SpaceId) -> Result<ThreadId> {
-        let flags = filter::THREAD_CLONE_FLAGS;
-        let ctl = self
-            .spaces
-            .get(&space)
-            .ok_or(Error::from_raw_os_error(libc::ESRCH))?
-            .ctl;
-        let single = self.layout.single;
-        let sp = self.spaces.get(&space).unwrap();
-        let mut regs = sp.ctl_regs;
-        regs.rax = libc::SYS_clone as u64;
-        regs.rdi = flags;
-        regs.rsi = 0;
-        regs.rdx = 0;
-        regs.r10 = 0;
-        regs.r8 = 0;
-        regs.rip = single;
-        ptrace(libc::PTRACE_SETREGS, ctl, 0, &regs as *const Regs as usize)?;
-        ptrace(libc::PTRACE_CONT, ctl, 0, 0)?;
-        let status = wait_for(ctl)?;
-        if !(libc::WIFSTOPPED(status) && (status >> 16) == libc::PTRACE_EVENT_CLONE) {
-            return Err(Error::other(format!("stub clone: {}", describe(status))));
+        self.check_ceiling(1)?;
+        let r = self.clone_thread(space);
+        if let Err(e) = &r {
+            self.note_clone_error(e);
         }
-        let mut tid: libc::c_ulong = 0;
-        ptrace(
-            libc::PTRACE_GETEVENTMSG,
-            ctl,
-            0,
-            &mut tid as *mut _ as usize,
-        )?;
-        ptrace(libc::PTRACE_CONT, ctl, 0, 0)?;
-        let status = wait_for(ctl)?;
-        if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
-            return Err(Error::other(format!(
-                "stub after clone: {}",
-                describe(status)
-            )));
-        }
-        let tid = tid as i32;
-        let status = wait_for(tid)?;
-        if !(libc::WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
-            return Err(Error::other(format!(
-                "new stub thread: {}",
-                describe(status)
-            )));
-        }
-        self.threads.insert(tid, space);
-        self.spaces.get_mut(&space).unwrap().threads.push(tid);
-        Ok(tid)
+        r
     }
 
     fn drop_thread(&mut self, thread: ThreadId) {
         let Some(space) = self.threads.remove(&thread) else {
             return;
         };
+        self.pending.retain(|(t, _)| *t != thread);
         if let Some(sp) = self.spaces.get_mut(&space) {
             sp.threads.retain(|t| *t != thread);
             let mut regs = sp.ctl_regs;
@@ -671,12 +731,24 @@ impl Platform for PtracePlatform {
 
     fn stop_now(&mut self, thread: ThreadId) {
         if ptrace(libc::PTRACE_INTERRUPT, thread, 0, 0).is_ok() {
-            let _ = wait_for(thread);
+            // A stop already collected by poll_stop is the one waited for.
+            if let Some(i) = self.pending.iter().position(|(t, _)| *t == thread) {
+                self.pending.remove(i);
+            } else {
+                let _ = wait_for(thread);
+            }
         }
     }
 
     fn poll_stop(&mut self) -> Option<(ThreadId, Stop)> {
+        if let Some(s) = self.pending.pop_front() {
+            return Some(s);
+        }
         for round in 0..2 {
+            // Collect every stop the host has, then serve them in order:
+            // waitpid(-1) reports children in list order, so taking one at
+            // a time would serve the same busy stub again and again (a fork
+            // bomb's first child starved its parent).
             loop {
                 let mut status = 0;
                 // SAFETY: status is a valid out-pointer.
@@ -685,8 +757,11 @@ impl Platform for PtracePlatform {
                     break;
                 }
                 if let Some(stop) = self.decode(tid, status) {
-                    return Some((tid, stop));
+                    self.pending.push_back((tid, stop));
                 }
+            }
+            if let Some(s) = self.pending.pop_front() {
+                return Some(s);
             }
             if round == 0 {
                 // Drain SIGCHLD notifications, then look once more so a

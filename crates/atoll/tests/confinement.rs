@@ -1,0 +1,268 @@
+//! The userspace level's own processes are confined (issue 5): the
+//! application kernel, its gofer and its stubs run under seccomp filters
+//! with no_new_privs and only the documented capabilities; the kernel's
+//! root is an empty tmpfs; a forbidden host syscall kills the kernel and
+//! atoll names it; the allowlists in docs/security.md are the binary's.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+
+/// `Key:\tvalue` lines of /proc/<pid>/status.
+fn status(pid: i32) -> HashMap<String, String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Host processes descending from `root` (not including it), with their comm.
+fn descendants(root: i32) -> Vec<(i32, String)> {
+    let mut parent = HashMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parens.
+        let Some((left, right)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = left.split_once('(').map(|x| x.1).unwrap_or("").to_string();
+        let ppid: i32 = right.split_whitespace().nth(1).unwrap().parse().unwrap();
+        parent.insert(pid, (ppid, comm));
+    }
+    let mut out = Vec::new();
+    for (&pid, (_, comm)) in &parent {
+        let mut p = pid;
+        while let Some((pp, _)) = parent.get(&p) {
+            if *pp == root {
+                out.push((pid, comm.clone()));
+                break;
+            }
+            p = *pp;
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn kernel_gofer_and_stubs_run_confined() {
+    let a = atoll();
+    let b = busybox().args(&["sh", "-c", "sleep 60 & sleep 60"]).build();
+    let id = id("confined");
+    a.run(&[
+        "--isolation",
+        "userspace",
+        "run",
+        "-d",
+        "-b",
+        b.path_str(),
+        &id,
+    ])
+    .ok();
+    let kernel = a.state(&id)["pid"].as_i64().unwrap() as i32;
+    // The workload is up once its stubs exist (init + the background sleep).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let procs = loop {
+        let d = descendants(kernel);
+        if d.iter().filter(|(_, c)| c == "atoll-stub").count() >= 3 {
+            break d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stubs under the kernel: {d:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+
+    let k = status(kernel);
+    assert_eq!(k["Name"], "atoll-kernel");
+    assert_eq!(k["Seccomp"], "2", "kernel: {k:?}");
+    assert_eq!(k["NoNewPrivs"], "1");
+    // Only CAP_NET_BIND_SERVICE, which runc's default spec grants the
+    // workload (so the kernel can bind its low ports on the host).
+    assert_eq!(k["CapEff"], "0000000000000400");
+    assert_eq!(k["CapPrm"], "0000000000000400");
+    // Every thread carries the filter.
+    for t in std::fs::read_dir(format!("/proc/{kernel}/task")).unwrap() {
+        let tid: i32 = t.unwrap().file_name().to_string_lossy().parse().unwrap();
+        let s = std::fs::read_to_string(format!("/proc/{kernel}/task/{tid}/status")).unwrap();
+        assert!(s.contains("Seccomp:\t2"), "kernel thread {tid}: {s}");
+    }
+    // Its root is an empty tmpfs: nothing of the host, the bundle or the
+    // state root is reachable by path.
+    let root: Vec<_> = std::fs::read_dir(format!("/proc/{kernel}/root"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(root.is_empty(), "kernel root has {root:?}");
+
+    let gofers: Vec<_> = procs.iter().filter(|(_, c)| c == "atoll-gofer").collect();
+    assert_eq!(gofers.len(), 1, "{procs:?}");
+    let g = status(gofers[0].0);
+    assert_eq!(g["Seccomp"], "2", "gofer: {g:?}");
+    assert_eq!(g["NoNewPrivs"], "1");
+    // CHOWN, DAC_OVERRIDE, FOWNER, FSETID.
+    assert_eq!(g["CapEff"], "000000000000001b");
+    // Its own, empty network namespace.
+    let netns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_ne!(netns(gofers[0].0), netns(kernel));
+
+    for (pid, comm) in procs.iter().filter(|(_, c)| c == "atoll-stub") {
+        let s = status(*pid);
+        assert_eq!(s["Seccomp"], "2", "{comm} {pid}: {s:?}");
+        assert_eq!(s["NoNewPrivs"], "1");
+        assert_eq!(s["CapEff"], "0000000000000000");
+        assert_eq!(s["CapPrm"], "0000000000000000");
+    }
+    // Nothing else runs under the kernel.
+    assert!(
+        procs
+            .iter()
+            .all(|(_, c)| c == "atoll-stub" || c == "atoll-gofer"),
+        "{procs:?}"
+    );
+
+    a.run(&["delete", "--force", &id]).ok();
+    leaks(&a, &id, &b).assert_clean();
+}
+
+#[test]
+fn forbidden_host_syscall_kills_the_kernel_and_is_named() {
+    let a = atoll();
+    let b = busybox().args(&["true"]).build();
+    for (syscall, nr) in [("openat", 257), ("execve", 59)] {
+        let id = id("probe");
+        let log = b.path.join(format!("atoll-{syscall}.log"));
+        let out = a.run(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "--isolation",
+            "userspace",
+            "run",
+            "--debug-confinement",
+            syscall,
+            "-b",
+            b.path_str(),
+            &id,
+        ]);
+        // SIGSYS: the host killed the kernel before the syscall ran.
+        assert_eq!(out.code, 128 + 31, "{out:#?}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let want = format!("killed by its seccomp filter: host syscall {syscall} ({nr})");
+        let line = text
+            .lines()
+            .find(|l| l.contains(&want))
+            .unwrap_or_else(|| panic!("log lacks {want:?}:\n{text}\n{out:#?}"));
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["level"], "error");
+        assert!(v["msg"].as_str().unwrap().contains("atoll-kernel"));
+        leaks(&a, &id, &b).assert_clean();
+    }
+}
+
+#[test]
+fn debug_confinement_refuses_an_allowed_syscall() {
+    let a = atoll();
+    let b = busybox().args(&["true"]).build();
+    let id = id("probe-allowed");
+    let out = a.run(&[
+        "--isolation",
+        "userspace",
+        "run",
+        "--debug-confinement",
+        "read",
+        "-b",
+        b.path_str(),
+        &id,
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("read is on the kernel's allowlist"),
+        "{out:#?}"
+    );
+    leaks(&a, &id, &b).assert_clean();
+}
+
+#[test]
+fn workload_cannot_reach_what_the_kernel_process_could() {
+    let a = atoll();
+    // A host file, and another container's state under the same root.
+    let marker = std::path::PathBuf::from(format!("/run/{}", id("host-marker")));
+    std::fs::write(&marker, "host secret\n").unwrap();
+    let other = busybox().args(&["sleep", "60"]).build();
+    let other_id = id("neighbour");
+    a.run(&[
+        "--isolation",
+        "userspace",
+        "run",
+        "-d",
+        "-b",
+        other.path_str(),
+        &other_id,
+    ])
+    .ok();
+    let kernel = a.state(&other_id)["pid"].as_i64().unwrap();
+    let script = format!(
+        "for p in {m} /proc/1/root{m} /proc/self/root{m} {root}/{other_id}/state.json \
+                  /proc/{kernel}/environ /proc/{kernel}/root/etc/hostname \
+                  /sys/fs/cgroup/pids /dev/sda /dev/kmsg; do \
+           if cat $p >/dev/null 2>&1 || ls $p >/dev/null 2>&1; then echo REACHED $p; fi; \
+         done; echo DONE",
+        m = marker.display(),
+        root = a.root().display(),
+    );
+    let b = busybox().args(&["sh", "-c", &script]).build();
+    let out = run_at(&a, "userspace", &b, "reach");
+    out.ok();
+    assert!(out.stdout.contains("DONE"), "{out:#?}");
+    assert!(!out.stdout.contains("REACHED"), "{out:#?}");
+    a.run(&["delete", "--force", &other_id]).ok();
+    std::fs::remove_file(&marker).unwrap();
+}
+
+#[test]
+fn allowlists_in_the_docs_are_the_binarys() {
+    let a = atoll();
+    let out = a.run(&["allowlists"]);
+    out.ok();
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/security.md"
+    ))
+    .unwrap();
+    let (_, rest) = doc
+        .split_once("<!-- allowlists:begin -->\n")
+        .expect("docs/security.md lacks the allowlists:begin marker");
+    let (current, _) = rest
+        .split_once("<!-- allowlists:end -->")
+        .expect("docs/security.md lacks the allowlists:end marker");
+    assert_eq!(
+        current, out.stdout,
+        "docs/security.md's allowlists are stale: run `make docs`"
+    );
+    let count = |title: &str| -> usize {
+        let line = out.stdout.lines().find(|l| l.starts_with(title)).unwrap();
+        line.split(": ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(count("### Application kernel") <= 80);
+    assert!(count("### Gofer") <= 60);
+}

@@ -1,0 +1,281 @@
+//! The path kubelet takes: CRI v1 calls over containerd's socket, pods on
+//! the RuntimeClass handlers `atoll` (userspace) and `atoll-native`, with a
+//! locally built pause image as containerd's sandbox image and bridge
+//! networking through the CNI plugins.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use atoll_testkit::image::{BUSYBOX_IMAGE, PAUSE_IMAGE, busybox_oci_archive, pause_oci_archive};
+use common::cri::Cri;
+use common::*;
+use k8s_cri::v1::*;
+
+const CONTAINER_RUNNING: i32 = 1;
+const CONTAINER_EXITED: i32 = 2;
+const SANDBOX_READY: i32 = 0;
+
+fn setup() -> (Containerd, Cri) {
+    let c = Containerd::start(ContainerdOptions { cri: true });
+    c.import("k8s.io", &pause_oci_archive());
+    c.import("k8s.io", &busybox_oci_archive());
+    let mut cri = Cri::connect(&c.socket);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = cri
+            .image_present(PAUSE_IMAGE)
+            .and_then(|p| Ok(p && cri.image_present(BUSYBOX_IMAGE)?));
+        if let Ok(true) = seen {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "CRI does not see the imported images ({seen:?}):\n{}",
+            c.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (c, cri)
+}
+
+fn pod_config(c: &Containerd, name: &str) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.to_string(),
+            uid: unique("uid"),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: "atoll-pod".into(),
+        log_directory: c.path().join("pods").join(name).display().to_string(),
+        labels: HashMap::from([("app".to_string(), "atoll-test".to_string())]),
+        linux: Some(LinuxPodSandboxConfig {
+            cgroup_parent: c.cgroup_parent.clone(),
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    network: 0, // POD
+                    pid: 1,     // CONTAINER
+                    ipc: 0,     // POD
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn container(name: &str, script: &str) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.to_string(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: BUSYBOX_IMAGE.into(),
+            ..Default::default()
+        }),
+        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        log_path: format!("{name}.log"),
+        // As kubelet asks by default: the pod's network, IPC and UTS, a
+        // pid namespace of the container's own.
+        linux: Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    network: 0,
+                    pid: 1,
+                    ipc: 0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Waits for the CRI log file to contain `needle`; returns its text.
+fn wait_log(path: &std::path::Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never showed {needle:?}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_container_state(cri: &mut Cri, id: &str, state: i32) -> ContainerStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = cri.container_status(id).expect("ContainerStatus");
+        if st.state == state {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "container {id} stayed {st:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const APP: &str = "echo hello-from-cri; echo kernel=$(uname -r); dmesg 2>&1 | head -1; \
+                   echo host=$(hostname); exec sleep 1000";
+
+fn cri_pod(handler: &str, level: &str, exec: bool) {
+    let _t = Timer::start(match (level, exec) {
+        ("native", _) => "CRI pod (atoll-native)",
+        (_, false) => "CRI pod (atoll, userspace)",
+        _ => "CRI pod with ExecSync (atoll, userspace)",
+    });
+    let (c, mut cri) = setup();
+    let name = unique("pod");
+    let cfg = pod_config(&c, &name);
+    let pod = cri
+        .run_pod_sandbox(cfg.clone(), handler)
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_tail()));
+    let st = cri.pod_sandbox_status(&pod).expect("PodSandboxStatus");
+    assert_eq!(st.state, SANDBOX_READY, "{st:#?}");
+    assert_eq!(st.runtime_handler, handler);
+    let ip = st
+        .network
+        .as_ref()
+        .map(|n| n.ip.clone())
+        .unwrap_or_default();
+    assert!(
+        ip.starts_with("10.231."),
+        "pod IP from the CNI bridge: {st:#?}"
+    );
+    // One shim serves the pod (the sandbox and its containers).
+    assert_eq!(c.shims().len(), 1, "{:#?}", c.shims());
+
+    let app = cri
+        .create_container(&pod, container("app", APP), cfg.clone())
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_tail()));
+    cri.start_container(&app)
+        .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", c.log_tail()));
+    let logs = std::path::Path::new(&cfg.log_directory);
+    let log = wait_log(&logs.join("app.log"), "host=");
+    assert!(
+        log.lines().any(|l| l.contains(" stdout F hello-from-cri")),
+        "CRI log format: {log}"
+    );
+    if level == "userspace" {
+        // The application kernel does not yet take its hostname from a
+        // UTS namespace joined by path (a pod's), so only the identity is
+        // checked here; see the report of issue 7.
+        assert!(log.contains("host="), "{log}");
+        assert!(log.contains("kernel=6.1.0-atoll"), "{log}");
+        assert!(log.contains("Starting atoll"), "{log}");
+    } else {
+        assert!(
+            log.contains("host=atoll-pod"),
+            "the pod's UTS namespace: {log}"
+        );
+        assert!(!log.contains("kernel=6.1.0-atoll"), "{log}");
+        assert!(!log.contains("Starting atoll"), "{log}");
+    }
+    assert_eq!(
+        c.shims().len(),
+        1,
+        "containers join their pod's shim: {:#?}",
+        c.shims()
+    );
+    let st = wait_container_state(&mut cri, &app, CONTAINER_RUNNING);
+    assert_eq!(st.exit_code, 0);
+    let stats = cri.container_stats(&app).expect("ContainerStats");
+    let mem = stats
+        .memory
+        .as_ref()
+        .and_then(|m| m.working_set_bytes.as_ref())
+        .map(|v| v.value)
+        .unwrap_or(0);
+    assert!(mem > 0, "memory statistics: {stats:#?}");
+
+    if exec {
+        let r = cri
+            .exec_sync(
+                &app,
+                &[
+                    "sh",
+                    "-c",
+                    "echo exec-ok; uname -r; echo exec-err >&2; exit 3",
+                ],
+                30,
+            )
+            .unwrap_or_else(|e| panic!("ExecSync: {e}\n{}", c.log_tail()));
+        let out = String::from_utf8_lossy(&r.stdout);
+        assert_eq!(r.exit_code, 3, "{r:?}");
+        assert!(out.starts_with("exec-ok\n"), "{out}");
+        assert_eq!(String::from_utf8_lossy(&r.stderr), "exec-err\n");
+        assert_eq!(out.contains("6.1.0-atoll"), level == "userspace", "{out}");
+    }
+
+    // A container that exits: status, exit code, both streams in its log.
+    let job = cri
+        .create_container(
+            &pod,
+            container("job", "echo job-out; echo job-err >&2; exit 7"),
+            cfg.clone(),
+        )
+        .expect("CreateContainer job");
+    cri.start_container(&job)
+        .unwrap_or_else(|e| panic!("StartContainer job: {e}\n{}", c.log_tail()));
+    let st = wait_container_state(&mut cri, &job, CONTAINER_EXITED);
+    assert_eq!(st.exit_code, 7, "{st:#?}");
+    let log = wait_log(&logs.join("job.log"), "job-err");
+    assert!(
+        log.lines().any(|l| l.contains(" stdout F job-out")),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains(" stderr F job-err")),
+        "{log}"
+    );
+
+    cri.stop_pod_sandbox(&pod)
+        .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", c.log_tail()));
+    let st = cri
+        .container_status(&app)
+        .expect("ContainerStatus after stop");
+    assert_eq!(st.state, CONTAINER_EXITED, "{st:#?}");
+    cri.remove_pod_sandbox(&pod)
+        .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", c.log_tail()));
+    assert!(cri.list_pod_sandboxes().unwrap().is_empty());
+    // CNI DEL ran: nothing of this network is left in libcni's cache.
+    let cached: Vec<String> = entries(std::path::Path::new(CNI_CACHE))
+        .into_iter()
+        .filter(|e| e.starts_with(&format!("{}-", c.network)) || e.contains(&pod))
+        .collect();
+    assert!(cached.is_empty(), "CNI results left: {cached:?}");
+    c.assert_clean(
+        "k8s.io",
+        &[&pod, &app, &job],
+        &c.cgroup_parent,
+        &[c.shim_root.join("k8s.io")],
+    );
+}
+
+#[test]
+fn cri_pod_native() {
+    cri_pod("atoll-native", "native", true);
+}
+
+#[test]
+fn cri_pod_userspace() {
+    cri_pod("atoll", "userspace", false);
+}
+
+#[test]
+#[ignore = "waits for exec into userspace sandboxes"]
+fn cri_pod_userspace_exec_sync() {
+    cri_pod("atoll", "userspace", true);
+}
