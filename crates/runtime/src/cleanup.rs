@@ -48,6 +48,9 @@ pub fn remove_everything(rt: &Runtime, id: &str) {
     {
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
     }
+    // Before the cgroup: a create killed early leaves libcontainer's helper
+    // processes behind, possibly not yet in the cgroup.
+    kill_orphaned_helpers(rt, id);
     let (path, systemd) = cgroup_of(rt, id);
     if let Ok(m) = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
         cgroup_path: path,
@@ -59,6 +62,63 @@ pub fn remove_everything(rt: &Runtime, id: &str) {
     }
     let _ = std::fs::remove_dir_all(rt.layout.container_dir(id));
     let _ = std::fs::remove_dir_all(rt.layout.atoll_dir(id));
+}
+
+/// libcontainer's helper processes of container `id` under this state
+/// root: they keep the argv of the `atoll create|run` that cloned them
+/// (no exec) and rename themselves `youki:[1:INTER]`, `youki:[2:INIT]`.
+/// When that atoll is killed before it records the init's pid, the init
+/// waits for a start forever, and may not even be in the cgroup yet.
+pub fn orphaned_helpers(rt: &Runtime, id: &str) -> Vec<i32> {
+    let root = rt.layout.root.to_string_lossy().into_owned();
+    let is_default = rt.layout.root == std::path::Path::new(crate::layout::DEFAULT_ROOT);
+    let me = std::process::id() as i32;
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !comm.starts_with("youki:") {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let has_id = args.iter().skip(1).any(|a| a == id);
+        let root_arg = args
+            .iter()
+            .position(|a| a == "--root")
+            .and_then(|i| args.get(i + 1).cloned())
+            .or_else(|| {
+                args.iter()
+                    .find_map(|a| a.strip_prefix("--root=").map(str::to_string))
+            });
+        let same_root = match root_arg {
+            Some(r) => r == root,
+            None => is_default,
+        };
+        if has_id && same_root {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn kill_orphaned_helpers(rt: &Runtime, id: &str) {
+    for pid in orphaned_helpers(rt, id) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
 }
 
 /// Only kill a pid from a state file if it is in the container's cgroup:

@@ -438,7 +438,25 @@ impl Runtime {
 
     pub fn state(&self, id: &str) -> Result<State> {
         let (c, meta) = self.load(id)?;
-        Ok(state_of(&c, meta.as_ref()))
+        Ok(self.truthful(id, &c, state_of(&c, meta.as_ref())))
+    }
+
+    /// libcontainer says "stopped" when it never recorded the init's pid
+    /// (the creating atoll was killed in between), though that init may
+    /// live on, in the container's cgroup or about to join it, waiting for
+    /// a start that never comes. A container whose init pid was never
+    /// recorded never ran, so it is not "stopped" either. Report both as
+    /// "creating":
+    /// `delete` kills those helpers (cleanup.rs).
+    fn truthful(&self, id: &str, c: &Container, mut st: State) -> State {
+        if st.status == "stopped"
+            && (c.pid().is_none()
+                || self.pids(id).is_ok_and(|p| !p.is_empty())
+                || !crate::cleanup::orphaned_helpers(self, id).is_empty())
+        {
+            st.status = "creating".to_string();
+        }
+        st
     }
 
     pub fn list(&self) -> Result<Vec<State>> {
@@ -449,7 +467,7 @@ impl Runtime {
             .with_context(|| format!("state root {}", self.layout.root.display()))?;
         for id in ids {
             if let Ok((c, meta)) = self.load(&id) {
-                out.push(state_of(&c, meta.as_ref()));
+                out.push(self.truthful(&id, &c, state_of(&c, meta.as_ref())));
             }
         }
         Ok(out)
