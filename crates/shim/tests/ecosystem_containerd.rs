@@ -324,7 +324,6 @@ fn shim_exec_native() {
 }
 
 #[test]
-#[ignore = "waits for exec into userspace sandboxes"]
 fn shim_exec_userspace() {
     shim_exec("userspace");
 }
@@ -424,7 +423,6 @@ fn runc_shim_userspace_run() {
 }
 
 #[test]
-#[ignore = "waits for exec into userspace sandboxes"]
 fn runc_shim_userspace_exec() {
     runc_shim("userspace", true);
 }

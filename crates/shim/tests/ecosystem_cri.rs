@@ -275,7 +275,6 @@ fn cri_pod_userspace() {
 }
 
 #[test]
-#[ignore = "waits for exec into userspace sandboxes"]
 fn cri_pod_userspace_exec_sync() {
     cri_pod("atoll", "userspace", true);
 }

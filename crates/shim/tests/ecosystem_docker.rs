@@ -314,7 +314,6 @@ fn docker_detached_userspace() {
 }
 
 #[test]
-#[ignore = "waits for exec into userspace sandboxes"]
 fn docker_exec_userspace() {
     docker_detached("userspace", true);
 }

@@ -310,7 +310,6 @@ fn podman_detached_userspace() {
 }
 
 #[test]
-#[ignore = "waits for exec into userspace sandboxes"]
 fn podman_exec_userspace() {
     podman_detached("userspace", true);
 }
