@@ -6,7 +6,7 @@
 //! (instead of resuming a saved continuation) keeps handlers simple: they
 //! are written as "try; if not ready, wait and try again".
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use super::Tid;
 
@@ -33,6 +33,10 @@ pub fn has_woken() -> bool {
 #[derive(Default)]
 pub struct WaitQueue {
     waiters: RefCell<Vec<(Tid, u32)>>,
+    /// Notifies so far: edge-triggered epoll reports a file again after a
+    /// new event even if it never saw it become unready (Linux's ET fires
+    /// per arrival, not per level transition).
+    seq: Cell<u64>,
 }
 
 impl WaitQueue {
@@ -54,8 +58,14 @@ impl WaitQueue {
         self.waiters.borrow_mut().retain(|(t, _)| *t != tid);
     }
 
+    /// How many notifies this queue has had.
+    pub fn seq(&self) -> u64 {
+        self.seq.get()
+    }
+
     /// Wakes every waiter interested in any of `events`.
     pub fn notify(&self, events: u32) {
+        self.seq.set(self.seq.get().wrapping_add(1));
         let mut w = self.waiters.borrow_mut();
         w.retain(|(t, want)| {
             if want & events != 0 {

@@ -218,6 +218,9 @@ impl FileOps for HostSocket {
         self.wq.add(tid, events | POLLHUP | POLLERR);
         true
     }
+    fn event_seq(&self) -> u64 {
+        self.wq.seq()
+    }
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.wq.remove(tid);
     }

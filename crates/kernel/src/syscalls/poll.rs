@@ -321,6 +321,7 @@ fn sys_epoll_ctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
                 data,
                 reported: Default::default(),
                 disabled: Default::default(),
+                seen_seq: Default::default(),
             });
         }
         libc::EPOLL_CTL_MOD => {

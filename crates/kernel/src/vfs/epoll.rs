@@ -22,6 +22,21 @@ pub struct Interest {
     pub reported: Cell<u32>,
     /// One-shot that fired: disabled until EPOLL_CTL_MOD.
     pub disabled: Cell<bool>,
+    /// The file's event counter when last collected (edge-triggered).
+    pub seen_seq: Cell<u64>,
+}
+
+impl Interest {
+    /// Edge-triggered: the ready bits not yet reported, or all of them if
+    /// the file had a new event since (more data on a still-readable
+    /// socket is a new edge, as in Linux).
+    fn fresh(&self, ready: u32, seq: u64) -> u32 {
+        if seq != self.seen_seq.get() {
+            ready
+        } else {
+            ready & !self.reported.get()
+        }
+    }
 }
 
 #[derive(Default)]
@@ -56,8 +71,10 @@ impl Epoll {
             let want = (i.events & 0xffff) | POLLERR | POLLHUP;
             let ready = f.ops.poll(k) & want;
             if i.events & EPOLLET != 0 {
-                let fresh = ready & !i.reported.get();
+                let seq = f.ops.event_seq();
+                let fresh = i.fresh(ready, seq);
                 i.reported.set(ready);
+                i.seen_seq.set(seq);
                 if fresh == 0 {
                     continue;
                 }
@@ -81,7 +98,7 @@ impl Epoll {
                 && i.file.upgrade().is_some_and(|f| {
                     let ready = f.ops.poll(k) & ((i.events & 0xffff) | POLLERR | POLLHUP);
                     if i.events & EPOLLET != 0 {
-                        ready & !i.reported.get() != 0
+                        i.fresh(ready, f.ops.event_seq()) != 0
                     } else {
                         ready != 0
                     }

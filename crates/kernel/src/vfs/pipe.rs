@@ -175,6 +175,9 @@ impl FileOps for PipeEnd {
         self.pipe.rq.remove(tid);
         self.pipe.wq.remove(tid);
     }
+    fn event_seq(&self) -> u64 {
+        self.pipe.rq.seq().wrapping_add(self.pipe.wq.seq())
+    }
 
     fn ioctl(&self, k: &mut Kernel, _f: &File, tid: Tid, cmd: u64, arg: u64) -> SysResult<u64> {
         if cmd == libc::FIONREAD {
@@ -260,6 +263,9 @@ impl FileOps for FifoEnd {
     }
     fn unwait(&self, k: &Kernel, tid: Tid) {
         self.end.unwait(k, tid)
+    }
+    fn event_seq(&self) -> u64 {
+        self.end.event_seq()
     }
     fn as_any(&self) -> &dyn Any {
         self
