@@ -138,6 +138,29 @@ fn nginx_serves_a_static_file() {
             "hello from nginx in atoll\n"
         );
     }
+    // One keep-alive connection, many requests: nginx's edge-triggered
+    // epoll must see each new request on a socket it already read from.
+    let out = std::process::Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "python3", "-c"])
+        .arg(
+            "import socket\n\
+             s = socket.create_connection(('127.0.0.1', 8080), timeout=5)\n\
+             for i in range(100):\n\
+             \x20   s.sendall(b'GET /index.html HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n')\n\
+             \x20   got = b''\n\
+             \x20   while b'in atoll' not in got:\n\
+             \x20       d = s.recv(65536)\n\
+             \x20       assert d, 'closed after %d requests' % i\n\
+             \x20       got += d\n\
+             print('keep-alive ok')",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("keep-alive ok"),
+        "keep-alive: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ps = a.run(&["ps", &id]).ok().stdout.clone();
     assert!(
         ps.lines().filter(|l| l.contains("nginx")).count() >= 3,
