@@ -371,3 +371,24 @@ fn exec_and_ps_inside_a_sandbox() {
     a.run(&["exec", &id, "true"]).fails_with("does not exist");
     leaks(&a, &id, &b).assert_clean();
 }
+
+#[test]
+fn memfd_create_gives_an_anonymous_writable_file() {
+    let a = atoll();
+    const PY: &str = "import os, mmap\n\
+        fd = os.memfd_create('cache', os.MFD_CLOEXEC)\n\
+        os.write(fd, b'in memory')\n\
+        os.ftruncate(fd, 4096)\n\
+        m = mmap.mmap(fd, 4096, flags=mmap.MAP_PRIVATE)\n\
+        st = os.fstat(fd)\n\
+        print(os.readlink('/proc/self/fd/%d' % fd), m[:9], st.st_size, st.st_nlink)\n";
+    // A read-only root: a memfd is writable anyway.
+    let b = debian().args(&["/usr/bin/python3", "-c", PY]).build();
+    let out = run_at(&a, "userspace", &b, "memfd");
+    out.ok();
+    assert_eq!(
+        out.stdout.trim(),
+        "/memfd:cache (deleted) b'in memory' 4096 0",
+        "{out:#?}"
+    );
+}

@@ -31,6 +31,12 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ("preadv2", sys_preadv2, Partial, "flags ignored"),
         ("pwritev2", sys_pwritev2, Partial, "flags ignored"),
         ("open", sys_open, Full, ""),
+        (
+            "memfd_create",
+            sys_memfd_create,
+            Partial,
+            "no file seals; MAP_SHARED mappings fail (ENODEV)",
+        ),
         ("openat", sys_openat, Full, ""),
         (
             "openat2",
@@ -416,6 +422,20 @@ fn sticky_ok(k: &Kernel, tid: Tid, dir: &Rc<Dentry>, victim: &libc::stat) -> Sys
     } else {
         Err(Errno::EPERM)
     }
+}
+
+fn sys_memfd_create(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    // A name over 249 bytes is EINVAL, not ENAMETOOLONG.
+    let name = k.task_mm(tid).borrow().read_cstr(a[0], 250).map_err(|e| {
+        if e == Errno::ENAMETOOLONG {
+            Errno::EINVAL
+        } else {
+            e
+        }
+    })?;
+    let flags = a[1] as u32;
+    let f = crate::vfs::tmpfile::memfd(k, tid, &name, flags)?;
+    install_fd(k, tid, f, flags & 1 != 0)
 }
 
 pub fn do_open(

@@ -49,3 +49,59 @@ pub fn open_tmpfile(
         Some(d),
     ))
 }
+
+/// memfd_create: an anonymous regular file in the kernel's memory, named
+/// `memfd:NAME` in /proc/PID/fd. Sealing is not supported (F_ADD_SEALS
+/// fails), so MFD_ALLOW_SEALING is accepted and has no effect.
+pub fn memfd(k: &mut Kernel, tid: Tid, name: &[u8], flags: u32) -> SysResult<Rc<File>> {
+    const MFD_CLOEXEC: u32 = 1;
+    const MFD_ALLOW_SEALING: u32 = 2;
+    const MFD_NOEXEC_SEAL: u32 = 8;
+    const MFD_EXEC: u32 = 0x10;
+    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL | MFD_EXEC) != 0 {
+        // MFD_HUGETLB and unknown flags.
+        return Err(Errno::EINVAL);
+    }
+    // Linux: the name is at most 249 bytes ("memfd:" + name <= NAME_MAX).
+    if name.len() > 249 {
+        return Err(Errno::EINVAL);
+    }
+    let cred = k.cred(tid);
+    let mode = if flags & MFD_NOEXEC_SEAL != 0 {
+        0o666
+    } else {
+        0o777
+    };
+    let inode = TmpInode::new(
+        super::new_dev(),
+        libc::S_IFREG | mode,
+        cred.fsuid,
+        cred.fsgid,
+        Content::File(Vec::new()),
+    );
+    inode.meta.borrow_mut().st_nlink = 0;
+    let ops = inode.open(k, libc::O_RDWR)?;
+    let root = k.task(tid).fs.borrow().root.clone();
+    let mut label = b"memfd:".to_vec();
+    label.extend_from_slice(name);
+    label.extend_from_slice(b" (deleted)");
+    // Its own writable mount: a memfd is writable whatever the root is.
+    let mount = Rc::new(super::mount::Mount {
+        id: u32::MAX,
+        root: inode.clone(),
+        mountpoint: None,
+        readonly: false,
+        fstype: "tmpfs".into(),
+        source: "memfd".into(),
+        options: String::new(),
+        noexec: false,
+        nosuid: true,
+    });
+    let d = Rc::new(super::Dentry {
+        name: label,
+        parent: Some(root),
+        inode,
+        mount,
+    });
+    Ok(File::new(ops, libc::O_RDWR | libc::O_LARGEFILE, Some(d)))
+}
