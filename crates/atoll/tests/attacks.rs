@@ -129,7 +129,7 @@ impl Ctx {
     fn bundle(&self) -> BundleBuilder {
         busybox()
             .args(&["/attack"])
-            .modify(docker_caps)
+            .docker_caps()
             .env(&format!("ATTACK_MARKER={}", self.marker.display()))
             .env(&format!("ATTACK_SECRET={}", self.secret))
     }
@@ -423,36 +423,6 @@ impl HostValues {
         }
         ev
     }
-}
-
-/// Docker's default capabilities (what Kubernetes gives a pod by default).
-fn docker_caps(spec: &mut oci_spec::runtime::Spec) {
-    use oci_spec::runtime::Capability::*;
-    let caps: std::collections::HashSet<_> = [
-        Chown,
-        DacOverride,
-        Fowner,
-        Fsetid,
-        Kill,
-        Setgid,
-        Setuid,
-        Setpcap,
-        NetBindService,
-        NetRaw,
-        SysChroot,
-        Mknod,
-        AuditWrite,
-        Setfcap,
-    ]
-    .into_iter()
-    .collect();
-    let mut p = spec.process().clone().unwrap();
-    let mut c = p.capabilities().clone().unwrap();
-    c.set_bounding(Some(caps.clone()));
-    c.set_effective(Some(caps.clone()));
-    c.set_permitted(Some(caps));
-    p.set_capabilities(Some(c));
-    spec.set_process(Some(p));
 }
 
 /// Runs `atoll <args>` with another binary (a copy the attack may

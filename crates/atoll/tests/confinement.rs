@@ -58,17 +58,7 @@ fn kernel_gofer_and_stubs_run_confined() {
     let a = atoll();
     let b = busybox().args(&["sh", "-c", "sleep 60 & sleep 60"]).build();
     let id = id("confined");
-    a.run(&[
-        "--isolation",
-        "userspace",
-        "run",
-        "-d",
-        "-b",
-        b.path_str(),
-        &id,
-    ])
-    .ok();
-    let kernel = a.state(&id)["pid"].as_i64().unwrap() as i32;
+    let kernel = start_detached(&a, "userspace", &b, &id) as i32;
     // The workload is up once its stubs exist (init + the background sleep).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let procs = loop {
@@ -203,17 +193,7 @@ fn workload_cannot_reach_what_the_kernel_process_could() {
     std::fs::write(&marker, "host secret\n").unwrap();
     let other = busybox().args(&["sleep", "60"]).build();
     let other_id = id("neighbour");
-    a.run(&[
-        "--isolation",
-        "userspace",
-        "run",
-        "-d",
-        "-b",
-        other.path_str(),
-        &other_id,
-    ])
-    .ok();
-    let kernel = a.state(&other_id)["pid"].as_i64().unwrap();
+    let kernel = start_detached(&a, "userspace", &other, &other_id);
     let script = format!(
         "for p in {m} /proc/1/root{m} /proc/self/root{m} {root}/{other_id}/state.json \
                   /proc/{kernel}/environ /proc/{kernel}/root/etc/hostname \

@@ -218,12 +218,6 @@ fn sleeper() -> Bundle {
     busybox().args(&["sleep", "60"]).build()
 }
 
-fn start_detached(a: &Atoll, level: &str, b: &Bundle, id: &str) -> i64 {
-    a.run(&["--isolation", level, "run", "-d", "-b", b.path_str(), id])
-        .ok();
-    a.state(id)["pid"].as_i64().unwrap()
-}
-
 fn sigkill(pid: i64) {
     // SAFETY: plain kill of a pid we looked up.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);

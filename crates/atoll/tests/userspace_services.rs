@@ -10,50 +10,10 @@ use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Docker's default capabilities (nginx and friends need CHOWN, SETUID...).
-fn docker_caps(spec: &mut oci_spec::runtime::Spec) {
-    use oci_spec::runtime::Capability::*;
-    let caps: std::collections::HashSet<_> = [
-        Chown,
-        DacOverride,
-        Fowner,
-        Fsetid,
-        Kill,
-        Setgid,
-        Setuid,
-        Setpcap,
-        NetBindService,
-        NetRaw,
-        SysChroot,
-        Mknod,
-        AuditWrite,
-        Setfcap,
-    ]
-    .into_iter()
-    .collect();
-    let mut p = spec.process().clone().unwrap();
-    let mut c = p.capabilities().clone().unwrap();
-    c.set_bounding(Some(caps.clone()));
-    c.set_effective(Some(caps.clone()));
-    c.set_permitted(Some(caps));
-    p.set_capabilities(Some(c));
-    spec.set_process(Some(p));
-}
-
 /// Starts `b` detached at the userspace level; returns (id, host pid of the kernel).
 fn start(a: &Atoll, b: &Bundle, prefix: &str) -> (String, i64) {
     let id = id(prefix);
-    a.run(&[
-        "--isolation",
-        "userspace",
-        "run",
-        "-d",
-        "-b",
-        b.path_str(),
-        &id,
-    ])
-    .ok();
-    let pid = a.state(&id)["pid"].as_i64().unwrap();
+    let pid = start_detached(a, "userspace", b, &id);
     (id, pid)
 }
 
@@ -128,7 +88,7 @@ fn nginx_serves_a_static_file() {
     .unwrap();
     let b = debian()
         .bind(site.path(), "/site", true)
-        .modify(docker_caps)
+        .docker_caps()
         .args(&["/usr/sbin/nginx", "-c", "/site/nginx.conf"])
         .build();
     let (id, pid) = start(&a, &b, "nginx");

@@ -229,6 +229,39 @@ impl BundleBuilder {
         self
     }
 
+    /// Docker's default capabilities (what Kubernetes gives a pod by
+    /// default): services like nginx need CHOWN, SETUID and friends.
+    pub fn docker_caps(self) -> Self {
+        use oci_spec::runtime::Capability::*;
+        let caps: std::collections::HashSet<_> = [
+            Chown,
+            DacOverride,
+            Fowner,
+            Fsetid,
+            Kill,
+            Setgid,
+            Setuid,
+            Setpcap,
+            NetBindService,
+            NetRaw,
+            SysChroot,
+            Mknod,
+            AuditWrite,
+            Setfcap,
+        ]
+        .into_iter()
+        .collect();
+        self.modify(|spec| {
+            let mut p = spec.process().clone().unwrap();
+            let mut c = p.capabilities().clone().unwrap();
+            c.set_bounding(Some(caps.clone()));
+            c.set_effective(Some(caps.clone()));
+            c.set_permitted(Some(caps));
+            p.set_capabilities(Some(c));
+            spec.set_process(Some(p));
+        })
+    }
+
     /// A CPU quota of `cpus` whole CPUs (CFS quota over a 100 ms period).
     pub fn cpu_limit(mut self, cpus: i64) -> Self {
         let mut l = self.spec.linux().clone().unwrap();

@@ -24,6 +24,14 @@ pub fn run_at(a: &Atoll, level: &str, b: &Bundle, prefix: &str) -> atoll_testkit
     out
 }
 
+/// Runs `b` detached at `level` as container `id`; returns the host pid
+/// of its init (the application kernel at the userspace level).
+pub fn start_detached(a: &Atoll, level: &str, b: &Bundle, id: &str) -> i64 {
+    a.run(&["--isolation", level, "run", "-d", "-b", b.path_str(), id])
+        .ok();
+    a.state(id)["pid"].as_i64().unwrap()
+}
+
 pub fn debian() -> BundleBuilder {
     BundleBuilder::debian()
 }

@@ -39,6 +39,10 @@ fn interrupt_errno(nr: u64) -> Errno {
 /// Stops served before the kernel looks at timers and host events again.
 const STOPS_PER_ROUND: usize = 64;
 
+/// How often a busy kernel checks host signals, its control socket and
+/// host descriptors.
+const HOST_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
+
 fn is_restart(e: Errno) -> bool {
     matches!(e.0, 512..=516)
 }
@@ -47,6 +51,7 @@ impl Kernel {
     /// Serves the sandbox until the last task has exited; returns the
     /// init's wait status.
     pub fn run(&mut self) -> i32 {
+        let mut last_host_poll = Instant::now();
         loop {
             if self.tasks.is_empty() {
                 return self.init_status.unwrap_or(0);
@@ -70,16 +75,24 @@ impl Kernel {
             for (pid, status) in self.platform.take_foreign_exits() {
                 self.on_foreign_exit(pid, status);
             }
-            for a in self.timers.expired(Instant::now()) {
+            let now = Instant::now();
+            for a in self.timers.expired(now) {
                 busy = true;
                 self.fire_timer(a);
             }
             let timeout = if busy || waitq::has_woken() {
+                // While busy, host events are looked at once per
+                // HOST_POLL_EVERY, not on every round (a host syscall per
+                // served workload syscall otherwise).
+                if now.duration_since(last_host_poll) < HOST_POLL_EVERY {
+                    continue;
+                }
                 0
             } else {
-                self.timers.timeout_ms(Instant::now())
+                self.timers.timeout_ms(now)
             };
             let ready = self.poller.wait(timeout);
+            last_host_poll = Instant::now();
             if ready.signals {
                 self.forward_host_signals();
             }

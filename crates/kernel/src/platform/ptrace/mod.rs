@@ -71,6 +71,67 @@ pub struct PtracePlatform {
     pending: std::collections::VecDeque<(ThreadId, Stop)>,
 }
 
+/// Makes `tracee` (stopped at its trap, registers `base`) execute one
+/// clone with `flags` at the stub's syscall instruction `rip`, and returns
+/// the new task once `tracee` is back at its trap. A clone the host refused
+/// is that errno (EAGAIN at the container's pids limit), for the workload's
+/// fork or pthread_create to get.
+fn injected_clone(
+    tracee: i32,
+    base: &Regs,
+    rip: u64,
+    flags: u64,
+    event: i32,
+    what: &str,
+) -> Result<i32> {
+    let mut regs = *base;
+    regs.rax = libc::SYS_clone as u64;
+    regs.rdi = flags;
+    regs.rsi = 0;
+    regs.rdx = 0;
+    regs.r10 = 0;
+    regs.r8 = 0;
+    regs.rip = rip;
+    ptrace(
+        libc::PTRACE_SETREGS,
+        tracee,
+        0,
+        &regs as *const Regs as usize,
+    )?;
+    ptrace(libc::PTRACE_CONT, tracee, 0, 0)?;
+    let status = wait_for(tracee)?;
+    if libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP && status >> 16 == 0 {
+        // SAFETY: zeroed registers are valid; GETREGS fills them.
+        let mut out: Regs = unsafe { std::mem::zeroed() };
+        ptrace(
+            libc::PTRACE_GETREGS,
+            tracee,
+            0,
+            &mut out as *mut Regs as usize,
+        )?;
+        return Err(Error::from_raw_os_error((-(out.rax as i64)) as i32));
+    }
+    if !(libc::WIFSTOPPED(status) && (status >> 16) == event) {
+        return Err(Error::other(format!("{what} clone: {}", describe(status))));
+    }
+    let mut new: libc::c_ulong = 0;
+    ptrace(
+        libc::PTRACE_GETEVENTMSG,
+        tracee,
+        0,
+        &mut new as *mut _ as usize,
+    )?;
+    ptrace(libc::PTRACE_CONT, tracee, 0, 0)?;
+    let status = wait_for(tracee)?;
+    if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
+        return Err(Error::other(format!(
+            "{what} after clone: {}",
+            describe(status)
+        )));
+    }
+    Ok(new as i32)
+}
+
 fn errno() -> Error {
     Error::last_os_error()
 }
@@ -265,52 +326,18 @@ impl PtracePlatform {
 
     /// A new workload thread in `space`: its control thread clones itself.
     fn clone_thread(&mut self, space: SpaceId) -> Result<ThreadId> {
-        let flags = filter::THREAD_CLONE_FLAGS;
-        let ctl = self
+        let sp = self
             .spaces
             .get(&space)
-            .ok_or(Error::from_raw_os_error(libc::ESRCH))?
-            .ctl;
-        let single = self.layout.single;
-        let sp = self.spaces.get(&space).unwrap();
-        let mut regs = sp.ctl_regs;
-        regs.rax = libc::SYS_clone as u64;
-        regs.rdi = flags;
-        regs.rsi = 0;
-        regs.rdx = 0;
-        regs.r10 = 0;
-        regs.r8 = 0;
-        regs.rip = single;
-        ptrace(libc::PTRACE_SETREGS, ctl, 0, &regs as *const Regs as usize)?;
-        ptrace(libc::PTRACE_CONT, ctl, 0, 0)?;
-        let status = wait_for(ctl)?;
-        if libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP && status >> 16 == 0
-        {
-            // The clone failed (EAGAIN at the pids limit, ENOMEM...): the
-            // workload's fork or pthread_create gets that errno.
-            let mut out: Regs = unsafe { std::mem::zeroed() };
-            ptrace(libc::PTRACE_GETREGS, ctl, 0, &mut out as *mut Regs as usize)?;
-            return Err(Error::from_raw_os_error((-(out.rax as i64)) as i32));
-        }
-        if !(libc::WIFSTOPPED(status) && (status >> 16) == libc::PTRACE_EVENT_CLONE) {
-            return Err(Error::other(format!("stub clone: {}", describe(status))));
-        }
-        let mut tid: libc::c_ulong = 0;
-        ptrace(
-            libc::PTRACE_GETEVENTMSG,
-            ctl,
-            0,
-            &mut tid as *mut _ as usize,
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
+        let tid = injected_clone(
+            sp.ctl,
+            &sp.ctl_regs,
+            self.layout.single,
+            filter::THREAD_CLONE_FLAGS,
+            libc::PTRACE_EVENT_CLONE,
+            "stub",
         )?;
-        ptrace(libc::PTRACE_CONT, ctl, 0, 0)?;
-        let status = wait_for(ctl)?;
-        if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
-            return Err(Error::other(format!(
-                "stub after clone: {}",
-                describe(status)
-            )));
-        }
-        let tid = tid as i32;
         let status = wait_for(tid)?;
         if !(libc::WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
             return Err(Error::other(format!(
@@ -440,39 +467,14 @@ impl PtracePlatform {
     fn clone_zygote(&mut self, slot: u64) -> Result<SpaceId> {
         // SAFETY: zeroing the slot inside the mapped region.
         unsafe { std::ptr::write_bytes(self.region.add(slot as usize), 0, SLOT_SIZE as usize) };
-        let z = self.zygote.pid;
-        let mut regs = self.zygote.ctl_regs;
-        regs.rax = libc::SYS_clone as u64;
-        regs.rdi = filter::SPACE_CLONE_FLAGS;
-        regs.rsi = 0;
-        regs.rdx = 0;
-        regs.r10 = 0;
-        regs.r8 = 0;
-        regs.rip = self.layout.single;
-        ptrace(libc::PTRACE_SETREGS, z, 0, &regs as *const Regs as usize)?;
-        ptrace(libc::PTRACE_CONT, z, 0, 0)?;
-        let status = wait_for(z)?;
-        if libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP && status >> 16 == 0
-        {
-            // The clone failed (EAGAIN at the pids limit, ENOMEM...).
-            let mut out: Regs = unsafe { std::mem::zeroed() };
-            ptrace(libc::PTRACE_GETREGS, z, 0, &mut out as *mut Regs as usize)?;
-            return Err(Error::from_raw_os_error((-(out.rax as i64)) as i32));
-        }
-        if !(libc::WIFSTOPPED(status) && (status >> 16) == libc::PTRACE_EVENT_FORK) {
-            return Err(Error::other(format!("zygote clone: {}", describe(status))));
-        }
-        let mut pid: libc::c_ulong = 0;
-        ptrace(libc::PTRACE_GETEVENTMSG, z, 0, &mut pid as *mut _ as usize)?;
-        let pid = pid as i32;
-        ptrace(libc::PTRACE_CONT, z, 0, 0)?;
-        let status = wait_for(z)?;
-        if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
-            return Err(Error::other(format!(
-                "zygote after clone: {}",
-                describe(status)
-            )));
-        }
+        let pid = injected_clone(
+            self.zygote.pid,
+            &self.zygote.ctl_regs,
+            self.layout.single,
+            filter::SPACE_CLONE_FLAGS,
+            libc::PTRACE_EVENT_FORK,
+            "zygote",
+        )?;
         let status = wait_for(pid)?;
         if !(libc::WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
             // SAFETY: the new stub is our child.
