@@ -25,8 +25,11 @@ run: build
 	$(ATOLL) --isolation $(ISOLATION) run --bundle $(BUNDLE) atoll-demo-$$$$
 
 # The whole test suite (unit + integration, as root).
+# The userspace suites run once more on the ptrace platform (the default
+# is systrap wherever the host supports it).
 test: deps-all build lint
 	$(CARGO) test --release --workspace -- --test-threads=$${TEST_THREADS:-2}
+	ATOLL_PLATFORM=ptrace $(CARGO) test --release -p atoll --test userspace --test userspace_services -- --test-threads=$${TEST_THREADS:-2}
 	./scripts/fuzz.sh smoke
 
 lint:

@@ -32,6 +32,10 @@ pub struct Cli {
     /// Isolation level (default: annotation dev.atoll.isolation, config file, native)
     #[arg(long, global = true, value_parser = parse_isolation)]
     pub isolation: Option<Isolation>,
+    /// Userspace level platform: systrap or ptrace (default: annotation
+    /// dev.atoll.platform, config file, systrap where the host supports it)
+    #[arg(long, global = true, env = "ATOLL_PLATFORM")]
+    pub platform: Option<String>,
     /// Node configuration file
     #[arg(long, global = true, env = "ATOLL_CONFIG")]
     pub config: Option<PathBuf>,

@@ -35,6 +35,9 @@ pub struct SandboxOptions {
     pub log_file: Option<std::path::PathBuf>,
     /// Attempt this host syscall after confinement (tests of the filter).
     pub debug_confinement: Option<String>,
+    /// The platform (`--platform`; resolved with the annotation and the
+    /// config file by create).
+    pub platform: Option<String>,
     /// Filled in by create: the descriptor numbers, in the init, of the
     /// sandbox log and the control socket, and how many descriptors from
     /// 3 on belong to the workload (--preserve-fds).

@@ -212,6 +212,7 @@ impl Runtime {
             .map(String::as_str);
         let (mut level, mut source) =
             level::select(opts.isolation, annotation, self.config.isolation)?;
+        self.platform(opts, &bundle.spec)?;
         let mut tenant = "default".to_string();
         let mut _hold = None;
         if let Some(adm) = &self.plugins.admission {
@@ -240,6 +241,24 @@ impl Runtime {
             sandbox_stats: None,
         });
         made
+    }
+
+    /// The userspace platform create asks for (see `level::select_platform`).
+    fn platform(
+        &self,
+        opts: &CreateOptions,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<Option<String>> {
+        let annotation = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(level::PLATFORM_ANNOTATION))
+            .map(String::as_str);
+        level::select_platform(
+            opts.sandbox.platform.as_deref(),
+            annotation,
+            self.config.platform.as_deref(),
+        )
     }
 
     /// The rest of create, once the level and tenant are settled.
@@ -324,6 +343,7 @@ impl Runtime {
         let mut _sandbox_fds: Vec<std::os::fd::OwnedFd> = Vec::new();
         if level == Isolation::Userspace {
             let mut options = opts.sandbox.clone();
+            options.platform = self.platform(opts, &bundle.spec)?;
             let log_path = meta
                 .sandbox_log
                 .clone()

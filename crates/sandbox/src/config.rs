@@ -5,6 +5,9 @@ use atoll_kernel::seccomp::{Action, ArgCmp, Op, Profile, Rule};
 use atoll_kernel::vfs::perm::{Cred, caps_from_names};
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator, Spec};
 
+/// Annotation that turns syscall-site patching off (`"false"`).
+pub const SYSCALL_PATCHING_ANNOTATION: &str = "dev.atoll.syscall-patching";
+
 fn rlimit_number(name: &str) -> Option<u32> {
     const NAMES: &[&str] = &[
         "RLIMIT_CPU",
@@ -199,6 +202,12 @@ pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
         gofer_pid: None,
         umask: p.user().umask().unwrap_or(0o022),
         seccomp,
+        platform: Default::default(),
+        syscall_patching: spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(SYSCALL_PATCHING_ANNOTATION))
+            .is_none_or(|v| v != "false"),
     })
 }
 

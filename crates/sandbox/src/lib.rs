@@ -11,6 +11,7 @@ use std::os::fd::FromRawFd;
 use std::rc::Rc;
 
 use atoll_kernel::kernel::Kernel;
+use atoll_kernel::platform::PlatformKind;
 use atoll_runtime::executor::SandboxLaunch;
 
 pub use config::sandbox_config;
@@ -20,20 +21,38 @@ pub fn compat_markdown() -> String {
     atoll_kernel::syscalls::compat_markdown()
 }
 
+/// The platform asked for, or systrap where this host supports it.
+fn platform(asked: Option<&str>) -> Result<PlatformKind, String> {
+    use atoll_kernel::platform::systrap;
+    match asked {
+        Some(name) => {
+            let p =
+                PlatformKind::parse(name).ok_or_else(|| format!("unknown platform {name:?}"))?;
+            if p == PlatformKind::Systrap {
+                systrap::supported().map_err(|e| format!("platform systrap: {e}"))?;
+            }
+            Ok(p)
+        }
+        None if systrap::supported().is_ok() => Ok(PlatformKind::Systrap),
+        None => Ok(PlatformKind::Ptrace),
+    }
+}
+
 /// `SandboxEntry` for the runtime: never returns on success.
 pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
-    let config = sandbox_config(&launch.spec)?;
+    let mut config = sandbox_config(&launch.spec)?;
+    config.platform = platform(launch.options.platform.as_deref())?;
     // Compiled before anything is forked; installed by the gofer and the
     // kernel once each holds what it needs.
-    let filters = confine::compile()?;
+    let filters = confine::compile(config.platform)?;
     atoll_kernel::vfs::procfs::capture_host_facts(config.cpus);
+    atoll_kernel::platform::systrap::capture_host_vdso();
     let log = launch
         .options
         .log_fd
         // SAFETY: the runtime passed us this descriptor for the sandbox log.
         .map(|fd| unsafe { std::fs::File::from_raw_fd(fd) });
     let control = launch.options.control_fd;
-    let mut config = config;
     config.strace = launch.options.strace;
     // The gofer is the only component that opens the container's files.
     let gofer = gofer::start(&filters.gofer)?;
@@ -43,7 +62,9 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     confine::set_name(c"atoll-kernel");
     let keep = confine::kernel_caps(&launch.spec);
     let probe = launch.options.debug_confinement.clone();
-    let mut confine_kernel = || confine::confine_kernel(&filters.kernel, &keep, probe.as_deref());
+    let platform = config.platform;
+    let mut confine_kernel =
+        || confine::confine_kernel(&filters.kernel, &keep, platform, probe.as_deref());
     let files: Rc<dyn atoll_gofer::FileService> =
         Rc::new(atoll_gofer::serve::Client::new(gofer.sock));
     let stdio = atoll_kernel::kernel::boot::dup_stdio().map_err(|e| format!("stdio: {e}"))?;

@@ -16,8 +16,7 @@ use super::waitq::WaitQueue;
 use super::{Kernel, Stats};
 use crate::errno::Errno;
 use crate::mm::{AddressSpace, MemoryFile};
-use crate::platform::Platform;
-use crate::platform::ptrace::{PLATFORM_REGION, PtracePlatform};
+use crate::platform::{AnyPlatform, PLATFORM_REGION, Platform, PlatformKind};
 use crate::vfs::dentry::Walk;
 use crate::vfs::hostfd::HostStream;
 use crate::vfs::hostfs::HostFs;
@@ -54,6 +53,10 @@ pub struct SandboxConfig {
     pub umask: u32,
     /// The spec's seccomp profile, enforced on the workload's syscalls.
     pub seccomp: Option<crate::seccomp::Profile>,
+    /// How workload syscalls reach the kernel.
+    pub platform: PlatformKind,
+    /// Rewrite syscall sites into jumps (platforms that have such a path).
+    pub syscall_patching: bool,
 }
 
 impl Default for SandboxConfig {
@@ -75,6 +78,8 @@ impl Default for SandboxConfig {
             gofer_pid: None,
             umask: 0o022,
             seccomp: None,
+            platform: PlatformKind::default(),
+            syscall_patching: true,
         }
     }
 }
@@ -175,11 +180,14 @@ impl Kernel {
         let signal_fd = setup_host_signals().map_err(|e| fail(format!("signals: {e}")))?;
         let mf =
             MemoryFile::create(PLATFORM_REGION).map_err(|e| fail(format!("memory file: {e}")))?;
-        let platform = PtracePlatform::new(mf.fd()).map_err(|e| fail(format!("platform: {e}")))?;
+        let platform = AnyPlatform::new(config.platform, mf.fd())
+            .map_err(|e| fail(format!("platform {}: {e}", config.platform.name())))?;
         let poller = super::poller::Poller::new().map_err(|e| fail(format!("epoll: {e}")))?;
-        poller
-            .add_source(platform.wakeup_fd(), super::poller::TOKEN_PLATFORM)
-            .map_err(|e| fail(format!("epoll: {e}")))?;
+        for fd in platform.wakeup_fds() {
+            poller
+                .add_source(fd, super::poller::TOKEN_PLATFORM)
+                .map_err(|e| fail(format!("epoll: {e}")))?;
+        }
         poller
             .add_source(signal_fd, super::poller::TOKEN_SIGNALS)
             .map_err(|e| fail(format!("epoll: {e}")))?;

@@ -259,7 +259,7 @@ impl Kernel {
         mm.init_brk(brk);
         let hwcap = core::arch::x86_64::__cpuid(1).edx as u64;
         let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
-        let auxv = [
+        let mut auxv = vec![
             (stack::AT_PHDR, image.phdr),
             (stack::AT_PHENT, image.phent),
             (stack::AT_PHNUM, image.phnum),
@@ -280,6 +280,11 @@ impl Kernel {
             (stack::AT_EXECFN, 0),
             (stack::AT_PLATFORM, 0),
         ];
+        // The vDSO every stub keeps (the host's): clock_gettime,
+        // gettimeofday, time and getcpu without a syscall.
+        if let Some(vdso) = self.platform.vdso() {
+            auxv.push((stack::AT_SYSINFO_EHDR, vdso));
+        }
         let sp = stack::build_stack(mm, top, argv, envp, execfn, &auxv)?;
         Ok((entry, sp))
     }

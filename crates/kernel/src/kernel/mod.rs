@@ -17,6 +17,7 @@ pub mod run;
 pub mod signal;
 pub mod task;
 pub mod timer;
+pub mod usertrap;
 pub mod waitq;
 
 use std::cell::{Cell, RefCell};
@@ -26,8 +27,8 @@ use std::time::Instant;
 
 use crate::errno::{Errno, SysResult};
 use crate::mm::{AddressSpace, MemoryFile};
+use crate::platform::AnyPlatform;
 use crate::platform::ThreadId;
-use crate::platform::ptrace::PtracePlatform;
 use crate::vfs::perm::Cred;
 use crate::vfs::pipe::FifoTable;
 use crate::vfs::{FileOps, MountTable};
@@ -54,7 +55,7 @@ pub struct Stats {
 }
 
 pub struct Kernel {
-    pub platform: PtracePlatform,
+    pub platform: AnyPlatform,
     pub mf: Rc<MemoryFile>,
     pub tasks: BTreeMap<Tid, Task>,
     pub host_tids: HashMap<ThreadId, Tid>,

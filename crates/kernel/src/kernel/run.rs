@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::signal::{DefaultAction, SA_RESTART, SIG_DFL, SIG_IGN, default_action};
 use super::task::TaskState;
 use super::timer::TimerAction;
+use super::usertrap::PatchedFault;
 use super::{Kernel, Tid, waitq};
 use crate::arch::{SYSCALL_INSN_LEN, syscall_args};
 use crate::errno::Errno;
@@ -42,6 +43,9 @@ const STOPS_PER_ROUND: usize = 64;
 /// How often a busy kernel checks host signals, its control socket and
 /// host descriptors.
 const HOST_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// How long an idle kernel polls for the next stop before it sleeps.
+const SPIN_WINDOW: std::time::Duration = std::time::Duration::from_micros(50);
 
 fn is_restart(e: Errno) -> bool {
     matches!(e.0, 512..=516)
@@ -89,9 +93,24 @@ impl Kernel {
                 }
                 0
             } else {
-                self.timers.timeout_ms(now)
+                // Idle: wait for the next stop without sleeping for a
+                // while (a sleeping kernel costs a wake-up per stop), as
+                // long as no timer is due and host events get a look.
+                let t = self.timers.timeout_ms(now);
+                let left = HOST_POLL_EVERY.saturating_sub(now.duration_since(last_host_poll));
+                if t == 0 || left.is_zero() {
+                    0
+                } else if self.platform.spin(SPIN_WINDOW.min(left))
+                    || !self.platform.prepare_sleep()
+                {
+                    // A stop arrived while spinning or going to sleep.
+                    continue;
+                } else {
+                    t
+                }
             };
             let ready = self.poller.wait(timeout);
+            self.platform.after_wait(ready.platform);
             last_host_poll = Instant::now();
             if ready.signals {
                 self.forward_host_signals();
@@ -140,7 +159,25 @@ impl Kernel {
             return;
         }
         match stop {
-            Stop::Syscall => self.syscall(tid),
+            Stop::Syscall => {
+                if self.config.syscall_patching && self.platform.patchable_stop(host) {
+                    let nr = self.task(tid).regs.orig_rax;
+                    self.try_patch(tid, nr);
+                }
+                self.syscall(tid)
+            }
+            Stop::Fault {
+                signo: libc::SIGILL,
+                code,
+                addr,
+            } => match self.usertrap_fault(tid) {
+                PatchedFault::Rewound => self.resume(tid),
+                PatchedFault::Syscall => self.syscall(tid),
+                PatchedFault::No => {
+                    self.force_fault(tid, libc::SIGILL, code, addr);
+                    self.resume(tid);
+                }
+            },
             Stop::Fault { signo, code, addr } => {
                 self.force_fault(tid, signo, code, addr);
                 self.resume(tid);

@@ -15,6 +15,8 @@ pub enum VmaName {
     Anon,
     Heap,
     Stack,
+    /// The table of patched syscall sites' trampolines.
+    Usertrap,
     /// A file mapping: path, file offset of the VMA start, device and inode.
     File {
         path: String,
@@ -82,6 +84,9 @@ pub struct AddressSpace {
     heap: Option<Rc<Chunk>>,
     /// Stack top of the main thread (for /proc naming and exec).
     pub stack_top: u64,
+    /// Where the trampolines of patched syscall sites live, and how many
+    /// there are (see `kernel::usertrap`); copied by fork with the memory.
+    pub usertrap: Option<(u64, u32)>,
 }
 
 /// Most a heap (brk) may grow; beyond it malloc falls back to mmap.
@@ -99,6 +104,7 @@ impl AddressSpace {
             brk: 0,
             heap: None,
             stack_top: USER_END,
+            usertrap: None,
         })
     }
 
@@ -469,6 +475,7 @@ impl AddressSpace {
         child.brk_start = self.brk_start;
         child.brk = self.brk;
         child.stack_top = self.stack_top;
+        child.usertrap = self.usertrap;
         let mut ops = Vec::with_capacity(self.vmas.len());
         let mut heap_copy: Option<Rc<Chunk>> = None;
         for v in self.vmas.values() {

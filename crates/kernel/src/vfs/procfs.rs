@@ -814,6 +814,7 @@ fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
                         VmaName::File { path, offset, dev, ino } => (*offset, *dev, *ino, path.clone()),
                         VmaName::Heap => (0, 0, 0, "[heap]".into()),
                         VmaName::Stack => (0, 0, 0, "[stack]".into()),
+                        VmaName::Usertrap => (0, 0, 0, "[usertrap]".into()),
                         VmaName::Anon => (0, 0, 0, String::new()),
                     };
                     let _ = writeln!(

@@ -4,6 +4,7 @@
 //! seccompiler) and the published list in docs/security.md, so the two
 //! cannot drift apart.
 
+use atoll_kernel::platform::PlatformKind;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
@@ -79,11 +80,46 @@ fn fd_only(arg: u8) -> Cond {
     Cond::Le(arg, i32::MAX as u64, "a descriptor, not AT_FDCWD")
 }
 
-/// The application kernel, after it confined itself. It opens no path:
-/// files arrive from the gofer as donated descriptors; stubs are cloned
-/// from the zygote, so the kernel never forks; executable memory exists
-/// only in the stubs.
-pub fn kernel() -> Vec<Allowed> {
+/// The application kernel on `platform`, after it confined itself. It
+/// opens no path: files arrive from the gofer as donated descriptors;
+/// stubs are cloned from the zygote, so the kernel never forks;
+/// executable memory exists only in the stubs. Only the ptrace platform
+/// needs ptrace; systrap hands stops over through shared memory.
+pub fn kernel(platform: PlatformKind) -> Vec<Allowed> {
+    let mut list = kernel_common();
+    match platform {
+        PlatformKind::Ptrace => list.push(ptrace()),
+        PlatformKind::Systrap => list.push(any(
+            "waitid",
+            libc::SYS_waitid,
+            "whether a stub the kernel waits for still lives (WNOWAIT)",
+        )),
+    }
+    list
+}
+
+fn ptrace() -> Allowed {
+    use libc::*;
+    one_of(
+        "ptrace",
+        SYS_ptrace,
+        0,
+        &[
+            (PTRACE_GETREGS as u64, "PTRACE_GETREGS"),
+            (PTRACE_SETREGS as u64, "PTRACE_SETREGS"),
+            (PTRACE_GETREGSET as u64, "PTRACE_GETREGSET"),
+            (PTRACE_SETREGSET as u64, "PTRACE_SETREGSET"),
+            (PTRACE_CONT as u64, "PTRACE_CONT"),
+            (31, "PTRACE_SYSEMU"),
+            (PTRACE_INTERRUPT as u64, "PTRACE_INTERRUPT"),
+            (PTRACE_GETEVENTMSG as u64, "PTRACE_GETEVENTMSG"),
+            (PTRACE_GETSIGINFO as u64, "PTRACE_GETSIGINFO"),
+        ],
+        "the platform: registers, FPU state, resuming and stopping stubs",
+    )
+}
+
+fn kernel_common() -> Vec<Allowed> {
     use libc::*;
     let exec = PROT_EXEC as u64;
     vec![
@@ -211,7 +247,11 @@ pub fn kernel() -> Vec<Allowed> {
         ),
         any("madvise", SYS_madvise, "returning heap memory to the host"),
         any("brk", SYS_brk, "the kernel's heap"),
-        any("futex", SYS_futex, "Rust standard library locks"),
+        any(
+            "futex",
+            SYS_futex,
+            "Rust standard library locks; waking a stub sleeping on shared memory",
+        ),
         any(
             "sched_yield",
             SYS_sched_yield,
@@ -232,23 +272,6 @@ pub fn kernel() -> Vec<Allowed> {
             SYS_sigaltstack,
             "the standard library's stack-overflow handler, at exit",
         ),
-        one_of(
-            "ptrace",
-            SYS_ptrace,
-            0,
-            &[
-                (PTRACE_GETREGS as u64, "PTRACE_GETREGS"),
-                (PTRACE_SETREGS as u64, "PTRACE_SETREGS"),
-                (PTRACE_GETREGSET as u64, "PTRACE_GETREGSET"),
-                (PTRACE_SETREGSET as u64, "PTRACE_SETREGSET"),
-                (PTRACE_CONT as u64, "PTRACE_CONT"),
-                (31, "PTRACE_SYSEMU"),
-                (PTRACE_INTERRUPT as u64, "PTRACE_INTERRUPT"),
-                (PTRACE_GETEVENTMSG as u64, "PTRACE_GETEVENTMSG"),
-                (PTRACE_GETSIGINFO as u64, "PTRACE_GETSIGINFO"),
-            ],
-            "the platform: registers, FPU state, resuming and stopping stubs",
-        ),
         any("wait4", SYS_wait4, "stops and exits of stubs and the gofer"),
         one_of(
             "kill",
@@ -257,7 +280,11 @@ pub fn kernel() -> Vec<Allowed> {
             v!(SIGKILL),
             "ending stubs and the gofer (the pid namespace holds only the sandbox)",
         ),
-        any("tgkill", SYS_tgkill, "waking a stub thread"),
+        any(
+            "tgkill",
+            SYS_tgkill,
+            "interrupting a stub thread; whether one still lives (signal 0)",
+        ),
         any(
             "epoll_create1",
             SYS_epoll_create1,
@@ -497,11 +524,16 @@ mod tests {
 
     #[test]
     fn lists_fit_the_targets_and_compile() {
-        let k = kernel();
+        let k = kernel(PlatformKind::Systrap);
+        let kp = kernel(PlatformKind::Ptrace);
         let g = gofer();
         assert!(k.len() <= 80, "kernel allowlist has {} syscalls", k.len());
         assert!(g.len() <= 60, "gofer allowlist has {} syscalls", g.len());
-        for list in [&k, &g] {
+        assert!(
+            !k.iter().any(|a| a.name == "ptrace"),
+            "systrap needs no ptrace"
+        );
+        for list in [&k, &kp, &g] {
             let mut names: Vec<_> = list.iter().map(|a| a.name).collect();
             names.sort();
             names.dedup();
@@ -512,7 +544,8 @@ mod tests {
 
     #[test]
     fn names_match_numbers() {
-        for a in kernel().iter().chain(gofer().iter()) {
+        let k = [kernel(PlatformKind::Systrap), kernel(PlatformKind::Ptrace)].concat();
+        for a in k.iter().chain(gofer().iter()) {
             assert_eq!(
                 atoll_kernel::syscalls::names::NAMES[a.nr as usize],
                 a.name,
@@ -551,7 +584,10 @@ mod tests {
             "process_vm_writev",
             "open_by_handle_at",
         ];
-        for a in kernel() {
+        for a in kernel(PlatformKind::Systrap)
+            .into_iter()
+            .chain(kernel(PlatformKind::Ptrace))
+        {
             assert!(!forbidden.contains(&a.name), "kernel allows {}", a.name);
         }
         for a in gofer() {

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::io::{Error, Result};
 use std::os::fd::RawFd;
 
+use super::ceiling::TaskCeiling;
 use super::{FpuState, MapOp, Platform, SpaceId, Stop, ThreadId};
 use crate::arch::{PAGE_SIZE, Regs, STUB_BASE, STUB_DATA_SIZE, STUB_END};
 use stub::{BATCH_CAPACITY, BatchEntry, ChildArgs, StubLayout};
@@ -31,9 +32,10 @@ const PTRACE_SYSEMU: libc::c_uint = 31;
 const PTRACE_EVENT_STOP: i32 = 128;
 const NT_X86_XSTATE: libc::c_int = 0x202;
 
-/// Memory-file bytes the platform keeps for itself at offset 0: the stub
-/// code page, then one data slot per stub process.
-pub const PLATFORM_REGION: u64 = 64 << 20;
+/// Memory-file bytes this platform uses at offset 0: the stub code page,
+/// then one data slot per stub process.
+const PTRACE_REGION: u64 = 64 << 20;
+const _: () = assert!(PTRACE_REGION <= super::PLATFORM_REGION);
 const SLOT_SIZE: u64 = STUB_DATA_SIZE;
 
 struct Space {
@@ -60,13 +62,8 @@ pub struct PtracePlatform {
     foreign_exits: Vec<(i32, i32)>,
     /// The stub every address space is cloned from.
     zygote: Space,
-    /// Host tasks (stub processes + workload threads) when the host last
-    /// refused a clone with EAGAIN (the container's pids limit), and when.
-    /// Until a task exits or a second passes, clones at that count fail
-    /// at once: a fork bomb's failing forks must be as cheap as Linux's,
-    /// not a stub creation each (the limit may be raised by `update`,
-    /// hence the expiry).
-    task_ceiling: Option<(usize, std::time::Instant)>,
+    /// The container's pids limit as last seen (see [`TaskCeiling`]).
+    task_ceiling: TaskCeiling,
     /// Stops collected from the host but not yet handed to the kernel.
     pending: std::collections::VecDeque<(ThreadId, Stop)>,
 }
@@ -272,7 +269,7 @@ impl PtracePlatform {
         let region = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                PLATFORM_REGION as usize,
+                PTRACE_REGION as usize,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 memfd,
@@ -310,7 +307,7 @@ impl PtracePlatform {
             xsave_size: xsave_size(),
             foreign_exits: Vec::new(),
             zygote,
-            task_ceiling: None,
+            task_ceiling: TaskCeiling::default(),
             pending: std::collections::VecDeque::new(),
         })
     }
@@ -356,30 +353,21 @@ impl PtracePlatform {
         self.spaces.len() + self.threads.len()
     }
 
-    /// EAGAIN without trying when `more` tasks would pass the last ceiling.
     fn check_ceiling(&mut self, more: usize) -> Result<()> {
-        if let Some((n, at)) = self.task_ceiling {
-            if at.elapsed() > std::time::Duration::from_secs(1) {
-                self.task_ceiling = None;
-            } else if self.host_tasks() + more > n {
-                return Err(Error::from_raw_os_error(libc::EAGAIN));
-            }
-        }
-        Ok(())
+        let tasks = self.host_tasks();
+        self.task_ceiling.check(tasks, more)
     }
 
-    /// Records a clone the host refused.
     fn note_clone_error(&mut self, e: &Error) {
-        if e.raw_os_error() == Some(libc::EAGAIN) {
-            self.task_ceiling = Some((self.host_tasks(), std::time::Instant::now()));
-        }
+        let tasks = self.host_tasks();
+        self.task_ceiling.note(tasks, e);
     }
 
     fn alloc_slot(&mut self) -> Result<u64> {
         if let Some(s) = self.free_slots.pop() {
             return Ok(s);
         }
-        if self.next_slot + SLOT_SIZE > PLATFORM_REGION {
+        if self.next_slot + SLOT_SIZE > PTRACE_REGION {
             return Err(Error::from_raw_os_error(libc::EAGAIN));
         }
         let s = self.next_slot;
@@ -782,8 +770,8 @@ impl Platform for PtracePlatform {
         None
     }
 
-    fn wakeup_fd(&self) -> RawFd {
-        self.sigchld_fd
+    fn wakeup_fds(&self) -> Vec<RawFd> {
+        vec![self.sigchld_fd]
     }
 
     fn take_foreign_exits(&mut self) -> Vec<(i32, i32)> {
@@ -803,7 +791,7 @@ mod tests {
     fn memfd() -> RawFd {
         let fd = unsafe { libc::memfd_create(c"atoll-test".as_ptr(), libc::MFD_CLOEXEC) };
         assert!(fd >= 0);
-        assert_eq!(unsafe { libc::ftruncate(fd, 1 << 30) }, 0);
+        assert_eq!(unsafe { libc::ftruncate(fd, 2 << 30) }, 0);
         fd
     }
 
@@ -830,7 +818,7 @@ mod tests {
             0xb8, 60, 0, 0, 0, // mov $60,%eax
             0x0f, 0x05, // syscall
         ];
-        let off = PLATFORM_REGION;
+        let off = crate::platform::PLATFORM_REGION;
         let n = unsafe { libc::pwrite(fd, code.as_ptr() as *const _, code.len(), off as i64) };
         assert_eq!(n, code.len() as isize);
         let res = p

@@ -10,6 +10,7 @@
 //! which unmaps the rest of the address space and traps.
 
 use crate::arch::{STUB_BASE, STUB_DATA, STUB_DATA_SIZE, STUB_END, TASK_SIZE_MAX};
+use crate::platform::child::{drop_all_capabilities, unregister_rseq};
 
 /// One injected syscall in the batch buffer (layout shared with the asm).
 #[repr(C)]
@@ -126,14 +127,6 @@ pub fn code() -> (&'static [u8], StubLayout) {
     }
 }
 
-// glibc's rseq registration of the forked thread: unregistered before the
-// kernel's memory disappears from the stub (the host kernel would otherwise
-// write the cpu id into unmapped memory).
-unsafe extern "C" {
-    static __rseq_offset: isize;
-    static __rseq_size: u32;
-}
-
 /// What the forked child needs, captured before fork (no allocation after).
 pub struct ChildArgs {
     pub memfd: i32,
@@ -163,12 +156,7 @@ pub unsafe fn child_setup(a: &ChildArgs) -> ! {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        if __rseq_size > 0 {
-            let tp: u64;
-            std::arch::asm!("mov %fs:0, {}", out(reg) tp, options(att_syntax, nostack));
-            let area = (tp as isize + __rseq_offset) as u64;
-            libc::syscall(libc::SYS_rseq, area, __rseq_size.max(32), 1, 0x5305_3053u32);
-        }
+        unregister_rseq();
         // The memory file becomes fd 3; nothing else stays open.
         const MEMFD: i32 = 3;
         if a.memfd != MEMFD {
@@ -205,48 +193,5 @@ pub unsafe fn child_setup(a: &ChildArgs) -> ! {
             libc::_exit(126);
         }
         std::arch::asm!("jmp *{}", in(reg) STUB_BASE, options(noreturn, att_syntax));
-    }
-}
-
-/// Empties every capability set of the calling process: bounding (needs
-/// CAP_SETPCAP, so first), ambient, then effective/permitted/inheritable.
-/// Raw syscalls only (runs in a forked child).
-///
-/// # Safety
-/// Async-signal-safe; affects the calling process only.
-pub unsafe fn drop_all_capabilities() {
-    unsafe {
-        for cap in 0..64 {
-            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
-        }
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        );
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        let mut h = Header {
-            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-            pid: 0,
-        };
-        let d = [Data {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        }; 2];
-        libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr());
     }
 }
