@@ -1181,6 +1181,26 @@ fn loopback(ctx: &Ctx, level: Level) -> Outcome {
 use Kind::{Blocked, Harmless};
 
 /// The battery, in table order. `expect` is [native, userspace].
+/// The systrap platform's stub (userspace level; natively there is none).
+fn systrap_jump(ctx: &Ctx, level: Level) -> Outcome {
+    let b = build(ctx.bundle(), "systrap_jump");
+    let w = Watch::new(&[&ctx.marker], "the host marker file");
+    let run = run_program(&ctx.a, level, &b, "systrap-jump", Hooks::default());
+    run.outcome(w.evidence())
+}
+
+fn systrap_forge(ctx: &Ctx, level: Level) -> Outcome {
+    run_simple(ctx, level, "systrap_forge", ctx.bundle()).outcome(vec![])
+}
+
+fn systrap_raw(ctx: &Ctx, level: Level) -> Outcome {
+    run_simple(ctx, level, "systrap_raw", ctx.bundle()).outcome(vec![])
+}
+
+fn systrap_remap(ctx: &Ctx, level: Level) -> Outcome {
+    run_simple(ctx, level, "systrap_remap", ctx.bundle()).outcome(vec![])
+}
+
 const ATTACKS: &[Attack] = &[
     Attack {
         name: "proc_root",
@@ -1322,6 +1342,30 @@ const ATTACKS: &[Attack] = &[
         what: "allocate 8 times a 64 MiB memory limit",
         run: memory_bomb,
         expect: [Blocked, Blocked],
+    },
+    Attack {
+        name: "systrap_jump",
+        what: "jump into the systrap stub's code with crafted registers: mmap the memory file, write the done eventfd, clone, turn dispatch off, replace the filter, open a host file, kill -1",
+        run: systrap_jump,
+        expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "systrap_forge",
+        what: "scribble over its own systrap slot and control results while its threads make syscalls; write the stub's read-only pages",
+        run: systrap_forge,
+        expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "systrap_raw",
+        what: "raw host syscalls from the patched sites' trampoline table and from the last bytes below the systrap stub",
+        run: systrap_raw,
+        expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "systrap_remap",
+        what: "munmap, mmap over, mremap, mprotect and madvise the systrap stub's code and thread pages",
+        run: systrap_remap,
+        expect: [Harmless, Blocked],
     },
     Attack {
         name: "loopback",

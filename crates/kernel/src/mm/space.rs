@@ -300,18 +300,7 @@ impl AddressSpace {
         if len == 0 {
             return Ok(());
         }
-        // The whole range must be mapped.
-        let mut pos = addr;
-        for (_, v) in self.vmas.range(..end) {
-            if v.end <= pos {
-                continue;
-            }
-            if v.start > pos {
-                return Err(Errno::ENOMEM);
-            }
-            pos = v.end;
-        }
-        if pos < end {
+        if !self.fully_mapped(addr, end) {
             return Err(Errno::ENOMEM);
         }
         p.apply(self.space, &[MapOp::Protect { addr, len, prot }])
@@ -447,7 +436,28 @@ impl AddressSpace {
     }
 
     /// madvise(MADV_DONTNEED): private pages read back as zeros.
+    /// Whether every page of `[start, end)` belongs to a VMA.
+    fn fully_mapped(&self, start: u64, end: u64) -> bool {
+        let mut pos = start;
+        for (_, v) in self.vmas.range(..end) {
+            if v.end <= pos {
+                continue;
+            }
+            if v.start > pos {
+                return false;
+            }
+            pos = v.end;
+        }
+        pos >= end
+    }
+
+    /// madvise(MADV_DONTNEED): private pages of the range read as zeros
+    /// again. Like Linux, the mapped parts are done and a hole in the
+    /// range is ENOMEM.
     pub fn dont_need(&mut self, addr: u64, len: u64) -> SysResult<()> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
         let end = addr
             .checked_add(page_up(len).ok_or(Errno::EINVAL)?)
             .ok_or(Errno::EINVAL)?;
@@ -464,7 +474,11 @@ impl AddressSpace {
                 v.chunk.discard(v.chunk_off + (s - v.start), e - s);
             }
         }
-        Ok(())
+        if self.fully_mapped(addr, end) {
+            Ok(())
+        } else {
+            Err(Errno::ENOMEM)
+        }
     }
 
     /// A copy of this address space for fork: private memory is copied,
