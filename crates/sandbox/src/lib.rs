@@ -46,7 +46,7 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     // kernel once each holds what it needs.
     let filters = confine::compile(config.platform)?;
     atoll_kernel::vfs::procfs::capture_host_facts(config.cpus);
-    atoll_kernel::platform::systrap::capture_host_vdso();
+    atoll_kernel::platform::vdso::capture_host_vdso();
     let log = launch
         .options
         .log_fd

@@ -15,6 +15,7 @@ pub mod ceiling;
 pub mod child;
 pub mod ptrace;
 pub mod systrap;
+pub mod vdso;
 
 use std::os::fd::RawFd;
 use std::time::Duration;

@@ -66,6 +66,8 @@ pub struct PtracePlatform {
     task_ceiling: TaskCeiling,
     /// Stops collected from the host but not yet handed to the kernel.
     pending: std::collections::VecDeque<(ThreadId, Stop)>,
+    /// Where every stub has the host's vDSO, if the zygote could move it.
+    vdso: Option<u64>,
 }
 
 /// Makes `tracee` (stopped at its trap, registers `base`) execute one
@@ -195,6 +197,7 @@ fn fork_zygote(memfd: RawFd, slot: u64) -> Result<Space> {
         data_offset: slot,
         sync_fd: fds[0],
         filter: &fprog,
+        vdso: crate::platform::vdso::host_vdso(),
     };
     // SAFETY: the kernel is single-threaded; the child runs only
     // async-signal-safe code (child_setup) and never returns.
@@ -295,6 +298,14 @@ impl PtracePlatform {
             return Err(errno());
         }
         let zygote = fork_zygote(memfd, PAGE_SIZE)?;
+        // SAFETY: the zygote's data slot in our region; the zygote runs no
+        // workload code, so what it wrote there is its own.
+        let moved = unsafe {
+            (region.add((PAGE_SIZE + stub::VDSO_MOVED_AT) as usize) as *const u64).read_volatile()
+        };
+        let vdso = crate::platform::vdso::host_vdso()
+            .filter(|_| moved == 1)
+            .map(|v| v.in_stub());
         Ok(PtracePlatform {
             layout,
             region,
@@ -309,6 +320,7 @@ impl PtracePlatform {
             zygote,
             task_ceiling: TaskCeiling::default(),
             pending: std::collections::VecDeque::new(),
+            vdso,
         })
     }
 
@@ -776,6 +788,10 @@ impl Platform for PtracePlatform {
 
     fn take_foreign_exits(&mut self) -> Vec<(i32, i32)> {
         std::mem::take(&mut self.foreign_exits)
+    }
+
+    fn vdso(&self) -> Option<u64> {
+        self.vdso
     }
 }
 

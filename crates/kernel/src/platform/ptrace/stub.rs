@@ -28,15 +28,26 @@ std::arch::global_asm!(
     ".p2align 12",
     ".globl atoll_stub_start",
     "atoll_stub_start:",
-    // Entry: unmap everything below and above the stub, then trap.
+    // Entry: unmap everything below and above the stub but the host vDSO
+    // block in [%r12, %r13) (empty: both TASK_SIZE_MAX), then trap.
     "mov $11, %eax",
     "xor %edi, %edi",
     "movabs ${stub_base}, %rsi",
     "syscall",
     "mov $11, %eax",
     "movabs ${stub_end}, %rdi",
-    "movabs ${tail_len}, %rsi",
+    "mov %r12, %rsi",
+    "sub %rdi, %rsi",
+    "jbe 1f",
     "syscall",
+    "1:",
+    "mov $11, %eax",
+    "mov %r13, %rdi",
+    "movabs ${task_size_max}, %rsi",
+    "sub %rdi, %rsi",
+    "jbe 1f",
+    "syscall",
+    "1:",
     "int3",
     // Batch: %rbx points at BatchEntry[%r12].
     ".globl atoll_stub_batch",
@@ -77,7 +88,7 @@ std::arch::global_asm!(
     ".popsection",
     stub_base = const STUB_BASE,
     stub_end = const STUB_END,
-    tail_len = const TASK_SIZE_MAX - STUB_END,
+    task_size_max = const TASK_SIZE_MAX,
     options(att_syntax)
 );
 
@@ -135,7 +146,13 @@ pub struct ChildArgs {
     pub sync_fd: i32,
     /// The stub's seccomp filter (sock_fprog), installed just before the jump.
     pub filter: *const libc::sock_fprog,
+    /// The host vDSO, moved to `VDSO_AT` for the workload; success is
+    /// reported in the last word of the data slot.
+    pub vdso: Option<crate::platform::vdso::HostVdso>,
 }
+
+/// Where in its data slot the zygote says it moved the vDSO.
+pub const VDSO_MOVED_AT: u64 = STUB_DATA_SIZE - 8;
 
 /// Runs in the forked child. Async-signal-safe: raw syscalls only.
 ///
@@ -187,11 +204,24 @@ pub unsafe fn child_setup(a: &ChildArgs) -> ! {
         if r1 == libc::MAP_FAILED || r2 == libc::MAP_FAILED {
             libc::_exit(125);
         }
+        let keep = match a.vdso {
+            Some(v) if v.relocate_raw() => {
+                *((STUB_DATA + VDSO_MOVED_AT) as *mut u64) = 1;
+                v.kept()
+            }
+            _ => (TASK_SIZE_MAX, TASK_SIZE_MAX),
+        };
         drop_all_capabilities();
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         if libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, a.filter) != 0 {
             libc::_exit(126);
         }
-        std::arch::asm!("jmp *{}", in(reg) STUB_BASE, options(noreturn, att_syntax));
+        std::arch::asm!(
+            "jmp *{}",
+            in(reg) STUB_BASE,
+            in("r12") keep.0,
+            in("r13") keep.1,
+            options(noreturn, att_syntax)
+        );
     }
 }

@@ -41,11 +41,6 @@ pub const AREA_SIZE: u64 = 0x8000;
 /// Most threads one stub process (one workload address space) may have.
 pub const MAX_AREAS: u64 = 8192;
 pub const STUB_REGION_END: u64 = AREAS + MAX_AREAS * AREA_SIZE;
-/// Where the zygote moves the host's vDSO (its vvar pages and code, kept
-/// together) so every stub has it at the same place, outside the
-/// workload's range.
-pub const VDSO_AT: u64 = 0x7ff1_0000_0000;
-pub const VDSO_MAX: u64 = 1 << 20;
 
 /// Offsets inside an area.
 pub const AREA_SLOT: u64 = 0;
@@ -229,5 +224,5 @@ const _: () = {
     assert!(SLOT_REGS + 27 * 8 <= PAGE_SIZE);
     assert!(MF_KSTATE + PAGE_SIZE <= MF_POOL);
     assert!(CTL_REQ_SIZE + CTL_RES_SIZE <= AREA_SIZE);
-    assert!(STUB_REGION_END <= VDSO_AT);
+    assert!(STUB_REGION_END <= crate::platform::vdso::VDSO_AT);
 };

@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use super::ceiling::TaskCeiling;
+use super::vdso::{HostVdso, host_vdso};
 use super::{FpuState, MapOp, Platform, SpaceId, Stop, ThreadId};
 use crate::arch::{PAGE_SIZE, Regs, TASK_SIZE_MAX, USER_END};
 use blob::BlobLayout;
@@ -115,72 +116,6 @@ pub struct SystrapPlatform {
     xcr0: u64,
     /// Where stubs have the vDSO, if the zygote could move it there.
     vdso: Option<u64>,
-}
-
-/// The host vDSO of this process: its pieces (vvar pages and code, at
-/// most four mappings) and the vDSO's ELF header, which the zygote moves
-/// to [`VDSO_AT`] keeping their distances.
-#[derive(Clone, Copy)]
-struct HostVdso {
-    pieces: [(u64, u64); 4],
-    n: usize,
-    base: u64,
-}
-
-impl HostVdso {
-    fn lo(&self) -> u64 {
-        self.pieces[..self.n].iter().map(|p| p.0).min().unwrap_or(0)
-    }
-
-    fn hi(&self) -> u64 {
-        self.pieces[..self.n].iter().map(|p| p.1).max().unwrap_or(0)
-    }
-
-    /// The vDSO's address in a stub.
-    fn in_stub(&self) -> u64 {
-        VDSO_AT + (self.base - self.lo())
-    }
-}
-
-static HOST_VDSO: std::sync::OnceLock<Option<HostVdso>> = std::sync::OnceLock::new();
-
-/// Reads where the host put this process's vDSO. Call while /proc is
-/// still reachable (the kernel later lives in an empty root).
-pub fn capture_host_vdso() {
-    HOST_VDSO.get_or_init(read_host_vdso);
-}
-
-fn host_vdso() -> Option<HostVdso> {
-    *HOST_VDSO.get_or_init(read_host_vdso)
-}
-
-fn read_host_vdso() -> Option<HostVdso> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let mut v = HostVdso {
-        pieces: [(0, 0); 4],
-        n: 0,
-        base: 0,
-    };
-    for line in maps.lines() {
-        let name = line.split_whitespace().nth(5).unwrap_or("");
-        if !matches!(name, "[vvar]" | "[vvar_vclock]" | "[vdso]") {
-            continue;
-        }
-        let (a, b) = line.split_whitespace().next()?.split_once('-')?;
-        let (a, b) = (
-            u64::from_str_radix(a, 16).ok()?,
-            u64::from_str_radix(b, 16).ok()?,
-        );
-        if v.n == v.pieces.len() {
-            return None;
-        }
-        v.pieces[v.n] = (a, b);
-        v.n += 1;
-        if name == "[vdso]" {
-            v.base = a;
-        }
-    }
-    (v.base != 0 && v.hi() - v.lo() <= VDSO_MAX).then_some(v)
 }
 
 fn xsave_size() -> usize {
@@ -334,27 +269,13 @@ unsafe fn zygote_setup(a: &ZygoteArgs) -> ! {
         }
         // The host's vDSO moves to where every stub keeps it; if it cannot
         // move, it goes with the rest (no vDSO for the workload).
-        let mut keep = (TASK_SIZE_MAX, TASK_SIZE_MAX);
-        if let Some(v) = a.vdso {
-            let lo = v.lo();
-            let mut moved = true;
-            for &(start, end) in &v.pieces[..v.n] {
-                let to = VDSO_AT + (start - lo);
-                let r = libc::syscall(
-                    libc::SYS_mremap,
-                    start,
-                    end - start,
-                    end - start,
-                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                    to,
-                );
-                moved &= r as u64 == to;
-            }
-            if moved {
-                keep = (VDSO_AT, VDSO_AT + (v.hi() - lo));
+        let keep = match a.vdso {
+            Some(v) if v.relocate_raw() => {
                 *((CTL_RES + RES_VDSO_MOVED) as *mut u64) = 1;
+                v.kept()
             }
-        }
+            _ => (TASK_SIZE_MAX, TASK_SIZE_MAX),
+        };
         // Seal the blob and the kernel's page (hosts before 6.10 lack
         // mseal: the filters alone keep them in place there).
         libc::syscall(462 /* mseal */, CODE, CODE_SIZE + PAGE_SIZE, 0);
