@@ -203,6 +203,8 @@ impl Kernel {
         }
         match r {
             Err(Errno::EBLOCK) => {
+                let host = self.task(tid).host;
+                self.platform.parked(host);
                 let t = self.task_mut(tid);
                 t.state = TaskState::Blocked;
                 t.blocked_on = Some((nr, args));

@@ -157,6 +157,9 @@ pub trait Platform {
     fn usertrap_entry(&self) -> Option<u64> {
         None
     }
+    /// The stopped `thread`'s syscall blocks: its answer will not come
+    /// soon, so it should sleep rather than wait actively.
+    fn parked(&mut self, _thread: ThreadId) {}
 }
 
 /// The platform a kernel runs on (static dispatch).
@@ -258,5 +261,8 @@ impl Platform for AnyPlatform {
     }
     fn usertrap_entry(&self) -> Option<u64> {
         each!(self, p => p.usertrap_entry())
+    }
+    fn parked(&mut self, thread: ThreadId) {
+        each!(self, p => p.parked(thread))
     }
 }

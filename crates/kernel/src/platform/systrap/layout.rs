@@ -101,6 +101,8 @@ pub const SLOT_FPU_DIRTY: u64 = 12;
 pub const SLOT_FRAME: u64 = 16;
 /// How the thread entered the stub: [`PATH_SIGNAL`] or [`PATH_PATCHED`].
 pub const SLOT_PATH: u64 = 40;
+/// Set by the kernel when the thread's syscall blocks: sleep, do not spin.
+pub const SLOT_NOSPIN: u64 = 44;
 pub const SLOT_SIGNO: u64 = 24;
 pub const SLOT_CODE: u64 = 28;
 pub const SLOT_ADDR: u64 = 32;

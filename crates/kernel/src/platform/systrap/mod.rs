@@ -50,8 +50,10 @@ fn errno() -> Error {
 /// How long the kernel waits for a stub's control thread or a thread it
 /// stops before it gives up on that stub process and kills it.
 const STUB_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pause iterations a stub spins before it sleeps (a hint in KSTATE).
-const STUB_SPIN: u32 = 4000;
+/// How long a stub waits actively for the kernel's answer before it
+/// sleeps (converted to PAUSE iterations for KSTATE): about one cross-CPU
+/// wake-up of a halted vCPU, which is what sleeping would cost.
+const STUB_SPIN: Duration = Duration::from_micros(20);
 
 struct Space {
     pid: i32,
@@ -116,6 +118,54 @@ pub struct SystrapPlatform {
     xcr0: u64,
     /// Where stubs have the vDSO, if the zygote could move it there.
     vdso: Option<u64>,
+    /// CPUs the sandbox may use.
+    ncpu: usize,
+    /// The kernel's own waiting policy (see [`SpinPolicy`]).
+    spin: SpinPolicy,
+}
+
+/// When the kernel waits actively for the next stop. Spinning pays when a
+/// thread makes syscalls in quick succession on another CPU (its next stop
+/// comes within the window); it costs a CPU otherwise. So the kernel spins
+/// only while fewer threads run than there are CPUs (never against the
+/// workload for a CPU), and after two windows in a row without a stop it
+/// skips 2, 4, ... 64 chances before it tries again.
+#[derive(Default)]
+struct SpinPolicy {
+    misses: u32,
+    skip: u32,
+}
+
+impl SpinPolicy {
+    fn should_spin(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        true
+    }
+
+    fn record(&mut self, hit: bool) {
+        if hit {
+            self.misses = 0;
+        } else {
+            self.misses += 1;
+            if self.misses >= 2 {
+                self.skip = 1 << self.misses.min(6);
+            }
+        }
+    }
+}
+
+/// PAUSE iterations that take about `d` on this CPU.
+fn pause_iterations(d: Duration) -> u32 {
+    const N: u32 = 20_000;
+    let start = Instant::now();
+    for _ in 0..N {
+        std::hint::spin_loop();
+    }
+    let per = start.elapsed().as_nanos().max(1) as f64 / N as f64;
+    ((d.as_nanos() as f64 / per) as u32).clamp(100, 200_000)
 }
 
 fn xsave_size() -> usize {
@@ -351,7 +401,7 @@ impl SystrapPlatform {
             );
             let ks = region.add(MF_KSTATE as usize);
             (ks.add(KS_ONE as usize) as *mut u64).write(1);
-            (ks.add(KS_SPIN as usize) as *mut u32).write(STUB_SPIN);
+            (ks.add(KS_SPIN as usize) as *mut u32).write(pause_iterations(STUB_SPIN));
             (ks.add(KS_CPU as usize) as *mut u32).write(u32::MAX);
         }
         let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -389,6 +439,8 @@ impl SystrapPlatform {
             xsave_size: xsave_size(),
             xcr0: xcr0(),
             vdso: None,
+            ncpu: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            spin: SpinPolicy::default(),
         };
         p.zygote_ctl = p.alloc_unit()?;
         let vdso = host_vdso();
@@ -1161,6 +1213,7 @@ impl Platform for SystrapPlatform {
         // SAFETY: the slot lies in our region.
         unsafe {
             (slot.add(SLOT_REGS as usize) as *mut Regs).write_volatile(regs);
+            (slot.add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(0);
             (*word).store(ST_RUN, Ordering::Release);
             fence(Ordering::SeqCst);
             if (slot.add(SLOT_SLEEPING as usize) as *const u32).read_volatile() != 0 {
@@ -1240,7 +1293,7 @@ impl Platform for SystrapPlatform {
         if !self.pending.is_empty() {
             return true;
         }
-        if self.running.is_empty() {
+        if self.running.is_empty() || self.running.len() >= self.ncpu || !self.spin.should_spin() {
             return false;
         }
         self.kstate_u32(KS_CPU).store(cpu(), Ordering::Relaxed);
@@ -1248,11 +1301,13 @@ impl Platform for SystrapPlatform {
         loop {
             for _ in 0..64 {
                 if self.scan() {
+                    self.spin.record(true);
                     return true;
                 }
                 std::hint::spin_loop();
             }
             if start.elapsed() >= max {
+                self.spin.record(false);
                 return false;
             }
         }
@@ -1301,6 +1356,13 @@ impl Platform for SystrapPlatform {
 
     fn usertrap_entry(&self) -> Option<u64> {
         Some(self.blob.syshandler)
+    }
+
+    fn parked(&mut self, thread: ThreadId) {
+        if let Some(t) = self.threads.get(&thread) {
+            // SAFETY: the slot's flag word in our region.
+            unsafe { (self.slot(t).add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(1) };
+        }
     }
 }
 
