@@ -149,6 +149,25 @@ fn delete_of_a_created_container_kills_its_init() {
     leaks(&a, &id, &b).assert_clean();
 }
 
+/// `kill -9` returns before the init has exited: a `delete` at once must
+/// wait for that exit (not call the container running), and leave no
+/// cgroup behind.
+#[test]
+fn delete_right_after_kill_9_of_a_created_container() {
+    let a = atoll();
+    let b = busybox().args(&["sleep", "60"]).build();
+    for (level, rounds) in [("native", 50), ("userspace", 10)] {
+        for _ in 0..rounds {
+            let id = id("kill-del");
+            a.run(&["--isolation", level, "create", "-b", b.path_str(), &id])
+                .ok();
+            a.run(&["kill", &id, "KILL"]).ok();
+            a.run(&["delete", &id]).ok();
+            leaks(&a, &id, &b).assert_clean();
+        }
+    }
+}
+
 /// linux.devices of type p (FIFO) and u (unbuffered character device):
 /// the devices cgroup has no such types (cgroup v1 refused `p 0:0 rwm`).
 #[test]

@@ -132,6 +132,20 @@ fn pid_in_container(rt: &Runtime, id: &str, pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// Kills whatever is still in the cgroup of a stopped container and waits
+/// (bounded) until it is empty, so that it can be removed.
+pub fn empty_cgroup(rt: &Runtime, id: &str) {
+    let (path, systemd) = cgroup_of(rt, id);
+    if let Ok(m) = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+        cgroup_path: path,
+        systemd_cgroup: systemd,
+        container_name: id.to_string(),
+    }) && m.get_all_pids().is_ok_and(|p| !p.is_empty())
+    {
+        kill_all(&m);
+    }
+}
+
 fn kill_all(m: &dyn CgroupManager<Error = impl std::error::Error>) {
     let deadline = Instant::now() + Duration::from_secs(10);
     // A frozen cgroup holds SIGKILLed tasks; thaw it first.

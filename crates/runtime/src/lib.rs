@@ -5,6 +5,7 @@
 pub mod cleanup;
 pub mod config;
 pub mod control;
+pub mod dying;
 pub mod effective;
 pub mod events;
 pub mod exec;

@@ -25,6 +25,9 @@ use crate::status::{self, State};
 /// How long kill and delete wait for a sandbox's counters.
 const STATS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long delete waits for a killed init to finish exiting.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Hooks the binary plugs in: the application kernel entry, the tenant
 /// policy and the audit trail (kept out of this crate so each component
 /// stays its own crate).
@@ -556,6 +559,9 @@ impl Runtime {
         let userspace = meta.filter(|m| m.level == Isolation::Userspace);
         match self.load(id) {
             Ok((mut c, _)) => {
+                if !force {
+                    self.wait_for_a_dying_init(id, &mut c)?;
+                }
                 match c.status() {
                     ContainerStatus::Running
                     | ContainerStatus::Paused
@@ -580,7 +586,16 @@ impl Runtime {
                         report_seccomp_kill(m, pid.as_raw());
                     }
                 }
-                if let Err(e) = c.delete(force) {
+                let mut deleted = c.delete(force);
+                if deleted.is_err() && c.status() == ContainerStatus::Stopped {
+                    // The init is gone, but in a pid namespace its last
+                    // processes may still be exiting, and a cgroup with
+                    // tasks cannot be removed (libcgroups gives up after
+                    // 0.1 s): wait for them, then again.
+                    cleanup::empty_cgroup(self, id);
+                    deleted = c.delete(force);
+                }
+                if let Err(e) = deleted {
                     if !force {
                         return Err(anyhow!("deleting container {id}: {e}"));
                     }
@@ -602,6 +617,27 @@ impl Runtime {
             bail!("container {id}: could not remove all of its state");
         }
         Ok(())
+    }
+
+    /// A `kill -9` returns before the init has exited, and until then
+    /// libcontainer reports it running: a delete right after waits for
+    /// that exit (bounded) and then sees the container stopped.
+    fn wait_for_a_dying_init(&self, id: &str, c: &mut Container) -> Result<()> {
+        let Some(pid) = c.pid() else {
+            return Ok(());
+        };
+        if c.status() != ContainerStatus::Running || !crate::dying::is_dying(pid.as_raw()) {
+            return Ok(());
+        }
+        if !crate::dying::wait_exited(pid.as_raw(), EXIT_WAIT) {
+            bail!(
+                "cannot delete container {id}: its init (pid {pid}) was killed but is still \
+                 exiting after {}s (try again, or use --force)",
+                EXIT_WAIT.as_secs()
+            );
+        }
+        c.refresh_status()
+            .map_err(|e| anyhow!("container {id}: cannot read status: {e}"))
     }
 
     pub fn pause(&self, id: &str) -> Result<()> {
