@@ -9,6 +9,8 @@ pub mod dying;
 pub mod effective;
 pub mod events;
 pub mod exec;
+mod exec_native;
+mod exec_userspace;
 pub mod executor;
 pub mod fds;
 pub mod id;
