@@ -475,6 +475,53 @@ fn spec_features_version_check() {
     }
 }
 
+/// The Quick start: `make run` runs the default bundle in the sandbox and
+/// shows what proves it (the kernel's uname and log, its own /proc);
+/// `ISOLATION=native` is the other level. The README says both.
+#[test]
+fn make_run_shows_the_sandbox() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let work = tempfile::tempdir().unwrap();
+    let make = |level: Option<&str>| {
+        let mut c = std::process::Command::new("make");
+        c.current_dir(&repo)
+            .args(["-s", "run", "CARGO=true"])
+            .arg(format!("ATOLL={}", env!("CARGO_BIN_EXE_atoll")))
+            .arg(format!("BUNDLE={}", work.path().join("bundle").display()))
+            .arg(format!(
+                "ATOLL_FLAGS=--root {}",
+                work.path().join("state").display()
+            ));
+        if let Some(l) = level {
+            c.arg(format!("ISOLATION={l}"));
+        }
+        let out = c.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let out = make(None);
+    assert!(out.contains("atoll --isolation userspace run"), "{out}");
+    assert!(out.contains("6.1.0-atoll"), "uname: {out}");
+    assert!(out.contains("Starting atoll"), "dmesg: {out}");
+    assert!(out.contains("    1 root     sh"), "ps: {out}");
+    let out = make(Some("native"));
+    assert!(out.contains("atoll --isolation native run"), "{out}");
+    assert!(!out.contains("6.1.0-atoll"), "{out}");
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let quick = readme
+        .split("## Quick start")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap();
+    assert!(quick.contains("make run ISOLATION=native"), "{quick}");
+    assert!(quick.contains("userspace"), "{quick}");
+}
+
 #[test]
 fn compatibility_doc_is_generated_from_the_kernel_table() {
     let a = atoll();
