@@ -64,6 +64,13 @@ pub fn remove_everything(rt: &Runtime, id: &str) {
     let _ = std::fs::remove_dir_all(rt.layout.atoll_dir(id));
 }
 
+/// Removes both state directories of a container that libcontainer has
+/// deleted (its processes and cgroup are gone).
+pub fn remove_state(rt: &Runtime, id: &str) {
+    let _ = std::fs::remove_dir_all(rt.layout.container_dir(id));
+    let _ = std::fs::remove_dir_all(rt.layout.atoll_dir(id));
+}
+
 /// libcontainer's helper processes of container `id` under this state
 /// root: they keep the argv of the `atoll create|run` that cloned them
 /// (no exec) and rename themselves `youki:[1:INTER]`, `youki:[2:INIT]`.

@@ -48,38 +48,10 @@ pub struct AtollExecutor {
     pub level: Isolation,
     pub new_keyring: bool,
     pub sandbox: Option<(SandboxEntry, SandboxLaunch)>,
-    /// For a process exec'd into a native container: the container's
-    /// seccomp filter, which libcontainer's tenant path does not load
-    /// (see exec_native.rs).
-    pub exec_confinement: Option<ExecConfinement>,
-}
-
-/// What an exec'd process gets right before its exec.
-#[derive(Clone, Debug)]
-pub struct ExecConfinement {
-    /// The container's profile (as in its effective spec).
-    pub seccomp: oci_spec::runtime::LinuxSeccomp,
-    /// The process's own capabilities, when libcontainer set it up with
-    /// CAP_SYS_ADMIN and CAP_SETPCAP lent for loading the filter without
-    /// no_new_privs: dropped to these once the filter is loaded.
-    pub final_caps: Option<oci_spec::runtime::LinuxCapabilities>,
-}
-
-impl ExecConfinement {
-    fn apply(&self) -> Result<(), ExecutorError> {
-        libcontainer::seccomp::initialize_seccomp(&self.seccomp).map_err(|e| {
-            ExecutorError::Other(format!("loading the container's seccomp filter: {e}"))
-        })?;
-        if let Some(caps) = &self.final_caps {
-            let syscall = libcontainer::syscall::syscall::create_syscall();
-            libcontainer::capabilities::drop_privileges(caps, syscall.as_ref()).map_err(|e| {
-                ExecutorError::Other(format!(
-                    "dropping the capabilities lent for the seccomp filter: {e}"
-                ))
-            })?;
-        }
-        Ok(())
-    }
+    /// At the native level: the container's seccomp filter and the
+    /// capabilities to end with, applied right before the workload's exec
+    /// (the init's and every exec'd process's; see seccomp_filter.rs).
+    pub confinement: Option<crate::confinement::Confinement>,
 }
 
 impl AtollExecutor {
@@ -88,7 +60,7 @@ impl AtollExecutor {
             level: Isolation::Native,
             new_keyring,
             sandbox: None,
-            exec_confinement: None,
+            confinement: None,
         }
     }
 }
@@ -158,7 +130,9 @@ impl Executor for AtollExecutor {
                 "userspace level selected but no application kernel is linked".into(),
             )),
             (Isolation::Native, _) => {
-                if let Some(c) = &self.exec_confinement {
+                // Last: after the keyring (keyctl is not in the default
+                // profile), before the exec.
+                if let Some(c) = &self.confinement {
                     c.apply()?;
                 }
                 DefaultExecutor {}.exec(spec)

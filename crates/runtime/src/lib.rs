@@ -4,6 +4,7 @@
 
 pub mod cleanup;
 pub mod config;
+pub mod confinement;
 pub mod control;
 pub mod dying;
 pub mod effective;
@@ -20,6 +21,7 @@ pub mod level;
 pub mod lifecycle;
 pub mod meta;
 pub mod netns;
+pub mod seccomp_filter;
 pub mod seccomp_profile;
 pub mod signal;
 pub mod spec;

@@ -284,7 +284,7 @@ impl Runtime {
         tenant: String,
     ) -> Result<Created> {
         let id = &opts.id;
-        let eff =
+        let mut eff =
             effective::effective_spec(&bundle.spec, id, &bundle.path, level, self.systemd_cgroup);
         let atoll_dir = self.layout.atoll_dir(id);
         std::fs::create_dir_all(self.layout.root.join(".atoll"))
@@ -293,6 +293,7 @@ impl Runtime {
             std::io::ErrorKind::AlreadyExists => anyhow!("container {id} already exists"),
             _ => anyhow!("{}: {e}", atoll_dir.display()),
         })?;
+        let confinement = self.take_seccomp(id, &mut eff)?;
         eff.save(atoll_dir.join("config.json"))
             .map_err(|e| anyhow!("writing effective spec: {e}"))?;
         let meta = Meta {
@@ -322,6 +323,7 @@ impl Runtime {
         meta.save(&self.layout)?;
 
         let mut executor = AtollExecutor::native(!opts.no_new_keyring);
+        executor.confinement = confinement;
         let mut preserve_fds = opts.preserve_fds;
         // Kept open until build has forked the init (which inherits them).
         let mut _sandbox_fds: Vec<std::os::fd::OwnedFd> = Vec::new();
@@ -388,6 +390,39 @@ impl Runtime {
                 .with_context(|| format!("container {id}: loopback interface"))?;
         }
         Ok(Created { pid, meta })
+    }
+
+    /// The native level's seccomp filter, which atoll's executor loads
+    /// instead of libcontainer (compiled once per profile; see
+    /// seccomp_filter.rs): taken out of the spec libcontainer gets, kept
+    /// for exec, and the process's capabilities lent what loading it
+    /// without no_new_privs needs. A profile with a notifier stays with
+    /// libcontainer.
+    fn take_seccomp(
+        &self,
+        id: &str,
+        eff: &mut Spec,
+    ) -> Result<Option<crate::confinement::Confinement>> {
+        let Some(mut linux) = eff.linux().clone() else {
+            return Ok(None);
+        };
+        let Some(profile) = linux.seccomp().clone() else {
+            return Ok(None);
+        };
+        if !crate::seccomp_filter::loadable(&profile) {
+            return Ok(None);
+        }
+        let filter = crate::seccomp_filter::cached(&self.layout.seccomp_cache(), &profile)
+            .with_context(|| format!("container {id}: seccomp profile"))?;
+        filter
+            .save(&self.layout.seccomp_filter(id))
+            .with_context(|| format!("container {id}: seccomp filter"))?;
+        let process = eff.process().clone().unwrap_or_default();
+        let (process, confinement) = crate::confinement::confine(&process, Some(filter));
+        linux.set_seccomp(None);
+        eff.set_linux(Some(linux));
+        eff.set_process(Some(process));
+        Ok(confinement)
     }
 
     /// Tells the audit plugin about an operation on a container that
@@ -586,6 +621,10 @@ impl Runtime {
                         report_seccomp_kill(m, pid.as_raw());
                     }
                 }
+                // A create cut short (atoll killed before it recorded the
+                // init) can leave libcontainer's helpers outside the cgroup:
+                // only then is the slow search for them needed.
+                let never_ran = c.pid().is_none() || c.status() == ContainerStatus::Creating;
                 let mut deleted = c.delete(force);
                 if deleted.is_err() && c.status() == ContainerStatus::Stopped {
                     // The init is gone, but in a pid namespace its last
@@ -595,13 +634,21 @@ impl Runtime {
                     cleanup::empty_cgroup(self, id);
                     deleted = c.delete(force);
                 }
-                if let Err(e) = deleted {
-                    if !force {
-                        return Err(anyhow!("deleting container {id}: {e}"));
+                match deleted {
+                    // libcontainer killed what was left and removed the
+                    // cgroup: atoll's own state remains.
+                    Ok(()) if !never_ran => cleanup::remove_state(self, id),
+                    Ok(()) => cleanup::remove_everything(self, id),
+                    Err(e) => {
+                        if !force {
+                            return Err(anyhow!("deleting container {id}: {e}"));
+                        }
+                        tracing::warn!(
+                            "libcontainer delete of {id} failed ({e}); cleaning up by hand"
+                        );
+                        cleanup::remove_everything(self, id);
                     }
-                    tracing::warn!("libcontainer delete of {id} failed ({e}); cleaning up by hand");
                 }
-                cleanup::remove_everything(self, id);
             }
             Err(e) => {
                 if !force {
