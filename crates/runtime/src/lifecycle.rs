@@ -412,11 +412,12 @@ impl Runtime {
         if !crate::seccomp_filter::loadable(&profile) {
             return Ok(None);
         }
-        let filter = crate::seccomp_filter::cached(&self.layout.seccomp_cache(), &profile)
-            .with_context(|| format!("container {id}: seccomp profile"))?;
-        filter
-            .save(&self.layout.seccomp_filter(id))
-            .with_context(|| format!("container {id}: seccomp filter"))?;
+        let filter = crate::seccomp_filter::cached_with_copy(
+            &self.layout.seccomp_cache(),
+            &profile,
+            &self.layout.seccomp_filter(id),
+        )
+        .with_context(|| format!("container {id}: seccomp profile"))?;
         let process = eff.process().clone().unwrap_or_default();
         let (process, confinement) = crate::confinement::confine(&process, Some(filter));
         linux.set_seccomp(None);

@@ -134,16 +134,38 @@ pub fn loadable(profile: &LinuxSeccomp) -> bool {
 /// The filter for `profile`, from the cache directory `dir` or compiled
 /// (and then kept there).
 pub fn cached(dir: &Path, profile: &LinuxSeccomp) -> Result<Bpf> {
+    keep(dir, profile, None)
+}
+
+/// [`cached`], and a copy of the filter at `dest` (for exec): a hard link
+/// to the cache file when there is one (files in the cache are never
+/// written in place, so the link stays what it was; and removing it with
+/// the container frees no disk blocks, which costs a discard on a
+/// `discard`-mounted disk), else a file of its own.
+pub fn cached_with_copy(dir: &Path, profile: &LinuxSeccomp, dest: &Path) -> Result<Bpf> {
+    keep(dir, profile, Some(dest))
+}
+
+fn keep(dir: &Path, profile: &LinuxSeccomp, dest: Option<&Path>) -> Result<Bpf> {
     let path = cache_path(dir, profile)?;
-    if let Ok(bpf) = Bpf::read(&path) {
-        return Ok(bpf);
-    }
-    let bpf = compile(profile)?;
-    // A cache that cannot be written only costs time.
-    if std::fs::create_dir_all(dir).is_ok()
-        && let Err(e) = bpf.save(&path)
+    let bpf = match Bpf::read(&path) {
+        Ok(bpf) => bpf,
+        Err(_) => {
+            let bpf = compile(profile)?;
+            // A cache that cannot be written only costs time.
+            if let Err(e) = std::fs::create_dir_all(dir)
+                .map_err(anyhow::Error::from)
+                .and_then(|_| bpf.save(&path))
+            {
+                tracing::debug!("seccomp filter cache: {e:#}");
+            }
+            bpf
+        }
+    };
+    if let Some(dest) = dest
+        && std::fs::hard_link(&path, dest).is_err()
     {
-        tracing::debug!("seccomp filter cache: {e:#}");
+        bpf.save(dest)?;
     }
     Ok(bpf)
 }
@@ -362,6 +384,15 @@ mod tests {
         assert!(Bpf::read(&file).is_err());
         assert_eq!(cached(dir.path(), &p).unwrap(), compiled);
         assert_eq!(Bpf::read(&file).unwrap(), compiled);
+        // A copy for a container: the same filter, linked to the cache.
+        let copy = dir.path().join("container.bpf");
+        assert_eq!(cached_with_copy(dir.path(), &p, &copy).unwrap(), compiled);
+        assert_eq!(Bpf::read(&copy).unwrap(), compiled);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(&copy).unwrap().ino(),
+            std::fs::metadata(&file).unwrap().ino()
+        );
         // Another profile, another file.
         let mut other = p.clone();
         other.set_default_errno_ret(Some(libc::ENOSYS as u32));
