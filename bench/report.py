@@ -11,6 +11,9 @@ usage:
   report.py hyperfine DOC NAME JSON --title T --baseline CMDNAME
                       [--cmd NAME=COMMAND]... [--note TEXT]...
       render hyperfine's --export-json output as section NAME
+  report.py merge-hyperfine OUT JSON...
+      merge several hyperfine --export-json files of the same commands (runs
+      in rounds) into one, as if one hyperfine run had made every sample
   report.py compare DOC NAME --title T --level LEVEL=FILE...
                     --metric KEY|LABEL|UNIT|lower-or-higher... [--drop-first N]
                     [--note TEXT]... [--json OUT]
@@ -36,7 +39,8 @@ INTRO = """# Benchmarks
 atoll's two isolation levels measured side by side in one run, on the same
 bundles: the userspace level (every syscall served by atoll's application
 kernel through ptrace) against the native level (runc-class), and the
-container lifecycle against runc (Debian's package) as well.
+container lifecycle against runc (Debian's package) and youki (built from
+crates.io) as well.
 
 - **lifecycle**: whole `run` commands timed by
   [hyperfine](https://github.com/sharkdp/hyperfine) with warm-up runs.
@@ -132,7 +136,7 @@ def cmd_hyperfine(args):
                 f"**{r['median'] / base['median']:.2f}**."
             )
     if commands:
-        lines += ["", "Commands (`with-id.sh` appends a fresh container id):", "", "```sh"]
+        lines += ["", "Commands (`with-id` appends a fresh container id):", "", "```sh"]
         lines += [commands[r["command"]] for r in results if r["command"] in commands]
         lines.append("```")
     replace_section(args.doc, args.name, "\n".join(lines))
@@ -143,6 +147,42 @@ def cmd_hyperfine(args):
     for r in others:
         print(f"ratio {r['command']}/{args.baseline} (medians): "
               f"{r['median'] / base['median']:.2f}")
+
+
+def cmd_merge_hyperfine(args):
+    merged = {}
+    order = []
+    for path in args.inputs:
+        for r in json.load(open(path))["results"]:
+            m = merged.get(r["command"])
+            if m is None:
+                order.append(r["command"])
+                merged[r["command"]] = m = {"command": r["command"], "times": [],
+                                            "exit_codes": [], "user_s": 0.0, "system_s": 0.0}
+            n = len(r["times"])
+            m["times"] += r["times"]
+            m["exit_codes"] += r.get("exit_codes") or []
+            # hyperfine gives user and system time as means per run.
+            m["user_s"] += r["user"] * n
+            m["system_s"] += r["system"] * n
+    results = []
+    for name in order:
+        m = merged[name]
+        t = m["times"]
+        results.append({
+            "command": name,
+            "mean": statistics.mean(t),
+            "stddev": statistics.stdev(t) if len(t) > 1 else 0.0,
+            "median": statistics.median(t),
+            "user": m["user_s"] / len(t),
+            "system": m["system_s"] / len(t),
+            "min": min(t),
+            "max": max(t),
+            "times": t,
+            "exit_codes": m["exit_codes"],
+        })
+    with open(args.out, "w") as f:
+        json.dump({"results": results}, f, indent=2)
 
 
 def read_samples(path):
@@ -334,6 +374,10 @@ def main():
     h.add_argument("--cmd", action="append", default=[])
     h.add_argument("--note", action="append", default=[])
     h.set_defaults(func=cmd_hyperfine)
+    mh = sub.add_parser("merge-hyperfine")
+    mh.add_argument("out")
+    mh.add_argument("inputs", nargs="+")
+    mh.set_defaults(func=cmd_merge_hyperfine)
     c = sub.add_parser("compare")
     c.add_argument("doc")
     c.add_argument("name")

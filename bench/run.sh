@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark harness: atoll's isolation levels against each other and against
-# runc (Debian's package), results written into docs/benchmarks.md.
+# runc (Debian's package) and youki (built from crates.io), results written
+# into docs/benchmarks.md.
 #
 # usage: bench/run.sh [--quick] [BENCHMARK...]
 #   --quick     fewer warm-up runs and samples (a smoke run, not for the docs
@@ -9,7 +10,11 @@
 #               syscall python files pipe nginx
 #
 # Environment: ATOLL (default target/release/atoll), RUNC (default: runc on
-# PATH), BENCH_OUT (raw results and logs, default target/bench),
+# PATH), YOUKI (default: youki 0.7.0, built from crates.io into
+# target/youki-0.7.0 on first use by the lifecycle benchmark: the
+# release on the same libcontainer 0.7 line atoll is built on, with the
+# features atoll's libcontainer has: cgroup v1 and v2, seccomp),
+# BENCH_OUT (raw results and logs, default target/bench),
 # DEBIAN_ROOTFS (default: the tests' cached Debian rootfs, built through
 # `cargo run -p atoll-testkit --example debian-rootfs` when missing).
 #
@@ -30,7 +35,7 @@ SELECTED=()
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,19p' "$SELF" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$SELF" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "bench/run.sh: unknown option $arg" >&2; exit 2 ;;
     *)
       if [[ " ${ALL_BENCHMARKS[*]} " != *" $arg "* ]]; then
@@ -44,11 +49,14 @@ done
 # hyperfine runs; rounds (one sample per measure and level each) and seconds
 # per time-bounded sample of the in-container micro-benchmarks; python3
 # starts and the rounds they are spread over; wrk runs and seconds.
+# The lifecycle benchmark runs its hyperfine in LIFECYCLE_ROUNDS rounds
+# (RUNS in all), so that a burst of other work on the shared machine does not
+# fall on one runtime's runs only.
 if [ "$QUICK" = 1 ]; then
-  WARMUP=2; RUNS=10
+  WARMUP=2; RUNS=10; LIFECYCLE_ROUNDS=2
   SAMPLES=2; SECS=0.3; SPAWNS=6; PY_ROUNDS=2; WRK_RUNS=1; WRK_SECS=2
 else
-  WARMUP=5; RUNS=50
+  WARMUP=5; RUNS=50; LIFECYCLE_ROUNDS=5
   SAMPLES=5; SECS=1; SPAWNS=20; PY_ROUNDS=4; WRK_RUNS=3; WRK_SECS=5
 fi
 # A benchmark container that has not finished after this long has hung.
@@ -56,7 +64,6 @@ LIMIT=300
 
 DOC=$REPO/docs/benchmarks.md
 OUT=${BENCH_OUT:-$REPO/target/bench}
-WITH_ID=$REPO/bench/with-id.sh
 LOGS=$OUT/logs
 PROGS=$OUT/progs
 REL_OUT=${OUT#"$REPO"/}
@@ -80,6 +87,13 @@ WORK=$(mktemp -d /tmp/atoll-bench.XXXXXX)
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$OUT" "$LOGS" "$PROGS"
 
+# Container ids in a state root, from `list --quiet` (youki 0.7 prints its
+# table anyway: its header is dropped and the first column kept).
+list_ids() {
+  { "$1" --root "$2" list --quiet 2>/dev/null || true; } |
+    awk 'NR == 1 && $1 == "ID" && $2 == "PID" { next } { print $1 }'
+}
+
 # Force-deletes whatever a failed run left in a state root, then removes the
 # temp dir. Runs on every exit.
 cleanup() {
@@ -96,6 +110,17 @@ cleanup() {
       "$RUNC" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
     done
   done
+  for root in "$WORK"/state-youki*; do
+    [ -d "$root" ] && [ -n "$YOUKI" ] || continue
+    for id in $(list_ids "$YOUKI" "$root"); do
+      "$YOUKI" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+    done
+  done
+  # tmpfs state roots (bench_lifecycle), once their containers are gone.
+  local m
+  for m in $(findmnt -rn -o TARGET | grep "^$WORK/" | sort -r); do
+    umount "$m" || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -106,7 +131,7 @@ report() { python3 "$REPO/bench/report.py" "$@"; }
 # clean up after itself, or it would be doing less work than it claims.
 assert_empty_root() {
   local runtime=$1 root=$2 left
-  left=$("$runtime" --root "$root" list --quiet 2>/dev/null || true)
+  left=$(list_ids "$runtime" "$root")
   if [ -n "$left" ]; then
     echo "bench/run.sh: $runtime left containers in $root: $left" >&2
     exit 1
@@ -114,7 +139,7 @@ assert_empty_root() {
 }
 
 run_note() {
-  local n="$RUNS runs each after $WARMUP warm-up runs, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  local n="$RUNS runs each, in $LIFECYCLE_ROUNDS rounds after $WARMUP warm-up runs each, $(date -u '+%Y-%m-%d %H:%M UTC')"
   [ "$QUICK" = 0 ] || n="$n, **--quick run: indicative only**"
   echo "$n."
 }
@@ -132,7 +157,7 @@ PROGS_BUILT=0
 build_progs() {
   [ "$PROGS_BUILT" = 0 ] || return 0
   local p
-  for p in workload ptrace-floor; do
+  for p in workload ptrace-floor with-id; do
     gcc -O2 -Wall -static -o "$PROGS/$p" "$REPO/bench/progs/$p.c"
   done
   PROGS_BUILT=1
@@ -243,44 +268,84 @@ run_rounds() {
   done
 }
 
+# youki from crates.io: the release on the libcontainer line atoll uses,
+# built once into the target directory (cargo install, a few minutes), with
+# the features atoll's libcontainer has (no systemd).
+YOUKI_VERSION=0.7.0
+YOUKI=${YOUKI:-}
+ensure_youki() {
+  [ -z "$YOUKI" ] || return 0
+  local root=${CARGO_TARGET_DIR:-$REPO/target}/youki-$YOUKI_VERSION
+  if [ ! -x "$root/bin/youki" ]; then
+    echo "building youki $YOUKI_VERSION from crates.io (cargo install, a few minutes)..." >&2
+    CARGO_TARGET_DIR=$root/build cargo install youki --version "=$YOUKI_VERSION" --locked \
+      --no-default-features --features v1,v2,seccomp --root "$root" >&2
+  fi
+  YOUKI=$root/bin/youki
+}
+
 # create+start+wait+delete of /bin/true in the busybox bundle, one foreground
-# command per runtime: `atoll run` and `runc run` both delete on exit.
+# command per runtime: `atoll run`, `youki run` and `runc run` all delete on
+# exit.
 bench_lifecycle() {
+  build_progs
+  ensure_youki
   local bundle=$WORK/bundle-true
   local root_atoll=$WORK/state-atoll-lifecycle root_runc=$WORK/state-runc-lifecycle
-  mkdir -p "$root_atoll" "$root_runc"
+  local root_youki=$WORK/state-youki-lifecycle root
+  # The state roots on a tmpfs, as /run is on a standard host (where every
+  # runtime keeps its state by default: /run/runc, /run/youki, /run/atoll);
+  # not on the disk under $WORK, where deleting a file can wait for a
+  # synchronous discard (a disk mounted with -o discard, as here).
+  for root in "$root_atoll" "$root_runc" "$root_youki"; do
+    mkdir -p "$root"
+    mount -t tmpfs -o size=64m,mode=0700 tmpfs "$root"
+  done
   ./scripts/default-bundle.sh "$ATOLL" "$bundle" /bin/true >/dev/null
 
-  local cmd_atoll="$WITH_ID $ATOLL --root $root_atoll --isolation native run --bundle $bundle"
-  local cmd_user="$WITH_ID $ATOLL --root $root_atoll --isolation userspace run --bundle $bundle"
-  local cmd_runc="$WITH_ID $RUNC --root $root_runc run --bundle $bundle"
+  local with_id=$PROGS/with-id
+  local cmd_atoll="$with_id $ATOLL --root $root_atoll --isolation native run --bundle $bundle"
+  local cmd_user="$with_id $ATOLL --root $root_atoll --isolation userspace run --bundle $bundle"
+  local cmd_youki="$with_id $YOUKI --root $root_youki run --bundle $bundle"
+  local cmd_runc="$with_id $RUNC --root $root_runc run --bundle $bundle"
 
   # All must work before they are timed (hyperfine would stop at the first
   # failure anyway, but with less to go on).
   $cmd_atoll
   $cmd_user
+  $cmd_youki
   $cmd_runc
   assert_empty_root "$ATOLL" "$root_atoll"
+  assert_empty_root "$YOUKI" "$root_youki"
   assert_empty_root "$RUNC" "$root_runc"
 
-  hyperfine --shell=none --warmup "$WARMUP" --runs "$RUNS" \
-    --export-json "$OUT/lifecycle.json" \
-    --command-name "atoll native" "$cmd_atoll" \
-    --command-name "atoll userspace" "$cmd_user" \
-    --command-name runc "$cmd_runc"
+  local r per=$((RUNS / LIFECYCLE_ROUNDS)) rounds=()
+  for r in $(seq "$LIFECYCLE_ROUNDS"); do
+    echo "-- lifecycle: round $r of $LIFECYCLE_ROUNDS"
+    hyperfine --shell=none --warmup "$WARMUP" --runs "$per" \
+      --export-json "$OUT/lifecycle-$r.json" \
+      --command-name "atoll native" "$cmd_atoll" \
+      --command-name "atoll userspace" "$cmd_user" \
+      --command-name youki "$cmd_youki" \
+      --command-name runc "$cmd_runc"
+    rounds+=("$OUT/lifecycle-$r.json")
+  done
+  report merge-hyperfine "$OUT/lifecycle.json" "${rounds[@]}"
 
   assert_empty_root "$ATOLL" "$root_atoll"
+  assert_empty_root "$YOUKI" "$root_youki"
   assert_empty_root "$RUNC" "$root_runc"
 
-  local rel_bundle='$TMP/bundle' rel_state='$TMP/state'
+  local rel_bundle='$TMP/bundle' rel_state='$TMP/state' with=bench/progs/with-id
   report hyperfine "$DOC" lifecycle "$OUT/lifecycle.json" \
     --title "Container lifecycle: create + start + wait + delete of /bin/true" \
     --baseline runc \
-    --note "One foreground \`run\` per container (create, start, wait for exit, delete) of \`/bin/true\` in the busybox bundle made by \`scripts/default-bundle.sh\`; the same bundle and config.json (no cgroupsPath, no seccomp profile) for both runtimes, each with a private \`--root\`. atoll at both isolation levels: native (namespaces, cgroups, seccomp: runc-class) and userspace (the same plus the application kernel and its gofer started in the container, every syscall of \`/bin/true\` served by the kernel). Each invocation gets a fresh container id from \`bench/with-id.sh\`, the same wrapper for every runtime; hyperfine runs without a shell (\`--shell=none\`)." \
+    --note "One foreground \`run\` per container (create, start, wait for exit, delete) of \`/bin/true\` in the busybox bundle made by \`scripts/default-bundle.sh\`; the same bundle and config.json (no cgroupsPath, no seccomp profile) for every runtime, each with a private \`--root\` on a tmpfs (as /run is on a standard host; this machine's /run is on its disk, mounted with \`discard\`, where deleting a runtime's state files waits for synchronous discards). atoll at both isolation levels: native (namespaces, cgroups, and atoll's default seccomp profile, which the others do not apply to this bundle: runc-class) and userspace (the same plus the application kernel and its gofer started in the container, every syscall of \`/bin/true\` served by the kernel). youki is $("$YOUKI" --version | sed -n '1s/^youki version: //p') from crates.io (\`cargo install youki --version $YOUKI_VERSION --locked --no-default-features --features v1,v2,seccomp\`: the release on the libcontainer 0.7 line atoll is built on, with the same libcontainer features); it and runc copy their own binary into a sealed memfd and re-exec it on every command (their defence against CVE-2019-5736), which atoll does not. Each invocation gets a fresh container id from \`bench/progs/with-id.c\`, the same wrapper for every runtime, which execs the runtime with SIGCHLD blocked: youki 0.7's foreground \`run\` blocks signals only after starting the container, so a \`/bin/true\` that exits first went unnoticed and youki waited forever; blocked, the signal stays pending (atoll blocks it itself before starting the container, runc's Go runtime unblocks it). hyperfine runs without a shell (\`--shell=none\`), in $LIFECYCLE_ROUNDS rounds of $((RUNS / LIFECYCLE_ROUNDS)) runs of each command, so that a burst of other work on the machine does not fall on one runtime only; the table merges the rounds." \
     --note "$(run_note)" \
-    --cmd "atoll native=bench/with-id.sh target/release/atoll --root $rel_state/atoll --isolation native run --bundle $rel_bundle" \
-    --cmd "atoll userspace=bench/with-id.sh target/release/atoll --root $rel_state/atoll --isolation userspace run --bundle $rel_bundle" \
-    --cmd "runc=bench/with-id.sh runc --root $rel_state/runc run --bundle $rel_bundle"
+    --cmd "atoll native=$with target/release/atoll --root $rel_state/atoll --isolation native run --bundle $rel_bundle" \
+    --cmd "atoll userspace=$with target/release/atoll --root $rel_state/atoll --isolation userspace run --bundle $rel_bundle" \
+    --cmd "youki=$with target/youki-$YOUKI_VERSION/bin/youki --root $rel_state/youki run --bundle $rel_bundle" \
+    --cmd "runc=$with runc --root $rel_state/runc run --bundle $rel_bundle"
 }
 
 # Issue 3: the cost of one syscall. getppid in a loop at both levels (the
@@ -502,8 +567,9 @@ report meta "$DOC" \
   "kernel=$(uname -r), cgroup $( [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && echo v2 || echo v1/hybrid)" \
   "atoll=$("$ATOLL" --version 2>/dev/null | head -1), binary built from commit $("$ATOLL" --version 2>/dev/null | sed -n 's/^commit: //p' | cut -c1-7) (working tree: $(git --no-optional-locks -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git --no-optional-locks -C "$REPO" diff --quiet HEAD -- crates 2>/dev/null || echo ', crates/ dirty'))" \
   "runc=$("$RUNC" --version | head -1) (Debian $(dpkg-query -W -f='${Version}' runc 2>/dev/null))" \
+  "youki=$( [ -n "$YOUKI" ] && "$YOUKI" --version | sed -n '1s/^youki version: /youki /p' || echo 'not run') (crates.io, libcontainer 0.7 line)" \
   "hyperfine=$(hyperfine --version)" \
   "wrk=$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)" \
   "gcc=gcc $(gcc -dumpfullversion) (bench/progs, -O2 -static)" \
-  "benchmarks run=${SELECTED[*]}$( [ "$QUICK" = 0 ] || echo ' (--quick)')"
+  "benchmarks run=${SELECTED[*]}$( [ "$QUICK" = 0 ] || echo ' (--quick)')$( [ ${#SELECTED[@]} = ${#ALL_BENCHMARKS[@]} ] || echo '; the other sections are from earlier runs (each section says when), possibly of another binary and kernel')"
 echo "wrote $DOC"

@@ -252,9 +252,10 @@ pub struct ExecArgs {
     /// Additional gids (repeatable)
     #[arg(short = 'g', long)]
     pub additional_gids: Vec<u32>,
-    /// Capabilities to add (repeatable)
+    /// Capabilities to add, CAP_KILL or KILL (repeatable)
     #[arg(short, long)]
     pub cap: Vec<String>,
+    /// Set no_new_privs for the process (default: the container's noNewPrivileges)
     #[arg(long)]
     pub no_new_privs: bool,
     #[arg(long, default_value_t = 0)]
@@ -264,7 +265,8 @@ pub struct ExecArgs {
     pub process_label: Option<String>,
     #[arg(long, hide = true)]
     pub apparmor: Option<String>,
-    #[arg(long, hide = true)]
+    /// Exec into a paused container too (the process runs once it is resumed)
+    #[arg(long)]
     pub ignore_paused: bool,
     #[arg(long, hide = true)]
     pub cgroup: Option<String>,

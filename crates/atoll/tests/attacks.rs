@@ -610,6 +610,39 @@ fn proc_exe(ctx: &Ctx, level: Level) -> Outcome {
     o
 }
 
+fn exec_seccomp(ctx: &Ctx, level: Level) -> Outcome {
+    // Docker's capabilities and, as in Docker, no no_new_privs; atoll's
+    // default profile in the bundle, so that both levels enforce the same.
+    let b = ctx.bundle().modify(|s| {
+        let profile = atoll_runtime::seccomp_profile::default_profile(
+            &atoll_runtime::effective::bounding_caps(s),
+        );
+        let mut p = s.process().clone().unwrap();
+        p.set_no_new_privileges(Some(false));
+        s.set_process(Some(p));
+        let mut l = s.linux().clone().unwrap();
+        l.set_seccomp(Some(profile));
+        s.set_linux(Some(l));
+    });
+    let b = build(b, "exec_seccomp");
+    let mut exec = None;
+    let hooks = Hooks {
+        on_ready: Some(Box::new(|_pid, id| {
+            let out = ctx.a.run(&["exec", id, "/attack", "exec"]);
+            exec = Some(parse_output("exec_seccomp", &out));
+        })),
+        ..Default::default()
+    };
+    let init = run_program(&ctx.a, level, &b, "exec-seccomp", hooks);
+    let Some(exec) = exec else {
+        return init.outcome(vec![]);
+    };
+    let mut o = exec.outcome(vec![]);
+    o.details
+        .extend(init.infos.iter().map(|i| format!("init: {i}")));
+    o
+}
+
 /// Results of several runs of one attack, folded into one outcome.
 #[derive(Default)]
 struct Fold {
@@ -1236,6 +1269,12 @@ const ATTACKS: &[Attack] = &[
         name: "proc_exe",
         what: "overwrite the runtime binary through /proc/<pid>/exe of an `atoll exec`'d process (CVE-2019-5736)",
         run: proc_exe,
+        expect: [Blocked, Blocked],
+    },
+    Attack {
+        name: "exec_seccomp",
+        what: "a process started by `atoll exec` (as kubectl exec) makes syscalls the container's seccomp profile forbids: unshare(CLONE_NEWUSER), keyctl, io_uring_setup",
+        run: exec_seccomp,
         expect: [Blocked, Blocked],
     },
     Attack {

@@ -51,6 +51,10 @@ pub struct AtollExecutor {
     pub level: Isolation,
     pub new_keyring: bool,
     pub sandbox: Option<(SandboxEntry, SandboxLaunch)>,
+    /// At the native level: the container's seccomp filter and the
+    /// capabilities to end with, applied right before the workload's exec
+    /// (the init's and every exec'd process's; see seccomp_filter.rs).
+    pub confinement: Option<crate::confinement::Confinement>,
 }
 
 impl AtollExecutor {
@@ -59,6 +63,7 @@ impl AtollExecutor {
             level: Isolation::Native,
             new_keyring,
             sandbox: None,
+            confinement: None,
         }
     }
 }
@@ -127,7 +132,14 @@ impl Executor for AtollExecutor {
             (Isolation::Userspace, None) => Err(ExecutorError::Other(
                 "userspace level selected but no application kernel is linked".into(),
             )),
-            (Isolation::Native, _) => DefaultExecutor {}.exec(spec),
+            (Isolation::Native, _) => {
+                // Last: after the keyring (keyctl is not in the default
+                // profile), before the exec.
+                if let Some(c) = &self.confinement {
+                    c.apply()?;
+                }
+                DefaultExecutor {}.exec(spec)
+            }
         }
     }
 

@@ -25,6 +25,9 @@ use crate::status::{self, State};
 /// How long kill and delete wait for a sandbox's counters.
 const STATS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long delete waits for a killed init to finish exiting.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Hooks the binary plugs in: the application kernel entry, the tenant
 /// policy and the audit trail (kept out of this crate so each component
 /// stays its own crate).
@@ -300,7 +303,7 @@ impl Runtime {
         tenant: String,
     ) -> Result<Created> {
         let id = &opts.id;
-        let eff =
+        let mut eff =
             effective::effective_spec(&bundle.spec, id, &bundle.path, level, self.systemd_cgroup);
         let atoll_dir = self.layout.atoll_dir(id);
         std::fs::create_dir_all(self.layout.root.join(".atoll"))
@@ -309,6 +312,7 @@ impl Runtime {
             std::io::ErrorKind::AlreadyExists => anyhow!("container {id} already exists"),
             _ => anyhow!("{}: {e}", atoll_dir.display()),
         })?;
+        let confinement = self.take_seccomp(id, &mut eff)?;
         eff.save(atoll_dir.join("config.json"))
             .map_err(|e| anyhow!("writing effective spec: {e}"))?;
         let meta = Meta {
@@ -338,6 +342,7 @@ impl Runtime {
         meta.save(&self.layout)?;
 
         let mut executor = AtollExecutor::native(!opts.no_new_keyring);
+        executor.confinement = confinement;
         let mut preserve_fds = opts.preserve_fds;
         // Kept open until build has forked the init (which inherits them).
         let mut _sandbox_fds: Vec<std::os::fd::OwnedFd> = Vec::new();
@@ -405,6 +410,40 @@ impl Runtime {
                 .with_context(|| format!("container {id}: loopback interface"))?;
         }
         Ok(Created { pid, meta })
+    }
+
+    /// The native level's seccomp filter, which atoll's executor loads
+    /// instead of libcontainer (compiled once per profile; see
+    /// seccomp_filter.rs): taken out of the spec libcontainer gets, kept
+    /// for exec, and the process's capabilities lent what loading it
+    /// without no_new_privs needs. A profile with a notifier stays with
+    /// libcontainer.
+    fn take_seccomp(
+        &self,
+        id: &str,
+        eff: &mut Spec,
+    ) -> Result<Option<crate::confinement::Confinement>> {
+        let Some(mut linux) = eff.linux().clone() else {
+            return Ok(None);
+        };
+        let Some(profile) = linux.seccomp().clone() else {
+            return Ok(None);
+        };
+        if !crate::seccomp_filter::loadable(&profile) {
+            return Ok(None);
+        }
+        let filter = crate::seccomp_filter::cached_with_copy(
+            &self.layout.seccomp_cache(),
+            &profile,
+            &self.layout.seccomp_filter(id),
+        )
+        .with_context(|| format!("container {id}: seccomp profile"))?;
+        let process = eff.process().clone().unwrap_or_default();
+        let (process, confinement) = crate::confinement::confine(&process, Some(filter));
+        linux.set_seccomp(None);
+        eff.set_linux(Some(linux));
+        eff.set_process(Some(process));
+        Ok(confinement)
     }
 
     /// Tells the audit plugin about an operation on a container that
@@ -576,6 +615,9 @@ impl Runtime {
         let userspace = meta.filter(|m| m.level == Isolation::Userspace);
         match self.load(id) {
             Ok((mut c, _)) => {
+                if !force {
+                    self.wait_for_a_dying_init(id, &mut c)?;
+                }
                 match c.status() {
                     ContainerStatus::Running
                     | ContainerStatus::Paused
@@ -600,13 +642,34 @@ impl Runtime {
                         report_seccomp_kill(m, pid.as_raw());
                     }
                 }
-                if let Err(e) = c.delete(force) {
-                    if !force {
-                        return Err(anyhow!("deleting container {id}: {e}"));
-                    }
-                    tracing::warn!("libcontainer delete of {id} failed ({e}); cleaning up by hand");
+                // A create cut short (atoll killed before it recorded the
+                // init) can leave libcontainer's helpers outside the cgroup:
+                // only then is the slow search for them needed.
+                let never_ran = c.pid().is_none() || c.status() == ContainerStatus::Creating;
+                let mut deleted = c.delete(force);
+                if deleted.is_err() && c.status() == ContainerStatus::Stopped {
+                    // The init is gone, but in a pid namespace its last
+                    // processes may still be exiting, and a cgroup with
+                    // tasks cannot be removed (libcgroups gives up after
+                    // 0.1 s): wait for them, then again.
+                    cleanup::empty_cgroup(self, id);
+                    deleted = c.delete(force);
                 }
-                cleanup::remove_everything(self, id);
+                match deleted {
+                    // libcontainer killed what was left and removed the
+                    // cgroup: atoll's own state remains.
+                    Ok(()) if !never_ran => cleanup::remove_state(self, id),
+                    Ok(()) => cleanup::remove_everything(self, id),
+                    Err(e) => {
+                        if !force {
+                            return Err(anyhow!("deleting container {id}: {e}"));
+                        }
+                        tracing::warn!(
+                            "libcontainer delete of {id} failed ({e}); cleaning up by hand"
+                        );
+                        cleanup::remove_everything(self, id);
+                    }
+                }
             }
             Err(e) => {
                 if !force {
@@ -622,6 +685,27 @@ impl Runtime {
             bail!("container {id}: could not remove all of its state");
         }
         Ok(())
+    }
+
+    /// A `kill -9` returns before the init has exited, and until then
+    /// libcontainer reports it running: a delete right after waits for
+    /// that exit (bounded) and then sees the container stopped.
+    fn wait_for_a_dying_init(&self, id: &str, c: &mut Container) -> Result<()> {
+        let Some(pid) = c.pid() else {
+            return Ok(());
+        };
+        if c.status() != ContainerStatus::Running || !crate::dying::is_dying(pid.as_raw()) {
+            return Ok(());
+        }
+        if !crate::dying::wait_exited(pid.as_raw(), EXIT_WAIT) {
+            bail!(
+                "cannot delete container {id}: its init (pid {pid}) was killed but is still \
+                 exiting after {}s (try again, or use --force)",
+                EXIT_WAIT.as_secs()
+            );
+        }
+        c.refresh_status()
+            .map_err(|e| anyhow!("container {id}: cannot read status: {e}"))
     }
 
     pub fn pause(&self, id: &str) -> Result<()> {

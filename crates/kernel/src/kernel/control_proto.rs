@@ -251,8 +251,10 @@ fn start_exec(k: &mut Kernel, e: &ExecRequest, fds: Vec<OwnedFd>) -> Result<i32,
         cred.cap_effective = bits;
         cred.cap_permitted = bits;
     }
-    if e.no_new_privileges == Some(true) {
-        cred.no_new_privs = true;
+    // The exec'd process's own value (runc): a new process, not a child
+    // of the init, so the init's no_new_privs is not inherited.
+    if let Some(nnp) = e.no_new_privileges {
+        cred.no_new_privs = nnp;
     }
     let mut stdio: Vec<Rc<dyn FileOps>> = Vec::new();
     for fd in fds.into_iter().take(3) {
