@@ -221,6 +221,24 @@ static __attribute__((unused)) int in_child(void (*fn)(void *), void *arg) {
     return st;
 }
 
+/* Like in_child, but a child that has not ended after `secs` seconds
+ * (a process that hurt itself into a hang) is killed with SIGKILL. */
+static __attribute__((unused)) int in_child_for(void (*fn)(void *), void *arg, int secs) {
+    pid_t p = fork();
+    if (p == 0) {
+        fn(arg);
+        _exit(0);
+    }
+    if (p < 0) return -1;
+    int st = 0;
+    for (int i = 0; i < secs * 100; i++) {
+        if (waitpid(p, &st, WNOHANG) == p) return st;
+        sleep_ms(10);
+    }
+    kill(p, SIGKILL);
+    return waitpid(p, &st, 0) == p ? st : -1;
+}
+
 /* The kernel still serves everyone else: a new process runs and exits. */
 static __attribute__((unused)) int kernel_alive(void) {
     pid_t p = fork();

@@ -1089,12 +1089,17 @@ impl Platform for SystrapPlatform {
             .take(entries.len() - 1)
             .all(|(e, r)| *r as u64 == e[1]);
         let tid = *res.last().unwrap();
-        if !maps_ok || tid <= 0 || !thread_alive(pid, tid as i32) {
-            let e = if tid < 0 && tid > -4096 {
-                Error::from_raw_os_error((-tid) as i32)
-            } else {
-                Error::from_raw_os_error(libc::ENOMEM)
-            };
+        let failed = (-4095..0).contains(&tid);
+        if !maps_ok || (!failed && (tid == 0 || !thread_alive(pid, tid as i32))) {
+            // The thread's pages were not mapped where they must be, or the
+            // control thread's results are forged (a workload thread wrote
+            // the result page): the stub process goes, as gVisor does with a
+            // stub whose shared memory was tampered with.
+            self.kill_space(space);
+            return Err(Error::from_raw_os_error(libc::ESRCH));
+        }
+        if failed {
+            let e = Error::from_raw_os_error((-tid) as i32);
             self.task_ceiling.note(tasks, &e);
             let idx = self.spaces[&space]
                 .areas
