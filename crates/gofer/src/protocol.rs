@@ -92,6 +92,11 @@ pub enum Request {
     Release {
         fid: Fid,
     },
+    /// The `index`th mount root the gofer holds for direct access: its
+    /// destination in the container, with the descriptor donated.
+    MountRoot {
+        index: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +118,9 @@ pub enum Reply {
         more: bool,
     },
     Statfs(Statfs),
+    Mount {
+        dest: Vec<u8>,
+    },
 }
 
 /// A stat as raw bytes of `struct stat` (same machine on both ends).
@@ -277,6 +285,7 @@ mod op {
     pub const READDIR: u8 = 13;
     pub const STATFS: u8 = 14;
     pub const RELEASE: u8 = 15;
+    pub const MOUNT_ROOT: u8 = 16;
 }
 
 fn time_enc(w: &mut W, t: Option<Time>) {
@@ -419,6 +428,7 @@ impl Request {
             Request::Readdir { fid, offset } => w.u8(op::READDIR).u64(*fid).u32(*offset),
             Request::Statfs { fid } => w.u8(op::STATFS).u64(*fid),
             Request::Release { fid } => w.u8(op::RELEASE).u64(*fid),
+            Request::MountRoot { index } => w.u8(op::MOUNT_ROOT).u32(*index),
         };
         w.0
     }
@@ -520,6 +530,7 @@ impl Request {
             },
             op::STATFS => Request::Statfs { fid: r.u64()? },
             op::RELEASE => Request::Release { fid: r.u64()? },
+            op::MOUNT_ROOT => Request::MountRoot { index: r.u32()? },
             _ => return Err(libc::ENOSYS),
         };
         r.end()?;
@@ -535,6 +546,7 @@ mod kind {
     pub const TARGET: u8 = 4;
     pub const ENTRIES: u8 = 5;
     pub const STATFS: u8 = 6;
+    pub const MOUNT: u8 = 7;
 }
 
 impl Reply {
@@ -573,6 +585,9 @@ impl Reply {
                     }
                     Reply::Statfs(s) => {
                         w.u8(kind::STATFS).raw(&s.0);
+                    }
+                    Reply::Mount { dest } => {
+                        w.u8(kind::MOUNT).bytes(dest);
                     }
                 }
             }
@@ -638,6 +653,9 @@ impl Reply {
                     .try_into()
                     .unwrap(),
             )),
+            kind::MOUNT => Reply::Mount {
+                dest: r.bytes(MAX_TARGET)?,
+            },
             _ => return Err(libc::EIO),
         };
         r.end()?;

@@ -110,6 +110,10 @@ pub fn handle(
             s.statfs(fid).map(|v| Reply::Statfs(Statfs::from_libc(&v))),
             None,
         ),
+        Request::MountRoot { index } => match s.mount_root(index) {
+            Ok((dest, fd)) => (Ok(Reply::Mount { dest }), Some(fd)),
+            Err(e) => (Err(e), None),
+        },
         Request::Release { fid } => {
             listings.borrow_mut().remove(&fid);
             s.release(fid);
@@ -255,6 +259,12 @@ impl Client {
 }
 
 impl FileService for Client {
+    fn mount_root(&self, index: u32) -> GResult<(Vec<u8>, OwnedFd)> {
+        match self.call(Request::MountRoot { index })? {
+            (Reply::Mount { dest }, Some(fd)) => Ok((dest, fd)),
+            _ => Err(libc::EIO),
+        }
+    }
     fn stat(&self, fid: Fid) -> GResult<libc::stat> {
         match self.call(Request::Stat { fid })?.0 {
             Reply::Stat(s) => Ok(s.to_libc()),

@@ -34,6 +34,22 @@ pub struct MountSpec {
     pub options: Vec<String>,
 }
 
+impl MountSpec {
+    /// A bind mount of a host path (libcontainer made it; the gofer sees it).
+    pub fn is_bind(&self) -> bool {
+        self.fstype == "bind" || self.options.iter().any(|o| o == "bind" || o == "rbind")
+    }
+
+    /// The destination as an absolute path.
+    pub fn abs_dest(&self) -> Vec<u8> {
+        if self.dest.starts_with(b"/") {
+            self.dest.clone()
+        } else {
+            [b"/".as_slice(), &self.dest].concat()
+        }
+    }
+}
+
 /// Everything the kernel needs to know about the workload.
 #[derive(Clone, Debug)]
 pub struct SandboxConfig {
@@ -57,6 +73,12 @@ pub struct SandboxConfig {
     pub platform: PlatformKind,
     /// Rewrite syscall sites into jumps (platforms that have such a path).
     pub syscall_patching: bool,
+    /// Walk and open the rootfs and bind mounts directly on descriptors
+    /// the gofer donated (directfs), rather than through the gofer.
+    pub directfs: bool,
+    /// Bind mounts (destinations) whose host directory nothing else
+    /// changes: cached walks are trusted instead of revalidated.
+    pub exclusive_mounts: Vec<Vec<u8>>,
 }
 
 impl Default for SandboxConfig {
@@ -80,6 +102,8 @@ impl Default for SandboxConfig {
             seccomp: None,
             platform: PlatformKind::default(),
             syscall_patching: true,
+            directfs: true,
+            exclusive_mounts: Vec::new(),
         }
     }
 }
@@ -193,7 +217,25 @@ impl Kernel {
             .map_err(|e| fail(format!("epoll: {e}")))?;
         confine().map_err(fail)?;
 
-        let hostfs = HostFs::new(files);
+        // Direct access: a file system per mount root the gofer donated;
+        // the rootfs is the sandbox's own (its cached walks are trusted),
+        // bind mounts may change from outside (revalidated).
+        let mut direct = HashMap::new();
+        if config.directfs {
+            for i in 0.. {
+                let Ok((dest, fd)) = files.mount_root(i) else {
+                    break;
+                };
+                if let Ok(d) = atoll_gofer::direct::DirectFiles::new(fd) {
+                    let exclusive = dest == b"/" || config.exclusive_mounts.contains(&dest);
+                    direct.insert(dest, HostFs::with(Rc::new(d), !exclusive));
+                }
+            }
+        }
+        let gofer_fs = HostFs::new(files.clone());
+        let hostfs = direct
+            .remove(b"/".as_slice())
+            .unwrap_or_else(|| gofer_fs.clone());
         let root = hostfs.root().map_err(|e| fail(format!("rootfs: {e}")))?;
         let mounts = MountTable::new(root, "atoll-gofer", "rootfs", config.readonly_root);
 
@@ -232,8 +274,10 @@ impl Kernel {
             current: Cell::new(1),
             control_fd: None,
             exec_conns: HashMap::new(),
+            gofer: files,
         };
-        k.mount_spec(&config).map_err(fail)?;
+        let through_gofer = (!Rc::ptr_eq(&hostfs, &gofer_fs)).then_some(gofer_fs);
+        k.mount_spec(&config, direct, through_gofer).map_err(fail)?;
         super::identity::boot_log(
             &mut k.syslog,
             &String::from_utf8_lossy(&config.hostname),
@@ -247,16 +291,21 @@ impl Kernel {
     /// Mounts the spec's filesystems over the rootfs. Bind mounts need
     /// nothing here: libcontainer made them in the container's mount
     /// namespace, where the gofer already sees them.
-    fn mount_spec(&mut self, config: &SandboxConfig) -> Result<(), String> {
+    /// `direct`: the bind mounts the gofer donated; `gofer_fs`: when the
+    /// rootfs itself is direct, the gofer's view of the container, where the
+    /// other bind mounts are found (a direct rootfs shows what lies under
+    /// them).
+    fn mount_spec(
+        &mut self,
+        config: &SandboxConfig,
+        mut direct: HashMap<Vec<u8>, Rc<HostFs>>,
+        gofer_fs: Option<Rc<HostFs>>,
+    ) -> Result<(), String> {
         let root_cred = Cred::root();
         let mut have_dev = false;
         let mut have_proc = false;
         for m in &config.mounts {
-            let dest = if m.dest.starts_with(b"/") {
-                m.dest.clone()
-            } else {
-                [b"/".as_slice(), &m.dest].concat()
-            };
+            let dest = m.abs_dest();
             let ro = m.options.iter().any(|o| o == "ro");
             let noexec = m.options.iter().any(|o| o == "noexec");
             let nosuid = m.options.iter().any(|o| o == "nosuid");
@@ -280,9 +329,14 @@ impl Kernel {
                     Some((TmpInode::new_root(mode, 0, 0) as Rc<dyn Inode>, "tmpfs"))
                 }
                 "devpts" => Some((crate::vfs::pty::new_devpts(), "devpts")),
-                _ if m.fstype == "bind"
-                    || m.options.iter().any(|o| o == "bind" || o == "rbind") =>
-                {
+                _ if m.is_bind() && direct.contains_key(&dest) => {
+                    let fs = direct.remove(&dest).unwrap();
+                    fs.root().ok().map(|i| (i, "bind"))
+                }
+                _ if m.is_bind() && gofer_fs.is_some() => {
+                    walk_host(self, gofer_fs.as_ref().unwrap(), &dest).map(|i| (i, "bind"))
+                }
+                _ if m.is_bind() => {
                     // libcontainer made the bind in the container's mount
                     // namespace, where the gofer sees it; the kernel gives
                     // it a mount of its own so its read-only flag (and
@@ -561,6 +615,16 @@ impl Kernel {
         }
         name.to_vec()
     }
+}
+
+/// The inode at absolute `path` in `fs`, walked name by name (no symlink
+/// is followed; None if any component is missing or one).
+fn walk_host(k: &Kernel, fs: &Rc<HostFs>, path: &[u8]) -> Option<Rc<dyn Inode>> {
+    let mut node = fs.root().ok()?;
+    for name in path.split(|b| *b == b'/').filter(|n| !n.is_empty()) {
+        node = node.lookup(k, name).ok()?;
+    }
+    Some(node)
 }
 
 /// Duplicates the kernel's stdio for the workload.

@@ -86,6 +86,9 @@ pub struct Kernel {
     pub control_fd: Option<i32>,
     /// Connections of processes started by `atoll exec`, by pid.
     pub exec_conns: HashMap<Pid, i32>,
+    /// The gofer, kept for the whole sandbox: its exit ends the sandbox,
+    /// and mounts it could not donate for direct access go through it.
+    pub gofer: Rc<dyn atoll_gofer::FileService>,
 }
 
 impl Kernel {

@@ -7,6 +7,7 @@ use crate::kernel::clone::{CLONE_VFORK, CLONE_VM, CloneArgs};
 use crate::kernel::exit::{WaitSel, exited};
 use crate::kernel::identity;
 use crate::kernel::{Kernel, Tid};
+use crate::platform::Platform;
 use crate::vfs::perm::cap;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
@@ -445,6 +446,10 @@ fn sys_arch_prctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         SET_FS | SET_GS => {
             if a[1] >= crate::arch::USER_END {
                 return Err(Errno::EPERM);
+            }
+            // The systrap stub keeps GS for itself (gVisor refuses it too).
+            if a[0] == SET_GS && !k.platform.workload_gs() {
+                return Err(Errno::EINVAL);
             }
             let t = k.task_mut(tid);
             if a[0] == SET_FS {

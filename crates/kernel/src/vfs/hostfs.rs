@@ -24,6 +24,9 @@ pub struct HostFs {
     /// dropped when the kernel changes the directory entry (create, unlink,
     /// rename, ...); the whole cache is dropped when it grows too large.
     cache: RefCell<WalkCache>,
+    /// Check each cached walk against the file system (it may change from
+    /// outside the sandbox: a bind mount shared with the host).
+    revalidate: bool,
 }
 
 /// (directory fid, name) → the inode the walk found.
@@ -57,9 +60,15 @@ fn gerr(e: i32) -> Errno {
 
 impl HostFs {
     pub fn new(svc: Rc<dyn FileService>) -> Rc<HostFs> {
+        HostFs::with(svc, false)
+    }
+
+    /// A file system over `svc` whose cached walks are revalidated (or not).
+    pub fn with(svc: Rc<dyn FileService>, revalidate: bool) -> Rc<HostFs> {
         Rc::new(HostFs {
             svc,
             cache: RefCell::new(HashMap::new()),
+            revalidate,
         })
     }
 
@@ -111,8 +120,12 @@ impl Inode for HostInode {
             return Err(Errno::ENOTDIR);
         }
         let key = (self.fid, name.to_vec());
-        if let Some(i) = self.fs.cache.borrow().get(&key) {
-            return Ok(i.clone());
+        let hit = self.fs.cache.borrow().get(&key).cloned();
+        if let Some(i) = hit {
+            if !self.fs.revalidate || self.fs.svc.revalidate(self.fid, name, i.id) {
+                return Ok(i);
+            }
+            self.fs.cache.borrow_mut().remove(&key);
         }
         let (fid, st) = self.fs.svc.walk(self.fid, name).map_err(gerr)?;
         let inode = self.fs.inode(fid, &st);
