@@ -158,4 +158,7 @@ impl FileService for FileServer {
     fn mount_root(&self, index: u32) -> GResult<(Vec<u8>, std::os::fd::OwnedFd)> {
         FileServer::mount_root(self, index)
     }
+    fn revalidate(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> bool {
+        FileServer::revalidate(self, dir, name, id)
+    }
 }

@@ -97,6 +97,14 @@ pub enum Request {
     MountRoot {
         index: u32,
     },
+    /// Whether `name` in `dir` still is the object (dev, ino): Done or
+    /// ESTALE.
+    Revalidate {
+        dir: Fid,
+        name: Vec<u8>,
+        dev: u64,
+        ino: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -286,6 +294,7 @@ mod op {
     pub const STATFS: u8 = 14;
     pub const RELEASE: u8 = 15;
     pub const MOUNT_ROOT: u8 = 16;
+    pub const REVALIDATE: u8 = 17;
 }
 
 fn time_enc(w: &mut W, t: Option<Time>) {
@@ -429,6 +438,17 @@ impl Request {
             Request::Statfs { fid } => w.u8(op::STATFS).u64(*fid),
             Request::Release { fid } => w.u8(op::RELEASE).u64(*fid),
             Request::MountRoot { index } => w.u8(op::MOUNT_ROOT).u32(*index),
+            Request::Revalidate {
+                dir,
+                name,
+                dev,
+                ino,
+            } => w
+                .u8(op::REVALIDATE)
+                .u64(*dir)
+                .bytes(name)
+                .u64(*dev)
+                .u64(*ino),
         };
         w.0
     }
@@ -531,6 +551,12 @@ impl Request {
             op::STATFS => Request::Statfs { fid: r.u64()? },
             op::RELEASE => Request::Release { fid: r.u64()? },
             op::MOUNT_ROOT => Request::MountRoot { index: r.u32()? },
+            op::REVALIDATE => Request::Revalidate {
+                dir: r.u64()?,
+                name: r.name()?,
+                dev: r.u64()?,
+                ino: r.u64()?,
+            },
             _ => return Err(libc::ENOSYS),
         };
         r.end()?;

@@ -110,6 +110,19 @@ pub fn handle(
             s.statfs(fid).map(|v| Reply::Statfs(Statfs::from_libc(&v))),
             None,
         ),
+        Request::Revalidate {
+            dir,
+            name,
+            dev,
+            ino,
+        } => (
+            if s.revalidate(dir, &name, (dev, ino)) {
+                Ok(Reply::Done)
+            } else {
+                Err(libc::ESTALE)
+            },
+            None,
+        ),
         Request::MountRoot { index } => match s.mount_root(index) {
             Ok((dest, fd)) => (Ok(Reply::Mount { dest }), Some(fd)),
             Err(e) => (Err(e), None),
@@ -259,6 +272,15 @@ impl Client {
 }
 
 impl FileService for Client {
+    fn revalidate(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> bool {
+        self.done(Request::Revalidate {
+            dir,
+            name: name.to_vec(),
+            dev: id.0,
+            ino: id.1,
+        })
+        .is_ok()
+    }
     fn mount_root(&self, index: u32) -> GResult<(Vec<u8>, OwnedFd)> {
         match self.call(Request::MountRoot { index })? {
             (Reply::Mount { dest }, Some(fd)) => Ok((dest, fd)),

@@ -177,6 +177,22 @@ impl FileServer {
         failed
     }
 
+    /// See [`crate::FileService::revalidate`].
+    pub fn revalidate(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> bool {
+        let (Ok(d), Ok(n)) = (self.fd(dir), cstr(name)) else {
+            return false;
+        };
+        if check_name(name).is_err() {
+            return false;
+        }
+        // SAFETY: stat out-pointer is valid.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstatat(d, n.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) == 0
+                && (st.st_dev, st.st_ino) == id
+        }
+    }
+
     /// See [`crate::FileService::mount_root`].
     pub fn mount_root(&self, index: u32) -> GResult<(Vec<u8>, OwnedFd)> {
         let (dest, fd) = self.mounts.get(index as usize).ok_or(libc::ENOENT)?;

@@ -232,10 +232,9 @@ impl Kernel {
                 }
             }
         }
-        let gofer_fs = HostFs::new(files.clone());
         let hostfs = direct
             .remove(b"/".as_slice())
-            .unwrap_or_else(|| gofer_fs.clone());
+            .unwrap_or_else(|| HostFs::new(files.clone()));
         let root = hostfs.root().map_err(|e| fail(format!("rootfs: {e}")))?;
         let mounts = MountTable::new(root, "atoll-gofer", "rootfs", config.readonly_root);
 
@@ -276,8 +275,7 @@ impl Kernel {
             exec_conns: HashMap::new(),
             gofer: files,
         };
-        let through_gofer = (!Rc::ptr_eq(&hostfs, &gofer_fs)).then_some(gofer_fs);
-        k.mount_spec(&config, direct, through_gofer).map_err(fail)?;
+        k.mount_spec(&config, direct).map_err(fail)?;
         super::identity::boot_log(
             &mut k.syslog,
             &String::from_utf8_lossy(&config.hostname),
@@ -291,15 +289,11 @@ impl Kernel {
     /// Mounts the spec's filesystems over the rootfs. Bind mounts need
     /// nothing here: libcontainer made them in the container's mount
     /// namespace, where the gofer already sees them.
-    /// `direct`: the bind mounts the gofer donated; `gofer_fs`: when the
-    /// rootfs itself is direct, the gofer's view of the container, where the
-    /// other bind mounts are found (a direct rootfs shows what lies under
-    /// them).
+    /// `direct`: the bind mounts the gofer donated for direct access.
     fn mount_spec(
         &mut self,
         config: &SandboxConfig,
         mut direct: HashMap<Vec<u8>, Rc<HostFs>>,
-        gofer_fs: Option<Rc<HostFs>>,
     ) -> Result<(), String> {
         let root_cred = Cred::root();
         let mut have_dev = false;
@@ -333,23 +327,27 @@ impl Kernel {
                     let fs = direct.remove(&dest).unwrap();
                     fs.root().ok().map(|i| (i, "bind"))
                 }
-                _ if m.is_bind() && gofer_fs.is_some() => {
-                    walk_host(self, gofer_fs.as_ref().unwrap(), &dest).map(|i| (i, "bind"))
-                }
                 _ if m.is_bind() => {
                     // libcontainer made the bind in the container's mount
                     // namespace, where the gofer sees it; the kernel gives
-                    // it a mount of its own so its read-only flag (and
-                    // EXDEV across it) apply there and not the rootfs's.
+                    // it a mount and a file system of its own, so its
+                    // read-only flag (and EXDEV across it) apply there and
+                    // not the rootfs's, and its cached walks are checked
+                    // (unless the mount is exclusive). The path is resolved
+                    // in the kernel's view first (symlinks of the rootfs).
                     let root = self.mounts.borrow().root_dentry();
-                    (Walk {
+                    let path = (Walk {
                         k: self,
                         cred: &root_cred,
                         root: &root,
                     })
                     .resolve(&root, &dest, true)
-                    .ok()
-                    .map(|d| (d.inode.clone(), "bind"))
+                    .map(|d| d.path(self))
+                    .unwrap_or_else(|_| dest.clone());
+                    let exclusive = config.exclusive_mounts.contains(&dest);
+                    bind_through_gofer(&self.gofer, &path, !exclusive)
+                        .and_then(|fs| fs.root().ok())
+                        .map(|i| (i, "bind"))
                 }
                 "mqueue" | "cgroup" | "cgroup2" => Some((
                     TmpInode::new_root(0o755, 0, 0) as Rc<dyn Inode>,
@@ -617,14 +615,22 @@ impl Kernel {
     }
 }
 
-/// The inode at absolute `path` in `fs`, walked name by name (no symlink
-/// is followed; None if any component is missing or one).
-fn walk_host(k: &Kernel, fs: &Rc<HostFs>, path: &[u8]) -> Option<Rc<dyn Inode>> {
-    let mut node = fs.root().ok()?;
+/// A file system over the gofer rooted at absolute `path` (a bind mount's
+/// destination), walked name by name; None if a component is missing.
+fn bind_through_gofer(
+    svc: &Rc<dyn atoll_gofer::FileService>,
+    path: &[u8],
+    revalidate: bool,
+) -> Option<Rc<HostFs>> {
+    let mut fid = svc.root();
     for name in path.split(|b| *b == b'/').filter(|n| !n.is_empty()) {
-        node = node.lookup(k, name).ok()?;
+        let next = svc.walk(fid, name).ok().map(|(f, _)| f);
+        if fid != svc.root() {
+            svc.release(fid);
+        }
+        fid = next?;
     }
-    Some(node)
+    Some(HostFs::at(svc.clone(), fid, revalidate))
 }
 
 /// Duplicates the kernel's stdio for the workload.

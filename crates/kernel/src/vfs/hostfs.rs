@@ -27,6 +27,9 @@ pub struct HostFs {
     /// Check each cached walk against the file system (it may change from
     /// outside the sandbox: a bind mount shared with the host).
     revalidate: bool,
+    /// The fid of this file system's root (the service's root, or a
+    /// directory walked to for a bind mount).
+    root_fid: Fid,
 }
 
 /// (directory fid, name) → the inode the walk found.
@@ -47,8 +50,8 @@ pub struct HostInode {
 
 impl Drop for HostInode {
     fn drop(&mut self) {
-        // The root fid belongs to the gofer.
-        if self.fid != self.fs.svc.root() {
+        // A file system's root fid lives as long as the file system.
+        if self.fid != self.fs.root_fid {
             self.fs.svc.release(self.fid);
         }
     }
@@ -65,15 +68,22 @@ impl HostFs {
 
     /// A file system over `svc` whose cached walks are revalidated (or not).
     pub fn with(svc: Rc<dyn FileService>, revalidate: bool) -> Rc<HostFs> {
+        let root_fid = svc.root();
+        HostFs::at(svc, root_fid, revalidate)
+    }
+
+    /// A file system rooted at `root_fid` of `svc` (which it then owns).
+    pub fn at(svc: Rc<dyn FileService>, root_fid: Fid, revalidate: bool) -> Rc<HostFs> {
         Rc::new(HostFs {
             svc,
             cache: RefCell::new(HashMap::new()),
             revalidate,
+            root_fid,
         })
     }
 
     pub fn root(self: &Rc<Self>) -> SysResult<Rc<dyn Inode>> {
-        let fid = self.svc.root();
+        let fid = self.root_fid;
         let st = self.svc.stat(fid).map_err(gerr)?;
         Ok(self.inode(fid, &st))
     }
