@@ -92,9 +92,17 @@ pub trait FileService {
     fn mount_root(&self, _index: u32) -> GResult<(Vec<u8>, std::os::fd::OwnedFd)> {
         Err(libc::ENOENT)
     }
+    /// Serves the tree under `fd` too (a pod container's rootfs or bind
+    /// mount, opened by the runtime): its root fid and attributes.
+    fn add_root(&self, _fd: std::os::fd::OwnedFd) -> GResult<(Fid, libc::stat)> {
+        Err(libc::ENOSYS)
+    }
 }
 
 impl FileService for FileServer {
+    fn add_root(&self, fd: std::os::fd::OwnedFd) -> GResult<(Fid, libc::stat)> {
+        FileServer::add_root(self, fd)
+    }
     fn stat(&self, fid: Fid) -> GResult<libc::stat> {
         FileServer::stat(self, fid)
     }

@@ -105,6 +105,10 @@ pub enum Request {
         dev: u64,
         ino: u64,
     },
+    /// Serve the tree under the descriptor sent with this request (a
+    /// detached clone of a pod container's rootfs or bind mount, which
+    /// the runtime opened on the host): Walked with its new fid.
+    AddRoot,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -295,6 +299,7 @@ mod op {
     pub const RELEASE: u8 = 15;
     pub const MOUNT_ROOT: u8 = 16;
     pub const REVALIDATE: u8 = 17;
+    pub const ADD_ROOT: u8 = 18;
 }
 
 fn time_enc(w: &mut W, t: Option<Time>) {
@@ -438,6 +443,7 @@ impl Request {
             Request::Statfs { fid } => w.u8(op::STATFS).u64(*fid),
             Request::Release { fid } => w.u8(op::RELEASE).u64(*fid),
             Request::MountRoot { index } => w.u8(op::MOUNT_ROOT).u32(*index),
+            Request::AddRoot => w.u8(op::ADD_ROOT),
             Request::Revalidate {
                 dir,
                 name,
@@ -551,6 +557,7 @@ impl Request {
             op::STATFS => Request::Statfs { fid: r.u64()? },
             op::RELEASE => Request::Release { fid: r.u64()? },
             op::MOUNT_ROOT => Request::MountRoot { index: r.u32()? },
+            op::ADD_ROOT => Request::AddRoot,
             op::REVALIDATE => Request::Revalidate {
                 dir: r.u64()?,
                 name: r.name()?,

@@ -13,9 +13,20 @@ pub fn handle(
     s: &FileServer,
     listings: &RefCell<HashMap<Fid, Vec<Dirent>>>,
     req: Request,
+    sent: Option<OwnedFd>,
 ) -> (Result<Reply, Errno>, Option<OwnedFd>) {
     let done = |r: GResult<()>| r.map(|_| Reply::Done);
     match req {
+        Request::AddRoot => (
+            match sent {
+                Some(fd) => s.add_root(fd).map(|(fid, st)| Reply::Walked {
+                    fid,
+                    stat: Stat::from_libc(&st),
+                }),
+                None => Err(libc::EBADF),
+            },
+            None,
+        ),
         Request::Walk { dir, name } => (
             s.walk(dir, &name).map(|(fid, st)| Reply::Walked {
                 fid,
@@ -216,14 +227,13 @@ pub fn serve(s: &FileServer, sock: RawFd) {
             Ok((0, _)) | Err(_) => return,
             Ok(v) => v,
         };
-        // The kernel never sends descriptors; drop any that arrive.
-        drop(stray);
+        // Only AddRoot carries a descriptor; any other is dropped.
         let (tag, req) = Request::decode(&buf[..n]);
         let Some(tag) = tag else {
             continue;
         };
         let (reply, fd) = match req {
-            Ok(r) => handle(s, &listings, r),
+            Ok(r) => handle(s, &listings, r, stray),
             Err(e) => (Err(e), None),
         };
         let bytes = Reply::encode(tag, &reply);
@@ -251,9 +261,13 @@ impl Client {
     }
 
     fn call(&self, req: Request) -> GResult<(Reply, Option<OwnedFd>)> {
+        self.call_with(req, None)
+    }
+
+    fn call_with(&self, req: Request, sent: Option<RawFd>) -> GResult<(Reply, Option<OwnedFd>)> {
         let tag = self.tag.get().wrapping_add(1);
         self.tag.set(tag);
-        send_msg(self.sock.as_raw_fd(), &req.encode(tag), None).map_err(|_| libc::EIO)?;
+        send_msg(self.sock.as_raw_fd(), &req.encode(tag), sent).map_err(|_| libc::EIO)?;
         let mut buf = self.buf.borrow_mut();
         let (n, fd) = recv_msg(self.sock.as_raw_fd(), &mut buf).map_err(|_| libc::EIO)?;
         if n == 0 {
@@ -280,6 +294,12 @@ impl FileService for Client {
             ino: id.1,
         })
         .is_ok()
+    }
+    fn add_root(&self, fd: OwnedFd) -> GResult<(Fid, libc::stat)> {
+        match self.call_with(Request::AddRoot, Some(fd.as_raw_fd()))?.0 {
+            Reply::Walked { fid, stat } => Ok((fid, stat.to_libc())),
+            _ => Err(libc::EIO),
+        }
     }
     fn mount_root(&self, index: u32) -> GResult<(Vec<u8>, OwnedFd)> {
         match self.call(Request::MountRoot { index })? {

@@ -199,6 +199,13 @@ impl FileServer {
         Ok((dest.clone(), fd.try_clone().map_err(|_| libc::EMFILE)?))
     }
 
+    /// See [`crate::FileService::add_root`]: `fd` becomes a fid like the
+    /// root's; walks stay beneath it as they stay beneath the root.
+    pub fn add_root(&self, fd: OwnedFd) -> GResult<(Fid, libc::stat)> {
+        let st = fstat(fd.as_raw_fd())?;
+        Ok((self.add(fd), st))
+    }
+
     fn fd(&self, fid: Fid) -> GResult<RawFd> {
         self.fids
             .borrow()

@@ -176,9 +176,7 @@ pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
         .and_then(|m| m.limit())
         .filter(|l| *l > 0)
         .map(|l| l as u64);
-    let host_cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let host_cpus = host_cpus();
     let cpus = resources
         .as_ref()
         .and_then(|r| r.cpu().as_ref())
@@ -225,6 +223,18 @@ pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
                     .collect()
             })
             .unwrap_or_default(),
+    })
+}
+
+/// The host's CPUs, read once: the sandbox's own spec is converted before
+/// the kernel confines itself, a pod container's after, when the kernel
+/// can no longer read /sys or /proc (its seccomp filter kills it first).
+fn host_cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     })
 }
 

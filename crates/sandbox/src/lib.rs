@@ -50,6 +50,16 @@ fn raise_nofile() {
     }
 }
 
+/// A pod container's OCI spec (sent by the runtime over the control
+/// socket) → its configuration in the pod's kernel.
+fn pod_container_config(
+    spec: &serde_json::Value,
+) -> Result<atoll_kernel::kernel::SandboxConfig, String> {
+    let spec: oci_spec::runtime::Spec =
+        serde_json::from_value(spec.clone()).map_err(|e| format!("container spec: {e}"))?;
+    sandbox_config(&spec)
+}
+
 /// `SandboxEntry` for the runtime: never returns on success.
 pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     let mut config = sandbox_config(&launch.spec)?;
@@ -109,6 +119,7 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     if let Some(fd) = control {
         k.set_control(fd);
     }
+    k.pod.parse_spec = Some(pod_container_config);
     let status = k.run();
     // The counters outlive the sandbox in its log: atoll reads them at
     // delete for the audit trail (refused syscalls per container).

@@ -23,7 +23,7 @@ use crate::vfs::hostfs::HostFs;
 use crate::vfs::perm::Cred;
 use crate::vfs::pipe::FifoTable;
 use crate::vfs::tmpfs::TmpInode;
-use crate::vfs::{FdTable, File, FileOps, Inode, MountTable};
+use crate::vfs::{Dentry, FdTable, File, FileOps, Inode, MountTable};
 
 /// A mount of the spec, as the kernel needs it.
 #[derive(Clone, Debug)]
@@ -165,13 +165,23 @@ fn setup_host_signals() -> std::io::Result<i32> {
 }
 
 /// A process to start in the sandbox.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ProcessSpec {
     pub args: Vec<Vec<u8>>,
     pub env: Vec<Vec<u8>>,
     pub cwd: Vec<u8>,
     pub cred: Cred,
     pub rlimits: [libc::rlimit; 16],
+    /// The pod container it starts in (0: the sandbox's own).
+    pub container: u32,
+    /// Its root: the container's rootfs (None: the sandbox's).
+    pub root: Option<Rc<Dentry>>,
+    pub umask: u32,
+    /// The session it joins (exec'd processes: their init's); None for a
+    /// session of its own (an init).
+    pub session: Option<super::Pid>,
+    /// Its pid namespace (pidns.rs): 0, or its container's own.
+    pub pidns: u32,
 }
 
 /// Boot failure, with the exit code the container reports.
@@ -253,7 +263,7 @@ impl Kernel {
             tasks: BTreeMap::new(),
             host_tids: HashMap::new(),
             groups: BTreeMap::new(),
-            next_pid: 1,
+            next_pids: HashMap::new(),
             mounts: RefCell::new(mounts),
             fifos: FifoTable::default(),
             console,
@@ -273,6 +283,7 @@ impl Kernel {
             current: Cell::new(1),
             control_fd: None,
             exec_conns: HashMap::new(),
+            pod: Default::default(),
             gofer: files,
         };
         k.mount_spec(&config, direct).map_err(fail)?;
@@ -295,10 +306,48 @@ impl Kernel {
         config: &SandboxConfig,
         mut direct: HashMap<Vec<u8>, Rc<HostFs>>,
     ) -> Result<(), String> {
+        let root = self.mounts.borrow().root_dentry();
+        let exclusive = config.exclusive_mounts.clone();
+        let mut bind = |k: &mut Kernel, _m: &MountSpec, dest: &[u8]| -> Option<Rc<dyn Inode>> {
+            if let Some(fs) = direct.remove(dest) {
+                return fs.root().ok();
+            }
+            // libcontainer made the bind in the container's mount
+            // namespace, where the gofer sees it; the kernel gives it a
+            // mount and a file system of its own, so its read-only flag (and
+            // EXDEV across it) apply there and not the rootfs's, and its
+            // cached walks are checked (unless the mount is exclusive). The
+            // path is resolved in the kernel's view first (symlinks of the
+            // rootfs).
+            let root = k.mounts.borrow().root_dentry();
+            let path = (Walk {
+                k,
+                cred: &Cred::root(),
+                root: &root,
+            })
+            .resolve(&root, dest, true)
+            .map(|d| d.path(k))
+            .unwrap_or_else(|_| dest.to_vec());
+            bind_through_gofer(&k.gofer, &path, !exclusive.iter().any(|e| e == dest))
+                .and_then(|fs| fs.root().ok())
+        };
+        self.mount_all(&root, &config.mounts, &mut bind);
+        Ok(())
+    }
+
+    /// Mounts `mounts` below `root` (the sandbox's rootfs, or a pod
+    /// container's), with `bind` giving each bind mount's file system;
+    /// /dev and /proc are always the kernel's own.
+    pub fn mount_all(
+        &mut self,
+        root: &Rc<Dentry>,
+        mounts: &[MountSpec],
+        bind: &mut dyn FnMut(&mut Kernel, &MountSpec, &[u8]) -> Option<Rc<dyn Inode>>,
+    ) {
         let root_cred = Cred::root();
         let mut have_dev = false;
         let mut have_proc = false;
-        for m in &config.mounts {
+        for m in mounts {
             let dest = m.abs_dest();
             let ro = m.options.iter().any(|o| o == "ro");
             let noexec = m.options.iter().any(|o| o == "noexec");
@@ -323,32 +372,7 @@ impl Kernel {
                     Some((TmpInode::new_root(mode, 0, 0) as Rc<dyn Inode>, "tmpfs"))
                 }
                 "devpts" => Some((crate::vfs::pty::new_devpts(), "devpts")),
-                _ if m.is_bind() && direct.contains_key(&dest) => {
-                    let fs = direct.remove(&dest).unwrap();
-                    fs.root().ok().map(|i| (i, "bind"))
-                }
-                _ if m.is_bind() => {
-                    // libcontainer made the bind in the container's mount
-                    // namespace, where the gofer sees it; the kernel gives
-                    // it a mount and a file system of its own, so its
-                    // read-only flag (and EXDEV across it) apply there and
-                    // not the rootfs's, and its cached walks are checked
-                    // (unless the mount is exclusive). The path is resolved
-                    // in the kernel's view first (symlinks of the rootfs).
-                    let root = self.mounts.borrow().root_dentry();
-                    let path = (Walk {
-                        k: self,
-                        cred: &root_cred,
-                        root: &root,
-                    })
-                    .resolve(&root, &dest, true)
-                    .map(|d| d.path(self))
-                    .unwrap_or_else(|_| dest.clone());
-                    let exclusive = config.exclusive_mounts.contains(&dest);
-                    bind_through_gofer(&self.gofer, &path, !exclusive)
-                        .and_then(|fs| fs.root().ok())
-                        .map(|i| (i, "bind"))
-                }
+                _ if m.is_bind() => bind(self, m, &dest).map(|i| (i, "bind")),
                 "mqueue" | "cgroup" | "cgroup2" => Some((
                     TmpInode::new_root(0o755, 0, 0) as Rc<dyn Inode>,
                     m.fstype.as_str(),
@@ -358,13 +382,12 @@ impl Kernel {
             let Some((inode, fstype)) = fs else {
                 continue;
             };
-            let root = self.mounts.borrow().root_dentry();
             let at = Walk {
                 k: self,
                 cred: &root_cred,
-                root: &root,
+                root,
             }
-            .resolve(&root, &dest, true);
+            .resolve(root, &dest, true);
             let at = match at {
                 Ok(d) => d,
                 Err(e) => {
@@ -392,13 +415,12 @@ impl Kernel {
             if !need {
                 continue;
             }
-            let root = self.mounts.borrow().root_dentry();
             if let Ok(at) = (Walk {
                 k: self,
                 cred: &root_cred,
-                root: &root,
+                root,
             })
-            .resolve(&root, path, true)
+            .resolve(root, path, true)
             {
                 let inode: Rc<dyn Inode> = if path == b"/dev" {
                     crate::vfs::devfs::new_devfs()
@@ -411,7 +433,6 @@ impl Kernel {
                     .mount(at, inode, t, t, false, "", false, false);
             }
         }
-        Ok(())
     }
 
     fn start_init(
@@ -434,6 +455,11 @@ impl Kernel {
             cwd: config.cwd.clone(),
             cred: config.cred.clone(),
             rlimits: rl,
+            container: 0,
+            root: None,
+            umask: config.umask,
+            session: None,
+            pidns: 0,
         };
         let stdio: Vec<Rc<dyn FileOps>> = stdio.into_iter().map(|s| s as Rc<dyn FileOps>).collect();
         self.spawn(&spec, stdio)
@@ -463,7 +489,10 @@ impl Kernel {
             .platform
             .get_regs(host)
             .map_err(|e| fail(format!("stub regs: {e}")))?;
-        let root = self.mounts.borrow().root_dentry();
+        let root = p
+            .root
+            .clone()
+            .unwrap_or_else(|| self.mounts.borrow().root_dentry());
         let mut files = FdTable::new();
         for (i, s) in stdio.into_iter().enumerate() {
             files.put(i as i32, File::new(s, libc::O_RDWR, None), false);
@@ -488,7 +517,7 @@ impl Kernel {
                 return Err((format!("cwd {}: {e}", String::from_utf8_lossy(&p.cwd)), 128));
             }
         };
-        let tid = match self.alloc_pid() {
+        let tid = match self.alloc_pid_in(p.pidns) {
             Ok(t) => t,
             Err(_) => {
                 self.platform.drop_space(mm.space);
@@ -505,7 +534,7 @@ impl Kernel {
             fs: Rc::new(RefCell::new(FsContext {
                 root: root.clone(),
                 cwd,
-                umask: self.config.umask,
+                umask: p.umask,
             })),
             sighand: Rc::new(RefCell::new(SigHandlers::default())),
             sigmask: SigSet::EMPTY,
@@ -527,11 +556,7 @@ impl Kernel {
         };
         self.host_tids.insert(host, tid);
         self.tasks.insert(tid, task);
-        let (pgid, sid) = if tid == 1 {
-            (1, 1)
-        } else {
-            (tid, self.groups.get(&1).map(|g| g.sid).unwrap_or(tid))
-        };
+        let (pgid, sid) = (tid, p.session.unwrap_or(tid));
         self.groups.insert(
             tid,
             ThreadGroup {
@@ -561,6 +586,7 @@ impl Kernel {
                 dumpable: true,
                 itimer_real_interval: Default::default(),
                 posix_timers: Default::default(),
+                container: p.container,
             },
         );
         let program = self.find_program(tid, &p.args[0], &p.env);

@@ -51,8 +51,9 @@ impl Kernel {
         if g.is_zombie() || sig == 0 {
             return Ok(());
         }
-        // The sandbox's init only receives signals it handles.
-        if tgid == 1 && info.code() <= 0 {
+        // A pid namespace's init (the sandbox's, a pod container's) only
+        // receives signals it handles.
+        if super::pidns::local(tgid) == 1 && info.code() <= 0 {
             let t = g.threads[0];
             if self.task(t).sighand.borrow().get(sig).handler == SIG_DFL {
                 return Ok(());
@@ -80,6 +81,7 @@ impl Kernel {
         if self.ignored(tgid, sig) {
             return Ok(());
         }
+        let info = self.siginfo_for(tgid, info);
         let g = self.groups.get_mut(&tgid).unwrap();
         g.shared_pending.push(info);
         crate::vfs::eventfd::signal_queued();
@@ -109,7 +111,7 @@ impl Kernel {
         if sig == libc::SIGCONT {
             self.group_continue(tgid);
         }
-        if tgid == 1
+        if super::pidns::local(tgid) == 1
             && info.code() <= 0
             && self.task(tid).sighand.borrow().get(sig).handler == SIG_DFL
         {
@@ -118,6 +120,7 @@ impl Kernel {
         if self.ignored(tgid, sig) {
             return Ok(());
         }
+        let info = self.siginfo_for(tid, info);
         self.task_mut(tid).pending.push(info);
         crate::vfs::eventfd::signal_queued();
         if !self.task(tid).sigmask.has(sig) || self.task(tid).sigwait.has(sig) {

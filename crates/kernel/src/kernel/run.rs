@@ -187,9 +187,14 @@ impl Kernel {
     }
 
     fn syscall(&mut self, tid: Tid) {
-        let (nr, args) = syscall_args(&self.task(tid).regs);
+        let (nr, mut args) = syscall_args(&self.task(tid).regs);
         self.stats.syscalls += 1;
-        let r = syscalls::dispatch(self, tid, nr, args);
+        // Pids a pod container's process names are its namespace's
+        // (pidns.rs): kernel-wide from here on, also when re-run.
+        let r = match self.pids_in(tid, nr, &mut args) {
+            Ok(()) => syscalls::dispatch(self, tid, nr, args),
+            Err(e) => Err(e),
+        };
         self.complete(tid, nr, args, r);
     }
 
@@ -224,6 +229,8 @@ impl Kernel {
         t.sys = Default::default();
         t.blocked_on = None;
         t.sigwait = super::signal::SigSet::EMPTY;
+        let r = r.map(|v| self.pid_result(tid, nr, &args, v));
+        let t = self.task_mut(tid);
         match r {
             Err(Errno::EJUSTRETURN) => {}
             Ok(v) => t.regs.rax = v,
@@ -294,7 +301,7 @@ impl Kernel {
             }
             if act.handler == SIG_DFL {
                 // The sandbox's init ignores what it does not handle.
-                if tgid == 1 && info.code() <= 0 {
+                if super::pidns::local(tgid) == 1 && info.code() <= 0 {
                     continue;
                 }
                 match default_action(sig) {

@@ -333,7 +333,7 @@ fn sys_waitid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             crate::kernel::signal::CLD_CONTINUED => libc::SIGCONT,
             _ => status & 0x7f,
         };
-        info = crate::kernel::signal::SigInfo::child(code, child, 0, st);
+        info = crate::kernel::signal::SigInfo::child(code, k.pid_out(tid, child), 0, st);
     }
     if a[2] != 0 {
         mm.borrow().write_bytes(a[2], &info.raw)?;

@@ -292,6 +292,7 @@ impl Inode for ProcInode {
                     return Ok(self.child(Node::ThreadSelf));
                 }
                 if let Ok(p) = s.parse::<Pid>() {
+                    let p = k.pid_in(k.current.get(), p).ok_or(Errno::ENOENT)?;
                     if Self::pid_alive(k, p) {
                         return Ok(self.child(Node::Pid(p)));
                     }
@@ -342,6 +343,7 @@ impl Inode for ProcInode {
             }
             Node::TaskDir(p) => {
                 let t: Tid = s.parse().map_err(|_| Errno::ENOENT)?;
+                let t = k.pid_in(k.current.get(), t).ok_or(Errno::ENOENT)?;
                 match k.tasks.get(&t) {
                     Some(task) if task.tgid == *p => Ok(self.child(Node::Task(*p, t))),
                     _ => Err(Errno::ENOENT),
@@ -370,8 +372,12 @@ impl Inode for ProcInode {
         let mut out = Vec::new();
         match &self.node {
             Node::Root => {
+                let viewer = k.current.get();
                 for p in k.pids() {
-                    out.push(e(&p.to_string(), Node::Pid(p), FileType::Directory));
+                    if k.pid_visible(viewer, p) {
+                        let name = k.pid_out(viewer, p).to_string();
+                        out.push(e(&name, Node::Pid(p), FileType::Directory));
+                    }
                 }
                 out.push(e("self", Node::SelfLink, FileType::Symlink));
                 out.push(e("thread-self", Node::ThreadSelf, FileType::Symlink));
@@ -409,7 +415,8 @@ impl Inode for ProcInode {
                     .map(|g| g.threads.clone())
                     .unwrap_or_default()
                 {
-                    out.push(e(&t.to_string(), Node::Task(*p, t), FileType::Directory));
+                    let name = k.pid_out(k.current.get(), t).to_string();
+                    out.push(e(&name, Node::Task(*p, t), FileType::Directory));
                 }
             }
             Node::Dir(d) => {
@@ -440,15 +447,13 @@ impl Inode for ProcInode {
         let cur = k.current.get();
         match &self.node {
             Node::SelfLink => Ok(k
-                .tasks
-                .get(&cur)
-                .map(|t| t.tgid)
-                .unwrap_or(1)
+                .pid_out(cur, k.tasks.get(&cur).map(|t| t.tgid).unwrap_or(1))
                 .to_string()
                 .into_bytes()),
             Node::ThreadSelf => {
                 let tg = k.tasks.get(&cur).map(|t| t.tgid).unwrap_or(1);
-                Ok(format!("{tg}/task/{cur}").into_bytes())
+                let (tg, me) = (k.pid_out(cur, tg), k.pid_out(cur, cur));
+                Ok(format!("{tg}/task/{me}").into_bytes())
             }
             Node::PidLink(p, which) => {
                 let g = k.groups.get(p).ok_or(Errno::ENOENT)?;
@@ -696,7 +701,13 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
 
 fn mounts_text(k: &Kernel, info: bool) -> String {
     let mut s = String::new();
-    for m in k.mounts.borrow().all() {
+    // The reader's mount namespace: the sandbox's or its pod container's.
+    let ns = k
+        .tasks
+        .get(&k.current.get())
+        .map(|t| t.fs.borrow().root.mount.ns)
+        .unwrap_or(0);
+    for m in k.mounts.borrow().all().iter().filter(|m| m.ns == ns) {
         let target = match &m.mountpoint {
             Some(d) => String::from_utf8_lossy(&d.path(k)).into_owned(),
             None => "/".into(),
@@ -734,17 +745,21 @@ fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
     let mm = t.mm.borrow();
     let vsize = mm.mapped_bytes();
     let mut s = String::new();
+    // Pids as the reader's pid namespace shows them.
+    let viewer = k.current.get();
+    let out = |x: Pid| k.pid_out(viewer, x);
+    let (pp, ppid, pgid, sid) = (out(p), out(g.parent), out(g.pgid), out(g.sid));
     match which {
         "stat" => {
             let start = g.start.duration_since(k.boot_time).as_millis() as u64 / 10;
             let ticks = cpu_ticks(k, p);
             let _ = writeln!(
                 s,
-                "{p} ({comm}) {} {} {} {} 0 -1 4194304 0 0 0 0 {ticks} 0 0 0 20 0 {} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+                "{pp} ({comm}) {} {} {} {} 0 -1 4194304 0 0 0 0 {ticks} 0 0 0 20 0 {} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
                 state_char(k, p),
-                g.parent,
-                g.pgid,
-                g.sid,
+                ppid,
+                pgid,
+                sid,
                 g.threads.len(),
                 vsize / 4096
             );
@@ -770,19 +785,19 @@ fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
             let seccomp = if k.config_has_seccomp() { 2 } else { 0 };
             let _ = write!(
                 s,
-                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{st} ({})\nTgid:\t{p}\nNgid:\t0\nPid:\t{p}\nPPid:\t{}\nTracerPid:\t0\n\
-                 Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nNStgid:\t{p}\nNSpid:\t{p}\nNSpgid:\t{}\nNSsid:\t{}\n\
+                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{st} ({})\nTgid:\t{pp}\nNgid:\t0\nPid:\t{pp}\nPPid:\t{}\nTracerPid:\t0\n\
+                 Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nNStgid:\t{pp}\nNSpid:\t{pp}\nNSpgid:\t{}\nNSsid:\t{}\n\
                  VmPeak:\t{:>8} kB\nVmSize:\t{:>8} kB\nVmLck:\t       0 kB\nVmRSS:\t{:>8} kB\nVmData:\t{:>8} kB\nVmStk:\t     132 kB\nVmExe:\t       0 kB\nVmLib:\t       0 kB\nVmSwap:\t       0 kB\n\
                  Threads:\t{}\nSigQ:\t0/4096\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n\
                  CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t{seccomp}\nSeccomp_filters:\t{}\n\
                  Cpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
                 t.fs.borrow().umask,
                 if st == 'R' { "running" } else if st == 'T' { "stopped" } else { "sleeping" },
-                g.parent,
+                ppid,
                 c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid,
                 groups.join(" "),
-                g.pgid,
-                g.sid,
+                pgid,
+                sid,
                 vsize / 1024, vsize / 1024, vsize / 1024, vsize / 1024,
                 g.threads.len(),
                 t.pending.set.0,

@@ -96,6 +96,7 @@ pub fn memfd(k: &mut Kernel, tid: Tid, name: &[u8], flags: u32) -> SysResult<Rc<
         options: String::new(),
         noexec: false,
         nosuid: true,
+        ns: 0,
     });
     let d = Rc::new(super::Dentry {
         name: label,

@@ -833,7 +833,9 @@ mod tests {
     }
 
     fn next_stop(p: &mut PtracePlatform) -> (ThreadId, Stop) {
-        for _ in 0..5000 {
+        // A bound against hangs, not a timing check: a loaded machine
+        // can take seconds.
+        for _ in 0..60_000 {
             if let Some(s) = p.poll_stop() {
                 return s;
             }
