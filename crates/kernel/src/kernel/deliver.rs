@@ -129,6 +129,10 @@ impl Kernel {
     /// A synchronous fault: delivered to the faulting thread even if
     /// blocked or ignored (Linux's force_sig_fault).
     pub fn force_fault(&mut self, tid: Tid, signo: i32, code: i32, addr: u64) {
+        // File pages come in on first touch; past a file's end is SIGBUS.
+        let Some((signo, code)) = self.page_fault(tid, signo, code, addr) else {
+            return;
+        };
         let t = self.task_mut(tid);
         let blocked = t.sigmask.has(signo);
         let info = if signo == libc::SIGTRAP {

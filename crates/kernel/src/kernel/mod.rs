@@ -9,6 +9,7 @@ pub mod control_proto;
 pub mod deliver;
 pub mod exec;
 pub mod exit;
+pub mod filemap;
 pub mod futex;
 pub mod identity;
 pub mod poller;

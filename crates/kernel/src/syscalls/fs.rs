@@ -304,6 +304,7 @@ pub fn user_iovec_array(
     let mm = k.task_mm(tid);
     let mm = mm.borrow();
     let raw = mm.read_vec(addr, cnt as usize * IOVEC_SIZE)?;
+    crate::vfs::iov::check_iovec_array(&raw)?;
     IoVecs::from_user(&mm, &iovec_ranges(&raw, MAX_RW), write)
 }
 
@@ -936,7 +937,7 @@ fn sys_fcntl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             }
         }
         libc::F_GETOWN | libc::F_SETOWN | 10 /* F_SETSIG */ | 11 /* F_GETSIG */ => Ok(0),
-        libc::F_ADD_SEALS | libc::F_GET_SEALS => Err(Errno::EINVAL),
+        libc::F_ADD_SEALS | libc::F_GET_SEALS => super::mm::fcntl_seals(k, &f, a[1] as i32, a[2]),
         _ => Err(Errno::EINVAL),
     }
 }

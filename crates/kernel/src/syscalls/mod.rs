@@ -196,7 +196,14 @@ pub fn dispatch(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<
         return r;
     }
     match (e.status, e.handler) {
-        (_, Some(h)) => h(k, tid, args),
+        (_, Some(h)) => {
+            let r = h(k, tid, args);
+            // Truncated file pages leave every process before anyone runs on.
+            if crate::mm::filemem::has_invalidations() {
+                k.apply_invalidations();
+            }
+            r
+        }
         (Status::Refused, _) => {
             let n = k.stats.refused.entry(nr).or_default();
             *n += 1;

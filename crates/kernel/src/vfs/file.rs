@@ -71,9 +71,11 @@ pub trait FileOps: Any {
     fn size(&self, _k: &Kernel) -> Option<u64> {
         None
     }
-    /// Memory backing for MAP_SHARED (tmpfs files live in the memory file).
-    fn shared_memory(&self, _len: u64) -> Option<Rc<crate::mm::Chunk>> {
-        None
+    /// The file's pages in the memory file, for mmap: the content of an
+    /// in-memory file, or the page cache of a host file (made on demand).
+    /// None for files that cannot be mapped as files.
+    fn pages(&self, _k: &Kernel) -> SysResult<Option<Rc<crate::mm::FileMem>>> {
+        Ok(None)
     }
     /// Name for /proc/[pid]/fd of files without a path ("pipe:[12]").
     fn anon_name(&self) -> Option<String> {

@@ -1,0 +1,80 @@
+//! Linux features real server software needs from the userspace level
+//! (issue 13): shared file mappings, System V and POSIX IPC, inotify,
+//! splice and friends, resource limits. Each test runs the same program
+//! natively and in the application kernel and compares what it prints.
+
+mod common;
+
+use atoll_testkit::cprog;
+use common::*;
+use std::path::Path;
+
+fn progs() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/progs"))
+}
+
+/// A test program from tests/progs, statically linked.
+fn prog(name: &str) -> std::path::PathBuf {
+    let src = std::fs::read_to_string(progs().join(format!("{name}.c"))).unwrap();
+    cprog::compile(name, &src, &["-pthread", "-lrt"])
+}
+
+/// Runs `/opt/NAME args` in a busybox bundle at both levels, with a host
+/// directory bound at /data (one per level) and tmpfs on /tmp and
+/// /dev/shm; returns (native, userspace) outputs and the host directories.
+fn both_levels(
+    name: &str,
+    args: &[&str],
+) -> (
+    atoll_testkit::Out,
+    atoll_testkit::Out,
+    tempfile::TempDir,
+    tempfile::TempDir,
+) {
+    let a = atoll();
+    let bin = prog(name);
+    let mut outs = Vec::new();
+    let mut dirs = Vec::new();
+    for level in ["native", "userspace"] {
+        let data = tempfile::tempdir().unwrap();
+        let exe = format!("/opt/{name}");
+        let mut argv = vec![exe.as_str()];
+        argv.extend_from_slice(args);
+        let b = busybox()
+            .bind(data.path(), "/data", false)
+            .tmpfs("/tmp")
+            .tmpfs("/dev/shm")
+            .args(&argv)
+            .build();
+        cprog::install(&bin, &b.rootfs, &exe);
+        outs.push(run_at(&a, level, &b, &format!("{name}-{}", &level[..1])));
+        dirs.push(data);
+    }
+    let user = outs.pop().unwrap();
+    let native = outs.pop().unwrap();
+    let ud = dirs.pop().unwrap();
+    let nd = dirs.pop().unwrap();
+    (native, user, nd, ud)
+}
+
+#[test]
+fn shared_file_mappings_match_native() {
+    // A host file through the gofer, a tmpfs file, a /dev/shm file.
+    for dir in ["/data", "/tmp", "/dev/shm"] {
+        let (native, user, _nd, ud) = both_levels("shared_mmap", &[dir]);
+        native.ok();
+        user.ok();
+        assert!(native.stdout.ends_with("done\n"), "{native:#?}");
+        assert_eq!(user.stdout, native.stdout, "in {dir}");
+        if dir == "/data" {
+            // What the mappings wrote reached the host file: by msync, by
+            // munmap and close, by a child's exit.
+            let f = std::fs::read(ud.path().join("shared.dat")).unwrap();
+            assert_eq!(&f[500..506], b"synced");
+            assert_eq!(&f[600..608], b"unmapped");
+            assert_eq!(&f[700..706], b"atexit");
+            assert_eq!(f[2 * 4096 + 5], b'g');
+            assert_eq!(f.len(), 3 * 4096);
+        }
+    }
+}
