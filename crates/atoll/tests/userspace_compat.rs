@@ -78,3 +78,31 @@ fn shared_file_mappings_match_native() {
         }
     }
 }
+
+#[test]
+fn sysv_ipc_and_posix_message_queues_match_native() {
+    let (native, user, _, _) = both_levels("ipc", &[]);
+    native.ok();
+    user.ok();
+    assert!(native.stdout.ends_with("done\n"), "{native:#?}");
+    assert_eq!(user.stdout, native.stdout);
+}
+
+#[test]
+fn ipcs_lists_the_sandbox_objects_as_natively() {
+    let a = atoll();
+    let src = std::fs::read_to_string(progs().join("ipcs_objects.c")).unwrap();
+    let bin = cprog::compile_dynamic("ipcs_objects", &src, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&bin, dir.path().join("ipcs_objects")).unwrap();
+    let b = debian()
+        .bind(dir.path(), "/opt/t", true)
+        .args(&["/opt/t/ipcs_objects"])
+        .build();
+    let native = run_at(&a, "native", &b, "ipcs-n");
+    let user = run_at(&a, "userspace", &b, "ipcs-u");
+    native.ok();
+    user.ok();
+    assert!(native.stdout.contains("0x00005eed"), "{native:#?}");
+    assert_eq!(user.stdout, native.stdout);
+}

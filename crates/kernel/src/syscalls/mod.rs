@@ -4,6 +4,7 @@
 
 pub mod fs;
 pub mod futex;
+pub mod ipc;
 pub mod mm;
 pub mod names;
 pub mod net;
@@ -135,6 +136,7 @@ fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
     v.extend(futex::table());
     v.extend(poll::table());
     v.extend(net::table());
+    v.extend(ipc::table());
     v
 }
 
