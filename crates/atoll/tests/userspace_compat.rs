@@ -106,3 +106,17 @@ fn ipcs_lists_the_sandbox_objects_as_natively() {
     assert!(native.stdout.contains("0x00005eed"), "{native:#?}");
     assert_eq!(user.stdout, native.stdout);
 }
+
+#[test]
+fn inotify_events_match_native() {
+    for dir in ["/tmp", "/data"] {
+        let (native, user, _, _) = both_levels("inotify", &[dir]);
+        native.ok();
+        user.ok();
+        assert!(
+            native.stdout.contains("[wd2 DELETE_SELF] [wd2 IGNORED]"),
+            "{native:#?}"
+        );
+        assert_eq!(user.stdout, native.stdout, "in {dir}");
+    }
+}

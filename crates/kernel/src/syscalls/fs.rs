@@ -9,6 +9,7 @@ use crate::kernel::{Kernel, Tid};
 use crate::vfs::dentry::Dentry;
 use crate::vfs::file::{POLLIN, POLLOUT};
 use crate::vfs::inode::{FileType, SetAttr, TimeSet};
+use crate::vfs::inotify as fsnotify;
 use crate::vfs::iov::{IOVEC_SIZE, iovec_ranges};
 use crate::vfs::lookup::AT_FDCWD;
 use crate::vfs::perm::{MAY_EXEC, MAY_WRITE, cap};
@@ -237,6 +238,9 @@ pub fn do_read(
             if off.is_none() && seekable {
                 f.pos.set(pos + n as u64);
             }
+            if n > 0 {
+                fsnotify::notify_file(f, fsnotify::IN_ACCESS);
+            }
             Ok(n as u64)
         }
         Err(Errno::EAGAIN) if !f.nonblocking() && f.ops.wait(k, tid, POLLIN) => Err(Errno::EBLOCK),
@@ -272,6 +276,9 @@ pub fn do_write(
         Ok(n) => {
             if off.is_none() && seekable {
                 f.pos.set(pos + n as u64);
+            }
+            if n > 0 {
+                fsnotify::notify_file(f, fsnotify::IN_MODIFY);
             }
             Ok(n as u64)
         }
@@ -485,11 +492,15 @@ pub fn do_open(
                     .inode
                     .create(k, &name, mode & !umask & 0o7777, flags, &cred)?;
             let d = Dentry::child(&parent, &name, inode);
-            Ok(File::new(
+            let f = File::new(
                 ops,
                 flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY),
-                Some(d),
-            ))
+                Some(d.clone()),
+            );
+            fsnotify::notify_create(&parent, &name, FileType::Regular);
+            f.notify_close.set(true);
+            fsnotify::notify_open_close(&d, fsnotify::IN_OPEN);
+            Ok(f)
         }
         Err(e) => Err(e),
     }
@@ -1043,6 +1054,7 @@ fn dents(k: &mut Kernel, tid: Tid, a: [u64; 6], old: bool) -> SysResult<u64> {
     }
     f.pos.set(i as u64);
     k.task_mm(tid).borrow().write_bytes(a[1], &out)?;
+    fsnotify::notify_file(&f, fsnotify::IN_ACCESS);
     Ok(out.len() as u64)
 }
 
@@ -1069,6 +1081,7 @@ fn mkdir_common(k: &mut Kernel, tid: Tid, dirfd: i32, path_addr: u64, mode: u64)
     parent
         .inode
         .mkdir(k, &name, mode as u32 & !umask & 0o7777, &cred)?;
+    fsnotify::notify_create(&parent, &name, FileType::Directory);
     Ok(0)
 }
 
@@ -1122,6 +1135,8 @@ fn remove_common(
         }
         parent.inode.unlink(k, &name)?;
     }
+    let nlink = victim.stat(k).map_or(0, |st| st.st_nlink);
+    fsnotify::notify_remove(&parent, &name, victim.id(), victim.kind(), nlink);
     Ok(0)
 }
 
@@ -1179,7 +1194,17 @@ fn rename_common(
             cur = c.parent.clone();
         }
     }
+    let replaced = nd
+        .inode
+        .lookup(k, &nn)
+        .ok()
+        .filter(|r| r.id() != moving.id());
     od.inode.rename(k, &on, &nd.inode, &nn, flags)?;
+    fsnotify::notify_rename(&od, &on, &nd, &nn, moving.id(), moving.kind());
+    if let Some(r) = replaced.filter(|_| flags & libc::RENAME_EXCHANGE == 0) {
+        let nlink = r.stat(k).map_or(0, |st| st.st_nlink);
+        fsnotify::notify_replaced(r.id(), r.kind(), nlink);
+    }
     Ok(0)
 }
 
@@ -1225,6 +1250,8 @@ fn link_common(
     }
     may_modify_dir(k, tid, &nd)?;
     nd.inode.link(k, &nn, &target.inode)?;
+    fsnotify::notify_link_count(target.inode.id());
+    fsnotify::notify_create(&nd, &nn, target.kind());
     Ok(0)
 }
 
@@ -1249,6 +1276,7 @@ fn symlink_common(k: &mut Kernel, tid: Tid, target: u64, dirfd: i32, path: u64) 
     may_modify_dir(k, tid, &d)?;
     let cred = k.cred(tid);
     d.inode.symlink(k, &n, &t, &cred)?;
+    fsnotify::notify_create(&d, &n, FileType::Symlink);
     Ok(0)
 }
 
@@ -1295,6 +1323,7 @@ fn mknod_common(
         dev,
         &cred,
     )?;
+    fsnotify::notify_create(&d, &n, FileType::from_mode(mode));
     Ok(0)
 }
 
@@ -1359,6 +1388,14 @@ fn setattr_checked(k: &mut Kernel, tid: Tid, d: &Rc<Dentry>, attr: SetAttr) -> S
         c.may_access(&st, MAY_WRITE)?;
     }
     d.inode.setattr(k, &attr)?;
+    let mask = fsnotify::setattr_mask(
+        attr.size.is_some(),
+        attr.atime.is_some(),
+        attr.mtime.is_some(),
+        attr.mode.is_some(),
+        attr.uid.is_some() || attr.gid.is_some(),
+    );
+    fsnotify::notify_dentry(d, mask);
     Ok(0)
 }
 
@@ -1583,6 +1620,9 @@ fn sys_ftruncate(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         return Err(Errno::EROFS);
     }
     f.ops.truncate(k, a[1])?;
+    if let Some(d) = &f.dentry {
+        fsnotify::notify_dentry(d, fsnotify::IN_MODIFY);
+    }
     Ok(0)
 }
 
@@ -1592,6 +1632,7 @@ fn sys_fallocate(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         return Err(Errno::EBADF);
     }
     f.ops.allocate(a[1] as i32, a[2], a[3])?;
+    fsnotify::notify_file(&f, fsnotify::IN_MODIFY);
     Ok(0)
 }
 

@@ -4,6 +4,7 @@
 
 pub mod fs;
 pub mod futex;
+pub mod inotify;
 pub mod ipc;
 pub mod mm;
 pub mod names;
@@ -137,6 +138,7 @@ fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
     v.extend(poll::table());
     v.extend(net::table());
     v.extend(ipc::table());
+    v.extend(inotify::table());
     v
 }
 
