@@ -120,3 +120,86 @@ fn inotify_events_match_native() {
         assert_eq!(user.stdout, native.stdout, "in {dir}");
     }
 }
+
+#[test]
+fn splice_tee_vmsplice_sendfile_copy_file_range_match_native() {
+    for dir in ["/tmp", "/data"] {
+        let (native, user, _, _) = both_levels("splice", &[dir]);
+        native.ok();
+        user.ok();
+        assert!(native.stdout.ends_with("done\n"), "{native:#?}");
+        assert_eq!(user.stdout, native.stdout, "in {dir}");
+    }
+}
+
+/// uid and gid of `user` in the Debian rootfs.
+fn debian_user(name: &str) -> (u32, u32) {
+    let passwd =
+        std::fs::read_to_string(atoll_testkit::debian::debian_rootfs().join("etc/passwd")).unwrap();
+    let f: Vec<&str> = passwd
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in the Debian rootfs"))
+        .split(':')
+        .collect();
+    (f[2].parse().unwrap(), f[3].parse().unwrap())
+}
+
+const POSTGRES: &str = r#"
+set -e
+export PATH=/usr/lib/postgresql/15/bin:$PATH
+initdb -D /tmp/pgdata -A trust -U postgres >/tmp/initdb.log 2>&1 || { cat /tmp/initdb.log; exit 1; }
+grep -E 'shared memory implementation' /tmp/initdb.log
+pg_ctl -D /tmp/pgdata -o '-k /tmp -c listen_addresses=' -l /tmp/pg.log -w start >/dev/null
+psql -h /tmp -U postgres -At -c 'create table t(x int primary key, y text)' \
+    -c "insert into t select i, md5(i::text) from generate_series(1,2000) i" \
+    -c 'select count(*), sum(x), min(y) from t' -c 'show shared_memory_type'
+pg_ctl -D /tmp/pgdata -m fast -w stop >/dev/null
+grep -c 'database system is shut down' /tmp/pg.log
+"#;
+
+#[test]
+fn postgresql_initdb_start_query_stop_match_native() {
+    let a = atoll();
+    let (uid, gid) = debian_user("postgres");
+    let b = debian()
+        .tmpfs("/tmp")
+        .tmpfs("/dev/shm")
+        .user(uid, gid)
+        .env("LANG=C")
+        .sh(POSTGRES)
+        .build();
+    let native = run_at(&a, "native", &b, "pg-n");
+    let user = run_at(&a, "userspace", &b, "pg-u");
+    native.ok();
+    user.ok();
+    assert!(native.stdout.contains("2000|2001000|"), "{native:#?}");
+    assert_eq!(user.stdout, native.stdout);
+}
+
+const INOTIFYWAIT: &str = r#"
+mkdir /tmp/w
+inotifywait -m -e create,modify,attrib,close_write,moved_from,moved_to,delete /tmp/w >/tmp/ev 2>/tmp/err &
+while ! grep -q 'Watches established' /tmp/err; do sleep 0.05; done
+echo hello > /tmp/w/a
+chmod 600 /tmp/w/a
+mv /tmp/w/a /tmp/w/b
+mkdir /tmp/w/d
+rm /tmp/w/b
+rmdir /tmp/w/d
+sleep 0.3
+kill %1
+cat /tmp/ev
+"#;
+
+#[test]
+fn inotifywait_reports_as_natively() {
+    let a = atoll();
+    let b = debian().tmpfs("/tmp").sh(INOTIFYWAIT).build();
+    let native = run_at(&a, "native", &b, "inw-n");
+    let user = run_at(&a, "userspace", &b, "inw-u");
+    native.ok();
+    user.ok();
+    assert!(native.stdout.contains("/tmp/w/ MOVED_TO b"), "{native:#?}");
+    assert_eq!(user.stdout, native.stdout);
+}

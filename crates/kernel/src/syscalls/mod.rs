@@ -12,6 +12,7 @@ pub mod net;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod splice;
 pub mod strace;
 pub mod time;
 
@@ -118,7 +119,6 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("set_mempolicy", "no NUMA policy"),
     ("migrate_pages", "no NUMA policy"),
     ("move_pages", "no NUMA policy"),
-    ("vmsplice", "no splicing user pages"),
     ("landlock_create_ruleset", "LSMs are the host's"),
     ("landlock_add_rule", "LSMs are the host's"),
     ("landlock_restrict_self", "LSMs are the host's"),
@@ -139,6 +139,7 @@ fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
     v.extend(net::table());
     v.extend(ipc::table());
     v.extend(inotify::table());
+    v.extend(splice::table());
     v
 }
 
