@@ -203,3 +203,64 @@ fn inotifywait_reports_as_natively() {
     assert!(native.stdout.contains("/tmp/w/ MOVED_TO b"), "{native:#?}");
     assert_eq!(user.stdout, native.stdout);
 }
+
+#[test]
+fn resource_limits_match_native() {
+    let a = atoll();
+    let bin = prog("rlimits");
+    let b = busybox()
+        .docker_caps()
+        .tmpfs("/tmp")
+        .args(&["/opt/rlimits", "/tmp"])
+        .build();
+    cprog::install(&bin, &b.rootfs, "/opt/rlimits");
+    let native = run_at(&a, "native", &b, "rlim-n");
+    let user = run_at(&a, "userspace", &b, "rlim-u");
+    native.ok();
+    user.ok();
+    assert!(
+        native.stdout.contains("FSIZE: killed by XFSZ"),
+        "{native:#?}"
+    );
+    assert!(
+        native.stdout.contains("NPROC: forked 2 then EAGAIN"),
+        "{native:#?}"
+    );
+    assert_eq!(user.stdout, native.stdout);
+}
+
+/// A Python that allocates more than the container may hold.
+const BIG_ALLOC: &str = r#"
+try:
+    x = bytearray(400 << 20)
+    print("allocated")
+except MemoryError:
+    print("MemoryError")
+small = bytearray(8 << 20)
+print("still alive", len(small))
+print([l for l in open("/proc/meminfo") if l.startswith("MemTotal")][0].split()[1])
+"#;
+
+#[test]
+fn memory_limit_gives_enomem_not_an_oom_kill() {
+    let a = atoll();
+    let b = debian()
+        .memory_limit(192 << 20)
+        .args(&["/usr/bin/python3", "-c", BIG_ALLOC])
+        .build();
+    let user = run_at(&a, "userspace", &b, "memlim-u");
+    user.ok();
+    assert_eq!(
+        user.stdout,
+        format!("MemoryError\nstill alive {}\n{}\n", 8 << 20, 192 << 10),
+        "{user:#?}"
+    );
+    // RLIMIT_AS (ulimit -v) gives MemoryError at both levels.
+    let b = debian()
+        .sh("ulimit -v 200000; python3 -c 'x = bytearray(500 << 20)' 2>&1 | tail -1")
+        .build();
+    let native = run_at(&a, "native", &b, "ulimv-n");
+    let user = run_at(&a, "userspace", &b, "ulimv-u");
+    assert_eq!(native.stdout, "MemoryError\n", "{native:#?}");
+    assert_eq!(user.stdout, native.stdout);
+}

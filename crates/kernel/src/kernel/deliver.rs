@@ -51,10 +51,14 @@ impl Kernel {
         if g.is_zombie() || sig == 0 {
             return Ok(());
         }
-        // The sandbox's init only receives signals it handles.
+        // The sandbox's init only receives signals it handles (or blocks:
+        // a blocked signal is never ignored, its handler may change).
         if tgid == 1 && info.code() <= 0 {
-            let t = g.threads[0];
-            if self.task(t).sighand.borrow().get(sig).handler == SIG_DFL {
+            let t = self.task(g.threads[0]);
+            if t.sighand.borrow().get(sig).handler == SIG_DFL
+                && !t.sigmask.has(sig)
+                && !t.sigwait.has(sig)
+            {
                 return Ok(());
             }
         }
@@ -112,6 +116,8 @@ impl Kernel {
         if tgid == 1
             && info.code() <= 0
             && self.task(tid).sighand.borrow().get(sig).handler == SIG_DFL
+            && !self.task(tid).sigmask.has(sig)
+            && !self.task(tid).sigwait.has(sig)
         {
             return Ok(());
         }

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod filemap;
 pub mod futex;
 pub mod identity;
+pub mod limits;
 pub mod poller;
 pub mod random;
 pub mod run;

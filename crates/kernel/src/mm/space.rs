@@ -928,4 +928,53 @@ impl AddressSpace {
     pub fn mapped_bytes(&self) -> u64 {
         self.vmas.values().map(|v| v.end - v.start).sum()
     }
+
+    /// Bytes of "data" (RLIMIT_DATA's: private, writable, not the stack).
+    pub fn data_bytes(&self) -> u64 {
+        self.vmas
+            .values()
+            .filter(|v| is_data(v))
+            .map(|v| v.end - v.start)
+            .sum()
+    }
+
+    /// Bytes already mapped in `[start, end)`, and how many of them are
+    /// data (what a MAP_FIXED mapping there replaces).
+    pub fn mapped_in(&self, start: u64, end: u64) -> (u64, u64) {
+        let (mut total, mut data) = (0, 0);
+        for v in self.vmas.values() {
+            let (s, e) = (v.start.max(start), v.end.min(end));
+            if s < e {
+                total += e - s;
+                if is_data(v) {
+                    data += e - s;
+                }
+            }
+        }
+        (total, data)
+    }
+
+    /// What mprotect(`prot`) of `[start, end)` adds: bytes becoming data,
+    /// and bytes of reservations (PROT_NONE) becoming usable memory.
+    pub fn protect_growth(&self, start: u64, end: u64, prot: i32) -> (u64, u64) {
+        let (mut data, mut commit) = (0, 0);
+        for v in self.vmas.values() {
+            let (s, e) = (v.start.max(start), v.end.min(end));
+            if s >= e || v.shared {
+                continue;
+            }
+            if prot & libc::PROT_WRITE != 0 && !is_data(v) && v.name != VmaName::Stack {
+                data += e - s;
+            }
+            if v.prot == libc::PROT_NONE && prot != libc::PROT_NONE {
+                commit += e - s;
+            }
+        }
+        (data, commit)
+    }
+}
+
+/// RLIMIT_DATA counts private writable memory that is not the stack.
+fn is_data(v: &Vma) -> bool {
+    v.prot & libc::PROT_WRITE != 0 && !v.shared && v.name != VmaName::Stack
 }

@@ -277,13 +277,24 @@ pub fn do_write(
     {
         return Err(Errno::EINVAL);
     }
-    if seekable {
-        let fsize = k.rlimit(tid, libc::RLIMIT_FSIZE).rlim_cur;
-        if pos + iov.len as u64 > fsize {
-            let _ = k.send_task(tid, SigInfo::new(libc::SIGXFSZ, 0x80));
-            return Err(Errno::EFBIG);
+    // RLIMIT_FSIZE on regular files: a write is cut at the limit; one
+    // that starts at it gets SIGXFSZ and EFBIG.
+    let limited;
+    let iov = if f
+        .dentry
+        .as_ref()
+        .is_some_and(|d| d.kind() == FileType::Regular)
+    {
+        let n = k.fsize_allows(tid, pos, iov.len as u64)? as usize;
+        if n < iov.len {
+            limited = iov.truncated(n);
+            &limited
+        } else {
+            iov
         }
-    }
+    } else {
+        iov
+    };
     match f.ops.write(k, f, iov, pos) {
         Ok(n) => {
             if off.is_none() && seekable {
@@ -1393,11 +1404,12 @@ fn setattr_checked(k: &mut Kernel, tid: Tid, d: &Rc<Dentry>, attr: SetAttr) -> S
             });
         }
     }
-    if attr.size.is_some() {
+    if let Some(size) = attr.size {
         if d.kind() == FileType::Directory {
             return Err(Errno::EISDIR);
         }
         c.may_access(&st, MAY_WRITE)?;
+        k.fsize_check(tid, size)?;
     }
     d.inode.setattr(k, &attr)?;
     let mask = fsnotify::setattr_mask(
@@ -1631,6 +1643,7 @@ fn sys_ftruncate(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if f.dentry.as_ref().is_some_and(|d| d.mount.readonly) {
         return Err(Errno::EROFS);
     }
+    k.fsize_check(tid, a[1])?;
     f.ops.truncate(k, a[1])?;
     if let Some(d) = &f.dentry {
         fsnotify::notify_dentry(d, fsnotify::IN_MODIFY);
@@ -1642,6 +1655,9 @@ fn sys_fallocate(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let f = get_file(k, tid, a[0] as i32)?;
     if !f.writable() {
         return Err(Errno::EBADF);
+    }
+    if a[1] as i32 & libc::FALLOC_FL_KEEP_SIZE == 0 {
+        k.fsize_check(tid, a[2].saturating_add(a[3]))?;
     }
     f.ops.allocate(a[1] as i32, a[2], a[3])?;
     fsnotify::notify_file(&f, fsnotify::IN_MODIFY);

@@ -41,6 +41,24 @@ const PROT_MASK: u64 = (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as
 
 fn sys_brk(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let mm = k.task_mm(tid);
+    let (old, grow) = {
+        let m = mm.borrow();
+        let old_end = page_up(m.brk).unwrap_or(m.brk);
+        let new_end = page_up(a[0]).unwrap_or(0);
+        (m.brk, new_end.saturating_sub(old_end))
+    };
+    // A break that would pass RLIMIT_AS, RLIMIT_DATA (the heap and the
+    // data segment against the soft limit, no exception for zero) or the
+    // container's memory stays where it is (brk reports the old break).
+    if grow > 0 && a[0] > old {
+        let data_lim = k.rlimit(tid, libc::RLIMIT_DATA).rlim_cur;
+        let m = mm.borrow();
+        if (data_lim != libc::RLIM_INFINITY && m.data_bytes().saturating_add(grow) > data_lim)
+            || k.may_expand(tid, &m, grow, grow, grow).is_err()
+        {
+            return Ok(old);
+        }
+    }
     let r = mm.borrow_mut().set_brk(&mut k.platform, a[0]);
     Ok(r)
 }
@@ -125,6 +143,13 @@ fn sys_mmap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             libc::S_IFREG => {}
             // /dev/zero: fresh anonymous memory, shared or private.
             libc::S_IFCHR if st.st_rdev == libc::makedev(1, 5) => {
+                let data = if !shared && prot & libc::PROT_WRITE != 0 {
+                    len
+                } else {
+                    0
+                };
+                let commit = if prot != libc::PROT_NONE { len } else { 0 };
+                k.may_expand(tid, &mm.borrow(), len, data, commit)?;
                 return mm.borrow_mut().map(
                     &mut k.platform,
                     MapRequest {
@@ -197,6 +222,28 @@ fn sys_mmap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             }
         }
     };
+    // RLIMIT_AS, RLIMIT_DATA, and the container's memory: private copies
+    // of files take memory now, writable anonymous memory once touched.
+    let is_data = !shared && prot & libc::PROT_WRITE != 0 && flags & libc::MAP_GROWSDOWN == 0;
+    let commit = match &backing {
+        Backing::Chunk { file: Some(_), .. } => len,
+        Backing::Chunk { .. } if prot != libc::PROT_NONE && flags & libc::MAP_NORESERVE == 0 => len,
+        _ => 0,
+    };
+    {
+        let m = mm.borrow();
+        let (replaced, replaced_data) = if fixed {
+            m.mapped_in(hint, hint.saturating_add(len))
+        } else {
+            (0, 0)
+        };
+        let data = if is_data {
+            len.saturating_sub(replaced_data)
+        } else {
+            0
+        };
+        k.may_expand(tid, &m, len.saturating_sub(replaced), data, commit)?;
+    }
     let req = MapRequest {
         addr: hint,
         len,
@@ -222,8 +269,14 @@ fn sys_mprotect(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let mm = k.task_mm(tid);
-    mm.borrow_mut()
-        .protect(&mut k.platform, a[0], a[1], (a[2] & PROT_MASK) as i32)?;
+    let prot = (a[2] & PROT_MASK) as i32;
+    if let Some(end) = page_up(a[1]).and_then(|l| a[0].checked_add(l)) {
+        let (data, commit) = mm.borrow().protect_growth(a[0], end, prot);
+        if data > 0 || commit > 0 {
+            k.may_expand(tid, &mm.borrow(), 0, data, commit)?;
+        }
+    }
+    mm.borrow_mut().protect(&mut k.platform, a[0], a[1], prot)?;
     Ok(0)
 }
 
@@ -241,6 +294,23 @@ fn sys_mremap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let mm = k.task_mm(tid);
+    let (old_len, new_len) = (page_up(a[1]).unwrap_or(0), page_up(a[2]).unwrap_or(0));
+    if new_len > old_len {
+        let grow = new_len - old_len;
+        let m = mm.borrow();
+        let (data, commit) = match m.find(a[0]) {
+            Some(v) if !v.shared => {
+                let d = if v.prot & libc::PROT_WRITE != 0 {
+                    grow
+                } else {
+                    0
+                };
+                (d, if v.prot != libc::PROT_NONE { grow } else { 0 })
+            }
+            _ => (0, 0),
+        };
+        k.may_expand(tid, &m, grow, data, commit)?;
+    }
     mm.borrow_mut().remap(
         &mut k.platform,
         a[0],

@@ -201,20 +201,14 @@ pub fn new_procfs() -> Rc<dyn Inode> {
 
 /// (total, free) memory of the sandbox in bytes: the container's limit
 /// if it has one, else the host's total; used is what the sandbox's
-/// memory file holds plus the kernel's own size estimate.
+/// memory file holds plus the kernel's own share.
 pub fn memory(k: &Kernel) -> (u64, u64) {
     let total = k
         .config
         .mem_limit
         .unwrap_or_else(|| HOST.with(|h| h.borrow().mem_total));
-    let used: u64 = k
-        .tasks
-        .values()
-        .map(|t| t.mm.borrow().mapped_bytes())
-        .max()
-        .unwrap_or(0)
-        .min(total);
-    (total, total.saturating_sub(used))
+    let used = k.memory_used().min(total);
+    (total, total - used)
 }
 
 fn node_ino(n: &Node) -> u64 {
