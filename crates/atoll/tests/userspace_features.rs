@@ -264,3 +264,58 @@ fn memory_limit_gives_enomem_not_an_oom_kill() {
     assert_eq!(native.stdout, "MemoryError\n", "{native:#?}");
     assert_eq!(user.stdout, native.stdout);
 }
+
+/// SQLite in WAL mode (its -shm index is a shared mapping of a host file)
+/// with a reader and a writer in two processes, and Python's
+/// multiprocessing.shared_memory (/dev/shm) between two processes.
+const WAL_AND_SHM: &str = r#"
+import os, sqlite3, multiprocessing as mp
+from multiprocessing import shared_memory
+db = "/data/t.db"
+c = sqlite3.connect(db)
+print(c.execute("pragma journal_mode=wal").fetchone())
+c.execute("create table t(x)")
+c.execute("insert into t values (1), (2), (3)")
+c.commit()
+reader = sqlite3.connect(db)
+def writer():
+    w = sqlite3.connect(db)
+    w.execute("insert into t select x + 10 from t")
+    w.commit()
+    w.close()
+p = mp.Process(target=writer); p.start(); p.join()
+print("reader sees", reader.execute("select count(*), sum(x) from t").fetchone())
+print("wal files", sorted(f for f in os.listdir("/data") if f.startswith("t.db")))
+reader.close(); c.close()
+def child(name):
+    s = shared_memory.SharedMemory(name=name)
+    s.buf[:5] = b"child"
+    s.close()
+s = shared_memory.SharedMemory(create=True, size=8192, name="atoll_shm")
+s.buf[5:10] = b"paren"
+p = mp.Process(target=child, args=("atoll_shm",)); p.start(); p.join()
+print(bytes(s.buf[:10]), p.exitcode, os.listdir("/dev/shm"))
+s.close(); s.unlink()
+"#;
+
+#[test]
+fn sqlite_wal_and_python_shared_memory_match_native() {
+    let a = atoll();
+    let mut outs = Vec::new();
+    for level in ["native", "userspace"] {
+        let data = tempfile::tempdir().unwrap();
+        let b = debian()
+            .bind(data.path(), "/data", false)
+            .tmpfs("/dev/shm")
+            .args(&["/usr/bin/python3", "-c", WAL_AND_SHM])
+            .build();
+        let out = run_at(&a, level, &b, &format!("wal-{}", &level[..1]));
+        out.ok();
+        // What SQLite wrote is in the host file.
+        let db = std::fs::read(data.path().join("t.db")).unwrap();
+        assert!(db.starts_with(b"SQLite format 3"), "{level}");
+        outs.push(out.stdout.clone());
+    }
+    assert!(outs[0].contains("reader sees (6, 42)"), "{}", outs[0]);
+    assert_eq!(outs[1], outs[0]);
+}
