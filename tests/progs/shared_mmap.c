@@ -149,6 +149,8 @@ int main(int argc, char **argv) {
     p[0] = 'J';
     readat(fd, 0, 5, buf);
     printf("private write stays: %s %.5s\n", buf, p);
+    madvise(p, pg, MADV_DONTNEED);
+    printf("private after DONTNEED: %.5s\n", p);
     munmap(p, 4 * pg);
     close(fd);
 

@@ -685,11 +685,22 @@ impl AddressSpace {
             }
             let s = addr.max(v.start);
             let e = end.min(v.end);
-            if let Backing::Chunk { chunk, off, .. } = &v.backing
+            if let Backing::Chunk { chunk, off, file } = &v.backing
                 && !v.shared
             {
                 // Private memory belongs to this VMA alone (fork copies it).
                 chunk.discard(off + (s - v.start), e - s);
+                // A private copy of a file reads the file again.
+                if let Some((mem, fo)) = file {
+                    // SAFETY: [s, e) of the VMA's chunk, in the kernel's mapping.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            chunk.ptr(off + (s - v.start)),
+                            (e - s) as usize,
+                        )
+                    };
+                    let _ = mem.read_into(dst, fo + (s - v.start));
+                }
             }
         }
         Ok(())

@@ -455,7 +455,7 @@ impl FileOps for TmpFile {
         }
         Ok(done)
     }
-    fn write(&self, _k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
+    fn write(&self, k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
         let m = self.mem()?;
         let seals = m.seals.get();
         if seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
@@ -469,6 +469,10 @@ impl FileOps for TmpFile {
         let end = off.checked_add(src.len as u64).ok_or(Errno::EFBIG)?;
         if end > m.size() && seals & SEAL_GROW != 0 {
             return Err(Errno::EPERM);
+        }
+        // The container's memory holds tmpfs too: full is ENOSPC.
+        if end > m.size() {
+            k.may_commit(end - m.size()).map_err(|_| Errno::ENOSPC)?;
         }
         let mut done = 0usize;
         for iov in &src.iovs {
