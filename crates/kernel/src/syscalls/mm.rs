@@ -12,7 +12,12 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     use Status::*;
     vec![
         ("brk", sys_brk, Full, ""),
-        ("mmap", sys_mmap, Full, ""),
+        (
+            "mmap",
+            sys_mmap,
+            Full,
+            "MAP_SHARED of host files, tmpfs, /dev/shm, memfd and /dev/zero share the file's pages; host files' pages are cached while mapped (changes from outside the sandbox are not seen then); ENOMEM at RLIMIT_AS, RLIMIT_DATA and the container's memory limit",
+        ),
         ("munmap", sys_munmap, Full, ""),
         ("mprotect", sys_mprotect, Full, ""),
         (
@@ -27,7 +32,12 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             Partial,
             "DONTNEED/FREE release memory, other advice accepted",
         ),
-        ("msync", sys_msync, Full, ""),
+        (
+            "msync",
+            sys_msync,
+            Full,
+            "writes dirty pages of host files back",
+        ),
         ("mincore", sys_mincore, Full, ""),
         ("mlock", sys_nop, Full, "accepted"),
         ("mlock2", sys_nop, Full, "accepted"),

@@ -520,3 +520,50 @@ pub fn file_released(id: InodeId) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_padded_to_16_bytes() {
+        let e = |n: &[u8]| Event {
+            wd: 1,
+            mask: IN_CREATE,
+            cookie: 0,
+            name: n.to_vec(),
+        };
+        assert_eq!(e(b"").size(), 16);
+        assert_eq!(e(b"a").size(), 32);
+        assert_eq!(e(&[b'x'; 15]).size(), 32);
+        assert_eq!(e(&[b'x'; 16]).size(), 48);
+    }
+
+    #[test]
+    fn setattr_events_follow_linux() {
+        assert_eq!(setattr_mask(true, false, true, false, false), IN_MODIFY);
+        assert_eq!(setattr_mask(false, true, true, false, false), IN_ATTRIB);
+        assert_eq!(setattr_mask(false, true, false, false, false), IN_ACCESS);
+        assert_eq!(setattr_mask(false, false, true, false, false), IN_MODIFY);
+        assert_eq!(setattr_mask(false, false, false, true, false), IN_ATTRIB);
+        assert_eq!(setattr_mask(false, false, false, false, true), IN_ATTRIB);
+    }
+
+    #[test]
+    fn identical_events_coalesce_and_watches_go_with_the_instance() {
+        let ino = Inotify::new();
+        let id = (7, 42);
+        let wd = ino.add_watch(id, IN_ALL_EVENTS).unwrap();
+        assert_eq!(ino.add_watch(id, IN_ACCESS | IN_MASK_ADD).unwrap(), wd);
+        assert_eq!(
+            ino.add_watch(id, IN_ACCESS | IN_MASK_CREATE),
+            Err(Errno::EEXIST)
+        );
+        deliver(id, IN_ACCESS, 0, b"", false);
+        deliver(id, IN_ACCESS, 0, b"", false);
+        deliver(id, IN_MODIFY, 0, b"", false);
+        assert_eq!(ino.queue.borrow().len(), 2);
+        drop(ino);
+        assert!(!any_watch(), "the watches went with the instance");
+    }
+}
