@@ -319,3 +319,19 @@ fn sqlite_wal_and_python_shared_memory_match_native() {
     assert!(outs[0].contains("reader sees (6, 42)"), "{}", outs[0]);
     assert_eq!(outs[1], outs[0]);
 }
+
+#[test]
+fn shm_rmid_forced_removes_orphaned_segments() {
+    // /proc/sys is read-only in a native container: the sandbox's own
+    // namespace only.
+    let a = atoll();
+    let bin = prog("shm_rmid_forced");
+    let b = busybox().args(&["/opt/shm_rmid_forced"]).build();
+    cprog::install(&bin, &b.rootfs, "/opt/shm_rmid_forced");
+    let user = run_at(&a, "userspace", &b, "rmidf-u");
+    user.ok();
+    assert_eq!(
+        user.stdout, "shm_rmid_forced=0: kept\nshm_rmid_forced=1: removed\n",
+        "{user:#?}"
+    );
+}

@@ -582,6 +582,10 @@ impl FileOps for ProcFile {
     fn seekable(&self) -> bool {
         true
     }
+    /// O_TRUNC on a /proc file (`echo 1 > /proc/sys/...`) is not an error.
+    fn truncate(&self, _k: &Kernel, _len: u64) -> SysResult<()> {
+        Ok(())
+    }
     fn size(&self, _k: &Kernel) -> Option<u64> {
         Some(0)
     }
