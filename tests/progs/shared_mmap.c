@@ -215,6 +215,26 @@ int main(int argc, char **argv) {
     waitpid(c, 0, 0);
     printf("dev zero: %s [%d]\n", z1, z2[0]);
 
+    // 10b. madvise: a DONTFORK range is not in the child, a WIPEONFORK
+    //      range is there zeroed; unknown advice and holes are errors.
+    char *df = mmap(0, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    strcpy(df, "dontfork");
+    strcpy(df + pg, "wiped");
+    printf("madvise: %d %d", madvise(df, pg, MADV_DONTFORK), madvise(df + pg, pg, MADV_WIPEONFORK));
+    c = fork();
+    if (c == 0) {
+        int gone = probe(df);
+        _exit((gone == -SIGSEGV ? 1 : 0) | (df[pg] == 0 ? 2 : 0));
+    }
+    int wst;
+    waitpid(c, &wst, 0);
+    r = madvise(df, pg, 12345);
+    printf(" child=%d bad=%s", WEXITSTATUS(wst), strerrorname_np(errno));
+    munmap(df + pg, pg);
+    r = madvise(df, 2 * pg, MADV_NORMAL);
+    printf(" hole=%s\n", strerrorname_np(errno));
+    munmap(df, pg);
+
     // 11. A file mapped into itself: read() into its own mapping.
     snprintf(path, sizeof path, "%s/self.dat", dir);
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);

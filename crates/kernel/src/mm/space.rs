@@ -88,6 +88,10 @@ pub struct Vma {
     pub maywrite: bool,
     pub backing: Backing,
     pub name: VmaName,
+    /// MADV_DONTFORK: the child of a fork does not get this range.
+    pub dontfork: bool,
+    /// MADV_WIPEONFORK: the child gets this range zeroed.
+    pub wipeonfork: bool,
 }
 
 impl Vma {
@@ -382,6 +386,8 @@ impl AddressSpace {
             maywrite: r.maywrite,
             backing: r.backing,
             name: r.name,
+            dontfork: false,
+            wipeonfork: false,
         };
         let mut ops = Self::present_ops(&v, addr, addr + len)?;
         // Whatever was mapped there before goes, also where the new
@@ -673,6 +679,17 @@ impl AddressSpace {
         )
     }
 
+    /// madvise(MADV_DONTFORK and friends): `f` on the VMAs in `[start, end)`
+    /// (split at the edges).
+    pub fn set_fork_policy(&mut self, start: u64, end: u64, f: impl Fn(&mut Vma)) -> SysResult<()> {
+        self.split_at(start);
+        self.split_at(end);
+        for (_, v) in self.vmas.range_mut(start..end) {
+            f(v);
+        }
+        Ok(())
+    }
+
     /// madvise(MADV_DONTNEED): private pages read back as zeros (shared
     /// ones keep their contents, as on Linux).
     pub fn dont_need(&mut self, addr: u64, len: u64) -> SysResult<()> {
@@ -740,8 +757,14 @@ impl AddressSpace {
         let mut ops = Vec::with_capacity(self.vmas.len());
         let mut heap_copy: Option<Rc<Chunk>> = None;
         for v in self.vmas.values() {
+            if v.dontfork {
+                continue;
+            }
             let mut nv = v.clone();
-            if let Backing::Chunk { chunk, off, file } = &v.backing
+            if v.wipeonfork {
+                // A fresh zeroed copy.
+                nv.backing = Backing::anon(self.mf.alloc(v.end - v.start)?);
+            } else if let Backing::Chunk { chunk, off, file } = &v.backing
                 && !v.shared
             {
                 let src = chunk.offset + off;

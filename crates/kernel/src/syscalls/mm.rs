@@ -332,20 +332,51 @@ fn sys_mremap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 }
 
 fn sys_madvise(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    if !a[0].is_multiple_of(PAGE_SIZE) {
+    const MADV_WIPEONFORK: i32 = 18;
+    const MADV_KEEPONFORK: i32 = 19;
+    let (addr, advice) = (a[0], a[2] as i32);
+    if !addr.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
-    match a[2] as i32 {
-        libc::MADV_DONTNEED | libc::MADV_FREE => {
-            k.task_mm(tid).borrow_mut().dont_need(a[0], a[1])?;
-            Ok(0)
-        }
-        libc::MADV_REMOVE => {
-            k.task_mm(tid).borrow_mut().remove_pages(a[0], a[1])?;
-            Ok(0)
-        }
-        _ => Ok(0),
+    let len = page_up(a[1]).ok_or(Errno::EINVAL)?;
+    let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+    match advice {
+        0..=4 | 8..=17 | MADV_WIPEONFORK | MADV_KEEPONFORK | 20..=25 => {}
+        // MADV_HWPOISON, MADV_SOFT_OFFLINE: memory-failure injection.
+        100 | 101 => return Err(Errno::EPERM),
+        _ => return Err(Errno::EINVAL),
     }
+    if len == 0 {
+        return Ok(0);
+    }
+    let mm = k.task_mm(tid);
+    let mut mm = mm.borrow_mut();
+    match advice {
+        libc::MADV_DONTNEED | libc::MADV_FREE => mm.dont_need(addr, len)?,
+        libc::MADV_REMOVE => mm.remove_pages(addr, len)?,
+        libc::MADV_DONTFORK | libc::MADV_DOFORK => {
+            mm.set_fork_policy(addr, end, |v| v.dontfork = advice == libc::MADV_DONTFORK)?
+        }
+        MADV_WIPEONFORK | MADV_KEEPONFORK => {
+            // Only private anonymous memory can be wiped in the child.
+            if advice == MADV_WIPEONFORK
+                && mm.vmas().any(|v| {
+                    v.start < end
+                        && v.end > addr
+                        && (v.shared || !matches!(v.backing, Backing::Chunk { file: None, .. }))
+                })
+            {
+                return Err(Errno::EINVAL);
+            }
+            mm.set_fork_policy(addr, end, |v| v.wipeonfork = advice == MADV_WIPEONFORK)?
+        }
+        _ => {}
+    }
+    // Advice over a range with holes applies to what is mapped, then says so.
+    if mm.mapped_in(addr, end).0 < len {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(0)
 }
 
 /// msync(2): what the range's shared file mappings wrote goes to the
