@@ -30,7 +30,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "madvise",
             sys_madvise,
             Partial,
-            "DONTNEED/FREE release memory, other advice accepted",
+            "DONTNEED/FREE/REMOVE, DONTFORK/DOFORK and WIPEONFORK/KEEPONFORK act; other advice is accepted without effect",
         ),
         (
             "msync",
