@@ -1208,13 +1208,14 @@ fn memory_bomb(ctx: &Ctx, level: Level) -> Outcome {
             "the allocating process"
         }
     ));
-    if level == Level::Userspace && (whole || o.kind == Kind::Blocked) {
-        // The kernel maps all workload memory, so the OOM killer picks it
-        // or the allocating process's stub, from run to run.
+    if level == Level::Userspace && whole {
+        // Memory mapped while there was room and touched later can still
+        // bring the host's OOM killer, which may pick the kernel.
         o.kind = Kind::Blocked;
-        o.how = "the limit held: the OOM killer ended the allocating process, or the whole \
-                 sandbox (exit 137) when it picked the application kernel"
-            .into();
+        o.how = "the limit held: the host's OOM killer ended the whole sandbox (exit 137)".into();
+    } else if level == Level::Userspace {
+        // The kernel refuses mappings the container's memory cannot hold
+        // (ENOMEM, the program's verdict stands).
     } else if o.kind == Kind::Blocked {
         o.how.push_str(if oom_reported {
             "; `atoll events` reported the OOM"

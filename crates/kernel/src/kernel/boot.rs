@@ -190,6 +190,9 @@ pub struct BootError {
     pub code: i32,
 }
 
+/// Gives a bind mount (its spec and guest path) its file system, or none.
+pub type BindSource<'a> = dyn FnMut(&mut Kernel, &MountSpec, &[u8]) -> Option<Rc<dyn Inode>> + 'a;
+
 impl Kernel {
     /// Sets up the kernel over `files` (the gofer) with the container's
     /// stdio, and starts the workload's init. `log` receives the sandbox log.
@@ -342,7 +345,7 @@ impl Kernel {
         &mut self,
         root: &Rc<Dentry>,
         mounts: &[MountSpec],
-        bind: &mut dyn FnMut(&mut Kernel, &MountSpec, &[u8]) -> Option<Rc<dyn Inode>>,
+        bind: &mut BindSource<'_>,
     ) {
         let root_cred = Cred::root();
         let mut have_dev = false;

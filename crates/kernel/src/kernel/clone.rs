@@ -70,11 +70,8 @@ impl Kernel {
         }
         let p = self.task(parent);
         let ptgid = p.tgid;
-        // RLIMIT_NPROC-like cap on tasks; the pids cgroup limits the stubs too.
-        let nproc = self.groups[&ptgid].rlimits[libc::RLIMIT_NPROC as usize].rlim_cur;
-        if self.tasks.len() as u64 >= nproc.min(32768) {
-            return Err(Errno::EAGAIN);
-        }
+        // RLIMIT_NPROC (the pids cgroup limits the stubs too).
+        self.nproc_allows(parent)?;
         let tid = self.alloc_pid_in(super::pidns::ns_of(parent))?;
         let p = self.task(parent);
         let (p_mm, p_host, p_regs) = (p.mm.clone(), p.host, p.regs);

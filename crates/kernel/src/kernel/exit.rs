@@ -104,6 +104,8 @@ impl Kernel {
     /// The last thread of `tgid` exited: it becomes a zombie for its
     /// parent, its children go to the sandbox's init.
     fn group_died(&mut self, tgid: Pid) {
+        // SEM_UNDO adjustments, shm_rmid_forced.
+        self.ipc_process_exited(tgid);
         let (status, parent, children, exit_signal) = {
             let g = self.groups.get_mut(&tgid).unwrap();
             let status = g.group_exit.unwrap_or(0);

@@ -5,10 +5,11 @@
 //! A pid is stored once, kernel-wide, with its namespace in its high bits:
 //! `ns << NS_SHIFT | local`. The sandbox's namespace is 0, so its pids are
 //! the plain numbers its processes see; a pod container with a namespace
-//! of its own has the container's number there, and its init is local pid
-//! 1. Every map keyed by pid stays as it is; only what crosses into a
+//! of its own has the container's number there, and its init is local
+//! pid 1. Every map keyed by pid stays as it is; only what crosses into a
 //! process (return values, siginfo, /proc, arguments naming a pid) is
-//! translated, and only for processes of a container's own namespace:
+//! translated, and only for processes of a container's own namespace.
+//!
 //! - out: a pid of the viewer's namespace loses the tag; a pid of another
 //!   namespace is invisible (0), as the parent namespace's pids are in a
 //!   child namespace;

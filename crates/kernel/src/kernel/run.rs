@@ -28,6 +28,11 @@ fn interrupt_errno(nr: u64) -> Errno {
         | libc::SYS_rt_sigtimedwait
         | libc::SYS_rt_sigsuspend
         | libc::SYS_pause => Errno::ERESTARTNOHAND,
+        // Never restarted after a handler (signal(7)), and EINTR after a
+        // stop and SIGCONT even without one: System V IPC waits.
+        libc::SYS_semop | libc::SYS_semtimedop | libc::SYS_msgsnd | libc::SYS_msgrcv => {
+            Errno::EINTR
+        }
         // fork never fails with EINTR (a clone backing off at the pids
         // limit is simply tried again after the handler).
         libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork => {

@@ -84,6 +84,8 @@ const SYS_DIRS: &[&str] = &[
     "sys/net",
     "sys/net/core",
     "sys/net/ipv4",
+    "sys/fs/mqueue",
+    "sysvipc",
 ];
 const SYS_FILES: &[&str] = &[
     "sys/kernel/hostname",
@@ -98,8 +100,6 @@ const SYS_FILES: &[&str] = &[
     "sys/kernel/random/uuid",
     "sys/kernel/random/entropy_avail",
     "sys/kernel/threads-max",
-    "sys/kernel/shmmax",
-    "sys/kernel/shmall",
     "sys/kernel/yama_sandbox",
     "sys/vm/overcommit_memory",
     "sys/vm/max_map_count",
@@ -109,6 +109,22 @@ const SYS_FILES: &[&str] = &[
     "sys/fs/pipe-max-size",
     "sys/net/core/somaxconn",
     "sys/net/ipv4/ip_local_port_range",
+    "sys/kernel/shmmax",
+    "sys/kernel/shmall",
+    "sys/kernel/shmmni",
+    "sys/kernel/shm_rmid_forced",
+    "sys/kernel/sem",
+    "sys/kernel/msgmax",
+    "sys/kernel/msgmnb",
+    "sys/kernel/msgmni",
+    "sys/fs/mqueue/msg_max",
+    "sys/fs/mqueue/msgsize_max",
+    "sys/fs/mqueue/queues_max",
+    "sys/fs/mqueue/msg_default",
+    "sys/fs/mqueue/msgsize_default",
+    "sysvipc/shm",
+    "sysvipc/sem",
+    "sysvipc/msg",
 ];
 
 pub struct ProcInode {
@@ -185,20 +201,14 @@ pub fn new_procfs() -> Rc<dyn Inode> {
 
 /// (total, free) memory of the sandbox in bytes: the container's limit
 /// if it has one, else the host's total; used is what the sandbox's
-/// memory file holds plus the kernel's own size estimate.
+/// memory file holds plus the kernel's own share.
 pub fn memory(k: &Kernel) -> (u64, u64) {
     let total = k
         .config
         .mem_limit
         .unwrap_or_else(|| HOST.with(|h| h.borrow().mem_total));
-    let used: u64 = k
-        .tasks
-        .values()
-        .map(|t| t.mm.borrow().mapped_bytes())
-        .max()
-        .unwrap_or(0)
-        .min(total);
-    (total, total.saturating_sub(used))
+    let used = k.memory_used().min(total);
+    (total, total - used)
 }
 
 fn node_ino(n: &Node) -> u64 {
@@ -236,6 +246,7 @@ impl Inode for ProcInode {
             Node::PidFile(_, "oom_score_adj") => (libc::S_IFREG | 0o644, 1),
             Node::PidFile(..) => (libc::S_IFREG | 0o444, 1),
             Node::Static(_) => (libc::S_IFREG | 0o444, 1),
+            Node::Sys(n) if k.ipc_sysctl(n).is_some() => (libc::S_IFREG | 0o644, 1),
             Node::Sys(n) if n.ends_with("hostname") || n.ends_with("domainname") => {
                 (libc::S_IFREG | 0o644, 1)
             }
@@ -307,6 +318,9 @@ impl Inode for ProcInode {
                 }
                 if s == "sys" {
                     return Ok(self.child(Node::Dir("sys")));
+                }
+                if s == "sysvipc" {
+                    return Ok(self.child(Node::Dir("sysvipc")));
                 }
                 Err(Errno::ENOENT)
             }
@@ -382,6 +396,7 @@ impl Inode for ProcInode {
                 out.push(e("self", Node::SelfLink, FileType::Symlink));
                 out.push(e("thread-self", Node::ThreadSelf, FileType::Symlink));
                 out.push(e("sys", Node::Dir("sys"), FileType::Directory));
+                out.push(e("sysvipc", Node::Dir("sysvipc"), FileType::Directory));
                 for s in STATIC {
                     out.push(e(s, Node::Static(s), FileType::Regular));
                 }
@@ -554,17 +569,27 @@ impl FileOps for ProcFile {
         }
         Ok(dst.copy_in(0, &self.data[off..]))
     }
-    fn write(&self, _k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
+    fn write(&self, k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
         if !self.writable {
             return Err(Errno::EBADF);
         }
         match &self.node {
             Node::PidFile(_, "oom_score_adj") => Ok(src.len),
+            Node::Sys(n) if k.ipc_sysctl(n).is_some() => {
+                let mut buf = vec![0u8; src.len.min(256)];
+                src.copy_out(0, &mut buf);
+                k.set_ipc_sysctl(n, &buf)?;
+                Ok(src.len)
+            }
             _ => Err(Errno::EACCES),
         }
     }
     fn seekable(&self) -> bool {
         true
+    }
+    /// O_TRUNC on a /proc file (`echo 1 > /proc/sys/...`) is not an error.
+    fn truncate(&self, _k: &Kernel, _len: u64) -> SysResult<()> {
+        Ok(())
     }
     fn size(&self, _k: &Kernel) -> Option<u64> {
         Some(0)
@@ -662,8 +687,13 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
         Node::Static("devices") => s.push_str("Character devices:\n  1 mem\n  5 /dev/tty\n  5 /dev/console\n136 pts\n\nBlock devices:\n"),
         Node::Static(_) => {}
         Node::PidFile(p, which) => s = pid_file(k, *p, which)?,
+        Node::Sys(name) if name.starts_with("sysvipc/") => {
+            s = k.sysvipc_text(&name["sysvipc/".len()..]);
+        }
+        Node::Sys(name) if k.ipc_sysctl(name).is_some() => {
+            s = k.ipc_sysctl(name).unwrap_or_default() + "\n";
+        }
         Node::Sys(name) => {
-            let (total, _) = memory(k);
             let v = match *name {
                 "sys/kernel/hostname" => String::from_utf8_lossy(&k.hostname).into_owned(),
                 "sys/kernel/domainname" => String::from_utf8_lossy(&k.domainname).into_owned(),
@@ -681,7 +711,6 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
                 }
                 "sys/kernel/random/entropy_avail" => "256".into(),
                 "sys/kernel/threads-max" => "32768".into(),
-                "sys/kernel/shmmax" | "sys/kernel/shmall" => (total / 2).to_string(),
                 "sys/vm/overcommit_memory" => "0".into(),
                 "sys/vm/max_map_count" => "65530".into(),
                 "sys/vm/mmap_min_addr" => "65536".into(),
