@@ -66,6 +66,7 @@ docs: build
 
 bench: build
 	ATOLL=$(ATOLL) ./bench/run.sh
+	ATOLL=$(ATOLL) ./bench/pod.sh
 
 clean:
 	$(CARGO) clean
