@@ -317,6 +317,67 @@ fn kill9_of_the_gofer() {
     force_delete_and_check(&a, &id, &b, "gofer killed");
 }
 
+/// With every file access through the gofer (directfs off), the gofer's
+/// death turns the workload's opens into EIO, as a lost file server would
+/// on Linux: the kernel serves on and the workload sees errors, never a
+/// crash of its kernel.
+#[test]
+fn a_dead_gofer_gives_the_workload_eio() {
+    let _s = serial();
+    let a = atoll();
+    // Shell builtins only (a dead gofer cannot serve an exec): report each
+    // change between ok and failing, then one failure's own message.
+    let b = busybox()
+        .sh("i=0; last=; while [ $i -lt 20000 ]; do \
+               if read -r l 2>/dev/null < /etc/passwd; then s=ok; else s=fail; fi; \
+               [ \"$s\" != \"$last\" ] && echo $s; last=$s; i=$((i+1)); \
+               [ -e /tmp/stop ] && break; done; \
+             read -r l < /etc/passwd; echo done")
+        .tmpfs("/tmp")
+        .annotation("dev.atoll.directfs", "false")
+        .build();
+    let id = id("gofer-eio");
+    let out_path = b.path.join("out.txt");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = a
+        .command()
+        .args(["--isolation", "userspace", "run", "-b", b.path_str(), &id])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    while !read().contains("ok") {
+        assert!(Instant::now() < deadline, "never read the file: {}", read());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The foreground run may still be writing its state: ask until it
+    // names the kernel.
+    let kernel = loop {
+        let out = a.run(&["state", &id]);
+        let pid = serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["pid"].as_i64())
+            .filter(|p| *p > 0);
+        if let Some(p) = pid {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no state: {out:#?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let gofer = gofer_of(kernel).expect("the sandbox has a gofer");
+    sigkill(gofer);
+    let status = child.wait().unwrap();
+    let text = read();
+    assert!(text.contains("ok\nfail\n"), "{text}");
+    assert!(text.contains("Input/output error"), "{text}");
+    assert!(text.contains("done"), "the kernel served on: {text}");
+    assert!(!alive(kernel) || status.code().is_some(), "{status:?}");
+    force_delete_and_check(&a, &id, &b, "gofer killed, EIO");
+}
+
 #[test]
 fn kill9_of_a_native_init() {
     let _s = serial();

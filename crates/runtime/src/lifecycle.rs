@@ -191,8 +191,20 @@ impl Runtime {
             }
             bail!("container {id} does not exist");
         }
-        let mut c = Container::load(dir)
-            .map_err(|e| anyhow!("container {id}: state is unreadable: {e}"))?;
+        // libcontainer rewrites state.json in place (no rename): a reader
+        // racing a create or start can see it empty or cut short for a
+        // moment. Read again briefly before calling it unreadable.
+        let mut tries = 0;
+        let mut c = loop {
+            match Container::load(dir.clone()) {
+                Ok(c) => break c,
+                Err(_) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => bail!("container {id}: state is unreadable: {e}"),
+            }
+        };
         c.refresh_status()
             .map_err(|e| anyhow!("container {id}: cannot read status: {e}"))?;
         let meta = Meta::load(&self.layout, id).ok();

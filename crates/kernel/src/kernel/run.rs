@@ -376,16 +376,15 @@ impl Kernel {
         }
     }
 
-    /// A host child that is not a stub exited (the gofer).
+    /// A host child that is not a stub exited (the gofer). The sandbox
+    /// serves on, as Linux does when a file server goes away: what needs
+    /// the gofer fails with EIO from now on (direct file access, tmpfs,
+    /// pipes and sockets keep working), and the workload decides.
     fn on_foreign_exit(&mut self, pid: i32, status: i32) {
         if Some(pid) == self.config.gofer_pid {
             self.log.line(&format!(
-                "gofer (pid {pid}) exited with status {status:#x}: the sandbox cannot reach its files any more; stopping"
+                "gofer (pid {pid}) exited with status {status:#x}: file operations that need it fail with EIO from now on"
             ));
-            let groups: Vec<_> = self.groups.keys().copied().collect();
-            for g in groups {
-                self.group_exit(g, libc::SIGKILL);
-            }
         }
     }
 }
