@@ -161,7 +161,7 @@ impl Kernel {
             vfork_parent: (f & CLONE_VFORK != 0).then_some(parent),
             comm: p_comm,
             exiting: false,
-            cpu_time: Default::default(),
+            cpu_time: super::cputime::TaskCpu::running(),
             started: Instant::now(),
         };
         if f & CLONE_THREAD != 0 {

@@ -131,6 +131,8 @@ impl Kernel {
             self.task_mut(o).state = TaskState::InKernel;
             self.exit_task(o);
         }
+        // Locks of robust mutexes held by the old image are dead now.
+        self.exit_robust_list(tid);
         let tid = if tid != tgid {
             // The exec'ing thread becomes the group leader.
             let mut t = self.tasks.remove(&tid).unwrap();

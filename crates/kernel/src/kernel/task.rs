@@ -73,7 +73,7 @@ pub struct Task {
     pub comm: Vec<u8>,
     /// Exit in progress (exit_group, fatal signal): status to report.
     pub exiting: bool,
-    pub cpu_time: std::time::Duration,
+    pub cpu_time: super::cputime::TaskCpu,
     pub started: Instant,
 }
 
@@ -108,7 +108,8 @@ pub struct ThreadGroup {
     pub cmdline: Vec<u8>,
     pub environ: Vec<u8>,
     pub start: Instant,
-    pub children_cpu: std::time::Duration,
+    /// CPU time of exited threads and reaped children.
+    pub children_cpu: super::cputime::GroupCpu,
     pub personality: u32,
     pub subreaper: bool,
     pub dumpable: bool,

@@ -283,6 +283,10 @@ impl FileOps for HostSocket {
     fn socket(&self) -> Option<&dyn SocketOps> {
         Some(self)
     }
+    fn fs_magic(&self) -> i64 {
+        crate::vfs::file::SOCKFS_MAGIC
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -13,7 +13,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::waitq::WaitQueue;
 use crate::kernel::{Kernel, Tid};
 use crate::vfs::IoVecs;
-use crate::vfs::file::{File, FileOps, POLLHUP, POLLIN, POLLOUT, POLLRDHUP};
+use crate::vfs::file::{File, FileOps, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLWRBAND};
 use crate::vfs::inode::FileType;
 
 /// Bytes a socket may hold unread before senders block.
@@ -198,7 +198,15 @@ impl FileOps for UnixSocket {
         if let Some((_, q)) = self.listen.borrow().as_ref() {
             return if q.is_empty() { 0 } else { POLLIN };
         }
-        if !self.rq.borrow().is_empty() || self.shut_rd.get() {
+        // Linux's unix_poll: both directions shut is a hangup, a shut
+        // read side reads end of file.
+        if self.shut_rd.get() && self.shut_wr.get() {
+            r |= POLLHUP;
+        }
+        if self.shut_rd.get() {
+            r |= POLLIN | POLLRDHUP;
+        }
+        if !self.rq.borrow().is_empty() {
             r |= POLLIN;
         }
         let peer = self.peer();
@@ -206,8 +214,8 @@ impl FileOps for UnixSocket {
             r |= POLLIN | POLLHUP | POLLRDHUP;
         }
         match &peer {
-            Some(p) if p.has_room(1) && !self.shut_wr.get() => r |= POLLOUT,
-            None if !self.connection_oriented() => r |= POLLOUT,
+            Some(p) if p.has_room(1) => r |= POLLOUT | POLLWRBAND,
+            None if !self.connection_oriented() => r |= POLLOUT | POLLWRBAND,
             _ => {}
         }
         r
@@ -249,6 +257,10 @@ impl FileOps for UnixSocket {
     fn socket(&self) -> Option<&dyn SocketOps> {
         Some(self)
     }
+    fn fs_magic(&self) -> i64 {
+        crate::vfs::file::SOCKFS_MAGIC
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -518,13 +530,19 @@ impl SocketOps for UnixSocket {
             }
             _ => return Err(Errno::EINVAL),
         }
-        if let Some(p) = self.peer() {
+        // A stream peer's shutdown is the mirror image (unix_shutdown).
+        if let Some(p) = self.peer()
+            && self.connection_oriented()
+        {
             if self.shut_wr.get() {
                 p.shut_rd.set(true);
             }
-            p.wq.notify(POLLIN | POLLOUT | POLLHUP);
+            if self.shut_rd.get() {
+                p.shut_wr.set(true);
+            }
+            p.wq.notify(POLLIN | POLLOUT | POLLHUP | POLLRDHUP);
         }
-        self.wq.notify(POLLIN | POLLOUT);
+        self.wq.notify(POLLIN | POLLOUT | POLLHUP | POLLRDHUP);
         Ok(())
     }
 

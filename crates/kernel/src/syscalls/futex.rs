@@ -1,13 +1,12 @@
 //! futex(2).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Handler, Status};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::timer::duration_of;
-use crate::kernel::{Kernel, Tid, waitq};
-use crate::mm::AddressSpace;
+use crate::kernel::{Kernel, Tid};
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     vec![("futex", sys_futex, Status::Partial, "no PI futexes")]
@@ -23,36 +22,10 @@ const FUTEX_WAKE_BITSET: u64 = 10;
 const FUTEX_CLOCK_REALTIME: u64 = 256;
 const CMD_MASK: u64 = 127;
 
-/// The futex key of `addr`: its memory-file offset.
-pub fn key_of(mm: &AddressSpace, addr: u64) -> Option<u64> {
-    let v = mm.find(addr)?;
-    Some(v.chunk.offset + v.chunk_off + (addr - v.start))
-}
-
-/// The futex word, atomically, through the kernel's mapping.
-fn word(mm: &AddressSpace, addr: u64) -> SysResult<&'static AtomicU32> {
-    if !addr.is_multiple_of(4) {
-        return Err(Errno::EINVAL);
-    }
-    let v = mm.find(addr).ok_or(Errno::EFAULT)?;
-    if v.prot & libc::PROT_READ == 0 || addr + 4 > v.end {
-        return Err(Errno::EFAULT);
-    }
-    let p = v.chunk.ptr(v.chunk_off + (addr - v.start)) as *const AtomicU32;
-    // SAFETY: 4-byte aligned, inside the memory file mapping which lives
-    // as long as the kernel.
-    Ok(unsafe { &*p })
-}
+pub use crate::kernel::futex::{key_of, word};
 
 fn wake(k: &mut Kernel, key: u64, n: usize, bitset: u32) -> usize {
-    let woken = k.futexes.wake(key, n, bitset);
-    for t in &woken {
-        if let Some(task) = k.tasks.get_mut(t) {
-            task.sys.woken = true;
-        }
-        waitq::wake(*t);
-    }
-    woken.len()
+    k.futex_wake(key, n, bitset)
 }
 
 fn sys_futex(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {

@@ -185,8 +185,23 @@ pub fn number(name: &str) -> Option<u64> {
     table().iter().find(|e| e.name == name).map(|e| e.nr)
 }
 
-/// Serves syscall `nr` of task `tid`.
+/// Serves syscall `nr` of task `tid`, and accounts the task's CPU time:
+/// workload code until now, kernel time while served.
 pub fn dispatch(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<u64> {
+    let entered = std::time::Instant::now();
+    if let Some(t) = k.tasks.get_mut(&tid) {
+        t.cpu_time.enter_kernel(entered);
+    }
+    let r = dispatch_inner(k, tid, nr, args);
+    if let Some(t) = k.tasks.get_mut(&tid) {
+        let resumes = !matches!(r, Err(Errno::EBLOCK) | Err(Errno::ENORESUME));
+        t.cpu_time
+            .leave_kernel(entered, std::time::Instant::now(), resumes);
+    }
+    r
+}
+
+fn dispatch_inner(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<u64> {
     k.current.set(tid);
     let Some(e) = table().get(nr as usize) else {
         *k.stats.enosys.entry(nr).or_default() += 1;

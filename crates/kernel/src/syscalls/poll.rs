@@ -8,9 +8,9 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::signal::SigSet;
 use crate::kernel::timer::duration_of;
 use crate::kernel::{Kernel, Tid};
-use crate::vfs::epoll::{EPOLLONESHOT, Epoll, Interest};
+use crate::vfs::epoll::{Epoll, Interest};
 use crate::vfs::eventfd::{EventFd, SignalFd};
-use crate::vfs::file::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT};
+use crate::vfs::file::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, wait_mask};
 use crate::vfs::{File, IoVecs};
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
@@ -103,9 +103,9 @@ fn do_poll(
         match super::fs::get_file(k, tid, p.fd) {
             Err(_) => p.revents = POLLNVAL as i16,
             Ok(f) => {
-                let want = p.events as u32 | POLLERR | POLLHUP;
-                p.revents = (f.ops.poll(k) & want) as i16;
-                files.push((f, p.events as u32));
+                let want = p.events as u16 as u32 | POLLERR | POLLHUP;
+                p.revents = (f.poll(k) & want) as i16;
+                files.push((f, p.events as u16 as u32));
             }
         }
         if p.revents != 0 {
@@ -126,7 +126,7 @@ fn do_poll(
         return Ok(ready);
     }
     for (f, ev) in files {
-        f.ops.wait(k, tid, ev | POLLERR | POLLHUP);
+        f.ops.wait(k, tid, wait_mask(ev));
     }
     Err(Errno::EBLOCK)
 }
@@ -188,7 +188,7 @@ fn do_select(
             continue;
         }
         let f = super::fs::get_file(k, tid, fd as i32)?;
-        let ev = f.ops.poll(k);
+        let ev = f.poll(k);
         if want_r && ev & (POLLIN | POLLHUP | POLLERR) != 0 {
             out[0][w] |= b;
             count += 1;
@@ -338,7 +338,11 @@ fn sys_epoll_ctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         }
         _ => return Err(Errno::EINVAL),
     }
-    let _ = EPOLLONESHOT;
+    drop(list);
+    // A new or re-armed interest may be ready now: waiters look again.
+    if op != libc::EPOLL_CTL_DEL {
+        ep.waiters.notify_all();
+    }
     Ok(0)
 }
 

@@ -4,6 +4,7 @@
 use super::{Handler, Status};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::clone::{CLONE_VFORK, CLONE_VM, CloneArgs};
+use crate::kernel::cputime::Times;
 use crate::kernel::exit::{WaitSel, exited};
 use crate::kernel::identity;
 use crate::kernel::{Kernel, Tid};
@@ -24,7 +25,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ("execveat", sys_execveat, Full, ""),
         ("exit", sys_exit, Full, ""),
         ("exit_group", sys_exit_group, Full, ""),
-        ("wait4", sys_wait4, Partial, "rusage is zero"),
+        ("wait4", sys_wait4, Full, ""),
         ("waitid", sys_waitid, Partial, "no P_PIDFD"),
         ("getpid", sys_getpid, Full, ""),
         ("getppid", sys_getppid, Full, ""),
@@ -55,8 +56,13 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ("getrlimit", sys_getrlimit, Full, ""),
         ("setrlimit", sys_setrlimit, Full, ""),
         ("prlimit64", sys_prlimit64, Full, ""),
-        ("getrusage", sys_getrusage, Partial, "times are approximate"),
-        ("times", sys_times, Partial, "times are approximate"),
+        (
+            "getrusage",
+            sys_getrusage,
+            Partial,
+            "CPU times are wall time running or served (as gVisor); no fault or I/O counts",
+        ),
+        ("times", sys_times, Partial, "CPU times as getrusage"),
         ("sched_yield", sys_zero, Full, ""),
         ("sched_getaffinity", sys_sched_getaffinity, Full, ""),
         (
@@ -292,16 +298,15 @@ fn sys_wait4(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     };
     match k.wait_child(tid, sel, opts | libc::WEXITED)? {
         None => Ok(0),
-        Some((child, status, _)) => {
+        Some(w) => {
             let mm = k.task_mm(tid);
             if a[1] != 0 {
-                mm.borrow().write_val(a[1], &status)?;
+                mm.borrow().write_val(a[1], &w.status)?;
             }
             if a[3] != 0 {
-                let ru: libc::rusage = unsafe { std::mem::zeroed() };
-                mm.borrow().write_val(a[3], &ru)?;
+                mm.borrow().write_val(a[3], &rusage_of(w.cpu, 0))?;
             }
-            Ok(child as u64)
+            Ok(w.pid as u64)
         }
     }
 }
@@ -325,14 +330,14 @@ fn sys_waitid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let r = k.wait_child(tid, sel, opts2)?;
     let mm = k.task_mm(tid);
     let mut info = crate::kernel::signal::SigInfo::new(0, 0);
-    if let Some((child, status, code)) = r {
-        let st = match code {
-            crate::kernel::signal::CLD_EXITED => (status >> 8) & 0xff,
-            crate::kernel::signal::CLD_STOPPED => (status >> 8) & 0xff,
+    if let Some(w) = r {
+        let st = match w.code {
+            crate::kernel::signal::CLD_EXITED => (w.status >> 8) & 0xff,
+            crate::kernel::signal::CLD_STOPPED => (w.status >> 8) & 0xff,
             crate::kernel::signal::CLD_CONTINUED => libc::SIGCONT,
-            _ => status & 0x7f,
+            _ => w.status & 0x7f,
         };
-        info = crate::kernel::signal::SigInfo::child(code, child, 0, st);
+        info = crate::kernel::signal::SigInfo::child(w.code, w.pid, 0, st);
     }
     if a[2] != 0 {
         mm.borrow().write_bytes(a[2], &info.raw)?;
@@ -700,22 +705,55 @@ fn sys_prlimit64(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn sys_getrusage(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+/// A struct rusage with these times (and max RSS in KiB).
+fn rusage_of(t: Times, maxrss_kib: i64) -> libc::rusage {
+    // SAFETY: rusage is plain data.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let t = k.task(tid);
-    let el = t.started.elapsed();
-    // Wall time is an upper bound of CPU time; stubs' host CPU time is
-    // not attributed per task yet.
-    ru.ru_utime.tv_sec = 0;
-    ru.ru_utime.tv_usec = (el.as_micros() % 1000) as i64;
-    ru.ru_maxrss = (t.mm.borrow().mapped_bytes() / 1024) as i64;
-    k.task_mm(tid).borrow().write_val(a[1], &ru)?;
+    let tv = |d: std::time::Duration| libc::timeval {
+        tv_sec: d.as_secs() as i64,
+        tv_usec: d.subsec_micros() as i64,
+    };
+    ru.ru_utime = tv(t.user);
+    ru.ru_stime = tv(t.sys);
+    ru.ru_maxrss = maxrss_kib;
+    ru
+}
+
+fn sys_getrusage(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let tgid = k.task(tid).tgid;
+    let times = match a[0] as i32 {
+        libc::RUSAGE_SELF => k.process_cpu(tgid),
+        libc::RUSAGE_CHILDREN => k.children_cpu(tgid),
+        libc::RUSAGE_THREAD => k.thread_cpu(tid),
+        _ => return Err(Errno::EINVAL),
+    };
+    let rss = if a[0] as i32 == libc::RUSAGE_CHILDREN {
+        0
+    } else {
+        (k.task(tid).mm.borrow().mapped_bytes() / 1024) as i64
+    };
+    k.task_mm(tid)
+        .borrow()
+        .write_val(a[1], &rusage_of(times, rss))?;
     Ok(0)
+}
+
+/// Clock ticks (USER_HZ, 100 a second).
+fn ticks(d: std::time::Duration) -> i64 {
+    (d.as_millis() / 10) as i64
 }
 
 fn sys_times(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if a[0] != 0 {
-        let tms: libc::tms = unsafe { std::mem::zeroed() };
+        let tgid = k.task(tid).tgid;
+        let me = k.process_cpu(tgid);
+        let ch = k.children_cpu(tgid);
+        let tms = libc::tms {
+            tms_utime: ticks(me.user),
+            tms_stime: ticks(me.sys),
+            tms_cutime: ticks(ch.user),
+            tms_cstime: ticks(ch.sys),
+        };
         k.task_mm(tid).borrow().write_val(a[0], &tms)?;
     }
     Ok((k.uptime().as_millis() / 10) as u64 + 100_000)

@@ -48,9 +48,44 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     ]
 }
 
-/// CPU-time clocks of a stub thread or process, read from the host.
-fn host_cpu_clock(pid: i32, thread: bool) -> libc::clockid_t {
-    ((!pid) << 3) | if thread { 6 } else { 2 }
+/// The CPU time a CPU-time clock id names, as Linux decodes it
+/// (posix-cpu-timers): CLOCK_PROCESS/THREAD_CPUTIME_ID, or the encoding
+/// of clock_getcpuclockid/pthread_getcpuclockid: `~pid << 3 | perthread
+/// << 2 | which` (which: 0 PROF, 1 VIRT, 2 SCHED). A thread clock is
+/// readable only within the caller's process; a process clock names the
+/// caller's process or a process id (a thread group leader).
+fn cpu_clock(k: &Kernel, tid: Tid, clk: i32) -> SysResult<Duration> {
+    let (pid, thread, which) = match clk {
+        libc::CLOCK_PROCESS_CPUTIME_ID => (0, false, 2),
+        libc::CLOCK_THREAD_CPUTIME_ID => (0, true, 2),
+        c if c < 0 => (!(c >> 3), c & 4 != 0, c & 3),
+        _ => return Err(Errno::EINVAL),
+    };
+    if which == 3 {
+        return Err(Errno::EINVAL);
+    }
+    let me = k.task(tid);
+    let times = if thread {
+        let target = if pid == 0 { tid } else { pid };
+        match k.tasks.get(&target) {
+            Some(t) if t.tgid == me.tgid => k.thread_cpu(target),
+            _ => return Err(Errno::EINVAL),
+        }
+    } else {
+        // A process id, or the caller's own thread id.
+        let tgid = match pid {
+            0 => me.tgid,
+            p if k.groups.contains_key(&p) => p,
+            p if p == tid => me.tgid,
+            _ => return Err(Errno::EINVAL),
+        };
+        k.process_cpu(tgid)
+    };
+    Ok(if which == 1 {
+        times.user
+    } else {
+        times.total()
+    })
 }
 
 pub fn read_clock(k: &Kernel, tid: Tid, clk: i32) -> SysResult<libc::timespec> {
@@ -64,9 +99,7 @@ pub fn read_clock(k: &Kernel, tid: Tid, clk: i32) -> SysResult<libc::timespec> {
         | libc::CLOCK_TAI
         | libc::CLOCK_REALTIME_ALARM
         | libc::CLOCK_BOOTTIME_ALARM => clk,
-        libc::CLOCK_THREAD_CPUTIME_ID => host_cpu_clock(k.task(tid).host, true),
-        libc::CLOCK_PROCESS_CPUTIME_ID => host_cpu_clock(k.task(tid).host, false),
-        _ => return Err(Errno::EINVAL),
+        _ => return cpu_clock(k, tid, clk).map(timespec_of),
     };
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -155,7 +188,8 @@ fn sys_nanosleep(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 
 fn sys_clock_nanosleep(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let clk = a[0] as i32;
-    if matches!(clk, libc::CLOCK_THREAD_CPUTIME_ID) {
+    // No sleeping on a thread's CPU clock (Linux's posix_cpu_nsleep).
+    if clk == libc::CLOCK_THREAD_CPUTIME_ID || (clk < 0 && clk & 4 != 0) {
         return Err(Errno::EINVAL);
     }
     let abs = a[1] as i32 & libc::TIMER_ABSTIME != 0;

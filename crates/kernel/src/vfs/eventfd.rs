@@ -29,6 +29,9 @@ impl EventFd {
 }
 
 impl FileOps for EventFd {
+    fn plain_poll(&self) -> bool {
+        true
+    }
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, _off: u64) -> SysResult<usize> {
         if dst.len < 8 {
             return Err(Errno::EINVAL);
@@ -130,6 +133,9 @@ impl SignalFd {
 }
 
 impl FileOps for SignalFd {
+    fn plain_poll(&self) -> bool {
+        true
+    }
     fn read(&self, _k: &Kernel, _f: &File, _dst: &IoVecs, _off: u64) -> SysResult<usize> {
         // Reading dequeues signals, which needs the kernel mutably: done by
         // the read syscall itself (see syscalls::poll::read_signalfd).

@@ -17,6 +17,30 @@ pub const POLLERR: u32 = libc::POLLERR as u32;
 pub const POLLHUP: u32 = libc::POLLHUP as u32;
 pub const POLLRDHUP: u32 = 0x2000;
 pub const POLLNVAL: u32 = libc::POLLNVAL as u32;
+pub const POLLRDNORM: u32 = libc::POLLRDNORM as u32;
+pub const POLLWRNORM: u32 = libc::POLLWRNORM as u32;
+pub const POLLWRBAND: u32 = libc::POLLWRBAND as u32;
+
+/// The events a waiter for `events` must be woken on: files notify
+/// POLLIN/POLLOUT, which POLLRDNORM/POLLWRNORM waiters need too.
+pub fn wait_mask(events: u32) -> u32 {
+    let mut e = events | POLLERR | POLLHUP;
+    if events & POLLRDNORM != 0 {
+        e |= POLLIN;
+    }
+    if events & POLLWRNORM != 0 {
+        e |= POLLOUT;
+    }
+    e
+}
+
+pub const ANON_INODE_FS_MAGIC: i64 = 0x0904_1934;
+pub const PIPEFS_MAGIC: i64 = 0x5049_5045;
+pub const SOCKFS_MAGIC: i64 = 0x534F_434B;
+
+/// O_LARGEFILE as the x86_64 kernel spells it (libc's constant is 0 on
+/// 64-bit): open(2) sets it on every file it opens, and F_GETFL shows it.
+pub const O_LARGEFILE: i32 = 0o100000;
 
 /// Behaviour of one kind of open file. Methods get the description (`f`)
 /// for its flags and position.
@@ -33,9 +57,15 @@ pub trait FileOps: Any {
     fn seekable(&self) -> bool {
         false
     }
-    /// Ready events (POLLIN, POLLOUT, ...).
+    /// Ready events (POLLIN, POLLOUT, ...). POLLRDNORM and POLLWRNORM
+    /// come with POLLIN and POLLOUT unless [`FileOps::plain_poll`].
     fn poll(&self, _k: &Kernel) -> u32 {
         POLLIN | POLLOUT
+    }
+    /// Files whose poll reports POLLIN/POLLOUT alone, as Linux's eventfd,
+    /// timerfd and signalfd do.
+    fn plain_poll(&self) -> bool {
+        false
     }
     /// Registers `tid` to be woken on `events`; false if this file never blocks.
     fn wait(&self, _k: &Kernel, _tid: Tid, _events: u32) -> bool {
@@ -78,6 +108,11 @@ pub trait FileOps: Any {
     /// Name for /proc/[pid]/fd of files without a path ("pipe:[12]").
     fn anon_name(&self) -> Option<String> {
         None
+    }
+    /// f_type of fstatfs for files without a path (pipefs, sockfs,
+    /// anon_inodefs).
+    fn fs_magic(&self) -> i64 {
+        ANON_INODE_FS_MAGIC
     }
     /// Socket operations, for sockets.
     fn socket(&self) -> Option<&dyn crate::net::SocketOps> {
@@ -134,6 +169,22 @@ impl File {
             (Some(d), None) => String::from_utf8_lossy(&d.path(k)).into_owned(),
             (None, None) => "anon_inode:[unknown]".into(),
         }
+    }
+
+    /// Ready events as poll, select and epoll report them.
+    pub fn poll(&self, k: &Kernel) -> u32 {
+        let r = self.ops.poll(k);
+        if self.ops.plain_poll() {
+            return r;
+        }
+        let mut r = r;
+        if r & POLLIN != 0 {
+            r |= POLLRDNORM;
+        }
+        if r & POLLOUT != 0 {
+            r |= POLLWRNORM;
+        }
+        r
     }
 
     pub fn stat(&self, k: &Kernel) -> SysResult<libc::stat> {

@@ -583,13 +583,11 @@ fn state_char(k: &Kernel, p: Pid) -> char {
     if running { 'R' } else { 'S' }
 }
 
-fn cpu_ticks(k: &Kernel, p: Pid) -> u64 {
-    let Some(t) = k.groups.get(&p).and_then(|g| g.threads.first()) else {
-        return 0;
-    };
-    crate::syscalls::time::read_clock(k, *t, libc::CLOCK_PROCESS_CPUTIME_ID)
-        .map(|ts| ts.tv_sec as u64 * 100 + ts.tv_nsec as u64 / 10_000_000)
-        .unwrap_or(0)
+/// utime, stime, cutime, cstime in clock ticks (USER_HZ).
+fn cpu_ticks(k: &Kernel, p: Pid) -> [u64; 4] {
+    let t = |d: std::time::Duration| (d.as_millis() / 10) as u64;
+    let (me, ch) = (k.process_cpu(p), k.children_cpu(p));
+    [t(me.user), t(me.sys), t(ch.user), t(ch.sys)]
 }
 
 fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
@@ -737,10 +735,10 @@ fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
     match which {
         "stat" => {
             let start = g.start.duration_since(k.boot_time).as_millis() as u64 / 10;
-            let ticks = cpu_ticks(k, p);
+            let [ut, st, cut, cst] = cpu_ticks(k, p);
             let _ = writeln!(
                 s,
-                "{p} ({comm}) {} {} {} {} 0 -1 4194304 0 0 0 0 {ticks} 0 0 0 20 0 {} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+                "{p} ({comm}) {} {} {} {} 0 -1 4194304 0 0 0 0 {ut} {st} {cut} {cst} 20 0 {} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
                 state_char(k, p),
                 g.parent,
                 g.pgid,

@@ -80,6 +80,9 @@ pub fn fired(k: &mut Kernel, id: u64) {
 }
 
 impl FileOps for TimerFd {
+    fn plain_poll(&self) -> bool {
+        true
+    }
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, _off: u64) -> SysResult<usize> {
         if dst.len < 8 {
             return Err(Errno::EINVAL);

@@ -4,6 +4,7 @@ use super::{get_file, nofile};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
+use crate::vfs::perm::cap;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     use Status::*;
@@ -45,13 +46,14 @@ fn sys_fcntl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         libc::F_GETLK | libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_GETLK | libc::F_OFD_SETLK
         | libc::F_OFD_SETLKW => crate::vfs::lock::fcntl_lock(k, tid, &f, a[1] as i32, a[2]),
         libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ => {
-            let Some(end) = f.ops.as_any().downcast_ref::<crate::vfs::pipe::PipeEnd>() else {
+            let Some(pipe) = crate::vfs::pipe::pipe_of(&*f.ops) else {
                 return Err(Errno::EBADF);
             };
             if a[1] as i32 == libc::F_GETPIPE_SZ {
-                Ok(end.pipe.capacity() as u64)
+                Ok(pipe.capacity() as u64)
             } else {
-                Ok(end.pipe.set_capacity(a[2] as usize)? as u64)
+                let privileged = k.cred(tid).capable(cap::SYS_RESOURCE);
+                Ok(pipe.set_capacity(a[2], privileged)? as u64)
             }
         }
         libc::F_GETOWN | libc::F_SETOWN | 10 /* F_SETSIG */ | 11 /* F_GETSIG */ => Ok(0),

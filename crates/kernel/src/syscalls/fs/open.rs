@@ -111,7 +111,8 @@ fn open_common(
     mode: u64,
 ) -> SysResult<u64> {
     let path = k.read_path(tid, path_addr)?;
-    let flags = flags as i32;
+    // On 64-bit, every open is a large-file open (O_PATH drops it again).
+    let flags = flags as i32 | crate::vfs::file::O_LARGEFILE;
     let f = do_open(k, tid, dirfd, &path, flags, mode as u32)?;
     install_fd(k, tid, f, flags & libc::O_CLOEXEC != 0)
 }

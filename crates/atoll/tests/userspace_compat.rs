@@ -1,0 +1,74 @@
+//! Linux behaviours the userspace level once lacked, found by gVisor's
+//! syscall test suite (issue 19). Each C program in tests/progs/compat_*.c
+//! prints one line per behaviour; it runs at the native level (the host
+//! kernel, the reference) and at the userspace level, and the outputs must
+//! be the same. A behaviour that would hang prints TIMEOUT (an alarm cuts
+//! it off) instead of hanging the test.
+
+mod common;
+
+use atoll_testkit::cprog;
+use common::*;
+use std::path::Path;
+
+fn compile(name: &str) -> std::path::PathBuf {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/progs"));
+    let src = std::fs::read_to_string(dir.join(format!("{name}.c"))).unwrap();
+    cprog::compile(name, &src, &["-pthread"])
+}
+
+/// Runs program `name` at both levels; returns (native, userspace) stdout.
+fn both_levels(name: &str) -> (String, String) {
+    let a = atoll();
+    let bin = compile(name);
+    let b = busybox().tmpfs("/tmp").args(&[&format!("/{name}")]).build();
+    cprog::install(&bin, &b.rootfs, &format!("/{name}"));
+    let native = run_at(&a, "native", &b, "cmp-n");
+    let user = run_at(&a, "userspace", &b, "cmp-u");
+    native.ok();
+    user.ok();
+    (native.stdout, user.stdout)
+}
+
+/// Asserts the outputs are equal line by line (a readable diff), and that
+/// the native output has `expected` lines (the program checks what it means).
+fn assert_same(name: &str, native: &str, user: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(
+            native.lines().any(|l| l == *e),
+            "{name}: the host does not print {e:?}:\n{native}"
+        );
+    }
+    let n: Vec<&str> = native.lines().collect();
+    let u: Vec<&str> = user.lines().collect();
+    let diff: Vec<String> = (0..n.len().max(u.len()))
+        .filter(|i| n.get(*i) != u.get(*i))
+        .map(|i| format!("native:    {:?}\nuserspace: {:?}", n.get(i), u.get(i)))
+        .collect();
+    assert!(diff.is_empty(), "{name} differs:\n{}", diff.join("\n"));
+}
+
+#[test]
+fn crashes_and_hangs_of_the_syscall_suite_behave_as_linux() {
+    let (native, user) = both_levels("compat_hangs");
+    assert_same(
+        "compat_hangs",
+        &native,
+        &user,
+        &[
+            "fifo F_GETPIPE_SZ: ok(65536)",
+            "fifo F_SETPIPE_SZ 4097: ok(8192)",
+            "fifo F_GETFL: 0104002",
+            "pipe fstatfs: pipefs=1 bsize=4096 namelen=255",
+            "waitid WSTOPPED of a zombie: ECHILD",
+            "robust mutex after owner exit: EOWNERDEAD",
+            "robust shared mutex after owner process exit: EOWNERDEAD",
+            "poll pipe: 2 rd=0x40 wr=0x104",
+            "unix peer shutdown wakes a hangup poller: 1 0x10",
+            "epoll woken by a new ready fd: 1 0xdeadbeef",
+            "thread cpu clock: ok",
+            "process cpu clock covers both threads: ok",
+            "thread clock of another process: EINVAL",
+        ],
+    );
+}
