@@ -72,3 +72,47 @@ fn crashes_and_hangs_of_the_syscall_suite_behave_as_linux() {
         ],
     );
 }
+
+#[test]
+fn pipes_memory_and_events_behave_as_linux() {
+    let (native, user) = both_levels("compat_io");
+    assert_same(
+        "compat_io",
+        &native,
+        &user,
+        &[
+            "blocking pipe write past the size: the size of 131072",
+            "zero-size read of an empty pipe: ok(0)",
+            "fdinfo stat: ok(0)",
+            "blocked read got: 42",
+            "eventfd edge after a change: 1",
+            "memfd ftruncate INT64_MAX: ok(0)",
+            "memfd size 9223372036854775807 blocks 0",
+            "pread near the end: EINVAL",
+            "private map of a sparse file: ok byte 120",
+            "mremap MAYMOVE: ok, data data, new tail 0",
+            "mremap FIXED: at target, data data",
+            "mremap DONTUNMAP: ok, data data, old 0",
+        ],
+    );
+}
+
+#[test]
+fn futexes_processes_and_argument_edges_behave_as_linux() {
+    let (native, user) = both_levels("compat_proc");
+    assert_same(
+        "compat_proc",
+        &native,
+        &user,
+        &[
+            "futex waiter woken by wake 0: 1",
+            "private waiter woken by the shared wake: 0",
+            "private wake of an unmapped word: ok(0)",
+            "exec from a non-leader thread: reaped, status 0",
+            "waitid rusage: ok(0), cpu >= 100ms",
+            "kill INT_MIN: ESRCH",
+            "lock of length LLONG_MIN: EINVAL",
+            "nanosleep of LLONG_MAX, interrupted: interrupted",
+        ],
+    );
+}

@@ -10,10 +10,23 @@ use super::{Kernel, Tid, waitq};
 use crate::errno::{Errno, SysResult};
 use crate::mm::AddressSpace;
 
-/// The futex key of `addr`: its memory-file offset.
-pub fn key_of(mm: &AddressSpace, addr: u64) -> Option<u64> {
+/// What a futex waits on: the memory-file offset of its word, and for a
+/// private futex (FUTEX_PRIVATE_FLAG) its address space too (0 for a
+/// shared one), so a shared wake never wakes a private waiter, as Linux's
+/// keys differ.
+pub type FutexKey = (u32, u64);
+
+/// The shared futex key of `addr` (the kernel's own wakes: robust lists,
+/// CLONE_CHILD_CLEARTID).
+pub fn key_of(mm: &AddressSpace, addr: u64) -> Option<FutexKey> {
     let v = mm.find(addr)?;
-    Some(v.chunk.offset + v.chunk_off + (addr - v.start))
+    Some((0, v.chunk.offset + v.chunk_off + (addr - v.start)))
+}
+
+/// The key of `addr` for a private or shared futex operation.
+pub fn key_for(mm: &AddressSpace, addr: u64, private: bool) -> Option<FutexKey> {
+    let (_, off) = key_of(mm, addr)?;
+    Some((if private { mm.space + 1 } else { 0 }, off))
 }
 
 /// The futex word, atomically, through the kernel's mapping.
@@ -39,18 +52,18 @@ const ROBUST_LIST_LIMIT: usize = 2048;
 
 #[derive(Default)]
 pub struct Futexes {
-    waiters: HashMap<u64, Vec<(Tid, u32)>>,
+    waiters: HashMap<FutexKey, Vec<(Tid, u32)>>,
 }
 
 impl Futexes {
-    pub fn wait(&mut self, key: u64, tid: Tid, bitset: u32) {
+    pub fn wait(&mut self, key: FutexKey, tid: Tid, bitset: u32) {
         let w = self.waiters.entry(key).or_default();
         if !w.iter().any(|(t, _)| *t == tid) {
             w.push((tid, bitset));
         }
     }
 
-    pub fn cancel(&mut self, key: u64, tid: Tid) {
+    pub fn cancel(&mut self, key: FutexKey, tid: Tid) {
         if let Some(w) = self.waiters.get_mut(&key) {
             w.retain(|(t, _)| *t != tid);
             if w.is_empty() {
@@ -60,7 +73,7 @@ impl Futexes {
     }
 
     /// Removes up to `n` waiters whose bitset matches; returns them.
-    pub fn wake(&mut self, key: u64, n: usize, bitset: u32) -> Vec<Tid> {
+    pub fn wake(&mut self, key: FutexKey, n: usize, bitset: u32) -> Vec<Tid> {
         let mut woken = Vec::new();
         if let Some(w) = self.waiters.get_mut(&key) {
             let mut i = 0;
@@ -79,7 +92,7 @@ impl Futexes {
     }
 
     /// Moves up to `n` waiters from `from` to `to`; returns how many moved.
-    pub fn requeue(&mut self, from: u64, to: u64, n: usize) -> usize {
+    pub fn requeue(&mut self, from: FutexKey, to: FutexKey, n: usize) -> usize {
         let Some(mut w) = self.waiters.remove(&from) else {
             return 0;
         };
@@ -102,7 +115,7 @@ impl Futexes {
 
 impl Kernel {
     /// Wakes up to `n` waiters of `key`.
-    pub fn futex_wake(&mut self, key: u64, n: usize, bitset: u32) -> usize {
+    pub fn futex_wake(&mut self, key: FutexKey, n: usize, bitset: u32) -> usize {
         let woken = self.futexes.wake(key, n, bitset);
         for t in &woken {
             if let Some(task) = self.tasks.get_mut(t) {
@@ -129,9 +142,8 @@ impl Kernel {
         let mm = t.mm.clone();
         // struct robust_list_head { next; long futex_offset; list_op_pending; }
         let fetch = |addr: u64| -> Option<u64> { mm.borrow().read_val::<u64>(addr).ok() };
-        let (Some(mut entry), Some(offset), Some(pending)) =
-            (fetch(head), fetch(head + 8), fetch(head + 16))
-        else {
+        let at = |off: u64| head.checked_add(off).and_then(fetch);
+        let (Some(mut entry), Some(offset), Some(pending)) = (at(0), at(8), at(16)) else {
             return;
         };
         let offset = offset as i64;

@@ -8,4 +8,4 @@ pub mod space;
 pub mod usercopy;
 
 pub use memfile::{Chunk, MemoryFile};
-pub use space::{AddressSpace, MapRequest, Vma, VmaName};
+pub use space::{AddressSpace, MapRequest, Remap, Vma, VmaName};

@@ -84,6 +84,17 @@ pub struct AddressSpace {
     pub stack_top: u64,
 }
 
+/// How mremap may move a mapping.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Remap {
+    /// MREMAP_MAYMOVE.
+    pub may_move: bool,
+    /// MREMAP_FIXED: exactly there.
+    pub fixed: Option<u64>,
+    /// MREMAP_DONTUNMAP: the old range stays mapped (to new zero pages).
+    pub dont_unmap: bool,
+}
+
 /// Most a heap (brk) may grow; beyond it malloc falls back to mmap.
 pub const HEAP_MAX: u64 = 1 << 30;
 
@@ -195,7 +206,10 @@ impl AddressSpace {
             self.find_free(page_down(r.addr), len)
                 .ok_or(Errno::ENOMEM)?
         };
-        assert!(r.chunk_off + len <= r.chunk.len, "mapping beyond its chunk");
+        // A mapping never reaches past its memory.
+        if r.chunk_off.checked_add(len).is_none_or(|e| e > r.chunk.len) {
+            return Err(Errno::EINVAL);
+        }
         let res = p
             .apply(
                 self.space,
@@ -374,70 +388,193 @@ impl AddressSpace {
         new
     }
 
-    /// mremap(2) without MREMAP_FIXED/DONTUNMAP: shrink in place, grow in
-    /// place when the range after is free, else move if allowed.
+    /// Maps `len` bytes of `chunk` from `chunk_off` at `addr` (a range the
+    /// caller made free), as one VMA like `like`.
+    fn place(
+        &mut self,
+        p: &mut dyn Platform,
+        addr: u64,
+        len: u64,
+        (chunk, chunk_off): (Rc<Chunk>, u64),
+        like: &Vma,
+        name_off: u64,
+    ) -> SysResult<()> {
+        let mut name = like.name.clone();
+        if let VmaName::File { offset, .. } = &mut name {
+            *offset += name_off;
+        }
+        self.map(
+            p,
+            MapRequest {
+                addr,
+                len,
+                prot: like.prot,
+                shared: like.shared,
+                fixed: true,
+                noreplace: false,
+                chunk,
+                chunk_off,
+                name,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Memory for `len` more bytes after `v`'s bytes up to `at`: the same
+    /// chunk for a shared mapping (its pages are the object's), a fresh
+    /// zero-filled one for a private mapping.
+    fn extension(&self, v: &Vma, at: u64, len: u64) -> SysResult<(Rc<Chunk>, u64)> {
+        if v.shared {
+            let off = v.chunk_off + (at - v.start);
+            if off.checked_add(len).is_none_or(|e| e > v.chunk.len) {
+                return Err(Errno::ENOMEM);
+            }
+            Ok((v.chunk.clone(), off))
+        } else {
+            Ok((self.mf.alloc(len)?, 0))
+        }
+    }
+
+    /// mremap(2), as Linux's: shrinking unmaps the tail (always allowed,
+    /// whatever is mapped there); growing extends in place when the range
+    /// ends its mapping and the space after is free, else moves it (with
+    /// MREMAP_MAYMOVE) to a free range or to `how.fixed`; MREMAP_DONTUNMAP
+    /// leaves the old range mapped to fresh memory. Pages move by
+    /// reference, never by copy; memory a mapping grows by is new zeros
+    /// (private) or more of the same object (shared).
     pub fn remap(
         &mut self,
         p: &mut dyn Platform,
         old: u64,
         old_len: u64,
         new_len: u64,
-        may_move: bool,
-        fixed_to: Option<u64>,
+        how: Remap,
     ) -> SysResult {
-        if !old.is_multiple_of(PAGE_SIZE) || new_len == 0 {
+        if !old.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
-        let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
-        let new_len = page_up(new_len).ok_or(Errno::ENOMEM)?;
-        let v = self.find(old).cloned().ok_or(Errno::EFAULT)?;
-        if old + old_len > v.end {
-            return Err(Errno::EFAULT);
+        // PAGE_ALIGN wraps to zero in Linux: a length that large is EINVAL.
+        let old_len = page_up(old_len).unwrap_or(0);
+        let new_len = page_up(new_len).unwrap_or(0);
+        if new_len == 0 {
+            return Err(Errno::EINVAL);
         }
-        if fixed_to.is_none() && new_len <= old_len {
-            if new_len < old_len {
+        if how.dont_unmap && old_len != new_len {
+            return Err(Errno::EINVAL);
+        }
+        let mut old_len = old_len;
+        if let Some(to) = how.fixed {
+            if !to.is_multiple_of(PAGE_SIZE) || to.checked_add(new_len).is_none_or(|e| e > USER_END)
+            {
+                return Err(Errno::EINVAL);
+            }
+            if to < USER_START {
+                return Err(Errno::EPERM);
+            }
+            // The ranges may not overlap.
+            if old.saturating_add(old_len) > to && to + new_len > old {
+                return Err(Errno::EINVAL);
+            }
+            self.unmap(p, to, new_len)?;
+            if old_len > new_len {
+                self.unmap(p, old + new_len, old_len - new_len)?;
+                old_len = new_len;
+            }
+        } else if old_len >= new_len && !how.dont_unmap {
+            if old_len > new_len {
                 self.unmap(p, old + new_len, old_len - new_len)?;
             }
             return Ok(old);
         }
-        // The data moves into a new chunk of the new size (shared mappings
-        // cannot move away from their memory).
-        if v.shared {
+        // The old range: contiguous VMAs of one kind (a mapping that grew
+        // is several VMAs over different memory; Linux sees one).
+        let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
+        let first = self.find(old).cloned().ok_or(Errno::EFAULT)?;
+        let mut pieces = Vec::new();
+        let mut pos = old;
+        while pos < old_end {
+            let v = self.find(pos).cloned().ok_or(Errno::EFAULT)?;
+            if v.shared != first.shared || v.prot != first.prot {
+                return Err(Errno::EFAULT);
+            }
+            let end = v.end.min(old_end);
+            pieces.push((pos, end, v));
+            pos = end;
+        }
+        if old_len == 0 && !first.shared {
+            // Only a shared mapping can be duplicated this way.
             return Err(Errno::EINVAL);
         }
-        let in_place = fixed_to.is_none() && !self.overlaps(old + old_len, old + new_len);
-        if !in_place && !may_move {
+        if how.dont_unmap && (first.shared || !matches!(first.name, VmaName::Anon)) {
+            return Err(Errno::EINVAL);
+        }
+        // The VMA the range ends in (what grows).
+        let last = match pieces.last() {
+            Some((_, _, v)) => v.clone(),
+            None => first.clone(),
+        };
+        let grow = new_len - old_len;
+        if how.fixed.is_none()
+            && grow > 0
+            && old_len > 0
+            && old_end == last.end
+            && old_end.checked_add(grow).is_some_and(|e| e <= USER_END)
+            && !self.overlaps(old_end, old_end + grow)
+        {
+            let (c, off) = self.extension(&last, old_end, grow)?;
+            self.place(p, old_end, grow, (c, off), &last, old_end - last.start)?;
+            return Ok(old);
+        }
+        if !how.may_move {
             return Err(Errno::ENOMEM);
         }
-        let target = match fixed_to {
+        let target = match how.fixed {
             Some(t) => t,
-            None if in_place => old,
             None => self.find_free(0, new_len).ok_or(Errno::ENOMEM)?,
         };
-        let chunk = self.mf.alloc(new_len)?;
-        self.mf.copy_populated(
-            v.chunk.offset + v.chunk_off + (old - v.start),
-            chunk.offset,
-            old_len.min(new_len),
-        );
-        let name = v.name.clone();
-        if !in_place {
+        let ext = if grow > 0 {
+            let at = if old_len > 0 { old_end } else { old };
+            Some(self.extension(&last, at, grow)?)
+        } else {
+            None
+        };
+        // The pages themselves go to the new place.
+        for (s, e, v) in &pieces {
+            let off = v.chunk_off + (s - v.start);
+            self.place(
+                p,
+                target + (s - old),
+                e - s,
+                (v.chunk.clone(), off),
+                v,
+                s - v.start,
+            )?;
+        }
+        if let Some((c, off)) = ext {
+            let name_off = old_end.saturating_sub(last.start);
+            self.place(p, target + old_len, grow, (c, off), &last, name_off)?;
+        }
+        if old_len > 0 && !first.shared {
+            // Leave the old range without discarding what now lives at
+            // the new one.
+            p.apply(
+                self.space,
+                &[MapOp::Unmap {
+                    addr: old,
+                    len: old_len,
+                }],
+            )
+            .map_err(|e| Errno::from_io(&e))?;
+            self.remove_range(old, old_end);
+            if how.dont_unmap {
+                let c = self.mf.alloc(old_len)?;
+                self.place(p, old, old_len, (c, 0), &first, old - first.start)?;
+            }
+        } else if old_len > 0 {
+            // Shared pages stay valid through the new mapping.
             self.unmap(p, old, old_len)?;
         }
-        self.map(
-            p,
-            MapRequest {
-                addr: target,
-                len: new_len,
-                prot: v.prot,
-                shared: false,
-                fixed: true,
-                noreplace: false,
-                chunk,
-                chunk_off: 0,
-                name,
-            },
-        )
+        Ok(target)
     }
 
     /// madvise(MADV_DONTNEED): private pages read back as zeros.
@@ -520,6 +657,24 @@ impl AddressSpace {
     /// Removes every mapping (exec reuses nothing of the old image).
     pub fn release(self, p: &mut dyn Platform) {
         p.drop_space(self.space);
+    }
+
+    /// Whether every byte of `[addr, addr+len)` is mapped.
+    pub fn is_mapped(&self, addr: u64, len: u64) -> bool {
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
+        let mut pos = addr;
+        for (_, v) in self.vmas.range(..end) {
+            if v.end <= pos {
+                continue;
+            }
+            if v.start > pos {
+                return false;
+            }
+            pos = v.end;
+        }
+        pos >= end
     }
 
     /// Resident-ish size for /proc: bytes mapped.

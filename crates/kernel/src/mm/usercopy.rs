@@ -98,8 +98,21 @@ impl AddressSpace {
         })
     }
 
+    /// `len` bytes at `addr`. The range is checked before anything is
+    /// allocated (an unmapped length is EFAULT, not a kernel allocation),
+    /// and a length the kernel cannot allocate is ENOMEM, never an abort;
+    /// callers still bound lengths as Linux does.
     pub fn read_vec(&self, addr: u64, len: usize) -> SysResult<Vec<u8>> {
-        let mut v = vec![0u8; len];
+        // Every caller bounds its length far below this (the largest is
+        // poll's array at fs.nr_open entries); a backstop, not a limit.
+        const MAX: usize = 64 << 20;
+        if len > MAX {
+            return Err(Errno::ENOMEM);
+        }
+        self.for_range(addr, len, libc::PROT_READ, |_, _, _| {})?;
+        let mut v = Vec::new();
+        v.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+        v.resize(len, 0);
         self.read_bytes(addr, &mut v)?;
         Ok(v)
     }
@@ -140,7 +153,8 @@ impl AddressSpace {
             if v.prot & libc::PROT_READ == 0 {
                 return Err(Errno::EFAULT);
             }
-            let n = (v.end - pos) as usize;
+            // Never look further than the longest string allowed.
+            let n = ((v.end - pos) as usize).min(max + 1 - out.len());
             let ptr = v.chunk.ptr(v.chunk_off + (pos - v.start));
             // SAFETY: ptr valid for n bytes.
             let s = unsafe { std::slice::from_raw_parts(ptr, n) };
@@ -155,7 +169,7 @@ impl AddressSpace {
             if out.len() >= max {
                 return Err(Errno::ENAMETOOLONG);
             }
-            pos = v.end;
+            pos += n as u64;
         }
     }
 

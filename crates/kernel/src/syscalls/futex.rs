@@ -1,12 +1,13 @@
 //! futex(2).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Handler, Status};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::timer::duration_of;
 use crate::kernel::{Kernel, Tid};
+use crate::mm::AddressSpace;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     vec![("futex", sys_futex, Status::Partial, "no PI futexes")]
@@ -20,29 +21,48 @@ const FUTEX_WAKE_OP: u64 = 5;
 const FUTEX_WAIT_BITSET: u64 = 9;
 const FUTEX_WAKE_BITSET: u64 = 10;
 const FUTEX_CLOCK_REALTIME: u64 = 256;
+const FUTEX_PRIVATE_FLAG: u64 = 128;
 const CMD_MASK: u64 = 127;
 
-pub use crate::kernel::futex::{key_of, word};
+pub use crate::kernel::futex::{FutexKey, key_for, key_of, word};
 
-fn wake(k: &mut Kernel, key: u64, n: usize, bitset: u32) -> usize {
+/// Wakes up to `n` waiters; Linux wakes one when asked for zero (or a
+/// negative count), so must we.
+fn wake(k: &mut Kernel, key: Option<FutexKey>, n: u32, bitset: u32) -> usize {
+    let Some(key) = key else {
+        return 0;
+    };
+    let n = if (n as i32) <= 0 { 1 } else { n as usize };
     k.futex_wake(key, n, bitset)
+}
+
+/// A futex word the operation will modify: mapped writable.
+fn writable_word(mm: &AddressSpace, addr: u64) -> SysResult<&'static AtomicU32> {
+    let w = word(mm, addr)?;
+    if mm.find(addr).is_none_or(|v| v.prot & libc::PROT_WRITE == 0) {
+        return Err(Errno::EFAULT);
+    }
+    Ok(w)
 }
 
 fn sys_futex(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let (uaddr, op, val, utime, uaddr2, val3) = (a[0], a[1], a[2] as u32, a[3], a[4], a[5] as u32);
     let cmd = op & CMD_MASK;
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
+    if !uaddr.is_multiple_of(4) {
+        return Err(Errno::EINVAL);
+    }
     let mm = k.task_mm(tid);
-    let key = {
-        let m = mm.borrow();
-        word(&m, uaddr)?;
-        key_of(&m, uaddr).ok_or(Errno::EFAULT)?
-    };
+    // A private wake needs no mapping (Linux keys it by address): an
+    // unmapped word has no waiters. Waits read the word, so they fault.
+    let key = key_for(&mm.borrow(), uaddr, private);
     match cmd {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             let bitset = if cmd == FUTEX_WAIT { u32::MAX } else { val3 };
             if bitset == 0 {
                 return Err(Errno::EINVAL);
             }
+            let key = key.ok_or(Errno::EFAULT)?;
             let t = k.task(tid);
             if t.sys.started {
                 if t.sys.woken {
@@ -62,7 +82,7 @@ fn sys_futex(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
                 let ts: libc::timespec = mm.borrow().read_val(utime)?;
                 let d = duration_of(&ts).ok_or(Errno::EINVAL)?;
                 if cmd == FUTEX_WAIT {
-                    Some(Instant::now() + d)
+                    Some(crate::kernel::timer::after(d))
                 } else {
                     // WAIT_BITSET timeouts are absolute.
                     let clk = if op & FUTEX_CLOCK_REALTIME != 0 {
@@ -72,7 +92,7 @@ fn sys_futex(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
                     };
                     let now = super::time::read_clock(k, tid, clk)?;
                     let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
-                    Some(Instant::now() + d.saturating_sub(now))
+                    Some(crate::kernel::timer::after(d.saturating_sub(now)))
                 }
             } else {
                 None
@@ -91,29 +111,32 @@ fn sys_futex(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             if bitset == 0 {
                 return Err(Errno::EINVAL);
             }
-            Ok(wake(k, key, val as usize, bitset) as u64)
+            Ok(wake(k, key, val, bitset) as u64)
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
-            let key2 = {
-                let m = mm.borrow();
-                word(&m, uaddr2)?;
-                key_of(&m, uaddr2).ok_or(Errno::EFAULT)?
-            };
+            // val: how many to wake; the timeout argument: how many to move.
+            if (val as i32) < 0 || (utime as i32) < 0 {
+                return Err(Errno::EINVAL);
+            }
+            if !uaddr2.is_multiple_of(4) {
+                return Err(Errno::EINVAL);
+            }
             if cmd == FUTEX_CMP_REQUEUE && word(&mm.borrow(), uaddr)?.load(Ordering::SeqCst) != val3
             {
                 return Err(Errno::EAGAIN);
             }
-            let woken = wake(k, key, val as usize, u32::MAX);
-            let moved = k.futexes.requeue(key, key2, utime as usize);
+            let key2 = key_for(&mm.borrow(), uaddr2, private);
+            let (Some(key), Some(key2)) = (key, key2) else {
+                return Ok(0);
+            };
+            // Unlike FUTEX_WAKE, zero here wakes none.
+            let woken = k.futex_wake(key, val as usize, u32::MAX);
+            let moved = k.futexes.requeue(key, key2, utime as u32 as usize);
             Ok((woken + moved) as u64)
         }
         FUTEX_WAKE_OP => {
-            let key2 = {
-                let m = mm.borrow();
-                word(&m, uaddr2)?;
-                key_of(&m, uaddr2).ok_or(Errno::EFAULT)?
-            };
-            let w2 = word(&mm.borrow(), uaddr2)?;
+            let w2 = writable_word(&mm.borrow(), uaddr2)?;
+            let key2 = key_for(&mm.borrow(), uaddr2, private);
             let encoded = val3;
             let op_kind = (encoded >> 28) & 7;
             let shift = encoded & (8 << 28) != 0;
@@ -140,9 +163,9 @@ fn sys_futex(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
                 5 => (old as i32) >= cmparg as i32,
                 _ => return Err(Errno::ENOSYS),
             };
-            let mut n = wake(k, key, val as usize, u32::MAX);
+            let mut n = wake(k, key, val, u32::MAX);
             if ok {
-                n += wake(k, key2, utime as usize, u32::MAX);
+                n += wake(k, key2, utime as u32, u32::MAX);
             }
             Ok(n as u64)
         }

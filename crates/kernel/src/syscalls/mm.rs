@@ -5,7 +5,6 @@ use crate::arch::{PAGE_SIZE, page_up};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
 use crate::mm::{MapRequest, VmaName};
-use crate::vfs::IoVecs;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     use Status::*;
@@ -23,7 +22,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "mremap",
             sys_mremap,
             Partial,
-            "MREMAP_DONTUNMAP unsupported",
+            "a shared mapping grows only within its object",
         ),
         (
             "madvise",
@@ -112,31 +111,21 @@ fn sys_mmap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
                 return Err(Errno::ENODEV);
             }
         }
+        let zero_dev = f
+            .ops
+            .as_any()
+            .downcast_ref::<crate::vfs::devfs::DevFile>()
+            .is_some_and(|d| d.0 == crate::vfs::devfs::Dev::Zero);
         match st.st_mode & libc::S_IFMT {
             libc::S_IFREG | libc::S_IFBLK => {}
-            libc::S_IFCHR => {}
+            // /dev/zero maps as zero-filled memory; no other device maps.
+            libc::S_IFCHR if zero_dev => {}
             _ => return Err(Errno::ENODEV),
         }
         // Private (or read-only shared): a copy of the file's bytes.
         let chunk = mf.alloc(len)?;
-        let mut done = 0usize;
-        while done < len as usize {
-            let iov = IoVecs {
-                iovs: vec![libc::iovec {
-                    iov_base: chunk.ptr(done as u64) as *mut libc::c_void,
-                    iov_len: len as usize - done,
-                }],
-                len: len as usize - done,
-            };
-            match f.ops.read(k, &f, &iov, off + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(Errno::EINVAL) if done == 0 => {
-                    // /dev/zero and friends: zero-filled memory.
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
+        if !zero_dev {
+            f.copy_into(k, off, &chunk, 0, len)?;
         }
         (chunk, name)
     };
@@ -174,24 +163,20 @@ fn sys_mremap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let flags = a[3];
     const MAYMOVE: u64 = 1;
     const FIXED: u64 = 2;
-    if flags & !(MAYMOVE | FIXED) != 0 || (flags & FIXED != 0 && flags & MAYMOVE == 0) {
-        return Err(Errno::EINVAL);
-    }
-    let fixed_to = (flags & FIXED != 0).then_some(a[4]);
-    if let Some(t) = fixed_to
-        && t % PAGE_SIZE != 0
+    const DONTUNMAP: u64 = 4;
+    if flags & !(MAYMOVE | FIXED | DONTUNMAP) != 0
+        || (flags & (FIXED | DONTUNMAP) != 0 && flags & MAYMOVE == 0)
     {
         return Err(Errno::EINVAL);
     }
+    let how = crate::mm::Remap {
+        may_move: flags & MAYMOVE != 0,
+        fixed: (flags & FIXED != 0).then_some(a[4]),
+        dont_unmap: flags & DONTUNMAP != 0,
+    };
     let mm = k.task_mm(tid);
-    mm.borrow_mut().remap(
-        &mut k.platform,
-        a[0],
-        a[1],
-        a[2],
-        flags & MAYMOVE != 0,
-        fixed_to,
-    )
+    mm.borrow_mut()
+        .remap(&mut k.platform, a[0], a[1], a[2], how)
 }
 
 fn sys_madvise(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
@@ -218,15 +203,21 @@ fn sys_mincore(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if !a[0].is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
-    let pages = page_up(a[1]).ok_or(Errno::ENOMEM)? / PAGE_SIZE;
+    let len = page_up(a[1]).ok_or(Errno::ENOMEM)?;
     let mm = k.task_mm(tid);
     let mm = mm.borrow();
-    for i in 0..pages {
-        if mm.find(a[0] + i * PAGE_SIZE).is_none() {
-            return Err(Errno::ENOMEM);
-        }
+    if !mm.is_mapped(a[0], len) {
+        return Err(Errno::ENOMEM);
     }
-    mm.write_bytes(a[2], &vec![1u8; pages as usize])?;
+    // Every page counts as resident; written a piece at a time.
+    let ones = [1u8; 4096];
+    let pages = len / PAGE_SIZE;
+    let mut done = 0;
+    while done < pages {
+        let n = (pages - done).min(ones.len() as u64);
+        mm.write_bytes(a[2] + done, &ones[..n as usize])?;
+        done += n;
+    }
     Ok(0)
 }
 

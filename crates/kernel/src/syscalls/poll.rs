@@ -44,7 +44,7 @@ fn deadline(k: &mut Kernel, tid: Tid, timeout: Option<Duration>) -> bool {
     let t = k.task_mut(tid);
     if !t.sys.started {
         t.sys.started = true;
-        t.sys.deadline = timeout.map(|d| Instant::now() + d);
+        t.sys.deadline = timeout.map(crate::kernel::timer::after);
     }
     t.sys.deadline.is_some_and(|d| Instant::now() >= d)
 }
@@ -86,7 +86,10 @@ fn do_poll(
     nfds: u64,
     timeout: Option<Duration>,
 ) -> SysResult<u64> {
-    let limit = k.rlimit(tid, libc::RLIMIT_NOFILE).rlim_cur;
+    let limit = k
+        .rlimit(tid, libc::RLIMIT_NOFILE)
+        .rlim_cur
+        .min(super::fs::NR_OPEN);
     if nfds > limit.max(1024) {
         return Err(Errno::EINVAL);
     }

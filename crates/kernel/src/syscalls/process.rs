@@ -291,6 +291,8 @@ fn sys_wait4(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let sel = match pid {
+        // -INT_MIN is no process group (Linux's kernel_wait4).
+        i32::MIN => return Err(Errno::ESRCH),
         -1 => WaitSel::Any,
         0 => WaitSel::Pgid(0),
         p if p < -1 => WaitSel::Pgid(-p),
@@ -330,7 +332,7 @@ fn sys_waitid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let r = k.wait_child(tid, sel, opts2)?;
     let mm = k.task_mm(tid);
     let mut info = crate::kernel::signal::SigInfo::new(0, 0);
-    if let Some(w) = r {
+    if let Some(w) = &r {
         let st = match w.code {
             crate::kernel::signal::CLD_EXITED => (w.status >> 8) & 0xff,
             crate::kernel::signal::CLD_STOPPED => (w.status >> 8) & 0xff,
@@ -341,6 +343,11 @@ fn sys_waitid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     }
     if a[2] != 0 {
         mm.borrow().write_bytes(a[2], &info.raw)?;
+    }
+    // The raw syscall's fifth argument: the child's resource usage.
+    if a[4] != 0 {
+        let cpu = r.map(|w| w.cpu).unwrap_or_default();
+        mm.borrow().write_val(a[4], &rusage_of(cpu, 0))?;
     }
     Ok(0)
 }

@@ -183,6 +183,10 @@ fn sys_kill(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if !(0..=64).contains(&sig) {
         return Err(Errno::EINVAL);
     }
+    // -INT_MIN names nothing (Linux's kill_something_info).
+    if pid == i32::MIN {
+        return Err(Errno::ESRCH);
+    }
     let me = k.task(tid).tgid;
     let uid = k.cred(tid).uid;
     let targets: Vec<Pid> = match pid {
@@ -355,7 +359,7 @@ fn sys_rt_sigtimedwait(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> 
             if d.is_zero() {
                 return Err(Errno::EAGAIN);
             }
-            Some(std::time::Instant::now() + d)
+            Some(crate::kernel::timer::after(d))
         } else {
             None
         };

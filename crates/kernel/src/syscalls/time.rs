@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use super::{Handler, Status};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::task::PosixTimer;
-use crate::kernel::timer::{TimerAction, duration_of, timespec_of};
+use crate::kernel::timer::{TimerAction, after, duration_of, timespec_of};
 use crate::kernel::{Kernel, Tid};
 use crate::vfs::File;
 use crate::vfs::timerfd::TimerFd;
@@ -183,7 +183,7 @@ fn rel(k: &Kernel, tid: Tid, addr: u64) -> SysResult<Duration> {
 }
 
 fn sys_nanosleep(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    sleep_until(k, tid, |k| Ok(Instant::now() + rel(k, tid, a[0])?))
+    sleep_until(k, tid, |k| Ok(after(rel(k, tid, a[0])?)))
 }
 
 fn sys_clock_nanosleep(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
@@ -198,9 +198,9 @@ fn sys_clock_nanosleep(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> 
         if abs {
             let now = read_clock(k, tid, clk)?;
             let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
-            Ok(Instant::now() + d.saturating_sub(now))
+            Ok(after(d.saturating_sub(now)))
         } else {
-            Ok(Instant::now() + d)
+            Ok(after(d))
         }
     })
 }
@@ -222,7 +222,7 @@ fn sys_alarm(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         k.timers.cancel(&TimerAction::ItimerReal(pid));
     } else {
         k.timers.arm(
-            Instant::now() + Duration::from_secs(a[0]),
+            after(Duration::from_secs(a[0])),
             TimerAction::ItimerReal(pid),
         );
     }
@@ -286,12 +286,15 @@ fn sys_setitimer(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         if value.is_zero() {
             k.timers.cancel(&TimerAction::ItimerReal(pid));
         } else {
-            k.timers
-                .arm(Instant::now() + value, TimerAction::ItimerReal(pid));
+            k.timers.arm(after(value), TimerAction::ItimerReal(pid));
         }
     }
     Ok(0)
 }
+
+/// Timers one process may have (Linux's limit is memory; this one keeps
+/// the kernel's bounded).
+const MAX_POSIX_TIMERS: usize = 1 << 16;
 
 fn sys_timer_create(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let clock = a[0] as i32;
@@ -317,7 +320,15 @@ fn sys_timer_create(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let g = k.group_of_mut(tid);
-    let id = (0..).find(|i| !g.posix_timers.contains_key(i)).unwrap();
+    // A bound on what one process can make the kernel hold.
+    if g.posix_timers.len() >= MAX_POSIX_TIMERS {
+        return Err(Errno::EAGAIN);
+    }
+    let id = match g.posix_timers.last_key_value() {
+        None => 0,
+        Some((&last, _)) if last < i32::MAX => last + 1,
+        _ => (0..).find(|i| !g.posix_timers.contains_key(i)).unwrap(),
+    };
     g.posix_timers.insert(
         id,
         PosixTimer {
@@ -374,8 +385,7 @@ fn sys_timer_settime(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if value.is_zero() {
         k.timers.cancel(&TimerAction::Posix(pid, id));
     } else {
-        k.timers
-            .arm(Instant::now() + value, TimerAction::Posix(pid, id));
+        k.timers.arm(after(value), TimerAction::Posix(pid, id));
     }
     if a[3] != 0 {
         mm.borrow().write_val(a[3], &its(oi, ov))?;

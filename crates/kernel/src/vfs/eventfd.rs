@@ -60,9 +60,8 @@ impl FileOps for EventFd {
             return Err(Errno::EAGAIN);
         }
         self.count.set(c + v);
-        if v > 0 {
-            self.wq.notify(POLLIN);
-        }
+        // Every write is an event (edge-triggered epoll counts them).
+        self.wq.notify(POLLIN);
         Ok(8)
     }
     fn poll(&self, _k: &Kernel) -> u32 {
@@ -82,6 +81,9 @@ impl FileOps for EventFd {
     }
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.wq.remove(tid);
+    }
+    fn event_seq(&self) -> u64 {
+        self.wq.seq()
     }
     fn anon_name(&self) -> Option<String> {
         Some("anon_inode:[eventfd]".into())

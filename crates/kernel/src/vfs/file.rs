@@ -53,6 +53,11 @@ pub trait FileOps: Any {
     fn write(&self, _k: &Kernel, _f: &File, _src: &IoVecs, _off: u64) -> SysResult<usize> {
         Err(Errno::EINVAL)
     }
+    /// A blocking write writes everything before it returns (pipes and
+    /// FIFOs), sleeping for room as often as needed.
+    fn writes_whole(&self) -> bool {
+        false
+    }
     /// Whether reads and writes use the file position.
     fn seekable(&self) -> bool {
         false
@@ -169,6 +174,48 @@ impl File {
             (Some(d), None) => String::from_utf8_lossy(&d.path(k)).into_owned(),
             (None, None) => "anon_inode:[unknown]".into(),
         }
+    }
+
+    /// Copies `len` bytes of the file from `off` into `chunk` at `at`
+    /// (private file mappings, loaded program segments); returns the bytes
+    /// the file had. Only pages with data are written, so memory stays a
+    /// hole where the file has one: a sparse file of any size maps without
+    /// costing memory. Stops at end of file.
+    pub fn copy_into(
+        &self,
+        k: &Kernel,
+        off: u64,
+        chunk: &crate::mm::Chunk,
+        at: u64,
+        len: u64,
+    ) -> SysResult<u64> {
+        const STEP: usize = 64 * 1024;
+        const PAGE: usize = 4096;
+        if at.checked_add(len).is_none_or(|e| e > chunk.len) {
+            return Err(Errno::EINVAL);
+        }
+        let mut buf = vec![0u8; STEP];
+        let mut done = 0u64;
+        while done < len {
+            let want = STEP.min((len - done) as usize);
+            let iov = IoVecs::from_slice(&mut buf[..want]);
+            let pos = off.checked_add(done).ok_or(Errno::EOVERFLOW)?;
+            let n = match self.ops.read(k, self, &iov, pos)? {
+                0 => break,
+                n => n.min(want),
+            };
+            for (i, piece) in buf[..n].chunks(PAGE).enumerate() {
+                if piece.iter().any(|b| *b != 0) {
+                    let dst = at + done + (i * PAGE) as u64;
+                    // SAFETY: dst + piece.len() <= at + len <= chunk.len.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(piece.as_ptr(), chunk.ptr(dst), piece.len())
+                    };
+                }
+            }
+            done += n as u64;
+        }
+        Ok(done)
     }
 
     /// Ready events as poll, select and epoll report them.

@@ -142,7 +142,12 @@ pub fn fcntl_lock(k: &mut Kernel, tid: Tid, f: &Rc<File>, cmd: i32, arg: u64) ->
     let mut start = base.checked_add(fl.l_start).ok_or(Errno::EOVERFLOW)?;
     let mut len = fl.l_len;
     if len < 0 {
-        start += len;
+        // Linux: a range reaching below 0 is EINVAL (this also rules out
+        // negating i64::MIN).
+        start = start
+            .checked_add(len)
+            .filter(|s| *s >= 0)
+            .ok_or(Errno::EINVAL)?;
         len = -len;
     }
     if start < 0 {

@@ -20,6 +20,7 @@ pub mod perm;
 pub mod pipe;
 pub mod procfs;
 pub mod pty;
+pub mod sparse;
 pub mod sysfs;
 pub mod timerfd;
 pub mod tmpfile;

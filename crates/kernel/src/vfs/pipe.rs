@@ -115,6 +115,10 @@ impl Drop for PipeEnd {
 
 impl FileOps for PipeEnd {
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, _off: u64) -> SysResult<usize> {
+        // Reading nothing returns at once (Linux's pipe_read).
+        if dst.len == 0 {
+            return Ok(0);
+        }
         let p = &self.pipe;
         let mut buf = p.buf.borrow_mut();
         if buf.is_empty() {
@@ -148,9 +152,16 @@ impl FileOps for PipeEnd {
             return Err(Errno::EAGAIN);
         }
         let n = src.len.min(space);
-        let mut tmp = vec![0u8; n];
-        src.copy_out(0, &mut tmp);
-        buf.extend(tmp);
+        // In pieces: a pipe may be made large (F_SETPIPE_SZ), and one write
+        // must not need a kernel buffer of its size on top of the pipe's.
+        let mut tmp = [0u8; 16 * 1024];
+        let mut done = 0;
+        while done < n {
+            let k = tmp.len().min(n - done);
+            src.copy_out(done, &mut tmp[..k]);
+            buf.extend(&tmp[..k]);
+            done += k;
+        }
         drop(buf);
         p.rq.notify(POLLIN);
         Ok(n)
@@ -220,6 +231,10 @@ impl FileOps for PipeEnd {
 
     fn fs_magic(&self) -> i64 {
         super::file::PIPEFS_MAGIC
+    }
+
+    fn writes_whole(&self) -> bool {
+        true
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -325,6 +340,9 @@ impl FileOps for FifoEnd {
     }
     fn unwait(&self, k: &Kernel, tid: Tid) {
         self.any().unwait(k, tid)
+    }
+    fn writes_whole(&self) -> bool {
+        true
     }
     fn event_seq(&self) -> u64 {
         self.any().event_seq()

@@ -26,6 +26,8 @@ enum Node {
     PidLink(Pid, &'static str),
     FdDir(Pid),
     Fd(Pid, i32),
+    FdInfoDir(Pid),
+    FdInfo(Pid, i32),
     TaskDir(Pid),
     Task(Pid, Tid),
     Static(&'static str),
@@ -227,9 +229,11 @@ impl Inode for ProcInode {
             Node::Root
             | Node::Pid(_)
             | Node::FdDir(_)
+            | Node::FdInfoDir(_)
             | Node::TaskDir(_)
             | Node::Task(..)
             | Node::Dir(_) => (libc::S_IFDIR | 0o555, 2),
+            Node::FdInfo(..) => (libc::S_IFREG | 0o444, 1),
             Node::SelfLink | Node::ThreadSelf | Node::PidLink(..) | Node::Fd(..) => {
                 (libc::S_IFLNK | 0o777, 1)
             }
@@ -248,6 +252,8 @@ impl Inode for ProcInode {
             | Node::PidLink(p, _)
             | Node::FdDir(p)
             | Node::Fd(p, _)
+            | Node::FdInfoDir(p)
+            | Node::FdInfo(p, _)
             | Node::TaskDir(p)
             | Node::Task(p, _) => {
                 let g = k.groups.get(p).ok_or(Errno::ENOENT)?;
@@ -271,6 +277,7 @@ impl Inode for ProcInode {
             Node::Root
             | Node::Pid(_)
             | Node::FdDir(_)
+            | Node::FdInfoDir(_)
             | Node::TaskDir(_)
             | Node::Task(..)
             | Node::Dir(_) => FileType::Directory,
@@ -322,11 +329,12 @@ impl Inode for ProcInode {
                 }
                 match s {
                     "fd" => Ok(self.child(Node::FdDir(p))),
+                    "fdinfo" => Ok(self.child(Node::FdInfoDir(p))),
                     "task" if matches!(self.node, Node::Pid(_)) => Ok(self.child(Node::TaskDir(p))),
                     _ => Err(Errno::ENOENT),
                 }
             }
-            Node::FdDir(p) => {
+            Node::FdDir(p) | Node::FdInfoDir(p) => {
                 let fd: i32 = s.parse().map_err(|_| Errno::ENOENT)?;
                 let t = k
                     .groups
@@ -338,7 +346,11 @@ impl Inode for ProcInode {
                     .borrow()
                     .get(fd)
                     .map_err(|_| Errno::ENOENT)?;
-                Ok(self.child(Node::Fd(*p, fd)))
+                Ok(self.child(if matches!(self.node, Node::FdDir(_)) {
+                    Node::Fd(*p, fd)
+                } else {
+                    Node::FdInfo(*p, fd)
+                }))
             }
             Node::TaskDir(p) => {
                 let t: Tid = s.parse().map_err(|_| Errno::ENOENT)?;
@@ -388,18 +400,24 @@ impl Inode for ProcInode {
                     out.push(e(l, Node::PidLink(*p, l), FileType::Symlink));
                 }
                 out.push(e("fd", Node::FdDir(*p), FileType::Directory));
+                out.push(e("fdinfo", Node::FdInfoDir(*p), FileType::Directory));
                 if matches!(self.node, Node::Pid(_)) {
                     out.push(e("task", Node::TaskDir(*p), FileType::Directory));
                 }
             }
-            Node::FdDir(p) => {
+            Node::FdDir(p) | Node::FdInfoDir(p) => {
                 let t = k
                     .groups
                     .get(p)
                     .and_then(|g| g.threads.first())
                     .ok_or(Errno::ENOENT)?;
+                let info = matches!(self.node, Node::FdInfoDir(_));
                 for (fd, _) in k.task(*t).files.borrow().iter() {
-                    out.push(e(&fd.to_string(), Node::Fd(*p, fd), FileType::Symlink));
+                    out.push(if info {
+                        e(&fd.to_string(), Node::FdInfo(*p, fd), FileType::Regular)
+                    } else {
+                        e(&fd.to_string(), Node::Fd(*p, fd), FileType::Symlink)
+                    });
                 }
             }
             Node::TaskDir(p) => {
@@ -655,6 +673,7 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
         Node::Static("devices") => s.push_str("Character devices:\n  1 mem\n  5 /dev/tty\n  5 /dev/console\n136 pts\n\nBlock devices:\n"),
         Node::Static(_) => {}
         Node::PidFile(p, which) => s = pid_file(k, *p, which)?,
+        Node::FdInfo(p, fd) => s = fd_info(k, *p, *fd)?,
         Node::Sys(name) => {
             let (total, _) = memory(k);
             let v = match *name {
@@ -722,6 +741,26 @@ fn mounts_text(k: &Kernel, info: bool) -> String {
         }
     }
     s
+}
+
+/// /proc/PID/fdinfo/FD: position, flags (octal, O_CLOEXEC included as
+/// Linux shows it), mount and inode.
+fn fd_info(k: &Kernel, p: Pid, fd: i32) -> SysResult<String> {
+    let g = k.groups.get(&p).ok_or(Errno::ENOENT)?;
+    let leader = *g.threads.first().ok_or(Errno::ENOENT)?;
+    let files = k.task(leader).files.borrow();
+    let e = files.entry(fd).ok_or(Errno::ENOENT)?;
+    let mut flags = e.file.flags.get() & !libc::O_CLOEXEC;
+    if e.cloexec {
+        flags |= libc::O_CLOEXEC;
+    }
+    let mnt = e.file.dentry.as_ref().map_or(0, |d| d.mount.id);
+    let ino = e.file.stat(k).map_or(0, |s| s.st_ino);
+    Ok(format!(
+        "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n",
+        e.file.pos.get(),
+        flags
+    ))
 }
 
 fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {

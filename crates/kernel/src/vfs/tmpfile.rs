@@ -38,7 +38,7 @@ pub fn open_tmpfile(
         libc::S_IFREG | (mode & !umask & 0o7777),
         cred.fsuid,
         cred.fsgid,
-        Content::File(Vec::new()),
+        Content::File(super::sparse::FileData::new()),
     );
     inode.meta.borrow_mut().st_nlink = 0;
     let ops = inode.open(k, flags & !libc::O_TMPFILE)?;
@@ -77,7 +77,7 @@ pub fn memfd(k: &mut Kernel, tid: Tid, name: &[u8], flags: u32) -> SysResult<Rc<
         libc::S_IFREG | mode,
         cred.fsuid,
         cred.fsgid,
-        Content::File(Vec::new()),
+        Content::File(super::sparse::FileData::new()),
     );
     inode.meta.borrow_mut().st_nlink = 0;
     let ops = inode.open(k, libc::O_RDWR)?;

@@ -10,12 +10,13 @@ use super::file::{File, FileOps};
 use super::inode::{DirEntry, FileType, Inode, SetAttr, TimeSet};
 use super::iov::IoVecs;
 use super::perm::Cred;
+use super::sparse::FileData;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
 
 pub enum Content {
     Dir(BTreeMap<Vec<u8>, Rc<dyn Inode>>),
-    File(Vec<u8>),
+    File(FileData),
     Symlink(Vec<u8>),
     Fifo,
     Socket,
@@ -123,7 +124,7 @@ impl Inode for TmpInode {
         match &*self.content.borrow() {
             Content::File(d) => {
                 st.st_size = d.len() as i64;
-                st.st_blocks = d.len().div_ceil(512) as i64;
+                st.st_blocks = (d.allocated() / 512) as i64;
             }
             Content::Symlink(t) => st.st_size = t.len() as i64,
             Content::Dir(_) => st.st_size = 4096,
@@ -162,7 +163,7 @@ impl Inode for TmpInode {
             FileType::Regular => {
                 if flags & libc::O_TRUNC != 0 && flags & libc::O_ACCMODE != libc::O_RDONLY {
                     if let Content::File(d) = &mut *self.content.borrow_mut() {
-                        d.clear();
+                        let _ = d.set_len(0);
                     }
                     self.touch(true, true);
                 }
@@ -189,7 +190,7 @@ impl Inode for TmpInode {
         let f = self.new_child(
             libc::S_IFREG | (mode & 0o7777),
             cred,
-            Content::File(Vec::new()),
+            Content::File(FileData::new()),
         );
         self.insert_new(name, f.clone())?;
         let ops: Rc<dyn FileOps> = Rc::new(TmpFile { inode: f.clone() });
@@ -207,7 +208,7 @@ impl Inode for TmpInode {
     }
     fn mknod(&self, _k: &Kernel, name: &[u8], mode: u32, _dev: u64, cred: &Cred) -> SysResult<()> {
         let content = match mode & libc::S_IFMT {
-            libc::S_IFREG | 0 => Content::File(Vec::new()),
+            libc::S_IFREG | 0 => Content::File(FileData::new()),
             libc::S_IFIFO => Content::Fifo,
             libc::S_IFSOCK => Content::Socket,
             _ => return Err(Errno::EPERM),
@@ -337,7 +338,7 @@ impl Inode for TmpInode {
     fn setattr(&self, _k: &Kernel, a: &SetAttr) -> SysResult<()> {
         if let Some(size) = a.size {
             match &mut *self.content.borrow_mut() {
-                Content::File(d) => d.resize(size as usize, 0),
+                Content::File(d) => d.set_len(size)?,
                 Content::Dir(_) => return Err(Errno::EISDIR),
                 _ => return Err(Errno::EINVAL),
             }
@@ -390,6 +391,13 @@ impl TmpInode {
     }
 }
 
+/// How much memory the data of in-kernel files may hold in all: what the
+/// sandbox has (its memory limit, else the host's), as a tmpfs's default
+/// size is the machine's memory.
+fn file_budget(k: &Kernel) -> u64 {
+    super::procfs::memory(k).0
+}
+
 /// An open tmpfs regular file.
 pub struct TmpFile {
     inode: Rc<TmpInode>,
@@ -401,14 +409,9 @@ impl FileOps for TmpFile {
         let Content::File(d) = &*c else {
             return Err(Errno::EINVAL);
         };
-        let off = off as usize;
-        if off >= d.len() {
-            return Ok(0);
-        }
-        let n = dst.len.min(d.len() - off);
-        Ok(dst.copy_in(0, &d[off..off + n]))
+        Ok(d.read(off, dst))
     }
-    fn write(&self, _k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
+    fn write(&self, k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
         let mut c = self.inode.content.borrow_mut();
         let Content::File(d) = &mut *c else {
             return Err(Errno::EINVAL);
@@ -416,30 +419,26 @@ impl FileOps for TmpFile {
         let off = if f.flags.get() & libc::O_APPEND != 0 {
             d.len()
         } else {
-            off as usize
+            off
         };
-        let end = off.checked_add(src.len).ok_or(Errno::EFBIG)?;
-        if end > d.len() {
-            d.resize(end, 0);
-        }
-        src.copy_out(0, &mut d[off..end]);
+        let n = d.write(off, src, file_budget(k))?;
         drop(c);
         self.inode.touch(true, true);
-        Ok(src.len)
+        Ok(n)
     }
     fn seekable(&self) -> bool {
         true
     }
     fn truncate(&self, _k: &Kernel, len: u64) -> SysResult<()> {
         if let Content::File(d) = &mut *self.inode.content.borrow_mut() {
-            d.resize(len as usize, 0);
+            d.set_len(len)?;
         }
         self.inode.touch(true, true);
         Ok(())
     }
     fn size(&self, _k: &Kernel) -> Option<u64> {
         match &*self.inode.content.borrow() {
-            Content::File(d) => Some(d.len() as u64),
+            Content::File(d) => Some(d.len()),
             _ => None,
         }
     }
@@ -448,9 +447,11 @@ impl FileOps for TmpFile {
             return Err(Errno::EOPNOTSUPP);
         }
         if let Content::File(d) = &mut *self.inode.content.borrow_mut() {
-            let end = (off + len) as usize;
+            let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+            // The size grows; pages come when written (the range is not
+            // reserved: a later write may still find the budget spent).
             if end > d.len() {
-                d.resize(end, 0);
+                d.set_len(end)?;
             }
         }
         Ok(())

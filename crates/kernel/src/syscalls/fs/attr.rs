@@ -236,6 +236,10 @@ fn timeval_pair(k: &Kernel, tid: Tid, addr: u64) -> SysResult<Option<[libc::time
         return Ok(None);
     }
     let tv: [libc::timeval; 2] = k.task_mm(tid).borrow().read_val(addr)?;
+    // As Linux's utimes: microseconds out of range are EINVAL.
+    if tv.iter().any(|t| !(0..1_000_000).contains(&t.tv_usec)) {
+        return Err(Errno::EINVAL);
+    }
     Ok(Some([
         libc::timespec {
             tv_sec: tv[0].tv_sec,

@@ -63,12 +63,30 @@ fn files(k: &Kernel, tid: Tid) -> std::cell::Ref<'_, crate::vfs::FdTable> {
     k.task(tid).files.borrow()
 }
 
+/// The open file of descriptor `fd`. The first one a syscall looks up
+/// stays its own until it returns (re-runs after a sleep get the same
+/// file, even if `fd` was closed meanwhile).
 pub fn get_file(k: &Kernel, tid: Tid, fd: i32) -> SysResult<Rc<File>> {
-    files(k, tid).get(fd)
+    let pinned = &k.task(tid).sys.file.0;
+    if let Some((p, f)) = &*pinned.borrow()
+        && *p == fd
+    {
+        return Ok(f.clone());
+    }
+    let f = files(k, tid).get(fd)?;
+    let mut pin = pinned.borrow_mut();
+    if pin.is_none() {
+        *pin = Some((fd, f.clone()));
+    }
+    Ok(f)
 }
 
+/// Linux's fs.nr_open: no descriptor table grows past it, whatever
+/// RLIMIT_NOFILE says (a spec may set it to infinity).
+pub const NR_OPEN: u64 = 1 << 20;
+
 fn nofile(k: &Kernel, tid: Tid) -> u64 {
-    k.rlimit(tid, libc::RLIMIT_NOFILE).rlim_cur
+    k.rlimit(tid, libc::RLIMIT_NOFILE).rlim_cur.min(NR_OPEN)
 }
 
 pub fn install_fd(k: &Kernel, tid: Tid, f: Rc<File>, cloexec: bool) -> SysResult<u64> {

@@ -49,6 +49,9 @@ pub fn do_read(
     }
     let seekable = f.ops.seekable();
     let pos = off.unwrap_or(f.pos.get());
+    if seekable {
+        verify_area(pos, iov.len)?;
+    }
     match f.ops.read(k, f, iov, pos) {
         Ok(n) => {
             if off.is_none() && seekable {
@@ -79,11 +82,15 @@ pub fn do_write(
         off.unwrap_or(f.pos.get())
     };
     if seekable {
+        verify_area(pos, iov.len)?;
         let fsize = k.rlimit(tid, libc::RLIMIT_FSIZE).rlim_cur;
         if pos + iov.len as u64 > fsize {
             let _ = k.send_task(tid, SigInfo::new(libc::SIGXFSZ, 0x80));
             return Err(Errno::EFBIG);
         }
+    }
+    if f.ops.writes_whole() && !f.nonblocking() {
+        return write_whole(k, tid, f, iov);
     }
     match f.ops.write(k, f, iov, pos) {
         Ok(n) => {
@@ -99,6 +106,50 @@ pub fn do_write(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Linux's rw_verify_area: the range a read or write covers must end
+/// within a file's largest offset.
+fn verify_area(pos: u64, len: usize) -> SysResult<()> {
+    match pos.checked_add(len as u64) {
+        Some(end) if pos <= i64::MAX as u64 && end <= i64::MAX as u64 => Ok(()),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// A blocking write to a pipe (or another stream that writes whole): it
+/// returns when everything is written, as Linux's pipe_write, sleeping for
+/// room as often as needed; what it wrote so far is kept across sleeps
+/// (`sys.done`). It returns less only when the reader goes (with SIGPIPE)
+/// or a signal interrupts it, and then the count written, never an error
+/// after data went out.
+fn write_whole(k: &mut Kernel, tid: Tid, f: &Rc<File>, iov: &IoVecs) -> SysResult<u64> {
+    let done = k.task(tid).sys.done.unwrap_or(0) as usize;
+    if done > 0 && k.has_deliverable_signal(tid) {
+        return Ok(done as u64);
+    }
+    let rest = iov.suffix(done);
+    let r = f.ops.write(k, f, &rest, 0);
+    let done = match r {
+        Ok(n) => done + n,
+        Err(Errno::EAGAIN) => done,
+        Err(Errno::EPIPE) => {
+            let _ = k.send_task(tid, SigInfo::user(libc::SIGPIPE, 0, tid, 0));
+            return if done > 0 {
+                Ok(done as u64)
+            } else {
+                Err(Errno::EPIPE)
+            };
+        }
+        Err(e) if done == 0 => return Err(e),
+        Err(_) => return Ok(done as u64),
+    };
+    if done >= iov.len {
+        return Ok(done as u64);
+    }
+    k.task_mut(tid).sys.done = Some(done as u64);
+    f.ops.wait(k, tid, POLLOUT);
+    Err(Errno::EBLOCK)
 }
 
 fn user_iov(k: &Kernel, tid: Tid, addr: u64, len: u64, write: bool) -> SysResult<IoVecs> {

@@ -1,9 +1,12 @@
 //! Renaming: rename, renameat, renameat2.
 
+use std::rc::Rc;
+
 use super::{may_modify_dir, sticky_ok};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
+use crate::vfs::dentry::Dentry;
 use crate::vfs::inode::FileType;
 use crate::vfs::lookup::AT_FDCWD;
 
@@ -46,6 +49,16 @@ fn rename_common(
         return Err(Errno::EXDEV);
     }
     let moving = od.inode.lookup(k, &on)?;
+    // A mount point neither moves nor is replaced (Linux: EBUSY).
+    let busy = |d: &Rc<Dentry>, n: &[u8], i: Rc<dyn crate::vfs::Inode>| {
+        k.mounts
+            .borrow()
+            .covering(&Dentry::child(d, n, i))
+            .is_some()
+    };
+    if busy(&od, &on, moving.clone()) || nd.inode.lookup(k, &nn).is_ok_and(|i| busy(&nd, &nn, i)) {
+        return Err(Errno::EBUSY);
+    }
     may_modify_dir(k, tid, &od)?;
     may_modify_dir(k, tid, &nd)?;
     sticky_ok(k, tid, &od, &moving.stat(k)?)?;
