@@ -116,3 +116,31 @@ fn futexes_processes_and_argument_edges_behave_as_linux() {
         ],
     );
 }
+
+#[test]
+fn unix_sockets_behave_as_linux() {
+    let (native, user) = both_levels("compat_unix");
+    assert_same(
+        "compat_unix",
+        &native,
+        &user,
+        &[
+            "SO_SNDBUF doubles what is set: yes",
+            "send past a shrunk send buffer: EAGAIN",
+            "a bigger send buffer takes more: yes",
+            "SO_LINGER get: ok(0) 1 5",
+            "getsockopt at another level: EOPNOTSUPP",
+            "sendto with an address on a connected stream: EISCONN",
+            "recv with SO_RCVTIMEO and nothing to read: EAGAIN",
+            "read after the peer closed with unread data: ECONNRESET",
+            "creds of a write before SO_PASSCRED: pid 0 uid 65534 gid 65534",
+            "creds truncated to a pid: ctrunc 1 controllen 20 pid ok",
+            "peek with a descriptor: ok(1) cmsg rights",
+            "descriptor without a control buffer: ok(1) ctrunc 1",
+            "SO_PEERCRED of a new socket: 0 -1 -1",
+            "SO_PEERCRED of an accepted socket after the peer exited: the peer",
+            "SO_PASSCRED inherited from the listener: 1",
+            "msync of an unmapped page: ENOMEM",
+        ],
+    );
+}

@@ -420,19 +420,17 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Memory for `len` more bytes after `v`'s bytes up to `at`: the same
-    /// chunk for a shared mapping (its pages are the object's), a fresh
-    /// zero-filled one for a private mapping.
+    /// Memory for `len` more bytes after `v`'s bytes up to `at`: more of
+    /// the same chunk for a shared mapping (its pages are the object's), a
+    /// fresh zero-filled one for a private mapping.
     fn extension(&self, v: &Vma, at: u64, len: u64) -> SysResult<(Rc<Chunk>, u64)> {
-        if v.shared {
-            let off = v.chunk_off + (at - v.start);
-            if off.checked_add(len).is_none_or(|e| e > v.chunk.len) {
-                return Err(Errno::ENOMEM);
-            }
-            Ok((v.chunk.clone(), off))
-        } else {
-            Ok((self.mf.alloc(len)?, 0))
+        let off = v.chunk_off + (at - v.start);
+        if v.shared && off.checked_add(len).is_some_and(|e| e <= v.chunk.len) {
+            return Ok((v.chunk.clone(), off));
         }
+        // Past a shared object's end Linux maps pages that fault with
+        // SIGBUS; here they are fresh zero pages of this mapping alone.
+        Ok((self.mf.alloc(len)?, 0))
     }
 
     /// mremap(2), as Linux's: shrinking unmaps the tail (always allowed,

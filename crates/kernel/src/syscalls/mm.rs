@@ -22,7 +22,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "mremap",
             sys_mremap,
             Partial,
-            "a shared mapping grows only within its object",
+            "growth past a shared object's end is zero pages, not SIGBUS; a private file mapping grows by zeros, not more of the file",
         ),
         (
             "madvise",
@@ -192,9 +192,19 @@ fn sys_madvise(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     }
 }
 
-fn sys_msync(_k: &mut Kernel, _tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    if !a[0].is_multiple_of(PAGE_SIZE) {
+fn sys_msync(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let flags = a[2] as i32;
+    let known = libc::MS_ASYNC | libc::MS_SYNC | libc::MS_INVALIDATE;
+    if !a[0].is_multiple_of(PAGE_SIZE)
+        || flags & !known != 0
+        || (flags & libc::MS_ASYNC != 0 && flags & libc::MS_SYNC != 0)
+    {
         return Err(Errno::EINVAL);
+    }
+    // The whole range must be mapped (what programs probe mappings with).
+    let len = page_up(a[1]).ok_or(Errno::ENOMEM)?;
+    if !k.task_mm(tid).borrow().is_mapped(a[0], len) {
+        return Err(Errno::ENOMEM);
     }
     Ok(0)
 }

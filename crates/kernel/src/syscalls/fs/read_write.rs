@@ -59,6 +59,9 @@ pub fn do_read(
             }
             Ok(n as u64)
         }
+        Err(Errno::EAGAIN) if !f.nonblocking() && f.ops.socket().is_some() => {
+            crate::syscalls::net::sleep_or_timeout(k, tid, f, POLLIN, false)
+        }
         Err(Errno::EAGAIN) if !f.nonblocking() && f.ops.wait(k, tid, POLLIN) => Err(Errno::EBLOCK),
         Err(e) => Err(e),
     }
@@ -148,6 +151,13 @@ fn write_whole(k: &mut Kernel, tid: Tid, f: &Rc<File>, iov: &IoVecs) -> SysResul
         return Ok(done as u64);
     }
     k.task_mut(tid).sys.done = Some(done as u64);
+    if f.ops.socket().is_some() {
+        // A socket's send timeout ends the wait with what was written.
+        return match crate::syscalls::net::sleep_or_timeout(k, tid, f, POLLOUT, true) {
+            Err(Errno::EAGAIN) if done > 0 => Ok(done as u64),
+            r => r,
+        };
+    }
     f.ops.wait(k, tid, POLLOUT);
     Err(Errno::EBLOCK)
 }
