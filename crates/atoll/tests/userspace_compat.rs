@@ -19,9 +19,14 @@ fn compile(name: &str) -> std::path::PathBuf {
 
 /// Runs program `name` at both levels; returns (native, userspace) stdout.
 fn both_levels(name: &str) -> (String, String) {
+    both_levels_with(name, busybox())
+}
+
+/// As both_levels, in the bundle `builder` describes.
+fn both_levels_with(name: &str, builder: atoll_testkit::BundleBuilder) -> (String, String) {
     let a = atoll();
     let bin = compile(name);
-    let b = busybox().tmpfs("/tmp").args(&[&format!("/{name}")]).build();
+    let b = builder.tmpfs("/tmp").args(&[&format!("/{name}")]).build();
     cprog::install(&bin, &b.rootfs, &format!("/{name}"));
     let native = run_at(&a, "native", &b, "cmp-n");
     let user = run_at(&a, "userspace", &b, "cmp-u");
@@ -141,6 +146,72 @@ fn unix_sockets_behave_as_linux() {
             "SO_PEERCRED of an accepted socket after the peer exited: the peer",
             "SO_PASSCRED inherited from the listener: 1",
             "msync of an unmapped page: ENOMEM",
+        ],
+    );
+}
+
+/// CAP_SYS_ADMIN: the native level's seccomp profile lets clone3 through
+/// only then (without it, libc's fallback to clone is forced by ENOSYS).
+fn with_sys_admin(b: atoll_testkit::BundleBuilder) -> atoll_testkit::BundleBuilder {
+    use oci_spec::runtime::Capability;
+    b.modify(|spec| {
+        let mut p = spec.process().clone().unwrap();
+        let mut caps = p.capabilities().clone().unwrap();
+        let add = |s: Option<std::collections::HashSet<Capability>>| {
+            let mut s = s.unwrap_or_default();
+            s.insert(Capability::SysAdmin);
+            Some(s)
+        };
+        caps.set_bounding(add(caps.bounding().clone()));
+        caps.set_effective(add(caps.effective().clone()));
+        caps.set_permitted(add(caps.permitted().clone()));
+        p.set_capabilities(Some(caps));
+        spec.set_process(Some(p));
+    })
+}
+
+#[test]
+fn async_io_paths_pidfds_and_newer_syscalls_behave_as_linux() {
+    let (native, user) = both_levels_with("compat_more", with_sys_admin(busybox()));
+    assert_same(
+        "compat_more",
+        &native,
+        &user,
+        &[
+            "F_GETOWN_EX: type 2, pid is pgrp 1",
+            "F_SETOWN_EX missing pid: ESRCH",
+            "pipe write signals the reader: sig SIGRTMIN+1 fd 1 code POLL_IN band POLLIN 1",
+            "no owner, no signal: 0",
+            "socket write signals the reader: SIGIO",
+            "read of O_PATH: EBADF",
+            "fchmod of O_PATH: EBADF",
+            "fchdir to O_PATH: ok(0)",
+            "ioctl of O_PATH: EBADF",
+            "flock of O_PATH: EBADF",
+            "F_SETLK of O_PATH: EBADF",
+            "mmap of O_PATH: EBADF",
+            "O_PATH|O_DIRECTORY of a file: ENOTDIR",
+            "F_SETLK of a pipe: ok(0)",
+            "O_RDONLY|O_TRUNC size: 0",
+            "O_CREAT through a dangling symlink: ok, target exists",
+            "lseek SEEK_END LLONG_MAX: EINVAL",
+            "lseek SEEK_END of /proc/meminfo: EINVAL",
+            "lseek SEEK_END of /proc/self: ok",
+            "statx gives the mount id: 1",
+            "signal to a thread id reaches the process: 1",
+            "affinity inherited by fork: cpu 0 only",
+            "clone3 CLONE_INTO_CGROUP of a closed fd: EBADF",
+            "clone3 CLONE_PIDFD: pid and pidfd",
+            "poll of a running child's pidfd: 0",
+            "waitid P_PIDFD: ok(0) pid ok 1 status 7",
+            "clone CLONE_PIDFD: pidfd exit 3",
+            "pidfd_send_signal 0 to the group it does not lead: ESRCH",
+            "killed through the pidfd: code CLD_KILLED sig 9",
+            "membarrier PRIVATE_EXPEDITED unregistered: EPERM",
+            "membarrier PRIVATE_EXPEDITED: ok(0)",
+            "futex_waitv of a changed word: EAGAIN",
+            "futex_waitv past deadline: ETIMEDOUT",
+            "futex_waitv woken on the second word: ok(1)",
         ],
     );
 }

@@ -28,12 +28,15 @@ impl Times {
     }
 }
 
-/// One task's account.
+/// One task's account, and the CPUs it may run on.
 #[derive(Clone, Debug, Default)]
 pub struct TaskCpu {
     pub times: Times,
     /// Running workload code since then (None: in the kernel or asleep).
     pub app_since: Option<Instant>,
+    /// sched_setaffinity's mask (None: every CPU of the sandbox); kept
+    /// across fork and exec as Linux keeps it.
+    pub affinity: Option<u64>,
 }
 
 impl TaskCpu {
@@ -42,6 +45,7 @@ impl TaskCpu {
         TaskCpu {
             times: Times::default(),
             app_since: Some(Instant::now()),
+            affinity: None,
         }
     }
 

@@ -109,6 +109,9 @@ impl Kernel {
     /// The last thread of `tgid` exited: it becomes a zombie for its
     /// parent, its children go to the sandbox's init.
     fn group_died(&mut self, tgid: Pid) {
+        // Its POSIX record locks go with it; pidfds see it exit.
+        crate::vfs::lock::release_process(tgid, None);
+        super::pidfd::process_exited();
         let (status, parent, children, exit_signal) = {
             let g = self.groups.get_mut(&tgid).unwrap();
             let status = g.group_exit.unwrap_or(0);
@@ -190,6 +193,7 @@ impl Kernel {
 
     /// Removes a zombie.
     pub fn reap(&mut self, child: Pid) {
+        super::pidfd::process_exited();
         if let Some(g) = self.groups.remove(&child)
             && let Some(pg) = self.groups.get_mut(&g.parent)
         {

@@ -53,6 +53,8 @@ const ROBUST_LIST_LIMIT: usize = 2048;
 #[derive(Default)]
 pub struct Futexes {
     waiters: HashMap<FutexKey, Vec<(Tid, u32)>>,
+    /// Tasks waiting on several futexes at once (futex_waitv).
+    many: std::collections::HashSet<Tid>,
 }
 
 impl Futexes {
@@ -105,7 +107,27 @@ impl Futexes {
         take
     }
 
+    /// futex_waitv: `tid` waits on several keys.
+    pub fn wait_many(&mut self, keys: &[FutexKey], tid: Tid) {
+        for k in keys {
+            self.wait(*k, tid, u32::MAX);
+        }
+        self.many.insert(tid);
+    }
+
+    pub fn waits_on_many(&self, tid: Tid) -> bool {
+        self.many.contains(&tid)
+    }
+
+    /// Whether `tid` still waits on `key` (not woken through it).
+    pub fn is_waiting(&self, key: FutexKey, tid: Tid) -> bool {
+        self.waiters
+            .get(&key)
+            .is_some_and(|w| w.iter().any(|(t, _)| *t == tid))
+    }
+
     pub fn forget(&mut self, tid: Tid) {
+        self.many.remove(&tid);
         self.waiters.retain(|_, w| {
             w.retain(|(t, _)| *t != tid);
             !w.is_empty()

@@ -10,8 +10,10 @@ pub mod cputime;
 pub mod deliver;
 pub mod exec;
 pub mod exit;
+pub mod fasync;
 pub mod futex;
 pub mod identity;
+pub mod pidfd;
 pub mod poller;
 pub mod random;
 pub mod run;
@@ -129,6 +131,12 @@ impl Kernel {
             }
         }
         Err(Errno::EAGAIN)
+    }
+
+    /// The next pid handed out will be `pid` if it is free (clone3's
+    /// set_tid).
+    pub fn reserve_pid(&mut self, pid: Pid) {
+        self.next_pid = pid;
     }
 
     /// Tasks of the pid namespace, for /proc and ps.

@@ -82,6 +82,8 @@ pub struct AddressSpace {
     heap: Option<Rc<Chunk>>,
     /// Stack top of the main thread (for /proc naming and exec).
     pub stack_top: u64,
+    /// membarrier registrations of the process (MEMBARRIER_CMD_REGISTER_*).
+    pub membarrier: std::cell::Cell<u32>,
 }
 
 /// How mremap may move a mapping.
@@ -110,6 +112,7 @@ impl AddressSpace {
             brk: 0,
             heap: None,
             stack_top: USER_END,
+            membarrier: std::cell::Cell::new(0),
         })
     }
 

@@ -434,6 +434,13 @@ impl FileOps for UnixSocket {
     fn writes_whole(&self) -> bool {
         self.ty == libc::SOCK_STREAM
     }
+    fn fasync(&self, file: &Rc<File>, on: bool) {
+        if on {
+            self.wq.add_fasync(file, POLLIN | POLLHUP | POLLERR);
+        } else {
+            self.wq.remove_fasync(file);
+        }
+    }
     fn poll(&self, _k: &Kernel) -> u32 {
         let mut r = 0;
         if self.err.get() != 0 {

@@ -10,7 +10,94 @@ use crate::kernel::{Kernel, Tid};
 use crate::mm::AddressSpace;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
-    vec![("futex", sys_futex, Status::Partial, "no PI futexes")]
+    vec![
+        ("futex", sys_futex, Status::Partial, "no PI futexes"),
+        (
+            "futex_waitv",
+            sys_futex_waitv,
+            Status::Partial,
+            "32-bit futexes (as Linux); no FUTEX2_NUMA",
+        ),
+    ]
+}
+
+/// struct futex_waitv { u64 val; u64 uaddr; u32 flags; u32 reserved; }
+const WAITV_SIZE: usize = 24;
+const FUTEX2_SIZE_U32: u32 = 2;
+const FUTEX2_PRIVATE: u32 = 128;
+const FUTEX_WAITV_MAX: u64 = 128;
+
+/// futex_waitv(2): sleeps until any of the futexes is woken (returning
+/// its index), a value differs (EAGAIN), or the absolute timeout on
+/// `clockid` passes (ETIMEDOUT).
+fn sys_futex_waitv(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let (addr, nr, flags, timeout, clockid) = (a[0], a[1], a[2], a[3], a[4] as i32);
+    if flags != 0 || nr == 0 || nr > FUTEX_WAITV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mm = k.task_mm(tid);
+    let raw = mm.borrow().read_vec(addr, nr as usize * WAITV_SIZE)?;
+    let mut futexes = Vec::with_capacity(nr as usize);
+    for w in raw.chunks_exact(WAITV_SIZE) {
+        let val = u64::from_ne_bytes(w[0..8].try_into().unwrap());
+        let uaddr = u64::from_ne_bytes(w[8..16].try_into().unwrap());
+        let fl = u32::from_ne_bytes(w[16..20].try_into().unwrap());
+        let reserved = u32::from_ne_bytes(w[20..24].try_into().unwrap());
+        if fl & !(FUTEX2_SIZE_U32 | 1 | FUTEX2_PRIVATE) != 0
+            || reserved != 0
+            || fl & 3 != FUTEX2_SIZE_U32
+            || val > u32::MAX as u64
+        {
+            return Err(Errno::EINVAL);
+        }
+        let m = mm.borrow();
+        word(&m, uaddr)?;
+        let key = key_for(&m, uaddr, fl & FUTEX2_PRIVATE != 0).ok_or(Errno::EFAULT)?;
+        futexes.push((uaddr, val as u32, key));
+    }
+    let t = k.task(tid);
+    if t.sys.started {
+        let woken = t.sys.woken;
+        let expired = t.sys.deadline.is_some_and(|d| Instant::now() >= d);
+        if woken || expired {
+            // The futex a wake took us off.
+            let idx = futexes
+                .iter()
+                .position(|(_, _, key)| !k.futexes.is_waiting(*key, tid));
+            k.futexes.forget(tid);
+            return match (woken, idx) {
+                (true, Some(i)) => Ok(i as u64),
+                _ => Err(Errno::ETIMEDOUT),
+            };
+        }
+        return Err(Errno::EBLOCK);
+    }
+    let deadline = if timeout != 0 {
+        if clockid != libc::CLOCK_MONOTONIC && clockid != libc::CLOCK_REALTIME {
+            return Err(Errno::EINVAL);
+        }
+        let ts: libc::timespec = mm.borrow().read_val(timeout)?;
+        let at = duration_of(&ts).ok_or(Errno::EINVAL)?;
+        let now = super::time::read_clock(k, tid, clockid)?;
+        let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+        Some(crate::kernel::timer::after(at.saturating_sub(now)))
+    } else {
+        None
+    };
+    for (uaddr, val, _) in &futexes {
+        if word(&mm.borrow(), *uaddr)?.load(Ordering::SeqCst) != *val {
+            return Err(Errno::EAGAIN);
+        }
+    }
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(Errno::ETIMEDOUT);
+    }
+    let keys: Vec<_> = futexes.iter().map(|f| f.2).collect();
+    k.futexes.wait_many(&keys, tid);
+    let t = k.task_mut(tid);
+    t.sys.started = true;
+    t.sys.deadline = deadline;
+    Err(Errno::EBLOCK)
 }
 
 const FUTEX_WAIT: u64 = 0;

@@ -2,11 +2,14 @@
 //! handler and support status. docs/compatibility.md is generated from
 //! this table (`atoll compat`), so what the docs say is what the kernel does.
 
+pub mod clone3;
 pub mod fs;
 pub mod futex;
+pub mod membarrier;
 pub mod mm;
 pub mod names;
 pub mod net;
+pub mod pidfd;
 pub mod poll;
 pub mod process;
 pub mod signal;
@@ -125,6 +128,14 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("process_mrelease", "no access to other processes' memory"),
 ];
 
+/// Syscalls left unimplemented on purpose, with the reason shown in
+/// docs/compatibility.md.
+pub const MISSING: &[(&str, &str)] = &[(
+    "rseq",
+    "ENOSYS on purpose: restartable sequences need the CPU number kept current at every \
+     preemption, which the kernel does not see; glibc runs without them",
+)];
+
 fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
     let mut v = Vec::new();
     v.extend(fs::table());
@@ -135,6 +146,9 @@ fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
     v.extend(futex::table());
     v.extend(poll::table());
     v.extend(net::table());
+    v.extend(clone3::table());
+    v.extend(pidfd::table());
+    v.extend(membarrier::table());
     v
 }
 
@@ -161,6 +175,14 @@ pub fn table() -> &'static [Entry] {
             e.handler = Some(h);
             e.status = status;
             e.note = note;
+        }
+        for (name, note) in MISSING {
+            if let Some(e) = t
+                .iter_mut()
+                .find(|e| e.name == *name && e.handler.is_none())
+            {
+                e.note = note;
+            }
         }
         for (name, note) in REFUSED {
             if let Some(e) = t.iter_mut().find(|e| e.name == *name) {
@@ -193,6 +215,8 @@ pub fn dispatch(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<
         t.cpu_time.enter_kernel(entered);
     }
     let r = dispatch_inner(k, tid, nr, args);
+    // Signal-driven I/O the syscall caused.
+    k.deliver_async_io();
     if let Some(t) = k.tasks.get_mut(&tid) {
         let resumes = !matches!(r, Err(Errno::EBLOCK) | Err(Errno::ENORESUME));
         t.cpu_time
@@ -203,6 +227,10 @@ pub fn dispatch(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<
 
 fn dispatch_inner(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<u64> {
     k.current.set(tid);
+    // A futex_waitv a signal cut short left its task on several futexes.
+    if k.futexes.waits_on_many(tid) && !k.task(tid).sys.started {
+        k.futexes.forget(tid);
+    }
     let Some(e) = table().get(nr as usize) else {
         *k.stats.enosys.entry(nr).or_default() += 1;
         return Err(Errno::ENOSYS);

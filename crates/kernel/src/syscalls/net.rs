@@ -395,7 +395,7 @@ pub fn parse_control(
         match msg? {
             Cmsg::Rights(nums) => {
                 for fd in nums {
-                    fds.push(super::fs::get_file(k, tid, fd)?);
+                    fds.push(super::fs::get_file_raw(k, tid, fd)?);
                 }
             }
             Cmsg::Credentials(c) => {

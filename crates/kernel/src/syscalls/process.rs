@@ -3,7 +3,12 @@
 
 use super::{Handler, Status};
 use crate::errno::{Errno, SysResult};
-use crate::kernel::clone::{CLONE_VFORK, CLONE_VM, CloneArgs};
+use std::rc::Rc;
+
+use crate::kernel::clone::{
+    CLONE_DETACHED, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_THREAD, CLONE_VFORK, CLONE_VM,
+    CloneArgs,
+};
 use crate::kernel::cputime::Times;
 use crate::kernel::exit::{WaitSel, exited};
 use crate::kernel::identity;
@@ -13,12 +18,7 @@ use crate::vfs::perm::cap;
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     use Status::*;
     vec![
-        (
-            "clone",
-            sys_clone,
-            Partial,
-            "no new namespaces, no CLONE_PIDFD",
-        ),
+        ("clone", sys_clone, Partial, "no new namespaces"),
         ("fork", sys_fork, Full, ""),
         ("vfork", sys_vfork, Full, ""),
         ("execve", sys_execve, Full, ""),
@@ -26,7 +26,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ("exit", sys_exit, Full, ""),
         ("exit_group", sys_exit_group, Full, ""),
         ("wait4", sys_wait4, Full, ""),
-        ("waitid", sys_waitid, Partial, "no P_PIDFD"),
+        ("waitid", sys_waitid, Full, ""),
         ("getpid", sys_getpid, Full, ""),
         ("getppid", sys_getppid, Full, ""),
         ("gettid", sys_gettid, Full, ""),
@@ -67,9 +67,9 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ("sched_getaffinity", sys_sched_getaffinity, Full, ""),
         (
             "sched_setaffinity",
-            sys_zero,
+            sys_sched_setaffinity,
             Partial,
-            "accepted, no effect",
+            "the mask is kept and reported (inherited by children); scheduling ignores it",
         ),
         ("sched_getparam", sys_sched_getparam, Full, ""),
         ("sched_setparam", sys_zero, Partial, "accepted"),
@@ -134,7 +134,14 @@ const CLONE_EAGAIN_BACKOFF: std::time::Duration = std::time::Duration::from_mill
 /// `sys.value` of a clone sleeping off an EAGAIN.
 const BACKING_OFF: u64 = u64::MAX;
 
-fn clone_common(k: &mut Kernel, tid: Tid, args: CloneArgs) -> SysResult<u64> {
+/// clone, fork, vfork and clone3. With `pidfd_at`, a pidfd for the child
+/// is installed (close-on-exec) and its number stored there.
+pub(super) fn clone_common(
+    k: &mut Kernel,
+    tid: Tid,
+    args: CloneArgs,
+    pidfd_at: Option<u64>,
+) -> SysResult<u64> {
     let vfork = args.flags & CLONE_VFORK != 0;
     let t = k.task(tid);
     if t.sys.started && t.sys.value == BACKING_OFF {
@@ -156,6 +163,10 @@ fn clone_common(k: &mut Kernel, tid: Tid, args: CloneArgs) -> SysResult<u64> {
             Err(Errno::EBLOCK)
         };
     }
+    if let Some(at) = pidfd_at {
+        // Checked before the child exists: the clone fails as a whole.
+        k.task_mm(tid).borrow().write_val(at, &-1i32)?;
+    }
     let child = match k.do_clone(tid, &args) {
         Err(Errno::EAGAIN) => {
             let t = k.task_mut(tid);
@@ -166,6 +177,12 @@ fn clone_common(k: &mut Kernel, tid: Tid, args: CloneArgs) -> SysResult<u64> {
         }
         r => r?,
     };
+    if let Some(at) = pidfd_at {
+        let ops = Rc::new(crate::kernel::pidfd::PidFd::new(k, child)?);
+        let f = crate::vfs::File::new(ops, libc::O_RDWR, None);
+        let fd = super::fs::install_fd(k, tid, f, true)?;
+        k.task_mm(tid).borrow().write_val(at, &(fd as i32))?;
+    }
     if vfork {
         let t = k.task_mut(tid);
         t.sys.started = true;
@@ -180,17 +197,29 @@ fn clone_common(k: &mut Kernel, tid: Tid, args: CloneArgs) -> SysResult<u64> {
 }
 
 fn sys_clone(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let flags = a[0] & !0xff;
+    // CLONE_PIDFD stores the pidfd where CLONE_PARENT_SETTID would store
+    // the tid: not both, and no pidfd for a thread or a detached child.
+    let pidfd_at = if flags & CLONE_PIDFD != 0 {
+        if flags & (CLONE_PARENT_SETTID | CLONE_THREAD | CLONE_DETACHED) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        Some(a[2])
+    } else {
+        None
+    };
     clone_common(
         k,
         tid,
         CloneArgs {
-            flags: a[0] & !0xff,
+            flags: flags & !CLONE_PIDFD,
             stack: a[1],
             parent_tid: a[2],
             child_tid: a[3],
             tls: a[4],
             exit_signal: (a[0] & 0xff) as i32,
         },
+        pidfd_at,
     )
 }
 
@@ -206,6 +235,7 @@ fn sys_fork(k: &mut Kernel, tid: Tid, _a: [u64; 6]) -> SysResult<u64> {
             tls: 0,
             exit_signal: libc::SIGCHLD,
         },
+        None,
     )
 }
 
@@ -221,6 +251,7 @@ fn sys_vfork(k: &mut Kernel, tid: Tid, _a: [u64; 6]) -> SysResult<u64> {
             tls: 0,
             exit_signal: libc::SIGCHLD,
         },
+        None,
     )
 }
 
@@ -322,6 +353,26 @@ fn sys_waitid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         libc::P_ALL => WaitSel::Any,
         libc::P_PID => WaitSel::Pid(a[1] as i32),
         libc::P_PGID => WaitSel::Pgid(a[1] as i32),
+        // P_PIDFD: the child a pidfd names.
+        3 => {
+            let f = super::fs::get_file(k, tid, a[1] as i32)?;
+            let pidfd = f
+                .ops
+                .as_any()
+                .downcast_ref::<crate::kernel::pidfd::PidFd>()
+                .ok_or(Errno::EINVAL)?;
+            if pidfd.life(k) == crate::kernel::pidfd::Life::Gone {
+                return Err(Errno::ECHILD);
+            }
+            // A non-blocking pidfd does not wait for a running child.
+            if f.nonblocking()
+                && opts & libc::WNOHANG == 0
+                && pidfd.life(k) == crate::kernel::pidfd::Life::Alive
+            {
+                return Err(Errno::EAGAIN);
+            }
+            WaitSel::Pid(pidfd.pid)
+        }
         _ => return Err(Errno::EINVAL),
     };
     let opts2 = if opts & libc::WSTOPPED != 0 {
@@ -766,17 +817,55 @@ fn sys_times(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     Ok((k.uptime().as_millis() / 10) as u64 + 100_000)
 }
 
+/// The sandbox's CPUs as a mask.
+fn online_cpus(k: &Kernel) -> u64 {
+    let cpus = k.config.cpus.clamp(1, 64);
+    if cpus == 64 { !0 } else { (1u64 << cpus) - 1 }
+}
+
+/// The task a sched_* call names (0: the caller).
+fn sched_target(k: &Kernel, tid: Tid, pid: u64) -> SysResult<Tid> {
+    let p = pid as i32;
+    if p < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if p == 0 {
+        return Ok(tid);
+    }
+    if k.tasks.contains_key(&p) {
+        Ok(p)
+    } else {
+        Err(Errno::ESRCH)
+    }
+}
+
 fn sys_sched_getaffinity(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    // The buffer must hold a cpumask (one long here), in whole longs.
     if a[1] < 8 || !a[1].is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
-    if a[0] != 0 && !k.tasks.contains_key(&(a[0] as i32)) {
-        return Err(Errno::ESRCH);
-    }
-    let cpus = k.config.cpus.clamp(1, 64);
-    let mask: u64 = if cpus == 64 { !0 } else { (1u64 << cpus) - 1 };
+    let t = sched_target(k, tid, a[0])?;
+    let mask = k.task(t).cpu_time.affinity.unwrap_or(!0) & online_cpus(k);
     k.task_mm(tid).borrow().write_val(a[2], &mask)?;
     Ok(8)
+}
+
+fn sys_sched_setaffinity(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let t = sched_target(k, tid, a[0])?;
+    // Bytes past the first long name CPUs the sandbox does not have.
+    let n = (a[1] as usize).min(8);
+    let mut raw = [0u8; 8];
+    k.task_mm(tid).borrow().read_bytes(a[2], &mut raw[..n])?;
+    let mask = u64::from_ne_bytes(raw) & online_cpus(k);
+    if mask == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (c, target) = (k.cred(tid), k.cred(t));
+    if c.euid != 0 && c.euid != target.uid && c.euid != target.euid && !c.capable(cap::SYS_NICE) {
+        return Err(Errno::EPERM);
+    }
+    k.task_mut(t).cpu_time.affinity = Some(mask);
+    Ok(0)
 }
 
 fn sys_sched_getparam(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
@@ -823,7 +912,10 @@ fn sys_getpriority(_k: &mut Kernel, _tid: Tid, _a: [u64; 6]) -> SysResult<u64> {
 fn sys_getcpu(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let mm = k.task_mm(tid);
     if a[0] != 0 {
-        mm.borrow().write_val(a[0], &0u32)?;
+        // A CPU the task may run on.
+        let mask = k.task(tid).cpu_time.affinity.unwrap_or(!0) & online_cpus(k);
+        mm.borrow()
+            .write_val(a[0], &mask.trailing_zeros().min(63))?;
     }
     if a[1] != 0 {
         mm.borrow().write_val(a[1], &0u32)?;

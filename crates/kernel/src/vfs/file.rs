@@ -58,6 +58,13 @@ pub trait FileOps: Any {
     fn writes_whole(&self) -> bool {
         false
     }
+    /// O_ASYNC turned on (or off) for `file`: register it where this
+    /// file's events are notified, so they raise its owner's signal.
+    fn fasync(&self, _file: &Rc<File>, _on: bool) {}
+    /// Whether lseek(SEEK_END) works (not on seq_file-like files).
+    fn seek_end(&self) -> bool {
+        true
+    }
     /// Whether reads and writes use the file position.
     fn seekable(&self) -> bool {
         false
@@ -136,7 +143,25 @@ pub struct File {
     pub dentry: Option<Rc<Dentry>>,
     /// Directory listing in progress (getdents).
     pub dir: RefCell<Option<Vec<DirEntry>>>,
+    /// Signal-driven I/O (F_SETOWN, F_SETSIG, O_ASYNC): who gets the
+    /// signal, which signal (0: SIGIO without details), and the
+    /// descriptor O_ASYNC was set through (si_fd).
+    pub owner: Cell<Option<Owner>>,
+    pub sig: Cell<i32>,
+    pub async_fd: Cell<i32>,
 }
+
+/// F_SETOWN_EX's f_owner_ex.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// F_OWNER_TID (0), F_OWNER_PID (1) or F_OWNER_PGRP (2).
+    pub kind: i32,
+    pub id: i32,
+}
+
+pub const F_OWNER_TID: i32 = 0;
+pub const F_OWNER_PID: i32 = 1;
+pub const F_OWNER_PGRP: i32 = 2;
 
 impl File {
     pub fn new(ops: Rc<dyn FileOps>, flags: i32, dentry: Option<Rc<Dentry>>) -> Rc<File> {
@@ -146,6 +171,9 @@ impl File {
             pos: Cell::new(0),
             dentry,
             dir: RefCell::new(None),
+            owner: Cell::new(None),
+            sig: Cell::new(0),
+            async_fd: Cell::new(-1),
         })
     }
 

@@ -237,6 +237,19 @@ impl FileOps for PipeEnd {
         true
     }
 
+    fn fasync(&self, file: &Rc<File>, on: bool) {
+        let (q, events) = if self.write {
+            (&self.pipe.wq, POLLOUT | POLLERR)
+        } else {
+            (&self.pipe.rq, POLLIN | POLLHUP)
+        };
+        if on {
+            q.add_fasync(file, events);
+        } else {
+            q.remove_fasync(file);
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

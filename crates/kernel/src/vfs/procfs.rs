@@ -560,6 +560,9 @@ struct ProcFile {
 }
 
 impl FileOps for ProcFile {
+    fn seek_end(&self) -> bool {
+        false
+    }
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
         let off = off as usize;
         if off >= self.data.len() {

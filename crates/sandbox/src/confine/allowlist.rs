@@ -212,6 +212,13 @@ pub fn kernel() -> Vec<Allowed> {
         any("madvise", SYS_madvise, "returning heap memory to the host"),
         any("brk", SYS_brk, "the kernel's heap"),
         any("futex", SYS_futex, "Rust standard library locks"),
+        one_of(
+            "membarrier",
+            SYS_membarrier,
+            0,
+            &[(1, "MEMBARRIER_CMD_GLOBAL")],
+            "the workload's membarrier, as MEMBARRIER_CMD_GLOBAL (a barrier on every CPU)",
+        ),
         any(
             "sched_yield",
             SYS_sched_yield,

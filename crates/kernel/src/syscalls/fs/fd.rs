@@ -1,6 +1,6 @@
 //! The descriptor table: close, close_range, dup, dup2, dup3.
 
-use super::{get_file, install_fd, nofile};
+use super::{get_file_raw, install_fd, nofile};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
@@ -19,9 +19,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
 fn sys_close(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let e = k.task(tid).files.borrow_mut().remove(a[0] as i32)?;
     // POSIX record locks of the process on this file go with any close.
-    if let Some(d) = &e.file.dentry {
-        crate::vfs::lock::release_process(k.task(tid).tgid, Some(d.inode.id()));
-    }
+    crate::vfs::lock::release_process(k.task(tid).tgid, Some(crate::vfs::lock::lock_id(&e.file)));
     drop(e);
     Ok(0)
 }
@@ -55,12 +53,12 @@ fn sys_close_range(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 }
 
 fn sys_dup(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    let f = get_file(k, tid, a[0] as i32)?;
+    let f = get_file_raw(k, tid, a[0] as i32)?;
     install_fd(k, tid, f, false)
 }
 
 fn dup_to(k: &mut Kernel, tid: Tid, old: i32, new: i32, cloexec: bool) -> SysResult<u64> {
-    let f = get_file(k, tid, old)?;
+    let f = get_file_raw(k, tid, old)?;
     if new < 0 || new as u64 >= nofile(k, tid) {
         return Err(Errno::EBADF);
     }
@@ -71,7 +69,7 @@ fn dup_to(k: &mut Kernel, tid: Tid, old: i32, new: i32, cloexec: bool) -> SysRes
 
 fn sys_dup2(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if a[0] == a[1] {
-        get_file(k, tid, a[0] as i32)?;
+        get_file_raw(k, tid, a[0] as i32)?;
         return Ok(a[1]);
     }
     dup_to(k, tid, a[0] as i32, a[1] as i32, false)

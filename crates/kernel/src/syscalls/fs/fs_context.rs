@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use super::get_file;
+use super::get_file_raw;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
@@ -66,7 +66,7 @@ fn sys_chdir(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 }
 
 fn sys_fchdir(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    let f = get_file(k, tid, a[0] as i32)?;
+    let f = get_file_raw(k, tid, a[0] as i32)?;
     let d = f.dentry.clone().ok_or(Errno::ENOTDIR)?;
     set_cwd(k, tid, d)
 }

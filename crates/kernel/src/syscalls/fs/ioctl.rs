@@ -11,7 +11,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         "ioctl",
         sys_ioctl,
         Partial,
-        "terminal, FIONREAD, FIONBIO, FIOCLEX",
+        "terminal, FIONREAD, FIONBIO, FIOASYNC, FIOCLEX, TIOCOUTQ",
     )]
 }
 
@@ -29,9 +29,9 @@ fn sys_ioctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             });
             Ok(0)
         }
-        // O_ASYNC is recorded; SIGIO is not delivered (documented as partial).
         x if x == libc::FIOASYNC => {
             let on: i32 = k.task_mm(tid).borrow().read_val(a[2])?;
+            super::fcntl::set_async(&f, fd, on != 0);
             let fl = f.flags.get();
             f.flags.set(if on != 0 {
                 fl | libc::O_ASYNC

@@ -20,6 +20,17 @@ fn sys_lseek(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let base: i64 = match a[2] as i32 {
         libc::SEEK_SET => 0,
         libc::SEEK_CUR => f.pos.get() as i64,
+        // seq_file-like files (procfs) and tmpfs directories
+        // (dcache_dir_lseek) have no end to seek from (Linux: EINVAL);
+        // procfs, sysfs and disk directories do.
+        libc::SEEK_END
+            if !f.ops.seek_end()
+                || f.dentry.as_ref().is_some_and(|d| {
+                    d.kind() == FileType::Directory && d.mount.fstype == "tmpfs"
+                }) =>
+        {
+            return Err(Errno::EINVAL);
+        }
         libc::SEEK_END => f
             .ops
             .size(k)
@@ -50,7 +61,8 @@ fn sys_lseek(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         }
         _ => return Err(Errno::EINVAL),
     };
-    let new = base.checked_add(off).ok_or(Errno::EOVERFLOW)?;
+    // Past the largest offset is EINVAL on 64-bit (vfs_setpos).
+    let new = base.checked_add(off).ok_or(Errno::EINVAL)?;
     if new < 0 {
         return Err(Errno::EINVAL);
     }

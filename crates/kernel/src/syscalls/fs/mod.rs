@@ -2,7 +2,7 @@
 
 mod access;
 mod attr;
-mod fcntl;
+pub mod fcntl;
 mod fd;
 mod fs_context;
 mod getdents;
@@ -66,7 +66,21 @@ fn files(k: &Kernel, tid: Tid) -> std::cell::Ref<'_, crate::vfs::FdTable> {
 /// The open file of descriptor `fd`. The first one a syscall looks up
 /// stays its own until it returns (re-runs after a sleep get the same
 /// file, even if `fd` was closed meanwhile).
+/// The open file behind `fd`, for a syscall that works on what the file
+/// is (read, write, ioctl, mmap, ...): an O_PATH descriptor only names a
+/// path, so it is EBADF here, as Linux's fdget.
 pub fn get_file(k: &Kernel, tid: Tid, fd: i32) -> SysResult<Rc<File>> {
+    let f = get_file_raw(k, tid, fd)?;
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    Ok(f)
+}
+
+/// The open file behind `fd`, O_PATH descriptors included (Linux's
+/// fdget_raw): for fstat, fstatfs, fchdir, dup, fcntl, *at() with
+/// AT_EMPTY_PATH, and passing descriptors.
+pub fn get_file_raw(k: &Kernel, tid: Tid, fd: i32) -> SysResult<Rc<File>> {
     let pinned = &k.task(tid).sys.file.0;
     if let Some((p, f)) = &*pinned.borrow()
         && *p == fd

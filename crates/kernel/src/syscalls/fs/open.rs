@@ -7,7 +7,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
 use crate::vfs::File;
-use crate::vfs::dentry::Dentry;
+use crate::vfs::dentry::{Dentry, Walk};
 use crate::vfs::inode::FileType;
 use crate::vfs::lookup::AT_FDCWD;
 
@@ -70,11 +70,18 @@ pub fn do_open(
         return Err(Errno::EISDIR);
     }
     match parent.inode.lookup(k, &name) {
-        Ok(_) => {
+        Ok(existing) => {
             if flags & libc::O_EXCL != 0 {
                 return Err(Errno::EEXIST);
             }
-            let d = k.lookup_at(tid, dirfd, path, follow, false)?;
+            let d = match k.lookup_at(tid, dirfd, path, follow, false) {
+                // A dangling symlink: create what it points to, as Linux
+                // follows the last component even when creating.
+                Err(Errno::ENOENT) if follow && existing.kind() == FileType::Symlink => {
+                    return create_through_link(k, tid, &parent, &existing, flags, mode, 1);
+                }
+                r => r?,
+            };
             if d.kind() == FileType::Symlink {
                 return Err(Errno::ELOOP);
             }
@@ -83,21 +90,77 @@ pub fn do_open(
             }
             k.open_dentry(tid, &d, flags & !libc::O_CREAT)
         }
-        Err(Errno::ENOENT) => {
-            may_modify_dir(k, tid, &parent)?;
-            let umask = k.task(tid).fs.borrow().umask;
-            let cred = k.cred(tid);
-            let (inode, ops) =
-                parent
-                    .inode
-                    .create(k, &name, mode & !umask & 0o7777, flags, &cred)?;
-            let d = Dentry::child(&parent, &name, inode);
-            Ok(File::new(
-                ops,
-                flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY),
-                Some(d),
-            ))
+        Err(Errno::ENOENT) => create_in(k, tid, &parent, &name, flags, mode),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `name` in `parent` and opens it.
+fn create_in(
+    k: &Kernel,
+    tid: Tid,
+    parent: &Rc<Dentry>,
+    name: &[u8],
+    flags: i32,
+    mode: u32,
+) -> SysResult<Rc<File>> {
+    may_modify_dir(k, tid, parent)?;
+    let umask = k.task(tid).fs.borrow().umask;
+    let cred = k.cred(tid);
+    let (inode, ops) = parent
+        .inode
+        .create(k, name, mode & !umask & 0o7777, flags, &cred)?;
+    let d = Dentry::child(parent, name, inode);
+    Ok(File::new(
+        ops,
+        flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY),
+        Some(d),
+    ))
+}
+
+/// O_CREAT through a symlink whose target does not exist: the target is
+/// created (following further links, up to Linux's 40).
+fn create_through_link(
+    k: &Kernel,
+    tid: Tid,
+    dir: &Rc<Dentry>,
+    link: &Rc<dyn crate::vfs::Inode>,
+    flags: i32,
+    mode: u32,
+    depth: u32,
+) -> SysResult<Rc<File>> {
+    if depth > 40 {
+        return Err(Errno::ELOOP);
+    }
+    let target = link.readlink(k)?;
+    if target.ends_with(b"/") {
+        return Err(Errno::EISDIR);
+    }
+    let cred = k.cred(tid);
+    let root = k.task(tid).fs.borrow().root.clone();
+    let walk = Walk {
+        k,
+        cred: &cred,
+        root: &root,
+    };
+    let start = if target.starts_with(b"/") {
+        root.clone()
+    } else {
+        dir.clone()
+    };
+    let (parent, name) = walk.resolve_parent(&start, &target)?;
+    match parent.inode.lookup(k, &name) {
+        Ok(i) if i.kind() == FileType::Symlink => {
+            create_through_link(k, tid, &parent, &i, flags, mode, depth + 1)
         }
+        Ok(_) => {
+            let d = walk.resolve(&parent, &name, true)?;
+            if d.kind() == FileType::Directory {
+                return Err(Errno::EISDIR);
+            }
+            k.open_dentry(tid, &d, flags & !libc::O_CREAT)
+        }
+        Err(Errno::ENOENT) => create_in(k, tid, &parent, &name, flags, mode),
         Err(e) => Err(e),
     }
 }

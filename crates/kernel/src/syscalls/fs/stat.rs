@@ -1,7 +1,7 @@
 //! File status: stat, lstat, fstat, newfstatat, statx, statfs, fstatfs.
 
-use super::get_file;
-use crate::errno::SysResult;
+use super::get_file_raw;
+use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
 use crate::vfs::lookup::AT_FDCWD;
@@ -32,7 +32,7 @@ fn stat_path(
             let d = k.task(tid).fs.borrow().cwd.clone();
             return d.inode.stat(k);
         }
-        let f = get_file(k, tid, dirfd)?;
+        let f = get_file_raw(k, tid, dirfd)?;
         return f.stat(k);
     }
     let d = k.lookup_at(
@@ -61,7 +61,7 @@ fn sys_lstat(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 }
 
 fn sys_fstat(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    let f = get_file(k, tid, a[0] as i32)?;
+    let f = get_file_raw(k, tid, a[0] as i32)?;
     let st = f.stat(k)?;
     put_stat(k, tid, a[1], &st)
 }
@@ -73,7 +73,8 @@ fn sys_newfstatat(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 
 pub fn statx_of(st: &libc::stat, mnt_id: u64) -> libc::statx {
     let mut x: libc::statx = unsafe { std::mem::zeroed() };
-    x.stx_mask = 0x7ff; // STATX_BASIC_STATS | STATX_BTIME-less
+    // STATX_BASIC_STATS and STATX_MNT_ID (no birth time).
+    x.stx_mask = 0x7ff | 0x1000;
     x.stx_blksize = st.st_blksize as u32;
     x.stx_nlink = st.st_nlink as u32;
     x.stx_uid = st.st_uid;
@@ -97,8 +98,43 @@ pub fn statx_of(st: &libc::stat, mnt_id: u64) -> libc::statx {
 }
 
 fn sys_statx(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    let st = stat_path(k, tid, a[0] as i32, a[1], a[2] as i32)?;
-    let x = statx_of(&st, 1);
+    let (dirfd, flags, mask) = (a[0] as i32, a[2] as i32, a[3] as u32);
+    const AT_STATX_FORCE_SYNC: i32 = 0x2000;
+    const AT_STATX_DONT_SYNC: i32 = 0x4000;
+    const STATX_RESERVED: u32 = 0x8000_0000;
+    let known = libc::AT_SYMLINK_NOFOLLOW
+        | libc::AT_EMPTY_PATH
+        | libc::AT_NO_AUTOMOUNT
+        | AT_STATX_FORCE_SYNC
+        | AT_STATX_DONT_SYNC;
+    if flags & !known != 0
+        || flags & (AT_STATX_FORCE_SYNC | AT_STATX_DONT_SYNC)
+            == AT_STATX_FORCE_SYNC | AT_STATX_DONT_SYNC
+        || mask & STATX_RESERVED != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let path = k.read_path(tid, a[1])?;
+    // The mount the file is on, for stx_mnt_id (as /proc/PID/mountinfo).
+    let (st, mnt) = if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+        if dirfd == AT_FDCWD {
+            let d = k.task(tid).fs.borrow().cwd.clone();
+            (d.inode.stat(k)?, d.mount.id)
+        } else {
+            let f = get_file_raw(k, tid, dirfd)?;
+            (f.stat(k)?, f.dentry.as_ref().map_or(0, |d| d.mount.id))
+        }
+    } else {
+        let d = k.lookup_at(
+            tid,
+            dirfd,
+            &path,
+            flags & libc::AT_SYMLINK_NOFOLLOW == 0,
+            false,
+        )?;
+        (d.inode.stat(k)?, d.mount.id)
+    };
+    let x = statx_of(&st, mnt as u64);
     k.task_mm(tid).borrow().write_val(a[4], &x)?;
     Ok(0)
 }
@@ -124,7 +160,7 @@ fn sys_statfs(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 }
 
 fn sys_fstatfs(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    let f = get_file(k, tid, a[0] as i32)?;
+    let f = get_file_raw(k, tid, a[0] as i32)?;
     let s = match &f.dentry {
         Some(d) => d.inode.statfs(k)?,
         None => {
