@@ -158,7 +158,7 @@ res = {}
 for l in levels:
     for line in open(os.path.join(out, l, "results.tsv")):
         t, total, passed, skipped, status, secs = line.rstrip("\n").split("\t")
-        res[(l, t)] = (total, int(passed), int(skipped), status)
+        res[(l, t)] = (total, int(passed), int(skipped), status, int(secs))
 def total_of(t):
     # A crash before gtest's announcement leaves the count to another level.
     for l in levels:
@@ -168,9 +168,10 @@ def total_of(t):
 print(f"Measured {date} by `make conformance`: gVisor's syscall test suite at gVisor commit "
       f"`{commit}`, {len(tests)} binaries, on host kernel {host}, atoll commit `{atoll}`. "
       "A cell is passed tests (skipped ones in parentheses) of the binary's total; a binary "
-      "that crashed or timed out says so, and the tests it did not reach count as failed.\n")
-print("| binary | tests | " + " | ".join(levels) + " |")
-print("|---|---:|" + "---|" * len(levels))
+      "that crashed or timed out says so, and the tests it did not reach count as failed. "
+      "Seconds are wall time per binary, container start included.\n")
+print("| binary | tests | " + " | ".join(levels) + " | seconds (" + " / ".join(levels) + ") |")
+print("|---|---:|" + "---|" * len(levels) + "---:|")
 sums = {l: [0, 0] for l in levels}
 grand = 0
 for t in tests:
@@ -178,16 +179,18 @@ for t in tests:
     grand += n or 0
     cells = []
     for l in levels:
-        _, p, s, st = res[(l, t)]
+        _, p, s, st, _ = res[(l, t)]
         sums[l][0] += p
         sums[l][1] += s
         c = f"{p}" + (f" ({s})" if s else "")
         if st != "ok":
             c += f", {st}"
         cells.append(c)
-    print(f"| {t} | {n if n is not None else '?'} | " + " | ".join(cells) + " |")
+    secs = " / ".join(str(res[(l, t)][4]) for l in levels)
+    print(f"| {t} | {n if n is not None else '?'} | " + " | ".join(cells) + f" | {secs} |")
 print(f"| **all** | {grand} | " + " | ".join(
-    f"{sums[l][0]}" + (f" ({sums[l][1]})" if sums[l][1] else "") for l in levels) + " |")
+    f"{sums[l][0]}" + (f" ({sums[l][1]})" if sums[l][1] else "") for l in levels) + " | " +
+    " / ".join(str(sum(res[(l, t)][4] for t in tests)) for l in levels) + " |")
 PY
 }
 
