@@ -22,7 +22,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -393,6 +395,82 @@ static void barriers_and_futexes(void) {
     pthread_join(t, NULL);
 }
 
+// ---- poll results, timeouts, epoll nesting, init's blocked signals, altstack overflow ----
+
+static char *volatile *shared_low;
+static void deeper(int s) {
+    char here;
+    if (&here < *shared_low) *shared_low = &here;
+    raise(s);
+}
+
+static void events_and_stacks(void) {
+    int p[2];
+    pipe(p);
+    close(p[0]);
+    struct pollfd pf = {p[1], POLLOUT, 0};
+    printf("poll of a pipe without readers: %d", poll(&pf, 1, 0));
+    printf(" POLLOUT %d POLLERR %d\n", !!(pf.revents & POLLOUT), !!(pf.revents & POLLERR));
+    close(p[1]);
+
+    struct timespec ts = {0, 10000000};
+    printf("ppoll of nothing: %s", err(syscall(SYS_ppoll, NULL, 0, &ts, NULL, 8)));
+    printf(" time left %ld.%09ld\n", (long)ts.tv_sec, ts.tv_nsec);
+    struct timeval tv = {0, 10000};
+    printf("select of nothing: %s", err(select(0, NULL, NULL, NULL, &tv)));
+    printf(" time left %ld.%06ld\n", (long)tv.tv_sec, (long)tv.tv_usec);
+
+    int e[3];
+    for (int i = 0; i < 3; i++) e[i] = epoll_create1(0);
+    struct epoll_event ev = {EPOLLIN, {0}};
+    epoll_ctl(e[0], EPOLL_CTL_ADD, e[1], &ev);
+    epoll_ctl(e[1], EPOLL_CTL_ADD, e[2], &ev);
+    printf("epoll cycle of three: %s\n", err(epoll_ctl(e[2], EPOLL_CTL_ADD, e[0], &ev)));
+    for (int i = 0; i < 3; i++) close(e[i]);
+
+    // The program is the container's init: a signal it blocks is queued
+    // even with the default action (a signalfd or sigwait takes it).
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    kill(getpid(), SIGUSR2);
+    sigpending(&pending);
+    printf("init's blocked SIGUSR2 is pending: %d\n", sigismember(&pending, SIGUSR2));
+    struct timespec zero = {0, 0};
+    printf("sigtimedwait takes it: %s\n", sigtimedwait(&set, NULL, &zero) == SIGUSR2 ? "SIGUSR2" : "none");
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+
+    // Nested handlers on an alternate stack that overflow it: the thread
+    // dies of SIGSEGV before a frame is written below the stack.
+    shared_low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    char *area = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *alt = area + (1 << 20) - 65536;
+    *shared_low = alt + 65536;
+    pid_t c = fork();
+    if (c == 0) {
+        stack_t st = {.ss_sp = alt, .ss_size = 65536, .ss_flags = 0};
+        sigaltstack(&st, NULL);
+        struct sigaction sa = {0};
+        sa.sa_handler = deeper;
+        sa.sa_flags = SA_ONSTACK | SA_NODEFER;
+        sigaction(SIGUSR2, &sa, NULL);
+        raise(SIGUSR2);
+        _exit(0);
+    }
+    int status = 0;
+    int i = 0;
+    for (; i < 1000 && waitpid(c, &status, WNOHANG) == 0; i++) usleep(10000);
+    if (i == 1000) {
+        kill(c, SIGKILL);
+        waitpid(c, &status, 0);
+        printf("altstack overflow: TIMEOUT\n");
+        return;
+    }
+    printf("altstack overflow: killed by %s, frames stayed on it %d\n",
+           WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "nothing", *shared_low >= alt);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     async_io();
@@ -400,5 +478,6 @@ int main(void) {
     processes();
     pidfds();
     barriers_and_futexes();
+    events_and_stacks();
     return 0;
 }

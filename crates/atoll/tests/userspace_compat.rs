@@ -212,6 +212,12 @@ fn async_io_paths_pidfds_and_newer_syscalls_behave_as_linux() {
             "futex_waitv of a changed word: EAGAIN",
             "futex_waitv past deadline: ETIMEDOUT",
             "futex_waitv woken on the second word: ok(1)",
+            "poll of a pipe without readers: 1 POLLOUT 1 POLLERR 1",
+            "ppoll of nothing: ok(0) time left 0.000000000",
+            "select of nothing: ok(0) time left 0.000000",
+            "epoll cycle of three: ELOOP",
+            "init's blocked SIGUSR2 is pending: 1",
+            "altstack overflow: killed by Segmentation fault, frames stayed on it 1",
         ],
     );
 }

@@ -75,10 +75,13 @@ impl Kernel {
         if g.is_zombie() || sig == 0 {
             return Ok(());
         }
-        // The sandbox's init only receives signals it handles.
+        // The sandbox's init only receives signals it handles; a blocked
+        // one is queued all the same (a signalfd or sigwait may take it;
+        // delivery drops it otherwise), as Linux's sig_task_ignored.
         if tgid == 1 && info.code() <= 0 {
             let t = g.threads[0];
-            if self.task(t).sighand.borrow().get(sig).handler == SIG_DFL {
+            let blocked = g.threads.iter().all(|t| self.task(*t).sigmask.has(sig));
+            if !blocked && self.task(t).sighand.borrow().get(sig).handler == SIG_DFL {
                 return Ok(());
             }
         }
@@ -136,6 +139,7 @@ impl Kernel {
         }
         if tgid == 1
             && info.code() <= 0
+            && !self.task(tid).sigmask.has(sig)
             && self.task(tid).sighand.borrow().get(sig).handler == SIG_DFL
         {
             return Ok(());

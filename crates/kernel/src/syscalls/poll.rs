@@ -49,6 +49,40 @@ fn deadline(k: &mut Kernel, tid: Tid, timeout: Option<Duration>) -> bool {
     t.sys.deadline.is_some_and(|d| Instant::now() >= d)
 }
 
+/// Writes back the time a finished ppoll/select/pselect6 had left (Linux's
+/// poll_select_finish): zero once it timed out. A timeout in read-only
+/// memory is left as it is, the result stands.
+fn write_remaining(k: &Kernel, tid: Tid, r: &SysResult<u64>, addr: u64, timeval: bool) {
+    if addr == 0 || *r == Err(Errno::EBLOCK) {
+        return;
+    }
+    let sys = &k.task(tid).sys;
+    // Not started: it failed before its deadline was set.
+    let Some(d) = sys.deadline.filter(|_| sys.started) else {
+        return;
+    };
+    let left = d.saturating_duration_since(Instant::now());
+    let mm = k.task_mm(tid);
+    let mm = mm.borrow();
+    let _ = if timeval {
+        mm.write_val(
+            addr,
+            &libc::timeval {
+                tv_sec: left.as_secs() as i64,
+                tv_usec: left.subsec_micros() as i64,
+            },
+        )
+    } else {
+        mm.write_val(
+            addr,
+            &libc::timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: left.subsec_nanos() as i64,
+            },
+        )
+    };
+}
+
 /// Installs a temporary signal mask (ppoll/pselect/epoll_pwait); the old
 /// one comes back when the syscall returns, or after the handler it let in.
 fn swap_mask(k: &mut Kernel, tid: Tid, mask_addr: u64) -> SysResult<()> {
@@ -157,6 +191,7 @@ fn sys_ppoll(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     }
     swap_mask(k, tid, a[3])?;
     let r = do_poll(k, tid, a[0], a[1], timeout);
+    write_remaining(k, tid, &r, a[2], false);
     done(k, tid, r)
 }
 
@@ -241,7 +276,9 @@ fn sys_select(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             (tv.tv_usec.min(999_999) * 1000) as u32,
         ))
     };
-    do_select(k, tid, a[0], [a[1], a[2], a[3]], timeout)
+    let r = do_select(k, tid, a[0], [a[1], a[2], a[3]], timeout);
+    write_remaining(k, tid, &r, a[4], true);
+    r
 }
 
 fn sys_pselect6(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
@@ -256,6 +293,7 @@ fn sys_pselect6(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         }
     }
     let r = do_select(k, tid, a[0], [a[1], a[2], a[3]], timeout);
+    write_remaining(k, tid, &r, a[4], false);
     done(k, tid, r)
 }
 
@@ -315,6 +353,9 @@ fn sys_epoll_ctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         libc::EPOLL_CTL_ADD => {
             if pos.is_some() {
                 return Err(Errno::EEXIST);
+            }
+            if ep.would_loop(&target) {
+                return Err(Errno::ELOOP);
             }
             let (events, data) = ev.unwrap();
             list.push(Interest {

@@ -127,6 +127,36 @@ impl Epoll {
     }
 }
 
+/// How deep epoll files may nest in each other (Linux's EP_MAX_NESTS).
+const EP_MAX_NESTS: usize = 4;
+
+impl Epoll {
+    /// Whether watching `to` from this epoll would make a cycle or nest
+    /// epolls deeper than Linux allows (ep_loop_check: ELOOP).
+    pub fn would_loop(&self, to: &File) -> bool {
+        match to.ops.as_any().downcast_ref::<Epoll>() {
+            Some(e) => self.reaches_or_deep(e, 1),
+            None => false,
+        }
+    }
+
+    /// `e` at nesting `level` below self: true if it is self, contains
+    /// self, or has epolls nested past EP_MAX_NESTS.
+    fn reaches_or_deep(&self, e: &Epoll, level: usize) -> bool {
+        if std::ptr::eq(self, e) || level > EP_MAX_NESTS {
+            return true;
+        }
+        e.interests.borrow().iter().any(|i| {
+            i.file.upgrade().is_some_and(|f| {
+                f.ops
+                    .as_any()
+                    .downcast_ref::<Epoll>()
+                    .is_some_and(|inner| self.reaches_or_deep(inner, level + 1))
+            })
+        })
+    }
+}
+
 impl FileOps for Epoll {
     fn poll(&self, k: &Kernel) -> u32 {
         if self.any_ready(k) { POLLIN } else { 0 }

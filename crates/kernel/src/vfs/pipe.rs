@@ -171,13 +171,16 @@ impl FileOps for PipeEnd {
         let p = &self.pipe;
         let len = p.buf.borrow().len();
         if self.write {
-            if p.readers.get() == 0 {
-                POLLERR
-            } else if len < p.capacity.get() {
-                POLLOUT
-            } else {
-                0
+            // Room is POLLOUT and no reader is POLLERR, each on its own
+            // (pipe_poll).
+            let mut r = 0;
+            if len < p.capacity.get() {
+                r |= POLLOUT;
             }
+            if p.readers.get() == 0 {
+                r |= POLLERR;
+            }
+            r
         } else {
             let mut r = 0;
             if len > 0 {
