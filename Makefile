@@ -4,8 +4,18 @@ CARGO ?= cargo
 # The release binary, where cargo puts it (CARGO_TARGET_DIR moves it).
 ATOLL := $(or $(CARGO_TARGET_DIR),target)/release/atoll
 BUNDLE := target/default-bundle
-ISOLATION ?= native
-DEMO := sh -c 'echo "Hello from atoll ($$(uname -sr), pid $$$$)"; id; ls /; cat /proc/self/status | grep -E "^(Seccomp|NoNewPrivs|CapEff)"'
+# `make run` runs the default bundle in the sandbox (the userspace level);
+# ISOLATION=native runs it on the host kernel, runc-style.
+ISOLATION ?= userspace
+# Global flags for that run (e.g. --debug, --root DIR).
+ATOLL_FLAGS ?=
+# What proves where the workload runs: the kernel it talks to (uname), that
+# kernel's log (dmesg), and /proc as it sees it (processes, status, memory).
+DEMO := sh -c 'echo "== uname -a: the kernel this shell talks to"; uname -a; \
+  echo "== dmesg: the log of that kernel"; dmesg 2>&1 | head -n 6; \
+  echo "== ps: the processes its /proc shows"; ps -o pid,user,comm; \
+  echo "== /proc/self/status"; grep -E "^(Pid|PPid|NoNewPrivs|Seccomp|CapEff):" /proc/self/status; \
+  echo "== /proc/meminfo"; head -n 2 /proc/meminfo'
 
 .PHONY: deps deps-all build run test lint docs conformance bench clean fuzz fuzz-smoke
 
@@ -22,11 +32,16 @@ build: deps
 # Sets up the machine, builds, makes the default busybox bundle and runs it.
 run: build
 	@./scripts/default-bundle.sh $(ATOLL) $(BUNDLE) $(DEMO)
-	$(ATOLL) --isolation $(ISOLATION) run --bundle $(BUNDLE) atoll-demo-$$$$
+	@echo "== atoll --isolation $(ISOLATION) run (the other level: make run ISOLATION=$(if $(filter native,$(ISOLATION)),userspace,native))"
+	@$(ATOLL) $(ATOLL_FLAGS) --isolation $(ISOLATION) run --bundle $(BUNDLE) atoll-demo-$$$$
 
 # The whole test suite (unit + integration, as root).
+# The userspace suites run once more on the ptrace platform with every file
+# access through the gofer (the defaults are systrap, wherever the host
+# supports it, and direct file access).
 test: deps-all build lint
 	$(CARGO) test --release --workspace -- --test-threads=$${TEST_THREADS:-2}
+	ATOLL_PLATFORM=ptrace ATOLL_TEST_DIRECTFS=false $(CARGO) test --release -p atoll --test userspace --test userspace_services --test confinement -- --test-threads=$${TEST_THREADS:-2}
 	./scripts/fuzz.sh smoke
 
 lint:

@@ -16,6 +16,7 @@
  * the attacker is assumed to know every host path the test uses. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <setjmp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -162,4 +163,96 @@ static __attribute__((unused)) int try_secret_at(int dirfd, const char *path, co
     close(fd);
     if (n > 0 && strstr(buf, secret)) return 0;
     return EACCES;
+}
+
+/* ---- The systrap platform's stub (userspace level). The attacker knows
+ * the design: the stub's code sits at STUB_BASE in every stub process,
+ * each thread's slot is its GS base. */
+#define STUB_BASE 0x7ff000000000UL
+#define STUB_CODE_SIZE 0x4000UL
+
+static sigjmp_buf probe_jmp;
+static void probe_fault(int s) { (void)s; siglongjmp(probe_jmp, 1); }
+
+/* Whether `addr` can be read (a fault is caught, not fatal). */
+static __attribute__((unused)) int readable(const void *addr) {
+    struct sigaction sa, old_segv, old_bus;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = probe_fault;
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+    int ok = 0;
+    if (!sigsetjmp(probe_jmp, 1)) {
+        volatile unsigned char c = *(volatile const unsigned char *)addr;
+        (void)c;
+        ok = 1;
+    }
+    sigaction(SIGSEGV, &old_segv, NULL);
+    sigaction(SIGBUS, &old_bus, NULL);
+    return ok;
+}
+
+/* Address of `pat` in the stub's code, or 0 (no systrap stub here). */
+static __attribute__((unused)) unsigned long stub_find(const unsigned char *pat, size_t n) {
+    if (!readable((void *)STUB_BASE)) return 0;
+    const unsigned char *c = (const unsigned char *)STUB_BASE;
+    for (size_t i = 0; i + n <= STUB_CODE_SIZE && readable(c + i + n - 1); i++)
+        if (!memcmp(c + i, pat, n)) return STUB_BASE + i;
+    return 0;
+}
+
+/* The stub's rt_sigreturn sequence (mov $15,%eax; syscall; ud2): its
+ * `syscall` is a host syscall instruction the workload can jump to. */
+static __attribute__((unused)) unsigned long stub_syscall_insn(void) {
+    static const unsigned char pat[] = {0xb8, 0x0f, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b};
+    unsigned long a = stub_find(pat, sizeof pat);
+    return a ? a + 5 : 0;
+}
+
+/* Runs `fn` in a child; its wait status. */
+static __attribute__((unused)) int in_child(void (*fn)(void *), void *arg) {
+    pid_t p = fork();
+    if (p == 0) {
+        fn(arg);
+        _exit(0);
+    }
+    int st = 0;
+    if (p < 0 || waitpid(p, &st, 0) < 0) return -1;
+    return st;
+}
+
+/* Like in_child, but a child that has not ended after `secs` seconds
+ * (a process that hurt itself into a hang) is killed with SIGKILL. */
+static __attribute__((unused)) int in_child_for(void (*fn)(void *), void *arg, int secs) {
+    pid_t p = fork();
+    if (p == 0) {
+        fn(arg);
+        _exit(0);
+    }
+    if (p < 0) return -1;
+    int st = 0;
+    for (int i = 0; i < secs * 100; i++) {
+        if (waitpid(p, &st, WNOHANG) == p) return st;
+        sleep_ms(10);
+    }
+    kill(p, SIGKILL);
+    return waitpid(p, &st, 0) == p ? st : -1;
+}
+
+/* The kernel still serves everyone else: a new process runs and exits. */
+static __attribute__((unused)) int kernel_alive(void) {
+    pid_t p = fork();
+    if (p == 0) _exit(getppid() > 0 ? 7 : 8);
+    int st = 0;
+    return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 7;
+}
+
+static __attribute__((unused)) const char *status_text(int st) {
+    static char b[4][48];
+    static int i;
+    i = (i + 1) % 4;
+    if (st < 0) snprintf(b[i], sizeof b[i], "fork failed");
+    else if (WIFSIGNALED(st)) snprintf(b[i], sizeof b[i], "killed by signal %d", WTERMSIG(st));
+    else snprintf(b[i], sizeof b[i], "exit %d", WEXITSTATUS(st));
+    return b[i];
 }

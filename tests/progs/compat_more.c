@@ -471,6 +471,49 @@ static void events_and_stacks(void) {
            WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "nothing", *shared_low >= alt);
 }
 
+// ---- mremap of shared memory: its pages stay the object's, wherever mapped ----
+
+static char shown(const char *p, long at) {
+    return p == MAP_FAILED ? '-' : p[at];
+}
+
+static void shared_remaps(void) {
+    long pg = sysconf(_SC_PAGESIZE);
+    char *a = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    a[0] = 'x';
+    char *b = mremap(a, 0, 2 * pg, MREMAP_MAYMOVE);
+    if (b != MAP_FAILED) b[1] = 'y';
+    printf("mremap old_len 0 of shared memory: %s, sees %c, shares %c\n",
+           b == MAP_FAILED ? strerrorname_np(errno) : "ok", shown(b, 0), a[1]);
+    char *c = mremap(a, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+    if (c != MAP_FAILED) c[2] = 'z';
+    printf("mremap DONTUNMAP of shared memory: %s, old range shares %c\n",
+           c == MAP_FAILED ? strerrorname_np(errno) : "ok", a[2]);
+    char *d = mremap(b, 2 * pg, 4 * pg, MREMAP_MAYMOVE);
+    if (d != MAP_FAILED) d[3 * pg] = 'v';
+    printf("mremap growth of shared memory: %s, data %c%c%c, grown part %c\n",
+           d == MAP_FAILED ? strerrorname_np(errno) : "ok", shown(d, 0), shown(d, 1), shown(d, 2), a[3 * pg]);
+
+    int fd = memfd_create("remap", 0);
+    ftruncate(fd, 4 * pg);
+    char *m = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *g = mremap(m, pg, 3 * pg, MREMAP_MAYMOVE);
+    char seen = '-';
+    if (g != MAP_FAILED) {
+        g[2 * pg] = 'w';
+        pread(fd, &seen, 1, 2 * pg);
+    }
+    printf("mremap growth of a shared file mapping: %s, the file sees %c\n",
+           g == MAP_FAILED ? strerrorname_np(errno) : "ok", seen);
+    pwrite(fd, "f", 1, 0);
+    char *q = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    q[0] = 'p';
+    char *r = mremap(q, pg, pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+    printf("mremap DONTUNMAP of a private file mapping: %s, moved %c, old range reads %c\n",
+           r == MAP_FAILED ? strerrorname_np(errno) : "ok", shown(r, 0), q[0]);
+    close(fd);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     async_io();
@@ -479,5 +522,6 @@ int main(void) {
     pidfds();
     barriers_and_futexes();
     events_and_stacks();
+    shared_remaps();
     return 0;
 }

@@ -32,6 +32,10 @@ pub struct Cli {
     /// Isolation level (default: annotation dev.atoll.isolation, config file, native)
     #[arg(long, global = true, value_parser = parse_isolation)]
     pub isolation: Option<Isolation>,
+    /// Userspace level platform: systrap or ptrace (default: annotation
+    /// dev.atoll.platform, config file, systrap where the host supports it)
+    #[arg(long, global = true, env = "ATOLL_PLATFORM")]
+    pub platform: Option<String>,
     /// Node configuration file
     #[arg(long, global = true, env = "ATOLL_CONFIG")]
     pub config: Option<PathBuf>,
@@ -248,9 +252,10 @@ pub struct ExecArgs {
     /// Additional gids (repeatable)
     #[arg(short = 'g', long)]
     pub additional_gids: Vec<u32>,
-    /// Capabilities to add (repeatable)
+    /// Capabilities to add, CAP_KILL or KILL (repeatable)
     #[arg(short, long)]
     pub cap: Vec<String>,
+    /// Set no_new_privs for the process (default: the container's noNewPrivileges)
     #[arg(long)]
     pub no_new_privs: bool,
     #[arg(long, default_value_t = 0)]
@@ -260,7 +265,8 @@ pub struct ExecArgs {
     pub process_label: Option<String>,
     #[arg(long, hide = true)]
     pub apparmor: Option<String>,
-    #[arg(long, hide = true)]
+    /// Exec into a paused container too (the process runs once it is resumed)
+    #[arg(long)]
     pub ignore_paused: bool,
     #[arg(long, hide = true)]
     pub cgroup: Option<String>,

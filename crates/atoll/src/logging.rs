@@ -101,6 +101,15 @@ impl<S: Subscriber> Layer<S> for RuncLog {
         let target = meta.target();
         let is_library = target.starts_with("libcontainer") || target.starts_with("libcgroups");
         if is_library && !self.libraries {
+            // Not shown, but the root cause of a failure may be only here.
+            if *meta.level() == Level::ERROR {
+                let mut v = MsgVisitor {
+                    msg: String::new(),
+                    fields: String::new(),
+                };
+                event.record(&mut v);
+                crate::root_cause::record(&v.msg, &v.fields);
+            }
             return;
         }
         let mut v = MsgVisitor {

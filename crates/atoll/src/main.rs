@@ -4,6 +4,7 @@ mod check;
 mod cli;
 mod commands;
 mod logging;
+mod root_cause;
 
 use clap::Parser;
 
@@ -30,7 +31,7 @@ fn main() {
                 .collect();
             let sentence = sentence.join(" ");
             let sentence = sentence.trim_start_matches("error: ");
-            eprintln!("atoll: {sentence} (see atoll --help)");
+            eprintln!("atoll: error: {sentence} (see atoll --help)");
             std::process::exit(2);
         }
     };
@@ -45,21 +46,29 @@ fn main() {
         atoll_runtime::fds::reserve(3 + n.max(0), atoll_runtime::fds::SANDBOX_FDS);
     }
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
-        eprintln!("atoll: {e}");
+        eprintln!("atoll: error: {e}");
         std::process::exit(1);
+    }
+    if matches!(
+        cli.command,
+        Some(cli::Command::Create(_) | cli::Command::Run(_) | cli::Command::Exec(_))
+    ) {
+        root_cause::init();
     }
     match commands::dispatch(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = atoll_runtime::one_line(&e);
+            let msg = root_cause::fold_into(&atoll_runtime::one_line(&e));
             match logging::LOG.get() {
                 // Logs on stderr in runc's JSON form: clients parse that line.
                 Some(log) if log.json && !log.to_file => log.write(&tracing::Level::ERROR, &msg),
+                // The last line says "error" as runc's and youki's do
+                // (tools match on the word).
                 Some(log) => {
                     log.write_file_only(&tracing::Level::ERROR, &msg);
-                    eprintln!("atoll: {msg}");
+                    eprintln!("atoll: error: {msg}");
                 }
-                None => eprintln!("atoll: {msg}"),
+                None => eprintln!("atoll: error: {msg}"),
             }
             std::process::exit(1);
         }

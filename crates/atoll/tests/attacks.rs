@@ -610,6 +610,39 @@ fn proc_exe(ctx: &Ctx, level: Level) -> Outcome {
     o
 }
 
+fn exec_seccomp(ctx: &Ctx, level: Level) -> Outcome {
+    // Docker's capabilities and, as in Docker, no no_new_privs; atoll's
+    // default profile in the bundle, so that both levels enforce the same.
+    let b = ctx.bundle().modify(|s| {
+        let profile = atoll_runtime::seccomp_profile::default_profile(
+            &atoll_runtime::effective::bounding_caps(s),
+        );
+        let mut p = s.process().clone().unwrap();
+        p.set_no_new_privileges(Some(false));
+        s.set_process(Some(p));
+        let mut l = s.linux().clone().unwrap();
+        l.set_seccomp(Some(profile));
+        s.set_linux(Some(l));
+    });
+    let b = build(b, "exec_seccomp");
+    let mut exec = None;
+    let hooks = Hooks {
+        on_ready: Some(Box::new(|_pid, id| {
+            let out = ctx.a.run(&["exec", id, "/attack", "exec"]);
+            exec = Some(parse_output("exec_seccomp", &out));
+        })),
+        ..Default::default()
+    };
+    let init = run_program(&ctx.a, level, &b, "exec-seccomp", hooks);
+    let Some(exec) = exec else {
+        return init.outcome(vec![]);
+    };
+    let mut o = exec.outcome(vec![]);
+    o.details
+        .extend(init.infos.iter().map(|i| format!("init: {i}")));
+    o
+}
+
 /// Results of several runs of one attack, folded into one outcome.
 #[derive(Default)]
 struct Fold {
@@ -951,6 +984,51 @@ fn symlink_race(ctx: &Ctx, level: Level) -> Outcome {
     o
 }
 
+/// The host renames a directory of a bind source out of it and back while
+/// the workload walks through it (issue 12: the kernel walks bind mounts
+/// itself on a donated descriptor).
+fn rename_race(ctx: &Ctx, level: Level) -> Outcome {
+    let top = ctx.host.path().join(format!("rr-{}", level.name()));
+    let bind = top.join("bind");
+    let out = top.join("out");
+    std::fs::create_dir_all(bind.join("sub")).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(bind.join("sub/inner"), "inner\n").unwrap();
+    let secret = out.join("secret");
+    std::fs::write(&secret, format!("{}\n", ctx.secret)).unwrap();
+    std::fs::write(top.join("secret"), format!("{}\n", ctx.secret)).unwrap();
+    let b = build(ctx.bundle().bind(&bind, "/data", false), "rename_race");
+    let w = Watch::new(
+        &[&secret, &top.join("secret")],
+        "the host secret beside the bind source",
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut racer = None;
+    let hooks = Hooks {
+        on_wait: Some(Box::new(|_pid, _id| {
+            let (stop, a, b) = (stop.clone(), bind.join("sub"), out.join("sub"));
+            racer = Some(std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if std::fs::rename(&a, &b).is_ok() {
+                        let _ = std::fs::rename(&b, &a);
+                        n += 1;
+                    }
+                }
+                n
+            }));
+        })),
+        ..Default::default()
+    };
+    let run = run_program(&ctx.a, level, &b, "rename-race", hooks);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let renames = racer.map(|r| r.join().unwrap()).unwrap_or(0);
+    let mut o = run.outcome(w.evidence());
+    o.details
+        .push(format!("{renames} renames out and back by the host"));
+    o
+}
+
 fn state_root(ctx: &Ctx, level: Level) -> Outcome {
     let a = &ctx.a;
     let vb = busybox().args(&["sleep", "120"]).build();
@@ -1130,13 +1208,14 @@ fn memory_bomb(ctx: &Ctx, level: Level) -> Outcome {
             "the allocating process"
         }
     ));
-    if level == Level::Userspace && (whole || o.kind == Kind::Blocked) {
-        // The kernel maps all workload memory, so the OOM killer picks it
-        // or the allocating process's stub, from run to run.
+    if level == Level::Userspace && whole {
+        // Memory mapped while there was room and touched later can still
+        // bring the host's OOM killer, which may pick the kernel.
         o.kind = Kind::Blocked;
-        o.how = "the limit held: the OOM killer ended the allocating process, or the whole \
-                 sandbox (exit 137) when it picked the application kernel"
-            .into();
+        o.how = "the limit held: the host's OOM killer ended the whole sandbox (exit 137)".into();
+    } else if level == Level::Userspace {
+        // The kernel refuses mappings the container's memory cannot hold
+        // (ENOMEM, the program's verdict stands).
     } else if o.kind == Kind::Blocked {
         o.how.push_str(if oom_reported {
             "; `atoll events` reported the OOM"
@@ -1181,6 +1260,26 @@ fn loopback(ctx: &Ctx, level: Level) -> Outcome {
 use Kind::{Blocked, Harmless};
 
 /// The battery, in table order. `expect` is [native, userspace].
+/// The systrap platform's stub (userspace level; natively there is none).
+fn systrap_jump(ctx: &Ctx, level: Level) -> Outcome {
+    let b = build(ctx.bundle(), "systrap_jump");
+    let w = Watch::new(&[&ctx.marker], "the host marker file");
+    let run = run_program(&ctx.a, level, &b, "systrap-jump", Hooks::default());
+    run.outcome(w.evidence())
+}
+
+fn systrap_forge(ctx: &Ctx, level: Level) -> Outcome {
+    run_simple(ctx, level, "systrap_forge", ctx.bundle()).outcome(vec![])
+}
+
+fn systrap_raw(ctx: &Ctx, level: Level) -> Outcome {
+    run_simple(ctx, level, "systrap_raw", ctx.bundle()).outcome(vec![])
+}
+
+fn systrap_remap(ctx: &Ctx, level: Level) -> Outcome {
+    run_simple(ctx, level, "systrap_remap", ctx.bundle()).outcome(vec![])
+}
+
 const ATTACKS: &[Attack] = &[
     Attack {
         name: "proc_root",
@@ -1216,6 +1315,12 @@ const ATTACKS: &[Attack] = &[
         name: "proc_exe",
         what: "overwrite the runtime binary through /proc/<pid>/exe of an `atoll exec`'d process (CVE-2019-5736)",
         run: proc_exe,
+        expect: [Blocked, Blocked],
+    },
+    Attack {
+        name: "exec_seccomp",
+        what: "a process started by `atoll exec` (as kubectl exec) makes syscalls the container's seccomp profile forbids: unshare(CLONE_NEWUSER), keyctl, io_uring_setup",
+        run: exec_seccomp,
         expect: [Blocked, Blocked],
     },
     Attack {
@@ -1306,6 +1411,12 @@ const ATTACKS: &[Attack] = &[
         expect: [Blocked, Blocked],
     },
     Attack {
+        name: "rename_race",
+        what: "walk `..` and names through a bind-mounted directory while the host renames it out of the bind source and back",
+        run: rename_race,
+        expect: [Blocked, Blocked],
+    },
+    Attack {
         name: "state_root",
         what: "read another container's state.json and spec, connect to its control socket",
         run: state_root,
@@ -1322,6 +1433,30 @@ const ATTACKS: &[Attack] = &[
         what: "allocate 8 times a 64 MiB memory limit",
         run: memory_bomb,
         expect: [Blocked, Blocked],
+    },
+    Attack {
+        name: "systrap_jump",
+        what: "jump into the systrap stub's code with crafted registers: mmap the memory file, write the done eventfd, clone, turn dispatch off, replace the filter, open a host file, kill -1",
+        run: systrap_jump,
+        expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "systrap_forge",
+        what: "scribble over its own systrap slot and control results while its threads make syscalls; write the stub's read-only pages",
+        run: systrap_forge,
+        expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "systrap_raw",
+        what: "raw host syscalls from the patched sites' trampoline table and from the last bytes below the systrap stub",
+        run: systrap_raw,
+        expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "systrap_remap",
+        what: "munmap, mmap over, mremap, mprotect and madvise the systrap stub's code and thread pages",
+        run: systrap_remap,
+        expect: [Harmless, Blocked],
     },
     Attack {
         name: "loopback",

@@ -202,3 +202,75 @@ fn operations_on_missing_containers() {
         a.run(&cmd).fails_with("container ghost does not exist");
     }
 }
+
+#[test]
+fn the_error_line_says_error_as_runc_and_youki_do() {
+    let a = atoll();
+    let out = a.run(&["start", "ghost"]);
+    assert_eq!(
+        out.stderr, "atoll: error: container ghost does not exist\n",
+        "{out:#?}"
+    );
+    let out = a.run(&["create", "--frobnicate", "x"]);
+    assert!(out.stderr.starts_with("atoll: error: "), "{out:#?}");
+    // Logs to a file in text form: the final line on stderr still says it.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let out = a.run(&["--log", log.path().to_str().unwrap(), "kill", "ghost"]);
+    assert_eq!(
+        out.stderr, "atoll: error: container ghost does not exist\n",
+        "{out:#?}"
+    );
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(
+        text.lines().last().unwrap().contains("level=error"),
+        "{text}"
+    );
+}
+
+/// A create that fails inside the container's init gives the cause in its
+/// one line, without --debug (libcontainer passes on only "failed
+/// syscall" or "failed to prepare rootfs").
+#[test]
+fn a_failed_create_names_its_root_cause() {
+    let a = atoll();
+    let id = id("cause");
+    // /proc of the rootfs is a file, not a directory.
+    let b = busybox().args(&["true"]).build();
+    std::fs::remove_dir_all(b.rootfs.join("proc")).unwrap();
+    std::fs::write(b.rootfs.join("proc"), "").unwrap();
+    let out = a.run(&["run", "-b", b.path_str(), &id]);
+    out.fails_with("filesystem proc must be mounted on ordinary directory");
+    assert!(out.stderr.starts_with("atoll: error: "), "{out:#?}");
+    leaks(&a, &id, &b).assert_clean();
+
+    // An effective capability that is not permitted: capset refuses it.
+    let b = busybox()
+        .args(&["true"])
+        .modify(|s| {
+            let mut p = s.process().clone().unwrap();
+            let mut c = p.capabilities().clone().unwrap();
+            c.set_effective(Some(
+                [oci_spec::runtime::Capability::SysAdmin]
+                    .into_iter()
+                    .collect(),
+            ));
+            c.set_permitted(Some(Default::default()));
+            p.set_capabilities(Some(c));
+            s.set_process(Some(p));
+        })
+        .build();
+    refuse(
+        &a,
+        &["run", "-b", b.path_str(), &id],
+        "capset failure: Operation not permitted",
+        &id,
+        &b,
+    );
+    // And an exec that fails in the new process says why.
+    let b = busybox().args(&["sleep", "60"]).build();
+    start_detached(&a, "native", &b, &id);
+    a.run(&["exec", "--cwd", "/no/such/dir", &id, "true"])
+        .fails_with("No such file or directory");
+    a.run(&["delete", "--force", &id]).ok();
+    leaks(&a, &id, &b).assert_clean();
+}

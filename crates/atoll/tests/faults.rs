@@ -233,9 +233,15 @@ fn kill9_of_the_application_kernel() {
     // Running: the container's init pid is the kernel.
     let id1 = id("kkernel");
     let pid = start_detached(&a, "userspace", &b, &id1);
+    // The init names itself atoll-kernel once it has started the gofer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !comm(pid).starts_with("atoll") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(
         comm(pid).starts_with("atoll"),
-        "the init of a sandbox is the kernel"
+        "the init of a sandbox is the kernel, not {:?}",
+        comm(pid)
     );
     sigkill(pid);
     a.wait_status(&id1, "stopped");

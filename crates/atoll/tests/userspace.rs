@@ -132,6 +132,49 @@ fn pthread_program_matches_native() {
     assert!(user.stdout.starts_with("threads=8 total="), "{user:#?}");
 }
 
+/// The platform keeps every register (general, SSE/AVX, x87 control word,
+/// MXCSR) across patched and unpatched syscalls and signal handlers, in
+/// the main thread and another; the vDSO is there and agrees with the
+/// syscall's clock; call sites are patched on systrap unless the bundle
+/// says `dev.atoll.syscall-patching: "false"`.
+#[test]
+fn registers_signals_vdso_and_patching_match_native() {
+    let a = atoll();
+    let bin = compile_prog("platform", true);
+    let b = busybox().args(&["/platform"]).build();
+    cprog::install(&bin, &b.rootfs, "/platform");
+    let native = run_at(&a, "native", &b, "plat-n");
+    let user = run_at(&a, "userspace", &b, "plat-u");
+    native.ok();
+    user.ok();
+    let (n_body, n_trap) = native.stdout.trim_end().rsplit_once('\n').unwrap();
+    let (u_body, u_trap) = user.stdout.trim_end().rsplit_once('\n').unwrap();
+    assert_eq!(u_body, n_body);
+    assert!(!n_body.contains("CHANGED"), "{native:#?}");
+    assert!(n_body.contains("vdso present: yes"), "{native:#?}");
+    assert_eq!(n_trap, "usertrap: no");
+    let systrap = std::env::var("ATOLL_PLATFORM").map_or(true, |p| p == "systrap");
+    assert_eq!(
+        u_trap,
+        if systrap {
+            "usertrap: yes"
+        } else {
+            "usertrap: no"
+        },
+        "{user:#?}"
+    );
+    let off = busybox()
+        .args(&["/platform"])
+        .annotation("dev.atoll.syscall-patching", "false")
+        .build();
+    cprog::install(&bin, &off.rootfs, "/platform");
+    let user_off = run_at(&a, "userspace", &off, "plat-off");
+    user_off.ok();
+    let (body, trap) = user_off.stdout.trim_end().rsplit_once('\n').unwrap();
+    assert_eq!(body, n_body);
+    assert_eq!(trap, "usertrap: no", "{user_off:#?}");
+}
+
 #[test]
 fn uname_and_dmesg_show_atoll_not_the_host() {
     let a = atoll();

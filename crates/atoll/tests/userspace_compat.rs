@@ -218,6 +218,11 @@ fn async_io_paths_pidfds_and_newer_syscalls_behave_as_linux() {
             "epoll cycle of three: ELOOP",
             "init's blocked SIGUSR2 is pending: 1",
             "altstack overflow: killed by Segmentation fault, frames stayed on it 1",
+            "mremap old_len 0 of shared memory: ok, sees x, shares y",
+            "mremap DONTUNMAP of shared memory: ok, old range shares z",
+            "mremap growth of shared memory: ok, data xyz, grown part v",
+            "mremap growth of a shared file mapping: ok, the file sees w",
+            "mremap DONTUNMAP of a private file mapping: EINVAL, moved -, old range reads p",
         ],
     );
 }

@@ -5,9 +5,11 @@ pub type Regs = libc::user_regs_struct;
 
 pub const PAGE_SIZE: u64 = 4096;
 
-/// Where the stub's code and data live in every stub process: just below
-/// the top of the user address space, outside anything the workload can map.
-pub const STUB_BASE: u64 = 0x7fff_fff0_0000;
+/// Where the platform's stub code and data live in every stub process:
+/// above everything the workload can map ([`USER_END`]) and below the
+/// host's vDSO, which sits near the top of the address space (the stack
+/// region the host randomizes within the top 16 GiB).
+pub const STUB_BASE: u64 = 0x7ff0_0000_0000;
 pub const STUB_CODE_SIZE: u64 = PAGE_SIZE;
 /// Per-process data pages of the stub (the batch of injected syscalls).
 pub const STUB_DATA: u64 = STUB_BASE + STUB_CODE_SIZE;
@@ -15,8 +17,8 @@ pub const STUB_DATA_SIZE: u64 = 4 * PAGE_SIZE;
 pub const STUB_END: u64 = STUB_DATA + STUB_DATA_SIZE;
 /// Highest user address on x86_64 with 4-level paging.
 pub const TASK_SIZE_MAX: u64 = 0x7fff_ffff_f000;
-/// The workload's address space ends here, well below the stub.
-pub const USER_END: u64 = 0x7fff_f000_0000;
+/// The workload's address space ends where the stub region begins.
+pub const USER_END: u64 = STUB_BASE;
 /// Lowest mappable address (vm.mmap_min_addr on Debian).
 pub const USER_START: u64 = 0x10000;
 

@@ -228,13 +228,7 @@ impl Driver {
             if Instant::now() > deadline {
                 return Err("the workload task never stopped".into());
             }
-            let mut p = libc::pollfd {
-                fd: self.k.platform.wakeup_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut p, 1, 10) };
+            self.wait_host(10);
         }
     }
 
@@ -293,18 +287,29 @@ impl Driver {
                     }
                 }
                 None => {
-                    let mut p = libc::pollfd {
-                        fd: self.k.platform.wakeup_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    // SAFETY: one valid pollfd.
-                    unsafe { libc::poll(&mut p, 1, 10) };
+                    self.wait_host(10);
                 }
             }
         }
         waitq::take_woken();
         Ok(())
+    }
+
+    /// Waits up to `ms` for the platform to have a stop to report.
+    fn wait_host(&self, ms: i32) {
+        let mut fds: Vec<libc::pollfd> = self
+            .k
+            .platform
+            .wakeup_fds()
+            .into_iter()
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: fds.len() valid pollfds.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     }
 
     /// A fresh workload process, stopped at its first syscall, with its
@@ -317,6 +322,11 @@ impl Driver {
             cwd: b"/".to_vec(),
             cred: Cred::root(),
             rlimits: default_rlimits(),
+            container: 0,
+            root: None,
+            umask: 0o022,
+            session: None,
+            pidns: 0,
         };
         let stdio: Vec<Rc<dyn FileOps>> = (0..3)
             .map(|_| dev_null().map(|fd| Rc::new(HostStream::new(fd)) as Rc<dyn FileOps>))

@@ -64,6 +64,13 @@ pub fn remove_everything(rt: &Runtime, id: &str) {
     let _ = std::fs::remove_dir_all(rt.layout.atoll_dir(id));
 }
 
+/// Removes both state directories of a container that libcontainer has
+/// deleted (its processes and cgroup are gone).
+pub fn remove_state(rt: &Runtime, id: &str) {
+    let _ = std::fs::remove_dir_all(rt.layout.container_dir(id));
+    let _ = std::fs::remove_dir_all(rt.layout.atoll_dir(id));
+}
+
 /// libcontainer's helper processes of container `id` under this state
 /// root: they keep the argv of the `atoll create|run` that cloned them
 /// (no exec) and rename themselves `youki:[1:INTER]`, `youki:[2:INIT]`.
@@ -130,6 +137,20 @@ fn pid_in_container(rt: &Runtime, id: &str, pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .map(|c| c.lines().any(|l| l.ends_with(&want) || l.ends_with(&name)))
         .unwrap_or(false)
+}
+
+/// Kills whatever is still in the cgroup of a stopped container and waits
+/// (bounded) until it is empty, so that it can be removed.
+pub fn empty_cgroup(rt: &Runtime, id: &str) {
+    let (path, systemd) = cgroup_of(rt, id);
+    if let Ok(m) = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+        cgroup_path: path,
+        systemd_cgroup: systemd,
+        container_name: id.to_string(),
+    }) && m.get_all_pids().is_ok_and(|p| !p.is_empty())
+    {
+        kill_all(&m);
+    }
 }
 
 fn kill_all(m: &dyn CgroupManager<Error = impl std::error::Error>) {

@@ -18,6 +18,9 @@ pub const DEFAULT_AUDIT_LOG: &str = "/var/log/atoll/audit.jsonl";
 pub struct Config {
     /// Level used when neither `--isolation` nor the bundle's annotation picks one.
     pub isolation: Option<Isolation>,
+    /// The userspace level's platform (systrap or ptrace) when neither
+    /// `--platform` nor the bundle's annotation picks one.
+    pub platform: Option<String>,
     /// Tenant policy file (default /etc/atoll/policy.toml, used when it exists).
     pub policy: Option<PathBuf>,
     /// JSON-lines audit trail of lifecycle decisions.

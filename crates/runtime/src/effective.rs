@@ -81,7 +81,14 @@ fn device_rules(linux: &oci_spec::runtime::Linux) -> Vec<oci_spec::runtime::Linu
             .resources()
             .as_ref()
             .and_then(|r| r.devices().clone())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|mut r| {
+                if let Some(t) = r.typ() {
+                    r.set_typ(Some(cgroup_device_type(t)?));
+                }
+                Some(r)
+            }),
     );
     for (typ, major, minor) in ALLOWED_DEVICES {
         let t = if *typ == "c" {
@@ -92,9 +99,26 @@ fn device_rules(linux: &oci_spec::runtime::Linux) -> Vec<oci_spec::runtime::Linu
         rules.push(rule(true, t, Some(*major), *minor));
     }
     for d in linux.devices().iter().flatten() {
-        rules.push(rule(true, d.typ(), Some(d.major()), Some(d.minor())));
+        if let Some(t) = cgroup_device_type(d.typ()) {
+            rules.push(rule(true, t, Some(d.major()), Some(d.minor())));
+        }
     }
     rules
+}
+
+/// The devices cgroup knows only `a`, `b` and `c` (cgroup v1 refuses
+/// anything else in devices.allow, and the v2 filter has no other kind):
+/// an unbuffered character device (`u`) is a character device, and a FIFO
+/// (`p`) is no device at all, so it needs no rule (runc skips it too).
+fn cgroup_device_type(
+    t: oci_spec::runtime::LinuxDeviceType,
+) -> Option<oci_spec::runtime::LinuxDeviceType> {
+    use oci_spec::runtime::LinuxDeviceType;
+    match t {
+        LinuxDeviceType::U => Some(LinuxDeviceType::C),
+        LinuxDeviceType::P => None,
+        t => Some(t),
+    }
 }
 
 /// Cgroup path used when the bundle does not name one.
@@ -278,6 +302,58 @@ mod tests {
                     .any(|r| r.allow() && r.typ() == Some(oci_spec::runtime::LinuxDeviceType::B))
             );
         }
+    }
+
+    #[test]
+    fn fifo_and_unbuffered_devices_make_valid_cgroup_rules() {
+        use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceType};
+        let dev = |path: &str, typ, major, minor| {
+            LinuxDeviceBuilder::default()
+                .path(path)
+                .typ(typ)
+                .major(major)
+                .minor(minor)
+                .build()
+                .unwrap()
+        };
+        let mut spec = Spec::default();
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_devices(Some(vec![
+            dev("/dev/fifo", LinuxDeviceType::P, 0, 0),
+            dev("/dev/unull", LinuxDeviceType::U, 1, 3),
+            dev("/dev/loop9", LinuxDeviceType::B, 7, 9),
+        ]));
+        spec.set_linux(Some(linux));
+        let e = effective_spec(&spec, "c1", Path::new("/b"), Isolation::Native, false);
+        let rules = e
+            .linux()
+            .clone()
+            .unwrap()
+            .resources()
+            .clone()
+            .unwrap()
+            .devices()
+            .clone()
+            .unwrap();
+        let types: Vec<_> = rules.iter().filter_map(|r| r.typ()).collect();
+        assert!(
+            types.iter().all(|t| matches!(
+                t,
+                LinuxDeviceType::A | LinuxDeviceType::B | LinuxDeviceType::C
+            )),
+            "{rules:?}"
+        );
+        // The FIFO has no rule; the unbuffered device is allowed as `c 1:3`.
+        assert!(!rules.iter().any(|r| r.major() == Some(0)), "{rules:?}");
+        assert!(rules.iter().any(|r| r.allow()
+            && r.typ() == Some(LinuxDeviceType::C)
+            && r.major() == Some(1)
+            && r.minor() == Some(3)));
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.allow() && r.typ() == Some(LinuxDeviceType::B) && r.major() == Some(7))
+        );
     }
 
     #[test]

@@ -1,15 +1,18 @@
-//! `exec`: a new process in a running container. Native containers are
-//! joined with libcontainer's tenant builder; userspace sandboxes start the
-//! process inside the application kernel over its control socket.
+//! `exec`: a new process in a running container. What the process is
+//! follows runc: the `--process` file as given, else the container's own
+//! process with the command line's flags merged in. Native containers are
+//! joined with libcontainer's tenant builder (`exec_native.rs`); userspace
+//! sandboxes start the process inside the application kernel over its
+//! control socket (`exec_userspace.rs`).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use anyhow::{Result, anyhow, bail};
 use libcontainer::container::ContainerStatus;
-use nix::unistd::Pid;
+use oci_spec::runtime::{Capability, Process, Spec};
 
-use crate::lifecycle::{Runtime, describe_libcontainer_error};
+use crate::lifecycle::Runtime;
 use crate::meta::Meta;
 use crate::status;
 
@@ -30,18 +33,30 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub detach: bool,
     pub preserve_fds: i32,
+    /// Exec into a paused container too (the process runs once it is resumed).
+    pub ignore_paused: bool,
 }
 
-/// An exec process read from standard input, kept in a file until dropped.
-struct StagedProcess {
-    opts: ExecOptions,
-    path: PathBuf,
-}
+/// A file in the container's state directory, removed when dropped: the
+/// process read from standard input (`--process -`), or the process a
+/// native exec hands libcontainer.
+pub(crate) struct StagedFile(pub PathBuf);
 
-impl Drop for StagedProcess {
+impl Drop for StagedFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// The process an exec will start, decided once: policy sees it, the
+/// level runs it.
+pub(crate) struct Prepared {
+    pub meta: Meta,
+    /// The container's spec: the effective spec with the bundle's process.
+    pub spec: Spec,
+    pub process: Process,
+    /// Holds the stdin process file while the exec needs it.
+    pub _stdin: Option<StagedFile>,
 }
 
 /// Parses `uid[:gid]`.
@@ -62,12 +77,25 @@ pub fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
+/// A capability as runc's `--cap` takes it: `CAP_KILL`, and also `KILL`,
+/// in any case.
+pub fn parse_capability(s: &str) -> Result<Capability> {
+    let upper = s.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    Capability::from_str(bare)
+        .map_err(|_| anyhow!("--cap {s:?} is not a capability (e.g. CAP_KILL or KILL)"))
+}
+
 impl Runtime {
     /// Checks that `exec` is possible; returns the container's level.
-    pub fn exec_target(&self, id: &str) -> Result<crate::Isolation> {
+    pub fn exec_target(&self, id: &str, ignore_paused: bool) -> Result<crate::Isolation> {
         let (c, meta) = self.load(id)?;
         match c.status() {
             ContainerStatus::Running | ContainerStatus::Created => {}
+            ContainerStatus::Paused if ignore_paused => {}
+            ContainerStatus::Paused => bail!(
+                "cannot exec in container {id}: it is paused (resume it, or exec with --ignore-paused)"
+            ),
             s => bail!(
                 "cannot exec in container {id}: it is {}",
                 status::status_str(s)
@@ -77,12 +105,13 @@ impl Runtime {
     }
 
     /// The container's metadata and the spec exec starts from: the
-    /// bundle's as created (its process is the workload's, whatever the
-    /// level), else the effective spec.
-    fn exec_base(&self, id: &str) -> Result<(Meta, oci_spec::runtime::Spec)> {
+    /// effective spec with the bundle's process as created (its process
+    /// is the workload's whatever the level, and `noNewPrivileges: false`
+    /// is still false there).
+    fn exec_base(&self, id: &str) -> Result<(Meta, Spec)> {
         let meta = Meta::load(&self.layout, id)
             .map_err(|e| anyhow!("cannot exec in container {id}: {}", crate::one_line(&e)))?;
-        let mut spec = oci_spec::runtime::Spec::load(self.layout.atoll_dir(id).join("config.json"))
+        let mut spec = Spec::load(self.layout.atoll_dir(id).join("config.json"))
             .map_err(|e| anyhow!("container {id}: reading its spec: {e}"))?;
         if meta.process.is_some() {
             spec.set_process(meta.process.clone());
@@ -90,20 +119,39 @@ impl Runtime {
         Ok((meta, spec))
     }
 
-    /// The process `exec` will start, as policy must see it: the
-    /// `--process` file, else the container's process with the flags
-    /// merged in. Capabilities are the union of the container's and
-    /// `--cap` (native adds them; userspace grants at most those).
-    pub fn exec_process(
-        &self,
-        o: &ExecOptions,
-        base: &oci_spec::runtime::Spec,
-    ) -> Result<oci_spec::runtime::Process> {
+    /// The process `exec` will start, as runc makes it: the `--process`
+    /// file as given, else the container's process with the flags merged
+    /// in (command, `--env` over the container's environment, `--cwd`,
+    /// `--user`, `--additional-gids`, `--cap` added to the container's
+    /// capabilities, `--no-new-privs`, `--tty`). Everything else (rlimits,
+    /// noNewPrivileges, umask...) is the container's.
+    pub fn exec_process(&self, o: &ExecOptions, base: &Spec) -> Result<Process> {
         if let Some(p) = &o.process {
             return crate::spec::load_process(p);
         }
+        if o.args.is_empty() {
+            bail!("exec: no command given (pass a command or --process)");
+        }
         let mut p = base.process().clone().unwrap_or_default();
         p.set_args(Some(o.args.clone()));
+        p.set_command_line(None);
+        p.set_terminal(Some(o.tty));
+        let mut env = p.env().clone().unwrap_or_default();
+        for e in &o.env {
+            let (k, _) = e
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| anyhow!("--env {e:?} is not of the form NAME=value"))?;
+            env.retain(|x| x.split_once('=').map_or(x.as_str(), |(n, _)| n) != k);
+            env.push(e.clone());
+        }
+        p.set_env(Some(env));
+        if let Some(cwd) = &o.cwd {
+            if !cwd.is_absolute() {
+                bail!("--cwd {:?} is not an absolute path", cwd.display());
+            }
+            p.set_cwd(cwd.clone());
+        }
         let mut user = p.user().clone();
         if let Some((uid, gid)) = o.user {
             user.set_uid(uid);
@@ -114,20 +162,11 @@ impl Runtime {
         }
         p.set_user(user);
         if !o.caps.is_empty() {
-            use std::str::FromStr;
-            let mut add = std::collections::HashSet::new();
-            for c in &o.caps {
-                let name = c.to_ascii_uppercase();
-                let name = if name.starts_with("CAP_") {
-                    name
-                } else {
-                    format!("CAP_{name}")
-                };
-                add.insert(
-                    oci_spec::runtime::Capability::from_str(&name)
-                        .map_err(|_| anyhow!("--cap {c:?} is not a capability"))?,
-                );
-            }
+            let add = o
+                .caps
+                .iter()
+                .map(|c| parse_capability(c))
+                .collect::<Result<std::collections::HashSet<_>>>()?;
             let mut caps = p.capabilities().clone().unwrap_or_default();
             let union = |set: &Option<oci_spec::runtime::Capabilities>| {
                 Some(
@@ -141,6 +180,8 @@ impl Runtime {
             caps.set_bounding(union(caps.bounding()));
             caps.set_effective(union(caps.effective()));
             caps.set_permitted(union(caps.permitted()));
+            // Ambient only with an inheritable set, never the inheritable
+            // set itself (runc, GHSA-f3fp-gc8g-vw66).
             if caps.inheritable().is_some() {
                 caps.set_ambient(union(caps.ambient()));
             }
@@ -152,29 +193,38 @@ impl Runtime {
         Ok(p)
     }
 
-    /// Asks the admission plugin whether `o` may run; returns the
-    /// container's metadata (for the report).
-    fn admit_exec(&self, o: &ExecOptions) -> Result<Option<Meta>> {
-        let Some(adm) = &self.plugins.admission else {
-            return Ok(Meta::load(&self.layout, &o.id).ok());
-        };
+    /// Reads the process once (`--process -` is standard input, kept in a
+    /// file), asks the admission plugin whether it may run, and returns it.
+    pub(crate) fn prepare_exec(&self, o: &ExecOptions) -> Result<Prepared> {
         let (meta, spec) = self.exec_base(&o.id)?;
-        let process = self.exec_process(o, &spec)?;
-        adm.admit_exec(&crate::lifecycle::ExecAdmissionRequest {
-            id: &o.id,
-            meta: &meta,
-            spec: &spec,
-            process: &process,
-            user: o.user.map(|(u, g)| match g {
-                Some(g) => format!("{u}:{g}"),
-                None => u.to_string(),
-            }),
-            runtime: self,
-        })?;
-        Ok(Some(meta))
+        let mut opts = o.clone();
+        let stdin = self.stage_stdin_process(o)?;
+        if let Some(s) = &stdin {
+            opts.process = Some(s.0.clone());
+        }
+        let process = self.exec_process(&opts, &spec)?;
+        if let Some(adm) = &self.plugins.admission {
+            adm.admit_exec(&crate::lifecycle::ExecAdmissionRequest {
+                id: &o.id,
+                meta: &meta,
+                spec: &spec,
+                process: &process,
+                user: o.user.map(|(u, g)| match g {
+                    Some(g) => format!("{u}:{g}"),
+                    None => u.to_string(),
+                }),
+                runtime: self,
+            })?;
+        }
+        Ok(Prepared {
+            meta,
+            spec,
+            process,
+            _stdin: stdin,
+        })
     }
 
-    fn report_exec<T>(&self, o: &ExecOptions, meta: Option<&Meta>, r: &Result<T>) {
+    pub(crate) fn report_exec<T>(&self, o: &ExecOptions, meta: Option<&Meta>, r: &Result<T>) {
         let what = match &o.process {
             Some(p) => format!("process {}", p.display()),
             None => format!("{:?}", o.args),
@@ -195,10 +245,10 @@ impl Runtime {
         });
     }
 
-    /// `--process -`: standard input can be read only once, but policy
-    /// and the exec both read the process. It is kept in a file in the
-    /// container's state directory for the exec's start.
-    fn stage_stdin_process(&self, o: &ExecOptions) -> Result<Option<StagedProcess>> {
+    /// `--process -`: standard input can be read only once; it is kept in
+    /// a file in the container's state directory for as long as the exec
+    /// needs it.
+    fn stage_stdin_process(&self, o: &ExecOptions) -> Result<Option<StagedFile>> {
         if o.process.as_deref() != Some(std::path::Path::new("-")) {
             return Ok(None);
         }
@@ -209,230 +259,92 @@ impl Runtime {
             .join(format!("exec-stdin-{}.json", std::process::id()));
         std::fs::write(&path, serde_json::to_vec(&process)?)
             .map_err(|e| anyhow!("container {}: keeping the exec process: {e}", o.id))?;
-        let mut opts = o.clone();
-        opts.process = Some(path.clone());
-        Ok(Some(StagedProcess { opts, path }))
-    }
-
-    /// Starts the process in a native container; returns its host pid.
-    pub fn exec_native(&self, o: &ExecOptions) -> Result<Pid> {
-        let staged = self.stage_stdin_process(o)?;
-        let o = staged.as_ref().map_or(o, |s| &s.opts);
-        let meta = self.admit_exec(o)?;
-        let r = self.exec_native_admitted(o);
-        self.report_exec(o, meta.as_ref(), &r);
-        r
-    }
-
-    fn exec_native_admitted(&self, o: &ExecOptions) -> Result<Pid> {
-        if let Some(p) = &o.process {
-            crate::spec::load_process(p)?;
-        } else if o.args.is_empty() {
-            bail!("exec: no command given (pass a command or --process)");
-        }
-        let mut env = HashMap::new();
-        for e in &o.env {
-            let (k, v) = e
-                .split_once('=')
-                .ok_or_else(|| anyhow!("--env {e:?} is not of the form NAME=value"))?;
-            env.insert(k.to_string(), v.to_string());
-        }
-        let mut b = libcontainer::container::builder::ContainerBuilder::new(
-            o.id.clone(),
-            libcontainer::syscall::syscall::SyscallType::default(),
-        )
-        .with_root_path(self.layout.root.clone())
-        .map_err(|e| anyhow!("{e}"))?
-        .with_console_socket(o.console_socket.as_ref())
-        .with_preserved_fds(o.preserve_fds)
-        .with_executor(crate::executor::AtollExecutor::native(false));
-        if let Some(p) = &o.pid_file {
-            b = b.with_pid_file(Some(p)).map_err(|e| anyhow!("{e}"))?;
-        }
-        let mut t = b
-            .as_tenant()
-            .with_detach(o.detach)
-            .with_cwd(o.cwd.as_ref())
-            .with_env(env)
-            .with_process(o.process.as_ref())
-            .with_container_args(o.args.clone())
-            .with_additional_gids(o.additional_gids.clone())
-            .with_capabilities(o.caps.clone());
-        if o.no_new_privs {
-            t = t.with_no_new_privs(true);
-        }
-        match o.user {
-            Some((uid, gid)) => t = t.with_user(Some(uid)).with_group(gid),
-            // As runc: the container's user, not libcontainer's default
-            // of root (a non-root container must not exec as root unasked).
-            None if o.process.is_none() => {
-                if let Ok((_, spec)) = self.exec_base(&o.id)
-                    && let Some(p) = spec.process()
-                {
-                    let u = p.user();
-                    t = t.with_user(Some(u.uid())).with_group(Some(u.gid()));
-                    if o.additional_gids.is_empty()
-                        && let Some(gids) = u.additional_gids()
-                    {
-                        t = t.with_additional_gids(gids.clone());
-                    }
-                }
-            }
-            None => {}
-        }
-        t.build().map_err(|e| {
-            anyhow!(
-                "exec in container {}: {}",
-                o.id,
-                describe_libcontainer_error(&e)
-            )
-        })
+        Ok(Some(StagedFile(path)))
     }
 }
 
-impl Runtime {
-    /// The exec request for a userspace sandbox, from the options and the
-    /// container's spec.
-    fn exec_request(&self, o: &ExecOptions) -> Result<(serde_json::Value, bool)> {
-        let spec = oci_spec::runtime::Spec::load(self.layout.atoll_dir(&o.id).join("config.json"))
-            .map_err(|e| anyhow!("container {}: reading its spec: {e}", o.id))?;
-        let sp = spec.process().clone().unwrap_or_default();
-        let (args, mut env, cwd, user, caps, nnp, terminal) = match &o.process {
-            Some(p) => {
-                let p = crate::spec::load_process(p)?;
-                let caps = p
-                    .capabilities()
-                    .as_ref()
-                    .and_then(|c| c.effective().clone())
-                    .map(|s| s.iter().map(|c| c.to_string()).collect::<Vec<_>>());
-                (
-                    p.args().clone().unwrap_or_default(),
-                    p.env().clone().unwrap_or_default(),
-                    p.cwd().display().to_string(),
-                    Some((
-                        p.user().uid(),
-                        Some(p.user().gid()),
-                        p.user().additional_gids().clone().unwrap_or_default(),
-                    )),
-                    caps,
-                    p.no_new_privileges(),
-                    p.terminal().unwrap_or(false),
-                )
-            }
-            None => {
-                if o.args.is_empty() {
-                    bail!("exec: no command given (pass a command or --process)");
-                }
-                (
-                    o.args.clone(),
-                    sp.env().clone().unwrap_or_default(),
-                    o.cwd
-                        .as_ref()
-                        .map(|c| c.display().to_string())
-                        .unwrap_or_else(|| "/".into()),
-                    o.user.map(|(u, g)| (u, g, o.additional_gids.clone())),
-                    (!o.caps.is_empty()).then(|| o.caps.clone()),
-                    o.no_new_privs.then_some(true),
-                    o.tty,
-                )
-            }
-        };
-        for e in &o.env {
-            let (k, _) = e
-                .split_once('=')
-                .ok_or_else(|| anyhow!("--env {e:?} is not of the form NAME=value"))?;
-            env.retain(|x| x.split_once('=').map(|(n, _)| n) != Some(k));
-            env.push(e.clone());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_with_or_without_the_prefix() {
+        for s in ["CAP_KILL", "KILL", "kill", "cap_kill"] {
+            assert_eq!(parse_capability(s).unwrap(), Capability::Kill, "{s}");
         }
-        let mut req = serde_json::json!({
-            "op": "exec",
-            "args": args,
-            "env": env,
-            "cwd": if o.process.is_none() && o.cwd.is_none() { sp.cwd().display().to_string() } else { cwd },
-        });
-        if let Some((u, g, groups)) = user {
-            req["uid"] = u.into();
-            if let Some(g) = g {
-                req["gid"] = g.into();
-            }
-            req["additional_gids"] = groups.into();
-        }
-        if let Some(c) = caps {
-            req["capabilities"] = c.into();
-        }
-        if let Some(n) = nnp {
-            req["no_new_privileges"] = n.into();
-        }
-        Ok((req, terminal))
+        assert_eq!(
+            parse_capability("CAP_NET_BIND_SERVICE").unwrap(),
+            Capability::NetBindService
+        );
+        let e = parse_capability("CAP_NOPE").unwrap_err().to_string();
+        assert!(e.contains("\"CAP_NOPE\" is not a capability"), "{e}");
     }
 
-    /// exec into a userspace sandbox. In the foreground atoll proxies the
-    /// process (signals in, exit status out) and returns its exit code;
-    /// detached, a proxy process is left behind for the caller to watch
-    /// (its pid goes to the pid file) and 0 is returned.
-    pub fn exec_userspace(&self, o: &ExecOptions) -> Result<i32> {
-        let staged = self.stage_stdin_process(o)?;
-        let o = staged.as_ref().map_or(o, |s| &s.opts);
-        let meta = self.admit_exec(o)?;
-        let started = self.start_in_sandbox(o);
-        self.report_exec(o, meta.as_ref(), &started);
-        let (session, pty) = started?;
-        drop(pty);
-        if !o.detach {
-            if let Some(p) = &o.pid_file {
-                std::fs::write(p, std::process::id().to_string())?;
-            }
-            return Ok(match session.proxy() {
-                Some(st) => crate::control::exit_code(st),
-                None => 255,
-            });
-        }
-        // SAFETY: the CLI is single-threaded; the child only proxies and exits.
-        match unsafe { nix::unistd::fork() }.map_err(|e| anyhow!("fork: {e}"))? {
-            nix::unistd::ForkResult::Child => {
-                let _ = nix::unistd::setsid();
-                let status = session.proxy();
-                crate::control::exit_like(status);
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                if let Some(p) = &o.pid_file {
-                    std::fs::write(p, child.as_raw().to_string())?;
-                }
-                Ok(0)
-            }
+    fn runtime() -> (tempfile::TempDir, Runtime) {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Runtime::new(dir.path(), false, crate::Config::default());
+        (dir, rt)
+    }
+
+    fn base(nnp: Option<bool>) -> Spec {
+        let mut spec = Spec::default();
+        let mut p = spec.process().clone().unwrap();
+        p.set_no_new_privileges(nnp);
+        p.set_env(Some(vec!["PATH=/bin".into(), "FOO=spec".into()]));
+        p.set_cwd("/work".into());
+        p.set_terminal(Some(true));
+        spec.set_process(Some(p));
+        spec
+    }
+
+    #[test]
+    fn the_containers_process_with_the_flags_merged() {
+        let (_d, rt) = runtime();
+        let o = ExecOptions {
+            args: vec!["sh".into()],
+            env: vec!["FOO=flag".into(), "BAR=1".into()],
+            caps: vec!["KILL".into(), "CAP_NET_RAW".into()],
+            ..Default::default()
+        };
+        let p = rt.exec_process(&o, &base(Some(false))).unwrap();
+        assert_eq!(p.env().clone().unwrap(), ["PATH=/bin", "FOO=flag", "BAR=1"]);
+        assert_eq!(p.cwd(), std::path::Path::new("/work"));
+        // The spec's noNewPrivileges, not libcontainer's default of true.
+        assert_eq!(p.no_new_privileges(), Some(false));
+        // A terminal only with --tty, whatever the container's process had.
+        assert_eq!(p.terminal(), Some(false));
+        let caps = p.capabilities().clone().unwrap();
+        for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+            let set = set.clone().unwrap();
+            assert!(set.contains(&Capability::Kill) && set.contains(&Capability::NetRaw));
         }
     }
 
-    /// Starts `o` in its sandbox; returns the session and the terminal's
-    /// ends (kept open until the process has its copy).
-    #[allow(clippy::type_complexity)]
-    fn start_in_sandbox(
-        &self,
-        o: &ExecOptions,
-    ) -> Result<(
-        crate::control::ExecSession,
-        Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
-    )> {
-        let (req, terminal) = self.exec_request(o)?;
-        let sock = self.layout.control_socket(&o.id);
-        let mut pty: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> = None;
-        if terminal {
-            let Some(console) = &o.console_socket else {
-                bail!("exec with a terminal needs --console-socket");
-            };
-            let p = nix::pty::openpty(None, None).map_err(|e| anyhow!("openpty: {e}"))?;
-            crate::control::send_console(console, &p.master)?;
-            pty = Some((p.master, p.slave));
-        }
-        let stdio: [std::os::fd::RawFd; 3] = match &pty {
-            Some((_, slave)) => {
-                let s = std::os::fd::AsRawFd::as_raw_fd(slave);
-                [s, s, s]
-            }
-            None => [0, 1, 2],
+    #[test]
+    fn no_new_privs_flag_and_bad_flags() {
+        let (_d, rt) = runtime();
+        let o = ExecOptions {
+            args: vec!["sh".into()],
+            no_new_privs: true,
+            ..Default::default()
         };
-        let session = crate::control::start_exec(&sock, &req, stdio)
-            .map_err(|e| anyhow!("exec in container {}: {e:#}", o.id))?;
-        Ok((session, pty))
+        let p = rt.exec_process(&o, &base(None)).unwrap();
+        assert_eq!(p.no_new_privileges(), Some(true));
+        let bad = ExecOptions {
+            args: vec!["sh".into()],
+            env: vec!["=x".into()],
+            ..Default::default()
+        };
+        assert!(rt.exec_process(&bad, &base(None)).is_err());
+        let bad = ExecOptions {
+            args: vec!["sh".into()],
+            cwd: Some("tmp".into()),
+            ..Default::default()
+        };
+        let e = rt.exec_process(&bad, &base(None)).unwrap_err().to_string();
+        assert!(e.contains("not an absolute path"), "{e}");
+        let none = ExecOptions::default();
+        let e = rt.exec_process(&none, &base(None)).unwrap_err().to_string();
+        assert!(e.contains("no command"), "{e}");
     }
 }

@@ -35,6 +35,9 @@ pub struct SandboxOptions {
     pub log_file: Option<std::path::PathBuf>,
     /// Attempt this host syscall after confinement (tests of the filter).
     pub debug_confinement: Option<String>,
+    /// The platform (`--platform`; resolved with the annotation and the
+    /// config file by create).
+    pub platform: Option<String>,
     /// Filled in by create: the descriptor numbers, in the init, of the
     /// sandbox log and the control socket, and how many descriptors from
     /// 3 on belong to the workload (--preserve-fds).
@@ -48,6 +51,14 @@ pub struct AtollExecutor {
     pub level: Isolation,
     pub new_keyring: bool,
     pub sandbox: Option<(SandboxEntry, SandboxLaunch)>,
+    /// At the native level: the container's seccomp filter and the
+    /// capabilities to end with, applied right before the workload's exec
+    /// (the init's and every exec'd process's; see seccomp_filter.rs).
+    pub confinement: Option<crate::confinement::Confinement>,
+    /// At the userspace level, for a pod's container that joins its
+    /// sandbox's kernel: the descriptor (in the init) of its control
+    /// connection; the init is the container's proxy (pod.rs).
+    pub pod_member: Option<i32>,
 }
 
 impl AtollExecutor {
@@ -56,6 +67,8 @@ impl AtollExecutor {
             level: Isolation::Native,
             new_keyring,
             sandbox: None,
+            confinement: None,
+            pod_member: None,
         }
     }
 }
@@ -116,6 +129,10 @@ impl Executor for AtollExecutor {
             join_new_keyring()?;
         }
         match (&self.level, &self.sandbox) {
+            (Isolation::Userspace, _) if self.pod_member.is_some() => {
+                let fd = self.pod_member.unwrap_or(-1);
+                crate::control::exit_like(run_pod_member(fd))
+            }
             (Isolation::Userspace, Some((entry, launch))) => {
                 entry(launch).map_err(ExecutorError::Other)?;
                 // The kernel exits the process itself with the workload's status.
@@ -124,7 +141,14 @@ impl Executor for AtollExecutor {
             (Isolation::Userspace, None) => Err(ExecutorError::Other(
                 "userspace level selected but no application kernel is linked".into(),
             )),
-            (Isolation::Native, _) => DefaultExecutor {}.exec(spec),
+            (Isolation::Native, _) => {
+                // Last: after the keyring (keyctl is not in the default
+                // profile), before the exec.
+                if let Some(c) = &self.confinement {
+                    c.apply()?;
+                }
+                DefaultExecutor {}.exec(spec)
+            }
         }
     }
 
@@ -134,6 +158,26 @@ impl Executor for AtollExecutor {
             // inside the sandbox, not by the host.
             Isolation::Userspace => Ok(()),
             Isolation::Native => DefaultExecutor {}.validate(&with_default_path(spec)),
+        }
+    }
+}
+
+/// A pod container's init at start: asks the pod's kernel over the
+/// connection at `fd` to start the container's process with this
+/// process's stdio (the shim's pipes, or the terminal libcontainer set
+/// up), then stands in for it until it exits. Never returns an error:
+/// what the kernel refuses is printed and becomes the exit status.
+fn run_pod_member(fd: i32) -> Option<i32> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the runtime placed the connection at this descriptor for us.
+    let conn = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    let req = serde_json::json!({"op": "start"});
+    match crate::control::start_on(conn, &req, [0, 1, 2]) {
+        Ok(session) => session.proxy(),
+        Err(e) => {
+            eprintln!("atoll: error: starting the container in its pod: {e:#}");
+            // As a shell reports a command that could not run.
+            Some(127 << 8)
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! <root>/<id>/             libcontainer's container directory (state.json, notify socket)
-//! <root>/.atoll/<id>/      atoll's own: config.json (effective spec), atoll.json (metadata)
+//! <root>/.atoll/<id>/      atoll's own: config.json (effective spec), atoll.json (metadata),
+//!                          seccomp.bpf (the native level's compiled filter)
+//! <root>/.atoll/.seccomp/  compiled seccomp filters, one per profile (seccomp_filter.rs)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,17 @@ impl Layout {
 
     pub fn meta_file(&self, id: &str) -> PathBuf {
         self.atoll_dir(id).join("atoll.json")
+    }
+
+    /// A native container's compiled seccomp filter (create writes it;
+    /// exec loads it into every exec'd process).
+    pub fn seccomp_filter(&self, id: &str) -> PathBuf {
+        self.atoll_dir(id).join("seccomp.bpf")
+    }
+
+    /// Compiled seccomp filters, by profile (ids never start with '.').
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.root.join(".atoll").join(".seccomp")
     }
 
     /// Control socket of a userspace sandbox (created before the kernel confines itself).

@@ -8,6 +8,37 @@ use serde::{Deserialize, Serialize};
 
 /// Annotation a bundle uses to ask for a level.
 pub const ISOLATION_ANNOTATION: &str = "dev.atoll.isolation";
+/// Annotation a bundle uses to pick the userspace level's platform.
+pub const PLATFORM_ANNOTATION: &str = "dev.atoll.platform";
+/// The userspace level's platforms: how workload syscalls reach the
+/// application kernel.
+pub const PLATFORMS: [&str; 2] = ["systrap", "ptrace"];
+
+/// Picks the userspace level's platform: `--platform`, else the bundle's
+/// annotation, else the config file; None leaves it to the sandbox
+/// (systrap where the host supports it, else ptrace).
+pub fn select_platform(
+    flag: Option<&str>,
+    annotation: Option<&str>,
+    config: Option<&str>,
+) -> Result<Option<String>> {
+    let check = |v: &str, from: &str| {
+        if PLATFORMS.contains(&v) {
+            Ok(v.to_string())
+        } else {
+            Err(anyhow!(
+                "{from}: unknown platform {v:?} (expected systrap or ptrace)"
+            ))
+        }
+    };
+    if let Some(v) = flag {
+        return check(v, "--platform").map(Some);
+    }
+    if let Some(v) = annotation {
+        return check(v, &format!("annotation {PLATFORM_ANNOTATION}")).map(Some);
+    }
+    config.map(|v| check(v, "config platform")).transpose()
+}
 
 /// How strongly a container is separated from the host kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
@@ -88,6 +119,30 @@ pub fn select(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_flag_beats_annotation_beats_config() {
+        assert_eq!(
+            select_platform(Some("ptrace"), Some("systrap"), Some("systrap")).unwrap(),
+            Some("ptrace".into())
+        );
+        assert_eq!(
+            select_platform(None, Some("ptrace"), Some("systrap")).unwrap(),
+            Some("ptrace".into())
+        );
+        assert_eq!(
+            select_platform(None, None, Some("ptrace")).unwrap(),
+            Some("ptrace".into())
+        );
+        assert_eq!(select_platform(None, None, None).unwrap(), None);
+        let e = select_platform(None, Some("kvm"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dev.atoll.platform") && e.contains("\"kvm\""),
+            "{e}"
+        );
+    }
 
     #[test]
     fn precedence() {

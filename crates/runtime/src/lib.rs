@@ -4,10 +4,14 @@
 
 pub mod cleanup;
 pub mod config;
+pub mod confinement;
 pub mod control;
+pub mod dying;
 pub mod effective;
 pub mod events;
 pub mod exec;
+mod exec_native;
+mod exec_userspace;
 pub mod executor;
 pub mod fds;
 pub mod id;
@@ -17,6 +21,8 @@ pub mod level;
 pub mod lifecycle;
 pub mod meta;
 pub mod netns;
+pub mod pod;
+pub mod seccomp_filter;
 pub mod seccomp_profile;
 pub mod signal;
 pub mod spec;

@@ -25,6 +25,9 @@ use crate::status::{self, State};
 /// How long kill and delete wait for a sandbox's counters.
 const STATS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long delete waits for a killed init to finish exiting.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Hooks the binary plugs in: the application kernel entry, the tenant
 /// policy and the audit trail (kept out of this crate so each component
 /// stays its own crate).
@@ -212,6 +215,7 @@ impl Runtime {
             .map(String::as_str);
         let (mut level, mut source) =
             level::select(opts.isolation, annotation, self.config.isolation)?;
+        self.platform(opts, &bundle.spec)?;
         let mut tenant = "default".to_string();
         let mut _hold = None;
         if let Some(adm) = &self.plugins.admission {
@@ -228,7 +232,10 @@ impl Runtime {
             source = d.level_source;
             _hold = d.hold;
         }
-        let made = self.create_admitted(opts, &bundle, level, source, tenant.clone());
+        let pod = self.pod_sandbox(&opts.id, &bundle.spec, level, &tenant);
+        let made = pod.and_then(|pod| {
+            self.create_admitted(opts, &bundle, level, source, tenant.clone(), pod)
+        });
         self.report(Report {
             op: Operation::Create,
             id: &opts.id,
@@ -242,6 +249,57 @@ impl Runtime {
         made
     }
 
+    /// For a pod's container (CRI annotations): its sandbox container must
+    /// exist here with the same tenant and level. At the userspace level
+    /// the container joins the sandbox's kernel: its id is returned.
+    fn pod_sandbox(
+        &self,
+        id: &str,
+        spec: &Spec,
+        level: Isolation,
+        tenant: &str,
+    ) -> Result<Option<String>> {
+        let crate::pod::PodRole::Member(sid) = crate::pod::role(spec) else {
+            return Ok(None);
+        };
+        let Ok(sandbox) = Meta::load(&self.layout, &sid) else {
+            if level == Isolation::Userspace {
+                bail!(
+                    "container {id}: its pod's sandbox container {sid} does not exist in {}",
+                    self.layout.root.display()
+                );
+            }
+            // A native container whose sandbox another runtime runs.
+            return Ok(None);
+        };
+        if sandbox.tenant != tenant || sandbox.level != level {
+            bail!(
+                "container {id} (tenant {tenant}, level {level}) cannot join pod sandbox {sid} (tenant {}, level {}): a pod's containers share one tenant and level",
+                sandbox.tenant,
+                sandbox.level
+            );
+        }
+        Ok((level == Isolation::Userspace).then_some(sid))
+    }
+
+    /// The userspace platform create asks for (see `level::select_platform`).
+    fn platform(
+        &self,
+        opts: &CreateOptions,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<Option<String>> {
+        let annotation = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(level::PLATFORM_ANNOTATION))
+            .map(String::as_str);
+        level::select_platform(
+            opts.sandbox.platform.as_deref(),
+            annotation,
+            self.config.platform.as_deref(),
+        )
+    }
+
     /// The rest of create, once the level and tenant are settled.
     fn create_admitted(
         &self,
@@ -250,6 +308,7 @@ impl Runtime {
         level: Isolation,
         source: LevelSource,
         tenant: String,
+        pod: Option<String>,
     ) -> Result<Created> {
         if level == Isolation::Userspace && self.plugins.sandbox_entry.is_none() {
             bail!("isolation level userspace is not available in this build");
@@ -262,7 +321,7 @@ impl Runtime {
         }
 
         let pid_file_existed = opts.pid_file.as_ref().is_some_and(|p| p.exists());
-        let made = self.create_inner(opts, bundle, level, source, tenant);
+        let made = self.create_inner(opts, bundle, level, source, tenant, pod);
         if made.is_err() {
             cleanup::remove_everything(self, &opts.id);
             if let (Some(p), false) = (&opts.pid_file, pid_file_existed) {
@@ -279,9 +338,10 @@ impl Runtime {
         level: Isolation,
         level_source: LevelSource,
         tenant: String,
+        pod: Option<String>,
     ) -> Result<Created> {
         let id = &opts.id;
-        let eff =
+        let mut eff =
             effective::effective_spec(&bundle.spec, id, &bundle.path, level, self.systemd_cgroup);
         let atoll_dir = self.layout.atoll_dir(id);
         std::fs::create_dir_all(self.layout.root.join(".atoll"))
@@ -290,6 +350,7 @@ impl Runtime {
             std::io::ErrorKind::AlreadyExists => anyhow!("container {id} already exists"),
             _ => anyhow!("{}: {e}", atoll_dir.display()),
         })?;
+        let confinement = self.take_seccomp(id, &mut eff)?;
         eff.save(atoll_dir.join("config.json"))
             .map_err(|e| anyhow!("writing effective spec: {e}"))?;
         let meta = Meta {
@@ -315,15 +376,44 @@ impl Runtime {
                     .clone()
                     .unwrap_or_else(|| atoll_dir.join("sandbox.log"))
             }),
+            pod_sandbox: pod.clone(),
         };
         meta.save(&self.layout)?;
 
         let mut executor = AtollExecutor::native(!opts.no_new_keyring);
+        executor.confinement = confinement;
         let mut preserve_fds = opts.preserve_fds;
         // Kept open until build has forked the init (which inherits them).
         let mut _sandbox_fds: Vec<std::os::fd::OwnedFd> = Vec::new();
-        if level == Isolation::Userspace {
+        if let Some(sid) = &pod {
+            // A pod's container: it joins the sandbox's kernel, its init
+            // is its proxy (pod.rs); the log slot keeps the proxy's errors.
+            let log_path = meta
+                .sandbox_log
+                .clone()
+                .unwrap_or_else(|| atoll_dir.join("sandbox.log"));
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .with_context(|| format!("sandbox log {}", log_path.display()))?;
+            let donated = crate::pod::donate(&bundle.spec, &bundle.path, &bundle.rootfs)
+                .with_context(|| format!("container {id}"))?;
+            let conn =
+                crate::pod::join(&self.layout.control_socket(sid), id, &bundle.spec, &donated)
+                    .with_context(|| format!("container {id}: joining pod sandbox {sid}"))?;
+            drop(donated);
+            let slot = 3 + opts.preserve_fds;
+            crate::fds::place(&log, slot).context("sandbox log descriptor")?;
+            crate::fds::place(&conn, slot + 1).context("pod connection descriptor")?;
+            preserve_fds += crate::fds::SANDBOX_FDS;
+            _sandbox_fds.push(log.into());
+            _sandbox_fds.push(std::os::fd::OwnedFd::from(conn));
+            executor.level = Isolation::Userspace;
+            executor.pod_member = Some(slot + 1);
+        } else if level == Isolation::Userspace {
             let mut options = opts.sandbox.clone();
+            options.platform = self.platform(opts, &bundle.spec)?;
             let log_path = meta
                 .sandbox_log
                 .clone()
@@ -385,6 +475,40 @@ impl Runtime {
                 .with_context(|| format!("container {id}: loopback interface"))?;
         }
         Ok(Created { pid, meta })
+    }
+
+    /// The native level's seccomp filter, which atoll's executor loads
+    /// instead of libcontainer (compiled once per profile; see
+    /// seccomp_filter.rs): taken out of the spec libcontainer gets, kept
+    /// for exec, and the process's capabilities lent what loading it
+    /// without no_new_privs needs. A profile with a notifier stays with
+    /// libcontainer.
+    fn take_seccomp(
+        &self,
+        id: &str,
+        eff: &mut Spec,
+    ) -> Result<Option<crate::confinement::Confinement>> {
+        let Some(mut linux) = eff.linux().clone() else {
+            return Ok(None);
+        };
+        let Some(profile) = linux.seccomp().clone() else {
+            return Ok(None);
+        };
+        if !crate::seccomp_filter::loadable(&profile) {
+            return Ok(None);
+        }
+        let filter = crate::seccomp_filter::cached_with_copy(
+            &self.layout.seccomp_cache(),
+            &profile,
+            &self.layout.seccomp_filter(id),
+        )
+        .with_context(|| format!("container {id}: seccomp profile"))?;
+        let process = eff.process().clone().unwrap_or_default();
+        let (process, confinement) = crate::confinement::confine(&process, Some(filter));
+        linux.set_seccomp(None);
+        eff.set_linux(Some(linux));
+        eff.set_process(Some(process));
+        Ok(confinement)
     }
 
     /// Tells the audit plugin about an operation on a container that
@@ -499,9 +623,10 @@ impl Runtime {
             && meta.is_some_and(|m| m.level == Isolation::Userspace)
             && c.status() == ContainerStatus::Running
         {
+            let (sock, container) = self.control_of(id);
             crate::control::request(
-                &self.layout.control_socket(id),
-                &serde_json::json!({"op": "kill_all", "sig": signal}),
+                &sock,
+                &serde_json::json!({"op": "kill_all", "sig": signal, "container": container}),
             )?;
             return Ok(());
         }
@@ -556,6 +681,9 @@ impl Runtime {
         let userspace = meta.filter(|m| m.level == Isolation::Userspace);
         match self.load(id) {
             Ok((mut c, _)) => {
+                if !force {
+                    self.wait_for_a_dying_init(id, &mut c)?;
+                }
                 match c.status() {
                     ContainerStatus::Running
                     | ContainerStatus::Paused
@@ -580,13 +708,34 @@ impl Runtime {
                         report_seccomp_kill(m, pid.as_raw());
                     }
                 }
-                if let Err(e) = c.delete(force) {
-                    if !force {
-                        return Err(anyhow!("deleting container {id}: {e}"));
-                    }
-                    tracing::warn!("libcontainer delete of {id} failed ({e}); cleaning up by hand");
+                // A create cut short (atoll killed before it recorded the
+                // init) can leave libcontainer's helpers outside the cgroup:
+                // only then is the slow search for them needed.
+                let never_ran = c.pid().is_none() || c.status() == ContainerStatus::Creating;
+                let mut deleted = c.delete(force);
+                if deleted.is_err() && c.status() == ContainerStatus::Stopped {
+                    // The init is gone, but in a pid namespace its last
+                    // processes may still be exiting, and a cgroup with
+                    // tasks cannot be removed (libcgroups gives up after
+                    // 0.1 s): wait for them, then again.
+                    cleanup::empty_cgroup(self, id);
+                    deleted = c.delete(force);
                 }
-                cleanup::remove_everything(self, id);
+                match deleted {
+                    // libcontainer killed what was left and removed the
+                    // cgroup: atoll's own state remains.
+                    Ok(()) if !never_ran => cleanup::remove_state(self, id),
+                    Ok(()) => cleanup::remove_everything(self, id),
+                    Err(e) => {
+                        if !force {
+                            return Err(anyhow!("deleting container {id}: {e}"));
+                        }
+                        tracing::warn!(
+                            "libcontainer delete of {id} failed ({e}); cleaning up by hand"
+                        );
+                        cleanup::remove_everything(self, id);
+                    }
+                }
             }
             Err(e) => {
                 if !force {
@@ -602,6 +751,27 @@ impl Runtime {
             bail!("container {id}: could not remove all of its state");
         }
         Ok(())
+    }
+
+    /// A `kill -9` returns before the init has exited, and until then
+    /// libcontainer reports it running: a delete right after waits for
+    /// that exit (bounded) and then sees the container stopped.
+    fn wait_for_a_dying_init(&self, id: &str, c: &mut Container) -> Result<()> {
+        let Some(pid) = c.pid() else {
+            return Ok(());
+        };
+        if c.status() != ContainerStatus::Running || !crate::dying::is_dying(pid.as_raw()) {
+            return Ok(());
+        }
+        if !crate::dying::wait_exited(pid.as_raw(), EXIT_WAIT) {
+            bail!(
+                "cannot delete container {id}: its init (pid {pid}) was killed but is still \
+                 exiting after {}s (try again, or use --force)",
+                EXIT_WAIT.as_secs()
+            );
+        }
+        c.refresh_status()
+            .map_err(|e| anyhow!("container {id}: cannot read status: {e}"))
     }
 
     pub fn pause(&self, id: &str) -> Result<()> {
@@ -642,9 +812,10 @@ impl Runtime {
     /// The processes inside a userspace sandbox, as its kernel sees them
     /// (virtual pids).
     pub fn sandbox_processes(&self, id: &str) -> Result<Vec<serde_json::Value>> {
+        let (sock, container) = self.control_of(id);
         let v = crate::control::request(
-            &self.layout.control_socket(id),
-            &serde_json::json!({"op": "ps"}),
+            &sock,
+            &serde_json::json!({"op": "ps", "container": container}),
         )?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
@@ -661,11 +832,25 @@ impl Runtime {
         id: &str,
         timeout: std::time::Duration,
     ) -> Result<serde_json::Value> {
+        let (sock, container) = self.control_of(id);
         crate::control::request_with_timeout(
-            &self.layout.control_socket(id),
-            &serde_json::json!({"op": "stats"}),
+            &sock,
+            &serde_json::json!({"op": "stats", "container": container}),
             Some(timeout),
         )
+    }
+
+    /// The control socket serving userspace container `id`, and the name
+    /// its kernel knows it by: a pod's container is served by its sandbox
+    /// container's kernel (pod.rs).
+    pub fn control_of(&self, id: &str) -> (PathBuf, Option<String>) {
+        match Meta::load(&self.layout, id)
+            .ok()
+            .and_then(|m| m.pod_sandbox)
+        {
+            Some(sid) => (self.layout.control_socket(&sid), Some(id.to_string())),
+            None => (self.layout.control_socket(id), None),
+        }
     }
 
     /// A userspace sandbox's syscall counters for the record: from its

@@ -22,8 +22,9 @@ pub fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         detach: a.detach,
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
     };
-    match rt.exec_target(&a.id)? {
+    match rt.exec_target(&a.id, a.ignore_paused)? {
         Isolation::Native => {
             let pid = rt.exec_native(&opts)?;
             if a.detach {

@@ -24,6 +24,7 @@ fn create_options(cli: &Cli, a: &CreateArgs, detach: bool) -> CreateOptions {
             strace: a.strace,
             log_file: a.sandbox_log.clone(),
             debug_confinement: a.debug_confinement.clone(),
+            platform: cli.platform.clone(),
             ..Default::default()
         },
     }

@@ -8,7 +8,7 @@ use crate::cli::ListFormat;
 /// runc's ps: JSON is the pid list; the table is ps(1)'s own output
 /// filtered to the container's processes.
 pub fn ps(rt: &Runtime, id: &str, format: ListFormat, ps_args: &[String]) -> Result<()> {
-    if rt.exec_target(id).ok() == Some(atoll_runtime::Isolation::Userspace) {
+    if rt.exec_target(id, false).ok() == Some(atoll_runtime::Isolation::Userspace) {
         return sandbox_ps(rt, id, format);
     }
     let pids = rt.pids(id)?;

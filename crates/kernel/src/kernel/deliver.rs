@@ -75,13 +75,15 @@ impl Kernel {
         if g.is_zombie() || sig == 0 {
             return Ok(());
         }
-        // The sandbox's init only receives signals it handles; a blocked
-        // one is queued all the same (a signalfd or sigwait may take it;
-        // delivery drops it otherwise), as Linux's sig_task_ignored.
-        if tgid == 1 && info.code() <= 0 {
-            let t = g.threads[0];
-            let blocked = g.threads.iter().all(|t| self.task(*t).sigmask.has(sig));
-            if !blocked && self.task(t).sighand.borrow().get(sig).handler == SIG_DFL {
+        // A pid namespace's init (the sandbox's, a pod container's) only
+        // receives signals it handles (or blocks: a blocked signal is never
+        // ignored, its handler may change).
+        if super::pidns::local(tgid) == 1 && info.code() <= 0 {
+            let t = self.task(g.threads[0]);
+            if t.sighand.borrow().get(sig).handler == SIG_DFL
+                && !t.sigmask.has(sig)
+                && !t.sigwait.has(sig)
+            {
                 return Ok(());
             }
         }
@@ -108,6 +110,7 @@ impl Kernel {
             return Ok(());
         }
         self.may_queue(tgid, sig)?;
+        let info = self.siginfo_for(tgid, info);
         let g = self.groups.get_mut(&tgid).unwrap();
         g.shared_pending.push(info);
         crate::vfs::eventfd::signal_queued();
@@ -137,10 +140,11 @@ impl Kernel {
         if sig == libc::SIGCONT {
             self.group_continue(tgid);
         }
-        if tgid == 1
+        if super::pidns::local(tgid) == 1
             && info.code() <= 0
-            && !self.task(tid).sigmask.has(sig)
             && self.task(tid).sighand.borrow().get(sig).handler == SIG_DFL
+            && !self.task(tid).sigmask.has(sig)
+            && !self.task(tid).sigwait.has(sig)
         {
             return Ok(());
         }
@@ -148,6 +152,7 @@ impl Kernel {
             return Ok(());
         }
         self.may_queue(tgid, sig)?;
+        let info = self.siginfo_for(tid, info);
         self.task_mut(tid).pending.push(info);
         crate::vfs::eventfd::signal_queued();
         if !self.task(tid).sigmask.has(sig) || self.task(tid).sigwait.has(sig) {
@@ -159,6 +164,10 @@ impl Kernel {
     /// A synchronous fault: delivered to the faulting thread even if
     /// blocked or ignored (Linux's force_sig_fault).
     pub fn force_fault(&mut self, tid: Tid, signo: i32, code: i32, addr: u64) {
+        // File pages come in on first touch; past a file's end is SIGBUS.
+        let Some((signo, code)) = self.page_fault(tid, signo, code, addr) else {
+            return;
+        };
         let t = self.task_mut(tid);
         let blocked = t.sigmask.has(signo);
         let info = if signo == libc::SIGTRAP {

@@ -39,7 +39,12 @@ impl Kernel {
         let st = d.inode.stat(self)?;
         self.cred(tid).may_access(&st, MAY_EXEC)?;
         let ops = d.inode.open(self, libc::O_RDONLY)?;
-        Ok(File::new(ops, libc::O_RDONLY, Some(d.clone())))
+        let f = File::new(ops, libc::O_RDONLY, Some(d.clone()));
+        // Opened and read for the exec, closed when the image is built.
+        f.notify_close.set(true);
+        crate::vfs::inotify::notify_open_close(d, crate::vfs::inotify::IN_OPEN);
+        crate::vfs::inotify::notify_open_close(d, crate::vfs::inotify::IN_ACCESS);
+        Ok(f)
     }
 
     pub fn do_execve(
@@ -272,7 +277,7 @@ impl Kernel {
         mm.init_brk(brk);
         let hwcap = core::arch::x86_64::__cpuid(1).edx as u64;
         let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
-        let auxv = [
+        let mut auxv = vec![
             (stack::AT_PHDR, image.phdr),
             (stack::AT_PHENT, image.phent),
             (stack::AT_PHNUM, image.phnum),
@@ -293,6 +298,11 @@ impl Kernel {
             (stack::AT_EXECFN, 0),
             (stack::AT_PLATFORM, 0),
         ];
+        // The vDSO every stub keeps (the host's): clock_gettime,
+        // gettimeofday, time and getcpu without a syscall.
+        if let Some(vdso) = self.platform.vdso() {
+            auxv.push((stack::AT_SYSINFO_EHDR, vdso));
+        }
         let sp = stack::build_stack(mm, top, argv, envp, execfn, &auxv)?;
         Ok((entry, sp))
     }

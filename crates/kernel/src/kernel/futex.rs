@@ -19,8 +19,7 @@ pub type FutexKey = (u32, u64);
 /// The shared futex key of `addr` (the kernel's own wakes: robust lists,
 /// CLONE_CHILD_CLEARTID).
 pub fn key_of(mm: &AddressSpace, addr: u64) -> Option<FutexKey> {
-    let v = mm.find(addr)?;
-    Some((0, v.chunk.offset + v.chunk_off + (addr - v.start)))
+    Some((0, mm.find(addr)?.memfile_offset(addr).ok()?))
 }
 
 /// The key of `addr` for a private or shared futex operation.
@@ -38,7 +37,8 @@ pub fn word(mm: &AddressSpace, addr: u64) -> SysResult<&'static AtomicU32> {
     if v.prot & libc::PROT_READ == 0 || addr + 4 > v.end {
         return Err(Errno::EFAULT);
     }
-    let p = v.chunk.ptr(v.chunk_off + (addr - v.start)) as *const AtomicU32;
+    let (p, _) = v.kernel_span(addr, 4, false)?;
+    let p = p as *const AtomicU32;
     // SAFETY: 4-byte aligned, inside the memory file mapping which lives
     // as long as the kernel.
     Ok(unsafe { &*p })

@@ -11,15 +11,20 @@ pub mod deliver;
 pub mod exec;
 pub mod exit;
 pub mod fasync;
+pub mod filemap;
 pub mod futex;
 pub mod identity;
+pub mod limits;
 pub mod pidfd;
+pub mod pidns;
+pub mod pod;
 pub mod poller;
 pub mod random;
 pub mod run;
 pub mod signal;
 pub mod task;
 pub mod timer;
+pub mod usertrap;
 pub mod waitq;
 
 use std::cell::{Cell, RefCell};
@@ -29,8 +34,8 @@ use std::time::Instant;
 
 use crate::errno::{Errno, SysResult};
 use crate::mm::{AddressSpace, MemoryFile};
+use crate::platform::AnyPlatform;
 use crate::platform::ThreadId;
-use crate::platform::ptrace::PtracePlatform;
 use crate::vfs::perm::Cred;
 use crate::vfs::pipe::FifoTable;
 use crate::vfs::{FileOps, MountTable};
@@ -57,12 +62,13 @@ pub struct Stats {
 }
 
 pub struct Kernel {
-    pub platform: PtracePlatform,
+    pub platform: AnyPlatform,
     pub mf: Rc<MemoryFile>,
     pub tasks: BTreeMap<Tid, Task>,
     pub host_tids: HashMap<ThreadId, Tid>,
     pub groups: BTreeMap<Pid, ThreadGroup>,
-    next_pid: Pid,
+    /// Per pid namespace: where the next pid search starts (pidns.rs).
+    next_pids: HashMap<u32, Pid>,
     pub mounts: RefCell<MountTable>,
     pub fifos: FifoTable,
     /// The container's terminal, if it has one (/dev/tty, /dev/console).
@@ -88,6 +94,11 @@ pub struct Kernel {
     pub control_fd: Option<i32>,
     /// Connections of processes started by `atoll exec`, by pid.
     pub exec_conns: HashMap<Pid, i32>,
+    /// The pod's other containers, when this sandbox is a pod's.
+    pub pod: pod::Pod,
+    /// The gofer, kept for the whole sandbox: its exit ends the sandbox,
+    /// and mounts it could not donate for direct access go through it.
+    pub gofer: Rc<dyn atoll_gofer::FileService>,
 }
 
 impl Kernel {
@@ -119,24 +130,6 @@ impl Kernel {
 
     pub fn rlimit(&self, tid: Tid, res: u32) -> libc::rlimit {
         self.group_of(tid).rlimits[res as usize]
-    }
-
-    /// A free pid (the lowest above the last one handed out, wrapping).
-    pub fn alloc_pid(&mut self) -> SysResult<Pid> {
-        for _ in 0..PID_MAX {
-            let p = self.next_pid;
-            self.next_pid = if p >= PID_MAX { 2 } else { p + 1 };
-            if !self.tasks.contains_key(&p) && !self.groups.contains_key(&p) {
-                return Ok(p);
-            }
-        }
-        Err(Errno::EAGAIN)
-    }
-
-    /// The next pid handed out will be `pid` if it is free (clone3's
-    /// set_tid).
-    pub fn reserve_pid(&mut self, pid: Pid) {
-        self.next_pid = pid;
     }
 
     /// Tasks of the pid namespace, for /proc and ps.

@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::signal::{DefaultAction, SA_RESTART, SIG_DFL, SIG_IGN, default_action};
 use super::task::TaskState;
 use super::timer::TimerAction;
+use super::usertrap::PatchedFault;
 use super::{Kernel, Tid, waitq};
 use crate::arch::{SYSCALL_INSN_LEN, syscall_args};
 use crate::errno::Errno;
@@ -27,6 +28,11 @@ fn interrupt_errno(nr: u64) -> Errno {
         | libc::SYS_rt_sigtimedwait
         | libc::SYS_rt_sigsuspend
         | libc::SYS_pause => Errno::ERESTARTNOHAND,
+        // Never restarted after a handler (signal(7)), and EINTR after a
+        // stop and SIGCONT even without one: System V IPC waits.
+        libc::SYS_semop | libc::SYS_semtimedop | libc::SYS_msgsnd | libc::SYS_msgrcv => {
+            Errno::EINTR
+        }
         // fork never fails with EINTR (a clone backing off at the pids
         // limit is simply tried again after the handler).
         libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork => {
@@ -42,6 +48,9 @@ const STOPS_PER_ROUND: usize = 64;
 /// How often a busy kernel checks host signals, its control socket and
 /// host descriptors.
 const HOST_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// How long an idle kernel polls for the next stop before it sleeps.
+const SPIN_WINDOW: std::time::Duration = std::time::Duration::from_micros(50);
 
 fn is_restart(e: Errno) -> bool {
     matches!(e.0, 512..=516)
@@ -89,9 +98,24 @@ impl Kernel {
                 }
                 0
             } else {
-                self.timers.timeout_ms(now)
+                // Idle: wait for the next stop without sleeping for a
+                // while (a sleeping kernel costs a wake-up per stop), as
+                // long as no timer is due and host events get a look.
+                let t = self.timers.timeout_ms(now);
+                let left = HOST_POLL_EVERY.saturating_sub(now.duration_since(last_host_poll));
+                if t == 0 || left.is_zero() {
+                    0
+                } else if self.platform.spin(SPIN_WINDOW.min(left))
+                    || !self.platform.prepare_sleep()
+                {
+                    // A stop arrived while spinning or going to sleep.
+                    continue;
+                } else {
+                    t
+                }
             };
             let ready = self.poller.wait(timeout);
+            self.platform.after_wait(ready.platform);
             last_host_poll = Instant::now();
             if ready.signals {
                 self.forward_host_signals();
@@ -140,7 +164,25 @@ impl Kernel {
             return;
         }
         match stop {
-            Stop::Syscall => self.syscall(tid),
+            Stop::Syscall => {
+                if self.config.syscall_patching && self.platform.patchable_stop(host) {
+                    let nr = self.task(tid).regs.orig_rax;
+                    self.try_patch(tid, nr);
+                }
+                self.syscall(tid)
+            }
+            Stop::Fault {
+                signo: libc::SIGILL,
+                code,
+                addr,
+            } => match self.usertrap_fault(tid) {
+                PatchedFault::Rewound => self.resume(tid),
+                PatchedFault::Syscall => self.syscall(tid),
+                PatchedFault::No => {
+                    self.force_fault(tid, libc::SIGILL, code, addr);
+                    self.resume(tid);
+                }
+            },
             Stop::Fault { signo, code, addr } => {
                 self.force_fault(tid, signo, code, addr);
                 self.resume(tid);
@@ -150,9 +192,14 @@ impl Kernel {
     }
 
     fn syscall(&mut self, tid: Tid) {
-        let (nr, args) = syscall_args(&self.task(tid).regs);
+        let (nr, mut args) = syscall_args(&self.task(tid).regs);
         self.stats.syscalls += 1;
-        let r = syscalls::dispatch(self, tid, nr, args);
+        // Pids a pod container's process names are its namespace's
+        // (pidns.rs): kernel-wide from here on, also when re-run.
+        let r = match self.pids_in(tid, nr, &mut args) {
+            Ok(()) => syscalls::dispatch(self, tid, nr, args),
+            Err(e) => Err(e),
+        };
         self.complete(tid, nr, args, r);
     }
 
@@ -166,6 +213,8 @@ impl Kernel {
         }
         match r {
             Err(Errno::EBLOCK) => {
+                let host = self.task(tid).host;
+                self.platform.parked(host);
                 let t = self.task_mut(tid);
                 t.state = TaskState::Blocked;
                 t.blocked_on = Some((nr, args));
@@ -185,6 +234,8 @@ impl Kernel {
         t.sys = Default::default();
         t.blocked_on = None;
         t.sigwait = super::signal::SigSet::EMPTY;
+        let r = r.map(|v| self.pid_result(tid, nr, &args, v));
+        let t = self.task_mut(tid);
         match r {
             Err(Errno::EJUSTRETURN) => {}
             Ok(v) => t.regs.rax = v,
@@ -255,7 +306,7 @@ impl Kernel {
             }
             if act.handler == SIG_DFL {
                 // The sandbox's init ignores what it does not handle.
-                if tgid == 1 && info.code() <= 0 {
+                if super::pidns::local(tgid) == 1 && info.code() <= 0 {
                     continue;
                 }
                 match default_action(sig) {

@@ -18,6 +18,12 @@ use crate::arch::{PAGE_SIZE, page_up};
 /// Size of the (sparse) memory file; also the cap on allocated memory.
 pub const FILE_SIZE: u64 = 1 << 40;
 
+thread_local! {
+    /// The kernel's memory file (the kernel is single-threaded): in-memory
+    /// files are made in places that have no kernel at hand.
+    static CURRENT: RefCell<Option<std::rc::Weak<MemoryFile>>> = const { RefCell::new(None) };
+}
+
 pub struct MemoryFile {
     fd: RawFd,
     base: *mut u8,
@@ -129,13 +135,35 @@ impl MemoryFile {
             }
             let mut free = BTreeMap::new();
             free.insert(reserved, FILE_SIZE - reserved);
-            Ok(Rc::new(MemoryFile {
+            let mf = Rc::new(MemoryFile {
                 fd,
                 base: base as *mut u8,
                 reserved,
                 free: RefCell::new(Allocator { free, allocated: 0 }),
-            }))
+            });
+            CURRENT.with(|c| *c.borrow_mut() = Some(Rc::downgrade(&mf)));
+            Ok(mf)
         }
+    }
+
+    /// The memory file made last on this thread (the kernel's); one is
+    /// made if there is none (unit tests).
+    pub fn current() -> Rc<MemoryFile> {
+        if let Some(mf) = CURRENT.with(|c| c.borrow().as_ref().and_then(|w| w.upgrade())) {
+            return mf;
+        }
+        MemoryFile::create(PAGE_SIZE).expect("memory file")
+    }
+
+    /// Bytes of the memory file that hold memory now (the host charges
+    /// them to the container).
+    pub fn resident(&self) -> u64 {
+        // SAFETY: fstat on our own fd into a local.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(self.fd, &mut st) } != 0 {
+            return 0;
+        }
+        st.st_blocks as u64 * 512
     }
 
     pub fn fd(&self) -> RawFd {
@@ -180,10 +208,9 @@ impl MemoryFile {
         }
     }
 
-    /// Copies `len` bytes from `src` to `dst` (file offsets), skipping
-    /// holes so untouched memory is not materialized (fork of a process
-    /// with a large, mostly empty heap stays cheap).
-    pub fn copy_populated(&self, src: u64, dst: u64, len: u64) {
+    /// Calls `f` with each range `[start, end)` of `[src, src+len)` that
+    /// holds data (pages ever written and not discarded since).
+    fn each_data(&self, src: u64, len: u64, mut f: impl FnMut(u64, u64)) {
         let end = src + len;
         let mut pos = src;
         while pos < end {
@@ -193,12 +220,31 @@ impl MemoryFile {
                 break;
             }
             let data = data as u64;
+            // SAFETY: lseek on our own fd.
             let hole = unsafe { libc::lseek(self.fd, data as i64, libc::SEEK_HOLE) };
             let hole = if hole < 0 {
                 end
             } else {
                 (hole as u64).min(end)
             };
+            f(data, hole);
+            pos = hole;
+        }
+    }
+
+    /// Bytes of `[src, src+len)` that hold memory (st_blocks of in-memory
+    /// files: a sparse file counts only what was written).
+    pub fn populated(&self, src: u64, len: u64) -> u64 {
+        let mut n = 0;
+        self.each_data(src, len, |s, e| n += e - s);
+        n
+    }
+
+    /// Copies `len` bytes from `src` to `dst` (file offsets), skipping
+    /// holes so untouched memory is not materialized (fork of a process
+    /// with a large, mostly empty heap stays cheap).
+    pub fn copy_populated(&self, src: u64, dst: u64, len: u64) {
+        self.each_data(src, len, |data, hole| {
             // SAFETY: both ranges are inside allocated chunks of the file.
             unsafe {
                 std::ptr::copy_nonoverlapping(
@@ -207,8 +253,7 @@ impl MemoryFile {
                     (hole - data) as usize,
                 );
             }
-            pos = hole;
-        }
+        });
     }
 }
 

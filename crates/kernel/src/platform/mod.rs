@@ -2,14 +2,54 @@
 //!
 //! The kernel sees the platform through [`Platform`]: address spaces that
 //! can be mapped into (always from the kernel's memory file), threads that
-//! run in them, and stops. The first implementation is ptrace with
-//! `PTRACE_SYSEMU` on stub processes; the trait is narrow enough that a
-//! faster one (seccomp `RET_TRAP` with a shared-memory handoff, as gVisor's
-//! systrap, or KVM) can replace it without touching the kernel.
+//! run in them, and stops. Two implementations:
+//! - [`ptrace`]: `PTRACE_SYSEMU` on stub processes; every stop is a
+//!   ptrace stop, a sleep and a wake-up of two host threads.
+//! - [`systrap`]: syscall user dispatch traps each workload syscall in
+//!   the stub itself; a handler hands the registers to the kernel through
+//!   a page of shared memory and spins or sleeps on it for the answer
+//!   (gVisor's systrap is the model).
 
+pub mod bpf;
+pub mod ceiling;
+pub mod child;
 pub mod ptrace;
+pub mod systrap;
+pub mod vdso;
+
+use std::os::fd::RawFd;
+use std::time::Duration;
 
 use crate::arch::Regs;
+
+/// Memory-file bytes the platforms keep for themselves at offset 0 (stub
+/// code, control pages, per-thread areas; sparse).
+pub const PLATFORM_REGION: u64 = systrap::layout::REGION_SIZE;
+
+/// Which platform a sandbox runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PlatformKind {
+    Ptrace,
+    #[default]
+    Systrap,
+}
+
+impl PlatformKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PlatformKind::Ptrace => "ptrace",
+            PlatformKind::Systrap => "systrap",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PlatformKind> {
+        match s {
+            "ptrace" => Some(PlatformKind::Ptrace),
+            "systrap" => Some(PlatformKind::Systrap),
+            _ => None,
+        }
+    }
+}
 
 /// An address space (a stub process for ptrace).
 pub type SpaceId = u32;
@@ -81,9 +121,148 @@ pub trait Platform {
     fn stop_now(&mut self, thread: ThreadId);
     /// The next stop, if any is pending (never blocks).
     fn poll_stop(&mut self) -> Option<(ThreadId, Stop)>;
-    /// A file descriptor that becomes readable when a stop may be pending.
-    fn wakeup_fd(&self) -> std::os::fd::RawFd;
+    /// Descriptors that become readable when a stop may be pending.
+    fn wakeup_fds(&self) -> Vec<RawFd>;
     /// Host children that are not platform threads and have exited
     /// (the gofer): pid and wait status.
     fn take_foreign_exits(&mut self) -> Vec<(i32, i32)>;
+    /// Waits up to `max` for a stop without sleeping (spinning while the
+    /// workload runs on another CPU); true if one is pending.
+    fn spin(&mut self, _max: Duration) -> bool {
+        false
+    }
+    /// Called before the kernel blocks; false if a stop arrived meanwhile
+    /// (the kernel must not block then).
+    fn prepare_sleep(&mut self) -> bool {
+        true
+    }
+    /// Called after the kernel's wait; `ready` if one of
+    /// [`Platform::wakeup_fds`] was readable.
+    fn after_wait(&mut self, _ready: bool) {}
+    /// Address of the vDSO every address space has, for `AT_SYSINFO_EHDR`.
+    fn vdso(&self) -> Option<u64> {
+        None
+    }
+    /// Whether the workload may set its own GS base (the systrap stub
+    /// keeps GS for itself).
+    fn workload_gs(&self) -> bool {
+        true
+    }
+    /// Whether `thread`'s last stop was a syscall from a call site the
+    /// kernel may rewrite into a jump to [`Platform::usertrap_entry`].
+    fn patchable_stop(&self, _thread: ThreadId) -> bool {
+        false
+    }
+    /// Where patched call sites enter the platform, if it has such a path.
+    fn usertrap_entry(&self) -> Option<u64> {
+        None
+    }
+    /// The stopped `thread`'s syscall blocks: its answer will not come
+    /// soon, so it should sleep rather than wait actively.
+    fn parked(&mut self, _thread: ThreadId) {}
+}
+
+/// The platform a kernel runs on (static dispatch).
+pub enum AnyPlatform {
+    Ptrace(ptrace::PtracePlatform),
+    Systrap(systrap::SystrapPlatform),
+}
+
+macro_rules! each {
+    ($self:ident, $p:ident => $e:expr) => {
+        match $self {
+            AnyPlatform::Ptrace($p) => $e,
+            AnyPlatform::Systrap($p) => $e,
+        }
+    };
+}
+
+impl AnyPlatform {
+    /// Sets up `kind` over the kernel's memory file (before the kernel
+    /// confines itself: it forks the zygote stub).
+    pub fn new(kind: PlatformKind, memfd: RawFd) -> std::io::Result<AnyPlatform> {
+        Ok(match kind {
+            PlatformKind::Ptrace => AnyPlatform::Ptrace(ptrace::PtracePlatform::new(memfd)?),
+            PlatformKind::Systrap => AnyPlatform::Systrap(systrap::SystrapPlatform::new(memfd)?),
+        })
+    }
+
+    pub fn kind(&self) -> PlatformKind {
+        match self {
+            AnyPlatform::Ptrace(_) => PlatformKind::Ptrace,
+            AnyPlatform::Systrap(_) => PlatformKind::Systrap,
+        }
+    }
+}
+
+impl Platform for AnyPlatform {
+    fn new_space(&mut self) -> std::io::Result<SpaceId> {
+        each!(self, p => p.new_space())
+    }
+    fn drop_space(&mut self, space: SpaceId) {
+        each!(self, p => p.drop_space(space))
+    }
+    fn apply(&mut self, space: SpaceId, ops: &[MapOp]) -> std::io::Result<Vec<i64>> {
+        each!(self, p => p.apply(space, ops))
+    }
+    fn new_thread(&mut self, space: SpaceId) -> std::io::Result<ThreadId> {
+        each!(self, p => p.new_thread(space))
+    }
+    fn drop_thread(&mut self, thread: ThreadId) {
+        each!(self, p => p.drop_thread(thread))
+    }
+    fn get_regs(&mut self, thread: ThreadId) -> std::io::Result<Regs> {
+        each!(self, p => p.get_regs(thread))
+    }
+    fn set_regs(&mut self, thread: ThreadId, regs: &Regs) -> std::io::Result<()> {
+        each!(self, p => p.set_regs(thread, regs))
+    }
+    fn get_fpu(&mut self, thread: ThreadId) -> std::io::Result<FpuState> {
+        each!(self, p => p.get_fpu(thread))
+    }
+    fn set_fpu(&mut self, thread: ThreadId, fpu: &FpuState) -> std::io::Result<()> {
+        each!(self, p => p.set_fpu(thread, fpu))
+    }
+    fn resume(&mut self, thread: ThreadId) -> std::io::Result<()> {
+        each!(self, p => p.resume(thread))
+    }
+    fn interrupt(&mut self, thread: ThreadId) {
+        each!(self, p => p.interrupt(thread))
+    }
+    fn stop_now(&mut self, thread: ThreadId) {
+        each!(self, p => p.stop_now(thread))
+    }
+    fn poll_stop(&mut self) -> Option<(ThreadId, Stop)> {
+        each!(self, p => p.poll_stop())
+    }
+    fn wakeup_fds(&self) -> Vec<RawFd> {
+        each!(self, p => p.wakeup_fds())
+    }
+    fn take_foreign_exits(&mut self) -> Vec<(i32, i32)> {
+        each!(self, p => p.take_foreign_exits())
+    }
+    fn spin(&mut self, max: Duration) -> bool {
+        each!(self, p => p.spin(max))
+    }
+    fn prepare_sleep(&mut self) -> bool {
+        each!(self, p => p.prepare_sleep())
+    }
+    fn after_wait(&mut self, ready: bool) {
+        each!(self, p => p.after_wait(ready))
+    }
+    fn vdso(&self) -> Option<u64> {
+        each!(self, p => p.vdso())
+    }
+    fn workload_gs(&self) -> bool {
+        each!(self, p => p.workload_gs())
+    }
+    fn patchable_stop(&self, thread: ThreadId) -> bool {
+        each!(self, p => p.patchable_stop(thread))
+    }
+    fn usertrap_entry(&self) -> Option<u64> {
+        each!(self, p => p.usertrap_entry())
+    }
+    fn parked(&mut self, thread: ThreadId) {
+        each!(self, p => p.parked(thread))
+    }
 }

@@ -9,7 +9,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::clone::{
     CLONE_DETACHED, CLONE_PARENT, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD, CloneArgs,
 };
-use crate::kernel::{Kernel, Tid};
+use crate::kernel::{Kernel, Tid, pidns};
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     vec![(
@@ -88,14 +88,17 @@ fn sys_clone3(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         if set_tid_size > 1 {
             return Err(Errno::EINVAL);
         }
+        // A pid of the caller's own pid namespace (pidns.rs).
         let want: i32 = k.task_mm(tid).borrow().read_val(set_tid)?;
-        if want <= 0 || want > crate::kernel::PID_MAX {
+        if want <= 0 || want > pidns::LOCAL_MAX {
             return Err(Errno::EINVAL);
         }
-        if k.tasks.contains_key(&want) || k.groups.contains_key(&want) {
+        let ns = pidns::ns_of(tid);
+        let full = pidns::tagged(ns, want);
+        if k.tasks.contains_key(&full) || k.groups.contains_key(&full) {
             return Err(Errno::EEXIST);
         }
-        k.reserve_pid(want);
+        k.reserve_pid_in(ns, want);
     }
     let stack_top = if stack == 0 {
         0

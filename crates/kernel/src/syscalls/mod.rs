@@ -5,6 +5,8 @@
 pub mod clone3;
 pub mod fs;
 pub mod futex;
+pub mod inotify;
+pub mod ipc;
 pub mod membarrier;
 pub mod mm;
 pub mod names;
@@ -13,6 +15,7 @@ pub mod pidfd;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod splice;
 pub mod strace;
 pub mod time;
 
@@ -119,7 +122,6 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("set_mempolicy", "no NUMA policy"),
     ("migrate_pages", "no NUMA policy"),
     ("move_pages", "no NUMA policy"),
-    ("vmsplice", "no splicing user pages"),
     ("landlock_create_ruleset", "LSMs are the host's"),
     ("landlock_add_rule", "LSMs are the host's"),
     ("landlock_restrict_self", "LSMs are the host's"),
@@ -149,6 +151,9 @@ fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
     v.extend(clone3::table());
     v.extend(pidfd::table());
     v.extend(membarrier::table());
+    v.extend(ipc::table());
+    v.extend(inotify::table());
+    v.extend(splice::table());
     v
 }
 
@@ -239,7 +244,14 @@ fn dispatch_inner(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResul
         return r;
     }
     match (e.status, e.handler) {
-        (_, Some(h)) => h(k, tid, args),
+        (_, Some(h)) => {
+            let r = h(k, tid, args);
+            // Truncated file pages leave every process before anyone runs on.
+            if crate::mm::filemem::has_invalidations() {
+                k.apply_invalidations();
+            }
+            r
+        }
         (Status::Refused, _) => {
             let n = k.stats.refused.entry(nr).or_default();
             *n += 1;

@@ -13,6 +13,7 @@ use crate::kernel::cputime::Times;
 use crate::kernel::exit::{WaitSel, exited};
 use crate::kernel::identity;
 use crate::kernel::{Kernel, Tid};
+use crate::platform::Platform;
 use crate::vfs::perm::cap;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
@@ -54,8 +55,13 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ("sethostname", sys_sethostname, Full, ""),
         ("setdomainname", sys_setdomainname, Full, ""),
         ("getrlimit", sys_getrlimit, Full, ""),
-        ("setrlimit", sys_setrlimit, Full, ""),
-        ("prlimit64", sys_prlimit64, Full, ""),
+        (
+            "setrlimit",
+            sys_setrlimit,
+            Partial,
+            "enforced: AS, DATA, FSIZE, NOFILE, NPROC, SIGPENDING, STACK (at exec); CPU, CORE, MEMLOCK, MSGQUEUE, NICE, RTPRIO, RTTIME, LOCKS are kept, not enforced",
+        ),
+        ("prlimit64", sys_prlimit64, Partial, "as setrlimit"),
         (
             "getrusage",
             sys_getrusage,
@@ -390,7 +396,7 @@ fn sys_waitid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             crate::kernel::signal::CLD_CONTINUED => libc::SIGCONT,
             _ => w.status & 0x7f,
         };
-        info = crate::kernel::signal::SigInfo::child(w.code, w.pid, 0, st);
+        info = crate::kernel::signal::SigInfo::child(w.code, k.pid_out(tid, w.pid), 0, st);
     }
     if a[2] != 0 {
         mm.borrow().write_bytes(a[2], &info.raw)?;
@@ -508,6 +514,10 @@ fn sys_arch_prctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         SET_FS | SET_GS => {
             if a[1] >= crate::arch::USER_END {
                 return Err(Errno::EPERM);
+            }
+            // The systrap stub keeps GS for itself (gVisor refuses it too).
+            if a[0] == SET_GS && !k.platform.workload_gs() {
+                return Err(Errno::EINVAL);
             }
             let t = k.task_mut(tid);
             if a[0] == SET_FS {

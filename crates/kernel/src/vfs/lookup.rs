@@ -144,6 +144,8 @@ impl Kernel {
             flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC),
             Some(d.clone()),
         );
+        f.notify_close.set(true);
+        super::inotify::notify_open_close(d, super::inotify::IN_OPEN);
         // Linux truncates even when opened read-only (write permission
         // was checked above).
         if flags & libc::O_TRUNC != 0 && kind == FileType::Regular {
@@ -160,6 +162,7 @@ impl Kernel {
             } else {
                 f.ops.truncate(self, 0)?;
             }
+            super::inotify::notify_dentry(d, super::inotify::IN_MODIFY);
         }
         Ok(f)
     }

@@ -4,6 +4,7 @@
 //! seccompiler) and the published list in docs/security.md, so the two
 //! cannot drift apart.
 
+use atoll_kernel::platform::PlatformKind;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
@@ -19,6 +20,8 @@ pub enum Cond {
     Clear(u8, u64, &'static str),
     /// `arg <= value` (unsigned)
     Le(u8, u64, &'static str),
+    /// `arg & mask == mask`
+    Set(u8, u64, &'static str),
 }
 
 /// An allowed syscall: any one of `rules` (each a conjunction of
@@ -79,11 +82,155 @@ fn fd_only(arg: u8) -> Cond {
     Cond::Le(arg, i32::MAX as u64, "a descriptor, not AT_FDCWD")
 }
 
-/// The application kernel, after it confined itself. It opens no path:
-/// files arrive from the gofer as donated descriptors; stubs are cloned
-/// from the zygote, so the kernel never forks; executable memory exists
-/// only in the stubs.
-pub fn kernel() -> Vec<Allowed> {
+/// The application kernel on `platform`, after it confined itself. It
+/// opens no path: files arrive from the gofer as donated descriptors;
+/// stubs are cloned from the zygote, so the kernel never forks;
+/// executable memory exists only in the stubs. Only the ptrace platform
+/// needs ptrace; systrap hands stops over through shared memory.
+pub fn kernel(platform: PlatformKind, directfs: bool) -> Vec<Allowed> {
+    let mut list = kernel_common();
+    if directfs {
+        list.extend(directfs_calls());
+    }
+    match platform {
+        PlatformKind::Ptrace => list.push(ptrace()),
+        PlatformKind::Systrap => list.push(any(
+            "waitid",
+            libc::SYS_waitid,
+            "whether a stub the kernel waits for still lives (WNOWAIT)",
+        )),
+    }
+    list
+}
+
+/// Direct file access (`atoll_gofer::direct`): the kernel walks and opens
+/// files itself, on descriptors of mount roots the gofer donated. Every
+/// call names a descriptor, never `AT_FDCWD` (the kernel's root is empty
+/// anyway), and every open refuses to follow a symlink.
+fn directfs_calls() -> Vec<Allowed> {
+    use libc::*;
+    let nofollow = || Cond::Set(2, O_NOFOLLOW as u64, "O_NOFOLLOW");
+    vec![
+        when(
+            "openat",
+            SYS_openat,
+            vec![fd_only(0), nofollow()],
+            "directfs: a name in a held directory, never through a symlink",
+        ),
+        when(
+            "mkdirat",
+            SYS_mkdirat,
+            vec![fd_only(0)],
+            "directfs: mkdir in a held directory",
+        ),
+        when(
+            "mknodat",
+            SYS_mknodat,
+            vec![
+                fd_only(0),
+                Cond::Clear(2, S_IFCHR as u64, "no S_IFCHR/S_IFBLK"),
+            ],
+            "directfs: FIFOs and sockets, never device nodes",
+        ),
+        when(
+            "symlinkat",
+            SYS_symlinkat,
+            vec![fd_only(1)],
+            "directfs: symlink in a held directory",
+        ),
+        when(
+            "linkat",
+            SYS_linkat,
+            vec![fd_only(0), fd_only(2), Cond::Eq(4, 0, "no flags")],
+            "directfs: hard link between held directories, never following a symlink",
+        ),
+        when(
+            "unlinkat",
+            SYS_unlinkat,
+            vec![fd_only(0)],
+            "directfs: unlink and rmdir in a held directory",
+        ),
+        when(
+            "renameat2",
+            SYS_renameat2,
+            vec![fd_only(0), fd_only(2)],
+            "directfs: rename between held directories",
+        ),
+        when(
+            "readlinkat",
+            SYS_readlinkat,
+            vec![fd_only(0)],
+            "directfs: a symlink's target (the kernel resolves it)",
+        ),
+        when(
+            "fchownat",
+            SYS_fchownat,
+            vec![
+                fd_only(0),
+                Cond::Set(4, AT_SYMLINK_NOFOLLOW as u64, "AT_SYMLINK_NOFOLLOW"),
+            ],
+            "directfs: owner of a new or held file (the kernel checked the sandbox's permissions)",
+        ),
+        any(
+            "fchown",
+            SYS_fchown,
+            "directfs: owner of a file just created",
+        ),
+        when(
+            "fchmodat2",
+            452,
+            vec![
+                fd_only(0),
+                Cond::Eq(3, AT_EMPTY_PATH as u64, "AT_EMPTY_PATH"),
+            ],
+            "directfs: mode of a held file",
+        ),
+        when(
+            "fchmodat",
+            SYS_fchmodat,
+            vec![fd_only(0)],
+            "directfs: mode of a held file on hosts before Linux 6.6",
+        ),
+        when(
+            "utimensat",
+            SYS_utimensat,
+            vec![
+                fd_only(0),
+                Cond::Set(3, AT_SYMLINK_NOFOLLOW as u64, "AT_SYMLINK_NOFOLLOW"),
+            ],
+            "directfs: times of a held file",
+        ),
+        any("fstatfs", SYS_fstatfs, "directfs: statfs of a held file"),
+        any(
+            "getdents64",
+            SYS_getdents64,
+            "directfs: listing a held directory",
+        ),
+    ]
+}
+
+fn ptrace() -> Allowed {
+    use libc::*;
+    one_of(
+        "ptrace",
+        SYS_ptrace,
+        0,
+        &[
+            (PTRACE_GETREGS as u64, "PTRACE_GETREGS"),
+            (PTRACE_SETREGS as u64, "PTRACE_SETREGS"),
+            (PTRACE_GETREGSET as u64, "PTRACE_GETREGSET"),
+            (PTRACE_SETREGSET as u64, "PTRACE_SETREGSET"),
+            (PTRACE_CONT as u64, "PTRACE_CONT"),
+            (31, "PTRACE_SYSEMU"),
+            (PTRACE_INTERRUPT as u64, "PTRACE_INTERRUPT"),
+            (PTRACE_GETEVENTMSG as u64, "PTRACE_GETEVENTMSG"),
+            (PTRACE_GETSIGINFO as u64, "PTRACE_GETSIGINFO"),
+        ],
+        "the platform: registers, FPU state, resuming and stopping stubs",
+    )
+}
+
+fn kernel_common() -> Vec<Allowed> {
     use libc::*;
     let exec = PROT_EXEC as u64;
     vec![
@@ -130,15 +277,21 @@ pub fn kernel() -> Vec<Allowed> {
             SYS_fstat,
             "attributes of donated files and host streams",
         ),
-        when(
-            "newfstatat",
-            SYS_newfstatat,
-            vec![
-                fd_only(0),
-                Cond::Eq(3, AT_EMPTY_PATH as u64, "AT_EMPTY_PATH"),
+        Allowed {
+            name: "newfstatat",
+            nr: SYS_newfstatat,
+            rules: vec![
+                vec![
+                    fd_only(0),
+                    Cond::Set(3, AT_EMPTY_PATH as u64, "AT_EMPTY_PATH"),
+                ],
+                vec![
+                    fd_only(0),
+                    Cond::Set(3, AT_SYMLINK_NOFOLLOW as u64, "AT_SYMLINK_NOFOLLOW"),
+                ],
             ],
-            "glibc's fstat: an open descriptor's attributes only",
-        ),
+            why: "an open descriptor's attributes; a name in a held directory, never through a symlink (directfs)",
+        },
         any("fsync", SYS_fsync, "fsync of donated files"),
         any("fdatasync", SYS_fdatasync, "fdatasync of donated files"),
         any(
@@ -211,7 +364,11 @@ pub fn kernel() -> Vec<Allowed> {
         ),
         any("madvise", SYS_madvise, "returning heap memory to the host"),
         any("brk", SYS_brk, "the kernel's heap"),
-        any("futex", SYS_futex, "Rust standard library locks"),
+        any(
+            "futex",
+            SYS_futex,
+            "Rust standard library locks; waking a stub sleeping on shared memory",
+        ),
         one_of(
             "membarrier",
             SYS_membarrier,
@@ -239,23 +396,6 @@ pub fn kernel() -> Vec<Allowed> {
             SYS_sigaltstack,
             "the standard library's stack-overflow handler, at exit",
         ),
-        one_of(
-            "ptrace",
-            SYS_ptrace,
-            0,
-            &[
-                (PTRACE_GETREGS as u64, "PTRACE_GETREGS"),
-                (PTRACE_SETREGS as u64, "PTRACE_SETREGS"),
-                (PTRACE_GETREGSET as u64, "PTRACE_GETREGSET"),
-                (PTRACE_SETREGSET as u64, "PTRACE_SETREGSET"),
-                (PTRACE_CONT as u64, "PTRACE_CONT"),
-                (31, "PTRACE_SYSEMU"),
-                (PTRACE_INTERRUPT as u64, "PTRACE_INTERRUPT"),
-                (PTRACE_GETEVENTMSG as u64, "PTRACE_GETEVENTMSG"),
-                (PTRACE_GETSIGINFO as u64, "PTRACE_GETSIGINFO"),
-            ],
-            "the platform: registers, FPU state, resuming and stopping stubs",
-        ),
         any("wait4", SYS_wait4, "stops and exits of stubs and the gofer"),
         one_of(
             "kill",
@@ -264,7 +404,11 @@ pub fn kernel() -> Vec<Allowed> {
             v!(SIGKILL),
             "ending stubs and the gofer (the pid namespace holds only the sandbox)",
         ),
-        any("tgkill", SYS_tgkill, "waking a stub thread"),
+        any(
+            "tgkill",
+            SYS_tgkill,
+            "interrupting a stub thread; whether one still lives (signal 0)",
+        ),
         any(
             "epoll_create1",
             SYS_epoll_create1,
@@ -425,6 +569,7 @@ fn condition(c: &Cond) -> SeccompCondition {
         Cond::Eq(a, v, _) => (a, SeccompCmpOp::Eq, v),
         Cond::Clear(a, mask, _) => (a, SeccompCmpOp::MaskedEq(mask), 0),
         Cond::Le(a, v, _) => (a, SeccompCmpOp::Le, v),
+        Cond::Set(a, mask, _) => (a, SeccompCmpOp::MaskedEq(mask), mask),
     };
     SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, val).expect("valid condition")
 }
@@ -453,6 +598,7 @@ fn describe(c: &Cond) -> String {
         Cond::Eq(a, _, label) => format!("arg{a} = {label}"),
         Cond::Clear(a, _, label) => format!("arg{a}: {label}"),
         Cond::Le(a, _, label) => format!("arg{a}: {label}"),
+        Cond::Set(a, _, label) => format!("arg{a}: {label}"),
     }
 }
 
@@ -504,11 +650,16 @@ mod tests {
 
     #[test]
     fn lists_fit_the_targets_and_compile() {
-        let k = kernel();
+        let k = kernel(PlatformKind::Systrap, true);
+        let kp = kernel(PlatformKind::Ptrace, false);
         let g = gofer();
         assert!(k.len() <= 80, "kernel allowlist has {} syscalls", k.len());
         assert!(g.len() <= 60, "gofer allowlist has {} syscalls", g.len());
-        for list in [&k, &g] {
+        assert!(
+            !k.iter().any(|a| a.name == "ptrace"),
+            "systrap needs no ptrace"
+        );
+        for list in [&k, &kp, &g] {
             let mut names: Vec<_> = list.iter().map(|a| a.name).collect();
             names.sort();
             names.dedup();
@@ -519,7 +670,12 @@ mod tests {
 
     #[test]
     fn names_match_numbers() {
-        for a in kernel().iter().chain(gofer().iter()) {
+        let k = [
+            kernel(PlatformKind::Systrap, true),
+            kernel(PlatformKind::Ptrace, false),
+        ]
+        .concat();
+        for a in k.iter().chain(gofer().iter()) {
             assert_eq!(
                 atoll_kernel::syscalls::names::NAMES[a.nr as usize],
                 a.name,
@@ -558,9 +714,29 @@ mod tests {
             "process_vm_writev",
             "open_by_handle_at",
         ];
-        for a in kernel() {
+        for a in kernel(PlatformKind::Systrap, true)
+            .into_iter()
+            .chain(kernel(PlatformKind::Ptrace, true))
+        {
+            // openat only as directfs has it: a descriptor, O_NOFOLLOW.
+            if a.name == "openat" {
+                assert_eq!(a.rules.len(), 1);
+                assert!(a.rules[0].iter().any(|c| matches!(c, Cond::Le(0, ..))));
+                assert!(
+                    a.rules[0]
+                        .iter()
+                        .any(|c| matches!(c, Cond::Set(2, m, _) if *m == libc::O_NOFOLLOW as u64))
+                );
+                continue;
+            }
             assert!(!forbidden.contains(&a.name), "kernel allows {}", a.name);
         }
+        assert!(
+            !kernel(PlatformKind::Systrap, false)
+                .iter()
+                .any(|a| a.name == "openat"),
+            "the gofer-only kernel opens nothing"
+        );
         for a in gofer() {
             assert!(
                 !forbidden.contains(&a.name) || a.name == "openat",

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::io::{Error, Result};
 use std::os::fd::RawFd;
 
+use super::ceiling::TaskCeiling;
 use super::{FpuState, MapOp, Platform, SpaceId, Stop, ThreadId};
 use crate::arch::{PAGE_SIZE, Regs, STUB_BASE, STUB_DATA_SIZE, STUB_END};
 use stub::{BATCH_CAPACITY, BatchEntry, ChildArgs, StubLayout};
@@ -31,9 +32,10 @@ const PTRACE_SYSEMU: libc::c_uint = 31;
 const PTRACE_EVENT_STOP: i32 = 128;
 const NT_X86_XSTATE: libc::c_int = 0x202;
 
-/// Memory-file bytes the platform keeps for itself at offset 0: the stub
-/// code page, then one data slot per stub process.
-pub const PLATFORM_REGION: u64 = 64 << 20;
+/// Memory-file bytes this platform uses at offset 0: the stub code page,
+/// then one data slot per stub process.
+const PTRACE_REGION: u64 = 64 << 20;
+const _: () = assert!(PTRACE_REGION <= super::PLATFORM_REGION);
 const SLOT_SIZE: u64 = STUB_DATA_SIZE;
 
 struct Space {
@@ -60,15 +62,12 @@ pub struct PtracePlatform {
     foreign_exits: Vec<(i32, i32)>,
     /// The stub every address space is cloned from.
     zygote: Space,
-    /// Host tasks (stub processes + workload threads) when the host last
-    /// refused a clone with EAGAIN (the container's pids limit), and when.
-    /// Until a task exits or a second passes, clones at that count fail
-    /// at once: a fork bomb's failing forks must be as cheap as Linux's,
-    /// not a stub creation each (the limit may be raised by `update`,
-    /// hence the expiry).
-    task_ceiling: Option<(usize, std::time::Instant)>,
+    /// The container's pids limit as last seen (see [`TaskCeiling`]).
+    task_ceiling: TaskCeiling,
     /// Stops collected from the host but not yet handed to the kernel.
     pending: std::collections::VecDeque<(ThreadId, Stop)>,
+    /// Where every stub has the host's vDSO, if the zygote could move it.
+    vdso: Option<u64>,
 }
 
 /// Makes `tracee` (stopped at its trap, registers `base`) execute one
@@ -146,17 +145,35 @@ fn ptrace(req: libc::c_uint, pid: i32, addr: usize, data: usize) -> Result<libc:
     check(unsafe { libc::ptrace(req, pid, addr, data) })
 }
 
-/// waitpid for one specific thread, retrying on EINTR.
+/// How long the kernel waits for one stub thread to stop or exit: a stub
+/// that does not within this time is killed; the kernel never blocks on
+/// one task for good.
+const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// waitpid for one specific thread, for at most [`WAIT_LIMIT`]
+/// (ETIMEDOUT after that).
 fn wait_for(tid: i32) -> Result<i32> {
     let mut status = 0;
+    let start = std::time::Instant::now();
+    let mut polls = 0u32;
     loop {
         // SAFETY: status is a valid out-pointer.
-        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
         if r == tid {
             return Ok(status);
         }
         if r < 0 && Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             return Err(errno());
+        }
+        if start.elapsed() > WAIT_LIMIT {
+            return Err(Error::from_raw_os_error(libc::ETIMEDOUT));
+        }
+        // A stop comes within tens of microseconds: poll, then back off.
+        polls += 1;
+        if polls < 200 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
         }
     }
 }
@@ -198,6 +215,7 @@ fn fork_zygote(memfd: RawFd, slot: u64) -> Result<Space> {
         data_offset: slot,
         sync_fd: fds[0],
         filter: &fprog,
+        vdso: crate::platform::vdso::host_vdso(),
     };
     // SAFETY: the kernel is single-threaded; the child runs only
     // async-signal-safe code (child_setup) and never returns.
@@ -272,7 +290,7 @@ impl PtracePlatform {
         let region = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                PLATFORM_REGION as usize,
+                PTRACE_REGION as usize,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 memfd,
@@ -298,6 +316,14 @@ impl PtracePlatform {
             return Err(errno());
         }
         let zygote = fork_zygote(memfd, PAGE_SIZE)?;
+        // SAFETY: the zygote's data slot in our region; the zygote runs no
+        // workload code, so what it wrote there is its own.
+        let moved = unsafe {
+            (region.add((PAGE_SIZE + stub::VDSO_MOVED_AT) as usize) as *const u64).read_volatile()
+        };
+        let vdso = crate::platform::vdso::host_vdso()
+            .filter(|_| moved == 1)
+            .map(|v| v.in_stub());
         Ok(PtracePlatform {
             layout,
             region,
@@ -310,8 +336,9 @@ impl PtracePlatform {
             xsave_size: xsave_size(),
             foreign_exits: Vec::new(),
             zygote,
-            task_ceiling: None,
+            task_ceiling: TaskCeiling::default(),
             pending: std::collections::VecDeque::new(),
+            vdso,
         })
     }
 
@@ -356,30 +383,21 @@ impl PtracePlatform {
         self.spaces.len() + self.threads.len()
     }
 
-    /// EAGAIN without trying when `more` tasks would pass the last ceiling.
     fn check_ceiling(&mut self, more: usize) -> Result<()> {
-        if let Some((n, at)) = self.task_ceiling {
-            if at.elapsed() > std::time::Duration::from_secs(1) {
-                self.task_ceiling = None;
-            } else if self.host_tasks() + more > n {
-                return Err(Error::from_raw_os_error(libc::EAGAIN));
-            }
-        }
-        Ok(())
+        let tasks = self.host_tasks();
+        self.task_ceiling.check(tasks, more)
     }
 
-    /// Records a clone the host refused.
     fn note_clone_error(&mut self, e: &Error) {
-        if e.raw_os_error() == Some(libc::EAGAIN) {
-            self.task_ceiling = Some((self.host_tasks(), std::time::Instant::now()));
-        }
+        let tasks = self.host_tasks();
+        self.task_ceiling.note(tasks, e);
     }
 
     fn alloc_slot(&mut self) -> Result<u64> {
         if let Some(s) = self.free_slots.pop() {
             return Ok(s);
         }
-        if self.next_slot + SLOT_SIZE > PLATFORM_REGION {
+        if self.next_slot + SLOT_SIZE > PTRACE_REGION {
             return Err(Error::from_raw_os_error(libc::EAGAIN));
         }
         let s = self.next_slot;
@@ -401,10 +419,13 @@ impl PtracePlatform {
             .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
         let mut regs = sp.ctl_regs;
         set(&mut regs);
-        let ctl = sp.ctl;
+        let (ctl, pid) = (sp.ctl, sp.pid);
         ptrace(libc::PTRACE_SETREGS, ctl, 0, &regs as *const Regs as usize)?;
         ptrace(libc::PTRACE_CONT, ctl, 0, 0)?;
-        let status = wait_for(ctl)?;
+        let status = wait_for(ctl).inspect_err(|_| {
+            // SAFETY: the stub process is ours; its threads report as gone.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        })?;
         if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
             return Err(Error::other(format!(
                 "stub control thread {ctl} {}",
@@ -782,12 +803,16 @@ impl Platform for PtracePlatform {
         None
     }
 
-    fn wakeup_fd(&self) -> RawFd {
-        self.sigchld_fd
+    fn wakeup_fds(&self) -> Vec<RawFd> {
+        vec![self.sigchld_fd]
     }
 
     fn take_foreign_exits(&mut self) -> Vec<(i32, i32)> {
         std::mem::take(&mut self.foreign_exits)
+    }
+
+    fn vdso(&self) -> Option<u64> {
+        self.vdso
     }
 }
 
@@ -803,12 +828,14 @@ mod tests {
     fn memfd() -> RawFd {
         let fd = unsafe { libc::memfd_create(c"atoll-test".as_ptr(), libc::MFD_CLOEXEC) };
         assert!(fd >= 0);
-        assert_eq!(unsafe { libc::ftruncate(fd, 1 << 30) }, 0);
+        assert_eq!(unsafe { libc::ftruncate(fd, 2 << 30) }, 0);
         fd
     }
 
     fn next_stop(p: &mut PtracePlatform) -> (ThreadId, Stop) {
-        for _ in 0..5000 {
+        // A bound against hangs, not a timing check: a loaded machine
+        // can take seconds.
+        for _ in 0..60_000 {
             if let Some(s) = p.poll_stop() {
                 return s;
             }
@@ -830,7 +857,7 @@ mod tests {
             0xb8, 60, 0, 0, 0, // mov $60,%eax
             0x0f, 0x05, // syscall
         ];
-        let off = PLATFORM_REGION;
+        let off = crate::platform::PLATFORM_REGION;
         let n = unsafe { libc::pwrite(fd, code.as_ptr() as *const _, code.len(), off as i64) };
         assert_eq!(n, code.len() as isize);
         let res = p

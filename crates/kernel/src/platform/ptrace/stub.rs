@@ -10,6 +10,7 @@
 //! which unmaps the rest of the address space and traps.
 
 use crate::arch::{STUB_BASE, STUB_DATA, STUB_DATA_SIZE, STUB_END, TASK_SIZE_MAX};
+use crate::platform::child::{drop_all_capabilities, unregister_rseq};
 
 /// One injected syscall in the batch buffer (layout shared with the asm).
 #[repr(C)]
@@ -27,15 +28,26 @@ std::arch::global_asm!(
     ".p2align 12",
     ".globl atoll_stub_start",
     "atoll_stub_start:",
-    // Entry: unmap everything below and above the stub, then trap.
+    // Entry: unmap everything below and above the stub but the host vDSO
+    // block in [%r12, %r13) (empty: both TASK_SIZE_MAX), then trap.
     "mov $11, %eax",
     "xor %edi, %edi",
     "movabs ${stub_base}, %rsi",
     "syscall",
     "mov $11, %eax",
     "movabs ${stub_end}, %rdi",
-    "movabs ${tail_len}, %rsi",
+    "mov %r12, %rsi",
+    "sub %rdi, %rsi",
+    "jbe 1f",
     "syscall",
+    "1:",
+    "mov $11, %eax",
+    "mov %r13, %rdi",
+    "movabs ${task_size_max}, %rsi",
+    "sub %rdi, %rsi",
+    "jbe 1f",
+    "syscall",
+    "1:",
     "int3",
     // Batch: %rbx points at BatchEntry[%r12].
     ".globl atoll_stub_batch",
@@ -76,7 +88,7 @@ std::arch::global_asm!(
     ".popsection",
     stub_base = const STUB_BASE,
     stub_end = const STUB_END,
-    tail_len = const TASK_SIZE_MAX - STUB_END,
+    task_size_max = const TASK_SIZE_MAX,
     options(att_syntax)
 );
 
@@ -126,14 +138,6 @@ pub fn code() -> (&'static [u8], StubLayout) {
     }
 }
 
-// glibc's rseq registration of the forked thread: unregistered before the
-// kernel's memory disappears from the stub (the host kernel would otherwise
-// write the cpu id into unmapped memory).
-unsafe extern "C" {
-    static __rseq_offset: isize;
-    static __rseq_size: u32;
-}
-
 /// What the forked child needs, captured before fork (no allocation after).
 pub struct ChildArgs {
     pub memfd: i32,
@@ -142,7 +146,13 @@ pub struct ChildArgs {
     pub sync_fd: i32,
     /// The stub's seccomp filter (sock_fprog), installed just before the jump.
     pub filter: *const libc::sock_fprog,
+    /// The host vDSO, moved to `VDSO_AT` for the workload; success is
+    /// reported in the last word of the data slot.
+    pub vdso: Option<crate::platform::vdso::HostVdso>,
 }
+
+/// Where in its data slot the zygote says it moved the vDSO.
+pub const VDSO_MOVED_AT: u64 = STUB_DATA_SIZE - 8;
 
 /// Runs in the forked child. Async-signal-safe: raw syscalls only.
 ///
@@ -163,12 +173,7 @@ pub unsafe fn child_setup(a: &ChildArgs) -> ! {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        if __rseq_size > 0 {
-            let tp: u64;
-            std::arch::asm!("mov %fs:0, {}", out(reg) tp, options(att_syntax, nostack));
-            let area = (tp as isize + __rseq_offset) as u64;
-            libc::syscall(libc::SYS_rseq, area, __rseq_size.max(32), 1, 0x5305_3053u32);
-        }
+        unregister_rseq();
         // The memory file becomes fd 3; nothing else stays open.
         const MEMFD: i32 = 3;
         if a.memfd != MEMFD {
@@ -199,54 +204,24 @@ pub unsafe fn child_setup(a: &ChildArgs) -> ! {
         if r1 == libc::MAP_FAILED || r2 == libc::MAP_FAILED {
             libc::_exit(125);
         }
+        let keep = match a.vdso {
+            Some(v) if v.relocate_raw() => {
+                *((STUB_DATA + VDSO_MOVED_AT) as *mut u64) = 1;
+                v.kept()
+            }
+            _ => (TASK_SIZE_MAX, TASK_SIZE_MAX),
+        };
         drop_all_capabilities();
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         if libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, a.filter) != 0 {
             libc::_exit(126);
         }
-        std::arch::asm!("jmp *{}", in(reg) STUB_BASE, options(noreturn, att_syntax));
-    }
-}
-
-/// Empties every capability set of the calling process: bounding (needs
-/// CAP_SETPCAP, so first), ambient, then effective/permitted/inheritable.
-/// Raw syscalls only (runs in a forked child).
-///
-/// # Safety
-/// Async-signal-safe; affects the calling process only.
-pub unsafe fn drop_all_capabilities() {
-    unsafe {
-        for cap in 0..64 {
-            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
-        }
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
+        std::arch::asm!(
+            "jmp *{}",
+            in(reg) STUB_BASE,
+            in("r12") keep.0,
+            in("r13") keep.1,
+            options(noreturn, att_syntax)
         );
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        let mut h = Header {
-            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-            pid: 0,
-        };
-        let d = [Data {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        }; 2];
-        libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr());
     }
 }

@@ -8,6 +8,7 @@ use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
 use crate::vfs::dentry::Dentry;
 use crate::vfs::inode::{FileType, SetAttr, TimeSet};
+use crate::vfs::inotify as fsnotify;
 use crate::vfs::lookup::AT_FDCWD;
 use crate::vfs::perm::{MAY_WRITE, cap};
 
@@ -73,13 +74,22 @@ fn setattr_checked(k: &mut Kernel, tid: Tid, d: &Rc<Dentry>, attr: SetAttr) -> S
             });
         }
     }
-    if attr.size.is_some() {
+    if let Some(size) = attr.size {
         if d.kind() == FileType::Directory {
             return Err(Errno::EISDIR);
         }
         c.may_access(&st, MAY_WRITE)?;
+        k.fsize_check(tid, size)?;
     }
     d.inode.setattr(k, &attr)?;
+    let mask = fsnotify::setattr_mask(
+        attr.size.is_some(),
+        attr.atime.is_some(),
+        attr.mtime.is_some(),
+        attr.mode.is_some(),
+        attr.uid.is_some() || attr.gid.is_some(),
+    );
+    fsnotify::notify_dentry(d, mask);
     Ok(0)
 }
 

@@ -121,6 +121,8 @@ fn sys_fcntl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         }
         F_GETOWN_EX => {
             let (kind, id) = f.owner.get().map_or((F_OWNER_PID, 0), |o| (o.kind, o.id));
+            // As the caller's pid namespace names it (pidns.rs).
+            let id = k.pid_out(tid, id);
             k.task_mm(tid).borrow().write_val(a[2], &[kind, id])?;
             Ok(0)
         }
@@ -129,6 +131,10 @@ fn sys_fcntl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             if !matches!(kind, F_OWNER_TID | F_OWNER_PID | F_OWNER_PGRP) {
                 return Err(Errno::EINVAL);
             }
+            let id = match id {
+                0 => 0,
+                id => k.pid_in(tid, id).ok_or(Errno::ESRCH)?,
+            };
             set_owner(k, &f, (id != 0).then_some(Owner { kind, id }))
         }
         F_SETSIG => {
@@ -140,7 +146,9 @@ fn sys_fcntl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             Ok(0)
         }
         F_GETSIG => Ok(f.sig.get() as u64),
-        libc::F_ADD_SEALS | libc::F_GET_SEALS => Err(Errno::EINVAL),
+        libc::F_ADD_SEALS | libc::F_GET_SEALS => {
+            crate::syscalls::mm::fcntl_seals(k, &f, a[1] as i32, a[2])
+        }
         _ => Err(Errno::EINVAL),
     }
 }

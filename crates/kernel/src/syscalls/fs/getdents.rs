@@ -5,6 +5,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
 use crate::vfs::inode::FileType;
+use crate::vfs::inotify as fsnotify;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     use Status::*;
@@ -74,6 +75,7 @@ fn dents(k: &mut Kernel, tid: Tid, a: [u64; 6], old: bool) -> SysResult<u64> {
     }
     f.pos.set(i as u64);
     k.task_mm(tid).borrow().write_bytes(a[1], &out)?;
+    fsnotify::notify_file(&f, fsnotify::IN_ACCESS);
     Ok(out.len() as u64)
 }
 

@@ -5,6 +5,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
 use crate::vfs::inode::FileType;
+use crate::vfs::inotify as fsnotify;
 use crate::vfs::lookup::AT_FDCWD;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
@@ -79,6 +80,8 @@ fn link_common(
     }
     may_modify_dir(k, tid, &nd)?;
     nd.inode.link(k, &nn, &target.inode)?;
+    fsnotify::notify_link_count(target.inode.id());
+    fsnotify::notify_create(&nd, &nn, target.kind());
     Ok(0)
 }
 
@@ -103,6 +106,7 @@ fn symlink_common(k: &mut Kernel, tid: Tid, target: u64, dirfd: i32, path: u64) 
     may_modify_dir(k, tid, &d)?;
     let cred = k.cred(tid);
     d.inode.symlink(k, &n, &t, &cred)?;
+    fsnotify::notify_create(&d, &n, FileType::Symlink);
     Ok(0)
 }
 

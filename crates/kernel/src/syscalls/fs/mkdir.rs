@@ -4,6 +4,8 @@ use super::may_modify_dir;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
+use crate::vfs::inode::FileType;
+use crate::vfs::inotify as fsnotify;
 use crate::vfs::lookup::AT_FDCWD;
 use crate::vfs::perm::cap;
 
@@ -42,6 +44,7 @@ fn mkdir_common(k: &mut Kernel, tid: Tid, dirfd: i32, path_addr: u64, mode: u64)
     parent
         .inode
         .mkdir(k, &name, mode as u32 & !umask & 0o7777, &cred)?;
+    fsnotify::notify_create(&parent, &name, FileType::Directory);
     Ok(0)
 }
 
@@ -88,6 +91,7 @@ fn mknod_common(
         dev,
         &cred,
     )?;
+    fsnotify::notify_create(&d, &n, FileType::from_mode(mode));
     Ok(0)
 }
 

@@ -14,7 +14,6 @@ mod open;
 mod pipe;
 mod read_write;
 mod rename;
-mod splice;
 mod stat;
 mod sync;
 mod truncate;
@@ -54,7 +53,6 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     v.extend(truncate::table());
     v.extend(sync::table());
     v.extend(pipe::table());
-    v.extend(splice::table());
     v.extend(xattr::table());
     v
 }

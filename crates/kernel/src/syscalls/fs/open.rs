@@ -9,6 +9,7 @@ use crate::syscalls::{Handler, Status};
 use crate::vfs::File;
 use crate::vfs::dentry::{Dentry, Walk};
 use crate::vfs::inode::FileType;
+use crate::vfs::inotify as fsnotify;
 use crate::vfs::lookup::AT_FDCWD;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
@@ -19,7 +20,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "memfd_create",
             sys_memfd_create,
             Partial,
-            "no file seals; MAP_SHARED mappings fail (ENODEV)",
+            "no MFD_HUGETLB (EINVAL)",
         ),
         ("openat", sys_openat, Full, ""),
         (
@@ -111,11 +112,15 @@ fn create_in(
         .inode
         .create(k, name, mode & !umask & 0o7777, flags, &cred)?;
     let d = Dentry::child(parent, name, inode);
-    Ok(File::new(
+    let f = File::new(
         ops,
         flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY),
-        Some(d),
-    ))
+        Some(d.clone()),
+    );
+    fsnotify::notify_create(parent, name, FileType::Regular);
+    f.notify_close.set(true);
+    fsnotify::notify_open_close(&d, fsnotify::IN_OPEN);
+    Ok(f)
 }
 
 /// O_CREAT through a symlink whose target does not exist: the target is

@@ -9,7 +9,8 @@ use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
 use crate::vfs::file::{POLLIN, POLLOUT};
 use crate::vfs::inode::FileType;
-use crate::vfs::iov::{IOVEC_SIZE, iovec_ranges};
+use crate::vfs::inotify as fsnotify;
+use crate::vfs::iov::{IOVEC_SIZE, check_iovec_array, iovec_ranges};
 use crate::vfs::{File, IoVecs};
 
 const MAX_RW: usize = 0x7fff_f000;
@@ -57,6 +58,9 @@ pub fn do_read(
             if off.is_none() && seekable {
                 f.pos.set(pos + n as u64);
             }
+            if n > 0 {
+                fsnotify::notify_file(f, fsnotify::IN_ACCESS);
+            }
             Ok(n as u64)
         }
         Err(Errno::EAGAIN) if !f.nonblocking() && f.ops.socket().is_some() => {
@@ -86,12 +90,25 @@ pub fn do_write(
     };
     if seekable {
         verify_area(pos, iov.len)?;
-        let fsize = k.rlimit(tid, libc::RLIMIT_FSIZE).rlim_cur;
-        if pos + iov.len as u64 > fsize {
-            let _ = k.send_task(tid, SigInfo::new(libc::SIGXFSZ, 0x80));
-            return Err(Errno::EFBIG);
-        }
     }
+    // RLIMIT_FSIZE on regular files: a write is cut at the limit; one
+    // that starts at it gets SIGXFSZ and EFBIG.
+    let limited;
+    let iov = if f
+        .dentry
+        .as_ref()
+        .is_some_and(|d| d.kind() == FileType::Regular)
+    {
+        let n = k.fsize_allows(tid, pos, iov.len as u64)? as usize;
+        if n < iov.len {
+            limited = iov.truncated(n);
+            &limited
+        } else {
+            iov
+        }
+    } else {
+        iov
+    };
     if f.ops.writes_whole() && !f.nonblocking() {
         return write_whole(k, tid, f, iov);
     }
@@ -99,6 +116,9 @@ pub fn do_write(
         Ok(n) => {
             if off.is_none() && seekable {
                 f.pos.set(pos + n as u64);
+            }
+            if n > 0 {
+                fsnotify::notify_file(f, fsnotify::IN_MODIFY);
             }
             Ok(n as u64)
         }
@@ -182,6 +202,7 @@ pub fn user_iovec_array(
     let mm = k.task_mm(tid);
     let mm = mm.borrow();
     let raw = mm.read_vec(addr, cnt as usize * IOVEC_SIZE)?;
+    check_iovec_array(&raw)?;
     IoVecs::from_user(&mm, &iovec_ranges(&raw, MAX_RW), write)
 }
 

@@ -8,6 +8,7 @@ use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
 use crate::vfs::dentry::Dentry;
 use crate::vfs::inode::FileType;
+use crate::vfs::inotify as fsnotify;
 use crate::vfs::lookup::AT_FDCWD;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
@@ -72,7 +73,17 @@ fn rename_common(
             cur = c.parent.clone();
         }
     }
+    let replaced = nd
+        .inode
+        .lookup(k, &nn)
+        .ok()
+        .filter(|r| r.id() != moving.id());
     od.inode.rename(k, &on, &nd.inode, &nn, flags)?;
+    fsnotify::notify_rename(&od, &on, &nd, &nn, moving.id(), moving.kind());
+    if let Some(r) = replaced.filter(|_| flags & libc::RENAME_EXCHANGE == 0) {
+        let nlink = r.stat(k).map_or(0, |st| st.st_nlink);
+        fsnotify::notify_replaced(r.id(), r.kind(), nlink);
+    }
     Ok(0)
 }
 

@@ -6,6 +6,7 @@ use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
 use crate::vfs::dentry::Dentry;
 use crate::vfs::inode::FileType;
+use crate::vfs::inotify as fsnotify;
 use crate::vfs::lookup::AT_FDCWD;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
@@ -59,6 +60,8 @@ fn remove_common(
         }
         parent.inode.unlink(k, &name)?;
     }
+    let nlink = victim.stat(k).map_or(0, |st| st.st_nlink);
+    fsnotify::notify_remove(&parent, &name, victim.id(), victim.kind(), nlink);
     Ok(0)
 }
 

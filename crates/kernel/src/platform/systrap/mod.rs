@@ -1,0 +1,1509 @@
+//! The systrap platform: workload syscalls trap inside the stub process
+//! itself and reach the kernel through shared memory, not ptrace.
+//!
+//! Each workload address space is a stub process cloned by the zygote;
+//! each workload thread is a thread of it, 1:1. A thread's syscall raises
+//! SIGSYS (syscall user dispatch: every syscall from outside the blob is
+//! dispatched; the seccomp filter traps as a backstop). The blob's handler
+//! (see [`blob`]) copies the registers from its signal frame into the
+//! thread's slot, publishes the stop in the slot's state word and waits:
+//! it spins while the kernel runs on another CPU, else sleeps on the
+//! word. The kernel polls the state words of running threads (spinning a
+//! while after each stop, then sleeping on the doorbell eventfd, which a
+//! stub rings only when the kernel announced it sleeps), serves the
+//! syscall, writes the registers back and flips the word. No host thread
+//! is traced; ptrace is not used at all.
+//!
+//! Mapping changes and new threads are requests to the stub's control
+//! thread: the kernel writes them on the stub's read-only request page
+//! and the control thread executes them (see `blob`), then proves it
+//! through the done eventfd, which no workload thread may write. New
+//! stub processes are made the same way by the zygote, which runs no
+//! workload code, so its answers (the new pid) can be trusted.
+//!
+//! Everything a stub writes is treated as untrusted: registers are the
+//! workload's own, results of a workload stub's requests are hints that
+//! only affect that stub, pointers are checked against the thread's own
+//! area before the kernel reads through them.
+
+pub mod blob;
+pub mod filter;
+pub mod layout;
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{Error, Result};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use super::ceiling::TaskCeiling;
+use super::vdso::{HostVdso, host_vdso};
+use super::{FpuState, MapOp, Platform, SpaceId, Stop, ThreadId};
+use crate::arch::{PAGE_SIZE, Regs, TASK_SIZE_MAX, USER_END};
+use blob::BlobLayout;
+use layout::*;
+
+fn errno() -> Error {
+    Error::last_os_error()
+}
+
+/// How long the kernel waits for a stub's control thread or a thread it
+/// stops before it gives up on that stub process and kills it.
+const STUB_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stub waits actively for the kernel's answer before it
+/// sleeps (converted to PAUSE iterations for KSTATE): about one cross-CPU
+/// wake-up of a halted vCPU, which is what sleeping would cost.
+const STUB_SPIN: Duration = Duration::from_micros(20);
+
+struct Space {
+    pid: i32,
+    /// Memory-file offset of its control pages.
+    ctl: u64,
+    seq: u64,
+    threads: Vec<ThreadId>,
+    /// Areas mapped in this stub: (address, memory-file offset).
+    areas: Vec<(u64, u64)>,
+    /// Areas of ended threads: index into `areas`, the old host tid.
+    free_areas: Vec<(usize, i32)>,
+}
+
+struct Thread {
+    space: SpaceId,
+    area: u64,
+    mf: u64,
+    regs: Regs,
+    /// Running workload code (its stop not yet collected).
+    running: bool,
+    /// Has entered the workload at least once.
+    started: bool,
+    /// FPU state to load at the next resume.
+    fpu: Option<FpuState>,
+    /// The last stop came through a patched site (FPU state live in the
+    /// thread), not the handler (FPU state in its frame).
+    patched: bool,
+    /// The last stop was a syscall dispatched to the handler from a site
+    /// the kernel may patch.
+    patchable: bool,
+}
+
+/// A space that was killed, until its process is reaped: then its
+/// memory-file pages may be used again.
+struct Dying {
+    ctl: u64,
+    areas: Vec<u64>,
+}
+
+pub struct SystrapPlatform {
+    region: *mut u8,
+    blob: BlobLayout,
+    zygote_pid: i32,
+    zygote_ctl: u64,
+    zygote_seq: u64,
+    spaces: HashMap<SpaceId, Space>,
+    next_space: SpaceId,
+    threads: HashMap<ThreadId, Thread>,
+    /// Threads running workload code, with their state words.
+    running: Vec<(ThreadId, *const AtomicU32)>,
+    pending: VecDeque<(ThreadId, Stop)>,
+    dying: HashMap<i32, Dying>,
+    /// Memory-file units (one area each) free for reuse, and the next new one.
+    free_units: Vec<u64>,
+    next_unit: u64,
+    doorbell: RawFd,
+    done: RawFd,
+    sigchld_fd: RawFd,
+    foreign_exits: Vec<(i32, i32)>,
+    task_ceiling: TaskCeiling,
+    xsave_size: usize,
+    xcr0: u64,
+    /// Where stubs have the vDSO, if the zygote could move it there.
+    vdso: Option<u64>,
+    /// CPUs the sandbox may use.
+    ncpu: usize,
+    /// The kernel's own waiting policy (see [`SpinPolicy`]).
+    spin: SpinPolicy,
+}
+
+/// When the kernel waits actively for the next stop. Spinning pays when a
+/// thread makes syscalls in quick succession on another CPU (its next stop
+/// comes within the window); it costs a CPU otherwise. So the kernel spins
+/// only while fewer threads run than there are CPUs (never against the
+/// workload for a CPU), and after two windows in a row without a stop it
+/// skips 2, 4, ... 64 chances before it tries again.
+#[derive(Default)]
+struct SpinPolicy {
+    misses: u32,
+    skip: u32,
+}
+
+impl SpinPolicy {
+    fn should_spin(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        true
+    }
+
+    fn record(&mut self, hit: bool) {
+        if hit {
+            self.misses = 0;
+        } else {
+            self.misses += 1;
+            if self.misses >= 2 {
+                self.skip = 1 << self.misses.min(6);
+            }
+        }
+    }
+}
+
+/// PAUSE iterations that take about `d` on this CPU.
+fn pause_iterations(d: Duration) -> u32 {
+    const N: u32 = 20_000;
+    let start = Instant::now();
+    for _ in 0..N {
+        std::hint::spin_loop();
+    }
+    let per = start.elapsed().as_nanos().max(1) as f64 / N as f64;
+    ((d.as_nanos() as f64 / per) as u32).clamp(100, 200_000)
+}
+
+fn xsave_size() -> usize {
+    let r = core::arch::x86_64::__cpuid_count(0xD, 0);
+    (r.ebx as usize).max(576)
+}
+
+fn xcr0() -> u64 {
+    // SAFETY: xgetbv(0) is available wherever XSAVE is (checked by the
+    // caller through CPUID before the platform is used).
+    unsafe { core::arch::x86_64::_xgetbv(0) }
+}
+
+/// Whether this CPU and host kernel have what the platform needs.
+pub fn supported() -> std::result::Result<(), String> {
+    let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
+    let leaf1 = core::arch::x86_64::__cpuid(1);
+    if leaf7.ebx & 1 == 0 {
+        return Err("the CPU has no FSGSBASE".into());
+    }
+    if leaf7.ecx & (1 << 22) == 0 {
+        return Err("the CPU has no RDPID".into());
+    }
+    if leaf1.ecx & (1 << 27) == 0 {
+        return Err("the CPU has no OSXSAVE".into());
+    }
+    if xsave_size() > (PAGE_SIZE - 4) as usize {
+        return Err("the XSAVE area exceeds a page".into());
+    }
+    Ok(())
+}
+
+/// The kernel's FPU image format: the XSAVE layout with the software
+/// bytes signal frames carry (ptrace's NT_X86_XSTATE is the same).
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
+const SW_BYTES: usize = 464;
+
+fn eventfd() -> Result<RawFd> {
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 { Err(errno()) } else { Ok(fd) }
+}
+
+fn drain(fd: RawFd) -> u64 {
+    let mut v = 0u64;
+    // SAFETY: reading 8 bytes into a u64.
+    let n = unsafe { libc::read(fd, &mut v as *mut u64 as *mut libc::c_void, 8) };
+    if n == 8 { v } else { 0 }
+}
+
+fn futex_wake(word: *const AtomicU32) {
+    // SAFETY: a shared futex on a page of the memory file; waking has no
+    // effect on memory.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, 1, 0, 0, 0);
+    }
+}
+
+/// The CPU this thread runs on.
+fn cpu() -> u32 {
+    let r: u64;
+    // SAFETY: rdpid reads TSC_AUX (supported() checked for it).
+    unsafe { std::arch::asm!("rdpid {}", out(reg) r, options(nomem, nostack)) };
+    (r & 0xfff) as u32
+}
+
+/// What the zygote needs, captured before fork (no allocation after).
+struct ZygoteArgs {
+    memfd: RawFd,
+    doorbell: RawFd,
+    done: RawFd,
+    ctl: u64,
+    filter: *const libc::sock_fprog,
+    handler: u64,
+    restorer: u64,
+    entry: u64,
+    vdso: Option<HostVdso>,
+}
+
+const SA_RESTORER: u64 = 0x0400_0000;
+
+/// The kernel's `struct sigaction` for rt_sigaction.
+#[repr(C)]
+struct KSigAction {
+    handler: u64,
+    flags: u64,
+    restorer: u64,
+    mask: u64,
+}
+
+/// Runs in the forked zygote. Async-signal-safe: raw syscalls only.
+///
+/// # Safety
+/// Only in a freshly forked child of a single-threaded parent.
+unsafe fn zygote_setup(a: &ZygoteArgs) -> ! {
+    use super::child::{drop_all_capabilities, unregister_rseq};
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::prctl(libc::PR_SET_NAME, c"atoll-stub".as_ptr());
+        let all: u64 = !0;
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &all as *const u64,
+            0usize,
+            8usize,
+        );
+        for sig in 1..65 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        unregister_rseq();
+        // The memory file, the doorbell and the done eventfd become 3, 4
+        // and 5; nothing else stays open.
+        let m = libc::fcntl(a.memfd, libc::F_DUPFD, 10);
+        let d = libc::fcntl(a.doorbell, libc::F_DUPFD, 10);
+        let e = libc::fcntl(a.done, libc::F_DUPFD, 10);
+        libc::dup2(m, MEMFD as i32);
+        libc::dup2(d, DOORBELL_FD as i32);
+        libc::dup2(e, DONE_FD as i32);
+        libc::syscall(libc::SYS_close_range, DONE_FD as u32 + 1, u32::MAX, 0u32);
+        for fd in 0..3 {
+            libc::close(fd);
+        }
+        let fixed = libc::MAP_SHARED | libc::MAP_FIXED;
+        let maps = [
+            (CODE, CODE_SIZE, libc::PROT_READ | libc::PROT_EXEC, MF_CODE),
+            (KSTATE, PAGE_SIZE, libc::PROT_READ, MF_KSTATE),
+            (CTL_REQ, CTL_REQ_SIZE, libc::PROT_READ, a.ctl),
+            (
+                CTL_RES,
+                CTL_RES_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                a.ctl + CTL_REQ_SIZE,
+            ),
+        ];
+        for (addr, len, prot, off) in maps {
+            let r = libc::mmap(
+                addr as *mut libc::c_void,
+                len as usize,
+                prot,
+                fixed,
+                MEMFD as i32,
+                off as i64,
+            );
+            if r as u64 != addr {
+                libc::_exit(125);
+            }
+        }
+        // The host's vDSO moves to where every stub keeps it; if it cannot
+        // move, it goes with the rest (no vDSO for the workload).
+        let keep = match a.vdso {
+            Some(v) if v.relocate_raw() => {
+                *((CTL_RES + RES_VDSO_MOVED) as *mut u64) = 1;
+                v.kept()
+            }
+            _ => (TASK_SIZE_MAX, TASK_SIZE_MAX),
+        };
+        // Seal the blob and the kernel's page (hosts before 6.10 lack
+        // mseal: the filters alone keep them in place there).
+        libc::syscall(462 /* mseal */, CODE, CODE_SIZE + PAGE_SIZE, 0);
+        for sig in [
+            libc::SIGSYS,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+            SIG_INTERRUPT,
+        ] {
+            let act = KSigAction {
+                handler: a.handler,
+                flags: (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | SA_RESTORER,
+                restorer: a.restorer,
+                mask: !0,
+            };
+            if libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &act as *const KSigAction,
+                0usize,
+                8usize,
+            ) != 0
+            {
+                libc::_exit(125);
+            }
+        }
+        drop_all_capabilities();
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        if libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, a.filter) != 0 {
+            libc::_exit(126);
+        }
+        std::arch::asm!(
+            "jmp *{}",
+            in(reg) a.entry,
+            in("r12") keep.0,
+            in("r13") keep.1,
+            options(noreturn, att_syntax)
+        );
+    }
+}
+
+impl SystrapPlatform {
+    /// Sets up the platform over the kernel's memory file and forks the
+    /// zygote. The caller has blocked SIGCHLD (read from a signalfd).
+    pub fn new(memfd: RawFd) -> Result<SystrapPlatform> {
+        supported().map_err(Error::other)?;
+        let work = filter::work_filter();
+        let (image, blob) = blob::image(&work);
+        // SAFETY: mapping our own memory file's platform region.
+        let region = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                REGION_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                memfd,
+                0,
+            )
+        };
+        if region == libc::MAP_FAILED {
+            return Err(errno());
+        }
+        let region = region as *mut u8;
+        // SAFETY: the region holds the code pages and the kernel's page.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                image.as_ptr(),
+                region.add(MF_CODE as usize),
+                image.len(),
+            );
+            let ks = region.add(MF_KSTATE as usize);
+            (ks.add(KS_ONE as usize) as *mut u64).write(1);
+            (ks.add(KS_SPIN as usize) as *mut u32).write(pause_iterations(STUB_SPIN));
+            (ks.add(KS_CPU as usize) as *mut u32).write(u32::MAX);
+        }
+        let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: plain sigset manipulation on a local.
+        let sigchld_fd = unsafe {
+            libc::sigemptyset(&mut mask);
+            libc::sigaddset(&mut mask, libc::SIGCHLD);
+            libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut());
+            libc::signalfd(-1, &mask, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
+        };
+        if sigchld_fd < 0 {
+            return Err(errno());
+        }
+        let doorbell = eventfd()?;
+        let done = eventfd()?;
+        let mut p = SystrapPlatform {
+            region,
+            blob,
+            zygote_pid: 0,
+            zygote_ctl: 0,
+            zygote_seq: 0,
+            spaces: HashMap::new(),
+            next_space: 1,
+            threads: HashMap::new(),
+            running: Vec::new(),
+            pending: VecDeque::new(),
+            dying: HashMap::new(),
+            free_units: Vec::new(),
+            next_unit: MF_POOL,
+            doorbell,
+            done,
+            sigchld_fd,
+            foreign_exits: Vec::new(),
+            task_ceiling: TaskCeiling::default(),
+            xsave_size: xsave_size(),
+            xcr0: xcr0(),
+            vdso: None,
+            ncpu: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            spin: SpinPolicy::default(),
+        };
+        p.zygote_ctl = p.alloc_unit()?;
+        let vdso = host_vdso();
+        p.fork_zygote(memfd, vdso)?;
+        // SAFETY: the zygote's result page; the zygote runs no workload
+        // code, so what it wrote there is its own.
+        let moved = unsafe {
+            (p.ptr(p.zygote_ctl + CTL_REQ_SIZE + RES_VDSO_MOVED) as *const u64).read_volatile()
+        };
+        p.vdso = vdso.filter(|_| moved == 1).map(|v| v.in_stub());
+        Ok(p)
+    }
+
+    /// Host pid of the zygote (tests and /proc checks).
+    pub fn zygote_pid(&self) -> i32 {
+        self.zygote_pid
+    }
+
+    fn fork_zygote(&mut self, memfd: RawFd, vdso: Option<HostVdso>) -> Result<()> {
+        let prog = filter::stub_filter();
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_ptr() as *mut libc::sock_filter,
+        };
+        let args = ZygoteArgs {
+            memfd,
+            doorbell: self.doorbell,
+            done: self.done,
+            ctl: self.zygote_ctl,
+            filter: &fprog,
+            handler: self.blob.handler,
+            restorer: self.blob.restorer,
+            entry: self.blob.zygote,
+            vdso,
+        };
+        // SAFETY: the kernel is single-threaded here; the child runs only
+        // async-signal-safe code and never returns.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(errno());
+        }
+        if pid == 0 {
+            unsafe { zygote_setup(&args) }
+        }
+        self.zygote_pid = pid;
+        // The zygote answers a first (empty) request once it is ready:
+        // this also proves its filter let the control loop run.
+        self.zygote_call(&[]).map_err(|e| {
+            // SAFETY: our child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let mut st = 0;
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            Error::other(format!("the stub zygote did not start: {e}"))
+        })?;
+        Ok(())
+    }
+
+    fn ptr(&self, off: u64) -> *mut u8 {
+        debug_assert!(off < REGION_SIZE);
+        // SAFETY: offsets inside the mapped region.
+        unsafe { self.region.add(off as usize) }
+    }
+
+    fn kstate_u32(&self, field: u64) -> &AtomicU32 {
+        // SAFETY: an aligned word of the kernel's page.
+        unsafe { &*(self.ptr(MF_KSTATE + field) as *const AtomicU32) }
+    }
+
+    fn alloc_unit(&mut self) -> Result<u64> {
+        if let Some(u) = self.free_units.pop() {
+            return Ok(u);
+        }
+        if self.next_unit + AREA_SIZE > REGION_SIZE {
+            return Err(Error::from_raw_os_error(libc::EAGAIN));
+        }
+        let u = self.next_unit;
+        self.next_unit += AREA_SIZE;
+        Ok(u)
+    }
+
+    /// Returns a unit's pages to the host and the unit to the pool.
+    fn free_unit(&mut self, off: u64) {
+        // SAFETY: our own mapping of the unit; MADV_REMOVE punches the
+        // same hole in the memory file.
+        unsafe {
+            libc::madvise(
+                self.ptr(off) as *mut libc::c_void,
+                AREA_SIZE as usize,
+                libc::MADV_REMOVE,
+            );
+        }
+        self.free_units.push(off);
+    }
+
+    fn host_tasks(&self) -> usize {
+        self.spaces.len() + self.threads.len()
+    }
+
+    fn zygote_call(&mut self, entries: &[[u64; 8]]) -> Result<Vec<i64>> {
+        let (pid, ctl) = (self.zygote_pid, self.zygote_ctl);
+        let mut seq = self.zygote_seq;
+        let r = self.ctl_call(pid, ctl, &mut seq, entries);
+        self.zygote_seq = seq;
+        r
+    }
+
+    fn space_call(&mut self, space: SpaceId, entries: &[[u64; 8]]) -> Result<Vec<i64>> {
+        let sp = self
+            .spaces
+            .get(&space)
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
+        let (pid, ctl) = (sp.pid, sp.ctl);
+        let mut seq = sp.seq;
+        let r = self.ctl_call(pid, ctl, &mut seq, entries);
+        if let Some(sp) = self.spaces.get_mut(&space) {
+            sp.seq = seq;
+        }
+        if r.is_err() {
+            self.kill_space(space);
+        }
+        r
+    }
+
+    /// Runs `entries` through the control thread of stub `pid` (control
+    /// pages at `ctl`) and returns their results once the done eventfd
+    /// proves they ran.
+    fn ctl_call(
+        &mut self,
+        pid: i32,
+        ctl: u64,
+        seq: &mut u64,
+        entries: &[[u64; 8]],
+    ) -> Result<Vec<i64>> {
+        assert!(entries.len() as u64 <= CTL_CAP);
+        let req = self.ptr(ctl);
+        let res = self.ptr(ctl + CTL_REQ_SIZE);
+        // A stub killed after a timeout may have rung just before it died.
+        drain(self.done);
+        *seq += 1;
+        // SAFETY: the request page is ours to write; entries fit (asserted).
+        unsafe {
+            for (i, e) in entries.iter().enumerate() {
+                let at = req.add((REQ_ENTRIES + i as u64 * ENTRY_SIZE) as usize) as *mut [u64; 8];
+                at.write_volatile(*e);
+            }
+            (req.add(REQ_COUNT as usize) as *mut u64).write_volatile(entries.len() as u64);
+            let seq_word = &*(req.add(REQ_SEQ as usize) as *const AtomicU64);
+            seq_word.store(*seq, Ordering::Release);
+            fence(Ordering::SeqCst);
+            let sleeping = &*(res.add(RES_SLEEPING as usize) as *const AtomicU32);
+            if sleeping.load(Ordering::Relaxed) != 0 {
+                futex_wake(req as *const AtomicU32);
+            }
+        }
+        let done_hint = unsafe { &*(res.add(RES_DONE as usize) as *const AtomicU64) };
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            if done_hint.load(Ordering::Acquire) == *seq || spins >= 20_000 {
+                if drain(self.done) > 0 {
+                    break;
+                }
+                if spins >= 20_000 {
+                    // A slow (or lying) stub: sleep on the eventfd, and
+                    // watch that the stub still lives.
+                    let mut pfd = libc::pollfd {
+                        fd: self.done,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut pfd, 1, 10) };
+                    if drain(self.done) > 0 {
+                        break;
+                    }
+                    if !alive(pid) || start.elapsed() > STUB_TIMEOUT {
+                        return Err(Error::from_raw_os_error(libc::EIO));
+                    }
+                }
+            }
+            spins += 1;
+            std::hint::spin_loop();
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        for i in 0..entries.len() {
+            // SAFETY: results lie inside the result page.
+            out.push(unsafe {
+                (res.add((RES_RESULTS + 8 * i as u64) as usize) as *const i64).read_volatile()
+            });
+        }
+        Ok(out)
+    }
+
+    /// Kills a stub process that misbehaved: its threads are gone.
+    fn kill_space(&mut self, space: SpaceId) {
+        let Some(sp) = self.spaces.get(&space) else {
+            return;
+        };
+        let threads = sp.threads.clone();
+        self.drop_space(space);
+        for t in threads {
+            self.pending.push_back((t, Stop::Gone));
+        }
+    }
+
+    fn slot(&self, t: &Thread) -> *mut u8 {
+        self.ptr(t.mf + AREA_SLOT)
+    }
+
+    fn state_word(&self, t: &Thread) -> *const AtomicU32 {
+        self.ptr(t.mf + AREA_SLOT + SLOT_STATE) as *const AtomicU32
+    }
+
+    /// Takes the stop `st` of thread `tid` out of its slot.
+    fn collect(&mut self, tid: ThreadId, st: u32) -> Stop {
+        let t = self.threads.get(&tid).expect("running thread");
+        let slot = self.slot(t);
+        // SAFETY: the slot lies in the region; the content is the
+        // workload's and only copied.
+        let (mut regs, signo, code, addr, path) = unsafe {
+            (
+                (slot.add(SLOT_REGS as usize) as *const Regs).read_volatile(),
+                (slot.add(SLOT_SIGNO as usize) as *const i32).read_volatile(),
+                (slot.add(SLOT_CODE as usize) as *const i32).read_volatile(),
+                (slot.add(SLOT_ADDR as usize) as *const u64).read_volatile(),
+                (slot.add(SLOT_PATH as usize) as *const u32).read_volatile(),
+            )
+        };
+        regs.cs = 0x33;
+        regs.ss = 0x2b;
+        regs.ds = 0;
+        regs.es = 0;
+        regs.fs = 0;
+        regs.gs = 0;
+        regs.gs_base = 0;
+        let t = self.threads.get_mut(&tid).unwrap();
+        t.regs = regs;
+        t.running = false;
+        t.patched = path == PATH_PATCHED;
+        // si_code SYS_USER_DISPATCH: the call came from the workload's code
+        // through dispatch (not the filter's backstop).
+        t.patchable = st == ST_SYSCALL && !t.patched && signo == libc::SIGSYS && code == 2;
+        match st {
+            ST_SYSCALL => Stop::Syscall,
+            ST_FAULT
+                if matches!(
+                    signo,
+                    libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP
+                ) =>
+            {
+                Stop::Fault { signo, code, addr }
+            }
+            _ => Stop::Interrupted,
+        }
+    }
+
+    /// Collects every stop of a running thread into `pending`.
+    fn scan(&mut self) -> bool {
+        let mut found = false;
+        let mut i = 0;
+        while i < self.running.len() {
+            let (tid, word) = self.running[i];
+            // SAFETY: the word lies in the region while the thread exists.
+            let st = unsafe { (*word).load(Ordering::Acquire) };
+            if matches!(st, ST_SYSCALL | ST_FAULT | ST_INTERRUPTED) {
+                self.running.swap_remove(i);
+                let stop = self.collect(tid, st);
+                self.pending.push_back((tid, stop));
+                found = true;
+            } else {
+                i += 1;
+            }
+        }
+        found
+    }
+
+    fn unwatch(&mut self, tid: ThreadId) {
+        if let Some(i) = self.running.iter().position(|(t, _)| *t == tid) {
+            self.running.swap_remove(i);
+        }
+    }
+
+    /// Reaps exited children: stubs (their threads are gone, their pages
+    /// free again) and foreign children (the gofer).
+    fn reap(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: status is a valid out-pointer.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL | libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            if let Some(d) = self.dying.remove(&pid) {
+                self.free_unit(d.ctl);
+                for a in d.areas {
+                    self.free_unit(a);
+                }
+                continue;
+            }
+            if let Some(id) = self
+                .spaces
+                .iter()
+                .find(|(_, s)| s.pid == pid)
+                .map(|(id, _)| *id)
+            {
+                // A stub died by itself (its filter, the host OOM killer):
+                // its threads are gone. Reaped already, so never signalled.
+                let sp = self.spaces.remove(&id).unwrap();
+                for t in &sp.threads {
+                    self.threads.remove(t);
+                    self.unwatch(*t);
+                    self.pending.push_back((*t, Stop::Gone));
+                }
+                self.free_unit(sp.ctl);
+                for (_, mf) in sp.areas {
+                    self.free_unit(mf);
+                }
+                continue;
+            }
+            if pid == self.zygote_pid {
+                self.zygote_pid = -1;
+                continue;
+            }
+            self.foreign_exits.push((pid, status));
+        }
+    }
+
+    fn init_fpu(&self) -> FpuState {
+        let mut b = vec![0u8; self.xsave_size];
+        b[0..2].copy_from_slice(&0x037fu16.to_ne_bytes()); // fcw
+        b[24..28].copy_from_slice(&0x1f80u32.to_ne_bytes()); // mxcsr
+        b[28..32].copy_from_slice(&0xffffu32.to_ne_bytes()); // mxcsr_mask
+        self.sw_bytes(&mut b);
+        FpuState(b)
+    }
+
+    /// Fills in the software bytes a signal frame's FPU image needs.
+    fn sw_bytes(&self, b: &mut [u8]) {
+        let size = self.xsave_size as u32;
+        b[SW_BYTES..SW_BYTES + 4].copy_from_slice(&FP_XSTATE_MAGIC1.to_ne_bytes());
+        b[SW_BYTES + 4..SW_BYTES + 8].copy_from_slice(&(size + 4).to_ne_bytes());
+        b[SW_BYTES + 8..SW_BYTES + 16].copy_from_slice(&self.xcr0.to_ne_bytes());
+        b[SW_BYTES + 16..SW_BYTES + 20].copy_from_slice(&size.to_ne_bytes());
+    }
+
+    /// The FPU image in a stopped thread's signal frame, if the frame and
+    /// its image lie in the thread's own signal stack.
+    fn frame_fpu(&self, t: &Thread) -> Option<FpuState> {
+        let slot = self.slot(t);
+        let alt = t.area + AREA_ALT;
+        let end = t.area + AREA_SIZE;
+        // SAFETY: reading the slot word; the value is checked below.
+        let frame = unsafe { (slot.add(SLOT_FRAME as usize) as *const u64).read_volatile() };
+        if frame < alt || frame.checked_add(uc::SIZE)? > end {
+            return None;
+        }
+        let at = |va: u64| self.ptr(t.mf + (va - t.area));
+        // SAFETY: inside the thread's area (checked).
+        let fp = unsafe { (at(frame + uc::FPSTATE) as *const u64).read_unaligned() };
+        let size = self.xsave_size as u64;
+        if fp == 0 || fp < alt || fp.checked_add(size + 4)? > end || fp % 64 != 0 {
+            return None;
+        }
+        let mut b = vec![0u8; self.xsave_size];
+        // SAFETY: inside the thread's area (checked).
+        unsafe { std::ptr::copy_nonoverlapping(at(fp), b.as_mut_ptr(), b.len()) };
+        Some(FpuState(b))
+    }
+
+    /// The FPU state of a thread stopped on the patched path: it saves its
+    /// registers into its FPU page on request.
+    fn live_fpu(&mut self, thread: ThreadId) -> Result<FpuState> {
+        let t = &self.threads[&thread];
+        let (word, slot, space) = (self.state_word(t), self.slot(t), t.space);
+        // SAFETY: the thread's slot words in our region.
+        unsafe {
+            (*word).store(ST_XSAVE, Ordering::Release);
+            fence(Ordering::SeqCst);
+            if (slot.add(SLOT_SLEEPING as usize) as *const u32).read_volatile() != 0 {
+                futex_wake(word);
+            }
+        }
+        let start = Instant::now();
+        // SAFETY: as above.
+        while unsafe { (*word).load(Ordering::Acquire) } != ST_ACK {
+            if start.elapsed() > STUB_TIMEOUT / 5 {
+                self.kill_space(space);
+                return Err(Error::from_raw_os_error(libc::EIO));
+            }
+            std::hint::spin_loop();
+        }
+        let t = &self.threads[&thread];
+        let mut b = vec![0u8; self.xsave_size];
+        // SAFETY: the FPU page holds the image (xsave_size <= a page).
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr(t.mf + AREA_FPU), b.as_mut_ptr(), b.len())
+        };
+        self.sw_bytes(&mut b);
+        Ok(FpuState(b))
+    }
+
+    /// Writes `fpu` into the thread's FPU page for the stub to load.
+    fn put_fpu(&self, t: &Thread, fpu: &FpuState) {
+        let mut b = vec![0u8; self.xsave_size + 4];
+        let n = fpu.0.len().min(self.xsave_size);
+        b[..n].copy_from_slice(&fpu.0[..n]);
+        if b.len() >= 576 {
+            // The XSAVE header: only features this host enabled, standard
+            // (not compacted) format, reserved bytes zero.
+            let bv = u64::from_ne_bytes(b[512..520].try_into().unwrap()) & self.xcr0;
+            b[512..520].copy_from_slice(&bv.to_ne_bytes());
+            b[520..576].fill(0);
+        }
+        self.sw_bytes(&mut b);
+        let size = self.xsave_size;
+        b[size..size + 4].copy_from_slice(&FP_XSTATE_MAGIC2.to_ne_bytes());
+        // SAFETY: the FPU page is a page; the image fits (supported()).
+        unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), self.ptr(t.mf + AREA_FPU), b.len());
+        }
+    }
+
+    /// A new thread area in `space`: one of an ended thread's (gone from
+    /// the host) or a new one; and whether it must still be mapped.
+    fn take_area(&mut self, space: SpaceId) -> Result<(u64, u64, bool)> {
+        let sp = self.spaces.get_mut(&space).unwrap();
+        let pid = sp.pid;
+        if let Some(i) = sp
+            .free_areas
+            .iter()
+            .position(|&(_, tid)| !thread_alive(pid, tid))
+        {
+            let (idx, _) = sp.free_areas.swap_remove(i);
+            let (va, mf) = sp.areas[idx];
+            return Ok((va, mf, false));
+        }
+        let idx = sp.areas.len() as u64;
+        if idx >= MAX_AREAS {
+            return Err(Error::from_raw_os_error(libc::EAGAIN));
+        }
+        let mf = self.alloc_unit()?;
+        let va = area_addr(idx);
+        self.spaces.get_mut(&space).unwrap().areas.push((va, mf));
+        Ok((va, mf, true))
+    }
+}
+
+/// Whether process `pid` (our child) has not exited.
+fn alive(pid: i32) -> bool {
+    // SAFETY: waitid with WNOWAIT only peeks.
+    unsafe {
+        let mut si: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut si,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        r == 0 && si.si_pid() == 0
+    }
+}
+
+/// Whether thread `tid` of process `pid` exists.
+fn thread_alive(pid: i32, tid: i32) -> bool {
+    // SAFETY: signal 0 only checks.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) == 0 }
+}
+
+fn map_entry(op: &MapOp) -> [u64; 8] {
+    // The kernel never maps over the stub's own pages.
+    let bad = |addr: u64, len: u64| addr.checked_add(len).is_none_or(|e| e > USER_END);
+    match *op {
+        MapOp::Map {
+            addr,
+            len,
+            prot,
+            offset,
+        } => {
+            assert!(!bad(addr, len), "mapping over the stub region");
+            [
+                libc::SYS_mmap as u64,
+                addr,
+                len,
+                prot as u64,
+                MAP_FLAGS,
+                MEMFD,
+                offset,
+                0,
+            ]
+        }
+        MapOp::Unmap { addr, len } => {
+            assert!(!bad(addr, len), "unmapping the stub region");
+            [libc::SYS_munmap as u64, addr, len, 0, 0, 0, 0, 0]
+        }
+        MapOp::Protect { addr, len, prot } => {
+            assert!(!bad(addr, len), "protecting the stub region");
+            [
+                libc::SYS_mprotect as u64,
+                addr,
+                len,
+                prot as u64,
+                0,
+                0,
+                0,
+                0,
+            ]
+        }
+    }
+}
+
+impl Platform for SystrapPlatform {
+    fn new_space(&mut self) -> Result<SpaceId> {
+        let tasks = self.host_tasks();
+        self.task_ceiling.check(tasks, 2)?;
+        if self.zygote_pid <= 0 {
+            return Err(Error::from_raw_os_error(libc::ENOMEM));
+        }
+        let ctl = self.alloc_unit()?;
+        // SAFETY: zeroing the new stub's control pages.
+        unsafe { std::ptr::write_bytes(self.ptr(ctl), 0, AREA_SIZE as usize) };
+        let r = self.zygote_call(&[[
+            libc::SYS_clone as u64,
+            SPACE_CLONE_FLAGS,
+            0,
+            0,
+            0,
+            0,
+            0,
+            ctl,
+        ]]);
+        let pid = match r {
+            Ok(v) if v[0] > 0 => v[0] as i32,
+            Ok(v) => {
+                let e = Error::from_raw_os_error((-v[0]) as i32);
+                self.task_ceiling.note(tasks, &e);
+                self.free_units.push(ctl);
+                return Err(e);
+            }
+            Err(e) => {
+                self.free_units.push(ctl);
+                return Err(e);
+            }
+        };
+        let id = self.next_space;
+        self.next_space += 1;
+        self.spaces.insert(
+            id,
+            Space {
+                pid,
+                ctl,
+                seq: 0,
+                threads: Vec::new(),
+                areas: Vec::new(),
+                free_areas: Vec::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    fn drop_space(&mut self, space: SpaceId) {
+        let Some(sp) = self.spaces.remove(&space) else {
+            return;
+        };
+        for t in &sp.threads {
+            self.threads.remove(t);
+            self.unwatch(*t);
+        }
+        self.pending.retain(|(t, _)| !sp.threads.contains(t));
+        // SAFETY: the stub process is our child.
+        unsafe { libc::kill(sp.pid, libc::SIGKILL) };
+        self.dying.insert(
+            sp.pid,
+            Dying {
+                ctl: sp.ctl,
+                areas: sp.areas.iter().map(|(_, mf)| *mf).collect(),
+            },
+        );
+    }
+
+    fn apply(&mut self, space: SpaceId, ops: &[MapOp]) -> Result<Vec<i64>> {
+        let mut out = Vec::with_capacity(ops.len());
+        for chunk in ops.chunks(CTL_CAP as usize) {
+            let entries: Vec<[u64; 8]> = chunk.iter().map(map_entry).collect();
+            out.extend(self.space_call(space, &entries)?);
+        }
+        Ok(out)
+    }
+
+    fn new_thread(&mut self, space: SpaceId) -> Result<ThreadId> {
+        let tasks = self.host_tasks();
+        self.task_ceiling.check(tasks, 1)?;
+        if !self.spaces.contains_key(&space) {
+            return Err(Error::from_raw_os_error(libc::ESRCH));
+        }
+        let (va, mf, fresh) = self.take_area(space)?;
+        // SAFETY: the area's pages in our region: a clean slot in state
+        // NEW, and the stack description the new thread will read.
+        unsafe {
+            std::ptr::write_bytes(self.ptr(mf), 0, (AREA_FPU + PAGE_SIZE) as usize);
+            (*(self.ptr(mf + SLOT_STATE) as *const AtomicU32)).store(ST_NEW, Ordering::Release);
+            let ro = self.ptr(mf + AREA_RO + RO_STACK) as *mut u64;
+            ro.write(va + AREA_ALT); // ss_sp
+            ro.add(1).write(0); // ss_flags
+            ro.add(2).write(ALT_SIZE); // ss_size
+            (self.ptr(mf + AREA_RO + RO_ALT_TOP) as *mut u64).write(va + AREA_SIZE);
+        }
+        let mut entries = Vec::new();
+        if fresh {
+            let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+            let map = |addr: u64, len: u64, prot: u64, off: u64| {
+                [
+                    libc::SYS_mmap as u64,
+                    addr,
+                    len,
+                    prot,
+                    MAP_FLAGS,
+                    MEMFD,
+                    off,
+                    0,
+                ]
+            };
+            entries.push(map(va, 2 * PAGE_SIZE, rw, mf));
+            entries.push(map(
+                va + AREA_RO,
+                PAGE_SIZE,
+                libc::PROT_READ as u64,
+                mf + AREA_RO,
+            ));
+            entries.push(map(va + AREA_ALT, ALT_SIZE, rw, mf + AREA_ALT));
+        }
+        entries.push([
+            libc::SYS_clone as u64,
+            THREAD_CLONE_FLAGS,
+            0,
+            0,
+            0,
+            0,
+            0,
+            va,
+        ]);
+        let res = self.space_call(space, &entries)?;
+        let pid = self.spaces[&space].pid;
+        let maps_ok = entries
+            .iter()
+            .zip(&res)
+            .take(entries.len() - 1)
+            .all(|(e, r)| *r as u64 == e[1]);
+        let tid = *res.last().unwrap();
+        let failed = (-4095..0).contains(&tid);
+        if !maps_ok || (!failed && (tid == 0 || !thread_alive(pid, tid as i32))) {
+            // The thread's pages were not mapped where they must be, or the
+            // control thread's results are forged (a workload thread wrote
+            // the result page): the stub process goes, as gVisor does with a
+            // stub whose shared memory was tampered with.
+            self.kill_space(space);
+            return Err(Error::from_raw_os_error(libc::ESRCH));
+        }
+        if failed {
+            let e = Error::from_raw_os_error((-tid) as i32);
+            self.task_ceiling.note(tasks, &e);
+            let idx = self.spaces[&space]
+                .areas
+                .iter()
+                .position(|a| a.0 == va)
+                .unwrap();
+            self.spaces
+                .get_mut(&space)
+                .unwrap()
+                .free_areas
+                .push((idx, 0));
+            return Err(e);
+        }
+        let tid = tid as i32;
+        // SAFETY: zeroed registers are valid.
+        let mut regs: Regs = unsafe { std::mem::zeroed() };
+        regs.cs = 0x33;
+        regs.ss = 0x2b;
+        regs.eflags = 0x202;
+        self.threads.insert(
+            tid,
+            Thread {
+                space,
+                area: va,
+                mf,
+                regs,
+                running: false,
+                started: false,
+                fpu: None,
+                patched: false,
+                patchable: false,
+            },
+        );
+        self.spaces.get_mut(&space).unwrap().threads.push(tid);
+        Ok(tid)
+    }
+
+    fn drop_thread(&mut self, thread: ThreadId) {
+        let Some(t) = self.threads.remove(&thread) else {
+            return;
+        };
+        self.unwatch(thread);
+        self.pending.retain(|(x, _)| *x != thread);
+        let word = self.state_word(&t);
+        // SAFETY: the slot's state word in our region.
+        unsafe { (*word).store(ST_EXIT, Ordering::Release) };
+        fence(Ordering::SeqCst);
+        futex_wake(word);
+        if let Some(sp) = self.spaces.get_mut(&t.space) {
+            sp.threads.retain(|x| *x != thread);
+            if let Some(idx) = sp.areas.iter().position(|a| a.0 == t.area) {
+                sp.free_areas.push((idx, thread));
+            }
+        }
+    }
+
+    fn get_regs(&mut self, thread: ThreadId) -> Result<Regs> {
+        self.threads
+            .get(&thread)
+            .map(|t| t.regs)
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))
+    }
+
+    fn set_regs(&mut self, thread: ThreadId, regs: &Regs) -> Result<()> {
+        let t = self
+            .threads
+            .get_mut(&thread)
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
+        t.regs = *regs;
+        Ok(())
+    }
+
+    fn get_fpu(&mut self, thread: ThreadId) -> Result<FpuState> {
+        let t = self
+            .threads
+            .get(&thread)
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
+        if let Some(f) = &t.fpu {
+            return Ok(f.clone());
+        }
+        if !t.started {
+            return Ok(self.init_fpu());
+        }
+        if t.patched {
+            return self.live_fpu(thread);
+        }
+        Ok(self.frame_fpu(t).unwrap_or_else(|| self.init_fpu()))
+    }
+
+    fn set_fpu(&mut self, thread: ThreadId, fpu: &FpuState) -> Result<()> {
+        let t = self
+            .threads
+            .get_mut(&thread)
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
+        t.fpu = Some(fpu.clone());
+        Ok(())
+    }
+
+    fn resume(&mut self, thread: ThreadId) -> Result<()> {
+        let t = self
+            .threads
+            .get(&thread)
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
+        let slot = self.slot(t);
+        let mut regs = t.regs;
+        if regs.fs_base >= 1 << 47 {
+            // Not canonical: the stub could not load it.
+            regs.fs_base = 0;
+        }
+        if let Some(f) = &t.fpu {
+            self.put_fpu(t, f);
+            // SAFETY: the slot's flag word.
+            unsafe { (slot.add(SLOT_FPU_DIRTY as usize) as *mut u32).write_volatile(1) };
+        }
+        let word = self.state_word(t);
+        // SAFETY: the slot lies in our region.
+        unsafe {
+            (slot.add(SLOT_REGS as usize) as *mut Regs).write_volatile(regs);
+            (slot.add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(0);
+            (*word).store(ST_RUN, Ordering::Release);
+            fence(Ordering::SeqCst);
+            if (slot.add(SLOT_SLEEPING as usize) as *const u32).read_volatile() != 0 {
+                futex_wake(word);
+            }
+        }
+        let t = self.threads.get_mut(&thread).unwrap();
+        t.fpu = None;
+        t.started = true;
+        t.running = true;
+        self.running.push((thread, word));
+        Ok(())
+    }
+
+    fn interrupt(&mut self, thread: ThreadId) {
+        let Some(t) = self.threads.get(&thread) else {
+            return;
+        };
+        if !t.running {
+            return;
+        }
+        if let Some(sp) = self.spaces.get(&t.space) {
+            // SAFETY: a signal to a thread of our stub process.
+            unsafe { libc::syscall(libc::SYS_tgkill, sp.pid, thread, SIG_INTERRUPT) };
+        }
+    }
+
+    fn stop_now(&mut self, thread: ThreadId) {
+        let Some(t) = self.threads.get(&thread) else {
+            return;
+        };
+        if !t.running {
+            self.pending.retain(|(x, _)| *x != thread);
+            return;
+        }
+        let (space, word) = (t.space, self.state_word(t));
+        self.interrupt(thread);
+        let start = Instant::now();
+        loop {
+            // SAFETY: the thread's state word.
+            let st = unsafe { (*word).load(Ordering::Acquire) };
+            if matches!(st, ST_SYSCALL | ST_FAULT | ST_INTERRUPTED) {
+                self.unwatch(thread);
+                self.collect(thread, st);
+                return;
+            }
+            if start.elapsed() > STUB_TIMEOUT / 5 {
+                // It does not stop (its signals blocked by a forged frame,
+                // or it exited behind the kernel's back): the process goes.
+                self.kill_space(space);
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    fn poll_stop(&mut self) -> Option<(ThreadId, Stop)> {
+        if let Some(s) = self.pending.pop_front() {
+            return Some(s);
+        }
+        if self.scan() {
+            // Stubs spin only against a kernel on another CPU.
+            self.kstate_u32(KS_CPU).store(cpu(), Ordering::Relaxed);
+        }
+        self.pending.pop_front()
+    }
+
+    fn wakeup_fds(&self) -> Vec<RawFd> {
+        vec![self.doorbell, self.sigchld_fd]
+    }
+
+    fn take_foreign_exits(&mut self) -> Vec<(i32, i32)> {
+        std::mem::take(&mut self.foreign_exits)
+    }
+
+    fn spin(&mut self, max: Duration) -> bool {
+        if !self.pending.is_empty() {
+            return true;
+        }
+        if self.running.is_empty() || self.running.len() >= self.ncpu || !self.spin.should_spin() {
+            return false;
+        }
+        self.kstate_u32(KS_CPU).store(cpu(), Ordering::Relaxed);
+        let start = Instant::now();
+        loop {
+            for _ in 0..64 {
+                if self.scan() {
+                    self.spin.record(true);
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() >= max {
+                self.spin.record(false);
+                return false;
+            }
+        }
+    }
+
+    fn prepare_sleep(&mut self) -> bool {
+        self.kstate_u32(KS_SLEEPING).store(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.scan() || !self.pending.is_empty() {
+            self.kstate_u32(KS_SLEEPING).store(0, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn after_wait(&mut self, ready: bool) {
+        self.kstate_u32(KS_SLEEPING).store(0, Ordering::Relaxed);
+        self.kstate_u32(KS_CPU).store(cpu(), Ordering::Relaxed);
+        if ready {
+            drain(self.doorbell);
+            let mut buf = [0u8; 128 * 8];
+            // SAFETY: draining the SIGCHLD signalfd into a local buffer.
+            while unsafe {
+                libc::read(
+                    self.sigchld_fd,
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                )
+            } > 0
+            {}
+            self.reap();
+        }
+    }
+
+    fn vdso(&self) -> Option<u64> {
+        self.vdso
+    }
+
+    fn workload_gs(&self) -> bool {
+        false
+    }
+
+    fn patchable_stop(&self, thread: ThreadId) -> bool {
+        self.threads.get(&thread).is_some_and(|t| t.patchable)
+    }
+
+    fn usertrap_entry(&self) -> Option<u64> {
+        Some(self.blob.syshandler)
+    }
+
+    fn parked(&mut self, thread: ThreadId) {
+        if let Some(t) = self.threads.get(&thread) {
+            // SAFETY: the slot's flag word in our region.
+            unsafe { (self.slot(t).add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(1) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::PLATFORM_REGION;
+
+    fn memfd() -> RawFd {
+        let fd = unsafe { libc::memfd_create(c"atoll-test".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0);
+        assert_eq!(unsafe { libc::ftruncate(fd, 4 << 30) }, 0);
+        fd
+    }
+
+    fn next_stop(p: &mut SystrapPlatform) -> (ThreadId, Stop) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Some(s) = p.poll_stop() {
+                return s;
+            }
+            p.after_wait(true);
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        panic!("no stop");
+    }
+
+    /// Maps `code` at 0x400000 in a new space and starts a thread there.
+    fn start(p: &mut SystrapPlatform, fd: RawFd, code: &[u8]) -> (SpaceId, ThreadId) {
+        let off = PLATFORM_REGION;
+        let n = unsafe { libc::pwrite(fd, code.as_ptr() as *const _, code.len(), off as i64) };
+        assert_eq!(n, code.len() as isize);
+        let space = p.new_space().unwrap();
+        let res = p
+            .apply(
+                space,
+                &[MapOp::Map {
+                    addr: 0x400000,
+                    len: 4096,
+                    prot: libc::PROT_READ | libc::PROT_EXEC,
+                    offset: off,
+                }],
+            )
+            .unwrap();
+        assert_eq!(res, vec![0x400000]);
+        let t = p.new_thread(space).unwrap();
+        let mut regs = p.get_regs(t).unwrap();
+        regs.rip = 0x400000;
+        p.set_regs(t, &regs).unwrap();
+        p.resume(t).unwrap();
+        (space, t)
+    }
+
+    #[test]
+    fn syscalls_stop_in_the_kernel_and_never_run_on_the_host() {
+        if supported().is_err() {
+            return;
+        }
+        let fd = memfd();
+        let mut p = SystrapPlatform::new(fd).unwrap();
+        // getpid; mov %rax,%rdi; exit (both intercepted).
+        let code: [u8; 17] = [
+            0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0x48, 0x89, 0xc7, 0xb8, 60, 0, 0, 0, 0x0f, 0x05,
+        ];
+        let (space, t) = start(&mut p, fd, &code);
+        let (tid, stop) = next_stop(&mut p);
+        assert_eq!((tid, stop), (t, Stop::Syscall));
+        let mut regs = p.get_regs(t).unwrap();
+        assert_eq!(regs.orig_rax, 39);
+        assert_eq!(regs.rip, 0x400007);
+        regs.rax = 4242;
+        p.set_regs(t, &regs).unwrap();
+        p.resume(t).unwrap();
+        let (_, stop) = next_stop(&mut p);
+        assert_eq!(stop, Stop::Syscall);
+        let regs = p.get_regs(t).unwrap();
+        assert_eq!(regs.orig_rax, 60);
+        assert_eq!(regs.rdi, 4242, "getpid's result came from the kernel");
+        // A batch: two maps and an unmap in one request.
+        let res = p
+            .apply(
+                space,
+                &[
+                    MapOp::Map {
+                        addr: 0x500000,
+                        len: 4096,
+                        prot: libc::PROT_READ,
+                        offset: PLATFORM_REGION,
+                    },
+                    MapOp::Map {
+                        addr: 0x600000,
+                        len: 4096,
+                        prot: libc::PROT_READ,
+                        offset: PLATFORM_REGION,
+                    },
+                    MapOp::Unmap {
+                        addr: 0x500000,
+                        len: 4096,
+                    },
+                ],
+            )
+            .unwrap();
+        assert_eq!(res, vec![0x500000, 0x600000, 0]);
+        p.drop_thread(t);
+        p.drop_space(space);
+    }
+
+    #[test]
+    fn faults_and_interrupts_stop_the_thread() {
+        if supported().is_err() {
+            return;
+        }
+        let fd = memfd();
+        let mut p = SystrapPlatform::new(fd).unwrap();
+        // mov (0),%rax: a SIGSEGV at address 0.
+        let (space, t) = start(&mut p, fd, &[0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0]);
+        let (_, stop) = next_stop(&mut p);
+        assert_eq!(
+            stop,
+            Stop::Fault {
+                signo: libc::SIGSEGV,
+                code: 1, // SEGV_MAPERR
+                addr: 0
+            }
+        );
+        p.drop_thread(t);
+        p.drop_space(space);
+        // jmp . : runs until interrupted.
+        let (space, t) = start(&mut p, fd, &[0xeb, 0xfe]);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(p.poll_stop().is_none());
+        p.interrupt(t);
+        let (_, stop) = next_stop(&mut p);
+        assert_eq!(stop, Stop::Interrupted);
+        assert_eq!(p.get_regs(t).unwrap().rip, 0x400000);
+        p.drop_thread(t);
+        p.drop_space(space);
+    }
+}

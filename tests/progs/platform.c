@@ -1,0 +1,153 @@
+/* What a platform must preserve across a syscall, printed so that native
+ * and userspace runs can be compared line by line:
+ * - every SSE register (and the AVX upper halves where the CPU has AVX),
+ *   the x87 control word and MXCSR, across a patchable call site
+ *   (mov $nr,%eax; syscall), a call site that cannot be patched, and a
+ *   signal handler that clobbers them all, in the main thread and in a
+ *   second thread;
+ * - general registers across both kinds of call site (rcx and r11 are the
+ *   syscall's to clobber);
+ * - signals and their frames: a handler runs while the thread spins in
+ *   user code, sigreturn restores the interrupted registers;
+ * - the vDSO: present (AT_SYSINFO_EHDR), and its clock agrees with the
+ *   syscall's;
+ * - syscall-site patching: printed by the caller from /proc/self/maps. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <cpuid.h>
+
+static int has_avx;
+static volatile int got_signal, signals;
+
+static void clobber_fpu(void) {
+    __asm__ volatile(
+        "pxor %%xmm0,%%xmm0\n pxor %%xmm1,%%xmm1\n pxor %%xmm7,%%xmm7\n pxor %%xmm15,%%xmm15\n"
+        "pcmpeqd %%xmm3,%%xmm3\n" ::: "xmm0", "xmm1", "xmm3", "xmm7", "xmm15");
+    if (has_avx) __asm__ volatile("vpxor %%ymm5,%%ymm5,%%ymm5\n vzeroupper" ::: "xmm5");
+    unsigned cw = 0x27f, mx = 0x9fc0;
+    __asm__ volatile("fldcw %0\n ldmxcsr %1" ::"m"(cw), "m"(mx));
+}
+
+static void on_signal(int s) {
+    (void)s;
+    clobber_fpu();
+    got_signal++;
+    signals++;
+}
+
+/* Loads xmm0-15 (and ymm upper halves), the x87 control word and MXCSR
+ * from `in`, runs `kind` (0: patchable getppid, 1: unpatchable getppid, 2:
+ * spin until a signal arrived), stores them into `out`. */
+struct state {
+    uint8_t ymm[16][32];
+    uint16_t fcw;
+    uint32_t mxcsr;
+    uint64_t gpr[6];
+};
+
+#define LD(i) "vmovdqu " #i "*32(%[in]), %%ymm" #i "\n"
+#define ST(i) "vmovdqu %%ymm" #i ", " #i "*32(%[out])\n"
+#define LDX(i) "movdqu " #i "*32(%[in]), %%xmm" #i "\n"
+#define STX(i) "movdqu %%xmm" #i ", " #i "*32(%[out])\n"
+#define ALL(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15)
+/* One asm block from load to store: nothing the compiler emits can touch
+ * the vector registers in between. */
+#define SEQ(load, body, store)                                                            \
+    __asm__ volatile("fldcw %[fcw]\n ldmxcsr %[mx]\n" load body store                      \
+                     "fnstcw %[ofcw]\n stmxcsr %[omx]\n"                                   \
+                     : [ofcw] "=m"(out->fcw), [omx] "=m"(out->mxcsr), "+b"(g[0]), "+S"(g[1]), \
+                       "+D"(g[2]), "+r"(g[3])                                               \
+                     : [in] "r"(in->ymm), [out] "r"(out->ymm), [fcw] "m"(in->fcw),          \
+                       [mx] "m"(in->mxcsr), [flag] "m"(got_signal)                          \
+                     : "rax", "rcx", "r11", "rdx", "memory")
+#define PATCHABLE "mov $110, %%eax\n syscall\n"
+#define UNPATCHABLE "xor %%eax, %%eax\n add $110, %%eax\n syscall\n"
+#define SPIN "1: pause\n cmpl $0, %[flag]\n je 1b\n"
+
+static void run(int kind, struct state *in, struct state *out) {
+    register uint64_t r12 __asm__("r12");
+    uint64_t g[6] = {0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666};
+    (void)r12;
+    if (has_avx) {
+        if (kind == 0) SEQ(ALL(LD), PATCHABLE, ALL(ST));
+        else if (kind == 1) SEQ(ALL(LD), UNPATCHABLE, ALL(ST));
+        else SEQ(ALL(LD), SPIN, ALL(ST));
+    } else {
+        if (kind == 0) SEQ(ALL(LDX), PATCHABLE, ALL(STX));
+        else if (kind == 1) SEQ(ALL(LDX), UNPATCHABLE, ALL(STX));
+        else SEQ(ALL(LDX), SPIN, ALL(STX));
+    }
+    memcpy(out->gpr, g, sizeof g);
+}
+
+static int check(const char *who, int kind) {
+    struct state in, out;
+    memset(&out, 0, sizeof out);
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 32; j++) in.ymm[i][j] = (uint8_t)(i * 37 + j * 11 + kind + 1);
+    in.fcw = 0x37a;
+    in.mxcsr = 0x1f80 | 0x6000; /* round toward zero */
+    got_signal = 0;
+    if (kind == 2) {
+        struct itimerval it = {{0, 0}, {0, 20000}};
+        setitimer(ITIMER_REAL, &it, NULL);
+    }
+    run(kind, &in, &out);
+    int bad = 0;
+    int width = has_avx ? 32 : 16;
+    for (int i = 0; i < 16; i++)
+        if (memcmp(in.ymm[i], out.ymm[i], width)) bad++;
+    uint64_t want[4] = {0x1111, 0x2222, 0x3333, 0x4444};
+    int gbad = memcmp(out.gpr, want, sizeof want) != 0;
+    const char *names[] = {"patchable syscall", "unpatchable syscall", "signal handler"};
+    printf("%s %s: vector registers %s, fcw %s, mxcsr %s, general registers %s\n", who, names[kind],
+           bad ? "CHANGED" : "kept", out.fcw == in.fcw ? "kept" : "CHANGED",
+           out.mxcsr == in.mxcsr ? "kept" : "CHANGED", gbad ? "CHANGED" : "kept");
+    return bad;
+}
+
+static void *thread(void *arg) {
+    (void)arg;
+    for (int round = 0; round < 3; round++)
+        for (int kind = 0; kind < 2; kind++) check(round == 0 ? "thread" : "thread again", kind);
+    return NULL;
+}
+
+int main(void) {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    __get_cpuid(1, &a, &b, &c, &d);
+    has_avx = (c & (1u << 28)) && (c & (1u << 27));
+    signal(SIGALRM, on_signal);
+    for (int round = 0; round < 3; round++)
+        for (int kind = 0; kind < 3; kind++) check(round == 0 ? "main" : "main again", kind);
+    pthread_t t;
+    pthread_create(&t, NULL, thread, NULL);
+    pthread_join(t, NULL);
+    printf("signals handled: %d\n", signals);
+    /* The vDSO's clock and the syscall's agree. */
+    struct timespec v, s;
+    clock_gettime(CLOCK_REALTIME, &v);
+    syscall(SYS_clock_gettime, CLOCK_REALTIME, &s);
+    long diff = (s.tv_sec - v.tv_sec) * 1000000000L + (s.tv_nsec - v.tv_nsec);
+    printf("vdso present: %s\n", getauxval(AT_SYSINFO_EHDR) ? "yes" : "no");
+    printf("vdso clock agrees with the syscall: %s\n", diff >= 0 && diff < 1000000000L ? "yes" : "no");
+    /* Last line, compared by the caller per platform: whether call sites
+     * were patched (the trampoline table of the userspace level). */
+    char line[512];
+    int patched = 0;
+    FILE *m = fopen("/proc/self/maps", "r");
+    while (m && fgets(line, sizeof line, m))
+        if (strstr(line, "[usertrap]")) patched = 1;
+    printf("usertrap: %s\n", patched ? "yes" : "no");
+    fflush(stdout);
+    return 0;
+}
