@@ -76,6 +76,7 @@ conformance: build
 
 bench: build
 	ATOLL=$(ATOLL) ./bench/run.sh
+	ATOLL=$(ATOLL) ./bench/pod.sh
 
 clean:
 	$(CARGO) clean

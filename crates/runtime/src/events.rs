@@ -89,11 +89,34 @@ impl Runtime {
                 crate::status::status_str(c.status())
             );
         }
+        Ok(runc_stats(&self.cgroup_stats(id)?))
+    }
+
+    /// A container's cgroup statistics. A pod container at the userspace
+    /// level runs in its pod's kernel: its cgroup holds only its proxy
+    /// init, its processes' stubs are in the sandbox container's, so its
+    /// memory and task counts add what that kernel counts for it.
+    pub fn cgroup_stats(&self, id: &str) -> Result<Stats> {
         let m = self.cgroup_manager(id)?;
-        let s = m
+        let mut s = m
             .stats()
             .map_err(|e| anyhow!("statistics of container {id}: {e}"))?;
-        Ok(runc_stats(&s))
+        let member = crate::meta::Meta::load(&self.layout, id)
+            .ok()
+            .and_then(|m| m.pod_sandbox)
+            .is_some();
+        if member {
+            let k = self
+                .sandbox_stats_within(id, Duration::from_secs(2))
+                .map_err(|e| {
+                    anyhow!("statistics of container {id} from its pod's kernel: {e:#}")
+                })?;
+            let mem = &mut s.memory.memory;
+            mem.usage += k["memory_bytes"].as_u64().unwrap_or(0);
+            mem.max_usage = mem.max_usage.max(mem.usage);
+            s.pids.current += k["threads"].as_u64().unwrap_or(0);
+        }
+        Ok(s)
     }
 
     /// OOM kills recorded by the memory controller (cgroup v1 oom_control,

@@ -176,6 +176,12 @@ pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
         .and_then(|m| m.limit())
         .filter(|l| *l > 0)
         .map(|l| l as u64);
+    let pids_limit = resources
+        .as_ref()
+        .and_then(|r| r.pids().as_ref())
+        .map(|p| p.limit())
+        .filter(|l| *l > 0)
+        .map(|l| l as u64);
     let host_cpus = host_cpus();
     let cpus = resources
         .as_ref()
@@ -206,6 +212,7 @@ pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
             .unwrap_or(false),
         strace: false,
         mem_limit,
+        pids_limit,
         cpus,
         gofer_pid: None,
         umask: p.user().umask().unwrap_or(0o022),

@@ -1191,14 +1191,9 @@ impl containerd_shim::Task for Service {
         req: api::StatsRequest,
     ) -> TtrpcResult<api::StatsResponse> {
         let (rt, _) = self.runtime(&req.id)?;
-        use libcgroups::common::CgroupManager;
-        let m = rt.cgroup_manager(&req.id).map_err(internal)?;
-        let s = m.stats().map_err(|e| {
-            err(
-                Code::UNKNOWN,
-                format!("statistics of container {}: {e}", req.id),
-            )
-        })?;
+        let s = rt
+            .cgroup_stats(&req.id)
+            .map_err(|e| err(Code::UNKNOWN, format!("{e:#}")))?;
         let metrics = crate::metrics::to_metrics(&s);
         Ok(api::StatsResponse {
             stats: Some(Any {

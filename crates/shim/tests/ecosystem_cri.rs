@@ -169,10 +169,9 @@ fn cri_pod(handler: &str, level: &str, exec: bool) {
         "CRI log format: {log}"
     );
     if level == "userspace" {
-        // The application kernel does not yet take its hostname from a
-        // UTS namespace joined by path (a pod's), so only the identity is
-        // checked here; see the report of issue 7.
-        assert!(log.contains("host="), "{log}");
+        // The container runs in the pod's kernel, whose hostname the
+        // sandbox container set.
+        assert!(log.contains("host=atoll-pod"), "{log}");
         assert!(log.contains("kernel=6.1.0-atoll"), "{log}");
         assert!(log.contains("Starting atoll"), "{log}");
     } else {
@@ -277,4 +276,142 @@ fn cri_pod_userspace() {
 #[test]
 fn cri_pod_userspace_exec_sync() {
     cri_pod("atoll", "userspace", true);
+}
+
+/// A pod with `shareProcessNamespace: true` at the userspace level: the
+/// pause container and two app containers run in one application kernel
+/// (one boot id), share its UTS and IPC namespaces and its pid namespace
+/// (one container kills another's process), and one container's end
+/// leaves the others running.
+#[test]
+fn cri_pod_userspace_one_kernel() {
+    let _t = Timer::start("CRI pod, containers in one kernel (atoll, userspace)");
+    let (c, mut cri) = setup();
+    let name = unique("pod");
+    let mut cfg = pod_config(&c, &name);
+    let shared_pids = NamespaceOption {
+        network: 0,
+        pid: 0, // POD: shareProcessNamespace
+        ipc: 0,
+        ..Default::default()
+    };
+    cfg.linux.as_mut().unwrap().security_context = Some(LinuxSandboxSecurityContext {
+        namespace_options: Some(shared_pids.clone()),
+        ..Default::default()
+    });
+    let pod = cri
+        .run_pod_sandbox(cfg.clone(), "atoll")
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_tail()));
+    let in_pod = |name: &str, script: &str| {
+        let mut cc = container(name, script);
+        cc.linux.as_mut().unwrap().security_context = Some(LinuxContainerSecurityContext {
+            namespace_options: Some(shared_pids.clone()),
+            ..Default::default()
+        });
+        cc
+    };
+    let logs = std::path::Path::new(&cfg.log_directory).to_path_buf();
+
+    let a = cri
+        .create_container(
+            &pod,
+            in_pod(
+                "a",
+                "echo boot=$(cat /proc/sys/kernel/random/boot_id); echo host=$(hostname); \
+                 echo from-a > /dev/shm/note; echo a-ready; exec sleep 1001",
+            ),
+            cfg.clone(),
+        )
+        .unwrap_or_else(|e| panic!("CreateContainer a: {e}\n{}", c.log_tail()));
+    cri.start_container(&a)
+        .unwrap_or_else(|e| panic!("StartContainer a: {e}\n{}", c.log_tail()));
+    let log_a = wait_log(&logs.join("a.log"), "a-ready");
+    wait_container_state(&mut cri, &a, CONTAINER_RUNNING);
+
+    let b = cri
+        .create_container(
+            &pod,
+            in_pod(
+                "b",
+                "echo boot=$(cat /proc/sys/kernel/random/boot_id); echo host=$(hostname); \
+                 echo shm=$(cat /dev/shm/note); echo init=$(cat /proc/1/cmdline | tr '\\0' ' '); \
+                 for p in $(pidof sleep); do echo sees=$(tr '\\0' ' ' < /proc/$p/cmdline); done; \
+                 kill $(pidof sleep); echo b-killed=$?; exec sleep 1002",
+            ),
+            cfg.clone(),
+        )
+        .unwrap_or_else(|e| panic!("CreateContainer b: {e}\n{}", c.log_tail()));
+    cri.start_container(&b)
+        .unwrap_or_else(|e| panic!("StartContainer b: {e}\n{}", c.log_tail()));
+    let log_b = wait_log(&logs.join("b.log"), "b-killed=");
+
+    let field = |log: &str, key: &str| -> String {
+        log.lines()
+            .filter_map(|l| {
+                l.split_once(&format!(" F {key}="))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .next()
+            .unwrap_or_else(|| panic!("no {key}= in {log}"))
+    };
+    // One kernel: the boot id is the kernel's, random at each boot.
+    let boot = field(&log_a, "boot");
+    assert_eq!(boot.len(), 36, "{log_a}");
+    assert_eq!(field(&log_b, "boot"), boot, "a: {log_a}\nb: {log_b}");
+    // The pod's UTS namespace, set by the sandbox container.
+    assert_eq!(field(&log_a, "host"), "atoll-pod", "{log_a}");
+    assert_eq!(field(&log_b, "host"), "atoll-pod", "{log_b}");
+    // The pod's IPC namespace: its /dev/shm.
+    assert_eq!(field(&log_b, "shm"), "from-a", "{log_b}");
+    // The pod's pid namespace: its init is the pause process, and b sees
+    // and kills a's process.
+    assert!(field(&log_b, "init").contains("pause"), "{log_b}");
+    assert!(log_b.contains(" F sees=sleep 1001"), "{log_b}");
+    assert_eq!(field(&log_b, "b-killed"), "0", "{log_b}");
+
+    // a ended by b's signal; b and the pod go on.
+    let st = wait_container_state(&mut cri, &a, CONTAINER_EXITED);
+    assert_eq!(st.exit_code, 128 + 15, "{st:#?}");
+    wait_container_state(&mut cri, &b, CONTAINER_RUNNING);
+    let st = cri.pod_sandbox_status(&pod).expect("PodSandboxStatus");
+    assert_eq!(st.state, SANDBOX_READY, "{st:#?}");
+    // Per-container statistics from inside the one kernel.
+    let stats = cri.container_stats(&b).expect("ContainerStats b");
+    let mem = stats
+        .memory
+        .as_ref()
+        .and_then(|m| m.working_set_bytes.as_ref())
+        .map(|v| v.value)
+        .unwrap_or(0);
+    assert!(mem > 0, "memory statistics of b: {stats:#?}");
+    // ExecSync into a pod container runs in that container.
+    let r = cri
+        .exec_sync(
+            &b,
+            &["sh", "-c", "cat /proc/sys/kernel/random/boot_id; hostname"],
+            30,
+        )
+        .unwrap_or_else(|e| panic!("ExecSync: {e}\n{}", c.log_tail()));
+    assert_eq!(r.exit_code, 0, "{r:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        format!("{boot}\natoll-pod\n")
+    );
+    assert_eq!(c.shims().len(), 1, "{:#?}", c.shims());
+
+    cri.stop_pod_sandbox(&pod)
+        .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", c.log_tail()));
+    let st = cri
+        .container_status(&b)
+        .expect("ContainerStatus b after stop");
+    assert_eq!(st.state, CONTAINER_EXITED, "{st:#?}");
+    cri.remove_pod_sandbox(&pod)
+        .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", c.log_tail()));
+    assert!(cri.list_pod_sandboxes().unwrap().is_empty());
+    c.assert_clean(
+        "k8s.io",
+        &[&pod, &a, &b],
+        &c.cgroup_parent,
+        &[c.shim_root.join("k8s.io")],
+    );
 }

@@ -64,6 +64,10 @@ pub struct SandboxConfig {
     pub readonly_root: bool,
     pub strace: bool,
     pub mem_limit: Option<u64>,
+    /// The spec's pids limit: enforced by the kernel for a pod container
+    /// (tasks, as the pids controller counts them); the sandbox's own is
+    /// its host cgroup's.
+    pub pids_limit: Option<u64>,
     pub cpus: usize,
     pub gofer_pid: Option<i32>,
     pub umask: u32,
@@ -96,6 +100,7 @@ impl Default for SandboxConfig {
             readonly_root: false,
             strace: false,
             mem_limit: None,
+            pids_limit: None,
             cpus: 1,
             gofer_pid: None,
             umask: 0o022,

@@ -527,6 +527,12 @@ pub fn stats_of(k: &Kernel, n: Option<u32>) -> Stats {
         threads: groups.iter().map(|g| g.threads.len()).sum(),
         enosys: k.stats.enosys.iter().map(|(n, c)| (name(n), *c)).collect(),
         refused: k.stats.refused.iter().map(|(n, c)| (name(n), *c)).collect(),
-        memory_bytes: k.mf.allocated(),
+        // A pod container's own memory; without pod containers, the
+        // sandbox's.
+        memory_bytes: if n != 0 || !k.pod.containers.is_empty() {
+            k.container_memory(n)
+        } else {
+            k.mf.allocated()
+        },
     }
 }

@@ -43,7 +43,55 @@ impl Kernel {
         {
             return Err(Errno::ENOMEM);
         }
-        self.may_commit(commit)
+        self.may_commit(commit)?;
+        self.container_may_commit(tid, commit)
+    }
+
+    /// A pod container's own memory limit (its spec's): ENOMEM if `bytes`
+    /// more could not fit beside what its processes hold. The cheap bound
+    /// first (everything its processes map privately), the memory file's
+    /// data extents only when that is over.
+    fn container_may_commit(&self, tid: Tid, bytes: u64) -> SysResult<()> {
+        let n = self.group_of(tid).container;
+        if n == 0 || bytes == 0 {
+            return Ok(());
+        }
+        let Some(limit) = self.pod.containers.get(&n).and_then(|c| c.config.mem_limit) else {
+            return Ok(());
+        };
+        let ranges = self.container_ranges(n);
+        let mapped: u64 = ranges.iter().map(|r| r.1).sum();
+        if mapped.saturating_add(bytes) <= limit {
+            return Ok(());
+        }
+        let resident: u64 = ranges.iter().map(|&(o, l)| self.mf.resident_in(o, l)).sum();
+        if resident.saturating_add(bytes) > limit {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// The memory-file ranges of pod container `n`'s private memory, each
+    /// once.
+    fn container_ranges(&self, n: u32) -> Vec<(u64, u64)> {
+        let mut seen = std::collections::BTreeSet::new();
+        for g in self.groups.values().filter(|g| g.container == n) {
+            if let Some(&t) = g.threads.first()
+                && let Some(task) = self.tasks.get(&t)
+            {
+                seen.extend(task.mm.borrow().private_ranges());
+            }
+        }
+        seen.into_iter().collect()
+    }
+
+    /// Memory pod container `n`'s processes hold now (resident private
+    /// and anonymous memory; shared file pages are the file's).
+    pub fn container_memory(&self, n: u32) -> u64 {
+        self.container_ranges(n)
+            .iter()
+            .map(|&(o, l)| self.mf.resident_in(o, l))
+            .sum()
     }
 
     /// The container's memory limit: ENOMEM if `bytes` more memory could
@@ -109,6 +157,25 @@ impl Kernel {
         // Whatever the limits, the sandbox holds at most this many tasks.
         if self.tasks.len() >= 32768 {
             return Err(Errno::EAGAIN);
+        }
+        // A pod container's pids limit, as its cgroup's pids controller
+        // would count: every task, whoever owns it.
+        let n = self.group_of(parent).container;
+        if n != 0
+            && let Some(max) = self
+                .pod
+                .containers
+                .get(&n)
+                .and_then(|c| c.config.pids_limit)
+        {
+            let tasks = self
+                .tasks
+                .values()
+                .filter(|t| self.groups.get(&t.tgid).is_some_and(|g| g.container == n))
+                .count() as u64;
+            if tasks >= max {
+                return Err(Errno::EAGAIN);
+            }
         }
         let cred = self.cred(parent);
         let lim = self.rlimit(parent, libc::RLIMIT_NPROC).rlim_cur;

@@ -166,6 +166,32 @@ impl MemoryFile {
         st.st_blocks as u64 * 512
     }
 
+    /// Bytes of `[off, off + len)` that hold memory now: the data extents
+    /// of the memory file there (SEEK_DATA/SEEK_HOLE), page-exact.
+    pub fn resident_in(&self, off: u64, len: u64) -> u64 {
+        let end = off.saturating_add(len);
+        let mut pos = off;
+        let mut total = 0;
+        while pos < end {
+            // SAFETY: lseek on our own fd; the file offset is used by
+            // nothing else (all other I/O is positional or mapped).
+            let data = unsafe { libc::lseek(self.fd, pos as i64, libc::SEEK_DATA) };
+            if data < 0 || data as u64 >= end {
+                break;
+            }
+            // SAFETY: as above.
+            let hole = unsafe { libc::lseek(self.fd, data, libc::SEEK_HOLE) };
+            let hole = if hole < 0 {
+                end
+            } else {
+                (hole as u64).min(end)
+            };
+            total += hole - data as u64;
+            pos = hole;
+        }
+        total
+    }
+
     pub fn fd(&self) -> RawFd {
         self.fd
     }

@@ -1091,6 +1091,15 @@ impl AddressSpace {
         self.vmas.values().map(|v| v.end - v.start).sum()
     }
 
+    /// The memory-file ranges of this space's private and anonymous
+    /// memory (offset, length), for per-container accounting.
+    pub fn private_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.vmas.values().filter_map(|v| match &v.backing {
+            Backing::Chunk { chunk, off, .. } => Some((chunk.offset + off, v.end - v.start)),
+            Backing::File { .. } => None,
+        })
+    }
+
     /// Bytes of "data" (RLIMIT_DATA's: private, writable, not the stack).
     pub fn data_bytes(&self) -> u64 {
         self.vmas

@@ -24,6 +24,13 @@ use crate::arch::Regs;
 
 /// Memory-file bytes the platforms keep for themselves at offset 0 (stub
 /// code, control pages, per-thread areas; sparse).
+/// Held by every test that starts a platform: each platform reaps its
+/// stubs with `waitpid(-1)`, so two platforms in one test process (the
+/// test harness runs tests on threads) would take each other's stops. In
+/// atoll one kernel process runs one platform.
+#[cfg(test)]
+pub(crate) static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub const PLATFORM_REGION: u64 = systrap::layout::REGION_SIZE;
 
 /// Which platform a sandbox runs on.

@@ -846,6 +846,9 @@ mod tests {
 
     #[test]
     fn syscalls_stop_in_the_kernel_and_never_run_on_the_host() {
+        let _one = crate::platform::TEST_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let fd = memfd();
         let mut p = PtracePlatform::new(fd).unwrap();
         let space = p.new_space().unwrap();

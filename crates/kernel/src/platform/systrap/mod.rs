@@ -1423,6 +1423,9 @@ mod tests {
 
     #[test]
     fn syscalls_stop_in_the_kernel_and_never_run_on_the_host() {
+        let _one = crate::platform::TEST_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if supported().is_err() {
             return;
         }
@@ -1477,6 +1480,9 @@ mod tests {
 
     #[test]
     fn faults_and_interrupts_stop_the_thread() {
+        let _one = crate::platform::TEST_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if supported().is_err() {
             return;
         }

@@ -1,0 +1,156 @@
+//! A pod at the userspace level through the runtime's CLI, as containerd's
+//! shim drives it: the sandbox container starts the pod's kernel, the
+//! other containers (CRI annotations naming the sandbox) are created in
+//! it, each with its own limits, statistics and lifecycle; bad pods are
+//! refused in one line and leave nothing behind. The CRI path itself is
+//! crates/shim/tests/ecosystem_cri.rs.
+
+mod common;
+
+use atoll_testkit::BundleBuilder;
+use common::*;
+
+const TYPE: &str = "io.kubernetes.cri.container-type";
+const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+
+fn sandbox(id: &str) -> BundleBuilder {
+    busybox()
+        .sh("exec sleep 1000")
+        .annotation(TYPE, "sandbox")
+        .annotation(SANDBOX_ID, id)
+}
+
+fn member(sandbox: &str, script: &str) -> BundleBuilder {
+    busybox()
+        .sh(script)
+        .annotation(TYPE, "container")
+        .annotation(SANDBOX_ID, sandbox)
+}
+
+#[test]
+fn pod_containers_have_their_own_limits_stats_and_lifecycle() {
+    let a = atoll();
+    let sid = id("pod-sb");
+    let sb = sandbox(&sid).build();
+    start_detached(&a, "userspace", &sb, &sid);
+
+    // pids: the member's limit of 8 tasks stops its fork loop; the
+    // sandbox's processes are not counted.
+    let mid = id("pod-pids");
+    let m = member(
+        &sid,
+        "for i in $(seq 1 20); do sleep 30 & echo forked $i; done; echo all-forked",
+    )
+    .pids_limit(8)
+    .build();
+    let out = a.run(&["--isolation", "userspace", "run", "-b", m.path_str(), &mid]);
+    assert_ne!(out.code, 0, "{out:#?}");
+    assert!(!out.stdout.contains("all-forked"), "{out:#?}");
+    assert!(out.stdout.contains("forked 3\n"), "{out:#?}");
+    assert!(out.stderr.contains("can't fork"), "{out:#?}");
+    leaks(&a, &mid, &m).assert_clean();
+
+    // memory: a 100 MiB buffer does not fit a 64 MiB limit (ENOMEM, as
+    // the container's cgroup would refuse it); 16 MiB does.
+    let mid = id("pod-mem");
+    let m = member(
+        &sid,
+        "dd if=/dev/zero of=/dev/null bs=100M count=1; echo big=$?; \
+         dd if=/dev/zero of=/dev/null bs=16M count=1 2>&1; echo small=$?",
+    )
+    .memory_limit(64 << 20)
+    .build();
+    let out = a.run(&["--isolation", "userspace", "run", "-b", m.path_str(), &mid]);
+    out.ok();
+    assert!(out.stdout.contains("big=1"), "{out:#?}");
+    assert!(out.stdout.contains("small=0"), "{out:#?}");
+    leaks(&a, &mid, &m).assert_clean();
+
+    // Statistics of a running member: its own processes' memory and
+    // tasks, from the pod's kernel.
+    let mid = id("pod-stats");
+    let m = member(&sid, "dd if=/dev/zero bs=8M count=1 | sleep 1000").build();
+    a.run(&[
+        "--isolation",
+        "userspace",
+        "run",
+        "-d",
+        "-b",
+        m.path_str(),
+        &mid,
+    ])
+    .ok();
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..100 {
+        let out = a.run(&["events", "--stats", &mid]);
+        out.ok();
+        seen = serde_json::from_str(out.stdout.trim()).unwrap();
+        if seen["data"]["pids"]["current"].as_u64() >= Some(3) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mem = seen["data"]["memory"]["usage"]["usage"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(mem > 0, "{seen:#}");
+    assert!(
+        seen["data"]["pids"]["current"].as_u64() >= Some(3),
+        "{seen:#}"
+    );
+    // Its own lifecycle: killed alone, the sandbox goes on.
+    a.run(&["kill", &mid, "KILL"]).ok();
+    a.wait_status(&mid, "stopped");
+    a.run(&["delete", &mid]).ok();
+    leaks(&a, &mid, &m).assert_clean();
+    assert_eq!(a.status(&sid), "running");
+
+    // Deleting the sandbox ends the pod and everything in it.
+    let mid = id("pod-last");
+    let m = member(&sid, "exec sleep 1000").build();
+    a.run(&[
+        "--isolation",
+        "userspace",
+        "run",
+        "-d",
+        "-b",
+        m.path_str(),
+        &mid,
+    ])
+    .ok();
+    a.run(&["delete", "--force", &sid]).ok();
+    a.wait_status(&mid, "stopped");
+    a.run(&["delete", &mid]).ok();
+    leaks(&a, &mid, &m).assert_clean();
+    leaks(&a, &sid, &sb).assert_clean();
+}
+
+#[test]
+fn bad_pods_are_refused_in_one_line_and_leave_nothing() {
+    let a = atoll();
+    // No such sandbox.
+    let mid = id("pod-orphan");
+    let m = member("no-such-sandbox", "true").build();
+    a.run(&[
+        "--isolation",
+        "userspace",
+        "create",
+        "-b",
+        m.path_str(),
+        &mid,
+    ])
+    .fails_with("its pod's sandbox container no-such-sandbox does not exist");
+    leaks(&a, &mid, &m).assert_clean();
+
+    // A member at another level than its sandbox.
+    let sid = id("pod-sb");
+    let sb = sandbox(&sid).build();
+    start_detached(&a, "userspace", &sb, &sid);
+    let mid = id("pod-native");
+    let m = member(&sid, "true").build();
+    a.run(&["--isolation", "native", "create", "-b", m.path_str(), &mid])
+        .fails_with("level native) cannot join pod sandbox");
+    leaks(&a, &mid, &m).assert_clean();
+    a.run(&["delete", "--force", &sid]).ok();
+    leaks(&a, &sid, &sb).assert_clean();
+}
