@@ -493,6 +493,21 @@ static void shared_remaps(void) {
     if (d != MAP_FAILED) d[3 * pg] = 'v';
     printf("mremap growth of shared memory: %s, data %c%c%c, grown part %c\n",
            d == MAP_FAILED ? strerrorname_np(errno) : "ok", shown(d, 0), shown(d, 1), shown(d, 2), a[3 * pg]);
+    char *big = mremap(d, 4 * pg, 6 * pg, MREMAP_MAYMOVE);
+    int status = 0;
+    if (big != MAP_FAILED) {
+        pid_t c = fork();
+        if (c == 0) {
+            big[5 * pg] = 'u';
+            _exit(0);
+        }
+        waitpid(c, &status, 0);
+    }
+    printf("mremap growth past the shared object: %s, a touch there is %s\n",
+           big == MAP_FAILED ? strerrorname_np(errno) : "ok",
+           WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "allowed");
+    printf("mremap of an unmapped address, same size: %s\n",
+           mremap((void *)0x10000, pg, pg, 0) == MAP_FAILED ? strerrorname_np(errno) : "ok");
 
     int fd = memfd_create("remap", 0);
     ftruncate(fd, 4 * pg);
@@ -506,6 +521,11 @@ static void shared_remaps(void) {
     printf("mremap growth of a shared file mapping: %s, the file sees %c\n",
            g == MAP_FAILED ? strerrorname_np(errno) : "ok", seen);
     pwrite(fd, "f", 1, 0);
+    pwrite(fd, "n", 1, 2 * pg);
+    char *pv = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    char *pg3 = mremap(pv, pg, 3 * pg, MREMAP_MAYMOVE);
+    printf("mremap growth of a private file mapping: %s, shows the file's %c\n",
+           pg3 == MAP_FAILED ? strerrorname_np(errno) : "ok", shown(pg3, 2 * pg));
     char *q = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     q[0] = 'p';
     char *r = mremap(q, pg, pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);

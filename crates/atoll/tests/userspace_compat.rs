@@ -221,7 +221,10 @@ fn async_io_paths_pidfds_and_newer_syscalls_behave_as_linux() {
             "mremap old_len 0 of shared memory: ok, sees x, shares y",
             "mremap DONTUNMAP of shared memory: ok, old range shares z",
             "mremap growth of shared memory: ok, data xyz, grown part v",
+            "mremap growth past the shared object: ok, a touch there is Bus error",
+            "mremap of an unmapped address, same size: EFAULT",
             "mremap growth of a shared file mapping: ok, the file sees w",
+            "mremap growth of a private file mapping: ok, shows the file's n",
             "mremap DONTUNMAP of a private file mapping: EINVAL, moved -, old range reads p",
         ],
     );

@@ -213,7 +213,7 @@ impl FileMem {
         self.segs
             .borrow()
             .values()
-            .map(|c| self.mf.populated(c.offset, c.len))
+            .map(|c| self.mf.resident_in(c.offset, c.len))
             .sum()
     }
 

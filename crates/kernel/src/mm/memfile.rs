@@ -169,26 +169,8 @@ impl MemoryFile {
     /// Bytes of `[off, off + len)` that hold memory now: the data extents
     /// of the memory file there (SEEK_DATA/SEEK_HOLE), page-exact.
     pub fn resident_in(&self, off: u64, len: u64) -> u64 {
-        let end = off.saturating_add(len);
-        let mut pos = off;
         let mut total = 0;
-        while pos < end {
-            // SAFETY: lseek on our own fd; the file offset is used by
-            // nothing else (all other I/O is positional or mapped).
-            let data = unsafe { libc::lseek(self.fd, pos as i64, libc::SEEK_DATA) };
-            if data < 0 || data as u64 >= end {
-                break;
-            }
-            // SAFETY: as above.
-            let hole = unsafe { libc::lseek(self.fd, data, libc::SEEK_HOLE) };
-            let hole = if hole < 0 {
-                end
-            } else {
-                (hole as u64).min(end)
-            };
-            total += hole - data as u64;
-            pos = hole;
-        }
+        self.each_data(off, len, |s, e| total += e - s);
         total
     }
 
@@ -237,10 +219,11 @@ impl MemoryFile {
     /// Calls `f` with each range `[start, end)` of `[src, src+len)` that
     /// holds data (pages ever written and not discarded since).
     fn each_data(&self, src: u64, len: u64, mut f: impl FnMut(u64, u64)) {
-        let end = src + len;
+        let end = src.saturating_add(len);
         let mut pos = src;
         while pos < end {
-            // SAFETY: lseek on our own fd.
+            // SAFETY: lseek on our own fd; the file offset is used by
+            // nothing else (all other I/O is positional or mapped).
             let data = unsafe { libc::lseek(self.fd, pos as i64, libc::SEEK_DATA) };
             if data < 0 || data as u64 >= end {
                 break;
@@ -256,14 +239,6 @@ impl MemoryFile {
             f(data, hole);
             pos = hole;
         }
-    }
-
-    /// Bytes of `[src, src+len)` that hold memory (st_blocks of in-memory
-    /// files: a sparse file counts only what was written).
-    pub fn populated(&self, src: u64, len: u64) -> u64 {
-        let mut n = 0;
-        self.each_data(src, len, |s, e| n += e - s);
-        n
     }
 
     /// Copies `len` bytes from `src` to `dst` (file offsets), skipping

@@ -647,6 +647,12 @@ impl AddressSpace {
         if how.dont_unmap && old_len != new_len {
             return Err(Errno::EINVAL);
         }
+        // The old address must be mapped, also for a shrink (Linux 6's
+        // vma_lookup before anything): nothing outside the workload's
+        // address space is touched.
+        if self.find(old).is_none() {
+            return Err(Errno::EFAULT);
+        }
         let mut old_len = old_len;
         if let Some(to) = how.fixed {
             if !to.is_multiple_of(PAGE_SIZE) || to.checked_add(new_len).is_none_or(|e| e > USER_END)
@@ -726,6 +732,15 @@ impl AddressSpace {
                 let c = self.mf.alloc(new_len)?;
                 self.mf
                     .copy_populated(chunk.offset + off + at, c.offset, old_len);
+                // A private copy of a file grows by the file's next bytes
+                // (up to its end; past it the pages raise SIGBUS).
+                if let Some((m, fo)) = file {
+                    // SAFETY: bytes [old_len, new_len) of the new chunk.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(c.ptr(old_len), (new_len - old_len) as usize)
+                    };
+                    m.read_into(dst, fo + at + old_len)?;
+                }
                 (
                     Backing::Chunk {
                         chunk: c,
@@ -756,13 +771,15 @@ impl AddressSpace {
         };
         self.map(p, req(target, keep, backing, name.clone()))?;
         if keep < new_len {
-            // Past a shared object's end Linux maps pages that fault with
-            // SIGBUS; here they are fresh zero pages of this mapping alone.
-            let c = self.mf.alloc(new_len - keep)?;
-            self.map(
-                p,
-                req(target + keep, new_len - keep, Backing::anon(c), name),
-            )?;
+            // Past a shared anonymous object's end (a shmem file in Linux)
+            // every touch raises SIGBUS: pages of an empty file, never
+            // mapped in (see `fault`).
+            let past = Backing::Chunk {
+                chunk: self.mf.alloc(new_len - keep)?,
+                off: 0,
+                file: Some((FileMem::new_memory(&self.mf), 0)),
+            };
+            self.map(p, req(target + keep, new_len - keep, past, name))?;
         }
         if how.dont_unmap && !v.shared {
             // The old range stays mapped, its pages gone with the move:

@@ -20,12 +20,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ),
         ("munmap", sys_munmap, Full, ""),
         ("mprotect", sys_mprotect, Full, ""),
-        (
-            "mremap",
-            sys_mremap,
-            Partial,
-            "growth past a shared anonymous object's end is zero pages, not SIGBUS; a private file mapping grows by zeros where the file has bytes",
-        ),
+        ("mremap", sys_mremap, Full, ""),
         (
             "madvise",
             sys_madvise,
