@@ -154,3 +154,50 @@ fn bad_pods_are_refused_in_one_line_and_leave_nothing() {
     a.run(&["delete", "--force", &sid]).ok();
     leaks(&a, &sid, &sb).assert_clean();
 }
+
+/// Each container of a pod is held to its own spec's seccomp profile: the
+/// pod's kernel applies the member's, not the sandbox container's.
+#[test]
+fn pod_containers_keep_their_own_seccomp_profile() {
+    use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSyscall};
+    let no_mkdir = || {
+        let mut deny = LinuxSyscall::default();
+        deny.set_names(vec!["mkdir".into(), "mkdirat".into()]);
+        deny.set_action(LinuxSeccompAction::ScmpActErrno);
+        deny.set_errno_ret(Some(30)); // EROFS
+        let mut p = LinuxSeccomp::default();
+        p.set_default_action(LinuxSeccompAction::ScmpActAllow);
+        p.set_syscalls(Some(vec![deny]));
+        p
+    };
+    let a = atoll();
+    let sid = id("pod-sb");
+    let sb = sandbox(&sid).build();
+    start_detached(&a, "userspace", &sb, &sid);
+    let script = "mkdir /tmp/d 2>&1; echo mkdir=$?; grep Seccomp: /proc/self/status";
+    let mid = id("pod-sc");
+    let m = member(&sid, script)
+        .modify(|s| {
+            let mut l = s.linux().clone().unwrap();
+            l.set_seccomp(Some(no_mkdir()));
+            s.set_linux(Some(l));
+        })
+        .build();
+    let out = a.run(&["--isolation", "userspace", "run", "-b", m.path_str(), &mid]);
+    assert!(out.stdout.contains("Read-only file system"), "{out:#?}");
+    assert!(out.stdout.contains("mkdir=1"), "{out:#?}");
+    assert!(out.stdout.contains("Seccomp:\t2"), "{out:#?}");
+    leaks(&a, &mid, &m).assert_clean();
+    // Another container of the pod without a profile, and the sandbox
+    // container itself, may.
+    let mid = id("pod-nosc");
+    let m = member(&sid, script).build();
+    let out = a.run(&["--isolation", "userspace", "run", "-b", m.path_str(), &mid]);
+    assert!(out.stdout.contains("mkdir=0"), "{out:#?}");
+    assert!(out.stdout.contains("Seccomp:\t0"), "{out:#?}");
+    leaks(&a, &mid, &m).assert_clean();
+    let out = a.run(&["exec", &sid, "sh", "-c", script]);
+    assert!(out.stdout.contains("mkdir=0"), "{out:#?}");
+    a.run(&["delete", "--force", &sid]).ok();
+    leaks(&a, &sid, &sb).assert_clean();
+}

@@ -631,8 +631,11 @@ impl Runtime {
             return Ok(());
         }
         if !c.can_kill() {
+            // runc's words: containerd's runc shim takes "container not
+            // running" for "already finished" (and would otherwise keep a
+            // container whose init has exited in the running state).
             bail!(
-                "cannot kill container {id}: it is {}",
+                "cannot kill container {id}: container not running (it is {})",
                 status::status_str(c.status())
             );
         }

@@ -280,15 +280,29 @@ fn cri_pod_userspace_exec_sync() {
 
 /// A pod with `shareProcessNamespace: true` at the userspace level: the
 /// pause container and two app containers run in one application kernel
-/// (one boot id), share its UTS and IPC namespaces and its pid namespace
-/// (one container kills another's process), and one container's end
-/// leaves the others running.
+/// (one boot id), share its UTS and IPC namespaces (/dev/shm), its network
+/// (loopback) and its pid namespace (one container kills another's
+/// process), and one container's end leaves the others running.
 #[test]
 fn cri_pod_userspace_one_kernel() {
     let _t = Timer::start("CRI pod, containers in one kernel (atoll, userspace)");
+    pod_in_one_kernel("atoll");
+}
+
+/// The same pod through containerd's runc shim with atoll as its
+/// `BinaryName`, the level from the pod's annotation.
+#[test]
+fn cri_pod_userspace_one_kernel_runc_shim() {
+    let _t = Timer::start("CRI pod, containers in one kernel (runc.v2 + atoll, userspace)");
+    pod_in_one_kernel("atoll-runc");
+}
+
+fn pod_in_one_kernel(handler: &str) {
     let (c, mut cri) = setup();
     let name = unique("pod");
     let mut cfg = pod_config(&c, &name);
+    cfg.annotations
+        .insert("dev.atoll.isolation".into(), "userspace".into());
     let shared_pids = NamespaceOption {
         network: 0,
         pid: 0, // POD: shareProcessNamespace
@@ -300,7 +314,7 @@ fn cri_pod_userspace_one_kernel() {
         ..Default::default()
     });
     let pod = cri
-        .run_pod_sandbox(cfg.clone(), "atoll")
+        .run_pod_sandbox(cfg.clone(), handler)
         .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_tail()));
     let in_pod = |name: &str, script: &str| {
         let mut cc = container(name, script);
@@ -318,7 +332,8 @@ fn cri_pod_userspace_one_kernel() {
             in_pod(
                 "a",
                 "echo boot=$(cat /proc/sys/kernel/random/boot_id); echo host=$(hostname); \
-                 echo from-a > /dev/shm/note; echo a-ready; exec sleep 1001",
+                 echo from-a > /dev/shm/note; httpd -p 127.0.0.1:8080 -h /dev/shm; \
+                 echo a-ready; exec sleep 1001",
             ),
             cfg.clone(),
         )
@@ -334,7 +349,8 @@ fn cri_pod_userspace_one_kernel() {
             in_pod(
                 "b",
                 "echo boot=$(cat /proc/sys/kernel/random/boot_id); echo host=$(hostname); \
-                 echo shm=$(cat /dev/shm/note); echo init=$(cat /proc/1/cmdline | tr '\\0' ' '); \
+                 echo shm=$(cat /dev/shm/note); \
+                 echo tcp=$(wget -qO- http://127.0.0.1:8080/note); echo init=$(cat /proc/1/cmdline | tr '\\0' ' '); \
                  for p in $(pidof sleep); do echo sees=$(tr '\\0' ' ' < /proc/$p/cmdline); done; \
                  kill $(pidof sleep); echo b-killed=$?; exec sleep 1002",
             ),
@@ -363,6 +379,8 @@ fn cri_pod_userspace_one_kernel() {
     assert_eq!(field(&log_b, "host"), "atoll-pod", "{log_b}");
     // The pod's IPC namespace: its /dev/shm.
     assert_eq!(field(&log_b, "shm"), "from-a", "{log_b}");
+    // The pod's network: loopback between containers.
+    assert_eq!(field(&log_b, "tcp"), "from-a", "{log_b}");
     // The pod's pid namespace: its init is the pause process, and b sees
     // and kills a's process.
     assert!(field(&log_b, "init").contains("pause"), "{log_b}");
@@ -412,6 +430,9 @@ fn cri_pod_userspace_one_kernel() {
         "k8s.io",
         &[&pod, &a, &b],
         &c.cgroup_parent,
-        &[c.shim_root.join("k8s.io")],
+        &[
+            c.shim_root.join("k8s.io"),
+            c.path().join("runc-root/k8s.io"),
+        ],
     );
 }

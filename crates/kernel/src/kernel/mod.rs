@@ -145,17 +145,29 @@ impl Kernel {
         self.boot_time.elapsed()
     }
 
-    /// Whether the spec gave the workload a seccomp profile (shown as
+    /// The seccomp profile of `tid`'s container: the sandbox spec's, or a
+    /// pod container's own.
+    fn seccomp_of(&self, tid: Tid) -> Option<&crate::seccomp::Profile> {
+        if self.pod.containers.is_empty() {
+            return self.config.seccomp.as_ref();
+        }
+        match self.group_of(tid).container {
+            0 => self.config.seccomp.as_ref(),
+            n => self.pod.containers.get(&n)?.config.seccomp.as_ref(),
+        }
+    }
+
+    /// Whether `tid`'s spec gave it a seccomp profile (shown as
     /// "Seccomp: 2" in /proc, as it would be natively).
-    pub fn config_has_seccomp(&self) -> bool {
-        self.config.seccomp.is_some()
+    pub fn has_seccomp(&self, tid: Tid) -> bool {
+        self.seccomp_of(tid).is_some()
     }
 
     /// Applies the spec's seccomp profile to a workload syscall: None to
     /// go on, Some(result) when the profile decides.
     pub fn seccomp_check(&mut self, tid: Tid, nr: u64, args: &[u64; 6]) -> Option<SysResult<u64>> {
-        let profile = self.config.seccomp.as_ref()?;
-        match profile.evaluate(nr, args) {
+        let action = self.seccomp_of(tid)?.evaluate(nr, args);
+        match action {
             crate::seccomp::Action::Allow => None,
             crate::seccomp::Action::Errno(e) => Some(Err(Errno(e as i32))),
             crate::seccomp::Action::Log => {

@@ -851,7 +851,7 @@ fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
                 }
             }
             let groups: Vec<String> = c.groups.iter().map(|x| x.to_string()).collect();
-            let seccomp = if k.config_has_seccomp() { 2 } else { 0 };
+            let seccomp = if k.has_seccomp(leader) { 2 } else { 0 };
             let _ = write!(
                 s,
                 "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{st} ({})\nTgid:\t{pp}\nNgid:\t0\nPid:\t{pp}\nPPid:\t{}\nTracerPid:\t0\n\

@@ -456,6 +456,26 @@ state = "{d}/state"
             Duration::from_secs(30),
         );
         out.ok();
+        if opts.cri {
+            // containerd's own runc shim running atoll (`BinaryName`), the
+            // level from the pod's annotations: the path of clusters that
+            // keep runc.v2.
+            let mut text = std::fs::read_to_string(&config).unwrap();
+            text.push_str(&format!(
+                r#"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.atoll-runc]
+  runtime_type = "io.containerd.runc.v2"
+  pod_annotations = ["dev.atoll.*"]
+  container_annotations = ["dev.atoll.*"]
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.atoll-runc.options]
+    BinaryName = "{atoll}"
+    Root = "{d}/runc-root"
+"#,
+                atoll = atoll_bin().display(),
+                d = d.display()
+            ));
+            std::fs::write(&config, text).unwrap();
+        }
         let path = format!(
             "{}:{}",
             bin.display(),
