@@ -17,7 +17,7 @@ DEMO := sh -c 'echo "== uname -a: the kernel this shell talks to"; uname -a; \
   echo "== /proc/self/status"; grep -E "^(Pid|PPid|NoNewPrivs|Seccomp|CapEff):" /proc/self/status; \
   echo "== /proc/meminfo"; head -n 2 /proc/meminfo'
 
-.PHONY: deps deps-all build run test lint docs bench clean fuzz fuzz-smoke
+.PHONY: deps deps-all build run test lint docs conformance bench clean fuzz fuzz-smoke
 
 deps:
 	@./scripts/deps.sh
@@ -58,11 +58,21 @@ fuzz: deps
 fuzz-smoke: deps
 	./scripts/fuzz.sh smoke
 
-# Regenerates the docs that come from code.
+# Regenerates the docs that come from code (keeping the conformance table
+# `make conformance` wrote).
+KEEP := $(or $(CARGO_TARGET_DIR),target)/conformance-section.md
 docs: build
+	sed -n '/^<!-- conformance:begin -->$$/,/^<!-- conformance:end -->$$/{//!p}' docs/compatibility.md > $(KEEP)
 	$(ATOLL) compat > docs/compatibility.md
+	./scripts/splice-docs.sh conformance docs/compatibility.md < $(KEEP)
+	rm -f $(KEEP)
 	$(ATOLL) allowlists | ./scripts/splice-docs.sh allowlists docs/security.md
 	ATOLL_UPDATE_DOCS=1 $(CARGO) test --release -p atoll --test attacks
+
+# gVisor's syscall test suite at both levels, its table into
+# docs/compatibility.md: GVISOR_SYSCALL_TESTS=DIR-or-TARBALL (scripts/conformance.sh).
+conformance: build
+	ATOLL=$(ATOLL) ./scripts/conformance.sh
 
 bench: build
 	ATOLL=$(ATOLL) ./bench/run.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes atoll's parsers and decoders with cargo-fuzz (libFuzzer): the
 # bundle's config.json and exec's process.json, the tenant policy, the
-# gofer protocol, and the application kernel's syscall argument decoders.
+# gofer protocol, the application kernel's syscall argument decoders, and
+# whole syscalls driven through the kernel's dispatch (kernel_syscalls).
 # The targets are in fuzz/fuzz_targets/; docs/security.md ("Fuzzing") says
 # what each one checks.
 #
@@ -25,7 +26,7 @@ MODE=${1:-smoke}
 shift || true
 CARGO_FUZZ_VERSION=0.13.2
 TARGETS=(config_json process_json policy_parse policy_eval gofer_request gofer_reply
-  kernel_sockaddr kernel_msghdr kernel_path)
+  kernel_sockaddr kernel_msghdr kernel_path kernel_syscalls)
 case "$MODE" in
   smoke) SECONDS_EACH=${FUZZ_SMOKE_SECONDS:-12} ;;
   long)

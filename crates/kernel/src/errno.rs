@@ -46,6 +46,7 @@ errnos!(
     EROFS,
     EMLINK,
     EPIPE,
+    EDOM,
     ERANGE,
     EDEADLK,
     ENAMETOOLONG,

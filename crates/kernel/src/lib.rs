@@ -15,5 +15,6 @@ pub mod mm;
 pub mod net;
 pub mod platform;
 pub mod seccomp;
+pub mod syscall_driver;
 pub mod syscalls;
 pub mod vfs;

@@ -35,6 +35,7 @@ pub const CLONE_NEWUSER: u64 = 0x10000000;
 pub const CLONE_NEWPID: u64 = 0x20000000;
 pub const CLONE_NEWNET: u64 = 0x40000000;
 pub const CLONE_IO: u64 = 0x80000000;
+pub const CLONE_CLEAR_SIGHAND: u64 = 1 << 32;
 pub const NAMESPACE_FLAGS: u64 = CLONE_NEWNS
     | CLONE_NEWCGROUP
     | CLONE_NEWUTS
@@ -68,6 +69,10 @@ impl Kernel {
         if f & CLONE_PIDFD != 0 {
             return Err(Errno::EINVAL);
         }
+        // The new thread's FS base must be a user address (arch_prctl).
+        if f & CLONE_SETTLS != 0 && a.tls >= crate::arch::USER_END {
+            return Err(Errno::EPERM);
+        }
         let p = self.task(parent);
         let ptgid = p.tgid;
         // RLIMIT_NPROC (the pids cgroup limits the stubs too).
@@ -77,6 +82,7 @@ impl Kernel {
         let (p_mm, p_host, p_regs) = (p.mm.clone(), p.host, p.regs);
         let (p_files, p_fs, p_sighand) = (p.files.clone(), p.fs.clone(), p.sighand.clone());
         let (p_mask, p_altstack, p_comm) = (p.sigmask, p.altstack, p.comm.clone());
+        let p_affinity = p.cpu_time.affinity;
         let mm = if f & CLONE_VM != 0 {
             p_mm
         } else {
@@ -124,7 +130,14 @@ impl Kernel {
         let sighand = if f & CLONE_SIGHAND != 0 {
             p_sighand
         } else {
-            Rc::new(RefCell::new(p_sighand.borrow().clone()))
+            let h = p_sighand.borrow().clone();
+            let h = Rc::new(RefCell::new(h));
+            // clone3's CLONE_CLEAR_SIGHAND: handlers back to the default
+            // (ignored signals stay ignored), as exec does.
+            if f & CLONE_CLEAR_SIGHAND != 0 {
+                h.borrow_mut().reset_for_exec();
+            }
+            h
         };
         let tgid = if f & CLONE_THREAD != 0 { ptgid } else { tid };
         let task = Task {
@@ -158,7 +171,10 @@ impl Kernel {
             vfork_parent: (f & CLONE_VFORK != 0).then_some(parent),
             comm: p_comm,
             exiting: false,
-            cpu_time: Default::default(),
+            cpu_time: super::cputime::TaskCpu {
+                affinity: p_affinity,
+                ..super::cputime::TaskCpu::running()
+            },
             started: Instant::now(),
         };
         if f & CLONE_THREAD != 0 {

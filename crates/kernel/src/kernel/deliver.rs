@@ -42,6 +42,30 @@ impl Kernel {
         }
     }
 
+    /// Real-time signals queue one entry per send: past RLIMIT_SIGPENDING
+    /// queued in the process, more are refused with EAGAIN (Linux counts
+    /// per user; the bound is what matters: the queue cannot grow without
+    /// limit).
+    fn may_queue(&self, tgid: Pid, sig: i32) -> SysResult<()> {
+        if sig < 32 {
+            return Ok(());
+        }
+        let Some(g) = self.groups.get(&tgid) else {
+            return Ok(());
+        };
+        let limit = g.rlimits[libc::RLIMIT_SIGPENDING as usize].rlim_cur;
+        let queued = g.shared_pending.queue.len()
+            + g.threads
+                .iter()
+                .filter_map(|t| self.tasks.get(t))
+                .map(|t| t.pending.queue.len())
+                .sum::<usize>();
+        if queued as u64 >= limit {
+            return Err(Errno::EAGAIN);
+        }
+        Ok(())
+    }
+
     /// Sends a signal to a thread group (kill(2)).
     pub fn send_group(&mut self, tgid: Pid, info: SigInfo) -> SysResult<()> {
         let sig = info.signo();
@@ -85,6 +109,7 @@ impl Kernel {
         if self.ignored(tgid, sig) {
             return Ok(());
         }
+        self.may_queue(tgid, sig)?;
         let info = self.siginfo_for(tgid, info);
         let g = self.groups.get_mut(&tgid).unwrap();
         g.shared_pending.push(info);
@@ -126,6 +151,7 @@ impl Kernel {
         if self.ignored(tgid, sig) {
             return Ok(());
         }
+        self.may_queue(tgid, sig)?;
         let info = self.siginfo_for(tid, info);
         self.task_mut(tid).pending.push(info);
         crate::vfs::eventfd::signal_queued();
@@ -159,7 +185,17 @@ impl Kernel {
     }
 
     /// Whether a signal could interrupt the task now.
+    /// Whether a blocked syscall of `tid` must end because of a signal:
+    /// a deliverable signal is pending, and the syscall has not already
+    /// moved data (a partly done write returns its count instead, as in
+    /// Linux; its handler sees the signal with
+    /// [`Kernel::has_deliverable_signal`]).
     pub fn signal_pending(&self, tid: Tid) -> bool {
+        self.task(tid).sys.done.is_none_or(|d| d == 0) && self.has_deliverable_signal(tid)
+    }
+
+    /// A signal is pending that `tid` does not block.
+    pub fn has_deliverable_signal(&self, tid: Tid) -> bool {
         let t = self.task(tid);
         let g = &self.groups[&t.tgid];
         t.pending.has_deliverable(t.sigmask) || g.shared_pending.has_deliverable(t.sigmask)
@@ -305,7 +341,7 @@ impl Kernel {
         let interval = g.itimer_real_interval;
         if !interval.is_zero() {
             self.timers.arm(
-                std::time::Instant::now() + interval,
+                super::timer::after(interval),
                 super::timer::TimerAction::ItimerReal(pid),
             );
         }
@@ -323,7 +359,7 @@ impl Kernel {
         t.overrun = 0;
         if !interval.is_zero() {
             self.timers.arm(
-                std::time::Instant::now() + interval,
+                super::timer::after(interval),
                 super::timer::TimerAction::Posix(pid, id),
             );
         }

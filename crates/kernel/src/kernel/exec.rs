@@ -136,6 +136,9 @@ impl Kernel {
             self.task_mut(o).state = TaskState::InKernel;
             self.exit_task(o);
         }
+        // Locks of robust mutexes held by the old image are dead now.
+        self.exit_robust_list(tid);
+        let renumbered = tid != tgid;
         let tid = if tid != tgid {
             // The exec'ing thread becomes the group leader.
             let mut t = self.tasks.remove(&tid).unwrap();
@@ -228,6 +231,16 @@ impl Kernel {
             .flat_map(|a| a.iter().copied().chain([0u8]))
             .collect();
         g.cred = cred;
+        if renumbered {
+            // The caller's thread id is gone (it is the leader's now), so
+            // whoever finishes the syscall by that id would not find it:
+            // finish it here and resume it under its new id.
+            let t = self.task_mut(tid);
+            t.sys = Default::default();
+            t.blocked_on = None;
+            self.resume(tid);
+            return Err(Errno::ENORESUME);
+        }
         Err(Errno::EJUSTRETURN)
     }
 

@@ -56,6 +56,9 @@ impl Kernel {
     /// A thread ends: its host thread goes, and the process with it if it
     /// was the last one.
     pub fn exit_task(&mut self, tid: Tid) {
+        // Robust futexes first: the list lives in memory that goes with
+        // the task.
+        self.exit_robust_list(tid);
         let Some(t) = self.tasks.remove(&tid) else {
             return;
         };
@@ -64,16 +67,16 @@ impl Kernel {
         self.timers.cancel(&TimerAction::Wake(tid));
         // CLONE_CHILD_CLEARTID: zero the tid word and wake a joiner.
         if t.clear_child_tid != 0 && Rc::strong_count(&t.mm) > 1 {
-            let mm = t.mm.borrow();
-            if mm.write_val(t.clear_child_tid, &0u32).is_ok()
-                && let Some(key) = crate::syscalls::futex::key_of(&mm, t.clear_child_tid)
-            {
-                for w in self.futexes.wake(key, 1, !0) {
-                    if let Some(wt) = self.tasks.get_mut(&w) {
-                        wt.sys.woken = true;
-                    }
-                    waitq::wake(w);
+            let key = {
+                let mm = t.mm.borrow();
+                if mm.write_val(t.clear_child_tid, &0u32).is_ok() {
+                    super::futex::key_of(&mm, t.clear_child_tid)
+                } else {
+                    None
                 }
+            };
+            if let Some(key) = key {
+                self.futex_wake(key, 1, !0);
             }
         }
         if let Some(p) = t.vfork_parent
@@ -86,6 +89,7 @@ impl Kernel {
         let last_user = Rc::strong_count(&t.mm) == 1;
         let host = t.host;
         let tgid = t.tgid;
+        let cpu = t.cpu_time.snapshot(std::time::Instant::now());
         drop(t);
         if last_user {
             self.platform.drop_space(space);
@@ -95,6 +99,7 @@ impl Kernel {
         let Some(g) = self.groups.get_mut(&tgid) else {
             return;
         };
+        g.children_cpu.exited_threads.add(cpu);
         g.threads.retain(|x| *x != tid);
         if g.threads.is_empty() {
             self.group_died(tgid);
@@ -104,7 +109,10 @@ impl Kernel {
     /// The last thread of `tgid` exited: it becomes a zombie for its
     /// parent, its children go to the sandbox's init.
     fn group_died(&mut self, tgid: Pid) {
+        // Its POSIX record locks go with it; pidfds see it exit; its
         // SEM_UNDO adjustments, shm_rmid_forced.
+        crate::vfs::lock::release_process(tgid, None);
+        super::pidfd::process_exited();
         self.ipc_process_exited(tgid);
         let (status, parent, children, exit_signal) = {
             let g = self.groups.get_mut(&tgid).unwrap();
@@ -190,22 +198,23 @@ impl Kernel {
 
     /// Removes a zombie.
     pub fn reap(&mut self, child: Pid) {
+        super::pidfd::process_exited();
         if let Some(g) = self.groups.remove(&child)
             && let Some(pg) = self.groups.get_mut(&g.parent)
         {
             pg.children.retain(|c| *c != child);
-            pg.children_cpu += g.children_cpu;
+            pg.children_cpu
+                .reaped_children
+                .add(g.children_cpu.exited_threads);
+            pg.children_cpu
+                .reaped_children
+                .add(g.children_cpu.reaped_children);
         }
     }
 
     /// wait4/waitid: a child of `tid`'s process in a reportable state.
-    /// Returns (pid, status, si_code) or None with WNOHANG; EBLOCK to sleep.
-    pub fn wait_child(
-        &mut self,
-        tid: Tid,
-        sel: WaitSel,
-        opts: i32,
-    ) -> SysResult<Option<(Pid, i32, i32)>> {
+    /// Returns it, or None with WNOHANG; EBLOCK to sleep.
+    pub fn wait_child(&mut self, tid: Tid, sel: WaitSel, opts: i32) -> SysResult<Option<Waited>> {
         let tgid = self.task(tid).tgid;
         let my_pgid = self.groups[&tgid].pgid;
         let children = self.groups[&tgid].children.clone();
@@ -227,7 +236,11 @@ impl Kernel {
                 }
             })
             .collect();
-        if matching.is_empty() {
+        // Without WEXITED a zombie is nothing to wait for (Linux's
+        // wait_consider_task): only live children keep a wait from ECHILD.
+        if matching.is_empty()
+            || (opts & libc::WEXITED == 0 && matching.iter().all(|c| self.groups[c].is_zombie()))
+        {
             return Err(Errno::ECHILD);
         }
         for c in &matching {
@@ -242,13 +255,22 @@ impl Kernel {
                 } else {
                     CLD_KILLED
                 };
+                let mut cpu = self.process_cpu(*c);
+                cpu.add(self.children_cpu(*c));
                 if opts & libc::WNOWAIT == 0 {
                     self.reap(*c);
                 }
-                return Ok(Some((*c, status, code)));
+                return Ok(Some(Waited {
+                    pid: *c,
+                    status,
+                    code,
+                    cpu,
+                }));
             }
         }
         for c in &matching {
+            let mut cpu = self.process_cpu(*c);
+            cpu.add(self.children_cpu(*c));
             let g = self.groups.get_mut(c).unwrap();
             if opts & libc::WUNTRACED != 0
                 && let Some(sig) = g.stop_report
@@ -256,13 +278,23 @@ impl Kernel {
                 if opts & libc::WNOWAIT == 0 {
                     g.stop_report = None;
                 }
-                return Ok(Some((*c, (sig << 8) | 0x7f, super::signal::CLD_STOPPED)));
+                return Ok(Some(Waited {
+                    pid: *c,
+                    status: (sig << 8) | 0x7f,
+                    code: super::signal::CLD_STOPPED,
+                    cpu,
+                }));
             }
             if opts & libc::WCONTINUED != 0 && g.continued_report {
                 if opts & libc::WNOWAIT == 0 {
                     g.continued_report = false;
                 }
-                return Ok(Some((*c, 0xffff, super::signal::CLD_CONTINUED)));
+                return Ok(Some(Waited {
+                    pid: *c,
+                    status: 0xffff,
+                    code: super::signal::CLD_CONTINUED,
+                    cpu,
+                }));
             }
         }
         if opts & libc::WNOHANG != 0 {
@@ -272,6 +304,18 @@ impl Kernel {
         q.add(tid, !0);
         Err(Errno::EBLOCK)
     }
+}
+
+/// A child a wait reports.
+#[derive(Clone, Copy, Debug)]
+pub struct Waited {
+    pub pid: Pid,
+    /// The wait status word.
+    pub status: i32,
+    /// si_code (CLD_EXITED, ...).
+    pub code: i32,
+    /// Its CPU time and its reaped children's (wait4's rusage).
+    pub cpu: super::cputime::Times,
 }
 
 /// Which children a wait is for.

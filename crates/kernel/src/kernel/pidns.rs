@@ -96,6 +96,12 @@ impl Kernel {
         Err(crate::errno::Errno::EAGAIN)
     }
 
+    /// The next pid handed out in namespace `ns` will be local pid `pid`
+    /// if it is free (clone3's set_tid).
+    pub fn reserve_pid_in(&mut self, ns: u32, pid: Pid) {
+        self.next_pids.insert(ns, pid & LOCAL_MAX);
+    }
+
     /// The init of namespace `ns` (the sandbox's init for 0).
     pub fn ns_init(&self, ns: u32) -> Pid {
         tagged(ns, 1)

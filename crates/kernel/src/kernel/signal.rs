@@ -324,7 +324,10 @@ pub fn setup_frame(
     fpu: &FpuState,
     f: &FrameSetup,
 ) -> SysResult<()> {
-    let mut sp = if f.use_altstack && !f.altstack.on_stack(regs.rsp) {
+    let nested = f.altstack.on_stack(regs.rsp);
+    let entering =
+        f.use_altstack && !nested && f.altstack.flags & SS_DISABLE == 0 && f.altstack.size > 0;
+    let mut sp = if entering {
         f.altstack.sp + f.altstack.size
     } else {
         regs.rsp.wrapping_sub(128) // red zone
@@ -335,6 +338,12 @@ pub fn setup_frame(
     sp = sp.wrapping_sub(FRAME_SIZE);
     sp = ((sp + 8) & !15) - 8;
     let frame = sp;
+    // A frame that would overflow the alternate stack is not built: the
+    // thread dies of SIGSEGV (Linux's get_sigframe), rather than write
+    // below the stack it chose.
+    if (nested || entering) && !f.altstack.on_stack(frame) {
+        return Err(Errno::EFAULT);
+    }
 
     // fpstate with the software bytes that say "XSAVE format follows".
     let mut fp = fpu.0.clone();

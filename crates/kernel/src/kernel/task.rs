@@ -41,6 +41,27 @@ pub struct SyscallState {
     pub woken: bool,
     pub started: bool,
     pub value: u64,
+    /// Bytes a blocking transfer has already moved: when a signal comes,
+    /// the syscall returns this count instead of being interrupted.
+    pub done: Option<u64>,
+    /// The file the syscall's descriptor named when it started: a syscall
+    /// that sleeps keeps using it (and keeps it open) even if the
+    /// descriptor is closed or replaced meanwhile, as Linux's fdget holds
+    /// the file for the whole call.
+    pub file: PinnedFile,
+}
+
+/// A file held by a syscall in progress (see [`SyscallState::file`]).
+#[derive(Clone, Default)]
+pub struct PinnedFile(pub std::cell::RefCell<Option<(i32, Rc<crate::vfs::File>)>>);
+
+impl std::fmt::Debug for PinnedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.0.borrow() {
+            Some((fd, _)) => write!(f, "PinnedFile({fd})"),
+            None => write!(f, "PinnedFile(None)"),
+        }
+    }
 }
 
 pub struct Task {
@@ -73,7 +94,7 @@ pub struct Task {
     pub comm: Vec<u8>,
     /// Exit in progress (exit_group, fatal signal): status to report.
     pub exiting: bool,
-    pub cpu_time: std::time::Duration,
+    pub cpu_time: super::cputime::TaskCpu,
     pub started: Instant,
 }
 
@@ -108,7 +129,8 @@ pub struct ThreadGroup {
     pub cmdline: Vec<u8>,
     pub environ: Vec<u8>,
     pub start: Instant,
-    pub children_cpu: std::time::Duration,
+    /// CPU time of exited threads and reaped children.
+    pub children_cpu: super::cputime::GroupCpu,
     pub personality: u32,
     pub subreaper: bool,
     pub dumpable: bool,

@@ -90,6 +90,16 @@ impl Timers {
     }
 }
 
+/// The instant `d` from now. Workload timeouts can be as long as they like
+/// (centuries): past what an Instant holds, the deadline is a hundred
+/// years away, which is never for the sandbox. Never panics.
+pub fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86400)))
+        .unwrap_or(now)
+}
+
 /// A timespec as a Duration (EINVAL for negative or out-of-range fields).
 pub fn duration_of(ts: &libc::timespec) -> Option<Duration> {
     if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {

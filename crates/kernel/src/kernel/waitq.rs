@@ -7,12 +7,22 @@
 //! are written as "try; if not ready, wait and try again".
 
 use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 
 use super::Tid;
+use crate::vfs::File;
 
 thread_local! {
     /// Tasks to re-run, filled by notifies, drained by the kernel loop.
     static WAKE: RefCell<Vec<Tid>> = const { RefCell::new(Vec::new()) };
+    /// Files with O_ASYNC that had an event: (file, events), drained by
+    /// the kernel, which sends their owners' signals.
+    static ASYNC: RefCell<Vec<(Weak<File>, u32)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Takes the signal-driven I/O events since the last call.
+pub fn take_async() -> Vec<(Weak<File>, u32)> {
+    ASYNC.with(|a| std::mem::take(&mut *a.borrow_mut()))
 }
 
 /// Takes the tasks woken since the last call.
@@ -37,6 +47,8 @@ pub struct WaitQueue {
     /// new event even if it never saw it become unready (Linux's ET fires
     /// per arrival, not per level transition).
     seq: Cell<u64>,
+    /// Files with O_ASYNC interested in these events (Linux's fasync list).
+    fasync: RefCell<Vec<(Weak<File>, u32)>>,
 }
 
 impl WaitQueue {
@@ -63,9 +75,31 @@ impl WaitQueue {
         self.seq.get()
     }
 
+    /// Signal-driven I/O: `f` gets a signal on `events` here (again
+    /// registering just updates the interest).
+    pub fn add_fasync(&self, f: &Rc<File>, events: u32) {
+        let mut l = self.fasync.borrow_mut();
+        l.retain(|(w, _)| w.strong_count() > 0);
+        match l.iter_mut().find(|(w, _)| w.as_ptr() == Rc::as_ptr(f)) {
+            Some(e) => e.1 = events,
+            None => l.push((Rc::downgrade(f), events)),
+        }
+    }
+
+    pub fn remove_fasync(&self, f: &Rc<File>) {
+        self.fasync
+            .borrow_mut()
+            .retain(|(w, _)| w.strong_count() > 0 && w.as_ptr() != Rc::as_ptr(f));
+    }
+
     /// Wakes every waiter interested in any of `events`.
     pub fn notify(&self, events: u32) {
         self.seq.set(self.seq.get().wrapping_add(1));
+        for (w, want) in self.fasync.borrow().iter() {
+            if want & events != 0 {
+                ASYNC.with(|a| a.borrow_mut().push((w.clone(), events & want)));
+            }
+        }
         let mut w = self.waiters.borrow_mut();
         w.retain(|(t, want)| {
             if want & events != 0 {

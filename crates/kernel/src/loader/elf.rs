@@ -144,39 +144,21 @@ pub fn load_elf(
         if ph.p_filesz > ph.p_memsz {
             return Err(Errno::ENOEXEC);
         }
-        let vaddr = base + ph.p_vaddr;
+        let vaddr = base.checked_add(ph.p_vaddr).ok_or(Errno::ENOEXEC)?;
         let seg_start = page_down(vaddr);
-        let seg_end = page_up(vaddr + ph.p_memsz).ok_or(Errno::ENOEXEC)?;
+        let seg_end = vaddr
+            .checked_add(ph.p_memsz)
+            .and_then(page_up)
+            .ok_or(Errno::ENOEXEC)?;
         let lead = vaddr - seg_start;
         if ph.p_offset < lead {
             return Err(Errno::ENOEXEC);
         }
         let chunk = mf.alloc(seg_end - seg_start)?;
         // File bytes from the start of the page, like a file mapping.
-        let file_len = (lead + ph.p_filesz) as usize;
+        let file_len = lead + ph.p_filesz;
         if file_len > 0 {
-            let mut iov = IoVecs {
-                iovs: vec![libc::iovec {
-                    iov_base: chunk.ptr(0) as *mut libc::c_void,
-                    iov_len: file_len,
-                }],
-                len: file_len,
-            };
-            let mut done = 0;
-            while done < file_len {
-                let n = f.ops.read(k, f, &iov, ph.p_offset - lead + done as u64)?;
-                if n == 0 {
-                    break;
-                }
-                done += n;
-                iov = IoVecs {
-                    iovs: vec![libc::iovec {
-                        iov_base: chunk.ptr(done as u64) as *mut libc::c_void,
-                        iov_len: file_len - done,
-                    }],
-                    len: file_len - done,
-                };
-            }
+            f.copy_into(k, ph.p_offset - lead, &chunk, 0, file_len)?;
         }
         reqs.push(MapRequest {
             addr: seg_start,

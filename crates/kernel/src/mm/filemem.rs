@@ -208,6 +208,15 @@ impl FileMem {
         self.segs.borrow().values().map(|c| c.len).sum()
     }
 
+    /// Bytes of the file's pages in memory that hold data (st_blocks).
+    pub fn allocated(&self) -> u64 {
+        self.segs
+            .borrow()
+            .values()
+            .map(|c| self.mf.resident_in(c.offset, c.len))
+            .sum()
+    }
+
     /// The segment of `page`, allocating it if `alloc`.
     fn segment(&self, page: u64, alloc: bool) -> SysResult<Option<(Rc<Chunk>, u64, u64)>> {
         let (idx, start, pages) = segment_of(page);

@@ -169,26 +169,8 @@ impl MemoryFile {
     /// Bytes of `[off, off + len)` that hold memory now: the data extents
     /// of the memory file there (SEEK_DATA/SEEK_HOLE), page-exact.
     pub fn resident_in(&self, off: u64, len: u64) -> u64 {
-        let end = off.saturating_add(len);
-        let mut pos = off;
         let mut total = 0;
-        while pos < end {
-            // SAFETY: lseek on our own fd; the file offset is used by
-            // nothing else (all other I/O is positional or mapped).
-            let data = unsafe { libc::lseek(self.fd, pos as i64, libc::SEEK_DATA) };
-            if data < 0 || data as u64 >= end {
-                break;
-            }
-            // SAFETY: as above.
-            let hole = unsafe { libc::lseek(self.fd, data, libc::SEEK_HOLE) };
-            let hole = if hole < 0 {
-                end
-            } else {
-                (hole as u64).min(end)
-            };
-            total += hole - data as u64;
-            pos = hole;
-        }
+        self.each_data(off, len, |s, e| total += e - s);
         total
     }
 
@@ -234,25 +216,36 @@ impl MemoryFile {
         }
     }
 
-    /// Copies `len` bytes from `src` to `dst` (file offsets), skipping
-    /// holes so untouched memory is not materialized (fork of a process
-    /// with a large, mostly empty heap stays cheap).
-    pub fn copy_populated(&self, src: u64, dst: u64, len: u64) {
-        let end = src + len;
+    /// Calls `f` with each range `[start, end)` of `[src, src+len)` that
+    /// holds data (pages ever written and not discarded since).
+    fn each_data(&self, src: u64, len: u64, mut f: impl FnMut(u64, u64)) {
+        let end = src.saturating_add(len);
         let mut pos = src;
         while pos < end {
-            // SAFETY: lseek on our own fd.
+            // SAFETY: lseek on our own fd; the file offset is used by
+            // nothing else (all other I/O is positional or mapped).
             let data = unsafe { libc::lseek(self.fd, pos as i64, libc::SEEK_DATA) };
             if data < 0 || data as u64 >= end {
                 break;
             }
             let data = data as u64;
+            // SAFETY: lseek on our own fd.
             let hole = unsafe { libc::lseek(self.fd, data as i64, libc::SEEK_HOLE) };
             let hole = if hole < 0 {
                 end
             } else {
                 (hole as u64).min(end)
             };
+            f(data, hole);
+            pos = hole;
+        }
+    }
+
+    /// Copies `len` bytes from `src` to `dst` (file offsets), skipping
+    /// holes so untouched memory is not materialized (fork of a process
+    /// with a large, mostly empty heap stays cheap).
+    pub fn copy_populated(&self, src: u64, dst: u64, len: u64) {
+        self.each_data(src, len, |data, hole| {
             // SAFETY: both ranges are inside allocated chunks of the file.
             unsafe {
                 std::ptr::copy_nonoverlapping(
@@ -261,8 +254,7 @@ impl MemoryFile {
                     (hole - data) as usize,
                 );
             }
-            pos = hole;
-        }
+        });
     }
 }
 

@@ -221,6 +221,19 @@ pub struct AddressSpace {
     /// Where the trampolines of patched syscall sites live, and how many
     /// there are (see `kernel::usertrap`); copied by fork with the memory.
     pub usertrap: Option<(u64, u32)>,
+    /// membarrier registrations of the process (MEMBARRIER_CMD_REGISTER_*).
+    pub membarrier: std::cell::Cell<u32>,
+}
+
+/// How mremap may move a mapping.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Remap {
+    /// MREMAP_MAYMOVE.
+    pub may_move: bool,
+    /// MREMAP_FIXED: exactly there.
+    pub fixed: Option<u64>,
+    /// MREMAP_DONTUNMAP: the old range stays mapped (to new zero pages).
+    pub dont_unmap: bool,
 }
 
 /// Most a heap (brk) may grow; beyond it malloc falls back to mmap.
@@ -239,6 +252,7 @@ impl AddressSpace {
             heap: None,
             stack_top: USER_END,
             usertrap: None,
+            membarrier: std::cell::Cell::new(0),
         })
     }
 
@@ -381,8 +395,11 @@ impl AddressSpace {
             self.find_free(page_down(r.addr), len)
                 .ok_or(Errno::ENOMEM)?
         };
-        if let Backing::Chunk { chunk, off, .. } = &r.backing {
-            assert!(off + len <= chunk.len, "mapping beyond its chunk");
+        // A mapping never reaches past its memory.
+        if let Backing::Chunk { chunk, off, .. } = &r.backing
+            && off.checked_add(len).is_none_or(|e| e > chunk.len)
+        {
+            return Err(Errno::EINVAL);
         }
         let v = Vma {
             start: addr,
@@ -602,87 +619,175 @@ impl AddressSpace {
         new
     }
 
-    /// mremap(2) without MREMAP_DONTUNMAP: shrink in place, grow in place
-    /// when the range after is free, else move if allowed. Private memory
-    /// moves into a new chunk; a shared file mapping keeps its pages (only
-    /// its addresses change).
+    /// mremap(2), as Linux's: shrinking unmaps the tail (always allowed,
+    /// whatever is mapped there); growing extends in place when the range
+    /// ends its mapping and the space after is free, else moves it (with
+    /// MREMAP_MAYMOVE) to a free range or to `how.fixed`; MREMAP_DONTUNMAP
+    /// leaves the old range mapped, as if just mapped. Private memory
+    /// moves into a new chunk; shared memory (a file's pages, shared
+    /// anonymous memory) keeps its pages, only its addresses change. An
+    /// old length of 0 maps the same shared pages once more.
     pub fn remap(
         &mut self,
         p: &mut dyn Platform,
         old: u64,
         old_len: u64,
         new_len: u64,
-        may_move: bool,
-        fixed_to: Option<u64>,
+        how: Remap,
     ) -> SysResult {
-        if !old.is_multiple_of(PAGE_SIZE) || new_len == 0 {
+        if !old.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
-        let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
-        let new_len = page_up(new_len).ok_or(Errno::ENOMEM)?;
-        let v = self.find(old).cloned().ok_or(Errno::EFAULT)?;
-        if old + old_len > v.end {
+        // PAGE_ALIGN wraps to zero in Linux: a length that large is EINVAL.
+        let old_len = page_up(old_len).unwrap_or(0);
+        let new_len = page_up(new_len).unwrap_or(0);
+        if new_len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if how.dont_unmap && old_len != new_len {
+            return Err(Errno::EINVAL);
+        }
+        // The old address must be mapped, also for a shrink (Linux 6's
+        // vma_lookup before anything): nothing outside the workload's
+        // address space is touched.
+        if self.find(old).is_none() {
             return Err(Errno::EFAULT);
         }
-        if fixed_to.is_none() && new_len <= old_len {
-            if new_len < old_len {
+        let mut old_len = old_len;
+        if let Some(to) = how.fixed {
+            if !to.is_multiple_of(PAGE_SIZE) || to.checked_add(new_len).is_none_or(|e| e > USER_END)
+            {
+                return Err(Errno::EINVAL);
+            }
+            if to < USER_START {
+                return Err(Errno::EPERM);
+            }
+            // The ranges may not overlap.
+            if old.saturating_add(old_len) > to && to + new_len > old {
+                return Err(Errno::EINVAL);
+            }
+            self.unmap(p, to, new_len)?;
+            if old_len > new_len {
+                self.unmap(p, old + new_len, old_len - new_len)?;
+                old_len = new_len;
+            }
+        } else if old_len >= new_len && !how.dont_unmap {
+            if old_len > new_len {
                 self.unmap(p, old + new_len, old_len - new_len)?;
             }
             return Ok(old);
         }
-        let in_place = fixed_to.is_none() && !self.overlaps(old + old_len, old + new_len);
-        if !in_place && !may_move {
+        let v = self.find(old).cloned().ok_or(Errno::EFAULT)?;
+        let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
+        // The old range lies in one VMA (Linux's vma_to_resize).
+        if old_end > v.end {
+            return Err(Errno::EFAULT);
+        }
+        if old_len == 0 && !v.shared {
+            // Only a shared mapping can be duplicated this way.
+            return Err(Errno::EINVAL);
+        }
+        // A private copy of a file does not stay behind (Linux 6: EINVAL).
+        if how.dont_unmap && !v.shared && v.backing.file().is_some() {
+            return Err(Errno::EINVAL);
+        }
+        let grow = new_len - old_len;
+        let in_place = how.fixed.is_none()
+            && !how.dont_unmap
+            && old_len > 0
+            && old_end.checked_add(grow).is_some_and(|e| e <= USER_END)
+            && !self.overlaps(old_end, old_end + grow);
+        if !in_place && !how.may_move {
             return Err(Errno::ENOMEM);
         }
-        let target = match fixed_to {
+        let target = match how.fixed {
             Some(t) => t,
             None if in_place => old,
             None => self.find_free(0, new_len).ok_or(Errno::ENOMEM)?,
         };
-        let backing = match &v.backing {
-            Backing::File { mem, off } => Backing::File {
-                mem: mem.clone(),
-                off: off + (old - v.start),
-            },
-            // Anonymous shared memory cannot move away from its chunk.
-            Backing::Chunk { .. } if v.shared => return Err(Errno::EINVAL),
+        let at = old - v.start;
+        // The new range's memory: `keep` bytes from the old backing, the
+        // rest (a shared anonymous object grown past its end) fresh.
+        let (backing, keep) = match &v.backing {
+            Backing::File { mem, off } => (
+                Backing::File {
+                    mem: mem.clone(),
+                    off: off + at,
+                },
+                new_len,
+            ),
+            Backing::Chunk { chunk, off, .. } if v.shared => {
+                let o = off + at;
+                let room = page_down(chunk.len.saturating_sub(o));
+                (
+                    Backing::Chunk {
+                        chunk: chunk.clone(),
+                        off: o,
+                        file: None,
+                    },
+                    new_len.min(room),
+                )
+            }
             Backing::Chunk { chunk, off, file } => {
                 let c = self.mf.alloc(new_len)?;
-                self.mf.copy_populated(
-                    chunk.offset + off + (old - v.start),
-                    c.offset,
-                    old_len.min(new_len),
-                );
-                Backing::Chunk {
-                    chunk: c,
-                    off: 0,
-                    file: file
-                        .as_ref()
-                        .map(|(m, fo)| (m.clone(), fo + (old - v.start))),
+                self.mf
+                    .copy_populated(chunk.offset + off + at, c.offset, old_len);
+                // A private copy of a file grows by the file's next bytes
+                // (up to its end; past it the pages raise SIGBUS).
+                if let Some((m, fo)) = file {
+                    // SAFETY: bytes [old_len, new_len) of the new chunk.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(c.ptr(old_len), (new_len - old_len) as usize)
+                    };
+                    m.read_into(dst, fo + at + old_len)?;
                 }
+                (
+                    Backing::Chunk {
+                        chunk: c,
+                        off: 0,
+                        file: file.as_ref().map(|(m, fo)| (m.clone(), fo + at)),
+                    },
+                    new_len,
+                )
             }
         };
         let mut name = v.name.clone();
         if let VmaName::File { offset, .. } = &mut name {
-            *offset += old - v.start;
+            *offset += at;
         }
-        if !in_place {
+        if !in_place && old_len > 0 && !how.dont_unmap {
             self.unmap(p, old, old_len)?;
         }
-        self.map(
-            p,
-            MapRequest {
-                addr: target,
-                len: new_len,
-                prot: v.prot,
-                shared: v.shared,
-                fixed: true,
-                noreplace: false,
-                maywrite: v.maywrite,
-                backing,
-                name,
-            },
-        )
+        let req = |addr, len, backing, name| MapRequest {
+            addr,
+            len,
+            prot: v.prot,
+            shared: v.shared,
+            fixed: true,
+            noreplace: false,
+            maywrite: v.maywrite,
+            backing,
+            name,
+        };
+        self.map(p, req(target, keep, backing, name.clone()))?;
+        if keep < new_len {
+            // Past a shared anonymous object's end (a shmem file in Linux)
+            // every touch raises SIGBUS: pages of an empty file, never
+            // mapped in (see `fault`).
+            let past = Backing::Chunk {
+                chunk: self.mf.alloc(new_len - keep)?,
+                off: 0,
+                file: Some((FileMem::new_memory(&self.mf), 0)),
+            };
+            self.map(p, req(target + keep, new_len - keep, past, name))?;
+        }
+        if how.dont_unmap && !v.shared {
+            // The old range stays mapped, its pages gone with the move:
+            // private anonymous memory reads as zeros (a shared mapping
+            // still shows its object).
+            self.dont_need(old, old_len)?;
+        }
+        Ok(target)
     }
 
     /// Whether every page of `[start, end)` belongs to a VMA.
@@ -990,6 +1095,12 @@ impl AddressSpace {
     /// Removes every mapping (exec reuses nothing of the old image).
     pub fn release(self, p: &mut dyn Platform) {
         p.drop_space(self.space);
+    }
+
+    /// Whether every byte of `[addr, addr+len)` is mapped.
+    pub fn is_mapped(&self, addr: u64, len: u64) -> bool {
+        addr.checked_add(len)
+            .is_some_and(|end| self.fully_mapped(addr, end))
     }
 
     /// Resident-ish size for /proc: bytes mapped.

@@ -99,8 +99,21 @@ impl AddressSpace {
         })
     }
 
+    /// `len` bytes at `addr`. The range is checked before anything is
+    /// allocated (an unmapped length is EFAULT, not a kernel allocation),
+    /// and a length the kernel cannot allocate is ENOMEM, never an abort;
+    /// callers still bound lengths as Linux does.
     pub fn read_vec(&self, addr: u64, len: usize) -> SysResult<Vec<u8>> {
-        let mut v = vec![0u8; len];
+        // Every caller bounds its length far below this (the largest is
+        // poll's array at fs.nr_open entries); a backstop, not a limit.
+        const MAX: usize = 64 << 20;
+        if len > MAX {
+            return Err(Errno::ENOMEM);
+        }
+        self.for_range(addr, len, libc::PROT_READ, |_, _, _| {})?;
+        let mut v = Vec::new();
+        v.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+        v.resize(len, 0);
         self.read_bytes(addr, &mut v)?;
         Ok(v)
     }
@@ -141,10 +154,14 @@ impl AddressSpace {
             if v.prot & libc::PROT_READ == 0 {
                 return Err(Errno::EFAULT);
             }
-            // A page at a time: a string in a file mapping brings in no
-            // more of the file than it needs.
+            // A page at a time, and never further than the longest string
+            // allowed: a string in a file mapping brings in no more of the
+            // file than it needs.
             let page_left = crate::arch::PAGE_SIZE - pos % crate::arch::PAGE_SIZE;
-            let (ptr, n) = v.kernel_span(pos, (v.end - pos).min(page_left), false)?;
+            let want = (v.end - pos)
+                .min(page_left)
+                .min((max + 1 - out.len()) as u64);
+            let (ptr, n) = v.kernel_span(pos, want, false)?;
             let n = n as usize;
             // SAFETY: ptr valid for n bytes.
             let s = unsafe { std::slice::from_raw_parts(ptr, n) };

@@ -194,7 +194,8 @@ impl FileOps for HostSocket {
                 data: src,
                 addr: None,
                 fds: Vec::new(),
-                creds: Default::default(),
+                creds: None,
+                current: Default::default(),
                 flags: 0,
             },
         )
@@ -283,6 +284,10 @@ impl FileOps for HostSocket {
     fn socket(&self) -> Option<&dyn SocketOps> {
         Some(self)
     }
+    fn fs_magic(&self) -> i64 {
+        crate::vfs::file::SOCKFS_MAGIC
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -493,6 +498,17 @@ impl SocketOps for HostSocket {
         }
         Ok(())
     }
+    fn timeout(&self, send: bool) -> Option<std::time::Duration> {
+        let t = self.timeouts.get();
+        let v = if send { t.1 } else { t.0 };
+        let sec = i64::from_ne_bytes(v[..8].try_into().unwrap());
+        let usec = i64::from_ne_bytes(v[8..].try_into().unwrap());
+        if sec < 0 || !(0..1_000_000).contains(&usec) || (sec == 0 && usec == 0) {
+            return None;
+        }
+        Some(std::time::Duration::new(sec as u64, usec as u32 * 1000))
+    }
+
     fn getsockopt(&self, _k: &Kernel, level: i32, name: i32, len: usize) -> SysResult<Vec<u8>> {
         if level == libc::SOL_SOCKET && (name == libc::SO_RCVTIMEO || name == libc::SO_SNDTIMEO) {
             let t = self.timeouts.get();

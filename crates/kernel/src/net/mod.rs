@@ -30,7 +30,10 @@ pub struct Send<'a> {
     pub data: &'a IoVecs,
     pub addr: Option<SockAddr>,
     pub fds: Vec<Rc<File>>,
-    pub creds: Ucred,
+    /// SCM_CREDENTIALS the sender gave (checked).
+    pub creds: Option<Ucred>,
+    /// The sender's own credentials, attached when either end asks.
+    pub current: Ucred,
     pub flags: i32,
 }
 
@@ -64,6 +67,10 @@ pub trait SocketOps {
     fn peername(&self, k: &Kernel) -> SysResult<SockAddr>;
     fn setsockopt(&self, k: &Kernel, level: i32, name: i32, val: &[u8]) -> SysResult<()>;
     fn getsockopt(&self, k: &Kernel, level: i32, name: i32, len: usize) -> SysResult<Vec<u8>>;
+    /// SO_SNDTIMEO (`send`) or SO_RCVTIMEO: how long a blocking call waits.
+    fn timeout(&self, _send: bool) -> Option<std::time::Duration> {
+        None
+    }
     /// Pending connect to finish (blocking connect waits, then asks this).
     fn connect_result(&self, _k: &Kernel) -> Option<SysResult<()>> {
         None

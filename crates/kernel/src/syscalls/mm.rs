@@ -20,12 +20,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ),
         ("munmap", sys_munmap, Full, ""),
         ("mprotect", sys_mprotect, Full, ""),
-        (
-            "mremap",
-            sys_mremap,
-            Partial,
-            "MREMAP_DONTUNMAP unsupported",
-        ),
+        ("mremap", sys_mremap, Full, ""),
         (
             "madvise",
             sys_madvise,
@@ -294,15 +289,17 @@ fn sys_mremap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let flags = a[3];
     const MAYMOVE: u64 = 1;
     const FIXED: u64 = 2;
-    if flags & !(MAYMOVE | FIXED) != 0 || (flags & FIXED != 0 && flags & MAYMOVE == 0) {
-        return Err(Errno::EINVAL);
-    }
-    let fixed_to = (flags & FIXED != 0).then_some(a[4]);
-    if let Some(t) = fixed_to
-        && t % PAGE_SIZE != 0
+    const DONTUNMAP: u64 = 4;
+    if flags & !(MAYMOVE | FIXED | DONTUNMAP) != 0
+        || (flags & (FIXED | DONTUNMAP) != 0 && flags & MAYMOVE == 0)
     {
         return Err(Errno::EINVAL);
     }
+    let how = crate::mm::Remap {
+        may_move: flags & MAYMOVE != 0,
+        fixed: (flags & FIXED != 0).then_some(a[4]),
+        dont_unmap: flags & DONTUNMAP != 0,
+    };
     let mm = k.task_mm(tid);
     let (old_len, new_len) = (page_up(a[1]).unwrap_or(0), page_up(a[2]).unwrap_or(0));
     if new_len > old_len {
@@ -321,14 +318,8 @@ fn sys_mremap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         };
         k.may_expand(tid, &m, grow, data, commit)?;
     }
-    mm.borrow_mut().remap(
-        &mut k.platform,
-        a[0],
-        a[1],
-        a[2],
-        flags & MAYMOVE != 0,
-        fixed_to,
-    )
+    mm.borrow_mut()
+        .remap(&mut k.platform, a[0], a[1], a[2], how)
 }
 
 fn sys_madvise(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
@@ -429,15 +420,21 @@ fn sys_mincore(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if !a[0].is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
-    let pages = page_up(a[1]).ok_or(Errno::ENOMEM)? / PAGE_SIZE;
+    let len = page_up(a[1]).ok_or(Errno::ENOMEM)?;
     let mm = k.task_mm(tid);
     let mm = mm.borrow();
-    for i in 0..pages {
-        if mm.find(a[0] + i * PAGE_SIZE).is_none() {
-            return Err(Errno::ENOMEM);
-        }
+    if !mm.is_mapped(a[0], len) {
+        return Err(Errno::ENOMEM);
     }
-    mm.write_bytes(a[2], &vec![1u8; pages as usize])?;
+    // Every page counts as resident; written a piece at a time.
+    let ones = [1u8; 4096];
+    let pages = len / PAGE_SIZE;
+    let mut done = 0;
+    while done < pages {
+        let n = (pages - done).min(ones.len() as u64);
+        mm.write_bytes(a[2] + done, &ones[..n as usize])?;
+        done += n;
+    }
     Ok(0)
 }
 

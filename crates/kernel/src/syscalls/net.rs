@@ -187,8 +187,8 @@ fn accept_common(
     let f = sock(k, tid, fd)?;
     let (new, peer) = match ops(&f).accept(k) {
         Ok(v) => v,
-        Err(Errno::EAGAIN) if !f.nonblocking() && f.ops.wait(k, tid, POLLIN) => {
-            return Err(Errno::EBLOCK);
+        Err(Errno::EAGAIN) if !f.nonblocking() => {
+            return sleep_or_timeout(k, tid, &f, POLLIN, false);
         }
         Err(e) => return Err(e),
     };
@@ -245,24 +245,88 @@ fn sys_getpeername(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
+/// A socket call that would block: sleeps for `events`, or fails with
+/// EAGAIN once the socket's timeout (SO_RCVTIMEO, SO_SNDTIMEO with
+/// `send`) has passed since the call began, as Linux's sock_rcvtimeo.
+pub fn sleep_or_timeout(
+    k: &mut Kernel,
+    tid: Tid,
+    f: &Rc<File>,
+    events: u32,
+    send: bool,
+) -> SysResult<u64> {
+    if let Some(d) = f.ops.socket().and_then(|s| s.timeout(send)) {
+        let t = k.task_mut(tid);
+        match t.sys.deadline {
+            None => t.sys.deadline = Some(crate::kernel::timer::after(d)),
+            Some(at) if std::time::Instant::now() >= at => return Err(Errno::EAGAIN),
+            Some(_) => {}
+        }
+    }
+    f.ops.wait(k, tid, events);
+    Err(Errno::EBLOCK)
+}
+
+/// EPIPE on a stream raises SIGPIPE (not on AF_UNIX datagrams), unless
+/// MSG_NOSIGNAL.
+fn epipe(k: &mut Kernel, tid: Tid, f: &File, flags: i32) -> Errno {
+    let s = ops(f);
+    let unix_dgram = s.domain() == libc::AF_UNIX && s.sock_type() != libc::SOCK_STREAM;
+    if flags & libc::MSG_NOSIGNAL == 0 && !unix_dgram {
+        let _ = k.send_task(tid, SigInfo::user(libc::SIGPIPE, 0, tid, 0));
+    }
+    Errno::EPIPE
+}
+
 fn do_send(k: &mut Kernel, tid: Tid, f: &Rc<File>, m: Send<'_>) -> SysResult<u64> {
     let flags = m.flags;
+    let blocking = !f.nonblocking() && flags & libc::MSG_DONTWAIT == 0;
+    if blocking && ops(f).sock_type() == libc::SOCK_STREAM {
+        return send_whole(k, tid, f, m);
+    }
     match ops(f).send(k, m) {
         Ok(n) => Ok(n as u64),
-        Err(Errno::EAGAIN)
-            if !f.nonblocking()
-                && flags & libc::MSG_DONTWAIT == 0
-                && f.ops.wait(k, tid, POLLOUT) =>
-        {
-            Err(Errno::EBLOCK)
-        }
-        Err(Errno::EPIPE) => {
-            if flags & libc::MSG_NOSIGNAL == 0 {
-                let _ = k.send_task(tid, SigInfo::user(libc::SIGPIPE, 0, tid, 0));
-            }
-            Err(Errno::EPIPE)
-        }
+        Err(Errno::EAGAIN) if blocking => sleep_or_timeout(k, tid, f, POLLOUT, true),
+        Err(Errno::EPIPE) => Err(epipe(k, tid, f, flags)),
         Err(e) => Err(e),
+    }
+}
+
+/// A blocking stream send returns once everything is sent, sleeping for
+/// room as often as needed (what was sent is kept across sleeps in
+/// `sys.done`); a signal, the send timeout or the peer going ends it
+/// early with the count sent.
+fn send_whole(k: &mut Kernel, tid: Tid, f: &Rc<File>, m: Send<'_>) -> SysResult<u64> {
+    let flags = m.flags;
+    let total = m.data.len;
+    let done = k.task(tid).sys.done.unwrap_or(0) as usize;
+    if done > 0 && k.has_deliverable_signal(tid) {
+        return Ok(done as u64);
+    }
+    let rest = m.data.suffix(done);
+    let piece = Send {
+        data: &rest,
+        addr: m.addr,
+        // Descriptors go with the first byte.
+        fds: if done == 0 { m.fds } else { Vec::new() },
+        creds: m.creds,
+        current: m.current,
+        flags,
+    };
+    let done = match ops(f).send(k, piece) {
+        Ok(n) => done + n,
+        Err(Errno::EAGAIN) => done,
+        Err(Errno::EPIPE) if done == 0 => return Err(epipe(k, tid, f, flags)),
+        Err(_) if done > 0 => return Ok(done as u64),
+        Err(e) => return Err(e),
+    };
+    if done >= total {
+        return Ok(done as u64);
+    }
+    k.task_mut(tid).sys.done = Some(done as u64);
+    match sleep_or_timeout(k, tid, f, POLLOUT, true) {
+        Err(Errno::EAGAIN) if done > 0 => Ok(done as u64),
+        r => r,
     }
 }
 
@@ -274,7 +338,7 @@ fn sys_sendto(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     } else {
         None
     };
-    let c = creds(k, tid);
+    let current = creds(k, tid);
     do_send(
         k,
         tid,
@@ -283,7 +347,8 @@ fn sys_sendto(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             data: &iov,
             addr,
             fds: Vec::new(),
-            creds: c,
+            creds: None,
+            current,
             flags: a[3] as i32,
         },
     )
@@ -295,12 +360,8 @@ fn sys_recvfrom(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let flags = a[3] as i32;
     let r = match ops(&f).recv(k, &iov, flags) {
         Ok(r) => r,
-        Err(Errno::EAGAIN)
-            if !f.nonblocking()
-                && flags & libc::MSG_DONTWAIT == 0
-                && f.ops.wait(k, tid, POLLIN) =>
-        {
-            return Err(Errno::EBLOCK);
+        Err(Errno::EAGAIN) if !f.nonblocking() && flags & libc::MSG_DONTWAIT == 0 => {
+            return sleep_or_timeout(k, tid, &f, POLLIN, false);
         }
         Err(e) => return Err(e),
     };
@@ -334,7 +395,7 @@ pub fn parse_control(
         match msg? {
             Cmsg::Rights(nums) => {
                 for fd in nums {
-                    fds.push(super::fs::get_file(k, tid, fd)?);
+                    fds.push(super::fs::get_file_raw(k, tid, fd)?);
                 }
             }
             Cmsg::Credentials(c) => {
@@ -374,7 +435,7 @@ fn sendmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
     if !fds.is_empty() && ops(&f).domain() != libc::AF_UNIX {
         return Err(Errno::EINVAL);
     }
-    let c = cred.unwrap_or_else(|| creds(k, tid));
+    let current = creds(k, tid);
     do_send(
         k,
         tid,
@@ -383,7 +444,8 @@ fn sendmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
             data: &iov,
             addr,
             fds,
-            creds: c,
+            creds: cred,
+            current,
             flags,
         },
     )
@@ -399,12 +461,8 @@ fn recvmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
     let iov = super::fs::user_iovec_array(k, tid, h.iov, h.iovlen, true)?;
     let r = match ops(&f).recv(k, &iov, flags) {
         Ok(r) => r,
-        Err(Errno::EAGAIN)
-            if !f.nonblocking()
-                && flags & libc::MSG_DONTWAIT == 0
-                && f.ops.wait(k, tid, POLLIN) =>
-        {
-            return Err(Errno::EBLOCK);
+        Err(Errno::EAGAIN) if !f.nonblocking() && flags & libc::MSG_DONTWAIT == 0 => {
+            return sleep_or_timeout(k, tid, &f, POLLIN, false);
         }
         Err(e) => return Err(e),
     };
@@ -418,59 +476,98 @@ fn recvmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
         mm.borrow().write_bytes(h.name, &b[..n])?;
         namelen = b.len() as u32;
     }
-    // Ancillary data.
+    // Ancillary data, as Linux's scm_recv: credentials first, then
+    // descriptors, each truncated to the room left (MSG_CTRUNC).
     let mut control = Vec::new();
-    let cap = h.controllen as usize;
+    let mut room = if h.control == 0 {
+        0
+    } else {
+        h.controllen as usize
+    };
     let cloexec = flags & libc::MSG_CMSG_CLOEXEC != 0;
-    if let Some(c) = r.creds {
-        let need: usize = 16 + 12;
-        if control.len() + need.div_ceil(8) * 8 <= cap {
-            control.extend_from_slice(&(need as u64).to_ne_bytes());
-            control.extend_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
-            control.extend_from_slice(&libc::SCM_CREDENTIALS.to_ne_bytes());
-            control.extend_from_slice(&c.pid.to_ne_bytes());
-            control.extend_from_slice(&c.uid.to_ne_bytes());
-            control.extend_from_slice(&c.gid.to_ne_bytes());
-            control.resize(control.len().div_ceil(8) * 8, 0);
-        } else {
+    if h.control == 0 {
+        if r.creds.is_some() || !r.fds.is_empty() {
             msg_flags |= libc::MSG_CTRUNC;
         }
-    }
-    if !r.fds.is_empty() {
-        let room = cap.saturating_sub(control.len() + 16) / 4;
-        let n = r.fds.len().min(room);
-        if n < r.fds.len() {
-            msg_flags |= libc::MSG_CTRUNC;
+    } else {
+        if let Some(c) = r.creds {
+            let data = [
+                c.pid.to_ne_bytes(),
+                c.uid.to_ne_bytes(),
+                c.gid.to_ne_bytes(),
+            ]
+            .concat();
+            put_cmsg(
+                &mut control,
+                &mut room,
+                &mut msg_flags,
+                libc::SCM_CREDENTIALS,
+                &data,
+            );
         }
-        if n > 0 {
-            let mut nums = Vec::with_capacity(n);
-            for file in r.fds.iter().take(n) {
-                nums.push(super::fs::install_fd(k, tid, file.clone(), cloexec)? as i32);
+        if !r.fds.is_empty() {
+            // scm_detach_fds: as many as fit after a header.
+            let fdmax = room.saturating_sub(CMSG_HDR) / 4;
+            let mut nums = Vec::new();
+            for file in r.fds.iter().take(fdmax) {
+                match super::fs::install_fd(k, tid, file.clone(), cloexec) {
+                    Ok(n) => nums.push(n as i32),
+                    Err(_) => break,
+                }
             }
-            let len = 16 + 4 * n;
-            control.extend_from_slice(&(len as u64).to_ne_bytes());
-            control.extend_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
-            control.extend_from_slice(&libc::SCM_RIGHTS.to_ne_bytes());
-            for x in nums {
-                control.extend_from_slice(&x.to_ne_bytes());
+            if !nums.is_empty() {
+                let data: Vec<u8> = nums.iter().flat_map(|n| n.to_ne_bytes()).collect();
+                put_cmsg(
+                    &mut control,
+                    &mut room,
+                    &mut msg_flags,
+                    libc::SCM_RIGHTS,
+                    &data,
+                );
             }
-            control.resize(control.len().div_ceil(8).min(cap.div_ceil(8)) * 8, 0);
+            if nums.len() < r.fds.len() {
+                msg_flags |= libc::MSG_CTRUNC;
+            }
         }
     }
     let m = mm.borrow();
     if !control.is_empty() {
-        let n = control.len().min(cap);
-        m.write_bytes(h.control, &control[..n])?;
+        m.write_bytes(h.control, &control)?;
     }
     // msg_namelen (offset 8), msg_controllen (offset 40), msg_flags (offset 48).
     m.write_val(hdr_addr + 8, &namelen)?;
-    m.write_val(hdr_addr + 40, &(control.len().min(cap) as u64))?;
+    m.write_val(hdr_addr + 40, &(control.len() as u64))?;
     m.write_val(hdr_addr + 48, &msg_flags)?;
     Ok(if flags & libc::MSG_TRUNC != 0 {
         r.full_len
     } else {
         r.len
     } as u64)
+}
+
+/// sizeof(struct cmsghdr).
+const CMSG_HDR: usize = 16;
+
+/// Linux's put_cmsg: a control message in the room left, truncated (with
+/// MSG_CTRUNC) when it does not fit; the room shrinks by CMSG_SPACE.
+fn put_cmsg(out: &mut Vec<u8>, room: &mut usize, flags: &mut i32, ty: i32, data: &[u8]) {
+    if *room < CMSG_HDR {
+        *flags |= libc::MSG_CTRUNC;
+        return;
+    }
+    let mut len = CMSG_HDR + data.len();
+    if *room < len {
+        *flags |= libc::MSG_CTRUNC;
+        len = *room;
+    }
+    out.extend_from_slice(&(len as u64).to_ne_bytes());
+    out.extend_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
+    out.extend_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(&data[..len - CMSG_HDR]);
+    let space = (CMSG_HDR + data.len()).div_ceil(8) * 8;
+    let used = space.min(*room);
+    out.resize(out.len() + used - len, 0);
+    *room -= used;
 }
 
 fn sys_recvmsg(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {

@@ -8,9 +8,9 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::signal::SigSet;
 use crate::kernel::timer::duration_of;
 use crate::kernel::{Kernel, Tid};
-use crate::vfs::epoll::{EPOLLONESHOT, Epoll, Interest};
+use crate::vfs::epoll::{Epoll, Interest};
 use crate::vfs::eventfd::{EventFd, SignalFd};
-use crate::vfs::file::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT};
+use crate::vfs::file::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, wait_mask};
 use crate::vfs::{File, IoVecs};
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
@@ -44,9 +44,43 @@ fn deadline(k: &mut Kernel, tid: Tid, timeout: Option<Duration>) -> bool {
     let t = k.task_mut(tid);
     if !t.sys.started {
         t.sys.started = true;
-        t.sys.deadline = timeout.map(|d| Instant::now() + d);
+        t.sys.deadline = timeout.map(crate::kernel::timer::after);
     }
     t.sys.deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+/// Writes back the time a finished ppoll/select/pselect6 had left (Linux's
+/// poll_select_finish): zero once it timed out. A timeout in read-only
+/// memory is left as it is, the result stands.
+fn write_remaining(k: &Kernel, tid: Tid, r: &SysResult<u64>, addr: u64, timeval: bool) {
+    if addr == 0 || *r == Err(Errno::EBLOCK) {
+        return;
+    }
+    let sys = &k.task(tid).sys;
+    // Not started: it failed before its deadline was set.
+    let Some(d) = sys.deadline.filter(|_| sys.started) else {
+        return;
+    };
+    let left = d.saturating_duration_since(Instant::now());
+    let mm = k.task_mm(tid);
+    let mm = mm.borrow();
+    let _ = if timeval {
+        mm.write_val(
+            addr,
+            &libc::timeval {
+                tv_sec: left.as_secs() as i64,
+                tv_usec: left.subsec_micros() as i64,
+            },
+        )
+    } else {
+        mm.write_val(
+            addr,
+            &libc::timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: left.subsec_nanos() as i64,
+            },
+        )
+    };
 }
 
 /// Installs a temporary signal mask (ppoll/pselect/epoll_pwait); the old
@@ -86,7 +120,10 @@ fn do_poll(
     nfds: u64,
     timeout: Option<Duration>,
 ) -> SysResult<u64> {
-    let limit = k.rlimit(tid, libc::RLIMIT_NOFILE).rlim_cur;
+    let limit = k
+        .rlimit(tid, libc::RLIMIT_NOFILE)
+        .rlim_cur
+        .min(super::fs::NR_OPEN);
     if nfds > limit.max(1024) {
         return Err(Errno::EINVAL);
     }
@@ -103,9 +140,9 @@ fn do_poll(
         match super::fs::get_file(k, tid, p.fd) {
             Err(_) => p.revents = POLLNVAL as i16,
             Ok(f) => {
-                let want = p.events as u32 | POLLERR | POLLHUP;
-                p.revents = (f.ops.poll(k) & want) as i16;
-                files.push((f, p.events as u32));
+                let want = p.events as u16 as u32 | POLLERR | POLLHUP;
+                p.revents = (f.poll(k) & want) as i16;
+                files.push((f, p.events as u16 as u32));
             }
         }
         if p.revents != 0 {
@@ -126,7 +163,7 @@ fn do_poll(
         return Ok(ready);
     }
     for (f, ev) in files {
-        f.ops.wait(k, tid, ev | POLLERR | POLLHUP);
+        f.ops.wait(k, tid, wait_mask(ev));
     }
     Err(Errno::EBLOCK)
 }
@@ -154,6 +191,7 @@ fn sys_ppoll(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     }
     swap_mask(k, tid, a[3])?;
     let r = do_poll(k, tid, a[0], a[1], timeout);
+    write_remaining(k, tid, &r, a[2], false);
     done(k, tid, r)
 }
 
@@ -188,7 +226,7 @@ fn do_select(
             continue;
         }
         let f = super::fs::get_file(k, tid, fd as i32)?;
-        let ev = f.ops.poll(k);
+        let ev = f.poll(k);
         if want_r && ev & (POLLIN | POLLHUP | POLLERR) != 0 {
             out[0][w] |= b;
             count += 1;
@@ -238,7 +276,9 @@ fn sys_select(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             (tv.tv_usec.min(999_999) * 1000) as u32,
         ))
     };
-    do_select(k, tid, a[0], [a[1], a[2], a[3]], timeout)
+    let r = do_select(k, tid, a[0], [a[1], a[2], a[3]], timeout);
+    write_remaining(k, tid, &r, a[4], true);
+    r
 }
 
 fn sys_pselect6(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
@@ -253,6 +293,7 @@ fn sys_pselect6(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         }
     }
     let r = do_select(k, tid, a[0], [a[1], a[2], a[3]], timeout);
+    write_remaining(k, tid, &r, a[4], false);
     done(k, tid, r)
 }
 
@@ -313,6 +354,9 @@ fn sys_epoll_ctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             if pos.is_some() {
                 return Err(Errno::EEXIST);
             }
+            if ep.would_loop(&target) {
+                return Err(Errno::ELOOP);
+            }
             let (events, data) = ev.unwrap();
             list.push(Interest {
                 fd,
@@ -338,7 +382,11 @@ fn sys_epoll_ctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         }
         _ => return Err(Errno::EINVAL),
     }
-    let _ = EPOLLONESHOT;
+    drop(list);
+    // A new or re-armed interest may be ready now: waiters look again.
+    if op != libc::EPOLL_CTL_DEL {
+        ep.waiters.notify_all();
+    }
     Ok(0)
 }
 

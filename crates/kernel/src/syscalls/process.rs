@@ -3,7 +3,13 @@
 
 use super::{Handler, Status};
 use crate::errno::{Errno, SysResult};
-use crate::kernel::clone::{CLONE_VFORK, CLONE_VM, CloneArgs};
+use std::rc::Rc;
+
+use crate::kernel::clone::{
+    CLONE_DETACHED, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_THREAD, CLONE_VFORK, CLONE_VM,
+    CloneArgs,
+};
+use crate::kernel::cputime::Times;
 use crate::kernel::exit::{WaitSel, exited};
 use crate::kernel::identity;
 use crate::kernel::{Kernel, Tid};
@@ -13,20 +19,15 @@ use crate::vfs::perm::cap;
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     use Status::*;
     vec![
-        (
-            "clone",
-            sys_clone,
-            Partial,
-            "no new namespaces, no CLONE_PIDFD",
-        ),
+        ("clone", sys_clone, Partial, "no new namespaces"),
         ("fork", sys_fork, Full, ""),
         ("vfork", sys_vfork, Full, ""),
         ("execve", sys_execve, Full, ""),
         ("execveat", sys_execveat, Full, ""),
         ("exit", sys_exit, Full, ""),
         ("exit_group", sys_exit_group, Full, ""),
-        ("wait4", sys_wait4, Partial, "rusage is zero"),
-        ("waitid", sys_waitid, Partial, "no P_PIDFD"),
+        ("wait4", sys_wait4, Full, ""),
+        ("waitid", sys_waitid, Full, ""),
         ("getpid", sys_getpid, Full, ""),
         ("getppid", sys_getppid, Full, ""),
         ("gettid", sys_gettid, Full, ""),
@@ -58,18 +59,23 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "setrlimit",
             sys_setrlimit,
             Partial,
-            "enforced: AS, DATA, FSIZE, NOFILE, NPROC, STACK (at exec); CPU, CORE, MEMLOCK, SIGPENDING, MSGQUEUE, NICE, RTPRIO, RTTIME, LOCKS are kept, not enforced",
+            "enforced: AS, DATA, FSIZE, NOFILE, NPROC, SIGPENDING, STACK (at exec); CPU, CORE, MEMLOCK, MSGQUEUE, NICE, RTPRIO, RTTIME, LOCKS are kept, not enforced",
         ),
         ("prlimit64", sys_prlimit64, Partial, "as setrlimit"),
-        ("getrusage", sys_getrusage, Partial, "times are approximate"),
-        ("times", sys_times, Partial, "times are approximate"),
+        (
+            "getrusage",
+            sys_getrusage,
+            Partial,
+            "CPU times are wall time running or served (as gVisor); no fault or I/O counts",
+        ),
+        ("times", sys_times, Partial, "CPU times as getrusage"),
         ("sched_yield", sys_zero, Full, ""),
         ("sched_getaffinity", sys_sched_getaffinity, Full, ""),
         (
             "sched_setaffinity",
-            sys_zero,
+            sys_sched_setaffinity,
             Partial,
-            "accepted, no effect",
+            "the mask is kept and reported (inherited by children); scheduling ignores it",
         ),
         ("sched_getparam", sys_sched_getparam, Full, ""),
         ("sched_setparam", sys_zero, Partial, "accepted"),
@@ -134,7 +140,14 @@ const CLONE_EAGAIN_BACKOFF: std::time::Duration = std::time::Duration::from_mill
 /// `sys.value` of a clone sleeping off an EAGAIN.
 const BACKING_OFF: u64 = u64::MAX;
 
-fn clone_common(k: &mut Kernel, tid: Tid, args: CloneArgs) -> SysResult<u64> {
+/// clone, fork, vfork and clone3. With `pidfd_at`, a pidfd for the child
+/// is installed (close-on-exec) and its number stored there.
+pub(super) fn clone_common(
+    k: &mut Kernel,
+    tid: Tid,
+    args: CloneArgs,
+    pidfd_at: Option<u64>,
+) -> SysResult<u64> {
     let vfork = args.flags & CLONE_VFORK != 0;
     let t = k.task(tid);
     if t.sys.started && t.sys.value == BACKING_OFF {
@@ -156,6 +169,10 @@ fn clone_common(k: &mut Kernel, tid: Tid, args: CloneArgs) -> SysResult<u64> {
             Err(Errno::EBLOCK)
         };
     }
+    if let Some(at) = pidfd_at {
+        // Checked before the child exists: the clone fails as a whole.
+        k.task_mm(tid).borrow().write_val(at, &-1i32)?;
+    }
     let child = match k.do_clone(tid, &args) {
         Err(Errno::EAGAIN) => {
             let t = k.task_mut(tid);
@@ -166,6 +183,12 @@ fn clone_common(k: &mut Kernel, tid: Tid, args: CloneArgs) -> SysResult<u64> {
         }
         r => r?,
     };
+    if let Some(at) = pidfd_at {
+        let ops = Rc::new(crate::kernel::pidfd::PidFd::new(k, child)?);
+        let f = crate::vfs::File::new(ops, libc::O_RDWR, None);
+        let fd = super::fs::install_fd(k, tid, f, true)?;
+        k.task_mm(tid).borrow().write_val(at, &(fd as i32))?;
+    }
     if vfork {
         let t = k.task_mut(tid);
         t.sys.started = true;
@@ -180,17 +203,29 @@ fn clone_common(k: &mut Kernel, tid: Tid, args: CloneArgs) -> SysResult<u64> {
 }
 
 fn sys_clone(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let flags = a[0] & !0xff;
+    // CLONE_PIDFD stores the pidfd where CLONE_PARENT_SETTID would store
+    // the tid: not both, and no pidfd for a thread or a detached child.
+    let pidfd_at = if flags & CLONE_PIDFD != 0 {
+        if flags & (CLONE_PARENT_SETTID | CLONE_THREAD | CLONE_DETACHED) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        Some(a[2])
+    } else {
+        None
+    };
     clone_common(
         k,
         tid,
         CloneArgs {
-            flags: a[0] & !0xff,
+            flags: flags & !CLONE_PIDFD,
             stack: a[1],
             parent_tid: a[2],
             child_tid: a[3],
             tls: a[4],
             exit_signal: (a[0] & 0xff) as i32,
         },
+        pidfd_at,
     )
 }
 
@@ -206,6 +241,7 @@ fn sys_fork(k: &mut Kernel, tid: Tid, _a: [u64; 6]) -> SysResult<u64> {
             tls: 0,
             exit_signal: libc::SIGCHLD,
         },
+        None,
     )
 }
 
@@ -221,6 +257,7 @@ fn sys_vfork(k: &mut Kernel, tid: Tid, _a: [u64; 6]) -> SysResult<u64> {
             tls: 0,
             exit_signal: libc::SIGCHLD,
         },
+        None,
     )
 }
 
@@ -291,6 +328,8 @@ fn sys_wait4(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let sel = match pid {
+        // -INT_MIN is no process group (Linux's kernel_wait4).
+        i32::MIN => return Err(Errno::ESRCH),
         -1 => WaitSel::Any,
         0 => WaitSel::Pgid(0),
         p if p < -1 => WaitSel::Pgid(-p),
@@ -298,16 +337,15 @@ fn sys_wait4(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     };
     match k.wait_child(tid, sel, opts | libc::WEXITED)? {
         None => Ok(0),
-        Some((child, status, _)) => {
+        Some(w) => {
             let mm = k.task_mm(tid);
             if a[1] != 0 {
-                mm.borrow().write_val(a[1], &status)?;
+                mm.borrow().write_val(a[1], &w.status)?;
             }
             if a[3] != 0 {
-                let ru: libc::rusage = unsafe { std::mem::zeroed() };
-                mm.borrow().write_val(a[3], &ru)?;
+                mm.borrow().write_val(a[3], &rusage_of(w.cpu, 0))?;
             }
-            Ok(child as u64)
+            Ok(w.pid as u64)
         }
     }
 }
@@ -321,6 +359,26 @@ fn sys_waitid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         libc::P_ALL => WaitSel::Any,
         libc::P_PID => WaitSel::Pid(a[1] as i32),
         libc::P_PGID => WaitSel::Pgid(a[1] as i32),
+        // P_PIDFD: the child a pidfd names.
+        3 => {
+            let f = super::fs::get_file(k, tid, a[1] as i32)?;
+            let pidfd = f
+                .ops
+                .as_any()
+                .downcast_ref::<crate::kernel::pidfd::PidFd>()
+                .ok_or(Errno::EINVAL)?;
+            if pidfd.life(k) == crate::kernel::pidfd::Life::Gone {
+                return Err(Errno::ECHILD);
+            }
+            // A non-blocking pidfd does not wait for a running child.
+            if f.nonblocking()
+                && opts & libc::WNOHANG == 0
+                && pidfd.life(k) == crate::kernel::pidfd::Life::Alive
+            {
+                return Err(Errno::EAGAIN);
+            }
+            WaitSel::Pid(pidfd.pid)
+        }
         _ => return Err(Errno::EINVAL),
     };
     let opts2 = if opts & libc::WSTOPPED != 0 {
@@ -331,17 +389,22 @@ fn sys_waitid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let r = k.wait_child(tid, sel, opts2)?;
     let mm = k.task_mm(tid);
     let mut info = crate::kernel::signal::SigInfo::new(0, 0);
-    if let Some((child, status, code)) = r {
-        let st = match code {
-            crate::kernel::signal::CLD_EXITED => (status >> 8) & 0xff,
-            crate::kernel::signal::CLD_STOPPED => (status >> 8) & 0xff,
+    if let Some(w) = &r {
+        let st = match w.code {
+            crate::kernel::signal::CLD_EXITED => (w.status >> 8) & 0xff,
+            crate::kernel::signal::CLD_STOPPED => (w.status >> 8) & 0xff,
             crate::kernel::signal::CLD_CONTINUED => libc::SIGCONT,
-            _ => status & 0x7f,
+            _ => w.status & 0x7f,
         };
-        info = crate::kernel::signal::SigInfo::child(code, k.pid_out(tid, child), 0, st);
+        info = crate::kernel::signal::SigInfo::child(w.code, k.pid_out(tid, w.pid), 0, st);
     }
     if a[2] != 0 {
         mm.borrow().write_bytes(a[2], &info.raw)?;
+    }
+    // The raw syscall's fifth argument: the child's resource usage.
+    if a[4] != 0 {
+        let cpu = r.map(|w| w.cpu).unwrap_or_default();
+        mm.borrow().write_val(a[4], &rusage_of(cpu, 0))?;
     }
     Ok(0)
 }
@@ -710,38 +773,109 @@ fn sys_prlimit64(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn sys_getrusage(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+/// A struct rusage with these times (and max RSS in KiB).
+fn rusage_of(t: Times, maxrss_kib: i64) -> libc::rusage {
+    // SAFETY: rusage is plain data.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let t = k.task(tid);
-    let el = t.started.elapsed();
-    // Wall time is an upper bound of CPU time; stubs' host CPU time is
-    // not attributed per task yet.
-    ru.ru_utime.tv_sec = 0;
-    ru.ru_utime.tv_usec = (el.as_micros() % 1000) as i64;
-    ru.ru_maxrss = (t.mm.borrow().mapped_bytes() / 1024) as i64;
-    k.task_mm(tid).borrow().write_val(a[1], &ru)?;
+    let tv = |d: std::time::Duration| libc::timeval {
+        tv_sec: d.as_secs() as i64,
+        tv_usec: d.subsec_micros() as i64,
+    };
+    ru.ru_utime = tv(t.user);
+    ru.ru_stime = tv(t.sys);
+    ru.ru_maxrss = maxrss_kib;
+    ru
+}
+
+fn sys_getrusage(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let tgid = k.task(tid).tgid;
+    let times = match a[0] as i32 {
+        libc::RUSAGE_SELF => k.process_cpu(tgid),
+        libc::RUSAGE_CHILDREN => k.children_cpu(tgid),
+        libc::RUSAGE_THREAD => k.thread_cpu(tid),
+        _ => return Err(Errno::EINVAL),
+    };
+    let rss = if a[0] as i32 == libc::RUSAGE_CHILDREN {
+        0
+    } else {
+        (k.task(tid).mm.borrow().mapped_bytes() / 1024) as i64
+    };
+    k.task_mm(tid)
+        .borrow()
+        .write_val(a[1], &rusage_of(times, rss))?;
     Ok(0)
+}
+
+/// Clock ticks (USER_HZ, 100 a second).
+fn ticks(d: std::time::Duration) -> i64 {
+    (d.as_millis() / 10) as i64
 }
 
 fn sys_times(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if a[0] != 0 {
-        let tms: libc::tms = unsafe { std::mem::zeroed() };
+        let tgid = k.task(tid).tgid;
+        let me = k.process_cpu(tgid);
+        let ch = k.children_cpu(tgid);
+        let tms = libc::tms {
+            tms_utime: ticks(me.user),
+            tms_stime: ticks(me.sys),
+            tms_cutime: ticks(ch.user),
+            tms_cstime: ticks(ch.sys),
+        };
         k.task_mm(tid).borrow().write_val(a[0], &tms)?;
     }
     Ok((k.uptime().as_millis() / 10) as u64 + 100_000)
 }
 
+/// The sandbox's CPUs as a mask.
+fn online_cpus(k: &Kernel) -> u64 {
+    let cpus = k.config.cpus.clamp(1, 64);
+    if cpus == 64 { !0 } else { (1u64 << cpus) - 1 }
+}
+
+/// The task a sched_* call names (0: the caller).
+fn sched_target(k: &Kernel, tid: Tid, pid: u64) -> SysResult<Tid> {
+    let p = pid as i32;
+    if p < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if p == 0 {
+        return Ok(tid);
+    }
+    if k.tasks.contains_key(&p) {
+        Ok(p)
+    } else {
+        Err(Errno::ESRCH)
+    }
+}
+
 fn sys_sched_getaffinity(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    // The buffer must hold a cpumask (one long here), in whole longs.
     if a[1] < 8 || !a[1].is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
-    if a[0] != 0 && !k.tasks.contains_key(&(a[0] as i32)) {
-        return Err(Errno::ESRCH);
-    }
-    let cpus = k.config.cpus.clamp(1, 64);
-    let mask: u64 = if cpus == 64 { !0 } else { (1u64 << cpus) - 1 };
+    let t = sched_target(k, tid, a[0])?;
+    let mask = k.task(t).cpu_time.affinity.unwrap_or(!0) & online_cpus(k);
     k.task_mm(tid).borrow().write_val(a[2], &mask)?;
     Ok(8)
+}
+
+fn sys_sched_setaffinity(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let t = sched_target(k, tid, a[0])?;
+    // Bytes past the first long name CPUs the sandbox does not have.
+    let n = (a[1] as usize).min(8);
+    let mut raw = [0u8; 8];
+    k.task_mm(tid).borrow().read_bytes(a[2], &mut raw[..n])?;
+    let mask = u64::from_ne_bytes(raw) & online_cpus(k);
+    if mask == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (c, target) = (k.cred(tid), k.cred(t));
+    if c.euid != 0 && c.euid != target.uid && c.euid != target.euid && !c.capable(cap::SYS_NICE) {
+        return Err(Errno::EPERM);
+    }
+    k.task_mut(t).cpu_time.affinity = Some(mask);
+    Ok(0)
 }
 
 fn sys_sched_getparam(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
@@ -788,7 +922,10 @@ fn sys_getpriority(_k: &mut Kernel, _tid: Tid, _a: [u64; 6]) -> SysResult<u64> {
 fn sys_getcpu(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let mm = k.task_mm(tid);
     if a[0] != 0 {
-        mm.borrow().write_val(a[0], &0u32)?;
+        // A CPU the task may run on.
+        let mask = k.task(tid).cpu_time.affinity.unwrap_or(!0) & online_cpus(k);
+        mm.borrow()
+            .write_val(a[0], &mask.trailing_zeros().min(63))?;
     }
     if a[1] != 0 {
         mm.borrow().write_val(a[1], &0u32)?;

@@ -166,7 +166,7 @@ fn sys_sigaltstack(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 }
 
 /// kill(2) permission: privileged, or the sender's uid matches the target's.
-fn may_signal(k: &Kernel, tid: Tid, target: Pid) -> bool {
+pub(super) fn may_signal(k: &Kernel, tid: Tid, target: Pid) -> bool {
     let c = k.cred(tid);
     if c.capable(cap::KILL) {
         return true;
@@ -183,10 +183,15 @@ fn sys_kill(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if !(0..=64).contains(&sig) {
         return Err(Errno::EINVAL);
     }
+    // -INT_MIN names nothing (Linux's kill_something_info).
+    if pid == i32::MIN {
+        return Err(Errno::ESRCH);
+    }
     let me = k.task(tid).tgid;
     let uid = k.cred(tid).uid;
     let targets: Vec<Pid> = match pid {
-        p if p > 0 => vec![p],
+        // Any thread id names its process (kill_pid_info).
+        p if p > 0 => vec![k.tasks.get(&p).map_or(p, |t| t.tgid)],
         0 => {
             let pg = k.groups[&me].pgid;
             k.groups
@@ -214,9 +219,20 @@ fn sys_kill(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             .map(|g| g.tgid)
             .collect(),
     };
+    signal_groups(k, tid, &targets, SigInfo::user(sig, SI_USER, me, uid))
+}
+
+/// Sends `info` to each of the processes `targets` the caller may signal:
+/// EPERM when it may signal none of them, ESRCH when none exists.
+pub(super) fn signal_groups(
+    k: &mut Kernel,
+    tid: Tid,
+    targets: &[Pid],
+    info: SigInfo,
+) -> SysResult<u64> {
     let mut sent = 0;
     let mut denied = false;
-    for t in &targets {
+    for t in targets {
         if !k.groups.contains_key(t) {
             continue;
         }
@@ -224,7 +240,7 @@ fn sys_kill(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             denied = true;
             continue;
         }
-        k.send_group(*t, SigInfo::user(sig, SI_USER, me, uid))?;
+        k.send_group(*t, info)?;
         sent += 1;
     }
     if sent > 0 {
@@ -361,7 +377,7 @@ fn sys_rt_sigtimedwait(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> 
             if d.is_zero() {
                 return Err(Errno::EAGAIN);
             }
-            Some(std::time::Instant::now() + d)
+            Some(crate::kernel::timer::after(d))
         } else {
             None
         };

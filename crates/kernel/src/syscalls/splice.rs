@@ -91,7 +91,7 @@ fn sys_splice(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if !inf.readable() || !outf.writable() {
         return Err(Errno::EBADF);
     }
-    let (ip, op) = (pipe_of(&inf), pipe_of(&outf));
+    let (ip, op) = (pipe_of(&*inf.ops).cloned(), pipe_of(&*outf.ops).cloned());
     match (&ip, &op) {
         (None, None) => return Err(Errno::EINVAL),
         (Some(x), Some(y)) if Rc::ptr_eq(x, y) => return Err(Errno::EINVAL),
@@ -204,7 +204,7 @@ fn sys_tee(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if !inf.readable() || !outf.writable() {
         return Err(Errno::EBADF);
     }
-    let (Some(ip), Some(op)) = (pipe_of(&inf), pipe_of(&outf)) else {
+    let (Some(ip), Some(op)) = (pipe_of(&*inf.ops).cloned(), pipe_of(&*outf.ops).cloned()) else {
         return Err(Errno::EINVAL);
     };
     if Rc::ptr_eq(&ip, &op) {
@@ -238,7 +238,7 @@ fn sys_vmsplice(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let f = get_file(k, tid, fd)?;
-    let p: Rc<Pipe> = pipe_of(&f).ok_or(Errno::EBADF)?;
+    let p: Rc<Pipe> = pipe_of(&*f.ops).cloned().ok_or(Errno::EBADF)?;
     let nonblock = flags & SPLICE_F_NONBLOCK != 0;
     if f.writable() {
         // User memory into the pipe.
@@ -332,7 +332,7 @@ fn sys_sendfile(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let count = count.min(MAX_RW);
-    if let Some(ip) = pipe_of(&inf) {
+    if let Some(ip) = pipe_of(&*inf.ops).cloned() {
         // From a pipe: what was delivered is consumed.
         if off_addr != 0 {
             return Err(Errno::ESPIPE);

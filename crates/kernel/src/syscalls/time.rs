@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use super::{Handler, Status};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::task::PosixTimer;
-use crate::kernel::timer::{TimerAction, duration_of, timespec_of};
+use crate::kernel::timer::{TimerAction, after, duration_of, timespec_of};
 use crate::kernel::{Kernel, Tid};
 use crate::vfs::File;
 use crate::vfs::timerfd::TimerFd;
@@ -48,9 +48,44 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     ]
 }
 
-/// CPU-time clocks of a stub thread or process, read from the host.
-fn host_cpu_clock(pid: i32, thread: bool) -> libc::clockid_t {
-    ((!pid) << 3) | if thread { 6 } else { 2 }
+/// The CPU time a CPU-time clock id names, as Linux decodes it
+/// (posix-cpu-timers): CLOCK_PROCESS/THREAD_CPUTIME_ID, or the encoding
+/// of clock_getcpuclockid/pthread_getcpuclockid: `~pid << 3 | perthread
+/// << 2 | which` (which: 0 PROF, 1 VIRT, 2 SCHED). A thread clock is
+/// readable only within the caller's process; a process clock names the
+/// caller's process or a process id (a thread group leader).
+fn cpu_clock(k: &Kernel, tid: Tid, clk: i32) -> SysResult<Duration> {
+    let (pid, thread, which) = match clk {
+        libc::CLOCK_PROCESS_CPUTIME_ID => (0, false, 2),
+        libc::CLOCK_THREAD_CPUTIME_ID => (0, true, 2),
+        c if c < 0 => (!(c >> 3), c & 4 != 0, c & 3),
+        _ => return Err(Errno::EINVAL),
+    };
+    if which == 3 {
+        return Err(Errno::EINVAL);
+    }
+    let me = k.task(tid);
+    let times = if thread {
+        let target = if pid == 0 { tid } else { pid };
+        match k.tasks.get(&target) {
+            Some(t) if t.tgid == me.tgid => k.thread_cpu(target),
+            _ => return Err(Errno::EINVAL),
+        }
+    } else {
+        // A process id, or the caller's own thread id.
+        let tgid = match pid {
+            0 => me.tgid,
+            p if k.groups.contains_key(&p) => p,
+            p if p == tid => me.tgid,
+            _ => return Err(Errno::EINVAL),
+        };
+        k.process_cpu(tgid)
+    };
+    Ok(if which == 1 {
+        times.user
+    } else {
+        times.total()
+    })
 }
 
 pub fn read_clock(k: &Kernel, tid: Tid, clk: i32) -> SysResult<libc::timespec> {
@@ -64,9 +99,7 @@ pub fn read_clock(k: &Kernel, tid: Tid, clk: i32) -> SysResult<libc::timespec> {
         | libc::CLOCK_TAI
         | libc::CLOCK_REALTIME_ALARM
         | libc::CLOCK_BOOTTIME_ALARM => clk,
-        libc::CLOCK_THREAD_CPUTIME_ID => host_cpu_clock(k.task(tid).host, true),
-        libc::CLOCK_PROCESS_CPUTIME_ID => host_cpu_clock(k.task(tid).host, false),
-        _ => return Err(Errno::EINVAL),
+        _ => return cpu_clock(k, tid, clk).map(timespec_of),
     };
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -150,12 +183,13 @@ fn rel(k: &Kernel, tid: Tid, addr: u64) -> SysResult<Duration> {
 }
 
 fn sys_nanosleep(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    sleep_until(k, tid, |k| Ok(Instant::now() + rel(k, tid, a[0])?))
+    sleep_until(k, tid, |k| Ok(after(rel(k, tid, a[0])?)))
 }
 
 fn sys_clock_nanosleep(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let clk = a[0] as i32;
-    if matches!(clk, libc::CLOCK_THREAD_CPUTIME_ID) {
+    // No sleeping on a thread's CPU clock (Linux's posix_cpu_nsleep).
+    if clk == libc::CLOCK_THREAD_CPUTIME_ID || (clk < 0 && clk & 4 != 0) {
         return Err(Errno::EINVAL);
     }
     let abs = a[1] as i32 & libc::TIMER_ABSTIME != 0;
@@ -164,9 +198,9 @@ fn sys_clock_nanosleep(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> 
         if abs {
             let now = read_clock(k, tid, clk)?;
             let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
-            Ok(Instant::now() + d.saturating_sub(now))
+            Ok(after(d.saturating_sub(now)))
         } else {
-            Ok(Instant::now() + d)
+            Ok(after(d))
         }
     })
 }
@@ -188,7 +222,7 @@ fn sys_alarm(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         k.timers.cancel(&TimerAction::ItimerReal(pid));
     } else {
         k.timers.arm(
-            Instant::now() + Duration::from_secs(a[0]),
+            after(Duration::from_secs(a[0])),
             TimerAction::ItimerReal(pid),
         );
     }
@@ -252,12 +286,15 @@ fn sys_setitimer(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         if value.is_zero() {
             k.timers.cancel(&TimerAction::ItimerReal(pid));
         } else {
-            k.timers
-                .arm(Instant::now() + value, TimerAction::ItimerReal(pid));
+            k.timers.arm(after(value), TimerAction::ItimerReal(pid));
         }
     }
     Ok(0)
 }
+
+/// Timers one process may have (Linux's limit is memory; this one keeps
+/// the kernel's bounded).
+const MAX_POSIX_TIMERS: usize = 1 << 16;
 
 fn sys_timer_create(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let clock = a[0] as i32;
@@ -283,7 +320,15 @@ fn sys_timer_create(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let g = k.group_of_mut(tid);
-    let id = (0..).find(|i| !g.posix_timers.contains_key(i)).unwrap();
+    // A bound on what one process can make the kernel hold.
+    if g.posix_timers.len() >= MAX_POSIX_TIMERS {
+        return Err(Errno::EAGAIN);
+    }
+    let id = match g.posix_timers.last_key_value() {
+        None => 0,
+        Some((&last, _)) if last < i32::MAX => last + 1,
+        _ => (0..).find(|i| !g.posix_timers.contains_key(i)).unwrap(),
+    };
     g.posix_timers.insert(
         id,
         PosixTimer {
@@ -340,8 +385,7 @@ fn sys_timer_settime(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if value.is_zero() {
         k.timers.cancel(&TimerAction::Posix(pid, id));
     } else {
-        k.timers
-            .arm(Instant::now() + value, TimerAction::Posix(pid, id));
+        k.timers.arm(after(value), TimerAction::Posix(pid, id));
     }
     if a[3] != 0 {
         mm.borrow().write_val(a[3], &its(oi, ov))?;

@@ -6,6 +6,7 @@ use std::rc::Weak;
 
 use super::file::{File, FileOps, POLLERR, POLLHUP, POLLIN};
 use crate::errno::SysResult;
+use crate::kernel::waitq::WaitQueue;
 use crate::kernel::{Kernel, Tid};
 
 pub const EPOLLET: u32 = 1 << 31;
@@ -42,6 +43,9 @@ impl Interest {
 #[derive(Default)]
 pub struct Epoll {
     pub interests: RefCell<Vec<Interest>>,
+    /// Waiters in epoll_wait (or polling the epoll file): an interest
+    /// added or changed may be ready at once.
+    pub waiters: WaitQueue,
     ino: u64,
 }
 
@@ -49,6 +53,7 @@ impl Epoll {
     pub fn new() -> Epoll {
         Epoll {
             interests: RefCell::new(Vec::new()),
+            waiters: WaitQueue::new(),
             ino: super::new_ino(),
         }
     }
@@ -69,7 +74,7 @@ impl Epoll {
                 continue;
             };
             let want = (i.events & 0xffff) | POLLERR | POLLHUP;
-            let ready = f.ops.poll(k) & want;
+            let ready = f.poll(k) & want;
             if i.events & EPOLLET != 0 {
                 let seq = f.ops.event_seq();
                 let fresh = i.fresh(ready, seq);
@@ -96,7 +101,7 @@ impl Epoll {
         self.interests.borrow().iter().any(|i| {
             !i.disabled.get()
                 && i.file.upgrade().is_some_and(|f| {
-                    let ready = f.ops.poll(k) & ((i.events & 0xffff) | POLLERR | POLLHUP);
+                    let ready = f.poll(k) & ((i.events & 0xffff) | POLLERR | POLLHUP);
                     if i.events & EPOLLET != 0 {
                         i.fresh(ready, f.ops.event_seq()) != 0
                     } else {
@@ -107,17 +112,48 @@ impl Epoll {
     }
 
     pub fn register_waits(&self, k: &Kernel, tid: Tid) {
+        self.waiters.add(tid, !0);
         for i in self.interests.borrow().iter() {
             if let Some(f) = i.file.upgrade() {
                 // Edge interests must see the transition, so wait for any change.
                 let ev = if i.events & EPOLLET != 0 {
                     !0
                 } else {
-                    (i.events & 0xffff) | POLLERR | POLLHUP
+                    super::file::wait_mask(i.events & 0xffff)
                 };
                 f.ops.wait(k, tid, ev);
             }
         }
+    }
+}
+
+/// How deep epoll files may nest in each other (Linux's EP_MAX_NESTS).
+const EP_MAX_NESTS: usize = 4;
+
+impl Epoll {
+    /// Whether watching `to` from this epoll would make a cycle or nest
+    /// epolls deeper than Linux allows (ep_loop_check: ELOOP).
+    pub fn would_loop(&self, to: &File) -> bool {
+        match to.ops.as_any().downcast_ref::<Epoll>() {
+            Some(e) => self.reaches_or_deep(e, 1),
+            None => false,
+        }
+    }
+
+    /// `e` at nesting `level` below self: true if it is self, contains
+    /// self, or has epolls nested past EP_MAX_NESTS.
+    fn reaches_or_deep(&self, e: &Epoll, level: usize) -> bool {
+        if std::ptr::eq(self, e) || level > EP_MAX_NESTS {
+            return true;
+        }
+        e.interests.borrow().iter().any(|i| {
+            i.file.upgrade().is_some_and(|f| {
+                f.ops
+                    .as_any()
+                    .downcast_ref::<Epoll>()
+                    .is_some_and(|inner| self.reaches_or_deep(inner, level + 1))
+            })
+        })
     }
 }
 
@@ -128,6 +164,12 @@ impl FileOps for Epoll {
     fn wait(&self, k: &Kernel, tid: Tid, _events: u32) -> bool {
         self.register_waits(k, tid);
         true
+    }
+    fn unwait(&self, _k: &Kernel, tid: Tid) {
+        self.waiters.remove(tid);
+    }
+    fn event_seq(&self) -> u64 {
+        self.waiters.seq()
     }
     fn anon_name(&self) -> Option<String> {
         Some("anon_inode:[eventpoll]".into())

@@ -29,6 +29,9 @@ impl EventFd {
 }
 
 impl FileOps for EventFd {
+    fn plain_poll(&self) -> bool {
+        true
+    }
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, _off: u64) -> SysResult<usize> {
         if dst.len < 8 {
             return Err(Errno::EINVAL);
@@ -57,9 +60,8 @@ impl FileOps for EventFd {
             return Err(Errno::EAGAIN);
         }
         self.count.set(c + v);
-        if v > 0 {
-            self.wq.notify(POLLIN);
-        }
+        // Every write is an event (edge-triggered epoll counts them).
+        self.wq.notify(POLLIN);
         Ok(8)
     }
     fn poll(&self, _k: &Kernel) -> u32 {
@@ -79,6 +81,9 @@ impl FileOps for EventFd {
     }
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.wq.remove(tid);
+    }
+    fn event_seq(&self) -> u64 {
+        self.wq.seq()
     }
     fn anon_name(&self) -> Option<String> {
         Some("anon_inode:[eventfd]".into())
@@ -130,6 +135,9 @@ impl SignalFd {
 }
 
 impl FileOps for SignalFd {
+    fn plain_poll(&self) -> bool {
+        true
+    }
     fn read(&self, _k: &Kernel, _f: &File, _dst: &IoVecs, _off: u64) -> SysResult<usize> {
         // Reading dequeues signals, which needs the kernel mutably: done by
         // the read syscall itself (see syscalls::poll::read_signalfd).

@@ -17,6 +17,30 @@ pub const POLLERR: u32 = libc::POLLERR as u32;
 pub const POLLHUP: u32 = libc::POLLHUP as u32;
 pub const POLLRDHUP: u32 = 0x2000;
 pub const POLLNVAL: u32 = libc::POLLNVAL as u32;
+pub const POLLRDNORM: u32 = libc::POLLRDNORM as u32;
+pub const POLLWRNORM: u32 = libc::POLLWRNORM as u32;
+pub const POLLWRBAND: u32 = libc::POLLWRBAND as u32;
+
+/// The events a waiter for `events` must be woken on: files notify
+/// POLLIN/POLLOUT, which POLLRDNORM/POLLWRNORM waiters need too.
+pub fn wait_mask(events: u32) -> u32 {
+    let mut e = events | POLLERR | POLLHUP;
+    if events & POLLRDNORM != 0 {
+        e |= POLLIN;
+    }
+    if events & POLLWRNORM != 0 {
+        e |= POLLOUT;
+    }
+    e
+}
+
+pub const ANON_INODE_FS_MAGIC: i64 = 0x0904_1934;
+pub const PIPEFS_MAGIC: i64 = 0x5049_5045;
+pub const SOCKFS_MAGIC: i64 = 0x534F_434B;
+
+/// O_LARGEFILE as the x86_64 kernel spells it (libc's constant is 0 on
+/// 64-bit): open(2) sets it on every file it opens, and F_GETFL shows it.
+pub const O_LARGEFILE: i32 = 0o100000;
 
 /// Behaviour of one kind of open file. Methods get the description (`f`)
 /// for its flags and position.
@@ -29,13 +53,31 @@ pub trait FileOps: Any {
     fn write(&self, _k: &Kernel, _f: &File, _src: &IoVecs, _off: u64) -> SysResult<usize> {
         Err(Errno::EINVAL)
     }
+    /// A blocking write writes everything before it returns (pipes and
+    /// FIFOs), sleeping for room as often as needed.
+    fn writes_whole(&self) -> bool {
+        false
+    }
+    /// O_ASYNC turned on (or off) for `file`: register it where this
+    /// file's events are notified, so they raise its owner's signal.
+    fn fasync(&self, _file: &Rc<File>, _on: bool) {}
+    /// Whether lseek(SEEK_END) works (not on seq_file-like files).
+    fn seek_end(&self) -> bool {
+        true
+    }
     /// Whether reads and writes use the file position.
     fn seekable(&self) -> bool {
         false
     }
-    /// Ready events (POLLIN, POLLOUT, ...).
+    /// Ready events (POLLIN, POLLOUT, ...). POLLRDNORM and POLLWRNORM
+    /// come with POLLIN and POLLOUT unless [`FileOps::plain_poll`].
     fn poll(&self, _k: &Kernel) -> u32 {
         POLLIN | POLLOUT
+    }
+    /// Files whose poll reports POLLIN/POLLOUT alone, as Linux's eventfd,
+    /// timerfd and signalfd do.
+    fn plain_poll(&self) -> bool {
+        false
     }
     /// Registers `tid` to be woken on `events`; false if this file never blocks.
     fn wait(&self, _k: &Kernel, _tid: Tid, _events: u32) -> bool {
@@ -81,6 +123,11 @@ pub trait FileOps: Any {
     fn anon_name(&self) -> Option<String> {
         None
     }
+    /// f_type of fstatfs for files without a path (pipefs, sockfs,
+    /// anon_inodefs).
+    fn fs_magic(&self) -> i64 {
+        ANON_INODE_FS_MAGIC
+    }
     /// Socket operations, for sockets.
     fn socket(&self) -> Option<&dyn crate::net::SocketOps> {
         None
@@ -98,10 +145,28 @@ pub struct File {
     pub dentry: Option<Rc<Dentry>>,
     /// Directory listing in progress (getdents).
     pub dir: RefCell<Option<Vec<DirEntry>>>,
+    /// Signal-driven I/O (F_SETOWN, F_SETSIG, O_ASYNC): who gets the
+    /// signal, which signal (0: SIGIO without details), and the
+    /// descriptor O_ASYNC was set through (si_fd).
+    pub owner: Cell<Option<Owner>>,
+    pub sig: Cell<i32>,
+    pub async_fd: Cell<i32>,
     /// Opened by open(2) (not a memfd or an internal file): its last
     /// close is an inotify event.
     pub notify_close: Cell<bool>,
 }
+
+/// F_SETOWN_EX's f_owner_ex.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// F_OWNER_TID (0), F_OWNER_PID (1) or F_OWNER_PGRP (2).
+    pub kind: i32,
+    pub id: i32,
+}
+
+pub const F_OWNER_TID: i32 = 0;
+pub const F_OWNER_PID: i32 = 1;
+pub const F_OWNER_PGRP: i32 = 2;
 
 impl File {
     pub fn new(ops: Rc<dyn FileOps>, flags: i32, dentry: Option<Rc<Dentry>>) -> Rc<File> {
@@ -114,6 +179,9 @@ impl File {
             pos: Cell::new(0),
             dentry,
             dir: RefCell::new(None),
+            owner: Cell::new(None),
+            sig: Cell::new(0),
+            async_fd: Cell::new(-1),
             notify_close: Cell::new(false),
         })
     }
@@ -143,6 +211,64 @@ impl File {
             (Some(d), None) => String::from_utf8_lossy(&d.path(k)).into_owned(),
             (None, None) => "anon_inode:[unknown]".into(),
         }
+    }
+
+    /// Copies `len` bytes of the file from `off` into `chunk` at `at`
+    /// (private file mappings, loaded program segments); returns the bytes
+    /// the file had. Only pages with data are written, so memory stays a
+    /// hole where the file has one: a sparse file of any size maps without
+    /// costing memory. Stops at end of file.
+    pub fn copy_into(
+        &self,
+        k: &Kernel,
+        off: u64,
+        chunk: &crate::mm::Chunk,
+        at: u64,
+        len: u64,
+    ) -> SysResult<u64> {
+        const STEP: usize = 64 * 1024;
+        const PAGE: usize = 4096;
+        if at.checked_add(len).is_none_or(|e| e > chunk.len) {
+            return Err(Errno::EINVAL);
+        }
+        let mut buf = vec![0u8; STEP];
+        let mut done = 0u64;
+        while done < len {
+            let want = STEP.min((len - done) as usize);
+            let iov = IoVecs::from_slice(&mut buf[..want]);
+            let pos = off.checked_add(done).ok_or(Errno::EOVERFLOW)?;
+            let n = match self.ops.read(k, self, &iov, pos)? {
+                0 => break,
+                n => n.min(want),
+            };
+            for (i, piece) in buf[..n].chunks(PAGE).enumerate() {
+                if piece.iter().any(|b| *b != 0) {
+                    let dst = at + done + (i * PAGE) as u64;
+                    // SAFETY: dst + piece.len() <= at + len <= chunk.len.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(piece.as_ptr(), chunk.ptr(dst), piece.len())
+                    };
+                }
+            }
+            done += n as u64;
+        }
+        Ok(done)
+    }
+
+    /// Ready events as poll, select and epoll report them.
+    pub fn poll(&self, k: &Kernel) -> u32 {
+        let r = self.ops.poll(k);
+        if self.ops.plain_poll() {
+            return r;
+        }
+        let mut r = r;
+        if r & POLLIN != 0 {
+            r |= POLLRDNORM;
+        }
+        if r & POLLOUT != 0 {
+            r |= POLLWRNORM;
+        }
+        r
     }
 
     pub fn stat(&self, k: &Kernel) -> SysResult<libc::stat> {

@@ -178,6 +178,28 @@ impl IoVecs {
         v
     }
 
+    /// The bytes from `from` on as a new vector list.
+    pub fn suffix(&self, from: usize) -> IoVecs {
+        let mut out = Vec::new();
+        let mut skip = from.min(self.len);
+        for iov in &self.iovs {
+            if skip >= iov.iov_len {
+                skip -= iov.iov_len;
+                continue;
+            }
+            out.push(libc::iovec {
+                // SAFETY: stays inside the same vector.
+                iov_base: unsafe { (iov.iov_base as *mut u8).add(skip) } as *mut libc::c_void,
+                iov_len: iov.iov_len - skip,
+            });
+            skip = 0;
+        }
+        IoVecs {
+            iovs: out,
+            len: self.len - from.min(self.len),
+        }
+    }
+
     /// The first `n` bytes as a new vector list.
     pub fn truncated(&self, n: usize) -> IoVecs {
         let mut out = Vec::new();

@@ -47,8 +47,18 @@ fn file_id(f: &File) -> usize {
     f as *const File as usize
 }
 
+/// What locks are keyed by: the file's inode, or for files without a
+/// path (pipes, sockets) the object behind them, which every descriptor
+/// and every process sharing it sees.
+pub fn lock_id(f: &File) -> InodeId {
+    match &f.dentry {
+        Some(d) => d.inode.id(),
+        None => (u64::MAX, Rc::as_ptr(&f.ops) as *const () as usize as u64),
+    }
+}
+
 fn inode_of(f: &File) -> SysResult<InodeId> {
-    f.dentry.as_ref().map(|d| d.inode.id()).ok_or(Errno::EBADF)
+    Ok(lock_id(f))
 }
 
 pub fn flock(k: &mut Kernel, tid: Tid, f: &Rc<File>, op: i32) -> SysResult<u64> {
@@ -142,7 +152,12 @@ pub fn fcntl_lock(k: &mut Kernel, tid: Tid, f: &Rc<File>, cmd: i32, arg: u64) ->
     let mut start = base.checked_add(fl.l_start).ok_or(Errno::EOVERFLOW)?;
     let mut len = fl.l_len;
     if len < 0 {
-        start += len;
+        // Linux: a range reaching below 0 is EINVAL (this also rules out
+        // negating i64::MIN).
+        start = start
+            .checked_add(len)
+            .filter(|s| *s >= 0)
+            .ok_or(Errno::EINVAL)?;
         len = -len;
     }
     if start < 0 {
@@ -241,10 +256,7 @@ pub fn fcntl_lock(k: &mut Kernel, tid: Tid, f: &Rc<File>, cmd: i32, arg: u64) ->
 
 /// Drops every lock held through `f` (its last descriptor closed).
 pub fn release_file(f: &File) {
-    let Some(d) = &f.dentry else {
-        return;
-    };
-    let id = d.inode.id();
+    let id = lock_id(f);
     let me = file_id(f);
     LOCKS.with(|l| {
         if let Some(e) = l.borrow_mut().get_mut(&id) {

@@ -101,6 +101,9 @@ impl Kernel {
     /// Opens what `d` names with open(2) `flags` (permissions checked).
     pub fn open_dentry(&self, tid: Tid, d: &Rc<Dentry>, flags: i32) -> SysResult<Rc<File>> {
         if flags & libc::O_PATH != 0 {
+            if flags & libc::O_DIRECTORY != 0 && d.kind() != FileType::Directory {
+                return Err(Errno::ENOTDIR);
+            }
             let ops: Rc<dyn super::FileOps> = Rc::new(super::hostfs::DirFile);
             return Ok(File::new(
                 ops,
@@ -124,6 +127,10 @@ impl Kernel {
         if flags & libc::O_DIRECTORY != 0 && kind != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
+        // Directories do no direct I/O.
+        if flags & libc::O_DIRECT != 0 && kind == FileType::Directory {
+            return Err(Errno::EINVAL);
+        }
         if kind == FileType::Symlink {
             return Err(Errno::ELOOP);
         }
@@ -139,8 +146,22 @@ impl Kernel {
         );
         f.notify_close.set(true);
         super::inotify::notify_open_close(d, super::inotify::IN_OPEN);
-        if flags & libc::O_TRUNC != 0 && kind == FileType::Regular && acc != libc::O_RDONLY {
-            f.ops.truncate(self, 0)?;
+        // Linux truncates even when opened read-only (write permission
+        // was checked above).
+        if flags & libc::O_TRUNC != 0 && kind == FileType::Regular {
+            if acc == libc::O_RDONLY {
+                // The file is not open for writing: through the inode.
+                d.inode.setattr(
+                    self,
+                    &super::SetAttr {
+                        size: Some(0),
+                        mtime: Some(super::inode::TimeSet::Now),
+                        ..Default::default()
+                    },
+                )?;
+            } else {
+                f.ops.truncate(self, 0)?;
+            }
             super::inotify::notify_dentry(d, super::inotify::IN_MODIFY);
         }
         Ok(f)

@@ -13,6 +13,9 @@ use crate::kernel::{Kernel, Tid};
 
 pub const PIPE_BUF: usize = 4096;
 pub const PIPE_SIZE: usize = 65536;
+/// /proc/sys/fs/pipe-max-size.
+pub const PIPE_MAX_SIZE: usize = 1 << 20;
+const PAGE_SIZE: usize = 4096;
 
 pub struct Pipe {
     buf: RefCell<VecDeque<u8>>,
@@ -60,12 +63,26 @@ impl Pipe {
         self.capacity.get()
     }
 
-    pub fn set_capacity(&self, n: usize) -> SysResult<usize> {
-        let n = n.clamp(PIPE_BUF, 1 << 20).next_power_of_two();
+    /// F_SETPIPE_SZ: the size rounded up to a power-of-two number of
+    /// pages, as Linux does; growing past /proc/sys/fs/pipe-max-size needs
+    /// CAP_SYS_RESOURCE (`privileged`), and shrinking below what the pipe
+    /// holds is EBUSY.
+    pub fn set_capacity(&self, arg: u64, privileged: bool) -> SysResult<usize> {
+        // Linux takes the argument as an unsigned int.
+        let size = arg as u32 as usize;
+        if size > 1 << 31 {
+            return Err(Errno::EINVAL);
+        }
+        let n = size.max(PAGE_SIZE).next_power_of_two();
+        if n > self.capacity.get() && n > PIPE_MAX_SIZE && !privileged {
+            return Err(Errno::EPERM);
+        }
         if n < self.buf.borrow().len() {
             return Err(Errno::EBUSY);
         }
         self.capacity.set(n);
+        // Room may have appeared for a blocked writer.
+        self.wq.notify(POLLOUT);
         Ok(n)
     }
 
@@ -98,6 +115,10 @@ impl Drop for PipeEnd {
 
 impl FileOps for PipeEnd {
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, _off: u64) -> SysResult<usize> {
+        // Reading nothing returns at once (Linux's pipe_read).
+        if dst.len == 0 {
+            return Ok(0);
+        }
         let p = &self.pipe;
         let mut buf = p.buf.borrow_mut();
         if buf.is_empty() {
@@ -131,9 +152,16 @@ impl FileOps for PipeEnd {
             return Err(Errno::EAGAIN);
         }
         let n = src.len.min(space);
-        let mut tmp = vec![0u8; n];
-        src.copy_out(0, &mut tmp);
-        buf.extend(tmp);
+        // In pieces: a pipe may be made large (F_SETPIPE_SZ), and one write
+        // must not need a kernel buffer of its size on top of the pipe's.
+        let mut tmp = [0u8; 16 * 1024];
+        let mut done = 0;
+        while done < n {
+            let k = tmp.len().min(n - done);
+            src.copy_out(done, &mut tmp[..k]);
+            buf.extend(&tmp[..k]);
+            done += k;
+        }
         drop(buf);
         p.rq.notify(POLLIN);
         Ok(n)
@@ -143,13 +171,16 @@ impl FileOps for PipeEnd {
         let p = &self.pipe;
         let len = p.buf.borrow().len();
         if self.write {
-            if p.readers.get() == 0 {
-                POLLERR
-            } else if len < p.capacity.get() {
-                POLLOUT
-            } else {
-                0
+            // Room is POLLOUT and no reader is POLLERR, each on its own
+            // (pipe_poll).
+            let mut r = 0;
+            if len < p.capacity.get() {
+                r |= POLLOUT;
             }
+            if p.readers.get() == 0 {
+                r |= POLLERR;
+            }
+            r
         } else {
             let mut r = 0;
             if len > 0 {
@@ -201,6 +232,27 @@ impl FileOps for PipeEnd {
         Some(format!("pipe:[{}]", self.pipe.ino))
     }
 
+    fn fs_magic(&self) -> i64 {
+        super::file::PIPEFS_MAGIC
+    }
+
+    fn writes_whole(&self) -> bool {
+        true
+    }
+
+    fn fasync(&self, file: &Rc<File>, on: bool) {
+        let (q, events) = if self.write {
+            (&self.pipe.wq, POLLOUT | POLLERR)
+        } else {
+            (&self.pipe.rq, POLLIN | POLLHUP)
+        };
+        if on {
+            q.add_fasync(file, events);
+        } else {
+            q.remove_fasync(file);
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -208,6 +260,15 @@ impl FileOps for PipeEnd {
 
 thread_local! {
     static PIPEFS_DEV: u64 = super::new_dev();
+}
+
+/// The pipe behind a pipe or FIFO end (F_GETPIPE_SZ/F_SETPIPE_SZ, splice).
+pub fn pipe_of(ops: &dyn FileOps) -> Option<&Rc<Pipe>> {
+    let any = ops.as_any();
+    if let Some(e) = any.downcast_ref::<PipeEnd>() {
+        return Some(&e.pipe);
+    }
+    any.downcast_ref::<FifoEnd>().map(|f| &f.pipe)
 }
 
 /// Named pipes: one in-kernel pipe per FIFO inode while it is open.
@@ -234,38 +295,76 @@ impl FifoTable {
         if acc == libc::O_WRONLY && flags & libc::O_NONBLOCK != 0 && pipe.readers.get() == 0 {
             return Err(Errno::ENXIO);
         }
-        let end = pipe.end(acc != libc::O_RDONLY);
-        Ok(Rc::new(FifoEnd { end }))
+        // O_RDWR is both a reader and a writer (Linux's fifo_open).
+        let rd = (acc != libc::O_WRONLY).then(|| pipe.end(false));
+        let wr = (acc != libc::O_RDONLY).then(|| pipe.end(true));
+        Ok(Rc::new(FifoEnd { rd, wr, pipe }))
     }
 }
 
 /// A FIFO end: like a pipe end, but a reader with no writer yet waits for
-/// one instead of seeing end of file.
+/// one instead of seeing end of file. Opened O_RDWR it is both ends.
 pub struct FifoEnd {
-    end: Rc<PipeEnd>,
+    rd: Option<Rc<PipeEnd>>,
+    wr: Option<Rc<PipeEnd>>,
+    pipe: Rc<Pipe>,
+}
+
+impl FifoEnd {
+    /// The end that reads, else the one that writes.
+    fn any(&self) -> &Rc<PipeEnd> {
+        self.rd.as_ref().or(self.wr.as_ref()).expect("a FIFO end")
+    }
 }
 
 impl FileOps for FifoEnd {
     fn read(&self, k: &Kernel, f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
-        if !self.end.pipe.had_writer.get() {
+        let Some(rd) = &self.rd else {
+            return Err(Errno::EBADF);
+        };
+        // Stands in for open(O_RDONLY) blocking until a writer comes; a
+        // non-blocking reader reads end of file (no writers), as in Linux.
+        if !self.pipe.had_writer.get() && !f.nonblocking() {
             return Err(Errno::EAGAIN);
         }
-        self.end.read(k, f, dst, off)
+        rd.read(k, f, dst, off)
     }
     fn write(&self, k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
-        self.end.write(k, f, src, off)
+        let Some(wr) = &self.wr else {
+            return Err(Errno::EBADF);
+        };
+        wr.write(k, f, src, off)
     }
     fn poll(&self, k: &Kernel) -> u32 {
-        self.end.poll(k)
+        let mut r = 0;
+        if let Some(rd) = &self.rd {
+            r |= rd.poll(k);
+        }
+        if let Some(wr) = &self.wr {
+            r |= wr.poll(k);
+        }
+        r
     }
     fn wait(&self, k: &Kernel, tid: Tid, events: u32) -> bool {
-        self.end.wait(k, tid, events)
+        if let Some(rd) = &self.rd {
+            rd.wait(k, tid, events);
+        }
+        if let Some(wr) = &self.wr {
+            wr.wait(k, tid, events);
+        }
+        true
     }
     fn unwait(&self, k: &Kernel, tid: Tid) {
-        self.end.unwait(k, tid)
+        self.any().unwait(k, tid)
+    }
+    fn writes_whole(&self) -> bool {
+        true
     }
     fn event_seq(&self) -> u64 {
-        self.end.event_seq()
+        self.any().event_seq()
+    }
+    fn ioctl(&self, k: &mut Kernel, f: &File, tid: Tid, cmd: u64, arg: u64) -> SysResult<u64> {
+        self.any().ioctl(k, f, tid, cmd, arg)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -308,13 +407,4 @@ impl Pipe {
     pub fn has_writers(&self) -> bool {
         self.writers.get() > 0
     }
-}
-
-/// The pipe behind a pipe or FIFO descriptor.
-pub fn pipe_of(f: &File) -> Option<Rc<Pipe>> {
-    let any = f.ops.as_any();
-    if let Some(e) = any.downcast_ref::<PipeEnd>() {
-        return Some(e.pipe.clone());
-    }
-    any.downcast_ref::<FifoEnd>().map(|e| e.end.pipe.clone())
 }

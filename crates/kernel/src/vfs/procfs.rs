@@ -26,6 +26,8 @@ enum Node {
     PidLink(Pid, &'static str),
     FdDir(Pid),
     Fd(Pid, i32),
+    FdInfoDir(Pid),
+    FdInfo(Pid, i32),
     TaskDir(Pid),
     Task(Pid, Tid),
     Static(&'static str),
@@ -237,9 +239,11 @@ impl Inode for ProcInode {
             Node::Root
             | Node::Pid(_)
             | Node::FdDir(_)
+            | Node::FdInfoDir(_)
             | Node::TaskDir(_)
             | Node::Task(..)
             | Node::Dir(_) => (libc::S_IFDIR | 0o555, 2),
+            Node::FdInfo(..) => (libc::S_IFREG | 0o444, 1),
             Node::SelfLink | Node::ThreadSelf | Node::PidLink(..) | Node::Fd(..) => {
                 (libc::S_IFLNK | 0o777, 1)
             }
@@ -259,6 +263,8 @@ impl Inode for ProcInode {
             | Node::PidLink(p, _)
             | Node::FdDir(p)
             | Node::Fd(p, _)
+            | Node::FdInfoDir(p)
+            | Node::FdInfo(p, _)
             | Node::TaskDir(p)
             | Node::Task(p, _) => {
                 let g = k.groups.get(p).ok_or(Errno::ENOENT)?;
@@ -282,6 +288,7 @@ impl Inode for ProcInode {
             Node::Root
             | Node::Pid(_)
             | Node::FdDir(_)
+            | Node::FdInfoDir(_)
             | Node::TaskDir(_)
             | Node::Task(..)
             | Node::Dir(_) => FileType::Directory,
@@ -337,11 +344,12 @@ impl Inode for ProcInode {
                 }
                 match s {
                     "fd" => Ok(self.child(Node::FdDir(p))),
+                    "fdinfo" => Ok(self.child(Node::FdInfoDir(p))),
                     "task" if matches!(self.node, Node::Pid(_)) => Ok(self.child(Node::TaskDir(p))),
                     _ => Err(Errno::ENOENT),
                 }
             }
-            Node::FdDir(p) => {
+            Node::FdDir(p) | Node::FdInfoDir(p) => {
                 let fd: i32 = s.parse().map_err(|_| Errno::ENOENT)?;
                 let t = k
                     .groups
@@ -353,7 +361,11 @@ impl Inode for ProcInode {
                     .borrow()
                     .get(fd)
                     .map_err(|_| Errno::ENOENT)?;
-                Ok(self.child(Node::Fd(*p, fd)))
+                Ok(self.child(if matches!(self.node, Node::FdDir(_)) {
+                    Node::Fd(*p, fd)
+                } else {
+                    Node::FdInfo(*p, fd)
+                }))
             }
             Node::TaskDir(p) => {
                 let t: Tid = s.parse().map_err(|_| Errno::ENOENT)?;
@@ -409,18 +421,24 @@ impl Inode for ProcInode {
                     out.push(e(l, Node::PidLink(*p, l), FileType::Symlink));
                 }
                 out.push(e("fd", Node::FdDir(*p), FileType::Directory));
+                out.push(e("fdinfo", Node::FdInfoDir(*p), FileType::Directory));
                 if matches!(self.node, Node::Pid(_)) {
                     out.push(e("task", Node::TaskDir(*p), FileType::Directory));
                 }
             }
-            Node::FdDir(p) => {
+            Node::FdDir(p) | Node::FdInfoDir(p) => {
                 let t = k
                     .groups
                     .get(p)
                     .and_then(|g| g.threads.first())
                     .ok_or(Errno::ENOENT)?;
+                let info = matches!(self.node, Node::FdInfoDir(_));
                 for (fd, _) in k.task(*t).files.borrow().iter() {
-                    out.push(e(&fd.to_string(), Node::Fd(*p, fd), FileType::Symlink));
+                    out.push(if info {
+                        e(&fd.to_string(), Node::FdInfo(*p, fd), FileType::Regular)
+                    } else {
+                        e(&fd.to_string(), Node::Fd(*p, fd), FileType::Symlink)
+                    });
                 }
             }
             Node::TaskDir(p) => {
@@ -562,6 +580,9 @@ struct ProcFile {
 }
 
 impl FileOps for ProcFile {
+    fn seek_end(&self) -> bool {
+        false
+    }
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
         let off = off as usize;
         if off >= self.data.len() {
@@ -613,13 +634,11 @@ fn state_char(k: &Kernel, p: Pid) -> char {
     if running { 'R' } else { 'S' }
 }
 
-fn cpu_ticks(k: &Kernel, p: Pid) -> u64 {
-    let Some(t) = k.groups.get(&p).and_then(|g| g.threads.first()) else {
-        return 0;
-    };
-    crate::syscalls::time::read_clock(k, *t, libc::CLOCK_PROCESS_CPUTIME_ID)
-        .map(|ts| ts.tv_sec as u64 * 100 + ts.tv_nsec as u64 / 10_000_000)
-        .unwrap_or(0)
+/// utime, stime, cutime, cstime in clock ticks (USER_HZ).
+fn cpu_ticks(k: &Kernel, p: Pid) -> [u64; 4] {
+    let t = |d: std::time::Duration| (d.as_millis() / 10) as u64;
+    let (me, ch) = (k.process_cpu(p), k.children_cpu(p));
+    [t(me.user), t(me.sys), t(ch.user), t(ch.sys)]
 }
 
 fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
@@ -687,6 +706,7 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
         Node::Static("devices") => s.push_str("Character devices:\n  1 mem\n  5 /dev/tty\n  5 /dev/console\n136 pts\n\nBlock devices:\n"),
         Node::Static(_) => {}
         Node::PidFile(p, which) => s = pid_file(k, *p, which)?,
+        Node::FdInfo(p, fd) => s = fd_info(k, *p, *fd)?,
         Node::Sys(name) if name.starts_with("sysvipc/") => {
             s = k.sysvipc_text(&name["sysvipc/".len()..]);
         }
@@ -766,6 +786,26 @@ fn mounts_text(k: &Kernel, info: bool) -> String {
     s
 }
 
+/// /proc/PID/fdinfo/FD: position, flags (octal, O_CLOEXEC included as
+/// Linux shows it), mount and inode.
+fn fd_info(k: &Kernel, p: Pid, fd: i32) -> SysResult<String> {
+    let g = k.groups.get(&p).ok_or(Errno::ENOENT)?;
+    let leader = *g.threads.first().ok_or(Errno::ENOENT)?;
+    let files = k.task(leader).files.borrow();
+    let e = files.entry(fd).ok_or(Errno::ENOENT)?;
+    let mut flags = e.file.flags.get() & !libc::O_CLOEXEC;
+    if e.cloexec {
+        flags |= libc::O_CLOEXEC;
+    }
+    let mnt = e.file.dentry.as_ref().map_or(0, |d| d.mount.id);
+    let ino = e.file.stat(k).map_or(0, |s| s.st_ino);
+    Ok(format!(
+        "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n",
+        e.file.pos.get(),
+        flags
+    ))
+}
+
 fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
     let g = k.groups.get(&p).ok_or(Errno::ENOENT)?;
     let leader = *g.threads.first().ok_or(Errno::ENOENT)?;
@@ -781,10 +821,10 @@ fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
     match which {
         "stat" => {
             let start = g.start.duration_since(k.boot_time).as_millis() as u64 / 10;
-            let ticks = cpu_ticks(k, p);
+            let [ut, st, cut, cst] = cpu_ticks(k, p);
             let _ = writeln!(
                 s,
-                "{pp} ({comm}) {} {} {} {} 0 -1 4194304 0 0 0 0 {ticks} 0 0 0 20 0 {} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+                "{pp} ({comm}) {} {} {} {} 0 -1 4194304 0 0 0 0 {ut} {st} {cut} {cst} 20 0 {} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
                 state_char(k, p),
                 ppid,
                 pgid,

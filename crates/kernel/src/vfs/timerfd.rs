@@ -51,8 +51,10 @@ impl TimerFd {
         if value.is_zero() {
             k.timers.cancel(&TimerAction::TimerFd(self.id));
         } else {
-            k.timers
-                .arm(Instant::now() + value, TimerAction::TimerFd(self.id));
+            k.timers.arm(
+                crate::kernel::timer::after(value),
+                TimerAction::TimerFd(self.id),
+            );
         }
     }
 
@@ -74,12 +76,16 @@ pub fn fired(k: &mut Kernel, id: u64) {
     t.expirations.set(t.expirations.get() + 1);
     let iv = t.interval.get();
     if !iv.is_zero() {
-        k.timers.arm(Instant::now() + iv, TimerAction::TimerFd(id));
+        k.timers
+            .arm(crate::kernel::timer::after(iv), TimerAction::TimerFd(id));
     }
     t.wq.notify(POLLIN);
 }
 
 impl FileOps for TimerFd {
+    fn plain_poll(&self) -> bool {
+        true
+    }
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, _off: u64) -> SysResult<usize> {
         if dst.len < 8 {
             return Err(Errno::EINVAL);
@@ -104,6 +110,9 @@ impl FileOps for TimerFd {
     }
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.wq.remove(tid);
+    }
+    fn event_seq(&self) -> u64 {
+        self.wq.seq()
     }
     fn anon_name(&self) -> Option<String> {
         Some("anon_inode:[timerfd]".into())

@@ -45,7 +45,7 @@ pub fn open_tmpfile(
     let d = super::Dentry::child(&dir, b"#tmpfile", inode);
     Ok(File::new(
         ops,
-        (flags & !libc::O_TMPFILE) | libc::O_LARGEFILE,
+        (flags & !libc::O_TMPFILE) | super::file::O_LARGEFILE,
         Some(d),
     ))
 }
@@ -117,5 +117,9 @@ pub fn memfd(k: &mut Kernel, tid: Tid, name: &[u8], flags: u32) -> SysResult<Rc<
         inode,
         mount,
     });
-    Ok(File::new(ops, libc::O_RDWR | libc::O_LARGEFILE, Some(d)))
+    Ok(File::new(
+        ops,
+        libc::O_RDWR | super::file::O_LARGEFILE,
+        Some(d),
+    ))
 }

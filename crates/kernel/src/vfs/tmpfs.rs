@@ -145,7 +145,9 @@ impl Inode for TmpInode {
         match &*self.content.borrow() {
             Content::File(m) => {
                 st.st_size = m.size() as i64;
-                st.st_blocks = m.size().div_ceil(512) as i64;
+                // Blocks that hold data: a sparse file counts only what
+                // was written (Linux's shmem).
+                st.st_blocks = (m.allocated() / 512) as i64;
             }
             Content::Symlink(t) => st.st_size = t.len() as i64,
             Content::Dir(_) => st.st_size = 4096,

@@ -369,6 +369,13 @@ fn kernel_common() -> Vec<Allowed> {
             SYS_futex,
             "Rust standard library locks; waking a stub sleeping on shared memory",
         ),
+        one_of(
+            "membarrier",
+            SYS_membarrier,
+            0,
+            &[(1, "MEMBARRIER_CMD_GLOBAL")],
+            "the workload's membarrier, as MEMBARRIER_CMD_GLOBAL (a barrier on every CPU)",
+        ),
         any(
             "sched_yield",
             SYS_sched_yield,

@@ -1,0 +1,124 @@
+//! `make conformance` (scripts/conformance.sh): gVisor's syscall test suite
+//! at both levels, its table spliced into docs/compatibility.md. Driven here
+//! with two stand-in gtest binaries (one passes, one aborts midway), so the
+//! counting, the status column and the splicing are tested without the
+//! suite itself.
+
+use atoll_testkit::cprog;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/conformance.sh")
+}
+
+fn run(envs: &[(&str, &Path)]) -> atoll_testkit::Out {
+    let mut c = Command::new(script());
+    c.env_remove("GVISOR_SYSCALL_TESTS")
+        .env("ATOLL", env!("CARGO_BIN_EXE_atoll"));
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().expect("running conformance.sh").into()
+}
+
+/// A program printing what a gtest binary of `total` tests prints when the
+/// first `ok` pass; aborts there when `ok < total`.
+fn fake_gtest(name: &str, total: u32, ok: u32) -> PathBuf {
+    let src = format!(
+        r#"#include <stdio.h>
+#include <stdlib.h>
+int main(void) {{
+    printf("[==========] Running {total} tests from 1 test suite.\n");
+    for (int i = 0; i < {ok}; i++) printf("[ RUN      ] Fake.T%d\n[       OK ] Fake.T%d (0 ms)\n", i, i);
+    fflush(stdout);
+    if ({ok} < {total}) abort();
+    printf("[==========] {total} tests from 1 test suite ran. (0 ms total)\n[  PASSED  ] {total} tests.\n");
+    return 0;
+}}
+"#
+    );
+    cprog::compile(name, &src, &[])
+}
+
+#[test]
+fn conformance_without_the_suite_says_how_to_get_it() {
+    let out = run(&[]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    out.fails_with("GVISOR_SYSCALL_TESTS is not set");
+    let out = run(&[(
+        "GVISOR_SYSCALL_TESTS",
+        Path::new("/nonexistent/suite.tar.xz"),
+    )]);
+    out.fails_with("does not exist");
+}
+
+#[test]
+fn conformance_tabulates_each_binary_at_both_levels_into_the_doc() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite");
+    std::fs::create_dir(&suite).unwrap();
+    std::fs::copy(fake_gtest("fake_pass", 3, 3), suite.join("fakepass_test")).unwrap();
+    std::fs::copy(fake_gtest("fake_crash", 4, 1), suite.join("fakecrash_test")).unwrap();
+    let tarball = dir.path().join("suite.tar.xz");
+    let st = Command::new("tar")
+        .arg("-cJf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&suite)
+        .args(["fakepass_test", "fakecrash_test"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let doc = dir.path().join("compatibility.md");
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/compatibility.md");
+    std::fs::copy(&real, &doc).unwrap();
+    let out = run(&[
+        ("GVISOR_SYSCALL_TESTS", &tarball),
+        ("CONFORMANCE_DOC", &doc),
+        ("CONFORMANCE_OUT", &dir.path().join("out")),
+    ]);
+    out.ok();
+    let text = std::fs::read_to_string(&doc).unwrap();
+    let (_, rest) = text.split_once("<!-- conformance:begin -->\n").unwrap();
+    let (table, after) = rest.split_once("<!-- conformance:end -->\n").unwrap();
+    assert!(
+        table.contains("gVisor commit `3c5eee17dc45`, 2 binaries"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| binary | tests | native | userspace | seconds (native / userspace) |"),
+        "{table}"
+    );
+    assert!(table.contains("| fakepass | 3 | 3 | 3 | "), "{table}");
+    let crash = table
+        .lines()
+        .find(|l| l.starts_with("| fakecrash |"))
+        .unwrap();
+    assert!(
+        crash.starts_with("| fakecrash | 4 | 1, crash (exit ")
+            && crash.matches(", crash").count() == 2,
+        "{crash}"
+    );
+    assert!(table.contains("| **all** | 7 | 4 | 4 | "), "{table}");
+    // The rest of the doc is untouched.
+    let orig = std::fs::read_to_string(&real).unwrap();
+    assert!(orig.ends_with(after));
+
+    // Named binaries print their rows and leave the doc alone.
+    let before = std::fs::read_to_string(&doc).unwrap();
+    let mut c = Command::new(script());
+    c.arg("fakepass")
+        .env("ATOLL", env!("CARGO_BIN_EXE_atoll"))
+        .env("GVISOR_SYSCALL_TESTS", &suite)
+        .env("CONFORMANCE_DOC", &doc)
+        .env("CONFORMANCE_OUT", dir.path().join("out2"));
+    let out: atoll_testkit::Out = c.output().unwrap().into();
+    out.ok();
+    assert!(out.stdout.contains("| fakepass | 3 | 3 | 3 | "), "{out:#?}");
+    assert_eq!(std::fs::read_to_string(&doc).unwrap(), before);
+    // A name the suite lacks is an error.
+    c.args(["nosuch"]);
+    let out: atoll_testkit::Out = c.output().unwrap().into();
+    out.fails_with("no binary nosuch_test");
+}

@@ -1,0 +1,231 @@
+//! Linux behaviours the userspace level once lacked, found by gVisor's
+//! syscall test suite (issue 19). Each C program in tests/progs/compat_*.c
+//! prints one line per behaviour; it runs at the native level (the host
+//! kernel, the reference) and at the userspace level, and the outputs must
+//! be the same. A behaviour that would hang prints TIMEOUT (an alarm cuts
+//! it off) instead of hanging the test.
+
+mod common;
+
+use atoll_testkit::cprog;
+use common::*;
+use std::path::Path;
+
+fn compile(name: &str) -> std::path::PathBuf {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/progs"));
+    let src = std::fs::read_to_string(dir.join(format!("{name}.c"))).unwrap();
+    cprog::compile(name, &src, &["-pthread"])
+}
+
+/// Runs program `name` at both levels; returns (native, userspace) stdout.
+fn both_levels(name: &str) -> (String, String) {
+    both_levels_with(name, busybox())
+}
+
+/// As both_levels, in the bundle `builder` describes.
+fn both_levels_with(name: &str, builder: atoll_testkit::BundleBuilder) -> (String, String) {
+    let a = atoll();
+    let bin = compile(name);
+    let b = builder.tmpfs("/tmp").args(&[&format!("/{name}")]).build();
+    cprog::install(&bin, &b.rootfs, &format!("/{name}"));
+    let native = run_at(&a, "native", &b, "cmp-n");
+    let user = run_at(&a, "userspace", &b, "cmp-u");
+    native.ok();
+    user.ok();
+    (native.stdout, user.stdout)
+}
+
+/// Asserts the outputs are equal line by line (a readable diff), and that
+/// the native output has `expected` lines (the program checks what it means).
+fn assert_same(name: &str, native: &str, user: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(
+            native.lines().any(|l| l == *e),
+            "{name}: the host does not print {e:?}:\n{native}"
+        );
+    }
+    let n: Vec<&str> = native.lines().collect();
+    let u: Vec<&str> = user.lines().collect();
+    let diff: Vec<String> = (0..n.len().max(u.len()))
+        .filter(|i| n.get(*i) != u.get(*i))
+        .map(|i| format!("native:    {:?}\nuserspace: {:?}", n.get(i), u.get(i)))
+        .collect();
+    assert!(diff.is_empty(), "{name} differs:\n{}", diff.join("\n"));
+}
+
+#[test]
+fn crashes_and_hangs_of_the_syscall_suite_behave_as_linux() {
+    let (native, user) = both_levels("compat_hangs");
+    assert_same(
+        "compat_hangs",
+        &native,
+        &user,
+        &[
+            "fifo F_GETPIPE_SZ: ok(65536)",
+            "fifo F_SETPIPE_SZ 4097: ok(8192)",
+            "fifo F_GETFL: 0104002",
+            "pipe fstatfs: pipefs=1 bsize=4096 namelen=255",
+            "waitid WSTOPPED of a zombie: ECHILD",
+            "robust mutex after owner exit: EOWNERDEAD",
+            "robust shared mutex after owner process exit: EOWNERDEAD",
+            "poll pipe: 2 rd=0x40 wr=0x104",
+            "unix peer shutdown wakes a hangup poller: 1 0x10",
+            "epoll woken by a new ready fd: 1 0xdeadbeef",
+            "thread cpu clock: ok",
+            "process cpu clock covers both threads: ok",
+            "thread clock of another process: EINVAL",
+        ],
+    );
+}
+
+#[test]
+fn pipes_memory_and_events_behave_as_linux() {
+    let (native, user) = both_levels("compat_io");
+    assert_same(
+        "compat_io",
+        &native,
+        &user,
+        &[
+            "blocking pipe write past the size: the size of 131072",
+            "zero-size read of an empty pipe: ok(0)",
+            "fdinfo stat: ok(0)",
+            "blocked read got: 42",
+            "eventfd edge after a change: 1",
+            "memfd ftruncate INT64_MAX: ok(0)",
+            "memfd size 9223372036854775807 blocks 0",
+            "pread near the end: EINVAL",
+            "private map of a sparse file: ok byte 120",
+            "mremap MAYMOVE: ok, data data, new tail 0",
+            "mremap FIXED: at target, data data",
+            "mremap DONTUNMAP: ok, data data, old 0",
+        ],
+    );
+}
+
+#[test]
+fn futexes_processes_and_argument_edges_behave_as_linux() {
+    let (native, user) = both_levels("compat_proc");
+    assert_same(
+        "compat_proc",
+        &native,
+        &user,
+        &[
+            "futex waiter woken by wake 0: 1",
+            "private waiter woken by the shared wake: 0",
+            "private wake of an unmapped word: ok(0)",
+            "exec from a non-leader thread: reaped, status 0",
+            "waitid rusage: ok(0), cpu >= 100ms",
+            "kill INT_MIN: ESRCH",
+            "lock of length LLONG_MIN: EINVAL",
+            "nanosleep of LLONG_MAX, interrupted: interrupted",
+        ],
+    );
+}
+
+#[test]
+fn unix_sockets_behave_as_linux() {
+    let (native, user) = both_levels("compat_unix");
+    assert_same(
+        "compat_unix",
+        &native,
+        &user,
+        &[
+            "SO_SNDBUF doubles what is set: yes",
+            "send past a shrunk send buffer: EAGAIN",
+            "a bigger send buffer takes more: yes",
+            "SO_LINGER get: ok(0) 1 5",
+            "getsockopt at another level: EOPNOTSUPP",
+            "sendto with an address on a connected stream: EISCONN",
+            "recv with SO_RCVTIMEO and nothing to read: EAGAIN",
+            "read after the peer closed with unread data: ECONNRESET",
+            "creds of a write before SO_PASSCRED: pid 0 uid 65534 gid 65534",
+            "creds truncated to a pid: ctrunc 1 controllen 20 pid ok",
+            "peek with a descriptor: ok(1) cmsg rights",
+            "descriptor without a control buffer: ok(1) ctrunc 1",
+            "SO_PEERCRED of a new socket: 0 -1 -1",
+            "SO_PEERCRED of an accepted socket after the peer exited: the peer",
+            "SO_PASSCRED inherited from the listener: 1",
+            "msync of an unmapped page: ENOMEM",
+        ],
+    );
+}
+
+/// CAP_SYS_ADMIN: the native level's seccomp profile lets clone3 through
+/// only then (without it, libc's fallback to clone is forced by ENOSYS).
+fn with_sys_admin(b: atoll_testkit::BundleBuilder) -> atoll_testkit::BundleBuilder {
+    use oci_spec::runtime::Capability;
+    b.modify(|spec| {
+        let mut p = spec.process().clone().unwrap();
+        let mut caps = p.capabilities().clone().unwrap();
+        let add = |s: Option<std::collections::HashSet<Capability>>| {
+            let mut s = s.unwrap_or_default();
+            s.insert(Capability::SysAdmin);
+            Some(s)
+        };
+        caps.set_bounding(add(caps.bounding().clone()));
+        caps.set_effective(add(caps.effective().clone()));
+        caps.set_permitted(add(caps.permitted().clone()));
+        p.set_capabilities(Some(caps));
+        spec.set_process(Some(p));
+    })
+}
+
+#[test]
+fn async_io_paths_pidfds_and_newer_syscalls_behave_as_linux() {
+    let (native, user) = both_levels_with("compat_more", with_sys_admin(busybox()));
+    assert_same(
+        "compat_more",
+        &native,
+        &user,
+        &[
+            "F_GETOWN_EX: type 2, pid is pgrp 1",
+            "F_SETOWN_EX missing pid: ESRCH",
+            "pipe write signals the reader: sig SIGRTMIN+1 fd 1 code POLL_IN band POLLIN 1",
+            "no owner, no signal: 0",
+            "socket write signals the reader: SIGIO",
+            "read of O_PATH: EBADF",
+            "fchmod of O_PATH: EBADF",
+            "fchdir to O_PATH: ok(0)",
+            "ioctl of O_PATH: EBADF",
+            "flock of O_PATH: EBADF",
+            "F_SETLK of O_PATH: EBADF",
+            "mmap of O_PATH: EBADF",
+            "O_PATH|O_DIRECTORY of a file: ENOTDIR",
+            "F_SETLK of a pipe: ok(0)",
+            "O_RDONLY|O_TRUNC size: 0",
+            "O_CREAT through a dangling symlink: ok, target exists",
+            "lseek SEEK_END LLONG_MAX: EINVAL",
+            "lseek SEEK_END of /proc/meminfo: EINVAL",
+            "lseek SEEK_END of /proc/self: ok",
+            "statx gives the mount id: 1",
+            "signal to a thread id reaches the process: 1",
+            "affinity inherited by fork: cpu 0 only",
+            "clone3 CLONE_INTO_CGROUP of a closed fd: EBADF",
+            "clone3 CLONE_PIDFD: pid and pidfd",
+            "poll of a running child's pidfd: 0",
+            "waitid P_PIDFD: ok(0) pid ok 1 status 7",
+            "clone CLONE_PIDFD: pidfd exit 3",
+            "pidfd_send_signal 0 to the group it does not lead: ESRCH",
+            "killed through the pidfd: code CLD_KILLED sig 9",
+            "membarrier PRIVATE_EXPEDITED unregistered: EPERM",
+            "membarrier PRIVATE_EXPEDITED: ok(0)",
+            "futex_waitv of a changed word: EAGAIN",
+            "futex_waitv past deadline: ETIMEDOUT",
+            "futex_waitv woken on the second word: ok(1)",
+            "poll of a pipe without readers: 1 POLLOUT 1 POLLERR 1",
+            "ppoll of nothing: ok(0) time left 0.000000000",
+            "select of nothing: ok(0) time left 0.000000",
+            "epoll cycle of three: ELOOP",
+            "init's blocked SIGUSR2 is pending: 1",
+            "altstack overflow: killed by Segmentation fault, frames stayed on it 1",
+            "mremap old_len 0 of shared memory: ok, sees x, shares y",
+            "mremap DONTUNMAP of shared memory: ok, old range shares z",
+            "mremap growth of shared memory: ok, data xyz, grown part v",
+            "mremap growth past the shared object: ok, a touch there is Bus error",
+            "mremap of an unmapped address, same size: EFAULT",
+            "mremap growth of a shared file mapping: ok, the file sees w",
+            "mremap growth of a private file mapping: ok, shows the file's n",
+            "mremap DONTUNMAP of a private file mapping: EINVAL, moved -, old range reads p",
+        ],
+    );
+}
