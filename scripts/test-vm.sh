@@ -105,8 +105,9 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs /tmp
+# (a shared directory under /tmp or /run stays visible)
+[ -n "$(ls -A /run)" ] || mount -t tmpfs tmpfs /run
+[ -n "$(ls -A /tmp)" ] || mount -t tmpfs tmpfs /tmp
 echo "+cpu +memory +pids +io" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
 for m in irqbypass kvm kvm-amd tun veth; do insmod /lib/modules/$m.ko 2>/dev/null; done
 ip link set lo up

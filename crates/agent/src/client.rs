@@ -13,7 +13,14 @@ use crate::proto::{self, FrameBuf, Request, Started};
 
 /// Asks the VMM's vsock device for a stream to guest `port`
 /// (`CONNECT <port>\n` → `OK <host port>\n`).
-pub fn handshake(mut s: UnixStream, port: u32) -> Result<UnixStream> {
+/// A guest that drops the request (its vsock transport not up yet) gets
+/// `timeout` to answer; None waits as long as it takes.
+pub fn handshake(
+    mut s: UnixStream,
+    port: u32,
+    timeout: Option<std::time::Duration>,
+) -> Result<UnixStream> {
+    s.set_read_timeout(timeout)?;
     s.write_all(format!("CONNECT {port}\n").as_bytes())
         .context("vsock handshake")?;
     let mut line = Vec::new();
@@ -31,6 +38,7 @@ pub fn handshake(mut s: UnixStream, port: u32) -> Result<UnixStream> {
     if !line.starts_with(b"OK ") {
         bail!("vsock handshake: {}", String::from_utf8_lossy(&line));
     }
+    s.set_read_timeout(None)?;
     Ok(s)
 }
 
@@ -38,7 +46,7 @@ pub fn handshake(mut s: UnixStream, port: u32) -> Result<UnixStream> {
 pub fn connect(socket: &Path, port: u32) -> Result<UnixStream> {
     let s = UnixStream::connect(socket)
         .with_context(|| format!("the VM's socket {}", socket.display()))?;
-    handshake(s, port)
+    handshake(s, port, Some(std::time::Duration::from_secs(30)))
 }
 
 /// Sends a request that has a single answer.

@@ -246,7 +246,9 @@ impl Vm {
         conn.send(theirs)
             .map_err(|_| anyhow!("the vsock device has stopped"))?;
         wake.write(1)?;
-        atoll_agent::client::handshake(ours, port)
+        // The first requests may be lost while the guest's vsock driver
+        // comes up: a short timeout, and the caller tries again.
+        atoll_agent::client::handshake(ours, port, Some(std::time::Duration::from_secs(1)))
     }
 
     /// Waits until the guest stops.

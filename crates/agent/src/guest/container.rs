@@ -183,6 +183,7 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
             ));
         }
         let share = share_dir(&c.rootfs_tag)?;
+        super::sys::log(&format!("share {share} mounted"));
         let rootfs = format!("{share}/{}", c.rootfs_path.trim_start_matches('/'))
             .trim_end_matches('/')
             .to_string();
@@ -283,6 +284,7 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
         return Err(io::Error::last_os_error());
     }
     let pid = pid as i32;
+    super::sys::log(&format!("cloned {pid}"));
     super::reaper::register(&mut waiters, pid, exit_w);
     drop(waiters);
     drop(err_w);
@@ -301,6 +303,10 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
         }
         break;
     }
+    super::sys::log(&format!(
+        "child {pid} exec'd or failed: {:?}",
+        String::from_utf8_lossy(&msg)
+    ));
     if !msg.is_empty() {
         return Err(io::Error::other(String::from_utf8_lossy(&msg).into_owned()));
     }
@@ -596,13 +602,15 @@ fn child(plan: &Plan, init: bool, tty: bool, i: RawFd, o: RawFd, e: RawFd, err_f
         if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {
             fail(err_fd, b"keepcaps");
         }
-        if libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) < 0 {
+        // Raw system calls: glibc's wrappers would signal every thread of
+        // the agent (which this clone does not have) and wait forever.
+        if libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) < 0 {
             fail(err_fd, b"setgroups");
         }
-        if libc::setresgid(plan.gid, plan.gid, plan.gid) < 0 {
+        if libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) < 0 {
             fail(err_fd, b"setgid");
         }
-        if libc::setresuid(plan.uid, plan.uid, plan.uid) < 0 {
+        if libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) < 0 {
             fail(err_fd, b"setuid");
         }
         if let Some(c) = &plan.caps {

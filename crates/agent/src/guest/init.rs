@@ -75,7 +75,45 @@ fn listen() -> io::Result<libc::c_int> {
     }
 }
 
+/// Moves the agent from the initramfs onto a tmpfs root (as switch_root
+/// does): containers pivot_root out of the agent's root, and the
+/// initramfs cannot be pivoted away from.
+fn switch_root() -> io::Result<()> {
+    let new = "/newroot";
+    std::fs::create_dir_all(new)?;
+    mount("tmpfs", new, "tmpfs", 0, Some("mode=0755"))?;
+    std::fs::create_dir_all(format!("{new}/lib/modules"))?;
+    if let Ok(dir) = std::fs::read_dir("/lib/modules") {
+        for e in dir.flatten() {
+            std::fs::copy(
+                e.path(),
+                format!("{new}/lib/modules/{}", e.file_name().to_string_lossy()),
+            )?;
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    std::env::set_current_dir(new)?;
+    // SAFETY: moving the new root over / and entering it.
+    unsafe {
+        check(libc::mount(
+            c".".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_MOVE,
+            std::ptr::null(),
+        ))?;
+        check(libc::chroot(c".".as_ptr()))?;
+    }
+    std::env::set_current_dir("/")
+}
+
 pub fn boot() -> ! {
+    if let Err(e) = switch_root() {
+        let _ = std::fs::write(
+            "/dev/kmsg",
+            format!("atoll-agent: switching to a tmpfs root: {e}\n"),
+        );
+    }
     let _ = std::fs::create_dir_all("/proc");
     let _ = mount(
         "proc",
@@ -130,6 +168,62 @@ pub fn boot() -> ! {
         }
     };
     sys::log(&format!("ready on vsock port {PORT}"));
+    if debug() {
+        // The kernel's messages at debug level too.
+        let _ = std::fs::write("/proc/sys/kernel/printk", "8");
+        if sys::kernel_cmdline_has("atoll.sysrq") {
+            std::thread::spawn(|| {
+                std::thread::sleep(std::time::Duration::from_secs(15));
+                for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if n.parse::<u32>().is_err() {
+                        continue;
+                    }
+                    let stat =
+                        std::fs::read_to_string(format!("/proc/{n}/stat")).unwrap_or_default();
+                    if stat.contains("kworker") || stat.contains(") I ") {
+                        continue;
+                    }
+                    let wchan =
+                        std::fs::read_to_string(format!("/proc/{n}/wchan")).unwrap_or_default();
+                    let mut stack =
+                        std::fs::read_to_string(format!("/proc/{n}/stack")).unwrap_or_default();
+                    for _ in 0..3 {
+                        stack.push_str(&format!(
+                            " syscall={}",
+                            std::fs::read_to_string(format!("/proc/{n}/syscall"))
+                                .unwrap_or_default()
+                                .trim()
+                        ));
+                    }
+                    sys::log(&format!(
+                        "{} wchan={wchan} stack={}",
+                        &stat[..stat.len().min(60)],
+                        stack.replace('\n', " | ")
+                    ));
+                    for t in std::fs::read_dir(format!("/proc/{n}/task"))
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                    {
+                        let tn = t.file_name().to_string_lossy().into_owned();
+                        if tn == n {
+                            continue;
+                        }
+                        let stack = std::fs::read_to_string(format!("/proc/{n}/task/{tn}/stack"))
+                            .unwrap_or_default();
+                        let st = std::fs::read_to_string(format!("/proc/{n}/task/{tn}/stat"))
+                            .unwrap_or_default();
+                        sys::log(&format!(
+                            "  thread {} stack={}",
+                            &st[..st.len().min(50)],
+                            stack.replace('\n', " | ")
+                        ));
+                    }
+                }
+            });
+        }
+    }
     if sys::kernel_cmdline_has("atoll.selftest") {
         // Boot check for the asset builder and benchmarks: reaching here
         // means the kernel, the modules and vsock work.

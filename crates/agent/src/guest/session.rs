@@ -49,6 +49,7 @@ pub fn serve(mut s: UnixStream) {
             let pid = child.pid;
             answer(&mut s, &serde_json::to_value(Started { pid }).unwrap());
             let status = relay(&mut s, child);
+            super::sys::log(&format!("pid {pid} exited: {status:?}"));
             if init {
                 container::init_exited(&c.id, pid);
                 // SAFETY: flushing the guest's caches to the shares.

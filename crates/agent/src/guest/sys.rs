@@ -44,9 +44,10 @@ pub fn kernel_cmdline_has(flag: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Writes a line to the console (the kernel's log device) when debugging.
+/// Writes a line to the kernel's log when debugging (printk reaches the
+/// console synchronously, whatever the state of the serial driver).
 pub fn log(msg: &str) {
     if crate::guest::init::debug() {
-        eprintln!("atoll-agent: {msg}");
+        let _ = std::fs::write("/dev/kmsg", format!("atoll-agent: {msg}\n"));
     }
 }

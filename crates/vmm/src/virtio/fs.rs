@@ -97,6 +97,7 @@ fn serve(server: Arc<Server<Arc<PassthroughFs>>>, mut a: Activation) -> Result<(
         )?;
     }
     let mem = a.mem.clone();
+    let trace = std::env::var("ATOLL_VMM_TRACE").is_ok_and(|v| v.contains("fs"));
     let mut events = vec![EpollEvent::default(); 4];
     loop {
         let n = match epoll.wait(-1, &mut events) {
@@ -110,10 +111,28 @@ fn serve(server: Arc<Server<Arc<PassthroughFs>>>, mut a: Activation) -> Result<(
             let mut used = false;
             while let Some(chain) = a.queues[q].pop_descriptor_chain(&mem) {
                 let head = chain.head_index();
+                if trace {
+                    use std::io::Read;
+                    let mut h = [0u8; 40];
+                    if let Ok(mut r) = Reader::from_descriptor_chain(&mem, chain.clone()) {
+                        let _ = r.read_exact(&mut h);
+                    }
+                    eprintln!(
+                        "virtio-fs: queue {q} opcode {} node {} ...",
+                        u32::from_le_bytes(h[4..8].try_into().unwrap()),
+                        u64::from_le_bytes(h[16..24].try_into().unwrap())
+                    );
+                }
                 let reader = Reader::from_descriptor_chain(&mem, chain.clone());
                 let writer = VirtioFsWriter::new(&mem, chain).map(Writer::VirtioFs);
                 let len = match (reader, writer) {
-                    (Ok(r), Ok(w)) => server.handle_message(r, w, None, None).unwrap_or(0),
+                    (Ok(r), Ok(w)) => {
+                        let r = server.handle_message(r, w, None, None);
+                        if trace {
+                            eprintln!("virtio-fs: queue {q} head {head}: {r:?}");
+                        }
+                        r.unwrap_or(0)
+                    }
                     _ => 0,
                 };
                 let _ = a.queues[q].add_used(&mem, head, len as u32);

@@ -123,6 +123,9 @@ impl MmioTransport {
                 .unwrap_or(self.activated as u32),
             0x60 => self.irq.status.load(Ordering::SeqCst),
             0x70 => self.status,
+            // No shared memory regions (no DAX window): length and base
+            // read as all ones.
+            0xb0..=0xbc => u32::MAX,
             0xfc => self.config_generation,
             _ => 0,
         };

@@ -215,6 +215,8 @@ struct Worker {
     /// Control packets waiting for guest RX buffers.
     control: VecDeque<Hdr>,
     next_port: u32,
+    /// ATOLL_VMM_TRACE=vsock: every packet on stderr.
+    trace: bool,
 }
 
 impl Worker {
@@ -239,6 +241,7 @@ impl Worker {
             by_port: HashMap::new(),
             control: VecDeque::new(),
             next_port: 1 << 16,
+            trace: std::env::var("ATOLL_VMM_TRACE").is_ok_and(|v| v.contains("vsock")),
         }
     }
 
@@ -295,6 +298,9 @@ impl Worker {
     }
 
     fn add_conn(&mut self, s: UnixStream) {
+        if self.trace {
+            eprintln!("vsock: new host connection");
+        }
         if s.set_nonblocking(true).is_err() {
             return;
         }
@@ -480,6 +486,9 @@ impl Worker {
     }
 
     fn on_guest_packet(&mut self, h: Hdr, data: Vec<u8>) {
+        if self.trace {
+            eprintln!("vsock: guest -> host {h:?} +{}", data.len());
+        }
         if h.type_ != TYPE_STREAM || h.src_cid != self.cid || h.dst_cid != HOST_CID {
             return;
         }
@@ -578,6 +587,9 @@ impl Worker {
                 self.queues[RXQ].go_to_previous_position();
                 break;
             };
+            if self.trace {
+                eprintln!("vsock: host -> guest {h:?} +{}", data.len());
+            }
             let ok = w.write_all(&h.bytes()).is_ok() && w.write_all(&data).is_ok();
             let len = if ok { HDR_LEN + data.len() } else { 0 };
             let _ = self.queues[RXQ].add_used(&mem, head, len as u32);
