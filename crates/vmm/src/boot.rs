@@ -101,3 +101,89 @@ pub fn load(mem: &Mem, kernel: &mut File, initrd: &mut File, cmdline: &str) -> R
         .map_err(|e| anyhow!("writing zero page: {e}"))?;
     Ok(Loaded { entry })
 }
+
+/// Checks that `kernel` looks like a bootable x86_64 vmlinux without
+/// loading it: an ELF64 executable for x86_64 whose loadable segments lie
+/// within the file and contain the entry point. Rewinds the file.
+pub fn check_kernel(kernel: &mut File) -> std::result::Result<(), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = kernel.metadata().map_err(|e| e.to_string())?.len();
+    let mut h = [0u8; 64];
+    kernel
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| kernel.read_exact(&mut h))
+        .map_err(|_| "not an ELF file (too short)".to_string())?;
+    if &h[..4] != b"\x7fELF" {
+        return Err("not an ELF file (a vmlinux is needed, not a bzImage)".into());
+    }
+    if h[4] != 2 || h[5] != 1 {
+        return Err("not a 64-bit little-endian ELF".into());
+    }
+    let u16_ = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]);
+    let u64_ = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap());
+    if u16_(16) != 2 || u16_(18) != 0x3e {
+        return Err("not an x86_64 executable".into());
+    }
+    let entry = u64_(24);
+    let phoff = u64_(32);
+    let phentsize = u64::from(u16_(54));
+    let phnum = u64::from(u16_(56));
+    if phentsize < 56 || phnum == 0 || phoff + phentsize * phnum > len {
+        return Err("its program headers are missing or truncated".into());
+    }
+    let mut ph = vec![0u8; (phentsize * phnum) as usize];
+    kernel
+        .seek(SeekFrom::Start(phoff))
+        .and_then(|_| kernel.read_exact(&mut ph))
+        .map_err(|e| e.to_string())?;
+    let mut entry_found = false;
+    let mut loads = 0;
+    for i in 0..phnum as usize {
+        let p = &ph[i * phentsize as usize..];
+        let ty = u32::from_le_bytes(p[..4].try_into().unwrap());
+        if ty != 1 {
+            continue;
+        }
+        loads += 1;
+        let off = u64::from_le_bytes(p[8..16].try_into().unwrap());
+        let paddr = u64::from_le_bytes(p[24..32].try_into().unwrap());
+        let filesz = u64::from_le_bytes(p[32..40].try_into().unwrap());
+        let memsz = u64::from_le_bytes(p[40..48].try_into().unwrap());
+        if off.checked_add(filesz).is_none_or(|end| end > len) {
+            return Err("a loadable segment lies beyond the end of the file (truncated?)".into());
+        }
+        if (paddr..paddr.saturating_add(memsz)).contains(&entry) {
+            entry_found = true;
+        }
+    }
+    if loads == 0 || !entry_found {
+        return Err("its entry point is not in a loadable segment".into());
+    }
+    kernel.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn garbage_and_truncated_kernels_are_refused() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(b"MZ this is a bzImage, not an ELF").unwrap();
+        assert!(check_kernel(&mut f).unwrap_err().contains("not an ELF"));
+        let mut f = tempfile::tempfile().unwrap();
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2;
+        h[5] = 1;
+        h[16] = 2;
+        h[18] = 0x3e;
+        h[32] = 64; // phoff
+        h[54] = 56; // phentsize
+        h[56] = 4; // phnum, but no headers follow
+        f.write_all(&h).unwrap();
+        assert!(check_kernel(&mut f).unwrap_err().contains("truncated"));
+    }
+}
