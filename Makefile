@@ -36,11 +36,12 @@ run: build
 	@$(ATOLL) $(ATOLL_FLAGS) --isolation $(ISOLATION) run --bundle $(BUNDLE) atoll-demo-$$$$
 
 # The whole test suite (unit + integration, as root).
-# The userspace suites run once more on the ptrace platform (the default
-# is systrap wherever the host supports it).
+# The userspace suites run once more on the ptrace platform with every file
+# access through the gofer (the defaults are systrap, wherever the host
+# supports it, and direct file access).
 test: deps-all build lint
 	$(CARGO) test --release --workspace -- --test-threads=$${TEST_THREADS:-2}
-	ATOLL_PLATFORM=ptrace $(CARGO) test --release -p atoll --test userspace --test userspace_services -- --test-threads=$${TEST_THREADS:-2}
+	ATOLL_PLATFORM=ptrace ATOLL_TEST_DIRECTFS=false $(CARGO) test --release -p atoll --test userspace --test userspace_services --test confinement -- --test-threads=$${TEST_THREADS:-2}
 	./scripts/fuzz.sh smoke
 
 lint:

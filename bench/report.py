@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes benchmark results into docs/benchmarks.md.
+"""Writes benchmark results into docs/benchmarks.md, each section's figures
+also as an SVG chart (bench/charts.py, matplotlib) embedded in the section.
 
 Each benchmark owns the text between `<!-- bench:NAME:start -->` and
 `<!-- bench:NAME:end -->`; a re-run replaces only that text, so the sections
@@ -8,23 +9,29 @@ of other benchmarks survive. A missing file is created with a short intro.
 usage:
   report.py meta DOC KEY=VALUE...
       replace the `meta` section (machine and date of the last run)
-  report.py hyperfine DOC NAME JSON --title T --baseline CMDNAME
-                      [--cmd NAME=COMMAND]... [--note TEXT]...
-      render hyperfine's --export-json output as section NAME
+  report.py hyperfine DOC NAME JSON --title T --baseline CMDNAME...
+                      [--cmd NAME=COMMAND]... [--note TEXT]... [--chart SVG]
+      render hyperfine's --export-json output as section NAME, with a ratio
+      column per --baseline (the first one orders nothing, it is just first)
   report.py merge-hyperfine OUT JSON...
       merge several hyperfine --export-json files of the same commands (runs
       in rounds) into one, as if one hyperfine run had made every sample
-  report.py compare DOC NAME --title T --level LEVEL=FILE...
-                    --metric KEY|LABEL|UNIT|lower-or-higher... [--drop-first N]
-                    [--note TEXT]... [--json OUT]
+  report.py compare DOC NAME --title T --level LABEL=FILE[,FILE...]...
+                    --metric KEY|LABEL|UNIT|lower-or-higher[|SCALE]...
+                    [--ratio-to LABEL]... [--subject LABEL]...
+                    [--note TEXT]... [--json OUT] [--chart SVG]
+                    [--chart-kind bars|threads]
       render samples (`KEY VALUE` lines, as bench/progs/workload prints them)
-      of each isolation level side by side; the first --level is the
-      baseline of the ratios. A file whose first line is `FAILED ...` (or a
-      missing file) is reported as a failed run of that level.
-  report.py syscall DOC NAME --title T --native FILE --userspace FILE
-                    --floor FILE [--note TEXT]... [--json OUT]
-      the per-syscall section: getppid at both levels against the ptrace
-      floor measured by bench/progs/ptrace-floor
+      of each runtime side by side: a table of values, then a table of
+      slowdowns. The first --ratio-to (default: the first --level) is
+      compared with every other level; each further --ratio-to (a peer,
+      e.g. runsc systrap) with the --subject levels only (atoll's). A file
+      whose first line is `FAILED ...` (or a missing file) is reported as a
+      failed run of that level; the metrics of its other files still show.
+  report.py syscall ... (compare's arguments) --floor FILE --floor-level LABEL
+                    --floor-key KEY
+      compare, plus the ptrace floor measured by bench/progs/ptrace-floor and
+      what the --floor-level's KEY costs above it
 """
 
 import argparse
@@ -36,35 +43,9 @@ import sys
 
 INTRO = """# Benchmarks
 
-atoll's two isolation levels measured side by side in one run, on the same
-bundles: the userspace level (every syscall served by atoll's application
-kernel through ptrace) against the native level (runc-class), and the
-container lifecycle against runc (Debian's package) and youki (built from
-crates.io) as well.
-
-- **lifecycle**: whole `run` commands timed by
-  [hyperfine](https://github.com/sharkdp/hyperfine) with warm-up runs.
-- **syscall, python, files, pipe**: static C programs from `bench/progs/`
-  run inside the container at each level and time their own loops; the
-  syscall section also measures the ptrace floor on the host.
-- **nginx**: requests per second from [wrk](https://github.com/wg/wrk) on
-  the host, inside the container's network namespace.
-
-Each section below says what it measures; everything between the
-`bench:` markers is written by `bench/report.py`, not by hand.
-
-Reproduce with `make bench` from the repository root (it installs what is
-missing and builds the release binary first; `./bench/run.sh --quick`
-lowers the run counts for a smoke run, `./bench/run.sh NAME...` runs only
-some sections). The raw results of the last run (hyperfine JSON, samples,
-logs of failed runs) are kept in `target/bench/`.
-
-Numbers are only comparable within one run on one machine: the reference
-machine is a 2 vCPU nested-virtualized VM shared with other work, so
-absolute times are inflated and noisy compared with bare metal (a host
-syscall, a context switch and a ptrace stop all cost several times what
-they cost on bare metal), while the ratios within a run are the figures to
-look at.
+atoll measured side by side with gVisor's runsc (and, for the lifecycle,
+runc and youki) in one run, on the same bundles: see bench/run.sh. Each
+section below is written by bench/report.py.
 
 <!-- bench:meta:start -->
 <!-- bench:meta:end -->
@@ -91,6 +72,12 @@ def replace_section(doc, name, body):
     os.replace(tmp, doc)
 
 
+def chart_lines(doc, svg, title):
+    """The Markdown that embeds SVG (a path) in DOC, relative to it."""
+    rel = os.path.relpath(os.path.abspath(svg), os.path.dirname(os.path.abspath(doc)))
+    return [f"![Chart: {title}]({rel})", ""]
+
+
 def ms(seconds):
     return f"{seconds * 1000:.2f}"
 
@@ -106,35 +93,33 @@ def cmd_hyperfine(args):
     data = json.load(open(args.json))
     results = data["results"]
     commands = dict(c.split("=", 1) for c in args.cmd)
-    base = next((r for r in results if r["command"] == args.baseline), None)
-    if base is None:
-        sys.exit(f"report.py: baseline {args.baseline!r} not in {args.json}")
+    by_name = {r["command"]: r for r in results}
+    bases = [b for b in args.baseline if b in by_name]
+    if not bases:
+        sys.exit(f"report.py: no baseline of {args.baseline!r} in {args.json}")
 
     lines = [f"## {args.title}", ""]
     for note in args.note:
         lines += [note, ""]
+    if args.chart:
+        import charts
+        charts.hyperfine(args.chart, args.title, results)
+        lines += chart_lines(args.doc, args.chart, args.title)
     lines += [
-        f"| runtime | median (ms) | mean ± stddev (ms) | min (ms) | max (ms) "
-        f"| user (ms) | system (ms) | runs | median / {args.baseline} |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| runtime | median (ms) | mean ± stddev (ms) | min (ms) | max (ms) "
+        "| user (ms) | system (ms) | runs | "
+        + " | ".join(f"median / {b}" for b in bases) + " |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(bases),
     ]
     for r in results:
-        ratio = r["median"] / base["median"]
+        ratios = " | ".join(f"{r['median'] / by_name[b]['median']:.2f}×" for b in bases)
         lines.append(
             f"| {r['command']} | {ms(r['median'])} "
             f"| {ms(r['mean'])} ± {ms(r['stddev'] or 0.0)} "
             f"| {ms(r['min'])} | {ms(r['max'])} "
             f"| {ms(r['user'])} | {ms(r['system'])} "
-            f"| {len(r['times'])} | {ratio:.2f}× |"
+            f"| {len(r['times'])} | {ratios} |"
         )
-    others = [r for r in results if r is not base]
-    if others:
-        lines.append("")
-        for r in others:
-            lines.append(
-                f"Ratio of medians {r['command']}/{args.baseline}: "
-                f"**{r['median'] / base['median']:.2f}**."
-            )
     if commands:
         lines += ["", "Commands (`with-id` appends a fresh container id):", "", "```sh"]
         lines += [commands[r["command"]] for r in results if r["command"] in commands]
@@ -142,11 +127,9 @@ def cmd_hyperfine(args):
     replace_section(args.doc, args.name, "\n".join(lines))
 
     for r in results:
-        print(f"{r['command']:>8}: median {ms(r['median'])} ms, "
-              f"mean {ms(r['mean'])} ± {ms(r['stddev'] or 0.0)} ms")
-    for r in others:
-        print(f"ratio {r['command']}/{args.baseline} (medians): "
-              f"{r['median'] / base['median']:.2f}")
+        print(f"{r['command']:>24}: median {ms(r['median'])} ms, "
+              f"mean {ms(r['mean'])} ± {ms(r['stddev'] or 0.0)} ms, "
+              + ", ".join(f"/{b} {r['median'] / by_name[b]['median']:.2f}" for b in bases))
 
 
 def cmd_merge_hyperfine(args):
@@ -205,6 +188,19 @@ def read_samples(path):
     return samples, None
 
 
+def read_level(paths):
+    """Samples of one level from one or more files: (samples, [errors])."""
+    samples, errors = {}, []
+    for path in paths.split(","):
+        s, err = read_samples(path)
+        if err:
+            errors.append(err)
+            continue
+        for k, v in s.items():
+            samples.setdefault(k, []).extend(v)
+    return samples, errors
+
+
 def fmt(v):
     if v >= 1000:
         return f"{v:,.0f}"
@@ -221,6 +217,7 @@ def summary(values):
         "min": min(values),
         "max": max(values),
         "n": len(values),
+        "samples": values,
     }
 
 
@@ -234,130 +231,146 @@ def cell(s):
 
 def parse_metric(text):
     """KEY|LABEL|UNIT|lower-or-higher[|SCALE]: SCALE multiplies the samples
-    (e.g. 0.001 to show ns samples in µs)."""
-    key, label, unit, better, *scale = text.split("|")
+    (e.g. 0.001 to show ns samples in µs). A `\\|` in LABEL is a `|` (kept
+    escaped in the Markdown tables, where a bare one would end the cell)."""
+    key, label, unit, better, *scale = re.split(r"(?<!\\)\|", text)
     if better not in ("lower", "higher"):
         sys.exit(f"report.py: metric {key}: direction must be lower or higher")
-    return key, label, unit, better, float(scale[0]) if scale else 1.0
+    return {"key": key, "label": label, "unit": unit, "better": better,
+            "scale": float(scale[0]) if scale else 1.0}
 
 
-def cmd_compare(args):
+def slowdown(metric, base, x):
+    """How many times slower x is than base (below 1: faster)."""
+    ratio = x["median"] / base["median"]
+    return ratio if metric["better"] == "lower" else 1 / ratio
+
+
+def build_compare(args):
+    """Reads the levels' samples; returns (lines, results, data, metrics)."""
     levels = [lv.split("=", 1) for lv in args.level]
+    names = [n for n, _ in levels]
     metrics = [parse_metric(m) for m in args.metric]
     data, failures = {}, {}
-    for name, path in levels:
-        samples, err = read_samples(path)
-        if err:
-            failures[name] = err
-            continue
+    for name, paths in levels:
+        samples, errors = read_level(paths)
+        if errors:
+            failures[name] = errors
         data[name] = {}
-        for key, _, _, _, scale in metrics:
-            vals = [v * scale for v in samples.get(key, [])[args.drop_first:]]
-            data[name][key] = summary(vals) if vals else None
-    base = levels[0][0]
-    others = [n for n, _ in levels[1:]]
+        for m in metrics:
+            vals = [v * m["scale"] for v in samples.get(m["key"], [])]
+            data[name][m["key"]] = summary(vals) if vals else None
+    bases = [b for b in (args.ratio_to or [names[0]]) if b in names]
+    subjects = [s for s in args.subject if s in names]
+    # (level, base) pairs of the slowdown table: the first base against
+    # every other level, further bases (peers) against the subjects only.
+    pairs = [(n, bases[0]) for n in names if n != bases[0]]
+    for b in bases[1:]:
+        pairs += [(s, b) for s in subjects if s != b]
 
     lines = [f"## {args.title}", ""]
     for note in args.note:
         lines += [note, ""]
-    head = "| measure | " + " | ".join(n for n, _ in levels)
-    head += "".join(f" | {o} / {base} | {o} slowdown" for o in others) + " |"
-    lines += [head, "|---" + "|---:" * (len(levels) + 2 * len(others)) + "|"]
-    results = {"levels": {}, "ratios": {}, "failures": failures}
-    for key, label, unit, better, _ in metrics:
-        row = f"| {label} ({unit}, {better} is better) |"
-        for name, _ in levels:
-            s = data.get(name, {}).get(key)
-            row += f" {cell(s) if name not in failures else 'failed'} |"
-            results["levels"].setdefault(name, {})[key] = s
-        for o in others:
-            b = data.get(base, {}).get(key)
-            x = data.get(o, {}).get(key)
-            if b and x and b["median"] > 0 and x["median"] > 0:
-                ratio = x["median"] / b["median"]
-                slow = ratio if better == "lower" else 1 / ratio
-                row += f" {ratio:.2f} | **{slow:.1f}×** |"
-                results["ratios"].setdefault(o, {})[key] = {"ratio": ratio, "slowdown": slow}
-                print(f"{key:>16}: {base} {fmt(b['median'])} {o} {fmt(x['median'])} {unit}"
-                      f"  {o}/{base} {ratio:.2f} (slowdown {slow:.1f}x)")
-            else:
-                row += " n/a | n/a |"
+    if args.chart:
+        import charts
+        charts.compare(args.chart, args.title, names, metrics, data, kind=args.chart_kind)
+        lines += chart_lines(args.doc, args.chart, args.title)
+
+    lines += ["| measure | " + " | ".join(names) + " |",
+              "|---" + "|---:" * len(names) + "|"]
+    results = {"levels": {}, "slowdowns": {}, "failures": failures}
+    for m in metrics:
+        row = f"| {m['label']} ({m['unit']}, {m['better']} is better) |"
+        for name in names:
+            s = data[name][m["key"]]
+            row += f" {cell(s) if s or name not in failures else 'failed'} |"
+            results["levels"].setdefault(name, {})[m["key"]] = s
         lines.append(row)
-    lines += ["", "Cells: median (min–max) of the samples; *slowdown* is how many times "
-              f"slower than {base} (ratio of times, or inverse ratio of throughputs; "
-              "below 1 means faster)."]
-    for name, err in failures.items():
-        lines += ["", f"**{name}: failed** — {err}"]
-        print(f"{name}: FAILED: {err}")
-    replace_section(args.doc, args.name, "\n".join(lines))
-    if args.json:
-        with open(args.json, "w") as f:
+    lines += ["", "Cells: median (min–max) of the samples."]
+
+    if pairs:
+        lines += ["", "Slowdowns, ratio of medians: how many times slower the first "
+                  "runtime is than the second (ratio of times, or inverse ratio of "
+                  "throughputs; below 1 means faster)"
+                  + (f"; **bold**: {', '.join(subjects)}" if subjects else "") + ".", ""]
+        lines += ["| measure | " + " | ".join(f"{x} vs {b}" for x, b in pairs) + " |",
+                  "|---" + "|---:" * len(pairs) + "|"]
+        for m in metrics:
+            row = f"| {m['label']} |"
+            for x, b in pairs:
+                sb, sx = data[b][m["key"]], data[x][m["key"]]
+                if sb and sx and sb["median"] > 0 and sx["median"] > 0:
+                    slow = slowdown(m, sb, sx)
+                    text = f"{slow:.2f}×" if slow < 10 else f"{slow:.1f}×"
+                    row += f" **{text}** |" if x in subjects else f" {text} |"
+                    results["slowdowns"].setdefault(f"{x} vs {b}", {})[m["key"]] = slow
+                    print(f"{m['key']:>18}: {x} {fmt(sx['median'])} vs {b} "
+                          f"{fmt(sb['median'])} {m['unit']}: slowdown {slow:.2f}x")
+                else:
+                    row += " n/a |"
+            lines.append(row)
+    for name, errs in failures.items():
+        for err in errs:
+            lines += ["", f"**{name}: failed** — {err}"]
+            print(f"{name}: FAILED: {err}")
+    return lines, results, data, metrics
+
+
+def write_json(path, results):
+    if path:
+        with open(path, "w") as f:
             json.dump(results, f, indent=2)
 
 
-def cmd_syscall(args):
-    us, err_us = read_samples(args.userspace)
-    nat, err_nat = read_samples(args.native)
-    floor, err_floor = read_samples(args.floor)
+def cmd_compare(args):
+    lines, results, _, _ = build_compare(args)
+    replace_section(args.doc, args.name, "\n".join(lines))
+    write_json(args.json, results)
 
-    def med(samples, key):
-        vals = (samples or {}).get(key)
+
+def cmd_syscall(args):
+    lines, results, data, metrics = build_compare(args)
+    floor, err = read_samples(args.floor)
+
+    def us(key):
+        vals = (floor or {}).get(key)
         return summary([v / 1000 for v in vals]) if vals else None  # ns -> µs
 
-    g_nat, g_us = med(nat, "getppid_ns"), med(us, "getppid_ns")
-    f_bare, f_regs = med(floor, "floor_ns"), med(floor, "floor_regs_ns")
-    lines = [f"## {args.title}", ""]
-    for note in args.note:
-        lines += [note, ""]
-    lines += ["| measure | µs per call | ratio |", "|---|---:|---:|"]
-
-    def row(label, s, ratio=""):
-        lines.append(f"| {label} | {cell(s)} | {ratio} |")
-
-    row("getppid, native", g_nat, "1.00× native")
-    row("getppid, userspace", g_us,
-        f"**{g_us['median'] / g_nat['median']:.1f}× native**" if g_us and g_nat else "n/a")
-    row("platform floor: one PTRACE_SYSEMU stop, nothing served", f_bare,
-        f"{f_bare['median'] / g_nat['median']:.1f}× native" if f_bare and g_nat else "")
-    row("floor + PTRACE_GETREGS/SETREGS", f_regs,
-        f"{f_regs['median'] / g_nat['median']:.1f}× native" if f_regs and g_nat else "")
-    result = {"getppid_native_us": g_nat, "getppid_userspace_us": g_us,
-              "floor_us": f_bare, "floor_regs_us": f_regs}
-    if g_us and f_bare:
+    f_bare, f_regs = us("floor_ns"), us("floor_regs_ns")
+    level = args.floor_level
+    metric = next(m for m in metrics if m["key"] == args.floor_key)
+    subject = data.get(level, {}).get(args.floor_key)
+    lines += ["", f"The ptrace floor, on the host in the same run (explains the "
+              f"{level} column):", "",
+              "| measure | µs per call |", "|---|---:|"]
+    lines.append(f"| one PTRACE_SYSEMU stop, nothing served | {cell(f_bare)} |")
+    lines.append(f"| the same + PTRACE_GETREGS/SETREGS | {cell(f_regs)} |")
+    results["floor_us"], results["floor_regs_us"] = f_bare, f_regs
+    if subject and f_bare:
         # Paired by round when both have one sample per round (the harness
-        # runs the floor right after each round's userspace container), else
-        # the difference of the medians.
-        u_vals, f_vals = us["getppid_ns"], floor["floor_ns"]
-        if len(u_vals) == len(f_vals):
-            over = statistics.median((u - f) / 1000 for u, f in zip(u_vals, f_vals))
+        # runs the floor right after each round's containers), else the
+        # difference of the medians.
+        s_vals, f_vals = subject["samples"], f_bare["samples"]
+        if len(s_vals) == len(f_vals):
+            over = statistics.median(s - f for s, f in zip(s_vals, f_vals))
             how = "median of the per-round differences"
         else:
-            over = g_us["median"] - f_bare["median"]
+            over = subject["median"] - f_bare["median"]
             how = "difference of the medians"
-        share = over / g_us["median"]
-        lines.append(f"| atoll's kernel above the floor (userspace − floor, {how}) | "
-                     f"**{fmt(over)}** | {share:.0%} of a userspace getppid |")
-        text = (f"A userspace getppid costs **{g_us['median'] / f_bare['median']:.2f}×** "
-                f"the bare ptrace round trip (medians)")
-        if g_nat:
-            text += (f"; the platform floor alone is "
-                     f"{f_bare['median'] / g_nat['median']:.0f}× a native getppid")
-        lines += ["", text + "."]
-        result.update(overhead_us=over, overhead_share=share)
-        print(f"getppid native {cell(g_nat)} µs, userspace {cell(g_us)} µs, "
-              f"floor {cell(f_bare)} µs (+regs {cell(f_regs)} µs), "
-              f"kernel overhead {fmt(over)} µs ({share:.0%})")
-    for name, err in (("native", err_nat), ("userspace", err_us), ("floor", err_floor)):
-        if err:
-            lines += ["", f"**{name}: failed** — {err}"]
-            print(f"{name}: FAILED: {err}")
+        share = over / subject["median"]
+        lines.append(f"| {level} {metric['label']} above the floor ({how}) | "
+                     f"{fmt(over)} ({share:.0%} of it) |")
+        results["above_floor_us"] = over
+        print(f"floor {cell(f_bare)} µs (+regs {cell(f_regs)} µs); {level} "
+              f"{metric['label']} above it: {fmt(over)} µs ({share:.0%})")
+    if err:
+        lines += ["", f"**floor: failed** — {err}"]
     replace_section(args.doc, args.name, "\n".join(lines))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    write_json(args.json, results)
 
 
 def main():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -370,34 +383,33 @@ def main():
     h.add_argument("name")
     h.add_argument("json")
     h.add_argument("--title", required=True)
-    h.add_argument("--baseline", required=True)
+    h.add_argument("--baseline", action="append", required=True)
     h.add_argument("--cmd", action="append", default=[])
     h.add_argument("--note", action="append", default=[])
+    h.add_argument("--chart")
     h.set_defaults(func=cmd_hyperfine)
     mh = sub.add_parser("merge-hyperfine")
     mh.add_argument("out")
     mh.add_argument("inputs", nargs="+")
     mh.set_defaults(func=cmd_merge_hyperfine)
-    c = sub.add_parser("compare")
-    c.add_argument("doc")
-    c.add_argument("name")
-    c.add_argument("--title", required=True)
-    c.add_argument("--level", action="append", required=True)
-    c.add_argument("--metric", action="append", required=True)
-    c.add_argument("--drop-first", type=int, default=0)
-    c.add_argument("--note", action="append", default=[])
-    c.add_argument("--json")
-    c.set_defaults(func=cmd_compare)
-    sc = sub.add_parser("syscall")
-    sc.add_argument("doc")
-    sc.add_argument("name")
-    sc.add_argument("--title", required=True)
-    sc.add_argument("--native", required=True)
-    sc.add_argument("--userspace", required=True)
-    sc.add_argument("--floor", required=True)
-    sc.add_argument("--note", action="append", default=[])
-    sc.add_argument("--json")
-    sc.set_defaults(func=cmd_syscall)
+    for what, func in (("compare", cmd_compare), ("syscall", cmd_syscall)):
+        c = sub.add_parser(what)
+        c.add_argument("doc")
+        c.add_argument("name")
+        c.add_argument("--title", required=True)
+        c.add_argument("--level", action="append", required=True)
+        c.add_argument("--metric", action="append", required=True)
+        c.add_argument("--ratio-to", action="append", default=[])
+        c.add_argument("--subject", action="append", default=[])
+        c.add_argument("--note", action="append", default=[])
+        c.add_argument("--json")
+        c.add_argument("--chart")
+        c.add_argument("--chart-kind", choices=("bars", "threads"), default="bars")
+        if what == "syscall":
+            c.add_argument("--floor", required=True)
+            c.add_argument("--floor-level", required=True)
+            c.add_argument("--floor-key", required=True)
+        c.set_defaults(func=func)
     args = p.parse_args()
     args.func(args)
 

@@ -1,41 +1,49 @@
 #!/usr/bin/env bash
-# Benchmark harness: atoll's isolation levels against each other and against
-# runc (Debian's package) and youki (built from crates.io), results written
-# into docs/benchmarks.md.
+# Benchmark harness: atoll's isolation levels and userspace platforms side
+# by side with gVisor's runsc (both of its platforms that work here), runc
+# (Debian's package) and youki (built from crates.io), in one run; results
+# and charts written into docs/benchmarks.md and docs/bench/*.svg.
 #
 # usage: bench/run.sh [--quick] [BENCHMARK...]
 #   --quick     fewer warm-up runs and samples (a smoke run, not for the docs
 #               of record; the sections say when it was a quick run)
 #   BENCHMARK   only these benchmarks (default: all of them): lifecycle
-#               syscall python files pipe nginx
+#               syscall ceiling python files pipe nginx
 #
 # Environment: ATOLL (default target/release/atoll), RUNC (default: runc on
 # PATH), YOUKI (default: youki 0.7.0, built from crates.io into
 # target/youki-0.7.0 on first use by the lifecycle benchmark: the
 # release on the same libcontainer 0.7 line atoll is built on, with the
 # features atoll's libcontainer has: cgroup v1 and v2, seccomp),
-# BENCH_OUT (raw results and logs, default target/bench),
+# RUNSC_PEER (default ../shared/peers/runsc beside the repository: gVisor's
+# runsc; its columns are left out, and each section says so, when it is
+# missing), BENCH_OUT (raw results and logs, default target/bench),
 # DEBIAN_ROOTFS (default: the tests' cached Debian rootfs, built through
 # `cargo run -p atoll-testkit --example debian-rootfs` when missing).
+# The charts' matplotlib is installed on first use into a virtualenv under
+# the target directory (target/bench-venv, from bench/requirements.txt).
 #
 # Adding a benchmark: write a function bench_NAME that measures into
-# "$OUT/NAME*" and renders a section with `report hyperfine NAME` (whole
-# commands, timed by hyperfine) or `report compare NAME` (samples printed by
-# bench/progs/workload at each level), then add NAME to ALL_BENCHMARKS.
+# "$OUT/NAME*" (run_rounds runs a bundle at every level, in rounds) and
+# renders a section with `report hyperfine DOC NAME` (whole commands, timed
+# by hyperfine) or `report compare DOC NAME` (samples printed by
+# bench/progs/workload at each level; "${REPORT_LEVELS[@]}" from
+# report_levels gives the runtimes and ratios), then add NAME to
+# ALL_BENCHMARKS.
 set -euo pipefail
 
 SELF=$(realpath "${BASH_SOURCE[0]}")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
-ALL_BENCHMARKS=(lifecycle syscall python files pipe nginx)
+ALL_BENCHMARKS=(lifecycle syscall ceiling python files pipe nginx)
 
 QUICK=0
 SELECTED=()
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,24p' "$SELF" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$SELF" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "bench/run.sh: unknown option $arg" >&2; exit 2 ;;
     *)
       if [[ " ${ALL_BENCHMARKS[*]} " != *" $arg "* ]]; then
@@ -47,26 +55,31 @@ done
 [ ${#SELECTED[@]} -gt 0 ] || SELECTED=("${ALL_BENCHMARKS[@]}")
 
 # hyperfine runs; rounds (one sample per measure and level each) and seconds
-# per time-bounded sample of the in-container micro-benchmarks; python3
-# starts and the rounds they are spread over; wrk runs and seconds.
+# per time-bounded sample of the in-container micro-benchmarks; rounds of
+# the tar and find runs; python3 starts and the rounds they are spread
+# over; wrk rounds and seconds.
 # The lifecycle benchmark runs its hyperfine in LIFECYCLE_ROUNDS rounds
 # (RUNS in all), so that a burst of other work on the shared machine does not
 # fall on one runtime's runs only.
 if [ "$QUICK" = 1 ]; then
-  WARMUP=2; RUNS=10; LIFECYCLE_ROUNDS=2
-  SAMPLES=2; SECS=0.3; SPAWNS=6; PY_ROUNDS=2; WRK_RUNS=1; WRK_SECS=2
+  WARMUP=2; RUNS=6; LIFECYCLE_ROUNDS=2
+  SAMPLES=2; SECS=0.3; TREE_ROUNDS=1; SPAWNS=6; PY_ROUNDS=2; WRK_RUNS=1; WRK_SECS=2
 else
-  WARMUP=5; RUNS=50; LIFECYCLE_ROUNDS=5
-  SAMPLES=5; SECS=1; SPAWNS=20; PY_ROUNDS=4; WRK_RUNS=3; WRK_SECS=5
+  WARMUP=3; RUNS=40; LIFECYCLE_ROUNDS=5
+  SAMPLES=5; SECS=1; TREE_ROUNDS=3; SPAWNS=20; PY_ROUNDS=4; WRK_RUNS=3; WRK_SECS=5
 fi
+# The thread counts of the ceiling benchmark.
+CEILING_THREADS=1,2,8
 # A benchmark container that has not finished after this long has hung.
 LIMIT=300
 
 DOC=$REPO/docs/benchmarks.md
+CHARTS=$REPO/docs/bench
 OUT=${BENCH_OUT:-$REPO/target/bench}
 LOGS=$OUT/logs
 PROGS=$OUT/progs
 REL_OUT=${OUT#"$REPO"/}
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 
 ./scripts/deps.sh
 
@@ -77,15 +90,58 @@ if [ ! -x "$ATOLL" ]; then
   exit 1
 fi
 if [ "$(id -u)" != 0 ]; then
-  echo "bench/run.sh: needs root (both runtimes run rootful containers)" >&2
+  echo "bench/run.sh: needs root (every runtime runs rootful containers)" >&2
   exit 1
 fi
+
+# gVisor's runsc, a peer for comparison only (../shared/peers/README.md).
+RUNSC_WANT=${RUNSC_PEER:-$REPO/../shared/peers/runsc}
+RUNSC=
+if [ -x "$RUNSC_WANT" ]; then
+  RUNSC=$(realpath "$RUNSC_WANT")
+fi
+
+# The runtimes of the in-container sections, in the order of their columns:
+# atoll native, atoll's userspace level on each platform, runsc on each.
+LEVELS=(native systrap ptrace)
+[ -z "$RUNSC" ] || LEVELS+=(runsc-systrap runsc-ptrace)
+
+level_label() {
+  case "$1" in
+    native) echo "atoll native" ;;
+    systrap|ptrace) echo "atoll $1" ;;
+    runsc-*) echo "runsc ${1#runsc-}" ;;
+  esac
+}
+
+# The charts' Python: a virtualenv under the target directory with the
+# pinned matplotlib, made on first use (PyPI through pip; Debian's python3
+# needs its venv package for that, installed here when missing).
+VENV=$TARGET/bench-venv
+setup_venv() {
+  if "$VENV/bin/python3" -c 'import matplotlib' 2>/dev/null &&
+     cmp -s "$REPO/bench/requirements.txt" "$VENV/requirements.txt"; then
+    return 0
+  fi
+  echo "setting up $VENV (matplotlib for the charts, from PyPI)..." >&2
+  rm -rf "$VENV"
+  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO/bench/requirements.txt"
+  cp "$REPO/bench/requirements.txt" "$VENV/requirements.txt"
+}
+setup_venv
 
 # On the host's disk (not a tmpfs): the files benchmark writes into a
 # bundle's rootfs under it.
 WORK=$(mktemp -d /tmp/atoll-bench.XXXXXX)
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
-mkdir -p "$OUT" "$LOGS" "$PROGS"
+mkdir -p "$OUT" "$LOGS" "$PROGS" "$CHARTS"
 
 # Container ids in a state root, from `list --quiet` (youki 0.7 prints its
 # table anyway: its header is dropped and the first column kept).
@@ -97,26 +153,23 @@ list_ids() {
 # Force-deletes whatever a failed run left in a state root, then removes the
 # temp dir. Runs on every exit.
 cleanup() {
-  local root id
-  for root in "$WORK"/state-atoll*; do
+  local root id rt
+  for root in "$WORK"/state-*; do
     [ -d "$root" ] || continue
-    for id in $("$ATOLL" --root "$root" list --quiet 2>/dev/null || true); do
-      "$ATOLL" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+    case "$root" in
+      "$WORK"/state-atoll*) rt=$ATOLL ;;
+      "$WORK"/state-runc*) rt=$RUNC ;;
+      "$WORK"/state-youki*) rt=${YOUKI:-} ;;
+      "$WORK"/state-runsc*) rt=$RUNSC ;;
+      *) continue ;;
+    esac
+    [ -n "$rt" ] || continue
+    for id in $(list_ids "$rt" "$root"); do
+      "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
     done
   done
-  for root in "$WORK"/state-runc*; do
-    [ -d "$root" ] || continue
-    for id in $("$RUNC" --root "$root" list --quiet 2>/dev/null || true); do
-      "$RUNC" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
-    done
-  done
-  for root in "$WORK"/state-youki*; do
-    [ -d "$root" ] && [ -n "$YOUKI" ] || continue
-    for id in $(list_ids "$YOUKI" "$root"); do
-      "$YOUKI" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
-    done
-  done
-  # tmpfs state roots (bench_lifecycle), once their containers are gone.
+  # tmpfs mounts (state roots, the tree benchmark's files), once their
+  # containers are gone.
   local m
   for m in $(findmnt -rn -o TARGET | grep "^$WORK/" | sort -r); do
     umount "$m" || true
@@ -125,7 +178,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-report() { python3 "$REPO/bench/report.py" "$@"; }
+# (No __pycache__ next to bench/report.py and bench/charts.py.)
+report() { PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python3" "$REPO/bench/report.py" "$@"; }
 
 # Fails unless a state root holds no container: every measured command must
 # clean up after itself, or it would be doing less work than it claims.
@@ -138,8 +192,19 @@ assert_empty_root() {
   fi
 }
 
+# The load average when the current section started (set by the main loop).
+SECTION_LOAD=
+load_note() {
+  echo "Load average (1, 5, 15 min): $SECTION_LOAD at the start of this section, $(cut -d' ' -f1-3 /proc/loadavg) at its end (other work on this shared machine competes with every measurement; compare within a run)."
+}
+
+# One line in every section with runsc columns when runsc is missing.
+PEER_ARGS=()
+[ -n "$RUNSC" ] ||
+  PEER_ARGS=(--note "runsc columns: not measured, no gVisor runsc at $RUNSC_WANT (set RUNSC_PEER=).")
+
 run_note() {
-  local n="$RUNS runs each, in $LIFECYCLE_ROUNDS rounds after $WARMUP warm-up runs each, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  local n="$RUNS runs each, in $LIFECYCLE_ROUNDS rounds after $WARMUP warm-up runs each per round, $(date -u '+%Y-%m-%d %H:%M UTC')"
   [ "$QUICK" = 0 ] || n="$n, **--quick run: indicative only**"
   echo "$n."
 }
@@ -151,6 +216,23 @@ sample_note() {
   echo "$n."
 }
 
+# The --level, --ratio-to and --subject arguments of `report compare` for
+# benchmark NAME: every level's samples file, ratios to atoll native and
+# (atoll's userspace columns) to runsc systrap. Extra files per level
+# (NAME2...) are read as the same level's further samples.
+REPORT_LEVELS=()
+report_levels() {
+  local level files n
+  REPORT_LEVELS=()
+  for level in "${LEVELS[@]}"; do
+    files=
+    for n in "$@"; do files="$files,$OUT/$n-$level.txt"; done
+    REPORT_LEVELS+=(--level "$(level_label "$level")=${files#,}")
+  done
+  REPORT_LEVELS+=(--ratio-to "atoll native" --subject "atoll systrap" --subject "atoll ptrace")
+  [ -z "$RUNSC" ] || REPORT_LEVELS+=(--ratio-to "runsc systrap")
+}
+
 # The C programs of bench/progs, static (they run in any rootfs), compiled
 # once per run (a second each).
 PROGS_BUILT=0
@@ -158,7 +240,7 @@ build_progs() {
   [ "$PROGS_BUILT" = 0 ] || return 0
   local p
   for p in workload ptrace-floor with-id; do
-    gcc -O2 -Wall -static -o "$PROGS/$p" "$REPO/bench/progs/$p.c"
+    gcc -O2 -Wall -static -pthread -o "$PROGS/$p" "$REPO/bench/progs/$p.c"
   done
   PROGS_BUILT=1
 }
@@ -191,7 +273,7 @@ micro_bundle() {
 DEBIAN=
 debian_rootfs() {
   if [ -z "$DEBIAN" ]; then
-    local want=${DEBIAN_ROOTFS:-${CARGO_TARGET_DIR:-$REPO/target}/testkit/debian-rootfs}
+    local want=${DEBIAN_ROOTFS:-$TARGET/testkit/debian-rootfs}
     if [ -e "$want/.complete" ]; then
       DEBIAN=$(realpath "$want")
     elif [ -n "${DEBIAN_ROOTFS:-}" ]; then
@@ -213,22 +295,47 @@ failure_line() {
   echo "FAILED $why; stderr: \`${tail_:-(empty)}\`; logs: $REL_OUT/logs/$name-$level.*"
 }
 
+# The runtime binary and state root of LEVEL for benchmark NAME.
+level_runtime() { case "$1" in runsc-*) echo "$RUNSC" ;; *) echo "$ATOLL" ;; esac; }
+level_root() { case "$1" in runsc-*) echo "$WORK/state-runsc-$2" ;; *) echo "$WORK/state-atoll-$2" ;; esac; }
+
+# The command line that runs (foreground, deleting on exit) or, with
+# `create`, creates a container of BUNDLE named ID at LEVEL. runsc gets its
+# platform and no network (`--network=none`) unless NET says otherwise;
+# atoll's userspace level writes its sandbox log next to the others.
+LEVEL_CMD=()
+level_cmd() {
+  local level=$1 verb=$2 bundle=$3 id=$4 log=$5 net=${6:-none}
+  local root
+  root=$(level_root "$level" "${log##*/}")
+  case "$level" in
+    native)
+      LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation native "$verb" --bundle "$bundle" "$id") ;;
+    systrap|ptrace)
+      LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation userspace --platform "$level"
+                 "$verb" --sandbox-log "$log.sandbox.log" --bundle "$bundle" "$id") ;;
+    runsc-*)
+      LEVEL_CMD=("$RUNSC" --root "$root" --platform="${level#runsc-}" --network="$net"
+                 "$verb" --bundle "$bundle" "$id") ;;
+  esac
+}
+
 # Runs the process of BUNDLE to completion at LEVEL; its stdout (the
 # samples) goes to $OUT/NAME-LEVEL.txt. A failed or hung run does not stop
 # the harness: the file then starts with a FAILED line that the report
 # shows, and the logs stay in $OUT/logs (the runtime's log, the container's
-# stderr and, at the userspace level, the sandbox log).
+# stderr and, at atoll's userspace level, the sandbox log).
 run_level() {
   local level=$1 bundle=$2 name=$3
-  local out=$OUT/$name-$level.txt root=$WORK/state-atoll-$name
-  local id="bench-$name-$level-$$" log=$LOGS/$name-$level
-  local extra=() rc=0
+  local out=$OUT/$name-$level.txt log=$LOGS/$name-$level
+  local id="bench-$name-$level-$$" rc=0 rt root
+  rt=$(level_runtime "$level")
+  root=$(level_root "$level" "$name-$level")
   mkdir -p "$root"
   rm -f "$log".log "$log".sandbox.log "$log".stderr
-  [ "$level" != userspace ] || extra=(--sandbox-log "$log.sandbox.log")
+  level_cmd "$level" run "$bundle" "$id" "$log"
   echo "-- $name at $level"
-  timeout -k 10 "$LIMIT" "$ATOLL" --root "$root" --log "$log.log" --isolation "$level" \
-    run "${extra[@]}" --bundle "$bundle" "$id" </dev/null >"$out.tmp" 2>"$log.stderr" || rc=$?
+  timeout -k 10 "$LIMIT" "${LEVEL_CMD[@]}" </dev/null >"$out.tmp" 2>"$log.stderr" || rc=$?
   if [ "$rc" = 0 ]; then
     mv "$out.tmp" "$out"
   else
@@ -236,24 +343,27 @@ run_level() {
     [ "$rc" != 124 ] || why="timed out after ${LIMIT}s"
     { failure_line "$level" "$name" "$why" "$log.stderr"; cat "$out.tmp"; } >"$out"
     rm -f "$out.tmp"
-    "$ATOLL" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+    "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
   fi
   cat "$out"
-  assert_empty_root "$ATOLL" "$root"
+  assert_empty_root "$rt" "$root"
 }
 
-# Runs BUNDLE ROUNDS times at each level, alternating native and userspace
-# within a round, so that load from elsewhere on the shared machine hits both
-# levels alike; then AFTER (a command), if given. Each container run adds its
-# samples to $OUT/NAME-LEVEL.txt. A level that failed is not run again; its
-# FAILED line comes first in the file, where the report looks for it.
+# Runs BUNDLE ROUNDS times at each level, one container per level and round,
+# so that load from elsewhere on the shared machine hits every runtime
+# alike; each round starts one level further along the list, so that no
+# runtime always follows the same one. Then AFTER (a command), if given.
+# Each container run adds its samples to $OUT/NAME-LEVEL.txt. A level that
+# failed is not run again; its FAILED line comes first in the file, where
+# the report looks for it.
 run_rounds() {
   local name=$1 bundle=$2 rounds=$3 after=${4:-}
-  local level r acc
-  for level in native userspace; do : >"$OUT/$name-$level.acc"; done
+  local level r i n=${#LEVELS[@]} acc
+  for level in "${LEVELS[@]}"; do : >"$OUT/$name-$level.acc"; done
   for r in $(seq "$rounds"); do
     echo "-- $name: round $r of $rounds"
-    for level in native userspace; do
+    for i in $(seq 0 $((n - 1))); do
+      level=${LEVELS[$(( (i + r - 1) % n ))]}
       acc=$OUT/$name-$level.acc
       ! grep -q '^FAILED' "$acc" || continue
       run_level "$level" "$bundle" "$name" >/dev/null
@@ -261,7 +371,7 @@ run_rounds() {
     done
     [ -z "$after" ] || $after
   done
-  for level in native userspace; do
+  for level in "${LEVELS[@]}"; do
     acc=$OUT/$name-$level.acc
     { grep '^FAILED' "$acc" || true; grep -v '^FAILED' "$acc" || true; } >"$OUT/$name-$level.txt"
     rm -f "$acc"
@@ -275,7 +385,7 @@ YOUKI_VERSION=0.7.0
 YOUKI=${YOUKI:-}
 ensure_youki() {
   [ -z "$YOUKI" ] || return 0
-  local root=${CARGO_TARGET_DIR:-$REPO/target}/youki-$YOUKI_VERSION
+  local root=$TARGET/youki-$YOUKI_VERSION
   if [ ! -x "$root/bin/youki" ]; then
     echo "building youki $YOUKI_VERSION from crates.io (cargo install, a few minutes)..." >&2
     CARGO_TARGET_DIR=$root/build cargo install youki --version "=$YOUKI_VERSION" --locked \
@@ -285,49 +395,58 @@ ensure_youki() {
 }
 
 # create+start+wait+delete of /bin/true in the busybox bundle, one foreground
-# command per runtime: `atoll run`, `youki run` and `runc run` all delete on
-# exit.
+# command per runtime: `atoll run`, `youki run`, `runc run` and `runsc run`
+# all delete on exit.
 bench_lifecycle() {
   build_progs
   ensure_youki
   local bundle=$WORK/bundle-true
   local root_atoll=$WORK/state-atoll-lifecycle root_runc=$WORK/state-runc-lifecycle
-  local root_youki=$WORK/state-youki-lifecycle root
+  local root_youki=$WORK/state-youki-lifecycle root_runsc=$WORK/state-runsc-lifecycle root
   # The state roots on a tmpfs, as /run is on a standard host (where every
-  # runtime keeps its state by default: /run/runc, /run/youki, /run/atoll);
-  # not on the disk under $WORK, where deleting a file can wait for a
-  # synchronous discard (a disk mounted with -o discard, as here).
-  for root in "$root_atoll" "$root_runc" "$root_youki"; do
+  # runtime keeps its state by default: /run/runc, /run/youki, /run/atoll,
+  # /var/run/runsc); not on the disk under $WORK, where deleting a file can
+  # wait for a synchronous discard (a disk mounted with -o discard, as here).
+  for root in "$root_atoll" "$root_runc" "$root_youki" "$root_runsc"; do
     mkdir -p "$root"
     mount -t tmpfs -o size=64m,mode=0700 tmpfs "$root"
   done
   ./scripts/default-bundle.sh "$ATOLL" "$bundle" /bin/true >/dev/null
 
   local with_id=$PROGS/with-id
-  local cmd_atoll="$with_id $ATOLL --root $root_atoll --isolation native run --bundle $bundle"
-  local cmd_user="$with_id $ATOLL --root $root_atoll --isolation userspace run --bundle $bundle"
-  local cmd_youki="$with_id $YOUKI --root $root_youki run --bundle $bundle"
-  local cmd_runc="$with_id $RUNC --root $root_runc run --bundle $bundle"
+  local names=("atoll native" "atoll systrap" "atoll ptrace") cmds=()
+  cmds+=("$with_id $ATOLL --root $root_atoll --isolation native run --bundle $bundle")
+  cmds+=("$with_id $ATOLL --root $root_atoll --isolation userspace --platform systrap run --bundle $bundle")
+  cmds+=("$with_id $ATOLL --root $root_atoll --isolation userspace --platform ptrace run --bundle $bundle")
+  names+=(youki runc)
+  cmds+=("$with_id $YOUKI --root $root_youki run --bundle $bundle")
+  cmds+=("$with_id $RUNC --root $root_runc run --bundle $bundle")
+  if [ -n "$RUNSC" ]; then
+    names+=("runsc systrap" "runsc ptrace")
+    cmds+=("$with_id $RUNSC --root $root_runsc --platform=systrap --network=none run --bundle $bundle")
+    cmds+=("$with_id $RUNSC --root $root_runsc --platform=ptrace --network=none run --bundle $bundle")
+  fi
 
   # All must work before they are timed (hyperfine would stop at the first
   # failure anyway, but with less to go on).
-  $cmd_atoll
-  $cmd_user
-  $cmd_youki
-  $cmd_runc
+  local i
+  for i in "${!cmds[@]}"; do
+    ${cmds[$i]}
+  done
   assert_empty_root "$ATOLL" "$root_atoll"
   assert_empty_root "$YOUKI" "$root_youki"
   assert_empty_root "$RUNC" "$root_runc"
+  [ -z "$RUNSC" ] || assert_empty_root "$RUNSC" "$root_runsc"
 
-  local r per=$((RUNS / LIFECYCLE_ROUNDS)) rounds=()
+  local r per=$((RUNS / LIFECYCLE_ROUNDS)) rounds=() hf
   for r in $(seq "$LIFECYCLE_ROUNDS"); do
     echo "-- lifecycle: round $r of $LIFECYCLE_ROUNDS"
+    hf=()
+    for i in "${!cmds[@]}"; do
+      hf+=(--command-name "${names[$i]}" "${cmds[$i]}")
+    done
     hyperfine --shell=none --warmup "$WARMUP" --runs "$per" \
-      --export-json "$OUT/lifecycle-$r.json" \
-      --command-name "atoll native" "$cmd_atoll" \
-      --command-name "atoll userspace" "$cmd_user" \
-      --command-name youki "$cmd_youki" \
-      --command-name runc "$cmd_runc"
+      --export-json "$OUT/lifecycle-$r.json" "${hf[@]}"
     rounds+=("$OUT/lifecycle-$r.json")
   done
   report merge-hyperfine "$OUT/lifecycle.json" "${rounds[@]}"
@@ -335,22 +454,35 @@ bench_lifecycle() {
   assert_empty_root "$ATOLL" "$root_atoll"
   assert_empty_root "$YOUKI" "$root_youki"
   assert_empty_root "$RUNC" "$root_runc"
+  [ -z "$RUNSC" ] || assert_empty_root "$RUNSC" "$root_runsc"
 
   local rel_bundle='$TMP/bundle' rel_state='$TMP/state' with=bench/progs/with-id
+  local runsc_cmds=()
+  if [ -n "$RUNSC" ]; then
+    runsc_cmds=(
+      --cmd "runsc systrap=$with ../shared/peers/runsc --root $rel_state/runsc --platform=systrap --network=none run --bundle $rel_bundle"
+      --cmd "runsc ptrace=$with ../shared/peers/runsc --root $rel_state/runsc --platform=ptrace --network=none run --bundle $rel_bundle")
+  fi
   report hyperfine "$DOC" lifecycle "$OUT/lifecycle.json" \
     --title "Container lifecycle: create + start + wait + delete of /bin/true" \
-    --baseline runc \
-    --note "One foreground \`run\` per container (create, start, wait for exit, delete) of \`/bin/true\` in the busybox bundle made by \`scripts/default-bundle.sh\`; the same bundle and config.json (no cgroupsPath, no seccomp profile) for every runtime, each with a private \`--root\` on a tmpfs (as /run is on a standard host; this machine's /run is on its disk, mounted with \`discard\`, where deleting a runtime's state files waits for synchronous discards). atoll at both isolation levels: native (namespaces, cgroups, and atoll's default seccomp profile, which the others do not apply to this bundle: runc-class) and userspace (the same plus the application kernel and its gofer started in the container, every syscall of \`/bin/true\` served by the kernel). youki is $("$YOUKI" --version | sed -n '1s/^youki version: //p') from crates.io (\`cargo install youki --version $YOUKI_VERSION --locked --no-default-features --features v1,v2,seccomp\`: the release on the libcontainer 0.7 line atoll is built on, with the same libcontainer features); it and runc copy their own binary into a sealed memfd and re-exec it on every command (their defence against CVE-2019-5736), which atoll does not. Each invocation gets a fresh container id from \`bench/progs/with-id.c\`, the same wrapper for every runtime, which execs the runtime with SIGCHLD blocked: youki 0.7's foreground \`run\` blocks signals only after starting the container, so a \`/bin/true\` that exits first went unnoticed and youki waited forever; blocked, the signal stays pending (atoll blocks it itself before starting the container, runc's Go runtime unblocks it). hyperfine runs without a shell (\`--shell=none\`), in $LIFECYCLE_ROUNDS rounds of $((RUNS / LIFECYCLE_ROUNDS)) runs of each command, so that a burst of other work on the machine does not fall on one runtime only; the table merges the rounds." \
-    --note "$(run_note)" \
+    --baseline "atoll native" --baseline runc --baseline "runsc systrap" \
+    --chart "$CHARTS/lifecycle.svg" \
+    --note "One foreground \`run\` per container (create, start, wait for exit, delete) of \`/bin/true\` in the busybox bundle made by \`scripts/default-bundle.sh\`; the same bundle and config.json (no cgroupsPath, no seccomp profile) for every runtime, each with a private \`--root\` on a tmpfs (as /run is on a standard host; this machine's /run is on its disk, mounted with \`discard\`, where deleting a runtime's state files waits for synchronous discards). atoll at the native level (namespaces, cgroups, and atoll's default seccomp profile, which the others do not apply to this bundle: runc-class) and at the userspace level on each platform (the same plus the application kernel and its gofer started in the container, every syscall of \`/bin/true\` served by the kernel). youki is $("$YOUKI" --version | sed -n '1s/^youki version: //p') from crates.io (\`cargo install youki --version $YOUKI_VERSION --locked --no-default-features --features v1,v2,seccomp\`: the release on the libcontainer 0.7 line atoll is built on, with the same libcontainer features); it and runc copy their own binary into a sealed memfd and re-exec it on every command (their defence against CVE-2019-5736), which atoll does not. runsc (gVisor, both platforms, \`--network=none\`) starts its sandbox, gofer and Sentry per container. Each invocation gets a fresh container id from \`bench/progs/with-id.c\`, the same wrapper for every runtime, which execs the runtime with SIGCHLD blocked: youki 0.7's foreground \`run\` blocks signals only after starting the container, so a \`/bin/true\` that exits first went unnoticed and youki waited forever; blocked, the signal stays pending (atoll blocks it itself before starting the container, runc's and runsc's Go runtime unblocks it). hyperfine runs without a shell (\`--shell=none\`), in $LIFECYCLE_ROUNDS rounds of $per runs of each command, so that a burst of other work on the machine does not fall on one runtime only; the table merges the rounds." \
+    "${PEER_ARGS[@]}" \
+    --note "$(run_note) $(load_note)" \
     --cmd "atoll native=$with target/release/atoll --root $rel_state/atoll --isolation native run --bundle $rel_bundle" \
-    --cmd "atoll userspace=$with target/release/atoll --root $rel_state/atoll --isolation userspace run --bundle $rel_bundle" \
+    --cmd "atoll systrap=$with target/release/atoll --root $rel_state/atoll --isolation userspace --platform systrap run --bundle $rel_bundle" \
+    --cmd "atoll ptrace=$with target/release/atoll --root $rel_state/atoll --isolation userspace --platform ptrace run --bundle $rel_bundle" \
     --cmd "youki=$with target/youki-$YOUKI_VERSION/bin/youki --root $rel_state/youki run --bundle $rel_bundle" \
-    --cmd "runc=$with runc --root $rel_state/runc run --bundle $rel_bundle"
+    --cmd "runc=$with runc --root $rel_state/runc run --bundle $rel_bundle" \
+    "${runsc_cmds[@]}"
 }
 
-# Issue 3: the cost of one syscall. getppid in a loop at both levels (the
-# static workload in the busybox bundle), and on the host the bare ptrace
-# round trip the userspace level cannot go below.
+# Issue 3 and 11: the cost of one syscall. getppid in a loop at every level
+# (the static workload in the busybox bundle), through libc (a site the
+# systrap platform patches) and through syscall() (never patched); and on
+# the host the bare ptrace round trip that atoll's ptrace platform cannot go
+# below.
 bench_syscall() {
   build_progs
   local bundle
@@ -358,18 +490,45 @@ bench_syscall() {
   make_config "$bundle" -- /bench/workload getppid "$SECS" 1
   : >"$OUT/syscall-floor.txt"
   run_rounds syscall "$bundle" "$SAMPLES" syscall_floor
-  report syscall "$DOC" syscall \
-    --native "$OUT/syscall-native.txt" --userspace "$OUT/syscall-userspace.txt" \
-    --floor "$OUT/syscall-floor.txt" --json "$OUT/syscall.json" \
-    --title "Per-syscall cost: getppid, and the ptrace floor" \
-    --note "**What it measures.** A static C program (\`bench/progs/workload.c\`, \`workload getppid\`) calls getppid in chunks of 1000 inside a busybox container, reading CLOCK_MONOTONIC once per chunk until a sample has run ${SECS} s; a sample is elapsed time / calls. Inside the userspace level clock_gettime is itself a served syscall, which is why the loop is timed as a whole: the clock costs one call in a thousand. getppid does no work in either kernel, so the figure is the price of crossing into the kernel and back: a host syscall (plus the native level's seccomp filter) at native, a whole trip through atoll's application kernel at userspace." \
-    --note "**The floor.** \`bench/progs/ptrace-floor.c\` runs on the host in the same run, one sample after each round of the two containers: it forks a child that loops on a raw getppid syscall, PTRACE_SEIZEs it and, at every syscall stop, only resumes it with PTRACE_SYSEMU (the syscall is skipped, nothing is read or answered). One such round trip (tracee traps, host scheduler switches to the tracer, its waitpid returns, it resumes the tracee) is the least any syscall served through ptrace can cost on this machine, whatever the kernel above does; the second floor row adds the PTRACE_GETREGS and PTRACE_SETREGS that answering a syscall needs at minimum. *Above the floor* is userspace getppid minus the bare floor (the median of the differences within each round): what atoll's kernel adds (its event loop, decoding, dispatch, bookkeeping, and the extra ptrace calls it makes per stop). Neither the floor's processes nor atoll's are pinned to a CPU, and on a loaded machine the floor rows swing the most: every ptrace request and wait is a chance for the tracer to lose its CPU, so compare rows of the same run only." \
-    --note "$(sample_note "$SAMPLES rounds (native, userspace, floor: one ${SECS} s sample each)")"
+  report_levels syscall
+  report syscall "$DOC" syscall "${REPORT_LEVELS[@]}" \
+    --metric "getppid_libc_ns|libc getppid()|µs per call|lower|0.001" \
+    --metric "getppid_raw_ns|syscall(SYS_getppid)|µs per call|lower|0.001" \
+    --floor "$OUT/syscall-floor.txt" --floor-level "atoll ptrace" --floor-key getppid_raw_ns \
+    --json "$OUT/syscall.json" --chart "$CHARTS/syscall.svg" \
+    --title "Per-syscall cost: getppid" \
+    --note "**What it measures.** A static C program (\`bench/progs/workload.c\`, \`workload getppid\`) calls getppid in chunks of 1000 inside a busybox container, reading CLOCK_MONOTONIC once per chunk until a sample has run ${SECS} s; a sample is elapsed time / calls. getppid does no work in any kernel, so the figure is the price of crossing into the kernel and back. Two ways of calling it: glibc's \`getppid()\` is \`mov \$110,%eax; syscall\`, the call-site pattern the systrap platforms (atoll's and runsc's) rewrite into a jump to their handoff code, so after its first call it never traps; \`syscall(SYS_getppid)\` goes through glibc's generic \`syscall()\`, whose number comes from a register, which no platform patches: at every call the host delivers SIGSYS (syscall user dispatch on atoll, seccomp on runsc) to the stub, which hands off to the kernel. On ptrace both are a ptrace stop of the tracing kernel." \
+    --note "**The ptrace floor.** \`bench/progs/ptrace-floor.c\` runs on the host in the same run, one sample after each round of the containers: it forks a child that loops on a raw getppid syscall, PTRACE_SEIZEs it and, at every syscall stop, only resumes it with PTRACE_SYSEMU (the syscall is skipped, nothing is read or answered). One such round trip is the least any syscall served through ptrace can cost on this machine, whatever the kernel above does; the second floor row adds the PTRACE_GETREGS and PTRACE_SETREGS that answering a syscall needs at minimum. The last row is atoll ptrace's \`syscall(SYS_getppid)\` minus the bare floor: what atoll's kernel adds. On a loaded machine the floor rows swing the most: every ptrace request and wait is a chance for the tracer to lose its CPU." \
+    "${PEER_ARGS[@]}" \
+    --note "$(sample_note "$SAMPLES rounds (one ${SECS} s sample of each measure per runtime and round; the floor after each round)") $(load_note)"
 }
 
 # One sample of the ptrace floor on the host (after each round of bench_syscall).
 syscall_floor() {
   "$PROGS/ptrace-floor" "$SECS" 1 | tee -a "$OUT/syscall-floor.txt" | sed 's/^/host: /'
+}
+
+# Issue 11 item 5: the kernel's ceiling, calls per second the sandbox
+# sustains with 1, 2 and 8 threads looping on getppid.
+bench_ceiling() {
+  build_progs
+  local bundle n metrics=()
+  bundle=$(micro_bundle)
+  make_config "$bundle" -- /bench/workload threads "$CEILING_THREADS" "$SECS" 1
+  run_rounds ceiling "$bundle" "$SAMPLES"
+  for n in ${CEILING_THREADS//,/ }; do
+    metrics+=(--metric "sps_libc_t$n|libc getppid(), $n thread$([ "$n" = 1 ] || echo s)|calls/s|higher")
+  done
+  for n in ${CEILING_THREADS//,/ }; do
+    metrics+=(--metric "sps_raw_t$n|syscall(SYS_getppid), $n thread$([ "$n" = 1 ] || echo s)|calls/s|higher")
+  done
+  report_levels ceiling
+  report compare "$DOC" ceiling "${REPORT_LEVELS[@]}" "${metrics[@]}" \
+    --json "$OUT/ceiling.json" --chart "$CHARTS/ceiling.svg" --chart-kind threads \
+    --title "The kernel's ceiling: syscalls per second with 1, 2 and 8 busy threads" \
+    --note "**What it measures.** \`workload threads ${CEILING_THREADS} ${SECS} 1\` in the busybox bundle: for each thread count N, N threads of one process loop on getppid (first libc's patchable \`getppid()\`, then \`syscall(SYS_getppid)\`, as in the syscall section), each adding to its own counter every 100 calls; after a $(awk "BEGIN{print $SECS/5}") s warm-up the main thread sleeps ${SECS} s and reads the counters: a sample is the calls of all threads per second. Nothing else runs in the container. At the native level this is the host kernel on $(nproc) vCPUs; at atoll's userspace level every call is served by the sandbox's application kernel (one host thread serves all of a sandbox's tasks today), at runsc by its Sentry, a Go program whose goroutines (one per task) run on as many host threads as there are CPUs (GOMAXPROCS). More threads than vCPUs (8 on $(nproc)) show what happens when the workload alone oversubscribes the machine: the kernel's threads compete with the workload's for the CPUs." \
+    "${PEER_ARGS[@]}" \
+    --note "$(sample_note "$SAMPLES rounds, one ${SECS} s sample per thread count, call and runtime each") $(load_note)"
 }
 
 # Issue 3: python3 -c pass, fork+exec+wait from inside a Debian container.
@@ -382,33 +541,64 @@ bench_python() {
     --bind "$PROGS:/mnt:ro" "${DEBIAN_ENV[@]}" \
     -- /mnt/workload spawn "$per" "$warm" /usr/bin/python3 -c pass
   run_rounds python "$bundle" "$PY_ROUNDS"
-  report compare "$DOC" python --json "$OUT/python.json" \
-    --level "native=$OUT/python-native.txt" --level "userspace=$OUT/python-userspace.txt" \
+  report_levels python
+  report compare "$DOC" python "${REPORT_LEVELS[@]}" \
     --metric "spawn_ms|python3 -c pass|ms|lower" \
+    --json "$OUT/python.json" --chart "$CHARTS/python.svg" \
     --title "Python startup: python3 -c pass" \
-    --note "**What it measures.** Inside one container on the tests' Debian bookworm rootfs (\`crates/testkit/src/debian.rs\`, used in place and read-only, tmpfs on /tmp), \`workload spawn\` forks, execs \`/usr/bin/python3 -c pass\` and waits for it, $warm times as warm-up (page cache, the kernel's caches) and then $per times timed, each with two clock reads; $PY_ROUNDS such containers per level, alternating native and userspace. One start of CPython loads the dynamic linker, libc and libpython, reads and stats a few hundred files of the standard library (encodings, site) and maps them: a mix of exec, mmap and file syscalls served through the gofer at userspace. Container creation is not included (see the lifecycle section)." \
-    --note "$(sample_note "$((per * PY_ROUNDS)) timed starts per level in $PY_ROUNDS rounds")"
+    --note "**What it measures.** Inside one container on the tests' Debian bookworm rootfs (\`crates/testkit/src/debian.rs\`, used in place and read-only, tmpfs on /tmp), \`workload spawn\` forks, execs \`/usr/bin/python3 -c pass\` and waits for it, $warm times as warm-up (page cache, the kernel's caches) and then $per times timed, each with two clock reads; $PY_ROUNDS such containers per runtime, in rounds. One start of CPython loads the dynamic linker, libc and libpython, reads and stats a few hundred files of the standard library (encodings, site) and maps them: a mix of exec, mmap and file syscalls. Container creation is not included (see the lifecycle section)." \
+    "${PEER_ARGS[@]}" \
+    --note "$(sample_note "$((per * PY_ROUNDS)) timed starts per runtime in $PY_ROUNDS rounds") $(load_note)"
 }
 
-# Issue 4: file I/O on the rootfs, which is a directory of the host (the
-# bundle's rootfs under /tmp on the host's disk), not a tmpfs.
+# Issue 4 and 12: file I/O on the rootfs, which is a directory of the host
+# (the bundle's rootfs under /tmp on the host's disk), not a tmpfs; then a
+# tar extraction and a find | xargs stat over the tests' Debian rootfs.
 bench_files() {
   build_progs
   local bundle
   bundle=$(micro_bundle)
   make_config "$bundle" --writable -- /bench/workload files /bench/data 1 "$SECS"
   run_rounds files "$bundle" "$SAMPLES"
-  report compare "$DOC" files --json "$OUT/files.json" \
-    --level "native=$OUT/files-native.txt" --level "userspace=$OUT/files-userspace.txt" \
+
+  # The tree: /usr of the Debian rootfs as a tar file, extracted into an
+  # empty directory, both on a host tmpfs bind-mounted into the container.
+  debian_rootfs
+  local tree=$WORK/tree tbundle=$WORK/bundle-tree
+  mkdir -p "$tree"
+  mount -t tmpfs -o size=1g,mode=0755 tmpfs "$tree"
+  mkdir -p "$tree/src" "$tree/scratch"
+  tar -C "$DEBIAN" -cf "$tree/src/usr.tar" usr
+  local entries size find_entries
+  entries=$(tar -tf "$tree/src/usr.tar" | wc -l)
+  size=$(( $(stat -c %s "$tree/src/usr.tar") >> 20 ))
+  find_entries=$(find "$DEBIAN/usr" "$DEBIAN/etc" "$DEBIAN/var" | wc -l)
+  local tar_runs=1 find_runs=2
+  make_config "$tbundle" --rootfs "$DEBIAN" --readonly --tmpfs /tmp --docker-caps \
+    --bind "$PROGS:/mnt:ro" --bind "$tree/src:/src:ro" --bind "$tree/scratch:/scratch" \
+    "${DEBIAN_ENV[@]}" -- /bin/sh -c "
+      /mnt/workload time tar_ms $tar_runs 0 'rm -rf /scratch/x && mkdir /scratch/x' \
+        /bin/tar -xf /src/usr.tar -C /scratch/x &&
+      /mnt/workload time findstat_ms $find_runs 1 '' \
+        /bin/sh -c 'find /usr /etc /var -print0 | xargs -0 stat --format=\"%i %s %Y %n\"'"
+  run_rounds tree "$tbundle" "$TREE_ROUNDS"
+
+  report_levels files tree
+  report compare "$DOC" files "${REPORT_LEVELS[@]}" \
     --metric "write_4k_mibps|write 64 MiB in 4 KiB blocks|MiB/s|higher" \
-    --metric "write_1m_mibps|write 64 MiB in 1 MiB blocks|MiB/s|higher" \
     --metric "read_4k_mibps|read 64 MiB in 4 KiB blocks|MiB/s|higher" \
+    --metric "write_1m_mibps|write 64 MiB in 1 MiB blocks|MiB/s|higher" \
     --metric "read_1m_mibps|read 64 MiB in 1 MiB blocks|MiB/s|higher" \
     --metric "open_close_ns|open + close|µs per pair|lower|0.001" \
     --metric "stat_ns|stat|µs per call|lower|0.001" \
-    --title "File I/O on the container's rootfs" \
-    --note "**What it measures.** \`workload files\` in the busybox bundle with a writable rootfs: the files live in the bundle's rootfs, a directory on the host's ext4 disk, reached directly by the native level and through the gofer (the only process that opens the container's files) at the userspace level; no tmpfs is involved. Per sample: a 64 MiB file is created (O_TRUNC after an unlink) and written in 1 MiB, then read back; then the same in 4 KiB blocks (open to close timed, no fsync: both levels end in the host's page cache, so this is the cost of the syscall path, not of the disk). Then open(O_RDONLY)+close and stat of a small file two directories deep, each a loop timed in chunks of 100 for ${SECS} s." \
-    --note "$(sample_note "$SAMPLES rounds of one native and one userspace container, one sample per measure each")"
+    --metric "tar_ms|tar -x of the Debian rootfs's /usr|ms|lower" \
+    --metric "findstat_ms|find \\| xargs stat over the Debian rootfs|ms|lower" \
+    --json "$OUT/files.json" --chart "$CHARTS/files.svg" \
+    --title "File I/O: the container's rootfs, and a tree of the Debian rootfs" \
+    --note "**What it measures.** \`workload files\` in the busybox bundle with a writable rootfs: the files live in the bundle's rootfs, a directory on the host's ext4 disk. Per sample: a 64 MiB file is created (O_TRUNC after an unlink) and written in 1 MiB, then read back; then the same in 4 KiB blocks (open to close timed, no fsync: every runtime ends in the host's page cache, so this is the cost of the syscall path, not of the disk). Then open(O_RDONLY)+close and stat of a small file two directories deep, each a loop timed in chunks of 100 for ${SECS} s. atoll's userspace level reaches the rootfs through its gofer. runsc, with its defaults, puts an overlay on a writable rootfs (\`--overlay2=root:self\`; \`/proc/mounts\` shows \`/\` as \`overlay\`): the files this benchmark creates live in its memory-backed upper layer (kept in a file in the rootfs directory), so runsc serves every one of these six rows inside its Sentry without reaching the host's file system. A read-only rootfs (the tree rows below, the python section) gets no overlay: runsc opens and stats it itself (directfs), trusting its cache of the root mount (\`--file-access=exclusive\`)." \
+    --note "**The tree rows** run in a second container per runtime and round, on the tests' Debian bookworm rootfs (read-only, used in place, Docker's default capabilities so that tar restores owners). *tar -x*: \`tar -xf\` of the rootfs's /usr ($entries entries, $size MiB, made on the host by \`tar -C ROOTFS -cf usr.tar usr\`) into an empty directory, $tar_runs timed run per container, the directory removed and made again before each run (untimed). *find | xargs stat*: \`find /usr /etc /var -print0 | xargs -0 stat --format='%i %s %Y %n'\` over the rootfs ($find_entries entries; a format without user and group names, which would have stat read /etc/passwd and /etc/group per file), $find_runs timed runs after one warm-up per container. Both are timed by \`workload time\` (fork, exec, wait of the command) inside the container. The tar file and the directory it is extracted into are on a host tmpfs bind-mounted into the container (\`/src\` read-only, \`/scratch\`), the same for every runtime: on this VM's ext4 disk, mounted with \`discard\`, the same extraction takes 11–14 s natively, all of it the disk's, which would hide every runtime's own cost. Bind mounts are shared with the host, so runsc revalidates its cache of them (\`--file-access-mounts=shared\`, its default) and has no overlay on them." \
+    "${PEER_ARGS[@]}" \
+    --note "$(sample_note "$SAMPLES rounds of one container per runtime for the rootfs rows (one sample per measure each), $TREE_ROUNDS rounds for the tree rows") $(load_note)"
 }
 
 # Issue 4: a pipe ping-pong between two processes.
@@ -418,16 +608,19 @@ bench_pipe() {
   bundle=$(micro_bundle)
   make_config "$bundle" -- /bench/workload pipe "$SECS" 1
   run_rounds pipe "$bundle" "$SAMPLES"
-  report compare "$DOC" pipe --json "$OUT/pipe.json" \
-    --level "native=$OUT/pipe-native.txt" --level "userspace=$OUT/pipe-userspace.txt" \
+  report_levels pipe
+  report compare "$DOC" pipe "${REPORT_LEVELS[@]}" \
     --metric "pipe_rtt_per_s|1-byte round trips between two processes|round trips/s|higher" \
+    --json "$OUT/pipe.json" --chart "$CHARTS/pipe.svg" \
     --title "Pipe ping-pong" \
-    --note "**What it measures.** \`workload pipe\` forks; parent and child bounce one byte over two pipes (write, the other side's blocking read wakes, it writes back). A round trip is two writes, two reads and two wake-ups of a blocked process: at the userspace level the pipes live in atoll's kernel and each wake-up goes through its scheduler. Timed in chunks of 100 round trips for ${SECS} s per sample." \
-    --note "$(sample_note "$SAMPLES rounds of one native and one userspace container, one sample each")"
+    --note "**What it measures.** \`workload pipe\` forks; parent and child bounce one byte over two pipes (write, the other side's blocking read wakes, it writes back). A round trip is two writes, two reads and two wake-ups of a blocked process: in atoll's userspace level and in runsc the pipes live in the application kernel and each wake-up goes through its scheduler. Timed in chunks of 100 round trips for ${SECS} s per sample." \
+    "${PEER_ARGS[@]}" \
+    --note "$(sample_note "$SAMPLES rounds of one container per runtime, one sample each") $(load_note)"
 }
 
-# Issue 4: nginx requests per second with wrk, from the host into the
-# container's own network namespace (nsenter -n, as the service tests do).
+# Issue 4 and 11: nginx requests per second with wrk, from the host inside
+# the container's own network namespace (nsenter -n, as the service tests
+# do).
 bench_nginx() {
   local bundle=$WORK/bundle-nginx site=$WORK/site
   debian_rootfs
@@ -443,54 +636,87 @@ http { access_log off; keepalive_requests 1000000;
 CONF
   make_config "$bundle" --rootfs "$DEBIAN" --readonly --tmpfs /tmp --bind "$site:/srv:ro" \
     --docker-caps "${DEBIAN_ENV[@]}" -- /usr/sbin/nginx -c /srv/nginx.conf
-  local url=http://127.0.0.1:8080/index.html level probes=()
-  for level in native userspace; do
-    nginx_level "$level" "$bundle" "$url"
-    probes+=("$level $(sed -n 's/^keepalive_probe //p' "$OUT/nginx-$level.txt" | head -1) $(sed -n 's/^keepalive_stall_recvq //p' "$OUT/nginx-$level.txt" | head -1)")
+  local url=http://127.0.0.1:8080/index.html level r i n=${#LEVELS[@]}
+  for level in "${LEVELS[@]}"; do
+    rm -f "$OUT/nginx-$level.txt" "$LOGS/nginx-$level".*
   done
-  local probe_note="Keep-alive check before the load (one connection, ${NGINX_PROBE} sequential requests, 2 s timeout each): answered"
-  local p
-  for p in "${probes[@]}"; do
-    set -- $p
-    probe_note="$probe_note $1 ${2:-n/a}/${NGINX_PROBE},"
+  for r in $(seq "$WRK_RUNS"); do
+    echo "-- nginx: round $r of $WRK_RUNS"
+    for i in $(seq 0 $((n - 1))); do
+      level=${LEVELS[$(( (i + r - 1) % n ))]}
+      ! grep -q '^FAILED' "$OUT/nginx-$level.txt" 2>/dev/null || continue
+      nginx_level "$level" "$bundle" "$url"
+    done
+  done
+  local probe_note="Keep-alive check before the load in each container (one connection, ${NGINX_PROBE} sequential requests, 2 s timeout each): fewest answered" p
+  local stalled=()
+  for level in "${LEVELS[@]}"; do
+    p=$(sed -n 's/^keepalive_probe //p' "$OUT/nginx-$level.txt" | sort -n | sed -n 1p)
+    probe_note="$probe_note $(level_label "$level") ${p:-n/a}/${NGINX_PROBE},"
+    [ "${p:-0}" -ge "$NGINX_PROBE" ] || stalled+=("$level")
   done
   probe_note="${probe_note%,}."
-  for p in "${probes[@]}"; do
-    set -- $p
-    if [ "${2:-0}" -lt "$NGINX_PROBE" ]; then
-      local queued=
-      [ -z "${3:-}" ] || queued=" (when the probe gave up, the server's end of the connection still held $3 unread bytes: the request had arrived and nginx was never told)"
-      probe_note="$probe_note **At $1 a keep-alive connection stopped being answered**$queued: its keep-alive row measures that stall, wrk waiting on stuck connections, not throughput; its row with a new connection per request is the usable figure."
-    fi
+  for level in "${stalled[@]}"; do
+    grep -q '^keepalive_probe' "$OUT/nginx-$level.txt" || continue
+    local q queued=
+    q=$(sed -n 's/^keepalive_stall_recvq //p' "$OUT/nginx-$level.txt" | sed -n 1p)
+    [ -z "$q" ] || queued=" (when the probe gave up, the server's end of the connection still held $q unread bytes: the request had arrived and nginx was never told)"
+    probe_note="$probe_note **At $(level_label "$level") a keep-alive connection stopped being answered**$queued: its keep-alive row measures that stall, wrk waiting on stuck connections, not throughput; its row with a new connection per request is the usable figure."
   done
-  report compare "$DOC" nginx --json "$OUT/nginx.json" \
-    --level "native=$OUT/nginx-native.txt" --level "userspace=$OUT/nginx-userspace.txt" \
+  report_levels nginx
+  report compare "$DOC" nginx "${REPORT_LEVELS[@]}" \
     --metric "rps_keepalive|HTTP GET, keep-alive connections|requests/s|higher" \
     --metric "rps_close|HTTP GET, a new connection per request|requests/s|higher" \
+    --json "$OUT/nginx.json" --chart "$CHARTS/nginx.svg" \
     --title "nginx: requests per second (wrk)" \
-    --note "**What it measures.** Debian's nginx-light (1 worker, access log off) in a container of the tests' Debian rootfs with its own network namespace, serving a $(stat -c %s "$site/html/index.html")-byte static page from a read-only bind mount. [wrk](https://github.com/wg/wrk) runs on the host inside the container's network namespace (\`nsenter -t PID -n\`, the way \`crates/atoll/tests/userspace_services.rs\` reaches its services), 1 thread and 8 connections for ${WRK_SECS} s, ${WRK_RUNS} runs per mode after a 1 s warm-up: keep-alive (wrk's default) and with \`Connection: close\` (a TCP connect, accept and close per request). wrk and nginx share the 2 vCPUs." \
+    --note "**What it measures.** Debian's nginx-light (1 worker, access log off) in a container of the tests' Debian rootfs with its own network namespace, serving a $(stat -c %s "$site/html/index.html")-byte static page from a read-only bind mount. [wrk](https://github.com/wg/wrk) runs on the host inside the container's network namespace (\`nsenter -t PID -n\`, the way \`crates/atoll/tests/userspace_services.rs\` reaches its services), 1 thread and 8 connections for ${WRK_SECS} s per run after a 1 s warm-up: keep-alive (wrk's default) and with \`Connection: close\` (a TCP connect, accept and close per request). wrk and nginx share the $(nproc) vCPUs. Each round starts one container per runtime, measures both modes and deletes it." \
+    --note "**runsc runs with \`--network=host\`** (its hostinet mode: the sandbox's sockets are host sockets in the container's network namespace, as atoll's userspace level does it), since with its default network stack (netstack) its loopback lives inside the Sentry, where a client in the container's namespace on the host cannot reach it. runsc leaves that namespace's loopback down, so the harness brings it up (\`ip link set lo up\`, what a CNI plugin does) between \`runsc create\` and \`runsc start\`." \
     --note "$probe_note" \
-    --note "$(sample_note "$WRK_RUNS wrk runs per mode")"
+    "${PEER_ARGS[@]}" \
+    --note "$(sample_note "$WRK_RUNS rounds, one wrk run per mode, runtime and round") $(load_note)"
 }
 
 NGINX_PROBE=200
 
-# One level of bench_nginx: start detached, wait until it answers, check
-# keep-alive, run wrk, delete. Samples to $OUT/nginx-LEVEL.txt.
+# One round of bench_nginx at LEVEL: start detached, wait until it answers,
+# check keep-alive, run wrk, delete. Samples appended to $OUT/nginx-LEVEL.txt.
 nginx_level() {
   local level=$1 bundle=$2 url=$3
-  local out=$OUT/nginx-$level.txt root=$WORK/state-atoll-nginx
-  local id="bench-nginx-$level-$$" log=$LOGS/nginx-$level pid=
-  local extra=() fail=
+  local out=$OUT/nginx-$level.txt log=$LOGS/nginx-$level
+  local id="bench-nginx-$level-$$" pid= fail= rt root
+  rt=$(level_runtime "$level")
+  root=$(level_root "$level" "nginx-$level")
   mkdir -p "$root"
-  rm -f "$log".log "$log".sandbox.log "$log".stderr "$log".wrk "$out"
-  [ "$level" != userspace ] || extra=(--sandbox-log "$log.sandbox.log")
   echo "-- nginx at $level"
-  if ! "$ATOLL" --root "$root" --log "$log.log" --isolation "$level" \
-      run -d "${extra[@]}" --bundle "$bundle" "$id" </dev/null >"$log.stderr" 2>&1; then
-    fail="atoll run -d failed"
+  if [ "${level#runsc-}" != "$level" ]; then
+    level_cmd "$level" create "$bundle" "$id" "$log" host
+    if ! "${LEVEL_CMD[@]}" </dev/null >>"$log.stderr" 2>&1; then
+      fail="runsc create failed"
+    else
+      pid=$("$rt" --root "$root" state "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+      nsenter -t "$pid" -n ip link set lo up
+      # runsc reads its configuration from every command's flags: start
+      # needs the platform and network of create.
+      "$rt" --root "$root" --platform="${level#runsc-}" --network=host start "$id" \
+        >>"$log.stderr" 2>&1 || fail="runsc start failed"
+    fi
   else
-    pid=$("$ATOLL" --root "$root" state "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+    level_cmd "$level" run "$bundle" "$id" "$log"
+    # `atoll run -d`: the detach flag goes right after `run`.
+    local cmd=("${LEVEL_CMD[@]}") j
+    for j in "${!cmd[@]}"; do
+      if [ "${cmd[$j]}" = run ]; then
+        cmd=("${cmd[@]:0:$((j + 1))}" -d "${cmd[@]:$((j + 1))}")
+        break
+      fi
+    done
+    if ! "${cmd[@]}" </dev/null >>"$log.stderr" 2>&1; then
+      fail="atoll run -d failed"
+    else
+      pid=$("$rt" --root "$root" state "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+    fi
+  fi
+  if [ -z "$fail" ]; then
     # Ready when a GET answers (python3 on the host, as the tests do).
     if ! nsenter -t "$pid" -n python3 - "$url" <<'PY'
 import sys, time, urllib.request
@@ -509,7 +735,8 @@ PY
     fi
   fi
   if [ -n "$fail" ]; then
-    failure_line "$level" nginx "$fail" "$log.stderr" >"$out"
+    { failure_line "$level" nginx "$fail" "$log.stderr"; cat "$out" 2>/dev/null || true; } >"$out.tmp"
+    mv "$out.tmp" "$out"
   else
     nsenter -t "$pid" -n python3 - "$NGINX_PROBE" >>"$out" <<'PY'
 import socket, sys
@@ -537,39 +764,42 @@ except Exception as e:
         print(f"keepalive_stall_recvq {ss[0]}")
 print(f"keepalive_probe {done}")
 PY
-    local mode hdr r rps
+    local mode hdr rps
     for mode in keepalive close; do
       hdr=()
       [ "$mode" = keepalive ] || hdr=(-H "Connection: close")
       timeout 30 nsenter -t "$pid" -n wrk -t1 -c8 -d1s "${hdr[@]}" "$url" >/dev/null 2>&1 || true
-      for r in $(seq "$WRK_RUNS"); do
-        rps=$(timeout $((WRK_SECS + 30)) nsenter -t "$pid" -n wrk -t1 -c8 -d"${WRK_SECS}s" "${hdr[@]}" "$url" \
-          | tee -a "$log.wrk" | awk '/^Requests\/sec:/ {print $2}')
-        [ -z "$rps" ] || echo "rps_$mode $rps" >>"$out"
-      done
+      rps=$(timeout $((WRK_SECS + 30)) nsenter -t "$pid" -n wrk -t1 -c8 -d"${WRK_SECS}s" "${hdr[@]}" "$url" \
+        | tee -a "$log.wrk" | awk '/^Requests\/sec:/ {print $2}')
+      [ -z "$rps" ] || echo "rps_$mode $rps" >>"$out"
     done
   fi
-  cat "$out"
-  "$ATOLL" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
-  assert_empty_root "$ATOLL" "$root"
+  tail -n 4 "$out"
+  "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+  assert_empty_root "$rt" "$root"
 }
 
 for b in "${SELECTED[@]}"; do
   echo "== bench: $b"
+  SECTION_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
   "bench_$b"
 done
 
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)
+runsc_meta="not run: no runsc at $RUNSC_WANT"
+[ -z "$RUNSC" ] || runsc_meta="$("$RUNSC" --version | sed -n 1p) (gVisor, ../shared/peers/runsc), platforms systrap and ptrace, \`--network=none\` (nginx: \`--network=host\`), its defaults otherwise (directfs, \`--overlay2=root:self\`, \`--file-access=exclusive\` for the rootfs and shared for other mounts)"
 report meta "$DOC" \
   "date=$(date -u '+%Y-%m-%d %H:%M UTC')" \
   "machine=$(nproc) vCPU ($cpu), $(free -g | awk '/^Mem:/{print $2}') GiB, nested-virtualized VM" \
   "load average=$LOAD_AT_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (1, 5, 15 min; other work on the machine competes with every measurement)" \
   "kernel=$(uname -r), cgroup $( [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && echo v2 || echo v1/hybrid)" \
-  "atoll=$("$ATOLL" --version 2>/dev/null | head -1), binary built from commit $("$ATOLL" --version 2>/dev/null | sed -n 's/^commit: //p' | cut -c1-7) (working tree: $(git --no-optional-locks -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git --no-optional-locks -C "$REPO" diff --quiet HEAD -- crates 2>/dev/null || echo ', crates/ dirty'))" \
-  "runc=$("$RUNC" --version | head -1) (Debian $(dpkg-query -W -f='${Version}' runc 2>/dev/null))" \
+  "atoll=$("$ATOLL" --version 2>/dev/null | sed -n 1p), binary built from commit $("$ATOLL" --version 2>/dev/null | sed -n 's/^commit: //p' | cut -c1-7) (working tree: $(git --no-optional-locks -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git --no-optional-locks -C "$REPO" diff --quiet HEAD -- crates 2>/dev/null || echo ', crates/ dirty')); userspace level on both platforms, \`--platform systrap\` and \`--platform ptrace\`" \
+  "runsc=$runsc_meta" \
+  "runc=$("$RUNC" --version | sed -n 1p) (Debian $(dpkg-query -W -f='${Version}' runc 2>/dev/null))" \
   "youki=$( [ -n "$YOUKI" ] && "$YOUKI" --version | sed -n '1s/^youki version: /youki /p' || echo 'not run') (crates.io, libcontainer 0.7 line)" \
   "hyperfine=$(hyperfine --version)" \
-  "wrk=$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)" \
+  "wrk=$(wrk -v 2>&1 | sed -n 1p | cut -d' ' -f1-2)" \
   "gcc=gcc $(gcc -dumpfullversion) (bench/progs, -O2 -static)" \
+  "charts=matplotlib $("$VENV/bin/python3" -c 'import matplotlib; print(matplotlib.__version__)') (bench/charts.py)" \
   "benchmarks run=${SELECTED[*]}$( [ "$QUICK" = 0 ] || echo ' (--quick)')$( [ ${#SELECTED[@]} = ${#ALL_BENCHMARKS[@]} ] || echo '; the other sections are from earlier runs (each section says when), possibly of another binary and kernel')"
 echo "wrote $DOC"

@@ -10,7 +10,19 @@
  * costs at most 0.1-1% of a sample.
  *
  * usage:
- *   workload getppid SECONDS SAMPLES      getppid_ns: ns per getppid()
+ *   workload getppid SECONDS SAMPLES      getppid_libc_ns: ns per libc getppid()
+ *                                         (glibc's `mov $110,%eax; syscall`,
+ *                                         a site a platform may patch);
+ *                                         getppid_raw_ns: ns per
+ *                                         syscall(SYS_getppid) (glibc's
+ *                                         generic syscall(), number in a
+ *                                         register: not patchable)
+ *   workload threads COUNTS SECONDS SAMPLES
+ *                                         for each thread count in COUNTS
+ *                                         (e.g. 1,2,8): that many threads
+ *                                         loop on getppid, libc then raw;
+ *                                         sps_libc_tN / sps_raw_tN: calls per
+ *                                         second of all threads together
  *   workload files DIR SAMPLES SECONDS    64 MiB file written and read in
  *                                         4 KiB and 1 MiB blocks (MiB/s),
  *                                         open+close and stat loops (ns/call)
@@ -18,10 +30,17 @@
  *                                         per second between two processes
  *   workload spawn N WARMUP PROG [ARG...] spawn_ms: fork+exec+wait of PROG, N
  *                                         times after WARMUP untimed ones
+ *   workload time KEY N WARMUP BEFORE PROG [ARG...]
+ *                                         KEY: ms per fork+exec+wait of PROG,
+ *                                         as spawn; before each run (untimed)
+ *                                         `/bin/sh -c BEFORE` unless BEFORE
+ *                                         is empty
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,19 +68,112 @@ static void emit(const char *key, double value) {
 
 /* ---- getppid ---- */
 
+/* glibc's getppid() is `mov $110,%eax; syscall; ret`: the call-site
+ * pattern syscall-patching platforms rewrite. syscall(SYS_getppid) goes
+ * through glibc's generic syscall(), which moves the number from a
+ * register: no fixed pattern, so it always takes the trap path. */
+static void getppid_libc(void) { getppid(); }
+static void getppid_raw(void) { syscall(SYS_getppid); }
+
+static double getppid_loop(void (*call)(void), double seconds) {
+    long calls = 0;
+    double t0 = now(), t1;
+    do {
+        for (int i = 0; i < 1000; i++) call();
+        calls += 1000;
+        t1 = now();
+    } while (t1 - t0 < seconds);
+    return (t1 - t0) * 1e9 / calls;
+}
+
 static void bench_getppid(double seconds, int samples) {
-    /* warm-up: page in, fill caches */
-    for (int i = 0; i < 1000; i++) syscall(SYS_getppid);
-    for (int s = 0; s < samples; s++) {
-        long calls = 0;
-        double t0 = now(), t1;
-        do {
-            for (int i = 0; i < 1000; i++) syscall(SYS_getppid);
-            calls += 1000;
-            t1 = now();
-        } while (t1 - t0 < seconds);
-        emit("getppid_ns", (t1 - t0) * 1e9 / calls);
+    /* warm-up: page in, fill caches, let a patching platform patch */
+    for (int i = 0; i < 1000; i++) {
+        getppid_libc();
+        getppid_raw();
     }
+    for (int s = 0; s < samples; s++) {
+        emit("getppid_libc_ns", getppid_loop(getppid_libc, seconds));
+        emit("getppid_raw_ns", getppid_loop(getppid_raw, seconds));
+    }
+}
+
+/* ---- many threads on a cheap syscall (the kernel's ceiling) ---- */
+
+/* Each worker adds its calls to its own counter (one cache line each) in
+ * chunks of 100 (few enough that a slow platform's sample is not
+ * quantized by them); the main thread reads the counters around a sleep. The
+ * workers never read the clock: every call they make is a getppid. */
+struct worker {
+    _Alignas(64) _Atomic long calls;
+    void (*call)(void);
+};
+
+static _Atomic int workers_stop;
+
+static void *worker_main(void *arg) {
+    struct worker *w = arg;
+    while (!atomic_load_explicit(&workers_stop, memory_order_relaxed)) {
+        for (int i = 0; i < 100; i++) w->call();
+        atomic_fetch_add_explicit(&w->calls, 100, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static long workers_total(struct worker *w, int n) {
+    long total = 0;
+    for (int i = 0; i < n; i++) total += atomic_load(&w[i].calls);
+    return total;
+}
+
+static void sleep_for(double seconds) {
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+static void threads_run(int n, void (*call)(void), const char *kind, double seconds,
+                        int samples) {
+    struct worker *w = aligned_alloc(64, sizeof *w * n);
+    pthread_t *tids = calloc(n, sizeof *tids);
+    if (!w || !tids) die("alloc");
+    atomic_store(&workers_stop, 0);
+    for (int i = 0; i < n; i++) {
+        atomic_init(&w[i].calls, 0);
+        w[i].call = call;
+        errno = pthread_create(&tids[i], NULL, worker_main, &w[i]);
+        if (errno) die("pthread_create");
+    }
+    /* warm-up: every thread started and past its first calls */
+    sleep_for(seconds / 5);
+    char key[64];
+    snprintf(key, sizeof key, "sps_%s_t%d", kind, n);
+    for (int s = 0; s < samples; s++) {
+        long c0 = workers_total(w, n);
+        double t0 = now();
+        sleep_for(seconds);
+        long c1 = workers_total(w, n);
+        double t1 = now();
+        emit(key, (c1 - c0) / (t1 - t0));
+    }
+    atomic_store(&workers_stop, 1);
+    for (int i = 0; i < n; i++) pthread_join(tids[i], NULL);
+    free(w);
+    free(tids);
+}
+
+static void bench_threads(const char *counts, double seconds, int samples) {
+    char *list = strdup(counts), *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int n = atoi(tok);
+        if (n < 1 || n > 1024) {
+            fprintf(stderr, "workload: bad thread count %s\n", tok);
+            exit(2);
+        }
+        threads_run(n, getppid_libc, "libc", seconds, samples);
+        threads_run(n, getppid_raw, "raw", seconds, samples);
+    }
+    free(list);
 }
 
 /* ---- files ---- */
@@ -187,23 +299,35 @@ static void bench_pipe(double seconds, int samples) {
 
 /* ---- spawn ---- */
 
-static void bench_spawn(int n, int warmup, char **argv) {
+/* fork+exec+wait of argv, N times after WARMUP untimed runs, each preceded
+ * (untimed) by `/bin/sh -c before` when before is not empty. */
+static void run_child(char **argv, int quiet) {
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        if (quiet) {
+            int null = open("/dev/null", O_WRONLY);
+            if (null >= 0) dup2(null, 1);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) < 0) die("waitpid");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "workload: %s exited with status %#x\n", argv[0], st);
+        exit(1);
+    }
+}
+
+static void bench_spawn(const char *key, int n, int warmup, const char *before, char **argv) {
+    char *sh[] = {"/bin/sh", "-c", (char *)before, NULL};
     for (int i = -warmup; i < n; i++) {
+        if (before && *before) run_child(sh, 0);
         double t0 = now();
-        pid_t pid = fork();
-        if (pid < 0) die("fork");
-        if (pid == 0) {
-            execv(argv[0], argv);
-            _exit(127);
-        }
-        int st;
-        if (waitpid(pid, &st, 0) < 0) die("waitpid");
+        run_child(argv, 1);
         double t1 = now();
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-            fprintf(stderr, "workload: %s exited with status %#x\n", argv[0], st);
-            exit(1);
-        }
-        if (i >= 0) emit("spawn_ms", (t1 - t0) * 1e3);
+        if (i >= 0) emit(key, (t1 - t0) * 1e3);
     }
 }
 
@@ -214,10 +338,14 @@ int main(int argc, char **argv) {
         bench_files(argv[2], atoi(argv[3]), atof(argv[4]));
     } else if (argc >= 4 && !strcmp(argv[1], "pipe")) {
         bench_pipe(atof(argv[2]), atoi(argv[3]));
+    } else if (argc >= 5 && !strcmp(argv[1], "threads")) {
+        bench_threads(argv[2], atof(argv[3]), atoi(argv[4]));
     } else if (argc >= 5 && !strcmp(argv[1], "spawn")) {
-        bench_spawn(atoi(argv[2]), atoi(argv[3]), argv + 4);
+        bench_spawn("spawn_ms", atoi(argv[2]), atoi(argv[3]), NULL, argv + 4);
+    } else if (argc >= 7 && !strcmp(argv[1], "time")) {
+        bench_spawn(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv + 6);
     } else {
-        fprintf(stderr, "usage: workload getppid|files|pipe|spawn ... (see the source)\n");
+        fprintf(stderr, "usage: workload getppid|files|pipe|threads|spawn|time ... (see the source)\n");
         return 2;
     }
     return 0;

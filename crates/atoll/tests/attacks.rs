@@ -984,6 +984,51 @@ fn symlink_race(ctx: &Ctx, level: Level) -> Outcome {
     o
 }
 
+/// The host renames a directory of a bind source out of it and back while
+/// the workload walks through it (issue 12: the kernel walks bind mounts
+/// itself on a donated descriptor).
+fn rename_race(ctx: &Ctx, level: Level) -> Outcome {
+    let top = ctx.host.path().join(format!("rr-{}", level.name()));
+    let bind = top.join("bind");
+    let out = top.join("out");
+    std::fs::create_dir_all(bind.join("sub")).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(bind.join("sub/inner"), "inner\n").unwrap();
+    let secret = out.join("secret");
+    std::fs::write(&secret, format!("{}\n", ctx.secret)).unwrap();
+    std::fs::write(top.join("secret"), format!("{}\n", ctx.secret)).unwrap();
+    let b = build(ctx.bundle().bind(&bind, "/data", false), "rename_race");
+    let w = Watch::new(
+        &[&secret, &top.join("secret")],
+        "the host secret beside the bind source",
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut racer = None;
+    let hooks = Hooks {
+        on_wait: Some(Box::new(|_pid, _id| {
+            let (stop, a, b) = (stop.clone(), bind.join("sub"), out.join("sub"));
+            racer = Some(std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if std::fs::rename(&a, &b).is_ok() {
+                        let _ = std::fs::rename(&b, &a);
+                        n += 1;
+                    }
+                }
+                n
+            }));
+        })),
+        ..Default::default()
+    };
+    let run = run_program(&ctx.a, level, &b, "rename-race", hooks);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let renames = racer.map(|r| r.join().unwrap()).unwrap_or(0);
+    let mut o = run.outcome(w.evidence());
+    o.details
+        .push(format!("{renames} renames out and back by the host"));
+    o
+}
+
 fn state_root(ctx: &Ctx, level: Level) -> Outcome {
     let a = &ctx.a;
     let vb = busybox().args(&["sleep", "120"]).build();
@@ -1163,13 +1208,14 @@ fn memory_bomb(ctx: &Ctx, level: Level) -> Outcome {
             "the allocating process"
         }
     ));
-    if level == Level::Userspace && (whole || o.kind == Kind::Blocked) {
-        // The kernel maps all workload memory, so the OOM killer picks it
-        // or the allocating process's stub, from run to run.
+    if level == Level::Userspace && whole {
+        // Memory mapped while there was room and touched later can still
+        // bring the host's OOM killer, which may pick the kernel.
         o.kind = Kind::Blocked;
-        o.how = "the limit held: the OOM killer ended the allocating process, or the whole \
-                 sandbox (exit 137) when it picked the application kernel"
-            .into();
+        o.how = "the limit held: the host's OOM killer ended the whole sandbox (exit 137)".into();
+    } else if level == Level::Userspace {
+        // The kernel refuses mappings the container's memory cannot hold
+        // (ENOMEM, the program's verdict stands).
     } else if o.kind == Kind::Blocked {
         o.how.push_str(if oom_reported {
             "; `atoll events` reported the OOM"
@@ -1362,6 +1408,12 @@ const ATTACKS: &[Attack] = &[
         name: "symlink_race",
         what: "swap a directory of a bind-mounted host dir for a symlink to / while opening through it",
         run: symlink_race,
+        expect: [Blocked, Blocked],
+    },
+    Attack {
+        name: "rename_race",
+        what: "walk `..` and names through a bind-mounted directory while the host renames it out of the bind source and back",
+        run: rename_race,
         expect: [Blocked, Blocked],
     },
     Attack {

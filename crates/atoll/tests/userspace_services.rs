@@ -255,3 +255,47 @@ fn symlink_swap_race_never_opens_a_host_file() {
     let _ = std::fs::remove_file(&host_marker);
     assert!(n <= 0, "the host file was opened during the race");
 }
+
+/// A bind mount whose host directory disappears under the running
+/// workload: its files are gone (ENOENT) as they would be natively, and
+/// the kernel (which walks that mount itself on a donated descriptor)
+/// keeps serving.
+#[test]
+fn a_bind_source_removed_on_the_host_reads_as_gone() {
+    let a = atoll();
+    let script = "cat /data/f; touch /data/started; \
+                  i=0; while [ -e /data/go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
+                  cat /data/f 2>/dev/null; echo cat=$?; \
+                  echo new > /data/g 2>/dev/null; echo write=$?; \
+                  ls /data; echo ls=$?; echo alive";
+    let mut outs = Vec::new();
+    for level in ["native", "userspace"] {
+        let top = tempfile::tempdir().unwrap();
+        let src = top.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("f"), "before\n").unwrap();
+        std::fs::write(src.join("go"), "").unwrap();
+        let b = busybox().bind(&src, "/data", false).sh(script).build();
+        let remover = {
+            let src = src.clone();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !src.join("started").exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                std::fs::remove_dir_all(&src).unwrap();
+            })
+        };
+        let out = run_at(&a, level, &b, &format!("gone-{level}"));
+        remover.join().unwrap();
+        out.ok();
+        outs.push(out.stdout);
+    }
+    assert_eq!(outs[1], outs[0]);
+    assert!(outs[1].starts_with("before\ncat=1\n"), "{}", outs[1]);
+    assert!(
+        outs[1].contains("write=1") && outs[1].ends_with("alive\n"),
+        "{}",
+        outs[1]
+    );
+}

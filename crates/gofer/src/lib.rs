@@ -8,6 +8,7 @@
 //! reads and writes need no round trip. gVisor's gofer (lisafs) is the
 //! model.
 
+pub mod direct;
 pub mod protocol;
 pub mod serve;
 pub mod server;
@@ -78,9 +79,30 @@ pub trait FileService {
     fn setattr(&self, fid: Fid, a: &SetAttr) -> GResult<()>;
     fn readdir(&self, fid: Fid) -> GResult<Vec<Dirent>>;
     fn statfs(&self, fid: Fid) -> GResult<libc::statfs>;
+    /// Whether `name` in `dir` still names the object `id` (device,
+    /// inode) a cached walk found. A service that cannot tell cheaply
+    /// answers yes (the gofer: its tree is the container's own).
+    fn revalidate(&self, _dir: Fid, _name: &[u8], _id: (u64, u64)) -> bool {
+        true
+    }
+    /// The `index`th mount root the service holds for direct access
+    /// ([`direct::DirectFiles`]): the mount's destination in the container
+    /// and a descriptor of its root, a detached clone of the mount; ENOENT
+    /// past the last.
+    fn mount_root(&self, _index: u32) -> GResult<(Vec<u8>, std::os::fd::OwnedFd)> {
+        Err(libc::ENOENT)
+    }
+    /// Serves the tree under `fd` too (a pod container's rootfs or bind
+    /// mount, opened by the runtime): its root fid and attributes.
+    fn add_root(&self, _fd: std::os::fd::OwnedFd) -> GResult<(Fid, libc::stat)> {
+        Err(libc::ENOSYS)
+    }
 }
 
 impl FileService for FileServer {
+    fn add_root(&self, fd: std::os::fd::OwnedFd) -> GResult<(Fid, libc::stat)> {
+        FileServer::add_root(self, fd)
+    }
     fn stat(&self, fid: Fid) -> GResult<libc::stat> {
         FileServer::stat(self, fid)
     }
@@ -140,5 +162,11 @@ impl FileService for FileServer {
     }
     fn statfs(&self, fid: Fid) -> GResult<libc::statfs> {
         FileServer::statfs(self, fid)
+    }
+    fn mount_root(&self, index: u32) -> GResult<(Vec<u8>, std::os::fd::OwnedFd)> {
+        FileServer::mount_root(self, index)
+    }
+    fn revalidate(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> bool {
+        FileServer::revalidate(self, dir, name, id)
     }
 }

@@ -92,6 +92,23 @@ pub enum Request {
     Release {
         fid: Fid,
     },
+    /// The `index`th mount root the gofer holds for direct access: its
+    /// destination in the container, with the descriptor donated.
+    MountRoot {
+        index: u32,
+    },
+    /// Whether `name` in `dir` still is the object (dev, ino): Done or
+    /// ESTALE.
+    Revalidate {
+        dir: Fid,
+        name: Vec<u8>,
+        dev: u64,
+        ino: u64,
+    },
+    /// Serve the tree under the descriptor sent with this request (a
+    /// detached clone of a pod container's rootfs or bind mount, which
+    /// the runtime opened on the host): Walked with its new fid.
+    AddRoot,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +130,9 @@ pub enum Reply {
         more: bool,
     },
     Statfs(Statfs),
+    Mount {
+        dest: Vec<u8>,
+    },
 }
 
 /// A stat as raw bytes of `struct stat` (same machine on both ends).
@@ -277,6 +297,9 @@ mod op {
     pub const READDIR: u8 = 13;
     pub const STATFS: u8 = 14;
     pub const RELEASE: u8 = 15;
+    pub const MOUNT_ROOT: u8 = 16;
+    pub const REVALIDATE: u8 = 17;
+    pub const ADD_ROOT: u8 = 18;
 }
 
 fn time_enc(w: &mut W, t: Option<Time>) {
@@ -419,6 +442,19 @@ impl Request {
             Request::Readdir { fid, offset } => w.u8(op::READDIR).u64(*fid).u32(*offset),
             Request::Statfs { fid } => w.u8(op::STATFS).u64(*fid),
             Request::Release { fid } => w.u8(op::RELEASE).u64(*fid),
+            Request::MountRoot { index } => w.u8(op::MOUNT_ROOT).u32(*index),
+            Request::AddRoot => w.u8(op::ADD_ROOT),
+            Request::Revalidate {
+                dir,
+                name,
+                dev,
+                ino,
+            } => w
+                .u8(op::REVALIDATE)
+                .u64(*dir)
+                .bytes(name)
+                .u64(*dev)
+                .u64(*ino),
         };
         w.0
     }
@@ -520,6 +556,14 @@ impl Request {
             },
             op::STATFS => Request::Statfs { fid: r.u64()? },
             op::RELEASE => Request::Release { fid: r.u64()? },
+            op::MOUNT_ROOT => Request::MountRoot { index: r.u32()? },
+            op::ADD_ROOT => Request::AddRoot,
+            op::REVALIDATE => Request::Revalidate {
+                dir: r.u64()?,
+                name: r.name()?,
+                dev: r.u64()?,
+                ino: r.u64()?,
+            },
             _ => return Err(libc::ENOSYS),
         };
         r.end()?;
@@ -535,6 +579,7 @@ mod kind {
     pub const TARGET: u8 = 4;
     pub const ENTRIES: u8 = 5;
     pub const STATFS: u8 = 6;
+    pub const MOUNT: u8 = 7;
 }
 
 impl Reply {
@@ -573,6 +618,9 @@ impl Reply {
                     }
                     Reply::Statfs(s) => {
                         w.u8(kind::STATFS).raw(&s.0);
+                    }
+                    Reply::Mount { dest } => {
+                        w.u8(kind::MOUNT).bytes(dest);
                     }
                 }
             }
@@ -638,6 +686,9 @@ impl Reply {
                     .try_into()
                     .unwrap(),
             )),
+            kind::MOUNT => Reply::Mount {
+                dest: r.bytes(MAX_TARGET)?,
+            },
             _ => return Err(libc::EIO),
         };
         r.end()?;

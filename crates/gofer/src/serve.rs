@@ -13,9 +13,20 @@ pub fn handle(
     s: &FileServer,
     listings: &RefCell<HashMap<Fid, Vec<Dirent>>>,
     req: Request,
+    sent: Option<OwnedFd>,
 ) -> (Result<Reply, Errno>, Option<OwnedFd>) {
     let done = |r: GResult<()>| r.map(|_| Reply::Done);
     match req {
+        Request::AddRoot => (
+            match sent {
+                Some(fd) => s.add_root(fd).map(|(fid, st)| Reply::Walked {
+                    fid,
+                    stat: Stat::from_libc(&st),
+                }),
+                None => Err(libc::EBADF),
+            },
+            None,
+        ),
         Request::Walk { dir, name } => (
             s.walk(dir, &name).map(|(fid, st)| Reply::Walked {
                 fid,
@@ -110,6 +121,23 @@ pub fn handle(
             s.statfs(fid).map(|v| Reply::Statfs(Statfs::from_libc(&v))),
             None,
         ),
+        Request::Revalidate {
+            dir,
+            name,
+            dev,
+            ino,
+        } => (
+            if s.revalidate(dir, &name, (dev, ino)) {
+                Ok(Reply::Done)
+            } else {
+                Err(libc::ESTALE)
+            },
+            None,
+        ),
+        Request::MountRoot { index } => match s.mount_root(index) {
+            Ok((dest, fd)) => (Ok(Reply::Mount { dest }), Some(fd)),
+            Err(e) => (Err(e), None),
+        },
         Request::Release { fid } => {
             listings.borrow_mut().remove(&fid);
             s.release(fid);
@@ -199,14 +227,13 @@ pub fn serve(s: &FileServer, sock: RawFd) {
             Ok((0, _)) | Err(_) => return,
             Ok(v) => v,
         };
-        // The kernel never sends descriptors; drop any that arrive.
-        drop(stray);
+        // Only AddRoot carries a descriptor; any other is dropped.
         let (tag, req) = Request::decode(&buf[..n]);
         let Some(tag) = tag else {
             continue;
         };
         let (reply, fd) = match req {
-            Ok(r) => handle(s, &listings, r),
+            Ok(r) => handle(s, &listings, r, stray),
             Err(e) => (Err(e), None),
         };
         let bytes = Reply::encode(tag, &reply);
@@ -234,9 +261,13 @@ impl Client {
     }
 
     fn call(&self, req: Request) -> GResult<(Reply, Option<OwnedFd>)> {
+        self.call_with(req, None)
+    }
+
+    fn call_with(&self, req: Request, sent: Option<RawFd>) -> GResult<(Reply, Option<OwnedFd>)> {
         let tag = self.tag.get().wrapping_add(1);
         self.tag.set(tag);
-        send_msg(self.sock.as_raw_fd(), &req.encode(tag), None).map_err(|_| libc::EIO)?;
+        send_msg(self.sock.as_raw_fd(), &req.encode(tag), sent).map_err(|_| libc::EIO)?;
         let mut buf = self.buf.borrow_mut();
         let (n, fd) = recv_msg(self.sock.as_raw_fd(), &mut buf).map_err(|_| libc::EIO)?;
         if n == 0 {
@@ -255,6 +286,27 @@ impl Client {
 }
 
 impl FileService for Client {
+    fn revalidate(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> bool {
+        self.done(Request::Revalidate {
+            dir,
+            name: name.to_vec(),
+            dev: id.0,
+            ino: id.1,
+        })
+        .is_ok()
+    }
+    fn add_root(&self, fd: OwnedFd) -> GResult<(Fid, libc::stat)> {
+        match self.call_with(Request::AddRoot, Some(fd.as_raw_fd()))?.0 {
+            Reply::Walked { fid, stat } => Ok((fid, stat.to_libc())),
+            _ => Err(libc::EIO),
+        }
+    }
+    fn mount_root(&self, index: u32) -> GResult<(Vec<u8>, OwnedFd)> {
+        match self.call(Request::MountRoot { index })? {
+            (Reply::Mount { dest }, Some(fd)) => Ok((dest, fd)),
+            _ => Err(libc::EIO),
+        }
+    }
     fn stat(&self, fid: Fid) -> GResult<libc::stat> {
         match self.call(Request::Stat { fid })?.0 {
             Reply::Stat(s) => Ok(s.to_libc()),

@@ -24,6 +24,43 @@ pub struct FileServer {
     next: Cell<Fid>,
     /// `/proc/self/fd` of this process, for reopening fids.
     proc_fds: OwnedFd,
+    /// Mount roots for direct access: destination and a detached clone.
+    mounts: Vec<(Vec<u8>, OwnedFd)>,
+}
+
+/// open_tree(2) flags: a detached copy of the mount (not its submounts).
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const SYS_OPEN_TREE: libc::c_long = 428;
+
+/// A detached clone of the mount at `path` (a directory): `..` from its
+/// root stays there, whatever the path was. Needs CAP_SYS_ADMIN in the
+/// mount namespace's user namespace (the gofer has it until it confines
+/// itself).
+fn clone_mount(path: &[u8]) -> std::io::Result<OwnedFd> {
+    let c = CString::new(path)?;
+    // SAFETY: open_tree with a valid path.
+    let fd = unsafe {
+        libc::syscall(
+            SYS_OPEN_TREE,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    if fstat(fd.as_raw_fd())
+        .map_err(std::io::Error::from_raw_os_error)?
+        .st_mode
+        & libc::S_IFMT
+        != libc::S_IFDIR
+    {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    Ok(fd)
 }
 
 fn errno() -> Errno {
@@ -122,7 +159,51 @@ impl FileServer {
             fids: RefCell::new(fids),
             next: Cell::new(ROOT_FID + 1),
             proc_fds,
+            mounts: Vec::new(),
         })
+    }
+
+    /// Prepares the mounts at `dests` (directories; `/` is the rootfs) for
+    /// direct access by the kernel; returns the ones it could not (with
+    /// why), which the kernel then reaches through the gofer.
+    pub fn offer_mounts(&mut self, dests: &[Vec<u8>]) -> Vec<(Vec<u8>, std::io::Error)> {
+        let mut failed = Vec::new();
+        for d in dests {
+            match clone_mount(d) {
+                Ok(fd) => self.mounts.push((d.clone(), fd)),
+                Err(e) => failed.push((d.clone(), e)),
+            }
+        }
+        failed
+    }
+
+    /// See [`crate::FileService::revalidate`].
+    pub fn revalidate(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> bool {
+        let (Ok(d), Ok(n)) = (self.fd(dir), cstr(name)) else {
+            return false;
+        };
+        if check_name(name).is_err() {
+            return false;
+        }
+        // SAFETY: stat out-pointer is valid.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstatat(d, n.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) == 0
+                && (st.st_dev, st.st_ino) == id
+        }
+    }
+
+    /// See [`crate::FileService::mount_root`].
+    pub fn mount_root(&self, index: u32) -> GResult<(Vec<u8>, OwnedFd)> {
+        let (dest, fd) = self.mounts.get(index as usize).ok_or(libc::ENOENT)?;
+        Ok((dest.clone(), fd.try_clone().map_err(|_| libc::EMFILE)?))
+    }
+
+    /// See [`crate::FileService::add_root`]: `fd` becomes a fid like the
+    /// root's; walks stay beneath it as they stay beneath the root.
+    pub fn add_root(&self, fd: OwnedFd) -> GResult<(Fid, libc::stat)> {
+        let st = fstat(fd.as_raw_fd())?;
+        Ok((self.add(fd), st))
     }
 
     fn fd(&self, fid: Fid) -> GResult<RawFd> {
@@ -408,48 +489,46 @@ impl FileServer {
 
     pub fn readdir(&self, fid: Fid) -> GResult<Vec<Dirent>> {
         let d = self.open(fid, libc::O_RDONLY | libc::O_DIRECTORY)?;
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            let n = unsafe {
-                libc::syscall(
-                    libc::SYS_getdents64,
-                    d.as_raw_fd(),
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                )
-            };
-            if n < 0 {
-                return Err(errno());
-            }
-            if n == 0 {
-                return Ok(out);
-            }
-            let mut pos = 0usize;
-            while pos < n as usize {
-                // linux_dirent64: ino u64, off i64, reclen u16, type u8, name
-                let ino = u64::from_ne_bytes(buf[pos..pos + 8].try_into().unwrap());
-                let reclen =
-                    u16::from_ne_bytes(buf[pos + 16..pos + 18].try_into().unwrap()) as usize;
-                let kind = buf[pos + 18];
-                let name_bytes = &buf[pos + 19..pos + reclen];
-                let end = name_bytes
-                    .iter()
-                    .position(|b| *b == 0)
-                    .unwrap_or(name_bytes.len());
-                let name = name_bytes[..end].to_vec();
-                if name != b"." && name != b".." {
-                    out.push(Dirent { ino, kind, name });
-                }
-                pos += reclen;
-            }
-        }
+        parse_dirents(d.as_raw_fd())
     }
 
     pub fn statfs(&self, fid: Fid) -> GResult<libc::statfs> {
         let mut s: libc::statfs = unsafe { std::mem::zeroed() };
         cvt(unsafe { libc::fstatfs(self.fd(fid)?, &mut s) })?;
         Ok(s)
+    }
+}
+
+/// Every entry of the directory open at `fd` but `.` and `..`.
+pub fn parse_dirents(fd: RawFd) -> GResult<Vec<Dirent>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        // SAFETY: getdents64 into our buffer.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 {
+            return Err(errno());
+        }
+        if n == 0 {
+            return Ok(out);
+        }
+        let mut pos = 0usize;
+        while pos < n as usize {
+            // linux_dirent64: ino u64, off i64, reclen u16, type u8, name
+            let ino = u64::from_ne_bytes(buf[pos..pos + 8].try_into().unwrap());
+            let reclen = u16::from_ne_bytes(buf[pos + 16..pos + 18].try_into().unwrap()) as usize;
+            let kind = buf[pos + 18];
+            let name_bytes = &buf[pos + 19..pos + reclen];
+            let end = name_bytes
+                .iter()
+                .position(|b| *b == 0)
+                .unwrap_or(name_bytes.len());
+            let name = name_bytes[..end].to_vec();
+            if name != b"." && name != b".." {
+                out.push(Dirent { ino, kind, name });
+            }
+            pos += reclen;
+        }
     }
 }
 

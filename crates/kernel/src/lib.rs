@@ -8,6 +8,7 @@
 
 pub mod arch;
 pub mod errno;
+pub mod ipc;
 pub mod kernel;
 pub mod loader;
 pub mod mm;

@@ -60,6 +60,25 @@ fn send_with_fds(s: &UnixStream, req: &Value, fds: &[RawFd]) -> Result<()> {
     Ok(())
 }
 
+/// Connects to `path` and sends `req` with `fds`.
+pub fn connect_and_send(path: &Path, req: &Value, fds: &[RawFd]) -> Result<UnixStream> {
+    let s = connect(path)?;
+    send_with_fds(&s, req, fds)?;
+    Ok(s)
+}
+
+/// Reads one JSON reply line from `s`.
+pub fn read_reply(s: &UnixStream) -> Result<Value> {
+    let mut line = String::new();
+    BufReader::new(s)
+        .read_line(&mut line)
+        .context("reading the control reply")?;
+    if line.is_empty() {
+        bail!("the sandbox closed the control connection");
+    }
+    serde_json::from_str(&line).context("control reply is not JSON")
+}
+
 /// One request, one JSON reply (ps, stats, kill_all).
 pub fn request(path: &Path, req: &Value) -> Result<Value> {
     request_with_timeout(path, req, None)
@@ -97,6 +116,12 @@ pub struct ExecSession {
 /// Starts `req` (an `exec` request) with `stdio` as its standard streams.
 pub fn start_exec(path: &Path, req: &Value, stdio: [RawFd; 3]) -> Result<ExecSession> {
     let conn = connect(path)?;
+    start_on(conn, req, stdio)
+}
+
+/// Sends `req` (exec, or a pod container's start) with `stdio` on `conn`
+/// and reads the process's pid.
+pub fn start_on(conn: UnixStream, req: &Value, stdio: [RawFd; 3]) -> Result<ExecSession> {
     send_with_fds(&conn, req, &stdio)?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
@@ -132,6 +157,20 @@ impl ExecSession {
         let mut set = nix::sys::signal::SigSet::empty();
         for s in crate::wait::FORWARDED {
             set.add(*s);
+            // A handler, not the default: a pid namespace's init (a pod
+            // container's proxy is one) is sent no signal it leaves at
+            // the default. Blocked, it is read from the signalfd anyway.
+            // SAFETY: installing a handler that does nothing.
+            unsafe {
+                let _ = nix::sys::signal::sigaction(
+                    *s,
+                    &nix::sys::signal::SigAction::new(
+                        nix::sys::signal::SigHandler::Handler(ignore_signal),
+                        nix::sys::signal::SaFlags::SA_RESTART,
+                        nix::sys::signal::SigSet::empty(),
+                    ),
+                );
+            }
         }
         let _ = set.thread_block();
         let sfd = nix::sys::signalfd::SignalFd::with_flags(
@@ -178,6 +217,8 @@ impl ExecSession {
         }
     }
 }
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
 
 /// Wait status → exit code (128+N for signal N).
 pub fn exit_code(status: i32) -> i32 {

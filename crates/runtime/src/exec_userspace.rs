@@ -83,8 +83,11 @@ impl Runtime {
         crate::control::ExecSession,
         Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
     )> {
-        let (req, terminal) = exec_request(process);
-        let sock = self.layout.control_socket(&o.id);
+        let (mut req, terminal) = exec_request(process);
+        let (sock, container) = self.control_of(&o.id);
+        if let Some(c) = container {
+            req["container"] = c.into();
+        }
         let mut pty: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> = None;
         if terminal {
             let Some(console) = &o.console_socket else {

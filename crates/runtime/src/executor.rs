@@ -57,6 +57,10 @@ pub struct AtollExecutor {
     pub confinement: Option<crate::confinement::Confinement>,
     /// At the vm level: the VMM entry and what it boots.
     pub vm: Option<(crate::vm_level::VmEntry, crate::vm_level::VmLaunch)>,
+    /// At the userspace level, for a pod's container that joins its
+    /// sandbox's kernel: the descriptor (in the init) of its control
+    /// connection; the init is the container's proxy (pod.rs).
+    pub pod_member: Option<i32>,
 }
 
 impl AtollExecutor {
@@ -67,6 +71,7 @@ impl AtollExecutor {
             sandbox: None,
             confinement: None,
             vm: None,
+            pod_member: None,
         }
     }
 }
@@ -127,6 +132,10 @@ impl Executor for AtollExecutor {
             join_new_keyring()?;
         }
         match (&self.level, &self.sandbox) {
+            (Isolation::Userspace, _) if self.pod_member.is_some() => {
+                let fd = self.pod_member.unwrap_or(-1);
+                crate::control::exit_like(run_pod_member(fd))
+            }
             (Isolation::Userspace, Some((entry, launch))) => {
                 entry(launch).map_err(ExecutorError::Other)?;
                 // The kernel exits the process itself with the workload's status.
@@ -163,6 +172,26 @@ impl Executor for AtollExecutor {
             // inside the sandbox, not by the host.
             Isolation::Userspace | Isolation::Vm => Ok(()),
             Isolation::Native => DefaultExecutor {}.validate(&with_default_path(spec)),
+        }
+    }
+}
+
+/// A pod container's init at start: asks the pod's kernel over the
+/// connection at `fd` to start the container's process with this
+/// process's stdio (the shim's pipes, or the terminal libcontainer set
+/// up), then stands in for it until it exits. Never returns an error:
+/// what the kernel refuses is printed and becomes the exit status.
+fn run_pod_member(fd: i32) -> Option<i32> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the runtime placed the connection at this descriptor for us.
+    let conn = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    let req = serde_json::json!({"op": "start"});
+    match crate::control::start_on(conn, &req, [0, 1, 2]) {
+        Ok(session) => session.proxy(),
+        Err(e) => {
+            eprintln!("atoll: error: starting the container in its pod: {e:#}");
+            // As a shell reports a command that could not run.
+            Some(127 << 8)
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod level;
 pub mod lifecycle;
 pub mod meta;
 pub mod netns;
+pub mod pod;
 pub mod seccomp_filter;
 pub mod seccomp_profile;
 pub mod signal;

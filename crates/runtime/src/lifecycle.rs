@@ -235,7 +235,10 @@ impl Runtime {
             source = d.level_source;
             _hold = d.hold;
         }
-        let made = self.create_admitted(opts, &bundle, level, source, tenant.clone());
+        let pod = self.pod_sandbox(&opts.id, &bundle.spec, level, &tenant);
+        let made = pod.and_then(|pod| {
+            self.create_admitted(opts, &bundle, level, source, tenant.clone(), pod)
+        });
         self.report(Report {
             op: Operation::Create,
             id: &opts.id,
@@ -247,6 +250,39 @@ impl Runtime {
             sandbox_stats: None,
         });
         made
+    }
+
+    /// For a pod's container (CRI annotations): its sandbox container must
+    /// exist here with the same tenant and level. At the userspace level
+    /// the container joins the sandbox's kernel: its id is returned.
+    fn pod_sandbox(
+        &self,
+        id: &str,
+        spec: &Spec,
+        level: Isolation,
+        tenant: &str,
+    ) -> Result<Option<String>> {
+        let crate::pod::PodRole::Member(sid) = crate::pod::role(spec) else {
+            return Ok(None);
+        };
+        let Ok(sandbox) = Meta::load(&self.layout, &sid) else {
+            if level == Isolation::Userspace {
+                bail!(
+                    "container {id}: its pod's sandbox container {sid} does not exist in {}",
+                    self.layout.root.display()
+                );
+            }
+            // A native container whose sandbox another runtime runs.
+            return Ok(None);
+        };
+        if sandbox.tenant != tenant || sandbox.level != level {
+            bail!(
+                "container {id} (tenant {tenant}, level {level}) cannot join pod sandbox {sid} (tenant {}, level {}): a pod's containers share one tenant and level",
+                sandbox.tenant,
+                sandbox.level
+            );
+        }
+        Ok((level == Isolation::Userspace).then_some(sid))
     }
 
     /// The userspace platform create asks for (see `level::select_platform`).
@@ -275,6 +311,7 @@ impl Runtime {
         level: Isolation,
         source: LevelSource,
         tenant: String,
+        pod: Option<String>,
     ) -> Result<Created> {
         if level == Isolation::Userspace && self.plugins.sandbox_entry.is_none() {
             bail!("isolation level userspace is not available in this build");
@@ -299,7 +336,7 @@ impl Runtime {
         }
 
         let pid_file_existed = opts.pid_file.as_ref().is_some_and(|p| p.exists());
-        let made = self.create_inner(opts, bundle, level, source, tenant);
+        let made = self.create_inner(opts, bundle, level, source, tenant, pod);
         if made.is_err() {
             cleanup::remove_everything(self, &opts.id);
             if let (Some(p), false) = (&opts.pid_file, pid_file_existed) {
@@ -316,6 +353,7 @@ impl Runtime {
         level: Isolation,
         level_source: LevelSource,
         tenant: String,
+        pod: Option<String>,
     ) -> Result<Created> {
         let id = &opts.id;
         let mut eff =
@@ -353,6 +391,7 @@ impl Runtime {
                     .clone()
                     .unwrap_or_else(|| atoll_dir.join("sandbox.log"))
             }),
+            pod_sandbox: pod.clone(),
         };
         meta.save(&self.layout)?;
 
@@ -361,7 +400,33 @@ impl Runtime {
         let mut preserve_fds = opts.preserve_fds;
         // Kept open until build has forked the init (which inherits them).
         let mut _sandbox_fds: Vec<std::os::fd::OwnedFd> = Vec::new();
-        if level == Isolation::Userspace {
+        if let Some(sid) = &pod {
+            // A pod's container: it joins the sandbox's kernel, its init
+            // is its proxy (pod.rs); the log slot keeps the proxy's errors.
+            let log_path = meta
+                .sandbox_log
+                .clone()
+                .unwrap_or_else(|| atoll_dir.join("sandbox.log"));
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .with_context(|| format!("sandbox log {}", log_path.display()))?;
+            let donated = crate::pod::donate(&bundle.spec, &bundle.path, &bundle.rootfs)
+                .with_context(|| format!("container {id}"))?;
+            let conn =
+                crate::pod::join(&self.layout.control_socket(sid), id, &bundle.spec, &donated)
+                    .with_context(|| format!("container {id}: joining pod sandbox {sid}"))?;
+            drop(donated);
+            let slot = 3 + opts.preserve_fds;
+            crate::fds::place(&log, slot).context("sandbox log descriptor")?;
+            crate::fds::place(&conn, slot + 1).context("pod connection descriptor")?;
+            preserve_fds += crate::fds::SANDBOX_FDS;
+            _sandbox_fds.push(log.into());
+            _sandbox_fds.push(std::os::fd::OwnedFd::from(conn));
+            executor.level = Isolation::Userspace;
+            executor.pod_member = Some(slot + 1);
+        } else if level == Isolation::Userspace {
             let mut options = opts.sandbox.clone();
             options.platform = self.platform(opts, &bundle.spec)?;
             let log_path = meta
@@ -638,9 +703,10 @@ impl Runtime {
             && meta.is_some_and(|m| m.level == Isolation::Userspace)
             && c.status() == ContainerStatus::Running
         {
+            let (sock, container) = self.control_of(id);
             crate::control::request(
-                &self.layout.control_socket(id),
-                &serde_json::json!({"op": "kill_all", "sig": signal}),
+                &sock,
+                &serde_json::json!({"op": "kill_all", "sig": signal, "container": container}),
             )?;
             return Ok(());
         }
@@ -835,9 +901,10 @@ impl Runtime {
     /// The processes inside a userspace sandbox, as its kernel sees them
     /// (virtual pids).
     pub fn sandbox_processes(&self, id: &str) -> Result<Vec<serde_json::Value>> {
+        let (sock, container) = self.control_of(id);
         let v = crate::control::request(
-            &self.layout.control_socket(id),
-            &serde_json::json!({"op": "ps"}),
+            &sock,
+            &serde_json::json!({"op": "ps", "container": container}),
         )?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
@@ -854,11 +921,25 @@ impl Runtime {
         id: &str,
         timeout: std::time::Duration,
     ) -> Result<serde_json::Value> {
+        let (sock, container) = self.control_of(id);
         crate::control::request_with_timeout(
-            &self.layout.control_socket(id),
-            &serde_json::json!({"op": "stats"}),
+            &sock,
+            &serde_json::json!({"op": "stats", "container": container}),
             Some(timeout),
         )
+    }
+
+    /// The control socket serving userspace container `id`, and the name
+    /// its kernel knows it by: a pod's container is served by its sandbox
+    /// container's kernel (pod.rs).
+    pub fn control_of(&self, id: &str) -> (PathBuf, Option<String>) {
+        match Meta::load(&self.layout, id)
+            .ok()
+            .and_then(|m| m.pod_sandbox)
+        {
+            Some(sid) => (self.layout.control_socket(&sid), Some(id.to_string())),
+            None => (self.layout.control_socket(id), None),
+        }
     }
 
     /// A userspace sandbox's syscall counters for the record: from its

@@ -36,6 +36,10 @@ pub struct Meta {
     /// syscall counters (`stats {json}`) when it exits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox_log: Option<PathBuf>,
+    /// A pod's container that joined its sandbox container's kernel: the
+    /// sandbox container's id (its control socket serves this one too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_sandbox: Option<String>,
 }
 
 impl Meta {

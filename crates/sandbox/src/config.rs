@@ -7,6 +7,16 @@ use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator, 
 
 /// Annotation that turns syscall-site patching off (`"false"`).
 pub const SYSCALL_PATCHING_ANNOTATION: &str = "dev.atoll.syscall-patching";
+/// Annotation that turns direct file access off (`"false"`): every file
+/// operation goes through the gofer.
+pub const DIRECTFS_ANNOTATION: &str = "dev.atoll.directfs";
+/// Annotation listing bind mounts (destinations, comma-separated) that
+/// nothing outside the sandbox changes: their cached walks are trusted.
+pub const EXCLUSIVE_MOUNTS_ANNOTATION: &str = "dev.atoll.exclusive-mounts";
+
+fn annotation<'a>(spec: &'a Spec, key: &str) -> Option<&'a String> {
+    spec.annotations().as_ref().and_then(|a| a.get(key))
+}
 
 fn rlimit_number(name: &str) -> Option<u32> {
     const NAMES: &[&str] = &[
@@ -166,9 +176,7 @@ pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
         .and_then(|m| m.limit())
         .filter(|l| *l > 0)
         .map(|l| l as u64);
-    let host_cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let host_cpus = host_cpus();
     let cpus = resources
         .as_ref()
         .and_then(|r| r.cpu().as_ref())
@@ -203,11 +211,30 @@ pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
         umask: p.user().umask().unwrap_or(0o022),
         seccomp,
         platform: Default::default(),
-        syscall_patching: spec
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(SYSCALL_PATCHING_ANNOTATION))
+        syscall_patching: annotation(spec, SYSCALL_PATCHING_ANNOTATION)
             .is_none_or(|v| v != "false"),
+        directfs: annotation(spec, DIRECTFS_ANNOTATION).is_none_or(|v| v != "false"),
+        exclusive_mounts: annotation(spec, EXCLUSIVE_MOUNTS_ANNOTATION)
+            .map(|v| {
+                v.split(',')
+                    .map(|d| d.trim())
+                    .filter(|d| !d.is_empty())
+                    .map(|d| d.as_bytes().to_vec())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+/// The host's CPUs, read once: the sandbox's own spec is converted before
+/// the kernel confines itself, a pod container's after, when the kernel
+/// can no longer read /sys or /proc (its seccomp filter kills it first).
+fn host_cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     })
 }
 

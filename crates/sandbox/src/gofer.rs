@@ -10,7 +10,9 @@ pub struct Gofer {
     pub sock: OwnedFd,
 }
 
-pub fn start(filter: &seccompiler::BpfProgram) -> Result<Gofer, String> {
+/// Starts the gofer; `offer` are the mounts (destinations) it prepares for
+/// the kernel's direct access (see `atoll_gofer::direct`).
+pub fn start(filter: &seccompiler::BpfProgram, offer: &[Vec<u8>]) -> Result<Gofer, String> {
     let mut fds = [0i32; 2];
     // SAFETY: socketpair fills fds.
     if unsafe {
@@ -34,7 +36,7 @@ pub fn start(filter: &seccompiler::BpfProgram) -> Result<Gofer, String> {
     }
     if pid == 0 {
         drop(kernel_end);
-        run_gofer(gofer_end, filter);
+        run_gofer(gofer_end, filter, offer);
     }
     drop(gofer_end);
     Ok(Gofer {
@@ -45,7 +47,7 @@ pub fn start(filter: &seccompiler::BpfProgram) -> Result<Gofer, String> {
 
 static mut REPORT_FD: i32 = -1;
 
-fn run_gofer(sock: OwnedFd, filter: &seccompiler::BpfProgram) -> ! {
+fn run_gofer(sock: OwnedFd, filter: &seccompiler::BpfProgram, offer: &[Vec<u8>]) -> ! {
     crate::confine::set_name(c"atoll-gofer");
     // SAFETY: process-wide setup of the gofer child.
     unsafe {
@@ -87,8 +89,11 @@ fn run_gofer(sock: OwnedFd, filter: &seccompiler::BpfProgram) -> ! {
             libc::_exit(1)
         }
     };
-    let server = atoll_gofer::FileServer::new(std::path::Path::new("/"))
+    let mut server = atoll_gofer::FileServer::new(std::path::Path::new("/"))
         .unwrap_or_else(|e| fail(format!("opening the rootfs: {e}")));
+    // Mounts that cannot be cloned (a file bind mount, no privilege) stay
+    // behind the gofer.
+    let _ = server.offer_mounts(offer);
     crate::confine::confine_gofer(filter).unwrap_or_else(|e| fail(e));
     // SAFETY: our own descriptor.
     unsafe { libc::close(REPORT_FD) };

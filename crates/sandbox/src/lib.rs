@@ -38,13 +38,35 @@ fn platform(asked: Option<&str>) -> Result<PlatformKind, String> {
     }
 }
 
+/// Soft RLIMIT_NOFILE up to the hard limit.
+fn raise_nofile() {
+    // SAFETY: get/setrlimit on this process with a valid struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+/// A pod container's OCI spec (sent by the runtime over the control
+/// socket) → its configuration in the pod's kernel.
+fn pod_container_config(
+    spec: &serde_json::Value,
+) -> Result<atoll_kernel::kernel::SandboxConfig, String> {
+    let spec: oci_spec::runtime::Spec =
+        serde_json::from_value(spec.clone()).map_err(|e| format!("container spec: {e}"))?;
+    sandbox_config(&spec)
+}
+
 /// `SandboxEntry` for the runtime: never returns on success.
 pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     let mut config = sandbox_config(&launch.spec)?;
     config.platform = platform(launch.options.platform.as_deref())?;
     // Compiled before anything is forked; installed by the gofer and the
     // kernel once each holds what it needs.
-    let filters = confine::compile(config.platform)?;
+    let filters = confine::compile(config.platform, config.directfs)?;
     atoll_kernel::vfs::procfs::capture_host_facts(config.cpus);
     atoll_kernel::platform::vdso::capture_host_vdso();
     let log = launch
@@ -54,17 +76,36 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
         .map(|fd| unsafe { std::fs::File::from_raw_fd(fd) });
     let control = launch.options.control_fd;
     config.strace = launch.options.strace;
-    // The gofer is the only component that opens the container's files.
-    let gofer = gofer::start(&filters.gofer)?;
+    // The kernel holds the workload's files (and, with direct access, the
+    // walked directories) as host descriptors: its own limit, not the
+    // workload's (those are virtual), is the hard one.
+    raise_nofile();
+    // The gofer is the only component that can reach the container's files
+    // from outside; with direct access it hands the kernel detached clones
+    // of the rootfs and of the bind mounts of directories.
+    let offered: Vec<Vec<u8>> = if config.directfs {
+        std::iter::once(b"/".to_vec())
+            .chain(
+                config
+                    .mounts
+                    .iter()
+                    .filter(|m| m.is_bind())
+                    .map(|m| m.abs_dest()),
+            )
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let gofer = gofer::start(&filters.gofer, &offered)?;
     config.gofer_pid = Some(gofer.pid);
     // From here on the kernel names no file: its root is an empty tmpfs.
     confine::enter_empty_root()?;
     confine::set_name(c"atoll-kernel");
-    let keep = confine::kernel_caps(&launch.spec);
+    let keep = confine::kernel_caps(&launch.spec, config.directfs);
     let probe = launch.options.debug_confinement.clone();
-    let platform = config.platform;
+    let (platform, directfs) = (config.platform, config.directfs);
     let mut confine_kernel =
-        || confine::confine_kernel(&filters.kernel, &keep, platform, probe.as_deref());
+        || confine::confine_kernel(&filters.kernel, &keep, platform, directfs, probe.as_deref());
     let files: Rc<dyn atoll_gofer::FileService> =
         Rc::new(atoll_gofer::serve::Client::new(gofer.sock));
     let stdio = atoll_kernel::kernel::boot::dup_stdio().map_err(|e| format!("stdio: {e}"))?;
@@ -78,6 +119,7 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     if let Some(fd) = control {
         k.set_control(fd);
     }
+    k.pod.parse_spec = Some(pod_container_config);
     let status = k.run();
     // The counters outlive the sandbox in its log: atoll reads them at
     // delete for the audit trail (refused syscalls per container).

@@ -297,6 +297,15 @@ impl BundleBuilder {
     }
 
     pub fn build(self) -> Bundle {
+        // `ATOLL_TEST_DIRECTFS=false`: every bundle asks for gofer-only file
+        // access (make test runs the userspace suites once that way).
+        if std::env::var("ATOLL_TEST_DIRECTFS").is_ok_and(|v| v == "false") {
+            return self.annotation("dev.atoll.directfs", "false").build_as_is();
+        }
+        self.build_as_is()
+    }
+
+    fn build_as_is(self) -> Bundle {
         let dir = tempfile::Builder::new()
             .prefix("atoll-bundle-")
             .tempdir()

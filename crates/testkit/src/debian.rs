@@ -5,14 +5,24 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Packages beyond minbase the tests use.
-pub const PACKAGES: &[&str] = &["python3", "sqlite3", "nginx-light", "procps"];
+pub const PACKAGES: &[&str] = &[
+    "python3",
+    "sqlite3",
+    "nginx-light",
+    "procps",
+    "postgresql-15",
+    "inotify-tools",
+];
 
-/// The cached rootfs, building it on first use (about a minute). Several
+/// The cached rootfs, building it on first use (a few minutes). Several
 /// test processes may ask at once: an exclusive lock serializes the build.
+/// The marker names the packages, so a changed list rebuilds it.
 pub fn debian_rootfs() -> PathBuf {
     let dir = crate::cache_dir().join("debian-rootfs");
     let marker = dir.join(".complete");
-    if marker.exists() {
+    let include = PACKAGES.join(",");
+    let current = |m: &std::path::Path| std::fs::read_to_string(m).is_ok_and(|s| s == include);
+    if current(&marker) {
         return dir;
     }
     let lock_path = crate::cache_dir().join("debian-rootfs.lock");
@@ -24,12 +34,11 @@ pub fn debian_rootfs() -> PathBuf {
         .expect("lock file");
     // SAFETY: flock on our own descriptor.
     unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
-    if marker.exists() {
+    if current(&marker) {
         return dir;
     }
     let tmp = crate::cache_dir().join("debian-rootfs.tmp");
     let _ = std::fs::remove_dir_all(&tmp);
-    let include = PACKAGES.join(",");
     let out = Command::new("debootstrap")
         .args([
             "--variant=minbase",
@@ -47,6 +56,6 @@ pub fn debian_rootfs() -> PathBuf {
     );
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir).expect("moving the rootfs into place");
-    std::fs::write(&marker, "").unwrap();
+    std::fs::write(&marker, &include).unwrap();
     dir
 }

@@ -23,7 +23,7 @@ use crate::vfs::hostfs::HostFs;
 use crate::vfs::perm::Cred;
 use crate::vfs::pipe::FifoTable;
 use crate::vfs::tmpfs::TmpInode;
-use crate::vfs::{FdTable, File, FileOps, Inode, MountTable};
+use crate::vfs::{Dentry, FdTable, File, FileOps, Inode, MountTable};
 
 /// A mount of the spec, as the kernel needs it.
 #[derive(Clone, Debug)]
@@ -32,6 +32,22 @@ pub struct MountSpec {
     pub fstype: String,
     pub source: String,
     pub options: Vec<String>,
+}
+
+impl MountSpec {
+    /// A bind mount of a host path (libcontainer made it; the gofer sees it).
+    pub fn is_bind(&self) -> bool {
+        self.fstype == "bind" || self.options.iter().any(|o| o == "bind" || o == "rbind")
+    }
+
+    /// The destination as an absolute path.
+    pub fn abs_dest(&self) -> Vec<u8> {
+        if self.dest.starts_with(b"/") {
+            self.dest.clone()
+        } else {
+            [b"/".as_slice(), &self.dest].concat()
+        }
+    }
 }
 
 /// Everything the kernel needs to know about the workload.
@@ -57,6 +73,12 @@ pub struct SandboxConfig {
     pub platform: PlatformKind,
     /// Rewrite syscall sites into jumps (platforms that have such a path).
     pub syscall_patching: bool,
+    /// Walk and open the rootfs and bind mounts directly on descriptors
+    /// the gofer donated (directfs), rather than through the gofer.
+    pub directfs: bool,
+    /// Bind mounts (destinations) whose host directory nothing else
+    /// changes: cached walks are trusted instead of revalidated.
+    pub exclusive_mounts: Vec<Vec<u8>>,
 }
 
 impl Default for SandboxConfig {
@@ -80,6 +102,8 @@ impl Default for SandboxConfig {
             seccomp: None,
             platform: PlatformKind::default(),
             syscall_patching: true,
+            directfs: true,
+            exclusive_mounts: Vec::new(),
         }
     }
 }
@@ -141,13 +165,23 @@ fn setup_host_signals() -> std::io::Result<i32> {
 }
 
 /// A process to start in the sandbox.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ProcessSpec {
     pub args: Vec<Vec<u8>>,
     pub env: Vec<Vec<u8>>,
     pub cwd: Vec<u8>,
     pub cred: Cred,
     pub rlimits: [libc::rlimit; 16],
+    /// The pod container it starts in (0: the sandbox's own).
+    pub container: u32,
+    /// Its root: the container's rootfs (None: the sandbox's).
+    pub root: Option<Rc<Dentry>>,
+    pub umask: u32,
+    /// The session it joins (exec'd processes: their init's); None for a
+    /// session of its own (an init).
+    pub session: Option<super::Pid>,
+    /// Its pid namespace (pidns.rs): 0, or its container's own.
+    pub pidns: u32,
 }
 
 /// Boot failure, with the exit code the container reports.
@@ -155,6 +189,9 @@ pub struct BootError {
     pub message: String,
     pub code: i32,
 }
+
+/// Gives a bind mount (its spec and guest path) its file system, or none.
+pub type BindSource<'a> = dyn FnMut(&mut Kernel, &MountSpec, &[u8]) -> Option<Rc<dyn Inode>> + 'a;
 
 impl Kernel {
     /// Sets up the kernel over `files` (the gofer) with the container's
@@ -193,7 +230,24 @@ impl Kernel {
             .map_err(|e| fail(format!("epoll: {e}")))?;
         confine().map_err(fail)?;
 
-        let hostfs = HostFs::new(files);
+        // Direct access: a file system per mount root the gofer donated;
+        // the rootfs is the sandbox's own (its cached walks are trusted),
+        // bind mounts may change from outside (revalidated).
+        let mut direct = HashMap::new();
+        if config.directfs {
+            for i in 0.. {
+                let Ok((dest, fd)) = files.mount_root(i) else {
+                    break;
+                };
+                if let Ok(d) = atoll_gofer::direct::DirectFiles::new(fd) {
+                    let exclusive = dest == b"/" || config.exclusive_mounts.contains(&dest);
+                    direct.insert(dest, HostFs::with(Rc::new(d), !exclusive));
+                }
+            }
+        }
+        let hostfs = direct
+            .remove(b"/".as_slice())
+            .unwrap_or_else(|| HostFs::new(files.clone()));
         let root = hostfs.root().map_err(|e| fail(format!("rootfs: {e}")))?;
         let mounts = MountTable::new(root, "atoll-gofer", "rootfs", config.readonly_root);
 
@@ -212,7 +266,7 @@ impl Kernel {
             tasks: BTreeMap::new(),
             host_tids: HashMap::new(),
             groups: BTreeMap::new(),
-            next_pid: 1,
+            next_pids: HashMap::new(),
             mounts: RefCell::new(mounts),
             fifos: FifoTable::default(),
             console,
@@ -232,8 +286,10 @@ impl Kernel {
             current: Cell::new(1),
             control_fd: None,
             exec_conns: HashMap::new(),
+            pod: Default::default(),
+            gofer: files,
         };
-        k.mount_spec(&config).map_err(fail)?;
+        k.mount_spec(&config, direct).map_err(fail)?;
         super::identity::boot_log(
             &mut k.syslog,
             &String::from_utf8_lossy(&config.hostname),
@@ -247,16 +303,55 @@ impl Kernel {
     /// Mounts the spec's filesystems over the rootfs. Bind mounts need
     /// nothing here: libcontainer made them in the container's mount
     /// namespace, where the gofer already sees them.
-    fn mount_spec(&mut self, config: &SandboxConfig) -> Result<(), String> {
+    /// `direct`: the bind mounts the gofer donated for direct access.
+    fn mount_spec(
+        &mut self,
+        config: &SandboxConfig,
+        mut direct: HashMap<Vec<u8>, Rc<HostFs>>,
+    ) -> Result<(), String> {
+        let root = self.mounts.borrow().root_dentry();
+        let exclusive = config.exclusive_mounts.clone();
+        let mut bind = |k: &mut Kernel, _m: &MountSpec, dest: &[u8]| -> Option<Rc<dyn Inode>> {
+            if let Some(fs) = direct.remove(dest) {
+                return fs.root().ok();
+            }
+            // libcontainer made the bind in the container's mount
+            // namespace, where the gofer sees it; the kernel gives it a
+            // mount and a file system of its own, so its read-only flag (and
+            // EXDEV across it) apply there and not the rootfs's, and its
+            // cached walks are checked (unless the mount is exclusive). The
+            // path is resolved in the kernel's view first (symlinks of the
+            // rootfs).
+            let root = k.mounts.borrow().root_dentry();
+            let path = (Walk {
+                k,
+                cred: &Cred::root(),
+                root: &root,
+            })
+            .resolve(&root, dest, true)
+            .map(|d| d.path(k))
+            .unwrap_or_else(|_| dest.to_vec());
+            bind_through_gofer(&k.gofer, &path, !exclusive.iter().any(|e| e == dest))
+                .and_then(|fs| fs.root().ok())
+        };
+        self.mount_all(&root, &config.mounts, &mut bind);
+        Ok(())
+    }
+
+    /// Mounts `mounts` below `root` (the sandbox's rootfs, or a pod
+    /// container's), with `bind` giving each bind mount's file system;
+    /// /dev and /proc are always the kernel's own.
+    pub fn mount_all(
+        &mut self,
+        root: &Rc<Dentry>,
+        mounts: &[MountSpec],
+        bind: &mut BindSource<'_>,
+    ) {
         let root_cred = Cred::root();
         let mut have_dev = false;
         let mut have_proc = false;
-        for m in &config.mounts {
-            let dest = if m.dest.starts_with(b"/") {
-                m.dest.clone()
-            } else {
-                [b"/".as_slice(), &m.dest].concat()
-            };
+        for m in mounts {
+            let dest = m.abs_dest();
             let ro = m.options.iter().any(|o| o == "ro");
             let noexec = m.options.iter().any(|o| o == "noexec");
             let nosuid = m.options.iter().any(|o| o == "nosuid");
@@ -280,23 +375,7 @@ impl Kernel {
                     Some((TmpInode::new_root(mode, 0, 0) as Rc<dyn Inode>, "tmpfs"))
                 }
                 "devpts" => Some((crate::vfs::pty::new_devpts(), "devpts")),
-                _ if m.fstype == "bind"
-                    || m.options.iter().any(|o| o == "bind" || o == "rbind") =>
-                {
-                    // libcontainer made the bind in the container's mount
-                    // namespace, where the gofer sees it; the kernel gives
-                    // it a mount of its own so its read-only flag (and
-                    // EXDEV across it) apply there and not the rootfs's.
-                    let root = self.mounts.borrow().root_dentry();
-                    (Walk {
-                        k: self,
-                        cred: &root_cred,
-                        root: &root,
-                    })
-                    .resolve(&root, &dest, true)
-                    .ok()
-                    .map(|d| (d.inode.clone(), "bind"))
-                }
+                _ if m.is_bind() => bind(self, m, &dest).map(|i| (i, "bind")),
                 "mqueue" | "cgroup" | "cgroup2" => Some((
                     TmpInode::new_root(0o755, 0, 0) as Rc<dyn Inode>,
                     m.fstype.as_str(),
@@ -306,13 +385,12 @@ impl Kernel {
             let Some((inode, fstype)) = fs else {
                 continue;
             };
-            let root = self.mounts.borrow().root_dentry();
             let at = Walk {
                 k: self,
                 cred: &root_cred,
-                root: &root,
+                root,
             }
-            .resolve(&root, &dest, true);
+            .resolve(root, &dest, true);
             let at = match at {
                 Ok(d) => d,
                 Err(e) => {
@@ -340,13 +418,12 @@ impl Kernel {
             if !need {
                 continue;
             }
-            let root = self.mounts.borrow().root_dentry();
             if let Ok(at) = (Walk {
                 k: self,
                 cred: &root_cred,
-                root: &root,
+                root,
             })
-            .resolve(&root, path, true)
+            .resolve(root, path, true)
             {
                 let inode: Rc<dyn Inode> = if path == b"/dev" {
                     crate::vfs::devfs::new_devfs()
@@ -359,7 +436,6 @@ impl Kernel {
                     .mount(at, inode, t, t, false, "", false, false);
             }
         }
-        Ok(())
     }
 
     fn start_init(
@@ -382,6 +458,11 @@ impl Kernel {
             cwd: config.cwd.clone(),
             cred: config.cred.clone(),
             rlimits: rl,
+            container: 0,
+            root: None,
+            umask: config.umask,
+            session: None,
+            pidns: 0,
         };
         let stdio: Vec<Rc<dyn FileOps>> = stdio.into_iter().map(|s| s as Rc<dyn FileOps>).collect();
         self.spawn(&spec, stdio)
@@ -411,7 +492,10 @@ impl Kernel {
             .platform
             .get_regs(host)
             .map_err(|e| fail(format!("stub regs: {e}")))?;
-        let root = self.mounts.borrow().root_dentry();
+        let root = p
+            .root
+            .clone()
+            .unwrap_or_else(|| self.mounts.borrow().root_dentry());
         let mut files = FdTable::new();
         for (i, s) in stdio.into_iter().enumerate() {
             files.put(i as i32, File::new(s, libc::O_RDWR, None), false);
@@ -436,7 +520,7 @@ impl Kernel {
                 return Err((format!("cwd {}: {e}", String::from_utf8_lossy(&p.cwd)), 128));
             }
         };
-        let tid = match self.alloc_pid() {
+        let tid = match self.alloc_pid_in(p.pidns) {
             Ok(t) => t,
             Err(_) => {
                 self.platform.drop_space(mm.space);
@@ -453,7 +537,7 @@ impl Kernel {
             fs: Rc::new(RefCell::new(FsContext {
                 root: root.clone(),
                 cwd,
-                umask: self.config.umask,
+                umask: p.umask,
             })),
             sighand: Rc::new(RefCell::new(SigHandlers::default())),
             sigmask: SigSet::EMPTY,
@@ -475,11 +559,7 @@ impl Kernel {
         };
         self.host_tids.insert(host, tid);
         self.tasks.insert(tid, task);
-        let (pgid, sid) = if tid == 1 {
-            (1, 1)
-        } else {
-            (tid, self.groups.get(&1).map(|g| g.sid).unwrap_or(tid))
-        };
+        let (pgid, sid) = (tid, p.session.unwrap_or(tid));
         self.groups.insert(
             tid,
             ThreadGroup {
@@ -509,6 +589,7 @@ impl Kernel {
                 dumpable: true,
                 itimer_real_interval: Default::default(),
                 posix_timers: Default::default(),
+                container: p.container,
             },
         );
         let program = self.find_program(tid, &p.args[0], &p.env);
@@ -561,6 +642,24 @@ impl Kernel {
         }
         name.to_vec()
     }
+}
+
+/// A file system over the gofer rooted at absolute `path` (a bind mount's
+/// destination), walked name by name; None if a component is missing.
+fn bind_through_gofer(
+    svc: &Rc<dyn atoll_gofer::FileService>,
+    path: &[u8],
+    revalidate: bool,
+) -> Option<Rc<HostFs>> {
+    let mut fid = svc.root();
+    for name in path.split(|b| *b == b'/').filter(|n| !n.is_empty()) {
+        let next = svc.walk(fid, name).ok().map(|(f, _)| f);
+        if fid != svc.root() {
+            svc.release(fid);
+        }
+        fid = next?;
+    }
+    Some(HostFs::at(svc.clone(), fid, revalidate))
 }
 
 /// Duplicates the kernel's stdio for the workload.

@@ -70,12 +70,9 @@ impl Kernel {
         }
         let p = self.task(parent);
         let ptgid = p.tgid;
-        // RLIMIT_NPROC-like cap on tasks; the pids cgroup limits the stubs too.
-        let nproc = self.groups[&ptgid].rlimits[libc::RLIMIT_NPROC as usize].rlim_cur;
-        if self.tasks.len() as u64 >= nproc.min(32768) {
-            return Err(Errno::EAGAIN);
-        }
-        let tid = self.alloc_pid()?;
+        // RLIMIT_NPROC (the pids cgroup limits the stubs too).
+        self.nproc_allows(parent)?;
+        let tid = self.alloc_pid_in(super::pidns::ns_of(parent))?;
         let p = self.task(parent);
         let (p_mm, p_host, p_regs) = (p.mm.clone(), p.host, p.regs);
         let (p_files, p_fs, p_sighand) = (p.files.clone(), p.fs.clone(), p.sighand.clone());
@@ -200,6 +197,7 @@ impl Kernel {
                 dumpable: pg.dumpable,
                 itimer_real_interval: Default::default(),
                 posix_timers: Default::default(),
+                container: pg.container,
             };
             self.groups.insert(tgid, g);
             if let Some(ppg) = self.groups.get_mut(&parent_pid) {
@@ -212,10 +210,12 @@ impl Kernel {
             let _ = self
                 .task_mm(parent)
                 .borrow()
-                .write_val(a.parent_tid, &(tid as u32));
+                .write_val(a.parent_tid, &(self.pid_out(parent, tid) as u32));
         }
         if f & CLONE_CHILD_SETTID != 0 {
-            let _ = mm.borrow().write_val(a.child_tid, &(tid as u32));
+            let _ = mm
+                .borrow()
+                .write_val(a.child_tid, &(self.pid_out(tid, tid) as u32));
         }
         self.resume(tid);
         Ok(tid)

@@ -8,6 +8,13 @@
 //! - `ps`: the sandbox's processes, with virtual pids.
 //! - `stats`: syscall counters (metrics, audit of refused syscalls).
 //! - `kill_all`: a signal to every process (`kill --all`).
+//! - `container`: add a container of the pod (pod.rs), with its rootfs
+//!   and bind mounts as descriptors; the connection stays open for its
+//!   proxy: `start` on it (with the init's stdio) starts it, then it
+//!   carries signals and the init's exit as an exec's does.
+//!
+//! `exec`, `ps`, `stats` and `kill_all` name a pod container with
+//! `container` (its OCI id); without it they mean the sandbox's own.
 
 use std::collections::BTreeMap;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -26,10 +33,24 @@ use crate::vfs::perm::caps_from_names;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Exec(ExecRequest),
-    Ps,
-    Stats,
-    Signal { sig: i32 },
-    KillAll { sig: i32 },
+    Ps {
+        #[serde(default)]
+        container: Option<String>,
+    },
+    Stats {
+        #[serde(default)]
+        container: Option<String>,
+    },
+    Signal {
+        sig: i32,
+    },
+    KillAll {
+        sig: i32,
+        #[serde(default)]
+        container: Option<String>,
+    },
+    Container(super::pod::ContainerRequest),
+    Start,
 }
 
 #[derive(Deserialize, Serialize, Debug, Clone, Default)]
@@ -49,6 +70,9 @@ pub struct ExecRequest {
     pub capabilities: Option<Vec<String>>,
     #[serde(default)]
     pub no_new_privileges: Option<bool>,
+    /// The pod container to start it in (its OCI id).
+    #[serde(default)]
+    pub container: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -92,7 +116,7 @@ fn send_line(fd: i32, v: &serde_json::Value) {
     }
 }
 
-/// Receives one request line and up to 3 descriptors (blocking, short timeout).
+/// Receives one request line and its descriptors (blocking, short timeout).
 fn recv_request(fd: i32) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
     let tv = libc::timeval {
         tv_sec: 2,
@@ -110,8 +134,9 @@ fn recv_request(fd: i32) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
             std::mem::size_of::<libc::timeval>() as u32,
         );
     }
-    let mut buf = vec![0u8; 65536];
-    let mut cbuf = [0u8; 128];
+    let mut buf = vec![0u8; 1 << 20];
+    // Room for a pod container's rootfs and bind mounts.
+    let mut cbuf = [0u8; 1024];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
@@ -200,23 +225,48 @@ fn handle_connection(k: &mut Kernel, c: i32) {
                 send_line(c, &serde_json::json!({"error": msg, "code": code}));
             }
         },
-        Request::Ps => {
-            send_line(c, &serde_json::to_value(processes(k)).unwrap_or_default());
-        }
-        Request::Stats => {
-            send_line(c, &serde_json::to_value(stats(k)).unwrap_or_default());
-        }
-        Request::KillAll { sig } => {
-            let pids: Vec<i32> = k.pids();
-            for p in pids {
-                let _ = k.send_group(p, SigInfo::user(sig, SI_USER, 0, 0));
+        Request::Ps { container } => match container_number(k, container.as_deref()) {
+            Ok(n) => send_line(
+                c,
+                &serde_json::to_value(processes_of(k, n)).unwrap_or_default(),
+            ),
+            Err(e) => send_line(c, &serde_json::json!({ "error": e })),
+        },
+        Request::Stats { container } => match container_number(k, container.as_deref()) {
+            Ok(n) => send_line(c, &serde_json::to_value(stats_of(k, n)).unwrap_or_default()),
+            Err(e) => send_line(c, &serde_json::json!({ "error": e })),
+        },
+        Request::KillAll { sig, container } => match container_number(k, container.as_deref()) {
+            Ok(Some(n)) => {
+                k.signal_container(n, sig);
+                send_line(c, &serde_json::json!({"ok": true}));
             }
-            send_line(c, &serde_json::json!({"ok": true}));
-        }
-        Request::Signal { .. } => {
+            Ok(None) => {
+                let pids: Vec<i32> = k.pids();
+                for p in pids {
+                    let _ = k.send_group(p, SigInfo::user(sig, SI_USER, 0, 0));
+                }
+                send_line(c, &serde_json::json!({"ok": true}));
+            }
+            Err(e) => send_line(c, &serde_json::json!({ "error": e })),
+        },
+        Request::Container(r) => match k.add_container(&r, fds, c) {
+            Ok(n) => {
+                send_line(c, &serde_json::json!({"ok": true, "container": n}));
+                // SAFETY: making our connection non-blocking for the poller.
+                unsafe {
+                    let fl = libc::fcntl(c, libc::F_GETFL);
+                    libc::fcntl(c, libc::F_SETFL, fl | libc::O_NONBLOCK);
+                }
+                k.poller.add_connection(c);
+                return;
+            }
+            Err(e) => send_line(c, &serde_json::json!({ "error": e, "code": 125 })),
+        },
+        Request::Signal { .. } | Request::Start => {
             send_line(
                 c,
-                &serde_json::json!({"error": "signal is only valid on an exec connection"}),
+                &serde_json::json!({"error": "signal and start are only valid on an exec or container connection"}),
             );
         }
     }
@@ -227,9 +277,31 @@ fn start_exec(k: &mut Kernel, e: &ExecRequest, fds: Vec<OwnedFd>) -> Result<i32,
     if e.args.is_empty() {
         return Err(("exec: no command".into(), 125));
     }
-    let base = k.groups.get(&1).map(|g| (g.cred.clone(), g.rlimits));
-    let (init_cred, rlimits) =
-        base.unwrap_or_else(|| (k.config.cred.clone(), super::task::default_rlimits()));
+    let n = container_number(k, e.container.as_deref()).map_err(|m| (m, 125))?;
+    // Defaults come from the container's init (the sandbox's or the pod
+    // container's): credentials, rlimits, environment, cwd, root, session.
+    let (init, config, root, pidns) = match n {
+        Some(n) => {
+            let c = &k.pod.containers[&n];
+            let Some(init) = c.init else {
+                return Err((format!("container {} has not started", c.id), 125));
+            };
+            (
+                init,
+                &c.config,
+                Some(c.root.clone()),
+                if c.share_pids { 0 } else { n },
+            )
+        }
+        None => (1, &k.config, None, 0),
+    };
+    let base = k
+        .groups
+        .get(&init)
+        .map(|g| (g.cred.clone(), g.rlimits, g.sid));
+    let (init_cred, rlimits, session) =
+        base.unwrap_or_else(|| (config.cred.clone(), super::task::default_rlimits(), init));
+    let (default_env, default_cwd, umask) = (config.env.clone(), config.cwd.clone(), config.umask);
     let mut cred = init_cred;
     if let Some(u) = e.uid {
         cred.uid = u;
@@ -261,30 +333,31 @@ fn start_exec(k: &mut Kernel, e: &ExecRequest, fds: Vec<OwnedFd>) -> Result<i32,
         stdio.push(Rc::new(HostStream::new(fd)));
     }
     let env = if e.env.is_empty() {
-        k.config
-            .env
-            .iter()
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .collect()
+        default_env
     } else {
-        e.env.clone()
+        e.env.iter().map(|a| a.as_bytes().to_vec()).collect()
     };
     let spec = ProcessSpec {
         args: e.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        env: env.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        cwd: e
-            .cwd
-            .clone()
-            .unwrap_or_else(|| String::from_utf8_lossy(&k.config.cwd).into_owned())
-            .into_bytes(),
+        env,
+        cwd: e.cwd.clone().map(|c| c.into_bytes()).unwrap_or(default_cwd),
         cred,
         rlimits,
+        container: n.unwrap_or(0),
+        root,
+        umask,
+        session: Some(session),
+        pidns,
     };
     k.spawn(&spec, stdio)
 }
 
 /// A control connection of an exec'd process is readable (or closed).
 pub fn connection_ready(k: &mut Kernel, c: i32) {
+    if let Some(n) = k.pod.pending(c) {
+        container_connection_ready(k, c, n);
+        return;
+    }
     let Some((&pid, _)) = k.exec_conns.iter().find(|(_, fd)| **fd == c) else {
         return;
     };
@@ -317,6 +390,65 @@ pub fn connection_ready(k: &mut Kernel, c: i32) {
     }
 }
 
+/// The connection of a pod container not started yet: `start` (with the
+/// init's stdio) or the proxy gone.
+fn container_connection_ready(k: &mut Kernel, c: i32, n: u32) {
+    let Some((line, fds)) = recv_request(c) else {
+        k.log.line(&format!(
+            "pod: the proxy of container {n} went away before start"
+        ));
+        super::poller::unregister_connection(c);
+        unsafe { libc::close(c) };
+        k.remove_container(n);
+        return;
+    };
+    // SAFETY: back to non-blocking for the poller (recv_request blocks).
+    unsafe {
+        let fl = libc::fcntl(c, libc::F_GETFL);
+        libc::fcntl(c, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    match serde_json::from_slice::<Request>(&line) {
+        Ok(Request::Start) => {
+            let stdio: Vec<Rc<dyn FileOps>> = fds
+                .into_iter()
+                .take(3)
+                .map(|fd| Rc::new(HostStream::new(fd)) as Rc<dyn FileOps>)
+                .collect();
+            match k.start_container(n, stdio) {
+                Ok(pid) => {
+                    send_line(c, &serde_json::json!({"pid": pid}));
+                    k.exec_conns.insert(pid, c);
+                    k.log
+                        .line(&format!("pod: container {n} started, init pid {pid}"));
+                }
+                Err((msg, code)) => {
+                    send_line(c, &serde_json::json!({"error": msg, "code": code}));
+                    super::poller::unregister_connection(c);
+                    unsafe { libc::close(c) };
+                    k.remove_container(n);
+                }
+            }
+        }
+        Ok(Request::Signal { .. }) => {}
+        _ => send_line(
+            c,
+            &serde_json::json!({"error": "a container not started takes start"}),
+        ),
+    }
+}
+
+/// The pod container `name` names (None: the sandbox's own).
+fn container_number(k: &Kernel, name: Option<&str>) -> Result<Option<u32>, String> {
+    match name {
+        None => Ok(None),
+        Some(id) => k
+            .pod
+            .by_id(id)
+            .map(Some)
+            .ok_or_else(|| format!("container {id} is not in this pod")),
+    }
+}
+
 fn close_exec(k: &mut Kernel, pid: i32) {
     if let Some(c) = k.exec_conns.remove(&pid) {
         super::poller::unregister_connection(c);
@@ -324,18 +456,29 @@ fn close_exec(k: &mut Kernel, pid: i32) {
     }
 }
 
-/// An exec'd process ended: tell its proxy.
+/// An exec'd process (or a pod container's init) ended: tell its proxy.
+/// A pod container ends with its init.
 pub fn exec_exited(k: &mut Kernel, pid: i32, status: i32) {
     if let Some(&c) = k.exec_conns.get(&pid) {
         send_line(c, &serde_json::json!({"exit": status}));
         close_exec(k, pid);
     }
+    if let Some(n) = k.pod.of_init(pid) {
+        k.remove_container(n);
+    }
 }
 
 pub fn processes(k: &Kernel) -> Vec<ProcessInfo> {
+    processes_of(k, None)
+}
+
+/// The processes of pod container `n` (None: the sandbox's own
+/// container, whose view is the whole pod's when they share pids).
+pub fn processes_of(k: &Kernel, n: Option<u32>) -> Vec<ProcessInfo> {
+    let n = n.unwrap_or(0);
     k.groups
         .values()
-        .filter(|g| !g.is_zombie())
+        .filter(|g| !g.is_zombie() && g.container == n)
         .filter_map(|g| {
             let t = k.tasks.get(g.threads.first()?)?;
             let mut cmd: Vec<String> = g
@@ -347,9 +490,14 @@ pub fn processes(k: &Kernel) -> Vec<ProcessInfo> {
             if cmd.is_empty() {
                 cmd.push(String::from_utf8_lossy(&t.comm).into_owned());
             }
+            // Pids as the container's own namespace shows them.
+            let local = |p: i32| match super::pidns::ns_of(p) {
+                0 => p,
+                _ => super::pidns::local(p),
+            };
             Some(ProcessInfo {
-                pid: g.tgid,
-                ppid: g.parent,
+                pid: local(g.tgid),
+                ppid: local(g.parent),
                 uid: g.cred.uid,
                 state: format!("{:?}", t.state),
                 threads: g.threads.len(),
@@ -360,11 +508,23 @@ pub fn processes(k: &Kernel) -> Vec<ProcessInfo> {
 }
 
 pub fn stats(k: &Kernel) -> Stats {
+    stats_of(k, None)
+}
+
+/// The counters of pod container `n` (None: the sandbox's): its
+/// processes, threads and memory; syscall counters are the pod's.
+pub fn stats_of(k: &Kernel, n: Option<u32>) -> Stats {
     let name = |nr: &u64| crate::syscalls::name(*nr).to_string();
+    let n = n.unwrap_or(0);
+    let groups: Vec<&super::ThreadGroup> = k
+        .groups
+        .values()
+        .filter(|g| !g.is_zombie() && g.container == n)
+        .collect();
     Stats {
         syscalls: k.stats.syscalls,
-        processes: k.groups.values().filter(|g| !g.is_zombie()).count(),
-        threads: k.tasks.len(),
+        processes: groups.len(),
+        threads: groups.iter().map(|g| g.threads.len()).sum(),
         enosys: k.stats.enosys.iter().map(|(n, c)| (name(n), *c)).collect(),
         refused: k.stats.refused.iter().map(|(n, c)| (name(n), *c)).collect(),
         memory_bytes: k.mf.allocated(),

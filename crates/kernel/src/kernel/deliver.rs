@@ -51,10 +51,15 @@ impl Kernel {
         if g.is_zombie() || sig == 0 {
             return Ok(());
         }
-        // The sandbox's init only receives signals it handles.
-        if tgid == 1 && info.code() <= 0 {
-            let t = g.threads[0];
-            if self.task(t).sighand.borrow().get(sig).handler == SIG_DFL {
+        // A pid namespace's init (the sandbox's, a pod container's) only
+        // receives signals it handles (or blocks: a blocked signal is never
+        // ignored, its handler may change).
+        if super::pidns::local(tgid) == 1 && info.code() <= 0 {
+            let t = self.task(g.threads[0]);
+            if t.sighand.borrow().get(sig).handler == SIG_DFL
+                && !t.sigmask.has(sig)
+                && !t.sigwait.has(sig)
+            {
                 return Ok(());
             }
         }
@@ -80,6 +85,7 @@ impl Kernel {
         if self.ignored(tgid, sig) {
             return Ok(());
         }
+        let info = self.siginfo_for(tgid, info);
         let g = self.groups.get_mut(&tgid).unwrap();
         g.shared_pending.push(info);
         crate::vfs::eventfd::signal_queued();
@@ -109,15 +115,18 @@ impl Kernel {
         if sig == libc::SIGCONT {
             self.group_continue(tgid);
         }
-        if tgid == 1
+        if super::pidns::local(tgid) == 1
             && info.code() <= 0
             && self.task(tid).sighand.borrow().get(sig).handler == SIG_DFL
+            && !self.task(tid).sigmask.has(sig)
+            && !self.task(tid).sigwait.has(sig)
         {
             return Ok(());
         }
         if self.ignored(tgid, sig) {
             return Ok(());
         }
+        let info = self.siginfo_for(tid, info);
         self.task_mut(tid).pending.push(info);
         crate::vfs::eventfd::signal_queued();
         if !self.task(tid).sigmask.has(sig) || self.task(tid).sigwait.has(sig) {
@@ -129,6 +138,10 @@ impl Kernel {
     /// A synchronous fault: delivered to the faulting thread even if
     /// blocked or ignored (Linux's force_sig_fault).
     pub fn force_fault(&mut self, tid: Tid, signo: i32, code: i32, addr: u64) {
+        // File pages come in on first touch; past a file's end is SIGBUS.
+        let Some((signo, code)) = self.page_fault(tid, signo, code, addr) else {
+            return;
+        };
         let t = self.task_mut(tid);
         let blocked = t.sigmask.has(signo);
         let info = if signo == libc::SIGTRAP {

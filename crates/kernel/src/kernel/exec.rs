@@ -39,7 +39,12 @@ impl Kernel {
         let st = d.inode.stat(self)?;
         self.cred(tid).may_access(&st, MAY_EXEC)?;
         let ops = d.inode.open(self, libc::O_RDONLY)?;
-        Ok(File::new(ops, libc::O_RDONLY, Some(d.clone())))
+        let f = File::new(ops, libc::O_RDONLY, Some(d.clone()));
+        // Opened and read for the exec, closed when the image is built.
+        f.notify_close.set(true);
+        crate::vfs::inotify::notify_open_close(d, crate::vfs::inotify::IN_OPEN);
+        crate::vfs::inotify::notify_open_close(d, crate::vfs::inotify::IN_ACCESS);
+        Ok(f)
     }
 
     pub fn do_execve(

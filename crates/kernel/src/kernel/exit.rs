@@ -104,6 +104,8 @@ impl Kernel {
     /// The last thread of `tgid` exited: it becomes a zombie for its
     /// parent, its children go to the sandbox's init.
     fn group_died(&mut self, tgid: Pid) {
+        // SEM_UNDO adjustments, shm_rmid_forced.
+        self.ipc_process_exited(tgid);
         let (status, parent, children, exit_signal) = {
             let g = self.groups.get_mut(&tgid).unwrap();
             let status = g.group_exit.unwrap_or(0);
@@ -129,8 +131,11 @@ impl Kernel {
             self.groups.remove(&1);
             return;
         }
-        // Orphans go to the init (which reaps them if it waits).
-        let reaper = 1;
+        // Orphans go to their pid namespace's init (which reaps them if it
+        // waits); a pod container's init that dies takes its namespace
+        // with it (pod.rs), so its orphans have no one (and vanish).
+        let ns_init = self.ns_init(super::pidns::ns_of(tgid));
+        let reaper = if ns_init == tgid { 0 } else { ns_init };
         for c in children {
             if let Some(cg) = self.groups.get_mut(&c) {
                 cg.parent = reaper;

@@ -9,8 +9,12 @@ pub mod control_proto;
 pub mod deliver;
 pub mod exec;
 pub mod exit;
+pub mod filemap;
 pub mod futex;
 pub mod identity;
+pub mod limits;
+pub mod pidns;
+pub mod pod;
 pub mod poller;
 pub mod random;
 pub mod run;
@@ -60,7 +64,8 @@ pub struct Kernel {
     pub tasks: BTreeMap<Tid, Task>,
     pub host_tids: HashMap<ThreadId, Tid>,
     pub groups: BTreeMap<Pid, ThreadGroup>,
-    next_pid: Pid,
+    /// Per pid namespace: where the next pid search starts (pidns.rs).
+    next_pids: HashMap<u32, Pid>,
     pub mounts: RefCell<MountTable>,
     pub fifos: FifoTable,
     /// The container's terminal, if it has one (/dev/tty, /dev/console).
@@ -86,6 +91,11 @@ pub struct Kernel {
     pub control_fd: Option<i32>,
     /// Connections of processes started by `atoll exec`, by pid.
     pub exec_conns: HashMap<Pid, i32>,
+    /// The pod's other containers, when this sandbox is a pod's.
+    pub pod: pod::Pod,
+    /// The gofer, kept for the whole sandbox: its exit ends the sandbox,
+    /// and mounts it could not donate for direct access go through it.
+    pub gofer: Rc<dyn atoll_gofer::FileService>,
 }
 
 impl Kernel {
@@ -117,18 +127,6 @@ impl Kernel {
 
     pub fn rlimit(&self, tid: Tid, res: u32) -> libc::rlimit {
         self.group_of(tid).rlimits[res as usize]
-    }
-
-    /// A free pid (the lowest above the last one handed out, wrapping).
-    pub fn alloc_pid(&mut self) -> SysResult<Pid> {
-        for _ in 0..PID_MAX {
-            let p = self.next_pid;
-            self.next_pid = if p >= PID_MAX { 2 } else { p + 1 };
-            if !self.tasks.contains_key(&p) && !self.groups.contains_key(&p) {
-                return Ok(p);
-            }
-        }
-        Err(Errno::EAGAIN)
     }
 
     /// Tasks of the pid namespace, for /proc and ps.

@@ -28,6 +28,11 @@ fn interrupt_errno(nr: u64) -> Errno {
         | libc::SYS_rt_sigtimedwait
         | libc::SYS_rt_sigsuspend
         | libc::SYS_pause => Errno::ERESTARTNOHAND,
+        // Never restarted after a handler (signal(7)), and EINTR after a
+        // stop and SIGCONT even without one: System V IPC waits.
+        libc::SYS_semop | libc::SYS_semtimedop | libc::SYS_msgsnd | libc::SYS_msgrcv => {
+            Errno::EINTR
+        }
         // fork never fails with EINTR (a clone backing off at the pids
         // limit is simply tried again after the handler).
         libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork => {
@@ -187,9 +192,14 @@ impl Kernel {
     }
 
     fn syscall(&mut self, tid: Tid) {
-        let (nr, args) = syscall_args(&self.task(tid).regs);
+        let (nr, mut args) = syscall_args(&self.task(tid).regs);
         self.stats.syscalls += 1;
-        let r = syscalls::dispatch(self, tid, nr, args);
+        // Pids a pod container's process names are its namespace's
+        // (pidns.rs): kernel-wide from here on, also when re-run.
+        let r = match self.pids_in(tid, nr, &mut args) {
+            Ok(()) => syscalls::dispatch(self, tid, nr, args),
+            Err(e) => Err(e),
+        };
         self.complete(tid, nr, args, r);
     }
 
@@ -224,6 +234,8 @@ impl Kernel {
         t.sys = Default::default();
         t.blocked_on = None;
         t.sigwait = super::signal::SigSet::EMPTY;
+        let r = r.map(|v| self.pid_result(tid, nr, &args, v));
+        let t = self.task_mut(tid);
         match r {
             Err(Errno::EJUSTRETURN) => {}
             Ok(v) => t.regs.rax = v,
@@ -294,7 +306,7 @@ impl Kernel {
             }
             if act.handler == SIG_DFL {
                 // The sandbox's init ignores what it does not handle.
-                if tgid == 1 && info.code() <= 0 {
+                if super::pidns::local(tgid) == 1 && info.code() <= 0 {
                     continue;
                 }
                 match default_action(sig) {

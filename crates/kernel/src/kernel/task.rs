@@ -114,6 +114,9 @@ pub struct ThreadGroup {
     pub dumpable: bool,
     pub itimer_real_interval: std::time::Duration,
     pub posix_timers: std::collections::BTreeMap<i32, PosixTimer>,
+    /// The pod container the process belongs to (0: the sandbox's own);
+    /// inherited by its children.
+    pub container: u32,
 }
 
 /// A timer_create timer.

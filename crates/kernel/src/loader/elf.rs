@@ -11,7 +11,7 @@ use goblin::elf::{Header, ProgramHeader};
 use crate::arch::{PAGE_SIZE, page_down, page_up};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
-use crate::mm::{AddressSpace, MapRequest, VmaName};
+use crate::mm::{AddressSpace, Backing, MapRequest, VmaName};
 use crate::platform::Platform;
 use crate::vfs::{File, IoVecs};
 
@@ -185,8 +185,8 @@ pub fn load_elf(
             shared: false,
             fixed: true,
             noreplace: false,
-            chunk,
-            chunk_off: 0,
+            maywrite: true,
+            backing: Backing::anon(chunk),
             name: VmaName::File {
                 path: String::from_utf8_lossy(name).into_owned(),
                 offset: page_down(ph.p_offset),

@@ -28,10 +28,12 @@ pub const AT_EXECFN: u64 = 31;
 pub const AT_SYSINFO_EHDR: u64 = 33;
 pub const AT_MINSIGSTKSZ: u64 = 51;
 
-/// Maps the main thread's stack (size from RLIMIT_STACK, at least 1 MiB,
-/// at most 256 MiB) just below a randomized top.
+/// Maps the main thread's stack (size from RLIMIT_STACK, at least 128 KiB
+/// for the arguments and environment, at most 256 MiB) just below a
+/// randomized top; a program that outgrows it faults (SIGSEGV), as it
+/// would at Linux's RLIMIT_STACK.
 pub fn map_stack(p: &mut dyn Platform, mm: &mut AddressSpace, size: u64) -> SysResult<u64> {
-    let size = page_down(size.clamp(1 << 20, 256 << 20));
+    let size = page_down(size.clamp(128 << 10, 256 << 20));
     let top = page_down(USER_END - (crate::kernel::random::u64() % (1 << 28)));
     mm.map_anon(
         p,

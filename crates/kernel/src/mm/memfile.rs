@@ -18,6 +18,12 @@ use crate::arch::{PAGE_SIZE, page_up};
 /// Size of the (sparse) memory file; also the cap on allocated memory.
 pub const FILE_SIZE: u64 = 1 << 40;
 
+thread_local! {
+    /// The kernel's memory file (the kernel is single-threaded): in-memory
+    /// files are made in places that have no kernel at hand.
+    static CURRENT: RefCell<Option<std::rc::Weak<MemoryFile>>> = const { RefCell::new(None) };
+}
+
 pub struct MemoryFile {
     fd: RawFd,
     base: *mut u8,
@@ -129,13 +135,35 @@ impl MemoryFile {
             }
             let mut free = BTreeMap::new();
             free.insert(reserved, FILE_SIZE - reserved);
-            Ok(Rc::new(MemoryFile {
+            let mf = Rc::new(MemoryFile {
                 fd,
                 base: base as *mut u8,
                 reserved,
                 free: RefCell::new(Allocator { free, allocated: 0 }),
-            }))
+            });
+            CURRENT.with(|c| *c.borrow_mut() = Some(Rc::downgrade(&mf)));
+            Ok(mf)
         }
+    }
+
+    /// The memory file made last on this thread (the kernel's); one is
+    /// made if there is none (unit tests).
+    pub fn current() -> Rc<MemoryFile> {
+        if let Some(mf) = CURRENT.with(|c| c.borrow().as_ref().and_then(|w| w.upgrade())) {
+            return mf;
+        }
+        MemoryFile::create(PAGE_SIZE).expect("memory file")
+    }
+
+    /// Bytes of the memory file that hold memory now (the host charges
+    /// them to the container).
+    pub fn resident(&self) -> u64 {
+        // SAFETY: fstat on our own fd into a local.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(self.fd, &mut st) } != 0 {
+            return 0;
+        }
+        st.st_blocks as u64 * 512
     }
 
     pub fn fd(&self) -> RawFd {

@@ -3,9 +3,12 @@
 //! kernel is the authority: host mappings in the stubs are only a mirror,
 //! updated by injected syscalls.
 
+pub mod filemem;
 pub mod memfile;
+pub mod rangeset;
 pub mod space;
 pub mod usercopy;
 
+pub use filemem::FileMem;
 pub use memfile::{Chunk, MemoryFile};
-pub use space::{AddressSpace, MapRequest, Vma, VmaName};
+pub use space::{AddressSpace, Backing, MapRequest, Vma, VmaName};

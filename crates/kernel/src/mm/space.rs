@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use super::filemem::FileMem;
 use super::memfile::{Chunk, MemoryFile};
 use crate::arch::{PAGE_SIZE, USER_END, USER_START, page_down, page_up};
 use crate::errno::{Errno, SysResult};
@@ -26,6 +27,56 @@ pub enum VmaName {
     },
 }
 
+/// Where the bytes of a VMA live.
+#[derive(Clone, Debug)]
+pub enum Backing {
+    /// Anonymous memory (private, or MAP_SHARED|MAP_ANONYMOUS shared by
+    /// fork), or a private mapping's own copy of a file: byte
+    /// `off + (addr - start)` of `chunk`. `file` names the file of a
+    /// private file mapping and the file offset of the VMA start: pages
+    /// past its end raise SIGBUS, and a truncation takes them away.
+    Chunk {
+        chunk: Rc<Chunk>,
+        off: u64,
+        file: Option<(Rc<FileMem>, u64)>,
+    },
+    /// A shared mapping of a file: file byte `off + (addr - start)`, in
+    /// the file's own pages (see [`FileMem`]). Host mappings are made on
+    /// first touch (a fault), never past the end of the file.
+    File { mem: Rc<FileMem>, off: u64 },
+}
+
+impl Backing {
+    /// Anonymous memory at the start of `chunk`.
+    pub fn anon(chunk: Rc<Chunk>) -> Backing {
+        Backing::Chunk {
+            chunk,
+            off: 0,
+            file: None,
+        }
+    }
+
+    fn advance(&mut self, by: u64) {
+        match self {
+            Backing::Chunk { off, file, .. } => {
+                *off += by;
+                if let Some((_, fo)) = file {
+                    *fo += by;
+                }
+            }
+            Backing::File { off, .. } => *off += by,
+        }
+    }
+
+    /// The file whose pages (or end) this VMA depends on.
+    pub fn file(&self) -> Option<&Rc<FileMem>> {
+        match self {
+            Backing::Chunk { file, .. } => file.as_ref().map(|(m, _)| m),
+            Backing::File { mem, .. } => Some(mem),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Vma {
     pub start: u64,
@@ -34,28 +85,111 @@ pub struct Vma {
     /// MAP_SHARED: the pages are shared with other mappings of the same
     /// memory (and not copied on fork).
     pub shared: bool,
-    /// Backing memory: byte `chunk_off + (addr - start)` of `chunk`.
-    pub chunk: Rc<Chunk>,
-    pub chunk_off: u64,
+    /// Whether mprotect may add PROT_WRITE (a shared mapping of a file
+    /// opened read-only, or of a write-sealed memfd, may not).
+    pub maywrite: bool,
+    pub backing: Backing,
     pub name: VmaName,
+    /// MADV_DONTFORK: the child of a fork does not get this range.
+    pub dontfork: bool,
+    /// MADV_WIPEONFORK: the child gets this range zeroed.
+    pub wipeonfork: bool,
 }
 
 impl Vma {
-    fn file_offset(&self) -> u64 {
-        self.chunk.offset + self.chunk_off
-    }
-
     /// Splits at `addr` (inside the VMA); self keeps the low part.
     fn split_off(&mut self, addr: u64) -> Vma {
         let mut hi = self.clone();
         hi.start = addr;
-        hi.chunk_off += addr - self.start;
+        hi.backing.advance(addr - self.start);
         if let VmaName::File { offset, .. } = &mut hi.name {
             *offset += addr - self.start;
         }
         self.end = addr;
         hi
     }
+
+    /// The memory-file chunk of an anonymous or private VMA.
+    pub fn chunk(&self) -> Option<(&Rc<Chunk>, u64)> {
+        match &self.backing {
+            Backing::Chunk { chunk, off, .. } => Some((chunk, *off)),
+            Backing::File { .. } => None,
+        }
+    }
+
+    /// The kernel's pointer to the byte at `addr` and how many bytes are
+    /// contiguous from there (at most `len`, inside the VMA). For file
+    /// pages they are brought into memory (and marked dirty if `write`);
+    /// past the end of the file there is nothing: EFAULT, as Linux's
+    /// copy to or from user memory that would raise SIGBUS.
+    pub fn kernel_span(&self, addr: u64, len: u64, write: bool) -> SysResult<(*mut u8, u64)> {
+        let n = len.min(self.end - addr);
+        match &self.backing {
+            Backing::Chunk {
+                chunk,
+                off,
+                file: Some((mem, fo)),
+            } => {
+                // A private copy of a file: nothing past the file's end.
+                let fo = fo + (addr - self.start);
+                let eof = page_up(mem.size()).unwrap_or(u64::MAX);
+                if fo >= eof {
+                    return Err(Errno::EFAULT);
+                }
+                Ok((chunk.ptr(off + (addr - self.start)), n.min(eof - fo)))
+            }
+            Backing::Chunk { chunk, off, .. } => Ok((chunk.ptr(off + (addr - self.start)), n)),
+            Backing::File { mem, off } => {
+                let fo = off + (addr - self.start);
+                let eof = page_up(mem.size()).unwrap_or(u64::MAX);
+                if fo >= eof {
+                    return Err(Errno::EFAULT);
+                }
+                mem.span(fo, n.min(eof - fo), write)
+            }
+        }
+    }
+
+    /// The memory-file offset of the byte at `addr` (futex keys: equal
+    /// for every mapping of the same memory).
+    pub fn memfile_offset(&self, addr: u64) -> SysResult<u64> {
+        match &self.backing {
+            Backing::Chunk { chunk, off, .. } => Ok(chunk.offset + off + (addr - self.start)),
+            Backing::File { mem, off } => {
+                let fo = off + (addr - self.start);
+                if fo >= page_up(mem.size()).unwrap_or(u64::MAX) {
+                    return Err(Errno::EFAULT);
+                }
+                mem.memfile_offset(fo)
+            }
+        }
+    }
+
+    /// Bytes of the VMA from its start that lie inside its file (all of it
+    /// for anonymous memory).
+    fn in_file_len(&self) -> u64 {
+        let (mem, fo) = match &self.backing {
+            Backing::Chunk {
+                file: Some((m, fo)),
+                ..
+            } => (m, *fo),
+            Backing::File { mem, off } => (mem, *off),
+            _ => return self.end - self.start,
+        };
+        let eof = page_up(mem.size()).unwrap_or(u64::MAX);
+        eof.saturating_sub(fo).min(self.end - self.start)
+    }
+}
+
+/// What a fault in workload code turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Served (a file page mapped in, or made writable): retry the access.
+    Handled,
+    /// Past the end of a mapped file: SIGBUS.
+    SigBus,
+    /// A real fault: the signal the host raised.
+    NotMine,
 }
 
 /// A mapping to create.
@@ -68,8 +202,8 @@ pub struct MapRequest {
     pub fixed: bool,
     /// MAP_FIXED_NOREPLACE: fail with EEXIST instead of replacing.
     pub noreplace: bool,
-    pub chunk: Rc<Chunk>,
-    pub chunk_off: u64,
+    pub maywrite: bool,
+    pub backing: Backing,
     pub name: VmaName,
 }
 
@@ -176,6 +310,52 @@ impl AddressSpace {
         }
     }
 
+    /// Host operations that make `v` (or its part `[s, e)`) present:
+    /// anonymous and private memory whole, file pages only up to the end
+    /// of the file (past it the host has nothing mapped, so a touch
+    /// faults and becomes SIGBUS). Pages of host files are left to their
+    /// first touch (see [`AddressSpace::fault`]); in-memory files are
+    /// mapped now, their pages allocated as they are written.
+    fn present_ops(v: &Vma, s: u64, e: u64) -> SysResult<Vec<MapOp>> {
+        let in_file_end = v.start + v.in_file_len();
+        match &v.backing {
+            Backing::Chunk { chunk, off, file } => {
+                let e = if file.is_some() {
+                    e.min(in_file_end)
+                } else {
+                    e
+                };
+                if s >= e {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![MapOp::Map {
+                    addr: s,
+                    len: e - s,
+                    prot: v.prot,
+                    offset: chunk.offset + off + (s - v.start),
+                }])
+            }
+            Backing::File { mem, off } => {
+                let e = e.min(in_file_end);
+                if s >= e || mem.is_host() || v.prot == libc::PROT_NONE {
+                    return Ok(Vec::new());
+                }
+                mem.map_ops(s, off + (s - v.start), e - s, v.prot)
+            }
+        }
+    }
+
+    fn apply(&self, p: &mut dyn Platform, ops: &[MapOp]) -> SysResult<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let res = p.apply(self.space, ops).map_err(|e| Errno::from_io(&e))?;
+        if let Some(bad) = res.iter().find(|r| **r < 0) {
+            return Err(Errno(-*bad as i32));
+        }
+        Ok(())
+    }
+
     pub fn map(&mut self, p: &mut dyn Platform, r: MapRequest) -> SysResult {
         let len = page_up(r.len).ok_or(Errno::ENOMEM)?;
         if len == 0 {
@@ -201,34 +381,36 @@ impl AddressSpace {
             self.find_free(page_down(r.addr), len)
                 .ok_or(Errno::ENOMEM)?
         };
-        assert!(r.chunk_off + len <= r.chunk.len, "mapping beyond its chunk");
-        let res = p
-            .apply(
-                self.space,
-                &[MapOp::Map {
-                    addr,
-                    len,
-                    prot: r.prot,
-                    offset: r.chunk.offset + r.chunk_off,
-                }],
-            )
-            .map_err(|e| Errno::from_io(&e))?;
-        if res[0] < 0 {
-            return Err(Errno(-res[0] as i32));
+        if let Backing::Chunk { chunk, off, .. } = &r.backing {
+            assert!(off + len <= chunk.len, "mapping beyond its chunk");
         }
+        let v = Vma {
+            start: addr,
+            end: addr + len,
+            prot: r.prot,
+            shared: r.shared,
+            maywrite: r.maywrite,
+            backing: r.backing,
+            name: r.name,
+            dontfork: false,
+            wipeonfork: false,
+        };
+        let mut ops = Self::present_ops(&v, addr, addr + len)?;
+        // Whatever was mapped there before goes, also where the new
+        // mapping leaves the host empty.
+        let mapped: u64 = ops
+            .iter()
+            .map(|o| match o {
+                MapOp::Map { len, .. } => *len,
+                _ => 0,
+            })
+            .sum();
+        if mapped < len {
+            ops.insert(0, MapOp::Unmap { addr, len });
+        }
+        self.apply(p, &ops)?;
         self.remove_range(addr, addr + len);
-        self.vmas.insert(
-            addr,
-            Vma {
-                start: addr,
-                end: addr + len,
-                prot: r.prot,
-                shared: r.shared,
-                chunk: r.chunk,
-                chunk_off: r.chunk_off,
-                name: r.name,
-            },
-        );
+        self.vmas.insert(addr, v);
         Ok(addr)
     }
 
@@ -252,8 +434,8 @@ impl AddressSpace {
                 shared: false,
                 fixed,
                 noreplace: false,
-                chunk,
-                chunk_off: 0,
+                maywrite: true,
+                backing: Backing::anon(chunk),
                 name,
             },
         )
@@ -273,11 +455,22 @@ impl AddressSpace {
                 .map_err(|e| Errno::from_io(&e))?;
             self.split_at(addr);
             self.split_at(end);
-            // Private memory is mapped by exactly one VMA of one address
-            // space (fork copies it), so it can go back to the host now.
             for v in self.vmas.range(addr..end).map(|(_, v)| v) {
-                if !v.shared {
-                    v.chunk.discard(v.chunk_off, v.end - v.start);
+                match &v.backing {
+                    // Private memory is mapped by exactly one VMA of one
+                    // address space (fork copies it), so it can go back to
+                    // the host now.
+                    Backing::Chunk { chunk, off, .. } if !v.shared => {
+                        chunk.discard(*off, v.end - v.start);
+                    }
+                    // What was written through the mapping reaches the
+                    // host file (it stays dirty: another mapping may
+                    // still write it).
+                    Backing::File { mem, off } if v.shared => {
+                        let p0 = off / PAGE_SIZE;
+                        let _ = mem.writeback(p0, p0 + (v.end - v.start) / PAGE_SIZE, false);
+                    }
+                    _ => {}
                 }
             }
             self.remove_range(addr, end);
@@ -300,16 +493,52 @@ impl AddressSpace {
         if len == 0 {
             return Ok(());
         }
-        if !self.fully_mapped(addr, end) {
+        // The whole range must be mapped.
+        let mut pos = addr;
+        for (_, v) in self.vmas.range(..end) {
+            if v.end <= pos {
+                continue;
+            }
+            if v.start > pos {
+                return Err(Errno::ENOMEM);
+            }
+            if prot & libc::PROT_WRITE != 0 && !v.maywrite {
+                return Err(Errno::EACCES);
+            }
+            pos = v.end;
+        }
+        if pos < end {
             return Err(Errno::ENOMEM);
         }
-        p.apply(self.space, &[MapOp::Protect { addr, len, prot }])
-            .map_err(|e| Errno::from_io(&e))?;
         self.split_at(addr);
         self.split_at(end);
+        // Memory of the chunk kind changes protection in place; file pages
+        // leave the host and come back on their next touch with the new
+        // protection (clean pages of host files without PROT_WRITE).
+        let mut ops = Vec::new();
         for (_, v) in self.vmas.range_mut(addr..end) {
             v.prot = prot;
+            match &v.backing {
+                Backing::Chunk { .. } => {
+                    let e = v.start + v.in_file_len();
+                    if e > v.start {
+                        ops.push(MapOp::Protect {
+                            addr: v.start,
+                            len: e - v.start,
+                            prot,
+                        });
+                    }
+                }
+                Backing::File { .. } => {
+                    ops.push(MapOp::Unmap {
+                        addr: v.start,
+                        len: v.end - v.start,
+                    });
+                    ops.extend(Self::present_ops(v, v.start, v.end)?);
+                }
+            }
         }
+        p.apply(self.space, &ops).map_err(|e| Errno::from_io(&e))?;
         Ok(())
     }
 
@@ -354,8 +583,12 @@ impl AddressSpace {
                     shared: false,
                     fixed: true,
                     noreplace: false,
-                    chunk: heap,
-                    chunk_off: old_end - self.brk_start,
+                    maywrite: true,
+                    backing: Backing::Chunk {
+                        chunk: heap,
+                        off: old_end - self.brk_start,
+                        file: None,
+                    },
                     name: VmaName::Heap,
                 },
             );
@@ -369,8 +602,10 @@ impl AddressSpace {
         new
     }
 
-    /// mremap(2) without MREMAP_FIXED/DONTUNMAP: shrink in place, grow in
-    /// place when the range after is free, else move if allowed.
+    /// mremap(2) without MREMAP_DONTUNMAP: shrink in place, grow in place
+    /// when the range after is free, else move if allowed. Private memory
+    /// moves into a new chunk; a shared file mapping keeps its pages (only
+    /// its addresses change).
     pub fn remap(
         &mut self,
         p: &mut dyn Platform,
@@ -395,11 +630,6 @@ impl AddressSpace {
             }
             return Ok(old);
         }
-        // The data moves into a new chunk of the new size (shared mappings
-        // cannot move away from their memory).
-        if v.shared {
-            return Err(Errno::EINVAL);
-        }
         let in_place = fixed_to.is_none() && !self.overlaps(old + old_len, old + new_len);
         if !in_place && !may_move {
             return Err(Errno::ENOMEM);
@@ -409,13 +639,33 @@ impl AddressSpace {
             None if in_place => old,
             None => self.find_free(0, new_len).ok_or(Errno::ENOMEM)?,
         };
-        let chunk = self.mf.alloc(new_len)?;
-        self.mf.copy_populated(
-            v.chunk.offset + v.chunk_off + (old - v.start),
-            chunk.offset,
-            old_len.min(new_len),
-        );
-        let name = v.name.clone();
+        let backing = match &v.backing {
+            Backing::File { mem, off } => Backing::File {
+                mem: mem.clone(),
+                off: off + (old - v.start),
+            },
+            // Anonymous shared memory cannot move away from its chunk.
+            Backing::Chunk { .. } if v.shared => return Err(Errno::EINVAL),
+            Backing::Chunk { chunk, off, file } => {
+                let c = self.mf.alloc(new_len)?;
+                self.mf.copy_populated(
+                    chunk.offset + off + (old - v.start),
+                    c.offset,
+                    old_len.min(new_len),
+                );
+                Backing::Chunk {
+                    chunk: c,
+                    off: 0,
+                    file: file
+                        .as_ref()
+                        .map(|(m, fo)| (m.clone(), fo + (old - v.start))),
+                }
+            }
+        };
+        let mut name = v.name.clone();
+        if let VmaName::File { offset, .. } = &mut name {
+            *offset += old - v.start;
+        }
         if !in_place {
             self.unmap(p, old, old_len)?;
         }
@@ -425,17 +675,16 @@ impl AddressSpace {
                 addr: target,
                 len: new_len,
                 prot: v.prot,
-                shared: false,
+                shared: v.shared,
                 fixed: true,
                 noreplace: false,
-                chunk,
-                chunk_off: 0,
+                maywrite: v.maywrite,
+                backing,
                 name,
             },
         )
     }
 
-    /// madvise(MADV_DONTNEED): private pages read back as zeros.
     /// Whether every page of `[start, end)` belongs to a VMA.
     fn fully_mapped(&self, start: u64, end: u64) -> bool {
         let mut pos = start;
@@ -451,9 +700,20 @@ impl AddressSpace {
         pos >= end
     }
 
-    /// madvise(MADV_DONTNEED): private pages of the range read as zeros
-    /// again. Like Linux, the mapped parts are done and a hole in the
-    /// range is ENOMEM.
+    /// madvise(MADV_DONTFORK and friends): `f` on the VMAs in `[start, end)`
+    /// (split at the edges).
+    pub fn set_fork_policy(&mut self, start: u64, end: u64, f: impl Fn(&mut Vma)) -> SysResult<()> {
+        self.split_at(start);
+        self.split_at(end);
+        for (_, v) in self.vmas.range_mut(start..end) {
+            f(v);
+        }
+        Ok(())
+    }
+
+    /// madvise(MADV_DONTNEED): private pages read back as zeros (shared
+    /// ones keep their contents, as on Linux). Like Linux, the mapped parts
+    /// are done and a hole in the range is ENOMEM.
     pub fn dont_need(&mut self, addr: u64, len: u64) -> SysResult<()> {
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
@@ -467,11 +727,49 @@ impl AddressSpace {
             }
             let s = addr.max(v.start);
             let e = end.min(v.end);
-            if !v.shared {
-                // Only safe if no other process shares this chunk's pages
-                // (fork copies private memory, so this holds for private VMAs
-                // unless the chunk is shared read-only cache).
-                v.chunk.discard(v.chunk_off + (s - v.start), e - s);
+            if let Backing::Chunk { chunk, off, file } = &v.backing
+                && !v.shared
+            {
+                // Private memory belongs to this VMA alone (fork copies it).
+                chunk.discard(off + (s - v.start), e - s);
+                // A private copy of a file reads the file again.
+                if let Some((mem, fo)) = file {
+                    // SAFETY: [s, e) of the VMA's chunk, in the kernel's mapping.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            chunk.ptr(off + (s - v.start)),
+                            (e - s) as usize,
+                        )
+                    };
+                    let _ = mem.read_into(dst, fo + (s - v.start));
+                }
+            }
+        }
+        if self.fully_mapped(addr, end) {
+            Ok(())
+        } else {
+            Err(Errno::ENOMEM)
+        }
+    }
+
+    /// madvise(MADV_REMOVE): the file range of a shared mapping becomes a
+    /// hole (zeros) for every mapping of it.
+    pub fn remove_pages(&mut self, addr: u64, len: u64) -> SysResult<()> {
+        let end = addr
+            .checked_add(page_up(len).ok_or(Errno::EINVAL)?)
+            .ok_or(Errno::EINVAL)?;
+        for (_, v) in self.vmas.range(..end) {
+            if v.end <= addr {
+                continue;
+            }
+            let s = addr.max(v.start);
+            let e = end.min(v.end);
+            match &v.backing {
+                Backing::File { mem, off } if !mem.is_host() => {
+                    mem.zero_range(off + (s - v.start), e - s)
+                }
+                Backing::Chunk { chunk, off, .. } => chunk.discard(off + (s - v.start), e - s),
+                _ => return Err(Errno::EOPNOTSUPP),
             }
         }
         if self.fully_mapped(addr, end) {
@@ -493,10 +791,19 @@ impl AddressSpace {
         let mut ops = Vec::with_capacity(self.vmas.len());
         let mut heap_copy: Option<Rc<Chunk>> = None;
         for v in self.vmas.values() {
+            if v.dontfork {
+                continue;
+            }
             let mut nv = v.clone();
-            if !v.shared {
-                let is_heap = self.heap.as_ref().is_some_and(|h| Rc::ptr_eq(h, &v.chunk));
-                if is_heap {
+            if v.wipeonfork {
+                // A fresh zeroed copy.
+                nv.backing = Backing::anon(self.mf.alloc(v.end - v.start)?);
+            } else if let Backing::Chunk { chunk, off, file } = &v.backing
+                && !v.shared
+            {
+                let src = chunk.offset + off;
+                let is_heap = self.heap.as_ref().is_some_and(|h| Rc::ptr_eq(h, chunk));
+                let (c, coff) = if is_heap {
                     let h = match &heap_copy {
                         Some(h) => h.clone(),
                         None => {
@@ -505,26 +812,22 @@ impl AddressSpace {
                             h
                         }
                     };
-                    self.mf.copy_populated(
-                        v.file_offset(),
-                        h.offset + v.chunk_off,
-                        v.end - v.start,
-                    );
-                    nv.chunk = h;
+                    (h, *off)
                 } else {
-                    let c = self.mf.alloc(v.end - v.start)?;
-                    self.mf
-                        .copy_populated(v.file_offset(), c.offset, v.end - v.start);
-                    nv.chunk = c;
-                    nv.chunk_off = 0;
-                }
+                    (self.mf.alloc(v.end - v.start)?, 0)
+                };
+                self.mf
+                    .copy_populated(src, c.offset + coff, v.end - v.start);
+                nv.backing = Backing::Chunk {
+                    chunk: c,
+                    off: coff,
+                    file: file.clone(),
+                };
             }
-            ops.push(MapOp::Map {
-                addr: nv.start,
-                len: nv.end - nv.start,
-                prot: nv.prot,
-                offset: nv.file_offset(),
-            });
+            ops.extend(
+                Self::present_ops(&nv, nv.start, nv.end)
+                    .map_err(|e| std::io::Error::from_raw_os_error(e.0))?,
+            );
             child.vmas.insert(nv.start, nv);
         }
         child.heap = heap_copy;
@@ -538,6 +841,152 @@ impl AddressSpace {
         Ok(child)
     }
 
+    /// A fault of workload code at `addr` (`maperr`: nothing mapped there,
+    /// else a protection fault). File pages are brought in here: the
+    /// first touch of a file page maps it (a window around it), the first
+    /// write to a clean page of a host file makes it dirty and writable.
+    /// `retried`: the same thread faulted at the same address last time
+    /// and was told to retry (a protection fault on a page already dirty
+    /// can be a race between two threads writing it, once; twice it is a
+    /// real fault).
+    pub fn fault(&mut self, p: &mut dyn Platform, addr: u64, maperr: bool, retried: bool) -> Fault {
+        let Some(v) = self.find(addr) else {
+            return Fault::NotMine;
+        };
+        if v.prot == libc::PROT_NONE {
+            return Fault::NotMine;
+        }
+        let page_addr = page_down(addr);
+        let (mem, fo_start) = match &v.backing {
+            Backing::File { mem, off } => (mem.clone(), *off),
+            Backing::Chunk {
+                file: Some((m, fo)),
+                ..
+            } if maperr => (m.clone(), *fo),
+            _ => return Fault::NotMine,
+        };
+        let fo = fo_start + (page_addr - v.start);
+        let mut eof = page_up(mem.size()).unwrap_or(u64::MAX);
+        if fo >= eof {
+            // The file may have grown behind our back (another descriptor).
+            eof = page_up(mem.refresh_size()).unwrap_or(u64::MAX);
+            if fo >= eof {
+                return Fault::SigBus;
+            }
+        }
+        let v = v.clone();
+        let ops = match (&v.backing, maperr) {
+            (Backing::File { .. }, true) => {
+                // A window around the page: the whole mapping for
+                // in-memory files (nothing to read), 64 pages for host files.
+                let (ws, we) = if mem.is_host() {
+                    let w = 64 * PAGE_SIZE;
+                    let ws = (page_addr & !(w - 1)).max(v.start);
+                    (ws, (ws + w).min(v.end))
+                } else {
+                    (v.start, v.end)
+                };
+                let we = we.min(v.start + (eof - fo_start.min(eof)));
+                match mem.map_ops(ws, fo_start + (ws - v.start), we - ws, v.prot) {
+                    Ok(ops) => ops,
+                    Err(_) => return Fault::SigBus,
+                }
+            }
+            (Backing::File { .. }, false) => {
+                if v.prot & libc::PROT_WRITE == 0 || !mem.is_host() {
+                    return Fault::NotMine;
+                }
+                if !mem.mark_dirty(fo / PAGE_SIZE) && retried {
+                    return Fault::NotMine;
+                }
+                vec![MapOp::Protect {
+                    addr: page_addr,
+                    len: PAGE_SIZE,
+                    prot: v.prot,
+                }]
+            }
+            (Backing::Chunk { chunk, off, .. }, _) => {
+                // A private mapping's page that was past the end of the
+                // file when mapped (or truncated away): a fresh copy.
+                let dst = chunk.ptr(off + (page_addr - v.start));
+                // SAFETY: one page of the VMA's chunk in the kernel's mapping.
+                let page = unsafe { std::slice::from_raw_parts_mut(dst, PAGE_SIZE as usize) };
+                match mem.read_into(page, fo) {
+                    Ok(n) => page[n..].fill(0),
+                    Err(_) => return Fault::SigBus,
+                }
+                vec![MapOp::Map {
+                    addr: page_addr,
+                    len: PAGE_SIZE,
+                    prot: v.prot,
+                    offset: chunk.offset + off + (page_addr - v.start),
+                }]
+            }
+        };
+        match self.apply(p, &ops) {
+            Ok(()) => Fault::Handled,
+            Err(_) => Fault::NotMine,
+        }
+    }
+
+    /// Pages of `mem` from `from_page` on were truncated away: unmap them
+    /// from every VMA of this space that maps them, shared or private
+    /// (Linux discards even private copies of truncated pages).
+    pub fn invalidate(&mut self, p: &mut dyn Platform, mem: &Rc<FileMem>, from_page: u64) {
+        let mut ops = Vec::new();
+        for v in self.vmas.values() {
+            let fo = match &v.backing {
+                Backing::File { mem: m, off } if Rc::ptr_eq(m, mem) => *off,
+                Backing::Chunk {
+                    file: Some((m, fo)),
+                    ..
+                } if Rc::ptr_eq(m, mem) => *fo,
+                _ => continue,
+            };
+            let cut = from_page * PAGE_SIZE;
+            let s = if cut > fo {
+                v.start.saturating_add(cut - fo)
+            } else {
+                v.start
+            };
+            if s >= v.end {
+                continue;
+            }
+            if let Backing::Chunk { chunk, off, .. } = &v.backing {
+                chunk.discard(off + (s - v.start), v.end - s);
+            }
+            ops.push(MapOp::Unmap {
+                addr: s,
+                len: v.end - s,
+            });
+        }
+        let _ = p.apply(self.space, &ops);
+    }
+
+    /// Unmaps the dirty pages of `mem` inside file pages `[p0, p1)` from
+    /// this space, so that the next write to them faults (before a
+    /// write-back that forgets they were dirty).
+    pub fn write_protect(&mut self, p: &mut dyn Platform, mem: &Rc<FileMem>, p0: u64, p1: u64) {
+        let mut ops = Vec::new();
+        for v in self.vmas.values() {
+            let Backing::File { mem: m, off } = &v.backing else {
+                continue;
+            };
+            if !Rc::ptr_eq(m, mem) || v.prot & libc::PROT_WRITE == 0 {
+                continue;
+            }
+            let vp0 = off / PAGE_SIZE;
+            let vp1 = vp0 + (v.end - v.start) / PAGE_SIZE;
+            for (d0, d1) in mem.dirty_runs(p0.max(vp0), p1.min(vp1)) {
+                ops.push(MapOp::Unmap {
+                    addr: v.start + (d0 - vp0) * PAGE_SIZE,
+                    len: (d1 - d0) * PAGE_SIZE,
+                });
+            }
+        }
+        let _ = p.apply(self.space, &ops);
+    }
+
     /// Removes every mapping (exec reuses nothing of the old image).
     pub fn release(self, p: &mut dyn Platform) {
         p.drop_space(self.space);
@@ -547,4 +996,53 @@ impl AddressSpace {
     pub fn mapped_bytes(&self) -> u64 {
         self.vmas.values().map(|v| v.end - v.start).sum()
     }
+
+    /// Bytes of "data" (RLIMIT_DATA's: private, writable, not the stack).
+    pub fn data_bytes(&self) -> u64 {
+        self.vmas
+            .values()
+            .filter(|v| is_data(v))
+            .map(|v| v.end - v.start)
+            .sum()
+    }
+
+    /// Bytes already mapped in `[start, end)`, and how many of them are
+    /// data (what a MAP_FIXED mapping there replaces).
+    pub fn mapped_in(&self, start: u64, end: u64) -> (u64, u64) {
+        let (mut total, mut data) = (0, 0);
+        for v in self.vmas.values() {
+            let (s, e) = (v.start.max(start), v.end.min(end));
+            if s < e {
+                total += e - s;
+                if is_data(v) {
+                    data += e - s;
+                }
+            }
+        }
+        (total, data)
+    }
+
+    /// What mprotect(`prot`) of `[start, end)` adds: bytes becoming data,
+    /// and bytes of reservations (PROT_NONE) becoming usable memory.
+    pub fn protect_growth(&self, start: u64, end: u64, prot: i32) -> (u64, u64) {
+        let (mut data, mut commit) = (0, 0);
+        for v in self.vmas.values() {
+            let (s, e) = (v.start.max(start), v.end.min(end));
+            if s >= e || v.shared {
+                continue;
+            }
+            if prot & libc::PROT_WRITE != 0 && !is_data(v) && v.name != VmaName::Stack {
+                data += e - s;
+            }
+            if v.prot == libc::PROT_NONE && prot != libc::PROT_NONE {
+                commit += e - s;
+            }
+        }
+        (data, commit)
+    }
+}
+
+/// RLIMIT_DATA counts private writable memory that is not the stack.
+fn is_data(v: &Vma) -> bool {
+    v.prot & libc::PROT_WRITE != 0 && !v.shared && v.name != VmaName::Stack
 }

@@ -45,7 +45,8 @@ unsafe impl Pod for libc::linger {}
 pub const PATH_MAX: usize = 4096;
 
 impl AddressSpace {
-    /// Visits the chunks backing `[addr, addr+len)`, checking protection.
+    /// Visits the memory backing `[addr, addr+len)`, checking protection;
+    /// `write`: the kernel will write it (file pages become dirty).
     fn for_range(
         &self,
         addr: u64,
@@ -53,6 +54,7 @@ impl AddressSpace {
         need: i32,
         mut f: impl FnMut(*mut u8, usize, usize),
     ) -> SysResult<()> {
+        let write = need & libc::PROT_WRITE != 0;
         let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         let mut pos = addr;
         while pos < end {
@@ -60,10 +62,9 @@ impl AddressSpace {
             if v.prot & need != need {
                 return Err(Errno::EFAULT);
             }
-            let n = (end.min(v.end) - pos) as usize;
-            let ptr = v.chunk.ptr(v.chunk_off + (pos - v.start));
-            f(ptr, (pos - addr) as usize, n);
-            pos += n as u64;
+            let (ptr, n) = v.kernel_span(pos, end - pos, write)?;
+            f(ptr, (pos - addr) as usize, n as usize);
+            pos += n;
         }
         Ok(())
     }
@@ -140,8 +141,11 @@ impl AddressSpace {
             if v.prot & libc::PROT_READ == 0 {
                 return Err(Errno::EFAULT);
             }
-            let n = (v.end - pos) as usize;
-            let ptr = v.chunk.ptr(v.chunk_off + (pos - v.start));
+            // A page at a time: a string in a file mapping brings in no
+            // more of the file than it needs.
+            let page_left = crate::arch::PAGE_SIZE - pos % crate::arch::PAGE_SIZE;
+            let (ptr, n) = v.kernel_span(pos, (v.end - pos).min(page_left), false)?;
+            let n = n as usize;
             // SAFETY: ptr valid for n bytes.
             let s = unsafe { std::slice::from_raw_parts(ptr, n) };
             if let Some(i) = s.iter().position(|b| *b == 0) {
@@ -155,7 +159,7 @@ impl AddressSpace {
             if out.len() >= max {
                 return Err(Errno::ENAMETOOLONG);
             }
-            pos = v.end;
+            pos += n as u64;
         }
     }
 

@@ -9,6 +9,7 @@ use crate::kernel::{Kernel, Tid};
 use crate::vfs::dentry::Dentry;
 use crate::vfs::file::{POLLIN, POLLOUT};
 use crate::vfs::inode::{FileType, SetAttr, TimeSet};
+use crate::vfs::inotify as fsnotify;
 use crate::vfs::iov::{IOVEC_SIZE, iovec_ranges};
 use crate::vfs::lookup::AT_FDCWD;
 use crate::vfs::perm::{MAY_EXEC, MAY_WRITE, cap};
@@ -145,8 +146,6 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ("umask", sys_umask, Full, ""),
         ("pipe", sys_pipe, Full, ""),
         ("pipe2", sys_pipe2, Full, ""),
-        ("sendfile", sys_sendfile, Full, ""),
-        ("copy_file_range", sys_copy_file_range, Full, ""),
         ("flock", sys_flock, Partial, "advisory, within the sandbox"),
         (
             "getxattr",
@@ -232,10 +231,20 @@ pub fn do_read(
     }
     let seekable = f.ops.seekable();
     let pos = off.unwrap_or(f.pos.get());
+    if seekable
+        && (pos as i64)
+            .checked_add(iov.len as i64)
+            .is_none_or(|e| e < 0)
+    {
+        return Err(Errno::EINVAL);
+    }
     match f.ops.read(k, f, iov, pos) {
         Ok(n) => {
             if off.is_none() && seekable {
                 f.pos.set(pos + n as u64);
+            }
+            if n > 0 {
+                fsnotify::notify_file(f, fsnotify::IN_ACCESS);
             }
             Ok(n as u64)
         }
@@ -261,17 +270,38 @@ pub fn do_write(
     } else {
         off.unwrap_or(f.pos.get())
     };
-    if seekable {
-        let fsize = k.rlimit(tid, libc::RLIMIT_FSIZE).rlim_cur;
-        if pos + iov.len as u64 > fsize {
-            let _ = k.send_task(tid, SigInfo::new(libc::SIGXFSZ, 0x80));
-            return Err(Errno::EFBIG);
-        }
+    if seekable
+        && (pos as i64)
+            .checked_add(iov.len as i64)
+            .is_none_or(|e| e < 0)
+    {
+        return Err(Errno::EINVAL);
     }
+    // RLIMIT_FSIZE on regular files: a write is cut at the limit; one
+    // that starts at it gets SIGXFSZ and EFBIG.
+    let limited;
+    let iov = if f
+        .dentry
+        .as_ref()
+        .is_some_and(|d| d.kind() == FileType::Regular)
+    {
+        let n = k.fsize_allows(tid, pos, iov.len as u64)? as usize;
+        if n < iov.len {
+            limited = iov.truncated(n);
+            &limited
+        } else {
+            iov
+        }
+    } else {
+        iov
+    };
     match f.ops.write(k, f, iov, pos) {
         Ok(n) => {
             if off.is_none() && seekable {
                 f.pos.set(pos + n as u64);
+            }
+            if n > 0 {
+                fsnotify::notify_file(f, fsnotify::IN_MODIFY);
             }
             Ok(n as u64)
         }
@@ -304,6 +334,7 @@ pub fn user_iovec_array(
     let mm = k.task_mm(tid);
     let mm = mm.borrow();
     let raw = mm.read_vec(addr, cnt as usize * IOVEC_SIZE)?;
+    crate::vfs::iov::check_iovec_array(&raw)?;
     IoVecs::from_user(&mm, &iovec_ranges(&raw, MAX_RW), write)
 }
 
@@ -484,11 +515,15 @@ pub fn do_open(
                     .inode
                     .create(k, &name, mode & !umask & 0o7777, flags, &cred)?;
             let d = Dentry::child(&parent, &name, inode);
-            Ok(File::new(
+            let f = File::new(
                 ops,
                 flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY),
-                Some(d),
-            ))
+                Some(d.clone()),
+            );
+            fsnotify::notify_create(&parent, &name, FileType::Regular);
+            f.notify_close.set(true);
+            fsnotify::notify_open_close(&d, fsnotify::IN_OPEN);
+            Ok(f)
         }
         Err(e) => Err(e),
     }
@@ -936,7 +971,7 @@ fn sys_fcntl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             }
         }
         libc::F_GETOWN | libc::F_SETOWN | 10 /* F_SETSIG */ | 11 /* F_GETSIG */ => Ok(0),
-        libc::F_ADD_SEALS | libc::F_GET_SEALS => Err(Errno::EINVAL),
+        libc::F_ADD_SEALS | libc::F_GET_SEALS => super::mm::fcntl_seals(k, &f, a[1] as i32, a[2]),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -1042,6 +1077,7 @@ fn dents(k: &mut Kernel, tid: Tid, a: [u64; 6], old: bool) -> SysResult<u64> {
     }
     f.pos.set(i as u64);
     k.task_mm(tid).borrow().write_bytes(a[1], &out)?;
+    fsnotify::notify_file(&f, fsnotify::IN_ACCESS);
     Ok(out.len() as u64)
 }
 
@@ -1068,6 +1104,7 @@ fn mkdir_common(k: &mut Kernel, tid: Tid, dirfd: i32, path_addr: u64, mode: u64)
     parent
         .inode
         .mkdir(k, &name, mode as u32 & !umask & 0o7777, &cred)?;
+    fsnotify::notify_create(&parent, &name, FileType::Directory);
     Ok(0)
 }
 
@@ -1121,6 +1158,8 @@ fn remove_common(
         }
         parent.inode.unlink(k, &name)?;
     }
+    let nlink = victim.stat(k).map_or(0, |st| st.st_nlink);
+    fsnotify::notify_remove(&parent, &name, victim.id(), victim.kind(), nlink);
     Ok(0)
 }
 
@@ -1178,7 +1217,17 @@ fn rename_common(
             cur = c.parent.clone();
         }
     }
+    let replaced = nd
+        .inode
+        .lookup(k, &nn)
+        .ok()
+        .filter(|r| r.id() != moving.id());
     od.inode.rename(k, &on, &nd.inode, &nn, flags)?;
+    fsnotify::notify_rename(&od, &on, &nd, &nn, moving.id(), moving.kind());
+    if let Some(r) = replaced.filter(|_| flags & libc::RENAME_EXCHANGE == 0) {
+        let nlink = r.stat(k).map_or(0, |st| st.st_nlink);
+        fsnotify::notify_replaced(r.id(), r.kind(), nlink);
+    }
     Ok(0)
 }
 
@@ -1224,6 +1273,8 @@ fn link_common(
     }
     may_modify_dir(k, tid, &nd)?;
     nd.inode.link(k, &nn, &target.inode)?;
+    fsnotify::notify_link_count(target.inode.id());
+    fsnotify::notify_create(&nd, &nn, target.kind());
     Ok(0)
 }
 
@@ -1248,6 +1299,7 @@ fn symlink_common(k: &mut Kernel, tid: Tid, target: u64, dirfd: i32, path: u64) 
     may_modify_dir(k, tid, &d)?;
     let cred = k.cred(tid);
     d.inode.symlink(k, &n, &t, &cred)?;
+    fsnotify::notify_create(&d, &n, FileType::Symlink);
     Ok(0)
 }
 
@@ -1294,6 +1346,7 @@ fn mknod_common(
         dev,
         &cred,
     )?;
+    fsnotify::notify_create(&d, &n, FileType::from_mode(mode));
     Ok(0)
 }
 
@@ -1351,13 +1404,22 @@ fn setattr_checked(k: &mut Kernel, tid: Tid, d: &Rc<Dentry>, attr: SetAttr) -> S
             });
         }
     }
-    if attr.size.is_some() {
+    if let Some(size) = attr.size {
         if d.kind() == FileType::Directory {
             return Err(Errno::EISDIR);
         }
         c.may_access(&st, MAY_WRITE)?;
+        k.fsize_check(tid, size)?;
     }
     d.inode.setattr(k, &attr)?;
+    let mask = fsnotify::setattr_mask(
+        attr.size.is_some(),
+        attr.atime.is_some(),
+        attr.mtime.is_some(),
+        attr.mode.is_some(),
+        attr.uid.is_some() || attr.gid.is_some(),
+    );
+    fsnotify::notify_dentry(d, mask);
     Ok(0)
 }
 
@@ -1581,7 +1643,11 @@ fn sys_ftruncate(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if f.dentry.as_ref().is_some_and(|d| d.mount.readonly) {
         return Err(Errno::EROFS);
     }
+    k.fsize_check(tid, a[1])?;
     f.ops.truncate(k, a[1])?;
+    if let Some(d) = &f.dentry {
+        fsnotify::notify_dentry(d, fsnotify::IN_MODIFY);
+    }
     Ok(0)
 }
 
@@ -1590,7 +1656,11 @@ fn sys_fallocate(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if !f.writable() {
         return Err(Errno::EBADF);
     }
+    if a[1] as i32 & libc::FALLOC_FL_KEEP_SIZE == 0 {
+        k.fsize_check(tid, a[2].saturating_add(a[3]))?;
+    }
     f.ops.allocate(a[1] as i32, a[2], a[3])?;
+    fsnotify::notify_file(&f, fsnotify::IN_MODIFY);
     Ok(0)
 }
 
@@ -1701,102 +1771,6 @@ fn sys_pipe(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 
 fn sys_pipe2(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     pipe_common(k, tid, a[0], a[1] as i32)
-}
-
-// ---------- copying between files ----------
-
-/// Copies up to `len` bytes from `inf` to `outf` through a kernel buffer.
-fn copy_between(
-    k: &mut Kernel,
-    tid: Tid,
-    inf: &Rc<File>,
-    in_off: Option<u64>,
-    outf: &Rc<File>,
-    out_off: Option<u64>,
-    len: usize,
-) -> SysResult<(u64, u64)> {
-    if !inf.readable() || !outf.writable() {
-        return Err(Errno::EBADF);
-    }
-    let mut buf = vec![0u8; len.min(1 << 20)];
-    let n = {
-        let iov = IoVecs::from_slice(&mut buf);
-        let pos = in_off.unwrap_or(inf.pos.get());
-        match inf.ops.read(k, inf, &iov, pos) {
-            Ok(n) => n,
-            Err(Errno::EAGAIN) if !inf.nonblocking() && inf.ops.wait(k, tid, POLLIN) => {
-                return Err(Errno::EBLOCK);
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    if n == 0 {
-        return Ok((0, in_off.unwrap_or(inf.pos.get())));
-    }
-    let mut done = 0usize;
-    while done < n {
-        let iov = IoVecs::from_slice(&mut buf[done..n]);
-        let pos = out_off.map(|o| o + done as u64).unwrap_or(outf.pos.get());
-        match outf.ops.write(k, outf, &iov, pos) {
-            Ok(w) => {
-                if out_off.is_none() && outf.ops.seekable() {
-                    outf.pos.set(pos + w as u64);
-                }
-                done += w;
-            }
-            Err(e) if done == 0 => {
-                return Err(if e == Errno::EAGAIN { Errno::EAGAIN } else { e });
-            }
-            Err(_) => break,
-        }
-    }
-    let new_in = in_off.unwrap_or(inf.pos.get()) + done as u64;
-    if in_off.is_none() && inf.ops.seekable() {
-        inf.pos.set(new_in);
-    }
-    Ok((done as u64, new_in))
-}
-
-fn sys_sendfile(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    let outf = get_file(k, tid, a[0] as i32)?;
-    let inf = get_file(k, tid, a[1] as i32)?;
-    let off = if a[2] != 0 {
-        Some(k.task_mm(tid).borrow().read_val::<u64>(a[2])?)
-    } else {
-        None
-    };
-    let (n, new_off) = copy_between(k, tid, &inf, off, &outf, None, a[3] as usize)?;
-    if a[2] != 0 {
-        k.task_mm(tid).borrow().write_val(a[2], &new_off)?;
-    }
-    Ok(n)
-}
-
-fn sys_copy_file_range(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    if a[5] != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let inf = get_file(k, tid, a[0] as i32)?;
-    let outf = get_file(k, tid, a[2] as i32)?;
-    let mm = k.task_mm(tid);
-    let in_off = if a[1] != 0 {
-        Some(mm.borrow().read_val::<u64>(a[1])?)
-    } else {
-        None
-    };
-    let out_off = if a[3] != 0 {
-        Some(mm.borrow().read_val::<u64>(a[3])?)
-    } else {
-        None
-    };
-    let (n, new_in) = copy_between(k, tid, &inf, in_off, &outf, out_off, a[4] as usize)?;
-    if a[1] != 0 {
-        mm.borrow().write_val(a[1], &new_in)?;
-    }
-    if let (Some(o), true) = (out_off, a[3] != 0) {
-        mm.borrow().write_val(a[3], &(o + n))?;
-    }
-    Ok(n)
 }
 
 fn sys_flock(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {

@@ -25,8 +25,7 @@ const CMD_MASK: u64 = 127;
 
 /// The futex key of `addr`: its memory-file offset.
 pub fn key_of(mm: &AddressSpace, addr: u64) -> Option<u64> {
-    let v = mm.find(addr)?;
-    Some(v.chunk.offset + v.chunk_off + (addr - v.start))
+    mm.find(addr)?.memfile_offset(addr).ok()
 }
 
 /// The futex word, atomically, through the kernel's mapping.
@@ -38,7 +37,8 @@ fn word(mm: &AddressSpace, addr: u64) -> SysResult<&'static AtomicU32> {
     if v.prot & libc::PROT_READ == 0 || addr + 4 > v.end {
         return Err(Errno::EFAULT);
     }
-    let p = v.chunk.ptr(v.chunk_off + (addr - v.start)) as *const AtomicU32;
+    let (p, _) = v.kernel_span(addr, 4, false)?;
+    let p = p as *const AtomicU32;
     // SAFETY: 4-byte aligned, inside the memory file mapping which lives
     // as long as the kernel.
     Ok(unsafe { &*p })

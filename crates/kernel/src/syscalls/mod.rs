@@ -4,12 +4,15 @@
 
 pub mod fs;
 pub mod futex;
+pub mod inotify;
+pub mod ipc;
 pub mod mm;
 pub mod names;
 pub mod net;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod splice;
 pub mod strace;
 pub mod time;
 
@@ -116,7 +119,6 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("set_mempolicy", "no NUMA policy"),
     ("migrate_pages", "no NUMA policy"),
     ("move_pages", "no NUMA policy"),
-    ("vmsplice", "no splicing user pages"),
     ("landlock_create_ruleset", "LSMs are the host's"),
     ("landlock_add_rule", "LSMs are the host's"),
     ("landlock_restrict_self", "LSMs are the host's"),
@@ -135,6 +137,9 @@ fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
     v.extend(futex::table());
     v.extend(poll::table());
     v.extend(net::table());
+    v.extend(ipc::table());
+    v.extend(inotify::table());
+    v.extend(splice::table());
     v
 }
 
@@ -196,7 +201,14 @@ pub fn dispatch(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<
         return r;
     }
     match (e.status, e.handler) {
-        (_, Some(h)) => h(k, tid, args),
+        (_, Some(h)) => {
+            let r = h(k, tid, args);
+            // Truncated file pages leave every process before anyone runs on.
+            if crate::mm::filemem::has_invalidations() {
+                k.apply_invalidations();
+            }
+            r
+        }
         (Status::Refused, _) => {
             let n = k.stats.refused.entry(nr).or_default();
             *n += 1;

@@ -7,6 +7,7 @@ use crate::kernel::clone::{CLONE_VFORK, CLONE_VM, CloneArgs};
 use crate::kernel::exit::{WaitSel, exited};
 use crate::kernel::identity;
 use crate::kernel::{Kernel, Tid};
+use crate::platform::Platform;
 use crate::vfs::perm::cap;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
@@ -53,8 +54,13 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ("sethostname", sys_sethostname, Full, ""),
         ("setdomainname", sys_setdomainname, Full, ""),
         ("getrlimit", sys_getrlimit, Full, ""),
-        ("setrlimit", sys_setrlimit, Full, ""),
-        ("prlimit64", sys_prlimit64, Full, ""),
+        (
+            "setrlimit",
+            sys_setrlimit,
+            Partial,
+            "enforced: AS, DATA, FSIZE, NOFILE, NPROC, STACK (at exec); CPU, CORE, MEMLOCK, SIGPENDING, MSGQUEUE, NICE, RTPRIO, RTTIME, LOCKS are kept, not enforced",
+        ),
+        ("prlimit64", sys_prlimit64, Partial, "as setrlimit"),
         ("getrusage", sys_getrusage, Partial, "times are approximate"),
         ("times", sys_times, Partial, "times are approximate"),
         ("sched_yield", sys_zero, Full, ""),
@@ -332,7 +338,7 @@ fn sys_waitid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             crate::kernel::signal::CLD_CONTINUED => libc::SIGCONT,
             _ => status & 0x7f,
         };
-        info = crate::kernel::signal::SigInfo::child(code, child, 0, st);
+        info = crate::kernel::signal::SigInfo::child(code, k.pid_out(tid, child), 0, st);
     }
     if a[2] != 0 {
         mm.borrow().write_bytes(a[2], &info.raw)?;
@@ -445,6 +451,10 @@ fn sys_arch_prctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         SET_FS | SET_GS => {
             if a[1] >= crate::arch::USER_END {
                 return Err(Errno::EPERM);
+            }
+            // The systrap stub keeps GS for itself (gVisor refuses it too).
+            if a[0] == SET_GS && !k.platform.workload_gs() {
+                return Err(Errno::EINVAL);
             }
             let t = k.task_mut(tid);
             if a[0] == SET_FS {

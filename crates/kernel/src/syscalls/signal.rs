@@ -195,10 +195,16 @@ fn sys_kill(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
                 .map(|g| g.tgid)
                 .collect()
         }
+        // Every process it can see but its namespace's init and itself.
         -1 => k
             .groups
             .values()
-            .filter(|g| g.tgid != 1 && g.tgid != me && !g.is_zombie())
+            .filter(|g| {
+                k.pid_visible(tid, g.tgid)
+                    && g.tgid != k.ns_init(k.pidns(tid))
+                    && g.tgid != me
+                    && !g.is_zombie()
+            })
             .map(|g| g.tgid)
             .collect(),
         p => k

@@ -71,9 +71,11 @@ pub trait FileOps: Any {
     fn size(&self, _k: &Kernel) -> Option<u64> {
         None
     }
-    /// Memory backing for MAP_SHARED (tmpfs files live in the memory file).
-    fn shared_memory(&self, _len: u64) -> Option<Rc<crate::mm::Chunk>> {
-        None
+    /// The file's pages in the memory file, for mmap: the content of an
+    /// in-memory file, or the page cache of a host file (made on demand).
+    /// None for files that cannot be mapped as files.
+    fn pages(&self, _k: &Kernel) -> SysResult<Option<Rc<crate::mm::FileMem>>> {
+        Ok(None)
     }
     /// Name for /proc/[pid]/fd of files without a path ("pipe:[12]").
     fn anon_name(&self) -> Option<String> {
@@ -96,16 +98,23 @@ pub struct File {
     pub dentry: Option<Rc<Dentry>>,
     /// Directory listing in progress (getdents).
     pub dir: RefCell<Option<Vec<DirEntry>>>,
+    /// Opened by open(2) (not a memfd or an internal file): its last
+    /// close is an inotify event.
+    pub notify_close: Cell<bool>,
 }
 
 impl File {
     pub fn new(ops: Rc<dyn FileOps>, flags: i32, dentry: Option<Rc<Dentry>>) -> Rc<File> {
+        if let Some(d) = &dentry {
+            super::inotify::file_opened(d.inode.id());
+        }
         Rc::new(File {
             ops,
             flags: Cell::new(flags),
             pos: Cell::new(0),
             dentry,
             dir: RefCell::new(None),
+            notify_close: Cell::new(false),
         })
     }
 
@@ -147,5 +156,17 @@ impl File {
 impl Drop for File {
     fn drop(&mut self) {
         super::lock::release_file(self);
+        if let Some(d) = &self.dentry {
+            if self.notify_close.get() {
+                use super::inotify::{IN_CLOSE_NOWRITE, IN_CLOSE_WRITE};
+                let ev = if self.writable() {
+                    IN_CLOSE_WRITE
+                } else {
+                    IN_CLOSE_NOWRITE
+                };
+                super::inotify::notify_open_close(d, ev);
+            }
+            super::inotify::file_released(d.inode.id());
+        }
     }
 }

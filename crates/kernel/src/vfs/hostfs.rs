@@ -16,6 +16,8 @@ use super::iov::IoVecs;
 use super::perm::Cred;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
+use crate::mm::FileMem;
+use crate::mm::filemem::PageSource;
 
 pub struct HostFs {
     pub svc: Rc<dyn FileService>,
@@ -24,6 +26,12 @@ pub struct HostFs {
     /// dropped when the kernel changes the directory entry (create, unlink,
     /// rename, ...); the whole cache is dropped when it grows too large.
     cache: RefCell<WalkCache>,
+    /// Check each cached walk against the file system (it may change from
+    /// outside the sandbox: a bind mount shared with the host).
+    revalidate: bool,
+    /// The fid of this file system's root (the service's root, or a
+    /// directory walked to for a bind mount).
+    root_fid: Fid,
 }
 
 /// (directory fid, name) → the inode the walk found.
@@ -44,8 +52,8 @@ pub struct HostInode {
 
 impl Drop for HostInode {
     fn drop(&mut self) {
-        // The root fid belongs to the gofer.
-        if self.fid != self.fs.svc.root() {
+        // A file system's root fid lives as long as the file system.
+        if self.fid != self.fs.root_fid {
             self.fs.svc.release(self.fid);
         }
     }
@@ -57,14 +65,27 @@ fn gerr(e: i32) -> Errno {
 
 impl HostFs {
     pub fn new(svc: Rc<dyn FileService>) -> Rc<HostFs> {
+        HostFs::with(svc, false)
+    }
+
+    /// A file system over `svc` whose cached walks are revalidated (or not).
+    pub fn with(svc: Rc<dyn FileService>, revalidate: bool) -> Rc<HostFs> {
+        let root_fid = svc.root();
+        HostFs::at(svc, root_fid, revalidate)
+    }
+
+    /// A file system rooted at `root_fid` of `svc` (which it then owns).
+    pub fn at(svc: Rc<dyn FileService>, root_fid: Fid, revalidate: bool) -> Rc<HostFs> {
         Rc::new(HostFs {
             svc,
             cache: RefCell::new(HashMap::new()),
+            revalidate,
+            root_fid,
         })
     }
 
     pub fn root(self: &Rc<Self>) -> SysResult<Rc<dyn Inode>> {
-        let fid = self.svc.root();
+        let fid = self.root_fid;
         let st = self.svc.stat(fid).map_err(gerr)?;
         Ok(self.inode(fid, &st))
     }
@@ -111,8 +132,12 @@ impl Inode for HostInode {
             return Err(Errno::ENOTDIR);
         }
         let key = (self.fid, name.to_vec());
-        if let Some(i) = self.fs.cache.borrow().get(&key) {
-            return Ok(i.clone());
+        let hit = self.fs.cache.borrow().get(&key).cloned();
+        if let Some(i) = hit {
+            if !self.fs.revalidate || self.fs.svc.revalidate(self.fid, name, i.id) {
+                return Ok(i);
+            }
+            self.fs.cache.borrow_mut().remove(&key);
         }
         let (fid, st) = self.fs.svc.walk(self.fid, name).map_err(gerr)?;
         let inode = self.fs.inode(fid, &st);
@@ -150,7 +175,13 @@ impl Inode for HostInode {
             FileType::Directory => Ok(Rc::new(DirFile)),
             FileType::Regular => {
                 let fd = self.fs.svc.open(self.fid, flags).map_err(gerr)?;
-                Ok(Rc::new(HostRegular { fd }))
+                if flags & libc::O_TRUNC != 0
+                    && flags & libc::O_ACCMODE != libc::O_RDONLY
+                    && let Some(m) = FileMem::find_host(self.id)
+                {
+                    m.set_size(0);
+                }
+                Ok(Rc::new(HostRegular::new(fd, self.id, flags)))
             }
             FileType::Fifo => k.fifos.open(k, self.id, flags),
             _ => Err(Errno::ENXIO),
@@ -176,7 +207,11 @@ impl Inode for HostInode {
             .svc
             .create(self.fid, name, flags, mode, cred.fsuid, cred.fsgid)
             .map_err(gerr)?;
-        Ok((self.fs.inode(fid, &st), Rc::new(HostRegular { fd })))
+        let id = (st.st_dev, st.st_ino);
+        Ok((
+            self.fs.inode(fid, &st),
+            Rc::new(HostRegular::new(fd, id, flags)),
+        ))
     }
     fn mkdir(&self, _k: &Kernel, name: &[u8], mode: u32, cred: &Cred) -> SysResult<()> {
         self.fs.forget(self.fid, name);
@@ -260,6 +295,12 @@ impl Inode for HostInode {
             )
             .map_err(gerr);
         let _ = self.stat(k);
+        if r.is_ok()
+            && let Some(size) = a.size
+            && let Some(m) = FileMem::find_host(self.id)
+        {
+            m.set_size(size);
+        }
         r
     }
     fn statfs(&self, _k: &Kernel) -> SysResult<libc::statfs> {
@@ -285,13 +326,99 @@ impl FileOps for DirFile {
     }
 }
 
-/// A regular host file: reads and writes go to the donated descriptor.
+/// A regular host file: reads and writes go to the donated descriptor,
+/// through the file's page cache while it has one (while something maps
+/// the file), so they agree with what the mappings see.
 pub struct HostRegular {
-    pub fd: OwnedFd,
+    pub fd: Rc<OwnedFd>,
+    /// (device, inode) on the host: the key of the file's page cache.
+    id: (u64, u64),
+    writable: bool,
+}
+
+/// The host descriptor as the source of a page cache.
+struct HostPages {
+    fd: Rc<OwnedFd>,
+    writable: bool,
+}
+
+fn last_errno() -> Errno {
+    Errno::from_io(&std::io::Error::last_os_error())
+}
+
+impl PageSource for HostPages {
+    fn read_at(&self, dst: &mut [u8], off: u64) -> SysResult<usize> {
+        // SAFETY: dst is a valid buffer of its length.
+        let n = unsafe {
+            libc::pread(
+                self.fd.as_raw_fd(),
+                dst.as_mut_ptr() as *mut libc::c_void,
+                dst.len(),
+                off as i64,
+            )
+        };
+        if n < 0 {
+            return Err(last_errno());
+        }
+        Ok(n as usize)
+    }
+    fn write_at(&self, src: &[u8], off: u64) -> SysResult<usize> {
+        // SAFETY: src is a valid buffer of its length.
+        let n = unsafe {
+            libc::pwrite(
+                self.fd.as_raw_fd(),
+                src.as_ptr() as *const libc::c_void,
+                src.len(),
+                off as i64,
+            )
+        };
+        if n < 0 {
+            return Err(last_errno());
+        }
+        Ok(n as usize)
+    }
+    fn size(&self) -> SysResult<u64> {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(self.fd.as_raw_fd(), &mut st) } != 0 {
+            return Err(last_errno());
+        }
+        Ok(st.st_size as u64)
+    }
+    fn writable(&self) -> bool {
+        self.writable
+    }
+}
+
+impl HostRegular {
+    pub fn new(fd: OwnedFd, id: (u64, u64), flags: i32) -> HostRegular {
+        HostRegular {
+            fd: Rc::new(fd),
+            id,
+            writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
+        }
+    }
+
+    fn cache(&self) -> Option<Rc<FileMem>> {
+        FileMem::find_host(self.id)
+    }
 }
 
 impl FileOps for HostRegular {
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
+        if let Some(m) = self.cache() {
+            let mut done = 0usize;
+            for iov in &dst.iovs {
+                // SAFETY: the iovec points at iov_len writable bytes.
+                let buf =
+                    unsafe { std::slice::from_raw_parts_mut(iov.iov_base as *mut u8, iov.iov_len) };
+                let n = m.read_into(buf, off + done as u64)?;
+                done += n;
+                if n < buf.len() {
+                    break;
+                }
+            }
+            return Ok(done);
+        }
         // SAFETY: the iovecs point at writable memory of their stated length.
         let n = unsafe {
             libc::preadv(
@@ -302,11 +429,11 @@ impl FileOps for HostRegular {
             )
         };
         if n < 0 {
-            return Err(Errno::from_io(&std::io::Error::last_os_error()));
+            return Err(last_errno());
         }
         Ok(n as usize)
     }
-    fn write(&self, _k: &Kernel, _f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
+    fn write(&self, _k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
         // SAFETY: as above. With O_APPEND the host appends whatever `off` says.
         let n = unsafe {
             libc::pwritev(
@@ -317,7 +444,28 @@ impl FileOps for HostRegular {
             )
         };
         if n < 0 {
-            return Err(Errno::from_io(&std::io::Error::last_os_error()));
+            return Err(last_errno());
+        }
+        if let Some(m) = self.cache() {
+            // The cached pages get the same bytes (where it went: O_APPEND
+            // writes at the end whatever `off` says).
+            let mut at = if f.flags.get() & libc::O_APPEND != 0 {
+                m.refresh_size().saturating_sub(n as u64)
+            } else {
+                off
+            };
+            let mut left = n as usize;
+            for iov in &src.iovs {
+                if left == 0 {
+                    break;
+                }
+                let k = iov.iov_len.min(left);
+                // SAFETY: the iovec points at iov_len readable bytes.
+                let buf = unsafe { std::slice::from_raw_parts(iov.iov_base as *const u8, k) };
+                m.host_written(at, buf);
+                at += k as u64;
+                left -= k;
+            }
         }
         Ok(n as usize)
     }
@@ -326,19 +474,33 @@ impl FileOps for HostRegular {
     }
     fn truncate(&self, _k: &Kernel, len: u64) -> SysResult<()> {
         if unsafe { libc::ftruncate(self.fd.as_raw_fd(), len as i64) } < 0 {
-            return Err(Errno::from_io(&std::io::Error::last_os_error()));
+            return Err(last_errno());
+        }
+        if let Some(m) = self.cache() {
+            m.set_size(len);
         }
         Ok(())
     }
     fn sync(&self) -> SysResult<()> {
+        // What mappings wrote is part of the file's data (fsync and
+        // fdatasync flush it too).
+        if let Some(m) = self.cache() {
+            m.sync_all()?;
+        }
         if unsafe { libc::fsync(self.fd.as_raw_fd()) } < 0 {
-            return Err(Errno::from_io(&std::io::Error::last_os_error()));
+            return Err(last_errno());
         }
         Ok(())
     }
     fn allocate(&self, mode: i32, off: u64, len: u64) -> SysResult<()> {
         if unsafe { libc::fallocate(self.fd.as_raw_fd(), mode, off as i64, len as i64) } < 0 {
-            return Err(Errno::from_io(&std::io::Error::last_os_error()));
+            return Err(last_errno());
+        }
+        if let Some(m) = self.cache() {
+            if mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0 {
+                m.zero_range(off, len);
+            }
+            m.refresh_size();
         }
         Ok(())
     }
@@ -349,7 +511,23 @@ impl FileOps for HostRegular {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         (unsafe { libc::fstat(self.fd.as_raw_fd(), &mut st) } == 0).then_some(st.st_size as u64)
     }
+    fn pages(&self, k: &Kernel) -> SysResult<Option<Rc<FileMem>>> {
+        let src = Rc::new(HostPages {
+            fd: self.fd.clone(),
+            writable: self.writable,
+        });
+        FileMem::for_host(&k.mf, self.id, src).map(Some)
+    }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+impl Drop for HostRegular {
+    fn drop(&mut self) {
+        // close: what mappings wrote reaches the host file.
+        if let Some(m) = self.cache() {
+            let _ = m.sync_all();
+        }
     }
 }

@@ -29,6 +29,23 @@ pub fn iovec_ranges(raw: &[u8], max_total: usize) -> Vec<(u64, usize)> {
     ranges
 }
 
+/// EFAULT if any vector of the raw iovec array, even an empty one, lies
+/// outside the user address space (Linux checks every vector with
+/// access_ok before any transfer).
+pub fn check_iovec_array(raw: &[u8]) -> SysResult<()> {
+    for v in raw.chunks_exact(IOVEC_SIZE) {
+        let base = u64::from_ne_bytes(v[..8].try_into().unwrap());
+        let len = u64::from_ne_bytes(v[8..].try_into().unwrap());
+        if base
+            .checked_add(len)
+            .is_none_or(|e| e > crate::arch::TASK_SIZE_MAX)
+        {
+            return Err(Errno::EFAULT);
+        }
+    }
+    Ok(())
+}
+
 /// Kernel-side iovecs over user memory (or over kernel buffers).
 pub struct IoVecs {
     pub iovs: Vec<libc::iovec>,
@@ -46,17 +63,36 @@ impl IoVecs {
         };
         let mut iovs = Vec::new();
         let mut len = 0usize;
+        // Like Linux, a bad range after good ones ends the transfer there
+        // (a short read or write); only a bad first byte is EFAULT.
+        let fail = |len: usize, iovs: Vec<libc::iovec>| {
+            if len > 0 {
+                Ok(IoVecs { iovs, len })
+            } else {
+                Err(Errno::EFAULT)
+            }
+        };
+        // Ranges outside the user address space fail the whole call
+        // (Linux's access_ok when importing the vector).
+        if ranges.iter().any(|&(a, n)| {
+            a.checked_add(n as u64)
+                .is_none_or(|e| e > crate::arch::TASK_SIZE_MAX)
+        }) {
+            return Err(Errno::EFAULT);
+        }
         for &(addr, n) in ranges {
-            let end = addr.checked_add(n as u64).ok_or(Errno::EFAULT)?;
+            let end = addr + n as u64;
             let mut pos = addr;
             while pos < end {
-                let v = mm.find(pos).ok_or(Errno::EFAULT)?;
-                if v.prot & need != need {
-                    return Err(Errno::EFAULT);
-                }
-                let take = (end.min(v.end) - pos) as usize;
+                let Some(v) = mm.find(pos).filter(|v| v.prot & need == need) else {
+                    return fail(len, iovs);
+                };
+                let Ok((ptr, take)) = v.kernel_span(pos, end - pos, write) else {
+                    return fail(len, iovs);
+                };
+                let take = take as usize;
                 iovs.push(libc::iovec {
-                    iov_base: v.chunk.ptr(v.chunk_off + (pos - v.start)) as *mut libc::c_void,
+                    iov_base: ptr as *mut libc::c_void,
                     iov_len: take,
                 });
                 pos += take as u64;

@@ -137,8 +137,11 @@ impl Kernel {
             flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC),
             Some(d.clone()),
         );
+        f.notify_close.set(true);
+        super::inotify::notify_open_close(d, super::inotify::IN_OPEN);
         if flags & libc::O_TRUNC != 0 && kind == FileType::Regular && acc != libc::O_RDONLY {
             f.ops.truncate(self, 0)?;
+            super::inotify::notify_dentry(d, super::inotify::IN_MODIFY);
         }
         Ok(f)
     }

@@ -12,6 +12,7 @@ pub mod file;
 pub mod hostfd;
 pub mod hostfs;
 pub mod inode;
+pub mod inotify;
 pub mod iov;
 pub mod lock;
 pub mod lookup;

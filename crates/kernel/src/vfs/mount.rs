@@ -17,6 +17,9 @@ pub struct Mount {
     pub options: String,
     pub noexec: bool,
     pub nosuid: bool,
+    /// The mount namespace: 0 for the sandbox's, a pod container's
+    /// number for the mounts of its rootfs (see kernel/pod.rs).
+    pub ns: u32,
 }
 
 pub struct MountTable {
@@ -37,6 +40,7 @@ impl MountTable {
             options: String::new(),
             noexec: false,
             nosuid: false,
+            ns: 0,
         });
         MountTable {
             mounts: vec![m],
@@ -65,6 +69,7 @@ impl MountTable {
         noexec: bool,
         nosuid: bool,
     ) -> Rc<Mount> {
+        let ns = at.mount.ns;
         let m = Rc::new(Mount {
             id: self.next_id,
             root: fs,
@@ -75,10 +80,46 @@ impl MountTable {
             options: options.into(),
             noexec,
             nosuid,
+            ns,
         });
         self.next_id += 1;
         self.mounts.push(m.clone());
         m
+    }
+
+    /// A root mount of namespace `ns` (a pod container's rootfs): mounted
+    /// nowhere, reached only through the root of that container's
+    /// processes.
+    pub fn add_root(
+        &mut self,
+        ns: u32,
+        fs: Rc<dyn Inode>,
+        fstype: &str,
+        source: &str,
+        readonly: bool,
+    ) -> Rc<Dentry> {
+        let m = Rc::new(Mount {
+            id: self.next_id,
+            root: fs,
+            mountpoint: None,
+            readonly,
+            fstype: fstype.into(),
+            source: source.into(),
+            options: String::new(),
+            noexec: false,
+            nosuid: false,
+            ns,
+        });
+        self.next_id += 1;
+        self.mounts.push(m.clone());
+        Dentry::mount_root(m)
+    }
+
+    /// Forgets every mount of namespace `ns` (its container is gone).
+    pub fn drop_ns(&mut self, ns: u32) {
+        if ns != 0 {
+            self.mounts.retain(|m| m.ns != ns);
+        }
     }
 
     /// The mount covering dentry `d`, if any (topmost first).

@@ -271,3 +271,50 @@ impl FileOps for FifoEnd {
         self
     }
 }
+
+/// What splice and tee need of a pipe: its bytes without consuming them,
+/// consuming them, and its ends.
+impl Pipe {
+    /// A copy of the first `n` buffered bytes (at most what is there).
+    pub fn peek(&self, n: usize) -> Vec<u8> {
+        let buf = self.buf.borrow();
+        buf.iter().take(n).copied().collect()
+    }
+
+    /// Drops the first `n` buffered bytes (they were spliced away).
+    pub fn consume(&self, n: usize) {
+        let mut buf = self.buf.borrow_mut();
+        let n = n.min(buf.len());
+        buf.drain(..n);
+        drop(buf);
+        if n > 0 {
+            self.wq.notify(POLLOUT);
+        }
+    }
+
+    /// Room for spliced data: Linux's pipes hold pages, and a splice
+    /// fills whole free pages (a write merges into a partly filled one),
+    /// so a pipe whose last page is partly used has no room for a splice.
+    pub fn room(&self) -> usize {
+        let page = PIPE_BUF;
+        let used = self.buf.borrow().len().div_ceil(page);
+        (self.capacity.get() / page).saturating_sub(used) * page
+    }
+
+    pub fn has_readers(&self) -> bool {
+        self.readers.get() > 0
+    }
+
+    pub fn has_writers(&self) -> bool {
+        self.writers.get() > 0
+    }
+}
+
+/// The pipe behind a pipe or FIFO descriptor.
+pub fn pipe_of(f: &File) -> Option<Rc<Pipe>> {
+    let any = f.ops.as_any();
+    if let Some(e) = any.downcast_ref::<PipeEnd>() {
+        return Some(e.pipe.clone());
+    }
+    any.downcast_ref::<FifoEnd>().map(|e| e.end.pipe.clone())
+}

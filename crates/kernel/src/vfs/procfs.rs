@@ -84,6 +84,8 @@ const SYS_DIRS: &[&str] = &[
     "sys/net",
     "sys/net/core",
     "sys/net/ipv4",
+    "sys/fs/mqueue",
+    "sysvipc",
 ];
 const SYS_FILES: &[&str] = &[
     "sys/kernel/hostname",
@@ -98,8 +100,6 @@ const SYS_FILES: &[&str] = &[
     "sys/kernel/random/uuid",
     "sys/kernel/random/entropy_avail",
     "sys/kernel/threads-max",
-    "sys/kernel/shmmax",
-    "sys/kernel/shmall",
     "sys/kernel/yama_sandbox",
     "sys/vm/overcommit_memory",
     "sys/vm/max_map_count",
@@ -109,6 +109,22 @@ const SYS_FILES: &[&str] = &[
     "sys/fs/pipe-max-size",
     "sys/net/core/somaxconn",
     "sys/net/ipv4/ip_local_port_range",
+    "sys/kernel/shmmax",
+    "sys/kernel/shmall",
+    "sys/kernel/shmmni",
+    "sys/kernel/shm_rmid_forced",
+    "sys/kernel/sem",
+    "sys/kernel/msgmax",
+    "sys/kernel/msgmnb",
+    "sys/kernel/msgmni",
+    "sys/fs/mqueue/msg_max",
+    "sys/fs/mqueue/msgsize_max",
+    "sys/fs/mqueue/queues_max",
+    "sys/fs/mqueue/msg_default",
+    "sys/fs/mqueue/msgsize_default",
+    "sysvipc/shm",
+    "sysvipc/sem",
+    "sysvipc/msg",
 ];
 
 pub struct ProcInode {
@@ -185,20 +201,14 @@ pub fn new_procfs() -> Rc<dyn Inode> {
 
 /// (total, free) memory of the sandbox in bytes: the container's limit
 /// if it has one, else the host's total; used is what the sandbox's
-/// memory file holds plus the kernel's own size estimate.
+/// memory file holds plus the kernel's own share.
 pub fn memory(k: &Kernel) -> (u64, u64) {
     let total = k
         .config
         .mem_limit
         .unwrap_or_else(|| HOST.with(|h| h.borrow().mem_total));
-    let used: u64 = k
-        .tasks
-        .values()
-        .map(|t| t.mm.borrow().mapped_bytes())
-        .max()
-        .unwrap_or(0)
-        .min(total);
-    (total, total.saturating_sub(used))
+    let used = k.memory_used().min(total);
+    (total, total - used)
 }
 
 fn node_ino(n: &Node) -> u64 {
@@ -236,6 +246,7 @@ impl Inode for ProcInode {
             Node::PidFile(_, "oom_score_adj") => (libc::S_IFREG | 0o644, 1),
             Node::PidFile(..) => (libc::S_IFREG | 0o444, 1),
             Node::Static(_) => (libc::S_IFREG | 0o444, 1),
+            Node::Sys(n) if k.ipc_sysctl(n).is_some() => (libc::S_IFREG | 0o644, 1),
             Node::Sys(n) if n.ends_with("hostname") || n.ends_with("domainname") => {
                 (libc::S_IFREG | 0o644, 1)
             }
@@ -292,6 +303,7 @@ impl Inode for ProcInode {
                     return Ok(self.child(Node::ThreadSelf));
                 }
                 if let Ok(p) = s.parse::<Pid>() {
+                    let p = k.pid_in(k.current.get(), p).ok_or(Errno::ENOENT)?;
                     if Self::pid_alive(k, p) {
                         return Ok(self.child(Node::Pid(p)));
                     }
@@ -306,6 +318,9 @@ impl Inode for ProcInode {
                 }
                 if s == "sys" {
                     return Ok(self.child(Node::Dir("sys")));
+                }
+                if s == "sysvipc" {
+                    return Ok(self.child(Node::Dir("sysvipc")));
                 }
                 Err(Errno::ENOENT)
             }
@@ -342,6 +357,7 @@ impl Inode for ProcInode {
             }
             Node::TaskDir(p) => {
                 let t: Tid = s.parse().map_err(|_| Errno::ENOENT)?;
+                let t = k.pid_in(k.current.get(), t).ok_or(Errno::ENOENT)?;
                 match k.tasks.get(&t) {
                     Some(task) if task.tgid == *p => Ok(self.child(Node::Task(*p, t))),
                     _ => Err(Errno::ENOENT),
@@ -370,12 +386,17 @@ impl Inode for ProcInode {
         let mut out = Vec::new();
         match &self.node {
             Node::Root => {
+                let viewer = k.current.get();
                 for p in k.pids() {
-                    out.push(e(&p.to_string(), Node::Pid(p), FileType::Directory));
+                    if k.pid_visible(viewer, p) {
+                        let name = k.pid_out(viewer, p).to_string();
+                        out.push(e(&name, Node::Pid(p), FileType::Directory));
+                    }
                 }
                 out.push(e("self", Node::SelfLink, FileType::Symlink));
                 out.push(e("thread-self", Node::ThreadSelf, FileType::Symlink));
                 out.push(e("sys", Node::Dir("sys"), FileType::Directory));
+                out.push(e("sysvipc", Node::Dir("sysvipc"), FileType::Directory));
                 for s in STATIC {
                     out.push(e(s, Node::Static(s), FileType::Regular));
                 }
@@ -409,7 +430,8 @@ impl Inode for ProcInode {
                     .map(|g| g.threads.clone())
                     .unwrap_or_default()
                 {
-                    out.push(e(&t.to_string(), Node::Task(*p, t), FileType::Directory));
+                    let name = k.pid_out(k.current.get(), t).to_string();
+                    out.push(e(&name, Node::Task(*p, t), FileType::Directory));
                 }
             }
             Node::Dir(d) => {
@@ -440,15 +462,13 @@ impl Inode for ProcInode {
         let cur = k.current.get();
         match &self.node {
             Node::SelfLink => Ok(k
-                .tasks
-                .get(&cur)
-                .map(|t| t.tgid)
-                .unwrap_or(1)
+                .pid_out(cur, k.tasks.get(&cur).map(|t| t.tgid).unwrap_or(1))
                 .to_string()
                 .into_bytes()),
             Node::ThreadSelf => {
                 let tg = k.tasks.get(&cur).map(|t| t.tgid).unwrap_or(1);
-                Ok(format!("{tg}/task/{cur}").into_bytes())
+                let (tg, me) = (k.pid_out(cur, tg), k.pid_out(cur, cur));
+                Ok(format!("{tg}/task/{me}").into_bytes())
             }
             Node::PidLink(p, which) => {
                 let g = k.groups.get(p).ok_or(Errno::ENOENT)?;
@@ -549,17 +569,27 @@ impl FileOps for ProcFile {
         }
         Ok(dst.copy_in(0, &self.data[off..]))
     }
-    fn write(&self, _k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
+    fn write(&self, k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
         if !self.writable {
             return Err(Errno::EBADF);
         }
         match &self.node {
             Node::PidFile(_, "oom_score_adj") => Ok(src.len),
+            Node::Sys(n) if k.ipc_sysctl(n).is_some() => {
+                let mut buf = vec![0u8; src.len.min(256)];
+                src.copy_out(0, &mut buf);
+                k.set_ipc_sysctl(n, &buf)?;
+                Ok(src.len)
+            }
             _ => Err(Errno::EACCES),
         }
     }
     fn seekable(&self) -> bool {
         true
+    }
+    /// O_TRUNC on a /proc file (`echo 1 > /proc/sys/...`) is not an error.
+    fn truncate(&self, _k: &Kernel, _len: u64) -> SysResult<()> {
+        Ok(())
     }
     fn size(&self, _k: &Kernel) -> Option<u64> {
         Some(0)
@@ -657,8 +687,13 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
         Node::Static("devices") => s.push_str("Character devices:\n  1 mem\n  5 /dev/tty\n  5 /dev/console\n136 pts\n\nBlock devices:\n"),
         Node::Static(_) => {}
         Node::PidFile(p, which) => s = pid_file(k, *p, which)?,
+        Node::Sys(name) if name.starts_with("sysvipc/") => {
+            s = k.sysvipc_text(&name["sysvipc/".len()..]);
+        }
+        Node::Sys(name) if k.ipc_sysctl(name).is_some() => {
+            s = k.ipc_sysctl(name).unwrap_or_default() + "\n";
+        }
         Node::Sys(name) => {
-            let (total, _) = memory(k);
             let v = match *name {
                 "sys/kernel/hostname" => String::from_utf8_lossy(&k.hostname).into_owned(),
                 "sys/kernel/domainname" => String::from_utf8_lossy(&k.domainname).into_owned(),
@@ -676,7 +711,6 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
                 }
                 "sys/kernel/random/entropy_avail" => "256".into(),
                 "sys/kernel/threads-max" => "32768".into(),
-                "sys/kernel/shmmax" | "sys/kernel/shmall" => (total / 2).to_string(),
                 "sys/vm/overcommit_memory" => "0".into(),
                 "sys/vm/max_map_count" => "65530".into(),
                 "sys/vm/mmap_min_addr" => "65536".into(),
@@ -696,7 +730,13 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
 
 fn mounts_text(k: &Kernel, info: bool) -> String {
     let mut s = String::new();
-    for m in k.mounts.borrow().all() {
+    // The reader's mount namespace: the sandbox's or its pod container's.
+    let ns = k
+        .tasks
+        .get(&k.current.get())
+        .map(|t| t.fs.borrow().root.mount.ns)
+        .unwrap_or(0);
+    for m in k.mounts.borrow().all().iter().filter(|m| m.ns == ns) {
         let target = match &m.mountpoint {
             Some(d) => String::from_utf8_lossy(&d.path(k)).into_owned(),
             None => "/".into(),
@@ -734,17 +774,21 @@ fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
     let mm = t.mm.borrow();
     let vsize = mm.mapped_bytes();
     let mut s = String::new();
+    // Pids as the reader's pid namespace shows them.
+    let viewer = k.current.get();
+    let out = |x: Pid| k.pid_out(viewer, x);
+    let (pp, ppid, pgid, sid) = (out(p), out(g.parent), out(g.pgid), out(g.sid));
     match which {
         "stat" => {
             let start = g.start.duration_since(k.boot_time).as_millis() as u64 / 10;
             let ticks = cpu_ticks(k, p);
             let _ = writeln!(
                 s,
-                "{p} ({comm}) {} {} {} {} 0 -1 4194304 0 0 0 0 {ticks} 0 0 0 20 0 {} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+                "{pp} ({comm}) {} {} {} {} 0 -1 4194304 0 0 0 0 {ticks} 0 0 0 20 0 {} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
                 state_char(k, p),
-                g.parent,
-                g.pgid,
-                g.sid,
+                ppid,
+                pgid,
+                sid,
                 g.threads.len(),
                 vsize / 4096
             );
@@ -770,19 +814,19 @@ fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
             let seccomp = if k.config_has_seccomp() { 2 } else { 0 };
             let _ = write!(
                 s,
-                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{st} ({})\nTgid:\t{p}\nNgid:\t0\nPid:\t{p}\nPPid:\t{}\nTracerPid:\t0\n\
-                 Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nNStgid:\t{p}\nNSpid:\t{p}\nNSpgid:\t{}\nNSsid:\t{}\n\
+                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{st} ({})\nTgid:\t{pp}\nNgid:\t0\nPid:\t{pp}\nPPid:\t{}\nTracerPid:\t0\n\
+                 Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nNStgid:\t{pp}\nNSpid:\t{pp}\nNSpgid:\t{}\nNSsid:\t{}\n\
                  VmPeak:\t{:>8} kB\nVmSize:\t{:>8} kB\nVmLck:\t       0 kB\nVmRSS:\t{:>8} kB\nVmData:\t{:>8} kB\nVmStk:\t     132 kB\nVmExe:\t       0 kB\nVmLib:\t       0 kB\nVmSwap:\t       0 kB\n\
                  Threads:\t{}\nSigQ:\t0/4096\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n\
                  CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t{seccomp}\nSeccomp_filters:\t{}\n\
                  Cpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
                 t.fs.borrow().umask,
                 if st == 'R' { "running" } else if st == 'T' { "stopped" } else { "sleeping" },
-                g.parent,
+                ppid,
                 c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid,
                 groups.join(" "),
-                g.pgid,
-                g.sid,
+                pgid,
+                sid,
                 vsize / 1024, vsize / 1024, vsize / 1024, vsize / 1024,
                 g.threads.len(),
                 t.pending.set.0,

@@ -25,7 +25,7 @@ fn file(parent: &TmpInode, name: &str, text: String) {
         libc::S_IFREG | 0o444,
         0,
         0,
-        Content::File(text.into_bytes()),
+        super::tmpfs::file_with(text.as_bytes()),
     );
     parent.add(name.as_bytes(), f);
 }

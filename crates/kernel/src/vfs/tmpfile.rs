@@ -38,7 +38,7 @@ pub fn open_tmpfile(
         libc::S_IFREG | (mode & !umask & 0o7777),
         cred.fsuid,
         cred.fsgid,
-        Content::File(Vec::new()),
+        super::tmpfs::new_file_content(),
     );
     inode.meta.borrow_mut().st_nlink = 0;
     let ops = inode.open(k, flags & !libc::O_TMPFILE)?;
@@ -51,8 +51,8 @@ pub fn open_tmpfile(
 }
 
 /// memfd_create: an anonymous regular file in the kernel's memory, named
-/// `memfd:NAME` in /proc/PID/fd. Sealing is not supported (F_ADD_SEALS
-/// fails), so MFD_ALLOW_SEALING is accepted and has no effect.
+/// `memfd:NAME` in /proc/PID/fd. With MFD_ALLOW_SEALING it starts without
+/// seals (F_ADD_SEALS may add them), else sealed against sealing.
 pub fn memfd(k: &mut Kernel, tid: Tid, name: &[u8], flags: u32) -> SysResult<Rc<File>> {
     const MFD_CLOEXEC: u32 = 1;
     const MFD_ALLOW_SEALING: u32 = 2;
@@ -72,12 +72,25 @@ pub fn memfd(k: &mut Kernel, tid: Tid, name: &[u8], flags: u32) -> SysResult<Rc<
     } else {
         0o777
     };
+    let content = super::tmpfs::new_file_content();
+    if let Content::File(m) = &content {
+        use crate::mm::filemem::{SEAL_EXEC, SEAL_SEAL};
+        let mut seals = if flags & (MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL) != 0 {
+            0
+        } else {
+            SEAL_SEAL
+        };
+        if flags & MFD_NOEXEC_SEAL != 0 {
+            seals |= SEAL_EXEC;
+        }
+        m.seals.set(seals);
+    }
     let inode = TmpInode::new(
         super::new_dev(),
         libc::S_IFREG | mode,
         cred.fsuid,
         cred.fsgid,
-        Content::File(Vec::new()),
+        content,
     );
     inode.meta.borrow_mut().st_nlink = 0;
     let ops = inode.open(k, libc::O_RDWR)?;
@@ -96,6 +109,7 @@ pub fn memfd(k: &mut Kernel, tid: Tid, name: &[u8], flags: u32) -> SysResult<Rc<
         options: String::new(),
         noexec: false,
         nosuid: true,
+        ns: 0,
     });
     let d = Rc::new(super::Dentry {
         name: label,

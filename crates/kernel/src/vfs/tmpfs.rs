@@ -1,5 +1,7 @@
 //! tmpfs: a file tree in the kernel's memory (mounts of type tmpfs, /dev,
-//! /dev/shm). Its memory is the kernel's, charged to the container's cgroup.
+//! /dev/shm). The bytes of its files are pages of the memory file (see
+//! [`FileMem`]), charged to the container's cgroup, which shared
+//! mappings map directly.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -12,10 +14,14 @@ use super::iov::IoVecs;
 use super::perm::Cred;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
+use crate::mm::filemem::{
+    MAX_FILE_SIZE, SEAL_FUTURE_WRITE, SEAL_GROW, SEAL_SEAL, SEAL_SHRINK, SEAL_WRITE,
+};
+use crate::mm::{FileMem, MemoryFile};
 
 pub enum Content {
     Dir(BTreeMap<Vec<u8>, Rc<dyn Inode>>),
-    File(Vec<u8>),
+    File(Rc<FileMem>),
     Symlink(Vec<u8>),
     Fifo,
     Socket,
@@ -27,6 +33,22 @@ pub struct TmpInode {
     pub meta: RefCell<libc::stat>,
     pub content: RefCell<Content>,
     me: Weak<TmpInode>,
+}
+
+/// The content of a new regular file: empty, in the memory file. Files
+/// of tmpfs carry F_SEAL_SEAL (only memfds may be sealed).
+pub fn new_file_content() -> Content {
+    let m = FileMem::new_memory(&MemoryFile::current());
+    m.seals.set(SEAL_SEAL);
+    Content::File(m)
+}
+
+/// A regular file holding `data` (synthesized files: sysfs).
+pub fn file_with(data: &[u8]) -> Content {
+    let m = FileMem::new_memory(&MemoryFile::current());
+    let _ = m.write_from(data, 0);
+    m.seals.set(SEAL_SEAL);
+    Content::File(m)
 }
 
 impl TmpInode {
@@ -121,9 +143,9 @@ impl Inode for TmpInode {
     fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
         let mut st = *self.meta.borrow();
         match &*self.content.borrow() {
-            Content::File(d) => {
-                st.st_size = d.len() as i64;
-                st.st_blocks = d.len().div_ceil(512) as i64;
+            Content::File(m) => {
+                st.st_size = m.size() as i64;
+                st.st_blocks = m.size().div_ceil(512) as i64;
             }
             Content::Symlink(t) => st.st_size = t.len() as i64,
             Content::Dir(_) => st.st_size = 4096,
@@ -161,8 +183,11 @@ impl Inode for TmpInode {
             FileType::Directory => Ok(Rc::new(super::hostfs::DirFile)),
             FileType::Regular => {
                 if flags & libc::O_TRUNC != 0 && flags & libc::O_ACCMODE != libc::O_RDONLY {
-                    if let Content::File(d) = &mut *self.content.borrow_mut() {
-                        d.clear();
+                    if let Content::File(m) = &*self.content.borrow() {
+                        if m.size() > 0 && m.seals.get() & SEAL_SHRINK != 0 {
+                            return Err(Errno::EPERM);
+                        }
+                        m.set_size(0);
                     }
                     self.touch(true, true);
                 }
@@ -186,11 +211,7 @@ impl Inode for TmpInode {
         _flags: i32,
         cred: &Cred,
     ) -> SysResult<(Rc<dyn Inode>, Rc<dyn FileOps>)> {
-        let f = self.new_child(
-            libc::S_IFREG | (mode & 0o7777),
-            cred,
-            Content::File(Vec::new()),
-        );
+        let f = self.new_child(libc::S_IFREG | (mode & 0o7777), cred, new_file_content());
         self.insert_new(name, f.clone())?;
         let ops: Rc<dyn FileOps> = Rc::new(TmpFile { inode: f.clone() });
         Ok((f, ops))
@@ -207,7 +228,7 @@ impl Inode for TmpInode {
     }
     fn mknod(&self, _k: &Kernel, name: &[u8], mode: u32, _dev: u64, cred: &Cred) -> SysResult<()> {
         let content = match mode & libc::S_IFMT {
-            libc::S_IFREG | 0 => Content::File(Vec::new()),
+            libc::S_IFREG | 0 => new_file_content(),
             libc::S_IFIFO => Content::Fifo,
             libc::S_IFSOCK => Content::Socket,
             _ => return Err(Errno::EPERM),
@@ -336,8 +357,8 @@ impl Inode for TmpInode {
     }
     fn setattr(&self, _k: &Kernel, a: &SetAttr) -> SysResult<()> {
         if let Some(size) = a.size {
-            match &mut *self.content.borrow_mut() {
-                Content::File(d) => d.resize(size as usize, 0),
+            match &*self.content.borrow() {
+                Content::File(m) => resize(m, size)?,
                 Content::Dir(_) => return Err(Errno::EISDIR),
                 _ => return Err(Errno::EINVAL),
             }
@@ -390,70 +411,122 @@ impl TmpInode {
     }
 }
 
+/// truncate(2) of an in-memory file, as its seals allow.
+fn resize(m: &Rc<FileMem>, size: u64) -> SysResult<()> {
+    if size > MAX_FILE_SIZE {
+        return Err(Errno::EFBIG);
+    }
+    let seals = m.seals.get();
+    if (size < m.size() && seals & SEAL_SHRINK != 0) || (size > m.size() && seals & SEAL_GROW != 0)
+    {
+        return Err(Errno::EPERM);
+    }
+    m.set_size(size);
+    Ok(())
+}
+
 /// An open tmpfs regular file.
 pub struct TmpFile {
     inode: Rc<TmpInode>,
 }
 
+impl TmpFile {
+    fn mem(&self) -> SysResult<Rc<FileMem>> {
+        match &*self.inode.content.borrow() {
+            Content::File(m) => Ok(m.clone()),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+}
+
 impl FileOps for TmpFile {
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
-        let c = self.inode.content.borrow();
-        let Content::File(d) = &*c else {
-            return Err(Errno::EINVAL);
-        };
-        let off = off as usize;
-        if off >= d.len() {
-            return Ok(0);
+        let m = self.mem()?;
+        let mut done = 0usize;
+        for iov in &dst.iovs {
+            // SAFETY: the iovec points at iov_len writable bytes.
+            let buf =
+                unsafe { std::slice::from_raw_parts_mut(iov.iov_base as *mut u8, iov.iov_len) };
+            let n = m.read_into(buf, off + done as u64)?;
+            done += n;
+            if n < buf.len() {
+                break;
+            }
         }
-        let n = dst.len.min(d.len() - off);
-        Ok(dst.copy_in(0, &d[off..off + n]))
+        Ok(done)
     }
-    fn write(&self, _k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
-        let mut c = self.inode.content.borrow_mut();
-        let Content::File(d) = &mut *c else {
-            return Err(Errno::EINVAL);
-        };
-        let off = if f.flags.get() & libc::O_APPEND != 0 {
-            d.len()
-        } else {
-            off as usize
-        };
-        let end = off.checked_add(src.len).ok_or(Errno::EFBIG)?;
-        if end > d.len() {
-            d.resize(end, 0);
+    fn write(&self, k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
+        let m = self.mem()?;
+        let seals = m.seals.get();
+        if seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
+            return Err(Errno::EPERM);
         }
-        src.copy_out(0, &mut d[off..end]);
-        drop(c);
+        let off = if f.flags.get() & libc::O_APPEND != 0 {
+            m.size()
+        } else {
+            off
+        };
+        let end = off.checked_add(src.len as u64).ok_or(Errno::EFBIG)?;
+        if end > m.size() && seals & SEAL_GROW != 0 {
+            return Err(Errno::EPERM);
+        }
+        // The container's memory holds tmpfs too: full is ENOSPC.
+        if end > m.size() {
+            k.may_commit(end - m.size()).map_err(|_| Errno::ENOSPC)?;
+        }
+        let mut done = 0usize;
+        for iov in &src.iovs {
+            // SAFETY: the iovec points at iov_len readable bytes.
+            let buf = unsafe { std::slice::from_raw_parts(iov.iov_base as *const u8, iov.iov_len) };
+            match m.write_from(buf, off + done as u64) {
+                Ok(n) => done += n,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
         self.inode.touch(true, true);
-        Ok(src.len)
+        Ok(done)
     }
     fn seekable(&self) -> bool {
         true
     }
     fn truncate(&self, _k: &Kernel, len: u64) -> SysResult<()> {
-        if let Content::File(d) = &mut *self.inode.content.borrow_mut() {
-            d.resize(len as usize, 0);
-        }
+        resize(&self.mem()?, len)?;
         self.inode.touch(true, true);
         Ok(())
     }
     fn size(&self, _k: &Kernel) -> Option<u64> {
-        match &*self.inode.content.borrow() {
-            Content::File(d) => Some(d.len() as u64),
-            _ => None,
-        }
+        self.mem().ok().map(|m| m.size())
     }
     fn allocate(&self, mode: i32, off: u64, len: u64) -> SysResult<()> {
-        if mode != 0 {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        if let Content::File(d) = &mut *self.inode.content.borrow_mut() {
-            let end = (off + len) as usize;
-            if end > d.len() {
-                d.resize(end, 0);
+        let m = self.mem()?;
+        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+        match mode {
+            0 => {
+                if end > m.size() {
+                    if m.seals.get() & SEAL_GROW != 0 {
+                        return Err(Errno::EPERM);
+                    }
+                    if end > MAX_FILE_SIZE {
+                        return Err(Errno::EFBIG);
+                    }
+                    m.extend(end);
+                }
+                Ok(())
             }
+            x if x == libc::FALLOC_FL_KEEP_SIZE => Ok(()),
+            x if x == libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE => {
+                if m.seals.get() & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
+                    return Err(Errno::EPERM);
+                }
+                m.zero_range(off, len.min(m.size().saturating_sub(off)));
+                Ok(())
+            }
+            _ => Err(Errno::EOPNOTSUPP),
         }
-        Ok(())
+    }
+    fn pages(&self, _k: &Kernel) -> SysResult<Option<Rc<FileMem>>> {
+        self.mem().map(Some)
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -20,6 +20,8 @@ pub enum Cond {
     Clear(u8, u64, &'static str),
     /// `arg <= value` (unsigned)
     Le(u8, u64, &'static str),
+    /// `arg & mask == mask`
+    Set(u8, u64, &'static str),
 }
 
 /// An allowed syscall: any one of `rules` (each a conjunction of
@@ -85,8 +87,11 @@ fn fd_only(arg: u8) -> Cond {
 /// stubs are cloned from the zygote, so the kernel never forks;
 /// executable memory exists only in the stubs. Only the ptrace platform
 /// needs ptrace; systrap hands stops over through shared memory.
-pub fn kernel(platform: PlatformKind) -> Vec<Allowed> {
+pub fn kernel(platform: PlatformKind, directfs: bool) -> Vec<Allowed> {
     let mut list = kernel_common();
+    if directfs {
+        list.extend(directfs_calls());
+    }
     match platform {
         PlatformKind::Ptrace => list.push(ptrace()),
         PlatformKind::Systrap => list.push(any(
@@ -96,6 +101,112 @@ pub fn kernel(platform: PlatformKind) -> Vec<Allowed> {
         )),
     }
     list
+}
+
+/// Direct file access (`atoll_gofer::direct`): the kernel walks and opens
+/// files itself, on descriptors of mount roots the gofer donated. Every
+/// call names a descriptor, never `AT_FDCWD` (the kernel's root is empty
+/// anyway), and every open refuses to follow a symlink.
+fn directfs_calls() -> Vec<Allowed> {
+    use libc::*;
+    let nofollow = || Cond::Set(2, O_NOFOLLOW as u64, "O_NOFOLLOW");
+    vec![
+        when(
+            "openat",
+            SYS_openat,
+            vec![fd_only(0), nofollow()],
+            "directfs: a name in a held directory, never through a symlink",
+        ),
+        when(
+            "mkdirat",
+            SYS_mkdirat,
+            vec![fd_only(0)],
+            "directfs: mkdir in a held directory",
+        ),
+        when(
+            "mknodat",
+            SYS_mknodat,
+            vec![
+                fd_only(0),
+                Cond::Clear(2, S_IFCHR as u64, "no S_IFCHR/S_IFBLK"),
+            ],
+            "directfs: FIFOs and sockets, never device nodes",
+        ),
+        when(
+            "symlinkat",
+            SYS_symlinkat,
+            vec![fd_only(1)],
+            "directfs: symlink in a held directory",
+        ),
+        when(
+            "linkat",
+            SYS_linkat,
+            vec![fd_only(0), fd_only(2), Cond::Eq(4, 0, "no flags")],
+            "directfs: hard link between held directories, never following a symlink",
+        ),
+        when(
+            "unlinkat",
+            SYS_unlinkat,
+            vec![fd_only(0)],
+            "directfs: unlink and rmdir in a held directory",
+        ),
+        when(
+            "renameat2",
+            SYS_renameat2,
+            vec![fd_only(0), fd_only(2)],
+            "directfs: rename between held directories",
+        ),
+        when(
+            "readlinkat",
+            SYS_readlinkat,
+            vec![fd_only(0)],
+            "directfs: a symlink's target (the kernel resolves it)",
+        ),
+        when(
+            "fchownat",
+            SYS_fchownat,
+            vec![
+                fd_only(0),
+                Cond::Set(4, AT_SYMLINK_NOFOLLOW as u64, "AT_SYMLINK_NOFOLLOW"),
+            ],
+            "directfs: owner of a new or held file (the kernel checked the sandbox's permissions)",
+        ),
+        any(
+            "fchown",
+            SYS_fchown,
+            "directfs: owner of a file just created",
+        ),
+        when(
+            "fchmodat2",
+            452,
+            vec![
+                fd_only(0),
+                Cond::Eq(3, AT_EMPTY_PATH as u64, "AT_EMPTY_PATH"),
+            ],
+            "directfs: mode of a held file",
+        ),
+        when(
+            "fchmodat",
+            SYS_fchmodat,
+            vec![fd_only(0)],
+            "directfs: mode of a held file on hosts before Linux 6.6",
+        ),
+        when(
+            "utimensat",
+            SYS_utimensat,
+            vec![
+                fd_only(0),
+                Cond::Set(3, AT_SYMLINK_NOFOLLOW as u64, "AT_SYMLINK_NOFOLLOW"),
+            ],
+            "directfs: times of a held file",
+        ),
+        any("fstatfs", SYS_fstatfs, "directfs: statfs of a held file"),
+        any(
+            "getdents64",
+            SYS_getdents64,
+            "directfs: listing a held directory",
+        ),
+    ]
 }
 
 fn ptrace() -> Allowed {
@@ -166,15 +277,21 @@ fn kernel_common() -> Vec<Allowed> {
             SYS_fstat,
             "attributes of donated files and host streams",
         ),
-        when(
-            "newfstatat",
-            SYS_newfstatat,
-            vec![
-                fd_only(0),
-                Cond::Eq(3, AT_EMPTY_PATH as u64, "AT_EMPTY_PATH"),
+        Allowed {
+            name: "newfstatat",
+            nr: SYS_newfstatat,
+            rules: vec![
+                vec![
+                    fd_only(0),
+                    Cond::Set(3, AT_EMPTY_PATH as u64, "AT_EMPTY_PATH"),
+                ],
+                vec![
+                    fd_only(0),
+                    Cond::Set(3, AT_SYMLINK_NOFOLLOW as u64, "AT_SYMLINK_NOFOLLOW"),
+                ],
             ],
-            "glibc's fstat: an open descriptor's attributes only",
-        ),
+            why: "an open descriptor's attributes; a name in a held directory, never through a symlink (directfs)",
+        },
         any("fsync", SYS_fsync, "fsync of donated files"),
         any("fdatasync", SYS_fdatasync, "fdatasync of donated files"),
         any(
@@ -445,6 +562,7 @@ fn condition(c: &Cond) -> SeccompCondition {
         Cond::Eq(a, v, _) => (a, SeccompCmpOp::Eq, v),
         Cond::Clear(a, mask, _) => (a, SeccompCmpOp::MaskedEq(mask), 0),
         Cond::Le(a, v, _) => (a, SeccompCmpOp::Le, v),
+        Cond::Set(a, mask, _) => (a, SeccompCmpOp::MaskedEq(mask), mask),
     };
     SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, val).expect("valid condition")
 }
@@ -473,6 +591,7 @@ fn describe(c: &Cond) -> String {
         Cond::Eq(a, _, label) => format!("arg{a} = {label}"),
         Cond::Clear(a, _, label) => format!("arg{a}: {label}"),
         Cond::Le(a, _, label) => format!("arg{a}: {label}"),
+        Cond::Set(a, _, label) => format!("arg{a}: {label}"),
     }
 }
 
@@ -524,8 +643,8 @@ mod tests {
 
     #[test]
     fn lists_fit_the_targets_and_compile() {
-        let k = kernel(PlatformKind::Systrap);
-        let kp = kernel(PlatformKind::Ptrace);
+        let k = kernel(PlatformKind::Systrap, true);
+        let kp = kernel(PlatformKind::Ptrace, false);
         let g = gofer();
         assert!(k.len() <= 80, "kernel allowlist has {} syscalls", k.len());
         assert!(g.len() <= 60, "gofer allowlist has {} syscalls", g.len());
@@ -544,7 +663,11 @@ mod tests {
 
     #[test]
     fn names_match_numbers() {
-        let k = [kernel(PlatformKind::Systrap), kernel(PlatformKind::Ptrace)].concat();
+        let k = [
+            kernel(PlatformKind::Systrap, true),
+            kernel(PlatformKind::Ptrace, false),
+        ]
+        .concat();
         for a in k.iter().chain(gofer().iter()) {
             assert_eq!(
                 atoll_kernel::syscalls::names::NAMES[a.nr as usize],
@@ -584,12 +707,29 @@ mod tests {
             "process_vm_writev",
             "open_by_handle_at",
         ];
-        for a in kernel(PlatformKind::Systrap)
+        for a in kernel(PlatformKind::Systrap, true)
             .into_iter()
-            .chain(kernel(PlatformKind::Ptrace))
+            .chain(kernel(PlatformKind::Ptrace, true))
         {
+            // openat only as directfs has it: a descriptor, O_NOFOLLOW.
+            if a.name == "openat" {
+                assert_eq!(a.rules.len(), 1);
+                assert!(a.rules[0].iter().any(|c| matches!(c, Cond::Le(0, ..))));
+                assert!(
+                    a.rules[0]
+                        .iter()
+                        .any(|c| matches!(c, Cond::Set(2, m, _) if *m == libc::O_NOFOLLOW as u64))
+                );
+                continue;
+            }
             assert!(!forbidden.contains(&a.name), "kernel allows {}", a.name);
         }
+        assert!(
+            !kernel(PlatformKind::Systrap, false)
+                .iter()
+                .any(|a| a.name == "openat"),
+            "the gofer-only kernel opens nothing"
+        );
         for a in gofer() {
             assert!(
                 !forbidden.contains(&a.name) || a.name == "openat",

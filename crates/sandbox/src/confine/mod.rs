@@ -50,9 +50,9 @@ fn mismatch() -> SeccompAction {
     }
 }
 
-pub fn compile(platform: PlatformKind) -> Result<Filters, String> {
+pub fn compile(platform: PlatformKind, directfs: bool) -> Result<Filters, String> {
     Ok(Filters {
-        kernel: allowlist::compile(&allowlist::kernel(platform), mismatch())?,
+        kernel: allowlist::compile(&allowlist::kernel(platform, directfs), mismatch())?,
         gofer: allowlist::compile(&allowlist::gofer(), mismatch())?,
     })
 }
@@ -60,19 +60,23 @@ pub fn compile(platform: PlatformKind) -> Result<Filters, String> {
 /// The capabilities the kernel keeps: binding a port below 1024 is a host
 /// `bind` on the workload's behalf, so the kernel keeps
 /// `CAP_NET_BIND_SERVICE` when (and only when) the workload's bounding set
-/// has it.
-pub fn kernel_caps(spec: &Spec) -> Vec<Capability> {
+/// has it; with direct file access it does what the gofer does, so it
+/// keeps the gofer's file-ownership capabilities ([`GOFER_CAPS`]).
+pub fn kernel_caps(spec: &Spec, directfs: bool) -> Vec<Capability> {
     let has = spec
         .process()
         .as_ref()
         .and_then(|p| p.capabilities().as_ref())
         .and_then(|c| c.bounding().as_ref())
         .is_some_and(|b| b.contains(&oci_spec::runtime::Capability::NetBindService));
+    let mut keep = Vec::new();
     if has {
-        vec![Capability::CAP_NET_BIND_SERVICE]
-    } else {
-        Vec::new()
+        keep.push(Capability::CAP_NET_BIND_SERVICE);
     }
+    if directfs {
+        keep.extend_from_slice(GOFER_CAPS);
+    }
+    keep
 }
 
 /// Drops every capability not in `keep` from all sets.
@@ -114,13 +118,14 @@ pub fn confine_kernel(
     filter: &BpfProgram,
     keep: &[Capability],
     platform: PlatformKind,
+    directfs: bool,
     probe: Option<&str>,
 ) -> Result<(), String> {
     drop_capabilities(keep)?;
     no_new_privs()?;
     seccompiler::apply_filter_all_threads(filter).map_err(|e| format!("seccomp filter: {e}"))?;
     if let Some(name) = probe {
-        forbidden_probe(name, platform)?;
+        forbidden_probe(name, platform, directfs)?;
     }
     Ok(())
 }
@@ -128,13 +133,13 @@ pub fn confine_kernel(
 /// `--debug-confinement SYSCALL`: attempt `SYSCALL` (with zero arguments)
 /// as the confined kernel. Only syscalls off the allowlist are attempted:
 /// an allowed one could do real work with those arguments.
-fn forbidden_probe(name: &str, platform: PlatformKind) -> Result<(), String> {
+fn forbidden_probe(name: &str, platform: PlatformKind, directfs: bool) -> Result<(), String> {
     let names = &atoll_kernel::syscalls::names::NAMES;
     let nr = names
         .iter()
         .position(|n| *n == name)
         .ok_or_else(|| format!("--debug-confinement: unknown syscall {name:?}"))?;
-    if allowlist::kernel(platform)
+    if allowlist::kernel(platform, directfs)
         .iter()
         .any(|a| a.nr == nr as i64)
     {
@@ -160,8 +165,9 @@ pub fn confine_gofer(filter: &BpfProgram) -> Result<(), String> {
 /// The allowlists as docs/security.md publishes them (`atoll allowlists`).
 pub fn markdown() -> String {
     use atoll_kernel::platform::{ptrace, systrap};
-    let k = allowlist::kernel(PlatformKind::Systrap);
-    let kp = allowlist::kernel(PlatformKind::Ptrace);
+    let k = allowlist::kernel(PlatformKind::Systrap, true);
+    let kp = allowlist::kernel(PlatformKind::Ptrace, true);
+    let kg = allowlist::kernel(PlatformKind::Systrap, false);
     let only = |a: &[allowlist::Allowed], b: &[allowlist::Allowed]| {
         a.iter()
             .filter(|x| !b.iter().any(|y| y.nr == x.nr))
@@ -177,12 +183,16 @@ pub fn markdown() -> String {
          crates/kernel/src/platform/ptrace/filter.rs). Any other syscall kills the process \
          (`SECCOMP_RET_KILL_PROCESS`). Argument conditions of the kernel and gofer apply to the \
          argument's low 32 bits; the stub filters compare all 64.\n\n\
-         ### Application kernel: {} syscalls (systrap platform)\n\n\
-         On the ptrace platform the kernel has {} instead: {} in place of {}.\n\n",
+         ### Application kernel: {} syscalls (systrap platform, direct file access)\n\n\
+         On the ptrace platform the kernel has {} instead: {} in place of {}. \
+         Without direct file access (`dev.atoll.directfs: \"false\"`: every file operation \
+         goes through the gofer) it has {}: none of {}.\n\n",
         k.len(),
         kp.len(),
         only(&kp, &k),
         only(&k, &kp),
+        kg.len(),
+        only(&k, &kg),
     ));
     s.push_str(&allowlist::markdown(&k));
     s.push_str(&format!("\n### Gofer: {} syscalls\n\n", g.len()));

@@ -145,17 +145,35 @@ fn ptrace(req: libc::c_uint, pid: i32, addr: usize, data: usize) -> Result<libc:
     check(unsafe { libc::ptrace(req, pid, addr, data) })
 }
 
-/// waitpid for one specific thread, retrying on EINTR.
+/// How long the kernel waits for one stub thread to stop or exit: a stub
+/// that does not within this time is killed; the kernel never blocks on
+/// one task for good.
+const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// waitpid for one specific thread, for at most [`WAIT_LIMIT`]
+/// (ETIMEDOUT after that).
 fn wait_for(tid: i32) -> Result<i32> {
     let mut status = 0;
+    let start = std::time::Instant::now();
+    let mut polls = 0u32;
     loop {
         // SAFETY: status is a valid out-pointer.
-        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
         if r == tid {
             return Ok(status);
         }
         if r < 0 && Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             return Err(errno());
+        }
+        if start.elapsed() > WAIT_LIMIT {
+            return Err(Error::from_raw_os_error(libc::ETIMEDOUT));
+        }
+        // A stop comes within tens of microseconds: poll, then back off.
+        polls += 1;
+        if polls < 200 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
         }
     }
 }
@@ -401,10 +419,13 @@ impl PtracePlatform {
             .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
         let mut regs = sp.ctl_regs;
         set(&mut regs);
-        let ctl = sp.ctl;
+        let (ctl, pid) = (sp.ctl, sp.pid);
         ptrace(libc::PTRACE_SETREGS, ctl, 0, &regs as *const Regs as usize)?;
         ptrace(libc::PTRACE_CONT, ctl, 0, 0)?;
-        let status = wait_for(ctl)?;
+        let status = wait_for(ctl).inspect_err(|_| {
+            // SAFETY: the stub process is ours; its threads report as gone.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        })?;
         if !(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP) {
             return Err(Error::other(format!(
                 "stub control thread {ctl} {}",
@@ -812,7 +833,9 @@ mod tests {
     }
 
     fn next_stop(p: &mut PtracePlatform) -> (ThreadId, Stop) {
-        for _ in 0..5000 {
+        // A bound against hangs, not a timing check: a loaded machine
+        // can take seconds.
+        for _ in 0..60_000 {
             if let Some(s) = p.poll_stop() {
                 return s;
             }

@@ -1,0 +1,566 @@
+//! Direct file access ("directfs", gVisor's name): the file operations of
+//! [`crate::FileService`] done by the application kernel itself, on a
+//! descriptor of a mount's root that the gofer donated, instead of asking
+//! the gofer for each one.
+//!
+//! It runs inside the confined kernel, which has an empty root and no
+//! /proc, so every call here is relative to a descriptor it holds and
+//! names one path component:
+//! - walks are `openat(dir, name, O_PATH | O_NOFOLLOW)`: a symlink is
+//!   walked *to*, never through (the kernel's VFS resolves symlinks inside
+//!   the sandbox's root), and `..` and `/` are never passed;
+//! - a file is opened for I/O from its parent's descriptor and its name,
+//!   again with `O_NOFOLLOW`, and checked to be the inode the walk found
+//!   (ESTALE if the name was swapped in between);
+//! - the donated roots are detached clones of the mounts (`open_tree`), so
+//!   even a `..` from a root stays at that root.
+//!
+//! The kernel's seccomp filter enforces the same shape from outside (a
+//! descriptor, never `AT_FDCWD`; `O_NOFOLLOW` on every open): see
+//! `crates/sandbox/src/confine/allowlist.rs`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+use crate::server::{ROOT_FID, check_name, parse_dirents};
+use crate::{Dirent, Errno, Fid, FileService, GResult, SetAttr, Time};
+
+/// What a fid names: its `O_PATH` descriptor, and how to reach it again
+/// for I/O (its parent's descriptor and its name; none for the root).
+struct Node {
+    fd: Rc<OwnedFd>,
+    parent: Option<(Rc<OwnedFd>, CString)>,
+    /// Device, inode and file type the walk found (an inode's type never
+    /// changes).
+    id: (u64, u64),
+    mode: u32,
+}
+
+pub struct DirectFiles {
+    nodes: RefCell<HashMap<Fid, Node>>,
+    next: Cell<Fid>,
+}
+
+fn errno() -> Errno {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+fn cvt(r: libc::c_int) -> GResult<libc::c_int> {
+    if r < 0 { Err(errno()) } else { Ok(r) }
+}
+
+fn cstr(b: &[u8]) -> GResult<CString> {
+    CString::new(b).map_err(|_| libc::EINVAL)
+}
+
+fn openat(dir: RawFd, name: &CString, flags: i32, mode: u32) -> GResult<OwnedFd> {
+    // SAFETY: openat relative to a descriptor we hold.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            name.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY,
+            mode,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fstat(fd: RawFd) -> GResult<libc::stat> {
+    // SAFETY: stat out-pointer is valid.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        cvt(libc::fstatat(
+            fd,
+            c"".as_ptr(),
+            &mut st,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        ))?;
+        Ok(st)
+    }
+}
+
+/// fchmodat2 (Linux 6.6): the mode of an `O_PATH` descriptor's object.
+const SYS_FCHMODAT2: libc::c_long = 452;
+
+impl DirectFiles {
+    /// Serves the tree under `root` (a directory descriptor, `O_PATH` is
+    /// enough).
+    pub fn new(root: OwnedFd) -> GResult<DirectFiles> {
+        let st = fstat(root.as_raw_fd())?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(libc::ENOTDIR);
+        }
+        let mut nodes = HashMap::new();
+        nodes.insert(
+            ROOT_FID,
+            Node {
+                fd: Rc::new(root),
+                parent: None,
+                id: (st.st_dev, st.st_ino),
+                mode: st.st_mode,
+            },
+        );
+        Ok(DirectFiles {
+            nodes: RefCell::new(nodes),
+            next: Cell::new(ROOT_FID + 1),
+        })
+    }
+
+    fn fd(&self, fid: Fid) -> GResult<Rc<OwnedFd>> {
+        self.nodes
+            .borrow()
+            .get(&fid)
+            .map(|n| n.fd.clone())
+            .ok_or(libc::EBADF)
+    }
+
+    fn add(&self, fd: OwnedFd, parent: Rc<OwnedFd>, name: CString, st: &libc::stat) -> Fid {
+        let fid = self.next.get();
+        self.next.set(fid + 1);
+        self.nodes.borrow_mut().insert(
+            fid,
+            Node {
+                fd: Rc::new(fd),
+                parent: Some((parent, name)),
+                id: (st.st_dev, st.st_ino),
+                mode: st.st_mode,
+            },
+        );
+        fid
+    }
+
+    /// Opens the object `fid` names for I/O with `flags`, checking it is
+    /// still the inode the walk found.
+    fn reopen(&self, fid: Fid, flags: i32) -> GResult<OwnedFd> {
+        let (fd, parent, id) = {
+            let nodes = self.nodes.borrow();
+            let n = nodes.get(&fid).ok_or(libc::EBADF)?;
+            (n.fd.clone(), n.parent.clone(), n.id)
+        };
+        let f = match parent {
+            Some((dir, name)) => openat(dir.as_raw_fd(), &name, flags, 0)?,
+            // A root: itself, through ".".
+            None => openat(fd.as_raw_fd(), &CString::new(".").unwrap(), flags, 0)?,
+        };
+        let st = fstat(f.as_raw_fd())?;
+        if (st.st_dev, st.st_ino) != id {
+            return Err(libc::ESTALE);
+        }
+        Ok(f)
+    }
+
+    fn mode(&self, fid: Fid) -> GResult<u32> {
+        self.nodes
+            .borrow()
+            .get(&fid)
+            .map(|n| n.mode)
+            .ok_or(libc::EBADF)
+    }
+
+    /// The parent descriptor and name of `fid` (operations on the name
+    /// itself: chmod where fchmodat2 is missing, hard links).
+    fn parent_of(&self, fid: Fid) -> GResult<(Rc<OwnedFd>, CString)> {
+        self.nodes
+            .borrow()
+            .get(&fid)
+            .ok_or(libc::EBADF)?
+            .parent
+            .clone()
+            .ok_or(libc::EBUSY)
+    }
+
+    fn chown_new(dir: RawFd, name: &CString, uid: u32, gid: u32) {
+        // SAFETY: fchownat relative to a directory we hold.
+        unsafe { libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) };
+    }
+}
+
+impl FileService for DirectFiles {
+    fn stat(&self, fid: Fid) -> GResult<libc::stat> {
+        fstat(self.fd(fid)?.as_raw_fd())
+    }
+
+    fn walk(&self, dir: Fid, name: &[u8]) -> GResult<(Fid, libc::stat)> {
+        check_name(name)?;
+        let d = self.fd(dir)?;
+        let n = cstr(name)?;
+        let fd = openat(d.as_raw_fd(), &n, libc::O_PATH, 0)?;
+        let st = fstat(fd.as_raw_fd())?;
+        Ok((self.add(fd, d, n, &st), st))
+    }
+
+    fn release(&self, fid: Fid) {
+        if fid != ROOT_FID {
+            self.nodes.borrow_mut().remove(&fid);
+        }
+    }
+
+    fn open(&self, fid: Fid, flags: i32) -> GResult<OwnedFd> {
+        match self.mode(fid)? & libc::S_IFMT {
+            libc::S_IFREG => {}
+            libc::S_IFDIR if flags & libc::O_ACCMODE == libc::O_RDONLY => {}
+            libc::S_IFDIR => return Err(libc::EISDIR),
+            libc::S_IFLNK => return Err(libc::ELOOP),
+            _ => return Err(libc::ENXIO),
+        }
+        let allowed = libc::O_ACCMODE
+            | libc::O_APPEND
+            | libc::O_TRUNC
+            | libc::O_DIRECTORY
+            | libc::O_DSYNC
+            | libc::O_SYNC
+            | libc::O_NOATIME
+            | libc::O_LARGEFILE;
+        self.reopen(fid, flags & allowed)
+    }
+
+    fn create(
+        &self,
+        dir: Fid,
+        name: &[u8],
+        flags: i32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> GResult<(Fid, libc::stat, OwnedFd)> {
+        check_name(name)?;
+        let allowed = libc::O_ACCMODE
+            | libc::O_APPEND
+            | libc::O_TRUNC
+            | libc::O_EXCL
+            | libc::O_DSYNC
+            | libc::O_SYNC;
+        let d = self.fd(dir)?;
+        let n = cstr(name)?;
+        let f = openat(
+            d.as_raw_fd(),
+            &n,
+            (flags & allowed) | libc::O_CREAT,
+            mode & 0o7777,
+        )?;
+        // SAFETY: fchown on our own descriptor.
+        unsafe { libc::fchown(f.as_raw_fd(), uid, gid) };
+        let path = openat(d.as_raw_fd(), &n, libc::O_PATH, 0)?;
+        let st = fstat(f.as_raw_fd())?;
+        Ok((self.add(path, d, n, &st), st, f))
+    }
+
+    fn mkdir(&self, dir: Fid, name: &[u8], mode: u32, uid: u32, gid: u32) -> GResult<()> {
+        check_name(name)?;
+        let d = self.fd(dir)?;
+        let n = cstr(name)?;
+        cvt(unsafe { libc::mkdirat(d.as_raw_fd(), n.as_ptr(), mode & 0o7777) })?;
+        Self::chown_new(d.as_raw_fd(), &n, uid, gid);
+        Ok(())
+    }
+
+    fn mknod(&self, dir: Fid, name: &[u8], mode: u32, uid: u32, gid: u32) -> GResult<()> {
+        check_name(name)?;
+        match mode & libc::S_IFMT {
+            libc::S_IFREG | libc::S_IFIFO | libc::S_IFSOCK | 0 => {}
+            _ => return Err(libc::EPERM),
+        }
+        let d = self.fd(dir)?;
+        let n = cstr(name)?;
+        cvt(unsafe { libc::mknodat(d.as_raw_fd(), n.as_ptr(), mode, 0) })?;
+        Self::chown_new(d.as_raw_fd(), &n, uid, gid);
+        Ok(())
+    }
+
+    fn symlink(&self, dir: Fid, name: &[u8], target: &[u8], uid: u32, gid: u32) -> GResult<()> {
+        check_name(name)?;
+        let d = self.fd(dir)?;
+        let (n, t) = (cstr(name)?, cstr(target)?);
+        cvt(unsafe { libc::symlinkat(t.as_ptr(), d.as_raw_fd(), n.as_ptr()) })?;
+        Self::chown_new(d.as_raw_fd(), &n, uid, gid);
+        Ok(())
+    }
+
+    fn link(&self, target: Fid, dir: Fid, name: &[u8]) -> GResult<()> {
+        check_name(name)?;
+        if self.mode(target)? & libc::S_IFMT == libc::S_IFDIR {
+            return Err(libc::EPERM);
+        }
+        let (tdir, tname) = self.parent_of(target)?;
+        let before = self.stat(target)?;
+        let d = self.fd(dir)?;
+        let n = cstr(name)?;
+        cvt(unsafe {
+            libc::linkat(
+                tdir.as_raw_fd(),
+                tname.as_ptr(),
+                d.as_raw_fd(),
+                n.as_ptr(),
+                0,
+            )
+        })?;
+        // The name may have been swapped since the walk: the link must be
+        // to the inode the kernel meant, else undone.
+        let made = openat(d.as_raw_fd(), &n, libc::O_PATH, 0).and_then(|f| fstat(f.as_raw_fd()));
+        if !made.is_ok_and(|m| (m.st_dev, m.st_ino) == (before.st_dev, before.st_ino)) {
+            unsafe { libc::unlinkat(d.as_raw_fd(), n.as_ptr(), 0) };
+            return Err(libc::ESTALE);
+        }
+        Ok(())
+    }
+
+    fn unlink(&self, dir: Fid, name: &[u8], flags: i32) -> GResult<()> {
+        check_name(name)?;
+        let n = cstr(name)?;
+        let d = self.fd(dir)?;
+        cvt(unsafe { libc::unlinkat(d.as_raw_fd(), n.as_ptr(), flags & libc::AT_REMOVEDIR) })?;
+        Ok(())
+    }
+
+    fn rename(
+        &self,
+        old_dir: Fid,
+        old: &[u8],
+        new_dir: Fid,
+        new: &[u8],
+        flags: u32,
+    ) -> GResult<()> {
+        check_name(old)?;
+        check_name(new)?;
+        let (o, n) = (cstr(old)?, cstr(new)?);
+        let flags = flags & (libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE);
+        let (od, nd) = (self.fd(old_dir)?, self.fd(new_dir)?);
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                od.as_raw_fd(),
+                o.as_ptr(),
+                nd.as_raw_fd(),
+                n.as_ptr(),
+                flags,
+            )
+        };
+        if r < 0 {
+            return Err(errno());
+        }
+        Ok(())
+    }
+
+    fn readlink(&self, fid: Fid) -> GResult<Vec<u8>> {
+        let mut buf = vec![0u8; 4096];
+        let fd = self.fd(fid)?;
+        let n = unsafe {
+            libc::readlinkat(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                buf.as_mut_ptr() as *mut libc::c_char,
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(errno());
+        }
+        buf.truncate(n as usize);
+        Ok(buf)
+    }
+
+    fn setattr(&self, fid: Fid, a: &SetAttr) -> GResult<()> {
+        let fd = self.fd(fid)?;
+        let fd = fd.as_raw_fd();
+        let is_link = self.mode(fid)? & libc::S_IFMT == libc::S_IFLNK;
+        if let Some(size) = a.size {
+            let w = self.open(fid, libc::O_WRONLY)?;
+            cvt(unsafe { libc::ftruncate(w.as_raw_fd(), size as i64) })?;
+        }
+        if a.uid.is_some() || a.gid.is_some() {
+            cvt(unsafe {
+                libc::fchownat(
+                    fd,
+                    c"".as_ptr(),
+                    a.uid.unwrap_or(u32::MAX),
+                    a.gid.unwrap_or(u32::MAX),
+                    libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+                )
+            })?;
+        }
+        if let Some(mode) = a.mode {
+            if is_link {
+                return Err(libc::EOPNOTSUPP);
+            }
+            let r = unsafe {
+                libc::syscall(
+                    SYS_FCHMODAT2,
+                    fd,
+                    c"".as_ptr(),
+                    mode & 0o7777,
+                    libc::AT_EMPTY_PATH,
+                )
+            };
+            if r < 0 {
+                if errno() != libc::ENOSYS {
+                    return Err(errno());
+                }
+                // Before Linux 6.6: the name in its parent (not a symlink,
+                // checked above; a swap since then changes a mode within
+                // the same tree only).
+                let (dir, name) = self.parent_of(fid)?;
+                cvt(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode & 0o7777, 0) })?;
+            }
+        }
+        if a.atime.is_some() || a.mtime.is_some() {
+            let ts = |t: Option<Time>| match t {
+                None => libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: libc::UTIME_OMIT,
+                },
+                Some(Time::Now) => libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: libc::UTIME_NOW,
+                },
+                Some(Time::At(s, n)) => libc::timespec {
+                    tv_sec: s,
+                    tv_nsec: n,
+                },
+            };
+            let times = [ts(a.atime), ts(a.mtime)];
+            cvt(unsafe {
+                libc::utimensat(
+                    fd,
+                    c"".as_ptr(),
+                    times.as_ptr(),
+                    libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn readdir(&self, fid: Fid) -> GResult<Vec<Dirent>> {
+        let d = self.reopen(fid, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        parse_dirents(d.as_raw_fd())
+    }
+
+    fn statfs(&self, fid: Fid) -> GResult<libc::statfs> {
+        let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+        cvt(unsafe { libc::fstatfs(self.fd(fid)?.as_raw_fd(), &mut s) })?;
+        Ok(s)
+    }
+
+    fn revalidate(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> bool {
+        let (Ok(d), Ok(n)) = (self.fd(dir), cstr(name)) else {
+            return false;
+        };
+        // SAFETY: stat out-pointer is valid.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstatat(
+                d.as_raw_fd(),
+                n.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            ) == 0
+                && (st.st_dev, st.st_ino) == id
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn open_dir(p: &std::path::Path) -> OwnedFd {
+        let c = CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+        assert!(fd >= 0);
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
+
+    #[test]
+    fn walks_stay_beneath_the_root_and_never_follow_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::write(dir.path().join("secret"), "host").unwrap();
+        std::fs::write(root.join("d/f"), "inside").unwrap();
+        symlink("/etc/passwd", root.join("abs")).unwrap();
+        symlink("../secret", root.join("rel")).unwrap();
+        let s = DirectFiles::new(open_dir(&root)).unwrap();
+        let (d, st) = s.walk(ROOT_FID, b"d").unwrap();
+        assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFDIR);
+        let (f, _) = s.walk(d, b"f").unwrap();
+        let fd = s.open(f, libc::O_RDONLY).unwrap();
+        let mut buf = [0u8; 16];
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr() as *mut _, 16) };
+        assert_eq!(&buf[..n as usize], b"inside");
+        for bad in [&b".."[..], b".", b"d/f", b"", b"a\0b"] {
+            assert!(s.walk(ROOT_FID, bad).is_err(), "{bad:?}");
+        }
+        let (l, st) = s.walk(ROOT_FID, b"abs").unwrap();
+        assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFLNK);
+        assert_eq!(s.open(l, libc::O_RDONLY).unwrap_err(), libc::ELOOP);
+        assert_eq!(s.readlink(l).unwrap(), b"/etc/passwd");
+        let (l, _) = s.walk(ROOT_FID, b"rel").unwrap();
+        assert!(s.open(l, libc::O_RDONLY).is_err());
+        let names: Vec<_> = s
+            .readdir(ROOT_FID)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert!(names.contains(&b"d".to_vec()) && names.contains(&b"abs".to_vec()));
+    }
+
+    #[test]
+    fn a_name_swapped_after_the_walk_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "one").unwrap();
+        std::fs::write(dir.path().join("g"), "two").unwrap();
+        let s = DirectFiles::new(open_dir(dir.path())).unwrap();
+        let (f, _) = s.walk(ROOT_FID, b"f").unwrap();
+        std::fs::rename(dir.path().join("g"), dir.path().join("f")).unwrap();
+        assert_eq!(s.open(f, libc::O_RDONLY).unwrap_err(), libc::ESTALE);
+        std::fs::remove_file(dir.path().join("f")).unwrap();
+        symlink("/etc/passwd", dir.path().join("f")).unwrap();
+        assert_eq!(s.open(f, libc::O_RDONLY).unwrap_err(), libc::ELOOP);
+    }
+
+    #[test]
+    fn creates_and_changes_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirectFiles::new(open_dir(dir.path())).unwrap();
+        let uid = unsafe { libc::getuid() };
+        let gid = unsafe { libc::getgid() };
+        let (f, _, fd) = s
+            .create(ROOT_FID, b"new", libc::O_WRONLY, 0o640, uid, gid)
+            .unwrap();
+        assert_eq!(
+            unsafe { libc::write(fd.as_raw_fd(), b"x".as_ptr().cast(), 1) },
+            1
+        );
+        s.setattr(
+            f,
+            &SetAttr {
+                mode: Some(0o600),
+                size: Some(0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let st = s.stat(f).unwrap();
+        assert_eq!((st.st_mode & 0o7777, st.st_size), (0o600, 0));
+        s.mkdir(ROOT_FID, b"sub", 0o755, uid, gid).unwrap();
+        let (sub, _) = s.walk(ROOT_FID, b"sub").unwrap();
+        s.link(f, sub, b"hard").unwrap();
+        s.rename(sub, b"hard", ROOT_FID, b"moved", 0).unwrap();
+        assert!(s.revalidate(ROOT_FID, b"moved", (st.st_dev, st.st_ino)));
+        s.unlink(ROOT_FID, b"moved", 0).unwrap();
+        assert!(!s.revalidate(ROOT_FID, b"moved", (st.st_dev, st.st_ino)));
+        s.unlink(ROOT_FID, b"sub", libc::AT_REMOVEDIR).unwrap();
+    }
+}
