@@ -265,6 +265,13 @@ impl Runtime {
         let crate::pod::PodRole::Member(sid) = crate::pod::role(spec) else {
             return Ok(None);
         };
+        if level == Isolation::Vm {
+            // Each would boot a guest of its own, apart from the pod's
+            // network and IPC: one VM per pod is not built yet.
+            bail!(
+                "container {id}: pods at isolation level vm are not supported yet (container of pod sandbox {sid}; only the sandbox container can run at the vm level)"
+            );
+        }
         let Ok(sandbox) = Meta::load(&self.layout, &sid) else {
             if level == Isolation::Userspace {
                 bail!(
