@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make test-vm`: the vm level's end-to-end tests. They boot guests, so on
+# a host whose /dev/kvm cannot (these machines' KVM-PVM) they run inside
+# the QEMU-emulated test VM of scripts/test-vm.sh: minutes per run, which
+# is why they are not part of `make test`. With ATOLL_VM_DIRECT=1 they run
+# on this host itself (one whose /dev/kvm boots guests, assets installed).
+#
+# usage: tests/vm/run.sh   (ATOLL: the binary; default
+#        $CARGO_TARGET_DIR/release/atoll)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+ATOLL=${ATOLL:-$TARGET/release/atoll}
+[ -x "$ATOLL" ] || { echo "tests/vm/run.sh: $ATOLL is not built (cargo build --release -p atoll)" >&2; exit 2; }
+W=$(mktemp -d "${TMPDIR:-/tmp}/atoll-vm-e2e.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+bundle() { # NAME ARGS...: a busybox bundle running ARGS, root writable
+  local name=$1; shift
+  "$ROOT/scripts/default-bundle.sh" "$ATOLL" "$W/$name" "$@" >/dev/null
+  sed -i 's/"readonly": true/"readonly": false/' "$W/$name/config.json"
+}
+# Writes its guest's boot id into its rootfs, talks on both streams, and
+# exits 7.
+bundle exit7 sh -c 'cat /proc/sys/kernel/random/boot_id > /boot_id; echo to-stdout; echo to-stderr >&2; exit 7'
+# Runs until signalled; SIGTERM ends it with status 143 (pid 1 of its pid
+# namespace gets no default action, so it traps the signal).
+bundle long sh -c 'cat /proc/sys/kernel/random/boot_id > /boot_id; trap "exit 143" TERM; while :; do sleep 0.2; done'
+# `atoll spec`'s read-only root: a write fails and lands nowhere.
+"$ROOT/scripts/default-bundle.sh" "$ATOLL" "$W/readonly" sh -c 'echo x > /written' >/dev/null
+cp "$ROOT/tests/vm/in-vm.sh" "$W/in-vm.sh"
+if [ "${ATOLL_VM_DIRECT:-0}" = 1 ]; then
+  PATH=$(dirname "$(readlink -f "$ATOLL")"):$PATH sh "$W/in-vm.sh" "$W"
+else
+  ATOLL=$ATOLL "$ROOT/scripts/test-vm.sh" --share "$W" -- sh "$W/in-vm.sh" "$W"
+fi
