@@ -69,6 +69,8 @@ rc=$?
 echo "     exec round trip: $(since "$t")"
 [ $rc = 5 ] && ok "exec: exit 5 comes back as 5" || bad "exec status $rc"
 [ -n "$out" ] && [ "$out" = "$(cat "$W/long/rootfs/boot_id")" ] && ok "exec runs in the same guest" || bad "exec's boot id '$out' is not the init's '$(cat "$W/long/rootfs/boot_id")'"
+pids=$($A ps --format json vme2e-l1)
+echo "$pids" | grep -E '^\[[0-9]+(,[0-9]+)*\]$' >/dev/null && ok "ps lists the guest's processes ($pids)" || bad "ps: $pids"
 $A kill vme2e-l1 TERM
 if wait_stopped vme2e-l1; then ok "kill TERM stops it"; else bad "still $($A state vme2e-l1 2>&1 | grep status) after kill TERM"; fi
 $A delete vme2e-l1 || bad "delete failed"

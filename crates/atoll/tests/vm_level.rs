@@ -120,3 +120,78 @@ fn pod_containers_are_refused_at_the_vm_level() {
         .fails_with("pods at isolation level vm are not supported yet");
     leaks(&a, &id, &b).assert_clean();
 }
+
+/// The smallest file the kernel check accepts: an x86_64 ELF64 executable
+/// with one loadable segment holding its entry point.
+fn tiny_vmlinux() -> Vec<u8> {
+    let mut f = vec![0u8; 120];
+    f[..4].copy_from_slice(b"\x7fELF");
+    f[4] = 2; // 64-bit
+    f[5] = 1; // little-endian
+    f[6] = 1;
+    f[16] = 2; // ET_EXEC
+    f[18] = 0x3e; // x86_64
+    f[24..32].copy_from_slice(&0x100000u64.to_le_bytes()); // entry
+    f[32..40].copy_from_slice(&64u64.to_le_bytes()); // phoff
+    f[54] = 56; // phentsize
+    f[56] = 1; // phnum
+    let ph = &mut f[64..120];
+    ph[..4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    ph[24..32].copy_from_slice(&0x100000u64.to_le_bytes()); // paddr
+    ph[32..40].copy_from_slice(&120u64.to_le_bytes()); // filesz
+    ph[40..48].copy_from_slice(&0x1000u64.to_le_bytes()); // memsz
+    f
+}
+
+/// `atoll install --vm-assets DIR` copies the kernel and initramfs to
+/// where atoll looks (here $ATOLL_VM_ASSETS), only after checking both;
+/// `uninstall --vm-assets` removes exactly them.
+#[test]
+fn install_vm_assets_checks_then_copies_and_uninstall_removes() {
+    let a = atoll();
+    let src = tempfile::tempdir().unwrap();
+    let dest_parent = tempfile::tempdir().unwrap();
+    let dest = dest_parent.path().join("vm");
+    let run = |args: &[&str]| -> atoll_testkit::Out {
+        a.command()
+            .args(args)
+            .env("ATOLL_VM_ASSETS", &dest)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let s = src.path().to_str().unwrap();
+    // A bzImage where a vmlinux belongs, a truncated kernel, a compressed
+    // initramfs: one line each, nothing installed.
+    std::fs::write(src.path().join("vmlinux"), b"MZ\x00\x00 a bzImage").unwrap();
+    std::fs::write(src.path().join("initramfs.cpio"), b"070701rest").unwrap();
+    run(&["install", "--vm-assets", s]).fails_with("not an ELF file");
+    assert!(!dest.exists());
+    std::fs::write(src.path().join("vmlinux"), &tiny_vmlinux()[..100]).unwrap();
+    run(&["install", "--vm-assets", s]).fails_with("truncated");
+    std::fs::write(src.path().join("vmlinux"), tiny_vmlinux()).unwrap();
+    std::fs::write(src.path().join("initramfs.cpio"), b"\x1f\x8b\x08gzip").unwrap();
+    run(&["install", "--vm-assets", s]).fails_with("cpio");
+    assert!(!dest.exists());
+    run(&["install", "--vm-assets"]).fails_with("needs the directory");
+
+    std::fs::write(src.path().join("initramfs.cpio"), b"070701rest").unwrap();
+    run(&["install", "--vm-assets", s, "--dry-run"]).ok();
+    assert!(!dest.exists());
+    run(&["install", "--vm-assets", s]).ok();
+    assert_eq!(std::fs::read(dest.join("vmlinux")).unwrap(), tiny_vmlinux());
+    assert_eq!(
+        std::fs::read(dest.join("initramfs.cpio")).unwrap(),
+        b"070701rest"
+    );
+    std::fs::write(dest_parent.path().join("keep"), "").unwrap();
+    run(&["uninstall", "--vm-assets"]).ok();
+    assert!(!dest.exists(), "uninstall left {}", dest.display());
+    assert!(dest_parent.path().join("keep").exists());
+    assert!(
+        run(&["uninstall", "--vm-assets"])
+            .ok()
+            .stdout
+            .contains("nothing to remove")
+    );
+}

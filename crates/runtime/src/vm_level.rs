@@ -72,10 +72,9 @@ pub fn open_assets(dir: &Path) -> Result<(File, File)> {
         File::open(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 anyhow!(
-                    "isolation level vm: guest {} {} is missing (build the assets with scripts/vm-assets.sh DIR and put DIR's vmlinux and initramfs.cpio in {}, or point vm_assets in the config file or $ATOLL_VM_ASSETS at DIR)",
+                    "isolation level vm: guest {} {} is missing (build them with scripts/vm-assets.sh DIR, then `atoll install --vm-assets DIR` puts them there)",
                     if name == KERNEL_FILE { "kernel" } else { "initramfs" },
-                    p.display(),
-                    DEFAULT_ASSETS
+                    p.display()
                 )
             } else {
                 anyhow!("isolation level vm: {}: {e}", p.display())

@@ -8,6 +8,7 @@ pub mod install;
 mod lifecycle;
 pub mod metrics;
 mod ps;
+mod vm_assets;
 
 use anyhow::Result;
 use atoll_runtime::{Config, Runtime};
@@ -51,6 +52,16 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
                 .ok()
                 .and_then(|c| c.vm_assets);
             return crate::check::run(*format, vm_assets.as_deref()).map(|_| 0);
+        }
+        Command::Install(a) | Command::Uninstall(a) if a.vm_assets.is_some() => {
+            let config = Config::load(cli.config.as_deref())?;
+            let dest = atoll_runtime::vm_level::assets_dir(config.vm_assets.as_deref());
+            let src = a.vm_assets.clone().flatten();
+            return if matches!(command, Command::Install(_)) {
+                vm_assets::install(src.as_deref(), &dest, a.dry_run)
+            } else {
+                vm_assets::uninstall(&dest, a.dry_run)
+            };
         }
         Command::Install(a) => {
             let default = cli.root == std::path::Path::new(atoll_runtime::layout::DEFAULT_ROOT);
