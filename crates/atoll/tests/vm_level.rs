@@ -195,3 +195,38 @@ fn install_vm_assets_checks_then_copies_and_uninstall_removes() {
             .contains("nothing to remove")
     );
 }
+
+/// A tenant's policy can require the vm level: a lower level is refused,
+/// or upgraded to vm (which a host that cannot boot guests then refuses
+/// with its reason), and nothing is left behind either way.
+#[test]
+fn a_tenant_can_require_the_vm_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[tenants.strict]\nmin_isolation = \"vm\"\n\n[tenants.upgraded]\nmin_isolation = \"vm\"\non_lower_isolation = \"upgrade\"\n",
+    )
+    .unwrap();
+    let a = atoll().with_global(&["--policy", policy.to_str().unwrap()]);
+    let b = busybox()
+        .args(&["true"])
+        .annotation("dev.atoll.tenant", "strict")
+        .build();
+    let id = id("vmstrict");
+    a.run(&["--isolation", "userspace", "run", "-b", b.path_str(), &id])
+        .fails_with("tenant \"strict\": rule min_isolation forbids isolation=userspace");
+    leaks(&a, &id, &b).assert_clean();
+
+    let Some(why) = kvm_refusal() else {
+        return;
+    };
+    let b = busybox()
+        .args(&["true"])
+        .annotation("dev.atoll.tenant", "upgraded")
+        .build();
+    let id = common::id("vmupgraded");
+    a.run(&["--isolation", "native", "run", "-b", b.path_str(), &id])
+        .fails_with(why);
+    leaks(&a, &id, &b).assert_clean();
+}
