@@ -92,6 +92,18 @@ out=$(ATOLL_VM_ASSETS=/nonexistent $A --isolation vm run -b "$W/exit7" vme2e-b1 
 rc=$?
 [ $rc != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "missing" && ok "missing assets: one line ($out)" || bad "missing assets: status $rc: $out"
 gone vme2e-b1
+# A truncated kernel image (and the real initramfs).
+mkdir -p "$W/badkernel"
+head -c 4000000 /usr/local/lib/atoll/vm/vmlinux > "$W/badkernel/vmlinux"
+cp /usr/local/lib/atoll/vm/initramfs.cpio "$W/badkernel/"
+out=$(ATOLL_VM_ASSETS=$W/badkernel $A --isolation vm run -b "$W/exit7" vme2e-b2 2>&1)
+rc=$?
+[ $rc != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "truncated" && ok "truncated kernel: one line ($out)" || bad "truncated kernel: status $rc: $out"
+gone vme2e-b2
+out=$($A --isolation vm run -b "$W/small" vme2e-b3 2>&1)
+rc=$?
+[ $rc != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "too small to boot" && ok "memory limit too small: one line ($out)" || bad "small memory limit: status $rc: $out"
+gone vme2e-b3
 
 [ $fail = 0 ] && echo "all vm-level checks passed" || echo "some vm-level checks FAILED"
 exit $fail

@@ -27,6 +27,14 @@ bundle exit7 sh -c 'cat /proc/sys/kernel/random/boot_id > /boot_id; echo to-stdo
 bundle long sh -c 'cat /proc/sys/kernel/random/boot_id > /boot_id; trap "exit 143" TERM; while :; do sleep 0.2; done'
 # `atoll spec`'s read-only root: a write fails and lands nowhere.
 "$ROOT/scripts/default-bundle.sh" "$ATOLL" "$W/readonly" sh -c 'echo x > /written' >/dev/null
+# A memory limit too small to boot a guest beside the VMM.
+bundle small true
+python3 - "$W/small/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.setdefault("linux", {}).setdefault("resources", {})["memory"] = {"limit": 96 << 20}
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
 cp "$ROOT/tests/vm/in-vm.sh" "$W/in-vm.sh"
 if [ "${ATOLL_VM_DIRECT:-0}" = 1 ]; then
   PATH=$(dirname "$(readlink -f "$ATOLL")"):$PATH sh "$W/in-vm.sh" "$W"
