@@ -35,9 +35,28 @@ c = json.load(open(sys.argv[1]))
 c.setdefault("linux", {}).setdefault("resources", {})["memory"] = {"limit": 96 << 20}
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
+# python3 from a Debian rootfs (the testkit's cached one, or DEBIAN_ROOTFS;
+# the check is skipped without one): the bundle's root.path names it
+# where it is, read-only, and it is shared into the test VM at that path.
+SHARES=(--share "$W")
+DEB=${DEBIAN_ROOTFS:-$TARGET/testkit/debian-rootfs}
+if [ -x "$DEB/usr/bin/python3" ]; then
+  DEB=$(readlink -f "$DEB")
+  bundle python python3 -c 'import sys; print(open("/proc/sys/kernel/random/boot_id").read().strip(), sys.version.split()[0]); sys.exit(3)'
+  python3 - "$W/python/config.json" "$DEB" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["root"] = {"path": sys.argv[2], "readonly": True}
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
+  rm -rf "$W/python/rootfs"
+  SHARES+=(--share "$DEB")
+else
+  echo "tests/vm/run.sh: no Debian rootfs at $DEB (DEBIAN_ROOTFS=DIR names one): the python3 check is skipped" >&2
+fi
 cp "$ROOT/tests/vm/in-vm.sh" "$W/in-vm.sh"
 if [ "${ATOLL_VM_DIRECT:-0}" = 1 ]; then
   PATH=$(dirname "$(readlink -f "$ATOLL")"):$PATH sh "$W/in-vm.sh" "$W"
 else
-  ATOLL=$ATOLL "$ROOT/scripts/test-vm.sh" --share "$W" -- sh "$W/in-vm.sh" "$W"
+  ATOLL=$ATOLL "$ROOT/scripts/test-vm.sh" "${SHARES[@]}" -- sh "$W/in-vm.sh" "$W"
 fi
