@@ -12,6 +12,9 @@ use crate::vm_level;
 
 /// The guest agent's vsock port (atoll_vmm::AGENT_PORT).
 const AGENT_PORT: u32 = 1024;
+/// How long a request waits for a just-started container to be up in its
+/// guest (the VMM's own boot timeout).
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Runtime {
     fn agent(&self, id: &str) -> Result<std::os::unix::net::UnixStream> {
@@ -20,6 +23,39 @@ impl Runtime {
             .map_err(|e| anyhow!("container {id}: its VM's socket {}: {e}", sock.display()))?;
         client::handshake(s, AGENT_PORT, Some(std::time::Duration::from_secs(30)))
             .map_err(|e| anyhow!("container {id}: {e:#}"))
+    }
+
+    /// A connection to the guest agent once container `id`'s process runs
+    /// in the guest. `start` returns when the VMM starts, and the guest
+    /// may still be booting (about 10 s when it is itself emulated): exec,
+    /// `kill --all` and ps right after it wait for the agent to know the
+    /// container, as long as the container runs on the host, up to
+    /// READY_TIMEOUT.
+    fn ready_agent(&self, id: &str) -> Result<std::os::unix::net::UnixStream> {
+        let deadline = std::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            let known = self.agent(id).and_then(|s| {
+                client::request(
+                    s,
+                    &Request::Ps {
+                        container: id.to_string(),
+                    },
+                )
+                .map_err(|e| anyhow!("container {id}: {e:#}"))
+            });
+            match known {
+                Ok(_) => return self.agent(id),
+                Err(e) => {
+                    let running = self.load(id).is_ok_and(|(c, _)| {
+                        c.status() == libcontainer::container::ContainerStatus::Running
+                    });
+                    if !running || std::time::Instant::now() > deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }
     }
 
     /// exec into a vm-level container: the process starts in the guest,
@@ -40,7 +76,7 @@ impl Runtime {
             process: Box::new(vm_level::agent_process(&prepared.process)),
             init: false,
         };
-        let stream = self.agent(&o.id);
+        let stream = self.ready_agent(&o.id);
         self.report_exec(o, Some(&prepared.meta), &stream);
         let stream = stream?;
         let signals = client::forwarded_signals()?;
@@ -84,7 +120,7 @@ impl Runtime {
     /// `kill --all` at the vm level: every process of the container in the
     /// guest gets the signal.
     pub(crate) fn vm_signal_all(&self, id: &str, signal: i32) -> Result<()> {
-        let s = self.agent(id)?;
+        let s = self.ready_agent(id)?;
         client::request(
             s,
             &Request::Signal {
@@ -99,7 +135,7 @@ impl Runtime {
 
     /// The container's processes as the guest sees them (guest pids).
     pub fn vm_processes(&self, id: &str) -> Result<Vec<i32>> {
-        let s = self.agent(id)?;
+        let s = self.ready_agent(id)?;
         let v = client::request(
             s,
             &Request::Ps {
