@@ -53,6 +53,18 @@ rc=$?
 [ $rc != 0 ] && [ ! -e "$W/readonly/rootfs/written" ] && grep -q "Read-only" "$W/err" && ok "a read-only root stays read-only in the guest" || bad "read-only root: status $rc, $(cat "$W/err")"
 gone vme2e-ro
 
+if [ -f "$W/python/config.json" ]; then
+  echo "== python3 from a Debian rootfs"
+  t=$(now)
+  out=$($A --isolation vm run -b "$W/python" vme2e-py 2>"$W/err")
+  rc=$?
+  echo "     run to exit: $(since "$t")"
+  [ $rc = 3 ] && echo "$out" | grep -E " 3\.[0-9]+\.[0-9]+$" >/dev/null && ok "python3 runs in the guest ($out) and its exit 3 comes back" || bad "python3: status $rc: $out $(head -c 300 "$W/err")"
+  [ -n "$out" ] && [ "${out%% *}" != "$HOST_BOOT_ID" ] && ok "python3's boot id is the guest's" || bad "python3's boot id: $out"
+  $A delete vme2e-py 2>/dev/null
+  gone vme2e-py
+fi
+
 echo "== create, start, state, exec, kill TERM, delete"
 t=$(now)
 $A --isolation vm create -b "$W/long" vme2e-l1 || bad "create failed"
@@ -83,6 +95,18 @@ $A kill vme2e-l2 KILL
 if wait_stopped vme2e-l2; then ok "kill KILL stops it"; else bad "still $($A state vme2e-l2 2>&1 | grep status) after kill KILL"; fi
 $A delete vme2e-l2 || bad "delete failed"
 gone vme2e-l2
+# kill --all: every process of the container in the guest (its init and
+# an exec'd sleeper) gets the signal from the guest agent.
+rm -f "$W/long/rootfs/boot_id"
+$A --isolation vm run -d -b "$W/long" vme2e-l4 || bad "run -d failed"
+# (exec waits for the guest to boot by itself; its TERM trap is another
+# matter: see the bundle.)
+$A exec -d vme2e-l4 sleep 1000 || bad "exec -d failed"
+i=0; while [ ! -s "$W/long/rootfs/boot_id" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+$A kill --all vme2e-l4 TERM
+if wait_stopped vme2e-l4; then ok "kill --all TERM stops it"; else bad "still $($A state vme2e-l4 2>&1 | grep status) after kill --all TERM"; fi
+$A delete vme2e-l4 || bad "delete failed"
+gone vme2e-l4
 $A --isolation vm run -d -b "$W/long" vme2e-l3 || bad "run -d failed"
 $A delete --force vme2e-l3 || bad "delete --force failed"
 gone vme2e-l3

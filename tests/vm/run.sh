@@ -23,8 +23,9 @@ bundle() { # NAME ARGS...: a busybox bundle running ARGS, root writable
 # exits 7.
 bundle exit7 sh -c 'cat /proc/sys/kernel/random/boot_id > /boot_id; echo to-stdout; echo to-stderr >&2; exit 7'
 # Runs until signalled; SIGTERM ends it with status 143 (pid 1 of its pid
-# namespace gets no default action, so it traps the signal).
-bundle long sh -c 'cat /proc/sys/kernel/random/boot_id > /boot_id; trap "exit 143" TERM; while :; do sleep 0.2; done'
+# namespace gets no default action, so it traps the signal). /boot_id
+# appears once the trap is set: a signal before that would be ignored.
+bundle long sh -c 'trap "exit 143" TERM; cat /proc/sys/kernel/random/boot_id > /boot_id; while :; do sleep 0.2; done'
 # `atoll spec`'s read-only root: a write fails and lands nowhere.
 "$ROOT/scripts/default-bundle.sh" "$ATOLL" "$W/readonly" sh -c 'echo x > /written' >/dev/null
 # A memory limit too small to boot a guest beside the VMM.
