@@ -17,7 +17,7 @@ DEMO := sh -c 'echo "== uname -a: the kernel this shell talks to"; uname -a; \
   echo "== /proc/self/status"; grep -E "^(Pid|PPid|NoNewPrivs|Seccomp|CapEff):" /proc/self/status; \
   echo "== /proc/meminfo"; head -n 2 /proc/meminfo'
 
-.PHONY: deps deps-all build run test lint docs conformance bench clean fuzz fuzz-smoke
+.PHONY: deps deps-all build run test test-vm lint docs conformance bench clean fuzz fuzz-smoke
 
 deps:
 	@./scripts/deps.sh
@@ -43,6 +43,15 @@ test: deps-all build lint
 	$(CARGO) test --release --workspace -- --test-threads=$${TEST_THREADS:-2}
 	ATOLL_PLATFORM=ptrace ATOLL_TEST_DIRECTFS=false $(CARGO) test --release -p atoll --test userspace --test userspace_services --test confinement -- --test-threads=$${TEST_THREADS:-2}
 	./scripts/fuzz.sh smoke
+
+# The vm level's end-to-end tests (tests/vm/): they boot guests, inside
+# the QEMU-emulated test VM of scripts/test-vm.sh on hosts whose /dev/kvm
+# cannot (minutes per run, so not part of `make test`); ATOLL_VM_DIRECT=1
+# runs them on a host whose /dev/kvm boots guests. The first run downloads
+# and unpacks Debian's cloud kernel (scripts/vm-kernel.sh, vm-assets.sh).
+test-vm: deps-all
+	$(CARGO) build --release -p atoll
+	ATOLL=$(ATOLL) ./tests/vm/run.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -10,6 +10,10 @@ BUILD=(libseccomp-dev pkg-config gcc libc6-dev)
 TESTBUILD=(protobuf-compiler)
 # the default image and test workloads
 IMAGES=(busybox-static debootstrap)
+# the vm level's guest assets (scripts/vm-assets.sh): Debian's cloud kernel
+# is unpacked (lz4-compressed bzImage payload), the initramfs made with
+# busybox's cpio
+VMASSETS=(lz4 perl)
 # peers and clients the tests and benchmarks drive
 PEERS=(runc hyperfine wrk iproute2 procps strace)
 # fuzzing (scripts/fuzz.sh, run by make test): libfuzzer-sys compiles libFuzzer in C++
@@ -17,10 +21,13 @@ FUZZ=(g++)
 # the daemons the ecosystem tests drive (containerd + its CNI plugins,
 # podman + conmon, Docker): installed by `make test` (--all), not `make run`
 ECOSYSTEM=(containerd podman conmon docker.io containernetworking-plugins)
+# the test VM the vm level's tests run in (scripts/test-vm.sh): QEMU
+# emulating an SVM-capable CPU in software; e2fsprogs makes its root disk
+TESTVM=(qemu-system-x86 e2fsprogs)
 
-want=("${BUILD[@]}" "${TESTBUILD[@]}" "${IMAGES[@]}" "${PEERS[@]}" "${FUZZ[@]}")
+want=("${BUILD[@]}" "${TESTBUILD[@]}" "${IMAGES[@]}" "${VMASSETS[@]}" "${PEERS[@]}" "${FUZZ[@]}")
 if [ "${1:-}" = "--all" ]; then
-  want+=("${ECOSYSTEM[@]}")
+  want+=("${ECOSYSTEM[@]}" "${TESTVM[@]}")
 fi
 
 missing=()

@@ -11,6 +11,8 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork};
 use serde::Serialize;
 
+use atoll_runtime::vm_level;
+
 use crate::cli::ListFormat;
 
 #[derive(Serialize)]
@@ -228,7 +230,7 @@ fn kvm() -> Item {
     item("kvm", api == 12, format!("API {api}, {kind}"))
 }
 
-pub fn run(format: ListFormat) -> Result<()> {
+pub fn run(format: ListFormat, vm_assets: Option<&Path>) -> Result<()> {
     let kernel = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -246,9 +248,7 @@ pub fn run(format: ListFormat) -> Result<()> {
         overlay,
         if overlay { "supported" } else { "missing" },
     ));
-    let k = kvm();
-    let hardware_kvm = k.ok && k.detail.contains("hardware");
-    items.push(k);
+    items.push(kvm());
 
     let ns_ok = items
         .iter()
@@ -266,15 +266,13 @@ pub fn run(format: ListFormat) -> Result<()> {
             pt_ok && seccomp_ok,
             "application kernel on the ptrace platform",
         ),
-        item(
-            "vm",
-            false,
-            if hardware_kvm {
-                "not implemented yet"
-            } else {
-                "not implemented; needs hardware virtualization"
-            },
-        ),
+        match vm_level::host_support(
+            &vm_level::assets_dir(vm_assets),
+            Some(crate::vm::check_kernel),
+        ) {
+            Ok(what) => item("vm", true, what),
+            Err(why) => item("vm", false, why),
+        },
     ];
     let report = Report {
         kernel,

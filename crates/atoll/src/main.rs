@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod logging;
 mod root_cause;
+mod vm;
 
 use clap::Parser;
 
@@ -43,7 +44,7 @@ fn main() {
         _ => None,
     };
     if let Some(n) = preserved {
-        atoll_runtime::fds::reserve(3 + n.max(0), atoll_runtime::fds::SANDBOX_FDS);
+        atoll_runtime::fds::reserve(3 + n.max(0), atoll_runtime::fds::RESERVED_FDS);
     }
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         eprintln!("atoll: error: {e}");

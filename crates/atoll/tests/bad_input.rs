@@ -143,8 +143,6 @@ fn isolation_level_errors() {
     let b = busybox().build();
     a.run(&["--isolation", "paranoid", "create", "-b", b.path_str(), &id])
         .fails_with("paranoid");
-    a.run(&["--isolation", "vm", "create", "-b", b.path_str(), &id])
-        .fails_with("not available yet");
     let b = busybox().annotation("dev.atoll.isolation", "fast").build();
     refuse(
         &a,

@@ -17,15 +17,18 @@ pub enum Level {
     Native,
     /// atoll's application kernel serves every syscall of the workload.
     Userspace,
+    /// A guest kernel of the workload's own, in a KVM virtual machine.
+    Vm,
 }
 
 impl Level {
-    pub const ALL: [Level; 2] = [Level::Native, Level::Userspace];
+    pub const ALL: [Level; 3] = [Level::Native, Level::Userspace, Level::Vm];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Native => "native",
             Level::Userspace => "userspace",
+            Level::Vm => "vm",
         }
     }
 }
@@ -38,7 +41,7 @@ impl fmt::Display for Level {
 
 /// An isolation level name that is not `native` or `userspace`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown isolation level {0:?} (expected native or userspace)")]
+#[error("unknown isolation level {0:?} (expected native, userspace or vm)")]
 pub struct ParseLevelError(pub String);
 
 impl FromStr for Level {
@@ -47,6 +50,7 @@ impl FromStr for Level {
         match s {
             "native" => Ok(Level::Native),
             "userspace" => Ok(Level::Userspace),
+            "vm" => Ok(Level::Vm),
             other => Err(ParseLevelError(other.to_string())),
         }
     }
@@ -58,7 +62,9 @@ mod tests {
 
     #[test]
     fn order_names_and_serde() {
-        assert!(Level::Native < Level::Userspace);
+        // Stronger isolation orders higher: a tenant's min_isolation
+        // admits every level at or above it.
+        assert!(Level::Native < Level::Userspace && Level::Userspace < Level::Vm);
         for l in Level::ALL {
             assert_eq!(l.to_string().parse::<Level>().unwrap(), l);
             assert_eq!(
@@ -66,7 +72,7 @@ mod tests {
                 format!("\"{}\"", l.as_str())
             );
         }
-        assert!("vm".parse::<Level>().is_err());
+        assert!("kvm".parse::<Level>().is_err());
         assert!("Native".parse::<Level>().is_err());
     }
 }

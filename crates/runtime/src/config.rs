@@ -25,6 +25,9 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// JSON-lines audit trail of lifecycle decisions.
     pub audit_log: Option<PathBuf>,
+    /// The vm level's guest kernel and initramfs (default
+    /// /usr/local/lib/atoll/vm, or $ATOLL_VM_ASSETS).
+    pub vm_assets: Option<PathBuf>,
 }
 
 impl Config {

@@ -179,6 +179,11 @@ pub fn effective_spec(
                 ))));
             }
         }
+        Isolation::Vm => {
+            // The guest's agent applies the spec's profile to the process
+            // it runs; the VMM confines its own threads.
+            linux.set_seccomp(None);
+        }
         Isolation::Userspace => {
             // The application kernel enforces the spec's profile on the
             // workload's syscalls; the kernel process installs its own
@@ -211,6 +216,9 @@ pub fn effective_spec(
     }
     if level == Isolation::Userspace {
         crate::userspace_spec::adapt(&mut spec);
+    }
+    if level == Isolation::Vm {
+        crate::vm_level::adapt(&mut spec);
     }
     work_around_libcontainer(&mut spec);
     spec

@@ -55,6 +55,8 @@ pub struct AtollExecutor {
     /// capabilities to end with, applied right before the workload's exec
     /// (the init's and every exec'd process's; see seccomp_filter.rs).
     pub confinement: Option<crate::confinement::Confinement>,
+    /// At the vm level: the VMM entry and what it boots.
+    pub vm: Option<(crate::vm_level::VmEntry, crate::vm_level::VmLaunch)>,
     /// At the userspace level, for a pod's container that joins its
     /// sandbox's kernel: the descriptor (in the init) of its control
     /// connection; the init is the container's proxy (pod.rs).
@@ -68,6 +70,7 @@ impl AtollExecutor {
             new_keyring,
             sandbox: None,
             confinement: None,
+            vm: None,
             pod_member: None,
         }
     }
@@ -141,6 +144,17 @@ impl Executor for AtollExecutor {
             (Isolation::Userspace, None) => Err(ExecutorError::Other(
                 "userspace level selected but no application kernel is linked".into(),
             )),
+            (Isolation::Vm, _) => match &self.vm {
+                Some((entry, launch)) => {
+                    entry(launch).map_err(ExecutorError::Other)?;
+                    // The VMM exits the process itself with the guest
+                    // process's status.
+                    std::process::exit(0)
+                }
+                None => Err(ExecutorError::Other(
+                    "vm level selected but no VMM is linked".into(),
+                )),
+            },
             (Isolation::Native, _) => {
                 // Last: after the keyring (keyctl is not in the default
                 // profile), before the exec.
@@ -156,7 +170,7 @@ impl Executor for AtollExecutor {
         match self.level {
             // The workload's binary is resolved by the application kernel
             // inside the sandbox, not by the host.
-            Isolation::Userspace => Ok(()),
+            Isolation::Userspace | Isolation::Vm => Ok(()),
             Isolation::Native => DefaultExecutor {}.validate(&with_default_path(spec)),
         }
     }

@@ -11,6 +11,10 @@ use std::os::fd::{AsRawFd, RawFd};
 /// Number of extra descriptors a userspace sandbox inherits.
 pub const SANDBOX_FDS: i32 = 2;
 
+/// Slots reserved at startup: enough for either level's init (a vm-level
+/// init inherits `vm_level::VM_FDS`).
+pub const RESERVED_FDS: i32 = 5;
+
 /// Makes sure `first..first+count` are open (on /dev/null, close-on-exec)
 /// so nothing else lands there.
 pub fn reserve(first: RawFd, count: i32) {

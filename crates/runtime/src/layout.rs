@@ -52,6 +52,12 @@ impl Layout {
         self.atoll_dir(id).join("control.sock")
     }
 
+    /// The VMM's vsock socket of a vm-level container: `CONNECT <port>`
+    /// reaches the guest (exec, ps, signals to every process).
+    pub fn vsock_socket(&self, id: &str) -> PathBuf {
+        self.atoll_dir(id).join("vsock.sock")
+    }
+
     /// Ids of every container with either directory.
     pub fn ids(&self) -> std::io::Result<Vec<String>> {
         let mut ids = std::collections::BTreeSet::new();

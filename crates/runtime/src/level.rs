@@ -48,15 +48,19 @@ pub enum Isolation {
     Native,
     /// atoll's application kernel serves every syscall of the workload.
     Userspace,
+    /// The workload runs under a guest kernel of its own, in a KVM virtual
+    /// machine that atoll's VMM runs as the container's init.
+    Vm,
 }
 
 impl Isolation {
-    pub const ALL: [Isolation; 2] = [Isolation::Native, Isolation::Userspace];
+    pub const ALL: [Isolation; 3] = [Isolation::Native, Isolation::Userspace, Isolation::Vm];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Isolation::Native => "native",
             Isolation::Userspace => "userspace",
+            Isolation::Vm => "vm",
         }
     }
 }
@@ -73,11 +77,9 @@ impl FromStr for Isolation {
         match s {
             "native" => Ok(Isolation::Native),
             "userspace" => Ok(Isolation::Userspace),
-            "vm" => Err(anyhow!(
-                "isolation level \"vm\" is not available yet (planned: needs hardware virtualization)"
-            )),
+            "vm" => Ok(Isolation::Vm),
             other => Err(anyhow!(
-                "unknown isolation level {other:?} (expected native or userspace)"
+                "unknown isolation level {other:?} (expected native, userspace or vm)"
             )),
         }
     }

@@ -12,6 +12,7 @@ pub mod events;
 pub mod exec;
 mod exec_native;
 mod exec_userspace;
+mod exec_vm;
 pub mod executor;
 pub mod fds;
 pub mod id;
@@ -30,6 +31,7 @@ pub mod status;
 // Added for the containerd shim work (issue 7): sockets at long paths.
 pub mod unixsock;
 pub mod userspace_spec;
+pub mod vm_level;
 pub mod wait;
 
 pub use config::Config;

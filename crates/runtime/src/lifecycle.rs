@@ -34,6 +34,9 @@ const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 #[derive(Clone, Default)]
 pub struct Plugins {
     pub sandbox_entry: Option<SandboxEntry>,
+    /// The vm level's VMM, and its check of a guest kernel image.
+    pub vm_entry: Option<crate::vm_level::VmEntry>,
+    pub vm_kernel_check: Option<crate::vm_level::KernelCheck>,
     pub admission: Option<std::sync::Arc<dyn Admission>>,
     pub audit: Option<std::sync::Arc<dyn Audit>>,
 }
@@ -274,6 +277,13 @@ impl Runtime {
         let crate::pod::PodRole::Member(sid) = crate::pod::role(spec) else {
             return Ok(None);
         };
+        if level == Isolation::Vm {
+            // Each would boot a guest of its own, apart from the pod's
+            // network and IPC: one VM per pod is not built yet.
+            bail!(
+                "container {id}: pods at isolation level vm are not supported yet (container of pod sandbox {sid}; only the sandbox container can run at the vm level)"
+            );
+        }
         let Ok(sandbox) = Meta::load(&self.layout, &sid) else {
             if level == Isolation::Userspace {
                 bail!(
@@ -324,6 +334,18 @@ impl Runtime {
     ) -> Result<Created> {
         if level == Isolation::Userspace && self.plugins.sandbox_entry.is_none() {
             bail!("isolation level userspace is not available in this build");
+        }
+        if level == Isolation::Vm {
+            if self.plugins.vm_entry.is_none() {
+                bail!("isolation level vm is not available in this build");
+            }
+            // Before any state exists: a host that cannot boot the guest
+            // is refused with the reason, and nothing is left to clean.
+            crate::vm_level::preflight(
+                &bundle.spec,
+                &crate::vm_level::assets_dir(self.config.vm_assets.as_deref()),
+                self.plugins.vm_kernel_check,
+            )?;
         }
         if opts.console_socket.is_some() && !terminal(&bundle.spec) {
             bail!("--console-socket given but process.terminal is false in config.json");
@@ -382,7 +404,7 @@ impl Runtime {
                 .unwrap_or_default(),
             systemd_cgroup: self.systemd_cgroup,
             process: bundle.spec.process().clone(),
-            sandbox_log: (level == Isolation::Userspace).then(|| {
+            sandbox_log: (level != Isolation::Native).then(|| {
                 opts.sandbox
                     .log_file
                     .clone()
@@ -462,6 +484,21 @@ impl Runtime {
             });
         }
 
+        if level == Isolation::Vm {
+            let slot = 3 + opts.preserve_fds;
+            let launch = self.vm_launch(
+                id,
+                &bundle.spec,
+                &atoll_dir,
+                meta.sandbox_log.as_deref(),
+                slot,
+                &mut _sandbox_fds,
+            )?;
+            preserve_fds += crate::vm_level::VM_FDS;
+            executor.level = Isolation::Vm;
+            executor.vm = self.plugins.vm_entry.map(|entry| (entry, launch));
+        }
+
         let mut b = self
             .builder(id)?
             .with_executor(executor)
@@ -487,6 +524,56 @@ impl Runtime {
                 .with_context(|| format!("container {id}: loopback interface"))?;
         }
         Ok(Created { pid, meta })
+    }
+
+    /// Opens what a vm-level init inherits (log, vsock socket, /dev/kvm,
+    /// kernel, initramfs), places it at `slot..slot+VM_FDS` and keeps it
+    /// open in `keep` until the init has been forked.
+    fn vm_launch(
+        &self,
+        id: &str,
+        spec: &Spec,
+        atoll_dir: &Path,
+        log: Option<&Path>,
+        slot: i32,
+        keep: &mut Vec<std::os::fd::OwnedFd>,
+    ) -> Result<crate::vm_level::VmLaunch> {
+        use crate::vm_level;
+        let mem_mib = vm_level::guest_memory(spec)?;
+        let assets = vm_level::assets_dir(self.config.vm_assets.as_deref());
+        let r = vm_level::resources(&assets, self.plugins.vm_kernel_check)?;
+        let log_path = log
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| atoll_dir.join("sandbox.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("VMM log {}", log_path.display()))?;
+        let vsock = crate::unixsock::bind(&self.layout.vsock_socket(id)).context("vsock socket")?;
+        let fds: [std::os::fd::OwnedFd; 5] = [
+            log.into(),
+            vsock.into(),
+            r.kvm.into(),
+            r.kernel.into(),
+            r.initrd.into(),
+        ];
+        for (i, f) in fds.iter().enumerate() {
+            crate::fds::place(f, slot + i as i32).context("VMM descriptors")?;
+        }
+        keep.extend(fds);
+        Ok(vm_level::VmLaunch {
+            spec: spec.clone(),
+            id: id.to_string(),
+            mem_mib,
+            vcpus: vm_level::guest_vcpus(spec),
+            log_fd: slot,
+            vsock_fd: slot + 1,
+            kvm_fd: slot + 2,
+            kernel_fd: slot + 3,
+            initrd_fd: slot + 4,
+            console: tracing::enabled!(tracing::Level::DEBUG),
+        })
     }
 
     /// The native level's seccomp filter, which atoll's executor loads
@@ -641,6 +728,15 @@ impl Runtime {
                 &serde_json::json!({"op": "kill_all", "sig": signal, "container": container}),
             )?;
             return Ok(());
+        }
+        // At the vm level, --all means every process in the guest's
+        // container; the init (the VMM) forwards other signals itself.
+        if all
+            && signal != libc::SIGKILL
+            && meta.is_some_and(|m| m.level == Isolation::Vm)
+            && c.status() == ContainerStatus::Running
+        {
+            return self.vm_signal_all(id, signal);
         }
         if !c.can_kill() {
             // runc's words: containerd's runc shim takes "container not

@@ -122,6 +122,7 @@ fn level_of(i: Isolation) -> Level {
     match i {
         Isolation::Native => Level::Native,
         Isolation::Userspace => Level::Userspace,
+        Isolation::Vm => Level::Vm,
     }
 }
 
@@ -129,6 +130,7 @@ fn isolation_of(l: Level) -> Isolation {
     match l {
         Level::Native => Isolation::Native,
         Level::Userspace => Isolation::Userspace,
+        Level::Vm => Isolation::Vm,
     }
 }
 

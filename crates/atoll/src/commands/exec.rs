@@ -34,5 +34,6 @@ pub fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
             Ok(wait::forward_until_exit(pid, &set))
         }
         Isolation::Userspace => rt.exec_userspace(&opts),
+        Isolation::Vm => rt.exec_vm(&opts),
     }
 }

@@ -105,7 +105,7 @@ pub fn features() -> Result<()> {
         "annotations": {
             "io.github.seccomp.libseccomp.version": "2.5",
             "org.opencontainers.runc.checkpoint.enabled": "false",
-            "dev.atoll.isolation.levels": "native,userspace"
+            "dev.atoll.isolation.levels": "native,userspace,vm"
         }
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);

@@ -30,7 +30,7 @@ const PODMAN_JSON_RUNTIMES: &[&str] = &["crun", "runc", "kata", "runsc", "krun"]
 const RUNTIMES: &[(&str, &str)] = &[("atoll", "userspace"), ("atoll-native", "native")];
 
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("target").required(true).args(["containerd", "podman", "docker"])))]
+#[command(group(ArgGroup::new("target").required(true).args(["containerd", "podman", "docker", "vm_assets"])))]
 pub struct InstallArgs {
     /// containerd: CRI runtimes `atoll` (userspace) and `atoll-native` (native)
     #[arg(long)]
@@ -41,6 +41,11 @@ pub struct InstallArgs {
     /// Docker: runtimes `atoll` (userspace) and `atoll-native` in daemon.json
     #[arg(long)]
     pub docker: bool,
+    /// The vm level's guest kernel and initramfs: install copies DIR's
+    /// vmlinux and initramfs.cpio (from scripts/vm-assets.sh) to where
+    /// atoll looks; uninstall removes them
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub vm_assets: Option<Option<PathBuf>>,
     /// The file to edit (default: /etc/containerd/config.toml,
     /// /etc/containers/containers.conf, /etc/docker/daemon.json)
     #[arg(long = "config", value_name = "PATH")]

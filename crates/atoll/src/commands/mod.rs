@@ -8,6 +8,7 @@ pub mod install;
 mod lifecycle;
 pub mod metrics;
 mod ps;
+mod vm_assets;
 
 use anyhow::Result;
 use atoll_runtime::{Config, Runtime};
@@ -19,6 +20,8 @@ pub fn runtime(cli: &Cli) -> Result<Runtime> {
     let config = Config::load(cli.config.as_deref())?;
     let mut rt = Runtime::new(cli.root.clone(), cli.systemd_cgroup, config);
     rt.plugins.sandbox_entry = Some(atoll_sandbox::enter);
+    rt.plugins.vm_entry = Some(crate::vm::enter);
+    rt.plugins.vm_kernel_check = Some(crate::vm::check_kernel);
     admission::install(&mut rt, cli);
     Ok(rt)
 }
@@ -43,7 +46,23 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             print!("{}", atoll_sandbox::confine::markdown());
             return Ok(0);
         }
-        Command::Check { format } => return crate::check::run(*format).map(|_| 0),
+        Command::Check { format } => {
+            // (a config file that does not load is `create`'s to report)
+            let vm_assets = Config::load(cli.config.as_deref())
+                .ok()
+                .and_then(|c| c.vm_assets);
+            return crate::check::run(*format, vm_assets.as_deref()).map(|_| 0);
+        }
+        Command::Install(a) | Command::Uninstall(a) if a.vm_assets.is_some() => {
+            let config = Config::load(cli.config.as_deref())?;
+            let dest = atoll_runtime::vm_level::assets_dir(config.vm_assets.as_deref());
+            let src = a.vm_assets.clone().flatten();
+            return if matches!(command, Command::Install(_)) {
+                vm_assets::install(src.as_deref(), &dest, a.dry_run)
+            } else {
+                vm_assets::uninstall(&dest, a.dry_run)
+            };
+        }
         Command::Install(a) => {
             let default = cli.root == std::path::Path::new(atoll_runtime::layout::DEFAULT_ROOT);
             return install::install(&cli.root, default, a);

@@ -8,8 +8,10 @@ use crate::cli::ListFormat;
 /// runc's ps: JSON is the pid list; the table is ps(1)'s own output
 /// filtered to the container's processes.
 pub fn ps(rt: &Runtime, id: &str, format: ListFormat, ps_args: &[String]) -> Result<()> {
-    if rt.exec_target(id, false).ok() == Some(atoll_runtime::Isolation::Userspace) {
-        return sandbox_ps(rt, id, format);
+    match rt.exec_target(id, false).ok() {
+        Some(atoll_runtime::Isolation::Userspace) => return sandbox_ps(rt, id, format),
+        Some(atoll_runtime::Isolation::Vm) => return vm_ps(rt, id, format),
+        _ => {}
     }
     let pids = rt.pids(id)?;
     if format == ListFormat::Json {
@@ -116,6 +118,21 @@ fn sandbox_ps(rt: &Runtime, id: &str, format: ListFormat) -> Result<()> {
             n("threads"),
             p["cmd"].as_str().unwrap_or_default()
         );
+    }
+    Ok(())
+}
+
+/// ps at the vm level: the container's processes as the guest agent sees
+/// them, by guest pid (on the host there is only the VMM).
+fn vm_ps(rt: &Runtime, id: &str, format: ListFormat) -> Result<()> {
+    let pids = rt.vm_processes(id)?;
+    if format == ListFormat::Json {
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(());
+    }
+    println!("{:>7}", "PID");
+    for p in pids {
+        println!("{p:>7}");
     }
     Ok(())
 }

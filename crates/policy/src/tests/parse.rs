@@ -63,9 +63,9 @@ fn error_table() {
         ),
         // Values of the wrong kind, each named by rule and table.
         (
-            "[defaults]\nmin_isolation = \"vm\"\n",
+            "[defaults]\nmin_isolation = \"kvm\"\n",
             2,
-            "invalid value for rule min_isolation in [defaults]: unknown variant `vm`",
+            "invalid value for rule min_isolation in [defaults]: unknown variant `kvm`",
         ),
         (
             "[tenants.acme]\n\nprivileged = \"no\"\n",

@@ -1,0 +1,6 @@
+pub mod container;
+pub mod init;
+pub mod mounts;
+pub mod reaper;
+pub mod session;
+pub mod sys;

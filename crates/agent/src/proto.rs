@@ -1,0 +1,209 @@
+//! Frames on one vsock stream per request: a one-byte kind, a 32-bit
+//! big-endian length, the payload. A session starts with a `REQUEST`
+//! frame (JSON); a process session then carries stdin, signals and window
+//! sizes to the guest, and stdout, stderr and the exit status back.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// host → guest
+pub const REQUEST: u8 = b'R';
+pub const STDIN: u8 = b'I';
+pub const STDIN_EOF: u8 = b'i';
+pub const SIGNAL: u8 = b'S';
+pub const RESIZE: u8 = b'W';
+/// guest → host
+pub const STDOUT: u8 = b'O';
+pub const STDERR: u8 = b'E';
+/// The process's wait status (as waitpid gives it), 4 bytes big-endian.
+pub const EXIT: u8 = b'X';
+/// A JSON answer (to a request, or "started" with the process's pid).
+pub const ANSWER: u8 = b'A';
+/// A failure, one line of text; the session ends.
+pub const FAILURE: u8 = b'F';
+
+/// Largest frame either side accepts.
+pub const MAX_FRAME: usize = 1 << 20;
+
+pub fn write_frame(w: &mut impl Write, kind: u8, payload: &[u8]) -> io::Result<()> {
+    let mut b = Vec::with_capacity(5 + payload.len());
+    b.push(kind);
+    b.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    b.extend_from_slice(payload);
+    w.write_all(&b)
+}
+
+pub fn read_frame(r: &mut impl Read) -> io::Result<(u8, Vec<u8>)> {
+    let mut h = [0u8; 5];
+    r.read_exact(&mut h)?;
+    let len = u32::from_be_bytes(h[1..5].try_into().unwrap()) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
+    }
+    let mut p = vec![0u8; len];
+    r.read_exact(&mut p)?;
+    Ok((h[0], p))
+}
+
+/// Splits frames out of a byte stream read piecemeal (non-blocking I/O).
+#[derive(Default)]
+pub struct FrameBuf {
+    buf: Vec<u8>,
+}
+
+impl FrameBuf {
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete frame, if any; an error if a frame is too large.
+    pub fn next_frame(&mut self) -> io::Result<Option<(u8, Vec<u8>)>> {
+        if self.buf.len() < 5 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes(self.buf[1..5].try_into().unwrap()) as usize;
+        if len > MAX_FRAME {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "frame too large",
+            ));
+        }
+        if self.buf.len() < 5 + len {
+            return Ok(None);
+        }
+        let kind = self.buf[0];
+        let payload = self.buf[5..5 + len].to_vec();
+        self.buf.drain(..5 + len);
+        Ok(Some((kind, payload)))
+    }
+}
+
+/// A mount inside the container, as the OCI spec gives it.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct Mount {
+    pub destination: String,
+    #[serde(rename = "type")]
+    pub typ: String,
+    pub source: String,
+    pub options: Vec<String>,
+}
+
+/// The container a process runs in: its root file system (a virtio-fs
+/// tag) and what the OCI spec says about its mounts and names.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct Container {
+    pub id: String,
+    /// virtio-fs tag of the rootfs, and the directory inside that share.
+    pub rootfs_tag: String,
+    pub rootfs_path: String,
+    pub readonly: bool,
+    pub hostname: Option<String>,
+    pub mounts: Vec<Mount>,
+    pub masked_paths: Vec<String>,
+    pub readonly_paths: Vec<String>,
+}
+
+/// An rlimit: resource number, soft and hard limits.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Rlimit {
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// A process as the OCI spec describes it.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct Process {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub terminal: bool,
+    pub no_new_privileges: bool,
+    pub rlimits: Vec<Rlimit>,
+    /// Capability numbers of each set (None: the set is left as is).
+    pub bounding: Option<Vec<u32>>,
+    pub effective: Option<Vec<u32>>,
+    pub permitted: Option<Vec<u32>>,
+    pub inheritable: Option<Vec<u32>>,
+    pub ambient: Option<Vec<u32>>,
+    /// Window size for a terminal: rows, columns.
+    pub console_size: Option<(u16, u16)>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Starts the container's init (the container is made first) or, with
+    /// `init: false`, a process in that container's namespaces.
+    Run {
+        container: Box<Container>,
+        process: Box<Process>,
+        init: bool,
+    },
+    /// Sends a signal to the container's init, or to all its processes.
+    Signal {
+        container: String,
+        signal: i32,
+        all: bool,
+    },
+    /// The container's processes.
+    Ps { container: String },
+    /// The guest's counters (memory, load, processes).
+    Stats,
+}
+
+/// Answer to `Run` once the process exists.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Started {
+    pub pid: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_split() {
+        let mut v = Vec::new();
+        write_frame(&mut v, STDOUT, b"hello").unwrap();
+        write_frame(&mut v, EXIT, &7u32.to_be_bytes()).unwrap();
+        let mut fb = FrameBuf::default();
+        fb.push(&v[..3]);
+        assert!(fb.next_frame().unwrap().is_none());
+        fb.push(&v[3..]);
+        assert_eq!(fb.next_frame().unwrap(), Some((STDOUT, b"hello".to_vec())));
+        assert_eq!(
+            fb.next_frame().unwrap(),
+            Some((EXIT, 7u32.to_be_bytes().to_vec()))
+        );
+        assert!(fb.next_frame().unwrap().is_none());
+        let mut r = &v[..];
+        assert_eq!(read_frame(&mut r).unwrap().0, STDOUT);
+    }
+
+    #[test]
+    fn oversized_frames_are_refused() {
+        let mut fb = FrameBuf::default();
+        fb.push(&[STDOUT, 0xff, 0xff, 0xff, 0xff]);
+        assert!(fb.next_frame().is_err());
+    }
+
+    #[test]
+    fn requests_are_tagged_json() {
+        let r = Request::Signal {
+            container: "c".into(),
+            signal: 15,
+            all: false,
+        };
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(j.contains("\"op\":\"signal\""), "{j}");
+        assert_eq!(serde_json::from_str::<Request>(&j).unwrap(), r);
+    }
+}

@@ -1,0 +1,131 @@
+//! The vm level's container init: atoll's VMM. libcontainer has put this
+//! process in the container's namespaces and cgroup and pivoted it into
+//! the bundle's rootfs, which is therefore what it shares with the guest
+//! (virtio-fs, tag `rootfs`). It boots the guest, has the agent start the
+//! spec's process there, relays its stdio and the signals this process
+//! receives, and exits with the guest process's status.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixListener;
+use std::time::{Duration, Instant};
+
+use atoll_agent::client;
+use atoll_agent::proto::Request;
+use atoll_runtime::vm_level::{self, VmLaunch};
+use atoll_vmm::{AGENT_PORT, Stop, Vm, VmConfig};
+
+/// How long a guest may take to boot to its agent (software-emulated
+/// nested guests take ~10 s; hardware ones well under a second).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn check_kernel(f: &mut File) -> Result<(), String> {
+    atoll_vmm::boot::check_kernel(f)
+}
+
+pub fn enter(l: &VmLaunch) -> Result<(), String> {
+    // SAFETY: create placed these descriptors for this process.
+    let mut log = unsafe { File::from_raw_fd(l.log_fd) };
+    match run(l, &log) {
+        Ok(status) => atoll_runtime::control::exit_like(Some(status)),
+        Err(e) => {
+            let _ = writeln!(log, "vmm: {e}");
+            // The container's stderr: where `atoll run` shows it.
+            eprintln!("atoll: error: container {}: {e}", l.id);
+            Err(e)
+        }
+    }
+}
+
+fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
+    let signals = client::forwarded_signals().map_err(|e| e.to_string())?;
+    // SAFETY: create placed these descriptors for this process.
+    let (kvm, kernel, initrd, vsock) = unsafe {
+        (
+            File::from_raw_fd(l.kvm_fd),
+            File::from_raw_fd(l.kernel_fd),
+            File::from_raw_fd(l.initrd_fd),
+            UnixListener::from_raw_fd(l.vsock_fd),
+        )
+    };
+    let mut cmdline = String::from("quiet");
+    if l.console {
+        cmdline.push_str(" atoll.debug");
+    }
+    let console: Option<Box<dyn Write + Send>> = if l.console {
+        log.try_clone()
+            .ok()
+            .map(|f| Box::new(f) as Box<dyn Write + Send>)
+    } else {
+        None
+    };
+    let process = l.spec.process().clone().ok_or("the spec has no process")?;
+    let terminal = process.terminal().unwrap_or(false);
+    let vm = Vm::start(VmConfig {
+        kvm,
+        kernel,
+        initrd,
+        cmdline,
+        mem_mib: l.mem_mib,
+        vcpus: l.vcpus,
+        console,
+        vsock_listener: Some(vsock),
+        share: Some((vm_level::ROOTFS_TAG.to_string(), "/".to_string())),
+    })
+    .map_err(|e| format!("starting the VM: {e:#}"))?;
+    let started = Instant::now();
+    let stream = loop {
+        match vm.connect(AGENT_PORT) {
+            Ok(s) => break s,
+            Err(_) => {
+                if let Some(stop) = vm.try_stopped() {
+                    let why = match stop {
+                        Stop::Failed(e) => e,
+                        Stop::Shutdown => "the guest stopped".into(),
+                    };
+                    return Err(format!(
+                        "the guest did not boot: {why} (console: {})",
+                        vm.console_tail.last_lines(3)
+                    ));
+                }
+                if started.elapsed() > BOOT_TIMEOUT {
+                    return Err(format!(
+                        "the guest's agent did not answer within {}s (console: {})",
+                        BOOT_TIMEOUT.as_secs(),
+                        vm.console_tail.last_lines(3)
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    if terminal {
+        raw_terminal(0);
+    }
+    let req = Request::Run {
+        container: Box::new(vm_level::agent_container(&l.id, &l.spec)),
+        process: Box::new(vm_level::agent_process(&process)),
+        init: true,
+    };
+    let io = client::Stdio {
+        stdin: Some(0),
+        stdout: 1,
+        stderr: 2,
+        signals: Some(signals),
+    };
+    client::run(stream, &req, io, |_| {}).map_err(|e| format!("{e:#}"))
+}
+
+/// The guest's terminal does the line discipline: the host side passes
+/// bytes through.
+fn raw_terminal(fd: i32) {
+    // SAFETY: tcgetattr/tcsetattr on our own stdin.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(fd, &mut t) == 0 {
+            libc::cfmakeraw(&mut t);
+            libc::tcsetattr(fd, libc::TCSANOW, &t);
+        }
+    }
+}

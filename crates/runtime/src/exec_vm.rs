@@ -1,0 +1,153 @@
+//! exec, signals to every process and ps at the vm level: requests to the
+//! guest agent over the VMM's vsock socket in the container's state
+//! directory.
+
+use anyhow::{Result, anyhow};
+use atoll_agent::client;
+use atoll_agent::proto::Request;
+
+use crate::exec::ExecOptions;
+use crate::lifecycle::Runtime;
+use crate::vm_level;
+
+/// The guest agent's vsock port (atoll_vmm::AGENT_PORT).
+const AGENT_PORT: u32 = 1024;
+/// How long a request waits for a just-started container to be up in its
+/// guest (the VMM's own boot timeout).
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl Runtime {
+    fn agent(&self, id: &str) -> Result<std::os::unix::net::UnixStream> {
+        let sock = self.layout.vsock_socket(id);
+        let s = crate::unixsock::connect(&sock)
+            .map_err(|e| anyhow!("container {id}: its VM's socket {}: {e}", sock.display()))?;
+        client::handshake(s, AGENT_PORT, Some(std::time::Duration::from_secs(30)))
+            .map_err(|e| anyhow!("container {id}: {e:#}"))
+    }
+
+    /// A connection to the guest agent once container `id`'s process runs
+    /// in the guest. `start` returns when the VMM starts, and the guest
+    /// may still be booting (about 10 s when it is itself emulated): exec,
+    /// `kill --all` and ps right after it wait for the agent to know the
+    /// container, as long as the container runs on the host, up to
+    /// READY_TIMEOUT.
+    fn ready_agent(&self, id: &str) -> Result<std::os::unix::net::UnixStream> {
+        let deadline = std::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            let known = self.agent(id).and_then(|s| {
+                client::request(
+                    s,
+                    &Request::Ps {
+                        container: id.to_string(),
+                    },
+                )
+                .map_err(|e| anyhow!("container {id}: {e:#}"))
+            });
+            match known {
+                Ok(_) => return self.agent(id),
+                Err(e) => {
+                    let running = self.load(id).is_ok_and(|(c, _)| {
+                        c.status() == libcontainer::container::ContainerStatus::Running
+                    });
+                    if !running || std::time::Instant::now() > deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    /// exec into a vm-level container: the process starts in the guest,
+    /// in the container's namespaces there. In the foreground atoll relays
+    /// its stdio and signals and returns its exit code; detached, a relay
+    /// process is left behind (its pid goes to the pid file).
+    pub fn exec_vm(&self, o: &ExecOptions) -> Result<i32> {
+        let prepared = self.prepare_exec(o)?;
+        if prepared.process.terminal().unwrap_or(false) {
+            let r: Result<()> = Err(anyhow!(
+                "exec with a terminal is not supported at the vm level yet"
+            ));
+            self.report_exec(o, Some(&prepared.meta), &r);
+            r?;
+        }
+        let req = Request::Run {
+            container: Box::new(vm_level::agent_container(&o.id, &prepared.spec)),
+            process: Box::new(vm_level::agent_process(&prepared.process)),
+            init: false,
+        };
+        let stream = self.ready_agent(&o.id);
+        self.report_exec(o, Some(&prepared.meta), &stream);
+        let stream = stream?;
+        let signals = client::forwarded_signals()?;
+        let relay = move || -> i32 {
+            let io = client::Stdio {
+                stdin: Some(0),
+                stdout: 1,
+                stderr: 2,
+                signals: Some(signals),
+            };
+            match client::run(stream, &req, io, |_| {}) {
+                Ok(st) if st & 0x7f != 0 => 128 + (st & 0x7f),
+                Ok(st) => (st >> 8) & 0xff,
+                Err(e) => {
+                    eprintln!("atoll: error: exec in container: {e:#}");
+                    255
+                }
+            }
+        };
+        if !o.detach {
+            if let Some(p) = &o.pid_file {
+                std::fs::write(p, std::process::id().to_string())?;
+            }
+            return Ok(relay());
+        }
+        // SAFETY: the CLI is single-threaded; the child only relays and exits.
+        match unsafe { nix::unistd::fork() }.map_err(|e| anyhow!("fork: {e}"))? {
+            nix::unistd::ForkResult::Child => {
+                let _ = nix::unistd::setsid();
+                std::process::exit(relay());
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                if let Some(p) = &o.pid_file {
+                    std::fs::write(p, child.as_raw().to_string())?;
+                }
+                Ok(0)
+            }
+        }
+    }
+
+    /// `kill --all` at the vm level: every process of the container in the
+    /// guest gets the signal.
+    pub(crate) fn vm_signal_all(&self, id: &str, signal: i32) -> Result<()> {
+        let s = self.ready_agent(id)?;
+        client::request(
+            s,
+            &Request::Signal {
+                container: id.to_string(),
+                signal,
+                all: true,
+            },
+        )
+        .map(|_| ())
+        .map_err(|e| anyhow!("container {id}: {e:#}"))
+    }
+
+    /// The container's processes as the guest sees them (guest pids).
+    pub fn vm_processes(&self, id: &str) -> Result<Vec<i32>> {
+        let s = self.ready_agent(id)?;
+        let v = client::request(
+            s,
+            &Request::Ps {
+                container: id.to_string(),
+            },
+        )?;
+        serde_json::from_value(v).map_err(|e| anyhow!("container {id}: ps: {e}"))
+    }
+
+    /// The guest's counters (memory, boot id, uptime).
+    pub fn vm_stats(&self, id: &str) -> Result<serde_json::Value> {
+        let s = self.agent(id)?;
+        client::request(s, &Request::Stats)
+    }
+}

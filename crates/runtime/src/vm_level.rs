@@ -1,0 +1,478 @@
+//! The vm level as the lifecycle sees it: the container's init becomes
+//! atoll's VMM (the binary plugs it in, as it does the application
+//! kernel), which boots a guest whose agent runs the workload. Everything
+//! the VMM needs from outside the container (/dev/kvm, the guest kernel
+//! and initramfs, the vsock socket in the state directory, its log) is
+//! opened by `create` and inherited as descriptors: once libcontainer
+//! has pivoted the init into the rootfs, none of it is reachable by path.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow, bail};
+use oci_spec::runtime::{Capability, LinuxCapabilities, Spec, User};
+
+/// Where the guest kernel and initramfs are looked for, unless the config
+/// file's `vm_assets` or `$ATOLL_VM_ASSETS` says otherwise.
+pub const DEFAULT_ASSETS: &str = "/usr/local/lib/atoll/vm";
+pub const KERNEL_FILE: &str = "vmlinux";
+pub const INITRD_FILE: &str = "initramfs.cpio";
+
+/// Descriptors a vm-level init inherits: log, vsock socket, /dev/kvm,
+/// kernel, initramfs.
+pub const VM_FDS: i32 = 5;
+
+/// Guest RAM when the spec sets no memory limit.
+pub const DEFAULT_GUEST_MIB: u64 = 256;
+/// Smallest guest that boots (atoll_vmm::memory::MIN_MEM_MIB).
+pub const MIN_GUEST_MIB: u64 = 128;
+/// What the VMM itself needs in the container's memory cgroup beside the
+/// guest's RAM (its threads, the virtio-fs file table, page tables).
+pub const VMM_OVERHEAD_MIB: u64 = 64;
+
+/// Entry point of the vm level, provided by the binary that links the
+/// VMM. It does not return on success: the init exits with the status of
+/// the guest's process.
+pub type VmEntry = fn(&VmLaunch) -> std::result::Result<(), String>;
+
+/// Checks, at create, that the kernel image can be booted (the binary
+/// links the loader). Returns a one-line reason if not.
+pub type KernelCheck = fn(&mut File) -> std::result::Result<(), String>;
+
+/// What the VMM needs, captured before the fork into the container's init.
+#[derive(Clone)]
+pub struct VmLaunch {
+    /// The bundle's own spec: its process runs in the guest.
+    pub spec: Spec,
+    pub id: String,
+    pub mem_mib: u64,
+    pub vcpus: u8,
+    /// Descriptor numbers in the init.
+    pub log_fd: i32,
+    pub vsock_fd: i32,
+    pub kvm_fd: i32,
+    pub kernel_fd: i32,
+    pub initrd_fd: i32,
+    /// Copy the guest's console to the log (`--debug`).
+    pub console: bool,
+}
+
+/// The directory holding the guest assets.
+pub fn assets_dir(config: Option<&Path>) -> PathBuf {
+    config
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ATOLL_VM_ASSETS").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ASSETS))
+}
+
+/// Opens the guest kernel and initramfs, with errors that say what to do.
+pub fn open_assets(dir: &Path) -> Result<(File, File)> {
+    let open = |name: &str| {
+        let p = dir.join(name);
+        File::open(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow!(
+                    "isolation level vm: guest {} {} is missing (build them with scripts/vm-assets.sh DIR, then `atoll install --vm-assets DIR` puts them there)",
+                    if name == KERNEL_FILE { "kernel" } else { "initramfs" },
+                    p.display()
+                )
+            } else {
+                anyhow!("isolation level vm: {}: {e}", p.display())
+            }
+        })
+    };
+    Ok((open(KERNEL_FILE)?, open(INITRD_FILE)?))
+}
+
+/// Opens /dev/kvm and makes sure it can run an ordinary guest.
+pub fn open_kvm() -> Result<File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map_err(|e| anyhow!("isolation level vm: /dev/kvm: {e}"))?;
+    if let Some(why) = kvm_unusable() {
+        bail!("isolation level vm: /dev/kvm cannot boot a guest kernel: {why}");
+    }
+    Ok(f)
+}
+
+/// Why this host's /dev/kvm cannot boot an unmodified guest kernel, if it
+/// cannot: a KVM-PVM (paravirtualized nested KVM) runs only guests that
+/// speak its private ABI.
+pub fn kvm_unusable() -> Option<String> {
+    if Path::new("/sys/module/kvm_pvm").exists() {
+        return Some(
+            "it is KVM-PVM (kvm_pvm), which runs only guests built for PVM; atoll's guest is Debian's kernel (run the vm level on a host with hardware virtualization, or inside scripts/test-vm.sh)".into(),
+        );
+    }
+    None
+}
+
+/// Guest RAM for the container: the default, or what its memory limit
+/// leaves beside the VMM; an error if that cannot boot.
+pub fn guest_memory(spec: &Spec) -> Result<u64> {
+    let limit = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+        .filter(|l| *l > 0);
+    let Some(limit) = limit else {
+        return Ok(DEFAULT_GUEST_MIB);
+    };
+    let mib = (limit as u64) >> 20;
+    let guest = mib.saturating_sub(VMM_OVERHEAD_MIB).min(DEFAULT_GUEST_MIB);
+    if guest < MIN_GUEST_MIB {
+        bail!(
+            "isolation level vm: memory limit {mib} MiB is too small to boot a guest (at least {} MiB: {MIN_GUEST_MIB} for the guest, {VMM_OVERHEAD_MIB} for the VMM)",
+            MIN_GUEST_MIB + VMM_OVERHEAD_MIB
+        );
+    }
+    Ok(guest)
+}
+
+/// vCPUs for the container: its CPU quota rounded up, 1 by default, at
+/// most 8.
+pub fn guest_vcpus(spec: &Spec) -> u8 {
+    let cpu = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.cpu().as_ref());
+    match cpu.and_then(|c| Some((c.quota()?, c.period()?))) {
+        Some((q, p)) if q > 0 && p > 0 => (q as u64).div_ceil(p).clamp(1, 8) as u8,
+        _ => 1,
+    }
+}
+
+/// Capabilities the VMM keeps: its virtio-fs server acts for the guest's
+/// users on the rootfs (file ownership, modes, per-request fsuid/fsgid).
+pub const VMM_CAPS: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::DacReadSearch,
+    Capability::Fowner,
+    Capability::Fsetid,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Mknod,
+];
+
+/// The container's init is the VMM: it runs as the container's root with
+/// the capabilities its file server needs, no_new_privs, and no seccomp
+/// profile from the spec (that profile is the guest process's business;
+/// the VMM confines its own threads).
+pub fn adapt(spec: &mut Spec) {
+    let Some(mut process) = spec.process().clone() else {
+        return;
+    };
+    let mut user = User::default();
+    user.set_uid(0);
+    user.set_gid(0);
+    process.set_user(user);
+    let caps: std::collections::HashSet<Capability> = VMM_CAPS.iter().copied().collect();
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(Some(caps.clone()));
+    c.set_effective(Some(caps.clone()));
+    c.set_permitted(Some(caps));
+    c.set_inheritable(None);
+    c.set_ambient(None);
+    process.set_capabilities(Some(c));
+    process.set_no_new_privileges(Some(true));
+    process.set_rlimits(None);
+    // The terminal, if any, is the guest process's; the VMM relays it.
+    spec.set_process(Some(process));
+    if let Some(mut linux) = spec.linux().clone() {
+        linux.set_seccomp(None);
+        spec.set_linux(Some(linux));
+    }
+}
+
+/// Opens what the VMM inherits and checks the kernel.
+pub struct Resources {
+    pub kvm: File,
+    pub kernel: File,
+    pub initrd: File,
+}
+
+/// Opens /dev/kvm first (on a host that cannot run guests that is the
+/// reason to give, whatever else is missing), then the guest assets, and
+/// checks the kernel image.
+pub fn resources(assets: &Path, check: Option<KernelCheck>) -> Result<Resources> {
+    let kvm = open_kvm()?;
+    let (mut kernel, initrd) = open_assets(assets)?;
+    if let Some(check) = check {
+        check(&mut kernel).map_err(|e| {
+            anyhow!(
+                "isolation level vm: guest kernel {}: {e}",
+                assets.join(KERNEL_FILE).display()
+            )
+        })?;
+    }
+    Ok(Resources {
+        kvm,
+        kernel,
+        initrd,
+    })
+}
+
+/// Everything `create` can check about a vm-level container before it
+/// makes any state: a usable /dev/kvm, a memory limit that leaves room
+/// for a guest, the guest assets and a bootable kernel image.
+pub fn preflight(spec: &Spec, assets: &Path, check: Option<KernelCheck>) -> Result<()> {
+    open_kvm()?;
+    guest_memory(spec)?;
+    resources(assets, check).map(drop)
+}
+
+/// Whether this host can run the vm level, for `atoll check`: `Ok` with
+/// what it would boot, or the reason it cannot.
+pub fn host_support(
+    assets: &Path,
+    check: Option<KernelCheck>,
+) -> std::result::Result<String, String> {
+    resources(assets, check).map_err(|e| {
+        let e = e.to_string();
+        e.strip_prefix("isolation level vm: ")
+            .unwrap_or(&e)
+            .to_string()
+    })?;
+    Ok(format!(
+        "/dev/kvm boots guests; guest assets in {}",
+        assets.display()
+    ))
+}
+
+/// Linux's capability numbers, by name (include/uapi/linux/capability.h).
+const CAP_NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+fn cap_numbers(set: &Option<oci_spec::runtime::Capabilities>) -> Option<Vec<u32>> {
+    set.as_ref().map(|s| {
+        let mut v: Vec<u32> = s
+            .iter()
+            .filter_map(|c| {
+                let name = c.to_string();
+                let name = name.trim_start_matches("CAP_");
+                CAP_NAMES.iter().position(|n| *n == name).map(|i| i as u32)
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    })
+}
+
+fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> Option<u32> {
+    use oci_spec::runtime::PosixRlimitType as T;
+    Some(match t {
+        T::RlimitCpu => 0,
+        T::RlimitFsize => 1,
+        T::RlimitData => 2,
+        T::RlimitStack => 3,
+        T::RlimitCore => 4,
+        T::RlimitRss => 5,
+        T::RlimitNproc => 6,
+        T::RlimitNofile => 7,
+        T::RlimitMemlock => 8,
+        T::RlimitAs => 9,
+        T::RlimitLocks => 10,
+        T::RlimitSigpending => 11,
+        T::RlimitMsgqueue => 12,
+        T::RlimitNice => 13,
+        T::RlimitRtprio => 14,
+        T::RlimitRttime => 15,
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
+
+/// An OCI process as the guest agent runs it.
+pub fn agent_process(p: &oci_spec::runtime::Process) -> atoll_agent::proto::Process {
+    let u = p.user();
+    let caps = p.capabilities().clone().unwrap_or_default();
+    let has_caps = p.capabilities().is_some();
+    atoll_agent::proto::Process {
+        args: p.args().clone().unwrap_or_default(),
+        env: p.env().clone().unwrap_or_default(),
+        cwd: p.cwd().display().to_string(),
+        uid: u.uid(),
+        gid: u.gid(),
+        additional_gids: u.additional_gids().clone().unwrap_or_default(),
+        terminal: p.terminal().unwrap_or(false),
+        no_new_privileges: p.no_new_privileges().unwrap_or(false),
+        rlimits: p
+            .rlimits()
+            .iter()
+            .flatten()
+            .filter_map(|r| {
+                Some(atoll_agent::proto::Rlimit {
+                    resource: rlimit_resource(r.typ())?,
+                    soft: r.soft(),
+                    hard: r.hard(),
+                })
+            })
+            .collect(),
+        bounding: if has_caps {
+            cap_numbers(caps.bounding()).or(Some(vec![]))
+        } else {
+            None
+        },
+        effective: if has_caps {
+            cap_numbers(caps.effective()).or(Some(vec![]))
+        } else {
+            None
+        },
+        permitted: if has_caps {
+            cap_numbers(caps.permitted()).or(Some(vec![]))
+        } else {
+            None
+        },
+        inheritable: if has_caps {
+            cap_numbers(caps.inheritable()).or(Some(vec![]))
+        } else {
+            None
+        },
+        ambient: cap_numbers(caps.ambient()),
+        console_size: p
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16)),
+    }
+}
+
+/// virtio-fs tag under which the VMM shares the container's rootfs.
+pub const ROOTFS_TAG: &str = "rootfs";
+
+/// The container as the guest agent makes it: its rootfs is the VMM's
+/// root (the bundle's rootfs, shared whole).
+pub fn agent_container(id: &str, spec: &Spec) -> atoll_agent::proto::Container {
+    let mounts = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(|m| atoll_agent::proto::Mount {
+            destination: m.destination().display().to_string(),
+            typ: m.typ().clone().unwrap_or_default(),
+            source: m
+                .source()
+                .as_ref()
+                .map(|s| s.display().to_string())
+                .unwrap_or_default(),
+            options: m.options().clone().unwrap_or_default(),
+        })
+        .collect();
+    let linux = spec.linux().clone().unwrap_or_default();
+    atoll_agent::proto::Container {
+        id: id.to_string(),
+        rootfs_tag: ROOTFS_TAG.to_string(),
+        rootfs_path: "/".to_string(),
+        readonly: spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false),
+        hostname: spec.hostname().clone(),
+        mounts,
+        masked_paths: linux.masked_paths().clone().unwrap_or_else(|| {
+            crate::effective::DEFAULT_MASKED_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        }),
+        readonly_paths: linux.readonly_paths().clone().unwrap_or_else(|| {
+            crate::effective::DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with_limit(bytes: Option<i64>) -> Spec {
+        let mut s = Spec::default();
+        if let Some(b) = bytes {
+            let mut linux = s.linux().clone().unwrap_or_default();
+            let mut r = oci_spec::runtime::LinuxResources::default();
+            let mut m = oci_spec::runtime::LinuxMemory::default();
+            m.set_limit(Some(b));
+            r.set_memory(Some(m));
+            linux.set_resources(Some(r));
+            s.set_linux(Some(linux));
+        }
+        s
+    }
+
+    #[test]
+    fn guest_memory_follows_the_limit() {
+        assert_eq!(
+            guest_memory(&spec_with_limit(None)).unwrap(),
+            DEFAULT_GUEST_MIB
+        );
+        assert_eq!(
+            guest_memory(&spec_with_limit(Some(1 << 30))).unwrap(),
+            DEFAULT_GUEST_MIB
+        );
+        assert_eq!(
+            guest_memory(&spec_with_limit(Some(224 << 20))).unwrap(),
+            160
+        );
+        let e = guest_memory(&spec_with_limit(Some(64 << 20)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("too small to boot"), "{e}");
+    }
+
+    #[test]
+    fn missing_assets_say_how_to_make_them() {
+        let d = tempfile::tempdir().unwrap();
+        let e = open_assets(d.path()).unwrap_err().to_string();
+        assert!(e.contains("vm-assets.sh") && e.contains("vmlinux"), "{e}");
+    }
+}

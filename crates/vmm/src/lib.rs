@@ -1,0 +1,310 @@
+//! atoll's virtual machine monitor for the `vm` level: one KVM guest per
+//! pod, booting Debian's `vmlinux` straight into 64-bit mode with atoll's
+//! guest agent as `/init`. Devices are virtio-mmio windows described to
+//! the guest in ACPI (vsock for the agent, virtio-fs for the rootfs) and a
+//! 16550 serial console that is quiet unless asked for.
+//!
+//! Threads: one per vCPU (exits for the serial port and the virtio
+//! register windows), one per virtio device (queues, woken by ioeventfds),
+//! and the caller's (the agent session).
+
+pub mod acpi;
+pub mod boot;
+pub mod cpu;
+pub mod layout;
+pub mod memory;
+pub mod serial;
+pub mod virtio;
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use kvm_bindings::{KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::layout::*;
+use crate::virtio::mmio::MmioTransport;
+
+/// The vsock port the guest agent listens on.
+pub const AGENT_PORT: u32 = 1024;
+/// The guest's vsock CID (each VM has its own device, so every guest can
+/// use the same).
+pub const GUEST_CID: u64 = 3;
+
+/// Kernel command line: serial console, reboot by triple fault (the VMM
+/// sees KVM_EXIT_SHUTDOWN), no PCI and no PS/2 probing.
+pub const BASE_CMDLINE: &str = "console=ttyS0 reboot=t panic=-1 pci=off \
+     i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd nomodeset";
+
+/// What the VM is made of.
+pub struct VmConfig {
+    /// An open /dev/kvm.
+    pub kvm: File,
+    /// The uncompressed kernel (`vmlinux` ELF) and the initramfs.
+    pub kernel: File,
+    pub initrd: File,
+    /// Appended to [`BASE_CMDLINE`].
+    pub cmdline: String,
+    pub mem_mib: u64,
+    pub vcpus: u8,
+    /// Where the guest console goes (None: only kept for error reports).
+    pub console: Option<Box<dyn Write + Send>>,
+    /// Host-side socket for vsock connections from other processes
+    /// (`atoll exec`).
+    pub vsock_listener: Option<UnixListener>,
+    /// A directory shared with the guest over virtio-fs: (tag, path).
+    pub share: Option<(String, String)>,
+}
+
+/// Why the guest stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// The guest rebooted or triple-faulted (its agent's normal way out).
+    Shutdown,
+    /// KVM could not run the guest.
+    Failed(String),
+}
+
+/// Counters of the VM's life.
+#[derive(Default)]
+pub struct Stats {
+    /// Exits to the VMM (I/O and MMIO accesses, shutdown).
+    pub exits: AtomicU64,
+    pub io_exits: AtomicU64,
+    pub mmio_exits: AtomicU64,
+}
+
+/// The exits that reach userspace, by device.
+struct Bus {
+    serial: Mutex<serial::Console>,
+    mmio: Vec<(u64, Mutex<MmioTransport>)>,
+}
+
+impl Bus {
+    fn io_in(&self, port: u16, data: &mut [u8]) {
+        match port {
+            p if (SERIAL_PORT..SERIAL_PORT + 8).contains(&p) && data.len() == 1 => {
+                data[0] = self.serial.lock().unwrap().read((p - SERIAL_PORT) as u8);
+            }
+            // No CMOS clock: reads of 0 make rtc_cmos give up at once
+            // (0xff would have it poll the update-in-progress bit).
+            0x70 | 0x71 => data.fill(0),
+            _ => data.fill(0xff),
+        }
+    }
+
+    fn io_out(&self, port: u16, data: &[u8]) {
+        if (SERIAL_PORT..SERIAL_PORT + 8).contains(&port) && data.len() == 1 {
+            let _ = self
+                .serial
+                .lock()
+                .unwrap()
+                .write((port - SERIAL_PORT) as u8, data[0]);
+        }
+    }
+
+    fn mmio(&self, addr: u64) -> Option<(u64, &Mutex<MmioTransport>)> {
+        self.mmio
+            .iter()
+            .find(|(base, _)| (*base..*base + VIRTIO_MMIO_SIZE).contains(&addr))
+            .map(|(base, t)| (addr - base, t))
+    }
+}
+
+/// A running VM.
+pub struct Vm {
+    pub stats: Arc<Stats>,
+    pub console_tail: serial::Tail,
+    pub started: Instant,
+    stopped: mpsc::Receiver<Stop>,
+    connector: Option<(virtio::vsock::Connector, EventFd)>,
+    // Kept for the VM's lifetime.
+    _vm: Arc<VmFd>,
+    _mem: memory::Mem,
+}
+
+impl Vm {
+    /// Builds the VM and starts its vCPUs.
+    pub fn start(cfg: VmConfig) -> Result<Vm> {
+        let started = Instant::now();
+        // SAFETY: the caller hands over an open /dev/kvm.
+        let kvm = unsafe { Kvm::from_raw_fd(cfg.kvm.into_raw_fd()) };
+        if kvm.get_api_version() != 12 {
+            bail!(
+                "/dev/kvm speaks KVM API version {}, not 12",
+                kvm.get_api_version()
+            );
+        }
+        let vm = kvm.create_vm().map_err(|e| anyhow!("KVM_CREATE_VM: {e}"))?;
+        vm.set_tss_address(KVM_TSS_ADDRESS)
+            .map_err(|e| anyhow!("KVM_SET_TSS_ADDR: {e}"))?;
+        vm.create_irq_chip()
+            .map_err(|e| anyhow!("KVM_CREATE_IRQCHIP: {e}"))?;
+        vm.create_pit2(kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        })
+        .map_err(|e| anyhow!("KVM_CREATE_PIT2: {e}"))?;
+        let mem = memory::create(&vm, cfg.mem_mib)?;
+
+        // Devices.
+        let serial_irq = EventFd::new(libc::EFD_NONBLOCK)?;
+        vm.register_irqfd(&serial_irq, SERIAL_IRQ)
+            .map_err(|e| anyhow!("KVM_IRQFD: {e}"))?;
+        let tail = serial::Tail::default();
+        let console = serial::new(
+            serial_irq,
+            serial::ConsoleOut {
+                echo: cfg.console,
+                tail: tail.clone(),
+            },
+        );
+        let mut devices: Vec<Box<dyn virtio::VirtioDevice>> = Vec::new();
+        let (vsock, connector, wake) = virtio::vsock::Vsock::new(GUEST_CID, cfg.vsock_listener)?;
+        devices.push(Box::new(vsock));
+        if let Some((tag, root)) = &cfg.share {
+            devices.push(Box::new(virtio::fs::Fs::new(tag, root)?));
+        }
+        let mut mmio = Vec::new();
+        let mut described = Vec::new();
+        for (i, d) in devices.into_iter().enumerate() {
+            let base = VIRTIO_MMIO_BASE + i as u64 * VIRTIO_MMIO_SIZE;
+            let irq = VIRTIO_IRQ_BASE + i as u32;
+            mmio.push((
+                base,
+                Mutex::new(MmioTransport::new(&vm, mem.clone(), d, base, irq)?),
+            ));
+            described.push(acpi::MmioDevice {
+                base,
+                size: VIRTIO_MMIO_SIZE,
+                irq,
+            });
+        }
+        let bus = Arc::new(Bus {
+            serial: Mutex::new(console),
+            mmio,
+        });
+
+        // Boot.
+        let mut kernel = cfg.kernel;
+        let mut initrd = cfg.initrd;
+        let cmdline = format!("{BASE_CMDLINE} {}", cfg.cmdline);
+        let loaded = boot::load(&mem, &mut kernel, &mut initrd, cmdline.trim())?;
+        drop((kernel, initrd));
+        acpi::write(&mem, cfg.vcpus, &described)?;
+        cpu::write_boot_tables(&mem)?;
+
+        let vm = Arc::new(vm);
+        let stats = Arc::new(Stats::default());
+        let (tx, stopped) = mpsc::channel();
+        let mut vcpus = Vec::new();
+        for id in 0..cfg.vcpus {
+            let vcpu = vm
+                .create_vcpu(u64::from(id))
+                .map_err(|e| anyhow!("KVM_CREATE_VCPU: {e}"))?;
+            cpu::setup(&kvm, &vcpu, id, cfg.vcpus, loaded.entry)?;
+            vcpus.push(vcpu);
+        }
+        for (id, vcpu) in vcpus.into_iter().enumerate() {
+            let bus = bus.clone();
+            let stats = stats.clone();
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name(format!("vcpu{id}"))
+                .spawn(move || {
+                    let stop = run_vcpu(vcpu, &bus, &stats);
+                    let _ = tx.send(stop);
+                })
+                .context("vCPU thread")?;
+        }
+        Ok(Vm {
+            stats,
+            console_tail: tail,
+            started,
+            stopped,
+            connector: Some((connector, wake)),
+            _vm: vm,
+            _mem: mem,
+        })
+    }
+
+    /// Opens a stream to a guest vsock port (the handshake of the hybrid
+    /// vsock protocol is done here).
+    pub fn connect(&self, port: u32) -> Result<UnixStream> {
+        let (conn, wake) = self
+            .connector
+            .as_ref()
+            .ok_or_else(|| anyhow!("the VM has no vsock device"))?;
+        let (ours, theirs) = UnixStream::pair()?;
+        conn.send(theirs)
+            .map_err(|_| anyhow!("the vsock device has stopped"))?;
+        wake.write(1)?;
+        // The first requests may be lost while the guest's vsock driver
+        // comes up: a short timeout, and the caller tries again.
+        atoll_agent::client::handshake(ours, port, Some(std::time::Duration::from_secs(1)))
+    }
+
+    /// Waits until the guest stops.
+    pub fn wait(&self) -> Stop {
+        self.stopped
+            .recv()
+            .unwrap_or_else(|_| Stop::Failed("vCPU threads are gone".into()))
+    }
+
+    /// Whether the guest has stopped (without waiting).
+    pub fn try_stopped(&self) -> Option<Stop> {
+        self.stopped.try_recv().ok()
+    }
+}
+
+fn run_vcpu(mut vcpu: VcpuFd, bus: &Bus, stats: &Stats) -> Stop {
+    loop {
+        let exit = vcpu.run();
+        stats.exits.fetch_add(1, Ordering::Relaxed);
+        match exit {
+            Ok(VcpuExit::IoIn(port, data)) => {
+                stats.io_exits.fetch_add(1, Ordering::Relaxed);
+                bus.io_in(port, data)
+            }
+            Ok(VcpuExit::IoOut(port, data)) => {
+                stats.io_exits.fetch_add(1, Ordering::Relaxed);
+                bus.io_out(port, data)
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                stats.mmio_exits.fetch_add(1, Ordering::Relaxed);
+                match bus.mmio(addr) {
+                    Some((off, t)) => t.lock().unwrap().read(off, data),
+                    None => data.fill(0xff),
+                }
+            }
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                stats.mmio_exits.fetch_add(1, Ordering::Relaxed);
+                if let Some((off, t)) = bus.mmio(addr) {
+                    t.lock().unwrap().write(off, data);
+                }
+            }
+            Ok(VcpuExit::Shutdown) | Ok(VcpuExit::Hlt) => return Stop::Shutdown,
+            Ok(VcpuExit::SystemEvent(..)) => return Stop::Shutdown,
+            Ok(VcpuExit::FailEntry(reason, cpu)) => {
+                return Stop::Failed(format!(
+                    "KVM could not enter the guest (hardware reason {reason:#x} on cpu {cpu})"
+                ));
+            }
+            Ok(VcpuExit::InternalError) => {
+                return Stop::Failed("KVM internal error while running the guest".into());
+            }
+            Ok(other) => {
+                return Stop::Failed(format!("unexpected VM exit {other:?}"));
+            }
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
+            Err(e) => return Stop::Failed(format!("KVM_RUN: {e}")),
+        }
+    }
+}

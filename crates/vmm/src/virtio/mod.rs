@@ -1,0 +1,64 @@
+//! virtio devices over the MMIO transport. Each device, once the driver
+//! has set it up, runs its queues on a thread of its own, woken by KVM
+//! ioeventfds (the vCPU never leaves the kernel for a queue kick) and
+//! interrupting the guest through irqfds.
+
+pub mod fs;
+pub mod mmio;
+pub mod vsock;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use virtio_queue::Queue;
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::memory::Mem;
+
+pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+pub const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << 29;
+
+/// The interrupt line of one device.
+#[derive(Clone)]
+pub struct Irq {
+    pub status: Arc<AtomicU32>,
+    pub evt: Arc<EventFd>,
+}
+
+impl Irq {
+    pub const USED_BUFFER: u32 = 1;
+    pub const CONFIG_CHANGE: u32 = 2;
+
+    /// Tells the guest that buffers were used.
+    pub fn used(&self) {
+        self.status.fetch_or(Self::USED_BUFFER, Ordering::SeqCst);
+        let _ = self.evt.write(1);
+    }
+}
+
+/// What a device gets when the driver sets DRIVER_OK.
+pub struct Activation {
+    pub mem: Mem,
+    pub queues: Vec<Queue>,
+    /// One per queue: signalled when the driver kicks that queue.
+    pub kicks: Vec<EventFd>,
+    pub irq: Irq,
+    pub features: u64,
+}
+
+pub trait VirtioDevice: Send {
+    /// virtio device id (19 vsock, 26 fs, 1 net).
+    fn device_type(&self) -> u32;
+    fn features(&self) -> u64;
+    fn queue_sizes(&self) -> Vec<u16>;
+    fn read_config(&self, offset: u64, data: &mut [u8]);
+    /// Starts serving the queues (usually on a thread of the device's own).
+    fn activate(&mut self, a: Activation) -> anyhow::Result<()>;
+}
+
+/// Copies `src`'s bytes at `offset` into `data` (config space reads).
+pub fn read_config_bytes(src: &[u8], offset: u64, data: &mut [u8]) {
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = src.get(offset as usize + i).copied().unwrap_or(0);
+    }
+}

@@ -1,0 +1,133 @@
+#!/bin/sh
+# The vm level's end-to-end checks, run as root where /dev/kvm boots
+# guests (inside scripts/test-vm.sh's test VM, or on such a host), with
+# atoll on PATH and the bundles tests/vm/run.sh made in $1. Prints one
+# line per check and timings; exits non-zero if any check failed.
+W=$1
+R=/run/atoll-vm-e2e
+A="atoll --root $R"
+fail=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fail=1; }
+now() { cut -d' ' -f1 /proc/uptime; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f s", b - a }'; }
+HOST_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
+# Waits up to 60 s for container $1 to be stopped.
+wait_stopped() {
+  i=0
+  while [ $i -lt 300 ]; do
+    $A state "$1" 2>/dev/null | grep '"status": *"stopped"' >/dev/null && return 0
+    sleep 0.2; i=$((i + 1))
+  done
+  return 1
+}
+# Nothing of container $1 is left: state dir, cgroup, process.
+gone() {
+  left=""
+  [ -e "$R/$1" ] || [ -e "$R/.atoll/$1" ] && left="$left state-dir"
+  [ -n "$(find /sys/fs/cgroup -name "*$1*" 2>/dev/null)" ] && left="$left cgroup"
+  ps -o pid,args | grep -v grep | grep -q -- "$1" && left="$left process"
+  grep -q "$1" /proc/mounts && left="$left mount"
+  if [ -z "$left" ]; then ok "$1: delete leaves nothing behind"; else bad "$1: left behind:$left"; fi
+}
+
+echo "== atoll check"
+$A check | grep -E '^(kvm|vm) '
+$A check | grep -E '^vm +yes' >/dev/null && ok "check: the vm level runs here" || bad "check: the vm level does not run here"
+
+echo "== run: status, stdio, guest kernel, writes land in the rootfs"
+t=$(now)
+$A --isolation vm run -b "$W/exit7" vme2e-e7 >"$W/out" 2>"$W/err"
+rc=$?
+echo "     run to exit: $(since "$t") (boot, run, shutdown)"
+[ $rc = 7 ] && ok "exit 7 comes back as 7" || bad "exit status $rc, not 7 (stderr: $(head -c 300 "$W/err"))"
+grep -q to-stdout "$W/out" && ok "stdout comes through" || bad "stdout: $(head -c 200 "$W/out")"
+grep -q to-stderr "$W/err" && ok "stderr comes through" || bad "stderr: $(head -c 200 "$W/err")"
+G=$(cat "$W/exit7/rootfs/boot_id" 2>/dev/null)
+[ -n "$G" ] && ok "a file the container wrote is in the bundle's rootfs" || bad "no /boot_id in the bundle's rootfs"
+[ -n "$G" ] && [ "$G" != "$HOST_BOOT_ID" ] && ok "it ran under a guest kernel (boot id $G, not $HOST_BOOT_ID)" || bad "boot id $G is the host's"
+$A delete vme2e-e7 2>/dev/null
+gone vme2e-e7
+$A --isolation vm run -b "$W/readonly" vme2e-ro >/dev/null 2>"$W/err"
+rc=$?
+[ $rc != 0 ] && [ ! -e "$W/readonly/rootfs/written" ] && grep -q "Read-only" "$W/err" && ok "a read-only root stays read-only in the guest" || bad "read-only root: status $rc, $(cat "$W/err")"
+gone vme2e-ro
+
+if [ -f "$W/python/config.json" ]; then
+  echo "== python3 from a Debian rootfs"
+  t=$(now)
+  out=$($A --isolation vm run -b "$W/python" vme2e-py 2>"$W/err")
+  rc=$?
+  echo "     run to exit: $(since "$t")"
+  [ $rc = 3 ] && echo "$out" | grep -E " 3\.[0-9]+\.[0-9]+$" >/dev/null && ok "python3 runs in the guest ($out) and its exit 3 comes back" || bad "python3: status $rc: $out $(head -c 300 "$W/err")"
+  [ -n "$out" ] && [ "${out%% *}" != "$HOST_BOOT_ID" ] && ok "python3's boot id is the guest's" || bad "python3's boot id: $out"
+  $A delete vme2e-py 2>/dev/null
+  gone vme2e-py
+fi
+
+echo "== create, start, state, exec, kill TERM, delete"
+t=$(now)
+$A --isolation vm create -b "$W/long" vme2e-l1 || bad "create failed"
+echo "     create: $(since "$t")"
+$A state vme2e-l1 | grep '"status": *"created"' >/dev/null && ok "state: created" || bad "state after create: $($A state vme2e-l1 2>&1)"
+t=$(now)
+$A start vme2e-l1 || bad "start failed"
+i=0; while [ ! -s "$W/long/rootfs/boot_id" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+echo "     start to the process's first write: $(since "$t") (boot)"
+$A state vme2e-l1 | grep '"status": *"running"' >/dev/null && ok "state: running" || bad "state after start: $($A state vme2e-l1 2>&1)"
+t=$(now)
+out=$($A exec vme2e-l1 sh -c 'cat /proc/sys/kernel/random/boot_id; exit 5')
+rc=$?
+echo "     exec round trip: $(since "$t")"
+[ $rc = 5 ] && ok "exec: exit 5 comes back as 5" || bad "exec status $rc"
+[ -n "$out" ] && [ "$out" = "$(cat "$W/long/rootfs/boot_id")" ] && ok "exec runs in the same guest" || bad "exec's boot id '$out' is not the init's '$(cat "$W/long/rootfs/boot_id")'"
+pids=$($A ps --format json vme2e-l1)
+echo "$pids" | grep -E '^\[[0-9]+(,[0-9]+)*\]$' >/dev/null && ok "ps lists the guest's processes ($pids)" || bad "ps: $pids"
+$A kill vme2e-l1 TERM
+if wait_stopped vme2e-l1; then ok "kill TERM stops it"; else bad "still $($A state vme2e-l1 2>&1 | grep status) after kill TERM"; fi
+$A delete vme2e-l1 || bad "delete failed"
+gone vme2e-l1
+
+echo "== kill KILL, delete --force"
+$A --isolation vm run -d -b "$W/long" vme2e-l2 || bad "run -d failed"
+rm -f "$W/long/rootfs/boot_id"
+$A kill vme2e-l2 KILL
+if wait_stopped vme2e-l2; then ok "kill KILL stops it"; else bad "still $($A state vme2e-l2 2>&1 | grep status) after kill KILL"; fi
+$A delete vme2e-l2 || bad "delete failed"
+gone vme2e-l2
+# kill --all: every process of the container in the guest (its init and
+# an exec'd sleeper) gets the signal from the guest agent.
+rm -f "$W/long/rootfs/boot_id"
+$A --isolation vm run -d -b "$W/long" vme2e-l4 || bad "run -d failed"
+# (exec waits for the guest to boot by itself; its TERM trap is another
+# matter: see the bundle.)
+$A exec -d vme2e-l4 sleep 1000 || bad "exec -d failed"
+i=0; while [ ! -s "$W/long/rootfs/boot_id" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+$A kill --all vme2e-l4 TERM
+if wait_stopped vme2e-l4; then ok "kill --all TERM stops it"; else bad "still $($A state vme2e-l4 2>&1 | grep status) after kill --all TERM"; fi
+$A delete vme2e-l4 || bad "delete failed"
+gone vme2e-l4
+$A --isolation vm run -d -b "$W/long" vme2e-l3 || bad "run -d failed"
+$A delete --force vme2e-l3 || bad "delete --force failed"
+gone vme2e-l3
+
+echo "== bad input"
+out=$(ATOLL_VM_ASSETS=/nonexistent $A --isolation vm run -b "$W/exit7" vme2e-b1 2>&1)
+rc=$?
+[ $rc != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "missing" && ok "missing assets: one line ($out)" || bad "missing assets: status $rc: $out"
+gone vme2e-b1
+# A truncated kernel image (and the real initramfs).
+mkdir -p "$W/badkernel"
+head -c 4000000 /usr/local/lib/atoll/vm/vmlinux > "$W/badkernel/vmlinux"
+cp /usr/local/lib/atoll/vm/initramfs.cpio "$W/badkernel/"
+out=$(ATOLL_VM_ASSETS=$W/badkernel $A --isolation vm run -b "$W/exit7" vme2e-b2 2>&1)
+rc=$?
+[ $rc != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "truncated" && ok "truncated kernel: one line ($out)" || bad "truncated kernel: status $rc: $out"
+gone vme2e-b2
+out=$($A --isolation vm run -b "$W/small" vme2e-b3 2>&1)
+rc=$?
+[ $rc != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "too small to boot" && ok "memory limit too small: one line ($out)" || bad "small memory limit: status $rc: $out"
+gone vme2e-b3
+
+[ $fail = 0 ] && echo "all vm-level checks passed" || echo "some vm-level checks FAILED"
+exit $fail
