@@ -8,7 +8,8 @@
 //! and enforces the tenant's egress rules at connect and send time.
 //!
 //! It knows nothing of the kernel: the kernel's glue
-//! (`atoll_kernel::net::stack`) turns syscalls into calls here and wakes
+//! (`atoll_kernel::net::stack`, `atoll_kernel::kernel::netstack`) turns
+//! syscalls into calls here and wakes
 //! the tasks whose sockets [`Stack::poll`] reports as changed.
 
 pub mod config;
@@ -24,6 +25,7 @@ mod tcp;
 pub use config::{Cidr, LinkConfig, NetConfig, RouteConfig};
 pub use egress::{Egress, EgressRule, Refusal};
 pub use stack::{Proto, Sink, SockId, Source, Stack};
+pub use tcp::Received;
 
 /// Errors are Linux errno values.
 pub type Errno = i32;

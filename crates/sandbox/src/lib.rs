@@ -11,6 +11,7 @@ use std::os::fd::FromRawFd;
 use std::rc::Rc;
 
 use atoll_kernel::kernel::Kernel;
+use atoll_kernel::kernel::boot::NetworkMode;
 use atoll_kernel::platform::PlatformKind;
 use atoll_runtime::executor::SandboxLaunch;
 
@@ -64,6 +65,10 @@ fn pod_container_config(
 pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     let mut config = sandbox_config(&launch.spec)?;
     config.platform = platform(launch.options.platform.as_deref())?;
+    config.network = match launch.options.network.as_deref() {
+        None => NetworkMode::Host,
+        Some(n) => NetworkMode::parse(n).ok_or_else(|| format!("unknown network {n:?}"))?,
+    };
     // Compiled before anything is forked; installed by the gofer and the
     // kernel once each holds what it needs.
     let filters = confine::compile(config.platform, config.directfs)?;
