@@ -670,3 +670,29 @@ fn proc_net_shows_the_stacks_sockets() {
     );
     assert!(crate::procnet::dev(&st).contains("lo:"));
 }
+
+#[test]
+fn without_links_only_loopback_is_reachable() {
+    let mut st = lo_stack();
+    let t = st.socket(libc::AF_INET, Proto::Tcp).unwrap();
+    assert_eq!(
+        st.connect(t, Some(addr("10.0.0.1:80"))),
+        Err(libc::ENETUNREACH)
+    );
+    let u = st.socket(libc::AF_INET6, Proto::Udp).unwrap();
+    assert_eq!(
+        snd(&mut st, u, &b"x"[..], Some(addr("[2001:db8::1]:53")), 0),
+        Err(libc::ENETUNREACH)
+    );
+    // Any 127.x.y.z is this sandbox's own, as on Linux.
+    let srv = st.socket(libc::AF_INET, Proto::Tcp).unwrap();
+    st.bind(srv, addr("127.0.0.2:80")).unwrap();
+    st.listen(srv, 1).unwrap();
+    let c = st.socket(libc::AF_INET, Proto::Tcp).unwrap();
+    assert_eq!(
+        st.connect(c, Some(addr("127.0.0.2:80"))),
+        Err(libc::EINPROGRESS)
+    );
+    st.poll();
+    assert_eq!(st.connect_result(c), Some(Ok(())));
+}
