@@ -185,3 +185,28 @@ fn unknown_network_is_refused() {
     );
     leaks(&a, &id, &b).assert_clean();
 }
+
+/// A real client and server in sandbox mode: Python's http.server in a
+/// thread and urllib fetching from it over 127.0.0.1 (getaddrinfo,
+/// SO_REUSEADDR, selectors, socket timeouts).
+#[test]
+fn python_http_over_sandbox_loopback() {
+    let a = atoll();
+    let script = r#"
+import http.server, threading, urllib.request
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+port = srv.server_address[1]
+for i in range(20):
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/etc/hostname", timeout=10).read()
+print("fetched", len(body) > 0, flush=True)
+srv.shutdown()
+"#;
+    let b = debian()
+        .annotation("dev.atoll.network", "sandbox")
+        .args(&["/usr/bin/python3", "-c", script])
+        .build();
+    let out = run_at(&a, "userspace", &b, "netpy");
+    out.ok();
+    assert!(out.stdout.contains("fetched True"), "{out:#?}");
+}
