@@ -188,7 +188,8 @@ fn unknown_network_is_refused() {
 
 /// A real client and server in sandbox mode: Python's http.server in a
 /// thread and urllib fetching from it over 127.0.0.1 (getaddrinfo,
-/// SO_REUSEADDR, selectors, socket timeouts).
+/// SO_REUSEADDR, selectors, socket timeouts); /proc/net shows the
+/// stack's sockets.
 #[test]
 fn python_http_over_sandbox_loopback() {
     let a = atoll();
@@ -200,6 +201,9 @@ port = srv.server_address[1]
 for i in range(20):
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/etc/hostname", timeout=10).read()
 print("fetched", len(body) > 0, flush=True)
+# The stack's /proc/net/tcp: the listener, 127.0.0.1 in the kernel's byte order.
+listening = f"0100007F:{port:04X} 00000000:0000 0A"
+print("proc", listening in open("/proc/net/tcp").read(), "lo" in open("/proc/net/dev").read(), flush=True)
 srv.shutdown()
 "#;
     let b = debian()
@@ -209,4 +213,5 @@ srv.shutdown()
     let out = run_at(&a, "userspace", &b, "netpy");
     out.ok();
     assert!(out.stdout.contains("fetched True"), "{out:#?}");
+    assert!(out.stdout.contains("proc True True"), "{out:#?}");
 }
