@@ -215,3 +215,54 @@ srv.shutdown()
     assert!(out.stdout.contains("fetched True"), "{out:#?}");
     assert!(out.stdout.contains("proc True True"), "{out:#?}");
 }
+
+/// In sandbox mode the kernel's seccomp filter has no socket(2): even a
+/// compromised kernel cannot open a host socket. The probe makes the
+/// call after confinement and must be killed for it; in host mode the
+/// call is on the allowlist (the probe refuses to make it).
+#[test]
+fn sandbox_network_kernel_has_no_socket_syscall() {
+    let a = atoll();
+    let b = busybox().args(&["true"]).build();
+    let id2 = id("netprobe-host");
+    let id = id("netprobe");
+    let log = b.path.join("atoll-socket.log");
+    let out = a.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--isolation",
+        "userspace",
+        "--network",
+        "sandbox",
+        "run",
+        "--debug-confinement",
+        "socket",
+        "-b",
+        b.path_str(),
+        &id,
+    ]);
+    // SIGSYS: the host killed the kernel before the syscall ran.
+    assert_eq!(out.code, 128 + 31, "{out:#?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("killed by its seccomp filter: host syscall socket (41)"),
+        "{text}\n{out:#?}"
+    );
+    leaks(&a, &id, &b).assert_clean();
+    let out = a.run(&[
+        "--isolation",
+        "userspace",
+        "run",
+        "--debug-confinement",
+        "socket",
+        "-b",
+        b.path_str(),
+        &id2,
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("socket is on the kernel's allowlist"),
+        "{out:#?}"
+    );
+    leaks(&a, &id2, &b).assert_clean();
+}

@@ -71,7 +71,7 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     };
     // Compiled before anything is forked; installed by the gofer and the
     // kernel once each holds what it needs.
-    let filters = confine::compile(config.platform, config.directfs)?;
+    let filters = confine::compile(config.platform, config.directfs, config.network)?;
     atoll_kernel::vfs::procfs::capture_host_facts(config.cpus);
     atoll_kernel::platform::vdso::capture_host_vdso();
     let log = launch
@@ -108,9 +108,17 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     confine::set_name(c"atoll-kernel");
     let keep = confine::kernel_caps(&launch.spec, config.directfs);
     let probe = launch.options.debug_confinement.clone();
-    let (platform, directfs) = (config.platform, config.directfs);
-    let mut confine_kernel =
-        || confine::confine_kernel(&filters.kernel, &keep, platform, directfs, probe.as_deref());
+    let (platform, directfs, network) = (config.platform, config.directfs, config.network);
+    let mut confine_kernel = || {
+        confine::confine_kernel(
+            &filters.kernel,
+            &keep,
+            platform,
+            directfs,
+            network,
+            probe.as_deref(),
+        )
+    };
     let files: Rc<dyn atoll_gofer::FileService> =
         Rc::new(atoll_gofer::serve::Client::new(gofer.sock));
     let stdio = atoll_kernel::kernel::boot::dup_stdio().map_err(|e| format!("stdio: {e}"))?;
