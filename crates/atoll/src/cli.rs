@@ -36,6 +36,12 @@ pub struct Cli {
     /// dev.atoll.platform, config file, systrap where the host supports it)
     #[arg(long, global = true, env = "ATOLL_PLATFORM")]
     pub platform: Option<String>,
+    /// Userspace level network: host (the kernel's host sockets in the
+    /// container's network namespace) or sandbox (the kernel's own TCP/IP
+    /// stack, loopback only) (default: annotation dev.atoll.network,
+    /// config file, host)
+    #[arg(long, global = true, env = "ATOLL_NETWORK")]
+    pub network: Option<String>,
     /// Node configuration file
     #[arg(long, global = true, env = "ATOLL_CONFIG")]
     pub config: Option<PathBuf>,

@@ -21,6 +21,9 @@ pub struct Config {
     /// The userspace level's platform (systrap or ptrace) when neither
     /// `--platform` nor the bundle's annotation picks one.
     pub platform: Option<String>,
+    /// The userspace level's network (host or sandbox) when neither
+    /// `--network` nor the bundle's annotation picks one.
+    pub network: Option<String>,
     /// Tenant policy file (default /etc/atoll/policy.toml, used when it exists).
     pub policy: Option<PathBuf>,
     /// JSON-lines audit trail of lifecycle decisions.

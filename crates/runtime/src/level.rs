@@ -40,6 +40,38 @@ pub fn select_platform(
     config.map(|v| check(v, "config platform")).transpose()
 }
 
+/// Annotation a bundle uses to pick who serves the userspace level's
+/// AF_INET sockets.
+pub const NETWORK_ANNOTATION: &str = "dev.atoll.network";
+/// Who serves the userspace level's AF_INET and AF_INET6 sockets: host
+/// sockets of the kernel, or the kernel's own TCP/IP stack.
+pub const NETWORKS: [&str; 2] = ["host", "sandbox"];
+
+/// Picks the userspace level's network: `--network`, else the bundle's
+/// annotation, else the config file; None means host.
+pub fn select_network(
+    flag: Option<&str>,
+    annotation: Option<&str>,
+    config: Option<&str>,
+) -> Result<Option<String>> {
+    let check = |v: &str, from: &str| {
+        if NETWORKS.contains(&v) {
+            Ok(v.to_string())
+        } else {
+            Err(anyhow!(
+                "{from}: unknown network {v:?} (expected host or sandbox)"
+            ))
+        }
+    };
+    if let Some(v) = flag {
+        return check(v, "--network").map(Some);
+    }
+    if let Some(v) = annotation {
+        return check(v, &format!("annotation {NETWORK_ANNOTATION}")).map(Some);
+    }
+    config.map(|v| check(v, "config network")).transpose()
+}
+
 /// How strongly a container is separated from the host kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -121,6 +153,34 @@ pub fn select(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_flag_beats_annotation_beats_config() {
+        assert_eq!(
+            select_network(Some("sandbox"), Some("host"), Some("host")).unwrap(),
+            Some("sandbox".into())
+        );
+        assert_eq!(
+            select_network(None, Some("sandbox"), Some("host")).unwrap(),
+            Some("sandbox".into())
+        );
+        assert_eq!(
+            select_network(None, None, Some("sandbox")).unwrap(),
+            Some("sandbox".into())
+        );
+        assert_eq!(select_network(None, None, None).unwrap(), None);
+        let e = select_network(None, Some("bridge"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dev.atoll.network") && e.contains("\"bridge\""),
+            "{e}"
+        );
+        let e = select_network(Some("none"), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--network"), "{e}");
+    }
 
     #[test]
     fn platform_flag_beats_annotation_beats_config() {

@@ -322,6 +322,25 @@ impl Runtime {
         )
     }
 
+    /// Who serves AF_INET sockets, as create asks (see
+    /// `level::select_network`).
+    fn network(
+        &self,
+        opts: &CreateOptions,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<Option<String>> {
+        let annotation = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(level::NETWORK_ANNOTATION))
+            .map(String::as_str);
+        level::select_network(
+            opts.sandbox.network.as_deref(),
+            annotation,
+            self.config.network.as_deref(),
+        )
+    }
+
     /// The rest of create, once the level and tenant are settled.
     fn create_admitted(
         &self,
@@ -346,6 +365,13 @@ impl Runtime {
                 &crate::vm_level::assets_dir(self.config.vm_assets.as_deref()),
                 self.plugins.vm_kernel_check,
             )?;
+        }
+        if level != Isolation::Userspace
+            && self.network(opts, &bundle.spec)?.as_deref() == Some("sandbox")
+        {
+            bail!(
+                "network sandbox needs the userspace level (the other levels use the host's or the guest's stack)"
+            );
         }
         if opts.console_socket.is_some() && !terminal(&bundle.spec) {
             bail!("--console-socket given but process.terminal is false in config.json");
@@ -448,6 +474,7 @@ impl Runtime {
         } else if level == Isolation::Userspace {
             let mut options = opts.sandbox.clone();
             options.platform = self.platform(opts, &bundle.spec)?;
+            options.network = self.network(opts, &bundle.spec)?;
             let log_path = meta
                 .sandbox_log
                 .clone()

@@ -230,6 +230,8 @@ pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
                     .collect()
             })
             .unwrap_or_default(),
+        // Sandbox-wide: set from the runtime's options at boot.
+        network: Default::default(),
     })
 }
 

@@ -11,6 +11,7 @@ use std::os::fd::FromRawFd;
 use std::rc::Rc;
 
 use atoll_kernel::kernel::Kernel;
+use atoll_kernel::kernel::boot::NetworkMode;
 use atoll_kernel::platform::PlatformKind;
 use atoll_runtime::executor::SandboxLaunch;
 
@@ -64,9 +65,13 @@ fn pod_container_config(
 pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     let mut config = sandbox_config(&launch.spec)?;
     config.platform = platform(launch.options.platform.as_deref())?;
+    config.network = match launch.options.network.as_deref() {
+        None => NetworkMode::Host,
+        Some(n) => NetworkMode::parse(n).ok_or_else(|| format!("unknown network {n:?}"))?,
+    };
     // Compiled before anything is forked; installed by the gofer and the
     // kernel once each holds what it needs.
-    let filters = confine::compile(config.platform, config.directfs)?;
+    let filters = confine::compile(config.platform, config.directfs, config.network)?;
     atoll_kernel::vfs::procfs::capture_host_facts(config.cpus);
     atoll_kernel::platform::vdso::capture_host_vdso();
     let log = launch
@@ -103,9 +108,17 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     confine::set_name(c"atoll-kernel");
     let keep = confine::kernel_caps(&launch.spec, config.directfs);
     let probe = launch.options.debug_confinement.clone();
-    let (platform, directfs) = (config.platform, config.directfs);
-    let mut confine_kernel =
-        || confine::confine_kernel(&filters.kernel, &keep, platform, directfs, probe.as_deref());
+    let (platform, directfs, network) = (config.platform, config.directfs, config.network);
+    let mut confine_kernel = || {
+        confine::confine_kernel(
+            &filters.kernel,
+            &keep,
+            platform,
+            directfs,
+            network,
+            probe.as_deref(),
+        )
+    };
     let files: Rc<dyn atoll_gofer::FileService> =
         Rc::new(atoll_gofer::serve::Client::new(gofer.sock));
     let stdio = atoll_kernel::kernel::boot::dup_stdio().map_err(|e| format!("stdio: {e}"))?;

@@ -25,6 +25,7 @@ fn create_options(cli: &Cli, a: &CreateArgs, detach: bool) -> CreateOptions {
             log_file: a.sandbox_log.clone(),
             debug_confinement: a.debug_confinement.clone(),
             platform: cli.platform.clone(),
+            network: cli.network.clone(),
             ..Default::default()
         },
     }

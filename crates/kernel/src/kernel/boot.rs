@@ -83,6 +83,29 @@ pub struct SandboxConfig {
     /// Bind mounts (destinations) whose host directory nothing else
     /// changes: cached walks are trusted instead of revalidated.
     pub exclusive_mounts: Vec<Vec<u8>>,
+    /// Who serves the workload's AF_INET and AF_INET6 sockets.
+    pub network: NetworkMode,
+}
+
+/// Who serves the workload's AF_INET and AF_INET6 sockets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Host sockets the kernel owns in the container's network namespace.
+    #[default]
+    Host,
+    /// The kernel's own TCP/IP stack (atoll-netstack): loopback only, no
+    /// host socket is opened for them.
+    Sandbox,
+}
+
+impl NetworkMode {
+    pub fn parse(s: &str) -> Option<NetworkMode> {
+        match s {
+            "host" => Some(NetworkMode::Host),
+            "sandbox" => Some(NetworkMode::Sandbox),
+            _ => None,
+        }
+    }
 }
 
 impl Default for SandboxConfig {
@@ -108,6 +131,7 @@ impl Default for SandboxConfig {
             platform: PlatformKind::default(),
             syscall_patching: true,
             directfs: true,
+            network: NetworkMode::Host,
             exclusive_mounts: Vec::new(),
         }
     }
@@ -293,6 +317,8 @@ impl Kernel {
             exec_conns: HashMap::new(),
             pod: Default::default(),
             gofer: files,
+            netstack: (config.network == NetworkMode::Sandbox)
+                .then(|| Rc::new(super::netstack::NetStack::new())),
         };
         k.mount_spec(&config, direct).map_err(fail)?;
         super::identity::boot_log(

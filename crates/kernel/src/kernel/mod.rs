@@ -15,6 +15,7 @@ pub mod filemap;
 pub mod futex;
 pub mod identity;
 pub mod limits;
+pub mod netstack;
 pub mod pidfd;
 pub mod pidns;
 pub mod pod;
@@ -99,6 +100,9 @@ pub struct Kernel {
     /// The gofer, kept for the whole sandbox: its exit ends the sandbox,
     /// and mounts it could not donate for direct access go through it.
     pub gofer: Rc<dyn atoll_gofer::FileService>,
+    /// The sandbox's own TCP/IP stack (`--network sandbox`); None when
+    /// AF_INET sockets are host sockets.
+    pub netstack: Option<Rc<netstack::NetStack>>,
 }
 
 impl Kernel {

@@ -89,6 +89,7 @@ impl Kernel {
                 busy = true;
                 self.fire_timer(a);
             }
+            self.arm_netstack_timer();
             let timeout = if busy || waitq::has_woken() {
                 // While busy, host events are looked at once per
                 // HOST_POLL_EVERY, not on every round (a host syscall per
@@ -373,6 +374,26 @@ impl Kernel {
             TimerAction::ItimerReal(pid) => self.itimer_fired(pid),
             TimerAction::Posix(pid, id) => self.posix_timer_fired(pid, id),
             TimerAction::TimerFd(id) => crate::vfs::timerfd::fired(self, id),
+            TimerAction::NetStack => {
+                if let Some(n) = &self.netstack {
+                    n.pump();
+                }
+            }
+        }
+    }
+
+    /// Keeps the stack's next deadline in the timer queue, so TCP timers
+    /// run while every task sleeps.
+    fn arm_netstack_timer(&mut self) {
+        let Some(n) = &self.netstack else {
+            return;
+        };
+        let at = n.poll_at();
+        if self.timers.deadline(&TimerAction::NetStack) != at {
+            match at {
+                Some(t) => self.timers.arm(t, TimerAction::NetStack),
+                None => self.timers.cancel(&TimerAction::NetStack),
+            }
         }
     }
 

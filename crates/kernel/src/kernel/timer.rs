@@ -16,6 +16,9 @@ pub enum TimerAction {
     Posix(Pid, i32),
     /// A timerfd (by id).
     TimerFd(u64),
+    /// The sandbox's TCP/IP stack has timers due (retransmits, delayed
+    /// ACKs, TIME-WAIT).
+    NetStack,
 }
 
 #[derive(Default)]
@@ -31,6 +34,7 @@ enum TimerActionKey {
     ItimerReal(Pid),
     Posix(Pid, i32),
     TimerFd(u64),
+    NetStack,
 }
 
 fn key_of(a: &TimerAction) -> TimerActionKey {
@@ -39,6 +43,7 @@ fn key_of(a: &TimerAction) -> TimerActionKey {
         TimerAction::ItimerReal(p) => TimerActionKey::ItimerReal(*p),
         TimerAction::Posix(p, i) => TimerActionKey::Posix(*p, *i),
         TimerAction::TimerFd(i) => TimerActionKey::TimerFd(*i),
+        TimerAction::NetStack => TimerActionKey::NetStack,
     }
 }
 

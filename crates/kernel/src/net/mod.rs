@@ -1,12 +1,14 @@
 //! Sockets. AF_UNIX lives entirely in the kernel (paths and abstract
 //! names are the sandbox's own); AF_INET and AF_INET6 are host sockets
 //! owned by the kernel inside the container's network namespace (like
-//! gVisor's hostinet). Raw and packet sockets, netlink and every other
-//! family are refused.
+//! gVisor's hostinet), or, with `--network sandbox`, sockets of the
+//! kernel's own TCP/IP stack (`stack`, loopback only). Raw and packet
+//! sockets, netlink and every other family are refused.
 
 pub mod addr;
 pub mod inet;
 pub mod msg;
+pub mod stack;
 pub mod unix;
 
 use std::rc::Rc;

@@ -8,6 +8,7 @@ use crate::kernel::signal::SigInfo;
 use crate::kernel::{Kernel, Tid};
 use crate::net::inet::HostSocket;
 use crate::net::msg::{Cmsg, Cmsgs, MSGHDR_SIZE, MsgHdr};
+use crate::net::stack::StackSocket;
 use crate::net::unix::{UnixSocket, creds};
 use crate::net::{Send, SockAddr, SocketOps, Ucred};
 use crate::vfs::file::{POLLIN, POLLOUT};
@@ -20,7 +21,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "socket",
             sys_socket,
             Partial,
-            "AF_UNIX in the kernel; AF_INET/AF_INET6 TCP and UDP as host sockets; raw, packet and netlink refused",
+            "AF_UNIX in the kernel; AF_INET/AF_INET6 TCP and UDP as host sockets, or with --network sandbox on the kernel's own stack (loopback only); raw, packet and netlink refused",
         ),
         ("socketpair", sys_socketpair, Full, "AF_UNIX"),
         ("bind", sys_bind, Full, ""),
@@ -109,7 +110,10 @@ fn sys_socket(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             if ty == libc::SOCK_RAW {
                 return refused(k, tid, "raw socket");
             }
-            Rc::new(HostSocket::create(domain, ty, proto)?)
+            match &k.netstack {
+                Some(ns) => Rc::new(StackSocket::create(ns, domain, ty, proto)?),
+                None => Rc::new(HostSocket::create(domain, ty, proto)?),
+            }
         }
         libc::AF_PACKET => return refused(k, tid, "packet socket"),
         libc::AF_NETLINK => return Err(Errno::EAFNOSUPPORT),

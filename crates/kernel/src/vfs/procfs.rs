@@ -88,6 +88,9 @@ const SYS_DIRS: &[&str] = &[
     "sys/net/ipv4",
     "sys/fs/mqueue",
     "sysvipc",
+    // Only with `--network sandbox`: the kernel's own stack. In host mode
+    // the sockets live in the container's namespace, which is not shown.
+    "net",
 ];
 const SYS_FILES: &[&str] = &[
     "sys/kernel/hostname",
@@ -127,6 +130,11 @@ const SYS_FILES: &[&str] = &[
     "sysvipc/shm",
     "sysvipc/sem",
     "sysvipc/msg",
+    "net/tcp",
+    "net/tcp6",
+    "net/udp",
+    "net/udp6",
+    "net/dev",
 ];
 
 pub struct ProcInode {
@@ -329,6 +337,9 @@ impl Inode for ProcInode {
                 if s == "sysvipc" {
                     return Ok(self.child(Node::Dir("sysvipc")));
                 }
+                if s == "net" && k.netstack.is_some() {
+                    return Ok(self.child(Node::Dir("net")));
+                }
                 Err(Errno::ENOENT)
             }
             Node::Pid(p) | Node::Task(p, _) => {
@@ -409,6 +420,9 @@ impl Inode for ProcInode {
                 out.push(e("thread-self", Node::ThreadSelf, FileType::Symlink));
                 out.push(e("sys", Node::Dir("sys"), FileType::Directory));
                 out.push(e("sysvipc", Node::Dir("sysvipc"), FileType::Directory));
+                if k.netstack.is_some() {
+                    out.push(e("net", Node::Dir("net"), FileType::Directory));
+                }
                 for s in STATIC {
                     out.push(e(s, Node::Static(s), FileType::Regular));
                 }
@@ -707,6 +721,17 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
         Node::Static(_) => {}
         Node::PidFile(p, which) => s = pid_file(k, *p, which)?,
         Node::FdInfo(p, fd) => s = fd_info(k, *p, *fd)?,
+        Node::Sys(name) if name.starts_with("net/") => {
+            let ns = k.netstack.as_ref().ok_or(Errno::ENOENT)?;
+            let st = ns.stack.borrow();
+            s = match &name["net/".len()..] {
+                "tcp" => atoll_netstack::procnet::tcp(&st, false),
+                "tcp6" => atoll_netstack::procnet::tcp(&st, true),
+                "udp" => atoll_netstack::procnet::udp(&st, false),
+                "udp6" => atoll_netstack::procnet::udp(&st, true),
+                _ => atoll_netstack::procnet::dev(&st),
+            };
+        }
         Node::Sys(name) if name.starts_with("sysvipc/") => {
             s = k.sysvipc_text(&name["sysvipc/".len()..]);
         }

@@ -4,6 +4,7 @@
 //! seccompiler) and the published list in docs/security.md, so the two
 //! cannot drift apart.
 
+use atoll_kernel::kernel::boot::NetworkMode;
 use atoll_kernel::platform::PlatformKind;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -87,8 +88,13 @@ fn fd_only(arg: u8) -> Cond {
 /// stubs are cloned from the zygote, so the kernel never forks;
 /// executable memory exists only in the stubs. Only the ptrace platform
 /// needs ptrace; systrap hands stops over through shared memory.
-pub fn kernel(platform: PlatformKind, directfs: bool) -> Vec<Allowed> {
+pub fn kernel(platform: PlatformKind, directfs: bool, network: NetworkMode) -> Vec<Allowed> {
     let mut list = kernel_common();
+    if network == NetworkMode::Sandbox {
+        // The workload's inet sockets are the kernel's own stack's: the
+        // kernel never creates a host socket, so it may not.
+        list.retain(|a| a.nr != libc::SYS_socket);
+    }
     if directfs {
         list.extend(directfs_calls());
     }
@@ -650,8 +656,8 @@ mod tests {
 
     #[test]
     fn lists_fit_the_targets_and_compile() {
-        let k = kernel(PlatformKind::Systrap, true);
-        let kp = kernel(PlatformKind::Ptrace, false);
+        let k = kernel(PlatformKind::Systrap, true, NetworkMode::Host);
+        let kp = kernel(PlatformKind::Ptrace, false, NetworkMode::Host);
         let g = gofer();
         assert!(k.len() <= 80, "kernel allowlist has {} syscalls", k.len());
         assert!(g.len() <= 60, "gofer allowlist has {} syscalls", g.len());
@@ -659,7 +665,11 @@ mod tests {
             !k.iter().any(|a| a.name == "ptrace"),
             "systrap needs no ptrace"
         );
-        for list in [&k, &kp, &g] {
+        // Sandbox networking only takes socket(2) away.
+        let kn = kernel(PlatformKind::Systrap, true, NetworkMode::Sandbox);
+        assert_eq!(kn.len() + 1, k.len());
+        assert!(!kn.iter().any(|a| a.name == "socket"));
+        for list in [&k, &kp, &kn, &g] {
             let mut names: Vec<_> = list.iter().map(|a| a.name).collect();
             names.sort();
             names.dedup();
@@ -671,8 +681,8 @@ mod tests {
     #[test]
     fn names_match_numbers() {
         let k = [
-            kernel(PlatformKind::Systrap, true),
-            kernel(PlatformKind::Ptrace, false),
+            kernel(PlatformKind::Systrap, true, NetworkMode::Host),
+            kernel(PlatformKind::Ptrace, false, NetworkMode::Host),
         ]
         .concat();
         for a in k.iter().chain(gofer().iter()) {
@@ -714,9 +724,9 @@ mod tests {
             "process_vm_writev",
             "open_by_handle_at",
         ];
-        for a in kernel(PlatformKind::Systrap, true)
+        for a in kernel(PlatformKind::Systrap, true, NetworkMode::Host)
             .into_iter()
-            .chain(kernel(PlatformKind::Ptrace, true))
+            .chain(kernel(PlatformKind::Ptrace, true, NetworkMode::Host))
         {
             // openat only as directfs has it: a descriptor, O_NOFOLLOW.
             if a.name == "openat" {
@@ -732,7 +742,7 @@ mod tests {
             assert!(!forbidden.contains(&a.name), "kernel allows {}", a.name);
         }
         assert!(
-            !kernel(PlatformKind::Systrap, false)
+            !kernel(PlatformKind::Systrap, false, NetworkMode::Host)
                 .iter()
                 .any(|a| a.name == "openat"),
             "the gofer-only kernel opens nothing"

@@ -16,6 +16,7 @@
 pub mod allowlist;
 mod root;
 
+use atoll_kernel::kernel::boot::NetworkMode;
 use atoll_kernel::platform::PlatformKind;
 use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::Spec;
@@ -50,9 +51,13 @@ fn mismatch() -> SeccompAction {
     }
 }
 
-pub fn compile(platform: PlatformKind, directfs: bool) -> Result<Filters, String> {
+pub fn compile(
+    platform: PlatformKind,
+    directfs: bool,
+    network: NetworkMode,
+) -> Result<Filters, String> {
     Ok(Filters {
-        kernel: allowlist::compile(&allowlist::kernel(platform, directfs), mismatch())?,
+        kernel: allowlist::compile(&allowlist::kernel(platform, directfs, network), mismatch())?,
         gofer: allowlist::compile(&allowlist::gofer(), mismatch())?,
     })
 }
@@ -119,13 +124,14 @@ pub fn confine_kernel(
     keep: &[Capability],
     platform: PlatformKind,
     directfs: bool,
+    network: NetworkMode,
     probe: Option<&str>,
 ) -> Result<(), String> {
     drop_capabilities(keep)?;
     no_new_privs()?;
     seccompiler::apply_filter_all_threads(filter).map_err(|e| format!("seccomp filter: {e}"))?;
     if let Some(name) = probe {
-        forbidden_probe(name, platform, directfs)?;
+        forbidden_probe(name, platform, directfs, network)?;
     }
     Ok(())
 }
@@ -133,13 +139,18 @@ pub fn confine_kernel(
 /// `--debug-confinement SYSCALL`: attempt `SYSCALL` (with zero arguments)
 /// as the confined kernel. Only syscalls off the allowlist are attempted:
 /// an allowed one could do real work with those arguments.
-fn forbidden_probe(name: &str, platform: PlatformKind, directfs: bool) -> Result<(), String> {
+fn forbidden_probe(
+    name: &str,
+    platform: PlatformKind,
+    directfs: bool,
+    network: NetworkMode,
+) -> Result<(), String> {
     let names = &atoll_kernel::syscalls::names::NAMES;
     let nr = names
         .iter()
         .position(|n| *n == name)
         .ok_or_else(|| format!("--debug-confinement: unknown syscall {name:?}"))?;
-    if allowlist::kernel(platform, directfs)
+    if allowlist::kernel(platform, directfs, network)
         .iter()
         .any(|a| a.nr == nr as i64)
     {
@@ -165,9 +176,10 @@ pub fn confine_gofer(filter: &BpfProgram) -> Result<(), String> {
 /// The allowlists as docs/security.md publishes them (`atoll allowlists`).
 pub fn markdown() -> String {
     use atoll_kernel::platform::{ptrace, systrap};
-    let k = allowlist::kernel(PlatformKind::Systrap, true);
-    let kp = allowlist::kernel(PlatformKind::Ptrace, true);
-    let kg = allowlist::kernel(PlatformKind::Systrap, false);
+    let k = allowlist::kernel(PlatformKind::Systrap, true, NetworkMode::Host);
+    let kp = allowlist::kernel(PlatformKind::Ptrace, true, NetworkMode::Host);
+    let kg = allowlist::kernel(PlatformKind::Systrap, false, NetworkMode::Host);
+    let kn = allowlist::kernel(PlatformKind::Systrap, true, NetworkMode::Sandbox);
     let only = |a: &[allowlist::Allowed], b: &[allowlist::Allowed]| {
         a.iter()
             .filter(|x| !b.iter().any(|y| y.nr == x.nr))
@@ -186,13 +198,16 @@ pub fn markdown() -> String {
          ### Application kernel: {} syscalls (systrap platform, direct file access)\n\n\
          On the ptrace platform the kernel has {} instead: {} in place of {}. \
          Without direct file access (`dev.atoll.directfs: \"false\"`: every file operation \
-         goes through the gofer) it has {}: none of {}.\n\n",
+         goes through the gofer) it has {}: none of {}. With `--network sandbox` (the \
+         workload's inet sockets on the kernel's own stack) it has {}: no {}.\n\n",
         k.len(),
         kp.len(),
         only(&kp, &k),
         only(&k, &kp),
         kg.len(),
         only(&k, &kg),
+        kn.len(),
+        only(&k, &kn),
     ));
     s.push_str(&allowlist::markdown(&k));
     s.push_str(&format!("\n### Gofer: {} syscalls\n\n", g.len()));
