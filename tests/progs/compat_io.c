@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static sigjmp_buf jb;
@@ -173,6 +174,26 @@ static void remaps(void) {
     printf("mremap huge length: %s\n", mremap(d, pg, (size_t)-1, MREMAP_MAYMOVE) == MAP_FAILED ? strerrorname_np(errno) : "ok");
 }
 
+static void dirents_and_links(void) {
+    int d = open("/tmp", O_RDONLY | O_DIRECTORY);
+    char *buf = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("getdents64 count past INT_MAX: %s\n", err(syscall(SYS_getdents64, d, buf, (unsigned)INT32_MAX + 1u)));
+    // Only the first page writable: the entries that fit before the fault.
+    munmap(buf + 4096, 4096);
+    for (int i = 0; i < 200; i++) {
+        char n[64];
+        snprintf(n, sizeof n, "/tmp/dirent-%03d-padding-padding-padding", i);
+        close(open(n, O_CREAT | O_WRONLY, 0600));
+    }
+    lseek(d, 0, SEEK_SET);
+    long r = syscall(SYS_getdents64, d, buf, 8192);
+    printf("getdents64 into a partly mapped buffer: %s\n", r > 0 && r <= 4096 ? "some entries" : err(r));
+    close(d);
+    close(open("/tmp/link-src", O_CREAT | O_WRONLY, 0600));
+    printf("linkat bogus flags: %s\n", err(linkat(AT_FDCWD, "/tmp/link-src", AT_FDCWD, "/tmp/link-dst", 0x4000)));
+    printf("link to a name with a slash: %s\n", err(link("/tmp/link-src", "/tmp/link-dst/")));
+}
+
 int main(void) {
     struct sigaction sa = {.sa_handler = on_alarm};
     sigaction(SIGALRM, &sa, NULL);
@@ -182,5 +203,6 @@ int main(void) {
     eventfd_edge();
     sparse_memfd();
     remaps();
+    dirents_and_links();
     return 0;
 }

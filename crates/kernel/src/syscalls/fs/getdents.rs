@@ -41,11 +41,18 @@ fn dents(k: &mut Kernel, tid: Tid, a: [u64; 6], old: bool) -> SysResult<u64> {
         list.extend(d.inode.readdir(k)?);
         *f.dir.borrow_mut() = Some(list);
     }
-    let cap = a[2] as usize;
+    // The count is an unsigned int; Linux refuses one that does not fit
+    // an int.
+    let cap = a[2] as u32 as usize;
+    if cap > i32::MAX as usize {
+        return Err(Errno::EINVAL);
+    }
     let mut out = Vec::with_capacity(cap.min(65536));
     let list = f.dir.borrow();
     let list = list.as_ref().unwrap();
     let mut i = f.pos.get() as usize;
+    // (entry index after it, bytes up to its end) for each entry.
+    let mut ends = Vec::new();
     while i < list.len() {
         let e = &list[i];
         let base = if old { 18 } else { 19 };
@@ -69,12 +76,36 @@ fn dents(k: &mut Kernel, tid: Tid, a: [u64; 6], old: bool) -> SysResult<u64> {
             out.push(e.kind.dirent_type());
         }
         i += 1;
+        ends.push((i, out.len()));
     }
     if out.is_empty() && i < list.len() {
         return Err(Errno::EINVAL);
     }
+    // As Linux copies entry by entry: a buffer that is only partly
+    // writable gets the entries that fit before the fault (EFAULT only
+    // when not even the first does).
+    let mm = k.task_mm(tid);
+    if mm.borrow().write_bytes(a[1], &out).is_err() {
+        let mut done = (f.pos.get() as usize, 0);
+        let mut start = 0;
+        for &(next, end) in &ends {
+            if mm
+                .borrow()
+                .write_bytes(a[1] + start as u64, &out[start..end])
+                .is_err()
+            {
+                break;
+            }
+            done = (next, end);
+            start = end;
+        }
+        if done.1 == 0 {
+            return Err(Errno::EFAULT);
+        }
+        out.truncate(done.1);
+        i = done.0;
+    }
     f.pos.set(i as u64);
-    k.task_mm(tid).borrow().write_bytes(a[1], &out)?;
     fsnotify::notify_file(&f, fsnotify::IN_ACCESS);
     Ok(out.len() as u64)
 }

@@ -59,6 +59,9 @@ fn link_common(
     new: u64,
     flags: i32,
 ) -> SysResult<u64> {
+    if flags & !(libc::AT_SYMLINK_FOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
     let op = k.read_path(tid, old)?;
     let np = k.read_path(tid, new)?;
     let target = k.lookup_at(
@@ -77,6 +80,11 @@ fn link_common(
     }
     if nd.inode.lookup(k, &nn).is_ok() {
         return Err(Errno::EEXIST);
+    }
+    // A new name with a trailing slash asks for a directory, which a
+    // link never makes (Linux's filename_create).
+    if np.ends_with(b"/") {
+        return Err(Errno::ENOENT);
     }
     may_modify_dir(k, tid, &nd)?;
     nd.inode.link(k, &nn, &target.inode)?;
