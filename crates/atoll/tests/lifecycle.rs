@@ -98,18 +98,30 @@ fn create_start_state_kill_delete() {
 fn kill_accepts_names_and_numbers_and_refuses_unknown_signals() {
     let a = atoll();
     let b = busybox()
-        .sh("trap 'echo got-usr1 >> /tmp/log' USR1; trap 'echo got-hup >> /tmp/log' HUP; while true; do sleep 0.05; done")
+        .sh("trap 'echo got-usr1 >> /tmp/log' USR1; trap 'echo got-hup >> /tmp/log' HUP; echo ready >> /tmp/log; while true; do sleep 0.05; done")
         .build();
     let id = id("kill");
     a.run(&["run", "-d", "-b", b.path_str(), &id]).ok();
-    std::thread::sleep(Duration::from_millis(200));
+    // Signals before the traps are set would be dropped (SIG_DFL at the
+    // pid namespace's init): wait for the shell to say it has them.
+    let log = b.rootfs.join("tmp/log");
+    let ready_by = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(
+            std::time::Instant::now() < ready_by,
+            "the shell never set its traps"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     a.run(&["kill", &id, "USR1"]).ok();
     a.run(&["kill", &id, "1"]).ok();
     a.run(&["kill", &id, "SIGFOO"])
         .fails_with("unknown signal \"SIGFOO\"");
     a.run(&["kill", &id, "99"]).fails_with("unknown signal");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let log = b.rootfs.join("tmp/log");
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if text.contains("got-usr1") && text.contains("got-hup") {
