@@ -192,6 +192,17 @@ static void dirents_and_links(void) {
     close(open("/tmp/link-src", O_CREAT | O_WRONLY, 0600));
     printf("linkat bogus flags: %s\n", err(linkat(AT_FDCWD, "/tmp/link-src", AT_FDCWD, "/tmp/link-dst", 0x4000)));
     printf("link to a name with a slash: %s\n", err(link("/tmp/link-src", "/tmp/link-dst/")));
+    printf("rmdir of /: %s\n", err(rmdir("/")));
+    mkdir("/tmp/d1", 0777);
+    mkdir("/tmp/d2", 0777);
+    printf("renameat2 NOREPLACE|EXCHANGE: %s\n", err(syscall(SYS_renameat2, AT_FDCWD, "/tmp/d1", AT_FDCWD, "/tmp/d2", 3)));
+    printf("renameat2 NOREPLACE onto a dot: %s\n", err(syscall(SYS_renameat2, AT_FDCWD, "/tmp/d1", AT_FDCWD, "/tmp/d2/.", 1)));
+    // Search permission on the last name's directory comes first (the
+    // bundle's root has no CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH).
+    mkdir("/tmp/noexec", 0777);
+    chmod("/tmp/noexec", 0666);
+    printf("unlink in an unsearchable directory: %s\n", err(unlink("/tmp/noexec/nonexistent")));
+    printf("mkdir in an unsearchable directory: %s\n", err(mkdir("/tmp/noexec/new", 0777)));
 }
 
 int main(void) {

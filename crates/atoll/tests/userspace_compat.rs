@@ -102,6 +102,11 @@ fn pipes_memory_and_events_behave_as_linux() {
             "getdents64 into a partly mapped buffer: some entries",
             "linkat bogus flags: EINVAL",
             "link to a name with a slash: ENOENT",
+            "rmdir of /: EBUSY",
+            "renameat2 NOREPLACE|EXCHANGE: EINVAL",
+            "renameat2 NOREPLACE onto a dot: EEXIST",
+            "unlink in an unsearchable directory: EACCES",
+            "mkdir in an unsearchable directory: EACCES",
         ],
     );
 }

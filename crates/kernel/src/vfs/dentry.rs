@@ -149,6 +149,11 @@ impl Walk<'_> {
         if parent.kind() != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
+        // Looking up the last name needs search permission on its
+        // directory, checked before the name is (Linux's may_lookup for
+        // every component): EACCES, not ENOENT or EEXIST.
+        let st = parent.inode.stat_cached(self.k)?;
+        self.cred.may_access(&st, MAY_EXEC)?;
         Ok((parent, name.to_vec()))
     }
 

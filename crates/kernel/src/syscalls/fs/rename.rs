@@ -34,17 +34,27 @@ fn rename_common(
     new: u64,
     flags: u32,
 ) -> SysResult<u64> {
-    if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
+    if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0
+        || flags & libc::RENAME_NOREPLACE != 0 && flags & libc::RENAME_EXCHANGE != 0
+    {
         return Err(Errno::EINVAL);
     }
     let op = k.read_path(tid, old)?;
     let np = k.read_path(tid, new)?;
     let (od, on) = k.lookup_parent_at(tid, olddir, &op)?;
     let (nd, nn) = k.lookup_parent_at(tid, newdir, &np)?;
-    for n in [&on, &nn] {
-        if n == b"." || n == b".." {
-            return Err(Errno::EBUSY);
-        }
+    // In Linux's do_renameat2 order: "." or ".." as the old name is busy;
+    // as the new name it exists by definition, which NOREPLACE reports.
+    let dots = |n: &[u8]| n == b"." || n == b"..";
+    if dots(&on) {
+        return Err(Errno::EBUSY);
+    }
+    if dots(&nn) {
+        return Err(if flags & libc::RENAME_NOREPLACE != 0 {
+            Errno::EEXIST
+        } else {
+            Errno::EBUSY
+        });
     }
     if od.mount.id != nd.mount.id {
         return Err(Errno::EXDEV);

@@ -27,6 +27,10 @@ fn remove_common(
 ) -> SysResult<u64> {
     let path = k.read_path(tid, path_addr)?;
     let (parent, name) = k.lookup_parent_at(tid, dirfd, &path)?;
+    // The root (a path of slashes only) is a mount point: busy.
+    if dir && name == b"." && path.iter().all(|&c| c == b'/') {
+        return Err(Errno::EBUSY);
+    }
     if dir && name == b"." {
         return Err(Errno::EINVAL);
     }
