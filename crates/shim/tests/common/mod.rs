@@ -603,9 +603,12 @@ state = "{d}/state"
             for r in atoll_roots {
                 for e in entries(r) {
                     if e == ".atoll" {
+                        // `.seccomp` is the root's cache of compiled
+                        // filters, shared by its containers and kept.
                         left.extend(
                             entries(&r.join(".atoll"))
                                 .into_iter()
+                                .filter(|x| x != ".seccomp")
                                 .map(|x| format!("atoll state {}/.atoll/{x}", r.display())),
                         );
                     } else {
