@@ -258,7 +258,9 @@ pub fn fcntl_lock(k: &mut Kernel, tid: Tid, f: &Rc<File>, cmd: i32, arg: u64) ->
 pub fn release_file(f: &File) {
     let id = lock_id(f);
     let me = file_id(f);
-    LOCKS.with(|l| {
+    // A file dropped while the kernel's thread is being torn down finds
+    // the lock table gone: there is nothing left to release then.
+    let _ = LOCKS.try_with(|l| {
         if let Some(e) = l.borrow_mut().get_mut(&id) {
             e.flock_shared.retain(|x| *x != me);
             if e.flock_excl == Some(me) {
@@ -273,7 +275,7 @@ pub fn release_file(f: &File) {
 /// POSIX semantics: closing any descriptor of a file drops the process's
 /// record locks on it; so does exiting.
 pub fn release_process(tgid: i32, inode: Option<InodeId>) {
-    LOCKS.with(|l| {
+    let _ = LOCKS.try_with(|l| {
         let mut l = l.borrow_mut();
         for (id, e) in l.iter_mut() {
             if inode.is_some_and(|i| i != *id) {
