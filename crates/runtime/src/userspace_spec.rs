@@ -28,6 +28,14 @@ pub const SETUP_CAPS: &[Capability] = &[
 ];
 
 pub fn adapt(spec: &mut Spec) {
+    init_as_root(spec, SETUP_CAPS);
+}
+
+/// Makes the container's init a process of atoll's own (the application
+/// kernel, the VMM) rather than the workload: the container's root with
+/// exactly `caps`, no_new_privs, and the runtime's own rlimits (the
+/// workload's are applied inside, where its processes run).
+pub fn init_as_root(spec: &mut Spec, caps: &[Capability]) {
     let Some(mut process) = spec.process().clone() else {
         return;
     };
@@ -35,7 +43,7 @@ pub fn adapt(spec: &mut Spec) {
     user.set_uid(0);
     user.set_gid(0);
     process.set_user(user);
-    let caps: std::collections::HashSet<Capability> = SETUP_CAPS.iter().copied().collect();
+    let caps: std::collections::HashSet<Capability> = caps.iter().copied().collect();
     let mut c = LinuxCapabilities::default();
     c.set_bounding(Some(caps.clone()));
     c.set_effective(Some(caps.clone()));
@@ -44,8 +52,6 @@ pub fn adapt(spec: &mut Spec) {
     c.set_ambient(None);
     process.set_capabilities(Some(c));
     process.set_no_new_privileges(Some(true));
-    // Workload rlimits are enforced virtually; the kernel keeps the
-    // runtime's own so it can hold the workload's files.
     process.set_rlimits(None);
     spec.set_process(Some(process));
 }

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
-use oci_spec::runtime::{Capability, LinuxCapabilities, Spec, User};
+use oci_spec::runtime::{Capability, Spec};
 
 /// Where the guest kernel and initramfs are looked for, unless the config
 /// file's `vm_assets` or `$ATOLL_VM_ASSETS` says otherwise.
@@ -161,33 +161,12 @@ pub const VMM_CAPS: &[Capability] = &[
 ];
 
 /// The container's init is the VMM: it runs as the container's root with
-/// the capabilities its file server needs, no_new_privs, and no seccomp
-/// profile from the spec (that profile is the guest process's business;
-/// the VMM confines its own threads).
+/// the capabilities its file server needs and no_new_privs (the spec's
+/// seccomp profile is the guest process's business: `effective` leaves
+/// it out of the VMM's spec). The terminal, if any, is the guest
+/// process's; the VMM relays it.
 pub fn adapt(spec: &mut Spec) {
-    let Some(mut process) = spec.process().clone() else {
-        return;
-    };
-    let mut user = User::default();
-    user.set_uid(0);
-    user.set_gid(0);
-    process.set_user(user);
-    let caps: std::collections::HashSet<Capability> = VMM_CAPS.iter().copied().collect();
-    let mut c = LinuxCapabilities::default();
-    c.set_bounding(Some(caps.clone()));
-    c.set_effective(Some(caps.clone()));
-    c.set_permitted(Some(caps));
-    c.set_inheritable(None);
-    c.set_ambient(None);
-    process.set_capabilities(Some(c));
-    process.set_no_new_privileges(Some(true));
-    process.set_rlimits(None);
-    // The terminal, if any, is the guest process's; the VMM relays it.
-    spec.set_process(Some(process));
-    if let Some(mut linux) = spec.linux().clone() {
-        linux.set_seccomp(None);
-        spec.set_linux(Some(linux));
-    }
+    crate::userspace_spec::init_as_root(spec, VMM_CAPS);
 }
 
 /// Opens what the VMM inherits and checks the kernel.
@@ -246,7 +225,7 @@ pub fn host_support(
 }
 
 /// Linux's capability numbers, by name (include/uapi/linux/capability.h).
-const CAP_NAMES: [&str; 41] = [
+pub const CAP_NAMES: [&str; 41] = [
     "CHOWN",
     "DAC_OVERRIDE",
     "DAC_READ_SEARCH",
