@@ -10,6 +10,9 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 ATOLL=${ATOLL:-$REPO/target/release/atoll}
+# `make bench` passes a path relative to the repository; the bundles are
+# made in their own directories.
+[[ $ATOLL == /* ]] || ATOLL=$REPO/$ATOLL
 RUNSC=${RUNSC_PEER:-$REPO/../shared/peers/runsc}
 WORK=$(mktemp -d /tmp/atoll-bench-pod.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

@@ -36,6 +36,27 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Commands that only print end quietly when their reader goes (`atoll
+    // state ID | grep -q running`), as runc's do, instead of panicking on
+    // EPIPE. The others keep SIGPIPE ignored: they relay a container's
+    // stdio or talk to sockets, and a reader that goes must not kill them
+    // mid-operation.
+    if matches!(
+        cli.command,
+        Some(
+            cli::Command::State { .. }
+                | cli::Command::List { .. }
+                | cli::Command::Ps { .. }
+                | cli::Command::Features
+                | cli::Command::Events { .. }
+                | cli::Command::Compat
+                | cli::Command::Allowlists
+                | cli::Command::Check { .. }
+                | cli::Command::Audit(_)
+        )
+    ) {
+        atoll_runtime::executor::restore_sigpipe();
+    }
     // Before any file is opened: the descriptor slots a userspace sandbox
     // inherits (see atoll_runtime::fds).
     let preserved = match &cli.command {

@@ -565,3 +565,53 @@ fn compatibility_doc_is_generated_from_the_kernel_table() {
     assert!(out.stdout.contains("| 0 | read | full |"));
     assert!(out.stdout.contains("| 165 | mount | refused |"));
 }
+
+/// A native container's process starts with SIGPIPE at its default, as
+/// runc's does: atoll (a Rust program, which ignores SIGPIPE) must not pass
+/// its own ignored disposition on through execve.
+#[test]
+fn the_container_process_does_not_inherit_an_ignored_sigpipe() {
+    let a = atoll();
+    let b = busybox()
+        .sh("grep SigIgn /proc/self/status | cut -f2")
+        .build();
+    let id = id("sigpipe");
+    let out = a.run(&["run", "--bundle", b.path_str(), &id]);
+    let ignored = u64::from_str_radix(out.ok().stdout.trim(), 16).unwrap();
+    assert_eq!(
+        ignored & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SIGPIPE ignored in the container: SigIgn {ignored:#x}"
+    );
+    leaks(&a, &id, &b).assert_clean();
+}
+
+/// `atoll state ID | grep -q running` ends quietly when the reader goes
+/// first, as runc does: no panic on EPIPE.
+#[test]
+fn a_query_whose_reader_went_away_ends_without_a_panic() {
+    let a = atoll();
+    let mut fds = [0; 2];
+    // SAFETY: pipe() fills two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both are ours; the read end goes before atoll writes.
+    let (r, w) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    drop(r);
+    let out = a
+        .command()
+        .arg("features")
+        .stdout(w)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}

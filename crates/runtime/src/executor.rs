@@ -102,6 +102,18 @@ fn join_new_keyring() -> Result<(), ExecutorError> {
     Ok(())
 }
 
+/// Rust's runtime ignores SIGPIPE in every Rust program (atoll too) and an
+/// ignored disposition survives execve, so without this the container's
+/// process would start with SIGPIPE ignored where runc's starts with the
+/// default: `yes | head -1` would see EPIPE instead of dying quietly.
+/// Signals the caller of the runtime ignored stay ignored, as with runc.
+pub fn restore_sigpipe() {
+    // SAFETY: setting a disposition to SIG_DFL installs no handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// libcontainer 0.7 points stdio that was /dev/null at the container's
 /// /dev/null, but opens it read-only, so writes to stdout and stderr fail
 /// with EBADF (runc opens it read-write). Reopen it read-write.
@@ -159,6 +171,7 @@ impl Executor for AtollExecutor {
                 )),
             },
             (Isolation::Native, _) => {
+                restore_sigpipe();
                 // Last: after the keyring (keyctl is not in the default
                 // profile), before the exec.
                 if let Some(c) = &self.confinement {
