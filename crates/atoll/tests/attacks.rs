@@ -1280,6 +1280,10 @@ fn systrap_remap(ctx: &Ctx, level: Level) -> Outcome {
     run_simple(ctx, level, "systrap_remap", ctx.bundle()).outcome(vec![])
 }
 
+fn shared_pages(ctx: &Ctx, level: Level) -> Outcome {
+    run_simple(ctx, level, "shared_pages", ctx.bundle()).outcome(vec![])
+}
+
 const ATTACKS: &[Attack] = &[
     Attack {
         name: "proc_root",
@@ -1457,6 +1461,12 @@ const ATTACKS: &[Attack] = &[
         what: "munmap, mmap over, mremap, mprotect and madvise the systrap stub's code and thread pages",
         run: systrap_remap,
         expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "shared_pages",
+        what: "change a file's shared read-only pages (write into read-only data by syscalls, /proc/self/mem, process_vm_writev, mprotect; a patched syscall site) so that a new process of the same file runs changed code",
+        run: shared_pages,
+        expect: [Blocked, Blocked],
     },
     Attack {
         name: "loopback",

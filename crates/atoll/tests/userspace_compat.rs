@@ -238,3 +238,30 @@ fn async_io_paths_pidfds_and_newer_syscalls_behave_as_linux() {
         ],
     );
 }
+
+/// Private mappings of host files share the file's pages until a write
+/// (as Linux's page cache): later file writes show through untouched
+/// pages, a write (after mprotect, in a child after fork) makes a copy that
+/// never reaches the file or another mapping, and the end of the file
+/// raises SIGBUS.
+#[test]
+fn private_file_mappings_behave_as_linux() {
+    let (native, user) = both_levels("private_map");
+    assert_same(
+        "private_map",
+        &native,
+        &user,
+        &[
+            "file write seen through the private map: b",
+            "child wrote its copy: exit 0; parent sees b a; file has b",
+            "after writing the copy: copy e, other map a, file a",
+            "file write after the copy: copy e, other map f",
+            "MADV_DONTNEED of the copy: f",
+            "read() into a read-only private map: EFAULT",
+            "file byte 2 still: a",
+            "touch past the end: SIGBUS",
+            "touch past a truncation: SIGBUS",
+            "written exec copy x, file a",
+        ],
+    );
+}

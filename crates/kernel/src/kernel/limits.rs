@@ -6,7 +6,7 @@
 use super::signal::SigInfo;
 use super::{Kernel, Tid};
 use crate::errno::{Errno, SysResult};
-use crate::mm::AddressSpace;
+use crate::mm::{AddressSpace, FileMem};
 
 const INFINITY: u64 = libc::RLIM_INFINITY;
 
@@ -107,6 +107,13 @@ impl Kernel {
         }
         let used = self.mf.resident() + reserve(limit);
         if used.saturating_add(bytes) > limit {
+            // Page caches kept for files no one uses go before the
+            // workload is refused memory.
+            if FileMem::drop_retained()
+                && (self.mf.resident() + reserve(limit)).saturating_add(bytes) <= limit
+            {
+                return Ok(());
+            }
             return Err(Errno::ENOMEM);
         }
         Ok(())

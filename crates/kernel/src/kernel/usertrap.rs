@@ -135,6 +135,17 @@ impl Kernel {
             m.usertrap = Some((table, FULL));
             return;
         }
+        // A site in a library's text that still shares the file's pages
+        // (see `AddressSpace::privatize`) gets this process's own copy of
+        // its page(s) first: the patch must never reach the file's pages,
+        // which every other process mapping the file sees.
+        let (p0, p1) = (
+            site & !(PAGE_SIZE - 1),
+            (rip + PAGE_SIZE - 1) & !(PAGE_SIZE - 1),
+        );
+        if m.privatize(&mut self.platform, p0, p1).is_err() {
+            return;
+        }
         let at = table + next as u64 * ENTRY_SIZE;
         let ok = m
             .write_force(at, &trampoline(at, nr as u32, rip, entry))

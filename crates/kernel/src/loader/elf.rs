@@ -139,6 +139,7 @@ pub fn load_elf(
 
     let mf = mm.memory_file().clone();
     let st = f.stat(k)?;
+    let host_pages = f.ops.pages(k)?.filter(|m| m.is_host());
     let mut reqs = Vec::with_capacity(loads.len());
     for ph in &loads {
         if ph.p_filesz > ph.p_memsz {
@@ -154,12 +155,29 @@ pub fn load_elf(
         if ph.p_offset < lead {
             return Err(Errno::ENOEXEC);
         }
-        let chunk = mf.alloc(seg_end - seg_start)?;
         // File bytes from the start of the page, like a file mapping.
         let file_len = lead + ph.p_filesz;
-        if file_len > 0 {
-            f.copy_into(k, ph.p_offset - lead, &chunk, 0, file_len)?;
-        }
+        let backing = match &host_pages {
+            // Text and read-only data of a host file, wholly in the file:
+            // its shared pages, as an mmap of it would get (see
+            // `syscalls::mm`); the kernel copies a page only to patch it.
+            Some(mem)
+                if ph.p_flags & PF_W == 0
+                    && page_up(file_len).is_some_and(|n| n >= seg_end - seg_start) =>
+            {
+                Backing::File {
+                    mem: mem.clone(),
+                    off: ph.p_offset - lead,
+                }
+            }
+            _ => {
+                let chunk = mf.alloc(seg_end - seg_start)?;
+                if file_len > 0 {
+                    f.copy_into(k, ph.p_offset - lead, &chunk, 0, file_len)?;
+                }
+                Backing::anon(chunk)
+            }
+        };
         reqs.push(MapRequest {
             addr: seg_start,
             len: seg_end - seg_start,
@@ -168,7 +186,7 @@ pub fn load_elf(
             fixed: true,
             noreplace: false,
             maywrite: true,
-            backing: Backing::anon(chunk),
+            backing,
             name: VmaName::File {
                 path: String::from_utf8_lossy(name).into_owned(),
                 offset: page_down(ph.p_offset),

@@ -54,6 +54,11 @@ pub const SEAL_EXEC: u32 = 0x20;
 /// Largest size of an in-memory file (Linux's MAX_LFS_FILESIZE).
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
+/// Most host files whose page caches are kept unused ([`FileMem::retain`]).
+pub const RETAIN_FILES: usize = 64;
+/// Most pages those caches may hold together (64 MiB).
+pub const RETAIN_PAGES: u64 = (64 << 20) / PAGE_SIZE;
+
 const FIRST_SEG_PAGES: u64 = 16;
 const MAX_SEG_PAGES: u64 = 1 << 18;
 
@@ -112,6 +117,10 @@ impl std::fmt::Debug for FileMem {
 thread_local! {
     /// Host files that have a page cache, by (device, inode).
     static HOST_FILES: RefCell<HashMap<(u64, u64), Weak<FileMem>>> = RefCell::new(HashMap::new());
+    /// Page caches of host files kept after their last mapping went, most
+    /// recently used last (see [`FileMem::retain`]).
+    static RETAINED: RefCell<std::collections::VecDeque<Rc<FileMem>>> =
+        const { RefCell::new(std::collections::VecDeque::new()) };
     /// Truncations whose pages must leave every address space (applied by
     /// the kernel after the syscall, where it can reach the platform).
     static INVALIDATE: RefCell<Vec<Invalidation>> = const { RefCell::new(Vec::new()) };
@@ -177,6 +186,49 @@ impl FileMem {
         });
         HOST_FILES.with(|h| h.borrow_mut().insert(id, Rc::downgrade(&m)));
         Ok(m)
+    }
+
+    /// Keeps this host file's page cache after its last user goes, as
+    /// Linux's page cache outlives the processes that read a file: the
+    /// next program that maps the same library or executable finds its
+    /// pages in memory instead of reading them from the host again (every
+    /// exec of python3 maps the same few megabytes). Only for files whose
+    /// cache is trusted (mounts nothing outside the sandbox changes, see
+    /// docs/architecture.md "File access"); a cache in use is never
+    /// dropped. At most [`RETAIN_FILES`] files and [`RETAIN_PAGES`] pages
+    /// are kept, the least recently used going first, and all of them
+    /// go when the sandbox's memory limit is reached
+    /// ([`FileMem::drop_retained`]).
+    pub fn retain(self: &Rc<FileMem>) {
+        let gone: Vec<Rc<FileMem>> = RETAINED.with(|r| {
+            let Ok(mut r) = r.try_borrow_mut() else {
+                return Vec::new();
+            };
+            if let Some(i) = r.iter().position(|m| Rc::ptr_eq(m, self)) {
+                r.remove(i);
+            }
+            r.push_back(self.clone());
+            let mut gone = Vec::new();
+            let mut pages: u64 = r.iter().map(|m| m.resident_pages()).sum();
+            while r.len() > RETAIN_FILES || (pages > RETAIN_PAGES && r.len() > 1) {
+                let m = r.pop_front().expect("not empty");
+                pages = pages.saturating_sub(m.resident_pages());
+                gone.push(m);
+            }
+            gone
+        });
+        // Dropped outside the borrow: a last reference writes back.
+        drop(gone);
+    }
+
+    /// Lets every retained page cache go (those still in use stay, held
+    /// by their users); returns whether any was retained.
+    pub fn drop_retained() -> bool {
+        let gone: Vec<Rc<FileMem>> = RETAINED.with(|r| match r.try_borrow_mut() {
+            Ok(mut r) => r.drain(..).collect(),
+            Err(_) => Vec::new(),
+        });
+        !gone.is_empty()
     }
 
     /// The page cache of host file `id`, if it has one.
@@ -361,8 +413,37 @@ impl FileMem {
     /// files are mapped without PROT_WRITE, so their first write faults
     /// and marks them dirty.
     pub fn map_ops(&self, addr: u64, off: u64, len: u64, prot: i32) -> SysResult<Vec<MapOp>> {
+        self.map_ops_of(addr, off, len, prot, Access::Fill)
+    }
+
+    /// As [`FileMem::map_ops`], for the pages already in memory only
+    /// (nothing is read from the host): a new mapping of a host file whose
+    /// cache holds pages (another process maps it, or it was retained)
+    /// gets them at once instead of one fault per window.
+    pub fn map_ops_cached(
+        &self,
+        addr: u64,
+        off: u64,
+        len: u64,
+        prot: i32,
+    ) -> SysResult<Vec<MapOp>> {
+        self.map_ops_of(addr, off, len, prot, Access::Peek)
+    }
+
+    fn map_ops_of(
+        &self,
+        addr: u64,
+        off: u64,
+        len: u64,
+        prot: i32,
+        access: Access,
+    ) -> SysResult<Vec<MapOp>> {
         let mut pieces = Vec::new();
-        self.visit(off, len, Access::Fill, |at, _, n| pieces.push((at, n)))?;
+        self.visit(off, len, access, |at, p, n| {
+            if p.is_some() {
+                pieces.push((at, n))
+            }
+        })?;
         let mut ops = Vec::new();
         for (at, n) in pieces {
             let foff = off + at;

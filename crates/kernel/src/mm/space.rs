@@ -327,9 +327,10 @@ impl AddressSpace {
     /// Host operations that make `v` (or its part `[s, e)`) present:
     /// anonymous and private memory whole, file pages only up to the end
     /// of the file (past it the host has nothing mapped, so a touch
-    /// faults and becomes SIGBUS). Pages of host files are left to their
-    /// first touch (see [`AddressSpace::fault`]); in-memory files are
-    /// mapped now, their pages allocated as they are written.
+    /// faults and becomes SIGBUS). Pages of host files are mapped where
+    /// the file's cache already holds them, the rest left to their first
+    /// touch (see [`AddressSpace::fault`]); in-memory files are mapped
+    /// now, their pages allocated as they are written.
     fn present_ops(v: &Vma, s: u64, e: u64) -> SysResult<Vec<MapOp>> {
         let in_file_end = v.start + v.in_file_len();
         match &v.backing {
@@ -351,8 +352,11 @@ impl AddressSpace {
             }
             Backing::File { mem, off } => {
                 let e = e.min(in_file_end);
-                if s >= e || mem.is_host() || v.prot == libc::PROT_NONE {
+                if s >= e || v.prot == libc::PROT_NONE {
                     return Ok(Vec::new());
+                }
+                if mem.is_host() {
+                    return mem.map_ops_cached(s, off + (s - v.start), e - s, v.prot);
                 }
                 mem.map_ops(s, off + (s - v.start), e - s, v.prot)
             }
@@ -495,6 +499,53 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Private mappings of host files that share the file's pages
+    /// (read-only ones, see the module doc of `syscalls::mm`) in
+    /// `[start, end)` get their own copy of those pages, as a write to a
+    /// private mapping gets one on Linux: before mprotect adds PROT_WRITE
+    /// and before the kernel patches a syscall site in them. The range is
+    /// split out of larger VMAs, so only it is copied.
+    pub fn privatize(&mut self, p: &mut dyn Platform, start: u64, end: u64) -> SysResult<()> {
+        let needs = self
+            .vmas
+            .range(..end)
+            .any(|(_, v)| v.end > start && !v.shared && matches!(v.backing, Backing::File { .. }));
+        if !needs {
+            return Ok(());
+        }
+        self.split_at(start);
+        self.split_at(end);
+        let mut ops = Vec::new();
+        for (_, v) in self.vmas.range_mut(start..end) {
+            let Backing::File { mem, off } = &v.backing else {
+                continue;
+            };
+            if v.shared {
+                continue;
+            }
+            let (mem, off) = (mem.clone(), *off);
+            let len = v.end - v.start;
+            let chunk = self.mf.alloc(len)?;
+            let n = v.in_file_len();
+            if n > 0 {
+                // SAFETY: the first n bytes of the new chunk, in the kernel's mapping.
+                let dst = unsafe { std::slice::from_raw_parts_mut(chunk.ptr(0), n as usize) };
+                mem.read_into(dst, off)?;
+            }
+            v.backing = Backing::Chunk {
+                chunk,
+                off: 0,
+                file: Some((mem, off)),
+            };
+            // Mapped over the file's pages in one step (MAP_FIXED
+            // replaces): another thread running this code meanwhile never
+            // finds the range empty. Past the end of the file nothing was
+            // mapped and nothing is.
+            ops.extend(Self::present_ops(v, v.start, v.end)?);
+        }
+        self.apply(p, &ops)
+    }
+
     pub fn protect(
         &mut self,
         p: &mut dyn Platform,
@@ -526,6 +577,9 @@ impl AddressSpace {
         }
         if pos < end {
             return Err(Errno::ENOMEM);
+        }
+        if prot & libc::PROT_WRITE != 0 {
+            self.privatize(p, addr, end)?;
         }
         self.split_at(addr);
         self.split_at(end);

@@ -182,6 +182,18 @@ fn sys_mmap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
                 }
                 (Backing::File { mem, off }, name, true)
             }
+            // Private and not writable, of a host file (program text,
+            // read-only data, the first mapping ld.so makes of a library):
+            // the file's own pages, read-only, shared with every other
+            // mapping of the file, as Linux's page cache is until a write.
+            // Nothing is copied at mmap or fork; a page is read from the
+            // host at its first touch. mprotect(PROT_WRITE) and syscall-site
+            // patching give the range its own copy first
+            // (`AddressSpace::privatize`), so no write ever reaches these
+            // pages through this mapping.
+            Some(mem) if prot & libc::PROT_WRITE == 0 && mem.is_host() => {
+                (Backing::File { mem, off }, name, false)
+            }
             Some(mem) => {
                 // Private: a copy of the file's bytes up to its end (past
                 // it the mapping raises SIGBUS until the file grows).
@@ -398,6 +410,7 @@ fn sys_msync(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             }
             if let Backing::File { mem, off } = &v.backing
                 && mem.is_host()
+                && v.shared
             {
                 let s = pos.max(v.start);
                 let e = end.min(v.end);
@@ -466,7 +479,7 @@ pub fn fcntl_seals(k: &mut Kernel, f: &crate::vfs::File, cmd: i32, arg: u64) -> 
         // Not while a shared mapping could still write the pages.
         for mm in k.address_spaces() {
             let busy = mm.borrow().vmas().any(|v| {
-                v.maywrite && matches!(&v.backing, Backing::File { mem: m, .. } if std::rc::Rc::ptr_eq(m, &mem))
+                v.shared && v.maywrite && matches!(&v.backing, Backing::File { mem: m, .. } if std::rc::Rc::ptr_eq(m, &mem))
             });
             if busy {
                 return Err(Errno::EBUSY);

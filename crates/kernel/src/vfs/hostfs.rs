@@ -181,7 +181,9 @@ impl Inode for HostInode {
                 {
                     m.set_size(0);
                 }
-                Ok(Rc::new(HostRegular::new(fd, self.id, flags)))
+                Ok(Rc::new(
+                    HostRegular::new(fd, self.id, flags).retained(!self.fs.revalidate),
+                ))
             }
             FileType::Fifo => k.fifos.open(k, self.id, flags),
             _ => Err(Errno::ENXIO),
@@ -210,7 +212,7 @@ impl Inode for HostInode {
         let id = (st.st_dev, st.st_ino);
         Ok((
             self.fs.inode(fid, &st),
-            Rc::new(HostRegular::new(fd, id, flags)),
+            Rc::new(HostRegular::new(fd, id, flags).retained(!self.fs.revalidate)),
         ))
     }
     fn mkdir(&self, _k: &Kernel, name: &[u8], mode: u32, cred: &Cred) -> SysResult<()> {
@@ -334,6 +336,9 @@ pub struct HostRegular {
     /// (device, inode) on the host: the key of the file's page cache.
     id: (u64, u64),
     writable: bool,
+    /// Its page cache may outlive its users (a mount whose cache is
+    /// trusted: see `FileMem::retain`).
+    retain: bool,
 }
 
 /// The host descriptor as the source of a page cache.
@@ -395,7 +400,14 @@ impl HostRegular {
             fd: Rc::new(fd),
             id,
             writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
+            retain: false,
         }
+    }
+
+    /// With its page cache kept after its users go (or not).
+    pub fn retained(mut self, retain: bool) -> HostRegular {
+        self.retain = retain;
+        self
     }
 
     fn cache(&self) -> Option<Rc<FileMem>> {
@@ -516,7 +528,11 @@ impl FileOps for HostRegular {
             fd: self.fd.clone(),
             writable: self.writable,
         });
-        FileMem::for_host(&k.mf, self.id, src).map(Some)
+        let m = FileMem::for_host(&k.mf, self.id, src)?;
+        if self.retain {
+            m.retain();
+        }
+        Ok(Some(m))
     }
     fn as_any(&self) -> &dyn Any {
         self
