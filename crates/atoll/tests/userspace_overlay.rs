@@ -374,3 +374,55 @@ fn rootfs_is_read_only_under_the_sandbox_with_the_overlay() {
         );
     }
 }
+
+/// Real programs on an overlay root: python3 starts and writes into /etc,
+/// GNU tar extracts a tree (creates, chmod, chown, utimes) into the
+/// overlay and finds it whole; the shared Debian image is not touched.
+#[test]
+fn python_and_tar_run_on_an_overlay_root() {
+    let a = atoll();
+    let script = "python3 -c \"open('/etc/atoll-ovl','w').write('py-ok'); print(open('/etc/atoll-ovl').read())\" && \
+         tar -C /usr/share/doc -cf /tmp/doc.tar . && mkdir /opt/x && tar -C /opt/x -xf /tmp/doc.tar && \
+         echo \"tree=$(cd /usr/share/doc && find . | sort | md5sum) copy=$(cd /opt/x && find . | sort | md5sum)\" && \
+         echo \"stat=$(cd /usr/share/doc && find . -type f | sort | xargs stat -c '%a %s %Y' | md5sum) \
+copy=$(cd /opt/x && find . -type f | sort | xargs stat -c '%a %s %Y' | md5sum)\"";
+    let b = debian()
+        .docker_caps()
+        .annotation(OVERLAY, "root:memory")
+        .args(&["/bin/sh", "-c", script])
+        .build();
+    // The shared image as a writable root: only the overlay (and the
+    // read-only mount under it) keeps it unchanged.
+    let mut spec = b.spec();
+    let mut r = spec.root().clone().unwrap();
+    r.set_readonly(Some(false));
+    spec.set_root(Some(r));
+    b.write_spec(&spec);
+    let out = run_at(&a, "userspace", &b, "ovl-debian");
+    let leaked = [b.rootfs.join("etc/atoll-ovl"), b.rootfs.join("opt/x")]
+        .iter()
+        .filter(|p| p.exists())
+        .map(|p| {
+            let _ = std::fs::remove_dir_all(p).or_else(|_| std::fs::remove_file(p));
+            p.display().to_string()
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        leaked.is_empty(),
+        "written into the shared image: {leaked:?}"
+    );
+    out.ok();
+    assert!(out.stdout.starts_with("py-ok\n"), "{out:#?}");
+    let line = |p: &str| {
+        let l = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("{p}: {out:#?}"))
+            .to_string();
+        let (x, y) = l[p.len()..].split_once(" copy=").unwrap();
+        assert_eq!(x.trim(), y.trim(), "{l}");
+    };
+    line("tree=");
+    line("stat=");
+}
