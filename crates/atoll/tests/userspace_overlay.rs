@@ -81,12 +81,13 @@ mv sub sub2 && echo "moved=$(cat sub2/x)"; [ -e sub ] || echo sub-gone
 ln -s file sym && echo "sym=$(readlink sym) $(cat sym | head -1)"
 echo "list=$(ls -a | tr '\n' ' ')"
 echo "find=$(find . | sort | tr '\n' ' ')"
+echo "dev=$(head -c 3 /dev/zero | wc -c) proc=$(grep -c . /proc/self/status | grep -c .)"
 "#;
 
-fn bundle_with(overlay: Option<&str>) -> Bundle {
+fn bundle_with(annotations: &[(&str, &str)]) -> Bundle {
     let mut b: BundleBuilder = busybox().sh(SCRIPT);
-    if let Some(o) = overlay {
-        b = b.annotation(OVERLAY, o);
+    for (k, v) in annotations {
+        b = b.annotation(k, v);
     }
     let b = b.build();
     populate(&b.rootfs);
@@ -95,12 +96,25 @@ fn bundle_with(overlay: Option<&str>) -> Bundle {
 
 #[test]
 fn changes_stay_in_the_overlay_and_read_as_linux_gives_them() {
+    changes_stay_in_the_overlay(&[(OVERLAY, "root:memory")]);
+}
+
+/// The same through the gofer (no direct access): its view of the rootfs
+/// includes the container's own mounts (/proc, /dev, /sys, each a root
+/// numbered like the others), which must stay distinct objects under the
+/// overlay for the kernel's mounts to land where they belong.
+#[test]
+fn changes_stay_in_the_overlay_through_the_gofer() {
+    changes_stay_in_the_overlay(&[(OVERLAY, "root:memory"), ("dev.atoll.directfs", "false")]);
+}
+
+fn changes_stay_in_the_overlay(annotations: &[(&str, &str)]) {
     let a = atoll();
     // Linux: the same script natively, on its own copy of the files.
-    let native = bundle_with(None);
+    let native = bundle_with(&[]);
     let want = run_at(&a, "native", &native, "ovl-native");
     want.ok();
-    let b = bundle_with(Some("root:memory"));
+    let b = bundle_with(annotations);
     let before = host_view(&b.rootfs);
     let got = run_at(&a, "userspace", &b, "ovl");
     got.ok();

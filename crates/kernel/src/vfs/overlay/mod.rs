@@ -54,6 +54,11 @@ const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 /// (host file systems' numbers stay far below it; overlayfs's `xino`
 /// does the same with high bits).
 const UPPER_INO: u64 = 1 << 62;
+/// Lower objects on another device than the lower root (the mounts under
+/// the rootfs that the gofer sees: /proc, /dev, bind mounts) get their
+/// device's index in these bits, so that two roots numbered 1 on two
+/// devices stay two objects (overlayfs's `xino` idea).
+const LOWER_DEV_SHIFT: u32 = 52;
 
 /// One overlay: a lower root, an upper tmpfs tree and the overlay's own
 /// bookkeeping of that tree.
@@ -62,6 +67,8 @@ pub struct OverlayFs {
     /// The lower root: what statfs describes (the upper layer's room is
     /// the container's memory).
     lower_root: Rc<dyn Inode>,
+    /// Devices of lower objects met so far; the first is the lower root's.
+    lower_devs: RefCell<Vec<u64>>,
     /// Upper directory inode → names it hides in the lower directory.
     whiteouts: RefCell<HashMap<u64, BTreeSet<Vec<u8>>>>,
     /// Upper directories that hide their lower directory entirely.
@@ -113,6 +120,7 @@ pub fn new_overlay(k: &Kernel, lower: Rc<dyn Inode>, container: u32) -> SysResul
     let fs = Rc::new(OverlayFs {
         dev: super::new_dev(),
         lower_root: lower.clone(),
+        lower_devs: RefCell::new(vec![st.st_dev]),
         whiteouts: Default::default(),
         opaque: Default::default(),
         origin: RefCell::new(HashMap::from([(upper.ino, st.st_ino)])),
@@ -158,6 +166,20 @@ impl OverlayFs {
     fn is_opaque(&self, dir: u64) -> bool {
         self.opaque.borrow().contains(&dir)
     }
+    /// The overlay's inode number of a lower object: its own on the lower
+    /// root's device, with its device's index above it elsewhere.
+    fn lower_ino(&self, (dev, ino): (u64, u64)) -> u64 {
+        let mut devs = self.lower_devs.borrow_mut();
+        let i = match devs.iter().position(|d| *d == dev) {
+            Some(i) => i,
+            None => {
+                devs.push(dev);
+                devs.len() - 1
+            }
+        } as u64;
+        ino | (i << LOWER_DEV_SHIFT)
+    }
+
     /// The overlay's inode number of an upper inode.
     fn upper_ino(&self, upper: u64) -> u64 {
         self.origin
@@ -272,7 +294,7 @@ impl OvlInode {
                 OvlInode::new(&self.fs, me, low, Some(u), ino, kind)
             }
             (None, Some(l)) => {
-                let (ino, kind) = (l.id().1, l.kind());
+                let (ino, kind) = (self.fs.lower_ino(l.id()), l.kind());
                 OvlInode::new(&self.fs, me, Some(l), None, ino, kind)
             }
         };
@@ -343,9 +365,11 @@ impl Inode for OvlInode {
         }
         if let Some(l) = self.lower_visible() {
             let dir = upper.as_ref().map(|u| tmp(u).ino);
-            for e in l.readdir(k)? {
+            let dev = l.id().0;
+            for mut e in l.readdir(k)? {
                 if !seen.contains(&e.name) && !dir.is_some_and(|d| self.fs.is_whiteout(d, &e.name))
                 {
+                    e.ino = self.fs.lower_ino((dev, e.ino));
                     out.push(e);
                 }
             }
