@@ -110,6 +110,7 @@ level_label() {
   case "$1" in
     native) echo "atoll native" ;;
     systrap|ptrace) echo "atoll $1" ;;
+    systrap-overlay) echo "atoll systrap overlay" ;;
     runsc-*) echo "runsc ${1#runsc-}" ;;
   esac
 }
@@ -313,6 +314,10 @@ level_cmd() {
       LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation native "$verb" --bundle "$bundle" "$id") ;;
     systrap|ptrace)
       LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation userspace --platform "$level"
+                 "$verb" --sandbox-log "$log.sandbox.log" --bundle "$bundle" "$id") ;;
+    systrap-overlay)
+      LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation userspace --platform systrap
+                 --overlay root:memory
                  "$verb" --sandbox-log "$log.sandbox.log" --bundle "$bundle" "$id") ;;
     runsc-*)
       LEVEL_CMD=("$RUNSC" --root "$root" --platform="${level#runsc-}" --network="$net"
@@ -556,6 +561,9 @@ bench_python() {
 # tar extraction and a find | xargs stat over the tests' Debian rootfs.
 bench_files() {
   build_progs
+  # One more column here: the userspace level with the rootfs overlay
+  # (--overlay root:memory), as runsc runs by default.
+  local LEVELS=("${LEVELS[@]}" systrap-overlay)
   local bundle
   bundle=$(micro_bundle)
   make_config "$bundle" --writable -- /bench/workload files /bench/data 1 "$SECS"
@@ -583,7 +591,17 @@ bench_files() {
         /bin/sh -c 'find /usr /etc /var -print0 | xargs -0 stat --format=\"%i %s %Y %n\"'"
   run_rounds tree "$tbundle" "$TREE_ROUNDS"
 
-  report_levels files tree
+  # tar -x into the container's rootfs (the micro bundle's copy, on the
+  # host's disk): with an overlay on the root the files land in the
+  # sandbox's memory instead.
+  make_config "$bundle" --writable --docker-caps --bind "$tree/src:/src:ro" -- \
+    /bench/workload time tar_root_ms $tar_runs 0 'rm -rf /bench/x && mkdir /bench/x' \
+    /bin/tar -xf /src/usr.tar -C /bench/x
+  run_rounds rootfs-tar "$bundle" "$TREE_ROUNDS"
+  rm -rf "$bundle/rootfs/bench/x"
+
+  report_levels files tree rootfs-tar
+  REPORT_LEVELS+=(--subject "atoll systrap overlay")
   report compare "$DOC" files "${REPORT_LEVELS[@]}" \
     --metric "write_4k_mibps|write 64 MiB in 4 KiB blocks|MiB/s|higher" \
     --metric "read_4k_mibps|read 64 MiB in 4 KiB blocks|MiB/s|higher" \
@@ -593,9 +611,11 @@ bench_files() {
     --metric "stat_ns|stat|µs per call|lower|0.001" \
     --metric "tar_ms|tar -x of the Debian rootfs's /usr|ms|lower" \
     --metric "findstat_ms|find \\| xargs stat over the Debian rootfs|ms|lower" \
+    --metric "tar_root_ms|tar -x of the Debian rootfs's /usr into the container's rootfs|ms|lower" \
     --json "$OUT/files.json" --chart "$CHARTS/files.svg" \
     --title "File I/O: the container's rootfs, and a tree of the Debian rootfs" \
     --note "**What it measures.** \`workload files\` in the busybox bundle with a writable rootfs: the files live in the bundle's rootfs, a directory on the host's ext4 disk. Per sample: a 64 MiB file is created (O_TRUNC after an unlink) and written in 1 MiB, then read back; then the same in 4 KiB blocks (open to close timed, no fsync: every runtime ends in the host's page cache, so this is the cost of the syscall path, not of the disk). Then open(O_RDONLY)+close and stat of a small file two directories deep, each a loop timed in chunks of 100 for ${SECS} s. atoll's userspace level reaches the rootfs through its gofer. runsc, with its defaults, puts an overlay on a writable rootfs (\`--overlay2=root:self\`; \`/proc/mounts\` shows \`/\` as \`overlay\`): the files this benchmark creates live in its memory-backed upper layer (kept in a file in the rootfs directory), so runsc serves every one of these six rows inside its Sentry without reaching the host's file system. A read-only rootfs (the tree rows below, the python section) gets no overlay: runsc opens and stats it itself (directfs), trusting its cache of the root mount (\`--file-access=exclusive\`)." \
+    --note "**atoll systrap overlay** is the userspace level on systrap with the rootfs overlay (\`--overlay root:memory\`): the rootfs rows' files, and the *tar -x into the rootfs* row's, live in an upper layer in the sandbox's memory (the bundle's rootfs is not written), as runsc's do with its default overlay. The tree rows' rootfs is read-only, so they run without an overlay there (as runsc's). *tar -x into the rootfs*: the same \`usr.tar\` extracted with busybox's tar into \`/bench/x\` of the micro bundle's writable rootfs, $tar_runs timed run per container after removing and making the directory again: on the host's ext4 disk for atoll native and the userspace levels without overlay, in memory with an overlay." \
     --note "**The tree rows** run in a second container per runtime and round, on the tests' Debian bookworm rootfs (read-only, used in place, Docker's default capabilities so that tar restores owners). *tar -x*: \`tar -xf\` of the rootfs's /usr ($entries entries, $size MiB, made on the host by \`tar -C ROOTFS -cf usr.tar usr\`) into an empty directory, $tar_runs timed run per container, the directory removed and made again before each run (untimed). *find | xargs stat*: \`find /usr /etc /var -print0 | xargs -0 stat --format='%i %s %Y %n'\` over the rootfs ($find_entries entries; a format without user and group names, which would have stat read /etc/passwd and /etc/group per file), $find_runs timed runs after one warm-up per container. Both are timed by \`workload time\` (fork, exec, wait of the command) inside the container. The tar file and the directory it is extracted into are on a host tmpfs bind-mounted into the container (\`/src\` read-only, \`/scratch\`), the same for every runtime: on this VM's ext4 disk, mounted with \`discard\`, the same extraction takes 11–14 s natively, all of it the disk's, which would hide every runtime's own cost. Bind mounts are shared with the host, so runsc revalidates its cache of them (\`--file-access-mounts=shared\`, its default) and has no overlay on them." \
     "${PEER_ARGS[@]}" \
     --note "$(sample_note "$SAMPLES rounds of one container per runtime for the rootfs rows (one sample per measure each), $TREE_ROUNDS rounds for the tree rows") $(load_note)"

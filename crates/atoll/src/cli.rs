@@ -42,6 +42,12 @@ pub struct Cli {
     /// config file, host)
     #[arg(long, global = true, env = "ATOLL_NETWORK")]
     pub network: Option<String>,
+    /// Userspace level rootfs overlay: none (writes go to the bundle's
+    /// rootfs) or root:memory (to a layer in the sandbox's memory, counted
+    /// against its memory limit; the rootfs stays unchanged) (default:
+    /// annotation dev.atoll.overlay, config file, none)
+    #[arg(long, global = true, env = "ATOLL_OVERLAY")]
+    pub overlay: Option<String>,
     /// Node configuration file
     #[arg(long, global = true, env = "ATOLL_CONFIG")]
     pub config: Option<PathBuf>,

@@ -1284,6 +1284,86 @@ fn shared_pages(ctx: &Ctx, level: Level) -> Outcome {
     run_simple(ctx, level, "shared_pages", ctx.bundle()).outcome(vec![])
 }
 
+/// The host's view of the files rootfs_write goes after: type, mode,
+/// owner, size, mtime and content of each (or that it is missing).
+fn rootfs_view(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    [
+        "rootfs-target",
+        "rootfs-victim",
+        "rootfs-gone",
+        "rootfs-emptydir",
+        "rootfs-link",
+        "rootfs-new",
+        "rootfs-dir",
+    ]
+    .iter()
+    .map(|n| match std::fs::symlink_metadata(root.join(n)) {
+        Ok(m) => format!(
+            "{n}: mode {:o} owner {}:{} size {} mtime {} nlink {} content {:?}",
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.size(),
+            m.mtime(),
+            m.nlink(),
+            std::fs::read(root.join(n)).unwrap_or_default()
+        ),
+        Err(_) => format!("{n}: missing"),
+    })
+    .collect()
+}
+
+fn rootfs_write(ctx: &Ctx, level: Level) -> Outcome {
+    let mut bb = ctx.bundle();
+    if level == Level::Userspace {
+        bb = bb.annotation("dev.atoll.overlay", "root:memory");
+    }
+    let b = build(bb, "rootfs_write");
+    for f in ["rootfs-target", "rootfs-victim", "rootfs-gone"] {
+        std::fs::write(b.rootfs.join(f), format!("ORIGINAL {f}\n")).unwrap();
+        std::fs::set_permissions(b.rootfs.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::create_dir(b.rootfs.join("rootfs-emptydir")).unwrap();
+    let before = rootfs_view(&b.rootfs);
+    let run = run_program(&ctx.a, level, &b, "rootfs_write", Hooks::default());
+    let after = rootfs_view(&b.rootfs);
+    let changed: Vec<String> = before
+        .iter()
+        .zip(&after)
+        .filter(|(x, y)| x != y)
+        .map(|(_, y)| y.clone())
+        .collect();
+    let evidence = if changed.is_empty() {
+        vec![]
+    } else {
+        vec![format!(
+            "the bundle's rootfs changed: {}",
+            changed.join("; ")
+        )]
+    };
+    if level == Level::Native && !evidence.is_empty() {
+        // No overlay at this level: the rootfs is the container's own
+        // and is written as runc writes it.
+        let mut o = run.outcome(vec![]);
+        o.details.extend(evidence);
+        o.kind = Kind::Harmless;
+        o.how = "no overlay at this level: writes reach the bundle's rootfs, the container's own files (as with runc)".into();
+        return o;
+    }
+    let mut o = run.outcome(evidence);
+    if level == Level::Userspace
+        && o.kind == Kind::Blocked
+        && run.info_value("the container sees its changes:").as_deref() != Some("yes")
+    {
+        // The overlay must keep the changes for the container, not just
+        // drop them.
+        o.kind = Kind::NoVerdict;
+        o.how = "the container did not see its own changes".into();
+    }
+    o
+}
+
 const ATTACKS: &[Attack] = &[
     Attack {
         name: "proc_root",
@@ -1419,6 +1499,12 @@ const ATTACKS: &[Attack] = &[
         what: "walk `..` and names through a bind-mounted directory while the host renames it out of the bind source and back",
         run: rename_race,
         expect: [Blocked, Blocked],
+    },
+    Attack {
+        name: "rootfs_write",
+        what: "overwrite, truncate, chmod, chown, utimes, link, rename over and unlink files of its rootfs, make files and directories there (userspace: with the rootfs overlay, `dev.atoll.overlay: root:memory`)",
+        run: rootfs_write,
+        expect: [Harmless, Blocked],
     },
     Attack {
         name: "state_root",

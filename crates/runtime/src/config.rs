@@ -24,6 +24,9 @@ pub struct Config {
     /// The userspace level's network (host or sandbox) when neither
     /// `--network` nor the bundle's annotation picks one.
     pub network: Option<String>,
+    /// Where the userspace level's rootfs writes go (none or root:memory)
+    /// when neither `--overlay` nor the bundle's annotation picks one.
+    pub overlay: Option<String>,
     /// Tenant policy file (default /etc/atoll/policy.toml, used when it exists).
     pub policy: Option<PathBuf>,
     /// JSON-lines audit trail of lifecycle decisions.
@@ -95,6 +98,8 @@ mod tests {
         assert!(err.contains("isolaton"), "{err}");
         assert!(!err.contains('\n'));
         assert!(Config::parse("isolation = \"fast\"\n").is_err());
+        let c = Config::parse("overlay = \"root:memory\"\n").unwrap();
+        assert_eq!(c.overlay.as_deref(), Some("root:memory"));
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct SandboxOptions {
     /// Who serves AF_INET sockets (`--network`; resolved with the
     /// annotation and the config file by create): host or sandbox.
     pub network: Option<String>,
+    /// Where rootfs writes go (`--overlay`; resolved with the annotation
+    /// and the config file by create): none or root:memory.
+    pub overlay: Option<String>,
     /// Filled in by create: the descriptor numbers, in the init, of the
     /// sandbox log and the control socket, and how many descriptors from
     /// 3 on belong to the workload (--preserve-fds).

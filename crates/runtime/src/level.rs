@@ -72,6 +72,43 @@ pub fn select_network(
     config.map(|v| check(v, "config network")).transpose()
 }
 
+/// Annotation a bundle uses to pick where the userspace level's rootfs
+/// writes go.
+pub const OVERLAY_ANNOTATION: &str = "dev.atoll.overlay";
+/// Where the userspace level's rootfs writes go: the bundle's rootfs, or
+/// an upper layer in the application kernel's memory (gVisor's
+/// `--overlay2=root:memory`).
+pub const OVERLAYS: [&str; 2] = ["none", "root:memory"];
+
+/// Picks the userspace level's rootfs overlay: `--overlay`, else the
+/// bundle's annotation, else the config file; None means none.
+pub fn select_overlay(
+    flag: Option<&str>,
+    annotation: Option<&str>,
+    config: Option<&str>,
+) -> Result<Option<String>> {
+    let check = |v: &str, from: &str| {
+        if OVERLAYS.contains(&v) {
+            Ok(v.to_string())
+        } else if v == "root:self" {
+            Err(anyhow!(
+                "{from}: overlay \"root:self\" (a file-backed upper layer) is not built yet (expected none or root:memory)"
+            ))
+        } else {
+            Err(anyhow!(
+                "{from}: unknown overlay {v:?} (expected none or root:memory)"
+            ))
+        }
+    };
+    if let Some(v) = flag {
+        return check(v, "--overlay").map(Some);
+    }
+    if let Some(v) = annotation {
+        return check(v, &format!("annotation {OVERLAY_ANNOTATION}")).map(Some);
+    }
+    config.map(|v| check(v, "config overlay")).transpose()
+}
+
 /// How strongly a container is separated from the host kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -180,6 +217,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--network"), "{e}");
+    }
+
+    #[test]
+    fn overlay_flag_beats_annotation_beats_config() {
+        assert_eq!(
+            select_overlay(Some("none"), Some("root:memory"), Some("root:memory")).unwrap(),
+            Some("none".into())
+        );
+        assert_eq!(
+            select_overlay(None, Some("root:memory"), Some("none")).unwrap(),
+            Some("root:memory".into())
+        );
+        assert_eq!(
+            select_overlay(None, None, Some("root:memory")).unwrap(),
+            Some("root:memory".into())
+        );
+        assert_eq!(select_overlay(None, None, None).unwrap(), None);
+        let e = select_overlay(None, Some("root:disk"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dev.atoll.overlay") && e.contains("\"root:disk\""),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+        let e = select_overlay(Some("root:self"), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--overlay") && e.contains("not built"), "{e}");
+        let e = select_overlay(None, None, Some("all"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("config overlay"), "{e}");
     }
 
     #[test]

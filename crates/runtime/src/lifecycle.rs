@@ -341,6 +341,24 @@ impl Runtime {
         )
     }
 
+    /// Where rootfs writes go, as create asks (see `level::select_overlay`).
+    fn overlay(
+        &self,
+        opts: &CreateOptions,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<Option<String>> {
+        let annotation = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(level::OVERLAY_ANNOTATION))
+            .map(String::as_str);
+        level::select_overlay(
+            opts.sandbox.overlay.as_deref(),
+            annotation,
+            self.config.overlay.as_deref(),
+        )
+    }
+
     /// The rest of create, once the level and tenant are settled.
     fn create_admitted(
         &self,
@@ -371,6 +389,13 @@ impl Runtime {
         {
             bail!(
                 "network sandbox needs the userspace level (the other levels use the host's or the guest's stack)"
+            );
+        }
+        if level != Isolation::Userspace
+            && self.overlay(opts, &bundle.spec)?.as_deref() == Some("root:memory")
+        {
+            bail!(
+                "overlay root:memory needs the userspace level (the other levels write the bundle's rootfs)"
             );
         }
         if opts.console_socket.is_some() && !terminal(&bundle.spec) {
@@ -457,11 +482,24 @@ impl Runtime {
                 .append(true)
                 .open(&log_path)
                 .with_context(|| format!("sandbox log {}", log_path.display()))?;
-            let donated = crate::pod::donate(&bundle.spec, &bundle.path, &bundle.rootfs)
-                .with_context(|| format!("container {id}"))?;
-            let conn =
-                crate::pod::join(&self.layout.control_socket(sid), id, &bundle.spec, &donated)
-                    .with_context(|| format!("container {id}: joining pod sandbox {sid}"))?;
+            // The pod's kernel reads the container's overlay from its
+            // spec: the one create resolved (flag, annotation, config).
+            let overlay = self.overlay(opts, &bundle.spec)?;
+            let mut spec = bundle.spec.clone();
+            if let Some(o) = &overlay {
+                let mut a = spec.annotations().clone().unwrap_or_default();
+                a.insert(level::OVERLAY_ANNOTATION.to_string(), o.clone());
+                spec.set_annotations(Some(a));
+            }
+            let donated = crate::pod::donate(
+                &spec,
+                &bundle.path,
+                &bundle.rootfs,
+                overlay.as_deref() == Some("root:memory"),
+            )
+            .with_context(|| format!("container {id}"))?;
+            let conn = crate::pod::join(&self.layout.control_socket(sid), id, &spec, &donated)
+                .with_context(|| format!("container {id}: joining pod sandbox {sid}"))?;
             drop(donated);
             let slot = 3 + opts.preserve_fds;
             crate::fds::place(&log, slot).context("sandbox log descriptor")?;
@@ -475,6 +513,7 @@ impl Runtime {
             let mut options = opts.sandbox.clone();
             options.platform = self.platform(opts, &bundle.spec)?;
             options.network = self.network(opts, &bundle.spec)?;
+            options.overlay = self.overlay(opts, &bundle.spec)?;
             let log_path = meta
                 .sandbox_log
                 .clone()

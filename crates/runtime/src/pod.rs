@@ -142,12 +142,15 @@ pub struct Donated {
     pub mount_fds: Vec<Option<usize>>,
 }
 
-pub fn donate(spec: &Spec, bundle: &Path, rootfs: &Path) -> Result<Donated> {
-    let readonly = spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false);
+/// `overlay`: the rootfs is the lower layer of the kernel's overlay, so
+/// its clone is read-only (nothing in the sandbox may write it).
+pub fn donate(spec: &Spec, bundle: &Path, rootfs: &Path, overlay: bool) -> Result<Donated> {
+    let readonly = overlay
+        || spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false);
     let mut fds = vec![clone_tree(rootfs, false, readonly).context("rootfs")?];
     let mut mount_fds = Vec::new();
     for m in spec.mounts().iter().flatten() {

@@ -1,6 +1,6 @@
 //! OCI spec → the kernel's SandboxConfig.
 
-use atoll_kernel::kernel::boot::{MountSpec, SandboxConfig};
+use atoll_kernel::kernel::boot::{MountSpec, RootOverlay, SandboxConfig};
 use atoll_kernel::seccomp::{Action, ArgCmp, Op, Profile, Rule};
 use atoll_kernel::vfs::perm::{Cred, caps_from_names};
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator, Spec};
@@ -13,6 +13,10 @@ pub const DIRECTFS_ANNOTATION: &str = "dev.atoll.directfs";
 /// Annotation listing bind mounts (destinations, comma-separated) that
 /// nothing outside the sandbox changes: their cached walks are trusted.
 pub const EXCLUSIVE_MOUNTS_ANNOTATION: &str = "dev.atoll.exclusive-mounts";
+/// Annotation that picks where rootfs writes go (`none`, `root:memory`).
+/// The runtime resolves it with `--overlay` and the config file, and
+/// writes the result here for a pod's container.
+pub const OVERLAY_ANNOTATION: &str = "dev.atoll.overlay";
 
 fn annotation<'a>(spec: &'a Spec, key: &str) -> Option<&'a String> {
     spec.annotations().as_ref().and_then(|a| a.get(key))
@@ -232,6 +236,11 @@ pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
             .unwrap_or_default(),
         // Sandbox-wide: set from the runtime's options at boot.
         network: Default::default(),
+        overlay: annotation(spec, OVERLAY_ANNOTATION)
+            .map(String::as_str)
+            .map(RootOverlay::parse)
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 

@@ -11,8 +11,13 @@ pub struct Gofer {
 }
 
 /// Starts the gofer; `offer` are the mounts (destinations) it prepares for
-/// the kernel's direct access (see `atoll_gofer::direct`).
-pub fn start(filter: &seccompiler::BpfProgram, offer: &[Vec<u8>]) -> Result<Gofer, String> {
+/// the kernel's direct access (see `atoll_gofer::direct`); `readonly_root`:
+/// the rootfs is an overlay's lower layer, never written.
+pub fn start(
+    filter: &seccompiler::BpfProgram,
+    offer: &[Vec<u8>],
+    readonly_root: bool,
+) -> Result<Gofer, String> {
     let mut fds = [0i32; 2];
     // SAFETY: socketpair fills fds.
     if unsafe {
@@ -36,7 +41,7 @@ pub fn start(filter: &seccompiler::BpfProgram, offer: &[Vec<u8>]) -> Result<Gofe
     }
     if pid == 0 {
         drop(kernel_end);
-        run_gofer(gofer_end, filter, offer);
+        run_gofer(gofer_end, filter, offer, readonly_root);
     }
     drop(gofer_end);
     Ok(Gofer {
@@ -47,7 +52,12 @@ pub fn start(filter: &seccompiler::BpfProgram, offer: &[Vec<u8>]) -> Result<Gofe
 
 static mut REPORT_FD: i32 = -1;
 
-fn run_gofer(sock: OwnedFd, filter: &seccompiler::BpfProgram, offer: &[Vec<u8>]) -> ! {
+fn run_gofer(
+    sock: OwnedFd,
+    filter: &seccompiler::BpfProgram,
+    offer: &[Vec<u8>],
+    readonly_root: bool,
+) -> ! {
     crate::confine::set_name(c"atoll-gofer");
     // SAFETY: process-wide setup of the gofer child.
     unsafe {
@@ -89,6 +99,48 @@ fn run_gofer(sock: OwnedFd, filter: &seccompiler::BpfProgram, offer: &[Vec<u8>])
             libc::_exit(1)
         }
     };
+    if readonly_root {
+        // The rootfs mount of the container's namespace (not the host's
+        // directory, not the bind mounts on it) becomes read-only: the
+        // clone donated to the kernel is made from it and inherits that,
+        // and the gofer's own opens of it fail with EROFS too, so neither
+        // a subverted kernel nor the gofer can write the bundle's files.
+        // SAFETY: mount(2) with static strings; the gofer still holds
+        // CAP_SYS_ADMIN in the container's mount namespace.
+        // The mount's other flags are kept (a remount that dropped a
+        // locked one would be refused).
+        let r = unsafe {
+            let mut sv: libc::statvfs = std::mem::zeroed();
+            let mut keep = 0;
+            if libc::statvfs(c"/".as_ptr(), &mut sv) == 0 {
+                for (st, ms) in [
+                    (libc::ST_NOSUID, libc::MS_NOSUID),
+                    (libc::ST_NODEV, libc::MS_NODEV),
+                    (libc::ST_NOEXEC, libc::MS_NOEXEC),
+                    (libc::ST_NOATIME, libc::MS_NOATIME),
+                    (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+                    (libc::ST_RELATIME, libc::MS_RELATIME),
+                ] {
+                    if sv.f_flag & st != 0 {
+                        keep |= ms;
+                    }
+                }
+            }
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | keep,
+                std::ptr::null(),
+            )
+        };
+        if r != 0 {
+            fail(format!(
+                "read-only rootfs for the overlay: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
     let mut server = atoll_gofer::FileServer::new(std::path::Path::new("/"))
         .unwrap_or_else(|e| fail(format!("opening the rootfs: {e}")));
     // Mounts that cannot be cloned (a file bind mount, no privilege) stay

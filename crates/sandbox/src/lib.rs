@@ -11,7 +11,7 @@ use std::os::fd::FromRawFd;
 use std::rc::Rc;
 
 use atoll_kernel::kernel::Kernel;
-use atoll_kernel::kernel::boot::NetworkMode;
+use atoll_kernel::kernel::boot::{NetworkMode, RootOverlay};
 use atoll_kernel::platform::PlatformKind;
 use atoll_runtime::executor::SandboxLaunch;
 
@@ -69,6 +69,9 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
         None => NetworkMode::Host,
         Some(n) => NetworkMode::parse(n).ok_or_else(|| format!("unknown network {n:?}"))?,
     };
+    if let Some(o) = launch.options.overlay.as_deref() {
+        config.overlay = RootOverlay::parse(o)?;
+    }
     // Compiled before anything is forked; installed by the gofer and the
     // kernel once each holds what it needs.
     let filters = confine::compile(config.platform, config.directfs, config.network)?;
@@ -101,7 +104,10 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     } else {
         Vec::new()
     };
-    let gofer = gofer::start(&filters.gofer, &offered)?;
+    // With the overlay, nothing of the sandbox writes the rootfs: the
+    // gofer makes it read-only before it clones it for the kernel.
+    let readonly_root = config.overlay != RootOverlay::None && !config.readonly_root;
+    let gofer = gofer::start(&filters.gofer, &offered, readonly_root)?;
     config.gofer_pid = Some(gofer.pid);
     // From here on the kernel names no file: its root is an empty tmpfs.
     confine::enter_empty_root()?;

@@ -26,6 +26,7 @@ fn create_options(cli: &Cli, a: &CreateArgs, detach: bool) -> CreateOptions {
             debug_confinement: a.debug_confinement.clone(),
             platform: cli.platform.clone(),
             network: cli.network.clone(),
+            overlay: cli.overlay.clone(),
             ..Default::default()
         },
     }

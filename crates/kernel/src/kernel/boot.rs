@@ -85,6 +85,43 @@ pub struct SandboxConfig {
     pub exclusive_mounts: Vec<Vec<u8>>,
     /// Who serves the workload's AF_INET and AF_INET6 sockets.
     pub network: NetworkMode,
+    /// Where writes to the rootfs go.
+    pub overlay: RootOverlay,
+}
+
+/// Where writes to the container's rootfs go (gVisor's `--overlay2`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RootOverlay {
+    /// To the bundle's rootfs, as with runc.
+    #[default]
+    None,
+    /// To an upper layer in the kernel's memory (vfs/overlay): the rootfs
+    /// is read-only from the host's side.
+    Memory,
+}
+
+impl RootOverlay {
+    /// `none` or `root:memory`; an error says what is accepted.
+    pub fn parse(s: &str) -> Result<RootOverlay, String> {
+        match s {
+            "none" => Ok(RootOverlay::None),
+            "root:memory" => Ok(RootOverlay::Memory),
+            "root:self" => Err(
+                "overlay \"root:self\" (a file-backed upper layer) is not built yet (expected none or root:memory)"
+                    .into(),
+            ),
+            _ => Err(format!(
+                "unknown overlay {s:?} (expected none or root:memory)"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RootOverlay::None => "none",
+            RootOverlay::Memory => "root:memory",
+        }
+    }
 }
 
 /// Who serves the workload's AF_INET and AF_INET6 sockets.
@@ -133,6 +170,7 @@ impl Default for SandboxConfig {
             directfs: true,
             network: NetworkMode::Host,
             exclusive_mounts: Vec::new(),
+            overlay: RootOverlay::None,
         }
     }
 }
@@ -320,6 +358,14 @@ impl Kernel {
             netstack: (config.network == NetworkMode::Sandbox)
                 .then(|| Rc::new(super::netstack::NetStack::new())),
         };
+        if config.overlay == RootOverlay::Memory && !config.readonly_root {
+            // The rootfs becomes the overlay's lower layer; the mounts of
+            // the spec go on top of the overlay.
+            let lower = k.mounts.borrow().root_mount().root.clone();
+            let top = crate::vfs::overlay::new_overlay(&k, lower, 0)
+                .map_err(|e| fail(format!("rootfs overlay: {e}")))?;
+            *k.mounts.borrow_mut() = MountTable::new(top, "overlay", "rootfs", false);
+        }
         k.mount_spec(&config, direct).map_err(fail)?;
         super::identity::boot_log(
             &mut k.syslog,

@@ -60,12 +60,42 @@ impl Kernel {
             return Ok(());
         };
         let ranges = self.container_ranges(n);
-        let mapped: u64 = ranges.iter().map(|r| r.1).sum();
+        let overlay = self.overlay_bytes(n);
+        let mapped: u64 = ranges.iter().map(|r| r.1).sum::<u64>() + overlay;
         if mapped.saturating_add(bytes) <= limit {
             return Ok(());
         }
-        let resident: u64 = ranges.iter().map(|&(o, l)| self.mf.resident_in(o, l)).sum();
+        let resident: u64 = ranges
+            .iter()
+            .map(|&(o, l)| self.mf.resident_in(o, l))
+            .sum::<u64>()
+            + overlay;
         if resident.saturating_add(bytes) > limit {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// Pages pod container `n`'s rootfs overlay holds (vfs/overlay): its
+    /// files' data, memory of the container as tmpfs pages are.
+    fn overlay_bytes(&self, n: u32) -> u64 {
+        self.pod
+            .containers
+            .get(&n)
+            .map_or(0, |c| crate::vfs::overlay::upper_bytes_of(&c.root.inode))
+    }
+
+    /// May pod container `n`'s overlay store `bytes` more? ENOMEM if its
+    /// own memory limit would be passed (the caller says ENOSPC, as a full
+    /// tmpfs). The cheap bound first: everything the sandbox holds.
+    pub fn container_may_store(&self, n: u32, bytes: u64) -> SysResult<()> {
+        let Some(limit) = self.pod.containers.get(&n).and_then(|c| c.config.mem_limit) else {
+            return Ok(());
+        };
+        if self.mf.resident().saturating_add(bytes) <= limit {
+            return Ok(());
+        }
+        if self.container_memory(n).saturating_add(bytes) > limit {
             return Err(Errno::ENOMEM);
         }
         Ok(())
@@ -85,13 +115,15 @@ impl Kernel {
         seen.into_iter().collect()
     }
 
-    /// Memory pod container `n`'s processes hold now (resident private
-    /// and anonymous memory; shared file pages are the file's).
+    /// Memory pod container `n` holds now: its processes' resident
+    /// private and anonymous memory (shared file pages are the file's) and
+    /// its rootfs overlay's pages.
     pub fn container_memory(&self, n: u32) -> u64 {
         self.container_ranges(n)
             .iter()
             .map(|&(o, l)| self.mf.resident_in(o, l))
-            .sum()
+            .sum::<u64>()
+            + self.overlay_bytes(n)
     }
 
     /// The container's memory limit: ENOMEM if `bytes` more memory could

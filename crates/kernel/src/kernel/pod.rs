@@ -137,13 +137,20 @@ impl Kernel {
         let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
         let mut take = |i: Option<usize>| i.and_then(|i| fds.get_mut(i).and_then(|f| f.take()));
         let rootfd = take(Some(r.root_fd)).ok_or("no descriptor for the rootfs")?;
-        let root_inode = self
+        let mut root_inode = self
             .donated_fs(rootfd, false)
             .map_err(|e| format!("rootfs: {e}"))?;
+        let mut fstype = "atoll-gofer";
+        if config.overlay == super::boot::RootOverlay::Memory && !config.readonly_root {
+            // Each container's root gets an overlay of its own.
+            root_inode = crate::vfs::overlay::new_overlay(self, root_inode, n)
+                .map_err(|e| format!("rootfs overlay: {e}"))?;
+            fstype = "overlay";
+        }
         let root = self.mounts.borrow_mut().add_root(
             n,
             root_inode,
-            "atoll-gofer",
+            fstype,
             "rootfs",
             config.readonly_root,
         );

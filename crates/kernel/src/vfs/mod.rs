@@ -17,6 +17,7 @@ pub mod iov;
 pub mod lock;
 pub mod lookup;
 pub mod mount;
+pub mod overlay;
 pub mod perm;
 pub mod pipe;
 pub mod procfs;

@@ -91,7 +91,7 @@ impl TmpInode {
         }
     }
 
-    fn touch(&self, m: bool, c: bool) {
+    pub fn touch(&self, m: bool, c: bool) {
         let t = super::now();
         let mut st = self.meta.borrow_mut();
         if m {
