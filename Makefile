@@ -75,7 +75,8 @@ docs: build
 	$(ATOLL) compat > docs/compatibility.md
 	./scripts/splice-docs.sh conformance docs/compatibility.md < $(KEEP)
 	rm -f $(KEEP)
-	$(ATOLL) allowlists | ./scripts/splice-docs.sh allowlists docs/security.md
+	$(ATOLL) --isolation userspace allowlists | ./scripts/splice-docs.sh allowlists docs/security.md
+	$(ATOLL) --isolation vm allowlists | ./scripts/splice-docs.sh vm-allowlists docs/security.md
 	ATOLL_UPDATE_DOCS=1 $(CARGO) test --release -p atoll --test attacks
 
 # gVisor's syscall test suite at both levels, its table into

@@ -147,17 +147,36 @@ pub fn guest_vcpus(spec: &Spec) -> u8 {
     }
 }
 
-/// Capabilities the VMM keeps: its virtio-fs server acts for the guest's
-/// users on the rootfs (file ownership, modes, per-request fsuid/fsgid).
+/// Capabilities the VMM keeps, all for its virtio-fs server, which acts
+/// on the rootfs for the guest's users (the guest kernel has checked their
+/// permissions already):
+/// - CHOWN: setattr of a file's owner, for any guest user;
+/// - DAC_OVERRIDE: reading, writing and searching files and directories
+///   whatever their modes (the guest's root may; the host must not refuse
+///   what the guest allowed);
+/// - FOWNER: chmod, utimes and xattrs of files the VMM's uid 0 does not own;
+/// - FSETID: keeping setuid/setgid bits through chown and writes where
+///   the guest's Linux keeps them (the server drops it around writes that
+///   must clear them);
+/// - SETUID, SETGID: the server switches its own thread's effective uid
+///   and gid to the requesting guest user's while it creates a file,
+///   directory, node or symlink, so the new file has the right owner.
+///
+/// Not kept: DAC_READ_SEARCH (DAC_OVERRIDE covers reads and searches;
+/// what it adds is open_by_handle_at, the "shocker" escape, which the
+/// server never uses: inode file handles are off) and MKNOD (a device
+/// node made by the guest in the rootfs would be opened on the host by
+/// the server: the guest makes its device nodes in its own /dev). The
+/// VMM runs as uid 0 of the container's user namespace because the
+/// passthrough server treats requests of the guest's root as its own
+/// uid's: files the guest's root creates must be owned by 0.
 pub const VMM_CAPS: &[Capability] = &[
     Capability::Chown,
     Capability::DacOverride,
-    Capability::DacReadSearch,
     Capability::Fowner,
     Capability::Fsetid,
     Capability::Setgid,
     Capability::Setuid,
-    Capability::Mknod,
 ];
 
 /// The container's init is the VMM: it runs as the container's root with
@@ -426,6 +445,24 @@ mod tests {
             s.set_linux(Some(linux));
         }
         s
+    }
+
+    #[test]
+    fn the_vmm_keeps_only_its_file_servers_capabilities() {
+        let mut spec = Spec::default();
+        adapt(&mut spec);
+        let p = spec.process().clone().unwrap();
+        let caps = p.capabilities().clone().unwrap();
+        for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+            let set = set.clone().unwrap();
+            assert_eq!(set.len(), VMM_CAPS.len());
+            // open_by_handle_at, and device nodes opened on the host
+            assert!(!set.contains(&Capability::DacReadSearch));
+            assert!(!set.contains(&Capability::Mknod));
+            assert!(!set.contains(&Capability::SysAdmin));
+        }
+        assert_eq!(p.no_new_privileges(), Some(true));
+        assert_eq!(p.user().uid(), 0);
     }
 
     #[test]
