@@ -91,8 +91,8 @@ done
 names=$(cat /proc/$P/task/*/comm 2>/dev/null | tr '\n' ' ')
 [ $n -ge 4 ] && [ -z "$open" ] && ok "every VMM thread has a seccomp filter ($n threads: $names)" || bad "VMM (pid $P) threads without a filter:${open:- none} ($n threads: $names)"
 caps=$(sed -n 's/^CapEff:[[:space:]]*//p;s/^CapBnd:[[:space:]]*//p;s/^NoNewPrivs:[[:space:]]*//p' /proc/$P/status | tr '\n' ' ')
-# CHOWN DAC_OVERRIDE FOWNER FSETID SETGID SETUID: 0xdb
-[ "$caps" = "00000000000000db 00000000000000db 1 " ] && ok "the VMM keeps only its file server's capabilities and no_new_privs (CapEff, CapBnd: 0xdb)" || bad "the VMM's CapEff, CapBnd, NoNewPrivs: $caps"
+# CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID SETGID SETUID: 0xdf
+[ "$caps" = "00000000000000df 00000000000000df 1 " ] && ok "the VMM keeps only its file server's capabilities and no_new_privs (CapEff, CapBnd: 0xdf)" || bad "the VMM's CapEff, CapBnd, NoNewPrivs: $caps"
 # A file a guest user creates through the confined file server (which
 # switches its thread's uid and gid for the request) is that user's.
 out=$($A exec --user 65534:65534 vme2e-l1 sh -c 'echo mine > /shared/byuser && mkdir /shared/userdir && echo user-ok' 2>&1)

@@ -154,6 +154,11 @@ pub fn guest_vcpus(spec: &Spec) -> u8 {
 /// - DAC_OVERRIDE: reading, writing and searching files and directories
 ///   whatever their modes (the guest's root may; the host must not refuse
 ///   what the guest allowed);
+/// - DAC_READ_SEARCH: hard links, which the server makes with
+///   linkat(AT_EMPTY_PATH) on the held file (Linux asks for this
+///   capability there). Its other power, open_by_handle_at (the "shocker"
+///   escape), is on no VMM thread's seccomp allowlist, and the server
+///   never uses file handles (inode file handles are off);
 /// - FOWNER: chmod, utimes and xattrs of files the VMM's uid 0 does not own;
 /// - FSETID: keeping setuid/setgid bits through chown and writes where
 ///   the guest's Linux keeps them (the server drops it around writes that
@@ -162,17 +167,16 @@ pub fn guest_vcpus(spec: &Spec) -> u8 {
 ///   and gid to the requesting guest user's while it creates a file,
 ///   directory, node or symlink, so the new file has the right owner.
 ///
-/// Not kept: DAC_READ_SEARCH (DAC_OVERRIDE covers reads and searches;
-/// what it adds is open_by_handle_at, the "shocker" escape, which the
-/// server never uses: inode file handles are off) and MKNOD (a device
-/// node made by the guest in the rootfs would be opened on the host by
-/// the server: the guest makes its device nodes in its own /dev). The
+/// Not kept: MKNOD (a device node made by the guest in the rootfs would
+/// be opened on the host by the server: the guest makes its device nodes
+/// in its own /dev, and a mknod of one in the rootfs fails). The
 /// VMM runs as uid 0 of the container's user namespace because the
 /// passthrough server treats requests of the guest's root as its own
 /// uid's: files the guest's root creates must be owned by 0.
 pub const VMM_CAPS: &[Capability] = &[
     Capability::Chown,
     Capability::DacOverride,
+    Capability::DacReadSearch,
     Capability::Fowner,
     Capability::Fsetid,
     Capability::Setgid,
@@ -456,8 +460,7 @@ mod tests {
         for set in [caps.bounding(), caps.effective(), caps.permitted()] {
             let set = set.clone().unwrap();
             assert_eq!(set.len(), VMM_CAPS.len());
-            // open_by_handle_at, and device nodes opened on the host
-            assert!(!set.contains(&Capability::DacReadSearch));
+            // device nodes the guest made, opened on the host
             assert!(!set.contains(&Capability::Mknod));
             assert!(!set.contains(&Capability::SysAdmin));
         }

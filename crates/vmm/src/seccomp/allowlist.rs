@@ -193,6 +193,10 @@ fn vmm() -> Vec<Allowed> {
             "the agent stream, stdin, the signalfd of forwarded signals"
         ),
         a!(SYS_recvfrom, "the agent stream (a Unix stream's read)"),
+        a!(
+            SYS_sendto,
+            "the agent stream (a Unix stream's write: send with MSG_NOSIGNAL)"
+        ),
         one_of!(
             SYS_socketpair,
             0,
@@ -258,6 +262,7 @@ fn vsock() -> Vec<Allowed> {
         a!(SYS_epoll_pwait, "the device's event loop"),
         a!(SYS_read, "queue kicks (eventfds)"),
         a!(SYS_recvfrom, "reading host streams"),
+        a!(SYS_sendto, "writing host streams (send with MSG_NOSIGNAL)"),
         a!(
             SYS_accept4,
             "connections to the VM's socket in the state directory (`atoll exec`, `ps`, `kill`)"
