@@ -159,6 +159,10 @@ pub fn common() -> Vec<Allowed> {
         a!(SYS_getrandom, "hash map seeds"),
         a!(SYS_rt_sigreturn, "return from a signal handler"),
         a!(
+            SYS_rt_sigprocmask,
+            "glibc blocks signals in a thread that ends; unblocking the signal that ended the guest process"
+        ),
+        a!(
             SYS_sigaltstack,
             "the standard library's stack-overflow handler, at thread exit"
         ),
@@ -237,7 +241,6 @@ fn vmm() -> Vec<Allowed> {
             SYS_rt_sigaction,
             "default action for the signal that ended the guest process"
         ),
-        a!(SYS_rt_sigprocmask, "unblocking that signal"),
         a!(SYS_getpid, "raise(): exiting as the guest process did"),
         a!(SYS_gettid, "raise(): exiting as the guest process did"),
         a!(SYS_tgkill, "raise(): exiting as the guest process did"),
