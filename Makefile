@@ -17,7 +17,7 @@ DEMO := sh -c 'echo "== uname -a: the kernel this shell talks to"; uname -a; \
   echo "== /proc/self/status"; grep -E "^(Pid|PPid|NoNewPrivs|Seccomp|CapEff):" /proc/self/status; \
   echo "== /proc/meminfo"; head -n 2 /proc/meminfo'
 
-.PHONY: deps deps-all build run test test-vm lint docs conformance bench clean fuzz fuzz-smoke
+.PHONY: deps deps-all build run test test-vm lint docs conformance bench bench-vm clean fuzz fuzz-smoke
 
 deps:
 	@./scripts/deps.sh
@@ -75,7 +75,8 @@ docs: build
 	$(ATOLL) compat > docs/compatibility.md
 	./scripts/splice-docs.sh conformance docs/compatibility.md < $(KEEP)
 	rm -f $(KEEP)
-	$(ATOLL) allowlists | ./scripts/splice-docs.sh allowlists docs/security.md
+	$(ATOLL) --isolation userspace allowlists | ./scripts/splice-docs.sh allowlists docs/security.md
+	$(ATOLL) --isolation vm allowlists | ./scripts/splice-docs.sh vm-allowlists docs/security.md
 	ATOLL_UPDATE_DOCS=1 $(CARGO) test --release -p atoll --test attacks
 
 # gVisor's syscall test suite at both levels, its table into
@@ -86,6 +87,14 @@ conformance: build
 bench: build
 	ATOLL=$(ATOLL) ./bench/run.sh
 	ATOLL=$(ATOLL) ./bench/pod.sh
+
+# The vm level's figures (bench/vm.sh), inside the QEMU-emulated test VM
+# of scripts/test-vm.sh: boot to first output, exec round trip, the VMM's
+# memory beyond guest RAM, VM exits, QEMU -M microvm booting the same
+# kernel. Minutes of emulation, so not part of `make bench`.
+bench-vm: deps-all
+	$(CARGO) build --release -p atoll -p atoll-vmm
+	ATOLL=$(ATOLL) ./bench/vm.sh
 
 clean:
 	$(CARGO) clean

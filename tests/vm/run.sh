@@ -26,6 +26,8 @@ bundle exit7 sh -c 'cat /proc/sys/kernel/random/boot_id > /boot_id; echo to-stdo
 # namespace gets no default action, so it traps the signal). /boot_id
 # appears once the trap is set: a signal before that would be ignored.
 bundle long sh -c 'trap "exit 143" TERM; cat /proc/sys/kernel/random/boot_id > /boot_id; while :; do sleep 0.2; done'
+# A directory any guest user may write (exec --user checks).
+mkdir -p -m 1777 "$W/long/rootfs/shared"
 # `atoll spec`'s read-only root: a write fails and lands nowhere.
 "$ROOT/scripts/default-bundle.sh" "$ATOLL" "$W/readonly" sh -c 'echo x > /written' >/dev/null
 # A memory limit too small to boot a guest beside the VMM.
@@ -55,6 +57,45 @@ PY
 else
   echo "tests/vm/run.sh: no Debian rootfs at $DEB (DEBIAN_ROOTFS=DIR names one): the python3 check is skipped" >&2
 fi
+# The attack battery at the vm level: a subset of tests/attacks (those
+# that need no host-side hooks while they run), compiled statically here
+# (the test VM has no compiler) and run one after the other by one
+# container, as root with Docker's default capabilities; then virtio-fs
+# symlink attacks (tests/vm/fs-attacks.sh). Host-specific parameters are
+# placeholders in-vm.sh fills in.
+ATTACKS="proc_root proc_sys sys_write shocker kernel_module keyctl bpf userns setns dev_mem ptrace_host loopback chroot_escape leaked_fd raw_socket io_uring userfaultfd"
+bundle attacks sh /fs-attacks.sh
+mkdir -p "$W/attacks/rootfs/attacks"
+for a in $ATTACKS; do
+  gcc -O2 -Wall -static -pthread -o "$W/attacks/rootfs/attacks/$a" "$ROOT/tests/attacks/$a.c" ||
+    { echo "tests/vm/run.sh: compiling tests/attacks/$a.c failed" >&2; exit 2; }
+done
+cp "$ROOT/tests/vm/fs-attacks.sh" "$W/attacks/rootfs/fs-attacks.sh"
+# Links planted in the rootfs before the guest boots: to the test VM's
+# secret by absolute and relative path, and to its directory.
+ln -s /tmp/atoll-vm-attack/secret "$W/attacks/rootfs/link-abs"
+ln -s ../../../../../../tmp/atoll-vm-attack/secret "$W/attacks/rootfs/link-rel"
+ln -s /tmp/atoll-vm-attack "$W/attacks/rootfs/link-dir"
+python3 - "$W/attacks/config.json" "$ATTACKS" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+p = c["process"]
+caps = ["CAP_" + n for n in "CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP".split()]
+p["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+p["env"] += [
+    "ATTACKS=" + sys.argv[2],
+    "ATTACK_MARKER=/tmp/atoll-vm-attack/secret",
+    "ATTACK_SECRET=@SECRET@",
+    "ATTACK_KEY=atoll-vm-attack-key",
+    "ATTACK_ADD_KEY=atoll-vm-attack-added",
+    "ATTACK_PID=@PID@",
+    "ATTACK_PORT=47123",
+    "ATTACK_ABSTRACT=atoll-vm-attack",
+    "ATTACK_KMSG_TAG=@KMSG@",
+    "ATTACK_DISK=@DISK@",
+]
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
 cp "$ROOT/tests/vm/in-vm.sh" "$W/in-vm.sh"
 if [ "${ATOLL_VM_DIRECT:-0}" = 1 ]; then
   PATH=$(dirname "$(readlink -f "$ATOLL")"):$PATH sh "$W/in-vm.sh" "$W"

@@ -165,7 +165,9 @@ pub enum Command {
     },
     /// Print the userspace level's syscall compatibility table (Markdown)
     Compat,
-    /// Print the host syscall allowlists of the sandbox's own processes (Markdown)
+    /// Print the host syscall allowlists of the sandbox's own processes
+    /// (Markdown): with --isolation userspace the application kernel's,
+    /// gofer's and stubs', with --isolation vm the VMM threads'; both by default
     Allowlists,
     /// Report what this host supports
     Check {

@@ -4,6 +4,12 @@
 //! (virtio-fs, tag `rootfs`). It boots the guest, has the agent start the
 //! spec's process there, relays its stdio and the signals this process
 //! receives, and exits with the guest process's status.
+//!
+//! Every thread of the process runs under its role's seccomp allowlist
+//! (atoll_vmm::seccomp) from before the guest runs; this one's covers the
+//! agent session and the exit, so errors after that point end the process
+//! here (a one-line report on stderr, status 255) rather than in
+//! libcontainer's error path.
 
 use std::fs::File;
 use std::io::Write;
@@ -33,7 +39,8 @@ pub fn enter(l: &VmLaunch) -> Result<(), String> {
             let _ = writeln!(log, "vmm: {e}");
             // The container's stderr: where `atoll run` shows it.
             eprintln!("atoll: error: container {}: {e}", l.id);
-            Err(e)
+            // As a failed container init exits.
+            atoll_runtime::control::exit_like(None)
         }
     }
 }
@@ -62,6 +69,8 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
     };
     let process = l.spec.process().clone().ok_or("the spec has no process")?;
     let terminal = process.terminal().unwrap_or(false);
+    let filters =
+        atoll_vmm::seccomp::Filters::compile(true).map_err(|e| format!("seccomp: {e:#}"))?;
     let vm = Vm::start(VmConfig {
         kvm,
         kernel,
@@ -72,6 +81,7 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
         console,
         vsock_listener: Some(vsock),
         share: Some((vm_level::ROOTFS_TAG.to_string(), "/".to_string())),
+        seccomp: Some(filters),
     })
     .map_err(|e| format!("starting the VM: {e:#}"))?;
     let started = Instant::now();

@@ -220,37 +220,62 @@ fn workload_cannot_reach_what_the_kernel_process_could() {
     std::fs::remove_file(&marker).unwrap();
 }
 
-#[test]
-fn allowlists_in_the_docs_are_the_binarys() {
-    let a = atoll();
-    let out = a.run(&["allowlists"]);
-    out.ok();
+/// The text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in
+/// docs/security.md.
+fn doc_section(name: &str) -> String {
     let doc = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/security.md"
     ))
     .unwrap();
     let (_, rest) = doc
-        .split_once("<!-- allowlists:begin -->\n")
-        .expect("docs/security.md lacks the allowlists:begin marker");
+        .split_once(&format!("<!-- {name}:begin -->\n"))
+        .unwrap_or_else(|| panic!("docs/security.md lacks the {name}:begin marker"));
     let (current, _) = rest
-        .split_once("<!-- allowlists:end -->")
-        .expect("docs/security.md lacks the allowlists:end marker");
+        .split_once(&format!("<!-- {name}:end -->"))
+        .unwrap_or_else(|| panic!("docs/security.md lacks the {name}:end marker"));
+    current.to_string()
+}
+
+/// The count in a `### Title: N syscalls` heading.
+fn count(stdout: &str, title: &str) -> usize {
+    let line = stdout.lines().find(|l| l.starts_with(title)).unwrap();
+    line.split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn allowlists_in_the_docs_are_the_binarys() {
+    let a = atoll();
+    let out = a.run(&["--isolation", "userspace", "allowlists"]);
+    out.ok();
     assert_eq!(
-        current, out.stdout,
+        doc_section("allowlists"),
+        out.stdout,
         "docs/security.md's allowlists are stale: run `make docs`"
     );
-    let count = |title: &str| -> usize {
-        let line = out.stdout.lines().find(|l| l.starts_with(title)).unwrap();
-        line.split(": ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    assert!(count("### Application kernel") <= 80);
-    assert!(count("### Gofer") <= 60);
+    assert!(count(&out.stdout, "### Application kernel") <= 80);
+    assert!(count(&out.stdout, "### Gofer") <= 60);
+    // The vm level's VMM threads: their own section of the docs.
+    let vm = a.run(&["--isolation", "vm", "allowlists"]);
+    vm.ok();
+    assert_eq!(
+        doc_section("vm-allowlists"),
+        vm.stdout,
+        "docs/security.md's VMM allowlists are stale: run `make docs`"
+    );
+    assert!(count(&vm.stdout, "### vCPU threads") <= 3);
+    // Without a level: both.
+    let both = a.run(&["allowlists"]);
+    both.ok();
+    assert_eq!(both.stdout, format!("{}\n{}", out.stdout, vm.stdout));
+    let native = a.run(&["--isolation", "native", "allowlists"]);
+    assert_ne!(native.code, 0);
+    assert_eq!(native.stderr.lines().count(), 1, "{native:#?}");
 }

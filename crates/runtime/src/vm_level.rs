@@ -147,8 +147,32 @@ pub fn guest_vcpus(spec: &Spec) -> u8 {
     }
 }
 
-/// Capabilities the VMM keeps: its virtio-fs server acts for the guest's
-/// users on the rootfs (file ownership, modes, per-request fsuid/fsgid).
+/// Capabilities the VMM keeps, all for its virtio-fs server, which acts
+/// on the rootfs for the guest's users (the guest kernel has checked their
+/// permissions already):
+/// - CHOWN: setattr of a file's owner, for any guest user;
+/// - DAC_OVERRIDE: reading, writing and searching files and directories
+///   whatever their modes (the guest's root may; the host must not refuse
+///   what the guest allowed);
+/// - DAC_READ_SEARCH: hard links, which the server makes with
+///   linkat(AT_EMPTY_PATH) on the held file (Linux asks for this
+///   capability there). Its other power, open_by_handle_at (the "shocker"
+///   escape), is on no VMM thread's seccomp allowlist, and the server
+///   never uses file handles (inode file handles are off);
+/// - FOWNER: chmod, utimes and xattrs of files the VMM's uid 0 does not own;
+/// - FSETID: keeping setuid/setgid bits through chown and writes where
+///   the guest's Linux keeps them (the server drops it around writes that
+///   must clear them);
+/// - SETUID, SETGID: the server switches its own thread's effective uid
+///   and gid to the requesting guest user's while it creates a file,
+///   directory, node or symlink, so the new file has the right owner.
+///
+/// Not kept: MKNOD (a device node made by the guest in the rootfs would
+/// be opened on the host by the server: the guest makes its device nodes
+/// in its own /dev, and a mknod of one in the rootfs fails). The
+/// VMM runs as uid 0 of the container's user namespace because the
+/// passthrough server treats requests of the guest's root as its own
+/// uid's: files the guest's root creates must be owned by 0.
 pub const VMM_CAPS: &[Capability] = &[
     Capability::Chown,
     Capability::DacOverride,
@@ -157,7 +181,6 @@ pub const VMM_CAPS: &[Capability] = &[
     Capability::Fsetid,
     Capability::Setgid,
     Capability::Setuid,
-    Capability::Mknod,
 ];
 
 /// The container's init is the VMM: it runs as the container's root with
@@ -426,6 +449,23 @@ mod tests {
             s.set_linux(Some(linux));
         }
         s
+    }
+
+    #[test]
+    fn the_vmm_keeps_only_its_file_servers_capabilities() {
+        let mut spec = Spec::default();
+        adapt(&mut spec);
+        let p = spec.process().clone().unwrap();
+        let caps = p.capabilities().clone().unwrap();
+        for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+            let set = set.clone().unwrap();
+            assert_eq!(set.len(), VMM_CAPS.len());
+            // device nodes the guest made, opened on the host
+            assert!(!set.contains(&Capability::Mknod));
+            assert!(!set.contains(&Capability::SysAdmin));
+        }
+        assert_eq!(p.no_new_privileges(), Some(true));
+        assert_eq!(p.user().uid(), 0);
     }
 
     #[test]

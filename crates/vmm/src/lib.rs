@@ -6,13 +6,16 @@
 //!
 //! Threads: one per vCPU (exits for the serial port and the virtio
 //! register windows), one per virtio device (queues, woken by ioeventfds),
-//! and the caller's (the agent session).
+//! and the caller's (the agent session). Each confines itself with its
+//! role's seccomp filter ([`seccomp`]) before the guest runs: the vCPUs
+//! wait for the others.
 
 pub mod acpi;
 pub mod boot;
 pub mod cpu;
 pub mod layout;
 pub mod memory;
+pub mod seccomp;
 pub mod serial;
 pub mod virtio;
 
@@ -61,6 +64,9 @@ pub struct VmConfig {
     pub vsock_listener: Option<UnixListener>,
     /// A directory shared with the guest over virtio-fs: (tag, path).
     pub share: Option<(String, String)>,
+    /// The threads' seccomp filters (None: unconfined, for tests of the
+    /// device model only).
+    pub seccomp: Option<seccomp::Filters>,
 }
 
 /// Why the guest stopped.
@@ -167,10 +173,19 @@ impl Vm {
             },
         );
         let mut devices: Vec<Box<dyn virtio::VirtioDevice>> = Vec::new();
-        let (vsock, connector, wake) = virtio::vsock::Vsock::new(GUEST_CID, cfg.vsock_listener)?;
+        let filters = cfg.seccomp;
+        let (vsock, connector, wake) = virtio::vsock::Vsock::new(
+            GUEST_CID,
+            cfg.vsock_listener,
+            filters.as_ref().map(|f| f.vsock.clone()),
+        )?;
         devices.push(Box::new(vsock));
         if let Some((tag, root)) = &cfg.share {
-            devices.push(Box::new(virtio::fs::Fs::new(tag, root)?));
+            devices.push(Box::new(virtio::fs::Fs::new(
+                tag,
+                root,
+                filters.as_ref().map(|f| f.fs.clone()),
+            )?));
         }
         let mut mmio = Vec::new();
         let mut described = Vec::new();
@@ -212,17 +227,33 @@ impl Vm {
             cpu::setup(&kvm, &vcpu, id, cfg.vcpus, loaded.entry)?;
             vcpus.push(vcpu);
         }
+        // Each vCPU thread confines itself, then waits until this thread
+        // has too: the guest runs only once every thread is confined.
+        let mut go = Vec::new();
         for (id, vcpu) in vcpus.into_iter().enumerate() {
             let bus = bus.clone();
             let stats = stats.clone();
             let tx = tx.clone();
-            std::thread::Builder::new()
-                .name(format!("vcpu{id}"))
-                .spawn(move || {
+            let (go_tx, go_rx) = mpsc::channel::<()>();
+            go.push(go_tx);
+            seccomp::spawn(
+                format!("vcpu{id}"),
+                filters.as_ref().map(|f| f.vcpu.clone()),
+                move || {
+                    if go_rx.recv().is_err() {
+                        return; // the VM was given up before it ran
+                    }
                     let stop = run_vcpu(vcpu, &bus, &stats);
                     let _ = tx.send(stop);
-                })
-                .context("vCPU thread")?;
+                },
+            )
+            .context("vCPU thread")?;
+        }
+        if let Some(f) = filters.as_ref().and_then(|f| f.vmm.as_ref()) {
+            seccomp::apply(f).context("the VMM thread")?;
+        }
+        for g in go {
+            let _ = g.send(());
         }
         Ok(Vm {
             stats,

@@ -43,7 +43,19 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             return Ok(0);
         }
         Command::Allowlists => {
-            print!("{}", atoll_sandbox::confine::markdown());
+            use atoll_runtime::level::Isolation;
+            match cli.isolation {
+                Some(Isolation::Userspace) => print!("{}", atoll_sandbox::confine::markdown()),
+                Some(Isolation::Vm) => print!("{}", atoll_vmm::seccomp::markdown()),
+                Some(Isolation::Native) => anyhow::bail!(
+                    "the native level runs no process of atoll's under an allowlist (the workload's seccomp profile is its spec's)"
+                ),
+                None => print!(
+                    "{}\n{}",
+                    atoll_sandbox::confine::markdown(),
+                    atoll_vmm::seccomp::markdown()
+                ),
+            }
             return Ok(0);
         }
         Command::Check { format } => {

@@ -13,22 +13,24 @@ use anyhow::{Result, anyhow};
 use fuse_backend_rs::api::server::Server;
 use fuse_backend_rs::passthrough::{CachePolicy, Config, PassthroughFs};
 use fuse_backend_rs::transport::{Reader, VirtioFsWriter, Writer};
+use seccompiler::BpfProgram;
 use virtio_queue::QueueT;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 
-use super::{Activation, VIRTIO_F_VERSION_1, VirtioDevice, read_config_bytes};
+use super::{Activation, DeviceThread, VIRTIO_F_VERSION_1, VirtioDevice, read_config_bytes};
 
 const QUEUE_SIZE: u16 = 512;
 
 pub struct Fs {
     tag: String,
     root: String,
-    server: Option<Arc<Server<Arc<PassthroughFs>>>>,
+    thread: DeviceThread,
 }
 
 impl Fs {
-    /// Shares the directory `root` (as the VMM sees it) under `tag`.
-    pub fn new(tag: &str, root: &str) -> Result<Fs> {
+    /// Shares the directory `root` (as the VMM sees it) under `tag`; the
+    /// server's thread starts here, under `filter`.
+    pub fn new(tag: &str, root: &str, filter: Option<BpfProgram>) -> Result<Fs> {
         if tag.is_empty() || tag.len() > 36 {
             anyhow::bail!("virtio-fs tag {tag:?} must be 1 to 36 bytes");
         }
@@ -42,10 +44,16 @@ impl Fs {
         };
         let fs = PassthroughFs::<()>::new(cfg).map_err(|e| anyhow!("virtio-fs {root}: {e}"))?;
         fs.import().map_err(|e| anyhow!("virtio-fs {root}: {e}"))?;
+        let server = Arc::new(Server::new(Arc::new(fs)));
+        let thread = DeviceThread::spawn("virtio-fs", filter, move |a| {
+            if let Err(e) = serve(server, a) {
+                eprintln!("atoll-vmm: virtio-fs: {e:#}");
+            }
+        })?;
         Ok(Fs {
             tag: tag.to_string(),
             root: root.to_string(),
-            server: Some(Arc::new(Server::new(Arc::new(fs)))),
+            thread,
         })
     }
 
@@ -72,18 +80,7 @@ impl VirtioDevice for Fs {
         read_config_bytes(&cfg, offset, data)
     }
     fn activate(&mut self, a: Activation) -> Result<()> {
-        let server = self
-            .server
-            .take()
-            .ok_or_else(|| anyhow!("virtio-fs activated twice"))?;
-        std::thread::Builder::new()
-            .name("virtio-fs".into())
-            .spawn(move || {
-                if let Err(e) = serve(server, a) {
-                    eprintln!("atoll-vmm: virtio-fs: {e:#}");
-                }
-            })?;
-        Ok(())
+        self.thread.activate(a)
     }
 }
 

@@ -226,13 +226,8 @@ impl MmioTransport {
             for q in &mut queues {
                 q.set_event_idx(event_idx);
             }
-            let kicks = match self.kicks.iter().map(|k| k.try_clone()).collect() {
-                Ok(k) => k,
-                Err(_) => {
-                    self.status |= STATUS_FAILED;
-                    return;
-                }
-            };
+            // (KVM keeps its own reference to the ioeventfds.)
+            let kicks = std::mem::take(&mut self.kicks);
             let a = Activation {
                 mem: self.mem.clone(),
                 queues,

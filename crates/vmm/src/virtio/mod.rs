@@ -1,15 +1,20 @@
-//! virtio devices over the MMIO transport. Each device, once the driver
-//! has set it up, runs its queues on a thread of its own, woken by KVM
-//! ioeventfds (the vCPU never leaves the kernel for a queue kick) and
-//! interrupting the guest through irqfds.
+//! virtio devices over the MMIO transport. Each device runs its queues on
+//! a thread of its own, woken by KVM ioeventfds (the vCPU never leaves the
+//! kernel for a queue kick) and interrupting the guest through irqfds.
+//! The thread starts with the VM, before the guest runs, and confines
+//! itself (its seccomp filter) before it waits for the queues, which the
+//! transport hands it when the driver sets DRIVER_OK: no thread is ever
+//! started by a guest action.
 
 pub mod fs;
 pub mod mmio;
 pub mod vsock;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, mpsc};
 
+use anyhow::{Result, anyhow};
+use seccompiler::BpfProgram;
 use virtio_queue::Queue;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -46,14 +51,47 @@ pub struct Activation {
     pub features: u64,
 }
 
+/// A device's queue thread, waiting for its queues.
+pub struct DeviceThread(Option<mpsc::Sender<Activation>>);
+
+impl DeviceThread {
+    /// Starts thread `name` under `filter`; it runs `serve` with the
+    /// queues once the driver has set the device up (and ends without
+    /// running it if the device is dropped first).
+    pub fn spawn(
+        name: &str,
+        filter: Option<BpfProgram>,
+        serve: impl FnOnce(Activation) + Send + 'static,
+    ) -> Result<DeviceThread> {
+        let (tx, rx) = mpsc::channel();
+        crate::seccomp::spawn(name.to_string(), filter, move || {
+            if let Ok(a) = rx.recv() {
+                serve(a)
+            }
+        })?;
+        Ok(DeviceThread(Some(tx)))
+    }
+
+    /// Hands the queues over (from the vCPU thread that saw DRIVER_OK).
+    pub fn activate(&mut self, a: Activation) -> Result<()> {
+        let tx = self
+            .0
+            .take()
+            .ok_or_else(|| anyhow!("the device was activated twice"))?;
+        tx.send(a)
+            .map_err(|_| anyhow!("the device's thread has ended"))
+    }
+}
+
 pub trait VirtioDevice: Send {
     /// virtio device id (19 vsock, 26 fs, 1 net).
     fn device_type(&self) -> u32;
     fn features(&self) -> u64;
     fn queue_sizes(&self) -> Vec<u16>;
     fn read_config(&self, offset: u64, data: &mut [u8]);
-    /// Starts serving the queues (usually on a thread of the device's own).
-    fn activate(&mut self, a: Activation) -> anyhow::Result<()>;
+    /// Starts serving the queues (on the device's own thread: see
+    /// [`DeviceThread`]).
+    fn activate(&mut self, a: Activation) -> Result<()>;
 }
 
 /// Copies `src`'s bytes at `offset` into `data` (config space reads).

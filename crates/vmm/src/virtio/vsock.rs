@@ -13,11 +13,12 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::mpsc;
 
 use anyhow::{Result, anyhow};
+use seccompiler::BpfProgram;
 use virtio_queue::{Queue, QueueOwnedT, QueueT, Reader, Writer};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
-use super::{Activation, Irq, VIRTIO_F_VERSION_1, VirtioDevice, read_config_bytes};
+use super::{Activation, DeviceThread, Irq, VIRTIO_F_VERSION_1, VirtioDevice, read_config_bytes};
 use crate::memory::Mem;
 
 pub const HOST_CID: u64 = 2;
@@ -131,27 +132,32 @@ pub type Connector = mpsc::Sender<UnixStream>;
 
 pub struct Vsock {
     cid: u64,
-    listener: Option<UnixListener>,
-    incoming: Option<(mpsc::Receiver<UnixStream>, EventFd)>,
+    thread: DeviceThread,
 }
 
 impl Vsock {
     /// `listener`: the host-side socket (in the container's state dir);
     /// returns the device and a connector for in-process connections
-    /// (with the eventfd that wakes the device thread).
-    pub fn new(cid: u64, listener: Option<UnixListener>) -> Result<(Vsock, Connector, EventFd)> {
+    /// (with the eventfd that wakes the device thread). The device's
+    /// thread starts here, under `filter`.
+    pub fn new(
+        cid: u64,
+        listener: Option<UnixListener>,
+        filter: Option<BpfProgram>,
+    ) -> Result<(Vsock, Connector, EventFd)> {
         let (tx, rx) = mpsc::channel();
         let evt = EventFd::new(libc::EFD_NONBLOCK)?;
         let wake = evt.try_clone()?;
-        Ok((
-            Vsock {
-                cid,
-                listener,
-                incoming: Some((rx, evt)),
-            },
-            tx,
-            wake,
-        ))
+        if let Some(l) = &listener {
+            l.set_nonblocking(true)?;
+        }
+        let thread = DeviceThread::spawn("vsock", filter, move |a| {
+            let mut w = Worker::new(cid, a, listener, rx, evt);
+            if let Err(e) = w.run() {
+                eprintln!("atoll-vmm: vsock: {e:#}");
+            }
+        })?;
+        Ok((Vsock { cid, thread }, tx, wake))
     }
 }
 
@@ -169,24 +175,7 @@ impl VirtioDevice for Vsock {
         read_config_bytes(&self.cid.to_le_bytes(), offset, data)
     }
     fn activate(&mut self, a: Activation) -> Result<()> {
-        let (incoming, wake) = self
-            .incoming
-            .take()
-            .ok_or_else(|| anyhow!("vsock activated twice"))?;
-        let listener = self.listener.take();
-        if let Some(l) = &listener {
-            l.set_nonblocking(true)?;
-        }
-        let cid = self.cid;
-        std::thread::Builder::new()
-            .name("vsock".into())
-            .spawn(move || {
-                let mut w = Worker::new(cid, a, listener, incoming, wake);
-                if let Err(e) = w.run() {
-                    eprintln!("atoll-vmm: vsock: {e:#}");
-                }
-            })?;
-        Ok(())
+        self.thread.activate(a)
     }
 }
 
