@@ -132,6 +132,31 @@ fn futexes_processes_and_argument_edges_behave_as_linux() {
 }
 
 #[test]
+fn pi_futexes_behave_as_linux() {
+    let (native, user) = both_levels("compat_futex_pi");
+    assert_same(
+        "compat_futex_pi",
+        &native,
+        &user,
+        &[
+            "lock_pi again: EDEADLK",
+            "unlock_pi of a free word: EPERM",
+            "trylock_pi of another's lock: EAGAIN, waiters bit 1",
+            "lock_pi with a realtime timeout: ETIMEDOUT",
+            "lock_pi2 with a monotonic timeout: ETIMEDOUT",
+            "lock_pi with FUTEX_CLOCK_REALTIME: ENOSYS",
+            "the waiter got it: result 0, word named it 1, waiters bit 1, owner died 0; word now 0",
+            "lock_pi of an exited owner: ESRCH, waiters bit 1",
+            "lock_pi interrupted by a handler: still waiting 1",
+            "then handed the lock: result 0, word 0",
+            "8 threads x 200 locks: counter 1600, word 0",
+            "robust PI mutex after its owner exited: EOWNERDEAD",
+            "the other process got it: exit 0, word 0",
+        ],
+    );
+}
+
+#[test]
 fn unix_sockets_behave_as_linux() {
     let (native, user) = both_levels("compat_unix");
     assert_same(

@@ -5,6 +5,7 @@
 pub mod clone3;
 pub mod fs;
 pub mod futex;
+pub mod futex_pi;
 pub mod inotify;
 pub mod ipc;
 pub mod membarrier;
