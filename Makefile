@@ -67,20 +67,17 @@ fuzz: deps
 fuzz-smoke: deps
 	./scripts/fuzz.sh smoke
 
-# Regenerates the docs that come from code (keeping the conformance table
-# `make conformance` wrote).
-KEEP := $(or $(CARGO_TARGET_DIR),target)/conformance-section.md
+# Regenerates the docs that come from code (docs/conformance.md comes from
+# a run of gVisor's suite: `make conformance`).
 docs: build
-	sed -n '/^<!-- conformance:begin -->$$/,/^<!-- conformance:end -->$$/{//!p}' docs/compatibility.md > $(KEEP)
 	$(ATOLL) compat > docs/compatibility.md
-	./scripts/splice-docs.sh conformance docs/compatibility.md < $(KEEP)
-	rm -f $(KEEP)
 	$(ATOLL) --isolation userspace allowlists | ./scripts/splice-docs.sh allowlists docs/security.md
 	$(ATOLL) --isolation vm allowlists | ./scripts/splice-docs.sh vm-allowlists docs/security.md
 	ATOLL_UPDATE_DOCS=1 $(CARGO) test --release -p atoll --test attacks
 
-# gVisor's syscall test suite at both levels, its table into
-# docs/compatibility.md: GVISOR_SYSCALL_TESTS=DIR-or-TARBALL (scripts/conformance.sh).
+# gVisor's syscall test suite at both levels (and at runsc with RUNSC=PATH),
+# generating docs/conformance.md: GVISOR_SYSCALL_TESTS=DIR-or-TARBALL
+# (scripts/conformance.sh).
 conformance: build
 	ATOLL=$(ATOLL) ./scripts/conformance.sh
 

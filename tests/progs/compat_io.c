@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static sigjmp_buf jb;
@@ -205,6 +206,77 @@ static void dirents_and_links(void) {
     printf("mkdir in an unsearchable directory: %s\n", err(mkdir("/tmp/noexec/new", 0777)));
 }
 
+static int ts_after(struct timespec a, struct timespec b) {
+    return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
+}
+
+static long links(const char *p) {
+    struct stat st;
+    return stat(p, &st) ? -1 : (long)st.st_nlink;
+}
+
+static long fd_links(int fd) {
+    struct stat st;
+    return fstat(fd, &st) ? -1 : (long)st.st_nlink;
+}
+
+// tmpfs sizes, renames' link counts, and reads of character devices.
+static void sizes_links_reads(void) {
+    struct stat b, a;
+    int fd = open("/tmp/trunc", O_CREAT | O_WRONLY, 0600);
+    if (write(fd, "abc", 3) != 3) printf("write failed\n");
+    close(fd);
+    stat("/tmp/trunc", &b);
+    usleep(20000);
+    truncate("/tmp/trunc", 0);
+    stat("/tmp/trunc", &a);
+    printf("truncate(2) to a new size: mtime later %d, ctime later %d\n", ts_after(a.st_mtim, b.st_mtim),
+           ts_after(a.st_ctim, b.st_ctim));
+    b = a;
+    usleep(20000);
+    truncate("/tmp/trunc", 0);
+    stat("/tmp/trunc", &a);
+    printf("truncate(2) to the same size: mtime later %d\n", ts_after(a.st_mtim, b.st_mtim));
+
+    mkdir("/tmp/p1", 0777);
+    mkdir("/tmp/p2", 0777);
+    mkdir("/tmp/p3", 0777);
+    mkdir("/tmp/p1/a", 0777);
+    mkdir("/tmp/p2/b", 0777);
+    int bfd = open("/tmp/p2/b", O_RDONLY | O_DIRECTORY);
+    // (The rename before the counts: C leaves the order of arguments open.)
+    long r = rename("/tmp/p1/a", "/tmp/p2/b");
+    printf("rename of a directory over another: %s, parents' links %ld %ld, the replaced one's %ld\n", err(r),
+           links("/tmp/p1"), links("/tmp/p2"), fd_links(bfd));
+    close(bfd);
+    mkdir("/tmp/p1/c", 0777);
+    r = rename("/tmp/p1/c", "/tmp/p3/c");
+    printf("rename of a directory to another parent: %s, parents' links %ld %ld\n", err(r), links("/tmp/p1"),
+           links("/tmp/p3"));
+    r = rename("/tmp/p3/c", "/tmp/p3/d");
+    printf("rename of a directory within its parent: %s, parent's links %ld\n", err(r), links("/tmp/p3"));
+    close(open("/tmp/p1/f", O_CREAT | O_WRONLY, 0600));
+    close(open("/tmp/p1/g", O_CREAT | O_WRONLY, 0600));
+    int gfd = open("/tmp/p1/g", O_RDONLY);
+    r = rename("/tmp/p1/f", "/tmp/p1/g");
+    printf("rename of a file over another: %s, the replaced one's links %ld\n", err(r), fd_links(gfd));
+    close(gfd);
+    r = syscall(SYS_renameat2, AT_FDCWD, "/tmp/p3/d", AT_FDCWD, "/tmp/p1/g", 2);
+    printf("exchange of a directory and a file: %s, parents' links %ld %ld\n", err(r), links("/tmp/p1"),
+           links("/tmp/p3"));
+
+    size_t n = 4 << 20;
+    char *big = malloc(n + 4096);
+    struct iovec iov[2] = {{big, 4096}, {big + 4096, n}};
+    int z = open("/dev/zero", O_RDONLY);
+    printf("readv of 4 MiB from /dev/zero: %s\n", err(readv(z, iov, 2)));
+    close(z);
+    z = open("/dev/urandom", O_RDONLY);
+    printf("read of 4 MiB from /dev/urandom: %s\n", err(read(z, big, n)));
+    close(z);
+    free(big);
+}
+
 int main(void) {
     struct sigaction sa = {.sa_handler = on_alarm};
     sigaction(SIGALRM, &sa, NULL);
@@ -215,5 +287,6 @@ int main(void) {
     sparse_memfd();
     remaps();
     dirents_and_links();
+    sizes_links_reads();
     return 0;
 }

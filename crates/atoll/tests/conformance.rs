@@ -1,8 +1,8 @@
 //! `make conformance` (scripts/conformance.sh): gVisor's syscall test suite
-//! at both levels, its table spliced into docs/compatibility.md. Driven here
-//! with two stand-in gtest binaries (one passes, one aborts midway), so the
-//! counting, the status column and the splicing are tested without the
-//! suite itself.
+//! at both levels, generating docs/conformance.md. Driven here with two
+//! stand-in gtest binaries (one passes, one aborts midway), so the counting,
+//! the status column, the time ratio and the generated file are tested
+//! without the suite itself.
 
 use atoll_testkit::cprog;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,15 @@ fn conformance_without_the_suite_says_how_to_get_it() {
         Path::new("/nonexistent/suite.tar.xz"),
     )]);
     out.fails_with("does not exist");
+    // gVisor's runsc is a level only when RUNSC names it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(script());
+    c.env("GVISOR_SYSCALL_TESTS", dir.path())
+        .env("ATOLL", env!("CARGO_BIN_EXE_atoll"))
+        .env("CONFORMANCE_LEVELS", "runsc")
+        .env_remove("RUNSC");
+    let out: atoll_testkit::Out = c.output().unwrap().into();
+    out.fails_with("level runsc needs RUNSC=");
 }
 
 #[test]
@@ -70,40 +79,63 @@ fn conformance_tabulates_each_binary_at_both_levels_into_the_doc() {
         .status()
         .unwrap();
     assert!(st.success());
-    let doc = dir.path().join("compatibility.md");
-    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/compatibility.md");
-    std::fs::copy(&real, &doc).unwrap();
+    let doc = dir.path().join("conformance.md");
     let out = run(&[
         ("GVISOR_SYSCALL_TESTS", &tarball),
         ("CONFORMANCE_DOC", &doc),
         ("CONFORMANCE_OUT", &dir.path().join("out")),
     ]);
     out.ok();
-    let text = std::fs::read_to_string(&doc).unwrap();
-    let (_, rest) = text.split_once("<!-- conformance:begin -->\n").unwrap();
-    let (table, after) = rest.split_once("<!-- conformance:end -->\n").unwrap();
+    let table = std::fs::read_to_string(&doc).unwrap();
+    assert!(
+        table.starts_with("# gVisor's syscall test suite at each level\n"),
+        "{table}"
+    );
     assert!(
         table.contains("gVisor commit `3c5eee17dc45`, 2 binaries"),
         "{table}"
     );
+    // When each level ran, and under what load.
+    assert!(table.contains("\n- native: from "), "{table}");
+    assert!(table.contains("\n- userspace: from "), "{table}");
     assert!(
-        table.contains("| binary | tests | native | userspace | seconds (native / userspace) |"),
+        table.contains(
+            "| binary | tests | native | userspace | seconds (native / userspace) | userspace / native |"
+        ),
         "{table}"
     );
-    assert!(table.contains("| fakepass | 3 | 3 | 3 | "), "{table}");
+    assert!(
+        table.contains("| fakepass | 3 | 3/0/0 | 3/0/0 | "),
+        "{table}"
+    );
     let crash = table
         .lines()
         .find(|l| l.starts_with("| fakecrash |"))
         .unwrap();
     assert!(
-        crash.starts_with("| fakecrash | 4 | 1, crash (exit ")
-            && crash.matches(", crash").count() == 2,
+        crash.starts_with("| fakecrash | 4 | 1/3/0, crash (exit ")
+            && crash.matches(", crash").count() == 2
+            && (crash.ends_with("x |") || crash.ends_with("x** |")),
         "{crash}"
     );
-    assert!(table.contains("| **all** | 7 | 4 | 4 | "), "{table}");
-    // The rest of the doc is untouched.
-    let orig = std::fs::read_to_string(&real).unwrap();
-    assert!(orig.ends_with(after));
+    assert!(
+        table.contains("| **all** | 7 | 4/3/0 | 4/3/0 | "),
+        "{table}"
+    );
+    assert!(
+        table.contains("Binaries over 3x their native time: "),
+        "{table}"
+    );
+    // The doc again from the same results, without running anything.
+    std::fs::remove_file(&doc).unwrap();
+    let mut c = Command::new(script());
+    c.arg("--table")
+        .env_remove("GVISOR_SYSCALL_TESTS")
+        .env("CONFORMANCE_DOC", &doc)
+        .env("CONFORMANCE_OUT", dir.path().join("out"));
+    let again: atoll_testkit::Out = c.output().unwrap().into();
+    again.ok();
+    assert_eq!(std::fs::read_to_string(&doc).unwrap(), table);
 
     // Named binaries print their rows and leave the doc alone.
     let before = std::fs::read_to_string(&doc).unwrap();
@@ -115,7 +147,10 @@ fn conformance_tabulates_each_binary_at_both_levels_into_the_doc() {
         .env("CONFORMANCE_OUT", dir.path().join("out2"));
     let out: atoll_testkit::Out = c.output().unwrap().into();
     out.ok();
-    assert!(out.stdout.contains("| fakepass | 3 | 3 | 3 | "), "{out:#?}");
+    assert!(
+        out.stdout.contains("| fakepass | 3 | 3/0/0 | 3/0/0 | "),
+        "{out:#?}"
+    );
     assert_eq!(std::fs::read_to_string(&doc).unwrap(), before);
     // A name the suite lacks is an error.
     c.args(["nosuch"]);

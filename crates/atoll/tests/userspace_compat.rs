@@ -107,6 +107,13 @@ fn pipes_memory_and_events_behave_as_linux() {
             "renameat2 NOREPLACE onto a dot: EEXIST",
             "unlink in an unsearchable directory: EACCES",
             "mkdir in an unsearchable directory: EACCES",
+            "truncate(2) to a new size: mtime later 1, ctime later 1",
+            "truncate(2) to the same size: mtime later 0",
+            "rename of a directory over another: ok(0), parents' links 2 3, the replaced one's 0",
+            "rename of a directory to another parent: ok(0), parents' links 2 3",
+            "rename of a file over another: ok(0), the replaced one's links 0",
+            "readv of 4 MiB from /dev/zero: ok(4198400)",
+            "read of 4 MiB from /dev/urandom: ok(4194304)",
         ],
     );
 }
@@ -127,6 +134,31 @@ fn futexes_processes_and_argument_edges_behave_as_linux() {
             "kill INT_MIN: ESRCH",
             "lock of length LLONG_MIN: EINVAL",
             "nanosleep of LLONG_MAX, interrupted: interrupted",
+        ],
+    );
+}
+
+#[test]
+fn pi_futexes_behave_as_linux() {
+    let (native, user) = both_levels("compat_futex_pi");
+    assert_same(
+        "compat_futex_pi",
+        &native,
+        &user,
+        &[
+            "lock_pi again: EDEADLK",
+            "unlock_pi of a free word: EPERM",
+            "trylock_pi of another's lock: EAGAIN, waiters bit 1",
+            "lock_pi with a realtime timeout: ETIMEDOUT",
+            "lock_pi2 with a monotonic timeout: ETIMEDOUT",
+            "lock_pi with FUTEX_CLOCK_REALTIME: ENOSYS",
+            "the waiter got it: result 0, word named it 1, waiters bit 1, owner died 0; word now 0",
+            "lock_pi of an exited owner: ESRCH, waiters bit 1",
+            "lock_pi interrupted by a handler: still waiting 1",
+            "then handed the lock: result 0, word 0",
+            "8 threads x 200 locks: counter 1600, word 0",
+            "robust PI mutex after its owner exited: EOWNERDEAD",
+            "the other process got it: exit 0, word 0",
         ],
     );
 }

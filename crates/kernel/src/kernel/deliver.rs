@@ -184,14 +184,17 @@ impl Kernel {
         t.sigmask.remove(signo);
     }
 
-    /// Whether a signal could interrupt the task now.
     /// Whether a blocked syscall of `tid` must end because of a signal:
-    /// a deliverable signal is pending, and the syscall has not already
+    /// a deliverable signal is pending, the syscall has not already
     /// moved data (a partly done write returns its count instead, as in
     /// Linux; its handler sees the signal with
-    /// [`Kernel::has_deliverable_signal`]).
+    /// [`Kernel::has_deliverable_signal`]), and the event it waited for has
+    /// not already happened (a woken futex waiter returns 0, a PI waiter
+    /// handed the lock owns it, a vfork parent whose child exec'd returns
+    /// the child: the signal is delivered on the way out).
     pub fn signal_pending(&self, tid: Tid) -> bool {
-        self.task(tid).sys.done.is_none_or(|d| d == 0) && self.has_deliverable_signal(tid)
+        let sys = &self.task(tid).sys;
+        !sys.woken && sys.done.is_none_or(|d| d == 0) && self.has_deliverable_signal(tid)
     }
 
     /// A signal is pending that `tid` does not block.

@@ -136,8 +136,10 @@ impl Kernel {
             self.task_mut(o).state = TaskState::InKernel;
             self.exit_task(o);
         }
-        // Locks of robust mutexes held by the old image are dead now.
+        // Locks of robust mutexes held by the old image are dead now, and
+        // its PI locks with waiters go to them (Linux's futex_exec_release).
         self.exit_robust_list(tid);
+        self.exit_pi_state_list(tid);
         let renumbered = tid != tgid;
         let tid = if tid != tgid {
             // The exec'ing thread becomes the group leader.

@@ -57,8 +57,9 @@ impl Kernel {
     /// was the last one.
     pub fn exit_task(&mut self, tid: Tid) {
         // Robust futexes first: the list lives in memory that goes with
-        // the task.
+        // the task; then its PI locks with waiters go to the first waiter.
         self.exit_robust_list(tid);
+        self.exit_pi_state_list(tid);
         let Some(t) = self.tasks.remove(&tid) else {
             return;
         };

@@ -55,6 +55,8 @@ pub struct Futexes {
     waiters: HashMap<FutexKey, Vec<(Tid, u32)>>,
     /// Tasks waiting on several futexes at once (futex_waitv).
     many: std::collections::HashSet<Tid>,
+    /// PI futexes with threads waiting for their owner (futex_pi.rs).
+    pub(super) pi: super::futex_pi::PiFutexes,
 }
 
 impl Futexes {
@@ -128,6 +130,7 @@ impl Futexes {
 
     pub fn forget(&mut self, tid: Tid) {
         self.many.remove(&tid);
+        self.pi.forget(tid);
         self.waiters.retain(|_, w| {
             w.retain(|(t, _)| *t != tid);
             !w.is_empty()
@@ -225,8 +228,10 @@ impl Kernel {
             self.futex_wake(key, 1, u32::MAX);
             return;
         }
+        // The word holds the TID as the thread saw it (its namespace's).
+        let vtid = self.pid_out(tid, tid) as u32;
         loop {
-            if uval & FUTEX_TID_MASK != tid as u32 {
+            if uval & FUTEX_TID_MASK != vtid {
                 return;
             }
             let mval = (uval & FUTEX_WAITERS) | FUTEX_OWNER_DIED;

@@ -13,6 +13,7 @@ pub mod exit;
 pub mod fasync;
 pub mod filemap;
 pub mod futex;
+pub mod futex_pi;
 pub mod identity;
 pub mod limits;
 pub mod netstack;

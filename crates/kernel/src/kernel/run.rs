@@ -14,8 +14,15 @@ use crate::platform::{Platform, Stop};
 use crate::syscalls;
 
 /// How an interrupted blocking syscall reports the interruption.
-fn interrupt_errno(nr: u64) -> Errno {
+fn interrupt_errno(nr: u64, args: &[u64; 6]) -> Errno {
+    const FUTEX_LOCK_PI: u64 = 6;
+    const FUTEX_LOCK_PI2: u64 = 13;
     match nr as i64 {
+        // Taking a PI lock never fails with EINTR: it is tried again after
+        // the handler (Linux's futex_lock_pi).
+        libc::SYS_futex if matches!(args[1] & 127, FUTEX_LOCK_PI | FUTEX_LOCK_PI2) => {
+            Errno::ERESTARTNOINTR
+        }
         libc::SYS_nanosleep
         | libc::SYS_clock_nanosleep
         | libc::SYS_poll
@@ -268,7 +275,7 @@ impl Kernel {
                 .is_some_and(|g| g.group_exit.is_some());
         if exiting || self.signal_pending(tid) {
             self.task_mut(tid).state = TaskState::InKernel;
-            self.complete(tid, nr, args, Err(interrupt_errno(nr)));
+            self.complete(tid, nr, args, Err(interrupt_errno(nr, &args)));
             return;
         }
         self.task_mut(tid).state = TaskState::InKernel;

@@ -11,7 +11,12 @@ use crate::mm::AddressSpace;
 
 pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     vec![
-        ("futex", sys_futex, Status::Partial, "no PI futexes"),
+        (
+            "futex",
+            sys_futex,
+            Status::Partial,
+            "PI futexes without priority inheritance (the host schedules threads); no requeue-PI",
+        ),
         (
             "futex_waitv",
             sys_futex_waitv,
@@ -105,8 +110,13 @@ const FUTEX_WAKE: u64 = 1;
 const FUTEX_REQUEUE: u64 = 3;
 const FUTEX_CMP_REQUEUE: u64 = 4;
 const FUTEX_WAKE_OP: u64 = 5;
+const FUTEX_LOCK_PI: u64 = 6;
+const FUTEX_UNLOCK_PI: u64 = 7;
+const FUTEX_TRYLOCK_PI: u64 = 8;
 const FUTEX_WAIT_BITSET: u64 = 9;
 const FUTEX_WAKE_BITSET: u64 = 10;
+const FUTEX_WAIT_REQUEUE_PI: u64 = 11;
+const FUTEX_LOCK_PI2: u64 = 13;
 const FUTEX_CLOCK_REALTIME: u64 = 256;
 const FUTEX_PRIVATE_FLAG: u64 = 128;
 const CMD_MASK: u64 = 127;
@@ -124,7 +134,7 @@ fn wake(k: &mut Kernel, key: Option<FutexKey>, n: u32, bitset: u32) -> usize {
 }
 
 /// A futex word the operation will modify: mapped writable.
-fn writable_word(mm: &AddressSpace, addr: u64) -> SysResult<&'static AtomicU32> {
+pub fn writable_word(mm: &AddressSpace, addr: u64) -> SysResult<&'static AtomicU32> {
     let w = word(mm, addr)?;
     if mm.find(addr).is_none_or(|v| v.prot & libc::PROT_WRITE == 0) {
         return Err(Errno::EFAULT);
@@ -132,10 +142,45 @@ fn writable_word(mm: &AddressSpace, addr: u64) -> SysResult<&'static AtomicU32> 
     Ok(w)
 }
 
+/// The absolute timeout at `utime` on CLOCK_REALTIME or CLOCK_MONOTONIC,
+/// as a deadline.
+fn absolute_deadline(k: &Kernel, tid: Tid, utime: u64, realtime: bool) -> SysResult<Instant> {
+    let ts: libc::timespec = k.task_mm(tid).borrow().read_val(utime)?;
+    let at = duration_of(&ts).ok_or(Errno::EINVAL)?;
+    let clk = if realtime {
+        libc::CLOCK_REALTIME
+    } else {
+        libc::CLOCK_MONOTONIC
+    };
+    let now = super::time::read_clock(k, tid, clk)?;
+    let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+    Ok(crate::kernel::timer::after(at.saturating_sub(now)))
+}
+
 fn sys_futex(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let (uaddr, op, val, utime, uaddr2, val3) = (a[0], a[1], a[2] as u32, a[3], a[4], a[5] as u32);
     let cmd = op & CMD_MASK;
     let private = op & FUTEX_PRIVATE_FLAG != 0;
+    let realtime = op & FUTEX_CLOCK_REALTIME != 0;
+    // The timeout of a blocking operation is read and checked first
+    // (Linux's sys_futex), the clock flag next: only the operations with
+    // an absolute timeout take it.
+    let timed = matches!(
+        cmd,
+        FUTEX_WAIT | FUTEX_WAIT_BITSET | FUTEX_WAIT_REQUEUE_PI | FUTEX_LOCK_PI | FUTEX_LOCK_PI2
+    );
+    if realtime
+        && !matches!(
+            cmd,
+            FUTEX_WAIT_BITSET | FUTEX_WAIT_REQUEUE_PI | FUTEX_LOCK_PI2
+        )
+    {
+        if timed && utime != 0 {
+            let ts: libc::timespec = k.task_mm(tid).borrow().read_val(utime)?;
+            duration_of(&ts).ok_or(Errno::EINVAL)?;
+        }
+        return Err(Errno::ENOSYS);
+    }
     if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
@@ -165,24 +210,15 @@ fn sys_futex(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             if cur != val {
                 return Err(Errno::EAGAIN);
             }
-            let deadline = if utime != 0 {
-                let ts: libc::timespec = mm.borrow().read_val(utime)?;
-                let d = duration_of(&ts).ok_or(Errno::EINVAL)?;
-                if cmd == FUTEX_WAIT {
+            let deadline = match (utime, cmd) {
+                (0, _) => None,
+                (_, FUTEX_WAIT) => {
+                    let ts: libc::timespec = mm.borrow().read_val(utime)?;
+                    let d = duration_of(&ts).ok_or(Errno::EINVAL)?;
                     Some(crate::kernel::timer::after(d))
-                } else {
-                    // WAIT_BITSET timeouts are absolute.
-                    let clk = if op & FUTEX_CLOCK_REALTIME != 0 {
-                        libc::CLOCK_REALTIME
-                    } else {
-                        libc::CLOCK_MONOTONIC
-                    };
-                    let now = super::time::read_clock(k, tid, clk)?;
-                    let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
-                    Some(crate::kernel::timer::after(d.saturating_sub(now)))
                 }
-            } else {
-                None
+                // WAIT_BITSET timeouts are absolute.
+                _ => Some(absolute_deadline(k, tid, utime, realtime)?),
             };
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Errno::ETIMEDOUT);
@@ -256,6 +292,23 @@ fn sys_futex(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             }
             Ok(n as u64)
         }
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 => {
+            // LOCK_PI's absolute timeout is on CLOCK_REALTIME, LOCK_PI2's
+            // on CLOCK_MONOTONIC unless FUTEX_CLOCK_REALTIME says otherwise.
+            let deadline = if utime != 0 && !k.task(tid).sys.started {
+                Some(absolute_deadline(
+                    k,
+                    tid,
+                    utime,
+                    cmd == FUTEX_LOCK_PI || realtime,
+                )?)
+            } else {
+                None
+            };
+            super::futex_pi::lock(k, tid, uaddr, key, deadline, false)
+        }
+        FUTEX_TRYLOCK_PI => super::futex_pi::lock(k, tid, uaddr, key, None, true),
+        FUTEX_UNLOCK_PI => super::futex_pi::unlock(k, tid, uaddr, key),
         _ => Err(Errno::ENOSYS),
     }
 }

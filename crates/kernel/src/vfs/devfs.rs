@@ -76,19 +76,34 @@ impl Inode for DevInode {
 
 pub struct DevFile(pub Dev);
 
+/// Bytes a device read produces at a time.
+const CHUNK: usize = 1 << 20;
+
+/// Fills `dst` a chunk at a time with what `fill` writes into a buffer,
+/// until it is full or a part of it cannot be written; returns the count.
+fn fill_chunks(dst: &IoVecs, mut fill: impl FnMut(&mut [u8])) -> usize {
+    let mut buf = vec![0u8; dst.len.min(CHUNK)];
+    let mut done = 0;
+    while done < dst.len {
+        let n = (dst.len - done).min(CHUNK);
+        fill(&mut buf[..n]);
+        let copied = dst.copy_in(done, &buf[..n]);
+        done += copied;
+        if copied < n {
+            break;
+        }
+    }
+    done
+}
+
 impl FileOps for DevFile {
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, _off: u64) -> SysResult<usize> {
         match self.0 {
             Dev::Null => Ok(0),
-            Dev::Zero | Dev::Full => {
-                let zeros = vec![0u8; dst.len.min(1 << 20)];
-                Ok(dst.copy_in(0, &zeros))
-            }
-            Dev::Random | Dev::URandom => {
-                let mut buf = vec![0u8; dst.len.min(1 << 20)];
-                crate::kernel::random::fill(&mut buf);
-                Ok(dst.copy_in(0, &buf))
-            }
+            // The whole count, as Linux's read_iter_zero and urandom do (up
+            // to MAX_RW_COUNT, which the caller bounds), a chunk at a time.
+            Dev::Zero | Dev::Full => Ok(fill_chunks(dst, |_| {})),
+            Dev::Random | Dev::URandom => Ok(fill_chunks(dst, crate::kernel::random::fill)),
             _ => Err(Errno::EINVAL),
         }
     }

@@ -319,10 +319,21 @@ impl Inode for TmpInode {
         if flags & libc::RENAME_NOREPLACE != 0 && existing.is_some() {
             return Err(Errno::EEXIST);
         }
+        let moving_dir = moving.kind() == FileType::Directory;
         if flags & libc::RENAME_EXCHANGE != 0 {
             let other = existing.ok_or(Errno::ENOENT)?;
+            // A directory's ".." links its parent: exchanging a directory
+            // with a non-directory across parents moves one such link.
+            let other_dir = other.kind() == FileType::Directory;
+            if !std::ptr::eq(self, nd) && moving_dir != other_dir {
+                let (from, to) = if moving_dir { (self, nd) } else { (nd, self) };
+                from.meta.borrow_mut().st_nlink -= 1;
+                to.meta.borrow_mut().st_nlink += 1;
+            }
             self.put(old, other);
             nd.put(new, moving);
+            self.touch(true, true);
+            nd.touch(true, true);
             return Ok(());
         }
         if let Some(e) = &existing {
@@ -353,17 +364,49 @@ impl Inode for TmpInode {
             d.remove(old);
         }
         nd.put(new, moving);
+        // Link counts as Linux's shmem_rename2 keeps them: a replaced
+        // inode loses its name (a replaced directory is gone: 0 links); a
+        // moved directory's ".." leaves the old parent and, unless it took
+        // a replaced directory's place, adds one to the new parent.
+        let replaced_dir = existing
+            .as_ref()
+            .is_some_and(|e| e.kind() == FileType::Directory);
+        if let Some(t) = existing.as_ref().and_then(as_tmp) {
+            let mut st = t.meta.borrow_mut();
+            st.st_nlink = if replaced_dir {
+                0
+            } else {
+                st.st_nlink.saturating_sub(1)
+            };
+        }
+        if moving_dir {
+            let mut st = self.meta.borrow_mut();
+            st.st_nlink = st.st_nlink.saturating_sub(1);
+            drop(st);
+            if !replaced_dir {
+                nd.meta.borrow_mut().st_nlink += 1;
+            }
+        }
         self.touch(true, true);
         nd.touch(true, true);
         Ok(())
     }
     fn setattr(&self, _k: &Kernel, a: &SetAttr) -> SysResult<()> {
+        // truncate(2) to another size changes the data: mtime too (Linux's
+        // shmem_setattr); to the same size only ctime.
+        let mut resized = false;
         if let Some(size) = a.size {
             match &*self.content.borrow() {
-                Content::File(m) => resize(m, size)?,
+                Content::File(m) => {
+                    resized = m.size() != size;
+                    resize(m, size)?
+                }
                 Content::Dir(_) => return Err(Errno::EISDIR),
                 _ => return Err(Errno::EINVAL),
             }
+        }
+        if resized {
+            self.touch(true, false);
         }
         let mut st = self.meta.borrow_mut();
         if let Some(m) = a.mode {
