@@ -403,6 +403,12 @@ impl Runtime {
         let id = &opts.id;
         let mut eff =
             effective::effective_spec(&bundle.spec, id, &bundle.path, level, self.systemd_cgroup);
+        if level == Isolation::Userspace
+            && pod.is_none()
+            && self.network(opts, &bundle.spec)?.as_deref() == Some("sandbox")
+        {
+            crate::userspace_spec::add_init_caps(&mut eff, crate::userspace_spec::LINK_CAPS);
+        }
         let atoll_dir = self.layout.atoll_dir(id);
         std::fs::create_dir_all(self.layout.root.join(".atoll"))
             .with_context(|| format!("state root {}", self.layout.root.display()))?;

@@ -232,6 +232,9 @@ pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
             .unwrap_or_default(),
         // Sandbox-wide: set from the runtime's options at boot.
         network: Default::default(),
+        // Filled in by `enter`, in the container's network namespace.
+        links: Vec::new(),
+        egress: Default::default(),
     })
 }
 

@@ -6,6 +6,7 @@
 mod config;
 pub mod confine;
 mod gofer;
+mod link;
 
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
@@ -61,6 +62,20 @@ fn pod_container_config(
     sandbox_config(&spec)
 }
 
+/// Whether the container has a network namespace of its own (new, or
+/// joined by path as CRI and CNI set it up). Without one it shares the
+/// host's, whose interfaces the sandbox must never take: its stack then
+/// has loopback only.
+fn has_own_netns(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+        })
+}
+
 /// `SandboxEntry` for the runtime: never returns on success.
 pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     let mut config = sandbox_config(&launch.spec)?;
@@ -103,10 +118,15 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     };
     let gofer = gofer::start(&filters.gofer, &offered)?;
     config.gofer_pid = Some(gofer.pid);
+    // After the gofer is forked (it never holds a packet socket), before
+    // the kernel confines itself (it could not open one afterwards).
+    if config.network == NetworkMode::Sandbox && has_own_netns(&launch.spec) {
+        config.links = link::take_over().map_err(|e| format!("network sandbox: {e}"))?;
+    }
     // From here on the kernel names no file: its root is an empty tmpfs.
     confine::enter_empty_root()?;
     confine::set_name(c"atoll-kernel");
-    let keep = confine::kernel_caps(&launch.spec, config.directfs);
+    let keep = confine::kernel_caps(&launch.spec, config.directfs, config.network);
     let probe = launch.options.debug_confinement.clone();
     let (platform, directfs, network) = (config.platform, config.directfs, config.network);
     let mut confine_kernel = || {

@@ -85,6 +85,11 @@ pub struct SandboxConfig {
     pub exclusive_mounts: Vec<Vec<u8>>,
     /// Who serves the workload's AF_INET and AF_INET6 sockets.
     pub network: NetworkMode,
+    /// With `network` sandbox: the container's interfaces the init took
+    /// over (their packet sockets and configuration); none: loopback only.
+    pub links: Vec<super::packet_link::HostLink>,
+    /// With `network` sandbox: where the workload may connect and send.
+    pub egress: atoll_netstack::Egress,
 }
 
 /// Who serves the workload's AF_INET and AF_INET6 sockets.
@@ -93,8 +98,9 @@ pub enum NetworkMode {
     /// Host sockets the kernel owns in the container's network namespace.
     #[default]
     Host,
-    /// The kernel's own TCP/IP stack (atoll-netstack): loopback only, no
-    /// host socket is opened for them.
+    /// The kernel's own TCP/IP stack (atoll-netstack): loopback plus the
+    /// container's interfaces, taken over at start (their frames move
+    /// through AF_PACKET sockets); no host socket is opened for them.
     Sandbox,
 }
 
@@ -133,6 +139,8 @@ impl Default for SandboxConfig {
             directfs: true,
             network: NetworkMode::Host,
             exclusive_mounts: Vec::new(),
+            links: Vec::new(),
+            egress: Default::default(),
         }
     }
 }
@@ -317,9 +325,23 @@ impl Kernel {
             exec_conns: HashMap::new(),
             pod: Default::default(),
             gofer: files,
-            netstack: (config.network == NetworkMode::Sandbox)
-                .then(|| Rc::new(super::netstack::NetStack::new())),
+            netstack: (config.network == NetworkMode::Sandbox).then(|| {
+                Rc::new(super::netstack::NetStack::new(
+                    config.links.clone(),
+                    config.egress.clone(),
+                ))
+            }),
         };
+        if let Some(n) = &k.netstack {
+            // Frames arriving on a link wake the event loop, which pumps
+            // the stack (level-triggered: a pump that stopped at its
+            // budget is called again).
+            for &fd in n.link_fds() {
+                k.poller
+                    .add_source(fd, super::poller::TOKEN_NET)
+                    .map_err(|e| fail(format!("epoll: link: {e}")))?;
+            }
+        }
         k.mount_spec(&config, direct).map_err(fail)?;
         super::identity::boot_log(
             &mut k.syslog,

@@ -16,6 +16,7 @@ pub mod futex;
 pub mod identity;
 pub mod limits;
 pub mod netstack;
+pub mod packet_link;
 pub mod pidfd;
 pub mod pidns;
 pub mod pod;
