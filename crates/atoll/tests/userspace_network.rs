@@ -530,3 +530,186 @@ fn sandbox_network_takes_over_the_container_veth() {
     a.run(&["delete", "-f", &id]).ok();
     leaks(&a, &id, &b).assert_clean();
 }
+
+/// The netns bundle of a program, in the veth's namespace.
+fn in_netns(
+    b: atoll_testkit::BundleBuilder,
+    netns: std::path::PathBuf,
+) -> atoll_testkit::BundleBuilder {
+    b.modify(move |spec| {
+        let mut l = spec.linux().clone().unwrap();
+        let mut list = l.namespaces().clone().unwrap_or_default();
+        for ns in &mut list {
+            if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                ns.set_path(Some(netns.clone()));
+            }
+        }
+        l.set_namespaces(Some(list));
+        spec.set_linux(Some(l));
+    })
+}
+
+/// Tenant network policy (issue 16 items 3/4): a tenant with egress
+/// rules runs on the sandbox's stack without asking (and is refused, in
+/// one line, when it asks for the host's); its rules and the built-in
+/// denials (metadata, the node's own addresses) refuse connects and sends
+/// with EPERM while what it allows gets through; every refusal is an
+/// audit record at delete with tenant, container, destination and rule.
+#[test]
+fn tenant_egress_rules_hold_in_the_sandbox_stack() {
+    let v = Veth::new();
+    let allowed = std::net::TcpListener::bind((v.host4.as_str(), 0)).unwrap();
+    let pa = allowed.local_addr().unwrap().port();
+    let (pd, po) = (pa.wrapping_add(1).max(1), pa.wrapping_add(2).max(1));
+    let accepter = std::thread::spawn(move || {
+        let _ = allowed.accept();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[tenants.walled]\n\
+             egress_allow = [\"0.0.0.0/0\", {{ cidr = \"{h}/32\", ports = \"{pa}\", protocol = \"tcp\" }}]\n\
+             egress_deny = [{{ cidr = \"{h}/32\", ports = \"{pd}\", protocol = \"tcp\" }}]\n",
+            h = v.host4
+        ),
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let a = atoll().with_global(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let bin = cprog::compile(
+        "egress_probe",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/progs/egress_probe.c"
+        ))
+        .unwrap(),
+        &[],
+    );
+    let (pa_s, pd_s, po_s) = (pa.to_string(), pd.to_string(), po.to_string());
+    let b = in_netns(
+        busybox()
+            .bind(out.path(), "/out", false)
+            .annotation("dev.atoll.tenant", "walled")
+            .args(&[
+                "/probe",
+                "/out/result",
+                "tcp",
+                &v.host4,
+                &pa_s,
+                "tcp",
+                &v.host4,
+                &pd_s,
+                "tcp",
+                &v.host4,
+                &po_s,
+                "tcp",
+                "169.254.169.254",
+                "80",
+                "udp",
+                "169.254.169.254",
+                "53",
+            ]),
+        v.netns_path(),
+    )
+    .build();
+    cprog::install(&bin, &b.rootfs, "/probe");
+
+    // Asking for the host's stack is refused, in one line, nothing left.
+    let id0 = id("egress-host");
+    let o = a.run(&[
+        "--isolation",
+        "userspace",
+        "--network",
+        "host",
+        "run",
+        "-b",
+        b.path_str(),
+        &id0,
+    ]);
+    assert_ne!(o.code, 0, "{o:#?}");
+    assert!(
+        o.stderr
+            .contains("tenant \"walled\": rule egress_allow forbids network=host"),
+        "{o:#?}"
+    );
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{o:#?}");
+    leaks(&a, &id0, &b).assert_clean();
+
+    let id = id("egress");
+    start_detached(&a, "userspace", &b, &id);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let r = loop {
+        let r = std::fs::read_to_string(out.path().join("result")).unwrap_or_default();
+        if r.contains("done") {
+            break r;
+        }
+        if Instant::now() > deadline {
+            a.run(&["delete", "-f", &id]).ok();
+            panic!("no verdict: {r}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let eperm = format!("errno {}", libc::EPERM);
+    let want = [
+        format!("tcp {} {pa} ok", v.host4),
+        format!("tcp {} {pd} {eperm}", v.host4),
+        format!("tcp {} {po} {eperm}", v.host4),
+        format!("tcp 169.254.169.254 80 {eperm}"),
+        format!("udp 169.254.169.254 53 {eperm}"),
+    ];
+    for w in &want {
+        assert!(r.lines().any(|l| l == w), "want {w:?} in\n{r}");
+    }
+    accepter.join().unwrap();
+    a.run(&["delete", "-f", &id]).ok();
+    leaks(&a, &id, &b).assert_clean();
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["event"] == "egress_refused" && r["container"] == id)
+        .collect();
+    let seen: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            assert_eq!(r["tenant"], "walled");
+            assert_eq!(r["count"], 1);
+            (
+                r["destination"].as_str().unwrap().to_string(),
+                r["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (dst, rule) in [
+        (
+            format!("tcp {}:{pd}", v.host4),
+            format!("egress_deny[0] {}/32 tcp {pd}", v.host4),
+        ),
+        (
+            format!("tcp {}:{po}", v.host4),
+            format!("builtin: node address {}", v.host4),
+        ),
+        (
+            "tcp 169.254.169.254:80".to_string(),
+            "builtin: metadata 169.254.169.254".to_string(),
+        ),
+        (
+            "udp 169.254.169.254:53".to_string(),
+            "builtin: metadata 169.254.169.254".to_string(),
+        ),
+    ] {
+        assert!(
+            seen.contains(&(dst.clone(), rule.clone())),
+            "{dst} {rule}: {seen:?}"
+        );
+    }
+    assert_eq!(seen.len(), 4, "{seen:?}");
+}

@@ -5,6 +5,7 @@
 
 mod config;
 pub mod confine;
+mod egress;
 mod gofer;
 mod link;
 
@@ -120,6 +121,9 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     config.gofer_pid = Some(gofer.pid);
     // After the gofer is forked (it never holds a packet socket), before
     // the kernel confines itself (it could not open one afterwards).
+    if config.network == NetworkMode::Sandbox {
+        config.egress = egress::rules(launch.options.egress.as_ref())?;
+    }
     if config.network == NetworkMode::Sandbox && has_own_netns(&launch.spec) {
         config.links = link::take_over().map_err(|e| format!("network sandbox: {e}"))?;
     }

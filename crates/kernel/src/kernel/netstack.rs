@@ -8,7 +8,7 @@
 //! changed.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
 
@@ -23,7 +23,13 @@ pub struct NetStack {
     queues: RefCell<HashMap<SockId, Rc<WaitQueue>>>,
     /// The links' packet sockets, watched by the kernel's poller.
     link_fds: Vec<i32>,
+    /// Egress refusals so far: (protocol, destination, rule) → count.
+    refusals: RefCell<BTreeMap<(String, String, String), u64>>,
 }
+
+/// Distinct (protocol, destination, rule) kept; later ones are counted
+/// under the destination `other`.
+const MAX_REFUSALS: usize = 512;
 
 impl Default for NetStack {
     fn default() -> Self {
@@ -55,6 +61,7 @@ impl NetStack {
             stack: RefCell::new(stack),
             queues: RefCell::new(HashMap::new()),
             link_fds,
+            refusals: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -94,6 +101,29 @@ impl NetStack {
         for (wq, mask) in woken {
             wq.notify(mask);
         }
+    }
+
+    /// Every connect and send the egress rules refused so far, counted by
+    /// protocol, destination and rule (the audit trail's records).
+    pub fn refusals(&self) -> Vec<(String, String, String, u64)> {
+        let fresh = std::mem::take(&mut self.stack.borrow_mut().egress.refused);
+        let mut m = self.refusals.borrow_mut();
+        for r in fresh {
+            let proto = match r.proto {
+                atoll_netstack::Proto::Tcp => "tcp",
+                atoll_netstack::Proto::Udp => "udp",
+                atoll_netstack::Proto::Icmp => "icmp",
+            };
+            let dst = std::net::SocketAddr::new(r.dst, r.port).to_string();
+            let mut key = (proto.to_string(), dst, r.rule);
+            if m.len() >= MAX_REFUSALS && !m.contains_key(&key) {
+                key.1 = "other".into();
+            }
+            *m.entry(key).or_default() += 1;
+        }
+        m.iter()
+            .map(|((p, d, r), n)| (p.clone(), d.clone(), r.clone(), *n))
+            .collect()
     }
 
     /// When the stack's timers next need a pump.
