@@ -52,6 +52,10 @@ pub struct SandboxOptions {
     /// Who serves AF_INET sockets (`--network`; resolved with the
     /// annotation and the config file by create): host or sandbox.
     pub network: Option<String>,
+    /// The network namespace atoll create runs in (st_dev, st_ino): a
+    /// container still in it shares the node's, whose interfaces the
+    /// sandbox must never take over.
+    pub runtime_netns: Option<(u64, u64)>,
     /// With `--network sandbox`: the tenant's network policy (None: the
     /// tenant has none; the stack then refuses only cloud metadata).
     pub egress: Option<EgressOptions>,

@@ -508,6 +508,7 @@ impl Runtime {
             let mut options = opts.sandbox.clone();
             options.platform = self.platform(opts, &bundle.spec)?;
             options.network = self.network(opts, &bundle.spec)?;
+            options.runtime_netns = crate::netns::identity("/proc/self/ns/net");
             let log_path = meta
                 .sandbox_log
                 .clone()

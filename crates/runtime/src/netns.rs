@@ -37,6 +37,13 @@ pub fn loopback_up(pid: i32) -> Result<()> {
     .map_err(|_| anyhow::anyhow!("loopback setup thread panicked"))?
 }
 
+/// A namespace file's identity (st_dev, st_ino), following the link.
+pub fn identity(path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
 /// The addresses of the namespace atoll runs in (the node's, for create
 /// on the host): what a tenant's sandbox may not reach by default.
 pub fn node_addresses() -> Vec<std::net::IpAddr> {
