@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
         spec: &parsed,
         level: requested,
         running_containers_of_tenant: 1,
+        network: None,
     });
     check(&d, requested, &policy, &tenant);
     let process = parsed.process().clone().expect("checked: process");

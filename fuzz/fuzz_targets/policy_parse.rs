@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
                 spec: &spec,
                 level,
                 running_containers_of_tenant: 3,
+                network: None,
             });
             check(&d, level);
             let d = policy.evaluate_exec(&ExecRequest {

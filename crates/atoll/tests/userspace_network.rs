@@ -266,3 +266,450 @@ fn sandbox_network_kernel_has_no_socket_syscall() {
     );
     leaks(&a, &id2, &b).assert_clean();
 }
+
+/// A network namespace with a veth pair, as a CNI plugin makes one: the
+/// host's end in atoll's own namespace (10.201+k.N.1/24, fd00:201:k:N::1),
+/// `eth0` inside (…2) with a default route through the host's end.
+/// Removed on drop.
+struct Veth {
+    ns: String,
+    host_if: String,
+    host4: String,
+    host6: String,
+    inner4: String,
+    inner6: String,
+}
+
+fn ip(args: &[&str]) -> String {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Veth {
+    fn new() -> Veth {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let n = pid % 250 + 1;
+        let v = Veth {
+            ns: format!("atoll-link-{pid}-{k}"),
+            host_if: format!("atv{}{k}", pid % 100000),
+            host4: format!("10.{}.{n}.1", 201 + k),
+            host6: format!("fd00:201:{k}:{n}::1"),
+            inner4: format!("10.{}.{n}.2", 201 + k),
+            inner6: format!("fd00:201:{k}:{n}::2"),
+        };
+        ip(&["netns", "add", &v.ns]);
+        ip(&[
+            "link", "add", &v.host_if, "type", "veth", "peer", "name", "eth0", "netns", &v.ns,
+        ]);
+        ip(&["addr", "add", &format!("{}/24", v.host4), "dev", &v.host_if]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/64", v.host6),
+            "dev",
+            &v.host_if,
+            "nodad",
+        ]);
+        ip(&["link", "set", &v.host_if, "up"]);
+        let inner = |args: &[&str]| ip(&[&["-n", &v.ns], args].concat());
+        inner(&["addr", "add", &format!("{}/24", v.inner4), "dev", "eth0"]);
+        inner(&[
+            "addr",
+            "add",
+            &format!("{}/64", v.inner6),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        inner(&["link", "set", "eth0", "up"]);
+        inner(&["route", "add", "default", "via", &v.host4]);
+        v
+    }
+
+    fn netns_path(&self) -> std::path::PathBuf {
+        Path::new("/var/run/netns").join(&self.ns)
+    }
+
+    /// `ip -o addr` of the host's stack on the container's side.
+    fn inner_addrs(&self) -> String {
+        ip(&["-n", &self.ns, "-o", "addr", "show", "dev", "eth0"])
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        // Deleting one end deletes the pair.
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .output();
+    }
+}
+
+/// A server that reads a request to its end and answers with what it
+/// saw, once.
+fn answer_once(l: std::net::TcpListener) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut c, peer) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut req = String::new();
+        c.read_to_string(&mut req).unwrap();
+        write!(c, "pong to {req} from {}", peer.ip()).unwrap();
+    })
+}
+
+/// The link (issue 16 item 2): in a namespace CNI-style networked by a
+/// veth, `--network sandbox` takes the interface over. The workload
+/// reaches servers on the host's end over IPv4 and IPv6 TCP and a UDP
+/// responder there; the host reaches a server in the sandbox; the kernel
+/// holds packet sockets and no inet socket; the host's stack in the
+/// namespace no longer has the addresses (nothing there answers for
+/// them but the sandbox).
+#[test]
+fn sandbox_network_takes_over_the_container_veth() {
+    use std::io::Read;
+    let v = Veth::new();
+    let l4 = std::net::TcpListener::bind((v.host4.as_str(), 0)).unwrap();
+    let port = l4.local_addr().unwrap().port();
+    let l6 = std::net::TcpListener::bind((v.host6.as_str(), port)).unwrap();
+    let udp = std::net::UdpSocket::bind((v.host4.as_str(), 0)).unwrap();
+    let uport = udp.local_addr().unwrap().port();
+    let servers = [answer_once(l4), answer_once(l6)];
+    let udp_server = std::thread::spawn(move || {
+        udp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut b = [0u8; 64];
+        let (n, from) = udp.recv_from(&mut b).unwrap();
+        let reply = format!("answer to {}", String::from_utf8_lossy(&b[..n]));
+        udp.send_to(reply.as_bytes(), from).unwrap();
+    });
+    let listen_port = 20000 + (std::process::id() % 20000) as u16;
+
+    let a = atoll();
+    let out = tempfile::tempdir().unwrap();
+    let bin = cprog::compile(
+        "link_probe",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/progs/link_probe.c"
+        ))
+        .unwrap(),
+        &[],
+    );
+    let netns = v.netns_path();
+    let (port_s, uport_s, lport_s) = (port.to_string(), uport.to_string(), listen_port.to_string());
+    let b = busybox()
+        .bind(out.path(), "/out", false)
+        .annotation("dev.atoll.network", "sandbox")
+        .args(&[
+            "/probe",
+            "/out/result",
+            &v.host4,
+            &v.host6,
+            &port_s,
+            &uport_s,
+            &lport_s,
+        ])
+        .modify(|spec| {
+            let mut l = spec.linux().clone().unwrap();
+            let mut list = l.namespaces().clone().unwrap_or_default();
+            for ns in &mut list {
+                if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                    ns.set_path(Some(netns.clone()));
+                }
+            }
+            l.set_namespaces(Some(list));
+            spec.set_linux(Some(l));
+        })
+        .build();
+    cprog::install(&bin, &b.rootfs, "/probe");
+    let id = id("netlink");
+    let pid = start_detached(&a, "userspace", &b, &id);
+    let result = || std::fs::read_to_string(out.path().join("result")).unwrap_or_default();
+    let wait_for = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = result();
+            if r.lines().any(|l| l.starts_with(what)) {
+                return r;
+            }
+            if r.contains("fail") || Instant::now() > deadline {
+                let log = std::fs::read_to_string(a.state_dir(&id).join("sandbox.log"))
+                    .unwrap_or_default();
+                a.run(&["delete", "-f", &id]).ok();
+                panic!("waiting for {what:?}: {r}\nsandbox log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let r = wait_for("listening");
+    assert!(
+        r.contains(&format!("tcp4 pong to ping from {}", v.inner4)),
+        "{r}"
+    );
+    assert!(
+        r.contains(&format!("tcp6 pong to ping from {}", v.inner6)),
+        "{r}"
+    );
+    assert!(r.contains("udp answer to query"), "{r}");
+    // /proc/net/route: the default route through the host's end, as the
+    // namespace had it (little-endian hex, as Linux prints it).
+    let hex = |a: &str| {
+        let ip: std::net::Ipv4Addr = a.parse().unwrap();
+        format!("{:08X}", u32::from_ne_bytes(ip.octets()))
+    };
+    assert!(
+        r.lines().any(|l| l.starts_with(&format!(
+            "/proc/net/route: eth0\t00000000\t{}\t0003",
+            hex(&v.host4)
+        ))),
+        "{r}"
+    );
+    let inner6_hex: String = v
+        .inner6
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        r.lines().any(
+            |l| l.starts_with(&format!("/proc/net/if_inet6: {inner6_hex} ")) && l.ends_with("eth0")
+        ),
+        "{r}"
+    );
+    // The host reaches the sandbox's server through the same link.
+    let mut c = std::net::TcpStream::connect_timeout(
+        &format!("{}:{listen_port}", v.inner4).parse().unwrap(),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut hello = String::new();
+    c.read_to_string(&mut hello).unwrap();
+    assert_eq!(hello, format!("hello {} from the sandbox", v.host4));
+    wait_for("served");
+    // The kernel: packet sockets on the link, no inet socket.
+    let mine = socket_inodes(pid);
+    let inet: Vec<_> = inet_sockets(pid)
+        .into_iter()
+        .filter(|(ino, _)| mine.contains(ino))
+        .collect();
+    assert!(inet.is_empty(), "the kernel holds inet sockets: {inet:?}");
+    let packet = std::fs::read_to_string(format!("/proc/{pid}/net/packet")).unwrap();
+    let packets = packet
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .filter(|ino| mine.contains(ino))
+        .count();
+    assert_eq!(packets, 1, "the kernel's packet sockets:\n{packet}");
+    // The host's stack let go of the addresses.
+    let addrs = v.inner_addrs();
+    assert!(
+        !addrs.contains(&v.inner4) && !addrs.contains(&v.inner6),
+        "{addrs}"
+    );
+    for s in servers {
+        s.join().unwrap();
+    }
+    udp_server.join().unwrap();
+    a.run(&["delete", "-f", &id]).ok();
+    leaks(&a, &id, &b).assert_clean();
+}
+
+/// The netns bundle of a program, in the veth's namespace.
+fn in_netns(
+    b: atoll_testkit::BundleBuilder,
+    netns: std::path::PathBuf,
+) -> atoll_testkit::BundleBuilder {
+    b.modify(move |spec| {
+        let mut l = spec.linux().clone().unwrap();
+        let mut list = l.namespaces().clone().unwrap_or_default();
+        for ns in &mut list {
+            if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                ns.set_path(Some(netns.clone()));
+            }
+        }
+        l.set_namespaces(Some(list));
+        spec.set_linux(Some(l));
+    })
+}
+
+/// Tenant network policy (issue 16 items 3/4): a tenant with egress
+/// rules runs on the sandbox's stack without asking (and is refused, in
+/// one line, when it asks for the host's); its rules and the built-in
+/// denials (metadata, the node's own addresses) refuse connects and sends
+/// with EPERM while what it allows gets through; every refusal is an
+/// audit record at delete with tenant, container, destination and rule.
+#[test]
+fn tenant_egress_rules_hold_in_the_sandbox_stack() {
+    let v = Veth::new();
+    let allowed = std::net::TcpListener::bind((v.host4.as_str(), 0)).unwrap();
+    let pa = allowed.local_addr().unwrap().port();
+    let (pd, po) = (pa.wrapping_add(1).max(1), pa.wrapping_add(2).max(1));
+    let accepter = std::thread::spawn(move || {
+        let _ = allowed.accept();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[tenants.walled]\n\
+             egress_allow = [\"0.0.0.0/0\", {{ cidr = \"{h}/32\", ports = \"{pa}\", protocol = \"tcp\" }}]\n\
+             egress_deny = [{{ cidr = \"{h}/32\", ports = \"{pd}\", protocol = \"tcp\" }}]\n",
+            h = v.host4
+        ),
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let a = atoll().with_global(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let bin = cprog::compile(
+        "egress_probe",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/progs/egress_probe.c"
+        ))
+        .unwrap(),
+        &[],
+    );
+    let (pa_s, pd_s, po_s) = (pa.to_string(), pd.to_string(), po.to_string());
+    let b = in_netns(
+        busybox()
+            .bind(out.path(), "/out", false)
+            .annotation("dev.atoll.tenant", "walled")
+            .args(&[
+                "/probe",
+                "/out/result",
+                "tcp",
+                &v.host4,
+                &pa_s,
+                "tcp",
+                &v.host4,
+                &pd_s,
+                "tcp",
+                &v.host4,
+                &po_s,
+                "tcp",
+                "169.254.169.254",
+                "80",
+                "udp",
+                "169.254.169.254",
+                "53",
+            ]),
+        v.netns_path(),
+    )
+    .build();
+    cprog::install(&bin, &b.rootfs, "/probe");
+
+    // Asking for the host's stack is refused, in one line, nothing left.
+    let id0 = id("egress-host");
+    let o = a.run(&[
+        "--isolation",
+        "userspace",
+        "--network",
+        "host",
+        "run",
+        "-b",
+        b.path_str(),
+        &id0,
+    ]);
+    assert_ne!(o.code, 0, "{o:#?}");
+    assert!(
+        o.stderr
+            .contains("tenant \"walled\": rule egress_allow forbids network=host"),
+        "{o:#?}"
+    );
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{o:#?}");
+    leaks(&a, &id0, &b).assert_clean();
+
+    let id = id("egress");
+    start_detached(&a, "userspace", &b, &id);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let r = loop {
+        let r = std::fs::read_to_string(out.path().join("result")).unwrap_or_default();
+        if r.contains("done") {
+            break r;
+        }
+        if Instant::now() > deadline {
+            a.run(&["delete", "-f", &id]).ok();
+            panic!("no verdict: {r}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let eperm = format!("errno {}", libc::EPERM);
+    let want = [
+        format!("tcp {} {pa} ok", v.host4),
+        format!("tcp {} {pd} {eperm}", v.host4),
+        format!("tcp {} {po} {eperm}", v.host4),
+        format!("tcp 169.254.169.254 80 {eperm}"),
+        format!("udp 169.254.169.254 53 {eperm}"),
+    ];
+    for w in &want {
+        assert!(r.lines().any(|l| l == w), "want {w:?} in\n{r}");
+    }
+    accepter.join().unwrap();
+    a.run(&["delete", "-f", &id]).ok();
+    leaks(&a, &id, &b).assert_clean();
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["event"] == "egress_refused" && r["container"] == id)
+        .collect();
+    let seen: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            assert_eq!(r["tenant"], "walled");
+            assert_eq!(r["count"], 1);
+            (
+                r["destination"].as_str().unwrap().to_string(),
+                r["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (dst, rule) in [
+        (
+            format!("tcp {}:{pd}", v.host4),
+            format!("egress_deny[0] {}/32 tcp {pd}", v.host4),
+        ),
+        (
+            format!("tcp {}:{po}", v.host4),
+            format!("builtin: node address {}", v.host4),
+        ),
+        (
+            "tcp 169.254.169.254:80".to_string(),
+            "builtin: metadata 169.254.169.254".to_string(),
+        ),
+        (
+            "udp 169.254.169.254:53".to_string(),
+            "builtin: metadata 169.254.169.254".to_string(),
+        ),
+    ] {
+        assert!(
+            seen.contains(&(dst.clone(), rule.clone())),
+            "{dst} {rule}: {seen:?}"
+        );
+    }
+    assert_eq!(seen.len(), 4, "{seen:?}");
+}

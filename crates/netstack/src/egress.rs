@@ -75,7 +75,7 @@ pub struct Refusal {
     pub rule: String,
 }
 
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct Egress {
     pub allow: Vec<EgressRule>,
     pub deny: Vec<EgressRule>,

@@ -35,6 +35,9 @@ pub enum AuditEvent {
     /// apart so that `syscall_refused` only ever means "blocked on
     /// purpose".
     SyscallUnimplemented,
+    /// The sandbox's network stack refused a connect or send of the
+    /// workload (a tenant egress rule or a built-in denial).
+    EgressRefused,
 }
 
 /// What was decided.
@@ -73,6 +76,10 @@ pub struct AuditRecord {
     /// since the last record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// For `egress_refused`: protocol and destination (`tcp
+    /// 169.254.169.254:80`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
     /// For `refuse`: what was refused (`create`, `exec`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempted: Option<AuditEvent>,
@@ -96,6 +103,7 @@ impl AuditRecord {
             detail: None,
             syscall: None,
             count: None,
+            destination: None,
             attempted: None,
             error: None,
         }
@@ -145,6 +153,30 @@ impl AuditRecord {
 }
 
 impl AuditRecord {
+    /// `count` connects or sends to `destination` the sandbox's stack
+    /// refused under `rule`.
+    pub fn egress_refused(
+        tenant: &str,
+        container: &str,
+        level: Level,
+        destination: &str,
+        rule: &str,
+        count: u64,
+    ) -> Self {
+        AuditRecord {
+            level: Some(level),
+            rule: Some(rule.to_string()),
+            destination: Some(destination.to_string()),
+            count: Some(count),
+            ..AuditRecord::new(
+                AuditEvent::EgressRefused,
+                tenant,
+                container,
+                AuditDecision::Refuse,
+            )
+        }
+    }
+
     /// `count` calls of `syscall` the application kernel does not
     /// implement (answered ENOSYS).
     pub fn syscall_unimplemented(

@@ -19,6 +19,9 @@ pub struct CreateRequest<'a> {
     pub level: Level,
     /// Containers of this tenant already on the node, not counting this one.
     pub running_containers_of_tenant: usize,
+    /// The network asked for by flag or annotation (`host`, `sandbox`);
+    /// None when the container names none (the node's default applies).
+    pub network: Option<&'a str>,
 }
 
 /// A process about to be exec'd in a running container.

@@ -24,6 +24,8 @@ struct Subject<'a> {
     /// The level the container will run at (after any upgrade).
     level: Level,
     running: usize,
+    /// The network asked for by flag or annotation (create only).
+    network: Option<&'a str>,
     /// Only the process is under scrutiny (exec): spec-wide parts of a
     /// rule (mounts, devices) were settled at create.
     exec: bool,
@@ -54,6 +56,9 @@ const CREATE: &[(&str, Check)] = &[
     ("allowed_sysctls", allowed_sysctls),
     ("require_seccomp", require_seccomp),
     ("writable_rootfs", writable_rootfs),
+    ("require_sandbox_network", require_sandbox_network),
+    ("egress_allow", egress_allow),
+    ("egress_deny", egress_deny),
 ];
 
 /// Rules checked at exec, in order (after `min_isolation`): those about
@@ -140,6 +145,7 @@ pub fn evaluate_create(rules: &Rules, req: &CreateRequest<'_>) -> Decision {
         user_arg: None,
         level,
         running: req.running_containers_of_tenant,
+        network: req.network,
         exec: false,
     };
     run(rules, req.tenant, CREATE, &s, upgraded_from)
@@ -160,6 +166,7 @@ pub fn evaluate_exec(rules: &Rules, req: &ExecRequest<'_>) -> Decision {
         user_arg: req.user,
         level: req.level,
         running: 0,
+        network: None,
         exec: true,
     };
     run(rules, req.tenant, EXEC, &s, None)
@@ -300,4 +307,31 @@ fn writable_rootfs(r: &Rules, s: &Subject<'_>) -> Found {
         Some(false) => Some(("root.readonly".into(), "false".into())),
         None => Some(("root.readonly".into(), "absent".into())),
     }
+}
+
+/// The sandbox's network stack is required (by this rule when `active`):
+/// only the userspace level has it, and `host` must not be asked for.
+fn needs_sandbox_network(active: bool, s: &Subject<'_>) -> Found {
+    if !active {
+        return None;
+    }
+    if s.level != Level::Userspace {
+        return Some(isolation(s.level));
+    }
+    match s.network {
+        Some(n) if n != "sandbox" => Some(("network".into(), n.into())),
+        _ => None,
+    }
+}
+
+fn require_sandbox_network(r: &Rules, s: &Subject<'_>) -> Found {
+    needs_sandbox_network(r.require_sandbox_network == Some(true), s)
+}
+
+fn egress_allow(r: &Rules, s: &Subject<'_>) -> Found {
+    needs_sandbox_network(r.egress_allow.as_ref().is_some_and(|v| !v.is_empty()), s)
+}
+
+fn egress_deny(r: &Rules, s: &Subject<'_>) -> Found {
+    needs_sandbox_network(r.egress_deny.as_ref().is_some_and(|v| !v.is_empty()), s)
 }

@@ -42,6 +42,6 @@ mod tests;
 pub use audit::{AuditDecision, AuditEvent, AuditLog, AuditRecord, read_records};
 pub use decision::{CreateRequest, Decision, ExecRequest, Violation};
 pub use level::{Level, ParseLevelError};
-pub use model::{OnLowerIsolation, RULE_NAMES, Rules};
+pub use model::{EgressRule, OnLowerIsolation, RULE_NAMES, Rules};
 pub use policy::{Policy, PolicyError};
 pub use tenant::{InvalidTenant, tenant_of, validate_tenant};

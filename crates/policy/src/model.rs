@@ -137,6 +137,123 @@ impl TryFrom<f64> for CpuFraction {
     }
 }
 
+/// One egress rule of a tenant: a destination prefix, optionally ports
+/// and a protocol. Written as a CIDR string (`"10.0.0.0/8"`, a bare
+/// address is a host prefix) or a table `{ cidr = "10.0.0.0/8", ports =
+/// "80,8000-8100", protocol = "tcp" }`. Kept in its validated text form:
+/// the sandbox's stack parses it again where it enforces it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "EgressRaw")]
+pub struct EgressRule {
+    pub cidr: String,
+    /// Empty: every port.
+    pub ports: String,
+    /// `tcp`, `udp`, `icmp`, or empty: every protocol.
+    pub protocol: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EgressRaw {
+    Cidr(String),
+    Table(EgressTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EgressTable {
+    cidr: String,
+    #[serde(default)]
+    ports: Option<PortsRaw>,
+    #[serde(default)]
+    protocol: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortsRaw {
+    One(u16),
+    List(String),
+}
+
+fn check_cidr(s: &str) -> Result<(), String> {
+    let (a, p) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: std::net::IpAddr = a
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if let Some(p) = p
+        && !p.parse::<u8>().is_ok_and(|p| p <= max)
+    {
+        return Err(format!("{s:?}: prefix length must be 0 to {max}"));
+    }
+    Ok(())
+}
+
+fn check_ports(s: &str) -> Result<(), String> {
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let port = |x: &str| {
+            x.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("ports {part:?}: ports are 1 to 65535"))
+        };
+        if port(a)? > port(b)? {
+            return Err(format!("ports {part:?}: range runs backwards"));
+        }
+    }
+    Ok(())
+}
+
+impl TryFrom<EgressRaw> for EgressRule {
+    type Error = String;
+    fn try_from(r: EgressRaw) -> Result<Self, String> {
+        let (cidr, ports, protocol) = match r {
+            EgressRaw::Cidr(c) => (c, String::new(), String::new()),
+            EgressRaw::Table(t) => (
+                t.cidr,
+                match t.ports {
+                    None => String::new(),
+                    Some(PortsRaw::One(p)) => p.to_string(),
+                    Some(PortsRaw::List(s)) => s,
+                },
+                t.protocol.unwrap_or_default(),
+            ),
+        };
+        check_cidr(&cidr)?;
+        check_ports(&ports)?;
+        if !["", "any", "tcp", "udp", "icmp"].contains(&protocol.as_str()) {
+            return Err(format!(
+                "protocol {protocol:?}: expected tcp, udp, icmp or any"
+            ));
+        }
+        Ok(EgressRule {
+            cidr,
+            ports,
+            protocol,
+        })
+    }
+}
+
+impl std::fmt::Display for EgressRule {
+    /// `10.0.0.0/8 tcp 80,443` (what is absent is left out).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.cidr)?;
+        if !self.protocol.is_empty() {
+            write!(f, " {}", self.protocol)?;
+        }
+        if !self.ports.is_empty() {
+            write!(f, " {}", self.ports)?;
+        }
+        Ok(())
+    }
+}
+
 /// Declares the rules once: the struct, the list of names the parser
 /// checks keys against, and the key-by-key overlay. Declaration order is
 /// evaluation order, so the first violation reported is deterministic.
@@ -248,6 +365,31 @@ rules! {
     require_seccomp: bool,
     /// `false` requires `root.readonly: true`.
     writable_rootfs: bool,
+    /// `true` runs the tenant's containers on the application kernel's
+    /// own network stack (`--network sandbox`): a container that asks for
+    /// none gets it; one that asks for `host` (flag or annotation), or
+    /// runs below the userspace level, is refused.
+    require_sandbox_network: bool,
+    /// Where the workload may connect and send (enforced by the sandbox's
+    /// stack at connect and sendto): with rules, every destination must
+    /// match one. Implies `require_sandbox_network`. The built-in denials
+    /// (cloud metadata, the node's own addresses, host loopback) hold
+    /// unless a rule at least as specific admits the destination.
+    egress_allow: Vec<EgressRule>,
+    /// Destinations refused whatever `egress_allow` says. Implies
+    /// `require_sandbox_network`.
+    egress_deny: Vec<EgressRule>,
+}
+
+impl Rules {
+    /// Whether the tenant's containers must use the sandbox's network
+    /// stack: asked for, or implied by egress rules (only that stack can
+    /// enforce them).
+    pub fn sandbox_network_required(&self) -> bool {
+        self.require_sandbox_network == Some(true)
+            || self.egress_allow.as_ref().is_some_and(|v| !v.is_empty())
+            || self.egress_deny.as_ref().is_some_and(|v| !v.is_empty())
+    }
 }
 
 #[cfg(test)]
@@ -293,6 +435,21 @@ mod tests {
         let p = SysctlPattern::try_from("kernel.shm*".to_string()).unwrap();
         assert!(p.matches("kernel.shmmax") && p.matches("kernel.shm_rmid_forced"));
         assert!(!p.matches("kernel.sh"));
+        let e = |s: &str| EgressRule::try_from(EgressRaw::Cidr(s.into()));
+        assert!(e("10.0.0.0/8").is_ok() && e("fd00::254").is_ok());
+        assert!(e("10.0.0.0/33").is_err() && e("ten").is_err());
+        let t = |ports: &str, protocol: &str| {
+            EgressRule::try_from(EgressRaw::Table(EgressTable {
+                cidr: "10.0.0.0/8".into(),
+                ports: Some(PortsRaw::List(ports.into())),
+                protocol: Some(protocol.into()),
+            }))
+        };
+        assert_eq!(
+            t("80,8000-8100", "tcp").unwrap().to_string(),
+            "10.0.0.0/8 tcp 80,8000-8100"
+        );
+        assert!(t("9-1", "tcp").is_err() && t("0", "").is_err() && t("53", "sctp").is_err());
         assert!(CpuFraction::try_from(0.0).is_err());
         assert!(CpuFraction::try_from(f64::NAN).is_err());
     }

@@ -25,6 +25,17 @@ pub struct SandboxLaunch {
     pub options: SandboxOptions,
 }
 
+/// A tenant's egress rules as the sandbox's stack enforces them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EgressOptions {
+    /// (cidr, ports, protocol) as the policy wrote them (validated there).
+    pub allow: Vec<(String, String, String)>,
+    pub deny: Vec<(String, String, String)>,
+    /// The node's own addresses, refused unless an allow rule at least as
+    /// specific admits them (filled in by create, on the host's side).
+    pub node: Vec<std::net::IpAddr>,
+}
+
 /// Debug switches for the sandbox and the descriptors it inherits.
 #[derive(Clone, Debug, Default)]
 pub struct SandboxOptions {
@@ -44,6 +55,13 @@ pub struct SandboxOptions {
     /// Where rootfs writes go (`--overlay`; resolved with the annotation
     /// and the config file by create): none or root:memory.
     pub overlay: Option<String>,
+    /// The network namespace atoll create runs in (st_dev, st_ino): a
+    /// container still in it shares the node's, whose interfaces the
+    /// sandbox must never take over.
+    pub runtime_netns: Option<(u64, u64)>,
+    /// With `--network sandbox`: the tenant's network policy (None: the
+    /// tenant has none; the stack then refuses only cloud metadata).
+    pub egress: Option<EgressOptions>,
     /// Filled in by create: the descriptor numbers, in the init, of the
     /// sandbox log and the control socket, and how many descriptors from
     /// 3 on belong to the workload (--preserve-fds).

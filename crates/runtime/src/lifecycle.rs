@@ -63,6 +63,9 @@ pub struct AdmissionRequest<'a> {
     pub bundle: &'a Path,
     pub level: Isolation,
     pub level_source: LevelSource,
+    /// The network asked for by `--network` or the annotation (not the
+    /// node's default).
+    pub network: Option<&'a str>,
     pub runtime: &'a Runtime,
 }
 
@@ -74,6 +77,9 @@ pub struct AdmissionDecision {
     /// e.g. a lock that keeps a tenant's concurrent creates from all
     /// passing a container count.
     pub hold: Option<Box<dyn std::any::Any + Send>>,
+    /// The tenant's containers run on the sandbox's network stack
+    /// (`--network sandbox`) with these egress rules.
+    pub sandbox_network: Option<crate::executor::EgressOptions>,
 }
 
 /// A process about to be exec'd into a container.
@@ -233,19 +239,40 @@ impl Runtime {
         self.platform(opts, &bundle.spec)?;
         let mut tenant = "default".to_string();
         let mut _hold = None;
+        let forced: CreateOptions;
+        let mut opts = opts;
         if let Some(adm) = &self.plugins.admission {
+            let asked = opts.sandbox.network.as_deref().or_else(|| {
+                bundle
+                    .spec
+                    .annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(level::NETWORK_ANNOTATION))
+                    .map(String::as_str)
+            });
             let d = adm.admit_create(&AdmissionRequest {
                 id: &opts.id,
                 spec: &bundle.spec,
                 bundle: &bundle.path,
                 level,
                 level_source: source,
+                network: asked,
                 runtime: self,
             })?;
             tenant = d.tenant;
             level = d.level;
             source = d.level_source;
             _hold = d.hold;
+            if let Some(mut egress) = d.sandbox_network {
+                // The tenant's network policy: the sandbox's stack, which
+                // enforces its rules (admission refused any other ask).
+                egress.node = crate::netns::node_addresses();
+                let mut o = opts.clone();
+                o.sandbox.network = Some("sandbox".into());
+                o.sandbox.egress = Some(egress);
+                forced = o;
+                opts = &forced;
+            }
         }
         let pod = self.pod_sandbox(&opts.id, &bundle.spec, level, &tenant);
         let made = pod.and_then(|pod| {
@@ -428,6 +455,12 @@ impl Runtime {
         let id = &opts.id;
         let mut eff =
             effective::effective_spec(&bundle.spec, id, &bundle.path, level, self.systemd_cgroup);
+        if level == Isolation::Userspace
+            && pod.is_none()
+            && self.network(opts, &bundle.spec)?.as_deref() == Some("sandbox")
+        {
+            crate::userspace_spec::add_init_caps(&mut eff, crate::userspace_spec::LINK_CAPS);
+        }
         let atoll_dir = self.layout.atoll_dir(id);
         std::fs::create_dir_all(self.layout.root.join(".atoll"))
             .with_context(|| format!("state root {}", self.layout.root.display()))?;
@@ -514,6 +547,7 @@ impl Runtime {
             options.platform = self.platform(opts, &bundle.spec)?;
             options.network = self.network(opts, &bundle.spec)?;
             options.overlay = self.overlay(opts, &bundle.spec)?;
+            options.runtime_netns = crate::netns::identity("/proc/self/ns/net");
             let log_path = meta
                 .sandbox_log
                 .clone()

@@ -37,6 +37,54 @@ pub fn loopback_up(pid: i32) -> Result<()> {
     .map_err(|_| anyhow::anyhow!("loopback setup thread panicked"))?
 }
 
+/// A namespace file's identity (st_dev, st_ino), following the link.
+pub fn identity(path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+/// The addresses of the namespace atoll runs in (the node's, for create
+/// on the host): what a tenant's sandbox may not reach by default.
+pub fn node_addresses() -> Vec<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list that is freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return out;
+    }
+    let mut p = list;
+    while !p.is_null() {
+        // SAFETY: p is an entry of the list getifaddrs made.
+        let a = unsafe { &*p };
+        if !a.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points to a sockaddr of its family.
+            unsafe {
+                match (*a.ifa_addr).sa_family as i32 {
+                    libc::AF_INET => {
+                        let sin = &*(a.ifa_addr as *const libc::sockaddr_in);
+                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                            sin.sin_addr.s_addr,
+                        ))));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(a.ifa_addr as *const libc::sockaddr_in6);
+                        out.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        p = a.ifa_next;
+    }
+    // SAFETY: the list from getifaddrs, freed once.
+    unsafe { libc::freeifaddrs(list) };
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Whether the spec makes a new network namespace (not joining one by path).
 pub fn creates_netns(spec: &oci_spec::runtime::Spec) -> bool {
     spec.linux()

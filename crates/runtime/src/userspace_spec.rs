@@ -31,6 +31,30 @@ pub fn adapt(spec: &mut Spec) {
     init_as_root(spec, SETUP_CAPS);
 }
 
+/// What the init also needs with `--network sandbox`: it takes over the
+/// container's interfaces (reads them and removes their addresses over
+/// rtnetlink, opens AF_PACKET sockets on them) before the kernel drops
+/// every capability.
+pub const LINK_CAPS: &[Capability] = &[Capability::NetAdmin, Capability::NetRaw];
+
+/// Adds `caps` to the init's bounding, effective and permitted sets.
+pub fn add_init_caps(spec: &mut Spec, caps: &[Capability]) {
+    let Some(mut process) = spec.process().clone() else {
+        return;
+    };
+    let mut c = process.capabilities().clone().unwrap_or_default();
+    let add = |set: Option<std::collections::HashSet<Capability>>| {
+        let mut set = set.unwrap_or_default();
+        set.extend(caps.iter().copied());
+        Some(set)
+    };
+    c.set_bounding(add(c.bounding().clone()));
+    c.set_effective(add(c.effective().clone()));
+    c.set_permitted(add(c.permitted().clone()));
+    process.set_capabilities(Some(c));
+    spec.set_process(Some(process));
+}
+
 /// Makes the container's init a process of atoll's own (the application
 /// kernel, the VMM) rather than the workload: the container's root with
 /// exactly `caps`, no_new_privs, and the runtime's own rlimits (the

@@ -241,6 +241,9 @@ pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
             .map(RootOverlay::parse)
             .transpose()?
             .unwrap_or_default(),
+        // Filled in by `enter`, in the container's network namespace.
+        links: Vec::new(),
+        egress: Default::default(),
     })
 }
 

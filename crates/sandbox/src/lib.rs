@@ -5,7 +5,9 @@
 
 mod config;
 pub mod confine;
+mod egress;
 mod gofer;
+mod link;
 
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
@@ -61,6 +63,30 @@ fn pod_container_config(
     sandbox_config(&spec)
 }
 
+/// Whether the container has a network namespace of its own (new, or
+/// joined by path as CRI and CNI set it up). Without one it shares the
+/// host's, whose interfaces the sandbox must never take: its stack then
+/// has loopback only.
+fn has_own_netns(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+        })
+}
+
+/// Whether the init is still in the network namespace atoll create ran in
+/// (a spec joining the node's namespace by path): its interfaces are the
+/// node's and are never taken over. Unknown counts as the same.
+fn in_runtime_netns(runtime: Option<(u64, u64)>) -> bool {
+    match runtime {
+        Some(r) => atoll_runtime::netns::identity("/proc/self/ns/net").is_none_or(|me| me == r),
+        None => true,
+    }
+}
+
 /// `SandboxEntry` for the runtime: never returns on success.
 pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     let mut config = sandbox_config(&launch.spec)?;
@@ -109,10 +135,21 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     let readonly_root = config.overlay != RootOverlay::None && !config.readonly_root;
     let gofer = gofer::start(&filters.gofer, &offered, readonly_root)?;
     config.gofer_pid = Some(gofer.pid);
+    // After the gofer is forked (it never holds a packet socket), before
+    // the kernel confines itself (it could not open one afterwards).
+    if config.network == NetworkMode::Sandbox {
+        config.egress = egress::rules(launch.options.egress.as_ref())?;
+    }
+    if config.network == NetworkMode::Sandbox
+        && has_own_netns(&launch.spec)
+        && !in_runtime_netns(launch.options.runtime_netns)
+    {
+        config.links = link::take_over().map_err(|e| format!("network sandbox: {e}"))?;
+    }
     // From here on the kernel names no file: its root is an empty tmpfs.
     confine::enter_empty_root()?;
     confine::set_name(c"atoll-kernel");
-    let keep = confine::kernel_caps(&launch.spec, config.directfs);
+    let keep = confine::kernel_caps(&launch.spec, config.directfs, config.network);
     let probe = launch.options.debug_confinement.clone();
     let (platform, directfs, network) = (config.platform, config.directfs, config.network);
     let mut confine_kernel = || {
@@ -148,4 +185,45 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
         serde_json::to_string(&stats).unwrap_or_default()
     ));
     std::process::exit(atoll_kernel::kernel::exit::exit_code_of(status));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interfaces are taken only from a namespace of the container's
+    /// own: a spec without a network namespace shares the host's, whose
+    /// addresses must never be removed.
+    #[test]
+    fn only_the_containers_own_network_namespace_is_taken_over() {
+        let spec = |ns: serde_json::Value| -> oci_spec::runtime::Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.2.0",
+                "root": {"path": "rootfs"},
+                "linux": {"namespaces": ns}
+            }))
+            .unwrap()
+        };
+        assert!(has_own_netns(&spec(serde_json::json!([
+            {"type": "pid"}, {"type": "network"}
+        ]))));
+        assert!(has_own_netns(&spec(serde_json::json!([
+            {"type": "network", "path": "/var/run/netns/cni-1"}
+        ]))));
+        assert!(!has_own_netns(&spec(serde_json::json!([
+            {"type": "pid"}, {"type": "mount"}
+        ]))));
+        let no_linux: oci_spec::runtime::Spec = serde_json::from_value(
+            serde_json::json!({"ociVersion": "1.2.0", "root": {"path": "rootfs"}}),
+        )
+        .unwrap();
+        assert!(!has_own_netns(&no_linux));
+        // Joined by path, the namespace may still be the node's: compared
+        // with the one create ran in; unknown is taken as the node's.
+        let mine = atoll_runtime::netns::identity("/proc/self/ns/net");
+        assert!(mine.is_some());
+        assert!(in_runtime_netns(mine));
+        assert!(!in_runtime_netns(Some((0, 0))));
+        assert!(in_runtime_netns(None));
+    }
 }

@@ -280,6 +280,7 @@ impl Admission for NodePolicy {
                 level: req.level,
                 level_source: req.level_source,
                 hold: None,
+                sandbox_network: None,
             });
         };
         let rules = policy.rules_for(&tenant);
@@ -297,6 +298,7 @@ impl Admission for NodePolicy {
             spec: &spec,
             level: level_of(req.level),
             running_containers_of_tenant: running,
+            network: req.network,
         });
         let Some(level) = d.level() else {
             return Err(self.refuse_decision(AuditEvent::Create, &tenant, req.id, req.level, &d));
@@ -310,11 +312,25 @@ impl Admission for NodePolicy {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(req.id.to_string(), d);
+        let sandbox_network = rules.sandbox_network_required().then(|| {
+            let text = |v: &Option<Vec<atoll_policy::EgressRule>>| {
+                v.iter()
+                    .flatten()
+                    .map(|r| (r.cidr.clone(), r.ports.clone(), r.protocol.clone()))
+                    .collect()
+            };
+            atoll_runtime::executor::EgressOptions {
+                allow: text(&rules.egress_allow),
+                deny: text(&rules.egress_deny),
+                node: Vec::new(),
+            }
+        });
         Ok(AdmissionDecision {
             tenant,
             level: isolation_of(level),
             level_source,
             hold,
+            sandbox_network,
         })
     }
 
@@ -393,6 +409,27 @@ pub fn syscall_records(
             tenant, id, level, &name, n,
         ));
     }
+    // The sandbox stack's egress refusals, one record per destination
+    // and rule.
+    for r in stats
+        .get("egress_refused")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let s = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        let n = r.get("count").and_then(|v| v.as_u64()).unwrap_or(0);
+        if n > 0 {
+            out.push(AuditRecord::egress_refused(
+                tenant,
+                id,
+                level,
+                &format!("{} {}", s("proto"), s("destination")),
+                s("rule"),
+                n,
+            ));
+        }
+    }
     out
 }
 
@@ -468,6 +505,25 @@ mod tests {
             && r.decision == AuditDecision::Refuse
             && r.level == Some(Level::Userspace)));
         assert!(syscall_records("acme", "c1", Level::Userspace, &serde_json::json!({})).is_empty());
+        let stats = serde_json::json!({"egress_refused": [
+            {"proto": "tcp", "destination": "169.254.169.254:80",
+             "rule": "builtin: metadata 169.254.169.254", "count": 2}
+        ]});
+        let recs = syscall_records("acme", "c1", Level::Userspace, &stats);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].event, AuditEvent::EgressRefused);
+        assert_eq!(
+            recs[0].destination.as_deref(),
+            Some("tcp 169.254.169.254:80")
+        );
+        assert_eq!(
+            recs[0].rule.as_deref(),
+            Some("builtin: metadata 169.254.169.254")
+        );
+        assert_eq!(
+            (recs[0].count, recs[0].decision),
+            (Some(2), AuditDecision::Refuse)
+        );
     }
 
     #[test]

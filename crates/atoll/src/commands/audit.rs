@@ -45,7 +45,7 @@ fn parse_event(s: &str) -> Result<AuditEvent, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
         format!(
             "unknown event {s:?} (expected create, start, exec, kill, delete, refuse, \
-             syscall_refused or syscall_unimplemented)"
+             syscall_refused, syscall_unimplemented or egress_refused)"
         )
     })
 }

@@ -113,6 +113,8 @@ struct AuditCounts {
     refusals: BTreeMap<(String, String), u64>,
     /// (tenant, syscall) → refused calls of deleted sandboxes.
     syscalls_refused: BTreeMap<(String, String), u64>,
+    /// (tenant, rule) → egress refusals of deleted sandboxes.
+    egress_refused: BTreeMap<(String, String), u64>,
     /// (tenant, syscall) → unimplemented calls of deleted sandboxes.
     syscalls_enosys: BTreeMap<(String, String), u64>,
 }
@@ -160,6 +162,9 @@ impl AuditCounts {
             }
             AuditEvent::SyscallUnimplemented => {
                 *self.syscalls_enosys.entry(key(&r.syscall)).or_default() += r.count.unwrap_or(0)
+            }
+            AuditEvent::EgressRefused => {
+                *self.egress_refused.entry(key(&r.rule)).or_default() += r.count.unwrap_or(0)
             }
             _ => {}
         }
@@ -466,6 +471,11 @@ impl Collector for AtollCollector {
             "Unimplemented syscalls in the tenant's deleted sandboxes, by syscall (from the audit log).",
             None,
         );
+        let mut a_egress = Family::<u64>::new(
+            "atoll_tenant_egress_refused",
+            "Connects and sends the tenant's deleted sandboxes' network stacks refused, by rule (from the audit log).",
+            None,
+        );
         {
             let mut audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());
             audit.update(&self.audit_log);
@@ -477,6 +487,9 @@ impl Collector for AtollCollector {
                     vec![("tenant", tenant.clone()), ("syscall", sc.clone())],
                     *n,
                 );
+            }
+            for ((tenant, rule), n) in &audit.egress_refused {
+                a_egress.push(vec![("tenant", tenant.clone()), ("rule", rule.clone())], *n);
             }
             for ((tenant, sc), n) in &audit.syscalls_enosys {
                 a_enosys.push(
@@ -507,6 +520,7 @@ impl Collector for AtollCollector {
         encode_counters(&mut e, &refusals)?;
         encode_counters(&mut e, &a_refused)?;
         encode_counters(&mut e, &a_enosys)?;
+        encode_counters(&mut e, &a_egress)?;
         Ok(())
     }
 }

@@ -87,6 +87,11 @@ pub struct SandboxConfig {
     pub network: NetworkMode,
     /// Where writes to the rootfs go.
     pub overlay: RootOverlay,
+    /// With `network` sandbox: the container's interfaces the init took
+    /// over (their packet sockets and configuration); none: loopback only.
+    pub links: Vec<super::packet_link::HostLink>,
+    /// With `network` sandbox: where the workload may connect and send.
+    pub egress: atoll_netstack::Egress,
 }
 
 /// Where writes to the container's rootfs go (gVisor's `--overlay2`).
@@ -130,8 +135,9 @@ pub enum NetworkMode {
     /// Host sockets the kernel owns in the container's network namespace.
     #[default]
     Host,
-    /// The kernel's own TCP/IP stack (atoll-netstack): loopback only, no
-    /// host socket is opened for them.
+    /// The kernel's own TCP/IP stack (atoll-netstack): loopback plus the
+    /// container's interfaces, taken over at start (their frames move
+    /// through AF_PACKET sockets); no host socket is opened for them.
     Sandbox,
 }
 
@@ -171,6 +177,8 @@ impl Default for SandboxConfig {
             network: NetworkMode::Host,
             exclusive_mounts: Vec::new(),
             overlay: RootOverlay::None,
+            links: Vec::new(),
+            egress: Default::default(),
         }
     }
 }
@@ -355,8 +363,12 @@ impl Kernel {
             exec_conns: HashMap::new(),
             pod: Default::default(),
             gofer: files,
-            netstack: (config.network == NetworkMode::Sandbox)
-                .then(|| Rc::new(super::netstack::NetStack::new())),
+            netstack: (config.network == NetworkMode::Sandbox).then(|| {
+                Rc::new(super::netstack::NetStack::new(
+                    config.links.clone(),
+                    config.egress.clone(),
+                ))
+            }),
         };
         if config.overlay == RootOverlay::Memory && !config.readonly_root {
             // The rootfs becomes the overlay's lower layer; the mounts of
@@ -365,6 +377,16 @@ impl Kernel {
             let top = crate::vfs::overlay::new_overlay(&k, lower, 0)
                 .map_err(|e| fail(format!("rootfs overlay: {e}")))?;
             *k.mounts.borrow_mut() = MountTable::new(top, "overlay", "rootfs", false);
+        }
+        if let Some(n) = &k.netstack {
+            // Frames arriving on a link wake the event loop, which pumps
+            // the stack (level-triggered: a pump that stopped at its
+            // budget is called again).
+            for &fd in n.link_fds() {
+                k.poller
+                    .add_source(fd, super::poller::TOKEN_NET)
+                    .map_err(|e| fail(format!("epoll: link: {e}")))?;
+            }
         }
         k.mount_spec(&config, direct).map_err(fail)?;
         super::identity::boot_log(

@@ -93,6 +93,19 @@ pub struct Stats {
     pub enosys: BTreeMap<String, u64>,
     pub refused: BTreeMap<String, u64>,
     pub memory_bytes: u64,
+    /// `--network sandbox`: connects and sends the egress rules refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress_refused: Vec<EgressRefused>,
+}
+
+/// Refusals of one destination under one rule.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct EgressRefused {
+    pub proto: String,
+    /// `169.254.169.254:80`, `[fd00:ec2::254]:80`.
+    pub destination: String,
+    pub rule: String,
+    pub count: u64,
 }
 
 fn send_line(fd: i32, v: &serde_json::Value) {
@@ -533,6 +546,20 @@ pub fn stats_of(k: &Kernel, n: Option<u32>) -> Stats {
             k.container_memory(n)
         } else {
             k.mf.allocated()
+        },
+        // The stack is the sandbox's (a pod's containers share it).
+        egress_refused: match (&k.netstack, n) {
+            (Some(ns), 0) => ns
+                .refusals()
+                .into_iter()
+                .map(|(proto, destination, rule, count)| EgressRefused {
+                    proto,
+                    destination,
+                    rule,
+                    count,
+                })
+                .collect(),
+            _ => Vec::new(),
         },
     }
 }

@@ -17,6 +17,7 @@ pub mod futex_pi;
 pub mod identity;
 pub mod limits;
 pub mod netstack;
+pub mod packet_link;
 pub mod pidfd;
 pub mod pidns;
 pub mod pod;

@@ -2,36 +2,72 @@
 //! holds it: one atoll-netstack [`Stack`] for the whole sandbox and the
 //! wait queue of each of its sockets. Socket files (`net::stack`) act on
 //! it and then [`NetStack::pump`] it; the run loop pumps it again when its
-//! timers are due. A pump moves packets (all in memory: loopback only)
-//! and wakes the tasks waiting on the sockets whose readiness changed.
+//! timers are due and when a link's packet socket has frames. A pump
+//! moves packets (loopback in memory, links through their AF_PACKET
+//! sockets) and wakes the tasks waiting on the sockets whose readiness
+//! changed.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::FromRawFd;
 use std::rc::Rc;
 
-use atoll_netstack::{NetConfig, SockId, Stack};
+use atoll_netstack::device::Frames;
+use atoll_netstack::{Egress, NetConfig, SockId, Stack};
 
+use super::packet_link::{HostLink, PacketFrames};
 use super::waitq::WaitQueue;
 
 pub struct NetStack {
     pub stack: RefCell<Stack>,
     queues: RefCell<HashMap<SockId, Rc<WaitQueue>>>,
+    /// The links' packet sockets, watched by the kernel's poller.
+    link_fds: Vec<i32>,
+    /// Egress refusals so far: (protocol, destination, rule) → count.
+    refusals: RefCell<BTreeMap<(String, String, String), u64>>,
 }
+
+/// Distinct (protocol, destination, rule) kept; later ones are counted
+/// under the destination `other`.
+const MAX_REFUSALS: usize = 512;
 
 impl Default for NetStack {
     fn default() -> Self {
-        Self::new()
+        Self::new(Vec::new(), Egress::default())
     }
 }
 
 impl NetStack {
-    /// A stack with loopback only: no link to the container's interfaces
-    /// (that needs an AF_PACKET socket, not built yet).
-    pub fn new() -> NetStack {
+    /// A stack with loopback and one Ethernet link per interface the
+    /// container's init took over (none: loopback only). The stack owns
+    /// the links' descriptors from here on.
+    pub fn new(links: Vec<HostLink>, egress: Egress) -> NetStack {
+        let config = NetConfig {
+            links: links.iter().map(|l| l.config.clone()).collect(),
+        };
+        let link_fds = links.iter().map(|l| l.fd).collect();
+        let frames: Vec<Box<dyn Frames>> = links
+            .iter()
+            .map(|l| {
+                // SAFETY: the init handed the descriptor over to the
+                // kernel, which holds it only here.
+                let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(l.fd) };
+                Box::new(PacketFrames::new(fd, l.vnet)) as Box<dyn Frames>
+            })
+            .collect();
+        let mut stack = Stack::new(&config, frames);
+        stack.egress = egress;
         NetStack {
-            stack: RefCell::new(Stack::new(&NetConfig::default(), Vec::new())),
+            stack: RefCell::new(stack),
             queues: RefCell::new(HashMap::new()),
+            link_fds,
+            refusals: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// The links' packet sockets (readable: frames to take in).
+    pub fn link_fds(&self) -> &[i32] {
+        &self.link_fds
     }
 
     /// Ties a stack socket to the wait queue its file's waiters sit on.
@@ -65,6 +101,29 @@ impl NetStack {
         for (wq, mask) in woken {
             wq.notify(mask);
         }
+    }
+
+    /// Every connect and send the egress rules refused so far, counted by
+    /// protocol, destination and rule (the audit trail's records).
+    pub fn refusals(&self) -> Vec<(String, String, String, u64)> {
+        let fresh = std::mem::take(&mut self.stack.borrow_mut().egress.refused);
+        let mut m = self.refusals.borrow_mut();
+        for r in fresh {
+            let proto = match r.proto {
+                atoll_netstack::Proto::Tcp => "tcp",
+                atoll_netstack::Proto::Udp => "udp",
+                atoll_netstack::Proto::Icmp => "icmp",
+            };
+            let dst = std::net::SocketAddr::new(r.dst, r.port).to_string();
+            let mut key = (proto.to_string(), dst, r.rule);
+            if m.len() >= MAX_REFUSALS && !m.contains_key(&key) {
+                key.1 = "other".into();
+            }
+            *m.entry(key).or_default() += 1;
+        }
+        m.iter()
+            .map(|((p, d, r), n)| (p.clone(), d.clone(), r.clone(), *n))
+            .collect()
     }
 
     /// When the stack's timers next need a pump.

@@ -12,6 +12,8 @@ use super::waitq::WaitQueue;
 pub const TOKEN_PLATFORM: u64 = 1;
 pub const TOKEN_SIGNALS: u64 = 2;
 pub const TOKEN_CONTROL: u64 = 3;
+/// A link's packet socket (`--network sandbox`) has frames.
+pub const TOKEN_NET: u64 = 4;
 const FD_BASE: u64 = 16;
 /// Control connections of exec'd processes: token = CONN_BASE + fd.
 const CONN_BASE: u64 = 1 << 32;
@@ -31,6 +33,8 @@ pub struct Ready {
     pub platform: bool,
     pub signals: bool,
     pub control: bool,
+    /// Frames wait on a link of the kernel's network stack.
+    pub net: bool,
     pub connections: Vec<i32>,
 }
 
@@ -93,6 +97,7 @@ impl Poller {
                 TOKEN_PLATFORM => ready.platform = true,
                 TOKEN_SIGNALS => ready.signals = true,
                 TOKEN_CONTROL => ready.control = true,
+                TOKEN_NET => ready.net = true,
                 t if t >= CONN_BASE => ready.connections.push((t - CONN_BASE) as i32),
                 t if t >= FD_BASE => {
                     let fd = (t - FD_BASE) as i32;

@@ -131,6 +131,11 @@ impl Kernel {
             if ready.control {
                 self.serve_control();
             }
+            if ready.net
+                && let Some(n) = &self.netstack
+            {
+                n.pump();
+            }
             for c in ready.connections {
                 super::control_proto::connection_ready(self, c);
             }

@@ -135,6 +135,8 @@ const SYS_FILES: &[&str] = &[
     "net/udp",
     "net/udp6",
     "net/dev",
+    "net/route",
+    "net/if_inet6",
 ];
 
 pub struct ProcInode {
@@ -729,6 +731,8 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
                 "tcp6" => atoll_netstack::procnet::tcp(&st, true),
                 "udp" => atoll_netstack::procnet::udp(&st, false),
                 "udp6" => atoll_netstack::procnet::udp(&st, true),
+                "route" => atoll_netstack::procnet::route(&st),
+                "if_inet6" => atoll_netstack::procnet::if_inet6(&st),
                 _ => atoll_netstack::procnet::dev(&st),
             };
         }

@@ -1281,3 +1281,79 @@ fn tenant_tables_override_defaults() {
         "tenant \"tight\": rule max_containers forbids containers=2"
     );
 }
+
+#[test]
+fn sandbox_network_is_required_by_the_rule_and_by_egress_rules() {
+    let p = policy(
+        "[tenants.boxed]\nrequire_sandbox_network = true\n\
+         [tenants.walled]\nmin_isolation = \"userspace\"\non_lower_isolation = \"upgrade\"\n\
+         egress_allow = [\"10.0.0.0/8\", { cidr = \"0.0.0.0/0\", ports = 443, protocol = \"tcp\" }]\n\
+         egress_deny = [{ cidr = \"10.1.0.0/16\", ports = \"22,8000-8100\" }]\n",
+    );
+    let plain = spec_of(base());
+    // Asked for, or not asked: allowed at the userspace level (the runtime
+    // then runs it on the sandbox's stack).
+    assert!(create(&p, "boxed", &plain, Userspace, 0).is_allowed());
+    assert!(create_on(&p, "boxed", &plain, Userspace, "sandbox").is_allowed());
+    let v = create_on(&p, "boxed", &plain, Userspace, "host");
+    assert_eq!(
+        v.violation().unwrap().to_string(),
+        "tenant \"boxed\": rule require_sandbox_network forbids network=host"
+    );
+    let v = create(&p, "boxed", &plain, Native, 0);
+    assert_eq!(
+        v.violation().unwrap().to_string(),
+        "tenant \"boxed\": rule require_sandbox_network forbids isolation=native"
+    );
+    // Egress rules imply it; an upgraded level satisfies it.
+    assert!(create(&p, "walled", &plain, Native, 0).is_allowed());
+    assert_eq!(
+        create_on(&p, "walled", &plain, Native, "host")
+            .violation()
+            .unwrap()
+            .rule,
+        "egress_allow"
+    );
+    let rules = p.rules_for("walled");
+    assert!(rules.sandbox_network_required());
+    assert_eq!(
+        rules
+            .egress_allow
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>(),
+        ["10.0.0.0/8", "0.0.0.0/0 tcp 443"]
+    );
+    assert_eq!(
+        rules.egress_deny.unwrap()[0].to_string(),
+        "10.1.0.0/16 22,8000-8100"
+    );
+    assert!(!p.rules_for("other").sandbox_network_required());
+    // Other tenants are not affected.
+    assert!(create_on(&p, "other", &plain, Native, "host").is_allowed());
+}
+
+#[test]
+fn bad_egress_rules_are_refused_with_their_reason() {
+    for (text, needle) in [
+        (
+            "egress_allow = [\"10.0.0.0/40\"]",
+            "prefix length must be 0 to 32",
+        ),
+        ("egress_deny = [{ cidr = \"x\" }]", "not an IP address"),
+        (
+            "egress_allow = [{ cidr = \"10.0.0.0/8\", ports = \"9-1\" }]",
+            "range runs backwards",
+        ),
+        (
+            "egress_allow = [{ cidr = \"10.0.0.0/8\", protocol = \"sctp\" }]",
+            "expected tcp, udp, icmp or any",
+        ),
+    ] {
+        let e = Policy::parse(&format!("[defaults]\n{text}\n"), "t.toml").unwrap_err();
+        assert!(e.to_string().contains("egress_"), "{text}: {e}");
+        assert!(e.to_string().contains(needle), "{text}: {e}");
+        assert!(e.to_string().lines().count() == 1, "{text}: {e}");
+    }
+}

@@ -80,6 +80,18 @@ pub fn create(p: &Policy, tenant: &str, spec: &Spec, level: Level, running: usiz
         spec,
         level,
         running_containers_of_tenant: running,
+        network: None,
+    })
+}
+
+/// `create` with the network asked for by flag or annotation.
+pub fn create_on(p: &Policy, tenant: &str, spec: &Spec, level: Level, network: &str) -> Decision {
+    p.evaluate_create(&CreateRequest {
+        tenant,
+        spec,
+        level,
+        running_containers_of_tenant: 0,
+        network: Some(network),
     })
 }
 

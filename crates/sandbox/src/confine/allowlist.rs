@@ -91,9 +91,7 @@ fn fd_only(arg: u8) -> Cond {
 pub fn kernel(platform: PlatformKind, directfs: bool, network: NetworkMode) -> Vec<Allowed> {
     let mut list = kernel_common();
     if network == NetworkMode::Sandbox {
-        // The workload's inet sockets are the kernel's own stack's: the
-        // kernel never creates a host socket, so it may not.
-        list.retain(|a| a.nr != libc::SYS_socket);
+        sandbox_network(&mut list);
     }
     if directfs {
         list.extend(directfs_calls());
@@ -107,6 +105,59 @@ pub fn kernel(platform: PlatformKind, directfs: bool, network: NetworkMode) -> V
         )),
     }
     list
+}
+
+/// `--network sandbox`: the workload's inet sockets are the kernel's own
+/// stack's, and the only host network the kernel touches is the frames
+/// of the AF_PACKET sockets the container's init opened and donated,
+/// moved with `read` and `write`. So no socket is created, bound,
+/// connected, configured or queried: what stays is for the control
+/// socket and the gofer (`accept4`, `sendmsg`/`recvmsg`, `recvfrom`,
+/// `sendto` without an address, i.e. on a connected socket, and one
+/// option, a receive timeout on a control connection); `ioctl` keeps the
+/// terminal and queue-length requests but no interface queries.
+fn sandbox_network(list: &mut Vec<Allowed>) {
+    use libc::*;
+    const HOST_SOCKETS_ONLY: &[i64] = &[
+        SYS_socket,
+        SYS_bind,
+        SYS_listen,
+        SYS_connect,
+        SYS_shutdown,
+        SYS_getsockname,
+        SYS_getpeername,
+        SYS_getsockopt,
+    ];
+    list.retain(|a| !HOST_SOCKETS_ONLY.contains(&a.nr));
+    for a in list.iter_mut() {
+        if a.nr == SYS_setsockopt {
+            *a = when(
+                "setsockopt",
+                SYS_setsockopt,
+                vec![
+                    Cond::Eq(1, SOL_SOCKET as u64, "SOL_SOCKET"),
+                    Cond::Eq(2, SO_RCVTIMEO as u64, "SO_RCVTIMEO"),
+                ],
+                "a receive timeout on a control connection",
+            );
+        }
+        if a.nr == SYS_sendto {
+            *a = when(
+                "sendto",
+                SYS_sendto,
+                vec![Cond::Eq(4, 0, "no address (a connected socket)")],
+                "replies on control connections",
+            );
+        }
+        if a.nr == SYS_recvfrom {
+            a.why = "requests on control connections";
+        }
+        if a.nr == SYS_ioctl {
+            a.rules
+                .retain(|r| !matches!(r.as_slice(), [Cond::Eq(_, _, l)] if l.starts_with("SIOC")));
+            a.why = "terminal ioctls on the console; queue lengths of host streams";
+        }
+    }
 }
 
 /// Direct file access (`atoll_gofer::direct`): the kernel walks and opens
@@ -665,10 +716,40 @@ mod tests {
             !k.iter().any(|a| a.name == "ptrace"),
             "systrap needs no ptrace"
         );
-        // Sandbox networking only takes socket(2) away.
+        // Sandbox networking takes every host-socket call away but the
+        // control socket's and the gofer's.
         let kn = kernel(PlatformKind::Systrap, true, NetworkMode::Sandbox);
-        assert_eq!(kn.len() + 1, k.len());
-        assert!(!kn.iter().any(|a| a.name == "socket"));
+        assert_eq!(kn.len() + 8, k.len());
+        for gone in [
+            "socket",
+            "bind",
+            "connect",
+            "listen",
+            "getpeername",
+            "getsockopt",
+        ] {
+            assert!(!kn.iter().any(|a| a.name == gone), "{gone}");
+        }
+        for kept in ["accept4", "sendmsg", "recvmsg", "read", "write"] {
+            assert!(kn.iter().any(|a| a.name == kept), "{kept}");
+        }
+        let so = kn.iter().find(|a| a.name == "setsockopt").unwrap();
+        assert_eq!(so.rules.len(), 1);
+        let ioctl = kn.iter().find(|a| a.name == "ioctl").unwrap();
+        assert!(
+            !ioctl
+                .rules
+                .iter()
+                .flatten()
+                .any(|c| matches!(c, Cond::Eq(_, _, l) if l.starts_with("SIOC")))
+        );
+        assert!(
+            ioctl
+                .rules
+                .iter()
+                .flatten()
+                .any(|c| matches!(c, Cond::Eq(_, _, "TCGETS")))
+        );
         for list in [&k, &kp, &kn, &g] {
             let mut names: Vec<_> = list.iter().map(|a| a.name).collect();
             names.sort();

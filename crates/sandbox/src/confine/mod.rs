@@ -63,17 +63,19 @@ pub fn compile(
 }
 
 /// The capabilities the kernel keeps: binding a port below 1024 is a host
-/// `bind` on the workload's behalf, so the kernel keeps
-/// `CAP_NET_BIND_SERVICE` when (and only when) the workload's bounding set
-/// has it; with direct file access it does what the gofer does, so it
+/// `bind` on the workload's behalf, so with host sockets the kernel keeps
+/// `CAP_NET_BIND_SERVICE` when (and only when) the workload's bounding
+/// set has it (with `--network sandbox` its own stack binds nothing on
+/// the host); with direct file access it does what the gofer does, so it
 /// keeps the gofer's file-ownership capabilities ([`GOFER_CAPS`]).
-pub fn kernel_caps(spec: &Spec, directfs: bool) -> Vec<Capability> {
-    let has = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().as_ref())
-        .and_then(|c| c.bounding().as_ref())
-        .is_some_and(|b| b.contains(&oci_spec::runtime::Capability::NetBindService));
+pub fn kernel_caps(spec: &Spec, directfs: bool, network: NetworkMode) -> Vec<Capability> {
+    let has = network == NetworkMode::Host
+        && spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().as_ref())
+            .and_then(|c| c.bounding().as_ref())
+            .is_some_and(|b| b.contains(&oci_spec::runtime::Capability::NetBindService));
     let mut keep = Vec::new();
     if has {
         keep.push(Capability::CAP_NET_BIND_SERVICE);
@@ -199,7 +201,10 @@ pub fn markdown() -> String {
          On the ptrace platform the kernel has {} instead: {} in place of {}. \
          Without direct file access (`dev.atoll.directfs: \"false\"`: every file operation \
          goes through the gofer) it has {}: none of {}. With `--network sandbox` (the \
-         workload's inet sockets on the kernel's own stack) it has {}: no {}.\n\n",
+         workload's inet sockets on the kernel's own stack, frames moved with `read` and \
+         `write` on the AF_PACKET sockets the container's init donated) it has {}: no {}; \
+         `setsockopt` only `SOL_SOCKET`/`SO_RCVTIMEO` and `sendto` only without an address \
+         (control connections), `ioctl` without the `SIOC*` requests.\n\n",
         k.len(),
         kp.len(),
         only(&kp, &k),
