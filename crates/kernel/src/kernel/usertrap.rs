@@ -103,10 +103,14 @@ impl Kernel {
         if m.read_bytes(site, &mut code).is_err() || !is_patchable(&code, nr) {
             return;
         }
-        // Private executable memory of this process only, in one VMA.
+        // Private executable memory of this process only, in one VMA, with
+        // its own copy of the file's bytes (not the file's shared pages).
         match m.find(site) {
             Some(v) if !v.shared && v.prot & libc::PROT_EXEC != 0 && v.end >= rip => {}
             _ => return,
+        }
+        if m.privatize(&mut self.platform, site, rip).is_err() {
+            return;
         }
         let (table, next) = match m.usertrap {
             Some(t) => t,

@@ -495,6 +495,51 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Gives the private file mappings in `[start, end)` (whole VMAs) their
+    /// own copy of the file's bytes: a private mapping of a host file made
+    /// without PROT_WRITE reads the file's shared pages (no copy, pages
+    /// brought in on first touch, as Linux's page cache), and needs a copy
+    /// of its own only once it may be written: mprotect adding PROT_WRITE,
+    /// or the kernel patching a syscall site in its code. Linux copies page
+    /// by page on the first write; here the whole VMA is copied at once.
+    pub fn privatize(&mut self, p: &mut dyn Platform, start: u64, end: u64) -> SysResult<()> {
+        let keys: Vec<u64> = self
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| {
+                v.end > start && !v.shared && matches!(v.backing, Backing::File { .. })
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            let v = self.vmas.get(&k).unwrap();
+            let Backing::File { mem, off } = &v.backing else {
+                continue;
+            };
+            let (mem, off, len) = (mem.clone(), *off, v.end - v.start);
+            let chunk = self.mf.alloc(len)?;
+            let n = v.in_file_len();
+            if n > 0 {
+                // SAFETY: the first n bytes of the new chunk, in the kernel's mapping.
+                let dst = unsafe { std::slice::from_raw_parts_mut(chunk.ptr(0), n as usize) };
+                mem.read_into(dst, off)?;
+            }
+            let v = self.vmas.get_mut(&k).unwrap();
+            v.backing = Backing::Chunk {
+                chunk,
+                off: 0,
+                file: Some((mem, off)),
+            };
+            let mut ops = vec![MapOp::Unmap {
+                addr: v.start,
+                len: v.end - v.start,
+            }];
+            ops.extend(Self::present_ops(v, v.start, v.end)?);
+            self.apply(p, &ops)?;
+        }
+        Ok(())
+    }
+
     pub fn protect(
         &mut self,
         p: &mut dyn Platform,
@@ -529,6 +574,9 @@ impl AddressSpace {
         }
         self.split_at(addr);
         self.split_at(end);
+        if prot & libc::PROT_WRITE != 0 {
+            self.privatize(p, addr, end)?;
+        }
         // Memory of the chunk kind changes protection in place; file pages
         // leave the host and come back on their next touch with the new
         // protection (clean pages of host files without PROT_WRITE).

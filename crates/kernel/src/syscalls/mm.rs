@@ -182,6 +182,14 @@ fn sys_mmap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
                 }
                 (Backing::File { mem, off }, name, true)
             }
+            // Private and not writable, of a host file: the file's own
+            // pages, brought in on first touch, until it may be written
+            // (AddressSpace::privatize). A JVM maps its 130 MiB module
+            // image this way, and ld.so every library whole before it
+            // places the segments: none of it is copied.
+            Some(mem) if prot & libc::PROT_WRITE == 0 && mem.is_host() => {
+                (Backing::File { mem, off }, name, false)
+            }
             Some(mem) => {
                 // Private: a copy of the file's bytes up to its end (past
                 // it the mapping raises SIGBUS until the file grows).
