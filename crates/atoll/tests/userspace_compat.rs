@@ -270,3 +270,20 @@ fn private_file_mappings_share_the_files_pages_until_written() {
         ],
     );
 }
+
+#[test]
+fn pidfd_send_signal_takes_a_proc_pid_directory_as_linux() {
+    let (native, user) = both_levels("compat_procfd");
+    assert_same(
+        "compat_procfd",
+        &native,
+        &user,
+        &[
+            "/proc/self-pid dir: ok, handler ran 1",
+            "to a child: ok",
+            "child ended by: TERM",
+            "to a reaped child: ESRCH",
+            "a plain directory: EBADF",
+        ],
+    );
+}
