@@ -17,7 +17,7 @@ DEMO := sh -c 'echo "== uname -a: the kernel this shell talks to"; uname -a; \
   echo "== /proc/self/status"; grep -E "^(Pid|PPid|NoNewPrivs|Seccomp|CapEff):" /proc/self/status; \
   echo "== /proc/meminfo"; head -n 2 /proc/meminfo'
 
-.PHONY: deps deps-all build run test test-vm lint docs conformance bench clean fuzz fuzz-smoke
+.PHONY: deps deps-all build run test test-vm lint docs conformance cpython-table bench clean fuzz fuzz-smoke
 
 deps:
 	@./scripts/deps.sh
@@ -67,14 +67,17 @@ fuzz: deps
 fuzz-smoke: deps
 	./scripts/fuzz.sh smoke
 
-# Regenerates the docs that come from code (keeping the conformance table
-# `make conformance` wrote).
-KEEP := $(or $(CARGO_TARGET_DIR),target)/conformance-section.md
+# Regenerates the docs that come from code (keeping the tables `make
+# conformance` and `make cpython-table` wrote).
+KEEP := $(or $(CARGO_TARGET_DIR),target)/kept-section.md
 docs: build
-	sed -n '/^<!-- conformance:begin -->$$/,/^<!-- conformance:end -->$$/{//!p}' docs/compatibility.md > $(KEEP)
+	cp docs/compatibility.md $(KEEP).doc
 	$(ATOLL) compat > docs/compatibility.md
-	./scripts/splice-docs.sh conformance docs/compatibility.md < $(KEEP)
-	rm -f $(KEEP)
+	for s in conformance cpython; do \
+	  sed -n "/^<!-- $$s:begin -->\$$/,/^<!-- $$s:end -->\$$/{//!p}" $(KEEP).doc > $(KEEP) && \
+	  ./scripts/splice-docs.sh $$s docs/compatibility.md < $(KEEP) || exit 1; \
+	done
+	rm -f $(KEEP) $(KEEP).doc
 	$(ATOLL) allowlists | ./scripts/splice-docs.sh allowlists docs/security.md
 	ATOLL_UPDATE_DOCS=1 $(CARGO) test --release -p atoll --test attacks
 
@@ -82,6 +85,12 @@ docs: build
 # docs/compatibility.md: GVISOR_SYSCALL_TESTS=DIR-or-TARBALL (scripts/conformance.sh).
 conformance: build
 	ATOLL=$(ATOLL) ./scripts/conformance.sh
+
+# CPython's regression tests for its OS-facing modules at both levels, the
+# per-module table into docs/compatibility.md (scripts/cpython-tests.py;
+# the first run builds the Debian runtimes rootfs).
+cpython-table: build
+	ATOLL=$(ATOLL) ./scripts/cpython-tests.py
 
 bench: build
 	ATOLL=$(ATOLL) ./bench/run.sh

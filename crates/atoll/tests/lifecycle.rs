@@ -550,14 +550,20 @@ fn compatibility_doc_is_generated_from_the_kernel_table() {
         "/../../docs/compatibility.md"
     ))
     .unwrap();
-    // The conformance table between its markers is `make conformance`'s.
-    let (head, rest) = doc
-        .split_once("<!-- conformance:begin -->\n")
-        .expect("docs/compatibility.md lacks the conformance:begin marker");
-    let (_, tail) = rest
-        .split_once("<!-- conformance:end -->\n")
-        .expect("docs/compatibility.md lacks the conformance:end marker");
-    let generated = format!("{head}<!-- conformance:begin -->\n<!-- conformance:end -->\n{tail}");
+    // The tables between markers are `make conformance`'s and `make
+    // cpython-table`'s: emptied before the comparison.
+    let mut generated = doc;
+    for name in ["conformance", "cpython"] {
+        let begin = format!("<!-- {name}:begin -->\n");
+        let end = format!("<!-- {name}:end -->\n");
+        let (head, rest) = generated
+            .split_once(&begin)
+            .unwrap_or_else(|| panic!("docs/compatibility.md lacks the {name}:begin marker"));
+        let (_, tail) = rest
+            .split_once(&end)
+            .unwrap_or_else(|| panic!("docs/compatibility.md lacks the {name}:end marker"));
+        generated = format!("{head}{begin}{end}{tail}");
+    }
     assert_eq!(
         generated, out.stdout,
         "docs/compatibility.md is stale: run `make docs`"
