@@ -154,21 +154,41 @@ pub fn load_elf(
         if ph.p_offset < lead {
             return Err(Errno::ENOEXEC);
         }
-        let chunk = mf.alloc(seg_end - seg_start)?;
+        let prot = prot_of(ph.p_flags);
         // File bytes from the start of the page, like a file mapping.
         let file_len = lead + ph.p_filesz;
-        if file_len > 0 {
-            f.copy_into(k, ph.p_offset - lead, &chunk, 0, file_len)?;
-        }
+        // A segment that is never written and holds nothing but file bytes
+        // (code, read-only data) of a host file is the file's own pages,
+        // brought in on first touch, as a private read-only mapping is
+        // (AddressSpace::privatize copies it if it is ever made writable
+        // or patched): exec of a 20 MiB program reads only what it runs.
+        let pages = if prot & libc::PROT_WRITE == 0 && ph.p_memsz == ph.p_filesz {
+            f.ops.pages(k)?.filter(|m| m.is_host())
+        } else {
+            None
+        };
+        let backing = match pages {
+            Some(mem) => Backing::File {
+                mem,
+                off: ph.p_offset - lead,
+            },
+            None => {
+                let chunk = mf.alloc(seg_end - seg_start)?;
+                if file_len > 0 {
+                    f.copy_into(k, ph.p_offset - lead, &chunk, 0, file_len)?;
+                }
+                Backing::anon(chunk)
+            }
+        };
         reqs.push(MapRequest {
             addr: seg_start,
             len: seg_end - seg_start,
-            prot: prot_of(ph.p_flags),
+            prot,
             shared: false,
             fixed: true,
             noreplace: false,
             maywrite: true,
-            backing: Backing::anon(chunk),
+            backing,
             name: VmaName::File {
                 path: String::from_utf8_lossy(name).into_owned(),
                 offset: page_down(ph.p_offset),
