@@ -287,3 +287,19 @@ fn pidfd_send_signal_takes_a_proc_pid_directory_as_linux() {
         ],
     );
 }
+
+#[test]
+fn lxattr_calls_name_the_symlink_itself_as_linux() {
+    let (native, user) = both_levels("compat_xattr");
+    assert_same(
+        "compat_xattr",
+        &native,
+        &user,
+        &[
+            "llistxattr of a dangling link: ok(0)",
+            "listxattr of a dangling link: ENOENT",
+            "getxattr of a dangling link: ENOENT",
+            "llistxattr of a missing path: ENOENT",
+        ],
+    );
+}
