@@ -149,7 +149,8 @@ def run_one(atoll, out, rootfs, level, module):
 def cell(row):
     _, status, run, failed, skipped, _ = row
     word = "pass" if status == "SUCCESS" else status
-    counts = f"{run - failed - skipped}/{run}"
+    # A test can fail and error both (a failing tearDown): never below 0.
+    counts = f"{max(0, run - failed - skipped)}/{run}"
     if skipped:
         counts += f", {skipped} skipped"
     return f"{word} ({counts})" if run else word
