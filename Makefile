@@ -17,7 +17,7 @@ DEMO := sh -c 'echo "== uname -a: the kernel this shell talks to"; uname -a; \
   echo "== /proc/self/status"; grep -E "^(Pid|PPid|NoNewPrivs|Seccomp|CapEff):" /proc/self/status; \
   echo "== /proc/meminfo"; head -n 2 /proc/meminfo'
 
-.PHONY: deps deps-all build run test test-vm lint docs conformance bench bench-vm clean fuzz fuzz-smoke
+.PHONY: deps deps-all build run test test-vm lint docs conformance cpython-table bench bench-vm clean fuzz fuzz-smoke
 
 deps:
 	@./scripts/deps.sh
@@ -67,10 +67,15 @@ fuzz: deps
 fuzz-smoke: deps
 	./scripts/fuzz.sh smoke
 
-# Regenerates the docs that come from code (docs/conformance.md comes from
-# a run of gVisor's suite: `make conformance`).
+# Regenerates the docs that come from code (keeping the table `make
+# cpython-table` wrote; docs/conformance.md comes from `make conformance`).
+KEEP := $(or $(CARGO_TARGET_DIR),target)/kept-section.md
 docs: build
+	cp docs/compatibility.md $(KEEP).doc
 	$(ATOLL) compat > docs/compatibility.md
+	sed -n "/^<!-- cpython:begin -->\$$/,/^<!-- cpython:end -->\$$/{//!p}" $(KEEP).doc > $(KEEP)
+	./scripts/splice-docs.sh cpython docs/compatibility.md < $(KEEP)
+	rm -f $(KEEP) $(KEEP).doc
 	$(ATOLL) --isolation userspace allowlists | ./scripts/splice-docs.sh allowlists docs/security.md
 	$(ATOLL) --isolation vm allowlists | ./scripts/splice-docs.sh vm-allowlists docs/security.md
 	ATOLL_UPDATE_DOCS=1 $(CARGO) test --release -p atoll --test attacks
@@ -80,6 +85,12 @@ docs: build
 # (scripts/conformance.sh).
 conformance: build
 	ATOLL=$(ATOLL) ./scripts/conformance.sh
+
+# CPython's regression tests for its OS-facing modules at both levels, the
+# per-module table into docs/compatibility.md (scripts/cpython-tests.py;
+# the first run builds the Debian runtimes rootfs).
+cpython-table: build
+	ATOLL=$(ATOLL) ./scripts/cpython-tests.py
 
 bench: build
 	ATOLL=$(ATOLL) ./bench/run.sh

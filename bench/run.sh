@@ -8,7 +8,7 @@
 #   --quick     fewer warm-up runs and samples (a smoke run, not for the docs
 #               of record; the sections say when it was a quick run)
 #   BENCHMARK   only these benchmarks (default: all of them): lifecycle
-#               syscall ceiling python files pipe nginx
+#               syscall ceiling python files pipe nginx runtimes
 #
 # Environment: ATOLL (default target/release/atoll), RUNC (default: runc on
 # PATH), YOUKI (default: youki 0.7.0, built from crates.io into
@@ -19,7 +19,9 @@
 # runsc; its columns are left out, and each section says so, when it is
 # missing), BENCH_OUT (raw results and logs, default target/bench),
 # DEBIAN_ROOTFS (default: the tests' cached Debian rootfs, built through
-# `cargo run -p atoll-testkit --example debian-rootfs` when missing).
+# `cargo run -p atoll-testkit --example debian-rootfs` when missing),
+# DEBIAN_RUNTIMES (the same for its variant with Go, Java and Node:
+# `... --example debian-rootfs runtimes`).
 # The charts' matplotlib is installed on first use into a virtualenv under
 # the target directory (target/bench-venv, from bench/requirements.txt).
 #
@@ -36,7 +38,7 @@ SELF=$(realpath "${BASH_SOURCE[0]}")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
-ALL_BENCHMARKS=(lifecycle syscall ceiling python files pipe nginx)
+ALL_BENCHMARKS=(lifecycle syscall ceiling python files pipe nginx runtimes)
 
 QUICK=0
 SELECTED=()
@@ -283,6 +285,24 @@ debian_rootfs() {
     else
       echo "building the tests' Debian rootfs (debootstrap, a few minutes)..." >&2
       DEBIAN=$(cargo run --release -q -p atoll-testkit --example debian-rootfs | tail -1)
+    fi
+  fi
+}
+
+# The variant of the tests' Debian rootfs with the Go toolchain, a JDK and
+# Node.js (crates/testkit/src/debian.rs, RUNTIME_PACKAGES).
+DEBIAN_RT=
+debian_runtimes_rootfs() {
+  if [ -z "$DEBIAN_RT" ]; then
+    local want=${DEBIAN_RUNTIMES:-$TARGET/testkit/debian-runtimes}
+    if [ -e "$want/.complete" ]; then
+      DEBIAN_RT=$(realpath "$want")
+    elif [ -n "${DEBIAN_RUNTIMES:-}" ]; then
+      echo "bench/run.sh: $DEBIAN_RUNTIMES is not a complete rootfs (no .complete)" >&2
+      exit 1
+    else
+      echo "building the Debian runtimes rootfs (debootstrap, several minutes)..." >&2
+      DEBIAN_RT=$(cargo run --release -q -p atoll-testkit --example debian-rootfs runtimes | tail -1)
     fi
   fi
 }
@@ -697,6 +717,65 @@ CONF
 }
 
 NGINX_PROBE=200
+
+# Issue 13 item 6: multi-threaded language runtimes, whole commands timed
+# inside the container (workload time), on a quiet machine and with both
+# CPUs kept busy by two host busy loops beside the container. atoll's
+# ptrace platform and runsc's are left out: this section is about the
+# default platform of each sandbox.
+RT_RUNS=${RT_RUNS:-}
+bench_runtimes() {
+  build_progs
+  debian_runtimes_rootfs
+  local LEVELS=(native systrap)
+  [ -z "$RUNSC" ] || LEVELS+=(runsc-systrap)
+  local bundle=$WORK/bundle-runtimes runs=${RT_RUNS:-$([ "$QUICK" = 1 ] && echo 1 || echo 3)}
+  local rounds=$([ "$QUICK" = 1 ] && echo 1 || echo 2)
+  # One sh -c per container: each command timed RUNS times after one
+  # untimed warm-up (the Go build cache, the JDK's class data, the page
+  # cache); $1 suffixes the keys (the busy variant).
+  local script='W=/mnt/workload; S=$1; export GOCACHE=/tmp/gocache GOPATH=/tmp/go
+    $W time go_version_ms$S '"$runs"' 1 "" /usr/bin/go version &&
+    $W time go_run_ms$S '"$runs"' 1 "" /usr/bin/go run /src/threads.go &&
+    $W time java_version_ms$S '"$runs"' 1 "" /usr/bin/java -version &&
+    $W time java_threads_ms$S '"$runs"' 1 "" /usr/bin/java /src/Threads.java &&
+    $W time node_workers_ms$S '"$runs"' 1 "" /usr/bin/node /src/workers.js'
+  local suffix
+  for suffix in "" _busy; do
+    make_config "$bundle" --rootfs "$DEBIAN_RT" --readonly --tmpfs /tmp \
+      --bind "$PROGS:/mnt:ro" --bind "$REPO/tests/runtimes:/src:ro" \
+      --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env HOME=/tmp \
+      -- /bin/sh -c "$script" sh "$suffix"
+    if [ -z "$suffix" ]; then
+      run_rounds runtimes "$bundle" "$rounds"
+    else
+      # Two busy loops on the host (nice 0, like the work of another
+      # tenant), for the whole of this variant's rounds.
+      local busy=() i
+      for i in 1 2; do
+        bash -c 'while :; do :; done' &
+        busy+=($!)
+      done
+      run_rounds runtimes_busy "$bundle" "$rounds"
+      kill "${busy[@]}"
+      wait "${busy[@]}" 2>/dev/null || true
+    fi
+  done
+  local metrics=() m label
+  for m in "go_version|go version" "go_run|go run threads.go" "java_version|java -version" \
+           "java_threads|java Threads.java" "node_workers|node workers.js"; do
+    label=${m#*|}
+    metrics+=(--metric "${m%%|*}_ms|$label|ms|lower")
+    metrics+=(--metric "${m%%|*}_ms_busy|$label, both CPUs busy|ms|lower")
+  done
+  report_levels runtimes runtimes_busy
+  report compare "$DOC" runtimes "${REPORT_LEVELS[@]}" "${metrics[@]}" \
+    --json "$OUT/runtimes.json" --chart "$CHARTS/runtimes.svg" \
+    --title "Multi-threaded runtimes: Go, Java, Node" \
+    --note "**What it measures.** Whole commands in a container of the Debian runtimes rootfs (\`crates/testkit/src/debian.rs\`, RUNTIME_PACKAGES: bookworm's golang-go 1.19, openjdk-17-jdk-headless, nodejs 18; read-only, tmpfs on /tmp, GOCACHE there), each timed by \`workload time\` (fork, exec, wait) $runs times after one untimed warm-up per container: \`go version\`; \`go run threads.go\` (the go command builds and links the program, then runs it: 8 goroutines on GOMAXPROCS=4 spin without calls, so only SIGURG preemption lets the ticker goroutine run, allocate and sleep); \`java -version\`; \`java Threads.java\` (the JDK compiles the single-file program in the JVM, then a pool of 4 threads runs 8 tasks); \`node workers.js\` (4 worker_threads). The programs are \`tests/runtimes/\`, the same the tests run. *Both CPUs busy*: the same container while two busy loops (\`bash -c 'while :; do :; done'\`) run on the host beside it, as other tenants' work would. atoll's and runsc's ptrace platforms are not run here." \
+    "${PEER_ARGS[@]}" \
+    --note "$(sample_note "$rounds rounds of one container per runtime and variant, $runs timed runs per command each") $(load_note)"
+}
 
 # One round of bench_nginx at LEVEL: start detached, wait until it answers,
 # check keep-alive, run wrk, delete. Samples appended to $OUT/nginx-LEVEL.txt.

@@ -297,3 +297,68 @@ fn private_file_mappings_behave_as_linux() {
         ],
     );
 }
+
+/// A private read-only mapping of a host file reads the file's own pages
+/// (no copy at mmap time: a JVM maps its 130 MiB module image so), and
+/// gets a copy of its own only once it may be written.
+#[test]
+fn private_file_mappings_share_the_files_pages_until_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = atoll();
+    let bin = compile("compat_private_map");
+    let b = busybox()
+        .bind(dir.path(), "/data", false)
+        .args(&["/compat_private_map", "/data"])
+        .build();
+    cprog::install(&bin, &b.rootfs, "/compat_private_map");
+    let native = run_at(&a, "native", &b, "pm-n");
+    let user = run_at(&a, "userspace", &b, "pm-u");
+    native.ok();
+    user.ok();
+    assert_same(
+        "compat_private_map",
+        &native.stdout,
+        &user.stdout,
+        &[
+            "read-only private map: A B C",
+            "after write(2) to the file: X Y",
+            "write to the read-only mapping: SEGV",
+            "written privately: mapping Z, file C",
+            "child of fork sees the parent's view: exit 7",
+            "touch past the end after a truncation: BUS",
+        ],
+    );
+}
+
+#[test]
+fn pidfd_send_signal_takes_a_proc_pid_directory_as_linux() {
+    let (native, user) = both_levels("compat_procfd");
+    assert_same(
+        "compat_procfd",
+        &native,
+        &user,
+        &[
+            "/proc/self-pid dir: ok, handler ran 1",
+            "to a child: ok",
+            "child ended by: TERM",
+            "to a reaped child: ESRCH",
+            "a plain directory: EBADF",
+        ],
+    );
+}
+
+#[test]
+fn lxattr_calls_name_the_symlink_itself_as_linux() {
+    let (native, user) = both_levels("compat_xattr");
+    assert_same(
+        "compat_xattr",
+        &native,
+        &user,
+        &[
+            "llistxattr of a dangling link: ok(0)",
+            "listxattr of a dangling link: ENOENT",
+            "getxattr of a dangling link: ENOENT",
+            "llistxattr of a missing path: ENOENT",
+        ],
+    );
+}

@@ -106,7 +106,19 @@ impl BundleBuilder {
 
     /// The Debian rootfs (built on first use).
     pub fn debian() -> BundleBuilder {
-        Self::shared_rootfs(crate::debian::debian_rootfs())
+        Self::debian_at(crate::debian::debian_rootfs())
+    }
+
+    /// The Debian variant with Go, Java, Node and CPython's tests (built
+    /// on first use); HOME is /tmp, where the toolchains keep their caches.
+    pub fn debian_runtimes() -> BundleBuilder {
+        Self::shared_rootfs(crate::debian::runtimes_rootfs())
+            .env("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME=/tmp")
+    }
+
+    fn debian_at(dir: PathBuf) -> BundleBuilder {
+        Self::shared_rootfs(dir)
             .env("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .env("HOME=/root")
     }

@@ -1,5 +1,8 @@
-//! A Debian bookworm rootfs for glibc programs (python3, sqlite3, nginx),
-//! built once with debootstrap and cached under target/testkit.
+//! Debian bookworm rootfs images for glibc programs, built once with
+//! debootstrap and cached under target/testkit: the tests' common one
+//! (python3, sqlite3, nginx, PostgreSQL) and a larger variant with the
+//! multi-threaded language runtimes (Go, Java, Node) and CPython's own
+//! regression tests, kept apart so that the common one stays small.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,18 +17,43 @@ pub const PACKAGES: &[&str] = &[
     "inotify-tools",
 ];
 
-/// The cached rootfs, building it on first use (a few minutes). Several
-/// test processes may ask at once: an exclusive lock serializes the build.
-/// The marker names the packages, so a changed list rebuilds it.
+/// Packages of the runtimes variant: the Go toolchain, a Java development
+/// kit (its `java` runs single-file source programs, which needs the
+/// compiler module the JRE lacks), Node.js, and CPython's regression tests
+/// (`python3 -m test`).
+pub const RUNTIME_PACKAGES: &[&str] = &[
+    "golang-go",
+    "openjdk-17-jdk-headless",
+    "nodejs",
+    "libpython3.11-testsuite",
+    "python3",
+    "procps",
+];
+
+/// The cached common rootfs, building it on first use (a few minutes).
 pub fn debian_rootfs() -> PathBuf {
-    let dir = crate::cache_dir().join("debian-rootfs");
+    cached_rootfs("debian-rootfs", PACKAGES)
+}
+
+/// The cached runtimes variant (Go, Java, Node, CPython's tests), built on
+/// first use (several minutes: about 700 MiB of packages).
+pub fn runtimes_rootfs() -> PathBuf {
+    cached_rootfs("debian-runtimes", RUNTIME_PACKAGES)
+}
+
+/// The rootfs `name` under the cache directory with minbase plus
+/// `packages`. Several test processes may ask at once: an exclusive lock
+/// serializes the build. The marker names the packages, so a changed list
+/// rebuilds it.
+fn cached_rootfs(name: &str, packages: &[&str]) -> PathBuf {
+    let dir = crate::cache_dir().join(name);
     let marker = dir.join(".complete");
-    let include = PACKAGES.join(",");
+    let include = packages.join(",");
     let current = |m: &std::path::Path| std::fs::read_to_string(m).is_ok_and(|s| s == include);
     if current(&marker) {
         return dir;
     }
-    let lock_path = crate::cache_dir().join("debian-rootfs.lock");
+    let lock_path = crate::cache_dir().join(format!("{name}.lock"));
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -37,7 +65,7 @@ pub fn debian_rootfs() -> PathBuf {
     if current(&marker) {
         return dir;
     }
-    let tmp = crate::cache_dir().join("debian-rootfs.tmp");
+    let tmp = crate::cache_dir().join(format!("{name}.tmp"));
     let _ = std::fs::remove_dir_all(&tmp);
     let out = Command::new("debootstrap")
         .args([
@@ -51,7 +79,7 @@ pub fn debian_rootfs() -> PathBuf {
         .expect("debootstrap (install it with: make deps)");
     assert!(
         out.status.success(),
-        "debootstrap failed: {}",
+        "debootstrap of {name} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -84,12 +84,13 @@ impl Poller {
         unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) };
     }
 
-    /// Waits up to `timeout_ms` (-1: forever); notifies file queues and
+    /// Waits up to `timeout` (None: forever) with nanosecond resolution
+    /// (epoll_pwait2; on hosts before Linux 5.11, epoll_wait with the
+    /// timeout rounded up to a millisecond); notifies file queues and
     /// returns which kernel sources are ready.
-    pub fn wait(&self, timeout_ms: i32) -> Ready {
+    pub fn wait(&self, timeout: Option<std::time::Duration>) -> Ready {
         let mut events: [libc::epoll_event; 64] = unsafe { std::mem::zeroed() };
-        // SAFETY: the buffer holds 64 events.
-        let n = unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), 64, timeout_ms) };
+        let n = epoll_wait_ns(self.epfd, &mut events, timeout);
         let mut ready = Ready::default();
         for ev in events.iter().take(n.max(0) as usize) {
             let (token, bits) = (ev.u64, ev.events);
@@ -124,6 +125,46 @@ impl Poller {
         }
         ready
     }
+}
+
+thread_local! {
+    static NO_PWAIT2: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// One epoll wait with a timeout of nanosecond resolution.
+fn epoll_wait_ns(
+    epfd: i32,
+    events: &mut [libc::epoll_event; 64],
+    timeout: Option<std::time::Duration>,
+) -> i32 {
+    if !NO_PWAIT2.with(|c| c.get()) {
+        let ts = timeout.map(super::timer::timespec_of);
+        let tp = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: the buffer holds 64 events; tp is null or a timespec;
+        // no signal mask (null), as epoll_wait.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                epfd,
+                events.as_mut_ptr(),
+                64,
+                tp,
+                std::ptr::null::<libc::sigset_t>(),
+                0usize,
+            )
+        } as i32;
+        if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+            return n;
+        }
+        NO_PWAIT2.with(|c| c.set(true));
+    }
+    let ms = timeout.map_or(-1, |d| {
+        d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+    });
+    // SAFETY: the buffer holds 64 events.
+    unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), 64, ms) }
 }
 
 /// Stops watching a host descriptor (its file is closing).

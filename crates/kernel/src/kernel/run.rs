@@ -1,7 +1,7 @@
 //! The event loop: every workload stop comes here, is served, and the
 //! thread is resumed (or parked, or ended).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::signal::{DefaultAction, SA_RESTART, SIG_DFL, SIG_IGN, default_action};
 use super::task::TaskState;
@@ -104,22 +104,23 @@ impl Kernel {
                 if now.duration_since(last_host_poll) < HOST_POLL_EVERY {
                     continue;
                 }
-                0
+                Some(Duration::ZERO)
             } else {
                 // Idle: wait for the next stop without sleeping for a
                 // while (a sleeping kernel costs a wake-up per stop), as
                 // long as no timer is due and host events get a look.
-                let t = self.timers.timeout_ms(now);
+                // Then sleep until the next deadline, to the nanosecond.
+                let t = self.timers.timeout(now);
                 let left = HOST_POLL_EVERY.saturating_sub(now.duration_since(last_host_poll));
-                if t == 0 || left.is_zero() {
-                    0
-                } else if self.platform.spin(SPIN_WINDOW.min(left))
-                    || !self.platform.prepare_sleep()
-                {
-                    // A stop arrived while spinning or going to sleep.
-                    continue;
+                if t == Some(Duration::ZERO) || left.is_zero() {
+                    Some(Duration::ZERO)
                 } else {
-                    t
+                    let window = SPIN_WINDOW.min(left).min(t.unwrap_or(SPIN_WINDOW));
+                    if self.platform.spin(window) || !self.platform.prepare_sleep() {
+                        // A stop arrived while spinning or going to sleep.
+                        continue;
+                    }
+                    self.timers.timeout(Instant::now())
                 }
             };
             let ready = self.poller.wait(timeout);

@@ -82,16 +82,15 @@ impl Timers {
         out
     }
 
-    /// Milliseconds until the next deadline (rounded up), or -1.
-    pub fn timeout_ms(&self, now: Instant) -> i32 {
-        match self.queue.keys().next() {
-            None => -1,
-            Some((at, _)) => {
-                let d = at.saturating_duration_since(now);
-                let ms = d.as_micros().div_ceil(1000);
-                ms.min(i32::MAX as u128) as i32
-            }
-        }
+    /// Time until the next deadline (zero if one is due), or None when no
+    /// timer is armed. Not rounded: the event loop sleeps with nanosecond
+    /// resolution, so a workload's 20 µs nanosleep (the Go runtime's
+    /// scheduler sleeps that long) is not stretched to a millisecond.
+    pub fn timeout(&self, now: Instant) -> Option<Duration> {
+        self.queue
+            .keys()
+            .next()
+            .map(|(at, _)| at.saturating_duration_since(now))
     }
 }
 
@@ -117,5 +116,31 @@ pub fn timespec_of(d: Duration) -> libc::timespec {
     libc::timespec {
         tv_sec: d.as_secs() as i64,
         tv_nsec: d.subsec_nanos() as i64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_keeps_sub_millisecond_deadlines() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        assert_eq!(t.timeout(now), None);
+        t.arm(now + Duration::from_micros(20), TimerAction::Wake(7));
+        assert_eq!(t.timeout(now), Some(Duration::from_micros(20)));
+        t.arm(now + Duration::from_micros(5), TimerAction::Wake(8));
+        assert_eq!(t.timeout(now), Some(Duration::from_micros(5)));
+        // A deadline already past is due now.
+        assert_eq!(
+            t.timeout(now + Duration::from_millis(1)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            t.expired(now + Duration::from_micros(10)),
+            [TimerAction::Wake(8)]
+        );
+        assert_eq!(t.timeout(now), Some(Duration::from_micros(20)));
     }
 }

@@ -62,16 +62,33 @@ fn sys_pidfd_send_signal(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64
         return Err(Errno::EINVAL);
     }
     let f = super::fs::get_file(k, tid, fd)?;
-    let Some(p) = f.ops.as_any().downcast_ref::<PidFd>() else {
+    // A pidfd, or (as Linux allows since 5.1) a descriptor of a
+    // /proc/<pid> directory. Such a directory names its pid only, not
+    // the process that had it when it was opened: a pid reused since then
+    // names the new process (Linux pins the old one: ESRCH).
+    let target = if let Some(p) = f.ops.as_any().downcast_ref::<PidFd>() {
+        if !(0..=64).contains(&sig) {
+            return Err(Errno::EINVAL);
+        }
+        if p.life(k) != Life::Alive {
+            return Err(Errno::ESRCH);
+        }
+        p.pid
+    } else if let Some(pid) = f
+        .dentry
+        .as_ref()
+        .and_then(|d| crate::vfs::procfs::pid_dir(&*d.inode))
+    {
+        if !(0..=64).contains(&sig) {
+            return Err(Errno::EINVAL);
+        }
+        match k.groups.get(&pid) {
+            Some(g) if !g.is_zombie() => pid,
+            _ => return Err(Errno::ESRCH),
+        }
+    } else {
         return Err(Errno::EBADF);
     };
-    if !(0..=64).contains(&sig) {
-        return Err(Errno::EINVAL);
-    }
-    if p.life(k) != Life::Alive {
-        return Err(Errno::ESRCH);
-    }
-    let target = p.pid;
     let me = k.task(tid).tgid;
     let uid = k.cred(tid).uid;
     let info = if info_at != 0 {

@@ -204,6 +204,15 @@ fn uuid(b: &[u8; 16]) -> String {
     )
 }
 
+/// The process a /proc/<pid> directory names (pidfd_send_signal takes a
+/// descriptor of one as a pidfd).
+pub fn pid_dir(inode: &dyn Inode) -> Option<Pid> {
+    match inode.as_any().downcast_ref::<ProcInode>()?.node {
+        Node::Pid(p) => Some(p),
+        _ => None,
+    }
+}
+
 pub fn new_procfs() -> Rc<dyn Inode> {
     Rc::new(ProcInode {
         dev: PROC_DEV.with(|d| *d),

@@ -474,6 +474,11 @@ fn kernel_common() -> Vec<Allowed> {
         any("epoll_ctl", SYS_epoll_ctl, "the kernel's event loop"),
         any("epoll_wait", SYS_epoll_wait, "the kernel's event loop"),
         any("epoll_pwait", SYS_epoll_pwait, "the kernel's event loop"),
+        any(
+            "epoll_pwait2",
+            SYS_epoll_pwait2,
+            "the kernel's event loop: sleeps to the next timer with nanosecond resolution",
+        ),
         any("poll", SYS_poll, "waiting on one host descriptor"),
         any("ppoll", SYS_ppoll, "waiting on one host descriptor"),
         any(

@@ -50,6 +50,9 @@ fn errno() -> Error {
 /// How long the kernel waits for a stub's control thread or a thread it
 /// stops before it gives up on that stub process and kills it.
 const STUB_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the kernel spins for a control thread's answer before it
+/// sleeps on the done eventfd.
+const CTL_SPIN: Duration = Duration::from_micros(30);
 /// How long a stub waits actively for the kernel's answer before it
 /// sleeps (converted to PAUSE iterations for KSTATE): about one cross-CPU
 /// wake-up of a halted vCPU, which is what sleeping would cost.
@@ -596,33 +599,37 @@ impl SystrapPlatform {
             }
         }
         let done_hint = unsafe { &*(res.add(RES_DONE as usize) as *const AtomicU64) };
+        // Spin for the answer only as long as a control thread running on
+        // another CPU needs to give it (a wake-up there costs ~20 µs); past
+        // that it is waiting for a CPU, possibly this one, and a kernel
+        // that kept spinning would only delay it (a loaded machine made
+        // every mapping change of the workload cost a whole time slice):
+        // sleep on the done eventfd instead.
         let start = Instant::now();
         let mut spins = 0u32;
         loop {
-            if done_hint.load(Ordering::Acquire) == *seq || spins >= 20_000 {
-                if drain(self.done) > 0 {
-                    break;
-                }
-                if spins >= 20_000 {
-                    // A slow (or lying) stub: sleep on the eventfd, and
-                    // watch that the stub still lives.
-                    let mut pfd = libc::pollfd {
-                        fd: self.done,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    // SAFETY: one valid pollfd.
-                    unsafe { libc::poll(&mut pfd, 1, 10) };
-                    if drain(self.done) > 0 {
-                        break;
-                    }
-                    if !alive(pid) || start.elapsed() > STUB_TIMEOUT {
-                        return Err(Error::from_raw_os_error(libc::EIO));
-                    }
-                }
+            if done_hint.load(Ordering::Acquire) == *seq && drain(self.done) > 0 {
+                break;
             }
             spins += 1;
-            std::hint::spin_loop();
+            if !spins.is_multiple_of(64) || start.elapsed() < CTL_SPIN {
+                std::hint::spin_loop();
+                continue;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.done,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, 10) };
+            if drain(self.done) > 0 {
+                break;
+            }
+            // A slow (or lying) stub: watch that it still lives.
+            if !alive(pid) || start.elapsed() > STUB_TIMEOUT {
+                return Err(Error::from_raw_os_error(libc::EIO));
+            }
         }
         let mut out = Vec::with_capacity(entries.len());
         for i in 0..entries.len() {

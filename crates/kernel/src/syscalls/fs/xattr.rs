@@ -19,7 +19,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ),
         (
             "lgetxattr",
-            sys_getxattr,
+            sys_lgetxattr,
             Partial,
             "no extended attributes are stored: ENODATA",
         ),
@@ -30,7 +30,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "no extended attributes are stored: ENODATA",
         ),
         ("listxattr", sys_listxattr, Partial, "always empty"),
-        ("llistxattr", sys_listxattr, Partial, "always empty"),
+        ("llistxattr", sys_llistxattr, Partial, "always empty"),
         ("flistxattr", sys_flistxattr, Partial, "always empty"),
         (
             "setxattr",
@@ -40,7 +40,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ),
         (
             "lsetxattr",
-            sys_setxattr,
+            sys_lsetxattr,
             Partial,
             "extended attributes are not supported: ENOTSUP",
         ),
@@ -51,13 +51,15 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "extended attributes are not supported: ENOTSUP",
         ),
         ("removexattr", sys_removexattr, Partial, "ENODATA"),
-        ("lremovexattr", sys_removexattr, Partial, "ENODATA"),
+        ("lremovexattr", sys_lremovexattr, Partial, "ENODATA"),
         ("fremovexattr", sys_fremovexattr, Partial, "ENODATA"),
     ]
 }
 
 // The sandbox keeps no extended attributes: reads find none, writes are
-// refused. Lookups still run so missing paths give ENOENT.
+// refused. Lookups still run so missing paths give ENOENT; the l* calls
+// name a symlink itself (a dangling one is no ENOENT: shutil.copytree
+// with symlinks=True lists a copied link's attributes so).
 
 fn xattr_path(k: &mut Kernel, tid: Tid, path: u64, follow: bool) -> SysResult<Rc<Dentry>> {
     let p = k.read_path(tid, path)?;
@@ -66,6 +68,26 @@ fn xattr_path(k: &mut Kernel, tid: Tid, path: u64, follow: bool) -> SysResult<Rc
 
 fn sys_getxattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     xattr_path(k, tid, a[0], true)?;
+    Err(Errno::ENODATA)
+}
+
+fn sys_lgetxattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    xattr_path(k, tid, a[0], false)?;
+    Err(Errno::ENODATA)
+}
+
+fn sys_llistxattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    xattr_path(k, tid, a[0], false)?;
+    Ok(0)
+}
+
+fn sys_lsetxattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    xattr_path(k, tid, a[0], false)?;
+    Err(Errno::ENOTSUP)
+}
+
+fn sys_lremovexattr(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    xattr_path(k, tid, a[0], false)?;
     Err(Errno::ENODATA)
 }
 
