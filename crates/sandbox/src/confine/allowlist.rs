@@ -472,8 +472,11 @@ fn kernel_common() -> Vec<Allowed> {
             "host descriptors the workload polls",
         ),
         any("epoll_ctl", SYS_epoll_ctl, "the kernel's event loop"),
-        any("epoll_wait", SYS_epoll_wait, "the kernel's event loop"),
-        any("epoll_pwait", SYS_epoll_pwait, "the kernel's event loop"),
+        any(
+            "epoll_wait",
+            SYS_epoll_wait,
+            "the kernel's event loop on hosts without epoll_pwait2",
+        ),
         any(
             "epoll_pwait2",
             SYS_epoll_pwait2,
