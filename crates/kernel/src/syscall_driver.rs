@@ -217,6 +217,16 @@ impl Driver {
                 if t == tid && stop == Stop::Syscall {
                     return Ok(());
                 }
+                // Pages of the program's file come in on first touch (its
+                // code is the file's own pages, see `loader::elf`): a fault
+                // the memory manager serves is resumed, not the end.
+                if let Stop::Fault { signo, code, addr } = stop
+                    && t == tid
+                    && self.k.page_fault(t, signo, code, addr).is_none()
+                {
+                    self.k.resume(t);
+                    continue;
+                }
                 // Anything else is ended: it goes when resumed.
                 let tgid = self.k.task(t).tgid;
                 self.k.group_exit(tgid, libc::SIGKILL);
