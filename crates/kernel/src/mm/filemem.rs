@@ -750,7 +750,9 @@ impl Drop for FileMem {
             let _ = self.writeback(0, u64::MAX, true);
         }
         if let Some(id) = self.key {
-            HOST_FILES.with(|h| {
+            // try_with: kept caches (RETAINED) are dropped while the
+            // thread's locals are destroyed, the registry perhaps first.
+            let _ = HOST_FILES.try_with(|h| {
                 if let Ok(mut h) = h.try_borrow_mut()
                     && h.get(&id).is_some_and(|w| w.strong_count() == 0)
                 {
