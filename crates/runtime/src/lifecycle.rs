@@ -337,11 +337,7 @@ impl Runtime {
         opts: &CreateOptions,
         spec: &oci_spec::runtime::Spec,
     ) -> Result<Option<String>> {
-        let annotation = spec
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(level::PLATFORM_ANNOTATION))
-            .map(String::as_str);
+        let annotation = annotation(spec, level::PLATFORM_ANNOTATION);
         level::select_platform(
             opts.sandbox.platform.as_deref(),
             annotation,
@@ -356,11 +352,7 @@ impl Runtime {
         opts: &CreateOptions,
         spec: &oci_spec::runtime::Spec,
     ) -> Result<Option<String>> {
-        let annotation = spec
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(level::NETWORK_ANNOTATION))
-            .map(String::as_str);
+        let annotation = annotation(spec, level::NETWORK_ANNOTATION);
         level::select_network(
             opts.sandbox.network.as_deref(),
             annotation,
@@ -374,11 +366,7 @@ impl Runtime {
         opts: &CreateOptions,
         spec: &oci_spec::runtime::Spec,
     ) -> Result<Option<String>> {
-        let annotation = spec
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(level::OVERLAY_ANNOTATION))
-            .map(String::as_str);
+        let annotation = annotation(spec, level::OVERLAY_ANNOTATION);
         level::select_overlay(
             opts.sandbox.overlay.as_deref(),
             annotation,
@@ -1231,4 +1219,12 @@ pub fn last_stats_line(log: &Path) -> Option<serde_json::Value> {
 pub fn read_pid_file(p: &Path) -> Result<i32> {
     let s = std::fs::read_to_string(p)?;
     Ok(s.trim().parse()?)
+}
+
+/// The value of annotation `key` in `spec`, if it has one.
+fn annotation<'a>(spec: &'a oci_spec::runtime::Spec, key: &str) -> Option<&'a str> {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
 }
