@@ -11,7 +11,12 @@
  *   user code, sigreturn restores the interrupted registers;
  * - the vDSO: present (AT_SYSINFO_EHDR), and its clock agrees with the
  *   syscall's;
- * - syscall-site patching: printed by the caller from /proc/self/maps. */
+ * - glibc's read() site (`xor %eax,%eax; syscall; cmp $-4096,%rax`):
+ *   reads through it, a read restarted after a signal handler and one
+ *   interrupted (EINTR), and entries into the middle of the sequence
+ *   (after the xor, after the syscall) behave as the original code;
+ * - syscall-site patching: printed by the caller from /proc/self/maps and
+ *   the read site's bytes. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <cpuid.h>
+#include <errno.h>
+#include <fcntl.h>
 
 static int has_avx;
 static volatile int got_signal, signals;
@@ -122,11 +129,91 @@ static void *thread(void *arg) {
     return NULL;
 }
 
+/* call_site(rdi, rsi, rdx, rax, at): jumps to `at` with those registers,
+ * as code that reaches the middle of read()'s sequence would; the
+ * sequence ends in read()'s own `ja error; ret`. */
+long call_site(long rdi, void *rsi, long rdx, long rax, const unsigned char *at);
+__asm__(".globl call_site\n"
+        "call_site:\n"
+        "  mov %rcx, %rax\n"
+        "  jmp *%r8\n");
+
+static const unsigned char XOR_SITE[10] = {0x31, 0xc0, 0x0f, 0x05, 0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff};
+static const unsigned char *read_site;
+static int rd_fds[2];
+
+/* The single-threaded site of read(): the sequence, then `ja; ret`. */
+static const unsigned char *find_read_site(void) {
+    const unsigned char *f = (const unsigned char *)read;
+    for (int i = 0; i < 96; i++)
+        if (!memcmp(f + i, XOR_SITE, sizeof XOR_SITE) && f[i + 10] == 0x77 && f[i + 12] == 0xc3)
+            return f + i;
+    return NULL;
+}
+
+static volatile int alarms;
+
+static void on_alarm_write(int s) {
+    (void)s;
+    if (++alarms == 2) write(rd_fds[1], "late", 4);
+}
+
+static void check_read_site(void) {
+    read_site = find_read_site();
+    printf("read site found: %s\n", read_site ? "yes" : "no");
+    if (!read_site) return;
+    char buf[16] = {0};
+    pipe(rd_fds);
+    for (int i = 0; i < 3; i++) {
+        write(rd_fds[1], "abc", 3);
+        long n = read(rd_fds[0], buf, sizeof buf);
+        printf("read %d: %ld %.3s\n", i, n, buf);
+    }
+    errno = 0;
+    long n = read(-1, buf, 1);
+    printf("read of a bad fd: %ld %s\n", n, strerror(errno));
+    /* Entered after the xor: the syscall with %eax as it is. */
+    write(rd_fds[1], "xyz", 3);
+    n = call_site(rd_fds[0], buf, sizeof buf, 0, read_site + 2);
+    printf("entered after the xor: %ld %.3s\n", n, buf);
+    /* Entered after the syscall: only the check of %rax. */
+    errno = 0;
+    n = call_site(0, 0, 0, 42, read_site + 4);
+    printf("entered after the syscall: %ld\n", n);
+    n = call_site(0, 0, 0, -EBADF, read_site + 4);
+    printf("entered after the syscall with an error: %ld %s\n", n, strerror(errno));
+    /* A read blocked on an empty pipe, a handler with SA_RESTART runs
+     * twice, the second writes: the read is restarted and gets it. */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm_write;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 20000}, {0, 20000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    n = read(rd_fds[0], buf, sizeof buf);
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    printf("restarted read: %ld %.4s after %d signals\n", n, buf, alarms >= 2 ? 2 : alarms);
+    /* Without SA_RESTART: EINTR. */
+    int before = signals;
+    sa.sa_handler = on_signal;
+    sa.sa_flags = 0;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval once = {{0, 0}, {0, 20000}};
+    setitimer(ITIMER_REAL, &once, NULL);
+    errno = 0;
+    n = read(rd_fds[0], buf, sizeof buf);
+    printf("interrupted read: %ld %s\n", n, strerror(errno));
+    signals = before;
+    signal(SIGALRM, on_signal);
+}
+
 int main(void) {
     unsigned a = 0, b = 0, c = 0, d = 0;
     __get_cpuid(1, &a, &b, &c, &d);
     has_avx = (c & (1u << 28)) && (c & (1u << 27));
     signal(SIGALRM, on_signal);
+    check_read_site();
     for (int round = 0; round < 3; round++)
         for (int kind = 0; kind < 3; kind++) check(round == 0 ? "main" : "main again", kind);
     pthread_t t;
@@ -147,7 +234,8 @@ int main(void) {
     FILE *m = fopen("/proc/self/maps", "r");
     while (m && fgets(line, sizeof line, m))
         if (strstr(line, "[usertrap]")) patched = 1;
-    printf("usertrap: %s\n", patched ? "yes" : "no");
+    int read_patched = read_site && memcmp(read_site, XOR_SITE, sizeof XOR_SITE);
+    printf("usertrap: %s, read site: %s\n", patched ? "yes" : "no", read_patched ? "patched" : "as built");
     fflush(stdout);
     return 0;
 }

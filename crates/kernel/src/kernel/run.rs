@@ -186,14 +186,14 @@ impl Kernel {
                 self.syscall(tid)
             }
             Stop::Fault {
-                signo: libc::SIGILL,
+                signo: signo @ (libc::SIGILL | libc::SIGSEGV),
                 code,
                 addr,
-            } => match self.usertrap_fault(tid) {
+            } => match self.usertrap_fault(tid, signo) {
                 PatchedFault::Rewound => self.resume(tid),
                 PatchedFault::Syscall => self.syscall(tid),
                 PatchedFault::No => {
-                    self.force_fault(tid, libc::SIGILL, code, addr);
+                    self.force_fault(tid, signo, code, addr);
                     self.resume(tid);
                 }
             },

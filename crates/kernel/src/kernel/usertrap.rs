@@ -24,11 +24,31 @@
 //!   (fork copies private memory, so children inherit the patches and the
 //!   table together). The sequence must match exactly and its immediate
 //!   must equal the syscall number the handler saw.
+//! - glibc's `read()` is `xor %eax,%eax; syscall; cmp $-4096,%rax` (its
+//!   number is 0, so there is no `mov` to rewrite). That whole 10-byte
+//!   sequence becomes `jmp *abs32; ud2; int3` through an entry whose
+//!   address `0x06LL??` has a second byte `LL` that faults when followed
+//!   by `06` (see [`faulting_lead`]), so the jump's operand bytes give the
+//!   old instruction boundaries a meaning: from `site+2` (after the `xor`)
+//!   the CPU reads `and $0x0006LL??,%eax` (0 stays 0) and then the `ud2`:
+//!   SIGILL at `site+7`, sent to the trampoline's second half, which keeps
+//!   %eax; from `site+4` (after the `syscall`) it reads `LL 06`: SIGILL or
+//!   SIGSEGV at `site+4`, sent to the trampoline's tail, which does the
+//!   `cmp` and jumps back to `site+10`. The trampoline's return address is that tail, so the
+//!   syscall's rip (what restarts, signal frames and sigreturn see) is
+//!   the tail, and the two bytes before it are a real `syscall`: a
+//!   restart (`rip -= 2`) traps there through SIGSYS and is served. The
+//!   bytes are written so that every intermediate state faults the same
+//!   recognisable way (see `patch_steps`).
+//! - Both kinds assume that no other code jumps into the middle of the
+//!   sequence with another number in %eax (as gVisor's usertrap does);
+//!   the sequence must match exactly and its number must be the one the
+//!   handler saw.
 //! - `dev.atoll.syscall-patching: "false"` turns it off per container.
 
 use super::{Kernel, Tid};
 use crate::arch::PAGE_SIZE;
-use crate::mm::VmaName;
+use crate::mm::{UsertrapTable, VmaName};
 use crate::platform::Platform;
 
 const TABLE_LO: u64 = 0x60000;
@@ -36,13 +56,66 @@ const TABLE_HI: u64 = 0x70000;
 const ENTRY_SIZE: u64 = 64;
 const TABLE_SIZE: u64 = 4 * PAGE_SIZE;
 const ENTRIES: u32 = (TABLE_SIZE / ENTRY_SIZE) as u32;
-/// `next` value of a table that has no room (or none could be mapped):
-/// stop trying.
-const FULL: u32 = u32::MAX;
 
 /// `jmp *abs32` (ModRM 0x24, SIB 0x25: no base, no index).
 const JMP_ABS: [u8; 3] = [0xff, 0x24, 0x25];
 const BAD_OPCODE: u8 = 0x06;
+
+/// glibc's `read()` site: `xor %eax,%eax; syscall; cmp $-4096,%rax`.
+const XOR_SITE: [u8; 10] = [0x31, 0xc0, 0x0f, 0x05, 0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff];
+/// Offsets in a `xor` site's trampoline entry.
+const XOR_CODE: u64 = 8;
+const XOR_KEEP_EAX: u64 = 10;
+const XOR_TAIL: u64 = 36;
+
+/// Whether an instruction starting with `b` and then `06` faults on
+/// x86-64 (measured with a probe on this host's CPUs; every one of them
+/// faults at its first byte): the one-byte opcodes invalid in 64-bit
+/// mode (SIGILL), `0f 06` (`clts`) and `f4`/`fa`/`fb` (privileged:
+/// SIGSEGV), and the REX.W prefixes, since `06` is invalid after any
+/// prefix. A REX.W prefix before the old `3d` is still the site's own
+/// `cmp $-4096,%rax`, and `0f 3d` is undefined: so `site+4` stays safe
+/// while the patch is written.
+pub fn faulting_lead(b: u8) -> bool {
+    matches!(
+        b,
+        0x06 | 0x07
+            | 0x0e
+            | 0x0f
+            | 0x16
+            | 0x17
+            | 0x1e
+            | 0x1f
+            | 0x27
+            | 0x2f
+            | 0x37
+            | 0x3f
+            | 0x48..=0x4f
+            | 0x60
+            | 0x61
+            | 0x82
+            | 0x9a
+            | 0xce
+            | 0xd4..=0xd6
+            | 0xea
+            | 0xf4
+            | 0xfa
+            | 0xfb
+    )
+}
+
+/// Whether the table entry at `at` can serve a `xor` site.
+fn xor_capable(at: u64) -> bool {
+    faulting_lead((at >> 8) as u8)
+}
+
+/// The `n`th entry of the table at `base` of one kind.
+fn nth_entry(base: u64, n: u32, xor: bool) -> Option<u64> {
+    (0..ENTRIES)
+        .map(|i| base + i as u64 * ENTRY_SIZE)
+        .filter(|&at| xor_capable(at) == xor)
+        .nth(n as usize)
+}
 
 /// Whether `code` (the 7 bytes before the return address) is `mov
 /// $nr,%eax; syscall`.
@@ -50,6 +123,12 @@ pub fn is_patchable(code: &[u8; 7], nr: u64) -> bool {
     code[0] == 0xb8
         && code[5..7] == [0x0f, 0x05]
         && u32::from_le_bytes(code[1..5].try_into().unwrap()) as u64 == nr
+}
+
+/// Whether `code` (from 4 bytes before the return address) is glibc's
+/// `xor %eax,%eax; syscall; cmp $-4096,%rax` and the number was 0.
+pub fn is_patchable_xor(code: &[u8; 10], nr: u64) -> bool {
+    nr == 0 && *code == XOR_SITE
 }
 
 /// A trampoline entry at `at` for syscall `nr` returning to `ret`.
@@ -65,6 +144,25 @@ pub fn trampoline(at: u64, nr: u32, ret: u64, entry: u64) -> [u8; ENTRY_SIZE as 
     b
 }
 
+/// The trampoline entry at `at` of the `xor` site at `site`:
+/// `[8]` (from the jump) `xor %eax,%eax`; `[10]` (from the `ud2`, %eax
+/// kept) `movabs $tail,%rcx; jmp *entry`; `[34]` `syscall` (a restart);
+/// `[36]` the tail: `cmp $-4096,%rax; jmp *site+10` (flags kept).
+pub fn xor_trampoline(at: u64, site: u64, entry: u64) -> [u8; ENTRY_SIZE as usize] {
+    let mut b = [0xccu8; ENTRY_SIZE as usize];
+    b[0..8].copy_from_slice(&(at + XOR_CODE).to_le_bytes());
+    b[8..10].copy_from_slice(&[0x31, 0xc0]); // xor %eax, %eax
+    b[10..12].copy_from_slice(&[0x48, 0xb9]); // movabs $tail, %rcx
+    b[12..20].copy_from_slice(&(at + XOR_TAIL).to_le_bytes());
+    b[20..26].copy_from_slice(&[0xff, 0x25, 0, 0, 0, 0]); // jmp *0(%rip)
+    b[26..34].copy_from_slice(&entry.to_le_bytes());
+    b[34..36].copy_from_slice(&[0x0f, 0x05]); // syscall
+    b[36..42].copy_from_slice(&XOR_SITE[4..10]); // cmp $-4096, %rax
+    b[42..48].copy_from_slice(&[0xff, 0x25, 0, 0, 0, 0]); // jmp *0(%rip)
+    b[48..56].copy_from_slice(&(site + XOR_SITE.len() as u64).to_le_bytes());
+    b
+}
+
 /// The patch for a site whose trampoline entry is at `at`.
 pub fn jump(at: u64) -> [u8; 7] {
     let mut b = [0u8; 7];
@@ -74,14 +172,64 @@ pub fn jump(at: u64) -> [u8; 7] {
     b
 }
 
-/// What a SIGILL at a patched site turns out to be.
+/// The patch of a `xor` site whose trampoline entry is at `at`:
+/// `jmp *at; ud2; int3`, where `at`'s bytes are `?? LL 06 00`.
+pub fn xor_jump(at: u64) -> [u8; 10] {
+    let mut b = [0u8; 10];
+    b[..7].copy_from_slice(&jump(at));
+    b[7..10].copy_from_slice(&[0x0f, 0x0b, 0xcc]); // ud2; int3
+    debug_assert!(faulting_lead(b[4]) && b[5..7] == [BAD_OPCODE, 0]);
+    b
+}
+
+/// The writes that turn a site into `patch`, in order, each made visible
+/// before the next. `mov` sites: the invalid byte on the old `syscall`,
+/// the rest, the jump's first byte. `xor` sites: `site+4` first becomes
+/// the faulting lead byte, then `site+5` the `06` (a thread entering at
+/// `site+4` faults from then on), then the rest of the tail; the first
+/// byte becomes the invalid `06` before the bytes a thread entering at
+/// `site` or `site+2` would read change (`25 ..` is an `and` that leaves
+/// 0 in %eax and ends at the `ud2`), and the jump's first byte is written
+/// last.
+fn patch_steps(patch: &[u8]) -> Vec<(usize, Vec<u8>)> {
+    let part = |a: usize, b: usize| (a, patch[a..b].to_vec());
+    if patch.len() == XOR_SITE.len() {
+        vec![
+            part(4, 5),
+            part(5, 6),
+            part(6, 10),
+            (0, vec![BAD_OPCODE]),
+            part(2, 3),
+            part(3, 4),
+            part(1, 2),
+            part(0, 1),
+        ]
+    } else {
+        vec![part(5, 6), part(1, 7), part(0, 1)]
+    }
+}
+
+/// What a SIGILL or SIGSEGV at a patched site turns out to be.
 pub enum PatchedFault {
-    /// Not a patched site: a real SIGILL.
+    /// Not a patched site: a real fault.
     No,
-    /// Sent back to the jump; resume.
+    /// Sent back to the jump or into the trampoline; resume.
     Rewound,
     /// A syscall to serve (`restart_syscall`).
     Syscall,
+}
+
+/// The table entry a patch at some site points to, if `code` (10 bytes
+/// from the site) is a `xor` site's patch into `table`.
+fn xor_entry(code: &[u8; 10], table: u64) -> Option<u64> {
+    if code[..3] != JMP_ABS || code[7..9] != [0x0f, 0x0b] {
+        return None;
+    }
+    let at = u32::from_le_bytes(code[3..7].try_into().unwrap()) as u64;
+    let ok = (table..table + TABLE_SIZE).contains(&at)
+        && (at - table).is_multiple_of(ENTRY_SIZE)
+        && xor_capable(at);
+    ok.then_some(at)
 }
 
 impl Kernel {
@@ -91,24 +239,33 @@ impl Kernel {
             return;
         };
         let rip = self.task(tid).regs.rip;
-        let Some(site) = rip.checked_sub(7) else {
-            return;
-        };
         let mm = self.task_mm(tid);
         let mut m = mm.borrow_mut();
-        if m.usertrap.is_some_and(|(_, n)| n == FULL) {
+        if m.usertrap.is_some_and(|t| t.at.is_none()) {
             return;
         }
+        // Which kind of site, and its bytes [site, end).
         let mut code = [0u8; 7];
-        if m.read_bytes(site, &mut code).is_err() || !is_patchable(&code, nr) {
+        let mut xcode = [0u8; 10];
+        let (site, end, xor) = if let Some(site) = rip.checked_sub(7)
+            && m.read_bytes(site, &mut code).is_ok()
+            && is_patchable(&code, nr)
+        {
+            (site, rip, false)
+        } else if let Some(site) = rip.checked_sub(4)
+            && m.read_bytes(site, &mut xcode).is_ok()
+            && is_patchable_xor(&xcode, nr)
+        {
+            (site, site + XOR_SITE.len() as u64, true)
+        } else {
             return;
-        }
+        };
         // Private executable memory of this process only, in one VMA.
         match m.find(site) {
-            Some(v) if !v.shared && v.prot & libc::PROT_EXEC != 0 && v.end >= rip => {}
+            Some(v) if !v.shared && v.prot & libc::PROT_EXEC != 0 && v.end >= end => {}
             _ => return,
         }
-        let (table, next) = match m.usertrap {
+        let mut table = match m.usertrap {
             Some(t) => t,
             None => {
                 let pages = (TABLE_HI - TABLE_SIZE - TABLE_LO) / PAGE_SIZE;
@@ -124,75 +281,122 @@ impl Kernel {
                         VmaName::Usertrap,
                     )
                     .is_ok();
-                if !mapped {
-                    m.usertrap = Some((0, FULL));
-                    return;
+                UsertrapTable {
+                    at: mapped.then_some(at),
+                    sites: 0,
+                    xor_sites: 0,
                 }
-                (at, 0)
             }
         };
-        if next >= ENTRIES {
-            m.usertrap = Some((table, FULL));
+        m.usertrap = Some(table);
+        let Some(base) = table.at else {
             return;
-        }
+        };
+        // The entry: `xor` sites take the entries whose address bytes
+        // fault where the old instructions began, `mov` sites the others.
+        let count = if xor {
+            &mut table.xor_sites
+        } else {
+            &mut table.sites
+        };
+        let n = *count;
+        *count = count.saturating_add(1);
+        m.usertrap = Some(table);
+        let Some(at) = nth_entry(base, n, xor) else {
+            return;
+        };
         // A site in a library's text that still shares the file's pages
         // (see `AddressSpace::privatize`) gets this process's own copy of
         // its page(s) first: the patch must never reach the file's pages,
         // which every other process mapping the file sees.
         let (p0, p1) = (
             site & !(PAGE_SIZE - 1),
-            (rip + PAGE_SIZE - 1) & !(PAGE_SIZE - 1),
+            (end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1),
         );
         if m.privatize(&mut self.platform, p0, p1).is_err() {
             return;
         }
-        let at = table + next as u64 * ENTRY_SIZE;
-        let ok = m
-            .write_force(at, &trampoline(at, nr as u32, rip, entry))
-            .is_ok();
-        m.usertrap = Some((table, next + 1));
-        if !ok {
+        let tramp = if xor {
+            xor_trampoline(at, site, entry)
+        } else {
+            trampoline(at, nr as u32, rip, entry)
+        };
+        if m.write_force(at, &tramp).is_err() {
             return;
         }
-        let patch = jump(at);
-        // Three steps, each visible before the next (see the module doc).
-        let steps: [(u64, &[u8]); 3] = [
-            (site + 5, &patch[5..6]),
-            (site + 1, &patch[1..7]),
-            (site, &patch[0..1]),
-        ];
-        for (addr, bytes) in steps {
-            if m.write_force(addr, bytes).is_err() {
+        let patch: Vec<u8> = if xor {
+            xor_jump(at).to_vec()
+        } else {
+            jump(at).to_vec()
+        };
+        for (off, bytes) in patch_steps(&patch) {
+            if m.write_force(site + off as u64, &bytes).is_err() {
                 return;
             }
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         }
+        drop(m);
+        if xor {
+            // This syscall returns into the trampoline's tail, not into
+            // the middle of the patch.
+            self.task_mut(tid).regs.rip = at + XOR_TAIL;
+        }
     }
 
-    /// A SIGILL at the 0x06 byte of a patched site: the thread had run
-    /// the old `mov` (or had its syscall restarted) before the patch.
-    pub fn usertrap_fault(&mut self, tid: Tid) -> PatchedFault {
+    /// A SIGILL or SIGSEGV of `tid` at a patched site: a thread that was
+    /// inside the old sequence when it was patched, or had its syscall
+    /// restarted there (see the module doc).
+    pub fn usertrap_fault(&mut self, tid: Tid, signo: i32) -> PatchedFault {
         let regs = self.task(tid).regs;
-        let Some(site) = regs.rip.checked_sub(5) else {
+        let mm = self.task_mm(tid);
+        let m = mm.borrow();
+        let Some(table) = m.usertrap.and_then(|t| t.at) else {
             return PatchedFault::No;
         };
-        let mut code = [0u8; 7];
-        let mm = self.task_mm(tid);
-        if mm.borrow().read_bytes(site, &mut code).is_err()
-            || code[..3] != JMP_ABS
-            || code[5] != BAD_OPCODE
-        {
+        let xor_at = |site: Option<u64>| {
+            let site = site?;
+            let mut code = [0u8; 10];
+            m.read_bytes(site, &mut code).ok()?;
+            xor_entry(&code, table)
+        };
+        if signo != libc::SIGILL && signo != libc::SIGSEGV {
             return PatchedFault::No;
         }
-        let t = self.task_mut(tid);
-        if regs.rax == libc::SYS_restart_syscall as u64 {
-            // The trampoline would load the site's number, not
-            // restart_syscall's: serve restart_syscall as it stands.
-            t.regs.orig_rax = regs.rax;
-            t.regs.rip += 2;
-            return PatchedFault::Syscall;
-        }
-        t.regs.rip = site;
+        let rip = if let Some(at) = xor_at(regs.rip.checked_sub(4)) {
+            // From `site+4`: the `syscall` was served, the `cmp` is next.
+            at + XOR_TAIL
+        } else if signo == libc::SIGSEGV {
+            return PatchedFault::No;
+        } else if let Some(at) = xor_at(regs.rip.checked_sub(7)) {
+            // The `ud2`: entered after the `xor`, %eax kept.
+            at + XOR_KEEP_EAX
+        } else if xor_at(Some(regs.rip)).is_some() {
+            // The jump's first byte was still the invalid one.
+            regs.rip
+        } else {
+            let Some(site) = regs.rip.checked_sub(5) else {
+                return PatchedFault::No;
+            };
+            let mut code = [0u8; 7];
+            if m.read_bytes(site, &mut code).is_err()
+                || code[..3] != JMP_ABS
+                || code[5] != BAD_OPCODE
+            {
+                return PatchedFault::No;
+            }
+            if regs.rax == libc::SYS_restart_syscall as u64 {
+                // The trampoline would load the site's number, not
+                // restart_syscall's: serve restart_syscall as it stands.
+                drop(m);
+                let t = self.task_mut(tid);
+                t.regs.orig_rax = regs.rax;
+                t.regs.rip += 2;
+                return PatchedFault::Syscall;
+            }
+            site
+        };
+        drop(m);
+        self.task_mut(tid).regs.rip = rip;
         PatchedFault::Rewound
     }
 }
@@ -232,5 +436,84 @@ mod tests {
             u64::from_le_bytes(t[29..37].try_into().unwrap()),
             0x7ff0_0000_0400
         );
+    }
+
+    /// Every state a `xor` site passes through while it is patched leaves
+    /// each old instruction boundary either intact or faulting in a way
+    /// `usertrap_fault` recognises once the patch is complete.
+    #[test]
+    fn every_intermediate_state_of_a_xor_patch_is_safe_to_enter() {
+        let table = 0x63000;
+        let entries: Vec<u64> = (0..40).map_while(|n| nth_entry(table, n, true)).collect();
+        assert!(entries.len() >= 20, "{entries:x?}");
+        for &at in &entries {
+            let patch = xor_jump(at);
+            assert_eq!(xor_entry(&patch, table), Some(at), "{at:#x}");
+            let mut code = XOR_SITE;
+            let steps = patch_steps(&patch);
+            for (n, (off, bytes)) in steps.iter().enumerate() {
+                code[*off..off + bytes.len()].copy_from_slice(bytes);
+                // From `site`: the old `xor; syscall` or a fault there.
+                assert!(
+                    code[..4] == XOR_SITE[..4] || code[0] == BAD_OPCODE || n == steps.len() - 1,
+                    "site, step {n}: {code:02x?}"
+                );
+                // From `site+2`: the old `syscall`, or `and $imm32,%eax`
+                // running into the `ud2`.
+                assert!(
+                    code[2..4] == XOR_SITE[2..4] || (code[2] == 0x25 && code[7..9] == [0x0f, 0x0b]),
+                    "site+2, step {n}: {code:02x?}"
+                );
+                // From `site+4`: the old `cmp` (with any REX.W prefix), or
+                // a fault.
+                let rex_w = (0x48..=0x4f).contains(&code[4]);
+                assert!(
+                    code[5..] == XOR_SITE[5..] && (rex_w || code[4] == XOR_SITE[4])
+                        || (faulting_lead(code[4]) && (!rex_w || code[5] == BAD_OPCODE)),
+                    "site+4, step {n}: {code:02x?}"
+                );
+            }
+            assert_eq!(code, patch);
+        }
+        // An entry outside the table, or one `mov` sites use, is not one.
+        assert_eq!(xor_entry(&xor_jump(0x60700), table), None);
+        let mov = nth_entry(table, 0, false).unwrap();
+        assert!(!xor_capable(mov));
+        let mut p = xor_jump(entries[0]);
+        p[3] += 8;
+        assert_eq!(xor_entry(&p, table), None, "not an entry's start");
+        // Every placement of the table has room for both kinds.
+        for page in 0..(TABLE_HI - TABLE_SIZE - TABLE_LO) / PAGE_SIZE {
+            let base = TABLE_LO + page * PAGE_SIZE;
+            assert!(nth_entry(base, 7, true).is_some(), "{base:#x}");
+            assert!(nth_entry(base, 100, false).is_some(), "{base:#x}");
+        }
+    }
+
+    #[test]
+    fn xor_sites_are_glibc_reads_only() {
+        assert!(is_patchable_xor(&XOR_SITE, 0));
+        assert!(!is_patchable_xor(&XOR_SITE, 1));
+        let mut other = XOR_SITE;
+        other[9] = 0xfe;
+        assert!(!is_patchable_xor(&other, 0));
+    }
+
+    #[test]
+    fn a_xor_trampoline_returns_through_its_tail() {
+        let (at, site) = (0x61f40, 0x7f00_1234_5678);
+        let t = xor_trampoline(at, site, 0x7ff0_0000_0400);
+        assert_eq!(
+            u64::from_le_bytes(t[0..8].try_into().unwrap()),
+            at + XOR_CODE
+        );
+        assert_eq!(&t[8..10], &[0x31, 0xc0]);
+        assert_eq!(
+            u64::from_le_bytes(t[12..20].try_into().unwrap()),
+            at + XOR_TAIL
+        );
+        assert_eq!(&t[XOR_TAIL as usize - 2..XOR_TAIL as usize], &[0x0f, 0x05]);
+        assert_eq!(&t[XOR_TAIL as usize..XOR_TAIL as usize + 6], &XOR_SITE[4..]);
+        assert_eq!(u64::from_le_bytes(t[48..56].try_into().unwrap()), site + 10);
     }
 }

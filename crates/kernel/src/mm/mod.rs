@@ -11,4 +11,4 @@ pub mod usercopy;
 
 pub use filemem::FileMem;
 pub use memfile::{Chunk, MemoryFile};
-pub use space::{AddressSpace, Backing, MapRequest, Remap, Vma, VmaName};
+pub use space::{AddressSpace, Backing, MapRequest, Remap, UsertrapTable, Vma, VmaName};

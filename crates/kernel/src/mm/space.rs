@@ -207,6 +207,18 @@ pub struct MapRequest {
     pub name: VmaName,
 }
 
+/// A process's table of syscall-site trampolines (`kernel::usertrap`):
+/// where it is mapped and the next free entry of each kind; `None` in
+/// `at` once no table could be mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsertrapTable {
+    pub at: Option<u64>,
+    /// Entries handed to `mov $nr,%eax; syscall` sites.
+    pub sites: u32,
+    /// Entries handed to `xor %eax,%eax; syscall` sites.
+    pub xor_sites: u32,
+}
+
 pub struct AddressSpace {
     pub space: SpaceId,
     mf: Rc<MemoryFile>,
@@ -220,7 +232,7 @@ pub struct AddressSpace {
     pub stack_top: u64,
     /// Where the trampolines of patched syscall sites live, and how many
     /// there are (see `kernel::usertrap`); copied by fork with the memory.
-    pub usertrap: Option<(u64, u32)>,
+    pub usertrap: Option<UsertrapTable>,
     /// membarrier registrations of the process (MEMBARRIER_CMD_REGISTER_*).
     pub membarrier: std::cell::Cell<u32>,
 }
