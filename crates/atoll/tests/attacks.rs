@@ -1272,6 +1272,10 @@ fn systrap_forge(ctx: &Ctx, level: Level) -> Outcome {
     run_simple(ctx, level, "systrap_forge", ctx.bundle()).outcome(vec![])
 }
 
+fn systrap_patch_forge(ctx: &Ctx, level: Level) -> Outcome {
+    run_simple(ctx, level, "systrap_patch_forge", ctx.bundle()).outcome(vec![])
+}
+
 fn systrap_raw(ctx: &Ctx, level: Level) -> Outcome {
     run_simple(ctx, level, "systrap_raw", ctx.bundle()).outcome(vec![])
 }
@@ -1540,6 +1544,12 @@ const ATTACKS: &[Attack] = &[
         name: "systrap_raw",
         what: "raw host syscalls from the patched sites' trampoline table and from the last bytes below the systrap stub",
         run: systrap_raw,
+        expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "systrap_patch_forge",
+        what: "forge patched read() sites pointing outside the trampoline table, between its entries and into a rewritten entry, and fault where the kernel sends threads on into a trampoline",
+        run: systrap_patch_forge,
         expect: [Harmless, Blocked],
     },
     Attack {
