@@ -534,8 +534,28 @@ static void shared_remaps(void) {
     close(fd);
 }
 
+/* fallocate on a shmem file reserves its pages: st_blocks counts them
+ * (they are memory of the container), KEEP_SIZE too, a punched hole
+ * gives them back. */
+static void allocations(void) {
+    int fd = memfd_create("alloc", 0);
+    struct stat st;
+    printf("fallocate 1 MiB: %s", err(fallocate(fd, 0, 0, 1 << 20)));
+    fstat(fd, &st);
+    printf(", size %lld, blocks %lld\n", (long long)st.st_size, (long long)st.st_blocks);
+    printf("fallocate keep size 64 KiB past the end: %s",
+           err(fallocate(fd, FALLOC_FL_KEEP_SIZE, 1 << 20, 64 << 10)));
+    fstat(fd, &st);
+    printf(", size %lld, blocks %lld\n", (long long)st.st_size, (long long)st.st_blocks);
+    printf("punch 64 KiB: %s", err(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 64 << 10)));
+    fstat(fd, &st);
+    printf(", size %lld, blocks %lld\n", (long long)st.st_size, (long long)st.st_blocks);
+    close(fd);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    allocations();
     async_io();
     paths();
     processes();

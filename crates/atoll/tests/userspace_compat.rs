@@ -219,6 +219,9 @@ fn async_io_paths_pidfds_and_newer_syscalls_behave_as_linux() {
         &native,
         &user,
         &[
+            "fallocate 1 MiB: ok(0), size 1048576, blocks 2048",
+            "fallocate keep size 64 KiB past the end: ok(0), size 1048576, blocks 2176",
+            "punch 64 KiB: ok(0), size 1048576, blocks 2048",
             "F_GETOWN_EX: type 2, pid is pgrp 1",
             "F_SETOWN_EX missing pid: ESRCH",
             "pipe write signals the reader: sig SIGRTMIN+1 fd 1 code POLL_IN band POLLIN 1",

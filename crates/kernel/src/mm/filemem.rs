@@ -704,6 +704,25 @@ impl FileMem {
         }
     }
 
+    /// Gives file bytes `[off, off+len)` memory of their own, as Linux's
+    /// shmem does for fallocate (and st_blocks then counts them): their
+    /// segments are allocated and the pages made resident.
+    pub fn populate(&self, off: u64, len: u64) -> SysResult<()> {
+        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+        let mut pos = off - off % PAGE_SIZE;
+        while pos < end {
+            let page = pos / PAGE_SIZE;
+            let (_, start, pages) = segment_of(page);
+            let piece_end = end.min((start + pages) * PAGE_SIZE);
+            if let Some((c, start, _)) = self.segment(page, true)? {
+                let rel = pos - start * PAGE_SIZE;
+                c.populate(rel, piece_end.next_multiple_of(PAGE_SIZE) - pos);
+            }
+            pos = piece_end.next_multiple_of(PAGE_SIZE);
+        }
+        Ok(())
+    }
+
     /// Zeroes file bytes `[off, off+len)` in memory (fallocate punch and
     /// zero range): whole pages are released, partial ones cleared.
     pub fn zero_range(&self, off: u64, len: u64) {

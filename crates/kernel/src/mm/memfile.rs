@@ -103,6 +103,32 @@ impl Chunk {
     pub fn discard(&self, off: u64, len: u64) {
         self.file.punch(self.offset + off, len);
     }
+
+    /// Makes the chunk's pages in `[off, off+len)` resident (zero-filled
+    /// where they were holes): what fallocate reserves on a tmpfs file.
+    /// Each page is written with a compare-exchange of its first byte
+    /// with itself, which changes no byte a workload thread may be
+    /// writing at the same time (an idempotent `or 0` would not do: the
+    /// compiler turns it into a load, and a load of a hole maps the zero
+    /// page); a host fallocate would not do either, as shmem counts its
+    /// pages as holes until written (SEEK_DATA, which `resident_in` uses).
+    pub fn populate(&self, off: u64, len: u64) {
+        let end = off.saturating_add(len).min(self.len);
+        let mut at = off - off % PAGE_SIZE;
+        while at < end {
+            // SAFETY: the page lies inside this chunk, mapped by the
+            // kernel for its whole life; an AtomicU8 has u8's layout.
+            let b = unsafe { &*(self.ptr(at) as *const std::sync::atomic::AtomicU8) };
+            let v = b.load(std::sync::atomic::Ordering::Relaxed);
+            let _ = b.compare_exchange(
+                v,
+                v,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            at += PAGE_SIZE;
+        }
+    }
 }
 
 impl MemoryFile {

@@ -555,11 +555,13 @@ impl FileOps for TmpFile {
                     if end > MAX_FILE_SIZE {
                         return Err(Errno::EFBIG);
                     }
+                    m.populate(off, len)?;
                     m.extend(end);
+                    return Ok(());
                 }
-                Ok(())
+                m.populate(off, len)
             }
-            x if x == libc::FALLOC_FL_KEEP_SIZE => Ok(()),
+            x if x == libc::FALLOC_FL_KEEP_SIZE => m.populate(off, len),
             x if x == libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE => {
                 if m.seals.get() & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
                     return Err(Errno::EPERM);

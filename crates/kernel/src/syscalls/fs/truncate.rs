@@ -65,6 +65,14 @@ fn sys_fallocate(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     if a[1] as i32 & libc::FALLOC_FL_KEEP_SIZE == 0 {
         k.fsize_check(tid, a[2].saturating_add(a[3]))?;
     }
+    // The pages fallocate reserves in a tmpfs file are the container's
+    // memory: full is ENOSPC, as for a write.
+    if a[1] as i32 & !libc::FALLOC_FL_KEEP_SIZE == 0
+        && let Ok(Some(m)) = f.ops.pages(k)
+        && !m.is_host()
+    {
+        k.may_commit(a[3]).map_err(|_| Errno::ENOSPC)?;
+    }
     f.ops.allocate(a[1] as i32, a[2], a[3])?;
     fsnotify::notify_file(&f, fsnotify::IN_MODIFY);
     Ok(0)
