@@ -553,9 +553,39 @@ static void allocations(void) {
     close(fd);
 }
 
+/* Access times under relatime: following a symlink and reading a file
+ * move an atime that is not after the last change, a second read right
+ * after does not. */
+static void access_times(void) {
+    const char *f = "/dev/shm/at-file", *l = "/dev/shm/at-link";
+    int fd = open(f, O_CREAT | O_RDWR, 0644);
+    write(fd, "x", 1);
+    symlink(f, l);
+    struct timespec old[2] = {{1, 0}, {1, 0}};
+    utimensat(AT_FDCWD, l, old, AT_SYMLINK_NOFOLLOW);
+    utimensat(AT_FDCWD, f, old, 0);
+    struct stat st, ls;
+    stat(l, &st);
+    lstat(l, &ls);
+    printf("following a link moves its atime: %s\n", ls.st_atime > 1 ? "yes" : "no");
+    char b;
+    pread(fd, &b, 1, 0);
+    fstat(fd, &st);
+    printf("a read moves the atime: %s\n", st.st_atime > 1 ? "yes" : "no");
+    struct timespec t1 = st.st_atim;
+    pread(fd, &b, 1, 0);
+    fstat(fd, &st);
+    printf("a second read leaves it: %s\n",
+           st.st_atim.tv_sec == t1.tv_sec && st.st_atim.tv_nsec == t1.tv_nsec ? "yes" : "no");
+    unlink(l);
+    unlink(f);
+    close(fd);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     allocations();
+    access_times();
     async_io();
     paths();
     processes();

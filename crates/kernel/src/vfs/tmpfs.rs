@@ -104,6 +104,21 @@ impl TmpInode {
         }
     }
 
+    /// An access (read, readdir, readlink, a symlink followed) under
+    /// Linux's default `relatime`: the access time moves when it is not
+    /// after the last change or is a day old, so that `atime > mtime`
+    /// still tells whether a file was read since it was written.
+    pub fn touch_atime(&self) {
+        let mut st = self.meta.borrow_mut();
+        let a = (st.st_atime, st.st_atime_nsec);
+        let stale = a <= (st.st_mtime, st.st_mtime_nsec) || a <= (st.st_ctime, st.st_ctime_nsec);
+        let t = super::now();
+        if stale || t.tv_sec - st.st_atime >= 24 * 3600 {
+            st.st_atime = t.tv_sec;
+            st.st_atime_nsec = t.tv_nsec;
+        }
+    }
+
     fn insert_new(&self, name: &[u8], inode: Rc<dyn Inode>) -> SysResult<()> {
         let mut c = self.content.borrow_mut();
         let Content::Dir(d) = &mut *c else {
@@ -168,6 +183,7 @@ impl Inode for TmpInode {
         }
     }
     fn readdir(&self, _k: &Kernel) -> SysResult<Vec<DirEntry>> {
+        self.touch_atime();
         match &*self.content.borrow() {
             Content::Dir(d) => Ok(d
                 .iter()
@@ -201,7 +217,10 @@ impl Inode for TmpInode {
     }
     fn readlink(&self, _k: &Kernel) -> SysResult<Vec<u8>> {
         match &*self.content.borrow() {
-            Content::Symlink(t) => Ok(t.clone()),
+            Content::Symlink(t) => {
+                self.touch_atime();
+                Ok(t.clone())
+            }
             _ => Err(Errno::EINVAL),
         }
     }
@@ -485,8 +504,11 @@ impl TmpFile {
 }
 
 impl FileOps for TmpFile {
-    fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
+    fn read(&self, _k: &Kernel, f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
         let m = self.mem()?;
+        if f.flags.get() & libc::O_NOATIME == 0 {
+            self.inode.touch_atime();
+        }
         let mut done = 0usize;
         for iov in &dst.iovs {
             // SAFETY: the iovec points at iov_len writable bytes.
