@@ -582,9 +582,49 @@ static void access_times(void) {
     close(fd);
 }
 
+/* PROT_NONE reservations (as Go's arenas): a touch is SIGSEGV with
+ * SEGV_ACCERR, mprotect opens a part (zero-filled), a PROT_NONE mapping
+ * over written memory hides it and mprotect then shows zeros. */
+static sigjmp_buf touch_jb;
+static volatile int touch_code;
+static void on_touch(int s, siginfo_t *si, void *uc) {
+    (void)s;
+    (void)uc;
+    touch_code = si->si_code;
+    siglongjmp(touch_jb, 1);
+}
+static const char *touch(volatile char *p) {
+    touch_code = 0;
+    if (sigsetjmp(touch_jb, 1)) return touch_code == SEGV_ACCERR ? "SEGV_ACCERR" : "SEGV other";
+    *p = 1;
+    return "ok";
+}
+static void reservations(void) {
+    struct sigaction sa = {0}, old;
+    sa.sa_sigaction = on_touch;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, &old);
+    size_t len = 64 << 20;
+    char *r = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    printf("reservation touch: %s\n", touch(r + (8 << 20)));
+    mprotect(r + (8 << 20), 1 << 20, PROT_READ | PROT_WRITE);
+    printf("opened part: %s, reads %d\n", touch(r + (8 << 20) + 4096), r[(8 << 20) + 8192]);
+    printf("beside it: %s\n", touch(r + (9 << 20)));
+    char *w = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memset(w, 7, 1 << 20);
+    mmap(w, 1 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    printf("none over written memory: %s\n", touch(w + 100));
+    mprotect(w, 1 << 20, PROT_READ);
+    printf("reopened reads %d\n", w[100]);
+    munmap(r, len);
+    munmap(w, 1 << 20);
+    sigaction(SIGSEGV, &old, NULL);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     allocations();
+    reservations();
     access_times();
     async_io();
     paths();

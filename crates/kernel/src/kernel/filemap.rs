@@ -12,6 +12,7 @@ use crate::mm::space::Fault;
 use crate::mm::{AddressSpace, FileMem, filemem};
 
 const SEGV_MAPERR: i32 = 1;
+const SEGV_ACCERR: i32 = 2;
 const BUS_ADRERR: i32 = 2;
 
 thread_local! {
@@ -85,6 +86,11 @@ impl Kernel {
         match outcome {
             Fault::Handled => None,
             Fault::SigBus => Some((libc::SIGBUS, BUS_ADRERR)),
+            // Inside a mapping the access was not allowed (a PROT_NONE
+            // range the host may not map at all): SEGV_ACCERR, as Linux.
+            Fault::NotMine if code == SEGV_MAPERR && mm.borrow().find(addr).is_some() => {
+                Some((signo, SEGV_ACCERR))
+            }
             Fault::NotMine => Some((signo, code)),
         }
     }

@@ -428,7 +428,17 @@ impl AddressSpace {
             dontfork: false,
             wipeonfork: false,
         };
-        let mut ops = Self::present_ops(&v, addr, addr + len)?;
+        // The host maps nothing in the workload's range outside VMAs, so
+        // a range no VMA covers needs no unmapping, and memory no one may
+        // touch there (a PROT_NONE reservation, as Go's arenas and guard
+        // pages are) needs no host mapping until `protect` opens it: an
+        // mmap and its munmap of such a range cost no host call.
+        let fresh = !self.overlaps(addr, addr + len);
+        let mut ops = if fresh && v.prot == libc::PROT_NONE {
+            Vec::new()
+        } else {
+            Self::present_ops(&v, addr, addr + len)?
+        };
         // Whatever was mapped there before goes, also where the new
         // mapping leaves the host empty.
         let mapped: u64 = ops
@@ -438,7 +448,7 @@ impl AddressSpace {
                 _ => 0,
             })
             .sum();
-        if mapped < len {
+        if mapped < len && !fresh {
             ops.insert(0, MapOp::Unmap { addr, len });
         }
         self.apply(p, &ops)?;
@@ -600,8 +610,13 @@ impl AddressSpace {
         // protection (clean pages of host files without PROT_WRITE).
         let mut ops = Vec::new();
         for (_, v) in self.vmas.range_mut(addr..end) {
-            v.prot = prot;
+            let was = std::mem::replace(&mut v.prot, prot);
             match &v.backing {
+                // A PROT_NONE range may have nothing on the host (see
+                // `map`): mapped now, with its new protection.
+                Backing::Chunk { .. } if was == libc::PROT_NONE && prot != libc::PROT_NONE => {
+                    ops.extend(Self::present_ops(v, v.start, v.end)?);
+                }
                 Backing::Chunk { .. } => {
                     let e = v.start + v.in_file_len();
                     if e > v.start {
