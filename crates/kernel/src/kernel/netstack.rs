@@ -8,7 +8,7 @@
 //! changed.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
 
@@ -25,6 +25,8 @@ pub struct NetStack {
     link_fds: Vec<i32>,
     /// Egress refusals so far: (protocol, destination, rule) → count.
     refusals: RefCell<BTreeMap<(String, String, String), u64>>,
+    /// Port ids of the workload's netlink sockets (`net::netlink`).
+    pub nl_ports: RefCell<HashSet<u32>>,
 }
 
 /// Distinct (protocol, destination, rule) kept; later ones are counted
@@ -62,7 +64,19 @@ impl NetStack {
             queues: RefCell::new(HashMap::new()),
             link_fds,
             refusals: RefCell::new(BTreeMap::new()),
+            nl_ports: RefCell::new(HashSet::new()),
         }
+    }
+
+    /// The interfaces, loopback first, as rtnetlink and the SIOCGIF*
+    /// ioctls show them.
+    pub fn ifaces(&self) -> Vec<atoll_netstack::rtnetlink::NlIface> {
+        self.stack
+            .borrow()
+            .ifaces
+            .iter()
+            .map(|f| f.view())
+            .collect()
     }
 
     /// The links' packet sockets (readable: frames to take in).
