@@ -916,3 +916,107 @@ fn sandbox_network_glibc_interface_lists() {
         "{o:#?}"
     );
 }
+
+/// Issue 16 item 4: egress refusals reach the audit trail even when the
+/// sandbox is killed from outside atoll (kill -9 of the kernel, no final
+/// counters): the kernel logs its counters durably when a refusal
+/// happens, and delete turns them into `egress_refused` records.
+#[test]
+fn egress_refusals_survive_a_sandbox_killed_from_outside() {
+    let v = Veth::new();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("[tenants.killed]\negress_deny = [\"{}/32\"]\n", v.host4),
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let a = atoll().with_global(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let bin = cprog::compile(
+        "egress_probe",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/progs/egress_probe.c"
+        ))
+        .unwrap(),
+        &[],
+    );
+    let b = in_netns(
+        busybox()
+            .bind(out.path(), "/out", false)
+            .annotation("dev.atoll.tenant", "killed")
+            .args(&[
+                "/probe",
+                "/out/result",
+                "tcp",
+                &v.host4,
+                "9",
+                "udp",
+                "169.254.169.254",
+                "53",
+            ]),
+        v.netns_path(),
+    )
+    .build();
+    cprog::install(&bin, &b.rootfs, "/probe");
+    let id = id("egress-kill");
+    let pid = start_detached(&a, "userspace", &b, &id);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let r = loop {
+        let r = std::fs::read_to_string(out.path().join("result")).unwrap_or_default();
+        if r.contains("done") {
+            break r;
+        }
+        if Instant::now() > deadline {
+            a.run(&["delete", "-f", &id]).ok();
+            panic!("no verdict: {r}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let eperm = format!("errno {}", libc::EPERM);
+    assert!(r.contains(&format!("tcp {} 9 {eperm}", v.host4)), "{r}");
+    assert!(
+        r.contains(&format!("udp 169.254.169.254 53 {eperm}")),
+        "{r}"
+    );
+    // Killed outside atoll: the kernel writes nothing more.
+    // SAFETY: a signal to the sandbox's kernel, a process this test made.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    a.run(&["delete", "-f", &id]).ok();
+    leaks(&a, &id, &b).assert_clean();
+    let seen: Vec<(String, String)> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["event"] == "egress_refused" && r["container"] == id)
+        .map(|r| {
+            assert_eq!(r["tenant"], "killed");
+            assert_eq!(r["count"], 1);
+            (
+                r["destination"].as_str().unwrap().to_string(),
+                r["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|(d, rule)| *d == format!("tcp {}:9", v.host4)
+                && rule.starts_with(&format!("egress_deny[0] {}/32", v.host4))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(
+            "udp 169.254.169.254:53".to_string(),
+            "builtin: metadata 169.254.169.254".to_string()
+        )),
+        "{seen:?}"
+    );
+}

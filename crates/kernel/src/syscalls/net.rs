@@ -241,7 +241,30 @@ fn sys_connect(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             Err(Errno::EBLOCK)
         }
         Err(Errno::EAGAIN) if !f.nonblocking() => Err(Errno::EBLOCK),
+        Err(Errno::EPERM) => {
+            note_egress(k);
+            Err(Errno::EPERM)
+        }
         Err(e) => Err(e),
+    }
+}
+
+/// After a connect or send the sandbox's stack refused: a refusal worth
+/// recording is written to the sandbox log at once, as the counters line
+/// atoll reads at delete (the last `stats` line wins; the kernel's exit
+/// writes the final one). A sandbox killed from outside, which never
+/// writes that final line, so still leaves its egress refusals for the
+/// audit trail.
+fn note_egress(k: &mut Kernel) {
+    let Some(ns) = &k.netstack else {
+        return;
+    };
+    if ns.fold_refusals() {
+        let stats = crate::kernel::control_proto::stats(k);
+        k.log.line(&format!(
+            "stats {}",
+            serde_json::to_string(&stats).unwrap_or_default()
+        ));
     }
 }
 
@@ -302,6 +325,10 @@ fn do_send(k: &mut Kernel, tid: Tid, f: &Rc<File>, m: Send<'_>) -> SysResult<u64
         Ok(n) => Ok(n as u64),
         Err(Errno::EAGAIN) if blocking => sleep_or_timeout(k, tid, f, POLLOUT, true),
         Err(Errno::EPIPE) => Err(epipe(k, tid, f, flags)),
+        Err(Errno::EPERM) => {
+            note_egress(k);
+            Err(Errno::EPERM)
+        }
         Err(e) => Err(e),
     }
 }
