@@ -26,7 +26,7 @@ MODE=${1:-smoke}
 shift || true
 CARGO_FUZZ_VERSION=0.13.2
 TARGETS=(config_json process_json policy_parse policy_eval gofer_request gofer_reply
-  kernel_sockaddr kernel_msghdr kernel_path kernel_syscalls netstack_frames)
+  kernel_sockaddr kernel_msghdr kernel_path kernel_syscalls netstack_frames netstack_rtnetlink)
 case "$MODE" in
   smoke) SECONDS_EACH=${FUZZ_SMOKE_SECONDS:-12} ;;
   long)

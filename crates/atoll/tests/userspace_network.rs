@@ -713,3 +713,310 @@ fn tenant_egress_rules_hold_in_the_sandbox_stack() {
     }
     assert_eq!(seen.len(), 4, "{seen:?}");
 }
+
+/// `ip -n NS -o link show eth0`: (index, MAC) of the container's end.
+fn inner_link(v: &Veth) -> (u32, String) {
+    let l = ip(&["-n", &v.ns, "-o", "link", "show", "eth0"]);
+    let index = l.split(':').next().unwrap().trim().parse().unwrap();
+    let mac = l
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    (index, mac)
+}
+
+/// Issue 16 items 1 to 3: inside the sandbox, NETLINK_ROUTE (busybox
+/// `ip addr/route/link`, glibc's getifaddrs and if_nameindex, iproute2's
+/// MSG_PEEK|MSG_TRUNC sizing) and the SIOCGIF* ioctls answer from the
+/// stack's own state, which is what the namespace was configured with;
+/// changes are refused (EPERM: the workload has no CAP_NET_ADMIN); ping
+/// sockets echo with loopback and the link's peer.
+#[test]
+fn sandbox_network_answers_netlink_and_ifreq_from_its_stack() {
+    let v = Veth::new();
+    let (index, mac) = inner_link(&v);
+    let a = atoll();
+    let bin = cprog::compile(
+        "netlink_probe",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/progs/netlink_probe.c"
+        ))
+        .unwrap(),
+        &[],
+    );
+    let script = format!(
+        "/probe eth0; echo ---; ip addr; echo ---; ip route; echo ---; ip link; \
+         echo ---; ip addr add 10.9.9.9/24 dev eth0 2>&1; echo rc=$?; echo ---; \
+         /ping 127.0.0.1 ::1 {} {}; ping -c 1 127.0.0.1 2>&1; true",
+        v.host4, v.host6
+    );
+    let b = in_netns(
+        busybox()
+            .annotation("dev.atoll.network", "sandbox")
+            .args(&["sh", "-c", &script]),
+        v.netns_path(),
+    )
+    .build();
+    cprog::install(&bin, &b.rootfs, "/probe");
+    let ping_bin = cprog::compile(
+        "ping_probe",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/progs/ping_probe.c"
+        ))
+        .unwrap(),
+        &[],
+    );
+    cprog::install(&ping_bin, &b.rootfs, "/ping");
+    let o = run_at(&a, "userspace", &b, "nlroute");
+    assert_eq!(o.code, 0, "{o:#?}");
+    let parts: Vec<&str> = o.stdout.split("---\n").collect();
+    assert_eq!(parts.len(), 6, "{o:#?}");
+    let (probe, addr, route, link, add, ping) =
+        (parts[0], parts[1], parts[2], parts[3], parts[4], parts[5]);
+    let net = {
+        let mut p: Vec<&str> = v.inner4.split('.').collect();
+        p[3] = "0";
+        p.join(".")
+    };
+    let brd = {
+        let mut p: Vec<&str> = v.inner4.split('.').collect();
+        p[3] = "255";
+        p.join(".")
+    };
+    for want in [
+        "nl unbound 0".to_string(),
+        "nl bound".into(),
+        "nl pids ok".into(),
+        "nl trunc ok".into(),
+        format!("nl newaddr {}", libc::EPERM),
+        format!("nl audit {}", libc::EPROTONOSUPPORT),
+        "ifa lo packet".into(),
+        "ifa eth0 packet".into(),
+        "ifa lo inet 127.0.0.1 255.0.0.0".into(),
+        format!("ifa eth0 inet {} 255.255.255.0", v.inner4),
+        "ifa lo inet6 ::1 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".into(),
+        format!("ifa eth0 inet6 {} ffff:ffff:ffff:ffff::", v.inner6),
+        "ifindex 1 lo".into(),
+        format!("ifindex {index} eth0"),
+        "ioctl conf lo 127.0.0.1".into(),
+        format!("ioctl conf eth0 {}", v.inner4),
+        "ioctl conflen 2".into(),
+        format!("ioctl index {index}"),
+        "ioctl name eth0".into(),
+        format!("ioctl addr {}", v.inner4),
+        "ioctl netmask 255.255.255.0".into(),
+        format!("ioctl brd {brd}"),
+        "ioctl flags up=1 loopback=0 running=1".into(),
+        "ioctl mtu 1500".into(),
+        format!("ioctl hwaddr 1 {mac}"),
+        format!("ioctl set {}", libc::EPERM),
+        format!("ioctl missing {}", libc::ENODEV),
+        "done".into(),
+    ] {
+        assert!(
+            probe.lines().any(|l| l == want),
+            "want {want:?} in\n{probe}"
+        );
+    }
+    assert!(
+        probe.lines().any(|l| l.starts_with("nl peek ok ")),
+        "{probe}"
+    );
+    // busybox ip, through the same socket.
+    assert!(
+        addr.contains(&format!("inet {}/24 brd {brd} scope global eth0", v.inner4)),
+        "{addr}"
+    );
+    assert!(
+        addr.contains(&format!("inet6 {}/64 scope global", v.inner6)),
+        "{addr}"
+    );
+    assert!(addr.contains("inet 127.0.0.1/8 scope host lo"), "{addr}");
+    assert!(
+        addr.contains(&format!("link/ether {mac} brd ff:ff:ff:ff:ff:ff")),
+        "{addr}"
+    );
+    assert!(
+        route.contains(&format!("default via {} dev eth0", v.host4)),
+        "{route}"
+    );
+    assert_eq!(
+        route
+            .matches(&format!("{net}/24 dev eth0 scope link  src {}", v.inner4))
+            .count(),
+        1,
+        "{route}"
+    );
+    assert!(
+        link.contains("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536"),
+        "{link}"
+    );
+    assert!(
+        link.contains(&format!(
+            "{index}: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500"
+        )),
+        "{link}"
+    );
+    assert!(add.contains("Operation not permitted"), "{add}");
+    assert!(!add.contains("rc=0"), "{add}");
+    // The host's namespace was not changed by the refused request.
+    assert!(!v.inner_addrs().contains("10.9.9.9"));
+    // Item 3: ping sockets reach loopback and the host's end of the
+    // link, IPv4 and IPv6. busybox's ping wants a raw socket (it has no
+    // fallback to ping sockets), which stays refused.
+    for t in ["127.0.0.1", "::1", v.host4.as_str(), v.host6.as_str()] {
+        assert!(ping.contains(&format!("ping {t} ok")), "{ping}");
+    }
+    assert!(ping.contains("permission denied"), "{ping}");
+}
+
+/// Python's socket.if_nameindex() and `hostname -I` (glibc getifaddrs
+/// over netlink) in a Debian userspace sandbox see the stack's interfaces
+/// and addresses; in host mode AF_NETLINK stays refused (the kernel
+/// opens no host netlink socket for the workload).
+#[test]
+fn sandbox_network_glibc_interface_lists() {
+    let v = Veth::new();
+    let (index, _) = inner_link(&v);
+    let a = atoll();
+    let script = "import socket\nprint(sorted(socket.if_nameindex()))\n";
+    let b = in_netns(
+        debian().annotation("dev.atoll.network", "sandbox").args(&[
+            "sh",
+            "-c",
+            &format!("python3 -c '{script}'; hostname -I"),
+        ]),
+        v.netns_path(),
+    )
+    .build();
+    let o = run_at(&a, "userspace", &b, "nlglibc");
+    assert_eq!(o.code, 0, "{o:#?}");
+    assert!(
+        o.stdout
+            .contains(&format!("[(1, 'lo'), ({index}, 'eth0')]")),
+        "{o:#?}"
+    );
+    let last = o.stdout.lines().last().unwrap_or_default();
+    let mut got: Vec<&str> = last.split_whitespace().collect();
+    got.sort();
+    let mut want = vec![v.inner4.as_str(), v.inner6.as_str()];
+    want.sort();
+    assert_eq!(got, want, "{o:#?}");
+
+    let host = debian()
+        .args(&["python3", "-c", "import socket\ntry:\n socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)\nexcept OSError as e:\n print('errno', e.errno)\n"])
+        .build();
+    let o = run_at(&a, "userspace", &host, "nlhost");
+    assert!(
+        o.stdout.contains(&format!("errno {}", libc::EAFNOSUPPORT)),
+        "{o:#?}"
+    );
+}
+
+/// Issue 16 item 4: egress refusals reach the audit trail even when the
+/// sandbox is killed from outside atoll (kill -9 of the kernel, no final
+/// counters): the kernel logs its counters durably when a refusal
+/// happens, and delete turns them into `egress_refused` records.
+#[test]
+fn egress_refusals_survive_a_sandbox_killed_from_outside() {
+    let v = Veth::new();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("[tenants.killed]\negress_deny = [\"{}/32\"]\n", v.host4),
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let a = atoll().with_global(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let bin = cprog::compile(
+        "egress_probe",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/progs/egress_probe.c"
+        ))
+        .unwrap(),
+        &[],
+    );
+    let b = in_netns(
+        busybox()
+            .bind(out.path(), "/out", false)
+            .annotation("dev.atoll.tenant", "killed")
+            .args(&[
+                "/probe",
+                "/out/result",
+                "tcp",
+                &v.host4,
+                "9",
+                "udp",
+                "169.254.169.254",
+                "53",
+            ]),
+        v.netns_path(),
+    )
+    .build();
+    cprog::install(&bin, &b.rootfs, "/probe");
+    let id = id("egress-kill");
+    let pid = start_detached(&a, "userspace", &b, &id);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let r = loop {
+        let r = std::fs::read_to_string(out.path().join("result")).unwrap_or_default();
+        if r.contains("done") {
+            break r;
+        }
+        if Instant::now() > deadline {
+            a.run(&["delete", "-f", &id]).ok();
+            panic!("no verdict: {r}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let eperm = format!("errno {}", libc::EPERM);
+    assert!(r.contains(&format!("tcp {} 9 {eperm}", v.host4)), "{r}");
+    assert!(
+        r.contains(&format!("udp 169.254.169.254 53 {eperm}")),
+        "{r}"
+    );
+    // Killed outside atoll: the kernel writes nothing more.
+    // SAFETY: a signal to the sandbox's kernel, a process this test made.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    a.run(&["delete", "-f", &id]).ok();
+    leaks(&a, &id, &b).assert_clean();
+    let seen: Vec<(String, String)> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["event"] == "egress_refused" && r["container"] == id)
+        .map(|r| {
+            assert_eq!(r["tenant"], "killed");
+            assert_eq!(r["count"], 1);
+            (
+                r["destination"].as_str().unwrap().to_string(),
+                r["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|(d, rule)| *d == format!("tcp {}:9", v.host4)
+                && rule.starts_with(&format!("egress_deny[0] {}/32", v.host4))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(
+            "udp 169.254.169.254:53".to_string(),
+            "builtin: metadata 169.254.169.254".to_string()
+        )),
+        "{seen:?}"
+    );
+}

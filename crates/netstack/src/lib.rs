@@ -18,6 +18,7 @@ mod dgram;
 pub mod egress;
 mod ports;
 pub mod procnet;
+pub mod rtnetlink;
 pub mod sockopt;
 mod stack;
 mod tcp;

@@ -148,6 +148,12 @@ pub fn route(stack: &Stack) -> String {
             rows.push((c.network(), "0.0.0.0".parse().unwrap(), c.prefix));
         }
         for r in f.routes.iter().filter(|r| r.dst.addr.is_ipv4()) {
+            // The links' routes as taken over include the connected ones
+            // made from the addresses above: listed once.
+            let on_link = "0.0.0.0".parse().unwrap();
+            if r.gateway.is_none() && rows.contains(&(r.dst.network(), on_link, r.dst.prefix)) {
+                continue;
+            }
             rows.push((
                 r.dst.network(),
                 r.gateway.unwrap_or("0.0.0.0".parse().unwrap()),

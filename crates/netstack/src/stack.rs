@@ -116,6 +116,19 @@ impl Iface {
     pub fn is_loopback(&self) -> bool {
         matches!(self.dev, Dev::Loop(_))
     }
+
+    /// The interface as rtnetlink and the SIOCGIF* ioctls show it.
+    pub fn view(&self) -> crate::rtnetlink::NlIface {
+        crate::rtnetlink::NlIface {
+            name: self.name.clone(),
+            index: self.index,
+            mac: self.mac,
+            mtu: self.mtu,
+            addrs: self.addrs.clone(),
+            routes: self.routes.clone(),
+            stats: self.stats(),
+        }
+    }
 }
 
 /// A smoltcp socket of a Linux socket: on which interface, which handle.

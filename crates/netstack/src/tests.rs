@@ -700,3 +700,26 @@ fn without_links_only_loopback_is_reachable() {
     st.poll();
     assert_eq!(st.connect_result(c), Some(Ok(())));
 }
+
+/// /proc/net/route lists a link's connected route once, though the
+/// taken-over routes repeat it.
+#[test]
+fn proc_net_route_lists_connected_routes_once() {
+    let mut l = link("eth0", 2, "10.0.0.2/24");
+    l.routes.push(RouteConfig {
+        dst: Cidr::parse("10.0.0.0/24").unwrap(),
+        gateway: None,
+    });
+    let w = Wire::default();
+    let st = Stack::new(
+        &NetConfig { links: vec![l] },
+        vec![Box::new(End {
+            rx: w.a.clone(),
+            tx: w.b.clone(),
+            vnet: false,
+        })],
+    );
+    let r = crate::procnet::route(&st);
+    assert_eq!(r.matches("eth0\t0000000A\t00000000").count(), 1, "{r}");
+    assert_eq!(r.lines().count(), 3, "{r}");
+}

@@ -1065,10 +1065,14 @@ impl Runtime {
             .sandbox_log
             .clone()
             .unwrap_or_else(|| self.layout.atoll_dir(&meta.id).join("sandbox.log"));
-        last_stats_line(&log).or_else(|| {
-            let saved = std::fs::read(self.stats_snapshot(&meta.id)).ok()?;
-            serde_json::from_slice(&saved).ok()
-        })
+        // A snapshot is taken by `atoll kill -9` just before the kill, so
+        // it is newer than any counters line the kernel logged before
+        // (refusals log one as they happen: see the kernel's
+        // `note_egress`); without a snapshot the log's last line counts.
+        std::fs::read(self.stats_snapshot(&meta.id))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .or_else(|| last_stats_line(&log))
     }
 
     /// Containers of `tenant` in this state root that are not stopped

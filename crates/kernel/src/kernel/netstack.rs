@@ -8,7 +8,7 @@
 //! changed.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
 
@@ -25,6 +25,8 @@ pub struct NetStack {
     link_fds: Vec<i32>,
     /// Egress refusals so far: (protocol, destination, rule) → count.
     refusals: RefCell<BTreeMap<(String, String, String), u64>>,
+    /// Port ids of the workload's netlink sockets (`net::netlink`).
+    pub nl_ports: RefCell<HashSet<u32>>,
 }
 
 /// Distinct (protocol, destination, rule) kept; later ones are counted
@@ -62,7 +64,19 @@ impl NetStack {
             queues: RefCell::new(HashMap::new()),
             link_fds,
             refusals: RefCell::new(BTreeMap::new()),
+            nl_ports: RefCell::new(HashSet::new()),
         }
+    }
+
+    /// The interfaces, loopback first, as rtnetlink and the SIOCGIF*
+    /// ioctls show them.
+    pub fn ifaces(&self) -> Vec<atoll_netstack::rtnetlink::NlIface> {
+        self.stack
+            .borrow()
+            .ifaces
+            .iter()
+            .map(|f| f.view())
+            .collect()
     }
 
     /// The links' packet sockets (readable: frames to take in).
@@ -103,11 +117,16 @@ impl NetStack {
         }
     }
 
-    /// Every connect and send the egress rules refused so far, counted by
-    /// protocol, destination and rule (the audit trail's records).
-    pub fn refusals(&self) -> Vec<(String, String, String, u64)> {
+    /// Folds the stack's fresh egress refusals into the counts; true when
+    /// one is worth recording at once (durably, for a sandbox that may be
+    /// killed before it can report): a destination and rule refused for
+    /// the first time, or whose count reached a power of two (so a
+    /// workload retrying in a loop costs log lines logarithmic in its
+    /// tries).
+    pub fn fold_refusals(&self) -> bool {
         let fresh = std::mem::take(&mut self.stack.borrow_mut().egress.refused);
         let mut m = self.refusals.borrow_mut();
+        let mut notable = false;
         for r in fresh {
             let proto = match r.proto {
                 atoll_netstack::Proto::Tcp => "tcp",
@@ -119,9 +138,20 @@ impl NetStack {
             if m.len() >= MAX_REFUSALS && !m.contains_key(&key) {
                 key.1 = "other".into();
             }
-            *m.entry(key).or_default() += 1;
+            let n = m.entry(key).or_default();
+            *n += 1;
+            notable |= n.is_power_of_two();
         }
-        m.iter()
+        notable
+    }
+
+    /// Every connect and send the egress rules refused so far, counted by
+    /// protocol, destination and rule (the audit trail's records).
+    pub fn refusals(&self) -> Vec<(String, String, String, u64)> {
+        self.fold_refusals();
+        self.refusals
+            .borrow()
+            .iter()
             .map(|((p, d, r), n)| (p.clone(), d.clone(), r.clone(), *n))
             .collect()
     }

@@ -14,7 +14,15 @@ pub enum SockAddr {
     Inet6(Vec<u8>),
     /// AF_UNSPEC (disconnect a datagram socket).
     Unspec,
+    /// AF_NETLINK: a port id (0: the kernel) and multicast groups.
+    Netlink {
+        pid: u32,
+        groups: u32,
+    },
 }
+
+/// sizeof(struct sockaddr_nl).
+pub const SOCKADDR_NL: usize = 12;
 
 const SUN_PATH: usize = 108;
 
@@ -60,6 +68,15 @@ impl SockAddr {
                     b[..std::mem::size_of::<libc::sockaddr_in6>()].to_vec(),
                 ))
             }
+            libc::AF_NETLINK => {
+                if b.len() < SOCKADDR_NL {
+                    return Err(Errno::EINVAL);
+                }
+                Ok(SockAddr::Netlink {
+                    pid: u32::from_ne_bytes(b[4..8].try_into().unwrap()),
+                    groups: u32::from_ne_bytes(b[8..12].try_into().unwrap()),
+                })
+            }
             _ => Err(Errno::EAFNOSUPPORT),
         }
     }
@@ -85,6 +102,13 @@ impl SockAddr {
             SockAddr::UnixUnnamed => unix(&[]),
             SockAddr::Inet(b) | SockAddr::Inet6(b) => b.clone(),
             SockAddr::Unspec => (libc::AF_UNSPEC as u16).to_ne_bytes().to_vec(),
+            SockAddr::Netlink { pid, groups } => {
+                let mut v = vec![0u8; SOCKADDR_NL];
+                v[0..2].copy_from_slice(&(libc::AF_NETLINK as u16).to_ne_bytes());
+                v[4..8].copy_from_slice(&pid.to_ne_bytes());
+                v[8..12].copy_from_slice(&groups.to_ne_bytes());
+                v
+            }
         }
     }
 
@@ -128,5 +152,15 @@ mod tests {
         assert_eq!(SockAddr::parse(&b), Err(Errno::EAFNOSUPPORT));
         let b = (libc::AF_INET as u16).to_ne_bytes();
         assert_eq!(SockAddr::parse(&b), Err(Errno::EINVAL));
+        let b = (libc::AF_NETLINK as u16).to_ne_bytes();
+        assert_eq!(SockAddr::parse(&b), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn netlink_addresses_round_trip() {
+        let a = SockAddr::Netlink { pid: 77, groups: 5 };
+        let b = a.to_bytes();
+        assert_eq!(b.len(), SOCKADDR_NL);
+        assert_eq!(SockAddr::parse(&b).unwrap(), a);
     }
 }

@@ -2,12 +2,15 @@
 //! names are the sandbox's own); AF_INET and AF_INET6 are host sockets
 //! owned by the kernel inside the container's network namespace (like
 //! gVisor's hostinet), or, with `--network sandbox`, sockets of the
-//! kernel's own TCP/IP stack (`stack`, loopback only). Raw and packet
-//! sockets, netlink and every other family are refused.
+//! kernel's own TCP/IP stack (`stack`), whose state NETLINK_ROUTE
+//! sockets (`netlink`) also answer in that mode. Raw and packet sockets,
+//! netlink in host mode and every other family are refused.
 
 pub mod addr;
+pub mod ifreq;
 pub mod inet;
 pub mod msg;
+pub mod netlink;
 pub mod stack;
 pub mod unix;
 

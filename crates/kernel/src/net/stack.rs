@@ -105,8 +105,8 @@ fn from_std(a: SocketAddr) -> SockAddr {
 }
 
 impl StackSocket {
-    /// A new socket of the stack; TCP and UDP only (raw sockets are
-    /// refused by the caller, ping sockets are not offered).
+    /// A new socket of the stack: TCP, UDP or ICMP echo (raw sockets
+    /// are refused by the caller).
     pub fn create(
         ns: &Rc<NetStack>,
         domain: i32,
@@ -116,6 +116,15 @@ impl StackSocket {
         let proto = match ty {
             libc::SOCK_STREAM if matches!(protocol, 0 | libc::IPPROTO_TCP) => Proto::Tcp,
             libc::SOCK_DGRAM if matches!(protocol, 0 | libc::IPPROTO_UDP) => Proto::Udp,
+            // Ping sockets (what ping uses without CAP_NET_RAW): every
+            // group may open them, as with the `0 2147483647`
+            // net.ipv4.ping_group_range container runtimes set.
+            libc::SOCK_DGRAM
+                if (domain == libc::AF_INET && protocol == libc::IPPROTO_ICMP)
+                    || (domain == libc::AF_INET6 && protocol == libc::IPPROTO_ICMPV6) =>
+            {
+                Proto::Icmp
+            }
             _ => return Err(Errno::EPROTONOSUPPORT),
         };
         let id = ns.stack.borrow_mut().socket(domain, proto).map_err(errno)?;
@@ -207,6 +216,9 @@ impl FileOps for StackSocket {
                 let v = v.min(i32::MAX as usize) as libc::c_int;
                 k.task_mm(tid).borrow().write_val(arg, &v)?;
                 Ok(0)
+            }
+            c if super::ifreq::is_ifreq(c) => {
+                super::ifreq::ioctl(k, tid, &self.ns.ifaces(), c, arg)
             }
             _ => Err(Errno::ENOTTY),
         }

@@ -517,7 +517,17 @@ impl FileOps for UnixSocket {
                 }
                 self.outq.get()
             }
-            // Network device requests: no such device here.
+            // Network device requests work on any socket (glibc's
+            // if_nametoindex asks an AF_UNIX one): with the sandbox's
+            // stack they answer from it, else there is no such device.
+            c if super::ifreq::is_ifreq(c) && k.netstack.is_some() => {
+                let ifaces = k
+                    .netstack
+                    .as_ref()
+                    .map(|ns| ns.ifaces())
+                    .unwrap_or_default();
+                return super::ifreq::ioctl(k, tid, &ifaces, c, arg);
+            }
             0x8910..=0x8970 => return Err(Errno::ENODEV),
             _ => return Err(Errno::ENOTTY),
         };

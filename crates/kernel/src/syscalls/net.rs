@@ -8,6 +8,7 @@ use crate::kernel::signal::SigInfo;
 use crate::kernel::{Kernel, Tid};
 use crate::net::inet::HostSocket;
 use crate::net::msg::{Cmsg, Cmsgs, MSGHDR_SIZE, MsgHdr};
+use crate::net::netlink::NetlinkSocket;
 use crate::net::stack::StackSocket;
 use crate::net::unix::{UnixSocket, creds};
 use crate::net::{Send, SockAddr, SocketOps, Ucred};
@@ -21,7 +22,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "socket",
             sys_socket,
             Partial,
-            "AF_UNIX in the kernel; AF_INET/AF_INET6 TCP and UDP as host sockets, or with --network sandbox on the kernel's own stack (loopback only); raw, packet and netlink refused",
+            "AF_UNIX in the kernel; AF_INET/AF_INET6 TCP and UDP as host sockets, or with --network sandbox on the kernel's own stack (also ICMP ping sockets), with AF_NETLINK NETLINK_ROUTE (link, address and route dumps and gets) answered from it; raw and packet refused, netlink refused in host mode",
         ),
         ("socketpair", sys_socketpair, Full, "AF_UNIX"),
         ("bind", sys_bind, Full, ""),
@@ -116,7 +117,16 @@ fn sys_socket(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             }
         }
         libc::AF_PACKET => return refused(k, tid, "packet socket"),
-        libc::AF_NETLINK => return Err(Errno::EAFNOSUPPORT),
+        // NETLINK_ROUTE answered by the sandbox's stack; in host mode the
+        // kernel has no netlink of its own to offer and opens none of
+        // the host's.
+        libc::AF_NETLINK => match &k.netstack {
+            Some(ns) => {
+                let admin = k.cred(tid).capable(crate::vfs::perm::cap::NET_ADMIN);
+                Rc::new(NetlinkSocket::create(ns, ty, proto, admin)?)
+            }
+            None => return Err(Errno::EAFNOSUPPORT),
+        },
         _ => return Err(Errno::EAFNOSUPPORT),
     };
     let f = File::new(ops, libc::O_RDWR | (flags & libc::O_NONBLOCK), None);
@@ -231,7 +241,30 @@ fn sys_connect(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             Err(Errno::EBLOCK)
         }
         Err(Errno::EAGAIN) if !f.nonblocking() => Err(Errno::EBLOCK),
+        Err(Errno::EPERM) => {
+            note_egress(k);
+            Err(Errno::EPERM)
+        }
         Err(e) => Err(e),
+    }
+}
+
+/// After a connect or send the sandbox's stack refused: a refusal worth
+/// recording is written to the sandbox log at once, as the counters line
+/// atoll reads at delete (the last `stats` line wins; the kernel's exit
+/// writes the final one). A sandbox killed from outside, which never
+/// writes that final line, so still leaves its egress refusals for the
+/// audit trail.
+fn note_egress(k: &mut Kernel) {
+    let Some(ns) = &k.netstack else {
+        return;
+    };
+    if ns.fold_refusals() {
+        let stats = crate::kernel::control_proto::stats(k);
+        k.log.line(&format!(
+            "stats {}",
+            serde_json::to_string(&stats).unwrap_or_default()
+        ));
     }
 }
 
@@ -292,6 +325,10 @@ fn do_send(k: &mut Kernel, tid: Tid, f: &Rc<File>, m: Send<'_>) -> SysResult<u64
         Ok(n) => Ok(n as u64),
         Err(Errno::EAGAIN) if blocking => sleep_or_timeout(k, tid, f, POLLOUT, true),
         Err(Errno::EPIPE) => Err(epipe(k, tid, f, flags)),
+        Err(Errno::EPERM) => {
+            note_egress(k);
+            Err(Errno::EPERM)
+        }
         Err(e) => Err(e),
     }
 }

@@ -11,7 +11,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         "ioctl",
         sys_ioctl,
         Partial,
-        "terminal, FIONREAD, FIONBIO, FIOASYNC, FIOCLEX, TIOCOUTQ",
+        "terminal, FIONREAD, FIONBIO, FIOASYNC, FIOCLEX, TIOCOUTQ; SIOCGIF* (conf, index, name, addr, netmask, brdaddr, flags, mtu, hwaddr, txqlen) on any socket with --network sandbox, from its stack (SIOCS* refused); on host sockets passed to the host",
     )]
 }
 
