@@ -75,6 +75,8 @@ struct Plan {
     join: Vec<(OwnedFd, libc::c_int)>,
     rlimits: Vec<(u32, libc::rlimit)>,
     no_new_privs: bool,
+    /// seccomp(2) flags and program.
+    seccomp: Option<(u32, Vec<libc::sock_filter>)>,
     uid: u32,
     gid: u32,
     groups: Vec<libc::gid_t>,
@@ -113,6 +115,29 @@ fn caps_of(p: &Process) -> Option<Caps> {
     })
 }
 
+/// The process's seccomp filter as the kernel takes it; an error for a
+/// program it would refuse.
+fn seccomp_of(p: &Process) -> io::Result<Option<(u32, Vec<libc::sock_filter>)>> {
+    let Some(f) = &p.seccomp else {
+        return Ok(None);
+    };
+    let n = f.program.len();
+    if n == 0 || n > atoll_agent::proto::SECCOMP_MAX_INSNS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "seccomp program of {n} instructions (1 to {} allowed)",
+                atoll_agent::proto::SECCOMP_MAX_INSNS
+            ),
+        ));
+    }
+    let prog = f
+        .unpack()
+        .map(|(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+        .collect();
+    Ok(Some((f.flags, prog)))
+}
+
 fn process_plan(p: &Process) -> io::Result<Plan> {
     if p.args.is_empty() {
         return Err(io::Error::new(
@@ -120,6 +145,7 @@ fn process_plan(p: &Process) -> io::Result<Plan> {
             "process.args is empty",
         ));
     }
+    let seccomp = seccomp_of(p)?;
     let path = p
         .env
         .iter()
@@ -155,6 +181,7 @@ fn process_plan(p: &Process) -> io::Result<Plan> {
             })
             .collect(),
         no_new_privs: p.no_new_privileges,
+        seccomp,
         uid: p.uid,
         gid: p.gid,
         groups: p.additional_gids.clone(),
@@ -602,6 +629,12 @@ fn child(plan: &Plan, init: bool, tty: bool, i: RawFd, o: RawFd, e: RawFd, err_f
         if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {
             fail(err_fd, b"keepcaps");
         }
+        // Without no_new_privs the filter is loaded while the process
+        // still has CAP_SYS_ADMIN, as runc does: what follows (setgroups
+        // to execve) must then be allowed by the profile.
+        if !plan.no_new_privs {
+            load_seccomp(plan, err_fd);
+        }
         // Raw system calls: glibc's wrappers would signal every thread of
         // the agent (which this clone does not have) and wait forever.
         if libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) < 0 {
@@ -657,8 +690,11 @@ fn child(plan: &Plan, init: bool, tty: bool, i: RawFd, o: RawFd, e: RawFd, err_f
             // Without capabilities in the spec a non-root user has none.
             libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0);
         }
-        if plan.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-            fail(err_fd, b"no_new_privs");
+        if plan.no_new_privs {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+                fail(err_fd, b"no_new_privs");
+            }
+            load_seccomp(plan, err_fd);
         }
         if libc::chdir(plan.cwd.as_ptr()) < 0 {
             fail(err_fd, b"chdir to the process's cwd");
@@ -681,5 +717,59 @@ fn child(plan: &Plan, init: bool, tty: bool, i: RawFd, o: RawFd, e: RawFd, err_f
         }
         *libc::__errno_location() = last;
         fail(err_fd, b"exec");
+    }
+}
+
+/// Installs the process's seccomp filter, if it has one (in the cloned
+/// child: system calls on prepared data only).
+fn load_seccomp(plan: &Plan, err_fd: RawFd) {
+    let Some((flags, prog)) = &plan.seccomp else {
+        return;
+    };
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: fprog points at the plan's program for the call's duration.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            1 as libc::c_ulong, // SECCOMP_SET_MODE_FILTER
+            *flags as libc::c_ulong,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        fail(err_fd, b"seccomp filter");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_agent::proto::Seccomp;
+
+    fn process(program: Vec<u64>) -> Process {
+        Process {
+            args: vec!["/bin/true".into()],
+            seccomp: Some(Seccomp { flags: 0, program }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_seccomp_program_becomes_the_kernels_instructions() {
+        let p = process(vec![Seccomp::pack(0x06, 0, 0, 0x7fff_0000)]);
+        let (flags, prog) = process_plan(&p).unwrap().seccomp.unwrap();
+        assert_eq!(flags, 0);
+        assert_eq!((prog[0].code, prog[0].k), (0x06, 0x7fff_0000));
+    }
+
+    #[test]
+    fn seccomp_programs_the_kernel_would_refuse_are_refused() {
+        for n in [0, atoll_agent::proto::SECCOMP_MAX_INSNS + 1] {
+            let e = process_plan(&process(vec![0; n])).err().unwrap();
+            assert!(e.to_string().contains("seccomp program of"), "{e}");
+        }
     }
 }
