@@ -115,7 +115,10 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
     }
     let req = Request::Run {
         container: Box::new(vm_level::agent_container(&l.id, &l.spec)),
-        process: Box::new(vm_level::agent_process(&process)),
+        process: Box::new(atoll_agent::proto::Process {
+            seccomp: Some(l.seccomp.clone()),
+            ..vm_level::agent_process(&process)
+        }),
         init: true,
     };
     let io = client::Stdio {

@@ -17,8 +17,14 @@ const AGENT_PORT: u32 = 1024;
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Runtime {
-    fn agent(&self, id: &str) -> Result<std::os::unix::net::UnixStream> {
-        let sock = self.layout.vsock_socket(id);
+    /// A connection to the agent of the guest container `id` runs in: its
+    /// own VM's, or for a pod's member its sandbox's (vm_pod.rs).
+    pub(crate) fn agent(&self, id: &str) -> Result<std::os::unix::net::UnixStream> {
+        let vm = crate::meta::Meta::load(&self.layout, id)
+            .ok()
+            .and_then(|m| m.pod_sandbox)
+            .unwrap_or_else(|| id.to_string());
+        let sock = self.layout.vsock_socket(&vm);
         let s = crate::unixsock::connect(&sock)
             .map_err(|e| anyhow!("container {id}: its VM's socket {}: {e}", sock.display()))?;
         client::handshake(s, AGENT_PORT, Some(std::time::Duration::from_secs(30)))
@@ -31,7 +37,7 @@ impl Runtime {
     /// `kill --all` and ps right after it wait for the agent to know the
     /// container, as long as the container runs on the host, up to
     /// READY_TIMEOUT.
-    fn ready_agent(&self, id: &str) -> Result<std::os::unix::net::UnixStream> {
+    pub(crate) fn ready_agent(&self, id: &str) -> Result<std::os::unix::net::UnixStream> {
         let deadline = std::time::Instant::now() + READY_TIMEOUT;
         loop {
             let known = self.agent(id).and_then(|s| {
@@ -73,7 +79,10 @@ impl Runtime {
         }
         let req = Request::Run {
             container: Box::new(vm_level::agent_container(&o.id, &prepared.spec)),
-            process: Box::new(vm_level::agent_process(&prepared.process)),
+            process: Box::new(atoll_agent::proto::Process {
+                seccomp: Some(vm_level::saved_guest_seccomp(&self.layout, &o.id)?),
+                ..vm_level::agent_process(&prepared.process)
+            }),
             init: false,
         };
         let stream = self.ready_agent(&o.id);
