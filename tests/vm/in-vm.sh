@@ -81,6 +81,18 @@ rc=$?
 echo "     exec round trip: $(since "$t")"
 [ $rc = 5 ] && ok "exec: exit 5 comes back as 5" || bad "exec status $rc"
 [ -n "$out" ] && [ "$out" = "$(cat "$W/long/rootfs/boot_id")" ] && ok "exec runs in the same guest" || bad "exec's boot id '$out' is not the init's '$(cat "$W/long/rootfs/boot_id")'"
+# exec with a terminal: the master goes to a console socket (runc's
+# protocol, as containerd's shim asks); the guest gives the process a
+# terminal of its own.
+"$W/recvtty" "$W/console.sock" > "$W/tty.out" 2>&1 & RT=$!
+i=0; while [ ! -S "$W/console.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+$A exec -t --console-socket "$W/console.sock" vme2e-l1 sh -c 'tty; exit 3'
+rc=$?
+wait $RT
+[ $rc = 3 ] && grep -q '^/dev/pts/[0-9]' "$W/tty.out" && ok "exec with a terminal: a terminal in the guest ($(tr -d '\r' < "$W/tty.out" | tr '\n' ' ')), exit 3 comes back" || bad "exec -t: status $rc: $(head -c 300 "$W/tty.out")"
+out=$($A exec -t vme2e-l1 true 2>&1 </dev/null)
+rc=$?
+[ $rc != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "console-socket" && ok "exec -t without a terminal or console socket: one line ($out)" || bad "exec -t without a terminal: status $rc: $out"
 echo "== the VMM's confinement"
 P=$($A state vme2e-l1 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
 n=0; open=""

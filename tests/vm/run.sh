@@ -126,6 +126,9 @@ p["env"] += [
 ]
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
+# A console socket's receiver for exec with a terminal.
+gcc -O2 -Wall -static -o "$W/recvtty" "$ROOT/tests/vm/recvtty.c" ||
+  { echo "tests/vm/run.sh: compiling tests/vm/recvtty.c failed" >&2; exit 2; }
 cp "$ROOT/tests/vm/in-vm.sh" "$W/in-vm.sh"
 if [ "${ATOLL_VM_DIRECT:-0}" = 1 ]; then
   PATH=$(dirname "$(readlink -f "$ATOLL")"):$PATH sh "$W/in-vm.sh" "$W"

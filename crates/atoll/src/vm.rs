@@ -126,6 +126,7 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
         stdout: 1,
         stderr: 2,
         signals: Some(signals),
+        terminal: terminal.then_some(0),
     };
     client::run(stream, &req, io, |_| {}).map_err(|e| format!("{e:#}"))
 }

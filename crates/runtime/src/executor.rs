@@ -254,9 +254,9 @@ fn run_vm_member(fd: i32, req: &atoll_agent::proto::Request) -> Option<i32> {
     use std::os::fd::FromRawFd;
     // SAFETY: the runtime placed the connection at this descriptor for us.
     let conn = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
-    if let atoll_agent::proto::Request::Run { process, .. } = req
-        && process.terminal
-    {
+    let terminal =
+        matches!(req, atoll_agent::proto::Request::Run { process, .. } if process.terminal);
+    if terminal {
         // The guest's terminal does the line discipline: this side passes
         // bytes through.
         // SAFETY: tcgetattr/tcsetattr on our own stdin.
@@ -275,6 +275,7 @@ fn run_vm_member(fd: i32, req: &atoll_agent::proto::Request) -> Option<i32> {
             stdout: 1,
             stderr: 2,
             signals: Some(signals),
+            terminal: terminal.then_some(0),
         };
         client::run(conn, req, io, |_| {})
     };

@@ -260,7 +260,13 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
 
     // stdio
     let (pty, stdin_pair, out_pair, err_pair) = if p.terminal {
-        let (master, slave) = openpty(p.console_size)?;
+        // An exec'd process's terminal is one of its container's devpts
+        // (where its /dev/pts/N names it: tty, ttyname, ssh-like tools);
+        // an init's container has no devpts yet: the agent's.
+        let root = existing
+            .filter(|_| !init)
+            .map(|pid| format!("/proc/{pid}/root"));
+        let (master, slave) = openpty(p.console_size, root.as_deref())?;
         (Some((master, slave)), None, None, None)
     } else {
         (None, Some(pipe()?), Some(pipe()?), Some(pipe()?))
@@ -405,19 +411,25 @@ pub fn pids(id: &str) -> io::Result<Vec<i32>> {
     Ok(out)
 }
 
-fn openpty(size: Option<(u16, u16)>) -> io::Result<(OwnedFd, OwnedFd)> {
+/// A pseudo-terminal pair from the devpts instance of `root` (a
+/// container's root seen from the agent), or the agent's own.
+fn openpty(size: Option<(u16, u16)>, root: Option<&str>) -> io::Result<(OwnedFd, OwnedFd)> {
+    let root = root.unwrap_or("");
+    let ptmx = cstr(&format!("{root}/dev/ptmx"))?;
     // SAFETY: opening a pty pair and setting its window size.
     unsafe {
-        let m = check(libc::posix_openpt(
+        let m = check(libc::open(
+            ptmx.as_ptr(),
             libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
         ))?;
         let master = OwnedFd::from_raw_fd(m);
         check(libc::grantpt(m))?;
         check(libc::unlockpt(m))?;
-        let mut name = [0 as libc::c_char; 64];
-        check(libc::ptsname_r(m, name.as_mut_ptr(), name.len()))?;
+        let mut n: libc::c_uint = 0;
+        check(libc::ioctl(m, libc::TIOCGPTN, &mut n))?;
+        let slave_path = cstr(&format!("{root}/dev/pts/{n}"))?;
         let s = check(libc::open(
-            name.as_ptr(),
+            slave_path.as_ptr(),
             libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
         ))?;
         if let Some((rows, cols)) = size {
