@@ -51,6 +51,9 @@ test: deps-all build lint
 # and unpacks Debian's cloud kernel (scripts/vm-kernel.sh, vm-assets.sh).
 test-vm: deps-all
 	$(CARGO) build --release -p atoll
+	# The guest agent is in the initramfs: rebuilt here, or test-vm.sh
+	# would boot the agent of the last asset build.
+	./scripts/vm-assets.sh $(or $(CARGO_TARGET_DIR),target)/vm-assets
 	ATOLL=$(ATOLL) ./tests/vm/run.sh
 
 lint:

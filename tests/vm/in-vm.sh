@@ -81,6 +81,18 @@ rc=$?
 echo "     exec round trip: $(since "$t")"
 [ $rc = 5 ] && ok "exec: exit 5 comes back as 5" || bad "exec status $rc"
 [ -n "$out" ] && [ "$out" = "$(cat "$W/long/rootfs/boot_id")" ] && ok "exec runs in the same guest" || bad "exec's boot id '$out' is not the init's '$(cat "$W/long/rootfs/boot_id")'"
+# exec with a terminal: the master goes to a console socket (runc's
+# protocol, as containerd's shim asks); the guest gives the process a
+# terminal of its own.
+"$W/recvtty" "$W/console.sock" > "$W/tty.out" 2>&1 & RT=$!
+i=0; while [ ! -S "$W/console.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+$A exec -t --console-socket "$W/console.sock" vme2e-l1 sh -c 'tty; exit 3'
+rc=$?
+wait $RT
+[ $rc = 3 ] && grep -q '^/dev/pts/[0-9]' "$W/tty.out" && ok "exec with a terminal: a terminal in the guest ($(tr -d '\r' < "$W/tty.out" | tr '\n' ' ')), exit 3 comes back" || bad "exec -t: status $rc: $(head -c 300 "$W/tty.out")"
+out=$($A exec -t vme2e-l1 true 2>&1 </dev/null)
+rc=$?
+[ $rc != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "console-socket" && ok "exec -t without a terminal or console socket: one line ($out)" || bad "exec -t without a terminal: status $rc: $out"
 echo "== the VMM's confinement"
 P=$($A state vme2e-l1 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
 n=0; open=""
@@ -130,6 +142,64 @@ $A --isolation vm run -d -b "$W/long" vme2e-l3 || bad "run -d failed"
 $A delete --force vme2e-l3 || bad "delete --force failed"
 gone vme2e-l3
 
+echo "== one VM per pod"
+$A --isolation vm create -b "$W/podsb" vme2e-pod && $A start vme2e-pod || bad "pod sandbox: create/start failed"
+t=$(now)
+# Right after the sandbox's start its guest still boots: create waits.
+$A --isolation vm create -b "$W/podm1" vme2e-pm1 || bad "pod member: create failed"
+echo "     member create (waits for the pod's guest): $(since "$t")"
+$A state vme2e-pm1 | grep '"status": *"created"' >/dev/null && ok "member: state created" || bad "member state after create: $($A state vme2e-pm1 2>&1)"
+t=$(now)
+$A start vme2e-pm1 || bad "pod member: start failed"
+i=0; while [ ! -s "$W/podm1/rootfs/boot_id" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+echo "     member start to its first write: $(since "$t")"
+SB=$(cat "$W/podsb/rootfs/boot_id" 2>/dev/null); M1=$(cat "$W/podm1/rootfs/boot_id" 2>/dev/null)
+[ -n "$M1" ] && [ "$M1" = "$SB" ] && [ "$M1" != "$HOST_BOOT_ID" ] && ok "two containers of one pod share one guest (boot id $M1)" || bad "sandbox's guest $SB, member's $M1"
+PS=$($A state vme2e-pod | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+PM=$($A state vme2e-pm1 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+ks=$(ls -l /proc/$PS/fd 2>/dev/null | grep -c /dev/kvm); km=$(ls -l /proc/$PM/fd 2>/dev/null | grep -c /dev/kvm)
+[ "$ks" -ge 1 ] && [ "$km" = 0 ] && ok "only the sandbox's init is a VMM (the member's init $PM is its proxy)" || bad "/dev/kvm held by the sandbox's init: $ks, by the member's: $km"
+$A state vme2e-pm1 | grep '"status": *"running"' >/dev/null && ok "member: state running" || bad "member state after start: $($A state vme2e-pm1 2>&1)"
+out=$($A exec vme2e-pm1 sh -c 'cat /proc/sys/kernel/random/boot_id; grep ^Seccomp: /proc/self/status; ls -A /; exit 4')
+rc=$?
+[ $rc = 4 ] && echo "$out" | grep -qx "$SB" && ok "exec into a member: same guest, exit 4 comes back" || bad "exec into the member: status $rc: $out"
+echo "$out" | grep -q "^Seccomp:[[:space:]]*2" && ok "an exec'd process runs under the default seccomp filter in the guest" || bad "exec'd process's seccomp: $(echo "$out" | grep Seccomp)"
+echo "$out" | grep -qx boot_id && ! echo "$out" | grep -q atoll-pod && ok "the member's root is its own rootfs" || bad "the member's root: $(echo "$out" | tr '\n' ' ')"
+out=$($A exec vme2e-pod ls -A /.atoll-pod 2>&1)
+[ -z "$out" ] && ok "the sandbox container does not see the members' rootfs" || bad "the sandbox sees /.atoll-pod: $out"
+p1=$($A ps --format json vme2e-pm1); p0=$($A ps --format json vme2e-pod)
+echo "$p1" | grep -E '^\[[0-9]+(,[0-9]+)*\]$' >/dev/null && [ "$p1" != "$p0" ] && ok "ps of a member lists its own processes ($p1; the sandbox's: $p0)" || bad "ps: member $p1, sandbox $p0"
+$A --isolation vm run -b "$W/podm2" vme2e-pm2 >"$W/out" 2>"$W/err"
+rc=$?
+[ $rc = 9 ] && grep -q m2-out "$W/out" && grep -q m2-err "$W/err" && ok "a member run in the foreground: exit 9 and both streams come back" || bad "member run: status $rc: $(cat "$W/out" "$W/err" | head -c 300)"
+grep -q mkdir-refused "$W/out" && [ ! -e "$W/podm2/rootfs/m2dir" ] && ok "a member's own seccomp profile holds in the guest" || bad "the member's profile did not refuse mkdir: $(cat "$W/out")"
+$A delete vme2e-pm2 2>/dev/null
+gone vme2e-pm2
+$A kill vme2e-pm1 TERM
+if wait_stopped vme2e-pm1; then ok "kill TERM stops a member"; else bad "member still $($A state vme2e-pm1 2>&1 | grep status) after kill TERM"; fi
+$A delete vme2e-pm1 || bad "member delete failed"
+gone vme2e-pm1
+[ -x "$W/podm1/rootfs/bin/busybox" ] || [ -e "$W/podm1/rootfs/bin/sh" ] && ok "the member's rootfs is intact after its delete" || bad "the member's rootfs lost files"
+out=$($A exec vme2e-pod cat /boot_id 2>&1)
+[ "$out" = "$SB" ] && ok "the pod's VM runs on after a member's delete" || bad "exec into the sandbox after the member's delete: $out"
+out=$($A --isolation vm create -b "$W/podbad" vme2e-pbad 2>&1)
+rc=$?
+[ $rc != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "does not exist" && ok "a member of a missing sandbox: one line ($out)" || bad "member of a missing sandbox: status $rc: $out"
+gone vme2e-pbad
+# A sandbox created but not started has no VM yet.
+$A --isolation vm create -b "$W/podsb2" vme2e-pod2 || bad "second sandbox: create failed"
+out=$($A --isolation vm create -b "$W/podm3" vme2e-pm3 2>&1)
+rc=$?
+[ $rc != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "not running" && ok "a member of a sandbox not started: one line ($out)" || bad "member of a created sandbox: status $rc: $out"
+gone vme2e-pm3
+$A delete vme2e-pod2 || bad "delete of a created sandbox failed"
+gone vme2e-pod2
+$A kill vme2e-pod KILL
+wait_stopped vme2e-pod || bad "the sandbox still runs after kill KILL"
+$A delete vme2e-pod || bad "sandbox delete failed"
+gone vme2e-pod
+[ -z "$(ls -A "$R/.atoll/.pods" 2>/dev/null)" ] && ok "deleting the sandbox removes the pod's directory" || bad "left in $R/.atoll/.pods: $(ls -A "$R/.atoll/.pods")"
+
 echo "== the attack battery at the vm level"
 # The test VM is the host here: its secret outside the rootfs, a process
 # whose pid the attacks know, a loopback listener, a tag in its kernel
@@ -164,6 +234,11 @@ n=$(grep -c '^ATTACK ' "$W/atk.out")
 want=$(( $(sed -n 's/.*"ATTACKS=\([^"]*\)".*/\1/p' "$W/attacks/config.json" | wc -w) + 1 ))
 [ -z "$seen" ] && ok "the attacks ($n verdicts) left the test VM unaffected" || bad "the host saw:$seen"
 [ "$n" = "$want" ] || bad "$n attack verdicts, not $want: $(grep -v '^ATTACK \|^INFO ' "$W/atk.out" | head -c 400)"
+# No seccomp profile in the bundle: the guest agent applies the default
+# one, so what reaches the guest kernel's riskier interfaces is refused.
+for a in keyctl io_uring bpf userfaultfd kernel_module; do
+  grep -q "^ATTACK $a BLOCKED" "$W/atk.out" && ok "default guest seccomp profile: $a refused" || bad "$a in the guest: $(grep "^ATTACK $a " "$W/atk.out")"
+done
 grep -q '^ATTACK virtiofs_symlink BLOCKED' "$W/atk.out" && ok "virtio-fs symlink attacks stayed inside the rootfs" || bad "virtio-fs: $(grep virtiofs_symlink "$W/atk.out")"
 [ -f "$W/attacks/rootfs/tmp/atoll-vm-attack/planted" ] && ok "a write through a guest-made link landed in the rootfs" || bad "no planted file in the rootfs"
 # What the container did to its files as root (fs-attacks.sh) went

@@ -57,6 +57,36 @@ PY
 else
   echo "tests/vm/run.sh: no Debian rootfs at $DEB (DEBIAN_ROOTFS=DIR names one): the python3 check is skipped" >&2
 fi
+# One VM per pod: a sandbox container and members carrying containerd's
+# CRI annotations. The sandbox and the first member write their guest's
+# boot id and run until signalled; the second member talks on both
+# streams, tries a mkdir its own seccomp profile refuses, and exits 9.
+bundle podsb sh -c 'trap "exit 143" TERM; cat /proc/sys/kernel/random/boot_id > /boot_id; while :; do sleep 0.2; done'
+bundle podm1 sh -c 'trap "exit 143" TERM; cat /proc/sys/kernel/random/boot_id > /boot_id; while :; do sleep 0.2; done'
+bundle podm2 sh -c 'echo m2-out; echo m2-err >&2; mkdir /m2dir 2>/dev/null || echo mkdir-refused; exit 9'
+bundle podbad true
+bundle podsb2 true
+bundle podm3 true
+python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+def annotate(name, kind, sandbox, profile=None):
+    p = f"{w}/{name}/config.json"
+    c = json.load(open(p))
+    c["annotations"] = {"io.kubernetes.cri.container-type": kind,
+                        "io.kubernetes.cri.sandbox-id": sandbox}
+    if profile:
+        c.setdefault("linux", {})["seccomp"] = profile
+    json.dump(c, open(p, "w"), indent=2)
+annotate("podsb", "sandbox", "vme2e-pod")
+annotate("podm1", "container", "vme2e-pod")
+annotate("podm2", "container", "vme2e-pod", {
+    "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]})
+annotate("podbad", "container", "vme2e-nosuchpod")
+annotate("podsb2", "sandbox", "vme2e-pod2")
+annotate("podm3", "container", "vme2e-pod2")
+PY
 # The attack battery at the vm level: a subset of tests/attacks (those
 # that need no host-side hooks while they run), compiled statically here
 # (the test VM has no compiler) and run one after the other by one
@@ -96,6 +126,9 @@ p["env"] += [
 ]
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
+# A console socket's receiver for exec with a terminal.
+gcc -O2 -Wall -static -o "$W/recvtty" "$ROOT/tests/vm/recvtty.c" ||
+  { echo "tests/vm/run.sh: compiling tests/vm/recvtty.c failed" >&2; exit 2; }
 cp "$ROOT/tests/vm/in-vm.sh" "$W/in-vm.sh"
 if [ "${ATOLL_VM_DIRECT:-0}" = 1 ]; then
   PATH=$(dirname "$(readlink -f "$ATOLL")"):$PATH sh "$W/in-vm.sh" "$W"

@@ -68,6 +68,26 @@ pub struct Stdio {
     pub stdout: RawFd,
     pub stderr: RawFd,
     pub signals: Option<RawFd>,
+    /// The terminal the process's terminal stands for on this side: a
+    /// SIGWINCH resizes the guest's terminal to its size instead of being
+    /// forwarded.
+    pub terminal: Option<RawFd>,
+}
+
+/// A terminal's window size (rows, columns), if `fd` is one.
+pub fn window_size(fd: RawFd) -> Option<(u16, u16)> {
+    // SAFETY: TIOCGWINSZ fills a local winsize.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } < 0 {
+        return None;
+    }
+    Some((ws.ws_row, ws.ws_col))
+}
+
+/// The RESIZE frame's payload: rows and columns, big-endian.
+pub fn resize_payload((rows, cols): (u16, u16)) -> [u8; 4] {
+    let (r, c) = (rows.to_be_bytes(), cols.to_be_bytes());
+    [r[0], r[1], c[0], c[1]]
 }
 
 fn write_fd(fd: RawFd, mut data: &[u8]) {
@@ -176,7 +196,16 @@ pub fn run(mut s: UnixStream, req: &Request, io: Stdio, started: impl FnOnce(i32
                         std::mem::size_of::<libc::signalfd_siginfo>(),
                     )
                 };
-                if n as usize == std::mem::size_of::<libc::signalfd_siginfo>() {
+                if n as usize != std::mem::size_of::<libc::signalfd_siginfo>() {
+                    continue;
+                }
+                if si.ssi_signo as i32 == libc::SIGWINCH
+                    && let Some(t) = io.terminal
+                {
+                    if let Some(size) = window_size(t) {
+                        proto::write_frame(&mut s, proto::RESIZE, &resize_payload(size))?;
+                    }
+                } else {
                     proto::write_frame(
                         &mut s,
                         proto::SIGNAL,
@@ -217,5 +246,19 @@ pub fn forwarded_signals() -> Result<RawFd> {
             return Err(io::Error::last_os_error()).context("signalfd");
         }
         Ok(fd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_frames_carry_rows_then_columns() {
+        assert_eq!(resize_payload((24, 80)), [0, 24, 0, 80]);
+        assert_eq!(resize_payload((300, 1000)), [1, 44, 3, 232]);
+        // not a terminal
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(window_size(f.as_raw_fd()), None);
     }
 }

@@ -135,6 +135,41 @@ pub struct Process {
     pub ambient: Option<Vec<u32>>,
     /// Window size for a terminal: rows, columns.
     pub console_size: Option<(u16, u16)>,
+    /// The seccomp filter the process runs under (the spec's profile, or
+    /// the default one), compiled on the host.
+    #[serde(default)]
+    pub seccomp: Option<Seccomp>,
+}
+
+/// A compiled seccomp filter as the agent loads it.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct Seccomp {
+    /// seccomp(2) flags (TSYNC, LOG, SPEC_ALLOW).
+    pub flags: u32,
+    /// The BPF program, one instruction per entry:
+    /// `code << 48 | jt << 40 | jf << 32 | k`.
+    pub program: Vec<u64>,
+}
+
+/// Longest program the kernel loads (BPF_MAXINSNS).
+pub const SECCOMP_MAX_INSNS: usize = 4096;
+
+impl Seccomp {
+    pub fn pack(code: u16, jt: u8, jf: u8, k: u32) -> u64 {
+        (code as u64) << 48 | (jt as u64) << 40 | (jf as u64) << 32 | k as u64
+    }
+
+    /// The instructions as (code, jt, jf, k).
+    pub fn unpack(&self) -> impl Iterator<Item = (u16, u8, u8, u32)> + '_ {
+        self.program.iter().map(|i| {
+            (
+                (i >> 48) as u16,
+                (i >> 40) as u8,
+                (i >> 32) as u8,
+                *i as u32,
+            )
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -186,6 +221,31 @@ mod tests {
         assert!(fb.next_frame().unwrap().is_none());
         let mut r = &v[..];
         assert_eq!(read_frame(&mut r).unwrap().0, STDOUT);
+    }
+
+    #[test]
+    fn seccomp_programs_round_trip() {
+        let f = Seccomp {
+            flags: 1,
+            program: vec![
+                Seccomp::pack(0x20, 0, 0, 4),
+                Seccomp::pack(0x15, 1, 2, 0xc000_003e),
+                Seccomp::pack(0x06, 0, 0, 0x7fff_0000),
+            ],
+        };
+        let v: Vec<_> = f.unpack().collect();
+        assert_eq!(v[1], (0x15, 1, 2, 0xc000_003e));
+        assert_eq!(v[2], (0x06, 0, 0, 0x7fff_0000));
+        let p = Process {
+            seccomp: Some(f),
+            ..Default::default()
+        };
+        let j = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<Process>(&j).unwrap(), p);
+        // a host that sends none (an older atoll) leaves it unset
+        let mut v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        v.as_object_mut().unwrap().remove("seccomp");
+        assert_eq!(serde_json::from_value::<Process>(v).unwrap().seccomp, None);
     }
 
     #[test]

@@ -115,7 +115,10 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
     }
     let req = Request::Run {
         container: Box::new(vm_level::agent_container(&l.id, &l.spec)),
-        process: Box::new(vm_level::agent_process(&process)),
+        process: Box::new(atoll_agent::proto::Process {
+            seccomp: Some(l.seccomp.clone()),
+            ..vm_level::agent_process(&process)
+        }),
         init: true,
     };
     let io = client::Stdio {
@@ -123,6 +126,7 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
         stdout: 1,
         stderr: 2,
         signals: Some(signals),
+        terminal: terminal.then_some(0),
     };
     client::run(stream, &req, io, |_| {}).map_err(|e| format!("{e:#}"))
 }

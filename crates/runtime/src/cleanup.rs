@@ -60,13 +60,16 @@ pub fn remove_everything(rt: &Runtime, id: &str) {
         kill_all(&m);
         let _ = m.remove();
     }
-    let _ = std::fs::remove_dir_all(rt.layout.container_dir(id));
-    let _ = std::fs::remove_dir_all(rt.layout.atoll_dir(id));
+    remove_state(rt, id);
 }
 
 /// Removes both state directories of a container that libcontainer has
 /// deleted (its processes and cgroup are gone).
 pub fn remove_state(rt: &Runtime, id: &str) {
+    // A vm-level pod's directory (its sandbox's) or its rootfs in one (a
+    // member's): unmounted, never removed recursively.
+    crate::vm_pod::remove_member(&rt.layout, id);
+    crate::vm_pod::teardown(&rt.layout, id);
     let _ = std::fs::remove_dir_all(rt.layout.container_dir(id));
     let _ = std::fs::remove_dir_all(rt.layout.atoll_dir(id));
 }

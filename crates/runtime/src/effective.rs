@@ -224,6 +224,25 @@ pub fn effective_spec(
     spec
 }
 
+/// The seccomp profile the vm level's guest agent applies: the spec's, or
+/// the default one for the process's bounding set, with the same
+/// translation the native level's filter gets (see seccomp_filter.rs).
+pub fn guest_seccomp_profile(original: &Spec) -> oci_spec::runtime::LinuxSeccomp {
+    let mut spec = original.clone();
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    if linux.seccomp().is_none() {
+        linux.set_seccomp(Some(seccomp_profile::default_profile(&bounding_caps(
+            original,
+        ))));
+    }
+    spec.set_linux(Some(linux));
+    work_around_libcontainer(&mut spec);
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().clone())
+        .expect("set above")
+}
+
 /// Compensates for two libcontainer 0.7 behaviours that differ from runc,
 /// so bundles mean what the runtime-spec says:
 ///

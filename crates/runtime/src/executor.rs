@@ -85,6 +85,11 @@ pub struct AtollExecutor {
     /// sandbox's kernel: the descriptor (in the init) of its control
     /// connection; the init is the container's proxy (pod.rs).
     pub pod_member: Option<i32>,
+    /// At the vm level, for a pod's container that runs in its sandbox's
+    /// VM: the descriptor (in the init) of its connection to the guest
+    /// agent and the request that starts it; the init is its proxy
+    /// (vm_pod.rs).
+    pub vm_member: Option<(i32, atoll_agent::proto::Request)>,
 }
 
 impl AtollExecutor {
@@ -96,6 +101,7 @@ impl AtollExecutor {
             confinement: None,
             vm: None,
             pod_member: None,
+            vm_member: None,
         }
     }
 }
@@ -180,6 +186,10 @@ impl Executor for AtollExecutor {
             (Isolation::Userspace, None) => Err(ExecutorError::Other(
                 "userspace level selected but no application kernel is linked".into(),
             )),
+            (Isolation::Vm, _) if self.vm_member.is_some() => {
+                let (fd, req) = self.vm_member.clone().unwrap();
+                crate::control::exit_like(run_vm_member(fd, &req))
+            }
             (Isolation::Vm, _) => match &self.vm {
                 Some((entry, launch)) => {
                     entry(launch).map_err(ExecutorError::Other)?;
@@ -227,6 +237,52 @@ fn run_pod_member(fd: i32) -> Option<i32> {
         Ok(session) => session.proxy(),
         Err(e) => {
             eprintln!("atoll: error: starting the container in its pod: {e:#}");
+            // As a shell reports a command that could not run.
+            Some(127 << 8)
+        }
+    }
+}
+
+/// A pod container's init at the vm level, at start: asks the guest agent
+/// over the connection at `fd` (made and checked by create) to start the
+/// container in the pod's VM, then relays this process's stdio (the
+/// shim's pipes, or the terminal libcontainer set up) and the signals it
+/// receives until the container's process exits, and exits as it did.
+/// What the agent refuses is printed and becomes the exit status.
+fn run_vm_member(fd: i32, req: &atoll_agent::proto::Request) -> Option<i32> {
+    use atoll_agent::client;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the runtime placed the connection at this descriptor for us.
+    let conn = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    let terminal =
+        matches!(req, atoll_agent::proto::Request::Run { process, .. } if process.terminal);
+    if terminal {
+        // The guest's terminal does the line discipline: this side passes
+        // bytes through.
+        // SAFETY: tcgetattr/tcsetattr on our own stdin.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) == 0 {
+                libc::cfmakeraw(&mut t);
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+    let run = || -> anyhow::Result<i32> {
+        let signals = client::forwarded_signals()?;
+        let io = client::Stdio {
+            stdin: Some(0),
+            stdout: 1,
+            stderr: 2,
+            signals: Some(signals),
+            terminal: terminal.then_some(0),
+        };
+        client::run(conn, req, io, |_| {})
+    };
+    match run() {
+        Ok(status) => Some(status),
+        Err(e) => {
+            eprintln!("atoll: error: starting the container in its pod's VM: {e:#}");
             // As a shell reports a command that could not run.
             Some(127 << 8)
         }

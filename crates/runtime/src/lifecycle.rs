@@ -304,15 +304,8 @@ impl Runtime {
         let crate::pod::PodRole::Member(sid) = crate::pod::role(spec) else {
             return Ok(None);
         };
-        if level == Isolation::Vm {
-            // Each would boot a guest of its own, apart from the pod's
-            // network and IPC: one VM per pod is not built yet.
-            bail!(
-                "container {id}: pods at isolation level vm are not supported yet (container of pod sandbox {sid}; only the sandbox container can run at the vm level)"
-            );
-        }
         let Ok(sandbox) = Meta::load(&self.layout, &sid) else {
-            if level == Isolation::Userspace {
+            if level != Isolation::Native {
                 bail!(
                     "container {id}: its pod's sandbox container {sid} does not exist in {}",
                     self.layout.root.display()
@@ -328,7 +321,13 @@ impl Runtime {
                 sandbox.level
             );
         }
-        Ok((level == Isolation::Userspace).then_some(sid))
+        if level == Isolation::Vm && sandbox.pod_sandbox.is_some() {
+            bail!(
+                "container {id}: {sid} is itself a member of pod sandbox {}, not a pod's sandbox container",
+                sandbox.pod_sandbox.unwrap_or_default()
+            );
+        }
+        Ok((level != Isolation::Native).then_some(sid))
     }
 
     /// The userspace platform create asks for (see `level::select_platform`).
@@ -387,12 +386,13 @@ impl Runtime {
         if level == Isolation::Userspace && self.plugins.sandbox_entry.is_none() {
             bail!("isolation level userspace is not available in this build");
         }
-        if level == Isolation::Vm {
-            if self.plugins.vm_entry.is_none() {
-                bail!("isolation level vm is not available in this build");
-            }
+        if level == Isolation::Vm && self.plugins.vm_entry.is_none() {
+            bail!("isolation level vm is not available in this build");
+        }
+        if level == Isolation::Vm && pod.is_none() {
             // Before any state exists: a host that cannot boot the guest
             // is refused with the reason, and nothing is left to clean.
+            // (A pod's member boots nothing: it runs in its sandbox's VM.)
             crate::vm_level::preflight(
                 &bundle.spec,
                 &crate::vm_level::assets_dir(self.config.vm_assets.as_deref()),
@@ -456,6 +456,20 @@ impl Runtime {
             std::io::ErrorKind::AlreadyExists => anyhow!("container {id} already exists"),
             _ => anyhow!("{}: {e}", atoll_dir.display()),
         })?;
+        if level == Isolation::Vm {
+            if pod.is_some() {
+                // The init is only the member's proxy on the host: it
+                // needs no capabilities.
+                crate::userspace_spec::init_as_root(&mut eff, &[]);
+            } else if crate::pod::role(&bundle.spec) == crate::pod::PodRole::Sandbox {
+                // The pod's VM: members' rootfs appear in its share.
+                let m = crate::vm_pod::prepare(&self.layout, id)
+                    .with_context(|| format!("container {id}"))?;
+                let mut mounts = eff.mounts().clone().unwrap_or_default();
+                mounts.push(m);
+                eff.set_mounts(Some(mounts));
+            }
+        }
         let confinement = self.take_seccomp(id, &mut eff)?;
         eff.save(atoll_dir.join("config.json"))
             .map_err(|e| anyhow!("writing effective spec: {e}"))?;
@@ -491,7 +505,15 @@ impl Runtime {
         let mut preserve_fds = opts.preserve_fds;
         // Kept open until build has forked the init (which inherits them).
         let mut _sandbox_fds: Vec<std::os::fd::OwnedFd> = Vec::new();
-        if let Some(sid) = &pod {
+        if let Some(sid) = pod.as_ref().filter(|_| level == Isolation::Vm) {
+            let slot = 3 + opts.preserve_fds;
+            let (conn, req) = self.vm_member(id, sid, bundle)?;
+            crate::fds::place(&conn, slot).context("pod connection descriptor")?;
+            preserve_fds += 1;
+            _sandbox_fds.push(std::os::fd::OwnedFd::from(conn));
+            executor.level = Isolation::Vm;
+            executor.vm_member = Some((slot, req));
+        } else if let Some(sid) = &pod {
             // A pod's container: it joins the sandbox's kernel, its init
             // is its proxy (pod.rs); the log slot keeps the proxy's errors.
             let log_path = meta
@@ -572,7 +594,7 @@ impl Runtime {
             });
         }
 
-        if level == Isolation::Vm {
+        if level == Isolation::Vm && pod.is_none() {
             let slot = 3 + opts.preserve_fds;
             let launch = self.vm_launch(
                 id,
@@ -612,6 +634,52 @@ impl Runtime {
                 .with_context(|| format!("container {id}: loopback interface"))?;
         }
         Ok(Created { pid, meta })
+    }
+
+    /// A pod member at the vm level (vm_pod.rs): its rootfs into the
+    /// pod's share, a connection to the pod's guest agent (the sandbox
+    /// must be running, its guest up), and the request its proxy sends at
+    /// start.
+    fn vm_member(
+        &self,
+        id: &str,
+        sid: &str,
+        bundle: &spec::Bundle,
+    ) -> Result<(std::os::unix::net::UnixStream, atoll_agent::proto::Request)> {
+        let running = self
+            .load(sid)
+            .map(|(c, _)| c.status())
+            .map_err(|e| anyhow!("container {id}: its pod's sandbox container: {e:#}"))?;
+        if running != ContainerStatus::Running {
+            bail!(
+                "container {id}: its pod's sandbox container {sid} is not running (it is {}): its VM boots at start",
+                status::status_str(running)
+            );
+        }
+        let process = bundle
+            .spec
+            .process()
+            .clone()
+            .ok_or_else(|| anyhow!("container {id}: config.json has no process"))?;
+        let mut container = crate::vm_level::agent_container(id, &bundle.spec);
+        container.rootfs_path = crate::vm_pod::add_member(&self.layout, sid, id, &bundle.rootfs)
+            .with_context(|| format!("container {id}"))?;
+        let conn = self
+            .ready_agent(sid)
+            .with_context(|| format!("container {id}: its pod's VM"))?;
+        let req = atoll_agent::proto::Request::Run {
+            container: Box::new(container),
+            process: Box::new(atoll_agent::proto::Process {
+                seccomp: Some(crate::vm_level::guest_seccomp(
+                    &self.layout,
+                    id,
+                    &bundle.spec,
+                )?),
+                ..crate::vm_level::agent_process(&process)
+            }),
+            init: true,
+        };
+        Ok((conn, req))
     }
 
     /// Opens what a vm-level init inherits (log, vsock socket, /dev/kvm,
@@ -661,6 +729,7 @@ impl Runtime {
             kernel_fd: slot + 3,
             initrd_fd: slot + 4,
             console: tracing::enabled!(tracing::Level::DEBUG),
+            seccomp: vm_level::guest_seccomp(&self.layout, id, spec)?,
         })
     }
 

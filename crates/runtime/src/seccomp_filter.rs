@@ -61,6 +61,16 @@ impl Bpf {
         Ok(())
     }
 
+    /// The program's instructions as (code, jt, jf, k).
+    pub fn instructions(&self) -> impl Iterator<Item = (u16, u8, u8, u32)> + '_ {
+        self.program.iter().map(|i| (i.code, i.jt, i.jf, i.k))
+    }
+
+    /// The seccomp(2) flags to load it with.
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
     /// Instructions in the program.
     pub fn len(&self) -> usize {
         self.program.len()

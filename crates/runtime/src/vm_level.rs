@@ -55,6 +55,8 @@ pub struct VmLaunch {
     pub initrd_fd: i32,
     /// Copy the guest's console to the log (`--debug`).
     pub console: bool,
+    /// The container process's seccomp filter (guest_seccomp).
+    pub seccomp: atoll_agent::proto::Seccomp,
 }
 
 /// The directory holding the guest assets.
@@ -382,6 +384,53 @@ pub fn agent_process(p: &oci_spec::runtime::Process) -> atoll_agent::proto::Proc
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16)),
+        seccomp: None,
+    }
+}
+
+/// Compiles the seccomp filter the guest agent puts container `id`'s
+/// processes under: the spec's profile, or atoll's default one (Docker's
+/// rules, by the process's bounding set) when the spec has none: the
+/// guest kernel is the tenant's, but keyctl, io_uring, bpf, userfaultfd
+/// and the like are its attack surface all the same. Kept in the state
+/// directory for exec (like the native level's filter).
+pub fn guest_seccomp(
+    layout: &crate::layout::Layout,
+    id: &str,
+    spec: &Spec,
+) -> Result<atoll_agent::proto::Seccomp> {
+    let profile = crate::effective::guest_seccomp_profile(spec);
+    if !crate::seccomp_filter::loadable(&profile) {
+        bail!(
+            "isolation level vm: a seccomp profile that hands syscalls to a notifier (SCMP_ACT_NOTIFY) cannot run in a guest"
+        );
+    }
+    let bpf = crate::seccomp_filter::cached_with_copy(
+        &layout.seccomp_cache(),
+        &profile,
+        &layout.seccomp_filter(id),
+    )
+    .map_err(|e| anyhow!("seccomp profile: {e:#}"))?;
+    Ok(to_agent(&bpf))
+}
+
+/// The filter create compiled for container `id`, for exec.
+pub fn saved_guest_seccomp(
+    layout: &crate::layout::Layout,
+    id: &str,
+) -> Result<atoll_agent::proto::Seccomp> {
+    crate::seccomp_filter::Bpf::read(&layout.seccomp_filter(id))
+        .map(|b| to_agent(&b))
+        .map_err(|e| anyhow!("container {id}: its seccomp filter: {e:#}"))
+}
+
+fn to_agent(bpf: &crate::seccomp_filter::Bpf) -> atoll_agent::proto::Seccomp {
+    atoll_agent::proto::Seccomp {
+        flags: bpf.flags(),
+        program: bpf
+            .instructions()
+            .map(|(c, jt, jf, k)| atoll_agent::proto::Seccomp::pack(c, jt, jf, k))
+            .collect(),
     }
 }
 
@@ -407,6 +456,17 @@ pub fn agent_container(id: &str, spec: &Spec) -> atoll_agent::proto::Container {
         })
         .collect();
     let linux = spec.linux().clone().unwrap_or_default();
+    let mut masked_paths = linux.masked_paths().clone().unwrap_or_else(|| {
+        crate::effective::DEFAULT_MASKED_PATHS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
+    if crate::pod::role(spec) == crate::pod::PodRole::Sandbox {
+        // The pod's members' rootfs, in the share of the sandbox's VM:
+        // not the sandbox container's business.
+        masked_paths.push(crate::vm_pod::IN_SHARE.to_string());
+    }
     atoll_agent::proto::Container {
         id: id.to_string(),
         rootfs_tag: ROOTFS_TAG.to_string(),
@@ -418,12 +478,7 @@ pub fn agent_container(id: &str, spec: &Spec) -> atoll_agent::proto::Container {
             .unwrap_or(false),
         hostname: spec.hostname().clone(),
         mounts,
-        masked_paths: linux.masked_paths().clone().unwrap_or_else(|| {
-            crate::effective::DEFAULT_MASKED_PATHS
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        }),
+        masked_paths,
         readonly_paths: linux.readonly_paths().clone().unwrap_or_else(|| {
             crate::effective::DEFAULT_READONLY_PATHS
                 .iter()

@@ -75,6 +75,8 @@ struct Plan {
     join: Vec<(OwnedFd, libc::c_int)>,
     rlimits: Vec<(u32, libc::rlimit)>,
     no_new_privs: bool,
+    /// seccomp(2) flags and program.
+    seccomp: Option<(u32, Vec<libc::sock_filter>)>,
     uid: u32,
     gid: u32,
     groups: Vec<libc::gid_t>,
@@ -113,6 +115,29 @@ fn caps_of(p: &Process) -> Option<Caps> {
     })
 }
 
+/// The process's seccomp filter as the kernel takes it; an error for a
+/// program it would refuse.
+fn seccomp_of(p: &Process) -> io::Result<Option<(u32, Vec<libc::sock_filter>)>> {
+    let Some(f) = &p.seccomp else {
+        return Ok(None);
+    };
+    let n = f.program.len();
+    if n == 0 || n > atoll_agent::proto::SECCOMP_MAX_INSNS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "seccomp program of {n} instructions (1 to {} allowed)",
+                atoll_agent::proto::SECCOMP_MAX_INSNS
+            ),
+        ));
+    }
+    let prog = f
+        .unpack()
+        .map(|(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+        .collect();
+    Ok(Some((f.flags, prog)))
+}
+
 fn process_plan(p: &Process) -> io::Result<Plan> {
     if p.args.is_empty() {
         return Err(io::Error::new(
@@ -120,6 +145,7 @@ fn process_plan(p: &Process) -> io::Result<Plan> {
             "process.args is empty",
         ));
     }
+    let seccomp = seccomp_of(p)?;
     let path = p
         .env
         .iter()
@@ -155,6 +181,7 @@ fn process_plan(p: &Process) -> io::Result<Plan> {
             })
             .collect(),
         no_new_privs: p.no_new_privileges,
+        seccomp,
         uid: p.uid,
         gid: p.gid,
         groups: p.additional_gids.clone(),
@@ -233,7 +260,13 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
 
     // stdio
     let (pty, stdin_pair, out_pair, err_pair) = if p.terminal {
-        let (master, slave) = openpty(p.console_size)?;
+        // An exec'd process's terminal is one of its container's devpts
+        // (where its /dev/pts/N names it: tty, ttyname, ssh-like tools);
+        // an init's container has no devpts yet: the agent's.
+        let root = existing
+            .filter(|_| !init)
+            .map(|pid| format!("/proc/{pid}/root"));
+        let (master, slave) = openpty(p.console_size, root.as_deref())?;
         (Some((master, slave)), None, None, None)
     } else {
         (None, Some(pipe()?), Some(pipe()?), Some(pipe()?))
@@ -378,19 +411,25 @@ pub fn pids(id: &str) -> io::Result<Vec<i32>> {
     Ok(out)
 }
 
-fn openpty(size: Option<(u16, u16)>) -> io::Result<(OwnedFd, OwnedFd)> {
+/// A pseudo-terminal pair from the devpts instance of `root` (a
+/// container's root seen from the agent), or the agent's own.
+fn openpty(size: Option<(u16, u16)>, root: Option<&str>) -> io::Result<(OwnedFd, OwnedFd)> {
+    let root = root.unwrap_or("");
+    let ptmx = cstr(&format!("{root}/dev/ptmx"))?;
     // SAFETY: opening a pty pair and setting its window size.
     unsafe {
-        let m = check(libc::posix_openpt(
+        let m = check(libc::open(
+            ptmx.as_ptr(),
             libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
         ))?;
         let master = OwnedFd::from_raw_fd(m);
         check(libc::grantpt(m))?;
         check(libc::unlockpt(m))?;
-        let mut name = [0 as libc::c_char; 64];
-        check(libc::ptsname_r(m, name.as_mut_ptr(), name.len()))?;
+        let mut n: libc::c_uint = 0;
+        check(libc::ioctl(m, libc::TIOCGPTN, &mut n))?;
+        let slave_path = cstr(&format!("{root}/dev/pts/{n}"))?;
         let s = check(libc::open(
-            name.as_ptr(),
+            slave_path.as_ptr(),
             libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
         ))?;
         if let Some((rows, cols)) = size {
@@ -602,6 +641,12 @@ fn child(plan: &Plan, init: bool, tty: bool, i: RawFd, o: RawFd, e: RawFd, err_f
         if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {
             fail(err_fd, b"keepcaps");
         }
+        // Without no_new_privs the filter is loaded while the process
+        // still has CAP_SYS_ADMIN, as runc does: what follows (setgroups
+        // to execve) must then be allowed by the profile.
+        if !plan.no_new_privs {
+            load_seccomp(plan, err_fd);
+        }
         // Raw system calls: glibc's wrappers would signal every thread of
         // the agent (which this clone does not have) and wait forever.
         if libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) < 0 {
@@ -657,8 +702,11 @@ fn child(plan: &Plan, init: bool, tty: bool, i: RawFd, o: RawFd, e: RawFd, err_f
             // Without capabilities in the spec a non-root user has none.
             libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0);
         }
-        if plan.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-            fail(err_fd, b"no_new_privs");
+        if plan.no_new_privs {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+                fail(err_fd, b"no_new_privs");
+            }
+            load_seccomp(plan, err_fd);
         }
         if libc::chdir(plan.cwd.as_ptr()) < 0 {
             fail(err_fd, b"chdir to the process's cwd");
@@ -681,5 +729,59 @@ fn child(plan: &Plan, init: bool, tty: bool, i: RawFd, o: RawFd, e: RawFd, err_f
         }
         *libc::__errno_location() = last;
         fail(err_fd, b"exec");
+    }
+}
+
+/// Installs the process's seccomp filter, if it has one (in the cloned
+/// child: system calls on prepared data only).
+fn load_seccomp(plan: &Plan, err_fd: RawFd) {
+    let Some((flags, prog)) = &plan.seccomp else {
+        return;
+    };
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: fprog points at the plan's program for the call's duration.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            1 as libc::c_ulong, // SECCOMP_SET_MODE_FILTER
+            *flags as libc::c_ulong,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        fail(err_fd, b"seccomp filter");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_agent::proto::Seccomp;
+
+    fn process(program: Vec<u64>) -> Process {
+        Process {
+            args: vec!["/bin/true".into()],
+            seccomp: Some(Seccomp { flags: 0, program }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_seccomp_program_becomes_the_kernels_instructions() {
+        let p = process(vec![Seccomp::pack(0x06, 0, 0, 0x7fff_0000)]);
+        let (flags, prog) = process_plan(&p).unwrap().seccomp.unwrap();
+        assert_eq!(flags, 0);
+        assert_eq!((prog[0].code, prog[0].k), (0x06, 0x7fff_0000));
+    }
+
+    #[test]
+    fn seccomp_programs_the_kernel_would_refuse_are_refused() {
+        for n in [0, atoll_agent::proto::SECCOMP_MAX_INSNS + 1] {
+            let e = process_plan(&process(vec![0; n])).err().unwrap();
+            assert!(e.to_string().contains("seccomp program of"), "{e}");
+        }
     }
 }

@@ -174,6 +174,7 @@ fn run() -> Result<i32> {
                 stdout: 1,
                 stderr: 2,
                 signals: Some(signals.as_raw_fd()),
+                terminal: None,
             },
             |_| {},
         )?;
