@@ -362,3 +362,28 @@ fn lxattr_calls_name_the_symlink_itself_as_linux() {
         ],
     );
 }
+
+#[test]
+fn pseudo_terminals_behave_as_linux() {
+    let (native, user) = both_levels("compat_pty");
+    assert_same(
+        "compat_pty",
+        &native,
+        &user,
+        &[
+            "posix_openpt: ok",
+            "open locked slave: EIO",
+            "isatty master slave: 1 1",
+            "ttyname is ptsname: 1",
+            "slave output at master: \"hello\\r\\n\" (7)",
+            "slave reads a cooked line: \"ac\\n\" (3)",
+            "EOF on an empty line: \"\" (0)",
+            "raw read: \"x\\r\\x03\" (3)",
+            "child's terminal output: \"child: sid-is-me=1 fg-is-me=1 tty=1\\r\\n\" (37)",
+            "after ^C: \"^Cchild got SIGINT\\r\\n\" (20)",
+            "master read after slave closed: EIO",
+            "slave read after master closed: ok(0)",
+            "master writes stop: EAGAIN bounded=1",
+        ],
+    );
+}

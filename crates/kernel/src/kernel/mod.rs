@@ -27,6 +27,7 @@ pub mod run;
 pub mod signal;
 pub mod task;
 pub mod timer;
+pub mod ttysig;
 pub mod usertrap;
 pub mod waitq;
 
