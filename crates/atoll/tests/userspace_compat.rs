@@ -387,3 +387,21 @@ fn pseudo_terminals_behave_as_linux() {
         ],
     );
 }
+
+#[test]
+fn cpu_time_interval_timers_behave_as_linux() {
+    let (native, user) = both_levels("compat_itimer");
+    assert_same(
+        "compat_itimer",
+        &native,
+        &user,
+        &[
+            "virtual after sleeping: 0 signals",
+            "virtual fired while spinning: 1 code=128",
+            "virtual disarmed: 0 0",
+            "prof fired once: 1, then disarmed: 0 0",
+            "child's prof timer: 0 0",
+            "bad interval: -1",
+        ],
+    );
+}

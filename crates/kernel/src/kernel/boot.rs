@@ -687,6 +687,7 @@ impl Kernel {
                 subreaper: false,
                 dumpable: true,
                 itimer_real_interval: Default::default(),
+                cpu_itimers: Default::default(),
                 posix_timers: Default::default(),
                 container: p.container,
             },

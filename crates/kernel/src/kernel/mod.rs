@@ -6,6 +6,7 @@ pub mod boot;
 pub mod clone;
 pub mod control;
 pub mod control_proto;
+pub mod cpu_itimer;
 pub mod cputime;
 pub mod deliver;
 pub mod exec;
