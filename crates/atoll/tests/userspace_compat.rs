@@ -420,3 +420,23 @@ fn edge_triggered_epoll_on_host_sockets_behaves_as_linux() {
         ],
     );
 }
+
+#[test]
+fn directory_notifications_behave_as_linux() {
+    let (native, user) = both_levels("compat_dnotify");
+    assert_same(
+        "compat_dnotify",
+        &native,
+        &user,
+        &[
+            "F_NOTIFY on a file: ENOTDIR",
+            "two creates: 2 signals, sig is F_SETSIG's 1, si_fd is the dir 1, code 3",
+            "one-shot delete: 3 signals",
+            "rename: 5",
+            "access: 6",
+            "after F_NOTIFY 0: 0",
+            "plain SIGIO: 1 1",
+            "DN_MULTISHOT alone: 0",
+        ],
+    );
+}

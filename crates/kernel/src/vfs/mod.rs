@@ -6,6 +6,7 @@
 pub mod dentry;
 pub mod devfs;
 pub mod devpts;
+pub mod dnotify;
 pub mod epoll;
 pub mod eventfd;
 pub mod fdtable;
