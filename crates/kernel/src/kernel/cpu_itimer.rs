@@ -123,7 +123,35 @@ impl Kernel {
             } else {
                 libc::SIGPROF
             };
-            let _ = self.send_group(pid, SigInfo::new(sig, SI_KERNEL));
+            let info = SigInfo::new(sig, SI_KERNEL);
+            let _ = match self.cpu_user(pid, sig) {
+                Some(tid) => self.send_task(tid, info),
+                None => self.send_group(pid, info),
+            };
         }
+    }
+
+    /// The thread a CPU timer's signal goes to: as Linux, which raises it
+    /// on the thread running when the tick finds it expired, the thread
+    /// of the process running workload code now (the longest running if
+    /// several), else the one that ran last; only threads that do not
+    /// block it (None: let group delivery choose).
+    fn cpu_user(&self, pid: Pid, sig: i32) -> Option<super::Tid> {
+        let g = self.groups.get(&pid)?;
+        let cand = g
+            .threads
+            .iter()
+            .filter_map(|t| self.tasks.get(t))
+            .filter(|t| !t.sigmask.has(sig));
+        let running = cand
+            .clone()
+            .filter_map(|t| t.cpu_time.app_since.map(|s| (s, t.tid)))
+            .min();
+        if let Some((_, tid)) = running {
+            return Some(tid);
+        }
+        cand.filter_map(|t| t.cpu_time.app_until.map(|u| (u, t.tid)))
+            .max()
+            .map(|(_, tid)| tid)
     }
 }
