@@ -365,6 +365,17 @@ fn pause_resume_update_ps_list_events() {
 
 #[test]
 fn console_socket_receives_the_pty_master() {
+    console_at("native");
+}
+
+/// The application kernel serves the container's terminal too (stty's
+/// TCGETS/TCSETS reach the host pty with the kernel's termios layout).
+#[test]
+fn console_socket_receives_the_pty_master_at_userspace() {
+    console_at("userspace");
+}
+
+fn console_at(level: &str) {
     use nix::sys::socket::*;
     use std::io::{Read, Write};
     use std::os::fd::{AsRawFd, FromRawFd};
@@ -396,6 +407,8 @@ fn console_socket_receives_the_pty_master() {
         panic!("no fd received");
     });
     a.run(&[
+        "--isolation",
+        level,
         "create",
         "--console-socket",
         sock_path.to_str().unwrap(),

@@ -373,3 +373,81 @@ fn lxattr_calls_name_the_symlink_itself_as_linux() {
         ],
     );
 }
+
+#[test]
+fn pseudo_terminals_behave_as_linux() {
+    let (native, user) = both_levels("compat_pty");
+    assert_same(
+        "compat_pty",
+        &native,
+        &user,
+        &[
+            "posix_openpt: ok",
+            "open locked slave: EIO",
+            "isatty master slave: 1 1",
+            "ttyname is ptsname: 1",
+            "slave output at master: \"hello\\r\\n\" (7)",
+            "slave reads a cooked line: \"ac\\n\" (3)",
+            "EOF on an empty line: \"\" (0)",
+            "raw read: \"x\\r\\x03\" (3)",
+            "child's terminal output: \"child: sid-is-me=1 fg-is-me=1 tty=1\\r\\n\" (37)",
+            "after ^C: \"^Cchild got SIGINT\\r\\n\" (20)",
+            "master read after slave closed: EIO",
+            "slave read after master closed: ok(0)",
+            "master writes stop: EAGAIN bounded=1",
+        ],
+    );
+}
+
+#[test]
+fn cpu_time_interval_timers_behave_as_linux() {
+    let (native, user) = both_levels("compat_itimer");
+    assert_same(
+        "compat_itimer",
+        &native,
+        &user,
+        &[
+            "virtual after sleeping: 0 signals",
+            "virtual fired while spinning: 1 code=128",
+            "virtual disarmed: 0 0",
+            "prof fired once: 1, then disarmed: 0 0",
+            "child's prof timer: 0 0",
+            "bad interval: -1",
+        ],
+    );
+}
+
+#[test]
+fn edge_triggered_epoll_on_host_sockets_behaves_as_linux() {
+    let (native, user) = both_levels("compat_epoll_et");
+    assert_same(
+        "compat_epoll_et",
+        &native,
+        &user,
+        &[
+            "first wait: 2 events, client 0x4 server 0x4",
+            "second wait, nothing new: 0 events, client 0x0 server 0x0",
+            "after data both ways: 2 events, client 0x5 server 0x5",
+        ],
+    );
+}
+
+#[test]
+fn directory_notifications_behave_as_linux() {
+    let (native, user) = both_levels("compat_dnotify");
+    assert_same(
+        "compat_dnotify",
+        &native,
+        &user,
+        &[
+            "F_NOTIFY on a file: ENOTDIR",
+            "two creates: 2 signals, sig is F_SETSIG's 1, si_fd is the dir 1, code 3",
+            "one-shot delete: 3 signals",
+            "rename: 5",
+            "access: 6",
+            "after F_NOTIFY 0: 0",
+            "plain SIGIO: 1 1",
+            "DN_MULTISHOT alone: 0",
+        ],
+    );
+}

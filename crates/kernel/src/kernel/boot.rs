@@ -473,7 +473,7 @@ impl Kernel {
                         .unwrap_or(0o1777);
                     Some((TmpInode::new_root(mode, 0, 0) as Rc<dyn Inode>, "tmpfs"))
                 }
-                "devpts" => Some((crate::vfs::pty::new_devpts(), "devpts")),
+                "devpts" => Some((crate::vfs::devpts::new_devpts(), "devpts")),
                 _ if m.is_bind() => bind(self, m, &dest).map(|i| (i, "bind")),
                 "mqueue" | "cgroup" | "cgroup2" => Some((
                     TmpInode::new_root(0o755, 0, 0) as Rc<dyn Inode>,
@@ -687,6 +687,7 @@ impl Kernel {
                 subreaper: false,
                 dumpable: true,
                 itimer_real_interval: Default::default(),
+                cpu_itimers: Default::default(),
                 posix_timers: Default::default(),
                 container: p.container,
             },

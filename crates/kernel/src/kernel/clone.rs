@@ -212,6 +212,7 @@ impl Kernel {
                 subreaper: false,
                 dumpable: pg.dumpable,
                 itimer_real_interval: Default::default(),
+                cpu_itimers: Default::default(),
                 posix_timers: Default::default(),
                 container: pg.container,
             };

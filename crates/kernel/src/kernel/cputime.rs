@@ -34,6 +34,9 @@ pub struct TaskCpu {
     pub times: Times,
     /// Running workload code since then (None: in the kernel or asleep).
     pub app_since: Option<Instant>,
+    /// When it last stopped running workload code (who used the CPU
+    /// lately, for CPU timers' signals).
+    pub app_until: Option<Instant>,
     /// sched_setaffinity's mask (None: every CPU of the sandbox); kept
     /// across fork and exec as Linux keeps it.
     pub affinity: Option<u64>,
@@ -45,6 +48,7 @@ impl TaskCpu {
         TaskCpu {
             times: Times::default(),
             app_since: Some(Instant::now()),
+            app_until: None,
             affinity: None,
         }
     }
@@ -53,6 +57,7 @@ impl TaskCpu {
     pub fn enter_kernel(&mut self, now: Instant) {
         if let Some(s) = self.app_since.take() {
             self.times.user += now.saturating_duration_since(s);
+            self.app_until = Some(now);
         }
     }
 

@@ -115,6 +115,10 @@ impl Kernel {
         crate::vfs::lock::release_process(tgid, None);
         super::pidfd::process_exited();
         self.ipc_process_exited(tgid);
+        // A session leader's exit hangs up its controlling terminal.
+        if self.groups[&tgid].sid == tgid {
+            crate::vfs::pty::session_ended(tgid);
+        }
         let (status, parent, children, exit_signal) = {
             let g = self.groups.get_mut(&tgid).unwrap();
             let status = g.group_exit.unwrap_or(0);

@@ -6,6 +6,7 @@ pub mod boot;
 pub mod clone;
 pub mod control;
 pub mod control_proto;
+pub mod cpu_itimer;
 pub mod cputime;
 pub mod deliver;
 pub mod exec;
@@ -27,6 +28,7 @@ pub mod run;
 pub mod signal;
 pub mod task;
 pub mod timer;
+pub mod ttysig;
 pub mod usertrap;
 pub mod waitq;
 

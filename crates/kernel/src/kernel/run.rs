@@ -385,6 +385,7 @@ impl Kernel {
         match a {
             TimerAction::Wake(tid) => waitq::wake(tid),
             TimerAction::ItimerReal(pid) => self.itimer_fired(pid),
+            TimerAction::CpuItimers(pid) => self.cpu_itimers_check(pid),
             TimerAction::Posix(pid, id) => self.posix_timer_fired(pid, id),
             TimerAction::TimerFd(id) => crate::vfs::timerfd::fired(self, id),
             TimerAction::NetStack => {

@@ -135,6 +135,8 @@ pub struct ThreadGroup {
     pub subreaper: bool,
     pub dumpable: bool,
     pub itimer_real_interval: std::time::Duration,
+    /// ITIMER_VIRTUAL and ITIMER_PROF (not inherited across fork).
+    pub cpu_itimers: [super::cpu_itimer::CpuItimer; 2],
     pub posix_timers: std::collections::BTreeMap<i32, PosixTimer>,
     /// The pod container the process belongs to (0: the sandbox's own);
     /// inherited by its children.

@@ -12,6 +12,8 @@ pub enum TimerAction {
     Wake(Tid),
     /// ITIMER_REAL / alarm of a thread group.
     ItimerReal(Pid),
+    /// A look at a process's ITIMER_VIRTUAL and ITIMER_PROF.
+    CpuItimers(Pid),
     /// A POSIX timer (timer_create) of a thread group.
     Posix(Pid, i32),
     /// A timerfd (by id).
@@ -32,6 +34,7 @@ pub struct Timers {
 enum TimerActionKey {
     Wake(Tid),
     ItimerReal(Pid),
+    CpuItimers(Pid),
     Posix(Pid, i32),
     TimerFd(u64),
     NetStack,
@@ -41,6 +44,7 @@ fn key_of(a: &TimerAction) -> TimerActionKey {
     match a {
         TimerAction::Wake(t) => TimerActionKey::Wake(*t),
         TimerAction::ItimerReal(p) => TimerActionKey::ItimerReal(*p),
+        TimerAction::CpuItimers(p) => TimerActionKey::CpuItimers(*p),
         TimerAction::Posix(p, i) => TimerActionKey::Posix(*p, *i),
         TimerAction::TimerFd(i) => TimerActionKey::TimerFd(*i),
         TimerAction::NetStack => TimerActionKey::NetStack,

@@ -223,6 +223,9 @@ pub fn dispatch(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<
     let r = dispatch_inner(k, tid, nr, args);
     // Signal-driven I/O the syscall caused.
     k.deliver_async_io();
+    // Signals a terminal raised (signal characters, hangups).
+    k.deliver_tty_signals();
+    k.deliver_dnotify();
     if let Some(t) = k.tasks.get_mut(&tid) {
         let resumes = !matches!(r, Err(Errno::EBLOCK) | Err(Errno::ENORESUME));
         t.cpu_time

@@ -23,10 +23,10 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         (
             "setitimer",
             sys_setitimer,
-            Partial,
-            "ITIMER_REAL; VIRTUAL and PROF accepted, never fire",
+            Full,
+            "ITIMER_VIRTUAL and ITIMER_PROF count the process's CPU time, looked at every 10 ms while armed",
         ),
-        ("getitimer", sys_getitimer, Partial, "ITIMER_REAL"),
+        ("getitimer", sys_getitimer, Full, ""),
         (
             "timer_create",
             sys_timer_create,
@@ -250,7 +250,13 @@ fn sys_getitimer(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             it_interval: tv(k.groups[&pid].itimer_real_interval),
             it_value: tv(itimer_remaining(k, pid)),
         },
-        libc::ITIMER_VIRTUAL | libc::ITIMER_PROF => unsafe { std::mem::zeroed() },
+        w @ (libc::ITIMER_VIRTUAL | libc::ITIMER_PROF) => {
+            let (left, interval) = k.cpu_itimer_get(pid, w);
+            libc::itimerval {
+                it_interval: tv(interval),
+                it_value: tv(left),
+            }
+        }
         _ => return Err(Errno::EINVAL),
     };
     k.task_mm(tid).borrow().write_val(a[1], &v)?;
@@ -274,9 +280,19 @@ fn sys_setitimer(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
                 it_value: tv(itimer_remaining(k, pid)),
             }
         } else {
-            unsafe { std::mem::zeroed() }
+            let (left, interval) = k.cpu_itimer_get(pid, which);
+            libc::itimerval {
+                it_interval: tv(interval),
+                it_value: tv(left),
+            }
         };
         mm.borrow().write_val(a[2], &old)?;
+    }
+    if a[1] != 0 && which != libc::ITIMER_REAL {
+        let new: libc::itimerval = mm.borrow().read_val(a[1])?;
+        let value = from_tv(&new.it_value)?;
+        let interval = from_tv(&new.it_interval)?;
+        k.cpu_itimer_set(pid, which, value, interval);
     }
     if a[1] != 0 && which == libc::ITIMER_REAL {
         let new: libc::itimerval = mm.borrow().read_val(a[1])?;

@@ -1,6 +1,7 @@
 //! /dev: a tmpfs with the device nodes a container expects. None of them
 //! reaches a host device: null, zero, full, random and urandom are served
-//! here, tty and console are the container's own terminal.
+//! here, console is the container's own terminal, tty the caller's
+//! controlling terminal (a pseudo-terminal, or the console).
 
 use std::any::Any;
 use std::rc::Rc;
@@ -60,9 +61,19 @@ impl Inode for DevInode {
     fn kind(&self) -> FileType {
         FileType::CharDev
     }
-    fn open(&self, k: &Kernel, _flags: i32) -> SysResult<Rc<dyn FileOps>> {
+    fn open(&self, k: &Kernel, flags: i32) -> SysResult<Rc<dyn FileOps>> {
         match self.which {
-            Dev::Tty | Dev::Console => k.console.clone().ok_or(Errno::ENXIO),
+            // /dev/tty is the caller's controlling terminal: a pty its
+            // session took, else the container's console.
+            Dev::Tty => {
+                let tid = k.current.get();
+                let sid = k.tasks.get(&tid).map(|t| k.groups[&t.tgid].sid);
+                match sid.and_then(super::pty::ctty_of) {
+                    Some(p) => Ok(p.open_slave(k, flags | libc::O_NOCTTY)?),
+                    None => k.console.clone().ok_or(Errno::ENXIO),
+                }
+            }
+            Dev::Console => k.console.clone().ok_or(Errno::ENXIO),
             d => Ok(Rc::new(DevFile(d))),
         }
     }
@@ -164,7 +175,10 @@ pub fn new_devfs() -> Rc<TmpInode> {
             ),
         );
     }
-    for d in ["pts", "shm", "mqueue"] {
+    // A devpts instance even when the bundle mounts none on /dev/pts, so
+    // /dev/ptmx always makes pseudo-terminals.
+    root.add(b"pts", super::devpts::new_devpts());
+    for d in ["shm", "mqueue"] {
         root.add(
             d.as_bytes(),
             TmpInode::new(

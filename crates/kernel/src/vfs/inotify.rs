@@ -108,7 +108,7 @@ thread_local! {
 }
 
 fn any_watch() -> bool {
-    WATCHED.with(|w| !w.borrow().is_empty())
+    WATCHED.with(|w| !w.borrow().is_empty()) || super::dnotify::any()
 }
 
 impl Inotify {
@@ -293,6 +293,11 @@ impl FileOps for Inotify {
 /// child of the watched directory). `unlinked`: the child is no longer in
 /// the directory (watches with IN_EXCL_UNLINK skip it).
 fn deliver(id: InodeId, mask: u32, cookie: u32, name: &[u8], unlinked: bool) {
+    // F_NOTIFY marks watch what happens in a directory: events about its
+    // entries, and its own attributes.
+    if !name.is_empty() || mask & IN_ATTRIB != 0 {
+        super::dnotify::event(id, super::dnotify::dn_mask(mask));
+    }
     let targets: Vec<(Rc<Inotify>, i32)> = WATCHED.with(|w| {
         w.borrow()
             .get(&id)
@@ -489,6 +494,7 @@ pub fn notify_rename(
         false,
     );
     deliver(new_dir.inode.id(), IN_MOVED_TO | isdir, cookie, new, false);
+    super::dnotify::renamed(old_dir.inode.id());
     deliver(id, IN_MOVE_SELF | isdir, 0, b"", false);
 }
 

@@ -5,6 +5,8 @@
 
 pub mod dentry;
 pub mod devfs;
+pub mod devpts;
+pub mod dnotify;
 pub mod epoll;
 pub mod eventfd;
 pub mod fdtable;
@@ -14,6 +16,7 @@ pub mod hostfs;
 pub mod inode;
 pub mod inotify;
 pub mod iov;
+pub mod ldisc;
 pub mod lock;
 pub mod lookup;
 pub mod mount;

@@ -18,14 +18,15 @@ pub fn host_tty_ioctl(k: &mut Kernel, tid: Tid, fd: i32, cmd: u64, arg: u64) -> 
     let mm = k.task_mm(tid);
     let mm = mm.borrow();
     match cmd {
+        // The kernel's struct termios, smaller than the C library's.
         libc::TCGETS => {
-            let mut t: libc::termios = unsafe { std::mem::zeroed() };
+            let mut t = crate::vfs::ldisc::KTermios::standard();
             host_ioctl(fd, cmd, &mut t)?;
             mm.write_val(arg, &t)?;
             Ok(0)
         }
         libc::TCSETS | libc::TCSETSW | libc::TCSETSF => {
-            let mut t: libc::termios = mm.read_val(arg)?;
+            let mut t: crate::vfs::ldisc::KTermios = mm.read_val(arg)?;
             host_ioctl(fd, cmd, &mut t)?;
             Ok(0)
         }

@@ -16,12 +16,13 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "fcntl",
             sys_fcntl,
             Partial,
-            "no leases or F_NOTIFY; SIGIO for pipes, FIFOs and unix sockets",
+            "no leases; SIGIO for pipes, FIFOs, unix sockets and ptys; F_NOTIFY for changes made in the sandbox",
         ),
         ("flock", sys_flock, Partial, "advisory, within the sandbox"),
     ]
 }
 
+const F_NOTIFY: i32 = 1026;
 const F_SETSIG: i32 = 10;
 const F_GETSIG: i32 = 11;
 const F_SETOWN_EX: i32 = 15;
@@ -146,6 +147,27 @@ fn sys_fcntl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             Ok(0)
         }
         F_GETSIG => Ok(f.sig.get() as u64),
+        F_NOTIFY => {
+            let Some(d) = f.dentry.clone() else {
+                return Err(Errno::ENOTDIR);
+            };
+            if d.kind() != crate::vfs::FileType::Directory {
+                return Err(Errno::ENOTDIR);
+            }
+            // Linux takes the argument as an unsigned long (DN_MULTISHOT
+            // is bit 31).
+            let mask = a[2] as u32;
+            // A mark's signal goes to the file's owner: the caller, if it
+            // has none yet (fcntl_dirnotify's __f_setown).
+            if mask & !crate::vfs::dnotify::DN_MULTISHOT != 0 && f.owner.get().is_none() {
+                f.owner.set(Some(Owner {
+                    kind: F_OWNER_PID,
+                    id: k.task(tid).tgid,
+                }));
+            }
+            crate::vfs::dnotify::set(d.inode.id(), &f, fd, mask);
+            Ok(0)
+        }
         libc::F_ADD_SEALS | libc::F_GET_SEALS => {
             crate::syscalls::mm::fcntl_seals(k, &f, a[1] as i32, a[2])
         }

@@ -1,0 +1,524 @@
+//! The line discipline of a pseudo-terminal (Linux's n_tty): what bytes
+//! written to the master become for readers of the slave (input: line
+//! editing, CR/NL mapping, echo, signal characters), and what bytes
+//! written to the slave become for readers of the master (output: NL to
+//! CR NL). Plain data, no waiting: the pty file code decides when to block.
+//!
+//! Both queues are bounded (Linux's 4 KiB input buffer, and a few KiB of
+//! output), so a workload that never reads cannot grow kernel memory: a
+//! writer finds no room and waits, echo beyond the bound is dropped.
+
+use std::collections::VecDeque;
+
+/// Bytes of finished input a reader has not taken yet (N_TTY_BUF_SIZE).
+pub const INPUT_MAX: usize = 4096;
+/// Longest line being edited in canonical mode; more is dropped.
+pub const LINE_MAX: usize = INPUT_MAX - 1;
+/// Bytes of output the master has not read yet.
+pub const OUTPUT_MAX: usize = 8192;
+
+/// The kernel's struct termios (TCGETS/TCSETS), not glibc's larger one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KTermios {
+    pub iflag: u32,
+    pub oflag: u32,
+    pub cflag: u32,
+    pub lflag: u32,
+    pub line: u8,
+    pub cc: [u8; 19],
+}
+
+// Flags the line discipline acts on (asm-generic/termbits.h).
+pub const IGNCR: u32 = 0o200;
+pub const ICRNL: u32 = 0o400;
+pub const INLCR: u32 = 0o100;
+pub const ISTRIP: u32 = 0o40;
+pub const IUCLC: u32 = 0o1000;
+pub const OPOST: u32 = 0o1;
+pub const ONLCR: u32 = 0o4;
+pub const OCRNL: u32 = 0o10;
+pub const ONLRET: u32 = 0o40;
+pub const ONOCR: u32 = 0o20;
+pub const ISIG: u32 = 0o1;
+pub const ICANON: u32 = 0o2;
+pub const ECHO: u32 = 0o10;
+pub const ECHOE: u32 = 0o20;
+pub const ECHOK: u32 = 0o40;
+pub const ECHONL: u32 = 0o100;
+pub const NOFLSH: u32 = 0o200;
+pub const ECHOCTL: u32 = 0o1000;
+pub const ECHOKE: u32 = 0o4000;
+pub const IEXTEN: u32 = 0o100000;
+
+pub const VINTR: usize = 0;
+pub const VQUIT: usize = 1;
+pub const VERASE: usize = 2;
+pub const VKILL: usize = 3;
+pub const VEOF: usize = 4;
+pub const VTIME: usize = 5;
+pub const VMIN: usize = 6;
+pub const VSUSP: usize = 10;
+pub const VEOL: usize = 11;
+pub const VWERASE: usize = 14;
+pub const VEOL2: usize = 16;
+
+// SAFETY: four u32s and 20 bytes: no padding, any bit pattern is valid.
+unsafe impl crate::mm::usercopy::Pod for KTermios {}
+
+impl KTermios {
+    /// A new terminal's settings (Linux's tty_std_termios): cooked mode
+    /// with echo and signal characters, NL output as CR NL, 38400 baud.
+    pub fn standard() -> KTermios {
+        KTermios {
+            iflag: ICRNL | 0o2000, // ICRNL | IXON
+            oflag: OPOST | ONLCR,
+            cflag: 0o17 | 0o60 | 0o200 | 0o2000, // B38400 | CS8 | CREAD | HUPCL
+            lflag: ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | ECHOKE | IEXTEN,
+            line: 0,
+            cc: [
+                3, 0x1c, 0x7f, 0x15, 4, 0, 1, 0, 0x11, 0x13, 0x1a, 0, 0x12, 0x0f, 0x17, 0x16, 0, 0,
+                0,
+            ],
+        }
+    }
+
+    fn l(&self, f: u32) -> bool {
+        self.lflag & f != 0
+    }
+
+    /// A special character is on unless it is _POSIX_VDISABLE (0).
+    fn is(&self, c: u8, which: usize) -> bool {
+        self.cc[which] != 0 && self.cc[which] == c
+    }
+}
+
+/// What a read of the input queue found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input {
+    Data(Vec<u8>),
+    /// End of file: an EOF character on an empty line (read returns 0).
+    Eof,
+    /// Nothing yet: the reader waits (or gets EAGAIN).
+    Empty,
+}
+
+pub struct LineDisc {
+    pub termios: KTermios,
+    /// Finished input for the slave's readers.
+    input: VecDeque<u8>,
+    /// Absolute position of input's first byte.
+    input_head: u64,
+    /// Canonical mode: where each finished line ends (absolute positions);
+    /// a read stops there. An EOF on an empty line is a zero-length line.
+    line_ends: VecDeque<u64>,
+    /// Canonical mode: the line being edited.
+    line: Vec<u8>,
+    /// Output for the master's readers.
+    output: VecDeque<u8>,
+}
+
+impl Default for LineDisc {
+    fn default() -> Self {
+        LineDisc {
+            termios: KTermios::standard(),
+            input: VecDeque::new(),
+            input_head: 0,
+            line_ends: VecDeque::new(),
+            line: Vec::new(),
+            output: VecDeque::new(),
+        }
+    }
+}
+
+impl LineDisc {
+    fn canonical(&self) -> bool {
+        self.termios.l(ICANON)
+    }
+
+    fn input_end(&self) -> u64 {
+        self.input_head + self.input.len() as u64
+    }
+
+    /// New settings (TCSETS*). Leaving canonical mode makes the line being
+    /// edited readable; entering it makes what is already queued one line.
+    pub fn set_termios(&mut self, t: KTermios) {
+        let was = self.canonical();
+        self.termios = t;
+        let now = self.canonical();
+        if was && !now {
+            let line = std::mem::take(&mut self.line);
+            self.input.extend(line);
+            self.line_ends.clear();
+        } else if !was && now && !self.input.is_empty() {
+            self.line_ends.clear();
+            self.line_ends.push_back(self.input_end());
+        }
+    }
+
+    /// Whether a slave read would return at once (data or end of file).
+    pub fn input_ready(&self) -> bool {
+        if self.canonical() {
+            !self.line_ends.is_empty()
+        } else {
+            !self.input.is_empty() || self.termios.cc[VMIN] == 0
+        }
+    }
+
+    /// Bytes a slave read could take now (FIONREAD on the slave).
+    pub fn input_len(&self) -> usize {
+        if self.canonical() {
+            self.line_ends
+                .back()
+                .map_or(0, |e| (e - self.input_head) as usize)
+        } else {
+            self.input.len()
+        }
+    }
+
+    /// Whether the master may write (the input queue has room).
+    pub fn input_room(&self) -> bool {
+        self.input.len() < INPUT_MAX
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Whether the slave may write (the output queue has room for a byte
+    /// and its NL expansion).
+    pub fn output_room(&self) -> bool {
+        self.output.len() + 2 <= OUTPUT_MAX
+    }
+
+    /// Drops the queued input (TCFLSH TCIFLUSH, signal characters).
+    pub fn flush_input(&mut self) {
+        self.input_head = self.input_end();
+        self.input.clear();
+        self.line_ends.clear();
+        self.line.clear();
+    }
+
+    pub fn flush_output(&mut self) {
+        self.output.clear();
+    }
+
+    /// Bytes written to the master, as the terminal's input. Returns how
+    /// many were taken (fewer when the input queue is full) and appends
+    /// the signals signal characters raise to `sigs`.
+    pub fn receive(&mut self, bytes: &[u8], sigs: &mut Vec<i32>) -> usize {
+        for (i, &b) in bytes.iter().enumerate() {
+            if !self.input_room() {
+                return i;
+            }
+            self.receive_one(b, sigs);
+        }
+        bytes.len()
+    }
+
+    fn receive_one(&mut self, mut c: u8, sigs: &mut Vec<i32>) {
+        let t = self.termios;
+        if t.iflag & ISTRIP != 0 {
+            c &= 0x7f;
+        }
+        if c == b'\r' {
+            if t.iflag & IGNCR != 0 {
+                return;
+            }
+            if t.iflag & ICRNL != 0 {
+                c = b'\n';
+            }
+        } else if c == b'\n' && t.iflag & INLCR != 0 {
+            c = b'\r';
+        }
+        if t.iflag & IUCLC != 0 && t.l(IEXTEN) {
+            c = c.to_ascii_lowercase();
+        }
+        if t.l(ISIG) {
+            let sig = if t.is(c, VINTR) {
+                libc::SIGINT
+            } else if t.is(c, VQUIT) {
+                libc::SIGQUIT
+            } else if t.is(c, VSUSP) {
+                libc::SIGTSTP
+            } else {
+                0
+            };
+            if sig != 0 {
+                sigs.push(sig);
+                if !t.l(NOFLSH) {
+                    self.flush_input();
+                    self.flush_output();
+                }
+                self.echo(c);
+                return;
+            }
+        }
+        if self.canonical() {
+            let werase = t.l(IEXTEN) && t.is(c, VWERASE);
+            if t.is(c, VERASE) || werase {
+                let mut erased = 0;
+                // A word erase drops trailing blanks, then the word.
+                while let Some(&last) = self.line.last() {
+                    if werase && erased > 0 && last == b' ' {
+                        break;
+                    }
+                    if werase && erased == 0 && last == b' ' {
+                        self.line.pop();
+                        self.echo_erase();
+                        continue;
+                    }
+                    self.line.pop();
+                    self.echo_erase();
+                    erased += 1;
+                    if !werase {
+                        break;
+                    }
+                }
+                return;
+            }
+            if t.is(c, VKILL) {
+                let n = self.line.len();
+                self.line.clear();
+                if t.l(ECHO) {
+                    if t.l(ECHOKE) && t.l(ECHOE) {
+                        for _ in 0..n {
+                            self.put_output(b"\x08 \x08");
+                        }
+                    } else {
+                        self.echo(c);
+                        if t.l(ECHOK) {
+                            self.echo_raw(b'\n');
+                        }
+                    }
+                }
+                return;
+            }
+            if t.is(c, VEOF) {
+                // The line is finished without the EOF character; on an
+                // empty line it is a read of 0 bytes.
+                self.finish_line();
+                return;
+            }
+            let ends = c == b'\n' || t.is(c, VEOL) || t.is(c, VEOL2);
+            if ends {
+                self.line.push(c);
+                if t.l(ECHO) || (c == b'\n' && t.l(ECHONL)) {
+                    self.echo_raw(c);
+                }
+                self.finish_line();
+                return;
+            }
+            if self.line.len() < LINE_MAX {
+                self.line.push(c);
+                self.echo(c);
+            }
+            return;
+        }
+        self.input.push_back(c);
+        self.echo(c);
+    }
+
+    fn finish_line(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        self.input.extend(line);
+        self.line_ends.push_back(self.input_end());
+    }
+
+    /// Echo of an input character, control characters as ^X (ECHOCTL).
+    fn echo(&mut self, c: u8) {
+        if !self.termios.l(ECHO) {
+            return;
+        }
+        let ctl = (c < 0x20 && c != b'\t' && c != b'\n') || c == 0x7f;
+        if ctl && self.termios.l(ECHOCTL) {
+            self.put_output(&[b'^', c ^ 0x40]);
+        } else {
+            self.echo_raw(c);
+        }
+    }
+
+    fn echo_raw(&mut self, c: u8) {
+        if self.termios.l(ECHO) || c == b'\n' {
+            self.put_output(&[c]);
+        }
+    }
+
+    fn echo_erase(&mut self) {
+        if self.termios.l(ECHO) && self.termios.l(ECHOE) {
+            self.put_output(b"\x08 \x08");
+        }
+    }
+
+    /// Echo goes through output processing; what does not fit is dropped
+    /// (the master is not reading, and input must not wait for it).
+    fn put_output(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if !self.output_room() {
+                return;
+            }
+            self.transmit_one(b);
+        }
+    }
+
+    /// Takes input for a slave read of at most `max` bytes: up to the end
+    /// of the first line in canonical mode, what is there otherwise.
+    pub fn read_input(&mut self, max: usize) -> Input {
+        if self.canonical() {
+            let Some(&end) = self.line_ends.front() else {
+                return Input::Empty;
+            };
+            let avail = (end - self.input_head) as usize;
+            if avail == 0 {
+                self.line_ends.pop_front();
+                return Input::Eof;
+            }
+            let n = avail.min(max);
+            let data: Vec<u8> = self.input.drain(..n).collect();
+            self.input_head += n as u64;
+            if n == avail {
+                self.line_ends.pop_front();
+            }
+            return Input::Data(data);
+        }
+        if self.input.is_empty() {
+            // VMIN 0 (and VTIME 0): a read returns at once, with nothing.
+            return if self.termios.cc[VMIN] == 0 {
+                Input::Eof
+            } else {
+                Input::Empty
+            };
+        }
+        let n = self.input.len().min(max);
+        let data: Vec<u8> = self.input.drain(..n).collect();
+        self.input_head += n as u64;
+        Input::Data(data)
+    }
+
+    /// Bytes written to the slave, as the terminal's output. Returns how
+    /// many were taken (fewer when the output queue is full).
+    pub fn transmit(&mut self, bytes: &[u8]) -> usize {
+        for (i, &b) in bytes.iter().enumerate() {
+            if !self.output_room() {
+                return i;
+            }
+            self.transmit_one(b);
+        }
+        bytes.len()
+    }
+
+    fn transmit_one(&mut self, c: u8) {
+        let o = self.termios.oflag;
+        if o & OPOST == 0 {
+            self.output.push_back(c);
+            return;
+        }
+        match c {
+            b'\n' if o & ONLCR != 0 => self.output.extend(b"\r\n"),
+            b'\r' if o & OCRNL != 0 => self.output.push_back(b'\n'),
+            _ => self.output.push_back(c),
+        }
+    }
+
+    /// Takes at most `max` bytes of output for a master read.
+    pub fn read_output(&mut self, max: usize) -> Vec<u8> {
+        let n = self.output.len().min(max);
+        self.output.drain(..n).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(ld: &mut LineDisc) -> Vec<u8> {
+        ld.read_output(usize::MAX)
+    }
+
+    #[test]
+    fn canonical_lines_are_read_one_at_a_time_with_edits() {
+        let mut ld = LineDisc::default();
+        let mut sigs = vec![];
+        assert_eq!(ld.receive(b"ab\x7fc\r", &mut sigs), 5);
+        assert_eq!(ld.receive(b"xyz\x15ok\n", &mut sigs), 7);
+        assert_eq!(ld.read_input(100), Input::Data(b"ac\n".to_vec()));
+        assert_eq!(ld.read_input(1), Input::Data(b"o".to_vec()));
+        assert_eq!(ld.read_input(100), Input::Data(b"k\n".to_vec()));
+        assert_eq!(ld.read_input(100), Input::Empty);
+        // An unfinished line is not readable; EOF on an empty line is 0.
+        ld.receive(b"par", &mut sigs);
+        assert!(!ld.input_ready());
+        ld.receive(b"\x04\x04", &mut sigs);
+        assert_eq!(ld.read_input(100), Input::Data(b"par".to_vec()));
+        assert_eq!(ld.read_input(100), Input::Eof);
+        assert!(sigs.is_empty());
+        // Echo: typed characters, the erase, CR NL for the newlines.
+        let echo = read_all(&mut ld);
+        assert!(echo.starts_with(b"ab\x08 \x08c\r\n"), "{echo:?}");
+    }
+
+    #[test]
+    fn signal_characters_raise_signals_and_flush() {
+        let mut ld = LineDisc::default();
+        let mut sigs = vec![];
+        ld.receive(b"junk\x03\x1c\x1a", &mut sigs);
+        assert_eq!(sigs, vec![libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP]);
+        ld.receive(b"\n", &mut sigs);
+        assert_eq!(ld.read_input(100), Input::Data(b"\n".to_vec()));
+        let mut t = ld.termios;
+        t.lflag &= !ISIG;
+        ld.set_termios(t);
+        sigs.clear();
+        ld.receive(b"\x03\n", &mut sigs);
+        assert!(sigs.is_empty());
+        assert_eq!(ld.read_input(100), Input::Data(b"\x03\n".to_vec()));
+    }
+
+    #[test]
+    fn raw_mode_passes_bytes_and_output_maps_newlines() {
+        let mut ld = LineDisc::default();
+        let mut t = ld.termios;
+        t.lflag &= !(ICANON | ECHO | ISIG);
+        t.iflag &= !ICRNL;
+        ld.set_termios(t);
+        let mut sigs = vec![];
+        ld.receive(b"a\r\x03", &mut sigs);
+        assert_eq!(ld.read_input(2), Input::Data(b"a\r".to_vec()));
+        assert_eq!(ld.read_input(9), Input::Data(b"\x03".to_vec()));
+        assert_eq!(ld.transmit(b"x\ny"), 3);
+        assert_eq!(read_all(&mut ld), b"x\r\ny");
+        t.oflag &= !OPOST;
+        ld.set_termios(t);
+        ld.transmit(b"x\n");
+        assert_eq!(read_all(&mut ld), b"x\n");
+    }
+
+    #[test]
+    fn queues_are_bounded() {
+        let mut ld = LineDisc::default();
+        let mut sigs = vec![];
+        // A line that never ends stops growing (what is dropped is not
+        // echoed either).
+        let big = vec![b'a'; 3 * INPUT_MAX];
+        assert_eq!(ld.receive(&big, &mut sigs), big.len());
+        assert_eq!(ld.output_len(), LINE_MAX);
+        ld.receive(b"\n", &mut sigs);
+        assert_eq!(ld.input_len(), LINE_MAX + 1);
+        let mut t = ld.termios;
+        t.lflag &= !ICANON;
+        ld.set_termios(t);
+        assert!(ld.receive(&big, &mut sigs) < big.len());
+        assert!(!ld.input_room());
+        // Echo nobody reads is dropped once the output queue is full,
+        // while the slave keeps reading input.
+        for _ in 0..4 {
+            while ld.read_input(usize::MAX) != Input::Empty {}
+            ld.receive(&big, &mut sigs);
+        }
+        assert_eq!(ld.output_len(), OUTPUT_MAX - 1);
+        // Output: the slave's writer is held back.
+        ld.flush_output();
+        assert!(ld.transmit(&big) < big.len());
+        assert!(ld.output_len() <= OUTPUT_MAX);
+    }
+}
