@@ -85,6 +85,8 @@ static void fork_body(void) {
 }
 
 static volatile pid_t thread_tid;
+static void exit3_body(void) { _exit(3); }
+
 static void *spin(void *a) {
     (void)a;
     thread_tid = (pid_t)syscall(SYS_gettid);
@@ -192,6 +194,19 @@ int main(void) {
         sigstops += sig == SIGCHLD;
     }
     printf("child after fork event: %s, SIGCHLD stops %d\n", st(s), sigstops);
+
+    // PTRACE_O_TRACEEXIT: a stop before the exit, with the status.
+    c = traced_child(exit3_body);
+    ptrace(PTRACE_SETOPTIONS, c, 0, PTRACE_O_TRACEEXIT);
+    ptrace(PTRACE_CONT, c, 0, 0);
+    waitpid(c, &s, 0);
+    printf("exit event: %s\n", st(s));
+    msg = 0;
+    ptrace(PTRACE_GETEVENTMSG, c, 0, &msg);
+    printf("exit event message: %s\n", st((int)msg));
+    ptrace(PTRACE_CONT, c, 0, 0);
+    waitpid(c, &s, 0);
+    printf("after the exit stop: %s\n", st(s));
 
     // Permissions and misuse.
     printf("attach to self: %s\n", ptrace(PTRACE_ATTACH, getpid(), 0, 0) == 0 ? "ok" : en(errno));

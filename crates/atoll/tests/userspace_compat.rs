@@ -402,6 +402,8 @@ fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
             "fork event: stopped by 5 event 1",
             "grandchild wait: stopped by 19 event 0",
             "child after fork event: exited 7, SIGCHLD stops 1",
+            "exit event: stopped by 5 event 6",
+            "exit event message: exited 3",
             "attach to self: EPERM",
             "attach to own thread: EPERM",
             "request on a non-tracee: ESRCH",
