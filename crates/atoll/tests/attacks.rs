@@ -1268,6 +1268,10 @@ fn systrap_jump(ctx: &Ctx, level: Level) -> Outcome {
     run.outcome(w.evidence())
 }
 
+fn ptrace_sandbox(ctx: &Ctx, level: Level) -> Outcome {
+    run_simple(ctx, level, "ptrace_sandbox", ctx.bundle()).outcome(vec![])
+}
+
 fn systrap_forge(ctx: &Ctx, level: Level) -> Outcome {
     run_simple(ctx, level, "systrap_forge", ctx.bundle()).outcome(vec![])
 }
@@ -1533,6 +1537,12 @@ const ATTACKS: &[Attack] = &[
         what: "jump into the systrap stub's code with crafted registers: mmap the memory file, write the done eventfd, clone, turn dispatch off, replace the filter, open a host file, kill -1",
         run: systrap_jump,
         expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "ptrace_sandbox",
+        what: "the sandbox's own ptrace against its machinery: attach to every pid, peek and poke the stub's pages through a tracee, poke a breakpoint into code and look for it from a fresh image, give a tracee a kernel code segment, a kernel fs base, the trap flag and IOPL, a jump into the stub",
+        run: ptrace_sandbox,
+        expect: [Blocked, Blocked],
     },
     Attack {
         name: "systrap_forge",

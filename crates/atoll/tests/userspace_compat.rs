@@ -194,13 +194,21 @@ fn unix_sockets_behave_as_linux() {
 /// CAP_SYS_ADMIN: the native level's seccomp profile lets clone3 through
 /// only then (without it, libc's fallback to clone is forced by ENOSYS).
 fn with_sys_admin(b: atoll_testkit::BundleBuilder) -> atoll_testkit::BundleBuilder {
+    with_cap(b, oci_spec::runtime::Capability::SysAdmin)
+}
+
+/// The bundle with one more capability in every set.
+fn with_cap(
+    b: atoll_testkit::BundleBuilder,
+    cap: oci_spec::runtime::Capability,
+) -> atoll_testkit::BundleBuilder {
     use oci_spec::runtime::Capability;
-    b.modify(|spec| {
+    b.modify(move |spec| {
         let mut p = spec.process().clone().unwrap();
         let mut caps = p.capabilities().clone().unwrap();
         let add = |s: Option<std::collections::HashSet<Capability>>| {
             let mut s = s.unwrap_or_default();
-            s.insert(Capability::SysAdmin);
+            s.insert(cap);
             Some(s)
         };
         caps.set_bounding(add(caps.bounding().clone()));
@@ -448,6 +456,46 @@ fn directory_notifications_behave_as_linux() {
             "after F_NOTIFY 0: 0",
             "plain SIGIO: 1 1",
             "DN_MULTISHOT alone: 0",
+
+/// ptrace between processes of the container (the kernel's own, never the
+/// host's): a tracer sees syscall stops and changes results, peeks and
+/// pokes memory (a poke into code copies the page: the program's file is
+/// untouched), injects signals, follows forks; attaching to itself, its
+/// own threads or a traced task is EPERM. The native level needs
+/// CAP_SYS_PTRACE for its seccomp profile to let ptrace through; the
+/// userspace level lets a process trace its own uid's processes, as Linux.
+#[test]
+fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
+    let b = with_cap(busybox(), oci_spec::runtime::Capability::SysPtrace);
+    let (native, user) = both_levels_with("compat_ptrace", b);
+    assert_same(
+        "compat_ptrace",
+        &native,
+        &user,
+        &[
+            "traceme child: stopped by 19 event 0",
+            "peekdata: 1234 (ok)",
+            "peekdata of an unmapped address: EIO",
+            "peektext reads it back: 0xcc",
+            "child after pokedata: exited 42",
+            "tracer's code unchanged: yes",
+            "getppid enter: rax -38",
+            "getppid exit: result is the tracer yes",
+            "syscall stops seen for getppid: 2, changed 1, skipped getpid 1",
+            "child after syscall tracing: exited 0",
+            "siginfo: signo 10 code -6",
+            "child after injection: exited 12",
+            "fork event: stopped by 5 event 1",
+            "grandchild wait: stopped by 19 event 0",
+            "child after fork event: exited 7, SIGCHLD stops 1",
+            "exit event: stopped by 5 event 6",
+            "exit event message: exited 3",
+            "attach to self: EPERM",
+            "attach to own thread: EPERM",
+            "request on a non-tracee: ESRCH",
+            "second tracer: EPERM",
+            "bad option: EINVAL",
+            "killed child: killed by 9",
         ],
     );
 }

@@ -655,6 +655,7 @@ impl Kernel {
             exiting: false,
             cpu_time: Default::default(),
             started: Instant::now(),
+            ptrace: None,
         };
         self.host_tids.insert(host, tid);
         self.tasks.insert(tid, task);
@@ -676,7 +677,11 @@ impl Kernel {
                 zombie: None,
                 stopped: false,
                 stop_report: None,
+                stop_sig: 0,
                 continued_report: false,
+                traced_exits: Vec::new(),
+                ptrace_held: false,
+                leader_tracer: None,
                 child_waitq: Rc::new(WaitQueue::new()),
                 exe: Vec::new(),
                 cmdline: Vec::new(),

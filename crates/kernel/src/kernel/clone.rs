@@ -176,6 +176,7 @@ impl Kernel {
                 ..super::cputime::TaskCpu::running()
             },
             started: Instant::now(),
+            ptrace: None,
         };
         if f & CLONE_THREAD != 0 {
             self.groups.get_mut(&ptgid).unwrap().threads.push(tid);
@@ -201,7 +202,11 @@ impl Kernel {
                 zombie: None,
                 stopped: false,
                 stop_report: None,
+                stop_sig: 0,
                 continued_report: false,
+                traced_exits: Vec::new(),
+                ptrace_held: false,
+                leader_tracer: None,
                 child_waitq: Rc::new(WaitQueue::new()),
                 exe: pg.exe.clone(),
                 cmdline: pg.cmdline.clone(),
@@ -234,7 +239,48 @@ impl Kernel {
                 .borrow()
                 .write_val(a.child_tid, &(self.pid_out(tid, tid) as u32));
         }
+        self.ptrace_clone(parent, tid, f, a.exit_signal);
         self.resume(tid);
         Ok(tid)
+    }
+
+    /// PTRACE_O_TRACEFORK/VFORK/CLONE (or CLONE_PTRACE): the new task is
+    /// traced by its parent's tracer from its first instruction, and the
+    /// parent stops for the event when its syscall returns.
+    fn ptrace_clone(&mut self, parent: Tid, child: Tid, f: u64, exit_signal: i32) {
+        use super::ptrace::*;
+        use super::signal::SigInfo;
+        const CLONE_PTRACE: u64 = 0x2000;
+        const CLONE_UNTRACED: u64 = 0x0080_0000;
+        let Some(tr) = self.task(parent).ptrace.as_deref() else {
+            return;
+        };
+        let (event, opt) = if f & CLONE_VFORK != 0 {
+            (PTRACE_EVENT_VFORK, O_TRACEVFORK)
+        } else if exit_signal != libc::SIGCHLD {
+            (PTRACE_EVENT_CLONE, O_TRACECLONE)
+        } else {
+            (PTRACE_EVENT_FORK, O_TRACEFORK)
+        };
+        let traced = f & CLONE_UNTRACED == 0 && (tr.options & opt != 0 || f & CLONE_PTRACE != 0);
+        if !traced {
+            return;
+        }
+        let (tracer, seized, options) = (tr.tracer, tr.seized, tr.options);
+        let report = tr.options & opt != 0;
+        let mut new = Tracee::new(tracer, seized, options);
+        if seized {
+            new.interrupt = true;
+        }
+        let c = self.task_mut(child);
+        if !seized {
+            c.pending
+                .push(SigInfo::new(libc::SIGSTOP, super::signal::SI_USER));
+        }
+        c.ptrace = Some(Box::new(new));
+        if report {
+            let p = self.task_mut(parent).ptrace.as_mut().expect("traced");
+            p.pending_event = Some((event, child as u64));
+        }
     }
 }

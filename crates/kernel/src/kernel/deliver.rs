@@ -19,6 +19,11 @@ impl Kernel {
         let Some(&t) = g.threads.first() else {
             return true;
         };
+        // A tracer hears of every signal but SIGKILL, even ignored ones
+        // (Linux's sig_ignored).
+        if g.threads.iter().any(|t| self.task(*t).ptrace.is_some()) {
+            return false;
+        }
         let act = self.task(t).sighand.borrow().get(sig);
         let blocked = g.threads.iter().all(|t| self.task(*t).sigmask.has(sig));
         if blocked {
@@ -30,7 +35,7 @@ impl Kernel {
 
     /// Makes `tid` notice a newly pending signal: wake it if it sleeps,
     /// stop it if it runs.
-    fn kick(&mut self, tid: Tid) {
+    pub fn kick(&mut self, tid: Tid) {
         let t = self.task(tid);
         match t.state {
             TaskState::Blocked => waitq::wake(tid),
@@ -66,6 +71,35 @@ impl Kernel {
         Ok(())
     }
 
+    /// Linux's prepare_signal: a stop signal discards pending SIGCONTs,
+    /// SIGCONT discards pending stop signals (of the process and of each
+    /// of its threads, before any resumes) and ends a group stop.
+    fn prepare_signal(&mut self, tgid: Pid, sig: i32) {
+        let Some(g) = self.groups.get_mut(&tgid) else {
+            return;
+        };
+        let drop: &[i32] = if is_stop_signal(sig) {
+            &[libc::SIGCONT]
+        } else if sig == libc::SIGCONT {
+            &[libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU]
+        } else {
+            return;
+        };
+        for s in drop {
+            g.shared_pending.remove(*s);
+        }
+        for t in g.threads.clone() {
+            if let Some(t) = self.tasks.get_mut(&t) {
+                for s in drop {
+                    t.pending.remove(*s);
+                }
+            }
+        }
+        if sig == libc::SIGCONT {
+            self.group_continue(tgid);
+        }
+    }
+
     /// Sends a signal to a thread group (kill(2)).
     pub fn send_group(&mut self, tgid: Pid, info: SigInfo) -> SysResult<()> {
         let sig = info.signo();
@@ -91,21 +125,7 @@ impl Kernel {
             self.group_exit(tgid, libc::SIGKILL);
             return Ok(());
         }
-        if sig == libc::SIGCONT {
-            self.group_continue(tgid);
-        }
-        if is_stop_signal(sig) {
-            self.groups
-                .get_mut(&tgid)
-                .unwrap()
-                .shared_pending
-                .remove(libc::SIGCONT);
-        } else if sig == libc::SIGCONT {
-            let g = self.groups.get_mut(&tgid).unwrap();
-            for s in [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
-                g.shared_pending.remove(s);
-            }
-        }
+        self.prepare_signal(tgid, sig);
         if self.ignored(tgid, sig) {
             return Ok(());
         }
@@ -137,9 +157,7 @@ impl Kernel {
             self.group_exit(tgid, libc::SIGKILL);
             return Ok(());
         }
-        if sig == libc::SIGCONT {
-            self.group_continue(tgid);
-        }
+        self.prepare_signal(tgid, sig);
         if super::pidns::local(tgid) == 1
             && info.code() <= 0
             && self.task(tid).sighand.borrow().get(sig).handler == SIG_DFL
@@ -261,16 +279,29 @@ impl Kernel {
             return;
         }
         g.stopped = true;
-        g.stop_report = Some(sig);
+        g.stop_sig = sig;
         g.continued_report = false;
         let threads = g.threads.clone();
         let parent = g.parent;
-        for t in threads {
-            if self.task(t).state == TaskState::Running {
-                let h = self.task(t).host;
+        // Traced threads report the stop to their tracer (ptrace.rs); the
+        // real parent hears of it unless it is that tracer.
+        let mut parent_traces = false;
+        for &t in &threads {
+            let tracer = self.tracer_group(t);
+            let task = self.task_mut(t);
+            if let Some(p) = task.ptrace.as_mut() {
+                p.group_stop_done = false;
+                parent_traces |= tracer == Some(parent);
+            }
+            if task.state == TaskState::Running {
+                let h = task.host;
                 self.platform.interrupt(h);
             }
         }
+        if parent_traces {
+            return;
+        }
+        self.groups.get_mut(&tgid).unwrap().stop_report = Some(sig);
         self.notify_parent(tgid, parent, CLD_STOPPED, sig);
     }
 
@@ -290,6 +321,17 @@ impl Kernel {
             if self.task(t).state == TaskState::JobStopped {
                 self.task_mut(t).state = TaskState::InKernel;
                 self.resume(t);
+            } else if let Some(p) = self.task_mut(t).ptrace.as_mut()
+                && p.listening
+            {
+                // PTRACE_LISTEN: the end of the group stop re-traps it.
+                p.listening = false;
+                p.stop = Some(super::ptrace::StopKind::Group);
+                p.siginfo = None;
+                let st =
+                    super::ptrace::stop_status(libc::SIGTRAP, super::ptrace::PTRACE_EVENT_STOP);
+                p.report = Some(st);
+                self.notify_tracer(t, super::ptrace::CLD_TRAPPED, libc::SIGTRAP);
             }
         }
         self.notify_parent(tgid, parent, CLD_CONTINUED, libc::SIGCONT);

@@ -133,7 +133,13 @@ impl Kernel {
                 let h = self.task(o).host;
                 self.platform.stop_now(h);
             }
-            self.task_mut(o).state = TaskState::InKernel;
+            let t = self.task_mut(o);
+            t.state = TaskState::InKernel;
+            // exec does not wait for a tracer to see these threads'
+            // PTRACE_EVENT_EXIT (Linux's de_thread does): they just go.
+            if let Some(p) = t.ptrace.as_mut() {
+                p.exit_event_done = true;
+            }
             self.exit_task(o);
         }
         // Locks of robust mutexes held by the old image are dead now, and
@@ -149,6 +155,8 @@ impl Kernel {
             self.tasks.insert(tgid, t);
             let g = self.groups.get_mut(&tgid).unwrap();
             g.threads = vec![tgid];
+            // The old leader's exit was the exec's doing, not the process's.
+            g.leader_tracer = None;
             tgid
         } else {
             tid
@@ -216,6 +224,18 @@ impl Kernel {
         t.sighand.borrow_mut().reset_for_exec();
         let closed = t.files.borrow_mut().close_on_exec();
         drop(closed);
+        // A traced task: PTRACE_EVENT_EXEC when its syscall returns, or
+        // (attached without PTRACE_SEIZE and no option) a SIGTRAP.
+        if let Some(p) = t.ptrace.as_mut() {
+            if p.options & super::ptrace::O_TRACEEXEC != 0 {
+                p.pending_event = Some((super::ptrace::PTRACE_EVENT_EXEC, tid as u64));
+            } else if !p.seized {
+                t.pending.push(super::signal::SigInfo::new(
+                    libc::SIGTRAP,
+                    super::signal::SI_USER,
+                ));
+            }
+        }
         if let Some(p) = t.vfork_parent.take()
             && let Some(pt) = self.tasks.get_mut(&p)
         {

@@ -46,7 +46,7 @@ impl Kernel {
                     let h = task.host;
                     self.platform.interrupt(h);
                 }
-                TaskState::Blocked | TaskState::JobStopped => self.exit_task(t),
+                TaskState::Blocked | TaskState::JobStopped | TaskState::Traced => self.exit_task(t),
                 // The task in the kernel exits when it returns to user mode.
                 TaskState::InKernel => {}
             }
@@ -56,6 +56,10 @@ impl Kernel {
     /// A thread ends: its host thread goes, and the process with it if it
     /// was the last one.
     pub fn exit_task(&mut self, tid: Tid) {
+        // PTRACE_O_TRACEEXIT: the tracer sees the task before it goes.
+        if self.ptrace_exit_stop(tid) {
+            return;
+        }
         // Robust futexes first: the list lives in memory that goes with
         // the task; then its PI locks with waiters go to the first waiter.
         self.exit_robust_list(tid);
@@ -91,7 +95,25 @@ impl Kernel {
         let host = t.host;
         let tgid = t.tgid;
         let cpu = t.cpu_time.snapshot(std::time::Instant::now());
+        let tracer = t.ptrace.as_ref().map(|p| p.tracer);
         drop(t);
+        self.ptrace_tracer_exited(tid);
+        if let Some(tracer) = tracer {
+            if tid == tgid {
+                // The process's exit is the tracer's to hear of first
+                // (group_died), once every thread is gone.
+                if let Some(g) = self.groups.get_mut(&tgid) {
+                    g.leader_tracer = Some(tracer);
+                }
+            } else {
+                let status = self
+                    .groups
+                    .get(&tgid)
+                    .and_then(|g| g.group_exit)
+                    .unwrap_or(0);
+                self.ptrace_record_exit(tid, tracer, status, false);
+            }
+        }
         if last_user {
             self.platform.drop_space(space);
         } else {
@@ -119,16 +141,11 @@ impl Kernel {
         if self.groups[&tgid].sid == tgid {
             crate::vfs::pty::session_ended(tgid);
         }
-        let (status, parent, children, exit_signal) = {
+        let (status, parent, children) = {
             let g = self.groups.get_mut(&tgid).unwrap();
             let status = g.group_exit.unwrap_or(0);
             g.zombie = Some(status);
-            (
-                status,
-                g.parent,
-                std::mem::take(&mut g.children),
-                g.exit_signal,
-            )
+            (status, g.parent, std::mem::take(&mut g.children))
         };
         if tgid == 1 {
             self.init_status = Some(status);
@@ -162,8 +179,37 @@ impl Kernel {
                 self.groups.remove(&c);
             }
         }
-        // Tell the parent, or vanish if nobody will wait (processes
-        // started by `atoll exec` report to their control connection).
+        // Exited tracees this process had not waited for: a process
+        // held for it goes to its real parent now.
+        let held: Vec<Tid> = std::mem::take(&mut self.groups.get_mut(&tgid).unwrap().traced_exits)
+            .into_iter()
+            .filter(|e| e.held)
+            .map(|e| e.tid)
+            .collect();
+        for h in held {
+            self.ptrace_release_held(h);
+        }
+        // A traced process: a tracer other than the parent hears of the
+        // exit first; the parent once the tracer has waited for it.
+        let leader_tracer = self.groups[&tgid].leader_tracer;
+        if let Some(tr) = leader_tracer
+            && self.tasks.get(&tr).is_some_and(|t| t.tgid != parent)
+            && self.ptrace_record_exit(tgid, tr, status, true)
+        {
+            self.groups.get_mut(&tgid).unwrap().ptrace_held = true;
+            return;
+        }
+        self.tell_parent_of_exit(tgid);
+    }
+
+    /// Tells the parent of dead process `tgid`, or lets it vanish if
+    /// nobody will wait (processes started by `atoll exec` report to
+    /// their control connection).
+    pub fn tell_parent_of_exit(&mut self, tgid: Pid) {
+        let Some(g) = self.groups.get(&tgid) else {
+            return;
+        };
+        let (status, parent, exit_signal) = (g.zombie.unwrap_or(0), g.parent, g.exit_signal);
         let Some(pg) = self.groups.get(&parent) else {
             super::control_proto::exec_exited(self, tgid, status);
             self.groups.remove(&tgid);
@@ -241,10 +287,70 @@ impl Kernel {
                 }
             })
             .collect();
+        // Tasks this process traces (any thread of it: Linux's do_wait
+        // looks at every thread's tracees), live or exited.
+        let sel_ok = |t: Tid, pgid: Option<Pid>| match sel {
+            WaitSel::Any => true,
+            WaitSel::Pid(p) => t == p,
+            WaitSel::Pgid(pg) => pgid == Some(if pg == 0 { my_pgid } else { pg }),
+        };
+        let tracees: Vec<Tid> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.ptrace.is_some())
+            .map(|(tid, _)| *tid)
+            .filter(|t| self.tracer_group(*t) == Some(tgid))
+            .filter(|t| sel_ok(*t, self.groups.get(&self.task(*t).tgid).map(|g| g.pgid)))
+            .collect();
+        let exits: Vec<super::ptrace::TracedExit> = self.groups[&tgid]
+            .traced_exits
+            .iter()
+            .copied()
+            .filter(|e| sel_ok(e.tid, self.groups.get(&e.tid).map(|g| g.pgid)))
+            .collect();
+        if let Some(e) = exits.first()
+            && opts & libc::WEXITED != 0
+        {
+            let e = *e;
+            if opts & libc::WNOWAIT == 0 {
+                self.groups
+                    .get_mut(&tgid)
+                    .unwrap()
+                    .traced_exits
+                    .retain(|x| x.tid != e.tid);
+                if e.held {
+                    self.ptrace_release_held(e.tid);
+                }
+            }
+            let (code, _) = super::ptrace::exit_code_status(e.status);
+            return Ok(Some(Waited {
+                pid: e.tid,
+                status: e.status,
+                code,
+                cpu: Default::default(),
+            }));
+        }
+        for t in &tracees {
+            let report = self.task(*t).ptrace.as_ref().and_then(|p| p.report);
+            if let Some(status) = report {
+                if opts & libc::WNOWAIT == 0 {
+                    self.task_mut(*t).ptrace.as_mut().unwrap().report = None;
+                }
+                return Ok(Some(Waited {
+                    pid: *t,
+                    status,
+                    code: super::ptrace::CLD_TRAPPED,
+                    cpu: Default::default(),
+                }));
+            }
+        }
         // Without WEXITED a zombie is nothing to wait for (Linux's
         // wait_consider_task): only live children keep a wait from ECHILD.
-        if matching.is_empty()
-            || (opts & libc::WEXITED == 0 && matching.iter().all(|c| self.groups[c].is_zombie()))
+        if tracees.is_empty()
+            && exits.is_empty()
+            && (matching.is_empty()
+                || (opts & libc::WEXITED == 0
+                    && matching.iter().all(|c| self.groups[c].is_zombie())))
         {
             return Err(Errno::ECHILD);
         }
@@ -252,6 +358,7 @@ impl Kernel {
             let g = &self.groups[c];
             if let Some(status) = g.zombie
                 && opts & libc::WEXITED != 0
+                && !g.ptrace_held
             {
                 let code = if status & 0x7f == 0 {
                     CLD_EXITED

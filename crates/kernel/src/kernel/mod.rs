@@ -23,6 +23,7 @@ pub mod pidfd;
 pub mod pidns;
 pub mod pod;
 pub mod poller;
+pub mod ptrace;
 pub mod random;
 pub mod run;
 pub mod signal;

@@ -206,8 +206,23 @@ impl Kernel {
     }
 
     fn syscall(&mut self, tid: Tid) {
-        let (nr, mut args) = syscall_args(&self.task(tid).regs);
         self.stats.syscalls += 1;
+        if self.ptrace_syscall_enter(tid) {
+            return;
+        }
+        self.syscall_body(tid);
+    }
+
+    /// Runs the syscall in the task's registers (after its tracer's
+    /// syscall-enter stop, which may have changed them: a number of -1
+    /// skips the syscall, rax is then its result).
+    pub fn syscall_body(&mut self, tid: Tid) {
+        let (nr, mut args) = syscall_args(&self.task(tid).regs);
+        if nr == u64::MAX {
+            let rax = self.task(tid).regs.rax;
+            self.complete(tid, nr, args, Ok(rax));
+            return;
+        }
         // Pids a pod container's process names are its namespace's
         // (pidns.rs): kernel-wide from here on, also when re-run.
         let r = match self.pids_in(tid, nr, &mut args) {
@@ -235,6 +250,9 @@ impl Kernel {
                 if let Some(d) = t.sys.deadline {
                     self.timers.arm(d, TimerAction::Wake(tid));
                 }
+                // A vfork parent reports PTRACE_EVENT_VFORK before it
+                // sleeps until the child lets go.
+                self.ptrace_event_while_blocked(tid);
                 return;
             }
             Err(Errno::ENORESUME) => return,
@@ -260,6 +278,9 @@ impl Kernel {
                 }
             }
         }
+        if self.ptrace_syscall_exit(tid) {
+            return;
+        }
         self.resume(tid);
     }
 
@@ -279,7 +300,8 @@ impl Kernel {
                 .groups
                 .get(&tgid)
                 .is_some_and(|g| g.group_exit.is_some());
-        if exiting || self.signal_pending(tid) {
+        let interrupted = t.ptrace.as_ref().is_some_and(|p| p.interrupt);
+        if exiting || self.signal_pending(tid) || interrupted {
             self.task_mut(tid).state = TaskState::InKernel;
             self.complete(tid, nr, args, Err(interrupt_errno(nr, &args)));
             return;
@@ -302,12 +324,44 @@ impl Kernel {
                 self.exit_task(tid);
                 return;
             }
-            if g.stopped {
-                self.task_mut(tid).state = TaskState::JobStopped;
-                return;
-            }
-            let Some(info) = self.dequeue_signal(tid) else {
-                break;
+            let traced = t.ptrace.is_some();
+            let injected = if traced {
+                // A traced task owes its tracer a stop first (group stop,
+                // PTRACE_INTERRUPT); a signal its tracer chose at a
+                // signal-delivery stop is delivered without another stop.
+                if self.ptrace_pending_stop(tid) {
+                    return;
+                }
+                self.task_mut(tid)
+                    .ptrace
+                    .as_mut()
+                    .and_then(|p| p.inject.take())
+            } else {
+                if g.stopped {
+                    self.task_mut(tid).state = TaskState::JobStopped;
+                    return;
+                }
+                None
+            };
+            let info = match injected {
+                Some(i) => {
+                    // Blocked now: it stays pending (Linux requeues it).
+                    if self.task(tid).sigmask.has(i.signo()) {
+                        self.task_mut(tid).pending.push(i);
+                        continue;
+                    }
+                    i
+                }
+                None => {
+                    let Some(info) = self.dequeue_signal(tid) else {
+                        break;
+                    };
+                    if traced && info.signo() != libc::SIGKILL {
+                        self.ptrace_signal_stop(tid, info);
+                        return;
+                    }
+                    info
+                }
             };
             let sig = info.signo();
             if sig == libc::SIGKILL {
@@ -367,6 +421,11 @@ impl Kernel {
         let Some(e) = t.restart.take() else {
             return;
         };
+        // A tracer that changed the result (at a syscall-exit stop) decides:
+        // only a result that is still the restart code restarts.
+        if t.regs.rax != e.ret() {
+            return;
+        }
         let restart = match (e, handler) {
             (Errno::ERESTARTNOINTR, _) => true,
             (_, None) => true,

@@ -31,6 +31,8 @@ pub enum TaskState {
     Blocked,
     /// Stopped by job control (SIGSTOP).
     JobStopped,
+    /// In a ptrace stop: parked until its tracer resumes it (ptrace.rs).
+    Traced,
 }
 
 /// Per-syscall scratch state that survives re-runs of a blocked syscall.
@@ -96,6 +98,8 @@ pub struct Task {
     pub exiting: bool,
     pub cpu_time: super::cputime::TaskCpu,
     pub started: Instant,
+    /// Set while another task traces this one.
+    pub ptrace: Option<Box<super::ptrace::Tracee>>,
 }
 
 pub struct ExitStatus {
@@ -121,7 +125,15 @@ pub struct ThreadGroup {
     /// Job control: stopped, and whether the parent was told.
     pub stopped: bool,
     pub stop_report: Option<i32>,
+    /// The signal of the current group stop (ptrace reports it).
+    pub stop_sig: i32,
     pub continued_report: bool,
+    /// Exited tracees of this process's tasks not yet waited for.
+    pub traced_exits: Vec<super::ptrace::TracedExit>,
+    /// Its exit waits for its tracer's wait before the parent hears of it.
+    pub ptrace_held: bool,
+    /// The leader exited while traced: the tracer then (ptrace.rs).
+    pub leader_tracer: Option<Tid>,
     /// Tasks of the parent waiting for this group to change state are
     /// registered on the parent's queue.
     pub child_waitq: Rc<WaitQueue>,

@@ -15,6 +15,7 @@ pub mod net;
 pub mod pidfd;
 pub mod poll;
 pub mod process;
+pub mod ptrace;
 pub mod signal;
 pub mod splice;
 pub mod strace;
@@ -64,7 +65,6 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("mount", "no mounts inside the sandbox"),
     ("umount2", "no mounts inside the sandbox"),
     ("pivot_root", "no mounts inside the sandbox"),
-    ("ptrace", "no tracing of other processes"),
     ("process_vm_readv", "no access to other processes' memory"),
     ("process_vm_writev", "no access to other processes' memory"),
     ("bpf", "no eBPF"),
@@ -144,6 +144,7 @@ fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
     v.extend(fs::table());
     v.extend(mm::table());
     v.extend(process::table());
+    v.extend(ptrace::table());
     v.extend(signal::table());
     v.extend(time::table());
     v.extend(futex::table());

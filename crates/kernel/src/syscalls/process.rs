@@ -164,7 +164,14 @@ pub(super) fn clone_common(
     if vfork && k.task(tid).sys.started {
         let t = k.task(tid);
         return if t.sys.woken {
-            Ok(t.sys.value)
+            let child = t.sys.value;
+            // PTRACE_O_TRACEVFORKDONE: a stop once the child let go.
+            if let Some(p) = k.task_mut(tid).ptrace.as_mut()
+                && p.options & crate::kernel::ptrace::O_TRACEVFORKDONE != 0
+            {
+                p.pending_event = Some((crate::kernel::ptrace::PTRACE_EVENT_VFORK_DONE, child));
+            }
+            Ok(child)
         } else {
             Err(Errno::EBLOCK)
         };

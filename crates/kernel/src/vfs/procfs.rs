@@ -647,6 +647,12 @@ impl FileOps for ProcFile {
 
 fn state_char(k: &Kernel, p: Pid) -> char {
     let g = &k.groups[&p];
+    if g.threads
+        .iter()
+        .any(|t| k.task(*t).state == crate::kernel::TaskState::Traced)
+    {
+        return 't';
+    }
     if g.stopped {
         return 'T';
     }
@@ -890,16 +896,17 @@ fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
             }
             let groups: Vec<String> = c.groups.iter().map(|x| x.to_string()).collect();
             let seccomp = if k.has_seccomp(leader) { 2 } else { 0 };
+            let tracer = t.ptrace.as_ref().map_or(0, |p| p.tracer);
             let _ = write!(
                 s,
-                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{st} ({})\nTgid:\t{pp}\nNgid:\t0\nPid:\t{pp}\nPPid:\t{}\nTracerPid:\t0\n\
+                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{st} ({})\nTgid:\t{pp}\nNgid:\t0\nPid:\t{pp}\nPPid:\t{}\nTracerPid:\t{tracer}\n\
                  Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nNStgid:\t{pp}\nNSpid:\t{pp}\nNSpgid:\t{}\nNSsid:\t{}\n\
                  VmPeak:\t{:>8} kB\nVmSize:\t{:>8} kB\nVmLck:\t       0 kB\nVmRSS:\t{:>8} kB\nVmData:\t{:>8} kB\nVmStk:\t     132 kB\nVmExe:\t       0 kB\nVmLib:\t       0 kB\nVmSwap:\t       0 kB\n\
                  Threads:\t{}\nSigQ:\t0/4096\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n\
                  CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t{seccomp}\nSeccomp_filters:\t{}\n\
                  Cpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
                 t.fs.borrow().umask,
-                if st == 'R' { "running" } else if st == 'T' { "stopped" } else { "sleeping" },
+                match st { 'R' => "running", 'T' => "stopped", 't' => "tracing stop", _ => "sleeping" },
                 ppid,
                 c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid,
                 groups.join(" "),
