@@ -456,6 +456,9 @@ fn directory_notifications_behave_as_linux() {
             "after F_NOTIFY 0: 0",
             "plain SIGIO: 1 1",
             "DN_MULTISHOT alone: 0",
+        ],
+    );
+}
 
 /// ptrace between processes of the container (the kernel's own, never the
 /// host's): a tracer sees syscall stops and changes results, peeks and
