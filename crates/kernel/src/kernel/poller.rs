@@ -18,14 +18,9 @@ const FD_BASE: u64 = 16;
 /// Control connections of exec'd processes: token = CONN_BASE + fd.
 const CONN_BASE: u64 = 1 << 32;
 
-/// A registered host descriptor's wait queue, and until its first event
-/// the readiness it had when registered.
-type Watched = (Weak<WaitQueue>, Option<u32>);
-
 thread_local! {
     static EPFD: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
-    /// Each registered host descriptor (see `register`).
-    static QUEUES: RefCell<HashMap<i32, Watched>> = RefCell::new(HashMap::new());
+    static QUEUES: RefCell<HashMap<i32, Weak<WaitQueue>>> = RefCell::new(HashMap::new());
 }
 
 pub struct Poller {
@@ -69,39 +64,17 @@ impl Poller {
 
     /// Watches a host descriptor for a file's wait queue (edge-triggered:
     /// a waiter re-checks readiness itself before sleeping).
-    /// Watches host descriptor `fd` for `q`'s waiters. The host's
-    /// edge-triggered epoll reports a descriptor's present readiness once
-    /// when it is added: that report is no new event (data arriving, room
-    /// freed), and counting it would make an edge-triggered epoll of the
-    /// workload report a writable socket twice where Linux reports it
-    /// once. So the readiness at registration is kept, and a first report
-    /// with nothing beyond it wakes waiters without counting as an edge.
     pub fn register(&self, fd: i32, q: &Rc<WaitQueue>) {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN | libc::POLLOUT | libc::POLLRDHUP,
-            revents: 0,
-        };
-        // SAFETY: one pollfd, no wait.
-        unsafe { libc::poll(&mut p, 1, 0) };
-        let initial = poll_bits(p.revents as u16 as u32);
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: fd as u64 + FD_BASE,
         };
         // SAFETY: as above.
         unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) };
-        QUEUES.with(|m| m.borrow_mut().insert(fd, (Rc::downgrade(q), Some(initial))));
+        QUEUES.with(|m| m.borrow_mut().insert(fd, Rc::downgrade(q)));
     }
 
     /// Watches a control connection (level-triggered).
-    /// Hands the host descriptors' pending events to their wait queues
-    /// now, without waiting. The kernel's own sources are level-triggered,
-    /// so what this reads of them is seen again by the event loop.
-    pub fn sync(&self) {
-        self.wait(Some(std::time::Duration::ZERO));
-    }
-
     pub fn add_connection(&self, fd: i32) {
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
@@ -129,17 +102,22 @@ impl Poller {
                 t if t >= CONN_BASE => ready.connections.push((t - CONN_BASE) as i32),
                 t if t >= FD_BASE => {
                     let fd = (t - FD_BASE) as i32;
-                    let entry = QUEUES.with(|m| {
-                        m.borrow_mut()
-                            .get_mut(&fd)
-                            .and_then(|(w, init)| Some((w.upgrade()?, init.take())))
-                    });
-                    if let Some((q, initial)) = entry {
-                        let poll = poll_bits(bits);
-                        match initial {
-                            Some(i) if poll & !i == 0 => q.wake_waiters(poll),
-                            _ => q.notify(poll),
+                    if let Some(q) = QUEUES.with(|m| m.borrow().get(&fd).and_then(|w| w.upgrade()))
+                    {
+                        let mut poll = 0u32;
+                        if bits & libc::EPOLLIN as u32 != 0 {
+                            poll |= libc::POLLIN as u32;
                         }
+                        if bits & libc::EPOLLOUT as u32 != 0 {
+                            poll |= libc::POLLOUT as u32;
+                        }
+                        if bits & (libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 != 0 {
+                            poll |= (libc::POLLHUP | libc::POLLIN) as u32;
+                        }
+                        if bits & libc::EPOLLERR as u32 != 0 {
+                            poll |= libc::POLLERR as u32;
+                        }
+                        q.notify(poll);
                     }
                 }
                 _ => {}
@@ -147,26 +125,6 @@ impl Poller {
         }
         ready
     }
-}
-
-/// poll(2) bits of a host readiness report (epoll's and poll's bits have
-/// the same values): a peer's hangup is also readable.
-fn poll_bits(bits: u32) -> u32 {
-    let has = |b: i32| bits & b as u32 != 0;
-    let mut poll = 0u32;
-    if has(libc::EPOLLIN) {
-        poll |= libc::POLLIN as u32;
-    }
-    if has(libc::EPOLLOUT) {
-        poll |= libc::POLLOUT as u32;
-    }
-    if has(libc::EPOLLHUP | libc::EPOLLRDHUP) {
-        poll |= (libc::POLLHUP | libc::POLLIN) as u32;
-    }
-    if has(libc::EPOLLERR) {
-        poll |= libc::POLLERR as u32;
-    }
-    poll
 }
 
 thread_local! {

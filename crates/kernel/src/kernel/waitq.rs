@@ -111,20 +111,6 @@ impl WaitQueue {
         });
     }
 
-    /// Wakes the waiters interested in `events` without it counting as a
-    /// new event (no edge for edge-triggered epoll, no O_ASYNC signal):
-    /// readiness that was already there.
-    pub fn wake_waiters(&self, events: u32) {
-        self.waiters.borrow_mut().retain(|(t, want)| {
-            if want & events != 0 {
-                wake(*t);
-                false
-            } else {
-                true
-            }
-        });
-    }
-
     pub fn notify_all(&self) {
         self.notify(!0);
     }

@@ -28,17 +28,14 @@ pub struct Interest {
 }
 
 impl Interest {
-    /// Edge-triggered: every ready bit if the file had a new event since
-    /// it was last collected (more data on a still-readable socket is a
-    /// new edge) or became ready in a way not yet reported; nothing
-    /// otherwise. Linux reports the whole readiness on each edge, so a
-    /// writable socket that receives data is reported readable and
-    /// writable.
+    /// Edge-triggered: the ready bits not yet reported, or all of them if
+    /// the file had a new event since (more data on a still-readable
+    /// socket is a new edge, as in Linux).
     fn fresh(&self, ready: u32, seq: u64) -> u32 {
-        if seq != self.seen_seq.get() || ready & !self.reported.get() != 0 {
+        if seq != self.seen_seq.get() {
             ready
         } else {
-            0
+            ready & !self.reported.get()
         }
     }
 }
@@ -64,18 +61,6 @@ impl Epoll {
     /// Ready events, up to `max`, updating edge and one-shot state.
     pub fn collect(&self, k: &Kernel, max: usize) -> Vec<(u32, u64)> {
         let mut out = Vec::new();
-        // Host descriptors' events reach their wait queues through the
-        // kernel's host poller: take the ones already there, so an edge
-        // is counted before it is looked at (as Linux's callbacks are
-        // synchronous), not reported again after.
-        if self
-            .interests
-            .borrow()
-            .iter()
-            .any(|i| i.events & EPOLLET != 0)
-        {
-            k.poller.sync();
-        }
         let mut list = self.interests.borrow_mut();
         list.retain(|i| i.file.strong_count() > 0);
         for i in list.iter() {
