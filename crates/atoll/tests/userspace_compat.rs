@@ -426,21 +426,6 @@ fn cpu_time_interval_timers_behave_as_linux() {
 }
 
 #[test]
-fn edge_triggered_epoll_on_host_sockets_behaves_as_linux() {
-    let (native, user) = both_levels("compat_epoll_et");
-    assert_same(
-        "compat_epoll_et",
-        &native,
-        &user,
-        &[
-            "first wait: 2 events, client 0x4 server 0x4",
-            "second wait, nothing new: 0 events, client 0x0 server 0x0",
-            "after data both ways: 2 events, client 0x5 server 0x5",
-        ],
-    );
-}
-
-#[test]
 fn directory_notifications_behave_as_linux() {
     let (native, user) = both_levels("compat_dnotify");
     assert_same(

@@ -21,9 +21,6 @@ const CONN_BASE: u64 = 1 << 32;
 thread_local! {
     static EPFD: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
     static QUEUES: RefCell<HashMap<i32, Weak<WaitQueue>>> = RefCell::new(HashMap::new());
-    /// Events `register` read off the host epoll that belong to others,
-    /// handed out by the next `wait`.
-    static DEFERRED: RefCell<Vec<(u64, u32)>> = const { RefCell::new(Vec::new()) };
 }
 
 pub struct Poller {
@@ -65,72 +62,19 @@ impl Poller {
         Ok(())
     }
 
-    /// Watches host descriptor `fd` for `q`'s waiters (edge-triggered:
-    /// a waiter re-checks readiness itself before sleeping); returns the
-    /// descriptor's readiness (poll bits) as the host reported it on the
-    /// add. The host's edge-triggered epoll reports a descriptor's present
-    /// readiness once when it is added; that report is no new event (no
-    /// data arrived, no room was freed since), and counting it as one
-    /// would make an edge-triggered epoll of the workload report a
-    /// writable socket twice where Linux reports it once. So it is read
-    /// off the host epoll here (the other descriptors' events read with it
-    /// wait for the next `wait`) and given to the caller, whose waiter
-    /// looks again without an edge (see `HostStream::wait`): readiness
-    /// that came between its own check and this add is not lost.
-    pub fn register(&self, fd: i32, q: &Rc<WaitQueue>) -> u32 {
-        let token = fd as u64 + FD_BASE;
+    /// Watches a host descriptor for a file's wait queue (edge-triggered:
+    /// a waiter re-checks readiness itself before sleeping).
+    pub fn register(&self, fd: i32, q: &Rc<WaitQueue>) {
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: token,
+            u64: fd as u64 + FD_BASE,
         };
         // SAFETY: as above.
         unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) };
         QUEUES.with(|m| m.borrow_mut().insert(fd, Rc::downgrade(q)));
-        let mut own = 0;
-        let mut events: [libc::epoll_event; 64] = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: epoll_wait into a local array, no wait.
-            let n = unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), 64, 0) };
-            let n = n.max(0) as usize;
-            DEFERRED.with(|d| {
-                let mut d = d.borrow_mut();
-                for e in &events[..n] {
-                    if e.u64 == token {
-                        own |= poll_bits(e.events);
-                    } else {
-                        d.push((e.u64, e.events));
-                    }
-                }
-            });
-            if n < events.len() {
-                break;
-            }
-        }
-        own
     }
 
     /// Watches a control connection (level-triggered).
-    /// Hands the host descriptors' pending events to their wait queues
-    /// now, without waiting; the events of the kernel's own sources read
-    /// with them are kept for the event loop's next `wait` (the doorbell
-    /// is edge-triggered: dropping its event would leave a stub waiting).
-    pub fn sync(&self) {
-        let mut events: [libc::epoll_event; 64] = unsafe { std::mem::zeroed() };
-        // SAFETY: epoll_wait into a local array, no wait.
-        let n = unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), 64, 0) };
-        for e in events.iter().take(n.max(0) as usize) {
-            let (token, bits) = (e.u64, e.events);
-            if (FD_BASE..CONN_BASE).contains(&token) {
-                let fd = (token - FD_BASE) as i32;
-                if let Some(q) = QUEUES.with(|m| m.borrow().get(&fd).and_then(|w| w.upgrade())) {
-                    q.notify(poll_bits(bits));
-                }
-            } else {
-                DEFERRED.with(|d| d.borrow_mut().push((token, bits)));
-            }
-        }
-    }
-
     pub fn add_connection(&self, fd: i32) {
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
@@ -145,22 +89,11 @@ impl Poller {
     /// timeout rounded up to a millisecond); notifies file queues and
     /// returns which kernel sources are ready.
     pub fn wait(&self, timeout: Option<std::time::Duration>) -> Ready {
-        let mut pending = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
-        let timeout = if pending.is_empty() {
-            timeout
-        } else {
-            Some(std::time::Duration::ZERO)
-        };
         let mut events: [libc::epoll_event; 64] = unsafe { std::mem::zeroed() };
         let n = epoll_wait_ns(self.epfd, &mut events, timeout);
-        pending.extend(
-            events
-                .iter()
-                .take(n.max(0) as usize)
-                .map(|e| (e.u64, e.events)),
-        );
         let mut ready = Ready::default();
-        for (token, bits) in pending {
+        for ev in events.iter().take(n.max(0) as usize) {
+            let (token, bits) = (ev.u64, ev.events);
             match token {
                 TOKEN_PLATFORM => ready.platform = true,
                 TOKEN_SIGNALS => ready.signals = true,
@@ -171,7 +104,20 @@ impl Poller {
                     let fd = (t - FD_BASE) as i32;
                     if let Some(q) = QUEUES.with(|m| m.borrow().get(&fd).and_then(|w| w.upgrade()))
                     {
-                        q.notify(poll_bits(bits));
+                        let mut poll = 0u32;
+                        if bits & libc::EPOLLIN as u32 != 0 {
+                            poll |= libc::POLLIN as u32;
+                        }
+                        if bits & libc::EPOLLOUT as u32 != 0 {
+                            poll |= libc::POLLOUT as u32;
+                        }
+                        if bits & (libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 != 0 {
+                            poll |= (libc::POLLHUP | libc::POLLIN) as u32;
+                        }
+                        if bits & libc::EPOLLERR as u32 != 0 {
+                            poll |= libc::POLLERR as u32;
+                        }
+                        q.notify(poll);
                     }
                 }
                 _ => {}
@@ -179,26 +125,6 @@ impl Poller {
         }
         ready
     }
-}
-
-/// poll(2) bits of a host readiness report (epoll's and poll's bits have
-/// the same values): a peer's hangup is also readable.
-fn poll_bits(bits: u32) -> u32 {
-    let has = |b: i32| bits & b as u32 != 0;
-    let mut poll = 0u32;
-    if has(libc::EPOLLIN) {
-        poll |= libc::POLLIN as u32;
-    }
-    if has(libc::EPOLLOUT) {
-        poll |= libc::POLLOUT as u32;
-    }
-    if has(libc::EPOLLHUP | libc::EPOLLRDHUP) {
-        poll |= (libc::POLLHUP | libc::POLLIN) as u32;
-    }
-    if has(libc::EPOLLERR) {
-        poll |= libc::POLLERR as u32;
-    }
-    poll
 }
 
 thread_local! {

@@ -212,17 +212,11 @@ impl FileOps for HostSocket {
         r & (POLLIN | POLLOUT | POLLHUP | POLLERR | crate::vfs::file::POLLRDHUP)
     }
     fn wait(&self, k: &Kernel, tid: Tid, events: u32) -> bool {
-        self.wq.add(tid, events | POLLHUP | POLLERR);
         if !self.registered.get() {
-            let now = k.poller.register(self.raw(), &self.wq);
+            k.poller.register(self.raw(), &self.wq);
             self.registered.set(true);
-            // The host's report on registration is no new event, but it
-            // may hold readiness that came after the caller's own check:
-            // the waiter looks again (no edge for epoll).
-            if now & (events | POLLHUP | POLLERR) != 0 {
-                crate::kernel::waitq::wake(tid);
-            }
         }
+        self.wq.add(tid, events | POLLHUP | POLLERR);
         true
     }
     fn event_seq(&self) -> u64 {

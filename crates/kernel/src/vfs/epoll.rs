@@ -61,18 +61,6 @@ impl Epoll {
     /// Ready events, up to `max`, updating edge and one-shot state.
     pub fn collect(&self, k: &Kernel, max: usize) -> Vec<(u32, u64)> {
         let mut out = Vec::new();
-        // Host descriptors' events reach their wait queues through the
-        // kernel's host poller: take the ones already there, so an edge
-        // is counted before it is looked at (as Linux's callbacks are
-        // synchronous), not reported again after.
-        if self
-            .interests
-            .borrow()
-            .iter()
-            .any(|i| i.events & EPOLLET != 0)
-        {
-            k.poller.sync();
-        }
         let mut list = self.interests.borrow_mut();
         list.retain(|i| i.file.strong_count() > 0);
         for i in list.iter() {

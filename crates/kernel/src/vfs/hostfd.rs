@@ -108,17 +108,11 @@ impl FileOps for HostStream {
     }
 
     fn wait(&self, k: &Kernel, tid: Tid, events: u32) -> bool {
-        self.wq.add(tid, events | POLLHUP | POLLERR);
         if !self.registered.get() {
-            let now = k.poller.register(self.fd.as_raw_fd(), &self.wq);
+            k.poller.register(self.fd.as_raw_fd(), &self.wq);
             self.registered.set(true);
-            // The host's report on registration is no new event, but it
-            // may hold readiness that came after the caller's own check:
-            // the waiter looks again (no edge for epoll).
-            if now & (events | POLLHUP | POLLERR) != 0 {
-                crate::kernel::waitq::wake(tid);
-            }
         }
+        self.wq.add(tid, events | POLLHUP | POLLERR);
         true
     }
 
