@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(b.len(), std::mem::size_of::<libc::sockaddr_in6>());
             assert_eq!(family(b), libc::AF_INET6);
         }
+        SockAddr::Netlink { .. } => assert_eq!(family(data), libc::AF_NETLINK),
     }
     assert_eq!(
         addr.port().is_some(),
