@@ -29,6 +29,48 @@ pub const SETUP_CAPS: &[Capability] = &[
 
 pub fn adapt(spec: &mut Spec) {
     init_as_root(spec, SETUP_CAPS);
+    raise_nofile_for_kernel();
+}
+
+/// The descriptor limit the application kernel gets: at least
+/// `KERNEL_NOFILE` (never below what the runtime has, never above the
+/// host's `fs.nr_open`).
+///
+/// The kernel holds every host file of every workload process, and with
+/// direct file access an `O_PATH` descriptor per cached walk, as host
+/// descriptors of its own; the workload's own RLIMIT_NOFILE is virtual and
+/// applied inside. Inherited as it was, the kernel's limit was whatever the
+/// caller of `atoll` had (20,000 in a login shell here, 1,048,576 under
+/// containerd), which made the walk cache's size depend on who started the
+/// container. Each descriptor's kernel memory is charged to the
+/// container's memory cgroup.
+pub const KERNEL_NOFILE: u64 = 1 << 20;
+
+/// Raises this (the runtime's) process's RLIMIT_NOFILE to the kernel's,
+/// which the container's init inherits. Not through the spec's rlimits:
+/// libcontainer applies those in its intermediate process, which may no
+/// longer raise a hard limit (EPERM). Best effort: a runtime that may not
+/// raise it keeps its own limit, and the kernel sizes its caches by what
+/// it gets.
+fn raise_nofile_for_kernel() {
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(KERNEL_NOFILE);
+    // SAFETY: get/setrlimit of this process with a valid struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return;
+        }
+        let limit = KERNEL_NOFILE.max(r.rlim_max).min(nr_open);
+        if r.rlim_cur >= limit && r.rlim_max >= limit {
+            return;
+        }
+        r.rlim_cur = limit;
+        r.rlim_max = limit.max(r.rlim_max.min(nr_open));
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    }
 }
 
 /// What the init also needs with `--network sandbox`: it takes over the

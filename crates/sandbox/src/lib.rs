@@ -41,15 +41,20 @@ fn platform(asked: Option<&str>) -> Result<PlatformKind, String> {
     }
 }
 
-/// Soft RLIMIT_NOFILE up to the hard limit.
-fn raise_nofile() {
+/// Soft RLIMIT_NOFILE up to the hard limit; returns the limit.
+fn raise_nofile() -> u64 {
     // SAFETY: get/setrlimit on this process with a valid struct.
     unsafe {
         let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 1024;
+        }
+        if r.rlim_cur < r.rlim_max {
             r.rlim_cur = r.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
         }
+        r.rlim_cur
     }
 }
 
@@ -113,7 +118,7 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     // The kernel holds the workload's files (and, with direct access, the
     // walked directories) as host descriptors: its own limit, not the
     // workload's (those are virtual), is the hard one.
-    raise_nofile();
+    atoll_kernel::vfs::hostfs::size_walk_caches(raise_nofile());
     // The gofer is the only component that can reach the container's files
     // from outside; with direct access it hands the kernel detached clones
     // of the rootfs and of the bind mounts of directories.

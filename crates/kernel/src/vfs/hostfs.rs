@@ -4,9 +4,9 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use atoll_gofer::{Fid, FileService};
 
@@ -14,6 +14,7 @@ use super::file::{File, FileOps};
 use super::inode::{DirEntry, FileType, Inode, SetAttr, TimeSet};
 use super::iov::IoVecs;
 use super::perm::Cred;
+use super::walkcache::WalkCache;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
 use crate::mm::FileMem;
@@ -22,10 +23,11 @@ use crate::mm::filemem::PageSource;
 pub struct HostFs {
     pub svc: Rc<dyn FileService>,
     /// Walk cache: (directory fid, name) → inode. Every walk of a path
-    /// component would otherwise be a round trip to the gofer. Entries are
-    /// dropped when the kernel changes the directory entry (create, unlink,
-    /// rename, ...); the whole cache is dropped when it grows too large.
-    cache: RefCell<WalkCache>,
+    /// component would otherwise be a host walk (or a round trip to the
+    /// gofer). Entries are dropped when the kernel changes the directory
+    /// entry (create, unlink, rename, ...); the least recently used go
+    /// when it is full (see `walkcache`).
+    cache: RefCell<Walks>,
     /// Check each cached walk against the file system (it may change from
     /// outside the sandbox: a bind mount shared with the host).
     revalidate: bool,
@@ -35,10 +37,28 @@ pub struct HostFs {
 }
 
 /// (directory fid, name) → the inode the walk found.
-type WalkCache = HashMap<(Fid, Vec<u8>), Rc<HostInode>>;
+type Walks = WalkCache<(Fid, Vec<u8>), Rc<HostInode>>;
 
-/// Most cached walks (each holds a descriptor in the gofer).
-const CACHE_MAX: usize = 4096;
+/// Most cached walks. Each holds a host descriptor (an `O_PATH` one in the
+/// kernel with direct access, one in the gofer without) and about half a
+/// KiB of host kernel and sandbox memory, all charged to the container's
+/// memory cgroup: 32Ki walks are ~16 MiB at most, reached only by a
+/// workload that walks that many files (the tests' Debian rootfs has
+/// ~16k under /usr, /etc and /var).
+const CACHE_MAX: usize = 32 * 1024;
+
+/// The walk caches' capacity: `CACHE_MAX`, or half the kernel's descriptor
+/// limit when that is lower (the workload's open files are host
+/// descriptors too; when the kernel runs out of them, a walk or open drops
+/// its file system's cache and tries again: `retry_with_fds`). Set once at
+/// start, before the kernel confines itself (its filter has no getrlimit).
+static CACHE_CAPACITY: AtomicUsize = AtomicUsize::new(4096);
+
+/// Sizes the walk caches for a kernel whose RLIMIT_NOFILE is `nofile`.
+pub fn size_walk_caches(nofile: u64) {
+    let half = usize::try_from(nofile / 2).unwrap_or(usize::MAX);
+    CACHE_CAPACITY.store(half.clamp(256, CACHE_MAX), Ordering::Relaxed);
+}
 
 pub struct HostInode {
     fs: Rc<HostFs>,
@@ -78,7 +98,7 @@ impl HostFs {
     pub fn at(svc: Rc<dyn FileService>, root_fid: Fid, revalidate: bool) -> Rc<HostFs> {
         Rc::new(HostFs {
             svc,
-            cache: RefCell::new(HashMap::new()),
+            cache: RefCell::new(WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed))),
             revalidate,
             root_fid,
         })
@@ -98,6 +118,41 @@ impl HostFs {
             kind: FileType::from_mode(st.st_mode),
             st: Cell::new(*st),
         })
+    }
+
+    /// `op`, again after dropping this file system's walk cache if the
+    /// kernel had no descriptor left for it (the cached walks' descriptors
+    /// are released with the cache, except those still in use).
+    fn retry_with_fds<T>(&self, op: impl Fn() -> Result<T, i32>) -> SysResult<T> {
+        match op() {
+            Err(e) if e == libc::EMFILE || e == libc::ENFILE => {
+                let dropped = std::mem::replace(
+                    &mut *self.cache.borrow_mut(),
+                    WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed)),
+                );
+                drop(dropped);
+                op().map_err(gerr)
+            }
+            r => r.map_err(gerr),
+        }
+    }
+
+    /// The walk of `name` in directory `dir`, from the cache when it holds
+    /// it (and, on a file system that may change from outside, the host
+    /// still has it).
+    fn walk_cached(self: &Rc<Self>, dir: Fid, name: &[u8]) -> SysResult<Rc<HostInode>> {
+        let key = (dir, name.to_vec());
+        let hit = self.cache.borrow_mut().get(&key);
+        if let Some(i) = hit {
+            if !self.revalidate || self.svc.revalidate(dir, name, i.id) {
+                return Ok(i);
+            }
+            self.cache.borrow_mut().remove(&key);
+        }
+        let (fid, st) = self.retry_with_fds(|| self.svc.walk(dir, name))?;
+        let inode = self.inode(fid, &st);
+        self.cache.borrow_mut().insert(key, inode.clone());
+        Ok(inode)
     }
 
     fn forget(&self, dir: Fid, name: &[u8]) {
@@ -131,22 +186,7 @@ impl Inode for HostInode {
         if self.kind != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
-        let key = (self.fid, name.to_vec());
-        let hit = self.fs.cache.borrow().get(&key).cloned();
-        if let Some(i) = hit {
-            if !self.fs.revalidate || self.fs.svc.revalidate(self.fid, name, i.id) {
-                return Ok(i);
-            }
-            self.fs.cache.borrow_mut().remove(&key);
-        }
-        let (fid, st) = self.fs.svc.walk(self.fid, name).map_err(gerr)?;
-        let inode = self.fs.inode(fid, &st);
-        let mut cache = self.fs.cache.borrow_mut();
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(key, inode.clone());
-        Ok(inode)
+        Ok(self.fs.walk_cached(self.fid, name)?)
     }
     fn readdir(&self, _k: &Kernel) -> SysResult<Vec<DirEntry>> {
         Ok(self
@@ -174,7 +214,9 @@ impl Inode for HostInode {
         match self.kind {
             FileType::Directory => Ok(Rc::new(DirFile)),
             FileType::Regular => {
-                let fd = self.fs.svc.open(self.fid, flags).map_err(gerr)?;
+                let fd = self
+                    .fs
+                    .retry_with_fds(|| self.fs.svc.open(self.fid, flags))?;
                 if flags & libc::O_TRUNC != 0
                     && flags & libc::O_ACCMODE != libc::O_RDONLY
                     && let Some(m) = FileMem::find_host(self.id)
@@ -545,5 +587,62 @@ impl Drop for HostRegular {
         if let Some(m) = self.cache() {
             let _ = m.sync_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    /// A kernel out of host descriptors drops its cached walks and walks
+    /// on, instead of failing the workload's lookups with EMFILE.
+    #[test]
+    fn walks_go_on_when_the_cache_has_taken_every_descriptor() {
+        let dir = std::env::temp_dir().join(format!("atoll-walkcache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..200 {
+            std::fs::write(dir.join(format!("f{i}")), b"x").unwrap();
+        }
+        let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        // In a child: the descriptor limit is the process's.
+        // SAFETY: fork in a test; the child only runs this code and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let code = std::panic::catch_unwind(|| {
+                // SAFETY: open of a path we made; setrlimit of this child.
+                let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+                assert!(fd >= 0);
+                let root = unsafe { OwnedFd::from_raw_fd(fd) };
+                let svc: Rc<dyn FileService> =
+                    Rc::new(atoll_gofer::direct::DirectFiles::new(root).unwrap());
+                let lim = libc::rlimit {
+                    rlim_cur: 64,
+                    rlim_max: 64,
+                };
+                assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+                let fs = HostFs::new(svc.clone());
+                let root_fid = svc.root();
+                let mut held = Vec::new();
+                for i in 0..200 {
+                    let name = format!("f{i}");
+                    held.push(fs.walk_cached(root_fid, name.as_bytes()).unwrap());
+                    // Only the cache holds the walks.
+                    held.clear();
+                }
+                assert!(fs.cache.borrow().len() < 64);
+            })
+            .is_ok();
+            // SAFETY: leave the forked child without running destructors.
+            unsafe { libc::_exit(if code { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: wait for our child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child failed: {status:#x}"
+        );
     }
 }

@@ -30,6 +30,7 @@ pub mod timerfd;
 pub mod tmpfile;
 pub mod tmpfs;
 pub mod tty;
+pub mod walkcache;
 
 pub use dentry::Dentry;
 pub use fdtable::FdTable;
