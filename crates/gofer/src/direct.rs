@@ -6,9 +6,17 @@
 //! It runs inside the confined kernel, which has an empty root and no
 //! /proc, so every call here is relative to a descriptor it holds and
 //! names one path component:
-//! - walks are `openat(dir, name, O_PATH | O_NOFOLLOW)`: a symlink is
+//! - walks are `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, and for a
+//!   directory then `openat(dir, name, O_PATH | O_NOFOLLOW)`: a symlink is
 //!   walked *to*, never through (the kernel's VFS resolves symlinks inside
 //!   the sandbox's root), and `..` and `/` are never passed;
+//! - only directories (and files the kernel created or changes the
+//!   attributes of) hold an `O_PATH` descriptor: any other file is named by
+//!   its parent's descriptor and its name, and checked to still be the
+//!   inode the walk found whenever it is used (ESTALE if not). A walk of a
+//!   file is then one host call instead of three (open, stat, close), and
+//!   the walk cache of a tree costs a descriptor per directory, not per
+//!   file;
 //! - a file is opened for I/O from its parent's descriptor and its name,
 //!   again with `O_NOFOLLOW`, and checked to be the inode the walk found
 //!   (ESTALE if the name was swapped in between);
@@ -28,10 +36,11 @@ use std::rc::Rc;
 use crate::server::{ROOT_FID, check_name, parse_dirents};
 use crate::{Dirent, Errno, Fid, FileService, GResult, SetAttr, Time};
 
-/// What a fid names: its `O_PATH` descriptor, and how to reach it again
+/// What a fid names: its `O_PATH` descriptor (directories; other files
+/// get one only when an operation needs it), and how to reach it again
 /// for I/O (its parent's descriptor and its name; none for the root).
 struct Node {
-    fd: Rc<OwnedFd>,
+    fd: Option<Rc<OwnedFd>>,
     parent: Option<(Rc<OwnedFd>, CString)>,
     /// Device, inode and file type the walk found (an inode's type never
     /// changes).
@@ -75,6 +84,21 @@ fn openat(dir: RawFd, name: &CString, flags: i32, mode: u32) -> GResult<OwnedFd>
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The attributes of `name` in directory `dir`, never through a symlink.
+fn fstat_name(dir: RawFd, name: &CString) -> GResult<libc::stat> {
+    // SAFETY: stat out-pointer is valid; a name in a directory we hold.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        cvt(libc::fstatat(
+            dir,
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ))?;
+        Ok(st)
+    }
+}
+
 fn fstat(fd: RawFd) -> GResult<libc::stat> {
     // SAFETY: stat out-pointer is valid.
     unsafe {
@@ -104,7 +128,7 @@ impl DirectFiles {
         nodes.insert(
             ROOT_FID,
             Node {
-                fd: Rc::new(root),
+                fd: Some(Rc::new(root)),
                 parent: None,
                 id: (st.st_dev, st.st_ino),
                 mode: st.st_mode,
@@ -116,21 +140,36 @@ impl DirectFiles {
         })
     }
 
+    /// The `O_PATH` descriptor of `fid`, opened now (from its parent and
+    /// name, checked to be the inode the walk found) if it had none.
     fn fd(&self, fid: Fid) -> GResult<Rc<OwnedFd>> {
-        self.nodes
-            .borrow()
-            .get(&fid)
-            .map(|n| n.fd.clone())
-            .ok_or(libc::EBADF)
+        let (parent, id) = {
+            let nodes = self.nodes.borrow();
+            let n = nodes.get(&fid).ok_or(libc::EBADF)?;
+            if let Some(fd) = &n.fd {
+                return Ok(fd.clone());
+            }
+            (n.parent.clone().ok_or(libc::EBADF)?, n.id)
+        };
+        let fd = openat(parent.0.as_raw_fd(), &parent.1, libc::O_PATH, 0)?;
+        let st = fstat(fd.as_raw_fd())?;
+        if (st.st_dev, st.st_ino) != id {
+            return Err(libc::ESTALE);
+        }
+        let fd = Rc::new(fd);
+        if let Some(n) = self.nodes.borrow_mut().get_mut(&fid) {
+            n.fd = Some(fd.clone());
+        }
+        Ok(fd)
     }
 
-    fn add(&self, fd: OwnedFd, parent: Rc<OwnedFd>, name: CString, st: &libc::stat) -> Fid {
+    fn add(&self, fd: Option<OwnedFd>, parent: Rc<OwnedFd>, name: CString, st: &libc::stat) -> Fid {
         let fid = self.next.get();
         self.next.set(fid + 1);
         self.nodes.borrow_mut().insert(
             fid,
             Node {
-                fd: Rc::new(fd),
+                fd: fd.map(Rc::new),
                 parent: Some((parent, name)),
                 id: (st.st_dev, st.st_ino),
                 mode: st.st_mode,
@@ -150,13 +189,40 @@ impl DirectFiles {
         let f = match parent {
             Some((dir, name)) => openat(dir.as_raw_fd(), &name, flags, 0)?,
             // A root: itself, through ".".
-            None => openat(fd.as_raw_fd(), &CString::new(".").unwrap(), flags, 0)?,
+            None => openat(
+                fd.ok_or(libc::EBADF)?.as_raw_fd(),
+                &CString::new(".").unwrap(),
+                flags,
+                0,
+            )?,
         };
         let st = fstat(f.as_raw_fd())?;
         if (st.st_dev, st.st_ino) != id {
             return Err(libc::ESTALE);
         }
         Ok(f)
+    }
+
+    /// Gives `fid` a descriptor of its own once it is open (`f`, opened
+    /// with `flags`): the open file's attributes must stay reachable after
+    /// its name is removed or replaced (fstat of an open file, `tail -F`'s
+    /// check for a rotated log). A read-only open lends a duplicate of
+    /// itself; any other gets an `O_PATH` one.
+    fn hold(&self, fid: Fid, f: &OwnedFd, flags: i32) -> GResult<()> {
+        if self.nodes.borrow().get(&fid).is_none_or(|n| n.fd.is_some()) {
+            return Ok(());
+        }
+        if flags & libc::O_ACCMODE != libc::O_RDONLY {
+            return self.fd(fid).map(|_| ());
+        }
+        // SAFETY: F_DUPFD_CLOEXEC of a descriptor we own.
+        let dup = cvt(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+        // SAFETY: a fresh descriptor we own.
+        let dup = unsafe { OwnedFd::from_raw_fd(dup) };
+        if let Some(n) = self.nodes.borrow_mut().get_mut(&fid) {
+            n.fd = Some(Rc::new(dup));
+        }
+        Ok(())
     }
 
     fn mode(&self, fid: Fid) -> GResult<u32> {
@@ -187,16 +253,38 @@ impl DirectFiles {
 
 impl FileService for DirectFiles {
     fn stat(&self, fid: Fid) -> GResult<libc::stat> {
-        fstat(self.fd(fid)?.as_raw_fd())
+        let (fd, parent, id) = {
+            let nodes = self.nodes.borrow();
+            let n = nodes.get(&fid).ok_or(libc::EBADF)?;
+            (n.fd.clone(), n.parent.clone(), n.id)
+        };
+        match (fd, parent) {
+            (Some(fd), _) => fstat(fd.as_raw_fd()),
+            (None, Some((dir, name))) => {
+                let st = fstat_name(dir.as_raw_fd(), &name)?;
+                if (st.st_dev, st.st_ino) != id {
+                    return Err(libc::ESTALE);
+                }
+                Ok(st)
+            }
+            (None, None) => Err(libc::EBADF),
+        }
     }
 
     fn walk(&self, dir: Fid, name: &[u8]) -> GResult<(Fid, libc::stat)> {
         check_name(name)?;
         let d = self.fd(dir)?;
         let n = cstr(name)?;
+        let st = fstat_name(d.as_raw_fd(), &n)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Ok((self.add(None, d, n, &st), st));
+        }
+        // A directory is walked through: it holds a descriptor (the name
+        // may have been swapped since the stat: the descriptor's own stat
+        // is what the fid names).
         let fd = openat(d.as_raw_fd(), &n, libc::O_PATH, 0)?;
         let st = fstat(fd.as_raw_fd())?;
-        Ok((self.add(fd, d, n, &st), st))
+        Ok((self.add(Some(fd), d, n, &st), st))
     }
 
     fn release(&self, fid: Fid) {
@@ -221,7 +309,9 @@ impl FileService for DirectFiles {
             | libc::O_SYNC
             | libc::O_NOATIME
             | libc::O_LARGEFILE;
-        self.reopen(fid, flags & allowed)
+        let f = self.reopen(fid, flags & allowed)?;
+        self.hold(fid, &f, flags)?;
+        Ok(f)
     }
 
     fn create(
@@ -252,7 +342,7 @@ impl FileService for DirectFiles {
         unsafe { libc::fchown(f.as_raw_fd(), uid, gid) };
         let path = openat(d.as_raw_fd(), &n, libc::O_PATH, 0)?;
         let st = fstat(f.as_raw_fd())?;
-        Ok((self.add(path, d, n, &st), st, f))
+        Ok((self.add(Some(path), d, n, &st), st, f))
     }
 
     fn mkdir(&self, dir: Fid, name: &[u8], mode: u32, uid: u32, gid: u32) -> GResult<()> {
@@ -353,14 +443,33 @@ impl FileService for DirectFiles {
 
     fn readlink(&self, fid: Fid) -> GResult<Vec<u8>> {
         let mut buf = vec![0u8; 4096];
-        let fd = self.fd(fid)?;
-        let n = unsafe {
-            libc::readlinkat(
-                fd.as_raw_fd(),
-                c"".as_ptr(),
-                buf.as_mut_ptr() as *mut libc::c_char,
-                buf.len(),
-            )
+        let (fd, parent) = {
+            let nodes = self.nodes.borrow();
+            let n = nodes.get(&fid).ok_or(libc::EBADF)?;
+            (n.fd.clone(), n.parent.clone())
+        };
+        // A symlink without a descriptor is read by its name: one swapped
+        // in since the walk is read instead, which is harmless (the kernel
+        // resolves any target inside the sandbox's root) and what a native
+        // readlink racing the swap may see too.
+        let n = match (fd, parent) {
+            (Some(fd), _) => unsafe {
+                libc::readlinkat(
+                    fd.as_raw_fd(),
+                    c"".as_ptr(),
+                    buf.as_mut_ptr() as *mut libc::c_char,
+                    buf.len(),
+                )
+            },
+            (None, Some((dir, name))) => unsafe {
+                libc::readlinkat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr() as *mut libc::c_char,
+                    buf.len(),
+                )
+            },
+            (None, None) => return Err(libc::EBADF),
         };
         if n < 0 {
             return Err(errno());
@@ -562,5 +671,64 @@ mod tests {
         s.unlink(ROOT_FID, b"moved", 0).unwrap();
         assert!(!s.revalidate(ROOT_FID, b"moved", (st.st_dev, st.st_ino)));
         s.unlink(ROOT_FID, b"sub", libc::AT_REMOVEDIR).unwrap();
+    }
+
+    fn holds_fd(s: &DirectFiles, fid: Fid) -> bool {
+        s.nodes.borrow().get(&fid).unwrap().fd.is_some()
+    }
+
+    #[test]
+    fn a_walked_file_holds_no_descriptor_until_it_is_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("f"), "one").unwrap();
+        symlink("target", dir.path().join("l")).unwrap();
+        let s = DirectFiles::new(open_dir(dir.path())).unwrap();
+        let (d, _) = s.walk(ROOT_FID, b"d").unwrap();
+        let (f, st) = s.walk(ROOT_FID, b"f").unwrap();
+        let (l, _) = s.walk(ROOT_FID, b"l").unwrap();
+        assert!(holds_fd(&s, d));
+        assert!(!holds_fd(&s, f) && !holds_fd(&s, l));
+        // Stat and readlink go by name.
+        assert_eq!(s.stat(f).unwrap().st_ino, st.st_ino);
+        assert_eq!(s.readlink(l).unwrap(), b"target");
+        assert!(!holds_fd(&s, f) && !holds_fd(&s, l));
+        // A changed attribute needs the inode itself.
+        s.setattr(
+            f,
+            &SetAttr {
+                mode: Some(0o600),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(holds_fd(&s, f));
+        assert_eq!(s.stat(f).unwrap().st_mode & 0o7777, 0o600);
+    }
+
+    #[test]
+    fn a_file_replaced_after_its_walk_is_stale_unless_it_was_open() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["f", "g", "h"] {
+            std::fs::write(dir.path().join(n), n).unwrap();
+        }
+        let s = DirectFiles::new(open_dir(dir.path())).unwrap();
+        let (f, _) = s.walk(ROOT_FID, b"f").unwrap();
+        let (g, gst) = s.walk(ROOT_FID, b"g").unwrap();
+        // Walked only: the name now names another inode.
+        std::fs::rename(dir.path().join("h"), dir.path().join("f")).unwrap();
+        assert_eq!(s.stat(f).unwrap_err(), libc::ESTALE);
+        // Open (read-only, then for writing): the open file's attributes
+        // stay reachable after its name is gone, as fstat natively.
+        let _r = s.open(g, libc::O_RDONLY).unwrap();
+        std::fs::remove_file(dir.path().join("g")).unwrap();
+        let st = s.stat(g).unwrap();
+        assert_eq!((st.st_ino, st.st_nlink), (gst.st_ino, 0));
+        std::fs::write(dir.path().join("w"), "w").unwrap();
+        let (w, wst) = s.walk(ROOT_FID, b"w").unwrap();
+        let _w = s.open(w, libc::O_WRONLY).unwrap();
+        std::fs::rename(dir.path().join("f"), dir.path().join("w")).unwrap();
+        let st = s.stat(w).unwrap();
+        assert_eq!((st.st_ino, st.st_nlink), (wst.st_ino, 0));
     }
 }

@@ -118,7 +118,7 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
     // The kernel holds the workload's files (and, with direct access, the
     // walked directories) as host descriptors: its own limit, not the
     // workload's (those are virtual), is the hard one.
-    atoll_kernel::vfs::hostfs::size_walk_caches(raise_nofile());
+    atoll_kernel::vfs::hostfs::size_walk_caches(raise_nofile(), config.directfs);
     // The gofer is the only component that can reach the container's files
     // from outside; with direct access it hands the kernel detached clones
     // of the rootfs and of the bind mounts of directories.

@@ -39,25 +39,32 @@ pub struct HostFs {
 /// (directory fid, name) → the inode the walk found.
 type Walks = WalkCache<(Fid, Vec<u8>), Rc<HostInode>>;
 
-/// Most cached walks. Each holds a host descriptor (an `O_PATH` one in the
-/// kernel with direct access, one in the gofer without) and about half a
-/// KiB of host kernel and sandbox memory, all charged to the container's
-/// memory cgroup: 32Ki walks are ~16 MiB at most, reached only by a
-/// workload that walks that many files (the tests' Debian rootfs has
-/// ~16k under /usr, /etc and /var).
+/// Most cached walks: about half a KiB of sandbox memory each, so 16 MiB
+/// at most, reached only by a workload that walks that many files (the
+/// tests' Debian rootfs has ~16k under /usr, /etc and /var). With direct
+/// file access a cached directory holds an `O_PATH` descriptor in the
+/// kernel (other files hold none until opened: `atoll_gofer::direct`);
+/// through the gofer every cached walk holds one in the gofer.
 const CACHE_MAX: usize = 32 * 1024;
 
-/// The walk caches' capacity: `CACHE_MAX`, or half the kernel's descriptor
-/// limit when that is lower (the workload's open files are host
-/// descriptors too; when the kernel runs out of them, a walk or open drops
-/// its file system's cache and tries again: `retry_with_fds`). Set once at
-/// start, before the kernel confines itself (its filter has no getrlimit).
+/// The walk caches' capacity: `CACHE_MAX`, or through the gofer half its
+/// descriptor limit when that is lower (the workload's open files are
+/// host descriptors too). When the kernel or the gofer runs out of
+/// descriptors anyway, a walk or open drops its file system's cache and
+/// tries again (`retry_with_fds`). Set once at start, before the kernel
+/// confines itself (its filter has no getrlimit).
 static CACHE_CAPACITY: AtomicUsize = AtomicUsize::new(4096);
 
-/// Sizes the walk caches for a kernel whose RLIMIT_NOFILE is `nofile`.
-pub fn size_walk_caches(nofile: u64) {
+/// Sizes the walk caches for a kernel whose RLIMIT_NOFILE is `nofile`
+/// (the gofer's is the same), with direct file access or not.
+pub fn size_walk_caches(nofile: u64, direct: bool) {
     let half = usize::try_from(nofile / 2).unwrap_or(usize::MAX);
-    CACHE_CAPACITY.store(half.clamp(256, CACHE_MAX), Ordering::Relaxed);
+    let cap = if direct {
+        CACHE_MAX
+    } else {
+        half.clamp(256, CACHE_MAX)
+    };
+    CACHE_CAPACITY.store(cap, Ordering::Relaxed);
 }
 
 pub struct HostInode {
@@ -601,8 +608,10 @@ mod tests {
     fn walks_go_on_when_the_cache_has_taken_every_descriptor() {
         let dir = std::env::temp_dir().join(format!("atoll-walkcache-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        // Directories: with direct access each cached one holds a
+        // descriptor.
         for i in 0..200 {
-            std::fs::write(dir.join(format!("f{i}")), b"x").unwrap();
+            std::fs::create_dir_all(dir.join(format!("f{i}"))).unwrap();
         }
         let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
         // In a child: the descriptor limit is the process's.
