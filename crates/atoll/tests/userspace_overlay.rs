@@ -440,3 +440,24 @@ copy=$(cd /opt/x && find . -type f | sort | xargs stat -c '%a %s %Y' | md5sum)\"
     line("tree=");
     line("stat=");
 }
+
+/// fallocate on a tmpfs populates its pages, so it is held to the memory
+/// limit as writes are: past it ENOSPC (as a full tmpfs), within it the
+/// blocks are there, and removing the file gives the room back.
+#[test]
+fn tmpfs_fallocate_counts_against_the_memory_limit() {
+    let a = atoll();
+    let b = busybox()
+        .memory_limit(96 << 20)
+        .tmpfs("/scratch")
+        .sh("fallocate -l 300M /scratch/big 2>&1 | grep -q 'No space left' && echo big-enospc; \
+             fallocate -l 16M /scratch/small && echo \"small-blocks=$(stat -c %b /scratch/small)\"; \
+             rm /scratch/small; fallocate -l 64M /scratch/again && echo again-ok")
+        .build();
+    let out = run_at(&a, "userspace", &b, "falloc-mem");
+    out.ok();
+    assert!(out.stdout.contains("big-enospc\n"), "{out:#?}");
+    // 16 MiB in 512-byte blocks.
+    assert!(out.stdout.contains("small-blocks=32768\n"), "{out:#?}");
+    assert!(out.stdout.contains("again-ok\n"), "{out:#?}");
+}
