@@ -29,7 +29,7 @@ CARGO_TARGET_DIR=$W/cri "$W/cri/ecosystem_cri" --ignored --exact cri_pod_vm --te
 rc=$?
 kill $LOGS
 awk -v a="$t" -v b="$(now)" 'BEGIN { printf "     the scenario: %.2f s\n", b - a }'
-grep -E '^(RunPodSandbox|CreateContainer|ExecSync|StopPodSandbox|scenario)' "$W/cri.out" | sed 's/^/     /'
+grep -oE '(RunPodSandbox|CreateContainer|ExecSync|StopPodSandbox|scenario)[: ].*' "$W/cri.out" | awk '!seen[$0]++' | sed 's/^/     /'
 if [ $rc = 0 ] && grep -q '^test result: ok\. 1 passed' "$W/cri.out"; then
   echo "ok   CRI pod on atoll-vm: RunPodSandbox boots one VM, a busybox container's output, boot id and exit 7 come back, ExecSync runs in the same guest, StopPodSandbox/RemovePodSandbox leave nothing"
 else
