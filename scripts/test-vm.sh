@@ -9,7 +9,8 @@
 #
 # In the test VM: the freshly built atoll on PATH, the vm assets where
 # atoll looks (/usr/local/lib/atoll/vm), each DIR copied in at the same
-# path (a file may be given too), cgroup v2, the tun and veth modules.
+# path (a file may be given too), cgroup v2, the tun, veth, bridge and
+# overlay modules (containerd's overlayfs snapshotter, CNI's bridge).
 # COMMAND's output is printed; the script exits with its status (125 if
 # the test VM failed to report one, with the end of its console log).
 #
@@ -74,13 +75,16 @@ R=$W/root
 mkdir -p "$R"/{bin,sbin,proc,sys,dev,run,tmp,root,etc,lib/modules,usr/local/bin,usr/local/lib/atoll/vm}
 cp /bin/busybox "$R/bin/busybox"
 for a in $(/bin/busybox --list); do [ -e "$R/bin/$a" ] || ln -s busybox "$R/bin/$a"; done
-for m in irqbypass kvm kvm-amd tun veth; do cp "$(mod $m)" "$R/lib/modules/"; done
+for m in irqbypass kvm kvm-amd tun veth overlay llc stp bridge; do cp "$(mod $m)" "$R/lib/modules/"; done
 cp "$ATOLL" "$R/usr/local/bin/atoll"
 cp "$VM_ASSETS"/vmlinux "$VM_ASSETS"/initramfs.cpio "$R/usr/local/lib/atoll/vm/"
 [ -f "$VM_ASSETS/VERSION" ] && cp "$VM_ASSETS/VERSION" "$R/usr/local/lib/atoll/vm/"
 echo "root:x:0:0:root:/root:/bin/sh" > "$R/etc/passwd"
 echo "root:x:0:" > "$R/etc/group"
 echo "test-vm" > "$R/etc/hostname"
+# (containerd's CRI copies both into every pod)
+printf '127.0.0.1 localhost\n::1 localhost\n' > "$R/etc/hosts"
+: > "$R/etc/resolv.conf"
 for s in "${SHARES[@]}"; do
   mkdir -p "$R$(dirname "$s")"
   cp -a "$s" "$R$(dirname "$s")/"
@@ -109,7 +113,7 @@ mount -t tmpfs tmpfs /dev/shm
 [ -n "$(ls -A /run)" ] || mount -t tmpfs tmpfs /run
 [ -n "$(ls -A /tmp)" ] || mount -t tmpfs tmpfs /tmp
 echo "+cpu +memory +pids +io" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
-for m in irqbypass kvm kvm-amd tun veth; do insmod /lib/modules/$m.ko 2>/dev/null; done
+for m in irqbypass kvm kvm-amd tun veth overlay llc stp bridge; do insmod /lib/modules/$m.ko 2>/dev/null; done
 ip link set lo up
 hostname test-vm
 stty -F /dev/ttyS1 raw -echo 2>/dev/null

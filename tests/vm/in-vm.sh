@@ -200,6 +200,8 @@ $A delete vme2e-pod || bad "sandbox delete failed"
 gone vme2e-pod
 [ -z "$(ls -A "$R/.atoll/.pods" 2>/dev/null)" ] && ok "deleting the sandbox removes the pod's directory" || bad "left in $R/.atoll/.pods: $(ls -A "$R/.atoll/.pods")"
 
+sh "$W/cri.sh" "$W" || fail=1
+
 echo "== the attack battery at the vm level"
 # The test VM is the host here: its secret outside the rootfs, a process
 # whose pid the attacks know, a loopback listener, a tag in its kernel

@@ -5,9 +5,16 @@
 # is why they are not part of `make test`. With ATOLL_VM_DIRECT=1 they run
 # on this host itself (one whose /dev/kvm boots guests, assets installed).
 #
-# usage: tests/vm/run.sh   (ATOLL: the binary; default
-#        $CARGO_TARGET_DIR/release/atoll)
+# usage: tests/vm/run.sh [cri]   (ATOLL: the binary; default
+#        $CARGO_TARGET_DIR/release/atoll). With `cri`, only the check of
+#        containerd's CRI with the atoll-vm handler (tests/vm/cri.sh) runs.
 set -euo pipefail
+CHECKS=in-vm
+case "${1:-}" in
+  "") ;;
+  cri) CHECKS=cri ;;
+  *) echo "tests/vm/run.sh: unknown argument '$1' (usage: tests/vm/run.sh [cri])" >&2; exit 2 ;;
+esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ATOLL=${ATOLL:-$TARGET/release/atoll}
@@ -129,9 +136,35 @@ PY
 # A console socket's receiver for exec with a terminal.
 gcc -O2 -Wall -static -o "$W/recvtty" "$ROOT/tests/vm/recvtty.c" ||
   { echo "tests/vm/run.sh: compiling tests/vm/recvtty.c failed" >&2; exit 2; }
+# containerd's CRI with the atoll-vm handler (tests/vm/cri.sh): the shim
+# tests' binary, run in the test VM for its scenario cri_pod_vm, with the
+# shim and atoll it names at their paths here, containerd, ctr and the CNI
+# plugins from Debian's packages, and the images it imports (built here:
+# the test VM has no compiler for the pause binary).
+if command -v containerd >/dev/null && command -v ctr >/dev/null && [ -x /usr/lib/cni/bridge ]; then
+  mkdir -p "$W/cri/testkit"
+  CRI_TEST=$(cd "$ROOT" && ${CARGO:-cargo} test --release -p atoll-shim --test ecosystem_cri --no-run --message-format=json |
+    python3 -c 'import json, sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "ecosystem_cri" and m.get("executable"):
+        print(m["executable"])')
+  [ -x "$CRI_TEST" ] || { echo "tests/vm/run.sh: building the CRI test binary failed" >&2; exit 2; }
+  cp "$CRI_TEST" "$W/cri/ecosystem_cri"
+  for a in $(cd "$ROOT" && ${CARGO:-cargo} run -q --release -p atoll-testkit --example cri-images); do
+    cp "$a" "$W/cri/testkit/"
+  done
+  SHARES+=(--share "$TARGET/release/containerd-shim-atoll-v2" --share "$TARGET/release/atoll")
+  for f in "$(command -v containerd)" "$(command -v ctr)" /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/loopback; do
+    SHARES+=(--share "$f")
+  done
+else
+  echo "tests/vm/run.sh: containerd, ctr or /usr/lib/cni/bridge missing (scripts/deps.sh --all): the CRI check is skipped" >&2
+fi
+cp "$ROOT/tests/vm/cri.sh" "$W/cri.sh"
 cp "$ROOT/tests/vm/in-vm.sh" "$W/in-vm.sh"
 if [ "${ATOLL_VM_DIRECT:-0}" = 1 ]; then
-  PATH=$(dirname "$(readlink -f "$ATOLL")"):$PATH sh "$W/in-vm.sh" "$W"
+  PATH=$(dirname "$(readlink -f "$ATOLL")"):$PATH sh "$W/$CHECKS.sh" "$W"
 else
-  ATOLL=$ATOLL "$ROOT/scripts/test-vm.sh" "${SHARES[@]}" -- sh "$W/in-vm.sh" "$W"
+  ATOLL=$ATOLL "$ROOT/scripts/test-vm.sh" "${SHARES[@]}" -- sh "$W/$CHECKS.sh" "$W"
 fi

@@ -82,7 +82,9 @@ impl FrameBuf {
     }
 }
 
-/// A mount inside the container, as the OCI spec gives it.
+/// A mount inside the container, as the OCI spec gives it, except that a
+/// bind mount's source is a path in the container's share, where the host
+/// staged the host path (host paths do not exist in the guest).
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
 pub struct Mount {
     pub destination: String,
@@ -105,6 +107,13 @@ pub struct Container {
     pub mounts: Vec<Mount>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
+    /// A pod member's init joins these namespaces ("uts", "ipc", "pid")
+    /// of container `join_of`'s init instead of making its own: a CRI
+    /// container shares its pod's as runc joins them by path.
+    #[serde(default)]
+    pub join_namespaces: Vec<String>,
+    #[serde(default)]
+    pub join_of: Option<String>,
 }
 
 /// An rlimit: resource number, soft and hard limits.

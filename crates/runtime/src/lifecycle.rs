@@ -398,6 +398,10 @@ impl Runtime {
                 &crate::vm_level::assets_dir(self.config.vm_assets.as_deref()),
                 self.plugins.vm_kernel_check,
             )?;
+            if crate::pod::role(&bundle.spec) != crate::pod::PodRole::Sandbox {
+                crate::vm_pod::refuse_binds(&bundle.spec)
+                    .with_context(|| format!("container {}", opts.id))?;
+            }
         }
         if level != Isolation::Userspace
             && self.network(opts, &bundle.spec)?.as_deref() == Some("sandbox")
@@ -596,7 +600,7 @@ impl Runtime {
 
         if level == Isolation::Vm && pod.is_none() {
             let slot = 3 + opts.preserve_fds;
-            let launch = self.vm_launch(
+            let mut launch = self.vm_launch(
                 id,
                 &bundle.spec,
                 &atoll_dir,
@@ -604,6 +608,12 @@ impl Runtime {
                 slot,
                 &mut _sandbox_fds,
             )?;
+            // The guest has no host paths: a sandbox's bind mounts reach
+            // it through its pod directory (vm_pod.rs).
+            if crate::pod::role(&bundle.spec) == crate::pod::PodRole::Sandbox {
+                crate::vm_pod::stage_binds(&self.layout, id, id, &bundle.path, &mut launch.spec)
+                    .with_context(|| format!("container {id}"))?;
+            }
             preserve_fds += crate::vm_level::VM_FDS;
             executor.level = Isolation::Vm;
             executor.vm = self.plugins.vm_entry.map(|entry| (entry, launch));
@@ -661,7 +671,12 @@ impl Runtime {
             .process()
             .clone()
             .ok_or_else(|| anyhow!("container {id}: config.json has no process"))?;
-        let mut container = crate::vm_level::agent_container(id, &bundle.spec);
+        let mut spec = bundle.spec.clone();
+        crate::vm_pod::stage_binds(&self.layout, sid, id, &bundle.path, &mut spec)
+            .with_context(|| format!("container {id}"))?;
+        let mut container = crate::vm_level::agent_container(id, &spec);
+        container.join_namespaces = crate::vm_level::joined_namespaces(&spec);
+        container.join_of = Some(sid.to_string());
         container.rootfs_path = crate::vm_pod::add_member(&self.layout, sid, id, &bundle.rootfs)
             .with_context(|| format!("container {id}"))?;
         let conn = self

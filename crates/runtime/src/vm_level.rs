@@ -485,7 +485,30 @@ pub fn agent_container(id: &str, spec: &Spec) -> atoll_agent::proto::Container {
                 .map(|s| s.to_string())
                 .collect()
         }),
+        join_namespaces: Vec::new(),
+        join_of: None,
     }
+}
+
+/// The namespaces a pod member joins in the guest: those its spec joins
+/// by path on the host (CRI gives the pod's UTS and IPC namespaces, and
+/// its pid namespace with shareProcessNamespace) are its sandbox
+/// container's there.
+pub fn joined_namespaces(spec: &Spec) -> Vec<String> {
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| n.path().is_some())
+        .filter_map(|n| match n.typ() {
+            T::Uts => Some("uts".to_string()),
+            T::Ipc => Some("ipc".to_string()),
+            T::Pid => Some("pid".to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -521,6 +544,29 @@ mod tests {
         }
         assert_eq!(p.no_new_privileges(), Some(true));
         assert_eq!(p.user().uid(), 0);
+    }
+
+    #[test]
+    fn a_member_joins_in_the_guest_what_it_joins_by_path_on_the_host() {
+        use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType as T};
+        let ns = |t, path: Option<&str>| {
+            let mut b = LinuxNamespaceBuilder::default().typ(t);
+            if let Some(p) = path {
+                b = b.path(p);
+            }
+            b.build().unwrap()
+        };
+        let mut spec = Spec::default();
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux.set_namespaces(Some(vec![
+            ns(T::Pid, None),
+            ns(T::Ipc, Some("/proc/9/ns/ipc")),
+            ns(T::Uts, Some("/proc/9/ns/uts")),
+            ns(T::Mount, None),
+            ns(T::Network, Some("/var/run/netns/cni-1")),
+        ]));
+        spec.set_linux(Some(linux));
+        assert_eq!(joined_namespaces(&spec), vec!["ipc", "uts"]);
     }
 
     #[test]

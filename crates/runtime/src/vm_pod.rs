@@ -19,9 +19,18 @@
 //! `/.atoll-pod/<member>` of the share as the container's root. The
 //! sandbox's own container in the guest has `/.atoll-pod` masked.
 //!
+//! Bind mounts (CRI gives every container a few: /etc/hosts, resolv.conf,
+//! hostname, the pod's /dev/shm, the termination log) travel the same
+//! way, as Kata's shared directory does: create bind-mounts each source
+//! at `<pod dir>/<container>=binds/<n>` (read-only there when the mount
+//! is), and the agent binds `/.atoll-pod/<container>=binds/<n>` of the
+//! share onto the destination. '=' is in no container id, so no member's
+//! rootfs is named like a staging directory.
+//!
 //! The pod directory is outside every container's state directory, and
-//! only ever emptied with umount and rmdir: a recursive removal of a
-//! state directory cannot reach into a member's rootfs.
+//! only ever emptied with umount and rmdir (or unlink of an empty mount
+//! point file): a recursive removal of a state directory cannot reach
+//! into a member's rootfs or a bind mount's source.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -81,7 +90,16 @@ fn unmount_and_rmdir(p: &Path) {
 /// returns the mount that puts it at IN_SHARE in the VMM's root.
 pub fn prepare(layout: &Layout, sid: &str) -> Result<Mount> {
     let d = dir(layout, sid);
-    std::fs::create_dir_all(&d).with_context(|| format!("pod directory {}", d.display()))?;
+    // (Another pod's teardown may remove the then empty parent between
+    // the two mkdirs: try again.)
+    let mut made = std::fs::create_dir_all(&d);
+    for _ in 0..3 {
+        if made.is_ok() {
+            break;
+        }
+        made = std::fs::create_dir_all(&d);
+    }
+    made.with_context(|| format!("pod directory {}", d.display()))?;
     mount(&d, &d, libc::MS_BIND)
         .and_then(|_| mount(Path::new("none"), &d, libc::MS_SHARED))
         .map_err(|e| {
@@ -127,13 +145,149 @@ pub fn add_member(layout: &Layout, sid: &str, id: &str, rootfs: &Path) -> Result
     Ok(format!("{IN_SHARE}/{id}"))
 }
 
-/// Takes member `id`'s rootfs out of whichever pod it is in.
+/// Whether a spec mount is a bind mount.
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// Container `id`'s staging directory in pod directory `pod`.
+fn binds_dir(pod: &Path, id: &str) -> PathBuf {
+    pod.join(format!("{id}=binds"))
+}
+
+/// Refuses a vm-level container's bind mounts outside a pod: only a pod
+/// has a directory shared with the guest to stage them in.
+pub fn refuse_binds(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    if let Some(m) = spec.mounts().iter().flatten().find(|m| is_bind(m)) {
+        bail!(
+            "bind mount of {} on {}: at the vm level bind mounts need a pod (a CRI sandbox container, whose VM shares them with the guest)",
+            m.source()
+                .as_ref()
+                .map(|s| s.display().to_string())
+                .unwrap_or_default(),
+            m.destination().display()
+        );
+    }
+    Ok(())
+}
+
+/// Stages container `id`'s bind-mount sources in sandbox `sid`'s pod
+/// directory and points the spec's bind mounts at them, as paths in the
+/// share. Relative sources are relative to `bundle`. On error nothing of
+/// it is left.
+pub fn stage_binds(
+    layout: &Layout,
+    sid: &str,
+    id: &str,
+    bundle: &Path,
+    spec: &mut oci_spec::runtime::Spec,
+) -> Result<()> {
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    if !mounts.iter().any(is_bind) {
+        return Ok(());
+    }
+    let d = dir(layout, sid);
+    if !d.is_dir() {
+        bail!(
+            "its pod's sandbox container {sid} has no pod directory {}",
+            d.display()
+        );
+    }
+    let b = binds_dir(&d, id);
+    std::fs::create_dir(&b).with_context(|| format!("pod directory {}", b.display()))?;
+    let staged = mounts
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut m)| {
+            if is_bind(&m) {
+                let dest = m.destination().display().to_string();
+                let src = m.source().clone().unwrap_or_default();
+                let src = if src.is_relative() {
+                    bundle.join(src)
+                } else {
+                    src
+                };
+                let stage = b.join(n.to_string());
+                stage_one(&src, &stage, m.options().as_deref().unwrap_or_default())
+                    .map_err(|e| anyhow!("bind mount of {} on {dest}: {e}", src.display()))?;
+                m.set_source(Some(PathBuf::from(format!("{IN_SHARE}/{id}=binds/{n}"))));
+            }
+            Ok(m)
+        })
+        .collect::<Result<Vec<_>>>();
+    match staged {
+        Ok(m) => {
+            spec.set_mounts(Some(m));
+            Ok(())
+        }
+        Err(e) => {
+            unstage(&b);
+            Err(e)
+        }
+    }
+}
+
+/// Binds `src` at `stage` (a directory onto a directory, anything else
+/// onto an empty file), read-only there if the mount is: the file server
+/// then cannot write to it either, whatever the guest asks.
+fn stage_one(src: &Path, stage: &Path, options: &[String]) -> std::io::Result<()> {
+    if std::fs::metadata(src)?.is_dir() {
+        std::fs::create_dir(stage)?;
+    } else {
+        std::fs::File::create(stage)?;
+    }
+    let rec = if options.iter().any(|o| o == "rbind") {
+        libc::MS_REC
+    } else {
+        0
+    };
+    mount(src, stage, libc::MS_BIND | rec)?;
+    if options.iter().any(|o| o == "ro") {
+        mount(
+            Path::new("none"),
+            stage,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes a staging directory: each mount point unmounted, then removed
+/// (an empty file or directory), never recursively.
+fn unstage(b: &Path) {
+    for e in std::fs::read_dir(b).into_iter().flatten().flatten() {
+        let p = e.path();
+        if let Ok(c) = cstr(&p) {
+            // SAFETY: umount2 with a C string.
+            while unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {}
+        }
+        if std::fs::remove_dir(&p).is_err() {
+            // A file mount point: removed only once nothing is mounted on
+            // it (then it is the empty file create made).
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(b);
+}
+
+/// Takes member `id`'s rootfs and staged bind mounts out of whichever pod
+/// it is in.
 pub fn remove_member(layout: &Layout, id: &str) {
     let pods = layout.root.join(".atoll").join(".pods");
     for e in std::fs::read_dir(pods).into_iter().flatten().flatten() {
         let m = e.path().join(id);
         if m.exists() {
             unmount_and_rmdir(&m);
+        }
+        let b = binds_dir(&e.path(), id);
+        if b.exists() {
+            unstage(&b);
         }
     }
 }
@@ -146,9 +300,18 @@ pub fn teardown(layout: &Layout, sid: &str) {
         return;
     }
     for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-        unmount_and_rmdir(&e.path());
+        if e.file_name().to_string_lossy().ends_with("=binds") {
+            unstage(&e.path());
+        } else {
+            unmount_and_rmdir(&e.path());
+        }
     }
     unmount_and_rmdir(&d);
+    // The last pod's teardown leaves no `.pods` behind (fails while
+    // another pod has its directory there).
+    if let Some(pods) = d.parent() {
+        let _ = std::fs::remove_dir(pods);
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +345,48 @@ mod tests {
             .to_string();
         assert!(e.contains("sandbox container nosuch"), "{e}");
         assert!(!dir(&l, "nosuch").exists());
+    }
+
+    #[test]
+    fn the_last_teardown_removes_the_pods_directory_a_busy_one_stays() {
+        let t = tempfile::tempdir().unwrap();
+        let l = Layout::new(t.path());
+        std::fs::create_dir_all(dir(&l, "a")).unwrap();
+        std::fs::create_dir_all(dir(&l, "b")).unwrap();
+        teardown(&l, "a");
+        assert!(!dir(&l, "a").exists());
+        assert!(dir(&l, "b").exists());
+        teardown(&l, "b");
+        assert!(!t.path().join(".atoll").join(".pods").exists());
+        assert!(t.path().join(".atoll").exists());
+    }
+
+    #[test]
+    fn staging_refuses_a_missing_source_and_leaves_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let l = Layout::new(t.path());
+        std::fs::create_dir_all(dir(&l, "s")).unwrap();
+        let mut spec = oci_spec::runtime::Spec::default();
+        spec.set_mounts(Some(vec![
+            MountBuilder::default()
+                .destination("/etc/hosts")
+                .typ("bind")
+                .source(t.path().join("no-such-file"))
+                .options(vec!["rbind".into(), "ro".into()])
+                .build()
+                .unwrap(),
+        ]));
+        let e = stage_binds(&l, "s", "c1", t.path(), &mut spec)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bind mount of") && e.contains("on /etc/hosts"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(dir(&l, "s")).unwrap().count(), 0);
+        // Outside a pod a bind mount is refused in one line.
+        let e = refuse_binds(&spec).unwrap_err().to_string();
+        assert!(e.contains("need a pod") && !e.contains('\n'), "{e}");
     }
 
     #[test]

@@ -100,7 +100,9 @@ fn container(name: &str, script: &str) -> ContainerConfig {
 
 /// Waits for the CRI log file to contain `needle`; returns its text.
 fn wait_log(path: &std::path::Path, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // (A vm-level pod's guest boots under software emulation in the test
+    // VM: generous.)
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         if text.contains(needle) {
@@ -116,7 +118,7 @@ fn wait_log(path: &std::path::Path, needle: &str) -> String {
 }
 
 fn wait_container_state(cri: &mut Cri, id: &str, state: i32) -> ContainerStatus {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let st = cri.container_status(id).expect("ContainerStatus");
         if st.state == state {
@@ -276,6 +278,170 @@ fn cri_pod_userspace() {
 #[test]
 fn cri_pod_userspace_exec_sync() {
     cri_pod("atoll", "userspace", true);
+}
+
+/// Processes holding /dev/kvm open: the vm level's VMMs.
+fn kvm_holders() -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(fds) = std::fs::read_dir(e.path().join("fd")) else {
+            continue;
+        };
+        if fds.flatten().any(|f| {
+            std::fs::read_link(f.path()).is_ok_and(|t| t == std::path::Path::new("/dev/kvm"))
+        }) {
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            found.push(format!(
+                "pid {}: {}",
+                e.file_name().to_string_lossy(),
+                comm.trim()
+            ));
+        }
+    }
+    found
+}
+
+/// A pod on the `atoll-vm` handler (the vm level, one micro-VM per pod):
+/// the sandbox (pause) container boots the pod's VM; an app container and
+/// a job run in that guest (its boot id, not the host's), their output
+/// reaches CRI's logs, ExecSync runs in the same guest, exit statuses come
+/// back; stopping and removing the pod leaves no VMM, mount, cgroup or
+/// state. It boots guests, so tests/vm/run.sh runs it inside the test VM
+/// of scripts/test-vm.sh (`make test-vm`).
+#[test]
+#[ignore = "boots a guest: `make test-vm` runs it inside the test VM"]
+fn cri_pod_vm() {
+    let _t = Timer::start("CRI pod (atoll-vm, one VM per pod)");
+    let host_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let host_boot = host_boot.trim();
+    assert!(
+        kvm_holders().is_empty(),
+        "VMMs before the test: {:?}",
+        kvm_holders()
+    );
+    let (c, mut cri) = setup();
+    let name = unique("pod");
+    let cfg = pod_config(&c, &name);
+    let t = Instant::now();
+    let pod = cri
+        .run_pod_sandbox(cfg.clone(), "atoll-vm")
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_tail()));
+    eprintln!("RunPodSandbox: {:.1}s", t.elapsed().as_secs_f64());
+    let st = cri.pod_sandbox_status(&pod).expect("PodSandboxStatus");
+    assert_eq!(st.state, SANDBOX_READY, "{st:#?}");
+    assert_eq!(st.runtime_handler, "atoll-vm");
+    let vmms = kvm_holders();
+    assert_eq!(vmms.len(), 1, "one VMM for the pod: {vmms:?}");
+    assert_eq!(c.shims().len(), 1, "{:#?}", c.shims());
+
+    let t = Instant::now();
+    let app = cri
+        .create_container(
+            &pod,
+            container(
+                "app",
+                "echo hello-from-cri; echo boot=$(cat /proc/sys/kernel/random/boot_id); \
+                 echo host=$(hostname); echo app-err >&2; exec sleep 1000",
+            ),
+            cfg.clone(),
+        )
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_tail()));
+    cri.start_container(&app)
+        .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", c.log_tail()));
+    let logs = std::path::Path::new(&cfg.log_directory);
+    let log = wait_log(&logs.join("app.log"), "app-err");
+    eprintln!(
+        "CreateContainer + StartContainer to the app's output: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    assert!(
+        log.lines().any(|l| l.contains(" stdout F hello-from-cri")),
+        "CRI log format: {log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains(" stderr F app-err")),
+        "{log}"
+    );
+    assert!(log.contains("host=atoll-pod"), "the pod's hostname: {log}");
+    let boot = log
+        .lines()
+        .find_map(|l| l.split_once("boot=").map(|(_, b)| b.trim().to_string()))
+        .unwrap_or_default();
+    assert!(
+        !boot.is_empty() && boot != host_boot,
+        "the app runs under the pod's guest kernel (boot id {boot:?}, host's {host_boot})"
+    );
+    wait_container_state(&mut cri, &app, CONTAINER_RUNNING);
+    assert_eq!(kvm_holders(), vmms, "the app joined the pod's VM");
+    assert_eq!(c.shims().len(), 1, "{:#?}", c.shims());
+
+    let t = Instant::now();
+    let r = cri
+        .exec_sync(
+            &app,
+            &[
+                "sh",
+                "-c",
+                "cat /proc/sys/kernel/random/boot_id; echo exec-err >&2; exit 3",
+            ],
+            60,
+        )
+        .unwrap_or_else(|e| panic!("ExecSync: {e}\n{}", c.log_tail()));
+    eprintln!("ExecSync: {:.1}s", t.elapsed().as_secs_f64());
+    assert_eq!(r.exit_code, 3, "{r:?}");
+    assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), boot, "{r:?}");
+    assert_eq!(String::from_utf8_lossy(&r.stderr), "exec-err\n");
+
+    // A second container of the pod that exits: same guest, its status,
+    // both streams.
+    let job = cri
+        .create_container(
+            &pod,
+            container(
+                "job",
+                "echo job-boot=$(cat /proc/sys/kernel/random/boot_id); echo job-err >&2; exit 7",
+            ),
+            cfg.clone(),
+        )
+        .expect("CreateContainer job");
+    cri.start_container(&job)
+        .unwrap_or_else(|e| panic!("StartContainer job: {e}\n{}", c.log_tail()));
+    let st = wait_container_state(&mut cri, &job, CONTAINER_EXITED);
+    assert_eq!(st.exit_code, 7, "{st:#?}");
+    let log = wait_log(&logs.join("job.log"), "job-err");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!(" stdout F job-boot={boot}"))),
+        "the job runs in the pod's guest: {log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains(" stderr F job-err")),
+        "{log}"
+    );
+
+    let t = Instant::now();
+    cri.stop_pod_sandbox(&pod)
+        .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", c.log_tail()));
+    eprintln!("StopPodSandbox: {:.1}s", t.elapsed().as_secs_f64());
+    let st = cri
+        .container_status(&app)
+        .expect("ContainerStatus after stop");
+    assert_eq!(st.state, CONTAINER_EXITED, "{st:#?}");
+    assert_gone("VMM processes", Duration::from_secs(10), kvm_holders);
+    cri.remove_pod_sandbox(&pod)
+        .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", c.log_tail()));
+    assert!(cri.list_pod_sandboxes().unwrap().is_empty());
+    let cached: Vec<String> = entries(std::path::Path::new(CNI_CACHE))
+        .into_iter()
+        .filter(|e| e.starts_with(&format!("{}-", c.network)) || e.contains(&pod))
+        .collect();
+    assert!(cached.is_empty(), "CNI results left: {cached:?}");
+    c.assert_clean(
+        "k8s.io",
+        &[&pod, &app, &job],
+        &c.cgroup_parent,
+        &[c.shim_root.join("k8s.io")],
+    );
 }
 
 /// A pod with `shareProcessNamespace: true` at the userspace level: the

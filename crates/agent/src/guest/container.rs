@@ -197,6 +197,7 @@ fn process_plan(p: &Process) -> io::Result<Plan> {
 /// an existing container.
 pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
     let mut plan = process_plan(p)?;
+    let mut join_pidns = None;
     let existing = CONTAINERS
         .lock()
         .unwrap()
@@ -220,7 +221,7 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
                 format!("rootfs {} is not a directory in the share", c.rootfs_path),
             ));
         }
-        plan.steps = mounts::plan(c, &rootfs)?;
+        plan.steps = mounts::plan(c, &rootfs, &share)?;
         plan.rootfs = Some(cstr(&rootfs)?);
         plan.readonly = c.readonly;
         plan.masked = c
@@ -234,6 +235,42 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
             .map(|m| cstr(m))
             .collect::<io::Result<_>>()?;
         plan.hostname = c.hostname.as_deref().map(cstr).transpose()?;
+        if !c.join_namespaces.is_empty() {
+            let of = c.join_of.as_deref().unwrap_or_default();
+            let pid = CONTAINERS
+                .lock()
+                .unwrap()
+                .as_ref()
+                .and_then(|m| m.get(of).map(|s| s.init_pid))
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "container {of}, whose namespaces {} joins, has no init in this guest",
+                            c.id
+                        ),
+                    )
+                })?;
+            for ns in &c.join_namespaces {
+                let flag = match ns.as_str() {
+                    "uts" => libc::CLONE_NEWUTS,
+                    "ipc" => libc::CLONE_NEWIPC,
+                    "pid" => libc::CLONE_NEWPID,
+                    other => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!("joining a {other} namespace is not supported"),
+                        ));
+                    }
+                };
+                let f = std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))?;
+                if flag == libc::CLONE_NEWPID {
+                    join_pidns = Some(f);
+                } else {
+                    plan.join.push((f.into(), flag));
+                }
+            }
+        }
     } else {
         let pid = existing.ok_or_else(|| {
             io::Error::new(
@@ -251,7 +288,7 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
         }
     }
     let pidns_target = if init {
-        None
+        join_pidns
     } else {
         let pid = existing.unwrap();
         Some(std::fs::File::open(format!("/proc/{pid}/ns/pid"))?)
@@ -283,8 +320,10 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
             Some(f) => check(libc::setns(f.as_raw_fd(), libc::CLONE_NEWPID))?,
         };
     }
+    // An init makes the namespaces it does not join.
+    let joined = plan.join.iter().fold(0, |a, (_, f)| a | f);
     let flags = if init {
-        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC
+        (libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) & !joined
     } else {
         0
     };
@@ -485,6 +524,12 @@ fn child(plan: &Plan, init: bool, tty: bool, i: RawFd, o: RawFd, e: RawFd, err_f
     unsafe {
         let null = std::ptr::null::<libc::c_char>();
         if init {
+            // A pod member's init: its pod's UTS and IPC namespaces.
+            for (fd, flag) in &plan.join {
+                if libc::setns(fd.as_raw_fd(), *flag) < 0 {
+                    fail(err_fd, b"joining its pod's namespaces");
+                }
+            }
             if libc::mount(
                 null,
                 c"/".as_ptr(),
@@ -540,6 +585,22 @@ fn child(plan: &Plan, init: bool, tty: bool, i: RawFd, o: RawFd, e: RawFd, err_f
                     }
                     Step::Symlink(t, p) => {
                         libc::symlink(t.as_ptr(), p.as_ptr());
+                    }
+                    Step::Touch(p) => {
+                        // An existing file is the mount point as it is
+                        // (a read-only root has its mount points made by
+                        // the host beforehand).
+                        if libc::access(p.as_ptr(), libc::F_OK) < 0 {
+                            let fd = libc::open(
+                                p.as_ptr(),
+                                libc::O_CREAT | libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                                0o644,
+                            );
+                            if fd < 0 {
+                                fail(err_fd, p.as_bytes());
+                            }
+                            libc::close(fd);
+                        }
                     }
                 }
             }

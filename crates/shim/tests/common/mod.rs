@@ -474,6 +474,29 @@ state = "{d}/state"
                 atoll = atoll_bin().display(),
                 d = d.display()
             ));
+            // The vm level's runtime, added by hand as docs/kubernetes.md
+            // says (`atoll install` leaves it out: it needs a /dev/kvm that
+            // boots guests). Only the vm-level CRI test, run inside the
+            // test VM, uses it.
+            text.push_str(&format!(
+                r#"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.atoll-vm]
+  runtime_type = "io.containerd.atoll.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.atoll-vm.options]
+    TypeUrl = "io.containerd.atoll.v1.options"
+    ConfigPath = "{d}/atoll-vm.toml"
+"#,
+                d = d.display()
+            ));
+            std::fs::write(
+                d.join("atoll-vm.toml"),
+                format!(
+                    "isolation = \"vm\"\nbinary = {:?}\nroot = {:?}\n",
+                    atoll_bin().display().to_string(),
+                    shim_root.display().to_string()
+                ),
+            )
+            .unwrap();
             std::fs::write(&config, text).unwrap();
         }
         let path = format!(
