@@ -425,6 +425,40 @@ fn cpu_time_interval_timers_behave_as_linux() {
     );
 }
 
+/// Edge-triggered epoll on host TCP sockets (the default network mode):
+/// one event per wakeup of the socket, never one for a socket that just
+/// stays writable (CPython's test_epoll), and no lost edge when data
+/// arrives after the workload read up to EAGAIN, before its first wait
+/// on the socket or between two waits.
+#[test]
+fn edge_triggered_epoll_on_host_sockets_behaves_as_linux() {
+    let (native, user) = both_levels("compat_epoll_et");
+    assert_same(
+        "compat_epoll_et",
+        &native,
+        &user,
+        &[
+            "writable pair, first wait: 2 events, 0x4 0x4",
+            "nothing new: 0 events, 0x0 0x0",
+            "data both ways: 2 events, 0x5 0x5",
+            "nothing new after data: 0 events, 0x0 0x0",
+            "more data on a socket not yet read: 1 events, 0x0 0x5",
+            "drained, nothing new: 0 events, 0x0 0x0",
+            "data after draining: 1 events, 0x0 0x5",
+            "level-triggered again: 1 events, 0x0 0x4",
+            "data before the first wait: 1 events, 0x0 0x5",
+            "nothing new after it: 0 events, 0x0 0x0",
+            "request 2 after EAGAIN: 1 events, 0x0 0x5",
+            "request 3 after EAGAIN: 1 events, 0x0 0x5",
+            "idle: 0 events, 0x0 0x0",
+            "peer closed: 1 events, 0x0 0x2005",
+            "full: 0 events, 0x0 0x0",
+            "room freed: 1 events, 0x0 0x4",
+            "nothing new after room: 0 events, 0x0 0x0",
+        ],
+    );
+}
+
 /// nginx's event loop under keep-alive load, in one program: an
 /// edge-triggered epoll server and 8 client connections of 200 round
 /// trips each over host TCP sockets. An edge lost by the kernel leaves a
