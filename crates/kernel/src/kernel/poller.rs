@@ -1,6 +1,13 @@
 //! The kernel's epoll: readiness of host descriptors (stdio, sockets),
 //! the platform's stop notifications, forwarded host signals and the
 //! control socket, all in one blocking wait.
+//!
+//! Host descriptors sit in an epoll of their own (edge-triggered), nested
+//! in the main one: the host reports one event per wakeup of a descriptor
+//! (data arriving, room freed, a state change), which is what an
+//! edge-triggered epoll of the workload must see, one for one. Keeping
+//! them apart lets [`Poller::sync`] take the host's pending reports at any
+//! moment without reading (and having to keep) the kernel's own events.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,17 +21,21 @@ pub const TOKEN_SIGNALS: u64 = 2;
 pub const TOKEN_CONTROL: u64 = 3;
 /// A link's packet socket (`--network sandbox`) has frames.
 pub const TOKEN_NET: u64 = 4;
-const FD_BASE: u64 = 16;
+/// The host descriptors' epoll has reports.
+const TOKEN_FILES: u64 = 5;
 /// Control connections of exec'd processes: token = CONN_BASE + fd.
 const CONN_BASE: u64 = 1 << 32;
 
 thread_local! {
     static EPFD: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
+    static FILES_EPFD: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
     static QUEUES: RefCell<HashMap<i32, Weak<WaitQueue>>> = RefCell::new(HashMap::new());
 }
 
 pub struct Poller {
     epfd: i32,
+    /// The host descriptors' epoll (edge-triggered), watched by `epfd`.
+    files: i32,
 }
 
 /// Events of the kernel's own sources from one wait.
@@ -45,8 +56,19 @@ impl Poller {
         if epfd < 0 {
             return Err(std::io::Error::last_os_error());
         }
+        // SAFETY: as above.
+        let files = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if files < 0 {
+            let e = std::io::Error::last_os_error();
+            // SAFETY: closing the descriptor just made.
+            unsafe { libc::close(epfd) };
+            return Err(e);
+        }
         EPFD.with(|e| e.set(epfd));
-        Ok(Poller { epfd })
+        FILES_EPFD.with(|e| e.set(files));
+        let p = Poller { epfd, files };
+        p.add_source(files, TOKEN_FILES)?;
+        Ok(p)
     }
 
     /// Watches one of the kernel's own descriptors (level-triggered).
@@ -63,15 +85,54 @@ impl Poller {
     }
 
     /// Watches a host descriptor for a file's wait queue (edge-triggered:
-    /// a waiter re-checks readiness itself before sleeping).
+    /// a waiter re-checks readiness itself before sleeping). The host
+    /// reports the descriptor's readiness at the add as an event of its
+    /// own, which reaches `q` later; callers that count events (epoll's
+    /// edges) use [`Poller::watch`] instead.
     pub fn register(&self, fd: i32, q: &Rc<WaitQueue>) {
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: fd as u64 + FD_BASE,
+            u64: fd as u64,
         };
         // SAFETY: as above.
-        unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        unsafe { libc::epoll_ctl(self.files, libc::EPOLL_CTL_ADD, fd, &mut ev) };
         QUEUES.with(|m| m.borrow_mut().insert(fd, Rc::downgrade(q)));
+    }
+
+    /// Watches a host descriptor from its creation on, before the workload
+    /// can wait for it, so that every later wakeup of it is one event of
+    /// `q` (its `seq`): the host's report of the add is taken at once, and
+    /// an edge-triggered epoll of the workload added later never takes it
+    /// for a new event. Not for a waiter between its check and its wait:
+    /// other queues' events are handed out too.
+    pub fn watch(&self, fd: i32, q: &Rc<WaitQueue>) {
+        self.register(fd, q);
+        self.sync();
+    }
+
+    /// Hands the host descriptors' pending reports to their wait queues
+    /// now, without waiting (Linux runs a file's wakeup callbacks when the
+    /// event happens; the host's reports wait in its epoll until read).
+    /// An edge-triggered epoll_wait calls it first, so that an event that
+    /// already happened is counted before readiness is looked at, not
+    /// taken for a new one after. Callers are at the start of a syscall:
+    /// a waiter woken here looks again anyway.
+    pub fn sync(&self) {
+        let mut events: [libc::epoll_event; 64] = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: epoll_wait into a local array, no wait.
+            let n = unsafe { libc::epoll_wait(self.files, events.as_mut_ptr(), 64, 0) };
+            let n = n.max(0) as usize;
+            for e in &events[..n] {
+                let (fd, bits) = (e.u64 as i32, e.events);
+                if let Some(q) = QUEUES.with(|m| m.borrow().get(&fd).and_then(|w| w.upgrade())) {
+                    q.notify(poll_bits(bits));
+                }
+            }
+            if n < events.len() {
+                break;
+            }
+        }
     }
 
     /// Watches a control connection (level-triggered).
@@ -93,38 +154,39 @@ impl Poller {
         let n = epoll_wait_ns(self.epfd, &mut events, timeout);
         let mut ready = Ready::default();
         for ev in events.iter().take(n.max(0) as usize) {
-            let (token, bits) = (ev.u64, ev.events);
+            let token = ev.u64;
             match token {
                 TOKEN_PLATFORM => ready.platform = true,
                 TOKEN_SIGNALS => ready.signals = true,
                 TOKEN_CONTROL => ready.control = true,
                 TOKEN_NET => ready.net = true,
+                TOKEN_FILES => self.sync(),
                 t if t >= CONN_BASE => ready.connections.push((t - CONN_BASE) as i32),
-                t if t >= FD_BASE => {
-                    let fd = (t - FD_BASE) as i32;
-                    if let Some(q) = QUEUES.with(|m| m.borrow().get(&fd).and_then(|w| w.upgrade()))
-                    {
-                        let mut poll = 0u32;
-                        if bits & libc::EPOLLIN as u32 != 0 {
-                            poll |= libc::POLLIN as u32;
-                        }
-                        if bits & libc::EPOLLOUT as u32 != 0 {
-                            poll |= libc::POLLOUT as u32;
-                        }
-                        if bits & (libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 != 0 {
-                            poll |= (libc::POLLHUP | libc::POLLIN) as u32;
-                        }
-                        if bits & libc::EPOLLERR as u32 != 0 {
-                            poll |= libc::POLLERR as u32;
-                        }
-                        q.notify(poll);
-                    }
-                }
                 _ => {}
             }
         }
         ready
     }
+}
+
+/// poll(2) bits of a host readiness report (epoll's and poll's bits have
+/// the same values): a peer's hangup is also readable.
+fn poll_bits(bits: u32) -> u32 {
+    let has = |b: i32| bits & b as u32 != 0;
+    let mut poll = 0u32;
+    if has(libc::EPOLLIN) {
+        poll |= libc::POLLIN as u32;
+    }
+    if has(libc::EPOLLOUT) {
+        poll |= libc::POLLOUT as u32;
+    }
+    if has(libc::EPOLLHUP | libc::EPOLLRDHUP) {
+        poll |= (libc::POLLHUP | libc::POLLIN) as u32;
+    }
+    if has(libc::EPOLLERR) {
+        poll |= libc::POLLERR as u32;
+    }
+    poll
 }
 
 thread_local! {
@@ -169,7 +231,7 @@ fn epoll_wait_ns(
 
 /// Stops watching a host descriptor (its file is closing).
 pub fn unregister_fd(fd: i32) {
-    let epfd = EPFD.with(|e| e.get());
+    let epfd = FILES_EPFD.with(|e| e.get());
     if epfd >= 0 {
         // SAFETY: removing a watch; errors (not watched) are harmless.
         unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };

@@ -21,8 +21,9 @@ pub struct HostSocket {
     fd: OwnedFd,
     domain: i32,
     ty: i32,
+    /// Woken by the kernel's poller, which watches the socket from its
+    /// creation on (every wakeup of it is an event: epoll's edges).
     wq: Rc<WaitQueue>,
-    registered: Cell<bool>,
     /// SO_RCVTIMEO/SO_SNDTIMEO as set by the workload (reported back;
     /// blocking is the kernel's, so they are kept but not applied).
     timeouts: Cell<([u8; 16], [u8; 16])>,
@@ -34,7 +35,7 @@ fn last() -> Errno {
 
 impl HostSocket {
     /// A new host socket; refuses anything but TCP and UDP.
-    pub fn create(domain: i32, ty: i32, protocol: i32) -> SysResult<HostSocket> {
+    pub fn create(k: &Kernel, domain: i32, ty: i32, protocol: i32) -> SysResult<HostSocket> {
         let ok_proto = match ty {
             libc::SOCK_STREAM => matches!(protocol, 0 | libc::IPPROTO_TCP),
             libc::SOCK_DGRAM => matches!(protocol, 0 | libc::IPPROTO_UDP),
@@ -55,19 +56,21 @@ impl HostSocket {
             return Err(last());
         }
         Ok(HostSocket::wrap(
+            k,
             unsafe { OwnedFd::from_raw_fd(fd) },
             domain,
             ty,
         ))
     }
 
-    fn wrap(fd: OwnedFd, domain: i32, ty: i32) -> HostSocket {
+    fn wrap(k: &Kernel, fd: OwnedFd, domain: i32, ty: i32) -> HostSocket {
+        let wq = Rc::new(WaitQueue::new());
+        k.poller.watch(fd.as_raw_fd(), &wq);
         HostSocket {
             fd,
             domain,
             ty,
-            wq: Rc::new(WaitQueue::new()),
-            registered: Cell::new(false),
+            wq,
             timeouts: Cell::new(([0; 16], [0; 16])),
         }
     }
@@ -211,11 +214,7 @@ impl FileOps for HostSocket {
         let r = p.revents as u32;
         r & (POLLIN | POLLOUT | POLLHUP | POLLERR | crate::vfs::file::POLLRDHUP)
     }
-    fn wait(&self, k: &Kernel, tid: Tid, events: u32) -> bool {
-        if !self.registered.get() {
-            k.poller.register(self.raw(), &self.wq);
-            self.registered.set(true);
-        }
+    fn wait(&self, _k: &Kernel, tid: Tid, events: u32) -> bool {
         self.wq.add(tid, events | POLLHUP | POLLERR);
         true
     }
@@ -302,9 +301,7 @@ impl HostSocket {
 
 impl Drop for HostSocket {
     fn drop(&mut self) {
-        if self.registered.get() {
-            crate::kernel::poller::unregister_fd(self.raw());
-        }
+        crate::kernel::poller::unregister_fd(self.raw());
     }
 }
 
@@ -344,7 +341,7 @@ impl SocketOps for HostSocket {
         }
         Ok(())
     }
-    fn accept(&self, _k: &Kernel) -> SysResult<(Rc<dyn FileOps>, Option<SockAddr>)> {
+    fn accept(&self, k: &Kernel) -> SysResult<(Rc<dyn FileOps>, Option<SockAddr>)> {
         let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         // SAFETY: accept4 into our buffer.
@@ -361,7 +358,7 @@ impl SocketOps for HostSocket {
         }
         let b = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
         let peer = SockAddr::parse(b).ok();
-        let s = HostSocket::wrap(unsafe { OwnedFd::from_raw_fd(fd) }, self.domain, self.ty);
+        let s = HostSocket::wrap(k, unsafe { OwnedFd::from_raw_fd(fd) }, self.domain, self.ty);
         Ok((Rc::new(s), peer))
     }
     fn connect(&self, _k: &Kernel, _tid: Tid, addr: &SockAddr) -> SysResult<()> {

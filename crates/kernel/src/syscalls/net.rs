@@ -113,7 +113,7 @@ fn sys_socket(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             }
             match &k.netstack {
                 Some(ns) => Rc::new(StackSocket::create(ns, domain, ty, proto)?),
-                None => Rc::new(HostSocket::create(domain, ty, proto)?),
+                None => Rc::new(HostSocket::create(k, domain, ty, proto)?),
             }
         }
         libc::AF_PACKET => return refused(k, tid, "packet socket"),

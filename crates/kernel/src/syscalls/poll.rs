@@ -345,6 +345,11 @@ fn sys_epoll_ctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     } else {
         None
     };
+    if op != libc::EPOLL_CTL_DEL {
+        // The target's events so far are counted before the interest
+        // notes its event count (see Interest::new).
+        k.poller.sync();
+    }
     let mut list = ep.interests.borrow_mut();
     let pos = list
         .iter()
@@ -358,23 +363,12 @@ fn sys_epoll_ctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
                 return Err(Errno::ELOOP);
             }
             let (events, data) = ev.unwrap();
-            list.push(Interest {
-                fd,
-                file: Rc::downgrade(&target),
-                events,
-                data,
-                reported: Default::default(),
-                disabled: Default::default(),
-                seen_seq: Default::default(),
-            });
+            list.push(Interest::new(fd, &target, events, data));
         }
         libc::EPOLL_CTL_MOD => {
             let i = pos.ok_or(Errno::ENOENT)?;
             let (events, data) = ev.unwrap();
-            list[i].events = events;
-            list[i].data = data;
-            list[i].reported.set(0);
-            list[i].disabled.set(false);
+            list[i].rearm(&target, events, data);
         }
         libc::EPOLL_CTL_DEL => {
             let i = pos.ok_or(Errno::ENOENT)?;

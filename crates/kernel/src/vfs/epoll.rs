@@ -19,24 +19,48 @@ pub struct Interest {
     pub file: Weak<File>,
     pub events: u32,
     pub data: u64,
-    /// Edge-triggered: readiness already reported and not yet lost.
+    /// Edge-triggered: readiness already reported (or found by the add)
+    /// with no event of the file since.
     pub reported: Cell<u32>,
     /// One-shot that fired: disabled until EPOLL_CTL_MOD.
     pub disabled: Cell<bool>,
-    /// The file's event counter when last collected (edge-triggered).
+    /// The file's event counter when last collected, added or modified
+    /// (edge-triggered).
     pub seen_seq: Cell<u64>,
 }
 
 impl Interest {
-    /// Edge-triggered: the ready bits not yet reported, or all of them if
-    /// the file had a new event since (more data on a still-readable
-    /// socket is a new edge, as in Linux).
-    fn fresh(&self, ready: u32, seq: u64) -> u32 {
-        if seq != self.seen_seq.get() {
-            ready
-        } else {
-            ready & !self.reported.get()
+    /// A new interest in `file` (EPOLL_CTL_ADD). Events the file had
+    /// before count as none: Linux's add looks at the readiness then
+    /// (reported by the first wait), and queues an edge only for what
+    /// happens after.
+    pub fn new(fd: i32, file: &std::rc::Rc<File>, events: u32, data: u64) -> Interest {
+        Interest {
+            fd,
+            file: std::rc::Rc::downgrade(file),
+            events,
+            data,
+            reported: Cell::new(0),
+            disabled: Cell::new(false),
+            seen_seq: Cell::new(file.ops.event_seq()),
         }
+    }
+
+    /// EPOLL_CTL_MOD: as a new add with the file's present readiness.
+    pub fn rearm(&mut self, file: &File, events: u32, data: u64) {
+        self.events = events;
+        self.data = data;
+        self.reported.set(0);
+        self.disabled.set(false);
+        self.seen_seq.set(file.ops.event_seq());
+    }
+
+    /// Edge-triggered: whether there is an edge to report: the file had
+    /// an event since the last look (more data on a still-readable socket
+    /// is a new edge, as in Linux), or has ready bits not reported yet
+    /// (the readiness the add found; files that count no events).
+    fn has_edge(&self, ready: u32, seq: u64) -> bool {
+        ready != 0 && (seq != self.seen_seq.get() || ready & !self.reported.get() != 0)
     }
 }
 
@@ -61,6 +85,12 @@ impl Epoll {
     /// Ready events, up to `max`, updating edge and one-shot state.
     pub fn collect(&self, k: &Kernel, max: usize) -> Vec<(u32, u64)> {
         let mut out = Vec::new();
+        if self.has_edge_triggered() {
+            // Host descriptors' events wait in the host's epoll until read:
+            // counted now, an event that already happened is not taken for
+            // a new one at the next wait (Linux's callbacks are immediate).
+            k.poller.sync();
+        }
         let mut list = self.interests.borrow_mut();
         list.retain(|i| i.file.strong_count() > 0);
         for i in list.iter() {
@@ -76,14 +106,25 @@ impl Epoll {
             let want = (i.events & 0xffff) | POLLERR | POLLHUP;
             let ready = f.poll(k) & want;
             if i.events & EPOLLET != 0 {
-                let seq = f.ops.event_seq();
-                let fresh = i.fresh(ready, seq);
+                let mut seq = f.ops.event_seq();
+                if seq == i.seen_seq.get() && ready & !i.reported.get() != 0 {
+                    // Readiness came with no event counted yet: the host's
+                    // report of it (data arriving since the sync above) is
+                    // taken now, as part of this edge, not as a new one at
+                    // the next wait. An edge is reported, so the wait
+                    // returns: reports handed to files looked at before
+                    // are seen by the next one.
+                    k.poller.sync();
+                    seq = f.ops.event_seq();
+                }
+                let edge = i.has_edge(ready, seq);
                 i.reported.set(ready);
                 i.seen_seq.set(seq);
-                if fresh == 0 {
+                if !edge {
                     continue;
                 }
-                out.push((fresh | (ready & (POLLERR | POLLHUP)), i.data));
+                // The whole readiness, as Linux's re-poll of a queued item.
+                out.push((ready, i.data));
             } else if ready != 0 {
                 out.push((ready, i.data));
             } else {
@@ -103,12 +144,19 @@ impl Epoll {
                 && i.file.upgrade().is_some_and(|f| {
                     let ready = f.poll(k) & ((i.events & 0xffff) | POLLERR | POLLHUP);
                     if i.events & EPOLLET != 0 {
-                        i.fresh(ready, f.ops.event_seq()) != 0
+                        i.has_edge(ready, f.ops.event_seq())
                     } else {
                         ready != 0
                     }
                 })
         })
+    }
+
+    fn has_edge_triggered(&self) -> bool {
+        self.interests
+            .borrow()
+            .iter()
+            .any(|i| i.events & EPOLLET != 0)
     }
 
     pub fn register_waits(&self, k: &Kernel, tid: Tid) {
