@@ -327,7 +327,8 @@ level_root() { case "$1" in runsc-*) echo "$WORK/state-runsc-$2" ;; *) echo "$WO
 
 # The command line that runs (foreground, deleting on exit) or, with
 # `create`, creates a container of BUNDLE named ID at LEVEL. runsc gets its
-# platform and no network (`--network=none`) unless NET says otherwise;
+# platform and no network (`--network=none`) unless NET says otherwise
+# (NET host also puts atoll's userspace level on host sockets);
 # atoll's userspace level writes its sandbox log next to the others.
 LEVEL_CMD=()
 level_cmd() {
@@ -338,7 +339,12 @@ level_cmd() {
     native)
       LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation native "$verb" --bundle "$bundle" "$id") ;;
     systrap|ptrace)
+      # NET host: the userspace level on host sockets (its default is
+      # its own stack, whose loopback a client on the host cannot reach).
+      local atoll_net=()
+      [ "$net" != host ] || atoll_net=(--network host)
       LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation userspace --platform "$level"
+                 "${atoll_net[@]}"
                  "$verb" --sandbox-log "$log.sandbox.log" --bundle "$bundle" "$id") ;;
     systrap-overlay)
       LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation userspace --platform systrap
@@ -719,6 +725,7 @@ CONF
     --json "$OUT/nginx.json" --chart "$CHARTS/nginx.svg" \
     --title "nginx: requests per second (wrk)" \
     --note "**What it measures.** Debian's nginx-light (1 worker, access log off) in a container of the tests' Debian rootfs with its own network namespace, serving a $(stat -c %s "$site/html/index.html")-byte static page from a read-only bind mount. [wrk](https://github.com/wg/wrk) runs on the host inside the container's network namespace (\`nsenter -t PID -n\`, the way \`crates/atoll/tests/userspace_services.rs\` reaches its services), 1 thread and 8 connections for ${WRK_SECS} s per run after a 1 s warm-up: keep-alive (wrk's default) and with \`Connection: close\` (a TCP connect, accept and close per request). wrk and nginx share the $(nproc) vCPUs. Each round starts one container per runtime, measures both modes and deletes it." \
+    --note "**atoll's userspace level runs with \`--network host\`** here (host sockets in the container's namespace, reachable by wrk through \`nsenter\`; its default, the kernel's own stack, keeps the loopback inside the sandbox and is measured over a veth in the *Network stack* section)." \
     --note "**runsc runs with \`--network=host\`** (its hostinet mode: the sandbox's sockets are host sockets in the container's network namespace, as atoll's userspace level does it), since with its default network stack (netstack) its loopback lives inside the Sentry, where a client in the container's namespace on the host cannot reach it. runsc leaves that namespace's loopback down, so the harness brings it up (\`ip link set lo up\`, what a CNI plugin does) between \`runsc create\` and \`runsc start\`." \
     --note "$probe_note" \
     "${PEER_ARGS[@]}" \
@@ -942,7 +949,7 @@ nginx_level() {
         >>"$log.stderr" 2>&1 || fail="runsc start failed"
     fi
   else
-    level_cmd "$level" run "$bundle" "$id" "$log"
+    level_cmd "$level" run "$bundle" "$id" "$log" host
     # `atoll run -d`: the detach flag goes right after `run`.
     local cmd=("${LEVEL_CMD[@]}") j
     for j in "${!cmd[@]}"; do
