@@ -549,6 +549,8 @@ impl Stack {
         let mut drained = vec![false; self.ifaces.len()];
         for _round in 0..64 {
             let mut moved = false;
+            // `i` indexes self.ifaces too, borrowed anew inside the loop.
+            #[allow(clippy::needless_range_loop)]
             for i in 0..self.ifaces.len() {
                 let mut taken = 0;
                 while !drained[i] {
