@@ -3,11 +3,13 @@
 
 usage: mkbundle.py CONFIG [--rootfs PATH] [--readonly | --writable]
                    [--tmpfs DEST]... [--bind SRC:DEST[:ro]]... [--env K=V]...
-                   [--docker-caps] [--no-seccomp] -- ARGS...
+                   [--docker-caps] [--no-seccomp] [--netns PATH] -- ARGS...
 
 --rootfs sets root.path (absolute: a shared image used in place, as the
 tests' BundleBuilder::shared_rootfs does). --docker-caps grants Docker's
 default capability set (nginx's master needs SETUID, SETGID, CHOWN...).
+--netns joins the network namespace at PATH (a CNI-style namespace made by
+the harness) instead of creating a new one.
 """
 
 import argparse
@@ -32,6 +34,7 @@ def main():
     p.add_argument("--bind", action="append", default=[])
     p.add_argument("--env", action="append", default=[])
     p.add_argument("--docker-caps", action="store_true")
+    p.add_argument("--netns")
     p.add_argument("args", nargs="+")
     a = p.parse_args()
 
@@ -57,6 +60,10 @@ def main():
         src, dest, *rest = b.split(":")
         opts = ["rbind"] + (["ro"] if rest == ["ro"] else [])
         mounts.append({"destination": dest, "type": "bind", "source": src, "options": opts})
+    if a.netns:
+        for ns in c["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = a.netns
     c["hostname"] = "atoll-bench"
     json.dump(c, open(a.config, "w"), indent=2)
 

@@ -8,7 +8,7 @@
 #   --quick     fewer warm-up runs and samples (a smoke run, not for the docs
 #               of record; the sections say when it was a quick run)
 #   BENCHMARK   only these benchmarks (default: all of them): lifecycle
-#               syscall ceiling python files pipe nginx runtimes
+#               syscall ceiling python files pipe nginx netstack runtimes
 #
 # Environment: ATOLL (default target/release/atoll), RUNC (default: runc on
 # PATH), YOUKI (default: youki 0.7.0, built from crates.io into
@@ -38,7 +38,7 @@ SELF=$(realpath "${BASH_SOURCE[0]}")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
-ALL_BENCHMARKS=(lifecycle syscall ceiling python files pipe nginx runtimes)
+ALL_BENCHMARKS=(lifecycle syscall ceiling python files pipe nginx netstack runtimes)
 
 QUICK=0
 SELECTED=()
@@ -113,6 +113,8 @@ level_label() {
     native) echo "atoll native" ;;
     systrap|ptrace) echo "atoll $1" ;;
     systrap-overlay) echo "atoll systrap overlay" ;;
+    systrap-sandbox) echo "atoll systrap sandbox" ;;
+    systrap-host) echo "atoll systrap host" ;;
     runsc-*) echo "runsc ${1#runsc-}" ;;
   esac
 }
@@ -171,6 +173,9 @@ cleanup() {
       "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
     done
   done
+  # The netstack benchmark's namespaces (their veth goes with them).
+  ip netns del "atoll-bench-ns-$$" 2>/dev/null || true
+  ip netns del "atoll-bench-peer-$$" 2>/dev/null || true
   # tmpfs mounts (state roots, the tree benchmark's files), once their
   # containers are gone.
   local m
@@ -242,7 +247,7 @@ PROGS_BUILT=0
 build_progs() {
   [ "$PROGS_BUILT" = 0 ] || return 0
   local p
-  for p in workload ptrace-floor with-id; do
+  for p in workload ptrace-floor with-id bulk; do
     gcc -O2 -Wall -static -pthread -o "$PROGS/$p" "$REPO/bench/progs/$p.c"
   done
   PROGS_BUILT=1
@@ -322,7 +327,8 @@ level_root() { case "$1" in runsc-*) echo "$WORK/state-runsc-$2" ;; *) echo "$WO
 
 # The command line that runs (foreground, deleting on exit) or, with
 # `create`, creates a container of BUNDLE named ID at LEVEL. runsc gets its
-# platform and no network (`--network=none`) unless NET says otherwise;
+# platform and no network (`--network=none`) unless NET says otherwise
+# (NET host also puts atoll's userspace level on host sockets);
 # atoll's userspace level writes its sandbox log next to the others.
 LEVEL_CMD=()
 level_cmd() {
@@ -333,11 +339,20 @@ level_cmd() {
     native)
       LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation native "$verb" --bundle "$bundle" "$id") ;;
     systrap|ptrace)
+      # NET host: the userspace level on host sockets (its default is
+      # its own stack, whose loopback a client on the host cannot reach).
+      local atoll_net=()
+      [ "$net" != host ] || atoll_net=(--network host)
       LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation userspace --platform "$level"
+                 "${atoll_net[@]}"
                  "$verb" --sandbox-log "$log.sandbox.log" --bundle "$bundle" "$id") ;;
     systrap-overlay)
       LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation userspace --platform systrap
                  --overlay root:memory
+                 "$verb" --sandbox-log "$log.sandbox.log" --bundle "$bundle" "$id") ;;
+    systrap-sandbox|systrap-host)
+      LEVEL_CMD=("$ATOLL" --root "$root" --log "$log.log" --isolation userspace --platform systrap
+                 --network "${level#systrap-}"
                  "$verb" --sandbox-log "$log.sandbox.log" --bundle "$bundle" "$id") ;;
     runsc-*)
       LEVEL_CMD=("$RUNSC" --root "$root" --platform="${level#runsc-}" --network="$net"
@@ -710,6 +725,7 @@ CONF
     --json "$OUT/nginx.json" --chart "$CHARTS/nginx.svg" \
     --title "nginx: requests per second (wrk)" \
     --note "**What it measures.** Debian's nginx-light (1 worker, access log off) in a container of the tests' Debian rootfs with its own network namespace, serving a $(stat -c %s "$site/html/index.html")-byte static page from a read-only bind mount. [wrk](https://github.com/wg/wrk) runs on the host inside the container's network namespace (\`nsenter -t PID -n\`, the way \`crates/atoll/tests/userspace_services.rs\` reaches its services), 1 thread and 8 connections for ${WRK_SECS} s per run after a 1 s warm-up: keep-alive (wrk's default) and with \`Connection: close\` (a TCP connect, accept and close per request). wrk and nginx share the $(nproc) vCPUs. Each round starts one container per runtime, measures both modes and deletes it." \
+    --note "**atoll's userspace level runs with \`--network host\`** here (host sockets in the container's namespace, reachable by wrk through \`nsenter\`; its default, the kernel's own stack, keeps the loopback inside the sandbox and is measured over a veth in the *Network stack* section)." \
     --note "**runsc runs with \`--network=host\`** (its hostinet mode: the sandbox's sockets are host sockets in the container's network namespace, as atoll's userspace level does it), since with its default network stack (netstack) its loopback lives inside the Sentry, where a client in the container's namespace on the host cannot reach it. runsc leaves that namespace's loopback down, so the harness brings it up (\`ip link set lo up\`, what a CNI plugin does) between \`runsc create\` and \`runsc start\`." \
     --note "$probe_note" \
     "${PEER_ARGS[@]}" \
@@ -717,6 +733,139 @@ CONF
 }
 
 NGINX_PROBE=200
+
+# Issue 16: the network path itself. nginx and a bulk TCP transfer served
+# over a veth, the way a CNI plugin networks a pod: the container joins a
+# network namespace whose only link is a veth end (eth0, 10.250.N.2/24);
+# the other end is in a second, peer namespace (10.250.N.1) where wrk and
+# the bulk client run. atoll's userspace level with its own stack
+# (`--network sandbox`: the kernel takes eth0 over and moves frames through
+# a packet socket) and with the host's (`--network host`: host sockets in
+# the namespace), atoll native, and runsc with its default netstack (which
+# takes the namespace's interface over the same way).
+bench_netstack() {
+  build_progs
+  debian_rootfs
+  local LEVELS=(systrap-sandbox systrap-host native)
+  [ -z "$RUNSC" ] || LEVELS+=(runsc-systrap)
+  local bundle=$WORK/bundle-netstack site=$WORK/site-netstack
+  mkdir -p "$site/html"
+  python3 -c 'import sys; sys.stdout.write("<!DOCTYPE html>\n<html><body><p>" + "atoll bench " * 50 + "</p></body></html>\n")' >"$site/html/index.html"
+  cat >"$site/nginx.conf" <<'CONF'
+daemon off; worker_processes 1; pid /tmp/nginx.pid; error_log stderr;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000;
+  client_body_temp_path /tmp/cb; proxy_temp_path /tmp/px;
+  fastcgi_temp_path /tmp/fc; uwsgi_temp_path /tmp/uw; scgi_temp_path /tmp/sc;
+  server { listen 8080; root /srv/html; } }
+CONF
+  local level r i n=${#LEVELS[@]}
+  for level in "${LEVELS[@]}"; do
+    rm -f "$OUT/netstack-$level.txt" "$LOGS/netstack-$level".*
+  done
+  for r in $(seq "$WRK_RUNS"); do
+    echo "-- netstack: round $r of $WRK_RUNS"
+    for i in $(seq 0 $((n - 1))); do
+      level=${LEVELS[$(( (i + r - 1) % n ))]}
+      ! grep -q '^FAILED' "$OUT/netstack-$level.txt" 2>/dev/null || continue
+      netstack_level "$level" "$bundle" "$site"
+    done
+  done
+  local REPORT_LEVELS=()
+  for level in "${LEVELS[@]}"; do
+    REPORT_LEVELS+=(--level "$(level_label "$level")=$OUT/netstack-$level.txt")
+  done
+  REPORT_LEVELS+=(--ratio-to "atoll systrap host" --ratio-to "atoll native"
+                  --subject "atoll systrap sandbox" --subject "atoll systrap host")
+  [ -z "$RUNSC" ] || REPORT_LEVELS+=(--ratio-to "runsc systrap")
+  report compare "$DOC" netstack "${REPORT_LEVELS[@]}" \
+    --metric "rps_keepalive|nginx GET over the veth, keep-alive connections|requests/s|higher" \
+    --metric "rps_close|nginx GET over the veth, a new connection per request|requests/s|higher" \
+    --metric "bulk_to_mbit|bulk TCP, peer to container|Mbit/s|higher" \
+    --metric "bulk_from_mbit|bulk TCP, container to peer|Mbit/s|higher" \
+    --json "$OUT/netstack.json" --chart "$CHARTS/netstack.svg" \
+    --title "Network stack: nginx and bulk TCP over a veth" \
+    --note "**What it measures.** The network path of a CNI-networked container: the container joins a network namespace whose only link is one end of a veth pair (\`eth0\`, 10.250.N.2/24, MTU 1500, what a CNI bridge or ptp plugin leaves); the other end is in a peer network namespace (10.250.N.1), where the clients run. *atoll systrap sandbox* is \`--network sandbox\`: the application kernel takes \`eth0\` over at start (its addresses, routes and MTU) and runs TCP/IP itself on crates/netstack (smoltcp), moving Ethernet frames through one packet socket; *atoll systrap host* is \`--network host\`: the kernel's host sockets in the namespace, the host's TCP/IP; *atoll native*: the workload's own host sockets; *runsc systrap*: gVisor with its default \`--network=sandbox\` (netstack), which takes the namespace's interface over the same way. The container runs Debian's nginx-light (1 worker, access log off, a $(stat -c %s "$site/html/index.html")-byte page) and \`bench/progs/bulk.c serve\` beside it. From the peer namespace: [wrk](https://github.com/wg/wrk), 1 thread and 8 connections for ${WRK_SECS} s after a 1 s warm-up, keep-alive and \`Connection: close\`; then \`bulk to\` and \`bulk from\`, one TCP connection each way for ${WRK_SECS} s with 128 KiB writes (*to*: peer sends, container reads; counted once the container has read every byte). Clients and container share the $(nproc) vCPUs. Each round starts one container per runtime in fresh namespaces, measures everything and deletes it. Ratios: to *atoll systrap host* (the issue's target: sandbox keep-alive ≥ 70% of it), to atoll native, and atoll's columns to runsc systrap." \
+    "${PEER_ARGS[@]}" \
+    --note "$(sample_note "$WRK_RUNS rounds, one wrk run per mode and one bulk run per direction, runtime and round") $(load_note)"
+}
+
+# One round of bench_netstack at LEVEL in fresh namespaces: start detached,
+# wait until nginx answers from the peer namespace, run wrk and bulk,
+# delete. Samples appended to $OUT/netstack-LEVEL.txt.
+netstack_level() {
+  local level=$1 bundle=$2 site=$3
+  local out=$OUT/netstack-$level.txt log=$LOGS/netstack-$level
+  local id="bench-netstack-$level-$$" fail= rt root k=$((RANDOM % 250 + 1))
+  local ns=atoll-bench-ns-$$ peer=atoll-bench-peer-$$ hif=abv$$
+  local addr=10.250.$k.2 url=http://10.250.$k.2:8080/index.html
+  rt=$(level_runtime "$level")
+  root=$(level_root "$level" "netstack-$level")
+  mkdir -p "$root"
+  echo "-- netstack at $level"
+  ip netns add "$ns"
+  ip netns add "$peer"
+  ip link add "$hif" netns "$peer" type veth peer name eth0 netns "$ns"
+  ip -n "$peer" addr add "10.250.$k.1/24" dev "$hif"
+  ip -n "$peer" link set "$hif" up
+  ip -n "$peer" link set lo up
+  ip -n "$ns" addr add "$addr/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" route add default via "10.250.$k.1"
+  make_config "$bundle" --rootfs "$DEBIAN" --readonly --tmpfs /tmp --bind "$site:/srv:ro" \
+    --bind "$PROGS:/mnt:ro" --netns "/var/run/netns/$ns" --docker-caps "${DEBIAN_ENV[@]}" \
+    -- /bin/sh -c '/mnt/bulk serve 5201 & exec /usr/sbin/nginx -c /srv/nginx.conf'
+  level_cmd "$level" run "$bundle" "$id" "$log" sandbox
+  # A detached run: the flag goes right after `run`.
+  local cmd=("${LEVEL_CMD[@]}") j
+  for j in "${!cmd[@]}"; do
+    if [ "${cmd[$j]}" = run ]; then
+      cmd=("${cmd[@]:0:$((j + 1))}" --detach "${cmd[@]:$((j + 1))}")
+      break
+    fi
+  done
+  if ! "${cmd[@]}" </dev/null >>"$log.stderr" 2>&1; then
+    fail="run --detach failed"
+  elif ! ip netns exec "$peer" python3 - "$url" <<'PY'
+import sys, time, urllib.request
+deadline = time.time() + 30
+while True:
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=3).read()
+        break
+    except Exception as e:
+        if time.time() > deadline:
+            sys.exit(f"nginx did not answer: {e}")
+        time.sleep(0.2)
+PY
+  then
+    fail="nginx did not answer $url from the peer namespace within 30 s"
+  fi
+  if [ -n "$fail" ]; then
+    { failure_line "$level" netstack "$fail" "$log.stderr"; cat "$out" 2>/dev/null || true; } >"$out.tmp"
+    mv "$out.tmp" "$out"
+  else
+    local mode hdr rps dir
+    for mode in keepalive close; do
+      hdr=()
+      [ "$mode" = keepalive ] || hdr=(-H "Connection: close")
+      timeout 30 ip netns exec "$peer" wrk -t1 -c8 -d1s "${hdr[@]}" "$url" >/dev/null 2>&1 || true
+      rps=$(timeout $((WRK_SECS + 30)) ip netns exec "$peer" wrk -t1 -c8 -d"${WRK_SECS}s" "${hdr[@]}" "$url" \
+        | tee -a "$log.wrk" | awk '/^Requests\/sec:/ {print $2}')
+      [ -z "$rps" ] || echo "rps_$mode $rps" >>"$out"
+    done
+    for dir in to from; do
+      timeout $((WRK_SECS + 30)) ip netns exec "$peer" "$PROGS/bulk" "$dir" "$addr" 5201 "$WRK_SECS" \
+        >>"$out" 2>>"$log.stderr" || echo "bulk $dir failed" >>"$log.stderr"
+    done
+  fi
+  tail -n 4 "$out"
+  "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+  ip netns del "$ns"
+  ip netns del "$peer"
+  assert_empty_root "$rt" "$root"
+}
 
 # Issue 13 item 6: multi-threaded language runtimes, whole commands timed
 # inside the container (workload time), on a quiet machine and with both
@@ -800,7 +949,7 @@ nginx_level() {
         >>"$log.stderr" 2>&1 || fail="runsc start failed"
     fi
   else
-    level_cmd "$level" run "$bundle" "$id" "$log"
+    level_cmd "$level" run "$bundle" "$id" "$log" host
     # `atoll run -d`: the detach flag goes right after `run`.
     local cmd=("${LEVEL_CMD[@]}") j
     for j in "${!cmd[@]}"; do

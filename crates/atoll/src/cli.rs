@@ -36,10 +36,11 @@ pub struct Cli {
     /// dev.atoll.platform, config file, systrap where the host supports it)
     #[arg(long, global = true, env = "ATOLL_PLATFORM")]
     pub platform: Option<String>,
-    /// Userspace level network: host (the kernel's host sockets in the
-    /// container's network namespace) or sandbox (the kernel's own TCP/IP
-    /// stack, loopback only) (default: annotation dev.atoll.network,
-    /// config file, host)
+    /// Userspace level network: sandbox (the kernel's own TCP/IP stack on
+    /// the interfaces of the container's network namespace, which it takes
+    /// over) or host (the kernel's host sockets in that namespace)
+    /// (default: annotation dev.atoll.network; host for a container sharing
+    /// the node's network namespace; config file; sandbox)
     #[arg(long, global = true, env = "ATOLL_NETWORK")]
     pub network: Option<String>,
     /// Userspace level rootfs overlay: none (writes go to the bundle's

@@ -11,7 +11,9 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn echo_bundle(out: &Path, network: Option<&str>) -> Bundle {
+/// The echo program's bundle; `node_netns`: without a network namespace
+/// of its own (it shares the node's, as `docker run --network host`).
+fn echo_bundle(out: &Path, network: Option<&str>, node_netns: bool) -> Bundle {
     let bin = cprog::compile(
         "tcp_echo",
         &std::fs::read_to_string(concat!(
@@ -26,6 +28,18 @@ fn echo_bundle(out: &Path, network: Option<&str>) -> Bundle {
         .args(&["/echo", "/out/result", "30"]);
     if let Some(n) = network {
         b = b.annotation("dev.atoll.network", n);
+    }
+    if node_netns {
+        b = b.modify(|spec| {
+            let mut l = spec.linux().clone().unwrap();
+            let list = l.namespaces().clone().unwrap_or_default();
+            l.set_namespaces(Some(
+                list.into_iter()
+                    .filter(|ns| ns.typ() != oci_spec::runtime::LinuxNamespaceType::Network)
+                    .collect(),
+            ));
+            spec.set_linux(Some(l));
+        });
     }
     let b = b.build();
     cprog::install(&bin, &b.rootfs, "/echo");
@@ -98,10 +112,14 @@ fn inet_sockets(pid: i64) -> InetSockets {
 /// Runs the echo at the userspace level; returns (port, the kernel's
 /// inet sockets as the host sees them, every inet socket of its network
 /// namespace).
-fn run_echo(network: Option<&str>, prefix: &str) -> (u16, InetSockets, InetSockets) {
+fn run_echo(
+    network: Option<&str>,
+    node_netns: bool,
+    prefix: &str,
+) -> (u16, InetSockets, InetSockets) {
     let a = atoll();
     let out = tempfile::tempdir().unwrap();
-    let b = echo_bundle(out.path(), network);
+    let b = echo_bundle(out.path(), network, node_netns);
     let id = id(prefix);
     let pid = start_detached(&a, "userspace", &b, &id);
     let port = verdict(out.path(), &a, &id);
@@ -121,7 +139,7 @@ fn run_echo(network: Option<&str>, prefix: &str) -> (u16, InetSockets, InetSocke
 
 #[test]
 fn sandbox_network_echoes_over_loopback_without_host_sockets() {
-    let (port, kernels, all) = run_echo(Some("sandbox"), "netsb");
+    let (port, kernels, all) = run_echo(Some("sandbox"), false, "netsb");
     assert!(port > 0);
     assert!(
         kernels.is_empty(),
@@ -137,11 +155,42 @@ fn sandbox_network_echoes_over_loopback_without_host_sockets() {
 /// the kernel holds, so the check above can see them.
 #[test]
 fn host_network_echo_uses_host_sockets() {
-    let (port, kernels, _) = run_echo(None, "nethost");
+    let (port, kernels, _) = run_echo(Some("host"), false, "nethost");
     assert!(
         kernels.iter().any(|(_, p)| *p == port),
         "the listener on {port} is not a host socket of the kernel: {kernels:?}"
     );
+}
+
+/// The default of the userspace level is the sandbox's own stack for a
+/// container with a network namespace of its own...
+#[test]
+fn default_network_is_the_sandbox_stack() {
+    let (port, kernels, all) = run_echo(None, false, "netdef");
+    assert!(
+        kernels.is_empty(),
+        "the kernel holds host inet sockets: {kernels:?}"
+    );
+    assert!(
+        !all.iter().any(|(_, p)| *p == port),
+        "port {port} is on the host's stack: {all:?}"
+    );
+}
+
+/// ...and the host's for one sharing the node's network namespace (its
+/// interfaces are the node's: taking them over would cut the node off),
+/// unless it asks for the sandbox's itself (then loopback only, inside
+/// the kernel: no interface of the node is taken over).
+#[test]
+fn a_container_in_the_node_network_namespace_stays_on_the_host_stack() {
+    let (port, kernels, _) = run_echo(None, true, "netnode");
+    assert!(
+        kernels.iter().any(|(_, p)| *p == port),
+        "the listener on {port} is not a host socket of the kernel: {kernels:?}"
+    );
+    let (port, kernels, all) = run_echo(Some("sandbox"), true, "netnodesb");
+    assert!(kernels.is_empty(), "{kernels:?}");
+    assert!(!all.iter().any(|(_, p)| *p == port), "{all:?}");
 }
 
 #[test]
@@ -252,6 +301,8 @@ fn sandbox_network_kernel_has_no_socket_syscall() {
     let out = a.run(&[
         "--isolation",
         "userspace",
+        "--network",
+        "host",
         "run",
         "--debug-confinement",
         "socket",
@@ -908,6 +959,7 @@ fn sandbox_network_glibc_interface_lists() {
     assert_eq!(got, want, "{o:#?}");
 
     let host = debian()
+        .annotation("dev.atoll.network", "host")
         .args(&["python3", "-c", "import socket\ntry:\n socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)\nexcept OSError as e:\n print('errno', e.errno)\n"])
         .build();
     let o = run_at(&a, "userspace", &host, "nlhost");
@@ -1018,5 +1070,133 @@ fn egress_refusals_survive_a_sandbox_killed_from_outside() {
             "builtin: metadata 169.254.169.254".to_string()
         )),
         "{seen:?}"
+    );
+}
+
+/// `exec` into a sandbox-mode container: the new process joins the same
+/// application kernel, so it sees the same stack. It fetches a page from
+/// the first process's server on 127.0.0.1 (which exists nowhere but in
+/// the sandbox's stack: the host's stack in the namespace has no such
+/// listener, the kernel no inet socket), sees the listener in
+/// /proc/net/tcp, and cannot bind the same port again.
+#[test]
+fn exec_joins_the_sandbox_stack() {
+    let a = atoll();
+    let b = busybox()
+        .annotation("dev.atoll.network", "sandbox")
+        .args(&["/bin/httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"])
+        .build();
+    std::fs::create_dir_all(b.rootfs.join("www")).unwrap();
+    std::fs::write(b.rootfs.join("www/index.html"), "served by pid 1\n").unwrap();
+    let id = id("netexec");
+    let pid = start_detached(&a, "userspace", &b, &id);
+    let fetch = a.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "for i in $(seq 100); do wget -qO- http://127.0.0.1:8080/index.html && exit 0; sleep 0.1; done; exit 1",
+    ]);
+    let tcp = a.run(&["exec", &id, "cat", "/proc/net/tcp"]);
+    let again = a.run(&[
+        "exec",
+        &id,
+        "httpd",
+        "-f",
+        "-p",
+        "127.0.0.1:8080",
+        "-h",
+        "/www",
+    ]);
+    let mine = socket_inodes(pid);
+    let all = inet_sockets(pid);
+    a.run(&["delete", "-f", &id]).ok();
+    leaks(&a, &id, &b).assert_clean();
+    fetch.ok();
+    assert_eq!(fetch.stdout, "served by pid 1\n", "{fetch:#?}");
+    tcp.ok();
+    assert!(
+        tcp.stdout.contains("0100007F:1F90 00000000:0000 0A"),
+        "{tcp:#?}"
+    );
+    assert_ne!(again.code, 0, "{again:#?}");
+    assert!(again.stderr.contains("in use"), "{again:#?}");
+    assert!(
+        !all.iter().any(|(ino, p)| *p == 8080 || mine.contains(ino)),
+        "host inet sockets: {all:?}"
+    );
+}
+
+/// CPU ticks (user + system) the host has charged to `pid` so far.
+fn cpu_ticks(pid: i64) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command's parenthesised name: field 14 (utime) is the
+    // 12th, field 15 (stime) the 13th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// An edge-triggered epoll on a writable stack socket (what nginx does
+/// with every keep-alive connection) sleeps until something changes: the
+/// kernel must not spin while the workload waits. The wait used to test
+/// the socket's level (writable) and wake the waiter at once, which
+/// found no new edge and waited again: a busy loop that cost more CPU
+/// than the requests. The edge then still arrives when data does.
+#[test]
+fn edge_triggered_epoll_on_a_writable_socket_sleeps() {
+    let a = atoll();
+    let out = tempfile::tempdir().unwrap();
+    let script = r#"
+import select, socket
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+c = socket.create_connection(l.getsockname()); s, _ = l.accept()
+ep = select.epoll()
+ep.register(s.fileno(), select.EPOLLIN | select.EPOLLOUT | select.EPOLLET)
+r = open("/out/result", "w")
+first = ep.poll(5)
+open("/out/waiting", "w").close()
+idle = ep.poll(4)
+c.send(b"x")
+edge = ep.poll(5)
+r.write(f"first {[e & select.EPOLLOUT != 0 for _, e in first]}\n")
+r.write(f"idle {idle}\n")
+r.write(f"edge {[e & select.EPOLLIN != 0 for _, e in edge]}\n")
+r.close()
+"#;
+    let b = debian()
+        .annotation("dev.atoll.network", "sandbox")
+        .bind(out.path(), "/out", false)
+        .args(&["/usr/bin/python3", "-c", script])
+        .build();
+    let id = id("netet");
+    let pid = start_detached(&a, "userspace", &b, &id);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.path().join("waiting").exists() {
+        if Instant::now() > deadline {
+            a.run(&["delete", "-f", &id]).ok();
+            panic!("the workload never reached its wait");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ticks(pid) - before;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let result = loop {
+        let r = std::fs::read_to_string(out.path().join("result")).unwrap_or_default();
+        if r.lines().count() == 3 || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    a.run(&["delete", "-f", &id]).ok();
+    leaks(&a, &id, &b).assert_clean();
+    assert_eq!(result, "first [True]\nidle []\nedge [True]\n");
+    // 2 s of waiting: a spinning kernel is charged up to 200 ticks (its
+    // fair share of this shared machine, at least a few dozen).
+    assert!(
+        spent < 20,
+        "the kernel spent {spent} ticks while the workload waited"
     );
 }

@@ -1,5 +1,7 @@
 //! The userspace level runs services: HTTP servers reachable from the
-//! host into the container's network namespace, sqlite3 on a bind mount,
+//! host into the container's network namespace (with `--network host`:
+//! the sandbox's own stack keeps its loopback inside the kernel, see
+//! userspace_network.rs), sqlite3 on a bind mount,
 //! tar and find over the gofer, a synthesized /proc, and a symlink race
 //! that must never let the workload open a host file.
 
@@ -46,6 +48,7 @@ fn python_http_server_answers_from_the_host() {
     let site = tempfile::tempdir().unwrap();
     std::fs::write(site.path().join("hello.txt"), "served from the sandbox\n").unwrap();
     let b = debian()
+        .annotation("dev.atoll.network", "host")
         .bind(site.path(), "/srv", true)
         .args(&[
             "/usr/bin/python3",
@@ -87,6 +90,7 @@ fn nginx_serves_a_static_file() {
     )
     .unwrap();
     let b = debian()
+        .annotation("dev.atoll.network", "host")
         .bind(site.path(), "/site", true)
         .docker_caps()
         .args(&["/usr/sbin/nginx", "-c", "/site/nginx.conf"])

@@ -2,7 +2,7 @@
 //! Linux sockets over smoltcp sockets, routing between interfaces, and the
 //! poll that moves packets and reports which sockets changed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use smoltcp::iface::{Config, Interface, PollIngressSingleResult, Route, SocketHandle, SocketSet};
@@ -195,14 +195,34 @@ pub struct PollOutcome {
 /// serve syscalls again.
 const INGRESS_BUDGET: usize = 256;
 
+/// How long a closed connection stays in TIME-WAIT (smoltcp: 10 s, Linux
+/// 60 s). Long enough to acknowledge a peer's FIN retransmitted after a
+/// lost final ACK (its first retransmission comes after one RTO, 200 ms
+/// to 1 s). smoltcp visits every socket of an interface on each pass, so
+/// a server closing connections at a few thousand a second kept tens of
+/// thousands of TIME-WAIT sockets and spent its time walking them; Linux
+/// keeps them as minisockets in a hash, which smoltcp has no room for.
+/// Ports are not at stake: a server's is its listener's, a client's
+/// ephemeral port is taken again only after the allocator went round.
+const TIME_WAIT_LINGER: SDuration = SDuration::from_millis(1000);
+
+/// How often the orphans are looked at (they are many under a load of
+/// short connections; each look visits them all).
+const REAP_EVERY: SDuration = SDuration::from_millis(100);
+
 pub struct Stack {
     pub ifaces: Vec<Iface>,
-    pub(crate) socks: HashMap<SockId, Sock>,
+    /// Ordered by id: looked up several times per socket on every pass
+    /// (readiness of each socket after each batch of packets), where
+    /// SipHash cost more than the lookups' comparisons.
+    pub(crate) socks: BTreeMap<SockId, Sock>,
     next_id: u64,
     pub(crate) ports: Ports,
     /// smoltcp sockets whose Linux socket is closed but which still have
     /// work (data to send, FIN handshakes, TIME-WAIT).
     pub(crate) orphans: Vec<(Slot, SInstant)>,
+    /// When the orphans are next looked at.
+    next_reap: SInstant,
     pub egress: Egress,
     base: std::time::Instant,
     /// Listeners to look at after each ingress packet.
@@ -297,10 +317,11 @@ impl Stack {
         }
         Stack {
             ifaces,
-            socks: HashMap::new(),
+            socks: BTreeMap::new(),
             next_id: 1,
             ports: Ports::default(),
             orphans: Vec::new(),
+            next_reap: now,
             egress: Egress::default(),
             base,
             listeners: Vec::new(),
@@ -522,17 +543,24 @@ impl Stack {
     pub fn poll(&mut self) -> PollOutcome {
         let now = self.now();
         let mut again = false;
+        // Links found empty in this pass are not read again in its later
+        // rounds: each look is a host read(2) that fails with EAGAIN, and
+        // frames arriving meanwhile wake the kernel's poller anyway.
+        let mut drained = vec![false; self.ifaces.len()];
         for _round in 0..64 {
             let mut moved = false;
+            // `i` indexes self.ifaces too, borrowed anew inside the loop.
+            #[allow(clippy::needless_range_loop)]
             for i in 0..self.ifaces.len() {
                 let mut taken = 0;
-                loop {
+                while !drained[i] {
                     let f = &mut self.ifaces[i];
                     let r = match &mut f.dev {
                         Dev::Loop(d) => f.iface.poll_ingress_single(now, d, &mut f.set),
                         Dev::Link(d) => f.iface.poll_ingress_single(now, d, &mut f.set),
                     };
                     if r == PollIngressSingleResult::None {
+                        drained[i] = i > 0;
                         break;
                     }
                     moved = true;
@@ -564,7 +592,10 @@ impl Stack {
             }
         }
         self.refill_listeners();
-        self.reap_orphans(now);
+        if now >= self.next_reap {
+            self.reap_orphans(now);
+            self.next_reap = now + REAP_EVERY;
+        }
         PollOutcome {
             changed: self.changed(),
             again,
@@ -768,6 +799,7 @@ impl Stack {
                         t.abort();
                     }
                     t.state() == tcp::State::Closed
+                        || (t.state() == tcp::State::TimeWait && now - since >= TIME_WAIT_LINGER)
                 }
                 smoltcp::socket::Socket::Udp(u) => {
                     u.send_queue() == 0 || now - since > SDuration::from_secs(2)

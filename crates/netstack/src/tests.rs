@@ -723,3 +723,46 @@ fn proc_net_route_lists_connected_routes_once() {
     assert_eq!(r.matches("eth0\t0000000A\t00000000").count(), 1, "{r}");
     assert_eq!(r.lines().count(), 3, "{r}");
 }
+
+/// TCP sockets of every state the stack's loopback interface holds.
+fn tcp_states(st: &Stack) -> Vec<smoltcp::socket::tcp::State> {
+    st.ifaces[0]
+        .set
+        .iter()
+        .filter_map(|(_, s)| match s {
+            smoltcp::socket::Socket::Tcp(t) => Some(t.state()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A closed connection leaves TIME-WAIT after a second, not smoltcp's
+/// 10 s: every pass of the stack visits every socket, and a server
+/// closing thousands of connections a second otherwise spends its time
+/// walking the dead.
+#[test]
+fn time_wait_lingers_a_second() {
+    use smoltcp::socket::tcp::State;
+    let mut st = lo_stack();
+    let (srv, cli, conn) = connected(&mut st, 8300);
+    // The server closes first (as an HTTP server with Connection: close
+    // does): its end goes through TIME-WAIT.
+    st.close(conn);
+    st.poll();
+    st.close(cli);
+    st.poll();
+    assert!(
+        tcp_states(&st).contains(&State::TimeWait),
+        "{:?}",
+        tcp_states(&st)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    st.poll();
+    assert!(
+        !tcp_states(&st).contains(&State::TimeWait),
+        "{:?}",
+        tcp_states(&st)
+    );
+    // The listener is untouched.
+    st.close(srv);
+}

@@ -22,7 +22,9 @@ pub struct Config {
     /// `--platform` nor the bundle's annotation picks one.
     pub platform: Option<String>,
     /// The userspace level's network (host or sandbox) when neither
-    /// `--network` nor the bundle's annotation picks one.
+    /// `--network` nor the bundle's annotation picks one, for containers
+    /// with a network namespace of their own (one sharing the node's gets
+    /// host); unset: sandbox.
     pub network: Option<String>,
     /// Where the userspace level's rootfs writes go (none or root:memory)
     /// when neither `--overlay` nor the bundle's annotation picks one.

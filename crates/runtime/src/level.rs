@@ -47,29 +47,49 @@ pub const NETWORK_ANNOTATION: &str = "dev.atoll.network";
 /// sockets of the kernel, or the kernel's own TCP/IP stack.
 pub const NETWORKS: [&str; 2] = ["host", "sandbox"];
 
-/// Picks the userspace level's network: `--network`, else the bundle's
-/// annotation, else the config file; None means host.
-pub fn select_network(
-    flag: Option<&str>,
-    annotation: Option<&str>,
-    config: Option<&str>,
-) -> Result<Option<String>> {
-    let check = |v: &str, from: &str| {
-        if NETWORKS.contains(&v) {
-            Ok(v.to_string())
-        } else {
-            Err(anyhow!(
-                "{from}: unknown network {v:?} (expected host or sandbox)"
-            ))
-        }
-    };
+/// The network a container asks for itself: `--network`, else the
+/// bundle's annotation (None: no ask).
+pub fn asked_network(flag: Option<&str>, annotation: Option<&str>) -> Result<Option<String>> {
     if let Some(v) = flag {
-        return check(v, "--network").map(Some);
+        return check_network(v, "--network").map(Some);
     }
     if let Some(v) = annotation {
-        return check(v, &format!("annotation {NETWORK_ANNOTATION}")).map(Some);
+        return check_network(v, &format!("annotation {NETWORK_ANNOTATION}")).map(Some);
     }
-    config.map(|v| check(v, "config network")).transpose()
+    Ok(None)
+}
+
+fn check_network(v: &str, from: &str) -> Result<String> {
+    if NETWORKS.contains(&v) {
+        Ok(v.to_string())
+    } else {
+        Err(anyhow!(
+            "{from}: unknown network {v:?} (expected host or sandbox)"
+        ))
+    }
+}
+
+/// Picks the userspace level's network: the container's own ask (see
+/// [`asked_network`]); else `host` for a container without a network
+/// namespace of its own (it shares the node's: the sandbox's stack would
+/// have to take the node's interfaces over and cut the node off, or leave
+/// the workload with loopback only where it expects the node's network);
+/// else the config file; else `sandbox`.
+pub fn select_network(
+    asked: Option<String>,
+    own_netns: bool,
+    config: Option<&str>,
+) -> Result<String> {
+    if let Some(v) = asked {
+        return Ok(v);
+    }
+    if !own_netns {
+        return Ok("host".into());
+    }
+    match config {
+        Some(v) => check_network(v, "config network"),
+        None => Ok("sandbox".into()),
+    }
 }
 
 /// Annotation a bundle uses to pick where the userspace level's rootfs
@@ -193,30 +213,43 @@ mod tests {
 
     #[test]
     fn network_flag_beats_annotation_beats_config() {
+        let asked = |f, a| asked_network(f, a).unwrap();
+        assert_eq!(asked(Some("sandbox"), Some("host")), Some("sandbox".into()));
+        assert_eq!(asked(None, Some("host")), Some("host".into()));
+        assert_eq!(asked(None, None), None);
         assert_eq!(
-            select_network(Some("sandbox"), Some("host"), Some("host")).unwrap(),
-            Some("sandbox".into())
+            select_network(Some("host".into()), true, Some("sandbox")).unwrap(),
+            "host"
         );
-        assert_eq!(
-            select_network(None, Some("sandbox"), Some("host")).unwrap(),
-            Some("sandbox".into())
-        );
-        assert_eq!(
-            select_network(None, None, Some("sandbox")).unwrap(),
-            Some("sandbox".into())
-        );
-        assert_eq!(select_network(None, None, None).unwrap(), None);
-        let e = select_network(None, Some("bridge"), None)
-            .unwrap_err()
-            .to_string();
+        assert_eq!(select_network(None, true, Some("host")).unwrap(), "host");
+        let e = asked_network(None, Some("bridge")).unwrap_err().to_string();
         assert!(
             e.contains("dev.atoll.network") && e.contains("\"bridge\""),
             "{e}"
         );
-        let e = select_network(Some("none"), None, None)
+        let e = asked_network(Some("none"), None).unwrap_err().to_string();
+        assert!(e.contains("--network"), "{e}");
+        let e = select_network(None, true, Some("tap"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--network"), "{e}");
+        assert!(e.contains("config network"), "{e}");
+    }
+
+    /// The default: the sandbox's own stack for a container with a
+    /// network namespace of its own; the host's for one sharing the
+    /// node's (whatever the config file says), unless it asks itself.
+    #[test]
+    fn network_defaults_to_sandbox_unless_the_node_namespace_is_shared() {
+        assert_eq!(select_network(None, true, None).unwrap(), "sandbox");
+        assert_eq!(select_network(None, false, None).unwrap(), "host");
+        assert_eq!(
+            select_network(None, false, Some("sandbox")).unwrap(),
+            "host"
+        );
+        assert_eq!(
+            select_network(Some("sandbox".into()), false, None).unwrap(),
+            "sandbox"
+        );
     }
 
     #[test]

@@ -344,17 +344,26 @@ impl Runtime {
         )
     }
 
-    /// Who serves AF_INET sockets, as create asks (see
-    /// `level::select_network`).
-    fn network(
+    /// The network the container asks for itself (`--network`, the
+    /// annotation), checked at every level.
+    fn asked_network(
         &self,
         opts: &CreateOptions,
         spec: &oci_spec::runtime::Spec,
     ) -> Result<Option<String>> {
-        let annotation = annotation(spec, level::NETWORK_ANNOTATION);
-        level::select_network(
+        level::asked_network(
             opts.sandbox.network.as_deref(),
-            annotation,
+            annotation(spec, level::NETWORK_ANNOTATION),
+        )
+    }
+
+    /// Who serves the userspace level's AF_INET sockets (see
+    /// `level::select_network`: the sandbox's stack unless the container
+    /// shares the node's network namespace).
+    fn network(&self, opts: &CreateOptions, spec: &oci_spec::runtime::Spec) -> Result<String> {
+        level::select_network(
+            self.asked_network(opts, spec)?,
+            crate::netns::spec_has_own_netns(spec),
             self.config.network.as_deref(),
         )
     }
@@ -404,7 +413,7 @@ impl Runtime {
             }
         }
         if level != Isolation::Userspace
-            && self.network(opts, &bundle.spec)?.as_deref() == Some("sandbox")
+            && self.asked_network(opts, &bundle.spec)?.as_deref() == Some("sandbox")
         {
             bail!(
                 "network sandbox needs the userspace level (the other levels use the host's or the guest's stack)"
@@ -449,7 +458,7 @@ impl Runtime {
             effective::effective_spec(&bundle.spec, id, &bundle.path, level, self.systemd_cgroup);
         if level == Isolation::Userspace
             && pod.is_none()
-            && self.network(opts, &bundle.spec)?.as_deref() == Some("sandbox")
+            && self.network(opts, &bundle.spec)? == "sandbox"
         {
             crate::userspace_spec::add_init_caps(&mut eff, crate::userspace_spec::LINK_CAPS);
         }
@@ -559,7 +568,7 @@ impl Runtime {
         } else if level == Isolation::Userspace {
             let mut options = opts.sandbox.clone();
             options.platform = self.platform(opts, &bundle.spec)?;
-            options.network = self.network(opts, &bundle.spec)?;
+            options.network = Some(self.network(opts, &bundle.spec)?);
             options.overlay = self.overlay(opts, &bundle.spec)?;
             options.runtime_netns = crate::netns::identity("/proc/self/ns/net");
             let log_path = meta

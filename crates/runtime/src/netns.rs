@@ -96,3 +96,61 @@ pub fn creates_netns(spec: &oci_spec::runtime::Spec) -> bool {
             })
         })
 }
+
+/// Whether the spec gives the container a network namespace of its own:
+/// a `network` entry that makes a new one, or joins one by path that is
+/// not the namespace atoll runs in (the node's, for create on the host).
+/// A path that cannot be looked at counts as its own: create fails on
+/// it later with the runtime's own error.
+pub fn spec_has_own_netns(spec: &oci_spec::runtime::Spec) -> bool {
+    let Some(ns) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|ns| {
+            ns.iter()
+                .find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+        })
+    else {
+        return false;
+    };
+    match ns.path() {
+        None => true,
+        Some(p) => {
+            let theirs = identity(&p.to_string_lossy());
+            theirs.is_none() || theirs != identity("/proc/self/ns/net")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_network_namespace_is_a_new_one_or_another_by_path() {
+        let spec = |ns: serde_json::Value| -> oci_spec::runtime::Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.2.0",
+                "root": {"path": "rootfs"},
+                "linux": {"namespaces": ns}
+            }))
+            .unwrap()
+        };
+        assert!(spec_has_own_netns(&spec(serde_json::json!([
+            {"type": "pid"}, {"type": "network"}
+        ]))));
+        assert!(!spec_has_own_netns(&spec(serde_json::json!([
+            {"type": "pid"}, {"type": "mount"}
+        ]))));
+        // The namespace atoll runs in, joined by path: the node's.
+        assert!(!spec_has_own_netns(&spec(serde_json::json!([
+            {"type": "network", "path": "/proc/self/ns/net"}
+        ]))));
+        let no_linux: oci_spec::runtime::Spec = serde_json::from_value(
+            serde_json::json!({"ociVersion": "1.2.0", "root": {"path": "rootfs"}}),
+        )
+        .unwrap();
+        assert!(!spec_has_own_netns(&no_linux));
+    }
+}

@@ -482,6 +482,40 @@ fn pod_in_one_kernel(handler: &str) {
     let pod = cri
         .run_pod_sandbox(cfg.clone(), handler)
         .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_tail()));
+    // The pod's network is the sandbox's own stack (the userspace level's
+    // default: the pod has a CNI network namespace), which took the CNI
+    // veth over. The bridge gets a host address, so that the node and
+    // the pod can reach each other (the test's CNI config has no
+    // gateway).
+    let pod_ip = cri
+        .pod_sandbox_status(&pod)
+        .expect("PodSandboxStatus")
+        .network
+        .map(|n| n.ip)
+        .unwrap_or_default();
+    let host_ip = format!("{}.250", pod_ip.rsplit_once('.').expect("pod IPv4").0);
+    let status = std::process::Command::new("ip")
+        .args(["addr", "add", &format!("{host_ip}/24"), "dev", &c.bridge])
+        .status()
+        .unwrap();
+    assert!(status.success(), "ip addr add {host_ip} dev {}", c.bridge);
+    let host_server = std::net::TcpListener::bind((host_ip.as_str(), 0)).unwrap();
+    let host_port = host_server.local_addr().unwrap().port();
+    let host_thread = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, peer) = host_server.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut req = [0u8; 1024];
+        let _ = conn.read(&mut req).unwrap();
+        let body = format!("from-host-to-{}", peer.ip());
+        write!(
+            conn,
+            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+    });
     let in_pod = |name: &str, script: &str| {
         let mut cc = container(name, script);
         cc.linux.as_mut().unwrap().security_context = Some(LinuxContainerSecurityContext {
@@ -498,7 +532,7 @@ fn pod_in_one_kernel(handler: &str) {
             in_pod(
                 "a",
                 "echo boot=$(cat /proc/sys/kernel/random/boot_id); echo host=$(hostname); \
-                 echo from-a > /dev/shm/note; httpd -p 127.0.0.1:8080 -h /dev/shm; \
+                 echo from-a > /dev/shm/note; httpd -p 8080 -h /dev/shm; \
                  echo a-ready; exec sleep 1001",
             ),
             cfg.clone(),
@@ -509,19 +543,34 @@ fn pod_in_one_kernel(handler: &str) {
     let log_a = wait_log(&logs.join("a.log"), "a-ready");
     wait_container_state(&mut cri, &a, CONTAINER_RUNNING);
 
-    let b = cri
-        .create_container(
-            &pod,
-            in_pod(
-                "b",
-                "echo boot=$(cat /proc/sys/kernel/random/boot_id); echo host=$(hostname); \
-                 echo shm=$(cat /dev/shm/note); \
-                 echo tcp=$(wget -qO- http://127.0.0.1:8080/note); echo init=$(cat /proc/1/cmdline | tr '\\0' ' '); \
-                 for p in $(pidof sleep); do echo sees=$(tr '\\0' ' ' < /proc/$p/cmdline); done; \
-                 kill $(pidof sleep); echo b-killed=$?; exec sleep 1002",
-            ),
-            cfg.clone(),
+    // The node reaches a's server at the pod's address.
+    let mut from_node = String::new();
+    {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect_timeout(
+            &format!("{pod_ip}:8080").parse().unwrap(),
+            Duration::from_secs(20),
         )
+        .unwrap_or_else(|e| panic!("node to pod {pod_ip}:8080: {e}"));
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(conn, "GET /note HTTP/1.0\r\n\r\n").unwrap();
+        conn.read_to_string(&mut from_node).unwrap();
+    }
+    assert!(from_node.ends_with("from-a\n"), "{from_node}");
+    let b_script = format!(
+        "echo boot=$(cat /proc/sys/kernel/random/boot_id); echo host=$(hostname); \
+         echo shm=$(cat /dev/shm/note); \
+         echo tcp=$(wget -qO- http://127.0.0.1:8080/note); \
+         echo podip=$(wget -qO- http://{pod_ip}:8080/note); \
+         echo tohost=$(wget -qO- http://{host_ip}:{host_port}/); \
+         echo stack=$(cat /proc/net/tcp /proc/net/tcp6 | grep -c ':1F90 0*:0000 0A'); \
+         echo init=$(cat /proc/1/cmdline | tr '\\0' ' '); \
+         for p in $(pidof sleep); do echo sees=$(tr '\\0' ' ' < /proc/$p/cmdline); done; \
+         kill $(pidof sleep); echo b-killed=$?; exec sleep 1002"
+    );
+    let b = cri
+        .create_container(&pod, in_pod("b", &b_script), cfg.clone())
         .unwrap_or_else(|e| panic!("CreateContainer b: {e}\n{}", c.log_tail()));
     cri.start_container(&b)
         .unwrap_or_else(|e| panic!("StartContainer b: {e}\n{}", c.log_tail()));
@@ -545,8 +594,19 @@ fn pod_in_one_kernel(handler: &str) {
     assert_eq!(field(&log_b, "host"), "atoll-pod", "{log_b}");
     // The pod's IPC namespace: its /dev/shm.
     assert_eq!(field(&log_b, "shm"), "from-a", "{log_b}");
-    // The pod's network: loopback between containers.
+    // The pod's network: loopback between containers, the pod's address,
+    // and the node through the CNI bridge, all on the sandbox's stack
+    // (its /proc/net/tcp6 lists a's dual-stack listener; in host mode the
+    // sandbox has no /proc/net).
     assert_eq!(field(&log_b, "tcp"), "from-a", "{log_b}");
+    assert_eq!(field(&log_b, "podip"), "from-a", "{log_b}");
+    assert_eq!(
+        field(&log_b, "tohost"),
+        format!("from-host-to-{pod_ip}"),
+        "{log_b}"
+    );
+    host_thread.join().unwrap();
+    assert_eq!(field(&log_b, "stack"), "1", "{log_b}");
     // The pod's pid namespace: its init is the pause process, and b sees
     // and kills a's process.
     assert!(field(&log_b, "init").contains("pause"), "{log_b}");

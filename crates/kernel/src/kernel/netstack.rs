@@ -44,6 +44,17 @@ impl NetStack {
     /// container's init took over (none: loopback only). The stack owns
     /// the links' descriptors from here on.
     pub fn new(links: Vec<HostLink>, egress: Egress) -> NetStack {
+        // Every TCP socket gets two zeroed 256 KiB buffers. glibc's
+        // dynamic mmap threshold rises past that size after the first
+        // one is freed, so later ones came from the heap, which calloc
+        // must memset (and the heap is trimmed and grown again, each page
+        // faulted in and cleared): a connection per request spent most of
+        // its time zeroing half a megabyte. A fixed threshold keeps them
+        // fresh mappings, already zero and touched only as far as used.
+        // SAFETY: mallopt changes allocator tuning only.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
         let config = NetConfig {
             links: links.iter().map(|l| l.config.clone()).collect(),
         };

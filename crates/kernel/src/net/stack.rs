@@ -192,12 +192,18 @@ impl FileOps for StackSocket {
         self.ns.stack.borrow_mut().readiness(self.id)
     }
     fn wait(&self, k: &Kernel, tid: Tid, events: u32) -> bool {
+        // An edge-triggered epoll waits for any change (`!0`), not for a
+        // level: it has just looked at readiness and the notify count
+        // itself. Checking the level here woke it at once whenever the
+        // socket was merely writable, and it went straight back to
+        // sleep: a busy loop for every idle keep-alive connection.
+        let edge = events == !0;
         let events = events | POLLHUP | POLLERR;
         self.wq.add(tid, events);
         // The call that is about to block may itself have made the socket
         // ready (its pump delivered a loopback handshake): no notify will
         // come for that, so the task is run again at once.
-        if self.poll(k) & events != 0 {
+        if !edge && self.poll(k) & events != 0 {
             waitq::wake(tid);
         }
         true

@@ -200,9 +200,12 @@ pub fn markdown() -> String {
          ### Application kernel: {} syscalls (systrap platform, direct file access)\n\n\
          On the ptrace platform the kernel has {} instead: {} in place of {}. \
          Without direct file access (`dev.atoll.directfs: \"false\"`: every file operation \
-         goes through the gofer) it has {}: none of {}. With `--network sandbox` (the \
-         workload's inet sockets on the kernel's own stack, frames moved with `read` and \
-         `write` on the AF_PACKET sockets the container's init donated) it has {}: no {}; \
+         goes through the gofer) it has {}: none of {}. The table is the kernel's with \
+         `--network host` (the workload's inet sockets are host sockets of the kernel: the \
+         network of a container sharing the node's network namespace, or asking for it). With \
+         `--network sandbox` (the default otherwise: the workload's inet sockets on the \
+         kernel's own stack, frames moved with `read` and `write` on the AF_PACKET sockets the \
+         container's init donated) it has {}: no {}; \
          `setsockopt` only `SOL_SOCKET`/`SO_RCVTIMEO` and `sendto` only without an address \
          (control connections), `ioctl` without the `SIOC*` requests.\n\n",
         k.len(),
