@@ -488,7 +488,11 @@ fn edge_triggered_keep_alive_server_serves_host_clients_without_stalling() {
     let a = atoll();
     let bin = compile("compat_epoll_keepalive");
     for level in ["native", "userspace"] {
+        // Host sockets on purpose (the sandbox's own stack is the default
+        // and serves its loopback inside the kernel, out of the host
+        // clients' reach): this is the host-socket edge path.
         let b = busybox()
+            .annotation("dev.atoll.network", "host")
             .args(&["/compat_epoll_keepalive", "server", "8080", "8"])
             .build();
         cprog::install(&bin, &b.rootfs, "/compat_epoll_keepalive");
