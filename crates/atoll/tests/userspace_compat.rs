@@ -487,3 +487,44 @@ fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
         ],
     );
 }
+
+/// More of ptrace, as gVisor's ptrace and wait tests use it: single-step
+/// (the kernel runs the tracee with the trap flag: one instruction, a
+/// syscall instruction reports at its exit, the FPU state and the flags
+/// the tracer sees are the task's own), an exec from a non-leader thread
+/// under PTRACE_O_TRACEEXIT (it waits for the leader's exit stop and
+/// reports the old thread id), SIGKILL ending an exec stop in an exit
+/// stop (but not the exit stop of an exiting process), and __WCLONE
+/// finding a traced child (else it is left behind for the next wait).
+#[test]
+fn ptrace_single_step_exec_and_exit_stops_behave_as_linux() {
+    let b = with_cap(busybox(), oci_spec::runtime::Capability::SysPtrace);
+    let (native, user) = both_levels_with("compat_ptrace_step", b);
+    assert_same(
+        "compat_ptrace_step",
+        &native,
+        &user,
+        &[
+            "step 1: stopped by 5 event 0, si_code 2, at the next instruction yes",
+            "FPU state kept across a step: yes",
+            "step 3: stopped by 5 event 0, si_code 2, at the next instruction yes",
+            "step 4: stopped by 5 event 0, si_code 1, at the next instruction yes",
+            "stepped getpid returned the child's pid: yes",
+            "trap flag seen by the tracer: no",
+            "after PTRACE_CONT: running",
+            "leader during the exec: stopped by 5 event 6",
+            "leader's exit message: exited 0",
+            "exec still waiting: yes",
+            "after the leader went: stopped by 5 event 4",
+            "exec event message is the old thread id: yes",
+            "SIGKILL at the exec stop: stopped by 5 event 6",
+            "its exit message: killed by 9",
+            "exec'd child: killed by 9",
+            "SIGKILL in the exit stop: ok",
+            "after it: still stopped",
+            "continued: exited 3",
+            "__WCLONE wait of a traced child: exited 0",
+            "children left: none",
+        ],
+    );
+}

@@ -46,7 +46,17 @@ impl Kernel {
                     let h = task.host;
                     self.platform.interrupt(h);
                 }
-                TaskState::Blocked | TaskState::JobStopped | TaskState::Traced => self.exit_task(t),
+                TaskState::Blocked | TaskState::JobStopped => self.exit_task(t),
+                TaskState::Traced => {
+                    // A fatal signal ends the ptrace stop; the exit then
+                    // stops at PTRACE_EVENT_EXIT if the tracer asked.
+                    if let Some(tr) = task.ptrace.as_mut() {
+                        tr.stop = None;
+                        tr.report = None;
+                    }
+                    task.state = TaskState::InKernel;
+                    self.exit_task(t)
+                }
                 // The task in the kernel exits when it returns to user mode.
                 TaskState::InKernel => {}
             }
@@ -126,6 +136,18 @@ impl Kernel {
         g.threads.retain(|x| *x != tid);
         if g.threads.is_empty() {
             self.group_died(tgid);
+        } else if let [last] = g.threads[..] {
+            // An exec waiting for the other threads to go goes on.
+            let execing = self.tasks.get(&last).is_some_and(|t| {
+                t.state == TaskState::Blocked
+                    && t.blocked_on.is_some_and(|(nr, _)| {
+                        nr == libc::SYS_execve as u64 || nr == libc::SYS_execveat as u64
+                    })
+            });
+            if execing {
+                self.task_mut(last).sys.woken = true;
+                super::waitq::wake(last);
+            }
         }
     }
 
@@ -275,7 +297,15 @@ impl Kernel {
                 let Some(g) = self.groups.get(c) else {
                     return false;
                 };
-                let all = opts & libc::__WALL != 0;
+                // A child this process traces is waited for whatever its
+                // exit signal (Linux 4.7's "assume __WALL if the child is
+                // traced"), also once dead.
+                let tracer = match self.tasks.get(c) {
+                    Some(t) => t.ptrace.as_ref().map(|p| p.tracer),
+                    None => g.leader_tracer,
+                };
+                let traced = tracer.and_then(|t| self.tasks.get(&t)).map(|t| t.tgid) == Some(tgid);
+                let all = opts & libc::__WALL != 0 || traced;
                 let clone_child = g.exit_signal != libc::SIGCHLD;
                 if !all && (clone_child != (opts & libc::__WCLONE != 0)) {
                     return false;

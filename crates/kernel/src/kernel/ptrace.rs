@@ -101,6 +101,13 @@ pub struct Tracee {
     pub exit_event_done: bool,
     /// PTRACE_LISTEN: stopped, but a SIGCONT re-traps it.
     pub listening: bool,
+    /// Resumed with PTRACE_SINGLESTEP: the task runs with the trap flag
+    /// and stops (SIGTRAP) after one instruction, or at the exit of the
+    /// syscall that instruction made.
+    pub step: bool,
+    /// The kernel set the trap flag for `step` (the task's own flags did
+    /// not have it): cleared again from the registers the task stops with.
+    pub forced_tf: bool,
 }
 
 impl Tracee {
@@ -121,6 +128,8 @@ impl Tracee {
             pending_event: None,
             exit_event_done: false,
             listening: false,
+            step: false,
+            forced_tf: false,
         }
     }
 }
@@ -133,8 +142,18 @@ pub enum Resume {
     Syscall,
     /// PTRACE_SYSEMU: stop at the next syscall entry, skipping it.
     Sysemu,
+    /// PTRACE_SINGLESTEP: stop after one instruction.
+    Step,
     Detach,
 }
+
+/// The x86 trap flag: the CPU raises a debug trap after each instruction.
+pub const EFLAGS_TF: u64 = 0x100;
+/// si_code of a single-step trap (SIGTRAP).
+pub const TRAP_TRACE: i32 = 2;
+/// si_code of the SIGTRAP a single-stepped syscall instruction reports at
+/// the syscall's exit (x86's user_single_step_report).
+pub const TRAP_BRKPT: i32 = 1;
 
 /// A wait status for a stop with signal `sig` and ptrace event `event`.
 pub fn stop_status(sig: i32, event: i32) -> i32 {
@@ -249,6 +268,12 @@ impl Kernel {
             );
             return true;
         }
+        if tr.step {
+            // The stepped instruction was this syscall: Linux reports the
+            // step at the syscall's exit, before the next instruction.
+            self.force_fault(tid, libc::SIGTRAP, TRAP_BRKPT, 0);
+            return false;
+        }
         if !tr.syscall_stops {
             return false;
         }
@@ -353,6 +378,30 @@ impl Kernel {
         true
     }
 
+    /// The registers a task runs with: a single-stepped tracee's get the
+    /// trap flag (the platform returns to user mode with it, so the CPU
+    /// traps after one instruction: Linux's user_enable_single_step).
+    pub fn ptrace_user_regs(&mut self, tid: Tid) -> crate::arch::Regs {
+        let t = self.task_mut(tid);
+        let mut regs = t.regs;
+        if let Some(tr) = t.ptrace.as_mut().filter(|tr| tr.step) {
+            tr.forced_tf = regs.eflags & EFLAGS_TF == 0;
+            regs.eflags |= EFLAGS_TF;
+        }
+        regs
+    }
+
+    /// A task stopped in the kernel: the trap flag the kernel set for a
+    /// single step leaves its registers (a tracer, a signal frame, a fork
+    /// see the task's own flags).
+    pub fn ptrace_user_stopped(&mut self, tid: Tid) {
+        let t = self.task_mut(tid);
+        if let Some(tr) = t.ptrace.as_mut().filter(|tr| tr.forced_tf) {
+            tr.forced_tf = false;
+            t.regs.eflags &= !EFLAGS_TF;
+        }
+    }
+
     /// The tracer resumes a stopped tracee (PTRACE_CONT, PTRACE_SYSCALL,
     /// PTRACE_DETACH): `sig` is the signal to deliver (signal-delivery
     /// stop) or send (syscall stops); 0 for none.
@@ -370,6 +419,7 @@ impl Kernel {
         tr.report = None;
         tr.syscall_stops = how == Resume::Syscall;
         tr.sysemu = how == Resume::Sysemu;
+        tr.step = how == Resume::Step;
         tr.listening = false;
         let siginfo = tr.siginfo.take();
         if kind == Some(StopKind::Group) {
