@@ -488,6 +488,36 @@ fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
     );
 }
 
+/// Parents and children: waitid refuses unknown options before looking
+/// for children, an auto-reaped child's times never count as the parent's
+/// children's, __WNOTHREAD waits only for the calling thread's children
+/// (a thread's children go to another thread when it exits), and
+/// PR_SET_PDEATHSIG is kept, not inherited by fork, and sent when the
+/// thread that created the process exits.
+#[test]
+fn children_wait_options_and_parent_death_signal_behave_as_linux() {
+    let (native, user) = both_levels("compat_children");
+    assert_same(
+        "compat_children",
+        &native,
+        &user,
+        &[
+            "waitid unknown option: EINVAL",
+            "wait with SIGCHLD ignored: ECHILD",
+            "auto-reaped child's time counted: no",
+            "__WNOTHREAD wait for a live thread's child: ECHILD",
+            "plain wait for it: ok",
+            "__WNOTHREAD wait once the creating thread exited: ok",
+            "PR_SET_PDEATHSIG 65: EINVAL",
+            "PR_GET_PDEATHSIG: 12",
+            "a fork child's: 0",
+            "parent process exited: got 10",
+            "creating thread exited: got 10",
+            "a sibling thread exited: child still waiting",
+        ],
+    );
+}
+
 /// More of ptrace, as gVisor's ptrace and wait tests use it: single-step
 /// (the kernel runs the tracee with the trap flag: one instruction, a
 /// syscall instruction reports at its exit, the FPU state and the flags

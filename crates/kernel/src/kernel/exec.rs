@@ -144,6 +144,15 @@ impl Kernel {
             self.tasks.insert(tgid, t);
             let g = self.groups.get_mut(&tgid).unwrap();
             g.threads = vec![tgid];
+            // Its children's parent thread is the leader's id now.
+            for c in g.children.clone() {
+                if let Some(cg) = self.groups.get_mut(&c)
+                    && cg.parent_thread == tid
+                {
+                    cg.parent_thread = tgid;
+                }
+            }
+            let g = self.groups.get_mut(&tgid).unwrap();
             // The old leader's exit was the exec's doing, not the process's.
             g.leader_tracer = None;
             tgid

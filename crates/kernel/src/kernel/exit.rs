@@ -134,6 +134,14 @@ impl Kernel {
         };
         g.children_cpu.exited_threads.add(cpu);
         g.threads.retain(|x| *x != tid);
+        // The children this thread created: Linux's parent is the thread.
+        let children = g.children.clone();
+        let kids: Vec<Pid> = children
+            .into_iter()
+            .filter(|c| self.groups.get(c).is_some_and(|cg| cg.parent_thread == tid))
+            .collect();
+        let uid = self.groups[&tgid].cred.uid;
+        let g = self.groups.get_mut(&tgid).unwrap();
         if g.threads.is_empty() {
             self.group_died(tgid);
         } else if let [last] = g.threads[..] {
@@ -147,6 +155,37 @@ impl Kernel {
             if execing {
                 self.task_mut(last).sys.woken = true;
                 super::waitq::wake(last);
+            }
+        }
+        self.parent_thread_exited(tgid, uid, &kids);
+    }
+
+    /// A thread of `tgid` (uid `uid`) exited: the children it created
+    /// (`kids`) go to another thread of its process (group_died gave them
+    /// to the reaper if none is left), and those that asked for
+    /// PR_SET_PDEATHSIG get their signal (Linux's forget_original_parent).
+    fn parent_thread_exited(&mut self, tgid: Pid, uid: u32, kids: &[Pid]) {
+        let heir = self
+            .groups
+            .get(&tgid)
+            .and_then(|g| g.threads.first().copied());
+        for &c in kids {
+            let Some(cg) = self.groups.get_mut(&c) else {
+                continue;
+            };
+            if let Some(h) = heir {
+                cg.parent_thread = h;
+            }
+            let sigs: Vec<i32> = cg
+                .threads
+                .iter()
+                .filter_map(|t| self.tasks.get(t))
+                .map(|t| t.pdeath_signal)
+                .filter(|s| *s != 0)
+                .collect();
+            for sig in sigs {
+                let info = SigInfo::user(sig, super::signal::SI_USER, tgid, uid);
+                let _ = self.send_group(c, info);
             }
         }
     }
@@ -191,6 +230,7 @@ impl Kernel {
         for c in children {
             if let Some(cg) = self.groups.get_mut(&c) {
                 cg.parent = reaper;
+                cg.parent_thread = reaper;
             }
             if let Some(rg) = self.groups.get_mut(&reaper) {
                 rg.children.push(c);
@@ -265,17 +305,28 @@ impl Kernel {
             let _ = self.send_group(parent, info);
         }
         if auto_reap {
-            self.reap(tgid);
+            self.release(tgid, false);
         }
     }
 
-    /// Removes a zombie.
+    /// Removes a zombie a wait collected: its times and its waited-for
+    /// children's count as the parent's children's (RUSAGE_CHILDREN).
     pub fn reap(&mut self, child: Pid) {
+        self.release(child, true);
+    }
+
+    /// Removes a zombie; `waited`: its times go to the parent's children's
+    /// (an auto-reaped child's never do: getrusage(2) counts only the
+    /// children waited for).
+    fn release(&mut self, child: Pid, waited: bool) {
         super::pidfd::process_exited();
         if let Some(g) = self.groups.remove(&child)
             && let Some(pg) = self.groups.get_mut(&g.parent)
         {
             pg.children.retain(|c| *c != child);
+            if !waited {
+                return;
+            }
             pg.children_cpu
                 .reaped_children
                 .add(g.children_cpu.exited_threads);
@@ -306,6 +357,10 @@ impl Kernel {
                 };
                 let traced = tracer.and_then(|t| self.tasks.get(&t)).map(|t| t.tgid) == Some(tgid);
                 let all = opts & libc::__WALL != 0 || traced;
+                // __WNOTHREAD: only the children this thread created.
+                if opts & libc::__WNOTHREAD != 0 && g.parent_thread != tid {
+                    return false;
+                }
                 let clone_child = g.exit_signal != libc::SIGCHLD;
                 if !all && (clone_child != (opts & libc::__WCLONE != 0)) {
                     return false;
