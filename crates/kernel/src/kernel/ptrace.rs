@@ -108,6 +108,10 @@ pub struct Tracee {
     /// The kernel set the trap flag for `step` (the task's own flags did
     /// not have it): cleared again from the registers the task stops with.
     pub forced_tf: bool,
+    /// A step went into the platform's code (a patched syscall site's
+    /// jump to its trampoline): it runs on without the trap flag to its
+    /// syscall stop, whose exit then reports the step.
+    pub step_paused: bool,
 }
 
 impl Tracee {
@@ -130,6 +134,7 @@ impl Tracee {
             listening: false,
             step: false,
             forced_tf: false,
+            step_paused: false,
         }
     }
 }
@@ -384,11 +389,30 @@ impl Kernel {
     pub fn ptrace_user_regs(&mut self, tid: Tid) -> crate::arch::Regs {
         let t = self.task_mut(tid);
         let mut regs = t.regs;
-        if let Some(tr) = t.ptrace.as_mut().filter(|tr| tr.step) {
+        if let Some(tr) = t.ptrace.as_mut().filter(|tr| tr.step && !tr.step_paused) {
             tr.forced_tf = regs.eflags & EFLAGS_TF == 0;
             regs.eflags |= EFLAGS_TF;
         }
         regs
+    }
+
+    /// A single-step trap of `tid` (just stopped) landed in a patched
+    /// syscall site's trampoline or in the platform's code above the
+    /// workload's addresses. Never reported there (the tracer would step
+    /// the stub): true when the task is to go on, without the trap flag,
+    /// to the syscall that site makes, whose exit reports the step (the
+    /// site's `mov` and `syscall` are then one step).
+    pub fn ptrace_step_into_platform(&mut self, tid: Tid) -> bool {
+        let rip = self.task(tid).regs.rip;
+        let table = self.task_mm(tid).borrow().usertrap;
+        let platform = rip >= crate::arch::USER_END || super::usertrap::in_table(table, rip);
+        match self.task_mut(tid).ptrace.as_mut() {
+            Some(tr) if tr.step && platform => {
+                tr.step_paused = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A task stopped in the kernel: the trap flag the kernel set for a
@@ -396,9 +420,12 @@ impl Kernel {
     /// see the task's own flags).
     pub fn ptrace_user_stopped(&mut self, tid: Tid) {
         let t = self.task_mut(tid);
-        if let Some(tr) = t.ptrace.as_mut().filter(|tr| tr.forced_tf) {
-            tr.forced_tf = false;
-            t.regs.eflags &= !EFLAGS_TF;
+        if let Some(tr) = t.ptrace.as_mut() {
+            tr.step_paused = false;
+            if tr.forced_tf {
+                tr.forced_tf = false;
+                t.regs.eflags &= !EFLAGS_TF;
+            }
         }
     }
 
@@ -420,6 +447,7 @@ impl Kernel {
         tr.syscall_stops = how == Resume::Syscall;
         tr.sysemu = how == Resume::Sysemu;
         tr.step = how == Resume::Step;
+        tr.step_paused = false;
         tr.listening = false;
         let siginfo = tr.siginfo.take();
         if kind == Some(StopKind::Group) {

@@ -203,6 +203,11 @@ impl Kernel {
                     self.resume(tid);
                 }
             },
+            Stop::Fault {
+                signo: libc::SIGTRAP,
+                code: super::ptrace::TRAP_TRACE,
+                ..
+            } if self.ptrace_step_into_platform(tid) => self.resume(tid),
             Stop::Fault { signo, code, addr } => {
                 self.force_fault(tid, signo, code, addr);
                 self.resume(tid);
