@@ -2,7 +2,8 @@
 // waitid's option check, an auto-reaped child's times (never counted as
 // the parent's children's), __WNOTHREAD (only the calling thread's
 // children), and PR_SET_PDEATHSIG (sent when the thread that created the
-// process exits, be it the process's last thread or not). One line per
+// process exits, be it the process's last thread or not), and a SIGSTOP
+// that arrives as a new child makes its first syscalls. One line per
 // behaviour, no pids printed; compared with the host kernel by
 // crates/atoll/tests/userspace_compat.rs.
 #define _GNU_SOURCE
@@ -182,6 +183,23 @@ static void pdeathsig(void) {
            WIFSIGNALED(s) && WTERMSIG(s) == SIGTERM ? "still waiting" : "woken");
 }
 
+// A stop signal sent the moment a child starts (its first syscalls may
+// be on their way into the kernel): the child stops, every time.
+static void stop_at_start(void) {
+    int stopped = 0;
+    for (int i = 0; i < 30; i++) {
+        pid_t c = fork();
+        if (c == 0)
+            for (;;) pause();
+        kill(c, SIGSTOP);
+        int s;
+        if (waitpid(c, &s, WUNTRACED) == c && WIFSTOPPED(s)) stopped++;
+        kill(c, SIGKILL);
+        waitpid(c, &s, 0);
+    }
+    printf("SIGSTOP right after fork: stopped %d of 30\n", stopped);
+}
+
 int main(void) {
     setvbuf(stdout, 0, _IONBF, 0);
     signal(SIGALRM, on_alarm);
@@ -191,6 +209,7 @@ int main(void) {
     ignored_child_rusage();
     wnothread();
     pdeathsig();
+    stop_at_start();
     // Orphans that came to us (the container's init).
     while (waitpid(-1, 0, 0) > 0) {
     }

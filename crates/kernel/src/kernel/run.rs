@@ -264,6 +264,12 @@ impl Kernel {
                 // A vfork parent reports PTRACE_EVENT_VFORK before it
                 // sleeps until the child lets go.
                 self.ptrace_event_while_blocked(tid);
+                // A signal that came while this syscall's stop waited for
+                // the kernel found the task still running (its kick was
+                // lost): it interrupts the sleep now, as if sent after.
+                if self.task(tid).state == TaskState::Blocked && self.has_deliverable_signal(tid) {
+                    waitq::wake(tid);
+                }
                 return;
             }
             Err(Errno::ENORESUME) => return,
