@@ -5,8 +5,8 @@
  * a breakpoint into a shared library's code and look for it from a fresh
  * process (the file's pages must not change), give a tracee registers the
  * host would refuse (code segment, a base above user space, the trap
- * flag) or a jump into the stub's code. Processes may die; the kernel must
- * serve everyone else. */
+ * flag) or a jump into the stub's code, single-step a tracee through
+ * syscalls. Processes may die; the kernel must serve everyone else. */
 #include "attack.h"
 #include <sys/ptrace.h>
 #include <sys/user.h>
@@ -126,6 +126,44 @@ int main(int argc, char **argv) {
     } else {
         info("the tracee jumped into the stub: %s", status_text(cst));
     }
+
+    /* 5. Single steps through syscalls, the fast path's sites among them
+     * (their return to user mode is where the trap flag would land in the
+     * stub): no stop may be at a stub address, and the tracee's work must
+     * come out right. */
+    pid_t s = fork();
+    if (s == 0) {
+        ptrace(PTRACE_TRACEME, 0, 0, 0);
+        raise(SIGSTOP);
+        int n = 0;
+        for (int i = 0; i < 64; i++) n += getppid() > 0;
+        _exit(n == 64 ? 42 : 1);
+    }
+    int sst = 0;
+    waitpid(s, &sst, WUNTRACED);
+    long steps = 0, traps = 0, in_stub = 0;
+    for (;;) {
+        if (ptrace(PTRACE_SINGLESTEP, s, 0, 0) != 0) {
+            info("SINGLESTEP: %s", ename(errno));
+            finish(s);
+            sst = 0;
+            break;
+        }
+        waitpid(s, &sst, __WALL);
+        if (!WIFSTOPPED(sst)) break;
+        steps++;
+        if (WSTOPSIG(sst) == SIGTRAP) traps++;
+        struct user_regs_struct sr;
+        if (ptrace(PTRACE_GETREGS, s, 0, &sr) == 0 && sr.rip >= STUB_BASE) in_stub++;
+        if (steps > 1000000) {
+            finish(s);
+            break;
+        }
+    }
+    info("single steps: %ld stops, %ld SIGTRAP, %ld at a stub address; the tracee: %s", steps,
+         traps, in_stub, steps ? status_text(sst) : "not stepped");
+    if (in_stub) ESC("a single step stopped in the stub's code; ");
+    if (steps && !(WIFEXITED(sst) && WEXITSTATUS(sst) == 42)) ESC("a stepped tracee went wrong; ");
 done:
     if (!kernel_alive()) ESC("the kernel stopped serving; ");
 

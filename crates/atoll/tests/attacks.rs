@@ -1540,7 +1540,7 @@ const ATTACKS: &[Attack] = &[
     },
     Attack {
         name: "ptrace_sandbox",
-        what: "the sandbox's own ptrace against its machinery: attach to every pid, peek and poke the stub's pages through a tracee, poke a breakpoint into code and look for it from a fresh image, give a tracee a kernel code segment, a kernel fs base, the trap flag and IOPL, a jump into the stub",
+        what: "the sandbox's own ptrace against its machinery: attach to every pid, peek and poke the stub's pages through a tracee, poke a breakpoint into code and look for it from a fresh image, give a tracee a kernel code segment, a kernel fs base, the trap flag and IOPL, a jump into the stub, single-step a tracee through syscalls",
         run: ptrace_sandbox,
         expect: [Blocked, Blocked],
     },

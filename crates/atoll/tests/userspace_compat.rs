@@ -577,3 +577,77 @@ fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
         ],
     );
 }
+
+/// Parents and children: waitid refuses unknown options before looking
+/// for children, an auto-reaped child's times never count as the parent's
+/// children's, __WNOTHREAD waits only for the calling thread's children
+/// (a thread's children go to another thread when it exits), and
+/// PR_SET_PDEATHSIG is kept, not inherited by fork, and sent when the
+/// thread that created the process exits; a SIGSTOP sent while a new
+/// child's first syscall waits for the kernel stops it (the signal's kick
+/// found the task still running and was lost: pause() slept through it).
+#[test]
+fn children_wait_options_and_parent_death_signal_behave_as_linux() {
+    let (native, user) = both_levels("compat_children");
+    assert_same(
+        "compat_children",
+        &native,
+        &user,
+        &[
+            "waitid unknown option: EINVAL",
+            "wait with SIGCHLD ignored: ECHILD",
+            "auto-reaped child's time counted: no",
+            "__WNOTHREAD wait for a live thread's child: ECHILD",
+            "plain wait for it: ok",
+            "__WNOTHREAD wait once the creating thread exited: ok",
+            "PR_SET_PDEATHSIG 65: EINVAL",
+            "PR_GET_PDEATHSIG: 12",
+            "a fork child's: 0",
+            "parent process exited: got 10",
+            "creating thread exited: got 10",
+            "a sibling thread exited: child still waiting",
+            "SIGSTOP right after fork: stopped 30 of 30",
+        ],
+    );
+}
+
+/// More of ptrace, as gVisor's ptrace and wait tests use it: single-step
+/// (the kernel runs the tracee with the trap flag: one instruction, a
+/// syscall instruction reports at its exit, the FPU state and the flags
+/// the tracer sees are the task's own), an exec from a non-leader thread
+/// under PTRACE_O_TRACEEXIT (it waits for the leader's exit stop and
+/// reports the old thread id), SIGKILL ending an exec stop in an exit
+/// stop (but not the exit stop of an exiting process), and __WCLONE
+/// finding a traced child (else it is left behind for the next wait).
+#[test]
+fn ptrace_single_step_exec_and_exit_stops_behave_as_linux() {
+    let b = with_cap(busybox(), oci_spec::runtime::Capability::SysPtrace);
+    let (native, user) = both_levels_with("compat_ptrace_step", b);
+    assert_same(
+        "compat_ptrace_step",
+        &native,
+        &user,
+        &[
+            "step 1: stopped by 5 event 0, si_code 2, at the next instruction yes",
+            "FPU state kept across a step: yes",
+            "step 3: stopped by 5 event 0, si_code 2, at the next instruction yes",
+            "step 4: stopped by 5 event 0, si_code 1, at the next instruction yes",
+            "stepped getpid returned the child's pid: yes",
+            "trap flag seen by the tracer: no",
+            "after PTRACE_CONT: running",
+            "leader during the exec: stopped by 5 event 6",
+            "leader's exit message: exited 0",
+            "exec still waiting: yes",
+            "after the leader went: stopped by 5 event 4",
+            "exec event message is the old thread id: yes",
+            "SIGKILL at the exec stop: stopped by 5 event 6",
+            "its exit message: killed by 9",
+            "exec'd child: killed by 9",
+            "SIGKILL in the exit stop: ok",
+            "after it: still stopped",
+            "continued: exited 3",
+            "__WCLONE wait of a traced child: exited 0",
+            "children left: none",
+        ],
+    );
+}

@@ -656,6 +656,7 @@ impl Kernel {
             cpu_time: Default::default(),
             started: Instant::now(),
             ptrace: None,
+            pdeath_signal: 0,
         };
         self.host_tids.insert(host, tid);
         self.tasks.insert(tid, task);
@@ -665,6 +666,7 @@ impl Kernel {
             ThreadGroup {
                 tgid: tid,
                 parent: 0,
+                parent_thread: 0,
                 pgid,
                 sid,
                 threads: vec![tid],

@@ -177,19 +177,21 @@ impl Kernel {
             },
             started: Instant::now(),
             ptrace: None,
+            pdeath_signal: 0,
         };
         if f & CLONE_THREAD != 0 {
             self.groups.get_mut(&ptgid).unwrap().threads.push(tid);
         } else {
             let pg = &self.groups[&ptgid];
-            let parent_pid = if f & CLONE_PARENT != 0 {
-                pg.parent
+            let (parent_pid, parent_thread) = if f & CLONE_PARENT != 0 {
+                (pg.parent, pg.parent_thread)
             } else {
-                ptgid
+                (ptgid, parent)
             };
             let g = ThreadGroup {
                 tgid,
                 parent: parent_pid,
+                parent_thread,
                 pgid: pg.pgid,
                 sid: pg.sid,
                 threads: vec![tid],

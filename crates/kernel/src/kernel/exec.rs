@@ -120,33 +120,22 @@ impl Kernel {
             }
         };
 
-        // Point of no return.
-        let tgid = self.task(tid).tgid;
-        let others: Vec<Tid> = self.groups[&tgid]
-            .threads
-            .iter()
-            .copied()
-            .filter(|t| *t != tid)
-            .collect();
-        for o in others {
-            if self.task(o).state == TaskState::Running {
-                let h = self.task(o).host;
-                self.platform.stop_now(h);
-            }
-            let t = self.task_mut(o);
-            t.state = TaskState::InKernel;
-            // exec does not wait for a tracer to see these threads'
-            // PTRACE_EVENT_EXIT (Linux's de_thread does): they just go.
-            if let Some(p) = t.ptrace.as_mut() {
-                p.exit_event_done = true;
-            }
-            self.exit_task(o);
+        // Point of no return: the other threads go. A traced one whose
+        // tracer asked for PTRACE_EVENT_EXIT stops there first, and the
+        // exec waits until its tracer lets it go (Linux's de_thread).
+        if self.end_other_threads(tid) {
+            self.platform.drop_thread(host);
+            mm.release(&mut self.platform);
+            return Err(Errno::EBLOCK);
         }
+        let tgid = self.task(tid).tgid;
         // Locks of robust mutexes held by the old image are dead now, and
         // its PI locks with waiters go to them (Linux's futex_exec_release).
         self.exit_robust_list(tid);
         self.exit_pi_state_list(tid);
         let renumbered = tid != tgid;
+        // PTRACE_EVENT_EXEC's message: the thread id the exec was made as.
+        let old_tid = tid;
         let tid = if tid != tgid {
             // The exec'ing thread becomes the group leader.
             let mut t = self.tasks.remove(&tid).unwrap();
@@ -155,6 +144,15 @@ impl Kernel {
             self.tasks.insert(tgid, t);
             let g = self.groups.get_mut(&tgid).unwrap();
             g.threads = vec![tgid];
+            // Its children's parent thread is the leader's id now.
+            for c in g.children.clone() {
+                if let Some(cg) = self.groups.get_mut(&c)
+                    && cg.parent_thread == tid
+                {
+                    cg.parent_thread = tgid;
+                }
+            }
+            let g = self.groups.get_mut(&tgid).unwrap();
             // The old leader's exit was the exec's doing, not the process's.
             g.leader_tracer = None;
             tgid
@@ -228,7 +226,7 @@ impl Kernel {
         // (attached without PTRACE_SEIZE and no option) a SIGTRAP.
         if let Some(p) = t.ptrace.as_mut() {
             if p.options & super::ptrace::O_TRACEEXEC != 0 {
-                p.pending_event = Some((super::ptrace::PTRACE_EVENT_EXEC, tid as u64));
+                p.pending_event = Some((super::ptrace::PTRACE_EVENT_EXEC, old_tid as u64));
             } else if !p.seized {
                 t.pending.push(super::signal::SigInfo::new(
                     libc::SIGTRAP,
@@ -264,6 +262,36 @@ impl Kernel {
             return Err(Errno::ENORESUME);
         }
         Err(Errno::EJUSTRETURN)
+    }
+
+    /// Ends every thread of `tid`'s process but `tid` (exec): true while
+    /// some still wait in their PTRACE_EVENT_EXIT stop (the exec sleeps
+    /// and is tried again when they are gone: exit_task wakes it).
+    fn end_other_threads(&mut self, tid: Tid) -> bool {
+        let tgid = self.task(tid).tgid;
+        let others: Vec<Tid> = self.groups[&tgid]
+            .threads
+            .iter()
+            .copied()
+            .filter(|t| *t != tid)
+            .collect();
+        for o in others {
+            let t = self.task(o);
+            if t.exiting && t.state == TaskState::Traced {
+                // In its exit stop already, from an earlier try.
+                continue;
+            }
+            if t.state == TaskState::Running {
+                let h = t.host;
+                self.platform.stop_now(h);
+            }
+            let t = self.task_mut(o);
+            t.state = TaskState::InKernel;
+            // Resumed from its exit stop, it goes on exiting.
+            t.exiting = true;
+            self.exit_task(o);
+        }
+        self.groups[&tgid].threads.len() > 1
     }
 
     #[allow(clippy::too_many_arguments)]

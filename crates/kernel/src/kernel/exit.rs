@@ -46,7 +46,17 @@ impl Kernel {
                     let h = task.host;
                     self.platform.interrupt(h);
                 }
-                TaskState::Blocked | TaskState::JobStopped | TaskState::Traced => self.exit_task(t),
+                TaskState::Blocked | TaskState::JobStopped => self.exit_task(t),
+                TaskState::Traced => {
+                    // A fatal signal ends the ptrace stop; the exit then
+                    // stops at PTRACE_EVENT_EXIT if the tracer asked.
+                    if let Some(tr) = task.ptrace.as_mut() {
+                        tr.stop = None;
+                        tr.report = None;
+                    }
+                    task.state = TaskState::InKernel;
+                    self.exit_task(t)
+                }
                 // The task in the kernel exits when it returns to user mode.
                 TaskState::InKernel => {}
             }
@@ -124,8 +134,59 @@ impl Kernel {
         };
         g.children_cpu.exited_threads.add(cpu);
         g.threads.retain(|x| *x != tid);
+        // The children this thread created: Linux's parent is the thread.
+        let children = g.children.clone();
+        let kids: Vec<Pid> = children
+            .into_iter()
+            .filter(|c| self.groups.get(c).is_some_and(|cg| cg.parent_thread == tid))
+            .collect();
+        let uid = self.groups[&tgid].cred.uid;
+        let g = self.groups.get_mut(&tgid).unwrap();
         if g.threads.is_empty() {
             self.group_died(tgid);
+        } else if let [last] = g.threads[..] {
+            // An exec waiting for the other threads to go goes on.
+            let execing = self.tasks.get(&last).is_some_and(|t| {
+                t.state == TaskState::Blocked
+                    && t.blocked_on.is_some_and(|(nr, _)| {
+                        nr == libc::SYS_execve as u64 || nr == libc::SYS_execveat as u64
+                    })
+            });
+            if execing {
+                self.task_mut(last).sys.woken = true;
+                super::waitq::wake(last);
+            }
+        }
+        self.parent_thread_exited(tgid, uid, &kids);
+    }
+
+    /// A thread of `tgid` (uid `uid`) exited: the children it created
+    /// (`kids`) go to another thread of its process (group_died gave them
+    /// to the reaper if none is left), and those that asked for
+    /// PR_SET_PDEATHSIG get their signal (Linux's forget_original_parent).
+    fn parent_thread_exited(&mut self, tgid: Pid, uid: u32, kids: &[Pid]) {
+        let heir = self
+            .groups
+            .get(&tgid)
+            .and_then(|g| g.threads.first().copied());
+        for &c in kids {
+            let Some(cg) = self.groups.get_mut(&c) else {
+                continue;
+            };
+            if let Some(h) = heir {
+                cg.parent_thread = h;
+            }
+            let sigs: Vec<i32> = cg
+                .threads
+                .iter()
+                .filter_map(|t| self.tasks.get(t))
+                .map(|t| t.pdeath_signal)
+                .filter(|s| *s != 0)
+                .collect();
+            for sig in sigs {
+                let info = SigInfo::user(sig, super::signal::SI_USER, tgid, uid);
+                let _ = self.send_group(c, info);
+            }
         }
     }
 
@@ -169,6 +230,7 @@ impl Kernel {
         for c in children {
             if let Some(cg) = self.groups.get_mut(&c) {
                 cg.parent = reaper;
+                cg.parent_thread = reaper;
             }
             if let Some(rg) = self.groups.get_mut(&reaper) {
                 rg.children.push(c);
@@ -243,17 +305,28 @@ impl Kernel {
             let _ = self.send_group(parent, info);
         }
         if auto_reap {
-            self.reap(tgid);
+            self.release(tgid, false);
         }
     }
 
-    /// Removes a zombie.
+    /// Removes a zombie a wait collected: its times and its waited-for
+    /// children's count as the parent's children's (RUSAGE_CHILDREN).
     pub fn reap(&mut self, child: Pid) {
+        self.release(child, true);
+    }
+
+    /// Removes a zombie; `waited`: its times go to the parent's children's
+    /// (an auto-reaped child's never do: getrusage(2) counts only the
+    /// children waited for).
+    fn release(&mut self, child: Pid, waited: bool) {
         super::pidfd::process_exited();
         if let Some(g) = self.groups.remove(&child)
             && let Some(pg) = self.groups.get_mut(&g.parent)
         {
             pg.children.retain(|c| *c != child);
+            if !waited {
+                return;
+            }
             pg.children_cpu
                 .reaped_children
                 .add(g.children_cpu.exited_threads);
@@ -275,7 +348,19 @@ impl Kernel {
                 let Some(g) = self.groups.get(c) else {
                     return false;
                 };
-                let all = opts & libc::__WALL != 0;
+                // A child this process traces is waited for whatever its
+                // exit signal (Linux 4.7's "assume __WALL if the child is
+                // traced"), also once dead.
+                let tracer = match self.tasks.get(c) {
+                    Some(t) => t.ptrace.as_ref().map(|p| p.tracer),
+                    None => g.leader_tracer,
+                };
+                let traced = tracer.and_then(|t| self.tasks.get(&t)).map(|t| t.tgid) == Some(tgid);
+                let all = opts & libc::__WALL != 0 || traced;
+                // __WNOTHREAD: only the children this thread created.
+                if opts & libc::__WNOTHREAD != 0 && g.parent_thread != tid {
+                    return false;
+                }
                 let clone_child = g.exit_signal != libc::SIGCHLD;
                 if !all && (clone_child != (opts & libc::__WCLONE != 0)) {
                     return false;

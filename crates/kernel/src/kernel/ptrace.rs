@@ -101,6 +101,17 @@ pub struct Tracee {
     pub exit_event_done: bool,
     /// PTRACE_LISTEN: stopped, but a SIGCONT re-traps it.
     pub listening: bool,
+    /// Resumed with PTRACE_SINGLESTEP: the task runs with the trap flag
+    /// and stops (SIGTRAP) after one instruction, or at the exit of the
+    /// syscall that instruction made.
+    pub step: bool,
+    /// The kernel set the trap flag for `step` (the task's own flags did
+    /// not have it): cleared again from the registers the task stops with.
+    pub forced_tf: bool,
+    /// A step went into the platform's code (a patched syscall site's
+    /// jump to its trampoline): it runs on without the trap flag to its
+    /// syscall stop, whose exit then reports the step.
+    pub step_paused: bool,
 }
 
 impl Tracee {
@@ -121,6 +132,9 @@ impl Tracee {
             pending_event: None,
             exit_event_done: false,
             listening: false,
+            step: false,
+            forced_tf: false,
+            step_paused: false,
         }
     }
 }
@@ -133,8 +147,18 @@ pub enum Resume {
     Syscall,
     /// PTRACE_SYSEMU: stop at the next syscall entry, skipping it.
     Sysemu,
+    /// PTRACE_SINGLESTEP: stop after one instruction.
+    Step,
     Detach,
 }
+
+/// The x86 trap flag: the CPU raises a debug trap after each instruction.
+pub const EFLAGS_TF: u64 = 0x100;
+/// si_code of a single-step trap (SIGTRAP).
+pub const TRAP_TRACE: i32 = 2;
+/// si_code of the SIGTRAP a single-stepped syscall instruction reports at
+/// the syscall's exit (x86's user_single_step_report).
+pub const TRAP_BRKPT: i32 = 1;
 
 /// A wait status for a stop with signal `sig` and ptrace event `event`.
 pub fn stop_status(sig: i32, event: i32) -> i32 {
@@ -249,6 +273,12 @@ impl Kernel {
             );
             return true;
         }
+        if tr.step {
+            // The stepped instruction was this syscall: Linux reports the
+            // step at the syscall's exit, before the next instruction.
+            self.force_fault(tid, libc::SIGTRAP, TRAP_BRKPT, 0);
+            return false;
+        }
         if !tr.syscall_stops {
             return false;
         }
@@ -353,6 +383,52 @@ impl Kernel {
         true
     }
 
+    /// The registers a task runs with: a single-stepped tracee's get the
+    /// trap flag (the platform returns to user mode with it, so the CPU
+    /// traps after one instruction: Linux's user_enable_single_step).
+    pub fn ptrace_user_regs(&mut self, tid: Tid) -> crate::arch::Regs {
+        let t = self.task_mut(tid);
+        let mut regs = t.regs;
+        if let Some(tr) = t.ptrace.as_mut().filter(|tr| tr.step && !tr.step_paused) {
+            tr.forced_tf = regs.eflags & EFLAGS_TF == 0;
+            regs.eflags |= EFLAGS_TF;
+        }
+        regs
+    }
+
+    /// A single-step trap of `tid` (just stopped) landed in a patched
+    /// syscall site's trampoline or in the platform's code above the
+    /// workload's addresses. Never reported there (the tracer would step
+    /// the stub): true when the task is to go on, without the trap flag,
+    /// to the syscall that site makes, whose exit reports the step (the
+    /// site's `mov` and `syscall` are then one step).
+    pub fn ptrace_step_into_platform(&mut self, tid: Tid) -> bool {
+        let rip = self.task(tid).regs.rip;
+        let table = self.task_mm(tid).borrow().usertrap;
+        let platform = rip >= crate::arch::USER_END || super::usertrap::in_table(table, rip);
+        match self.task_mut(tid).ptrace.as_mut() {
+            Some(tr) if tr.step && platform => {
+                tr.step_paused = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A task stopped in the kernel: the trap flag the kernel set for a
+    /// single step leaves its registers (a tracer, a signal frame, a fork
+    /// see the task's own flags).
+    pub fn ptrace_user_stopped(&mut self, tid: Tid) {
+        let t = self.task_mut(tid);
+        if let Some(tr) = t.ptrace.as_mut() {
+            tr.step_paused = false;
+            if tr.forced_tf {
+                tr.forced_tf = false;
+                t.regs.eflags &= !EFLAGS_TF;
+            }
+        }
+    }
+
     /// The tracer resumes a stopped tracee (PTRACE_CONT, PTRACE_SYSCALL,
     /// PTRACE_DETACH): `sig` is the signal to deliver (signal-delivery
     /// stop) or send (syscall stops); 0 for none.
@@ -370,6 +446,8 @@ impl Kernel {
         tr.report = None;
         tr.syscall_stops = how == Resume::Syscall;
         tr.sysemu = how == Resume::Sysemu;
+        tr.step = how == Resume::Step;
+        tr.step_paused = false;
         tr.listening = false;
         let siginfo = tr.siginfo.take();
         if kind == Some(StopKind::Group) {

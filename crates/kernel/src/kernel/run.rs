@@ -45,6 +45,10 @@ fn interrupt_errno(nr: u64, args: &[u64; 6]) -> Errno {
         libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork => {
             Errno::ERESTARTNOINTR
         }
+        // An exec waiting for its other threads' PTRACE_EVENT_EXIT stops
+        // only gives way to a fatal signal (Linux's de_thread): after a
+        // handler it goes on waiting.
+        libc::SYS_execve | libc::SYS_execveat => Errno::ERESTARTNOINTR,
         _ => Errno::ERESTARTSYS,
     }
 }
@@ -170,7 +174,9 @@ impl Kernel {
         t.regs = regs;
         t.state = TaskState::InKernel;
         let tgid = t.tgid;
-        let dying = t.exiting || self.groups[&tgid].group_exit.is_some();
+        let exiting = t.exiting;
+        self.ptrace_user_stopped(tid);
+        let dying = exiting || self.groups[&tgid].group_exit.is_some();
         if dying {
             // Killed (SIGKILL, its init gone) after this stop was collected:
             // the syscall must not run (a dying fork bomb would fork on).
@@ -197,6 +203,11 @@ impl Kernel {
                     self.resume(tid);
                 }
             },
+            Stop::Fault {
+                signo: libc::SIGTRAP,
+                code: super::ptrace::TRAP_TRACE,
+                ..
+            } if self.ptrace_step_into_platform(tid) => self.resume(tid),
             Stop::Fault { signo, code, addr } => {
                 self.force_fault(tid, signo, code, addr);
                 self.resume(tid);
@@ -253,6 +264,12 @@ impl Kernel {
                 // A vfork parent reports PTRACE_EVENT_VFORK before it
                 // sleeps until the child lets go.
                 self.ptrace_event_while_blocked(tid);
+                // A signal that came while this syscall's stop waited for
+                // the kernel found the task still running (its kick was
+                // lost): it interrupts the sleep now, as if sent after.
+                if self.task(tid).state == TaskState::Blocked && self.has_deliverable_signal(tid) {
+                    waitq::wake(tid);
+                }
                 return;
             }
             Err(Errno::ENORESUME) => return,
@@ -402,8 +419,9 @@ impl Kernel {
             break;
         }
         self.apply_restart(tid, None);
+        let regs = self.ptrace_user_regs(tid);
         let t = self.task_mut(tid);
-        let (host, regs) = (t.host, t.regs);
+        let host = t.host;
         t.state = TaskState::Running;
         if self.platform.set_regs(host, &regs).is_err() || self.platform.resume(host).is_err() {
             let tgid = self.task(tid).tgid;

@@ -100,6 +100,9 @@ pub struct Task {
     pub started: Instant,
     /// Set while another task traces this one.
     pub ptrace: Option<Box<super::ptrace::Tracee>>,
+    /// PR_SET_PDEATHSIG: sent to this task's process when the thread that
+    /// created it (its parent thread) exits; 0 for none.
+    pub pdeath_signal: i32,
 }
 
 pub struct ExitStatus {
@@ -110,6 +113,9 @@ pub struct ExitStatus {
 pub struct ThreadGroup {
     pub tgid: Pid,
     pub parent: Pid,
+    /// The thread of the parent that created it (Linux's real_parent is
+    /// a thread): __WNOTHREAD waits and PR_SET_PDEATHSIG go by it.
+    pub parent_thread: Tid,
     pub pgid: Pid,
     pub sid: Pid,
     pub threads: Vec<Tid>,

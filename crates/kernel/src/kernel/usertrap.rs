@@ -76,6 +76,13 @@ const XOR_TAIL: u64 = 36;
 /// prefix. A REX.W prefix before the old `3d` is still the site's own
 /// `cmp $-4096,%rax`, and `0f 3d` is undefined: so `site+4` stays safe
 /// while the patch is written.
+/// Whether `addr` lies in the trampoline table of `table` (a process's).
+pub fn in_table(table: Option<crate::mm::UsertrapTable>, addr: u64) -> bool {
+    table
+        .and_then(|t| t.at)
+        .is_some_and(|at| addr >= at && addr - at < TABLE_SIZE)
+}
+
 pub fn faulting_lead(b: u8) -> bool {
     matches!(
         b,

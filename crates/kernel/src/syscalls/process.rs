@@ -359,7 +359,15 @@ fn sys_wait4(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 
 fn sys_waitid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let opts = a[3] as i32;
-    if opts & (libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED) == 0 {
+    let known = libc::WNOHANG
+        | libc::WEXITED
+        | libc::WSTOPPED
+        | libc::WCONTINUED
+        | libc::WNOWAIT
+        | libc::__WNOTHREAD
+        | libc::__WCLONE
+        | libc::__WALL;
+    if opts & !known != 0 || opts & (libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED) == 0 {
         return Err(Errno::EINVAL);
     }
     let sel = match a[0] as u32 {
@@ -571,12 +579,17 @@ fn sys_prctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             k.task_mm(tid).borrow().write_bytes(a[1], &n)?;
             Ok(0)
         }
-        libc::PR_SET_PDEATHSIG
-        | libc::PR_SET_TIMERSLACK
-        | libc::PR_SET_THP_DISABLE
-        | libc::PR_MCE_KILL => Ok(0),
+        libc::PR_SET_PDEATHSIG => {
+            if a[1] > 64 {
+                return Err(Errno::EINVAL);
+            }
+            k.task_mut(tid).pdeath_signal = a[1] as i32;
+            Ok(0)
+        }
+        libc::PR_SET_TIMERSLACK | libc::PR_SET_THP_DISABLE | libc::PR_MCE_KILL => Ok(0),
         libc::PR_GET_PDEATHSIG => {
-            k.task_mm(tid).borrow().write_val(a[1], &0i32)?;
+            let sig = k.task(tid).pdeath_signal;
+            k.task_mm(tid).borrow().write_val(a[1], &sig)?;
             Ok(0)
         }
         libc::PR_GET_TIMERSLACK => Ok(50_000),

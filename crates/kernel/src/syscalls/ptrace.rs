@@ -17,7 +17,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         "ptrace",
         sys_ptrace,
         Status::Partial,
-        "between tasks of the sandbox; no PTRACE_SINGLESTEP, SYSEMU_SINGLESTEP, PEEKSIGINFO, hardware breakpoints (EIO)",
+        "between tasks of the sandbox; no SYSEMU_SINGLESTEP, PEEKSIGINFO, hardware breakpoints (EIO)",
     )]
 }
 
@@ -36,6 +36,7 @@ const GETFPREGS: u64 = 14;
 const SETFPREGS: u64 = 15;
 const ATTACH: u64 = 16;
 const DETACH: u64 = 17;
+const SINGLESTEP: u64 = 9;
 const SYSCALL: u64 = 24;
 const SYSEMU: u64 = 31;
 const SETOPTIONS: u64 = 0x4200;
@@ -90,12 +91,13 @@ fn sys_ptrace(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             Ok(0)
         }
         POKEUSR => poke_user(k, target, addr, data),
-        CONT | SYSCALL | DETACH | SYSEMU => {
+        CONT | SYSCALL | DETACH | SYSEMU | SINGLESTEP => {
             let sig = valid_sig(data)?;
             let how = match req {
                 CONT => Resume::Cont,
                 SYSCALL => Resume::Syscall,
                 SYSEMU => Resume::Sysemu,
+                SINGLESTEP => Resume::Step,
                 _ => Resume::Detach,
             };
             k.ptrace_resume(target, sig, how);
@@ -197,8 +199,8 @@ fn sys_ptrace(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             tr.report = None;
             Ok(0)
         }
-        // Single-stepping would need the host's trap flag on the
-        // platform's thread: not offered (see docs/security.md).
+        // SYSEMU_SINGLESTEP, PEEKSIGINFO, the hardware breakpoint
+        // requests: not offered.
         _ => Err(Errno::EIO),
     }
 }

@@ -224,7 +224,9 @@ std::arch::global_asm!(
     "jnz 9f",
     // A frame to enter the workload through, as if returning from a
     // handler: zeroed, user segments, this thread's altstack, no signal
-    // blocked, no FPU image (the host then starts from the init state).
+    // blocked, no FPU image (the host then starts from the init state,
+    // unless the kernel gives one: see the run path).
+    "atoll_systrap_new_frame:",
     "lea {area_size}(%r12), %rsp",
     "sub ${frame_size}, %rsp",
     "mov %rsp, %rdi",
@@ -397,7 +399,15 @@ std::arch::global_asm!(
     "jmp 20b",
     "25:",
     "test %r14d, %r14d",
-    "jnz atoll_systrap_pret_begin",
+    "jz 30f",
+    // Stopped on the patched path and to run with the trap flag (a
+    // single step): popf would trap on the stub's next instruction, iret
+    // traps after the workload's first one. So return through a new
+    // frame (the kernel gave the FPU image the patched path keeps live).
+    "testl $0x100, {slot_regs}+{r_eflags}(%r12)",
+    "jz atoll_systrap_pret_begin",
+    "jmp atoll_systrap_new_frame",
+    "30:",
     // Run: the slot's registers into the frame, then rt_sigreturn.
     "mov {slot_regs}+{r_r15}(%r12), %rax", "mov %rax, {uc_r15}(%r13)",
     "mov {slot_regs}+{r_r14}(%r12), %rax", "mov %rax, {uc_r14}(%r13)",
@@ -485,6 +495,7 @@ std::arch::global_asm!(
     "mov %gs:{slot_regs}+{r_fs_base}, %rax",
     "wrfsbase %rax",
     "pushq %gs:{slot_regs}+{r_eflags}",
+    "andq $-257, (%rsp)",           // never TF here (it goes by a frame)
     "popfq",
     "mov %gs:{slot_regs}+{r_r15}, %r15",
     "mov %gs:{slot_regs}+{r_r14}, %r14",

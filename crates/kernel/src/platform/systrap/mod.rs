@@ -43,6 +43,9 @@ use crate::arch::{PAGE_SIZE, Regs, TASK_SIZE_MAX, USER_END};
 use blob::BlobLayout;
 use layout::*;
 
+/// The x86 trap flag (single-stepping).
+const EFLAGS_TF: u64 = 0x100;
+
 fn errno() -> Error {
     Error::last_os_error()
 }
@@ -1210,6 +1213,13 @@ impl Platform for SystrapPlatform {
             .threads
             .get(&thread)
             .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
+        if t.regs.eflags & EFLAGS_TF != 0 && t.patched && t.fpu.is_none() {
+            // The trap flag returns through a signal frame (see the blob),
+            // which carries the FPU state still live in the thread.
+            let fpu = self.live_fpu(thread)?;
+            self.threads.get_mut(&thread).unwrap().fpu = Some(fpu);
+        }
+        let t = &self.threads[&thread];
         let slot = self.slot(t);
         let mut regs = t.regs;
         if regs.fs_base >= 1 << 47 {
