@@ -1200,3 +1200,75 @@ r.close()
         "the kernel spent {spent} ticks while the workload waited"
     );
 }
+
+/// A DNS answer to the query in `q` (its header and one question):
+/// `addr` for an A question, no answer for any other type.
+fn dns_answer(q: &[u8], addr: [u8; 4]) -> Option<Vec<u8>> {
+    if q.len() < 12 {
+        return None;
+    }
+    let mut end = 12;
+    while *q.get(end)? != 0 {
+        end += 1 + q[end] as usize;
+    }
+    let qtype = u16::from_be_bytes([*q.get(end + 1)?, *q.get(end + 2)?]);
+    let question = q.get(12..end + 5)?;
+    let is_a = qtype == 1;
+    let mut r = Vec::new();
+    r.extend_from_slice(&q[..2]); // id
+    r.extend_from_slice(&[0x81, 0x80, 0, 1, 0, is_a as u8, 0, 0, 0, 0]);
+    r.extend_from_slice(question);
+    if is_a {
+        // The question's name (pointer), A, IN, TTL 60, 4 bytes.
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        r.extend_from_slice(&addr);
+    }
+    Some(r)
+}
+
+/// A UDP DNS query from the sandbox's stack to a resolver on the host's
+/// end of the veth (issue 16's tests): busybox's nslookup resolves a
+/// name through a server on port 53 there.
+#[test]
+fn a_dns_query_reaches_a_resolver_on_the_host() {
+    let v = Veth::new();
+    let udp = std::net::UdpSocket::bind((v.host4.as_str(), 53)).unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let resolver = std::thread::spawn(move || {
+        let mut asked = Vec::new();
+        let mut b = [0u8; 512];
+        // nslookup asks for A and AAAA; stop at the first quiet second
+        // after an answer.
+        while let Ok((n, from)) = udp.recv_from(&mut b) {
+            if let Some(r) = dns_answer(&b[..n], [192, 0, 2, 7]) {
+                udp.send_to(&r, from).unwrap();
+                asked.push(n);
+            }
+            udp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        }
+        asked.len()
+    });
+    let a = atoll();
+    let netns = v.netns_path();
+    let b = busybox()
+        .annotation("dev.atoll.network", "sandbox")
+        .args(&["/bin/nslookup", "atoll-test.example", &v.host4])
+        .modify(|spec| {
+            let mut l = spec.linux().clone().unwrap();
+            let mut list = l.namespaces().clone().unwrap_or_default();
+            for ns in &mut list {
+                if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                    ns.set_path(Some(netns.clone()));
+                }
+            }
+            l.set_namespaces(Some(list));
+            spec.set_linux(Some(l));
+        })
+        .build();
+    let out = run_at(&a, "userspace", &b, "dns");
+    let queries = resolver.join().unwrap();
+    out.ok();
+    assert!(queries >= 1, "{out:#?}");
+    assert!(out.stdout.contains("atoll-test.example"), "{out:#?}");
+    assert!(out.stdout.contains("192.0.2.7"), "{out:#?}");
+}
