@@ -38,7 +38,8 @@ pub struct Cli {
     pub platform: Option<String>,
     /// Userspace level network: sandbox (the kernel's own TCP/IP stack on
     /// the interfaces of the container's network namespace, which it takes
-    /// over) or host (the kernel's host sockets in that namespace)
+    /// over) or host, also named host-stack (the kernel's host sockets in
+    /// that namespace)
     /// (default: annotation dev.atoll.network; host for a container sharing
     /// the node's network namespace; config file; sandbox)
     #[arg(long, global = true, env = "ATOLL_NETWORK")]

@@ -59,12 +59,15 @@ pub fn asked_network(flag: Option<&str>, annotation: Option<&str>) -> Result<Opt
     Ok(None)
 }
 
+/// `host-stack` is another name of `host` (what issue 16 and gVisor's
+/// docs call today's mode: the host's TCP/IP stack).
 fn check_network(v: &str, from: &str) -> Result<String> {
+    let v = if v == "host-stack" { "host" } else { v };
     if NETWORKS.contains(&v) {
         Ok(v.to_string())
     } else {
         Err(anyhow!(
-            "{from}: unknown network {v:?} (expected host or sandbox)"
+            "{from}: unknown network {v:?} (expected sandbox, host or host-stack)"
         ))
     }
 }
@@ -216,6 +219,8 @@ mod tests {
         let asked = |f, a| asked_network(f, a).unwrap();
         assert_eq!(asked(Some("sandbox"), Some("host")), Some("sandbox".into()));
         assert_eq!(asked(None, Some("host")), Some("host".into()));
+        assert_eq!(asked(Some("host-stack"), None), Some("host".into()));
+        assert_eq!(asked(None, Some("host-stack")), Some("host".into()));
         assert_eq!(asked(None, None), None);
         assert_eq!(
             select_network(Some("host".into()), true, Some("sandbox")).unwrap(),
