@@ -425,14 +425,18 @@ fn cpu_time_interval_timers_behave_as_linux() {
     );
 }
 
-/// Edge-triggered epoll on host TCP sockets (the default network mode):
-/// one event per wakeup of the socket, never one for a socket that just
-/// stays writable (CPython's test_epoll), and no lost edge when data
-/// arrives after the workload read up to EAGAIN, before its first wait
-/// on the socket or between two waits.
+/// Edge-triggered epoll on host TCP sockets (`--network host`): one event
+/// per wakeup of the socket, never one for a socket that just stays
+/// writable (CPython's test_epoll), and no lost edge when data arrives
+/// after the workload read up to EAGAIN, before its first wait on the
+/// socket or between two waits. (The sandbox stack, the default, reports
+/// some wakeups Linux does not: docs/compatibility.md.)
 #[test]
 fn edge_triggered_epoll_on_host_sockets_behaves_as_linux() {
-    let (native, user) = both_levels("compat_epoll_et");
+    let (native, user) = both_levels_with(
+        "compat_epoll_et",
+        busybox().annotation("dev.atoll.network", "host"),
+    );
     assert_same(
         "compat_epoll_et",
         &native,
