@@ -655,3 +655,29 @@ fn ptrace_single_step_exec_and_exit_stops_behave_as_linux() {
         ],
     );
 }
+
+/// Files the workload holds without opening them through the host (an
+/// open FIFO) keep their attributes after their names are removed or
+/// replaced, as Linux: with direct file access a walked file is named by
+/// its directory and name until something pins it (the kernel does before
+/// it unlinks or renames a held file).
+#[test]
+fn held_files_keep_their_attributes_after_their_names_go() {
+    let a = atoll();
+    let b = busybox()
+        .sh("mkfifo /held-p && exec 3<>/held-p && rm /held-p && \
+             echo \"removed: $(stat -L -c '%F %h' /proc/self/fd/3)\"; \
+             mkfifo /held-q && exec 4<>/held-q && echo y > /held-r && mv /held-r /held-q && \
+             echo \"replaced: $(stat -L -c '%F %h' /proc/self/fd/4)\"; rm -f /held-q; \
+             echo x > /held-a && ln /held-a /held-b && stat -c %h /held-a >/dev/null && rm /held-a && \
+             echo \"link: $(stat -c %h /held-b)\"; rm -f /held-b")
+        .build();
+    let native = run_at(&a, "native", &b, "held-n");
+    let user = run_at(&a, "userspace", &b, "held-u");
+    native.ok();
+    user.ok();
+    for want in ["removed: fifo 0", "replaced: fifo 0", "link: 1"] {
+        assert!(native.stdout.contains(want), "native: {native:#?}");
+    }
+    assert_eq!(native.stdout, user.stdout, "{user:#?}");
+}

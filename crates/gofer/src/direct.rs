@@ -287,6 +287,12 @@ impl FileService for DirectFiles {
         Ok((self.add(Some(fd), d, n, &st), st))
     }
 
+    fn pin(&self, fid: Fid) {
+        // Best effort: a name already changed from outside stays unpinned
+        // (its stat then says ESTALE).
+        let _ = self.fd(fid);
+    }
+
     fn release(&self, fid: Fid) {
         if fid != ROOT_FID {
             self.nodes.borrow_mut().remove(&fid);
@@ -514,10 +520,21 @@ impl FileService for DirectFiles {
                 if errno() != libc::ENOSYS {
                     return Err(errno());
                 }
-                // Before Linux 6.6: the name in its parent (not a symlink,
-                // checked above; a swap since then changes a mode within
-                // the same tree only).
+                // Before Linux 6.6: the name in its parent, which fchmodat
+                // follows if it is a symlink. It must still name the
+                // inode itself: the kernel is one thread, so nothing of
+                // the workload can swap it between this check and the
+                // call (a file unlinked and replaced by a symlink while
+                // held open would otherwise let its owner chmod the
+                // symlink's target).
                 let (dir, name) = self.parent_of(fid)?;
+                let now = fstat_name(dir.as_raw_fd(), &name)?;
+                let id = self.nodes.borrow().get(&fid).map(|n| n.id);
+                if now.st_mode & libc::S_IFMT == libc::S_IFLNK
+                    || Some((now.st_dev, now.st_ino)) != id
+                {
+                    return Err(libc::ESTALE);
+                }
                 cvt(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode & 0o7777, 0) })?;
             }
         }
@@ -730,5 +747,19 @@ mod tests {
         std::fs::rename(dir.path().join("f"), dir.path().join("w")).unwrap();
         let st = s.stat(w).unwrap();
         assert_eq!((st.st_ino, st.st_nlink), (wst.st_ino, 0));
+    }
+
+    #[test]
+    fn a_pinned_file_keeps_its_attributes_after_its_name_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "one").unwrap();
+        let s = DirectFiles::new(open_dir(dir.path())).unwrap();
+        let (f, st) = s.walk(ROOT_FID, b"f").unwrap();
+        assert!(!holds_fd(&s, f));
+        s.pin(f);
+        assert!(holds_fd(&s, f));
+        s.unlink(ROOT_FID, b"f", 0).unwrap();
+        let now = s.stat(f).unwrap();
+        assert_eq!((now.st_ino, now.st_nlink), (st.st_ino, 0));
     }
 }

@@ -79,6 +79,11 @@ pub trait FileService {
     fn setattr(&self, fid: Fid, a: &SetAttr) -> GResult<()>;
     fn readdir(&self, fid: Fid) -> GResult<Vec<Dirent>>;
     fn statfs(&self, fid: Fid) -> GResult<libc::statfs>;
+    /// `fid` is about to lose its name (the kernel unlinks or renames it)
+    /// while something still holds it: a service that names files by their
+    /// directory and name (directfs's files that were only walked) gives
+    /// it a descriptor of its own now, so its attributes stay reachable.
+    fn pin(&self, _fid: Fid) {}
     /// Whether `name` in `dir` still names the object `id` (device,
     /// inode) a cached walk found. A service that cannot tell cheaply
     /// answers yes (the gofer: its tree is the container's own).

@@ -158,12 +158,34 @@ impl HostFs {
         }
         let (fid, st) = self.retry_with_fds(|| self.svc.walk(dir, name))?;
         let inode = self.inode(fid, &st);
-        self.cache.borrow_mut().insert(key, inode.clone());
+        let evicted = self.cache.borrow_mut().insert(key, inode.clone());
+        // An evicted walk still held elsewhere (an open FIFO, an O_PATH
+        // descriptor) can no longer be pinned when its name goes (see
+        // `forget_pinned`): pin it now. Opened files already hold their
+        // descriptor, so this costs host calls only for such rare holders.
+        for i in evicted {
+            if Rc::strong_count(&i) > 1 {
+                self.svc.pin(i.fid);
+            }
+        }
         Ok(inode)
     }
 
     fn forget(&self, dir: Fid, name: &[u8]) {
         self.cache.borrow_mut().remove(&(dir, name.to_vec()));
+    }
+
+    /// As `forget`, before the kernel removes or replaces the name: an
+    /// inode still held elsewhere (an open FIFO, an O_PATH descriptor, the
+    /// syscall's own victim) is pinned first, so its attributes stay
+    /// reachable once the name is gone (`FileService::pin`).
+    fn forget_pinned(&self, dir: Fid, name: &[u8]) {
+        let gone = self.cache.borrow_mut().remove(&(dir, name.to_vec()));
+        if let Some(i) = gone
+            && Rc::strong_count(&i) > 1
+        {
+            self.svc.pin(i.fid);
+        }
     }
 }
 
@@ -297,7 +319,7 @@ impl Inode for HostInode {
         self.fs.svc.link(t.fid, self.fid, name).map_err(gerr)
     }
     fn unlink(&self, _k: &Kernel, name: &[u8]) -> SysResult<()> {
-        self.fs.forget(self.fid, name);
+        self.fs.forget_pinned(self.fid, name);
         self.fs.svc.unlink(self.fid, name, 0).map_err(gerr)
     }
     fn rmdir(&self, _k: &Kernel, name: &[u8]) -> SysResult<()> {
@@ -322,8 +344,8 @@ impl Inode for HostInode {
         if !Rc::ptr_eq(&nd.fs, &self.fs) {
             return Err(Errno::EXDEV);
         }
-        self.fs.forget(self.fid, old);
-        self.fs.forget(nd.fid, new);
+        self.fs.forget_pinned(self.fid, old);
+        self.fs.forget_pinned(nd.fid, new);
         self.fs
             .svc
             .rename(self.fid, old, nd.fid, new, flags)

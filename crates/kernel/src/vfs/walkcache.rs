@@ -35,21 +35,30 @@ impl<K: Hash + Eq, V: Clone> WalkCache<K, V> {
             return Some(v.clone());
         }
         let (k, v) = self.old.remove_entry(key)?;
-        self.insert(k, v.clone());
+        // What this evicts goes with it: its users found it just now or
+        // hold their own references.
+        drop(self.insert(k, v.clone()));
         Some(v)
     }
 
-    pub fn insert(&mut self, key: K, value: V) {
+    /// Adds `key`; returns the entries this evicted (the old generation,
+    /// when the young one was full).
+    pub fn insert(&mut self, key: K, value: V) -> Vec<V> {
+        let mut evicted = Vec::new();
         if self.young.len() >= self.cap / 2 {
-            self.old = std::mem::take(&mut self.young);
+            let old = std::mem::replace(&mut self.old, std::mem::take(&mut self.young));
+            evicted = old.into_values().collect();
         }
         self.old.remove(&key);
         self.young.insert(key, value);
+        evicted
     }
 
-    pub fn remove(&mut self, key: &K) {
-        self.young.remove(key);
-        self.old.remove(key);
+    /// Removes the entry for `key`, returning it.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let young = self.young.remove(key);
+        let old = self.old.remove(key);
+        young.or(old)
     }
 
     pub fn len(&self) -> usize {
@@ -82,10 +91,12 @@ mod tests {
     #[test]
     fn it_never_holds_more_than_its_capacity() {
         let mut c = WalkCache::new(10);
+        let mut evicted = 0;
         for i in 0..1000 {
-            c.insert(i, ());
+            evicted += c.insert(i, ()).len();
             assert!(c.len() <= 10, "{} entries after {i}", c.len());
         }
+        assert_eq!(evicted + c.len(), 1000);
         // The most recent entries are the ones kept.
         assert!(c.get(&999).is_some());
         assert!(c.get(&0).is_none());
