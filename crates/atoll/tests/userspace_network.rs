@@ -1249,22 +1249,15 @@ fn a_dns_query_reaches_a_resolver_on_the_host() {
         asked.len()
     });
     let a = atoll();
-    let netns = v.netns_path();
-    let b = busybox()
-        .annotation("dev.atoll.network", "sandbox")
-        .args(&["/bin/nslookup", "atoll-test.example", &v.host4])
-        .modify(|spec| {
-            let mut l = spec.linux().clone().unwrap();
-            let mut list = l.namespaces().clone().unwrap_or_default();
-            for ns in &mut list {
-                if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
-                    ns.set_path(Some(netns.clone()));
-                }
-            }
-            l.set_namespaces(Some(list));
-            spec.set_linux(Some(l));
-        })
-        .build();
+    let b = in_netns(
+        busybox().annotation("dev.atoll.network", "sandbox").args(&[
+            "/bin/nslookup",
+            "atoll-test.example",
+            &v.host4,
+        ]),
+        v.netns_path(),
+    )
+    .build();
     let out = run_at(&a, "userspace", &b, "dns");
     let queries = resolver.join().unwrap();
     out.ok();
