@@ -34,6 +34,17 @@ pub struct HostFs {
     /// The fid of this file system's root (the service's root, or a
     /// directory walked to for a bind mount).
     root_fid: Fid,
+    /// Root inodes handed out (`root`) and still alive: a mount holds
+    /// one. Cached inodes hold their file system and the cache holds
+    /// them, so the pair would keep each other (and every cached walk's
+    /// host descriptor or gofer fid) until the sandbox ends; a pod's
+    /// member containers come and go, each with its rootfs and bind
+    /// mounts. When the last root inode goes (the mount is gone and no
+    /// process has its root as working directory or open file), the cache
+    /// is dropped and no longer filled: inodes still held (a working
+    /// directory below the old mount point, an open file) go on working,
+    /// uncached, and the file system goes with the last of them.
+    roots: Cell<usize>,
 }
 
 /// (directory fid, name) → the inode the walk found.
@@ -75,10 +86,15 @@ pub struct HostInode {
     /// Stat from the last walk or stat: mode and ownership for path-walk
     /// permission checks.
     st: Cell<libc::stat>,
+    /// Handed out by `HostFs::root` (counted in `HostFs::roots`).
+    mount_root: bool,
 }
 
 impl Drop for HostInode {
     fn drop(&mut self) {
+        if self.mount_root {
+            self.fs.unmounted();
+        }
         // A file system's root fid lives as long as the file system.
         if self.fid != self.fs.root_fid {
             self.fs.svc.release(self.fid);
@@ -108,13 +124,21 @@ impl HostFs {
             cache: RefCell::new(WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed))),
             revalidate,
             root_fid,
+            roots: Cell::new(0),
         })
     }
 
+    /// The root inode, for a mount: while one is alive, walks are cached.
     pub fn root(self: &Rc<Self>) -> SysResult<Rc<dyn Inode>> {
         let fid = self.root_fid;
         let st = self.svc.stat(fid).map_err(gerr)?;
-        Ok(self.inode(fid, &st))
+        let mut root = self.inode(fid, &st);
+        // Fresh, so the only reference.
+        if let Some(r) = Rc::get_mut(&mut root) {
+            r.mount_root = true;
+            self.roots.set(self.roots.get() + 1);
+        }
+        Ok(root)
     }
 
     fn inode(self: &Rc<Self>, fid: Fid, st: &libc::stat) -> Rc<HostInode> {
@@ -124,7 +148,18 @@ impl HostFs {
             id: (st.st_dev, st.st_ino),
             kind: FileType::from_mode(st.st_mode),
             st: Cell::new(*st),
+            mount_root: false,
         })
+    }
+
+    /// The last root inode is gone: drop the cached walks (outside the
+    /// borrow: dropping them releases their fids).
+    fn unmounted(&self) {
+        self.roots.set(self.roots.get() - 1);
+        if self.roots.get() == 0 {
+            let cached = std::mem::replace(&mut *self.cache.borrow_mut(), WalkCache::new(0));
+            drop(cached);
+        }
     }
 
     /// `op`, again after dropping this file system's walk cache if the
@@ -158,6 +193,9 @@ impl HostFs {
         }
         let (fid, st) = self.retry_with_fds(|| self.svc.walk(dir, name))?;
         let inode = self.inode(fid, &st);
+        if self.roots.get() == 0 {
+            return Ok(inode);
+        }
         let evicted = self.cache.borrow_mut().insert(key, inode.clone());
         // An evicted walk still held elsewhere (an open FIFO, an O_PATH
         // descriptor) can no longer be pinned when its name goes (see
@@ -653,6 +691,7 @@ mod tests {
                 };
                 assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
                 let fs = HostFs::new(svc.clone());
+                let _mounted = fs.root().unwrap();
                 let root_fid = svc.root();
                 let mut held = Vec::new();
                 for i in 0..200 {
@@ -662,6 +701,7 @@ mod tests {
                     held.clear();
                 }
                 assert!(fs.cache.borrow().len() < 64);
+                assert!(!fs.cache.borrow().is_empty());
             })
             .is_ok();
             // SAFETY: leave the forked child without running destructors.
@@ -675,5 +715,48 @@ mod tests {
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
             "child failed: {status:#x}"
         );
+    }
+
+    /// A file system whose mount is gone is freed with its cached walks
+    /// and their host descriptors (a pod's member containers come and go):
+    /// the cache and its inodes no longer keep each other alive.
+    #[test]
+    fn an_unmounted_file_system_releases_its_cached_walks() {
+        let dir = std::env::temp_dir().join(format!("atoll-unmount-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        std::fs::write(dir.join("a/f"), b"x").unwrap();
+        let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: open of a path we made.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+        assert!(fd >= 0);
+        // SAFETY: a descriptor we just opened and own.
+        let root_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let svc: Rc<dyn FileService> =
+            Rc::new(atoll_gofer::direct::DirectFiles::new(root_fd).unwrap());
+        let fs = HostFs::new(svc.clone());
+        let weak = Rc::downgrade(&fs);
+        let root = fs.root().unwrap();
+        let a = fs.walk_cached(svc.root(), b"a").unwrap();
+        fs.walk_cached(a.fid, b"b").unwrap();
+        fs.walk_cached(a.fid, b"f").unwrap();
+        assert_eq!(fs.cache.borrow().len(), 3);
+        drop(fs);
+        // A directory still held (a working directory below the mount)
+        // outlives the mount and still walks, uncached.
+        drop(root);
+        assert!(weak.upgrade().is_some());
+        assert!(weak.upgrade().unwrap().cache.borrow().is_empty());
+        let f = a.fs.walk_cached(a.fid, b"f").unwrap();
+        assert_eq!(f.kind, FileType::Regular);
+        assert!(a.fs.cache.borrow().is_empty());
+        drop(f);
+        drop(a);
+        assert!(
+            weak.upgrade().is_none(),
+            "the file system outlived its mount"
+        );
+        // Every descriptor of the service is closed with it.
+        assert_eq!(Rc::strong_count(&svc), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
