@@ -181,15 +181,21 @@ impl DirectFiles {
     /// Opens the object `fid` names for I/O with `flags`, checking it is
     /// still the inode the walk found.
     fn reopen(&self, fid: Fid, flags: i32) -> GResult<OwnedFd> {
-        let (fd, parent, id) = {
+        let (fd, parent, id, mode) = {
             let nodes = self.nodes.borrow();
             let n = nodes.get(&fid).ok_or(libc::EBADF)?;
-            (n.fd.clone(), n.parent.clone(), n.id)
+            (n.fd.clone(), n.parent.clone(), n.id, n.mode)
         };
+        let is_dir = mode & libc::S_IFMT == libc::S_IFDIR;
         let f = match parent {
-            Some((dir, name)) => openat(dir.as_raw_fd(), &name, flags, 0)?,
+            // A directory: itself, through "." of the descriptor it holds,
+            // not by its name, which a rename may have given to something
+            // else.
+            Some((dir, name)) if !is_dir || fd.is_none() => {
+                openat(dir.as_raw_fd(), &name, flags, 0)?
+            }
             // A root: itself, through ".".
-            None => openat(
+            _ => openat(
                 fd.ok_or(libc::EBADF)?.as_raw_fd(),
                 &CString::new(".").unwrap(),
                 flags,
@@ -640,6 +646,22 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert!(names.contains(&b"d".to_vec()) && names.contains(&b"abs".to_vec()));
+    }
+
+    /// A directory renamed after its walk (by the workload: its fid lives
+    /// on in the kernel's open descriptors and working directories) is
+    /// still listed as itself, not as whatever now has its old name.
+    #[test]
+    fn a_renamed_directory_is_still_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/inside"), "").unwrap();
+        let s = DirectFiles::new(open_dir(dir.path())).unwrap();
+        let (a, _) = s.walk(ROOT_FID, b"a").unwrap();
+        s.rename(ROOT_FID, b"a", ROOT_FID, b"b", 0).unwrap();
+        s.mkdir(ROOT_FID, b"a", 0o755, u32::MAX, u32::MAX).unwrap();
+        let names: Vec<_> = s.readdir(a).unwrap().into_iter().map(|e| e.name).collect();
+        assert!(names.contains(&b"inside".to_vec()), "{names:?}");
     }
 
     #[test]
