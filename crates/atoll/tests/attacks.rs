@@ -1288,6 +1288,10 @@ fn systrap_remap(ctx: &Ctx, level: Level) -> Outcome {
     run_simple(ctx, level, "systrap_remap", ctx.bundle()).outcome(vec![])
 }
 
+fn lazy_maps(ctx: &Ctx, level: Level) -> Outcome {
+    run_simple(ctx, level, "lazy_maps", ctx.bundle()).outcome(vec![])
+}
+
 fn shared_pages(ctx: &Ctx, level: Level) -> Outcome {
     run_simple(ctx, level, "shared_pages", ctx.bundle()).outcome(vec![])
 }
@@ -1566,6 +1570,12 @@ const ATTACKS: &[Attack] = &[
         name: "systrap_remap",
         what: "munmap, mmap over, mremap, mprotect and madvise the systrap stub's code and thread pages",
         run: systrap_remap,
+        expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "lazy_maps",
+        what: "get more than the kernel's view of the address space from mappings the systrap platform keeps back until first touched: access to pages made PROT_NONE, read-only or unmapped before their first touch; another process's pages in fresh memory, read while threads map, map over and unmap it",
+        run: lazy_maps,
         expect: [Harmless, Blocked],
     },
     Attack {

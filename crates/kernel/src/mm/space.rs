@@ -451,7 +451,17 @@ impl AddressSpace {
         if mapped < len && !fresh {
             ops.insert(0, MapOp::Unmap { addr, len });
         }
-        self.apply(p, &ops)?;
+        if fresh {
+            // Nothing of the host's there yet: the platform may map it
+            // when first touched (one round trip for a library's
+            // segments, protections and first page instead of several).
+            if !ops.is_empty() {
+                p.apply_fresh(self.space, &ops)
+                    .map_err(|e| Errno::from_io(&e))?;
+            }
+        } else {
+            self.apply(p, &ops)?;
+        }
         self.remove_range(addr, addr + len);
         self.vmas.insert(addr, v);
         Ok(addr)
@@ -609,6 +619,9 @@ impl AddressSpace {
         // leave the host and come back on their next touch with the new
         // protection (clean pages of host files without PROT_WRITE).
         let mut ops = Vec::new();
+        // Whether every operation opens a range no access could reach on
+        // the host (PROT_NONE, mapped or not there).
+        let mut opening = true;
         for (_, v) in self.vmas.range_mut(addr..end) {
             let was = std::mem::replace(&mut v.prot, prot);
             match &v.backing {
@@ -618,6 +631,7 @@ impl AddressSpace {
                     ops.extend(Self::present_ops(v, v.start, v.end)?);
                 }
                 Backing::Chunk { .. } => {
+                    opening = false;
                     let e = v.start + v.in_file_len();
                     if e > v.start {
                         ops.push(MapOp::Protect {
@@ -628,6 +642,7 @@ impl AddressSpace {
                     }
                 }
                 Backing::File { .. } => {
+                    opening = false;
                     ops.push(MapOp::Unmap {
                         addr: v.start,
                         len: v.end - v.start,
@@ -636,7 +651,17 @@ impl AddressSpace {
                 }
             }
         }
-        p.apply(self.space, &ops).map_err(|e| Errno::from_io(&e))?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if opening {
+            // Until these are made, every access there faults on the host
+            // as it did before: the platform may defer them (see `map`).
+            p.apply_fresh(self.space, &ops)
+                .map_err(|e| Errno::from_io(&e))?;
+        } else {
+            p.apply(self.space, &ops).map_err(|e| Errno::from_io(&e))?;
+        }
         Ok(())
     }
 
@@ -1017,12 +1042,12 @@ impl AddressSpace {
             child.vmas.insert(nv.start, nv);
         }
         child.heap = heap_copy;
-        if !ops.is_empty() {
-            let res = p.apply(child.space, &ops)?;
-            if let Some(bad) = res.iter().find(|r| **r < 0) {
-                p.drop_space(child.space);
-                return Err(std::io::Error::from_raw_os_error(-*bad as i32));
-            }
+        // A new space: nothing of it is mapped on the host yet.
+        if !ops.is_empty()
+            && let Err(e) = p.apply_fresh(child.space, &ops)
+        {
+            p.drop_space(child.space);
+            return Err(e);
         }
         Ok(child)
     }

@@ -111,6 +111,19 @@ pub trait Platform {
     fn drop_space(&mut self, space: SpaceId);
     /// Applies mapping operations; returns each operation's result (0 or -errno).
     fn apply(&mut self, space: SpaceId, ops: &[MapOp]) -> std::io::Result<Vec<i64>>;
+    /// As [`Platform::apply`], for operations inside ranges where the
+    /// space has nothing mapped yet (a new mapping, a new process's
+    /// image): no workload access there can see an old mapping, so the
+    /// platform may make them later, before the first access (a fault) or
+    /// the next change that needs them. A deferred operation that then
+    /// fails ends the space's threads (as [`Stop::Gone`]).
+    fn apply_fresh(&mut self, space: SpaceId, ops: &[MapOp]) -> std::io::Result<()> {
+        let res = self.apply(space, ops)?;
+        match res.iter().find(|r| **r < 0) {
+            Some(bad) => Err(std::io::Error::from_raw_os_error(-*bad as i32)),
+            None => Ok(()),
+        }
+    }
     /// A new thread in `space`, stopped, ready for registers.
     fn new_thread(&mut self, space: SpaceId) -> std::io::Result<ThreadId>;
     /// Ends a stopped thread.
@@ -211,6 +224,9 @@ impl Platform for AnyPlatform {
     }
     fn apply(&mut self, space: SpaceId, ops: &[MapOp]) -> std::io::Result<Vec<i64>> {
         each!(self, p => p.apply(space, ops))
+    }
+    fn apply_fresh(&mut self, space: SpaceId, ops: &[MapOp]) -> std::io::Result<()> {
+        each!(self, p => p.apply_fresh(space, ops))
     }
     fn new_thread(&mut self, space: SpaceId) -> std::io::Result<ThreadId> {
         each!(self, p => p.new_thread(space))

@@ -30,7 +30,7 @@ pub mod blob;
 pub mod filter;
 pub mod layout;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Error, Result};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
@@ -71,6 +71,169 @@ struct Space {
     areas: Vec<(u64, u64)>,
     /// Areas of ended threads: index into `areas`, the old host tid.
     free_areas: Vec<(usize, i32)>,
+    /// Mapping changes the stub has not made yet (see `Deferred`).
+    deferred: Deferred,
+    /// How many times kept-back changes were made (see `poll_stop`).
+    flushes: u64,
+}
+
+/// Mapping changes of a space kept back until they are needed.
+///
+/// Every change reaches a stub through its control thread, a round trip
+/// that costs two wake-ups (~20 µs each across this host's vCPUs), and a
+/// program's start makes dozens: the dynamic loader maps each library,
+/// maps its segments over that, then protects parts; malloc and the heap
+/// grow by fresh mappings. Changes inside ranges where no access can
+/// succeed on the host (nothing mapped there, or PROT_NONE: see
+/// `Platform::apply_fresh`), and later changes inside those same ranges,
+/// are kept here instead, as the state the ranges must end in, and made
+/// in one call: when a thread of the space faults (any access to them
+/// faults on the host until then), when a change outside them comes, and
+/// before a new thread starts.
+///
+/// Security: nothing changes for the workload. Until the call the host
+/// maps less than the kernel's view, never more, so an access that should
+/// fail still fails. What is kept is the end state, not the sequence of
+/// changes: memory-file pages that a later change replaced or unmapped
+/// (and the kernel may have freed and given to another process since)
+/// are never mapped, not even for the instant between two changes.
+#[derive(Default, Clone)]
+struct Deferred {
+    /// start → (end, what the host must have there), disjoint.
+    ranges: BTreeMap<u64, (u64, Target)>,
+}
+
+/// The state a kept-back range must end in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Target {
+    /// The memory file from `offset` (at the range's start), `prot`.
+    Map { prot: i32, offset: u64 },
+    /// Nothing.
+    Unmap,
+}
+
+/// Most ranges kept back per space (a control call's worth).
+const DEFERRED_MAX: usize = CTL_CAP as usize;
+
+impl Deferred {
+    fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Whether kept-back ranges cover [start, end) without a gap; with
+    /// `mapped`, ranges that end mapped.
+    fn covers(&self, start: u64, end: u64, mapped: bool) -> bool {
+        let mut pos = start;
+        for (&s, &(e, t)) in self.ranges.range(..end) {
+            if e <= pos {
+                continue;
+            }
+            if s > pos || (mapped && t == Target::Unmap) {
+                return false;
+            }
+            pos = e;
+            if pos >= end {
+                return true;
+            }
+        }
+        pos >= end
+    }
+
+    /// Splits the range containing `at` (if any) so that one starts there.
+    fn split_at(&mut self, at: u64) {
+        let Some((&s, &(e, t))) = self.ranges.range(..at).next_back() else {
+            return;
+        };
+        if e <= at {
+            return;
+        }
+        let tail = match t {
+            Target::Map { prot, offset } => Target::Map {
+                prot,
+                offset: offset + (at - s),
+            },
+            Target::Unmap => Target::Unmap,
+        };
+        self.ranges.insert(s, (at, t));
+        self.ranges.insert(at, (e, tail));
+    }
+
+    /// [start, end) ends as `t`, whatever was kept for it before.
+    fn set(&mut self, start: u64, end: u64, t: Target) {
+        self.split_at(start);
+        self.split_at(end);
+        let inside: Vec<u64> = self.ranges.range(start..end).map(|(s, _)| *s).collect();
+        for s in inside {
+            self.ranges.remove(&s);
+        }
+        self.ranges.insert(start, (end, t));
+    }
+
+    /// [start, end), kept mapped, ends with protection `prot`.
+    fn protect(&mut self, start: u64, end: u64, prot: i32) {
+        self.split_at(start);
+        self.split_at(end);
+        for (_, (_, t)) in self.ranges.range_mut(start..end) {
+            if let Target::Map { prot: p, .. } = t {
+                *p = prot;
+            }
+        }
+    }
+
+    /// Adds `op`, if it may wait: `fresh` (the host gives no access in
+    /// its range) or inside ranges already kept. False leaves `self` in a
+    /// state to be dropped.
+    fn add(&mut self, op: &MapOp, fresh: bool) -> bool {
+        let (s, e) = op_range(op);
+        match *op {
+            MapOp::Map { prot, offset, .. } if fresh || self.covers(s, e, false) => {
+                self.set(s, e, Target::Map { prot, offset });
+            }
+            MapOp::Unmap { .. } if fresh || self.covers(s, e, false) => {
+                self.set(s, e, Target::Unmap);
+            }
+            // A protection change applies to what is kept mapped there.
+            MapOp::Protect { prot, .. } if self.covers(s, e, true) => {
+                self.protect(s, e, prot);
+            }
+            _ => return false,
+        }
+        self.ranges.len() <= DEFERRED_MAX
+    }
+
+    /// The changes that bring the host to the kept state, in address order.
+    fn take(&mut self) -> Vec<[u64; 8]> {
+        std::mem::take(&mut self.ranges)
+            .into_iter()
+            .map(|(s, (e, t))| {
+                map_entry(&match t {
+                    Target::Map { prot, offset } => MapOp::Map {
+                        addr: s,
+                        len: e - s,
+                        prot,
+                        offset,
+                    },
+                    Target::Unmap => MapOp::Unmap {
+                        addr: s,
+                        len: e - s,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+fn op_range(op: &MapOp) -> (u64, u64) {
+    match *op {
+        MapOp::Map { addr, len, .. }
+        | MapOp::Unmap { addr, len }
+        | MapOp::Protect { addr, len, .. } => (addr, addr.saturating_add(len)),
+    }
+}
+
+/// Whether a control call's result is an error (-4095..-1).
+fn failed(r: i64) -> bool {
+    (-4095..0).contains(&r)
 }
 
 struct Thread {
@@ -90,6 +253,8 @@ struct Thread {
     /// The last stop was a syscall dispatched to the handler from a site
     /// the kernel may patch.
     patchable: bool,
+    /// Its space's `flushes` when it was last resumed.
+    flushes_seen: u64,
 }
 
 /// A space that was killed, until its process is reaped: then its
@@ -644,6 +809,62 @@ impl SystrapPlatform {
         Ok(out)
     }
 
+    /// Keeps `ops` back (see [`Deferred`]) if they may wait: `fresh`
+    /// ones (the host gives no access in their ranges), or ones inside
+    /// ranges whose changes are already kept back.
+    fn defer(&mut self, space: SpaceId, ops: &[MapOp], fresh: bool) -> bool {
+        let Some(sp) = self.spaces.get_mut(&space) else {
+            return false;
+        };
+        if ops.is_empty() || (!fresh && sp.deferred.is_empty()) {
+            return false;
+        }
+        let mut d = sp.deferred.clone();
+        if !ops.iter().all(|o| d.add(o, fresh)) {
+            return false;
+        }
+        sp.deferred = d;
+        true
+    }
+
+    /// Runs the space's kept-back changes, then `entries`, in as few
+    /// control calls as fit; returns the results of `entries`. A kept-back
+    /// change that fails (the host is out of mappings or memory) ends the
+    /// stub process: the kernel already told the workload it succeeded.
+    fn call_with_deferred(&mut self, space: SpaceId, entries: Vec<[u64; 8]>) -> Result<Vec<i64>> {
+        let mut all = match self.spaces.get_mut(&space) {
+            Some(sp) => sp.deferred.take(),
+            None => Vec::new(),
+        };
+        let kept = all.len();
+        if kept > 0
+            && let Some(sp) = self.spaces.get_mut(&space)
+        {
+            sp.flushes += 1;
+        }
+        all.extend(entries);
+        let mut out = Vec::with_capacity(all.len());
+        for chunk in all.chunks(CTL_CAP as usize) {
+            out.extend(self.space_call(space, chunk)?);
+        }
+        if out[..kept].iter().any(|r| failed(*r)) {
+            tracing::warn!(space, "a deferred mapping change failed: the process ends");
+            self.kill_space(space);
+            return Err(Error::from_raw_os_error(libc::ENOMEM));
+        }
+        Ok(out.split_off(kept))
+    }
+
+    /// Makes the space's kept-back changes now; false if that failed
+    /// (the space is gone then).
+    fn flush_deferred(&mut self, space: SpaceId) -> bool {
+        let pending = self
+            .spaces
+            .get(&space)
+            .is_some_and(|sp| !sp.deferred.is_empty());
+        !pending || self.call_with_deferred(space, Vec::new()).is_ok()
+    }
+
     /// Kills a stub process that misbehaved: its threads are gone.
     fn kill_space(&mut self, space: SpaceId) {
         let Some(sp) = self.spaces.get(&space) else {
@@ -1005,6 +1226,8 @@ impl Platform for SystrapPlatform {
                 threads: Vec::new(),
                 areas: Vec::new(),
                 free_areas: Vec::new(),
+                deferred: Deferred::default(),
+                flushes: 0,
             },
         );
         Ok(id)
@@ -1031,12 +1254,26 @@ impl Platform for SystrapPlatform {
     }
 
     fn apply(&mut self, space: SpaceId, ops: &[MapOp]) -> Result<Vec<i64>> {
-        let mut out = Vec::with_capacity(ops.len());
-        for chunk in ops.chunks(CTL_CAP as usize) {
-            let entries: Vec<[u64; 8]> = chunk.iter().map(map_entry).collect();
-            out.extend(self.space_call(space, &entries)?);
+        if ops.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        if self.defer(space, ops, false) {
+            return Ok(vec![0; ops.len()]);
+        }
+        let entries: Vec<[u64; 8]> = ops.iter().map(map_entry).collect();
+        self.call_with_deferred(space, entries)
+    }
+
+    fn apply_fresh(&mut self, space: SpaceId, ops: &[MapOp]) -> Result<()> {
+        if self.defer(space, ops, true) {
+            return Ok(());
+        }
+        let entries: Vec<[u64; 8]> = ops.iter().map(map_entry).collect();
+        let res = self.call_with_deferred(space, entries)?;
+        match res.iter().find(|r| failed(**r)) {
+            Some(bad) => Err(Error::from_raw_os_error(-*bad as i32)),
+            None => Ok(()),
+        }
     }
 
     fn new_thread(&mut self, space: SpaceId) -> Result<ThreadId> {
@@ -1091,7 +1328,9 @@ impl Platform for SystrapPlatform {
             0,
             va,
         ]);
-        let res = self.space_call(space, &entries)?;
+        // The new thread may run at once: what the space has kept back
+        // goes first, in the same call.
+        let res = self.call_with_deferred(space, entries.clone())?;
         let pid = self.spaces[&space].pid;
         let maps_ok = entries
             .iter()
@@ -1141,6 +1380,7 @@ impl Platform for SystrapPlatform {
                 fpu: None,
                 patched: false,
                 patchable: false,
+                flushes_seen: 0,
             },
         );
         self.spaces.get_mut(&space).unwrap().threads.push(tid);
@@ -1242,7 +1482,9 @@ impl Platform for SystrapPlatform {
                 futex_wake(word);
             }
         }
+        let flushes = self.spaces.get(&t.space).map_or(0, |sp| sp.flushes);
         let t = self.threads.get_mut(&thread).unwrap();
+        t.flushes_seen = flushes;
         t.fpu = None;
         t.started = true;
         t.running = true;
@@ -1293,14 +1535,40 @@ impl Platform for SystrapPlatform {
     }
 
     fn poll_stop(&mut self) -> Option<(ThreadId, Stop)> {
-        if let Some(s) = self.pending.pop_front() {
-            return Some(s);
-        }
-        if self.scan() {
+        if self.pending.is_empty() && self.scan() {
             // Stubs spin only against a kernel on another CPU.
             self.kstate_u32(KS_CPU).store(cpu(), Ordering::Relaxed);
         }
-        self.pending.pop_front()
+        while let Some((tid, stop)) = self.pending.pop_front() {
+            if let Stop::Fault {
+                signo: libc::SIGSEGV | libc::SIGBUS,
+                ..
+            } = stop
+                && let Some(t) = self.threads.get(&tid)
+                && let Some(sp) = self.spaces.get(&t.space)
+            {
+                let space = t.space;
+                if !sp.deferred.is_empty() {
+                    // Possibly an access to a mapping kept back: make them
+                    // and let the thread try again; a fault that remains
+                    // comes back with nothing kept back, for the kernel.
+                    if !self.flush_deferred(space) {
+                        // The space is gone: its threads' stops are queued.
+                        continue;
+                    }
+                    if self.resume(tid).is_ok() {
+                        continue;
+                    }
+                } else if t.flushes_seen != sp.flushes && self.resume(tid).is_ok() {
+                    // Kept-back changes were made after this thread last
+                    // ran: it may have faulted on one of them before (two
+                    // threads touching a new mapping at once). Again.
+                    continue;
+                }
+            }
+            return Some((tid, stop));
+        }
+        None
     }
 
     fn wakeup_fds(&self) -> Vec<RawFd> {
@@ -1391,6 +1659,155 @@ impl Platform for SystrapPlatform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ops(d: &mut Deferred) -> Vec<MapOp> {
+        d.take()
+            .into_iter()
+            .map(|e| match e[0] as i64 {
+                libc::SYS_mmap => MapOp::Map {
+                    addr: e[1],
+                    len: e[2],
+                    prot: e[3] as i32,
+                    offset: e[6],
+                },
+                libc::SYS_munmap => MapOp::Unmap {
+                    addr: e[1],
+                    len: e[2],
+                },
+                _ => panic!("unexpected entry {e:?}"),
+            })
+            .collect()
+    }
+
+    const P: u64 = PAGE_SIZE;
+    const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
+
+    /// What a dynamic loader does with a library: a mapping of the whole
+    /// file, segments mapped over it, a gap protected: kept as the end
+    /// state, where the replaced memory-file pages never appear.
+    #[test]
+    fn kept_changes_end_in_the_last_state_only() {
+        let mut d = Deferred::default();
+        let a = 0x10_0000;
+        assert!(d.add(
+            &MapOp::Map {
+                addr: a,
+                len: 4 * P,
+                prot: libc::PROT_READ,
+                offset: 0x1000_0000
+            },
+            true
+        ));
+        assert!(d.add(
+            &MapOp::Map {
+                addr: a + P,
+                len: P,
+                prot: RW,
+                offset: 0x2000_0000
+            },
+            false
+        ));
+        assert!(d.add(
+            &MapOp::Protect {
+                addr: a + 2 * P,
+                len: P,
+                prot: libc::PROT_NONE
+            },
+            false
+        ));
+        assert!(d.add(
+            &MapOp::Unmap {
+                addr: a + 3 * P,
+                len: P
+            },
+            false
+        ));
+        assert_eq!(
+            ops(&mut d),
+            vec![
+                MapOp::Map {
+                    addr: a,
+                    len: P,
+                    prot: libc::PROT_READ,
+                    offset: 0x1000_0000
+                },
+                MapOp::Map {
+                    addr: a + P,
+                    len: P,
+                    prot: RW,
+                    offset: 0x2000_0000
+                },
+                MapOp::Map {
+                    addr: a + 2 * P,
+                    len: P,
+                    prot: libc::PROT_NONE,
+                    offset: 0x1000_0000 + 2 * P
+                },
+                MapOp::Unmap {
+                    addr: a + 3 * P,
+                    len: P
+                },
+            ]
+        );
+        assert!(d.is_empty());
+    }
+
+    /// Only changes inside kept ranges may wait; a protection change
+    /// needs what it protects to be kept mapped.
+    #[test]
+    fn changes_outside_kept_ranges_are_not_kept() {
+        let mut d = Deferred::default();
+        let a = 0x10_0000;
+        assert!(d.add(
+            &MapOp::Map {
+                addr: a,
+                len: 2 * P,
+                prot: RW,
+                offset: 0
+            },
+            true
+        ));
+        let mut t = d.clone();
+        assert!(!t.add(
+            &MapOp::Unmap {
+                addr: a + P,
+                len: 2 * P
+            },
+            false
+        ));
+        let mut t = d.clone();
+        assert!(!t.add(
+            &MapOp::Protect {
+                addr: a - P,
+                len: 2 * P,
+                prot: 0
+            },
+            false
+        ));
+        assert!(d.add(&MapOp::Unmap { addr: a, len: P }, false));
+        let mut t = d.clone();
+        assert!(!t.add(
+            &MapOp::Protect {
+                addr: a,
+                len: 2 * P,
+                prot: libc::PROT_READ
+            },
+            false
+        ));
+        // Fresh ranges join, also next to kept ones.
+        assert!(d.add(
+            &MapOp::Map {
+                addr: a + 2 * P,
+                len: P,
+                prot: RW,
+                offset: 2 * P
+            },
+            true
+        ));
+        assert!(d.covers(a, a + 3 * P, false));
+        assert!(!d.covers(a, a + 4 * P, false));
+        assert!(d.covers(a + P, a + 3 * P, true));
+    }
     use crate::platform::PLATFORM_REGION;
 
     fn memfd() -> RawFd {
