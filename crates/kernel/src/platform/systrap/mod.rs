@@ -725,6 +725,20 @@ impl SystrapPlatform {
             .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
         let (pid, ctl) = (sp.pid, sp.ctl);
         let mut seq = sp.seq;
+        // The space's stopped threads wait for the kernel, spinning while
+        // it runs on another CPU; the control thread needs a CPU now, and
+        // on a 2-CPU host one of them is taken by such a spinner until its
+        // budget runs out (~20 µs): let them sleep at once. Their next
+        // resume clears this.
+        for t in &sp.threads {
+            if let Some(th) = self.threads.get(t)
+                && !th.running
+                && th.started
+            {
+                // SAFETY: the slot's flag word in our region.
+                unsafe { (self.slot(th).add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(1) };
+            }
+        }
         let r = self.ctl_call(pid, ctl, &mut seq, entries);
         if let Some(sp) = self.spaces.get_mut(&space) {
             sp.seq = seq;
