@@ -1,7 +1,7 @@
 //! An address space: the VMAs of one workload process and their mirror in
 //! a platform address space.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use super::filemem::FileMem;
@@ -233,6 +233,9 @@ pub struct AddressSpace {
     /// Where the trampolines of patched syscall sites live, and how many
     /// there are (see `kernel::usertrap`); copied by fork with the memory.
     pub usertrap: Option<UsertrapTable>,
+    /// Calls seen so far at syscall sites not patched yet (see
+    /// `kernel::usertrap`); not copied by fork.
+    pub site_calls: HashMap<u64, u32>,
     /// membarrier registrations of the process (MEMBARRIER_CMD_REGISTER_*).
     pub membarrier: std::cell::Cell<u32>,
 }
@@ -264,6 +267,7 @@ impl AddressSpace {
             heap: None,
             stack_top: USER_END,
             usertrap: None,
+            site_calls: HashMap::new(),
             membarrier: std::cell::Cell::new(0),
         })
     }
