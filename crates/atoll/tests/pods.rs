@@ -164,6 +164,27 @@ fn finished_pod_containers_leave_no_descriptors_in_the_pod_kernel() {
         counts[3] < counts[0] + 50,
         "the pod's kernel keeps descriptors of finished members: {counts:?}"
     );
+    // The same through a rootfs overlay, whose recently walked objects
+    // (and their lower layer's descriptors) are kept alive by the overlay.
+    let mut counts = Vec::new();
+    for round in 0..4 {
+        let mid = id(&format!("pod-fds-ovl-{round}"));
+        let m = member(&sid, "ls -R /data | grep -c '^/data/d.*/e:$'")
+            .annotation("dev.atoll.overlay", "root:memory")
+            .build();
+        for i in 0..150 {
+            std::fs::create_dir_all(m.rootfs.join(format!("data/d{i}/e"))).unwrap();
+        }
+        let out = a.run(&["--isolation", "userspace", "run", "-b", m.path_str(), &mid]);
+        out.ok();
+        assert_eq!(out.stdout.trim(), "150", "{out:#?}");
+        leaks(&a, &mid, &m).assert_clean();
+        counts.push(fd_count(kernel));
+    }
+    assert!(
+        counts[3] < counts[0] + 50,
+        "the pod's kernel keeps descriptors of finished overlay members: {counts:?}"
+    );
     a.run(&["delete", "--force", &sid]).ok();
     leaks(&a, &sid, &sb).assert_clean();
 }

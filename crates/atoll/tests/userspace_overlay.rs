@@ -348,16 +348,25 @@ fn pod_containers_each_get_their_own_overlay() {
 /// The root mount's options in the gofer's mount namespace (the
 /// container's), where the rootfs the kernel is donated comes from.
 fn gofer_root_options(kernel: i64) -> String {
-    let children = std::fs::read_to_string(format!("/proc/{kernel}/task/{kernel}/children"))
-        .unwrap_or_default();
-    let gofer = children
-        .split_whitespace()
-        .find(|p| {
+    // `run -d` returns once the container's process runs; the sandbox may
+    // still be starting its gofer (and naming it) then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let gofer = loop {
+        let children = std::fs::read_to_string(format!("/proc/{kernel}/task/{kernel}/children"))
+            .unwrap_or_default();
+        let found = children.split_whitespace().find(|p| {
             std::fs::read_to_string(format!("/proc/{p}/comm"))
                 .is_ok_and(|c| c.trim() == "atoll-gofer")
-        })
-        .unwrap_or_else(|| panic!("no gofer among the kernel's children {children:?}"))
-        .to_string();
+        });
+        if let Some(g) = found {
+            break g.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no gofer among the kernel's children {children:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let info = std::fs::read_to_string(format!("/proc/{gofer}/mountinfo")).unwrap();
     info.lines()
         .rfind(|l| l.split_whitespace().nth(4) == Some("/"))

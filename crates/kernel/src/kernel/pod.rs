@@ -280,6 +280,7 @@ impl Kernel {
             self.group_exit(p, libc::SIGKILL);
         }
         self.mounts.borrow_mut().drop_ns(n);
+        crate::vfs::overlay::release_container(n);
         self.log
             .line(&format!("pod: container {} ({n}) removed", c.id));
     }

@@ -42,6 +42,7 @@ use crate::mm::FileMem;
 
 use super::inode::{FileType, Inode};
 use super::tmpfs::TmpInode;
+use super::walkcache::WalkCache;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
 
@@ -78,6 +79,44 @@ pub struct OverlayFs {
     /// limit is the sandbox's), and the pages of its upper files.
     container: u32,
     files: RefCell<Vec<Weak<FileMem>>>,
+    /// The children looked up most recently, kept alive (`children` only
+    /// finds those something else holds): without them every walk
+    /// through the overlay built each component's object again, from
+    /// both layers. Inodes hold their file system, so this and they keep
+    /// each other: a pod container's overlay is released explicitly when
+    /// the container ends (`release_container`).
+    recent: RefCell<Recent>,
+}
+
+/// (directory inode number, name) → the child, kept alive.
+type Recent = WalkCache<(u64, Vec<u8>), Rc<OvlInode>>;
+
+/// Most children kept alive per overlay.
+const RECENT_MAX: usize = 8192;
+
+thread_local! {
+    /// Overlays of pod containers, by container number.
+    static OVERLAYS: RefCell<Vec<(u32, Weak<OverlayFs>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Pod container `n` is gone (its mounts with it): its overlay keeps no
+/// children alive any more, so the overlay and its layers go with the
+/// last open file or working directory in it.
+pub fn release_container(n: u32) {
+    let gone: Vec<Rc<OverlayFs>> = OVERLAYS.with(|o| {
+        let mut o = o.borrow_mut();
+        let gone = o
+            .iter()
+            .filter(|(c, _)| *c == n)
+            .filter_map(|(_, w)| w.upgrade())
+            .collect();
+        o.retain(|(c, w)| *c != n && w.strong_count() > 0);
+        gone
+    });
+    for fs in gone {
+        let recent = std::mem::replace(&mut *fs.recent.borrow_mut(), WalkCache::new(0));
+        drop(recent);
+    }
 }
 
 /// A file of the overlay: its lower object, its upper one, or both (a
@@ -124,7 +163,11 @@ pub fn new_overlay(k: &Kernel, lower: Rc<dyn Inode>, container: u32) -> SysResul
         origin: RefCell::new(HashMap::from([(upper.ino, st.st_ino)])),
         container,
         files: Default::default(),
+        recent: RefCell::new(WalkCache::new(RECENT_MAX)),
     });
+    if container != 0 {
+        OVERLAYS.with(|o| o.borrow_mut().push((container, Rc::downgrade(&fs))));
+    }
     Ok(OvlInode::new(
         &fs,
         None,
@@ -253,6 +296,8 @@ impl OvlInode {
             return Err(Errno::ENOENT);
         }
         if let Some(c) = self.children.borrow().get(name).and_then(Weak::upgrade) {
+            // Recently used again (it stays kept).
+            drop(self.fs.recent.borrow_mut().get(&(self.ino, name.to_vec())));
             return Ok(c);
         }
         let upper = self.upper();
@@ -299,12 +344,24 @@ impl OvlInode {
         self.children
             .borrow_mut()
             .insert(name.to_vec(), Rc::downgrade(&c));
+        let evicted = self
+            .fs
+            .recent
+            .borrow_mut()
+            .insert((self.ino, name.to_vec()), c.clone());
+        drop(evicted);
         Ok(c)
     }
 
     /// The name's cached object is no longer what the name leads to.
     fn forget_child(&self, name: &[u8]) {
         self.children.borrow_mut().remove(name);
+        let gone = self
+            .fs
+            .recent
+            .borrow_mut()
+            .remove(&(self.ino, name.to_vec()));
+        drop(gone);
     }
 
     /// The stat the overlay shows: the top layer's, on the overlay's
