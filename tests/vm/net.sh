@@ -25,7 +25,7 @@ mkdir -p /run/netns "$W/www"
 unshare --net=$NS true || bad "making the network namespace $NS"
 ip link add vpeer type veth
 PEER=$(ip -o link | sed -n 's/^[0-9]*: \([^@:]*\)@vpeer:.*/\1/p')
-inns sleep 1000 & HOLD=$!
+nsenter --net=$NS sleep 1000 & HOLD=$!
 sleep 0.2
 ip link set "$PEER" netns $HOLD
 kill $HOLD
@@ -63,21 +63,21 @@ ip -o link | grep -q tap0_atoll && bad "a tap in the host's namespace"
 echo "     load: $(cat /proc/loadavg)"
 out=$($A exec vme2e-net ping -c 5 -W 10 10.209.0.1 2>&1)
 echo "$out" | grep -q " 0% packet loss" && ok "the guest pings the host side ($(echo "$out" | grep round-trip))" || bad "ping from the guest: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
-out=$($A exec vme2e-net wget -q -T 30 -O - http://10.209.0.1:8080/hello 2>&1)
+out=$($A exec vme2e-net wget -q -O - http://10.209.0.1:8080/hello 2>&1)
 [ "$out" = host-hello ] && ok "the guest reaches a server on the host side over TCP" || bad "wget from the guest: $out"
 t=$(now)
-out=$($A exec vme2e-net sh -c 'wget -q -T 60 -O - http://10.209.0.1:8080/big | md5sum' 2>&1)
+out=$($A exec vme2e-net sh -c 'wget -q -O - http://10.209.0.1:8080/big | md5sum' 2>&1)
 s=$(since "$t")
 [ "${out%% *}" = "$BIGSUM" ] && ok "4 MiB host side -> guest intact ($s s including the exec: $(awk -v s="$s" 'BEGIN { printf "%.2f", 4 / s }') MiB/s)" || bad "bulk to the guest: $out"
-out=$(wget -q -T 30 -O - http://10.209.0.2:8081/hello 2>&1)
+out=$(timeout 60 wget -q -O - http://10.209.0.2:8081/hello 2>&1)
 [ "$out" = guest-hello ] && ok "the host side reaches a server in the guest at the pod's address" || bad "wget from the host side: $out"
 t=$(now)
-n=0; while [ $n -lt 20 ]; do wget -q -T 30 -O /dev/null http://10.209.0.2:8081/hello || break; n=$((n + 1)); done
+n=0; while [ $n -lt 20 ]; do timeout 60 wget -q -O /dev/null http://10.209.0.2:8081/hello || break; n=$((n + 1)); done
 s=$(since "$t")
 [ $n = 20 ] && ok "20 sequential HTTP requests host side -> guest ($(awk -v s="$s" 'BEGIN { printf "%.1f", s * 1000 / 20 }') ms each: connect, request, answer, close)" || bad "sequential requests: $n of 20"
 GSUM=$($A exec vme2e-net sh -c 'md5sum < /dev/shm/www/big' | cut -d' ' -f1)
 t=$(now)
-out=$(wget -q -T 60 -O - http://10.209.0.2:8081/big | md5sum)
+out=$(timeout 120 wget -q -O - http://10.209.0.2:8081/big | md5sum)
 s=$(since "$t")
 [ -n "$GSUM" ] && [ "${out%% *}" = "$GSUM" ] && ok "4 MiB guest -> host side intact ($s s: $(awk -v s="$s" 'BEGIN { printf "%.2f", 4 / s }') MiB/s)" || bad "bulk from the guest: $out (guest's $GSUM)"
 echo "     load: $(cat /proc/loadavg)"
