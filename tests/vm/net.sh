@@ -38,14 +38,14 @@ inns ip route add default via 10.209.0.1
 ip addr add 10.209.0.1/24 dev vpeer
 ip link set vpeer up
 VMAC=$(inns ip -o link show eth0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
-# The host side's server: a small file and 4 MiB of random bytes.
+# The host side's server: a small file and 16 MiB of random bytes.
 echo host-hello > "$W/www/hello"
-dd if=/dev/urandom of="$W/www/big" bs=65536 count=64 2>/dev/null
+dd if=/dev/urandom of="$W/www/big" bs=65536 count=256 2>/dev/null
 BIGSUM=$(md5sum < "$W/www/big" | cut -d' ' -f1)
 httpd -p 10.209.0.1:8080 -h "$W/www"
 
 # The container (tests/vm/run.sh's bundle `net`, joining $NS): reports
-# what its guest's eth0 is, serves a small and a 4 MiB file from a tmpfs,
+# what its guest's eth0 is, serves a small and a 16 MiB file from a tmpfs,
 # and runs until signalled.
 t=$(now)
 $A --isolation vm run -d -b "$W/net" vme2e-net || bad "run -d in $NS failed"
@@ -78,7 +78,7 @@ out=$($A exec vme2e-net wget -q -O - http://10.209.0.1:8080/hello 2>&1)
 t=$(now)
 out=$($A exec vme2e-net sh -c 'wget -q -O - http://10.209.0.1:8080/big | md5sum' 2>&1)
 s=$(since "$t")
-[ "${out%% *}" = "$BIGSUM" ] && ok "4 MiB host side -> guest intact ($s s including the exec: $(awk -v s="$s" 'BEGIN { printf "%.2f", 4 / s }') MiB/s)" || bad "bulk to the guest: $out"
+[ "${out%% *}" = "$BIGSUM" ] && ok "16 MiB host side -> guest intact ($s s including the exec: $(awk -v s="$s" 'BEGIN { printf "%.2f", 16 / s }') MiB/s)" || bad "bulk to the guest: $out"
 out=$(timeout 60 wget -q -O - http://10.209.0.2:8081/hello 2>&1)
 [ "$out" = guest-hello ] && ok "the host side reaches a server in the guest at the pod's address" || bad "wget from the host side: $out"
 t=$(now)
@@ -89,7 +89,7 @@ GSUM=$($A exec vme2e-net sh -c 'md5sum < /dev/shm/www/big' | cut -d' ' -f1)
 t=$(now)
 out=$(timeout 120 wget -q -O - http://10.209.0.2:8081/big | md5sum)
 s=$(since "$t")
-[ -n "$GSUM" ] && [ "${out%% *}" = "$GSUM" ] && ok "4 MiB guest -> host side intact ($s s: $(awk -v s="$s" 'BEGIN { printf "%.2f", 4 / s }') MiB/s)" || bad "bulk from the guest: $out (guest's $GSUM)"
+[ -n "$GSUM" ] && [ "${out%% *}" = "$GSUM" ] && ok "16 MiB guest -> host side intact ($s s: $(awk -v s="$s" 'BEGIN { printf "%.2f", 16 / s }') MiB/s)" || bad "bulk from the guest: $out (guest's $GSUM)"
 echo "     load: $(cat /proc/loadavg)"
 $A kill vme2e-net KILL
 i=0; while [ $i -lt 300 ]; do $A state vme2e-net 2>/dev/null | grep -q '"stopped"' && break; sleep 0.2; i=$((i + 1)); done

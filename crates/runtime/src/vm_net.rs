@@ -5,9 +5,9 @@
 //! - reads the interface's MAC, MTU, IPv4 addresses and routes, which the
 //!   guest agent gives the guest's eth0 (same MAC: the peer's neighbour
 //!   entries stay right);
-//! - makes a tap device (`tap0_atoll`, not persistent: it goes when its
-//!   last descriptor does, that is with the VMM) whose descriptor the VMM
-//!   inherits as its virtio-net backend;
+//! - makes a tap device (`tap0_atoll`, with virtio-net headers; not
+//!   persistent: it goes when its last descriptor does, that is with the
+//!   VMM) whose descriptor the VMM inherits as its virtio-net backend;
 //! - joins the two with an ingress qdisc on each and a u32 filter
 //!   whose mirred action redirects every frame arriving on one out of the
 //!   other. The veth keeps its address on the host side (CNI's view stays
@@ -254,8 +254,9 @@ fn mtu_of(name: &str) -> Result<u32> {
 }
 
 /// Opens `/dev/net/tun` as a new tap device named [`TAP_NAME`], with no
-/// packet information and no virtio-net header (the VMM's device offers
-/// no offloads). Returns it and its ifindex.
+/// packet information and virtio-net's 12-byte header on every frame (the
+/// VMM passes frames and headers through, offloads included). Returns it
+/// and its ifindex.
 fn make_tap() -> Result<(File, i32)> {
     let tun = std::fs::OpenOptions::new()
         .read(true)
@@ -263,7 +264,7 @@ fn make_tap() -> Result<(File, i32)> {
         .open("/dev/net/tun")
         .map_err(|e| anyhow!("/dev/net/tun: {e}"))?;
     let mut r = ifreq(TAP_NAME);
-    r.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    r.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
     // SAFETY: TUNSETIFF with an ifreq naming the device.
     if unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &mut r) } < 0 {
         let e = std::io::Error::last_os_error();
@@ -271,6 +272,14 @@ fn make_tap() -> Result<(File, i32)> {
             bail!("a tap device {TAP_NAME} is in use there already (another VM in this namespace)");
         }
         bail!("creating tap device {TAP_NAME}: {e}");
+    }
+    let hdr: libc::c_int = 12; // struct virtio_net_hdr_v1
+    // SAFETY: TUNSETVNETHDRSZ reads an int.
+    if unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETVNETHDRSZ, &hdr) } < 0 {
+        bail!(
+            "tap device {TAP_NAME}: virtio-net header size: {}",
+            std::io::Error::last_os_error()
+        );
     }
     // SAFETY: if_nametoindex with a NUL-terminated name.
     let idx = unsafe { libc::if_nametoindex(c"tap0_atoll".as_ptr()) } as i32;
@@ -587,6 +596,9 @@ eth1\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
         // other.
         let tap = ns.sh("ip -o link show tap0_atoll");
         assert!(tap.contains("mtu 1500") && tap.contains(",UP"), "{tap}");
+        // It carries virtio-net headers (the VMM passes them through).
+        let d = ns.sh("ip -d link show tap0_atoll");
+        assert!(d.contains("vnet_hdr on") && d.contains("pi off"), "{d}");
         let f = ns.sh("tc filter show dev eth0 ingress");
         assert!(
             f.contains("u32") && f.contains("Egress Redirect to device tap0_atoll"),

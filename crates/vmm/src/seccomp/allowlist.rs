@@ -77,7 +77,7 @@ impl Role {
             Role::Net => {
                 "Moves Ethernet frames between the guest's queues and the tap descriptor the \
                  runtime made in the pod's network namespace and handed over: it opens no \
-                 socket and makes no network configuration call (no ioctl at all)."
+                 socket; its one ioctl tells the tap which offloads the guest accepted."
             }
         }
     }
@@ -295,6 +295,12 @@ fn net() -> Vec<Allowed> {
         a!(SYS_epoll_wait, "the device's event loop"),
         a!(SYS_epoll_pwait, "the device's event loop"),
         a!(SYS_read, "queue kicks (eventfds), frames from the tap"),
+        one_of!(
+            SYS_ioctl,
+            1,
+            [libc::TUNSETOFFLOAD => "TUNSETOFFLOAD"],
+            "the offloads the guest's driver accepted, on the tap (once, at activation)"
+        ),
     ]
 }
 
