@@ -10,7 +10,9 @@
 # In the test VM: the freshly built atoll on PATH, the vm assets where
 # atoll looks (/usr/local/lib/atoll/vm), each DIR copied in at the same
 # path (a file may be given too), cgroup v2, the tun, veth, bridge and
-# overlay modules (containerd's overlayfs snapshotter, CNI's bridge).
+# overlay modules (containerd's overlayfs snapshotter, CNI's bridge) and
+# tc's ingress qdisc, u32 filter and mirred action (the vm level's
+# network).
 # COMMAND's output is printed; the script exits with its status (125 if
 # the test VM failed to report one, with the end of its console log).
 #
@@ -75,7 +77,7 @@ R=$W/root
 mkdir -p "$R"/{bin,sbin,proc,sys,dev,run,tmp,root,etc,lib/modules,usr/local/bin,usr/local/lib/atoll/vm}
 cp /bin/busybox "$R/bin/busybox"
 for a in $(/bin/busybox --list); do [ -e "$R/bin/$a" ] || ln -s busybox "$R/bin/$a"; done
-for m in irqbypass kvm kvm-amd tun veth overlay llc stp bridge; do cp "$(mod $m)" "$R/lib/modules/"; done
+for m in irqbypass kvm kvm-amd tun veth overlay llc stp bridge sch_ingress cls_u32 act_mirred; do cp "$(mod $m)" "$R/lib/modules/"; done
 cp "$ATOLL" "$R/usr/local/bin/atoll"
 cp "$VM_ASSETS"/vmlinux "$VM_ASSETS"/initramfs.cpio "$R/usr/local/lib/atoll/vm/"
 [ -f "$VM_ASSETS/VERSION" ] && cp "$VM_ASSETS/VERSION" "$R/usr/local/lib/atoll/vm/"
@@ -113,7 +115,7 @@ mount -t tmpfs tmpfs /dev/shm
 [ -n "$(ls -A /run)" ] || mount -t tmpfs tmpfs /run
 [ -n "$(ls -A /tmp)" ] || mount -t tmpfs tmpfs /tmp
 echo "+cpu +memory +pids +io" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
-for m in irqbypass kvm kvm-amd tun veth overlay llc stp bridge; do insmod /lib/modules/$m.ko 2>/dev/null; done
+for m in irqbypass kvm kvm-amd tun veth overlay llc stp bridge sch_ingress cls_u32 act_mirred; do insmod /lib/modules/$m.ko 2>/dev/null; done
 ip link set lo up
 hostname test-vm
 stty -F /dev/ttyS1 raw -echo 2>/dev/null

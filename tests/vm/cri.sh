@@ -31,7 +31,7 @@ kill $LOGS
 awk -v a="$t" -v b="$(now)" 'BEGIN { printf "     the scenario: %.2f s\n", b - a }'
 grep -oE '(RunPodSandbox|CreateContainer|ExecSync|StopPodSandbox|scenario)[: ].*' "$W/cri.out" | awk '!seen[$0]++' | sed 's/^/     /'
 if [ $rc = 0 ] && grep -q '^test result: ok\. 1 passed' "$W/cri.out"; then
-  echo "ok   CRI pod on atoll-vm: RunPodSandbox boots one VM, a busybox container's output, boot id and exit 7 come back, ExecSync runs in the same guest, StopPodSandbox/RemovePodSandbox leave nothing"
+  echo "ok   CRI pod on atoll-vm: RunPodSandbox boots one VM, a busybox container's output, boot id and exit 7 come back, ExecSync runs in the same guest, the pod IP is the guest eth0's and node and container reach each other over it, StopPodSandbox/RemovePodSandbox leave nothing"
 else
   echo "FAIL CRI pod on atoll-vm (status $rc):"
   grep -v '^$' "$W/cri.out" | grep -v 'level=debug' | tail -n 60 | sed 's/^/     /'

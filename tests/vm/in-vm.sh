@@ -46,6 +46,8 @@ grep -q to-stderr "$W/err" && ok "stderr comes through" || bad "stderr: $(head -
 G=$(cat "$W/exit7/rootfs/boot_id" 2>/dev/null)
 [ -n "$G" ] && ok "a file the container wrote is in the bundle's rootfs" || bad "no /boot_id in the bundle's rootfs"
 [ -n "$G" ] && [ "$G" != "$HOST_BOOT_ID" ] && ok "it ran under a guest kernel (boot id $G, not $HOST_BOOT_ID)" || bad "boot id $G is the host's"
+links=$(sed -n 's/^[0-9]*: \([^:@]*\):.*/\1/p' "$W/exit7/rootfs/links" 2>/dev/null | tr '\n' ' ')
+[ "$links" = "lo " ] && grep -q "lo: <[^>]*UP" "$W/exit7/rootfs/links" && ok "without a network namespace path the guest has loopback only, up" || bad "the guest's links without a pod network: $(cat "$W/exit7/rootfs/links" 2>/dev/null | tr '\n' ';')"
 $A delete vme2e-e7 2>/dev/null
 gone vme2e-e7
 $A --isolation vm run -b "$W/readonly" vme2e-ro >/dev/null 2>"$W/err"
@@ -200,6 +202,7 @@ $A delete vme2e-pod || bad "sandbox delete failed"
 gone vme2e-pod
 [ -z "$(ls -A "$R/.atoll/.pods" 2>/dev/null)" ] && ok "deleting the sandbox removes the pod's directory" || bad "left in $R/.atoll/.pods: $(ls -A "$R/.atoll/.pods")"
 
+sh "$W/net.sh" "$W" || fail=1
 sh "$W/cri.sh" "$W" || fail=1
 
 echo "== the attack battery at the vm level"

@@ -5,15 +5,17 @@
 # is why they are not part of `make test`. With ATOLL_VM_DIRECT=1 they run
 # on this host itself (one whose /dev/kvm boots guests, assets installed).
 #
-# usage: tests/vm/run.sh [cri]   (ATOLL: the binary; default
+# usage: tests/vm/run.sh [cri|net]   (ATOLL: the binary; default
 #        $CARGO_TARGET_DIR/release/atoll). With `cri`, only the check of
-#        containerd's CRI with the atoll-vm handler (tests/vm/cri.sh) runs.
+#        containerd's CRI with the atoll-vm handler (tests/vm/cri.sh) runs;
+#        with `net`, only the network checks (tests/vm/net.sh).
 set -euo pipefail
 CHECKS=in-vm
 case "${1:-}" in
   "") ;;
   cri) CHECKS=cri ;;
-  *) echo "tests/vm/run.sh: unknown argument '$1' (usage: tests/vm/run.sh [cri])" >&2; exit 2 ;;
+  net) CHECKS=net ;;
+  *) echo "tests/vm/run.sh: unknown argument '$1' (usage: tests/vm/run.sh [cri|net])" >&2; exit 2 ;;
 esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -28,11 +30,28 @@ bundle() { # NAME ARGS...: a busybox bundle running ARGS, root writable
 }
 # Writes its guest's boot id into its rootfs, talks on both streams, and
 # exits 7.
-bundle exit7 sh -c 'cat /proc/sys/kernel/random/boot_id > /boot_id; echo to-stdout; echo to-stderr >&2; exit 7'
+# Its network namespace is a new one (no path): its guest has loopback
+# only, which it records.
+bundle exit7 sh -c 'cat /proc/sys/kernel/random/boot_id > /boot_id; ip -o link > /links; echo to-stdout; echo to-stderr >&2; exit 7'
 # Runs until signalled; SIGTERM ends it with status 143 (pid 1 of its pid
 # namespace gets no default action, so it traps the signal). /boot_id
 # appears once the trap is set: a signal before that would be ignored.
 bundle long sh -c 'trap "exit 143" TERM; cat /proc/sys/kernel/random/boot_id > /boot_id; while :; do sleep 0.2; done'
+# The network checks' container (tests/vm/net.sh): it joins the network
+# namespace net.sh makes, records what its guest's eth0 is, serves files
+# from a tmpfs, and may ping (CAP_NET_RAW).
+bundle net sh -c 'ip -o -4 addr show eth0 > /net.addr; cat /sys/class/net/eth0/address > /net.mac; cat /sys/class/net/eth0/mtu > /net.mtu; ip route > /net.route; mkdir -p /dev/shm/www; echo guest-hello > /dev/shm/www/hello; dd if=/dev/urandom of=/dev/shm/www/big bs=65536 count=256 2>/dev/null; httpd -p 8081 -h /dev/shm/www; trap "exit 143" TERM; echo up > /net.ready; while :; do sleep 0.2; done'
+python3 - "$W/net/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+for n in c["linux"]["namespaces"]:
+    if n["type"] == "network":
+        n["path"] = "/run/netns/vme2e-net"
+caps = c["process"]["capabilities"]
+for k in ("bounding", "effective", "permitted"):
+    caps[k] = sorted(set(caps.get(k, [])) | {"CAP_NET_RAW"})
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
 # A directory any guest user may write (exec --user checks).
 mkdir -p -m 1777 "$W/long/rootfs/shared"
 # `atoll spec`'s read-only root: a write fails and lands nowhere.
@@ -141,7 +160,7 @@ gcc -O2 -Wall -static -o "$W/recvtty" "$ROOT/tests/vm/recvtty.c" ||
 # shim and atoll it names at their paths here, containerd, ctr and the CNI
 # plugins from Debian's packages, and the images it imports (built here:
 # the test VM has no compiler for the pause binary).
-if command -v containerd >/dev/null && command -v ctr >/dev/null && [ -x /usr/lib/cni/bridge ]; then
+if [ "$CHECKS" != net ] && command -v containerd >/dev/null && command -v ctr >/dev/null && [ -x /usr/lib/cni/bridge ]; then
   mkdir -p "$W/cri/testkit"
   CRI_TEST=$(cd "$ROOT" && ${CARGO:-cargo} test --release -p atoll-shim --test ecosystem_cri --no-run --message-format=json |
     python3 -c 'import json, sys
@@ -162,6 +181,7 @@ else
   echo "tests/vm/run.sh: containerd, ctr or /usr/lib/cni/bridge missing (scripts/deps.sh --all): the CRI check is skipped" >&2
 fi
 cp "$ROOT/tests/vm/cri.sh" "$W/cri.sh"
+cp "$ROOT/tests/vm/net.sh" "$W/net.sh"
 cp "$ROOT/tests/vm/in-vm.sh" "$W/in-vm.sh"
 if [ "${ATOLL_VM_DIRECT:-0}" = 1 ]; then
   PATH=$(dirname "$(readlink -f "$ATOLL")"):$PATH sh "$W/$CHECKS.sh" "$W"

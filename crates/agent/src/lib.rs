@@ -3,4 +3,5 @@
 //! as a static binary and put in the guest's initramfs as `/init`).
 
 pub mod client;
+pub mod netlink;
 pub mod proto;

@@ -114,6 +114,38 @@ pub struct Container {
     pub join_namespaces: Vec<String>,
     #[serde(default)]
     pub join_of: Option<String>,
+    /// The guest's network interface, configured by the agent before the
+    /// VM's first container starts (the VMM's own request carries it).
+    #[serde(default)]
+    pub network: Option<Network>,
+}
+
+/// The pod's interface as the guest gets it: the host side's name, MAC,
+/// MTU, IPv4 addresses and routes (read in the pod's network namespace;
+/// the guest's virtio-net device has the same MAC).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct Network {
+    pub name: String,
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    pub addresses: Vec<Address>,
+    pub routes: Vec<Route>,
+}
+
+/// An IPv4 address and its prefix length.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Address {
+    pub addr: std::net::Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// An IPv4 route through the interface: to `dst/prefix` (0.0.0.0/0 is
+/// the default route), via `gateway` or on the link.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Route {
+    pub dst: std::net::Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<std::net::Ipv4Addr>,
 }
 
 /// An rlimit: resource number, soft and hard limits.

@@ -71,6 +71,16 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
     let terminal = process.terminal().unwrap_or(false);
     let filters =
         atoll_vmm::seccomp::Filters::compile(true).map_err(|e| format!("seccomp: {e:#}"))?;
+    // The pod's interface: the tap create made in its network namespace.
+    let net = l
+        .net
+        .as_ref()
+        .map(|(fd, n)| atoll_vmm::virtio::net::NetConfig {
+            // SAFETY: create placed the tap's descriptor for this process.
+            tap: unsafe { File::from_raw_fd(*fd) },
+            mac: n.mac,
+            mtu: n.mtu.min(u32::from(u16::MAX)) as u16,
+        });
     let vm = Vm::start(VmConfig {
         kvm,
         kernel,
@@ -81,6 +91,7 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
         console,
         vsock_listener: Some(vsock),
         share: Some((vm_level::ROOTFS_TAG.to_string(), "/".to_string())),
+        net,
         seccomp: Some(filters),
     })
     .map_err(|e| format!("starting the VM: {e:#}"))?;
@@ -114,7 +125,10 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
         raw_terminal(0);
     }
     let req = Request::Run {
-        container: Box::new(vm_level::agent_container(&l.id, &l.spec)),
+        container: Box::new(atoll_agent::proto::Container {
+            network: l.net.as_ref().map(|(_, n)| n.clone()),
+            ..vm_level::agent_container(&l.id, &l.spec)
+        }),
         process: Box::new(atoll_agent::proto::Process {
             seccomp: Some(l.seccomp.clone()),
             ..vm_level::agent_process(&process)

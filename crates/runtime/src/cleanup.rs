@@ -70,6 +70,8 @@ pub fn remove_state(rt: &Runtime, id: &str) {
     // member's): unmounted, never removed recursively.
     crate::vm_pod::remove_member(&rt.layout, id);
     crate::vm_pod::teardown(&rt.layout, id);
+    // The tc filter on the pod's interface (the tap went with the VMM).
+    crate::vm_net::teardown_recorded(&rt.layout.atoll_dir(id));
     let _ = std::fs::remove_dir_all(rt.layout.container_dir(id));
     let _ = std::fs::remove_dir_all(rt.layout.atoll_dir(id));
 }

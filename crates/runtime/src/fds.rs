@@ -12,8 +12,8 @@ use std::os::fd::{AsRawFd, RawFd};
 pub const SANDBOX_FDS: i32 = 2;
 
 /// Slots reserved at startup: enough for either level's init (a vm-level
-/// init inherits `vm_level::VM_FDS`).
-pub const RESERVED_FDS: i32 = 5;
+/// init inherits `vm_level::VM_FDS`, and a tap).
+pub const RESERVED_FDS: i32 = 6;
 
 /// Makes sure `first..first+count` are open (on /dev/null, close-on-exec)
 /// so nothing else lands there.

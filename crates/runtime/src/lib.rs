@@ -32,6 +32,7 @@ pub mod status;
 pub mod unixsock;
 pub mod userspace_spec;
 pub mod vm_level;
+pub mod vm_net;
 pub mod vm_pod;
 pub mod wait;
 

@@ -623,7 +623,7 @@ impl Runtime {
                 crate::vm_pod::stage_binds(&self.layout, id, id, &bundle.path, &mut launch.spec)
                     .with_context(|| format!("container {id}"))?;
             }
-            preserve_fds += crate::vm_level::VM_FDS;
+            preserve_fds += crate::vm_level::VM_FDS + launch.net.is_some() as i32;
             executor.level = Isolation::Vm;
             executor.vm = self.plugins.vm_entry.map(|entry| (entry, launch));
         }
@@ -742,6 +742,23 @@ impl Runtime {
             crate::fds::place(f, slot + i as i32).context("VMM descriptors")?;
         }
         keep.extend(fds);
+        // The pod's network: the tap and the tc redirect are made in its
+        // namespace now, recorded first thing so that a failure from here
+        // on (remove_state) undoes them.
+        let net = match crate::vm_net::prepare(spec)? {
+            Some(p) => {
+                if let Err(e) = crate::vm_net::save(atoll_dir, &p.record) {
+                    crate::vm_net::teardown(&p.record);
+                    return Err(e);
+                }
+                let tap_slot = slot + vm_level::VM_FDS;
+                let tap: std::os::fd::OwnedFd = p.tap.into();
+                crate::fds::place(&tap, tap_slot).context("the tap's descriptor")?;
+                keep.push(tap);
+                Some((tap_slot, p.guest))
+            }
+            None => None,
+        };
         Ok(vm_level::VmLaunch {
             spec: spec.clone(),
             id: id.to_string(),
@@ -754,6 +771,7 @@ impl Runtime {
             initrd_fd: slot + 4,
             console: tracing::enabled!(tracing::Level::DEBUG),
             seccomp: vm_level::guest_seccomp(&self.layout, id, spec)?,
+            net,
         })
     }
 

@@ -19,7 +19,7 @@ pub const KERNEL_FILE: &str = "vmlinux";
 pub const INITRD_FILE: &str = "initramfs.cpio";
 
 /// Descriptors a vm-level init inherits: log, vsock socket, /dev/kvm,
-/// kernel, initramfs.
+/// kernel, initramfs (and the tap, when the pod has a network: one more).
 pub const VM_FDS: i32 = 5;
 
 /// Guest RAM when the spec sets no memory limit.
@@ -57,6 +57,9 @@ pub struct VmLaunch {
     pub console: bool,
     /// The container process's seccomp filter (guest_seccomp).
     pub seccomp: atoll_agent::proto::Seccomp,
+    /// The pod's interface (vm_net.rs): the tap's descriptor number in
+    /// the init and what the guest's eth0 becomes.
+    pub net: Option<(i32, atoll_agent::proto::Network)>,
 }
 
 /// The directory holding the guest assets.
@@ -228,6 +231,7 @@ pub fn resources(assets: &Path, check: Option<KernelCheck>) -> Result<Resources>
 pub fn preflight(spec: &Spec, assets: &Path, check: Option<KernelCheck>) -> Result<()> {
     open_kvm()?;
     guest_memory(spec)?;
+    crate::vm_net::check(spec)?;
     resources(assets, check).map(drop)
 }
 
@@ -487,6 +491,7 @@ pub fn agent_container(id: &str, spec: &Spec) -> atoll_agent::proto::Container {
         }),
         join_namespaces: Vec::new(),
         join_of: None,
+        network: None,
     }
 }
 

@@ -333,6 +333,42 @@ fn cri_pod_vm() {
     let vmms = kvm_holders();
     assert_eq!(vmms.len(), 1, "one VMM for the pod: {vmms:?}");
     assert_eq!(c.shims().len(), 1, "{:#?}", c.shims());
+    // The pod's address (CNI's, on the veth in the pod's namespace) is the
+    // guest's: its eth0 is joined to the veth by a tap and tc redirects.
+    // The bridge gets a host address so that node and pod reach each
+    // other (the test's CNI config has no gateway).
+    let pod_ip = st
+        .network
+        .as_ref()
+        .map(|n| n.ip.clone())
+        .unwrap_or_default();
+    assert!(
+        pod_ip.starts_with("10.231."),
+        "pod IP from the CNI bridge: {st:#?}"
+    );
+    let host_ip = format!("{}.250", pod_ip.rsplit_once('.').expect("pod IPv4").0);
+    let status = std::process::Command::new("ip")
+        .args(["addr", "add", &format!("{host_ip}/24"), "dev", &c.bridge])
+        .status()
+        .unwrap();
+    assert!(status.success(), "ip addr add {host_ip} dev {}", c.bridge);
+    let host_server = std::net::TcpListener::bind((host_ip.as_str(), 0)).unwrap();
+    let host_port = host_server.local_addr().unwrap().port();
+    let host_thread = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, peer) = host_server.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut req = [0u8; 1024];
+        let _ = conn.read(&mut req).unwrap();
+        let body = format!("from-host-to-{}", peer.ip());
+        write!(
+            conn,
+            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+    });
 
     let t = Instant::now();
     let app = cri
@@ -341,7 +377,8 @@ fn cri_pod_vm() {
             container(
                 "app",
                 "echo hello-from-cri; echo boot=$(cat /proc/sys/kernel/random/boot_id); \
-                 echo host=$(hostname); echo app-err >&2; exec sleep 1000",
+                 echo host=$(hostname); echo from-guest > /dev/shm/note; \
+                 httpd -p 8080 -h /dev/shm; echo app-err >&2; exec sleep 1000",
             ),
             cfg.clone(),
         )
@@ -391,6 +428,47 @@ fn cri_pod_vm() {
     assert_eq!(r.exit_code, 3, "{r:?}");
     assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), boot, "{r:?}");
     assert_eq!(String::from_utf8_lossy(&r.stderr), "exec-err\n");
+
+    // The guest's eth0 has the pod's IP; the container reaches the node
+    // over it, and the node reaches the container's server at that IP.
+    let r = cri
+        .exec_sync(
+            &app,
+            &[
+                "sh",
+                "-c",
+                &format!("ip -o -4 addr show eth0; wget -q -O - http://{host_ip}:{host_port}/"),
+            ],
+            90,
+        )
+        .unwrap_or_else(|e| panic!("ExecSync: {e}\n{}", c.log_tail()));
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        out.contains(&format!("inet {pod_ip}/")),
+        "the guest's eth0 has the pod IP {pod_ip}: {r:?}"
+    );
+    assert!(
+        out.contains(&format!("from-host-to-{pod_ip}")),
+        "the container reaches the node from the pod IP: {r:?}"
+    );
+    host_thread.join().unwrap();
+    let mut from_node = String::new();
+    {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect_timeout(
+            &format!("{pod_ip}:8080").parse().unwrap(),
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("node to pod {pod_ip}:8080: {e}"));
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(conn, "GET /note HTTP/1.0\r\n\r\n").unwrap();
+        conn.read_to_string(&mut from_node).unwrap();
+    }
+    assert!(
+        from_node.ends_with("from-guest\n"),
+        "the node reaches the guest's server at the pod IP: {from_node}"
+    );
 
     // A second container of the pod that exits: same guest, its status,
     // both streams.

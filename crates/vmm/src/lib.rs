@@ -1,7 +1,8 @@
 //! atoll's virtual machine monitor for the `vm` level: one KVM guest per
 //! pod, booting Debian's `vmlinux` straight into 64-bit mode with atoll's
 //! guest agent as `/init`. Devices are virtio-mmio windows described to
-//! the guest in ACPI (vsock for the agent, virtio-fs for the rootfs) and a
+//! the guest in ACPI (vsock for the agent, virtio-fs for the rootfs,
+//! virtio-net on a tap for the pod's network) and a
 //! 16550 serial console that is quiet unless asked for.
 //!
 //! Threads: one per vCPU (exits for the serial port and the virtio
@@ -64,6 +65,9 @@ pub struct VmConfig {
     pub vsock_listener: Option<UnixListener>,
     /// A directory shared with the guest over virtio-fs: (tag, path).
     pub share: Option<(String, String)>,
+    /// The guest's network interface (a tap the runtime made in the
+    /// pod's network namespace); None: the guest has only loopback.
+    pub net: Option<virtio::net::NetConfig>,
     /// The threads' seccomp filters (None: unconfined, for tests of the
     /// device model only).
     pub seccomp: Option<seccomp::Filters>,
@@ -185,6 +189,12 @@ impl Vm {
                 tag,
                 root,
                 filters.as_ref().map(|f| f.fs.clone()),
+            )?));
+        }
+        if let Some(net) = cfg.net {
+            devices.push(Box::new(virtio::net::Net::new(
+                net,
+                filters.as_ref().map(|f| f.net.clone()),
             )?));
         }
         let mut mmio = Vec::new();

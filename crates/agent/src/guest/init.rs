@@ -159,6 +159,10 @@ pub fn boot() -> ! {
         Some("ptmxmode=0666,mode=0620"),
     );
     load_modules();
+    // The guest's own loopback: up whether or not the pod has a network.
+    if let Err(e) = super::net::loopback_up() {
+        sys::log(&format!("loopback: {e}"));
+    }
     super::reaper::start();
     let fd = match listen() {
         Ok(fd) => fd,

@@ -42,6 +42,11 @@ pub fn serve(mut s: UnixStream) {
             process,
             init,
         } => {
+            if let Some(n) = &c.network
+                && let Err(e) = super::net::configure(n)
+            {
+                return failure(&mut s, &format!("the guest's network: {e}"));
+            }
             let child = match container::run(&c, &process, init) {
                 Ok(ch) => ch,
                 Err(e) => return failure(&mut s, &describe(&e)),

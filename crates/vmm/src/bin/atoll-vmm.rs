@@ -121,6 +121,7 @@ fn run() -> Result<i32> {
             .then(|| Box::new(std::io::stderr()) as Box<dyn std::io::Write + Send>),
         vsock_listener: None,
         share: a.share.as_ref().map(|d| ("atoll".to_string(), d.clone())),
+        net: None,
         // The vCPU and device threads confined as in a container; this
         // thread is not (it reads its own /proc files for --stats).
         seccomp: Some(atoll_vmm::seccomp::Filters::compile(false)?),

@@ -35,10 +35,11 @@ pub enum Role {
     Vcpu,
     Vsock,
     Fs,
+    Net,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Vmm, Role::Vcpu, Role::Vsock, Role::Fs];
+    pub const ALL: [Role; 5] = [Role::Vmm, Role::Vcpu, Role::Vsock, Role::Fs, Role::Net];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -46,6 +47,7 @@ impl Role {
             Role::Vcpu => "vCPU threads",
             Role::Vsock => "vsock device thread",
             Role::Fs => "virtio-fs device thread",
+            Role::Net => "virtio-net device thread",
         }
     }
 
@@ -71,6 +73,11 @@ impl Role {
                  VMM's root, which is the bundle's rootfs; names are resolved one component at \
                  a time under held directory descriptors. It acts for the guest's users by \
                  switching its own thread's effective uid and gid per request."
+            }
+            Role::Net => {
+                "Moves Ethernet frames between the guest's queues and the tap descriptor the \
+                 runtime made in the pod's network namespace and handed over: it opens no \
+                 socket; its one ioctl tells the tap which offloads the guest accepted."
             }
         }
     }
@@ -179,6 +186,7 @@ pub fn own(role: Role) -> Vec<Allowed> {
         Role::Vcpu => vcpu(),
         Role::Vsock => vsock(),
         Role::Fs => fs(),
+        Role::Net => net(),
     }
 }
 
@@ -277,6 +285,22 @@ fn vsock() -> Vec<Allowed> {
             "non-blocking host streams"
         ),
         a!(SYS_shutdown, "the guest closed its side of a stream"),
+    ]
+}
+
+fn net() -> Vec<Allowed> {
+    vec![
+        a!(SYS_epoll_create1, "the device's event loop"),
+        a!(SYS_epoll_ctl, "the device's event loop"),
+        a!(SYS_epoll_wait, "the device's event loop"),
+        a!(SYS_epoll_pwait, "the device's event loop"),
+        a!(SYS_read, "queue kicks (eventfds), frames from the tap"),
+        one_of!(
+            SYS_ioctl,
+            1,
+            [libc::TUNSETOFFLOAD => "TUNSETOFFLOAD"],
+            "the offloads the guest's driver accepted, on the tap (once, at activation)"
+        ),
     ]
 }
 

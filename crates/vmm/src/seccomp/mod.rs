@@ -7,7 +7,8 @@
 //!   session that relays the guest process's stdio, signals and exit;
 //! - each vCPU thread: `KVM_RUN` and the serial console;
 //! - the vsock device thread: its queues and the host-side Unix sockets;
-//! - the virtio-fs device thread: the file system it serves.
+//! - the virtio-fs device thread: the file system it serves;
+//! - the virtio-net device thread: its queues and the tap descriptor.
 //!
 //! One table per role ([`allowlist`]) drives both the filter (through
 //! seccompiler) and the list `atoll allowlists` publishes, so they cannot
@@ -36,6 +37,7 @@ pub struct Filters {
     pub vcpu: BpfProgram,
     pub vsock: BpfProgram,
     pub fs: BpfProgram,
+    pub net: BpfProgram,
 }
 
 /// What a violation does: kill the process. A binary built with
@@ -64,6 +66,7 @@ impl Filters {
             vcpu: c(Role::Vcpu)?,
             vsock: c(Role::Vsock)?,
             fs: c(Role::Fs)?,
+            net: c(Role::Net)?,
         })
     }
 }
