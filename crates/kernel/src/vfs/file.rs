@@ -84,9 +84,10 @@ pub trait FileOps: Any {
         false
     }
     fn unwait(&self, _k: &Kernel, _tid: Tid) {}
-    /// A counter that moves on every new event of the file (data arriving,
-    /// room freed), for edge-triggered epoll; 0 for files without events.
-    fn event_seq(&self) -> u64 {
+    /// A counter that moves on every new event of the file of a kind in
+    /// `mask` (poll bits: POLLIN for data arriving, POLLOUT for room
+    /// freed, ...), for edge-triggered epoll; 0 for files without events.
+    fn event_seq(&self, _mask: u32) -> u64 {
         0
     }
     fn ioctl(&self, _k: &mut Kernel, _f: &File, _tid: Tid, _cmd: u64, _arg: u64) -> SysResult<u64> {

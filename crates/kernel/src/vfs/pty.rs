@@ -447,8 +447,8 @@ impl FileOps for Master {
         self.0.mq.remove(tid);
     }
 
-    fn event_seq(&self) -> u64 {
-        self.0.mq.seq()
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.0.mq.seq(mask)
     }
 
     fn fasync(&self, file: &Rc<File>, on: bool) {
@@ -596,8 +596,8 @@ impl FileOps for Slave {
         self.0.sq.remove(tid);
     }
 
-    fn event_seq(&self) -> u64 {
-        self.0.sq.seq()
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.0.sq.seq(mask)
     }
 
     fn fasync(&self, file: &Rc<File>, on: bool) {
