@@ -407,6 +407,46 @@ fn pseudo_terminals_behave_as_linux() {
     );
 }
 
+/// Non-canonical reads with VMIN and VTIME, packet mode (TIOCPKT),
+/// edge-triggered epoll on the slave (an edge per input, none for its own
+/// output) and job control (SIGTTIN, SIGTTOU with TOSTOP, EIO when
+/// ignored) on pseudo-terminals.
+#[test]
+fn pseudo_terminal_modes_and_job_control_behave_as_linux() {
+    let (native, user) = both_levels("compat_pty_modes");
+    assert_same(
+        "compat_pty_modes",
+        &native,
+        &user,
+        &[
+            "vmin 0 vtime 2, nonblocking, nothing: EAGAIN",
+            "vmin 0 vtime 30, a byte comes: ok(1)",
+            "vmin 3, poll with 2 bytes: 0",
+            "vmin 3, nonblocking read of 2 bytes: ok(2)",
+            "vmin 3, blocking, the third byte comes later: \"cde\" (3)",
+            "vmin 5 vtime 2, 2 bytes then silence: \"xy\" (2)",
+            "packet read of data: \"\\x00hi\" (3)",
+            "poll after the slave flushed input: 0x3",
+            "packet read after TCIFLUSH: \"\\x01\" (1)",
+            "packet read after TCOFLUSH: \"\\x02\" (1)",
+            "packet read after IXON off: \"\\x10\" (1)",
+            "packet read after IXON on: \"\\x20\" (1)",
+            "packet read after ^C: \"\\x03\" (1)",
+            "slave reader, its own output, input unread: 0 events, 0x0",
+            "slave reader, the master read its output: 0 events, 0x0",
+            "slave reader, more input: 1 events, 0x1",
+            "slave writer, the master read it: 1 events, 0x4",
+            "background write without TOSTOP: ok(2)",
+            "background write, TOSTOP, SIGTTOU ignored: ok(2)",
+            "background writer: stopped 1 by TTOU",
+            "background read, SIGTTIN ignored: EIO",
+            "background reader: stopped 1 by TTIN",
+            "read after SIGTTIN, made foreground, SIGCONT: \"x\\x0a\" (2)",
+            "leader in the background, tcsetpgrp, SIGTTOU blocked: ok(0)",
+        ],
+    );
+}
+
 #[test]
 fn cpu_time_interval_timers_behave_as_linux() {
     let (native, user) = both_levels("compat_itimer");
