@@ -598,6 +598,106 @@ fn edge_triggered_epoll_on_stdio_pipes_behaves_as_linux() {
     );
 }
 
+/// Runs program `name` at `level` with `terminal: true`, its console's
+/// pty master held by the test through the console socket: a line "input
+/// please: ..." gets a line of input. Returns the output, lines without
+/// their CR.
+fn run_fed_console(a: &atoll_testkit::Atoll, level: &str, b: &atoll_testkit::Bundle) -> String {
+    use nix::sys::socket::*;
+    use std::io::{Read, Write};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let id = id("fedtty");
+    let sock_path = b.path.join("console.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 256];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        for c in msg.cmsgs().unwrap() {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                // SAFETY: the descriptor just received is ours alone.
+                return unsafe { std::fs::File::from_raw_fd(fds[0]) };
+            }
+        }
+        panic!("no fd received");
+    });
+    let sock = sock_path.to_str().unwrap();
+    a.run(&[
+        "--isolation",
+        level,
+        "create",
+        "--console-socket",
+        sock,
+        "-b",
+        b.path_str(),
+        &id,
+    ])
+    .ok();
+    let mut master = receiver.join().unwrap();
+    a.run(&["start", &id]).ok();
+    let (mut text, mut line) = (String::new(), Vec::new());
+    let mut buf = [0u8; 256];
+    // Ends at EIO, when the program's side of the terminal closes.
+    while let Ok(n @ 1..) = master.read(&mut buf) {
+        for &c in &buf[..n] {
+            match c {
+                b'\r' => {}
+                b'\n' => {
+                    let l = String::from_utf8_lossy(&line).into_owned();
+                    if l.starts_with("input please") {
+                        master.write_all(b"x\n").unwrap();
+                    }
+                    text.push_str(&l);
+                    text.push('\n');
+                    line.clear();
+                }
+                c => line.push(c),
+            }
+        }
+    }
+    a.wait_status(&id, "stopped");
+    a.run(&["delete", &id]).ok();
+    leaks(a, &id, b).assert_clean();
+    text
+}
+
+/// Edge-triggered epoll on the container's console (a host pty at the
+/// userspace level): an edge per line of input, also while earlier input
+/// is unread; after output, what the host's terminal wakes writers with.
+#[test]
+fn edge_triggered_epoll_on_the_console_behaves_as_linux() {
+    let a = atoll();
+    let bin = compile("compat_epoll_stdio");
+    let b = busybox()
+        .terminal(true)
+        .args(&["/compat_epoll_stdio"])
+        .build();
+    cprog::install(&bin, &b.rootfs, "/compat_epoll_stdio");
+    let native = run_fed_console(&a, "native", &b);
+    let user = run_fed_console(&a, "userspace", &b);
+    assert_same(
+        "compat_epoll_stdio on the console",
+        &native,
+        &user,
+        &[
+            "stdin, input: 1 events, 0x1",
+            "stdin, nothing new: 0 events, 0x0",
+            "stdin, more input with input unread: 1 events, 0x1",
+            "stdin, input after EAGAIN: 1 events, 0x1",
+            "stdout, first wait: 1 events, 0x4",
+        ],
+    );
+}
+
 /// The same program over the sandbox network stack (the default): its
 /// sockets report the wakeups Linux's do, no more (no edge for an ACK or
 /// a window update of a socket that had room).
