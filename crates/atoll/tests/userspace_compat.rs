@@ -500,10 +500,10 @@ fn edge_triggered_epoll_on_host_sockets_behaves_as_linux() {
             "full: 0 events, 0x0 0x0",
             "room freed: 1 events, 0x0 0x4",
             "nothing new after room: 0 events, 0x0 0x0",
-            "poll of the epoll after data: 1 0x1",
-            "outer epoll after data: 1",
             "the epoll's wait: 1 events, 0x0 0x1",
+            "poll of the epoll after more data: 1 0x1",
             "outer epoll after more data: 1",
+            "the epoll's wait after more data: 1 events, 0x0 0x1",
         ],
     );
 }
