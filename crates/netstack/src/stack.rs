@@ -182,11 +182,37 @@ pub(crate) struct Sock {
     pub sig: (u32, usize, usize, usize),
 }
 
+/// The events a change of a socket's signature (readiness, receive,
+/// send and accept queue lengths) from `old` to `new` stands for, as the
+/// wakeups Linux's sockets make: data or a connection arriving is an
+/// input event even on a socket that was readable already
+/// (sk_data_ready); readiness gained is an event of its kind (a state
+/// change, an error); room freed is an output event only for a socket
+/// that had none (SOCK_NOSPACE: a write found it full), not for every
+/// ACK or window update of one that stayed writable.
+pub fn wakeup_events(old: (u32, usize, usize, usize), new: (u32, usize, usize, usize)) -> u32 {
+    let mut ev = new.0 & !old.0;
+    if new.1 > old.1 || new.3 > old.3 {
+        ev |= POLLIN;
+    }
+    ev
+}
+
+/// Whether a stream socket with `queued` of `capacity` bytes in its send
+/// buffer polls writable: with room for half as much again (Linux's
+/// sk_stream_is_writeable), so that a writer that filled it is woken once
+/// a good part is sent, not for every segment acknowledged.
+pub fn stream_writable(queued: usize, capacity: usize) -> bool {
+    capacity.saturating_sub(queued) >= queued / 2 && queued < capacity
+}
+
 /// What the kernel is told after a poll.
 #[derive(Default)]
 pub struct PollOutcome {
-    /// Sockets whose readiness or queues changed.
-    pub changed: Vec<SockId>,
+    /// Sockets whose readiness or queues changed, each with the events
+    /// Linux would wake its waiters with (poll bits; see
+    /// [`wakeup_events`]; 0: a change no event stands for).
+    pub changed: Vec<(SockId, u32)>,
     /// More frames are waiting than one poll takes: poll again soon.
     pub again: bool,
 }
@@ -603,7 +629,7 @@ impl Stack {
     }
 
     /// Sockets whose readiness or queue lengths moved since last looked at.
-    fn changed(&mut self) -> Vec<SockId> {
+    fn changed(&mut self) -> Vec<(SockId, u32)> {
         let ids: Vec<SockId> = self.socks.keys().copied().collect();
         let mut out = Vec::new();
         for id in ids {
@@ -611,8 +637,8 @@ impl Stack {
             if let Some(sock) = self.socks.get_mut(&id)
                 && sock.sig != s
             {
+                out.push((id, wakeup_events(sock.sig, s)));
                 sock.sig = s;
-                out.push(id);
             }
         }
         out
@@ -703,7 +729,7 @@ impl Stack {
                     m |= POLLRDHUP;
                 }
                 let send_closed = s.shut_wr || !t.may_send();
-                if send_closed || t.send_queue() < t.send_capacity() {
+                if send_closed || stream_writable(t.send_queue(), t.send_capacity()) {
                     m |= POLLOUT;
                 }
                 if (readable_end && send_closed) || c.done {

@@ -130,8 +130,8 @@ impl FileOps for MqFile {
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.q.wq.remove(tid);
     }
-    fn event_seq(&self) -> u64 {
-        self.q.wq.seq()
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.q.wq.seq(mask)
     }
     fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
         let mut st = crate::vfs::stat_of(0, self.q.ino, libc::S_IFREG | self.q.mode, 1);

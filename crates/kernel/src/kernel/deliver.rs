@@ -378,22 +378,25 @@ impl Kernel {
         }
     }
 
-    /// ITIMER_REAL (and alarm) expired.
-    pub fn itimer_fired(&mut self, pid: Pid) {
+    /// ITIMER_REAL (and alarm) expired, due at `due`: a periodic one
+    /// goes on from then (periods missed while the kernel was busy are
+    /// dropped, one signal stands for them, as Linux's it_real_fn).
+    pub fn itimer_fired(&mut self, pid: Pid, due: std::time::Instant) {
         let Some(g) = self.groups.get_mut(&pid) else {
             return;
         };
         let interval = g.itimer_real_interval;
         if !interval.is_zero() {
-            self.timers.arm(
-                super::timer::after(interval),
-                super::timer::TimerAction::ItimerReal(pid),
-            );
+            let (next, _) = super::timer::forward(due, interval, std::time::Instant::now());
+            self.timers
+                .arm(next, super::timer::TimerAction::ItimerReal(pid));
         }
         let _ = self.send_group(pid, SigInfo::new(libc::SIGALRM, super::signal::SI_KERNEL));
     }
 
-    pub fn posix_timer_fired(&mut self, pid: Pid, id: i32) {
+    /// A POSIX timer due at `due` expired: a periodic one goes on from
+    /// then, the periods it missed are its overrun count.
+    pub fn posix_timer_fired(&mut self, pid: Pid, id: i32, due: std::time::Instant) {
         let Some(g) = self.groups.get_mut(&pid) else {
             return;
         };
@@ -401,17 +404,20 @@ impl Kernel {
             return;
         };
         let (signo, value, interval, target) = (t.signo, t.value, t.interval, t.target_tid);
-        t.overrun = 0;
+        let mut overrun = 0;
         if !interval.is_zero() {
-            self.timers.arm(
-                super::timer::after(interval),
-                super::timer::TimerAction::Posix(pid, id),
-            );
+            let (next, missed) = super::timer::forward(due, interval, std::time::Instant::now());
+            overrun = missed.min(i32::MAX as u64) as i32;
+            t.overrun = overrun;
+            self.timers
+                .arm(next, super::timer::TimerAction::Posix(pid, id));
+        } else {
+            t.overrun = 0;
         }
         if signo == 0 {
             return;
         }
-        let info = SigInfo::timer(signo, id, 0, value);
+        let info = SigInfo::timer(signo, id, overrun, value);
         let _ = match target {
             Some(tid) if self.tasks.contains_key(&tid) => self.send_task(tid, info),
             _ => self.send_group(pid, info),

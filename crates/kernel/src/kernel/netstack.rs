@@ -109,7 +109,10 @@ impl NetStack {
     }
 
     /// Moves packets until nothing moves, then wakes the waiters of every
-    /// socket whose readiness or queues changed.
+    /// socket whose readiness or queues changed: with the events the
+    /// change stands for (what edge-triggered epoll counts), or, for a
+    /// change Linux makes no wakeup of (an ACK freeing room on a socket
+    /// that had some), waking waiters without an event: they look again.
     pub fn pump(&self) {
         let woken: Vec<(Rc<WaitQueue>, u32)> = {
             let mut st = self.stack.borrow_mut();
@@ -117,14 +120,15 @@ impl NetStack {
             let queues = self.queues.borrow();
             out.changed
                 .into_iter()
-                .filter_map(|id| {
-                    let wq = queues.get(&id)?.clone();
-                    Some((wq, st.readiness(id)))
-                })
+                .filter_map(|(id, events)| Some((queues.get(&id)?.clone(), events)))
                 .collect()
         };
-        for (wq, mask) in woken {
-            wq.notify(mask);
+        for (wq, events) in woken {
+            if events != 0 {
+                wq.notify(events);
+            } else {
+                wq.wake_waiters(!0);
+            }
         }
     }
 

@@ -2,12 +2,20 @@
 //! the platform's stop notifications, forwarded host signals and the
 //! control socket, all in one blocking wait.
 //!
-//! Host descriptors sit in an epoll of their own (edge-triggered), nested
+//! Host descriptors sit in epolls of their own (edge-triggered), nested
 //! in the main one: the host reports one event per wakeup of a descriptor
 //! (data arriving, room freed, a state change), which is what an
 //! edge-triggered epoll of the workload must see, one for one. Keeping
 //! them apart lets [`Poller::sync`] take the host's pending reports at any
 //! moment without reading (and having to keep) the kernel's own events.
+//!
+//! Each descriptor is watched twice, for input in one epoll and for room
+//! to write in another: the host's report carries the descriptor's whole
+//! readiness, not what woke it, but its epoll queues an item only for a
+//! wakeup of a kind the item watches (ep_poll_callback's key check). So a
+//! report of the input epoll is an input event, one of the output epoll
+//! an output event, and the workload's edge-triggered readers are not
+//! told of room freed (nor writers of data arriving).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -21,21 +29,24 @@ pub const TOKEN_SIGNALS: u64 = 2;
 pub const TOKEN_CONTROL: u64 = 3;
 /// A link's packet socket (`--network sandbox`) has frames.
 pub const TOKEN_NET: u64 = 4;
-/// The host descriptors' epoll has reports.
+/// The host descriptors' epolls have reports.
 const TOKEN_FILES: u64 = 5;
+const TOKEN_FILES_OUT: u64 = 6;
 /// Control connections of exec'd processes: token = CONN_BASE + fd.
 const CONN_BASE: u64 = 1 << 32;
 
 thread_local! {
     static EPFD: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
-    static FILES_EPFD: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
+    /// The host descriptors' epolls: input, output (see the module's doc).
+    static FILES_EPFD: std::cell::Cell<[i32; 2]> = const { std::cell::Cell::new([-1, -1]) };
     static QUEUES: RefCell<HashMap<i32, Weak<WaitQueue>>> = RefCell::new(HashMap::new());
 }
 
 pub struct Poller {
     epfd: i32,
-    /// The host descriptors' epoll (edge-triggered), watched by `epfd`.
-    files: i32,
+    /// The host descriptors' epolls (edge-triggered), input and output,
+    /// watched by `epfd`.
+    files: [i32; 2],
 }
 
 /// Events of the kernel's own sources from one wait.
@@ -56,18 +67,26 @@ impl Poller {
         if epfd < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        // SAFETY: as above.
-        let files = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if files < 0 {
-            let e = std::io::Error::last_os_error();
-            // SAFETY: closing the descriptor just made.
-            unsafe { libc::close(epfd) };
-            return Err(e);
+        let mut files = [-1; 2];
+        for f in files.iter_mut() {
+            // SAFETY: as above.
+            *f = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if *f < 0 {
+                let e = std::io::Error::last_os_error();
+                for fd in [epfd, files[0]] {
+                    if fd >= 0 {
+                        // SAFETY: closing descriptors just made.
+                        unsafe { libc::close(fd) };
+                    }
+                }
+                return Err(e);
+            }
         }
         EPFD.with(|e| e.set(epfd));
         FILES_EPFD.with(|e| e.set(files));
         let p = Poller { epfd, files };
-        p.add_source(files, TOKEN_FILES)?;
+        p.add_source(files[0], TOKEN_FILES)?;
+        p.add_source(files[1], TOKEN_FILES_OUT)?;
         Ok(p)
     }
 
@@ -90,13 +109,7 @@ impl Poller {
     /// own, which reaches `q` later; callers that count events (epoll's
     /// edges) use [`Poller::watch`] instead.
     pub fn register(&self, fd: i32, q: &Rc<WaitQueue>) {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: fd as u64,
-        };
-        // SAFETY: as above.
-        unsafe { libc::epoll_ctl(self.files, libc::EPOLL_CTL_ADD, fd, &mut ev) };
-        QUEUES.with(|m| m.borrow_mut().insert(fd, Rc::downgrade(q)));
+        register_fd(fd, q);
     }
 
     /// Watches a host descriptor from its creation on, before the workload
@@ -118,21 +131,7 @@ impl Poller {
     /// taken for a new one after. Callers are at the start of a syscall:
     /// a waiter woken here looks again anyway.
     pub fn sync(&self) {
-        let mut events: [libc::epoll_event; 64] = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: epoll_wait into a local array, no wait.
-            let n = unsafe { libc::epoll_wait(self.files, events.as_mut_ptr(), 64, 0) };
-            let n = n.max(0) as usize;
-            for e in &events[..n] {
-                let (fd, bits) = (e.u64 as i32, e.events);
-                if let Some(q) = QUEUES.with(|m| m.borrow().get(&fd).and_then(|w| w.upgrade())) {
-                    q.notify(poll_bits(bits));
-                }
-            }
-            if n < events.len() {
-                break;
-            }
-        }
+        sync_files(self.files);
     }
 
     /// Watches a control connection (level-triggered).
@@ -160,7 +159,7 @@ impl Poller {
                 TOKEN_SIGNALS => ready.signals = true,
                 TOKEN_CONTROL => ready.control = true,
                 TOKEN_NET => ready.net = true,
-                TOKEN_FILES => self.sync(),
+                TOKEN_FILES | TOKEN_FILES_OUT => self.sync(),
                 t if t >= CONN_BASE => ready.connections.push((t - CONN_BASE) as i32),
                 _ => {}
             }
@@ -231,12 +230,66 @@ fn epoll_wait_ns(
 
 /// Stops watching a host descriptor (its file is closing).
 pub fn unregister_fd(fd: i32) {
-    let epfd = FILES_EPFD.with(|e| e.get());
-    if epfd >= 0 {
-        // SAFETY: removing a watch; errors (not watched) are harmless.
-        unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+    for epfd in FILES_EPFD.with(|e| e.get()) {
+        if epfd >= 0 {
+            // SAFETY: removing a watch; errors (not watched) are harmless.
+            unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+        }
     }
     QUEUES.with(|m| m.borrow_mut().remove(&fd));
+}
+
+/// [`Poller::register`] for files that reach no `Kernel` where they
+/// start watching.
+fn register_fd(fd: i32, q: &Rc<WaitQueue>) {
+    let files = FILES_EPFD.with(|e| e.get());
+    let kinds = [
+        libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI,
+        libc::EPOLLOUT,
+    ];
+    for (epfd, kind) in files.into_iter().zip(kinds) {
+        let mut ev = libc::epoll_event {
+            events: (kind | libc::EPOLLET) as u32,
+            u64: fd as u64,
+        };
+        // SAFETY: a valid epoll fd (or -1: EBADF) and event; a descriptor
+        // the host cannot watch (a regular file) just never reports.
+        unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    }
+    QUEUES.with(|m| m.borrow_mut().insert(fd, Rc::downgrade(q)));
+}
+
+/// [`Poller::watch`] for files that reach no `Kernel` where they start
+/// counting events (the same rules: not between a check and a wait).
+pub fn watch_fd(fd: i32, q: &Rc<WaitQueue>) {
+    register_fd(fd, q);
+    sync_files(FILES_EPFD.with(|e| e.get()));
+}
+
+/// Hands pending host reports to their queues (see [`Poller::sync`]).
+fn sync_files(files: [i32; 2]) {
+    let mut events: [libc::epoll_event; 64] = unsafe { std::mem::zeroed() };
+    for (epfd, kind) in files.into_iter().zip([!(libc::POLLOUT as u32), !0]) {
+        if epfd < 0 {
+            continue;
+        }
+        loop {
+            // SAFETY: epoll_wait into a local array, no wait.
+            let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), 64, 0) };
+            let n = n.max(0) as usize;
+            for e in &events[..n] {
+                let (fd, bits) = (e.u64 as i32, e.events);
+                if let Some(q) = QUEUES.with(|m| m.borrow().get(&fd).and_then(|w| w.upgrade())) {
+                    // The input epoll's report says nothing of room to
+                    // write (the bit is the level, not the wakeup).
+                    q.notify(poll_bits(bits) & kind);
+                }
+            }
+            if n < events.len() {
+                break;
+            }
+        }
+    }
 }
 
 pub fn unregister_connection(fd: i32) {

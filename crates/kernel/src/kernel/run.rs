@@ -96,9 +96,9 @@ impl Kernel {
                 self.on_foreign_exit(pid, status);
             }
             let now = Instant::now();
-            for a in self.timers.expired(now) {
+            for (due, a) in self.timers.expired(now) {
                 busy = true;
-                self.fire_timer(a);
+                self.fire_timer(a, due);
             }
             self.arm_netstack_timer();
             let timeout = if busy || waitq::has_woken() {
@@ -458,13 +458,14 @@ impl Kernel {
         }
     }
 
-    fn fire_timer(&mut self, a: TimerAction) {
+    /// Acts on a timer that was due at `due`.
+    fn fire_timer(&mut self, a: TimerAction, due: Instant) {
         match a {
             TimerAction::Wake(tid) => waitq::wake(tid),
-            TimerAction::ItimerReal(pid) => self.itimer_fired(pid),
+            TimerAction::ItimerReal(pid) => self.itimer_fired(pid, due),
             TimerAction::CpuItimers(pid) => self.cpu_itimers_check(pid),
-            TimerAction::Posix(pid, id) => self.posix_timer_fired(pid, id),
-            TimerAction::TimerFd(id) => crate::vfs::timerfd::fired(self, id),
+            TimerAction::Posix(pid, id) => self.posix_timer_fired(pid, id, due),
+            TimerAction::TimerFd(id) => crate::vfs::timerfd::fired(self, id, due),
             TimerAction::NetStack => {
                 if let Some(n) = &self.netstack {
                     n.pump();

@@ -72,8 +72,9 @@ impl Timers {
         self.by_action.get(&key_of(action)).map(|k| k.0)
     }
 
-    /// Removes and returns every action due by `now`.
-    pub fn expired(&mut self, now: Instant) -> Vec<TimerAction> {
+    /// Removes and returns every action due by `now`, with when it was
+    /// due (periodic timers count their next period from it).
+    pub fn expired(&mut self, now: Instant) -> Vec<(Instant, TimerAction)> {
         let mut out = Vec::new();
         while let Some((&k, _)) = self.queue.iter().next() {
             if k.0 > now {
@@ -81,7 +82,7 @@ impl Timers {
             }
             let a = self.queue.remove(&k).unwrap();
             self.by_action.remove(&key_of(&a));
-            out.push(a);
+            out.push((k.0, a));
         }
         out
     }
@@ -106,6 +107,21 @@ pub fn after(d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86400)))
         .unwrap_or(now)
+}
+
+/// The next expiry of a periodic timer that was due at `due`: the first
+/// period boundary after `now`, counted from `due` (Linux's
+/// hrtimer_forward: periods do not drift by how late the kernel got to the
+/// timer), and how many periods were missed on the way (overruns).
+pub fn forward(due: Instant, interval: Duration, now: Instant) -> (Instant, u64) {
+    let iv = interval.as_nanos().max(1);
+    let behind = now.saturating_duration_since(due).as_nanos();
+    let missed = behind / iv;
+    let next = u64::try_from((missed + 1) * iv)
+        .ok()
+        .and_then(|ns| due.checked_add(Duration::from_nanos(ns)))
+        .unwrap_or_else(|| after(interval));
+    (next, u64::try_from(missed).unwrap_or(u64::MAX))
 }
 
 /// A timespec as a Duration (EINVAL for negative or out-of-range fields).
@@ -143,8 +159,20 @@ mod tests {
         );
         assert_eq!(
             t.expired(now + Duration::from_micros(10)),
-            [TimerAction::Wake(8)]
+            [(now + Duration::from_micros(5), TimerAction::Wake(8))]
         );
         assert_eq!(t.timeout(now), Some(Duration::from_micros(20)));
+    }
+
+    #[test]
+    fn periods_count_from_when_the_timer_was_due() {
+        let due = Instant::now();
+        let ms = Duration::from_millis;
+        // Served 3 ms late: the next period still ends 10 ms after `due`.
+        assert_eq!(forward(due, ms(10), due + ms(3)), (due + ms(10), 0));
+        // Served 25 ms late: two periods missed, the next ends at 30 ms.
+        assert_eq!(forward(due, ms(10), due + ms(25)), (due + ms(30), 2));
+        // Exactly on a boundary: the next one.
+        assert_eq!(forward(due, ms(10), due + ms(10)), (due + ms(20), 1));
     }
 }

@@ -218,8 +218,8 @@ impl FileOps for HostSocket {
         self.wq.add(tid, events | POLLHUP | POLLERR);
         true
     }
-    fn event_seq(&self) -> u64 {
-        self.wq.seq()
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.wq.seq(mask)
     }
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.wq.remove(tid);

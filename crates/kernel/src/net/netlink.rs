@@ -192,8 +192,8 @@ impl FileOps for NetlinkSocket {
         }
         true
     }
-    fn event_seq(&self) -> u64 {
-        self.wq.seq()
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.wq.seq(mask)
     }
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.wq.remove(tid);

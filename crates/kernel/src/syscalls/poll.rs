@@ -26,7 +26,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "epoll_ctl",
             sys_epoll_ctl,
             Partial,
-            "EPOLLEXCLUSIVE and EPOLLWAKEUP accepted, no effect; EPOLLET on sockets of the sandbox network stack also reports wakeups Linux does not (an ACK, a window update; never a lost edge)",
+            "EPOLLEXCLUSIVE and EPOLLWAKEUP accepted, no effect",
         ),
         ("epoll_wait", sys_epoll_wait, Full, ""),
         ("epoll_pwait", sys_epoll_pwait, Full, ""),

@@ -14,6 +14,12 @@ pub const EPOLLONESHOT: u32 = 1 << 30;
 pub const EPOLLEXCLUSIVE: u32 = 1 << 28;
 pub const EPOLLWAKEUP: u32 = 1 << 29;
 
+/// The poll bits an interest of `events` (epoll_ctl's) is told of: its
+/// own, and errors and hangups always (ep_insert adds them).
+fn watched(events: u32) -> u32 {
+    (events & 0xffff) | POLLERR | POLLHUP
+}
+
 pub struct Interest {
     pub fd: i32,
     pub file: Weak<File>,
@@ -42,8 +48,13 @@ impl Interest {
             data,
             reported: Cell::new(0),
             disabled: Cell::new(false),
-            seen_seq: Cell::new(file.ops.event_seq()),
+            seen_seq: Cell::new(file.ops.event_seq(watched(events))),
         }
+    }
+
+    /// The poll bits this interest is told of.
+    fn want(&self) -> u32 {
+        watched(self.events)
     }
 
     /// EPOLL_CTL_MOD: as a new add with the file's present readiness.
@@ -52,13 +63,14 @@ impl Interest {
         self.data = data;
         self.reported.set(0);
         self.disabled.set(false);
-        self.seen_seq.set(file.ops.event_seq());
+        self.seen_seq.set(file.ops.event_seq(watched(events)));
     }
 
     /// Edge-triggered: whether there is an edge to report: the file had
-    /// an event since the last look (more data on a still-readable socket
-    /// is a new edge, as in Linux), or has ready bits not reported yet
-    /// (the readiness the add found; files that count no events).
+    /// an event of a watched kind since the last look (more data on a
+    /// still-readable socket is a new edge, as in Linux; room freed is
+    /// none for a reader), or has ready bits not reported yet (the
+    /// readiness the add found; files that count no events).
     fn has_edge(&self, ready: u32, seq: u64) -> bool {
         ready != 0 && (seq != self.seen_seq.get() || ready & !self.reported.get() != 0)
     }
@@ -103,10 +115,10 @@ impl Epoll {
             let Some(f) = i.file.upgrade() else {
                 continue;
             };
-            let want = (i.events & 0xffff) | POLLERR | POLLHUP;
+            let want = i.want();
             let ready = f.poll(k) & want;
             if i.events & EPOLLET != 0 {
-                let mut seq = f.ops.event_seq();
+                let mut seq = f.ops.event_seq(want);
                 if seq == i.seen_seq.get() && ready & !i.reported.get() != 0 {
                     // Readiness came with no event counted yet: the host's
                     // report of it (data arriving since the sync above) is
@@ -115,7 +127,7 @@ impl Epoll {
                     // returns: reports handed to files looked at before
                     // are seen by the next one.
                     k.poller.sync();
-                    seq = f.ops.event_seq();
+                    seq = f.ops.event_seq(want);
                 }
                 let edge = i.has_edge(ready, seq);
                 i.reported.set(ready);
@@ -137,14 +149,21 @@ impl Epoll {
         out
     }
 
-    /// Readiness without consuming edges (poll of an epoll fd).
+    /// Readiness without consuming edges (poll of an epoll fd, also from
+    /// an epoll it is nested in).
     fn any_ready(&self, k: &Kernel) -> bool {
+        if self.has_edge_triggered() {
+            // As collect: host descriptors' events that already happened
+            // are counted before edges are looked for, so a poller sees
+            // what the epoll_wait would report.
+            k.poller.sync();
+        }
         self.interests.borrow().iter().any(|i| {
             !i.disabled.get()
                 && i.file.upgrade().is_some_and(|f| {
-                    let ready = f.poll(k) & ((i.events & 0xffff) | POLLERR | POLLHUP);
+                    let ready = f.poll(k) & i.want();
                     if i.events & EPOLLET != 0 {
-                        i.has_edge(ready, f.ops.event_seq())
+                        i.has_edge(ready, f.ops.event_seq(i.want()))
                     } else {
                         ready != 0
                     }
@@ -216,8 +235,20 @@ impl FileOps for Epoll {
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.waiters.remove(tid);
     }
-    fn event_seq(&self) -> u64 {
-        self.waiters.seq()
+    /// An epoll's events are its interests' (Linux's ep_poll_callback
+    /// wakes the epoll's own pollers on every event of a watched file),
+    /// and its changes (epoll_ctl): an edge-triggered epoll watching this
+    /// one sees an edge for each.
+    fn event_seq(&self, mask: u32) -> u64 {
+        let mut seq = self.waiters.seq(mask);
+        if mask & POLLIN != 0 {
+            for i in self.interests.borrow().iter() {
+                if let Some(f) = i.file.upgrade().filter(|_| !i.disabled.get()) {
+                    seq = seq.wrapping_add(f.ops.event_seq(i.want()));
+                }
+            }
+        }
+        seq
     }
     fn anon_name(&self) -> Option<String> {
         Some("anon_inode:[eventpoll]".into())

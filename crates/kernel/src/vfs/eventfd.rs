@@ -82,8 +82,8 @@ impl FileOps for EventFd {
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.wq.remove(tid);
     }
-    fn event_seq(&self) -> u64 {
-        self.wq.seq()
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.wq.seq(mask)
     }
     fn anon_name(&self) -> Option<String> {
         Some("anon_inode:[eventfd]".into())

@@ -84,10 +84,18 @@ pub trait FileOps: Any {
         false
     }
     fn unwait(&self, _k: &Kernel, _tid: Tid) {}
-    /// A counter that moves on every new event of the file (data arriving,
-    /// room freed), for edge-triggered epoll; 0 for files without events.
-    fn event_seq(&self) -> u64 {
+    /// A counter that moves on every new event of the file of a kind in
+    /// `mask` (poll bits: POLLIN for data arriving, POLLOUT for room
+    /// freed, ...), for edge-triggered epoll; 0 for files without events.
+    fn event_seq(&self, _mask: u32) -> u64 {
         0
+    }
+    /// A blocked read's deadline, given the one it had so far (None: no
+    /// timer): files whose reads give up waiting after a while of their
+    /// own (a terminal's VTIME) say when; the read then runs again and
+    /// finds the time up in the task's `sys.deadline`.
+    fn read_deadline(&self, current: Option<std::time::Instant>) -> Option<std::time::Instant> {
+        current
     }
     fn ioctl(&self, _k: &mut Kernel, _f: &File, _tid: Tid, _cmd: u64, _arg: u64) -> SysResult<u64> {
         Err(Errno::ENOTTY)

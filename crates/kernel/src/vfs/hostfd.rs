@@ -120,6 +120,17 @@ impl FileOps for HostStream {
         self.wq.remove(tid);
     }
 
+    /// The host's wakeups of the descriptor, counted from the first look
+    /// on (an edge-triggered epoll's add): the host's report of its
+    /// readiness then is taken at once, not as a later event.
+    fn event_seq(&self, mask: u32) -> u64 {
+        if !self.registered.get() {
+            crate::kernel::poller::watch_fd(self.fd.as_raw_fd(), &self.wq);
+            self.registered.set(true);
+        }
+        self.wq.seq(mask)
+    }
+
     fn ioctl(&self, k: &mut Kernel, _f: &File, tid: Tid, cmd: u64, arg: u64) -> SysResult<u64> {
         if !self.tty {
             return Err(Errno::ENOTTY);

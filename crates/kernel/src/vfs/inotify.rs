@@ -267,8 +267,8 @@ impl FileOps for Inotify {
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.wq.remove(tid);
     }
-    fn event_seq(&self) -> u64 {
-        self.wq.seq()
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.wq.seq(mask)
     }
     fn ioctl(&self, k: &mut Kernel, _f: &File, tid: Tid, cmd: u64, arg: u64) -> SysResult<u64> {
         if cmd != libc::FIONREAD {

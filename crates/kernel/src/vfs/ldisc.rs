@@ -9,6 +9,7 @@
 //! writer finds no room and waits, echo beyond the bound is dropped.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 /// Bytes of finished input a reader has not taken yet (N_TTY_BUF_SIZE).
 pub const INPUT_MAX: usize = 4096;
@@ -50,6 +51,8 @@ pub const NOFLSH: u32 = 0o200;
 pub const ECHOCTL: u32 = 0o1000;
 pub const ECHOKE: u32 = 0o4000;
 pub const IEXTEN: u32 = 0o100000;
+pub const IXON: u32 = 0o2000;
+pub const TOSTOP: u32 = 0o400;
 
 pub const VINTR: usize = 0;
 pub const VQUIT: usize = 1;
@@ -58,6 +61,8 @@ pub const VKILL: usize = 3;
 pub const VEOF: usize = 4;
 pub const VTIME: usize = 5;
 pub const VMIN: usize = 6;
+pub const VSTART: usize = 8;
+pub const VSTOP: usize = 9;
 pub const VSUSP: usize = 10;
 pub const VEOL: usize = 11;
 pub const VWERASE: usize = 14;
@@ -71,7 +76,7 @@ impl KTermios {
     /// with echo and signal characters, NL output as CR NL, 38400 baud.
     pub fn standard() -> KTermios {
         KTermios {
-            iflag: ICRNL | 0o2000, // ICRNL | IXON
+            iflag: ICRNL | IXON,
             oflag: OPOST | ONLCR,
             cflag: 0o17 | 0o60 | 0o200 | 0o2000, // B38400 | CS8 | CREAD | HUPCL
             lflag: ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | ECHOKE | IEXTEN,
@@ -83,7 +88,7 @@ impl KTermios {
         }
     }
 
-    fn l(&self, f: u32) -> bool {
+    pub fn l(&self, f: u32) -> bool {
         self.lflag & f != 0
     }
 
@@ -116,6 +121,11 @@ pub struct LineDisc {
     line: Vec<u8>,
     /// Output for the master's readers.
     output: VecDeque<u8>,
+    /// When input last arrived (non-canonical reads' VTIME counts from
+    /// it: Linux's inter-byte timer restarts with each byte taken).
+    last_input: Option<Instant>,
+    /// A signal character flushed the queues (packet mode reports it).
+    pub sig_flushed: bool,
 }
 
 impl Default for LineDisc {
@@ -127,6 +137,8 @@ impl Default for LineDisc {
             line_ends: VecDeque::new(),
             line: Vec::new(),
             output: VecDeque::new(),
+            last_input: None,
+            sig_flushed: false,
         }
     }
 }
@@ -156,13 +168,45 @@ impl LineDisc {
         }
     }
 
-    /// Whether a slave read would return at once (data or end of file).
+    /// Whether the slave polls readable (Linux's input_available_p for
+    /// poll): a finished line; in non-canonical mode VMIN bytes when there
+    /// is no timer (VTIME 0), else any byte.
     pub fn input_ready(&self) -> bool {
         if self.canonical() {
             !self.line_ends.is_empty()
         } else {
-            !self.input.is_empty() || self.termios.cc[VMIN] == 0
+            let (min, time) = (self.termios.cc[VMIN], self.termios.cc[VTIME]);
+            let need = if time == 0 && min > 0 {
+                min as usize
+            } else {
+                1
+            };
+            self.input.len() >= need
         }
+    }
+
+    /// The non-canonical read timer (VTIME, tenths of a second).
+    fn vtime(&self) -> Option<Duration> {
+        let t = self.termios.cc[VTIME];
+        (!self.canonical() && t > 0).then(|| Duration::from_millis(t as u64 * 100))
+    }
+
+    /// When a blocked slave read that started waiting (with `current` its
+    /// deadline so far) gives up waiting and returns what is there
+    /// (n_tty_read's timeout): with VMIN 0, VTIME after the read began;
+    /// with VMIN and VTIME, VTIME after the last byte came (not before the
+    /// read began), and no deadline before the first byte.
+    pub fn read_deadline(&self, now: Instant, current: Option<Instant>) -> Option<Instant> {
+        let time = self.vtime()?;
+        let from_start = current.unwrap_or(now + time);
+        if self.termios.cc[VMIN] == 0 {
+            return Some(from_start);
+        }
+        if self.input.is_empty() {
+            return None;
+        }
+        let from_last = self.last_input.map_or(from_start, |l| l + time);
+        Some(from_start.max(from_last))
     }
 
     /// Bytes a slave read could take now (FIONREAD on the slave).
@@ -207,13 +251,19 @@ impl LineDisc {
     /// many were taken (fewer when the input queue is full) and appends
     /// the signals signal characters raise to `sigs`.
     pub fn receive(&mut self, bytes: &[u8], sigs: &mut Vec<i32>) -> usize {
+        let before = self.input.len();
+        let mut taken = bytes.len();
         for (i, &b) in bytes.iter().enumerate() {
             if !self.input_room() {
-                return i;
+                taken = i;
+                break;
             }
             self.receive_one(b, sigs);
         }
-        bytes.len()
+        if self.input.len() > before {
+            self.last_input = Some(Instant::now());
+        }
+        taken
     }
 
     fn receive_one(&mut self, mut c: u8, sigs: &mut Vec<i32>) {
@@ -249,6 +299,7 @@ impl LineDisc {
                 if !t.l(NOFLSH) {
                     self.flush_input();
                     self.flush_output();
+                    self.sig_flushed = true;
                 }
                 self.echo(c);
                 return;
@@ -362,8 +413,11 @@ impl LineDisc {
     }
 
     /// Takes input for a slave read of at most `max` bytes: up to the end
-    /// of the first line in canonical mode, what is there otherwise.
-    pub fn read_input(&mut self, max: usize) -> Input {
+    /// of the first line in canonical mode; otherwise as n_tty_read with
+    /// VMIN and VTIME: VMIN bytes (or `max`, if fewer) or, once the read
+    /// timer ran out (`timed_out`), what is there, nothing with VMIN 0; a
+    /// read that may not wait (`nonblock`) takes what is there.
+    pub fn read_input(&mut self, max: usize, timed_out: bool, nonblock: bool) -> Input {
         if self.canonical() {
             let Some(&end) = self.line_ends.front() else {
                 return Input::Empty;
@@ -381,14 +435,28 @@ impl LineDisc {
             }
             return Input::Data(data);
         }
-        if self.input.is_empty() {
-            // VMIN 0 (and VTIME 0): a read returns at once, with nothing.
-            return if self.termios.cc[VMIN] == 0 {
-                Input::Eof
-            } else {
-                Input::Empty
+        let (min, time) = (self.termios.cc[VMIN] as usize, self.termios.cc[VTIME]);
+        let avail = self.input.len();
+        let enough = if min == 0 {
+            avail > 0
+        } else {
+            avail >= min.min(max)
+        };
+        if !enough {
+            // VMIN 0: nothing when there is no timer or it ran out; with
+            // VMIN, what came before the inter-byte timer ran out.
+            return match (min, avail) {
+                (0, _) if time == 0 || timed_out => Input::Eof,
+                (m, a) if m > 0 && a > 0 && (nonblock || time > 0 && timed_out) => {
+                    self.take_input(max)
+                }
+                _ => Input::Empty,
             };
         }
+        self.take_input(max)
+    }
+
+    fn take_input(&mut self, max: usize) -> Input {
         let n = self.input.len().min(max);
         let data: Vec<u8> = self.input.drain(..n).collect();
         self.input_head += n as u64;
@@ -441,16 +509,25 @@ mod tests {
         let mut sigs = vec![];
         assert_eq!(ld.receive(b"ab\x7fc\r", &mut sigs), 5);
         assert_eq!(ld.receive(b"xyz\x15ok\n", &mut sigs), 7);
-        assert_eq!(ld.read_input(100), Input::Data(b"ac\n".to_vec()));
-        assert_eq!(ld.read_input(1), Input::Data(b"o".to_vec()));
-        assert_eq!(ld.read_input(100), Input::Data(b"k\n".to_vec()));
-        assert_eq!(ld.read_input(100), Input::Empty);
+        assert_eq!(
+            ld.read_input(100, false, false),
+            Input::Data(b"ac\n".to_vec())
+        );
+        assert_eq!(ld.read_input(1, false, false), Input::Data(b"o".to_vec()));
+        assert_eq!(
+            ld.read_input(100, false, false),
+            Input::Data(b"k\n".to_vec())
+        );
+        assert_eq!(ld.read_input(100, false, false), Input::Empty);
         // An unfinished line is not readable; EOF on an empty line is 0.
         ld.receive(b"par", &mut sigs);
         assert!(!ld.input_ready());
         ld.receive(b"\x04\x04", &mut sigs);
-        assert_eq!(ld.read_input(100), Input::Data(b"par".to_vec()));
-        assert_eq!(ld.read_input(100), Input::Eof);
+        assert_eq!(
+            ld.read_input(100, false, false),
+            Input::Data(b"par".to_vec())
+        );
+        assert_eq!(ld.read_input(100, false, false), Input::Eof);
         assert!(sigs.is_empty());
         // Echo: typed characters, the erase, CR NL for the newlines.
         let echo = read_all(&mut ld);
@@ -464,14 +541,20 @@ mod tests {
         ld.receive(b"junk\x03\x1c\x1a", &mut sigs);
         assert_eq!(sigs, vec![libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP]);
         ld.receive(b"\n", &mut sigs);
-        assert_eq!(ld.read_input(100), Input::Data(b"\n".to_vec()));
+        assert_eq!(
+            ld.read_input(100, false, false),
+            Input::Data(b"\n".to_vec())
+        );
         let mut t = ld.termios;
         t.lflag &= !ISIG;
         ld.set_termios(t);
         sigs.clear();
         ld.receive(b"\x03\n", &mut sigs);
         assert!(sigs.is_empty());
-        assert_eq!(ld.read_input(100), Input::Data(b"\x03\n".to_vec()));
+        assert_eq!(
+            ld.read_input(100, false, false),
+            Input::Data(b"\x03\n".to_vec())
+        );
     }
 
     #[test]
@@ -483,14 +566,66 @@ mod tests {
         ld.set_termios(t);
         let mut sigs = vec![];
         ld.receive(b"a\r\x03", &mut sigs);
-        assert_eq!(ld.read_input(2), Input::Data(b"a\r".to_vec()));
-        assert_eq!(ld.read_input(9), Input::Data(b"\x03".to_vec()));
+        assert_eq!(ld.read_input(2, false, false), Input::Data(b"a\r".to_vec()));
+        assert_eq!(
+            ld.read_input(9, false, false),
+            Input::Data(b"\x03".to_vec())
+        );
         assert_eq!(ld.transmit(b"x\ny"), 3);
         assert_eq!(read_all(&mut ld), b"x\r\ny");
         t.oflag &= !OPOST;
         ld.set_termios(t);
         ld.transmit(b"x\n");
         assert_eq!(read_all(&mut ld), b"x\n");
+    }
+
+    fn raw(min: u8, time: u8) -> LineDisc {
+        let mut ld = LineDisc::default();
+        let mut t = ld.termios;
+        t.lflag &= !(ICANON | ECHO | ISIG);
+        t.cc[VMIN] = min;
+        t.cc[VTIME] = time;
+        ld.set_termios(t);
+        ld
+    }
+
+    #[test]
+    fn vmin_and_vtime_decide_when_a_raw_read_returns() {
+        let mut sigs = vec![];
+        // VMIN 0, VTIME 0: at once, with nothing.
+        assert_eq!(raw(0, 0).read_input(9, false, false), Input::Eof);
+        // VMIN 0, VTIME 5: waits for a byte until the timer runs out.
+        let mut ld = raw(0, 5);
+        assert_eq!(ld.read_input(9, false, false), Input::Empty);
+        assert_eq!(ld.read_input(9, true, false), Input::Eof);
+        ld.receive(b"a", &mut sigs);
+        assert_eq!(ld.read_input(9, false, false), Input::Data(b"a".to_vec()));
+        // VMIN 3: three bytes (or as many as the read takes).
+        let mut ld = raw(3, 0);
+        ld.receive(b"ab", &mut sigs);
+        assert!(!ld.input_ready());
+        assert_eq!(ld.read_input(9, false, false), Input::Empty);
+        assert_eq!(ld.read_input(2, false, false), Input::Data(b"ab".to_vec()));
+        ld.receive(b"cde", &mut sigs);
+        assert!(ld.input_ready());
+        assert_eq!(ld.read_input(9, false, false), Input::Data(b"cde".to_vec()));
+        // A read that may not wait takes what is there (n_tty_read copies
+        // as it goes and returns it at EAGAIN).
+        ld.receive(b"f", &mut sigs);
+        assert_eq!(ld.read_input(9, false, true), Input::Data(b"f".to_vec()));
+        assert_eq!(ld.read_input(9, false, true), Input::Empty);
+        // VMIN 3, VTIME 1: what came, once the inter-byte timer ran out.
+        let mut ld = raw(3, 1);
+        let now = Instant::now();
+        assert_eq!(ld.read_deadline(now, None), None, "no timer before a byte");
+        ld.receive(b"x", &mut sigs);
+        assert!(ld.input_ready());
+        let d = ld.read_deadline(now, None).unwrap();
+        assert!(d >= now + Duration::from_millis(100));
+        assert_eq!(ld.read_input(9, false, false), Input::Empty);
+        assert_eq!(ld.read_input(9, true, false), Input::Data(b"x".to_vec()));
+        // Canonical mode has no timer.
+        assert_eq!(LineDisc::default().read_deadline(now, None), None);
     }
 
     #[test]
@@ -512,7 +647,7 @@ mod tests {
         // Echo nobody reads is dropped once the output queue is full,
         // while the slave keeps reading input.
         for _ in 0..4 {
-            while ld.read_input(usize::MAX) != Input::Empty {}
+            while ld.read_input(usize::MAX, false, false) != Input::Empty {}
             ld.receive(&big, &mut sigs);
         }
         assert_eq!(ld.output_len(), OUTPUT_MAX - 1);

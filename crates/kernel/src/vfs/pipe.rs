@@ -128,6 +128,10 @@ impl FileOps for PipeEnd {
             return Err(Errno::EAGAIN);
         }
         let n = dst.len.min(buf.len());
+        // Writers are told of room only if one may have lacked it (Linux's
+        // pipe_read wakes them when the pipe was full): a write of up to
+        // PIPE_BUF bytes waits for that much room, a longer one for any.
+        let was_short = p.capacity.get().saturating_sub(buf.len()) < PIPE_BUF;
         let (a, b) = buf.as_slices();
         let na = n.min(a.len());
         dst.copy_in(0, &a[..na]);
@@ -136,7 +140,9 @@ impl FileOps for PipeEnd {
         }
         buf.drain(..n);
         drop(buf);
-        p.wq.notify(POLLOUT);
+        if was_short {
+            p.wq.notify(POLLOUT);
+        }
         Ok(n)
     }
 
@@ -206,8 +212,8 @@ impl FileOps for PipeEnd {
         self.pipe.rq.remove(tid);
         self.pipe.wq.remove(tid);
     }
-    fn event_seq(&self) -> u64 {
-        self.pipe.rq.seq().wrapping_add(self.pipe.wq.seq())
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.pipe.rq.seq(mask).wrapping_add(self.pipe.wq.seq(mask))
     }
 
     fn ioctl(&self, k: &mut Kernel, _f: &File, tid: Tid, cmd: u64, arg: u64) -> SysResult<u64> {
@@ -360,8 +366,8 @@ impl FileOps for FifoEnd {
     fn writes_whole(&self) -> bool {
         true
     }
-    fn event_seq(&self) -> u64 {
-        self.any().event_seq()
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.any().event_seq(mask)
     }
     fn ioctl(&self, k: &mut Kernel, f: &File, tid: Tid, cmd: u64, arg: u64) -> SysResult<u64> {
         self.any().ioctl(k, f, tid, cmd, arg)

@@ -29,6 +29,15 @@ const TIOCGPTN: u64 = 0x8004_5430;
 const TIOCSPTLCK: u64 = 0x4004_5431;
 const TIOCGPTLCK: u64 = 0x8004_5439;
 const TIOCGPTPEER: u64 = 0x5441;
+const TIOCPKT: u64 = 0x5420;
+const TIOCGPKT: u64 = 0x8004_5438;
+
+// Packet mode's status bits (TIOCPKT_*), a master read's first byte.
+const PKT_FLUSHREAD: u8 = 1;
+const PKT_FLUSHWRITE: u8 = 2;
+const PKT_NOSTOP: u8 = 16;
+const PKT_DOSTOP: u8 = 32;
+const POLLPRI: u32 = libc::POLLPRI as u32;
 
 pub struct Pty {
     pub index: u32,
@@ -50,6 +59,10 @@ pub struct Pty {
     /// foreground process group.
     session: Cell<Option<Pid>>,
     fg_pgrp: Cell<Pid>,
+    /// Packet mode (TIOCPKT on the master), and the status changes its
+    /// reader has not read yet (Linux's ctrl.pktstatus).
+    packet: Cell<bool>,
+    pkt_status: Cell<u8>,
     /// The slave node's owner and mode (devpts's /dev/pts/N).
     pub owner: Cell<(u32, u32, u32)>,
     /// devpts instance: device number, and the table the index is freed
@@ -101,6 +114,8 @@ impl Pty {
             winsize: Cell::new(unsafe { std::mem::zeroed() }),
             session: Cell::new(None),
             fg_pgrp: Cell::new(0),
+            packet: Cell::new(false),
+            pkt_status: Cell::new(0),
             owner: Cell::new(owner),
             dev,
             table,
@@ -183,21 +198,99 @@ impl Pty {
         self.fg_pgrp.set(0);
     }
 
-    /// Wakes whoever the line discipline's state now lets go on.
-    fn wake(&self) {
+    /// The queues' state, before a read or write, for [`Pty::wake`].
+    fn queues(&self) -> Queues {
         let ld = self.ld.borrow();
-        if ld.input_ready() {
+        Queues {
+            input: ld.input_len(),
+            output: ld.output_len(),
+            input_room: ld.input_room(),
+            output_room: ld.output_room(),
+        }
+    }
+
+    /// Wakes whoever what changed since `before` concerns, with the kind
+    /// of event n_tty wakes with: readers when data arrived (a line, in
+    /// canonical mode); the other end's writers when a read left its
+    /// queue nearly empty (n_tty_check_unthrottle wakes a pty's peer at
+    /// TTY_THRESHOLD_UNTHROTTLE), or room came to a queue that had none.
+    /// Nothing else, so an edge-triggered epoll is not told of its own
+    /// reads and writes.
+    fn wake(&self, before: Queues) {
+        const UNTHROTTLE: usize = 128;
+        let now = self.queues();
+        if now.input > before.input {
             self.sq.notify(POLLIN);
         }
-        if ld.output_room() {
-            self.sq.notify(POLLOUT);
-        }
-        if ld.output_len() > 0 {
+        if now.output > before.output {
             self.mq.notify(POLLIN);
         }
-        if ld.input_room() {
+        let took = |was: usize, is: usize| is < was && is <= UNTHROTTLE;
+        if took(before.output, now.output) || now.output_room && !before.output_room {
+            self.sq.notify(POLLOUT);
+        }
+        if took(before.input, now.input) || now.input_room && !before.input_room {
             self.mq.notify(POLLOUT);
         }
+    }
+
+    /// Settings or queues changed wholesale (termios, a flush): everyone
+    /// looks again (Linux wakes both queues without a key).
+    fn wake_all(&self) {
+        self.sq.notify_all();
+        self.mq.notify_all();
+    }
+
+    /// Packet mode: `bits` of status for the master's reader.
+    fn pkt_event(&self, bits: u8) {
+        if self.packet.get() && bits != 0 {
+            self.pkt_status.set(self.pkt_status.get() | bits);
+            self.mq.notify(POLLIN | POLLPRI);
+        }
+    }
+
+    /// New settings: in packet mode, the master's reader learns whether
+    /// ^S/^Q flow control is now on or off (pty_set_termios).
+    fn termios_changed(&self, old: &KTermios, new: &KTermios) {
+        let flow = |t: &KTermios| {
+            t.iflag & super::ldisc::IXON != 0
+                && t.cc[super::ldisc::VSTOP] == 0x13
+                && t.cc[super::ldisc::VSTART] == 0x11
+        };
+        if flow(old) != flow(new) && self.packet.get() {
+            let s = self.pkt_status.get() & !(PKT_DOSTOP | PKT_NOSTOP);
+            self.pkt_status.set(s);
+            self.pkt_event(if flow(new) { PKT_DOSTOP } else { PKT_NOSTOP });
+        }
+    }
+
+    /// Job control (Linux's __tty_check_change): a process of a background
+    /// group of the terminal's session that reads it (SIGTTIN), writes it
+    /// with TOSTOP or changes its settings (SIGTTOU) stops its group with
+    /// the signal and retries after SIGCONT. A blocked or ignored SIGTTIN
+    /// makes the read EIO, a blocked or ignored SIGTTOU lets the write
+    /// through; an orphaned group (nobody to continue it) gets EIO.
+    fn job_control(&self, k: &Kernel, tid: Tid, sig: i32) -> SysResult<()> {
+        let g = k.group_of(tid);
+        let fg = self.fg_pgrp.get();
+        if self.session.get() != Some(g.sid) || fg <= 0 || g.pgid == fg {
+            return Ok(());
+        }
+        let t = k.task(tid);
+        if t.sigmask.has(sig)
+            || t.sighand.borrow().get(sig).handler == crate::kernel::signal::SIG_IGN
+        {
+            return if sig == libc::SIGTTIN {
+                Err(Errno::EIO)
+            } else {
+                Ok(())
+            };
+        }
+        if pgrp_orphaned(k, g.pgid) {
+            return Err(Errno::EIO);
+        }
+        ttysig::raise(Target::Pgrp(g.pgid), sig);
+        Err(Errno::ERESTARTSYS)
     }
 
     /// Terminal ioctls both ends answer; `master` tells which end asked.
@@ -214,13 +307,21 @@ impl Pty {
             }
             libc::TCSETS | libc::TCSETSW | libc::TCSETSF => {
                 let t: KTermios = mm.borrow().read_val(arg)?;
+                if !master {
+                    self.job_control(k, tid, libc::SIGTTOU)?;
+                }
                 let mut ld = self.ld.borrow_mut();
                 if cmd == libc::TCSETSF {
                     ld.flush_input();
                 }
+                let old = ld.termios;
                 ld.set_termios(t);
                 drop(ld);
-                self.wake();
+                if cmd == libc::TCSETSF && !master {
+                    self.pkt_event(PKT_FLUSHREAD);
+                }
+                self.termios_changed(&old, &t);
+                self.wake_all();
                 Ok(0)
             }
             libc::TIOCGWINSZ => {
@@ -256,6 +357,9 @@ impl Pty {
                     2 => (true, true),
                     _ => return Err(Errno::EINVAL),
                 };
+                if !master {
+                    self.job_control(k, tid, libc::SIGTTOU)?;
+                }
                 let mut ld = self.ld.borrow_mut();
                 // The master's input is the slave's output.
                 let (inp, out) = if master { (tco, tci) } else { (tci, tco) };
@@ -266,7 +370,13 @@ impl Pty {
                     ld.flush_output();
                 }
                 drop(ld);
-                self.wake();
+                // The slave's flushes are news for a packet-mode master
+                // (n_tty_packet_mode_flush, pty_flush_buffer).
+                if !master {
+                    let read = if tci { PKT_FLUSHREAD } else { 0 };
+                    self.pkt_event(read | if tco { PKT_FLUSHWRITE } else { 0 });
+                }
+                self.wake_all();
                 Ok(0)
             }
             // No flow control or line breaks on a pseudo-terminal; output
@@ -315,6 +425,9 @@ impl Pty {
                 if !mine {
                     return Err(Errno::ENOTTY);
                 }
+                // An orphaned background group is told ENOTTY (tiocspgrp).
+                self.job_control(k, tid, libc::SIGTTOU)
+                    .map_err(|e| if e == Errno::EIO { Errno::ENOTTY } else { e })?;
                 let pg: i32 = mm.borrow().read_val(arg)?;
                 if pg < 0 {
                     return Err(Errno::EINVAL);
@@ -342,6 +455,28 @@ impl Pty {
             _ => Err(Errno::ENOTTY),
         }
     }
+}
+
+/// Queue lengths and room before an operation (see [`Pty::wake`]).
+#[derive(Clone, Copy)]
+struct Queues {
+    input: usize,
+    output: usize,
+    input_room: bool,
+    output_room: bool,
+}
+
+/// Whether process group `pg` is orphaned: no member has a parent in
+/// another group of the same session, who could continue it after a stop
+/// (Linux's will_become_orphaned_pgrp).
+fn pgrp_orphaned(k: &Kernel, pg: Pid) -> bool {
+    !k.groups.values().any(|g| {
+        g.pgid == pg
+            && !g.is_zombie()
+            && k.groups
+                .get(&g.parent)
+                .is_some_and(|p| p.pgid != pg && p.sid == g.sid)
+    })
 }
 
 /// Copies a user buffer through the line discipline `step` bytes at a
@@ -388,7 +523,18 @@ impl FileOps for Master {
             return Ok(0);
         }
         let p = &self.0;
-        let data = p.ld.borrow_mut().read_output(dst.len);
+        if p.packet.get() {
+            // Packet mode: a status change alone, else data after a
+            // TIOCPKT_DATA (0) byte.
+            let status = p.pkt_status.take();
+            if status != 0 {
+                dst.copy_in(0, &[status]);
+                return Ok(1);
+            }
+        }
+        let skip = p.packet.get() as usize;
+        let before = p.queues();
+        let data = p.ld.borrow_mut().read_output(dst.len - skip);
         if data.is_empty() {
             // Everything the slave wrote has been read, and it is closed.
             if p.slave_closed.get() {
@@ -396,9 +542,12 @@ impl FileOps for Master {
             }
             return Err(Errno::EAGAIN);
         }
-        dst.copy_in(0, &data);
-        p.wake();
-        Ok(data.len())
+        if skip == 1 {
+            dst.copy_in(0, &[0]);
+        }
+        dst.copy_in(skip, &data);
+        p.wake(before);
+        Ok(data.len() + skip)
     }
 
     fn write(&self, _k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
@@ -407,11 +556,17 @@ impl FileOps for Master {
         }
         let p = &self.0;
         let mut sigs = Vec::new();
+        let before = p.queues();
         let n = feed(src, |b| p.ld.borrow_mut().receive(b, &mut sigs));
         for s in sigs {
             p.raise(s);
         }
-        p.wake();
+        if std::mem::take(&mut p.ld.borrow_mut().sig_flushed) {
+            p.pkt_event(PKT_FLUSHREAD | PKT_FLUSHWRITE);
+        }
+        p.wake(before);
+        // As the slave's write (tty_write_unlock).
+        p.mq.notify(POLLOUT);
         if n == 0 {
             return Err(Errno::EAGAIN);
         }
@@ -428,6 +583,9 @@ impl FileOps for Master {
         let mut r = 0;
         if ld.output_len() > 0 {
             r |= POLLIN;
+        }
+        if p.packet.get() && p.pkt_status.get() != 0 {
+            r |= POLLIN | POLLPRI;
         }
         if ld.input_room() {
             r |= POLLOUT;
@@ -447,8 +605,8 @@ impl FileOps for Master {
         self.0.mq.remove(tid);
     }
 
-    fn event_seq(&self) -> u64 {
-        self.0.mq.seq()
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.0.mq.seq(mask)
     }
 
     fn fasync(&self, file: &Rc<File>, on: bool) {
@@ -469,6 +627,18 @@ impl FileOps for Master {
             TIOCSPTLCK => {
                 let v: i32 = k.task_mm(tid).borrow().read_val(arg)?;
                 p.locked.set(v != 0);
+                Ok(0)
+            }
+            TIOCPKT => {
+                let on: i32 = k.task_mm(tid).borrow().read_val(arg)?;
+                p.packet.set(on != 0);
+                p.pkt_status.set(0);
+                Ok(0)
+            }
+            TIOCGPKT => {
+                k.task_mm(tid)
+                    .borrow()
+                    .write_val(arg, &(p.packet.get() as i32))?;
                 Ok(0)
             }
             TIOCGPTLCK => {
@@ -530,36 +700,61 @@ impl Drop for Slave {
 }
 
 impl FileOps for Slave {
-    fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, _off: u64) -> SysResult<usize> {
+    fn read(&self, k: &Kernel, f: &File, dst: &IoVecs, _off: u64) -> SysResult<usize> {
         let p = &self.0;
+        let tid = k.current.get();
+        p.job_control(k, tid, libc::SIGTTIN)?;
         if dst.len == 0 || p.master_gone.get() {
             return Ok(0);
         }
-        let got = p.ld.borrow_mut().read_input(dst.len);
+        // The read timer (VTIME) the blocked read set ran out.
+        let timed_out = k
+            .task(tid)
+            .sys
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d);
+        let before = p.queues();
+        let got =
+            p.ld.borrow_mut()
+                .read_input(dst.len, timed_out, f.nonblocking());
         match got {
             Input::Data(d) => {
                 dst.copy_in(0, &d);
-                p.wake();
+                p.wake(before);
                 Ok(d.len())
             }
             Input::Eof => {
-                p.wake();
+                p.wake(before);
                 Ok(0)
             }
             Input::Empty => Err(Errno::EAGAIN),
         }
     }
 
-    fn write(&self, _k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
+    fn read_deadline(&self, current: Option<std::time::Instant>) -> Option<std::time::Instant> {
+        self.0
+            .ld
+            .borrow()
+            .read_deadline(std::time::Instant::now(), current)
+    }
+
+    fn write(&self, k: &Kernel, _f: &File, src: &IoVecs, _off: u64) -> SysResult<usize> {
         let p = &self.0;
         if p.master_gone.get() {
             return Err(Errno::EIO);
         }
+        if p.ld.borrow().termios.l(super::ldisc::TOSTOP) {
+            p.job_control(k, k.current.get(), libc::SIGTTOU)?;
+        }
         if src.len == 0 {
             return Ok(0);
         }
+        let before = p.queues();
         let n = feed(src, |b| p.ld.borrow_mut().transmit(b));
-        p.wake();
+        p.wake(before);
+        // Linux's tty_write_unlock wakes the writer's end for room after
+        // every write.
+        p.sq.notify(POLLOUT);
         if n == 0 {
             return Err(Errno::EAGAIN);
         }
@@ -596,8 +791,8 @@ impl FileOps for Slave {
         self.0.sq.remove(tid);
     }
 
-    fn event_seq(&self) -> u64 {
-        self.0.sq.seq()
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.0.sq.seq(mask)
     }
 
     fn fasync(&self, file: &Rc<File>, on: bool) {

@@ -68,7 +68,10 @@ impl TimerFd {
 }
 
 /// The kernel's timer queue says timerfd `id` expired.
-pub fn fired(k: &mut Kernel, id: u64) {
+/// The timerfd `id`, due at `due`, expired: a periodic one goes on from
+/// then and counts the periods it missed as expirations too (Linux's
+/// timerfd_tmrproc with hrtimer_forward).
+pub fn fired(k: &mut Kernel, id: u64, due: std::time::Instant) {
     let Some(t) = TIMERFDS.with(|m| m.borrow().get(&id).and_then(|w| w.upgrade())) else {
         TIMERFDS.with(|m| m.borrow_mut().remove(&id));
         return;
@@ -76,8 +79,10 @@ pub fn fired(k: &mut Kernel, id: u64) {
     t.expirations.set(t.expirations.get() + 1);
     let iv = t.interval.get();
     if !iv.is_zero() {
-        k.timers
-            .arm(crate::kernel::timer::after(iv), TimerAction::TimerFd(id));
+        let (next, missed) = crate::kernel::timer::forward(due, iv, std::time::Instant::now());
+        t.expirations
+            .set(t.expirations.get().saturating_add(missed));
+        k.timers.arm(next, TimerAction::TimerFd(id));
     }
     t.wq.notify(POLLIN);
 }
@@ -111,8 +116,8 @@ impl FileOps for TimerFd {
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.wq.remove(tid);
     }
-    fn event_seq(&self) -> u64 {
-        self.wq.seq()
+    fn event_seq(&self, mask: u32) -> u64 {
+        self.wq.seq(mask)
     }
     fn anon_name(&self) -> Option<String> {
         Some("anon_inode:[timerfd]".into())

@@ -66,7 +66,11 @@ pub fn do_read(
         Err(Errno::EAGAIN) if !f.nonblocking() && f.ops.socket().is_some() => {
             crate::syscalls::net::sleep_or_timeout(k, tid, f, POLLIN, false)
         }
-        Err(Errno::EAGAIN) if !f.nonblocking() && f.ops.wait(k, tid, POLLIN) => Err(Errno::EBLOCK),
+        Err(Errno::EAGAIN) if !f.nonblocking() && f.ops.wait(k, tid, POLLIN) => {
+            let t = k.task_mut(tid);
+            t.sys.deadline = f.ops.read_deadline(t.sys.deadline);
+            Err(Errno::EBLOCK)
+        }
         Err(e) => Err(e),
     }
 }
