@@ -1,6 +1,6 @@
 /* The systrap platform keeps a process's new mappings back from the host
- * until they are touched, then makes them in one call (`Deferred` in
- * crates/kernel/src/platform/systrap/mod.rs). Try to make that give more
+ * until they are touched, then makes them in one call
+ * (crates/kernel/src/platform/systrap/deferred.rs). Try to make that give more
  * than the kernel's view of the address space:
  * 1. access left behind: new mappings made PROT_NONE, read-only or
  *    unmapped, or replaced by PROT_NONE, before their first touch must
