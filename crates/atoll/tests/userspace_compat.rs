@@ -24,10 +24,21 @@ fn both_levels(name: &str) -> (String, String) {
 
 /// As both_levels, in the bundle `builder` describes.
 fn both_levels_with(name: &str, builder: atoll_testkit::BundleBuilder) -> (String, String) {
+    both_levels_prepared(name, builder, |_, _| {})
+}
+
+/// As both_levels_with, `prepare` given the compiled program and the
+/// bundle's rootfs to add files before the runs.
+fn both_levels_prepared(
+    name: &str,
+    builder: atoll_testkit::BundleBuilder,
+    prepare: impl Fn(&std::path::Path, &std::path::Path),
+) -> (String, String) {
     let a = atoll();
     let bin = compile(name);
     let b = builder.tmpfs("/tmp").args(&[&format!("/{name}")]).build();
     cprog::install(&bin, &b.rootfs, &format!("/{name}"));
+    prepare(&bin, &b.rootfs);
     let native = run_at(&a, "native", &b, "cmp-n");
     let user = run_at(&a, "userspace", &b, "cmp-u");
     native.ok();
@@ -572,6 +583,16 @@ fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
             "child after fork event: exited 7, SIGCHLD stops 1",
             "exit event: stopped by 5 event 6",
             "exit event message: exited 3",
+            "stop with signals pending: stopped by 19 event 0",
+            "peeksiginfo thread: 3: 40/-6 from itself 12/-6 from itself 40/-6 from itself",
+            "peeksiginfo process: 1: 10/0 from itself",
+            "peeksiginfo thread from 1, one: 1: 12/-6 from itself",
+            "peeksiginfo past the end: 0:",
+            "peeksiginfo none asked: 0:",
+            "peeksiginfo unknown flag: EINVAL",
+            "peeksiginfo negative count: EINVAL",
+            "peeksiginfo into an unmapped buffer: EFAULT",
+            "after peeksiginfo: killed by 9",
             "attach to self: EPERM",
             "attach to own thread: EPERM",
             "request on a non-tracee: ESRCH",
@@ -592,7 +613,21 @@ fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
 /// found the task still running and was lost: pause() slept through it).
 #[test]
 fn children_wait_options_and_parent_death_signal_behave_as_linux() {
-    let (native, user) = both_levels("compat_children");
+    // The program again as a set-user-ID file of uid 65534 (the rootfs
+    // is no nosuid mount at either level).
+    // No no_new_privs (the spec's default), so set-ID bits count.
+    let b = with_cap(busybox(), oci_spec::runtime::Capability::Setuid).modify(|spec| {
+        let mut p = spec.process().clone().unwrap();
+        p.set_no_new_privileges(Some(false));
+        spec.set_process(Some(p));
+    });
+    let (native, user) = both_levels_prepared("compat_children", b, |bin, rootfs| {
+        use std::os::unix::fs::PermissionsExt;
+        let suid = rootfs.join("compat_children_suid");
+        std::fs::copy(bin, &suid).unwrap();
+        std::os::unix::fs::chown(&suid, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    });
     assert_same(
         "compat_children",
         &native,
@@ -610,6 +645,10 @@ fn children_wait_options_and_parent_death_signal_behave_as_linux() {
             "parent process exited: got 10",
             "creating thread exited: got 10",
             "a sibling thread exited: child still waiting",
+            "pdeath after setting the same euid: 12",
+            "pdeath after seteuid(65534): 0",
+            "exec of /compat_children: pdeath 12, uid 0, euid 0, AT_SECURE 0",
+            "exec of /compat_children_suid: pdeath 0, uid 0, euid 65534, AT_SECURE 1",
             "SIGSTOP right after fork: stopped 30 of 30",
         ],
     );
