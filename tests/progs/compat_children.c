@@ -216,7 +216,7 @@ static void pdeath_creds(void) {
         printf("pdeath after setting the same euid: %d\n", v);
         setresuid(-1, 65534, -1);
         prctl(PR_GET_PDEATHSIG, &v);
-        printf("pdeath after seteuid(65534): %d\n", v);
+        printf("pdeath after seteuid(65534): %d, dumpable %d\n", v, prctl(PR_GET_DUMPABLE));
         _exit(0);
     }
     waitpid(c, &s, 0);
@@ -229,6 +229,7 @@ static void pdeath_creds(void) {
         c = fork();
         if (c == 0) {
             prctl(PR_SET_PDEATHSIG, SIGUSR2);
+            prctl(PR_SET_DUMPABLE, 0);  // an exec makes it dumpable again
             execl(progs[i], progs[i], "report", (char *)0);
             _exit(127);
         }
@@ -240,8 +241,8 @@ static void pdeath_creds(void) {
 static int report(const char *prog) {
     int v = -1;
     prctl(PR_GET_PDEATHSIG, &v);
-    printf("exec of %s: pdeath %d, uid %d, euid %d, AT_SECURE %lu\n", prog, v, (int)getuid(),
-           (int)geteuid(), getauxval(AT_SECURE));
+    printf("exec of %s: pdeath %d, uid %d, euid %d, AT_SECURE %lu, dumpable %d\n", prog, v,
+           (int)getuid(), (int)geteuid(), getauxval(AT_SECURE), prctl(PR_GET_DUMPABLE));
     return 0;
 }
 

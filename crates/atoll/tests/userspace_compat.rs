@@ -608,7 +608,9 @@ fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
 /// children's, __WNOTHREAD waits only for the calling thread's children
 /// (a thread's children go to another thread when it exits), and
 /// PR_SET_PDEATHSIG is kept, not inherited by fork, and sent when the
-/// thread that created the process exits; a SIGSTOP sent while a new
+/// thread that created the process exits, dropped (and the process made
+/// non-dumpable) by a change of effective id, by setuid or by the exec of
+/// a set-user-ID file, which also sets AT_SECURE; a SIGSTOP sent while a new
 /// child's first syscall waits for the kernel stops it (the signal's kick
 /// found the task still running and was lost: pause() slept through it).
 #[test]
@@ -646,9 +648,9 @@ fn children_wait_options_and_parent_death_signal_behave_as_linux() {
             "creating thread exited: got 10",
             "a sibling thread exited: child still waiting",
             "pdeath after setting the same euid: 12",
-            "pdeath after seteuid(65534): 0",
-            "exec of /compat_children: pdeath 12, uid 0, euid 0, AT_SECURE 0",
-            "exec of /compat_children_suid: pdeath 0, uid 0, euid 65534, AT_SECURE 1",
+            "pdeath after seteuid(65534): 0, dumpable 0",
+            "exec of /compat_children: pdeath 12, uid 0, euid 0, AT_SECURE 0, dumpable 1",
+            "exec of /compat_children_suid: pdeath 0, uid 0, euid 65534, AT_SECURE 1, dumpable 0",
             "SIGSTOP right after fork: stopped 30 of 30",
         ],
     );

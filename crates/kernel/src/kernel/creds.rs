@@ -94,11 +94,14 @@ impl Kernel {
     /// After `tid`'s process's credentials went from `old` to what they
     /// are now: a change of privilege drops the parent-death signal its
     /// threads asked for, so the parent cannot signal a process that is
-    /// now more privileged than it (Linux's commit_creds).
+    /// now more privileged than it, and makes it non-dumpable, so
+    /// processes of its old identity cannot ptrace it (Linux's
+    /// commit_creds, with the default fs.suid_dumpable 0).
     pub fn creds_committed(&mut self, tid: Tid, old: &Cred) {
         if !is_privilege_change(old, &self.group_of(tid).cred) {
             return;
         }
+        self.group_of_mut(tid).dumpable = false;
         for t in self.group_of(tid).threads.clone() {
             if let Some(t) = self.tasks.get_mut(&t) {
                 t.pdeath_signal = 0;

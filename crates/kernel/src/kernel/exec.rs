@@ -94,6 +94,7 @@ impl Kernel {
         // The credentials the program runs with (set-ID files).
         let old_cred = self.cred(tid);
         let st = dentry.inode.stat(self)?;
+        let readable = old_cred.may_access(&st, crate::vfs::perm::MAY_READ).is_ok();
         let tracer_capable = self.task(tid).ptrace.as_ref().is_none_or(|p| {
             self.tasks.contains_key(&p.tracer)
                 && self
@@ -268,6 +269,11 @@ impl Kernel {
             .flat_map(|a| a.iter().copied().chain([0u8]))
             .collect();
         g.cred = cred;
+        // A new image is dumpable unless the process ran with other
+        // effective ids than its real ones or cannot read the program
+        // (Linux's begin_new_exec, which looks at the old credentials),
+        // and then not if the exec raised its privileges.
+        g.dumpable = old_cred.euid == old_cred.uid && old_cred.egid == old_cred.gid && readable;
         self.creds_committed(tid, &old_cred);
         if renumbered {
             // The caller's thread id is gone (it is the leader's now), so
