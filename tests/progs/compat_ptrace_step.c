@@ -112,6 +112,44 @@ static void single_step(void) {
     printf("stepped child: %s\n", st(s));
 }
 
+// PTRACE_SYSEMU_SINGLESTEP: one instruction at a time, and a syscall
+// instruction stops at its entry, is not run, and reports no step of its
+// own (the next resume steps the instruction after it).
+static void sysemu_step_once(pid_t c, int n, char *want) {
+    int s;
+    ptrace(32 /* PTRACE_SYSEMU_SINGLESTEP */, c, 0, 0);
+    waitpid(c, &s, 0);
+    siginfo_t si = {0};
+    ptrace(PTRACE_GETSIGINFO, c, 0, &si);
+    struct user_regs_struct r;
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    printf("sysemu step %d: %s, si_code %d, at the next instruction %s, orig_rax %lld\n", n, st(s),
+           si.si_code, r.rip == (unsigned long)want ? "yes" : "no", (long long)r.orig_rax);
+}
+
+static void sysemu_single_step(void) {
+    pid_t c = traced_child(spin_body);
+    struct user_regs_struct r;
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    r.rip = (unsigned long)step_code;
+    ptrace(PTRACE_SETREGS, c, 0, &r);
+    sysemu_step_once(c, 1, step_nop2);
+    sysemu_step_once(c, 2, step_mov);
+    sysemu_step_once(c, 3, step_sys);
+    sysemu_step_once(c, 4, step_after);
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    printf("sysemu stop: rax %lld\n", (long long)r.rax);
+    r.rax = 4242;  // the tracer's result for the skipped syscall
+    ptrace(PTRACE_SETREGS, c, 0, &r);
+    sysemu_step_once(c, 5, step_code);
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    printf("emulated result kept: %s\n", r.rax == 4242 ? "yes" : "no");
+    int s;
+    kill(c, SIGKILL);
+    waitpid(c, &s, 0);
+    printf("sysemu-stepped child: %s\n", st(s));
+}
+
 static void *exec_thread(void *a) {
     (void)a;
     char *argv[] = {"/proc/self/exe", "exec-child", 0};
@@ -209,6 +247,7 @@ int main(int argc, char **argv) {
     // takes it by its fast path, whose return the steps must go through.
     for (int i = 0; i < 3; i++) raise(SIGWINCH);
     single_step();
+    sysemu_single_step();
     exec_from_thread();
     kill_in_exit_stop();
     wclone_of_a_tracee();

@@ -149,6 +149,10 @@ pub enum Resume {
     Sysemu,
     /// PTRACE_SINGLESTEP: stop after one instruction.
     Step,
+    /// PTRACE_SYSEMU_SINGLESTEP: stop after one instruction, or at the
+    /// entry of the syscall it makes, which is skipped (and reports no
+    /// step at its exit: the tracer saw it at its entry).
+    SysemuStep,
     Detach,
 }
 
@@ -445,8 +449,8 @@ impl Kernel {
         let kind = tr.stop.take();
         tr.report = None;
         tr.syscall_stops = how == Resume::Syscall;
-        tr.sysemu = how == Resume::Sysemu;
-        tr.step = how == Resume::Step;
+        tr.sysemu = matches!(how, Resume::Sysemu | Resume::SysemuStep);
+        tr.step = matches!(how, Resume::Step | Resume::SysemuStep);
         tr.step_paused = false;
         tr.listening = false;
         let siginfo = tr.siginfo.take();

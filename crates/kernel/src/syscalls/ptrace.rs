@@ -17,7 +17,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         "ptrace",
         sys_ptrace,
         Status::Partial,
-        "between tasks of the sandbox; no SYSEMU_SINGLESTEP, hardware breakpoints (EIO)",
+        "between tasks of the sandbox; no hardware breakpoints (EIO)",
     )]
 }
 
@@ -39,6 +39,7 @@ const DETACH: u64 = 17;
 const SINGLESTEP: u64 = 9;
 const SYSCALL: u64 = 24;
 const SYSEMU: u64 = 31;
+const SYSEMU_SINGLESTEP: u64 = 32;
 const SETOPTIONS: u64 = 0x4200;
 const GETEVENTMSG: u64 = 0x4201;
 const GETSIGINFO: u64 = 0x4202;
@@ -92,12 +93,13 @@ fn sys_ptrace(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             Ok(0)
         }
         POKEUSR => poke_user(k, target, addr, data),
-        CONT | SYSCALL | DETACH | SYSEMU | SINGLESTEP => {
+        CONT | SYSCALL | DETACH | SYSEMU | SYSEMU_SINGLESTEP | SINGLESTEP => {
             let sig = valid_sig(data)?;
             let how = match req {
                 CONT => Resume::Cont,
                 SYSCALL => Resume::Syscall,
                 SYSEMU => Resume::Sysemu,
+                SYSEMU_SINGLESTEP => Resume::SysemuStep,
                 SINGLESTEP => Resume::Step,
                 _ => Resume::Detach,
             };
