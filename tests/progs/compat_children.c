@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/time.h>
@@ -200,8 +201,54 @@ static void stop_at_start(void) {
     printf("SIGSTOP right after fork: stopped %d of 30\n", stopped);
 }
 
-int main(void) {
+// PR_SET_PDEATHSIG and credentials (Linux's commit_creds): a change of
+// effective id drops it, setting the same id does not; exec keeps it for
+// a plain program and drops it for a set-user-ID one (installed by the
+// test as /compat_children_suid, owned by 65534, mode 4755).
+static void pdeath_creds(void) {
+    int s;
+    pid_t c = fork();
+    if (c == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGUSR2);
+        int v = -1;
+        setresuid(-1, geteuid(), -1);
+        prctl(PR_GET_PDEATHSIG, &v);
+        printf("pdeath after setting the same euid: %d\n", v);
+        setresuid(-1, 65534, -1);
+        prctl(PR_GET_PDEATHSIG, &v);
+        printf("pdeath after seteuid(65534): %d, dumpable %d\n", v, prctl(PR_GET_DUMPABLE));
+        _exit(0);
+    }
+    waitpid(c, &s, 0);
+    const char *progs[] = {"/compat_children", "/compat_children_suid"};
+    for (int i = 0; i < 2; i++) {
+        if (access(progs[i], X_OK) != 0) {
+            printf("%s: missing\n", progs[i]);
+            continue;
+        }
+        c = fork();
+        if (c == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGUSR2);
+            prctl(PR_SET_DUMPABLE, 0);  // an exec makes it dumpable again
+            execl(progs[i], progs[i], "report", (char *)0);
+            _exit(127);
+        }
+        waitpid(c, &s, 0);
+    }
+}
+
+// Run as `report` by pdeath_creds's exec.
+static int report(const char *prog) {
+    int v = -1;
+    prctl(PR_GET_PDEATHSIG, &v);
+    printf("exec of %s: pdeath %d, uid %d, euid %d, AT_SECURE %lu, dumpable %d\n", prog, v,
+           (int)getuid(), (int)geteuid(), getauxval(AT_SECURE), prctl(PR_GET_DUMPABLE));
+    return 0;
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, 0, _IONBF, 0);
+    if (argc > 1 && strcmp(argv[1], "report") == 0) return report(argv[0]);
     signal(SIGALRM, on_alarm);
     alarm(20);
     siginfo_t si;
@@ -209,6 +256,7 @@ int main(void) {
     ignored_child_rusage();
     wnothread();
     pdeathsig();
+    pdeath_creds();
     stop_at_start();
     // Orphans that came to us (the container's init).
     while (waitpid(-1, 0, 0) > 0) {

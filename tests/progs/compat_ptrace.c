@@ -84,6 +84,47 @@ static void fork_body(void) {
     _exit(WIFEXITED(s) ? WEXITSTATUS(s) : 99);
 }
 
+// Signals left pending (blocked) before a stop: three for the thread (an
+// RT signal queued twice, a standard one sent twice is queued once) and
+// one for the process.
+static void queued_body(void) {
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGUSR1);
+    sigaddset(&m, SIGUSR2);
+    sigaddset(&m, 40);
+    sigprocmask(SIG_BLOCK, &m, 0);
+    pid_t me = getpid(), tid = (pid_t)syscall(SYS_gettid);
+    syscall(SYS_tgkill, me, tid, 40);
+    syscall(SYS_tgkill, me, tid, SIGUSR2);
+    syscall(SYS_tgkill, me, tid, 40);
+    syscall(SYS_tgkill, me, tid, SIGUSR2);
+    kill(me, SIGUSR1);
+    raise(SIGSTOP);
+    _exit(0);
+}
+
+struct peek_args {
+    unsigned long long off;
+    unsigned int flags;
+    int nr;
+};
+
+static void peek_siginfo(pid_t c, const char *what, unsigned long long off, unsigned flags, int nr) {
+    struct peek_args a = {off, flags, nr};
+    siginfo_t q[8];
+    memset(q, 0, sizeof q);
+    long n = ptrace(0x4209 /* PTRACE_PEEKSIGINFO */, c, &a, q);
+    if (n < 0) {
+        printf("peeksiginfo %s: %s\n", what, en(errno));
+        return;
+    }
+    printf("peeksiginfo %s: %ld:", what, n);
+    for (long i = 0; i < n && i < 8; i++)
+        printf(" %d/%d%s", q[i].si_signo, q[i].si_code, q[i].si_pid == c ? " from itself" : "");
+    printf("\n");
+}
+
 static volatile pid_t thread_tid;
 static void exit3_body(void) { _exit(3); }
 
@@ -207,6 +248,27 @@ int main(void) {
     ptrace(PTRACE_CONT, c, 0, 0);
     waitpid(c, &s, 0);
     printf("after the exit stop: %s\n", st(s));
+
+    // PEEKSIGINFO: the queued siginfos, in the order they were queued.
+    c = traced_child(queued_body);
+    ptrace(PTRACE_CONT, c, 0, 0);
+    waitpid(c, &s, 0);
+    printf("stop with signals pending: %s\n", st(s));
+    peek_siginfo(c, "thread", 0, 0, 8);
+    peek_siginfo(c, "process", 0, 1, 8);
+    peek_siginfo(c, "thread from 1, one", 1, 0, 1);
+    peek_siginfo(c, "past the end", 5, 0, 8);
+    peek_siginfo(c, "none asked", 0, 0, 0);
+    peek_siginfo(c, "unknown flag", 0, 2, 8);
+    peek_siginfo(c, "negative count", 0, 0, -1);
+    {
+        struct peek_args a = {0, 0, 8};
+        printf("peeksiginfo into an unmapped buffer: %s\n",
+               ptrace(0x4209, c, &a, (void *)8) < 0 ? en(errno) : "ok");
+    }
+    ptrace(PTRACE_KILL, c, 0, 0);
+    waitpid(c, &s, 0);
+    printf("after peeksiginfo: %s\n", st(s));
 
     // Permissions and misuse.
     printf("attach to self: %s\n", ptrace(PTRACE_ATTACH, getpid(), 0, 0) == 0 ? "ok" : en(errno));

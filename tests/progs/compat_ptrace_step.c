@@ -30,6 +30,23 @@ __asm__(".text\n"
         ".globl step_sys\nstep_sys:\n syscall\n"
         ".globl step_after\nstep_after:\n jmp step_code\n");
 
+// A function that is one `mov $nr,%eax; syscall` site (getpid), called
+// a few times first: the userspace level then patches it (a jump to a
+// trampoline), and stepping it must still be two steps.
+extern char site_code[], site_sys[], site_after[];
+long site_code_fn(void);
+__asm__(".text\n"
+        ".globl site_code\n.globl site_code_fn\nsite_code:\nsite_code_fn:\n mov $39, %eax\n"
+        ".globl site_sys\nsite_sys:\n syscall\n"
+        ".globl site_after\nsite_after:\n ret\n");
+
+// A signal handler: a step into it stops at its first instruction.
+extern char handler_code[], handler_nop2[];
+void handler_code_fn(int);
+__asm__(".text\n"
+        ".globl handler_code\n.globl handler_code_fn\nhandler_code:\nhandler_code_fn:\n nop\n"
+        ".globl handler_nop2\nhandler_nop2:\n nop\n ret\n");
+
 static const char *st(int s) {
     static char buf[64];
     if (WIFEXITED(s))
@@ -110,6 +127,73 @@ static void single_step(void) {
     kill(c, SIGKILL);
     waitpid(c, &s, 0);
     printf("stepped child: %s\n", st(s));
+}
+
+// PTRACE_SYSEMU_SINGLESTEP: one instruction at a time, and a syscall
+// instruction stops at its entry, is not run, and reports no step of its
+// own (the next resume steps the instruction after it).
+static void sysemu_step_once(pid_t c, int n, char *want) {
+    int s;
+    ptrace(32 /* PTRACE_SYSEMU_SINGLESTEP */, c, 0, 0);
+    waitpid(c, &s, 0);
+    siginfo_t si = {0};
+    ptrace(PTRACE_GETSIGINFO, c, 0, &si);
+    struct user_regs_struct r;
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    printf("sysemu step %d: %s, si_code %d, at the next instruction %s, orig_rax %lld\n", n, st(s),
+           si.si_code, r.rip == (unsigned long)want ? "yes" : "no", (long long)r.orig_rax);
+}
+
+static void sysemu_single_step(void) {
+    pid_t c = traced_child(spin_body);
+    struct user_regs_struct r;
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    r.rip = (unsigned long)step_code;
+    ptrace(PTRACE_SETREGS, c, 0, &r);
+    sysemu_step_once(c, 1, step_nop2);
+    sysemu_step_once(c, 2, step_mov);
+    sysemu_step_once(c, 3, step_sys);
+    sysemu_step_once(c, 4, step_after);
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    printf("sysemu stop: rax %lld\n", (long long)r.rax);
+    r.rax = 4242;  // the tracer's result for the skipped syscall
+    ptrace(PTRACE_SETREGS, c, 0, &r);
+    sysemu_step_once(c, 5, step_code);
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    printf("emulated result kept: %s\n", r.rax == 4242 ? "yes" : "no");
+    int s;
+    kill(c, SIGKILL);
+    waitpid(c, &s, 0);
+    printf("sysemu-stepped child: %s\n", st(s));
+}
+
+// Stepping a patched syscall site, then into a signal handler.
+static void step_site_and_handler(void) {
+    pid_t c = traced_child(spin_body);
+    struct user_regs_struct r;
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    r.rip = (unsigned long)site_code;
+    r.rax = 0;
+    ptrace(PTRACE_SETREGS, c, 0, &r);
+    step_once(c, 11, site_sys);
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    printf("site step 1 loaded the number: %s\n", r.rax == 39 ? "yes" : "no");
+    step_once(c, 12, site_after);
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    printf("site step 2 made the syscall: %s\n", (pid_t)r.rax == c ? "yes" : "no");
+    // Into a handler: SIGUSR1 delivered by the step itself.
+    int s;
+    ptrace(PTRACE_SINGLESTEP, c, 0, SIGUSR1);
+    waitpid(c, &s, 0);
+    siginfo_t si = {0};
+    ptrace(PTRACE_GETSIGINFO, c, 0, &si);
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    printf("step into a handler: %s, si_code %d, at its first instruction %s\n", st(s), si.si_code,
+           r.rip == (unsigned long)handler_code ? "yes" : "no");
+    step_once(c, 13, handler_nop2);
+    kill(c, SIGKILL);
+    waitpid(c, &s, 0);
+    printf("site-stepped child: %s\n", st(s));
 }
 
 static void *exec_thread(void *a) {
@@ -208,7 +292,11 @@ int main(int argc, char **argv) {
     // The same call site made a few times first: the userspace level then
     // takes it by its fast path, whose return the steps must go through.
     for (int i = 0; i < 3; i++) raise(SIGWINCH);
+    signal(SIGUSR1, handler_code_fn);
+    for (int i = 0; i < 3; i++) site_code_fn();
     single_step();
+    sysemu_single_step();
+    step_site_and_handler();
     exec_from_thread();
     kill_in_exit_stop();
     wclone_of_a_tracee();

@@ -24,10 +24,21 @@ fn both_levels(name: &str) -> (String, String) {
 
 /// As both_levels, in the bundle `builder` describes.
 fn both_levels_with(name: &str, builder: atoll_testkit::BundleBuilder) -> (String, String) {
+    both_levels_prepared(name, builder, |_, _| {})
+}
+
+/// As both_levels_with, `prepare` given the compiled program and the
+/// bundle's rootfs to add files before the runs.
+fn both_levels_prepared(
+    name: &str,
+    builder: atoll_testkit::BundleBuilder,
+    prepare: impl Fn(&std::path::Path, &std::path::Path),
+) -> (String, String) {
     let a = atoll();
     let bin = compile(name);
     let b = builder.tmpfs("/tmp").args(&[&format!("/{name}")]).build();
     cprog::install(&bin, &b.rootfs, &format!("/{name}"));
+    prepare(&bin, &b.rootfs);
     let native = run_at(&a, "native", &b, "cmp-n");
     let user = run_at(&a, "userspace", &b, "cmp-u");
     native.ok();
@@ -827,6 +838,16 @@ fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
             "child after fork event: exited 7, SIGCHLD stops 1",
             "exit event: stopped by 5 event 6",
             "exit event message: exited 3",
+            "stop with signals pending: stopped by 19 event 0",
+            "peeksiginfo thread: 3: 40/-6 from itself 12/-6 from itself 40/-6 from itself",
+            "peeksiginfo process: 1: 10/0 from itself",
+            "peeksiginfo thread from 1, one: 1: 12/-6 from itself",
+            "peeksiginfo past the end: 0:",
+            "peeksiginfo none asked: 0:",
+            "peeksiginfo unknown flag: EINVAL",
+            "peeksiginfo negative count: EINVAL",
+            "peeksiginfo into an unmapped buffer: EFAULT",
+            "after peeksiginfo: killed by 9",
             "attach to self: EPERM",
             "attach to own thread: EPERM",
             "request on a non-tracee: ESRCH",
@@ -842,12 +863,28 @@ fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
 /// children's, __WNOTHREAD waits only for the calling thread's children
 /// (a thread's children go to another thread when it exits), and
 /// PR_SET_PDEATHSIG is kept, not inherited by fork, and sent when the
-/// thread that created the process exits; a SIGSTOP sent while a new
+/// thread that created the process exits, dropped (and the process made
+/// non-dumpable) by a change of effective id, by setuid or by the exec of
+/// a set-user-ID file, which also sets AT_SECURE; a SIGSTOP sent while a new
 /// child's first syscall waits for the kernel stops it (the signal's kick
 /// found the task still running and was lost: pause() slept through it).
 #[test]
 fn children_wait_options_and_parent_death_signal_behave_as_linux() {
-    let (native, user) = both_levels("compat_children");
+    // The program again as a set-user-ID file of uid 65534 (the rootfs
+    // is no nosuid mount at either level).
+    // No no_new_privs (the spec's default), so set-ID bits count.
+    let b = with_cap(busybox(), oci_spec::runtime::Capability::Setuid).modify(|spec| {
+        let mut p = spec.process().clone().unwrap();
+        p.set_no_new_privileges(Some(false));
+        spec.set_process(Some(p));
+    });
+    let (native, user) = both_levels_prepared("compat_children", b, |bin, rootfs| {
+        use std::os::unix::fs::PermissionsExt;
+        let suid = rootfs.join("compat_children_suid");
+        std::fs::copy(bin, &suid).unwrap();
+        std::os::unix::fs::chown(&suid, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    });
     assert_same(
         "compat_children",
         &native,
@@ -865,6 +902,10 @@ fn children_wait_options_and_parent_death_signal_behave_as_linux() {
             "parent process exited: got 10",
             "creating thread exited: got 10",
             "a sibling thread exited: child still waiting",
+            "pdeath after setting the same euid: 12",
+            "pdeath after seteuid(65534): 0, dumpable 0",
+            "exec of /compat_children: pdeath 12, uid 0, euid 0, AT_SECURE 0, dumpable 1",
+            "exec of /compat_children_suid: pdeath 0, uid 0, euid 65534, AT_SECURE 1, dumpable 0",
             "SIGSTOP right after fork: stopped 30 of 30",
         ],
     );
@@ -894,6 +935,18 @@ fn ptrace_single_step_exec_and_exit_stops_behave_as_linux() {
             "stepped getpid returned the child's pid: yes",
             "trap flag seen by the tracer: no",
             "after PTRACE_CONT: running",
+            "sysemu step 1: stopped by 5 event 0, si_code 2, at the next instruction yes, orig_rax -1",
+            "sysemu step 3: stopped by 5 event 0, si_code 2, at the next instruction yes, orig_rax -1",
+            "sysemu step 4: stopped by 5 event 0, si_code 5, at the next instruction yes, orig_rax 39",
+            "sysemu stop: rax -38",
+            "sysemu step 5: stopped by 5 event 0, si_code 2, at the next instruction yes, orig_rax -1",
+            "emulated result kept: yes",
+            "step 11: stopped by 5 event 0, si_code 2, at the next instruction yes",
+            "site step 1 loaded the number: yes",
+            "step 12: stopped by 5 event 0, si_code 1, at the next instruction yes",
+            "site step 2 made the syscall: yes",
+            "step into a handler: stopped by 5 event 0, si_code 5, at its first instruction yes",
+            "step 13: stopped by 5 event 0, si_code 2, at the next instruction yes",
             "leader during the exec: stopped by 5 event 6",
             "leader's exit message: exited 0",
             "exec still waiting: yes",

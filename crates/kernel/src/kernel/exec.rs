@@ -91,7 +91,24 @@ impl Kernel {
         // Build the new image in a new address space.
         let mut mm = AddressSpace::new(&mut self.platform, self.mf.clone())
             .map_err(|e| Errno::from_io(&e))?;
-        let cred = self.cred(tid);
+        // The credentials the program runs with (set-ID files).
+        let old_cred = self.cred(tid);
+        let st = dentry.inode.stat(self)?;
+        let readable = old_cred.may_access(&st, crate::vfs::perm::MAY_READ).is_ok();
+        let tracer_capable = self.task(tid).ptrace.as_ref().is_none_or(|p| {
+            self.tasks.contains_key(&p.tracer)
+                && self
+                    .cred(p.tracer)
+                    .capable(crate::vfs::perm::cap::SYS_PTRACE)
+        });
+        let super::creds::ExecCred { cred, secure } = super::creds::exec_cred(
+            &old_cred,
+            st.st_mode,
+            st.st_uid,
+            st.st_gid,
+            dentry.mount.nosuid,
+            tracer_capable,
+        );
         let stack_limit = self.rlimit(tid, libc::RLIMIT_STACK).rlim_cur;
         let built = self.build_image(
             tid,
@@ -102,6 +119,7 @@ impl Kernel {
             &envp,
             &execfn,
             &cred,
+            secure,
             stack_limit,
         );
         let (entry, sp) = match built {
@@ -251,6 +269,12 @@ impl Kernel {
             .flat_map(|a| a.iter().copied().chain([0u8]))
             .collect();
         g.cred = cred;
+        // A new image is dumpable unless the process ran with other
+        // effective ids than its real ones or cannot read the program
+        // (Linux's begin_new_exec, which looks at the old credentials),
+        // and then not if the exec raised its privileges.
+        g.dumpable = old_cred.euid == old_cred.uid && old_cred.egid == old_cred.gid && readable;
+        self.creds_committed(tid, &old_cred);
         if renumbered {
             // The caller's thread id is gone (it is the leader's now), so
             // whoever finishes the syscall by that id would not find it:
@@ -305,6 +329,7 @@ impl Kernel {
         envp: &[Vec<u8>],
         execfn: &[u8],
         cred: &crate::vfs::perm::Cred,
+        secure: bool,
         stack_limit: u64,
     ) -> SysResult<(u64, u64)> {
         // The stack first: mmap placement (the interpreter) goes below it.
@@ -339,7 +364,7 @@ impl Kernel {
             (stack::AT_EUID, cred.euid as u64),
             (stack::AT_GID, cred.gid as u64),
             (stack::AT_EGID, cred.egid as u64),
-            (stack::AT_SECURE, 0),
+            (stack::AT_SECURE, secure as u64),
             (stack::AT_HWCAP, hwcap),
             (stack::AT_HWCAP2, hwcap2),
             (stack::AT_CLKTCK, 100),

@@ -8,6 +8,7 @@ pub mod control;
 pub mod control_proto;
 pub mod cpu_itimer;
 pub mod cputime;
+pub mod creds;
 pub mod deliver;
 pub mod exec;
 pub mod exit;

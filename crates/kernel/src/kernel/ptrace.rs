@@ -68,6 +68,10 @@ pub enum StopKind {
     Group,
     /// PTRACE_EVENT_EXIT: the exit goes on after it.
     Exit,
+    /// A single step's report at a signal handler's first instruction
+    /// (Linux's ptrace_notify(SIGTRAP) from signal_delivered): resumed,
+    /// the task goes on to user mode; a signal given is not delivered.
+    HandlerStep,
 }
 
 /// A traced task's ptrace state.
@@ -112,6 +116,10 @@ pub struct Tracee {
     /// jump to its trampoline): it runs on without the trap flag to its
     /// syscall stop, whose exit then reports the step.
     pub step_paused: bool,
+    /// A step the tracer just asked for has not returned to user mode
+    /// yet (a patched site's `mov` is stepped then, and only then: not
+    /// when a fault at the site sends the task back to its jump).
+    pub step_fresh: bool,
 }
 
 impl Tracee {
@@ -135,6 +143,7 @@ impl Tracee {
             step: false,
             forced_tf: false,
             step_paused: false,
+            step_fresh: false,
         }
     }
 }
@@ -149,6 +158,10 @@ pub enum Resume {
     Sysemu,
     /// PTRACE_SINGLESTEP: stop after one instruction.
     Step,
+    /// PTRACE_SYSEMU_SINGLESTEP: stop after one instruction, or at the
+    /// entry of the syscall it makes, which is skipped (and reports no
+    /// step at its exit: the tracer saw it at its entry).
+    SysemuStep,
     Detach,
 }
 
@@ -396,6 +409,42 @@ impl Kernel {
         regs
     }
 
+    /// After a handler frame was set up for `tid`: a single-stepped task
+    /// stops there, at the handler's first instruction, before running
+    /// it (x86 Linux). True when it stopped.
+    pub fn ptrace_step_into_handler(&mut self, tid: Tid) -> bool {
+        if !self.task(tid).ptrace.as_ref().is_some_and(|tr| tr.step) {
+            return false;
+        }
+        let mut info = SigInfo::new(libc::SIGTRAP, libc::SIGTRAP);
+        let pid = self.pid_out(tid, tid);
+        let uid = self.group_of(tid).cred.uid;
+        info.raw[16..20].copy_from_slice(&pid.to_ne_bytes());
+        info.raw[20..24].copy_from_slice(&uid.to_ne_bytes());
+        self.ptrace_stop(
+            tid,
+            StopKind::HandlerStep,
+            stop_status(libc::SIGTRAP, 0),
+            Some(info),
+        );
+        true
+    }
+
+    /// `tid` returns to user mode: a single step starting at a patched
+    /// syscall site's `mov` is done by the kernel (usertrap.rs) and its
+    /// trap queued. True when it was.
+    pub fn ptrace_step_patched_site(&mut self, tid: Tid) -> bool {
+        let stepping = match self.task_mut(tid).ptrace.as_mut() {
+            Some(tr) => std::mem::take(&mut tr.step_fresh) && tr.step && !tr.step_paused,
+            None => false,
+        };
+        if !stepping || !self.usertrap_step_mov(tid) {
+            return false;
+        }
+        self.force_fault(tid, libc::SIGTRAP, TRAP_TRACE, 0);
+        true
+    }
+
     /// A single-step trap of `tid` (just stopped) landed in a patched
     /// syscall site's trampoline or in the platform's code above the
     /// workload's addresses. Never reported there (the tracer would step
@@ -445,8 +494,9 @@ impl Kernel {
         let kind = tr.stop.take();
         tr.report = None;
         tr.syscall_stops = how == Resume::Syscall;
-        tr.sysemu = how == Resume::Sysemu;
-        tr.step = how == Resume::Step;
+        tr.sysemu = matches!(how, Resume::Sysemu | Resume::SysemuStep);
+        tr.step = matches!(how, Resume::Step | Resume::SysemuStep);
+        tr.step_fresh = tr.step;
         tr.step_paused = false;
         tr.listening = false;
         let siginfo = tr.siginfo.take();

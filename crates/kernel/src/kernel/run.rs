@@ -416,9 +416,16 @@ impl Kernel {
                 self.group_exit(tgid, libc::SIGSEGV | 0x80);
                 continue;
             }
+            if traced && self.ptrace_step_into_handler(tid) {
+                return;
+            }
             break;
         }
         self.apply_restart(tid, None);
+        if self.ptrace_step_patched_site(tid) {
+            // The step's trap is pending: report it.
+            return self.resume(tid);
+        }
         let regs = self.ptrace_user_regs(tid);
         let t = self.task_mut(tid);
         let host = t.host;

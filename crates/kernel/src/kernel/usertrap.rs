@@ -370,6 +370,40 @@ impl Kernel {
         }
     }
 
+    /// `tid` is about to be single-stepped from the first byte of a
+    /// patched `mov $nr,%eax; syscall` site: the step is the old `mov`,
+    /// done here (%eax gets the site's number, rip the old `syscall`,
+    /// which faults back to the jump when run: see `usertrap_fault`), so
+    /// the tracer sees the two instructions as two steps, as natively.
+    /// False when rip is no such site (`xor` sites are stepped as one).
+    pub fn usertrap_step_mov(&mut self, tid: Tid) -> bool {
+        let rip = self.task(tid).regs.rip;
+        let mm = self.task_mm(tid);
+        let m = mm.borrow();
+        let table = m.usertrap;
+        let mut code = [0u8; 7];
+        if m.read_bytes(rip, &mut code).is_err() || code[..3] != JMP_ABS || code[5] != BAD_OPCODE {
+            return false;
+        }
+        let at = u32::from_le_bytes(code[3..7].try_into().unwrap()) as u64;
+        if !in_table(table, at) {
+            return false;
+        }
+        // The entry's own code starts with the site's `mov` (a `xor`
+        // site's with its `xor`).
+        let mut mov = [0u8; 5];
+        if m.read_bytes(at + 8, &mut mov).is_err() || mov[0] != 0xb8 {
+            return false;
+        }
+        drop(m);
+        let nr = u32::from_le_bytes(mov[1..5].try_into().unwrap());
+        let t = self.task_mut(tid);
+        // A 32-bit move zero-extends into %rax; flags are untouched.
+        t.regs.rax = nr as u64;
+        t.regs.rip = rip + 5;
+        true
+    }
+
     /// A SIGILL or SIGSEGV of `tid` at a patched site: a thread that was
     /// inside the old sequence when it was patched, or had its syscall
     /// restarted there (see the module doc).

@@ -22,8 +22,13 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ("clone", sys_clone, Partial, "no new namespaces"),
         ("fork", sys_fork, Full, ""),
         ("vfork", sys_vfork, Full, ""),
-        ("execve", sys_execve, Full, ""),
-        ("execveat", sys_execveat, Full, ""),
+        (
+            "execve",
+            sys_execve,
+            Partial,
+            "set-ID files as Linux; file capabilities not read, and a non-set-ID exec keeps the capabilities",
+        ),
+        ("execveat", sys_execveat, Partial, "as execve"),
         ("exit", sys_exit, Full, ""),
         ("exit_group", sys_exit_group, Full, ""),
         ("wait4", sys_wait4, Full, ""),
@@ -1021,6 +1026,19 @@ fn set_uids(
     e: Option<u32>,
     s: Option<u32>,
 ) -> SysResult<u64> {
+    let before = k.cred(tid);
+    let r = set_uids_inner(k, tid, r, e, s);
+    k.creds_committed(tid, &before);
+    r
+}
+
+fn set_uids_inner(
+    k: &mut Kernel,
+    tid: Tid,
+    r: Option<u32>,
+    e: Option<u32>,
+    s: Option<u32>,
+) -> SysResult<u64> {
     let c = &mut k.group_of_mut(tid).cred;
     let allowed = |x: u32| x == c.uid || x == c.euid || x == c.suid;
     if !c.capable(cap::SETUID) && [r, e, s].iter().flatten().any(|x| !allowed(*x)) {
@@ -1042,6 +1060,19 @@ fn set_uids(
 }
 
 fn set_gids(
+    k: &mut Kernel,
+    tid: Tid,
+    r: Option<u32>,
+    e: Option<u32>,
+    s: Option<u32>,
+) -> SysResult<u64> {
+    let before = k.cred(tid);
+    let r = set_gids_inner(k, tid, r, e, s);
+    k.creds_committed(tid, &before);
+    r
+}
+
+fn set_gids_inner(
     k: &mut Kernel,
     tid: Tid,
     r: Option<u32>,
@@ -1117,22 +1148,26 @@ fn sys_setresgid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
 }
 
 fn sys_setfsuid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let before = k.cred(tid);
     let c = &mut k.group_of_mut(tid).cred;
     let old = c.fsuid;
     let u = a[0] as u32;
     if u == c.uid || u == c.euid || u == c.suid || u == c.fsuid || c.capable(cap::SETUID) {
         c.fsuid = u;
     }
+    k.creds_committed(tid, &before);
     Ok(old as u64)
 }
 
 fn sys_setfsgid(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
+    let before = k.cred(tid);
     let c = &mut k.group_of_mut(tid).cred;
     let old = c.fsgid;
     let g = a[0] as u32;
     if g == c.gid || g == c.egid || g == c.sgid || g == c.fsgid || c.capable(cap::SETGID) {
         c.fsgid = g;
     }
+    k.creds_committed(tid, &before);
     Ok(old as u64)
 }
 

@@ -17,7 +17,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         "ptrace",
         sys_ptrace,
         Status::Partial,
-        "between tasks of the sandbox; no SYSEMU_SINGLESTEP, PEEKSIGINFO, hardware breakpoints (EIO)",
+        "between tasks of the sandbox; no hardware breakpoints (EIO)",
     )]
 }
 
@@ -39,6 +39,7 @@ const DETACH: u64 = 17;
 const SINGLESTEP: u64 = 9;
 const SYSCALL: u64 = 24;
 const SYSEMU: u64 = 31;
+const SYSEMU_SINGLESTEP: u64 = 32;
 const SETOPTIONS: u64 = 0x4200;
 const GETEVENTMSG: u64 = 0x4201;
 const GETSIGINFO: u64 = 0x4202;
@@ -48,6 +49,7 @@ const SETREGSET: u64 = 0x4205;
 const SEIZE: u64 = 0x4206;
 const INTERRUPT: u64 = 0x4207;
 const LISTEN: u64 = 0x4208;
+const PEEKSIGINFO: u64 = 0x4209;
 const GETSIGMASK: u64 = 0x420a;
 const SETSIGMASK: u64 = 0x420b;
 
@@ -91,12 +93,13 @@ fn sys_ptrace(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             Ok(0)
         }
         POKEUSR => poke_user(k, target, addr, data),
-        CONT | SYSCALL | DETACH | SYSEMU | SINGLESTEP => {
+        CONT | SYSCALL | DETACH | SYSEMU | SYSEMU_SINGLESTEP | SINGLESTEP => {
             let sig = valid_sig(data)?;
             let how = match req {
                 CONT => Resume::Cont,
                 SYSCALL => Resume::Syscall,
                 SYSEMU => Resume::Sysemu,
+                SYSEMU_SINGLESTEP => Resume::SysemuStep,
                 SINGLESTEP => Resume::Step,
                 _ => Resume::Detach,
             };
@@ -161,6 +164,7 @@ fn sys_ptrace(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             tr.siginfo = Some(info);
             Ok(0)
         }
+        PEEKSIGINFO => peek_siginfo(k, tid, target, addr, data),
         GETSIGMASK => {
             if addr != 8 {
                 return Err(Errno::EINVAL);
@@ -199,8 +203,7 @@ fn sys_ptrace(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             tr.report = None;
             Ok(0)
         }
-        // SYSEMU_SINGLESTEP, PEEKSIGINFO, the hardware breakpoint
-        // requests: not offered.
+        // The hardware breakpoint requests: not offered.
         _ => Err(Errno::EIO),
     }
 }
@@ -280,6 +283,48 @@ fn attach(k: &mut Kernel, tid: Tid, pid: Tid, seize: bool, addr: u64, data: u64)
         k.send_task(pid, info)?;
     }
     Ok(0)
+}
+
+/// PTRACE_PEEKSIGINFO's flag: the process's pending signals instead of
+/// the thread's.
+const PEEKSIGINFO_SHARED: u32 = 1;
+
+/// PEEKSIGINFO: copies up to `nr` queued siginfos of the tracee, from
+/// the `off`th on, in the order they were queued (`struct
+/// ptrace_peeksiginfo_args` at `args`); the number copied. A fault after
+/// some were copied still returns that count, as Linux does.
+fn peek_siginfo(k: &mut Kernel, tid: Tid, target: Tid, args: u64, data: u64) -> SysResult<u64> {
+    let (off, flags, nr): (u64, u32, i32) = {
+        let raw: [u8; 16] = k.task_mm(tid).borrow().read_val(args)?;
+        (
+            u64::from_ne_bytes(raw[..8].try_into().unwrap()),
+            u32::from_ne_bytes(raw[8..12].try_into().unwrap()),
+            i32::from_ne_bytes(raw[12..].try_into().unwrap()),
+        )
+    };
+    if flags & !PEEKSIGINFO_SHARED != 0 || nr < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let queue = if flags & PEEKSIGINFO_SHARED != 0 {
+        &k.group_of(target).shared_pending.queue
+    } else {
+        &k.task(target).pending.queue
+    };
+    // Bounded by the queue's length, whatever `nr` says.
+    let infos: Vec<SigInfo> = usize::try_from(off)
+        .map(|o| queue.iter().skip(o).take(nr as usize).copied().collect())
+        .unwrap_or_default();
+    let mm = k.task_mm(tid);
+    let size = std::mem::size_of_val(&SigInfo::new(0, 0).raw) as u64;
+    let mut done = 0u64;
+    for info in &infos {
+        let at = data.saturating_add(done * size);
+        if let Err(e) = mm.borrow().write_bytes(at, &info.raw) {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        done += 1;
+    }
+    Ok(done)
 }
 
 /// POKEDATA: a word into the tracee's memory. A write-protected private
