@@ -7,6 +7,11 @@
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 
+/// The sandbox log's last line when the kernel stopped by itself (its
+/// init exited), followed by the sandbox's exit code. A kernel the host
+/// killed (its seccomp filter, SIGKILL) never writes it.
+pub const STOPPED_LINE: &str = "kernel stopped, exit code ";
+
 /// One seccomp kill as the host logged it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeccompKill {
@@ -83,6 +88,28 @@ pub fn seccomp_kill_of(pid: i32, since_usec: u64) -> Option<SeccompKill> {
     found
 }
 
+/// Whether the sandbox log at `log` ends with the line a kernel writes
+/// when it stops by itself.
+pub fn stopped_cleanly(log: &std::path::Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 4096;
+    let Ok(mut f) = std::fs::File::open(log) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut bytes = Vec::new();
+    if f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).is_err()
+        || f.take(TAIL).read_to_end(&mut bytes).is_err()
+    {
+        return false;
+    }
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.contains(STOPPED_LINE))
+}
+
 /// Microseconds since boot now, on the ring buffer's clock (monotonic).
 pub fn now_usec() -> u64 {
     let mut ts = libc::timespec {
@@ -97,6 +124,22 @@ pub fn now_usec() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_log_that_ends_with_the_stop_line_is_a_clean_stop() {
+        let dir = std::env::temp_dir().join(format!("atoll-kmsg-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("sandbox.log");
+        assert!(!stopped_cleanly(&log), "no log: not known to be clean");
+        std::fs::write(&log, "booted\nstats {}\n").unwrap();
+        assert!(!stopped_cleanly(&log), "killed before its last line");
+        std::fs::write(&log, format!("booted\nstats {{}}\n{STOPPED_LINE}0\n\n")).unwrap();
+        assert!(stopped_cleanly(&log));
+        // A line after it (a later kernel appending to the same log) counts.
+        std::fs::write(&log, format!("{STOPPED_LINE}0\nbooted\n")).unwrap();
+        assert!(!stopped_cleanly(&log));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn parses_a_seccomp_kill_record() {

@@ -1015,7 +1015,11 @@ impl Runtime {
                     if c.status() == ContainerStatus::Stopped
                         && let Some(pid) = c.pid()
                     {
-                        report_seccomp_kill(m, pid.as_raw());
+                        let log = m
+                            .sandbox_log
+                            .clone()
+                            .unwrap_or_else(|| self.layout.atoll_dir(&m.id).join("sandbox.log"));
+                        report_seccomp_kill(m, &log, pid.as_raw());
                     }
                 }
                 // A create cut short (atoll killed before it recorded the
@@ -1256,7 +1260,13 @@ fn terminal(spec: &Spec) -> bool {
 
 /// Logs, as a sandbox failure, a userspace kernel that its own seccomp
 /// filter killed (the host's audit record names the syscall it tried).
-fn report_seccomp_kill(meta: &Meta, pid: i32) {
+fn report_seccomp_kill(meta: &Meta, log: &Path, pid: i32) {
+    // A kernel that stopped by itself says so last; only one that did not
+    // can have been killed by its filter. Reading the host's whole ring
+    // buffer costs tens of milliseconds, so a clean stop skips it.
+    if crate::kmsg::stopped_cleanly(log) {
+        return;
+    }
     let age = (chrono::Utc::now() - meta.created)
         .num_microseconds()
         .unwrap_or(i64::MAX)

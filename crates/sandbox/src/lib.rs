@@ -189,7 +189,12 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
         "stats {}",
         serde_json::to_string(&stats).unwrap_or_default()
     ));
-    std::process::exit(atoll_kernel::kernel::exit::exit_code_of(status));
+    // The last line of a kernel that stopped by itself: `delete` then
+    // knows there is no seccomp kill to look up in the host's log.
+    let code = atoll_kernel::kernel::exit::exit_code_of(status);
+    k.log
+        .line(&format!("{}{code}", atoll_runtime::kmsg::STOPPED_LINE));
+    std::process::exit(code);
 }
 
 #[cfg(test)]
