@@ -96,6 +96,15 @@ def make_bundle(atoll, bundle, rootfs, module):
     c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                         "options": ["nosuid", "nodev", "mode=1777"]})
     c["hostname"] = "atoll-cpython"
+    # The hosts file a container gets from its engine (Docker, CRI): the
+    # rootfs has none, and without it "localhost" goes to DNS, which fails
+    # (at once natively, after a resolver timeout in the sandbox's stack)
+    # and takes most of test_socket with it.
+    hosts = os.path.join(bundle, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1\tlocalhost atoll-cpython\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+    c["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": hosts,
+                        "options": ["rbind", "ro"]})
     json.dump(c, open(cfg, "w"), indent=1)
 
 

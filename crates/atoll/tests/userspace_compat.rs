@@ -394,6 +394,30 @@ fn lxattr_calls_name_the_symlink_itself_as_linux() {
 }
 
 #[test]
+fn ip_level_ancillary_data_of_udp_behaves_as_linux() {
+    // Over the sandbox network stack (the default): hop limit, traffic
+    // class and packet info, per datagram both ways.
+    let (native, user) = both_levels("compat_ipcmsg");
+    assert_same(
+        "compat_ipcmsg",
+        &native,
+        &user,
+        &[
+            "v6 defaults: 1 bytes: IPV6_PKTINFO(::1,lo) IPV6_HOPLIMIT(len 4)=64 IPV6_TCLASS(len 4)=0",
+            "v6 per datagram: 1 bytes: IPV6_PKTINFO(::1,lo) IPV6_HOPLIMIT(len 4)=2 IPV6_TCLASS(len 4)=40",
+            "v6 unicast hops 5: 1 bytes: IPV6_PKTINFO(::1,lo) IPV6_HOPLIMIT(len 4)=5 IPV6_TCLASS(len 4)=0",
+            "v6 room for one: 1 bytes CTRUNC: IPV6_PKTINFO(::1,lo)",
+            "v6 hoplimit 256: Invalid argument",
+            "v6 socket, SOL_IP message: ok",
+            "v4 per datagram: 1 bytes: IP_PKTINFO(127.0.0.1,127.0.0.1,lo) IP_TTL(len 4)=3 IP_TOS(len 1)=16",
+            "v4 ttl 0: Invalid argument",
+            "v4 pktinfo source 10.9.9.9: Network is unreachable",
+            "unix socket, SOL_IP message: ok",
+        ],
+    );
+}
+
+#[test]
 fn pseudo_terminals_behave_as_linux() {
     let (native, user) = both_levels("compat_pty");
     assert_same(

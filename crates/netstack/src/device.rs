@@ -97,11 +97,13 @@ impl phy::Device for LoopDevice {
         let buffer = self.queue.pop_front()?;
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += buffer.len() as u64;
+        let meta = crate::pktmeta::on_receive(&buffer);
         Some((
-            LoopRx { buffer },
+            LoopRx { buffer, meta },
             LoopTx {
                 queue: &mut self.queue,
                 stats: &mut self.stats,
+                meta: PacketMeta::default(),
             },
         ))
     }
@@ -110,33 +112,45 @@ impl phy::Device for LoopDevice {
         Some(LoopTx {
             queue: &mut self.queue,
             stats: &mut self.stats,
+            meta: PacketMeta::default(),
         })
     }
 }
 
 pub struct LoopRx {
     buffer: Vec<u8>,
+    meta: PacketMeta,
 }
 
 impl phy::RxToken for LoopRx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         f(&self.buffer)
     }
+
+    fn meta(&self) -> PacketMeta {
+        self.meta
+    }
 }
 
 pub struct LoopTx<'a> {
     queue: &'a mut VecDeque<Vec<u8>>,
     stats: &'a mut DevStats,
+    meta: PacketMeta,
 }
 
 impl phy::TxToken for LoopTx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = vec![0u8; len];
         let r = f(&mut buf);
+        crate::pktmeta::on_transmit(self.meta, &mut buf);
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += len as u64;
         self.queue.push_back(buf);
         r
+    }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.meta = meta;
     }
 }
 
@@ -222,9 +236,14 @@ impl<F: Frames> phy::Device for LinkDevice<F> {
             }
             self.stats.rx_packets += 1;
             self.stats.rx_bytes += frame.len() as u64;
+            let meta = match ip_of_frame(frame) {
+                Some(ip) => crate::pktmeta::on_receive(ip),
+                None => PacketMeta::default(),
+            };
             return Some((
                 LinkRx {
                     frame: &self.rx_buf[start..n],
+                    meta,
                 },
                 LinkTx {
                     frames: &mut self.frames,
@@ -248,12 +267,28 @@ impl<F: Frames> phy::Device for LinkDevice<F> {
 
 pub struct LinkRx<'a> {
     frame: &'a [u8],
+    meta: PacketMeta,
 }
 
 impl phy::RxToken for LinkRx<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         f(self.frame)
     }
+
+    fn meta(&self) -> PacketMeta {
+        self.meta
+    }
+}
+
+/// The IP packet in an Ethernet frame (IPv4 or IPv6, untagged).
+fn ip_of_frame(frame: &[u8]) -> Option<&[u8]> {
+    let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    matches!(ethertype, 0x0800 | 0x86dd).then(|| &frame[14..])
+}
+
+fn ip_of_frame_mut(frame: &mut [u8]) -> Option<&mut [u8]> {
+    ip_of_frame(frame)?;
+    Some(&mut frame[14..])
 }
 
 pub struct LinkTx<'a, F: Frames> {
@@ -270,6 +305,9 @@ impl<F: Frames> phy::TxToken for LinkTx<'_, F> {
         self.buf.clear();
         self.buf.resize(head + len, 0);
         let r = f(&mut self.buf[head..]);
+        if let Some(ip) = ip_of_frame_mut(&mut self.buf[head..]) {
+            crate::pktmeta::on_transmit(self.meta, ip);
+        }
         let gso = self.meta.segmentation_offload_size.map(|s| s.get());
         if vnet {
             let mut hdr = [0u8; VNET_HDR_LEN];

@@ -144,6 +144,7 @@ impl Stack {
         src: &dyn Source,
         to: Option<SocketAddr>,
         _flags: i32,
+        anc: &crate::ancillary::SendAnc,
     ) -> Result<usize, Errno> {
         let s = self.sock(id)?;
         if s.shut_wr {
@@ -187,8 +188,30 @@ impl Stack {
         if i != 0 {
             self.egress.check(dst.ip(), dst.port(), proto)?;
         }
+        // A source a PKTINFO message names must be the sandbox's own, and
+        // on a link that link's (no spoofed source leaves the sandbox); a
+        // named interface must exist.
+        if anc.ifindex != 0 && !self.ifaces.iter().any(|f| f.index == anc.ifindex) {
+            return Err(libc::ENODEV);
+        }
+        if let Some(a) = anc.src {
+            let ok = if i == 0 {
+                self.is_local(&a)
+            } else {
+                self.ifaces[i].addrs.iter().any(|c| c.addr == a)
+            };
+            // Linux: an IPv4 source that is not local leaves no route
+            // (ENETUNREACH); IPV6_PKTINFO checks the address (EINVAL).
+            if !ok {
+                return Err(if a.is_ipv4() {
+                    libc::ENETUNREACH
+                } else {
+                    libc::EINVAL
+                });
+            }
+        }
         self.ensure_dgram(id)?;
-        let src_ip = self.source_for(i, &dst.ip());
+        let src_ip = anc.src.or_else(|| self.source_for(i, &dst.ip()));
         let s = self.sock(id)?;
         let St::Dgram { slots, .. } = &s.st else {
             return Err(libc::EINVAL);
@@ -210,7 +233,7 @@ impl Stack {
                 let meta = udp::UdpMetadata {
                     endpoint: IpEndpoint::new(to_ip(dst.ip()), dst.port()),
                     local_address: local,
-                    meta: Default::default(),
+                    meta: crate::pktmeta::for_send(anc.fields),
                 };
                 let u = self.ifaces[i].set.get_mut::<udp::Socket>(slot.1);
                 if data.len() > u.payload_send_capacity() {
@@ -220,6 +243,15 @@ impl Stack {
                     udp::SendError::BufferFull => libc::EAGAIN,
                     udp::SendError::Unaddressable => libc::EINVAL,
                 })?;
+                if dst.is_ipv6() && !anc.fields.is_empty() {
+                    // smoltcp gives IPv6 packets no metadata on the way
+                    // out: the fields are armed for this datagram, which
+                    // leaves now.
+                    let sport = self.sock(id)?.local.port();
+                    crate::pktmeta::arm_v6(anc.fields, sport, dst.port());
+                    self.flush_egress(i);
+                    crate::pktmeta::disarm();
+                }
             }
             _ => {
                 // An echo request: the kernel sets the identifier (and
@@ -250,6 +282,7 @@ impl Stack {
     ) -> Result<Received, Errno> {
         let s = self.sock(id)?;
         let (family, v6only, proto, shut_rd) = (s.family, s.opts.v6only, s.proto, s.shut_rd);
+        let opts = s.opts.clone();
         let (slots, peer) = match &s.st {
             St::Dgram { slots, peer } => (slots.clone(), *peer),
             _ => {
@@ -268,6 +301,7 @@ impl Stack {
             loop {
                 let got = match proto {
                     Proto::Udp => {
+                        let ifindex = self.ifaces[i].index;
                         let u = self.ifaces[i].set.get_mut::<udp::Socket>(h);
                         let Ok((data, meta)) = u.peek() else {
                             break;
@@ -283,10 +317,18 @@ impl Stack {
                         }
                         let full = data.len();
                         let n = dst.write_at(0, data);
+                        let cmsgs = crate::ancillary::received(
+                            &opts,
+                            family,
+                            from.ip(),
+                            meta.local_address.map(from_ip),
+                            ifindex,
+                            crate::pktmeta::received(meta.meta),
+                        );
                         if !peek {
                             let _ = u.recv();
                         }
-                        (n, full, from)
+                        (n, full, from, cmsgs)
                     }
                     _ => {
                         let u = self.ifaces[i].set.get_mut::<icmp::Socket>(h);
@@ -306,16 +348,17 @@ impl Stack {
                         }
                         let full = n;
                         let c = dst.write_at(0, &buf[..n]);
-                        (c, full, SocketAddr::new(from, 0))
+                        (c, full, SocketAddr::new(from, 0), Vec::new())
                     }
                 };
                 self.settle(id);
-                let (len, full_len, from) = got;
+                let (len, full_len, from, cmsgs) = got;
                 return Ok(Received {
                     len,
                     full_len,
                     from: Some(self.shown(family, from)),
                     truncated: full_len > len,
+                    cmsgs,
                 });
             }
         }

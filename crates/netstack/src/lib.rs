@@ -12,10 +12,12 @@
 //! syscalls into calls here and wakes
 //! the tasks whose sockets [`Stack::poll`] reports as changed.
 
+pub mod ancillary;
 pub mod config;
 pub mod device;
 mod dgram;
 pub mod egress;
+pub mod pktmeta;
 mod ports;
 pub mod procnet;
 pub mod rtnetlink;

@@ -55,6 +55,7 @@ pub struct Opts {
     pub recverr: bool,
     pub pktinfo: bool,
     pub recvtos: bool,
+    pub recvttl: bool,
     pub mtu_discover: i32,
     pub freebind: bool,
     pub bind_no_port: bool,
@@ -65,6 +66,8 @@ pub struct Opts {
     pub unicast_hops: i32,
     pub mcast_hops: i32,
     pub recvpktinfo: bool,
+    pub recvhoplimit: bool,
+    pub recvtclass: bool,
 }
 
 impl Opts {
@@ -102,6 +105,7 @@ impl Opts {
             recverr: false,
             pktinfo: false,
             recvtos: false,
+            recvttl: false,
             mtu_discover: 0,
             freebind: false,
             bind_no_port: false,
@@ -112,6 +116,8 @@ impl Opts {
             unicast_hops: -1,
             mcast_hops: 1,
             recvpktinfo: false,
+            recvhoplimit: false,
+            recvtclass: false,
         }
     }
 
@@ -299,6 +305,7 @@ impl Stack {
             (libc::IPPROTO_IP, libc::IP_RECVERR) => o.recverr = int_or_byte(val)? != 0,
             (libc::IPPROTO_IP, libc::IP_PKTINFO) => o.pktinfo = int_or_byte(val)? != 0,
             (libc::IPPROTO_IP, libc::IP_RECVTOS) => o.recvtos = int_or_byte(val)? != 0,
+            (libc::IPPROTO_IP, libc::IP_RECVTTL) => o.recvttl = int_or_byte(val)? != 0,
             (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER) => {
                 let v = int(val)?;
                 if !(0..=5).contains(&v) {
@@ -343,6 +350,8 @@ impl Stack {
             (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS) => o.mcast_hops = int(val)?,
             (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP) => o.mcast_loop = int(val)? != 0,
             (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) => o.recvpktinfo = int(val)? != 0,
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) => o.recvhoplimit = int(val)? != 0,
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS) => o.recvtclass = int(val)? != 0,
             (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) => o.recverr = int(val)? != 0,
             (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER) => o.mtu_discover = int(val)?,
             (libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP | libc::IPV6_DROP_MEMBERSHIP) => {
@@ -476,6 +485,7 @@ impl Stack {
             (libc::IPPROTO_IP, libc::IP_RECVERR) => b(o.recverr),
             (libc::IPPROTO_IP, libc::IP_PKTINFO) => b(o.pktinfo),
             (libc::IPPROTO_IP, libc::IP_RECVTOS) => b(o.recvtos),
+            (libc::IPPROTO_IP, libc::IP_RECVTTL) => b(o.recvttl),
             (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER) => i(o.mtu_discover),
             (libc::IPPROTO_IP, libc::IP_FREEBIND) => b(o.freebind),
             (libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT) => b(o.bind_no_port),
@@ -496,6 +506,8 @@ impl Stack {
             (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS) => i(o.mcast_hops),
             (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP) => b(o.mcast_loop),
             (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) => b(o.recvpktinfo),
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) => b(o.recvhoplimit),
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS) => b(o.recvtclass),
             (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) => b(o.recverr),
             (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER) => i(o.mtu_discover),
             _ => return Err(libc::ENOPROTOOPT),

@@ -628,6 +628,21 @@ impl Stack {
         }
     }
 
+    /// Sends what interface `i`'s sockets have queued, now.
+    pub(crate) fn flush_egress(&mut self, i: usize) {
+        let now = self.now();
+        let f = &mut self.ifaces[i];
+        loop {
+            let r = match &mut f.dev {
+                Dev::Loop(d) => f.iface.poll_egress(now, d, &mut f.set),
+                Dev::Link(d) => f.iface.poll_egress(now, d, &mut f.set),
+            };
+            if r == smoltcp::iface::PollResult::None {
+                break;
+            }
+        }
+    }
+
     /// Sockets whose readiness or queue lengths moved since last looked at.
     fn changed(&mut self) -> Vec<(SockId, u32)> {
         let ids: Vec<SockId> = self.socks.keys().copied().collect();

@@ -23,6 +23,9 @@ pub struct Received {
     pub full_len: usize,
     pub from: Option<SocketAddr>,
     pub truncated: bool,
+    /// IP-level control messages the socket's options ask for
+    /// (IP_PKTINFO, IPV6_HOPLIMIT, ...), in Linux's order.
+    pub cmsgs: Vec<crate::ancillary::Cmsg>,
 }
 
 impl Stack {
@@ -447,9 +450,23 @@ impl Stack {
         to: Option<SocketAddr>,
         flags: i32,
     ) -> Result<usize, Errno> {
+        self.send_with(id, src, to, flags, &crate::ancillary::SendAnc::default())
+    }
+
+    /// sendmsg(2) with IP-level control messages (decoded by
+    /// [`crate::ancillary::SendAnc::parse`]); TCP ignores them, as Linux's
+    /// does but for the ones it does not take at all.
+    pub fn send_with(
+        &mut self,
+        id: SockId,
+        src: &dyn Source,
+        to: Option<SocketAddr>,
+        flags: i32,
+        anc: &crate::ancillary::SendAnc,
+    ) -> Result<usize, Errno> {
         let s = self.sock(id)?;
         if s.proto != Proto::Tcp {
-            return self.send_dgram(id, src, to, flags);
+            return self.send_dgram(id, src, to, flags, anc);
         }
         if flags & libc::MSG_OOB != 0 {
             return Err(libc::EOPNOTSUPP);

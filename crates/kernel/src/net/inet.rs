@@ -200,6 +200,7 @@ impl FileOps for HostSocket {
                 creds: None,
                 current: Default::default(),
                 flags: 0,
+                ip: Vec::new(),
             },
         )
     }
@@ -396,6 +397,17 @@ impl SocketOps for HostSocket {
         if !m.fds.is_empty() {
             return Err(Errno::EINVAL);
         }
+        // No ancillary data is passed to host sockets: a message of the
+        // socket's own IP level is refused rather than dropped; other
+        // levels are skipped, as Linux skips them.
+        let own = if self.domain() == libc::AF_INET6 {
+            libc::SOL_IPV6
+        } else {
+            libc::SOL_IP
+        };
+        if m.ip.iter().any(|c| c.level == own) {
+            return Err(Errno::EINVAL);
+        }
         let name = m.addr.as_ref().map(|a| a.to_bytes());
         if let Some(a) = &m.addr {
             self.check_family(a)?;
@@ -449,6 +461,7 @@ impl SocketOps for HostSocket {
             fds: Vec::new(),
             creds: None,
             msg_flags: msg.msg_flags,
+            cmsgs: Vec::new(),
         })
     }
     fn shutdown(&self, _k: &Kernel, how: i32) -> SysResult<()> {

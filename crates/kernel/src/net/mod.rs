@@ -40,6 +40,9 @@ pub struct Send<'a> {
     /// The sender's own credentials, attached when either end asks.
     pub current: Ucred,
     pub flags: i32,
+    /// Control messages of levels other than SOL_SOCKET (IP_TTL,
+    /// IPV6_HOPLIMIT, ...): the socket decides what they mean.
+    pub ip: Vec<msg::LevelCmsg>,
 }
 
 /// What a recvmsg got.
@@ -52,6 +55,8 @@ pub struct Recv {
     pub fds: Vec<Rc<File>>,
     pub creds: Option<Ucred>,
     pub msg_flags: i32,
+    /// IP-level control messages the socket's options ask for.
+    pub cmsgs: Vec<msg::LevelCmsg>,
 }
 
 /// What sockets do beyond read and write. Calls that would block return

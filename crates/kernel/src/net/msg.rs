@@ -51,6 +51,17 @@ pub enum Cmsg {
     Rights(Vec<i32>),
     /// SCM_CREDENTIALS: the credentials the sender claims.
     Credentials(Ucred),
+    /// A message of another level (SOL_IP, SOL_IPV6, ...): its socket's
+    /// protocol decodes it (or skips it, as AF_UNIX does).
+    Level(LevelCmsg),
+}
+
+/// A control message of a level other than SOL_SOCKET.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelCmsg {
+    pub level: i32,
+    pub ty: i32,
+    pub data: Vec<u8>,
 }
 
 /// The control messages of a sendmsg's `msg_control` bytes, in order.
@@ -112,6 +123,12 @@ impl<'a> Cmsgs<'a> {
                 pid: i32::from_ne_bytes(data[0..4].try_into().unwrap()),
                 uid: u32::from_ne_bytes(data[4..8].try_into().unwrap()),
                 gid: u32::from_ne_bytes(data[8..12].try_into().unwrap()),
+            })
+        } else if level != libc::SOL_SOCKET {
+            Cmsg::Level(LevelCmsg {
+                level,
+                ty,
+                data: data.to_vec(),
             })
         } else {
             return Some(Err(Errno::EINVAL));
@@ -190,7 +207,7 @@ mod tests {
     #[test]
     fn bad_messages_stop_at_the_first_error() {
         let mut b = rights(&[1]);
-        b.extend(encode_cmsg(libc::SOL_IP, 1, &[0; 4]));
+        b.extend(encode_cmsg(libc::SOL_SOCKET, 9999, &[0; 4]));
         b.extend(rights(&[2]));
         let got: Vec<_> = Cmsgs::new(&b).collect();
         assert_eq!(got, vec![Ok(Cmsg::Rights(vec![1])), Err(Errno::EINVAL)]);
@@ -200,6 +217,24 @@ mod tests {
         let mut b = rights(&[0; SCM_MAX_FD]);
         b.extend(rights(&[0]));
         assert_eq!(Cmsgs::new(&b).nth(1), Some(Err(Errno::EINVAL)));
+    }
+
+    #[test]
+    fn other_levels_are_left_to_the_socket() {
+        let mut b = encode_cmsg(libc::SOL_IPV6, libc::IPV6_HOPLIMIT, &2i32.to_ne_bytes());
+        b.extend(rights(&[1]));
+        let got: Vec<_> = Cmsgs::new(&b).collect();
+        assert_eq!(
+            got,
+            vec![
+                Ok(Cmsg::Level(LevelCmsg {
+                    level: libc::SOL_IPV6,
+                    ty: libc::IPV6_HOPLIMIT,
+                    data: 2i32.to_ne_bytes().to_vec()
+                })),
+                Ok(Cmsg::Rights(vec![1]))
+            ]
+        );
     }
 
     #[test]

@@ -175,6 +175,7 @@ impl FileOps for NetlinkSocket {
                 creds: None,
                 current: Default::default(),
                 flags: 0,
+                ip: Vec::new(),
             },
         )
     }
@@ -341,6 +342,7 @@ impl SocketOps for NetlinkSocket {
             fds: Vec::new(),
             creds: None,
             msg_flags: if full > n { libc::MSG_TRUNC } else { 0 },
+            cmsgs: Vec::new(),
         })
     }
     fn shutdown(&self, _k: &Kernel, _how: i32) -> SysResult<()> {

@@ -185,6 +185,7 @@ impl FileOps for StackSocket {
                 creds: Default::default(),
                 current: Default::default(),
                 flags: 0,
+                ip: Vec::new(),
             },
         )
     }
@@ -284,7 +285,12 @@ impl SocketOps for StackSocket {
             Some(a) => Some(self.addr_of(a)?),
             None => None,
         };
-        self.with(|s| s.send(self.id, &Iov(m.data), to, m.flags))
+        let anc = atoll_netstack::ancillary::SendAnc::parse(
+            self.domain(),
+            m.ip.iter().map(|c| (c.level, c.ty, &c.data[..])),
+        )
+        .map_err(errno)?;
+        self.with(|s| s.send_with(self.id, &Iov(m.data), to, m.flags, &anc))
             .map_err(errno)
     }
     fn recv(&self, _k: &Kernel, dst: &IoVecs, flags: i32) -> SysResult<Recv> {
@@ -298,6 +304,15 @@ impl SocketOps for StackSocket {
             fds: Vec::new(),
             creds: None,
             msg_flags: if r.truncated { libc::MSG_TRUNC } else { 0 },
+            cmsgs: r
+                .cmsgs
+                .into_iter()
+                .map(|c| crate::net::msg::LevelCmsg {
+                    level: c.level,
+                    ty: c.ty,
+                    data: c.data,
+                })
+                .collect(),
         })
     }
     fn shutdown(&self, _k: &Kernel, how: i32) -> SysResult<()> {

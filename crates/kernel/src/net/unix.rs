@@ -428,6 +428,7 @@ impl FileOps for UnixSocket {
                 creds: None,
                 current: creds_of(k, k.current.get()),
                 flags: 0,
+                ip: Vec::new(),
             },
         )
     }

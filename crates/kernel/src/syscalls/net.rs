@@ -7,7 +7,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::signal::SigInfo;
 use crate::kernel::{Kernel, Tid};
 use crate::net::inet::HostSocket;
-use crate::net::msg::{Cmsg, Cmsgs, MSGHDR_SIZE, MsgHdr};
+use crate::net::msg::{Cmsg, Cmsgs, LevelCmsg, MSGHDR_SIZE, MsgHdr};
 use crate::net::netlink::NetlinkSocket;
 use crate::net::stack::StackSocket;
 use crate::net::unix::{UnixSocket, creds};
@@ -22,7 +22,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "socket",
             sys_socket,
             Partial,
-            "AF_UNIX in the kernel; AF_INET/AF_INET6 TCP and UDP as host sockets, or with --network sandbox on the kernel's own stack (also ICMP ping sockets), with AF_NETLINK NETLINK_ROUTE (link, address and route dumps and gets) answered from it; raw and packet refused, netlink refused in host mode",
+            "AF_UNIX in the kernel; AF_INET/AF_INET6 TCP and UDP as host sockets, or with --network sandbox on the kernel's own stack (also ICMP ping sockets), with AF_NETLINK NETLINK_ROUTE (link, address and route dumps and gets) answered from it; raw and packet refused, netlink refused in host mode; no UDP-Lite or SCTP (EPROTONOSUPPORT, as gVisor)",
         ),
         ("socketpair", sys_socketpair, Full, "AF_UNIX"),
         ("bind", sys_bind, Full, ""),
@@ -38,7 +38,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "sendmsg",
             sys_sendmsg,
             Partial,
-            "SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; no ancillary data on host sockets",
+            "SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX (other levels skipped, as Linux); on the sandbox stack's UDP sockets IP_TTL, IP_TOS, IP_PKTINFO, IPV6_HOPLIMIT, IPV6_TCLASS, IPV6_PKTINFO, IPV6_DONTFRAG sent per datagram and IP_PKTINFO, IP_TTL, IP_TOS, IPV6_PKTINFO, IPV6_HOPLIMIT, IPV6_TCLASS received (IP_RECV*/IPV6_RECV* options); a PKTINFO interface index is checked, not used to route; no IP-level ancillary data on host sockets (EINVAL)",
         ),
         ("recvmsg", sys_recvmsg, Partial, "as sendmsg"),
         ("sendmmsg", sys_sendmmsg, Full, ""),
@@ -353,6 +353,8 @@ fn send_whole(k: &mut Kernel, tid: Tid, f: &Rc<File>, m: Send<'_>) -> SysResult<
         creds: m.creds,
         current: m.current,
         flags,
+        // IP-level messages go with the first byte too.
+        ip: if done == 0 { m.ip } else { Vec::new() },
     };
     let done = match ops(f).send(k, piece) {
         Ok(n) => done + n,
@@ -391,6 +393,7 @@ fn sys_sendto(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             creds: None,
             current,
             flags: a[3] as i32,
+            ip: Vec::new(),
         },
     )
 }
@@ -423,17 +426,19 @@ fn read_msghdr(k: &Kernel, tid: Tid, addr: u64) -> SysResult<MsgHdr> {
     Ok(MsgHdr::parse(&b))
 }
 
+/// A sendmsg's ancillary data, acted on: descriptors, checked
+/// credentials, and the messages of other levels for the socket.
+type Control = (Vec<Rc<File>>, Option<Ucred>, Vec<LevelCmsg>);
+
 /// Acts on ancillary data: looks up SCM_RIGHTS descriptors and checks
 /// SCM_CREDENTIALS (decoded by [`Cmsgs`]).
-pub fn parse_control(
-    k: &Kernel,
-    tid: Tid,
-    buf: &[u8],
-) -> SysResult<(Vec<Rc<File>>, Option<Ucred>)> {
+pub fn parse_control(k: &Kernel, tid: Tid, buf: &[u8]) -> SysResult<Control> {
     let mut fds = Vec::new();
     let mut cred = None;
+    let mut ip = Vec::new();
     for msg in Cmsgs::new(buf) {
         match msg? {
+            Cmsg::Level(m) => ip.push(m),
             Cmsg::Rights(nums) => {
                 for fd in nums {
                     fds.push(super::fs::get_file_raw(k, tid, fd)?);
@@ -449,7 +454,7 @@ pub fn parse_control(
             }
         }
     }
-    Ok((fds, cred))
+    Ok((fds, cred, ip))
 }
 
 fn sendmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> SysResult<u64> {
@@ -461,7 +466,7 @@ fn sendmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
     } else {
         None
     };
-    let (fds, cred) = if h.control != 0 && h.controllen > 0 {
+    let (fds, cred, ip) = if h.control != 0 && h.controllen > 0 {
         if h.controllen > 64 * 1024 {
             return Err(Errno::ENOBUFS);
         }
@@ -471,7 +476,7 @@ fn sendmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
             .read_vec(h.control, h.controllen as usize)?;
         parse_control(k, tid, &buf)?
     } else {
-        (Vec::new(), None)
+        (Vec::new(), None, Vec::new())
     };
     if !fds.is_empty() && ops(&f).domain() != libc::AF_UNIX {
         return Err(Errno::EINVAL);
@@ -488,6 +493,7 @@ fn sendmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
             creds: cred,
             current,
             flags,
+            ip,
         },
     )
 }
@@ -542,6 +548,7 @@ fn recvmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
                 &mut control,
                 &mut room,
                 &mut msg_flags,
+                libc::SOL_SOCKET,
                 libc::SCM_CREDENTIALS,
                 &data,
             );
@@ -562,6 +569,7 @@ fn recvmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
                     &mut control,
                     &mut room,
                     &mut msg_flags,
+                    libc::SOL_SOCKET,
                     libc::SCM_RIGHTS,
                     &data,
                 );
@@ -570,6 +578,17 @@ fn recvmsg_one(k: &mut Kernel, tid: Tid, fd: u64, hdr_addr: u64, flags: i32) -> 
                 msg_flags |= libc::MSG_CTRUNC;
             }
         }
+    }
+    // The protocol's own messages (IP_PKTINFO, IPV6_HOPLIMIT, ...).
+    for c in &r.cmsgs {
+        put_cmsg(
+            &mut control,
+            &mut room,
+            &mut msg_flags,
+            c.level,
+            c.ty,
+            &c.data,
+        );
     }
     let m = mm.borrow();
     if !control.is_empty() {
@@ -591,7 +610,14 @@ const CMSG_HDR: usize = 16;
 
 /// Linux's put_cmsg: a control message in the room left, truncated (with
 /// MSG_CTRUNC) when it does not fit; the room shrinks by CMSG_SPACE.
-fn put_cmsg(out: &mut Vec<u8>, room: &mut usize, flags: &mut i32, ty: i32, data: &[u8]) {
+fn put_cmsg(
+    out: &mut Vec<u8>,
+    room: &mut usize,
+    flags: &mut i32,
+    level: i32,
+    ty: i32,
+    data: &[u8],
+) {
     if *room < CMSG_HDR {
         *flags |= libc::MSG_CTRUNC;
         return;
@@ -602,7 +628,7 @@ fn put_cmsg(out: &mut Vec<u8>, room: &mut usize, flags: &mut i32, ty: i32, data:
         len = *room;
     }
     out.extend_from_slice(&(len as u64).to_ne_bytes());
-    out.extend_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
+    out.extend_from_slice(&level.to_ne_bytes());
     out.extend_from_slice(&ty.to_ne_bytes());
     out.extend_from_slice(&data[..len - CMSG_HDR]);
     let space = (CMSG_HDR + data.len()).div_ceil(8) * 8;
