@@ -393,6 +393,61 @@ fn lxattr_calls_name_the_symlink_itself_as_linux() {
     );
 }
 
+/// tmpfs keeps user.* extended attributes as Linux's does: flags, size
+/// and name limits, the kinds of file and the permissions that may hold
+/// them, listing, IN_ATTRIB and ctime on a change (gVisor's
+/// Inotify.Xattr and NotifyNoDeadlock use them on /tmp).
+#[test]
+fn tmpfs_extended_attributes_behave_as_linux() {
+    use oci_spec::runtime::Capability;
+    let b = with_cap(with_cap(busybox(), Capability::Setuid), Capability::Setgid);
+    let (native, user) = both_levels_with("compat_xattr_tmpfs", b);
+    assert_same(
+        "compat_xattr_tmpfs",
+        &native,
+        &user,
+        &[
+            "setxattr user.a: ok(0)",
+            "ctime moved: yes",
+            "events after setxattr: IN_ATTRIB",
+            "getxattr size 0: ok(4)",
+            "getxattr into 2 bytes: ERANGE",
+            "value: 123",
+            "events after getxattr:",
+            "XATTR_CREATE of an existing name: EEXIST",
+            "XATTR_REPLACE of a missing name: ENODATA",
+            "unknown flag: EINVAL",
+            "bare prefix: EINVAL",
+            "unknown namespace: EOPNOTSUPP",
+            "empty name: ERANGE",
+            "name of 256 bytes: ERANGE",
+            "name of 255 bytes: ok(0)",
+            "value of 65537 bytes: E2BIG",
+            "value of 65536 bytes: ok(0)",
+            "value from an unmapped address: EFAULT",
+            "listxattr into 3 bytes: ERANGE",
+            "list: user.a user.b",
+            "events after listxattr:",
+            "removexattr again: ENODATA",
+            "events after removexattr: IN_ATTRIB",
+            "fsetxattr on a read-only descriptor: ok(0)",
+            "events after the errors: IN_ATTRIB",
+            "events after the f* calls: IN_OPEN IN_ATTRIB",
+            "fgetxattr of an O_PATH descriptor: EBADF",
+            "lsetxattr user.* on a symlink: EPERM",
+            "lgetxattr user.* on a symlink: ENODATA",
+            "setxattr user.* on a FIFO: EPERM",
+            "fsetxattr user.* on a pipe: EPERM",
+            "setxattr trusted.* without CAP_SYS_ADMIN: EPERM",
+            "getxattr trusted.* without CAP_SYS_ADMIN: ENODATA",
+            "nobody: setxattr on root's 0644 file: EACCES",
+            "nobody: getxattr on root's 0644 file: ok(0)",
+            "nobody: getxattr on root's 0600 file: EACCES",
+            "nobody: setxattr on root's sticky directory: EPERM",
+        ],
+    );
+}
+
 #[test]
 fn pseudo_terminals_behave_as_linux() {
     let (native, user) = both_levels("compat_pty");

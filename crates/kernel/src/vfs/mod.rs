@@ -31,6 +31,7 @@ pub mod tmpfile;
 pub mod tmpfs;
 pub mod tty;
 pub mod walkcache;
+pub mod xattr;
 
 pub use dentry::Dentry;
 pub use fdtable::FdTable;
