@@ -913,6 +913,68 @@ fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
     );
 }
 
+/// The userspace level keeps Yama's ptrace scope 1, as gVisor's kernel
+/// does (the host here has no Yama, so there is no native run to compare
+/// with: the lines are Linux's answers at scope 1). Without
+/// CAP_SYS_PTRACE a process attaches only to its descendants or to a
+/// process that named it (or its ancestor, or any process) with
+/// PR_SET_PTRACER; the exception is not inherited and ends with the
+/// tracer thread it names; /proc/PID/mem opens under the same rule.
+/// With CAP_SYS_PTRACE the sibling's attempts succeed.
+#[test]
+fn yama_ptrace_scope_restricts_attach_to_descendants() {
+    let a = atoll();
+    let bin = compile("compat_yama");
+    let run = |b: atoll_testkit::BundleBuilder, prefix: &str| {
+        let b = b.tmpfs("/tmp").args(&["/compat_yama"]).build();
+        cprog::install(&bin, &b.rootfs, "/compat_yama");
+        let out = run_at(&a, "userspace", &b, prefix);
+        out.ok();
+        out.stdout
+    };
+    let out = run(busybox(), "yama-u");
+    let expected = [
+        "ptrace_scope: 1",
+        "parent attaches to its child: ok",
+        "child attaches to its parent: EPERM",
+        "sibling attaches: EPERM",
+        "sibling opens /proc/PID/mem: EACCES",
+        "PR_SET_PTRACER of a missing pid: EINVAL",
+        "tracee names its parent: ok",
+        "  parent's other child attaches: ok",
+        "tracee names an unrelated process: ok",
+        "  sibling attaches: EPERM",
+        "tracee names any process: ok",
+        "  sibling attaches: ok",
+        "  sibling opens /proc/PID/mem and reads it: ok",
+        "tracee clears it: ok",
+        "  sibling attaches: EPERM",
+        "tracee names a thread of its parent: ok",
+        "  sibling attaches: ok",
+        "  sibling attaches after that thread exited: EPERM",
+        "PR_SET_PTRACER_ANY: ok",
+        "  not inherited: sibling attaches to a new child: EPERM",
+        "own /proc/self/mem reads: ok",
+        "  at an unmapped address: EIO",
+        "PTRACE_TRACEME: stopped",
+    ];
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got, expected, "compat_yama:\n{out}");
+    let b = with_cap(busybox(), oci_spec::runtime::Capability::SysPtrace);
+    let out = run(b, "yama-c");
+    for line in [
+        "sibling attaches: ok",
+        "sibling opens /proc/PID/mem: ok",
+        "  sibling attaches after that thread exited: ok",
+        "  not inherited: sibling attaches to a new child: ok",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "with CAP_SYS_PTRACE, no {line:?}:\n{out}"
+        );
+    }
+}
+
 /// Parents and children: waitid refuses unknown options before looking
 /// for children, an auto-reaped child's times never count as the parent's
 /// children's, __WNOTHREAD waits only for the calling thread's children

@@ -24,6 +24,7 @@ pub mod overlay;
 pub mod perm;
 pub mod pipe;
 pub mod procfs;
+pub mod procmem;
 pub mod pty;
 pub mod sysfs;
 pub mod timerfd;
