@@ -393,6 +393,61 @@ fn lxattr_calls_name_the_symlink_itself_as_linux() {
     );
 }
 
+/// tmpfs keeps user.* extended attributes as Linux's does: flags, size
+/// and name limits, the kinds of file and the permissions that may hold
+/// them, listing, IN_ATTRIB and ctime on a change (gVisor's
+/// Inotify.Xattr and NotifyNoDeadlock use them on /tmp).
+#[test]
+fn tmpfs_extended_attributes_behave_as_linux() {
+    use oci_spec::runtime::Capability;
+    let b = with_cap(with_cap(busybox(), Capability::Setuid), Capability::Setgid);
+    let (native, user) = both_levels_with("compat_xattr_tmpfs", b);
+    assert_same(
+        "compat_xattr_tmpfs",
+        &native,
+        &user,
+        &[
+            "setxattr user.a: ok(0)",
+            "ctime moved: yes",
+            "events after setxattr: IN_ATTRIB",
+            "getxattr size 0: ok(4)",
+            "getxattr into 2 bytes: ERANGE",
+            "value: 123",
+            "events after getxattr:",
+            "XATTR_CREATE of an existing name: EEXIST",
+            "XATTR_REPLACE of a missing name: ENODATA",
+            "unknown flag: EINVAL",
+            "bare prefix: EINVAL",
+            "unknown namespace: EOPNOTSUPP",
+            "empty name: ERANGE",
+            "name of 256 bytes: ERANGE",
+            "name of 255 bytes: ok(0)",
+            "value of 65537 bytes: E2BIG",
+            "value of 65536 bytes: ok(0)",
+            "value from an unmapped address: EFAULT",
+            "listxattr into 3 bytes: ERANGE",
+            "list: user.a user.b",
+            "events after listxattr:",
+            "removexattr again: ENODATA",
+            "events after removexattr: IN_ATTRIB",
+            "fsetxattr on a read-only descriptor: ok(0)",
+            "events after the errors: IN_ATTRIB",
+            "events after the f* calls: IN_OPEN IN_ATTRIB",
+            "fgetxattr of an O_PATH descriptor: EBADF",
+            "lsetxattr user.* on a symlink: EPERM",
+            "lgetxattr user.* on a symlink: ENODATA",
+            "setxattr user.* on a FIFO: EPERM",
+            "fsetxattr user.* on a pipe: EPERM",
+            "setxattr trusted.* without CAP_SYS_ADMIN: EPERM",
+            "getxattr trusted.* without CAP_SYS_ADMIN: ENODATA",
+            "nobody: setxattr on root's 0644 file: EACCES",
+            "nobody: getxattr on root's 0644 file: ok(0)",
+            "nobody: getxattr on root's 0600 file: EACCES",
+            "nobody: setxattr on root's sticky directory: EPERM",
+        ],
+    );
+}
+
 #[test]
 fn ip_level_ancillary_data_of_udp_behaves_as_linux() {
     // Over the sandbox network stack (the default): hop limit, traffic
@@ -880,6 +935,68 @@ fn ptrace_between_processes_of_the_sandbox_behaves_as_linux() {
             "killed child: killed by 9",
         ],
     );
+}
+
+/// The userspace level keeps Yama's ptrace scope 1, as gVisor's kernel
+/// does (the host here has no Yama, so there is no native run to compare
+/// with: the lines are Linux's answers at scope 1). Without
+/// CAP_SYS_PTRACE a process attaches only to its descendants or to a
+/// process that named it (or its ancestor, or any process) with
+/// PR_SET_PTRACER; the exception is not inherited and ends with the
+/// tracer thread it names; /proc/PID/mem opens under the same rule.
+/// With CAP_SYS_PTRACE the sibling's attempts succeed.
+#[test]
+fn yama_ptrace_scope_restricts_attach_to_descendants() {
+    let a = atoll();
+    let bin = compile("compat_yama");
+    let run = |b: atoll_testkit::BundleBuilder, prefix: &str| {
+        let b = b.tmpfs("/tmp").args(&["/compat_yama"]).build();
+        cprog::install(&bin, &b.rootfs, "/compat_yama");
+        let out = run_at(&a, "userspace", &b, prefix);
+        out.ok();
+        out.stdout
+    };
+    let out = run(busybox(), "yama-u");
+    let expected = [
+        "ptrace_scope: 1",
+        "parent attaches to its child: ok",
+        "child attaches to its parent: EPERM",
+        "sibling attaches: EPERM",
+        "sibling opens /proc/PID/mem: EACCES",
+        "PR_SET_PTRACER of a missing pid: EINVAL",
+        "tracee names its parent: ok",
+        "  parent's other child attaches: ok",
+        "tracee names an unrelated process: ok",
+        "  sibling attaches: EPERM",
+        "tracee names any process: ok",
+        "  sibling attaches: ok",
+        "  sibling opens /proc/PID/mem and reads it: ok",
+        "tracee clears it: ok",
+        "  sibling attaches: EPERM",
+        "tracee names a thread of its parent: ok",
+        "  sibling attaches: ok",
+        "  sibling attaches after that thread exited: EPERM",
+        "PR_SET_PTRACER_ANY: ok",
+        "  not inherited: sibling attaches to a new child: EPERM",
+        "own /proc/self/mem reads: ok",
+        "  at an unmapped address: EIO",
+        "PTRACE_TRACEME: stopped",
+    ];
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got, expected, "compat_yama:\n{out}");
+    let b = with_cap(busybox(), oci_spec::runtime::Capability::SysPtrace);
+    let out = run(b, "yama-c");
+    for line in [
+        "sibling attaches: ok",
+        "sibling opens /proc/PID/mem: ok",
+        "  sibling attaches after that thread exited: ok",
+        "  not inherited: sibling attaches to a new child: ok",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "with CAP_SYS_PTRACE, no {line:?}:\n{out}"
+        );
+    }
 }
 
 /// Parents and children: waitid refuses unknown options before looking

@@ -693,6 +693,7 @@ impl Kernel {
                 personality: 0,
                 subreaper: false,
                 dumpable: true,
+                ptracer: None,
                 itimer_real_interval: Default::default(),
                 cpu_itimers: Default::default(),
                 posix_timers: Default::default(),

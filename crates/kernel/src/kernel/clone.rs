@@ -218,6 +218,7 @@ impl Kernel {
                 personality: pg.personality,
                 subreaper: false,
                 dumpable: pg.dumpable,
+                ptracer: None,
                 itimer_real_interval: Default::default(),
                 cpu_itimers: Default::default(),
                 posix_timers: Default::default(),

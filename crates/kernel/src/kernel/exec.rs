@@ -173,6 +173,7 @@ impl Kernel {
             let g = self.groups.get_mut(&tgid).unwrap();
             // The old leader's exit was the exec's doing, not the process's.
             g.leader_tracer = None;
+            self.yama_leader_replaced(tgid, tid);
             tgid
         } else {
             tid

@@ -78,6 +78,7 @@ impl Kernel {
             return;
         };
         self.host_tids.remove(&t.host);
+        self.yama_thread_gone(tid);
         self.futexes.forget(tid);
         self.timers.cancel(&TimerAction::Wake(tid));
         // CLONE_CHILD_CLEARTID: zero the tid word and wake a joiner.

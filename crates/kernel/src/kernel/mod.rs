@@ -33,6 +33,7 @@ pub mod timer;
 pub mod ttysig;
 pub mod usertrap;
 pub mod waitq;
+pub mod yama;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};

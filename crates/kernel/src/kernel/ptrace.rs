@@ -604,7 +604,8 @@ impl Kernel {
     }
 
     /// Checks that `tid` may trace `target` (a task of another process
-    /// of this sandbox): Linux's ptrace_may_access with its default policy.
+    /// of this sandbox): Linux's ptrace_may_access with its default policy,
+    /// then Yama's scope 1 (yama.rs).
     pub fn ptrace_may_attach(&self, tid: Tid, target: Tid) -> SysResult<()> {
         let t = self.tasks.get(&target).ok_or(Errno::ESRCH)?;
         let me = self.task(tid);
@@ -618,6 +619,20 @@ impl Kernel {
         if g.group_exit.is_some() {
             return Err(Errno::EPERM);
         }
+        self.ptrace_may_access(tid, target)
+    }
+
+    /// Whether `tid` may inspect and change task `target` as its tracer
+    /// would (Linux's ptrace_may_access in PTRACE_MODE_ATTACH: for
+    /// attaching, and for /proc/PID/mem): its own process always; another
+    /// if the credentials match and it is dumpable, or with
+    /// CAP_SYS_PTRACE; then Yama's scope 1.
+    pub fn ptrace_may_access(&self, tid: Tid, target: Tid) -> SysResult<()> {
+        let t = self.tasks.get(&target).ok_or(Errno::ESRCH)?;
+        if t.tgid == self.task(tid).tgid {
+            return Ok(());
+        }
+        let g = self.groups.get(&t.tgid).ok_or(Errno::ESRCH)?;
         let mine = self.cred(tid);
         let theirs = &g.cred;
         let same = mine.uid == theirs.euid
@@ -630,7 +645,7 @@ impl Kernel {
         if !(cap || (same && g.dumpable)) {
             return Err(Errno::EPERM);
         }
-        Ok(())
+        self.yama_may_attach(tid, target)
     }
 }
 

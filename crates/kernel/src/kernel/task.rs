@@ -152,6 +152,8 @@ pub struct ThreadGroup {
     pub personality: u32,
     pub subreaper: bool,
     pub dumpable: bool,
+    /// Yama's PR_SET_PTRACER exception (not inherited by fork).
+    pub ptracer: Option<super::yama::Ptracer>,
     pub itimer_real_interval: std::time::Duration,
     /// ITIMER_VIRTUAL and ITIMER_PROF (not inherited across fork).
     pub cpu_itimers: [super::cpu_itimer::CpuItimer; 2],

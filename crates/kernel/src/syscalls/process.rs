@@ -657,6 +657,7 @@ fn sys_prctl(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
             Ok(0)
         }
         libc::PR_SET_MM => Err(Errno::EPERM),
+        crate::kernel::yama::PR_SET_PTRACER => k.set_ptracer(tid, a[1]).map(|_| 0),
         _ => Err(Errno::EINVAL),
     }
 }

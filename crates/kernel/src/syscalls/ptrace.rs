@@ -17,7 +17,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         "ptrace",
         sys_ptrace,
         Status::Partial,
-        "between tasks of the sandbox; no hardware breakpoints (EIO)",
+        "between tasks of the sandbox, Yama scope 1; no hardware breakpoints (EIO)",
     )]
 }
 

@@ -1,11 +1,13 @@
 //! Inodes: the objects paths lead to.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::dentry::Dentry;
 use super::file::FileOps;
 use super::perm::Cred;
+use super::xattr::Xattrs;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
 
@@ -168,6 +170,13 @@ pub trait Inode: Any {
         s.f_frsize = 4096;
         Ok(s)
     }
+    /// The extended attributes this filesystem keeps in the kernel's
+    /// memory (tmpfs); None where it keeps none.
+    fn xattrs(&self) -> Option<&RefCell<Xattrs>> {
+        None
+    }
+    /// An extended attribute was set or removed: the change time moves.
+    fn xattr_changed(&self) {}
     fn as_any(&self) -> &dyn Any;
 
     /// Error for directory operations on this inode.

@@ -24,6 +24,7 @@ pub mod overlay;
 pub mod perm;
 pub mod pipe;
 pub mod procfs;
+pub mod procmem;
 pub mod pty;
 pub mod sysfs;
 pub mod timerfd;
@@ -31,6 +32,7 @@ pub mod tmpfile;
 pub mod tmpfs;
 pub mod tty;
 pub mod walkcache;
+pub mod xattr;
 
 pub use dentry::Dentry;
 pub use fdtable::FdTable;

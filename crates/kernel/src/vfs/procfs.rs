@@ -57,6 +57,7 @@ const PID_FILES: &[&str] = &[
     "wchan",
     "smaps_rollup",
     "auxv",
+    "mem",
 ];
 const PID_LINKS: &[&str] = &["exe", "cwd", "root"];
 const STATIC: &[&str] = &[
@@ -81,6 +82,7 @@ const SYS_DIRS: &[&str] = &[
     "sys",
     "sys/kernel",
     "sys/kernel/random",
+    "sys/kernel/yama",
     "sys/vm",
     "sys/fs",
     "sys/net",
@@ -105,7 +107,7 @@ const SYS_FILES: &[&str] = &[
     "sys/kernel/random/uuid",
     "sys/kernel/random/entropy_avail",
     "sys/kernel/threads-max",
-    "sys/kernel/yama_sandbox",
+    "sys/kernel/yama/ptrace_scope",
     "sys/vm/overcommit_memory",
     "sys/vm/max_map_count",
     "sys/vm/mmap_min_addr",
@@ -267,6 +269,7 @@ impl Inode for ProcInode {
                 (libc::S_IFLNK | 0o777, 1)
             }
             Node::PidFile(_, "oom_score_adj") => (libc::S_IFREG | 0o644, 1),
+            Node::PidFile(_, "mem") => (libc::S_IFREG | 0o600, 1),
             Node::PidFile(..) => (libc::S_IFREG | 0o444, 1),
             Node::Static(_) => (libc::S_IFREG | 0o444, 1),
             Node::Sys(n) if k.ipc_sysctl(n).is_some() => (libc::S_IFREG | 0o644, 1),
@@ -584,6 +587,9 @@ impl Inode for ProcInode {
         if self.kind() == FileType::Directory {
             return Ok(Rc::new(super::hostfs::DirFile));
         }
+        if let Node::PidFile(p, "mem") = self.node {
+            return super::procmem::open(k, p);
+        }
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let data = generate(k, &self.node)?;
         Ok(Rc::new(ProcFile {
@@ -775,6 +781,7 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
                 }
                 "sys/kernel/random/entropy_avail" => "256".into(),
                 "sys/kernel/threads-max" => "32768".into(),
+                "sys/kernel/yama/ptrace_scope" => crate::kernel::yama::PTRACE_SCOPE.to_string(),
                 "sys/vm/overcommit_memory" => "0".into(),
                 "sys/vm/max_map_count" => "65530".into(),
                 "sys/vm/mmap_min_addr" => "65536".into(),

@@ -12,6 +12,7 @@ use super::file::{File, FileOps};
 use super::inode::{DirEntry, FileType, Inode, SetAttr, TimeSet};
 use super::iov::IoVecs;
 use super::perm::Cred;
+use super::xattr::Xattrs;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
 use crate::mm::filemem::{
@@ -32,6 +33,8 @@ pub struct TmpInode {
     pub ino: u64,
     pub meta: RefCell<libc::stat>,
     pub content: RefCell<Content>,
+    /// user.* and trusted.* extended attributes.
+    xattrs: RefCell<Xattrs>,
     me: Weak<TmpInode>,
 }
 
@@ -65,6 +68,7 @@ impl TmpInode {
             ino,
             meta: RefCell::new(st),
             content: RefCell::new(content),
+            xattrs: RefCell::default(),
             me: me.clone(),
         })
     }
@@ -455,6 +459,12 @@ impl Inode for TmpInode {
         st.st_ctime = now.tv_sec;
         st.st_ctime_nsec = now.tv_nsec;
         Ok(())
+    }
+    fn xattrs(&self) -> Option<&RefCell<Xattrs>> {
+        Some(&self.xattrs)
+    }
+    fn xattr_changed(&self) {
+        self.touch(false, true);
     }
     fn as_any(&self) -> &dyn Any {
         self
