@@ -206,9 +206,10 @@ impl<F: Frames> phy::Device for LinkDevice<F> {
         c.checksum = cs;
         if self.frames.vnet() {
             // 64 KiB segments, cut to the MSS by the host.
-            let seg = NonZeroUsize::new(65535 - 14);
-            c.segmentation.tcpv4 = seg;
-            c.segmentation.tcpv6 = seg;
+            // IPv4 only: smoltcp 0.14 hands an IPv6 packet's transmit
+            // token no metadata (so no segment size) and drops an IPv6
+            // packet above the MTU, which stalled IPv6 TCP on such links.
+            c.segmentation.tcpv4 = NonZeroUsize::new(65535 - 14);
         }
         c
     }

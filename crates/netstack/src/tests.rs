@@ -802,3 +802,70 @@ fn a_stream_is_writable_with_room_for_half_its_queue_again() {
     assert!(!stream_writable(100, 100));
     assert!(!stream_writable(1, 1));
 }
+
+fn pair_v6(vnet: bool) -> (Stack, Stack) {
+    let w = Wire::default();
+    let mk = |mac: u8,
+              ip: &str,
+              rx: &Rc<RefCell<VecDeque<Vec<u8>>>>,
+              tx: &Rc<RefCell<VecDeque<Vec<u8>>>>| {
+        let mut l = link("eth0", mac, ip);
+        l.routes.clear();
+        Stack::new(
+            &NetConfig { links: vec![l] },
+            vec![Box::new(End {
+                rx: rx.clone(),
+                tx: tx.clone(),
+                vnet,
+            })],
+        )
+    };
+    (
+        mk(1, "fd00::2/64", &w.a, &w.b),
+        mk(2, "fd00::3/64", &w.b, &w.a),
+    )
+}
+
+/// A megabyte over IPv6 TCP across a link, with and without offloads.
+fn across_v6(vnet: bool) {
+    let (mut a, mut b) = pair_v6(vnet);
+    let srv = b.socket(libc::AF_INET6, Proto::Tcp).unwrap();
+    b.bind(srv, addr("[::]:80")).unwrap();
+    b.listen(srv, 8).unwrap();
+    let c = a.socket(libc::AF_INET6, Proto::Tcp).unwrap();
+    let _ = a.connect(c, Some(addr("[fd00::3]:80")));
+    for _ in 0..20 {
+        a.poll();
+        b.poll();
+    }
+    assert_eq!(a.connect_result(c), Some(Ok(())));
+    let (conn, _) = b.accept(srv).unwrap();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7) as u8).collect();
+    let mut sent = 0;
+    let mut got = Vec::new();
+    for _ in 0..10_000 {
+        if sent < data.len()
+            && let Ok(n) = snd(&mut a, c, &data[sent..], None, 0)
+        {
+            sent += n;
+        }
+        a.poll();
+        b.poll();
+        got.extend(recv_all(&mut b, conn, 1 << 20));
+        if got.len() == data.len() {
+            break;
+        }
+    }
+    assert_eq!(got.len(), data.len());
+    assert!(got == data);
+}
+
+#[test]
+fn tcp_over_ipv6_across_a_link() {
+    across_v6(false);
+}
+
+#[test]
+fn tcp_over_ipv6_across_a_link_with_offloads() {
+    across_v6(true);
+}
