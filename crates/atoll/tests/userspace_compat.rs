@@ -473,6 +473,30 @@ fn ip_level_ancillary_data_of_udp_behaves_as_linux() {
 }
 
 #[test]
+fn nice_values_and_scheduling_policies_behave_as_linux() {
+    let (native, user) = both_levels("compat_sched");
+    assert_same(
+        "compat_sched",
+        &native,
+        &user,
+        &[
+            "getpriority: 5",
+            "after nice 5: /proc/self/stat priority 25 nice 5",
+            "setpriority 3 (lower, no CAP_SYS_NICE): EACCES",
+            "setpriority 100 (clamped): ok, now 19",
+            "child inherits nice: 19",
+            "sched_getscheduler -1: EINVAL",
+            "SCHED_BATCH: ok, now 3",
+            "SCHED_FIFO priority 5: EPERM",
+            "SCHED_OTHER|RESET_ON_FORK: ok, now 0x40000000",
+            "child after reset-on-fork: policy 0 nice 19",
+            "clear RESET_ON_FORK unprivileged: EPERM",
+            "sched_getaffinity -1: ESRCH",
+        ],
+    );
+}
+
+#[test]
 fn pseudo_terminals_behave_as_linux() {
     let (native, user) = both_levels("compat_pty");
     assert_same(

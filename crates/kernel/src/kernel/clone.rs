@@ -82,7 +82,7 @@ impl Kernel {
         let (p_mm, p_host, p_regs) = (p.mm.clone(), p.host, p.regs);
         let (p_files, p_fs, p_sighand) = (p.files.clone(), p.fs.clone(), p.sighand.clone());
         let (p_mask, p_altstack, p_comm) = (p.sigmask, p.altstack, p.comm.clone());
-        let p_affinity = p.cpu_time.affinity;
+        let (p_affinity, p_sched) = (p.cpu_time.affinity, p.cpu_time.sched.for_child());
         let mm = if f & CLONE_VM != 0 {
             p_mm
         } else {
@@ -173,6 +173,7 @@ impl Kernel {
             exiting: false,
             cpu_time: super::cputime::TaskCpu {
                 affinity: p_affinity,
+                sched: p_sched,
                 ..super::cputime::TaskCpu::running()
             },
             started: Instant::now(),

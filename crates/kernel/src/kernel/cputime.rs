@@ -40,6 +40,38 @@ pub struct TaskCpu {
     /// sched_setaffinity's mask (None: every CPU of the sandbox); kept
     /// across fork and exec as Linux keeps it.
     pub affinity: Option<u64>,
+    /// Scheduling attributes (setpriority, sched_setscheduler), per
+    /// thread, inherited by children and kept across exec, as Linux's.
+    /// The kernel records and reports them; the host schedules the stub
+    /// threads as it schedules them all.
+    pub sched: Sched,
+}
+
+/// A thread's scheduling attributes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sched {
+    /// Nice value, -20..=19.
+    pub nice: i32,
+    /// SCHED_OTHER, SCHED_BATCH or SCHED_IDLE (realtime policies are
+    /// refused).
+    pub policy: i32,
+    /// SCHED_RESET_ON_FORK: children start with SCHED_OTHER and a
+    /// non-negative nice value, without the flag.
+    pub reset_on_fork: bool,
+}
+
+impl Sched {
+    /// What a child created by clone starts with.
+    pub fn for_child(self) -> Sched {
+        if !self.reset_on_fork {
+            return self;
+        }
+        Sched {
+            nice: self.nice.max(0),
+            policy: libc::SCHED_OTHER,
+            reset_on_fork: false,
+        }
+    }
 }
 
 impl TaskCpu {
@@ -50,6 +82,7 @@ impl TaskCpu {
             app_since: Some(Instant::now()),
             app_until: None,
             affinity: None,
+            sched: Sched::default(),
         }
     }
 

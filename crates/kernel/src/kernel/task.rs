@@ -215,5 +215,13 @@ pub fn default_rlimits() -> [libc::rlimit; 16] {
         rlim_cur: 819200,
         rlim_max: 819200,
     };
+    // As Linux's init: no nice value below 0 and no realtime priority
+    // without CAP_SYS_NICE.
+    for res in [libc::RLIMIT_NICE, libc::RLIMIT_RTPRIO] {
+        r[res as usize] = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+    }
     r
 }

@@ -16,6 +16,7 @@ pub mod pidfd;
 pub mod poll;
 pub mod process;
 pub mod ptrace;
+pub mod sched;
 pub mod signal;
 pub mod splice;
 pub mod strace;
@@ -144,6 +145,7 @@ fn implemented() -> Vec<(&'static str, Handler, Status, &'static str)> {
     v.extend(fs::table());
     v.extend(mm::table());
     v.extend(process::table());
+    v.extend(sched::table());
     v.extend(ptrace::table());
     v.extend(signal::table());
     v.extend(time::table());

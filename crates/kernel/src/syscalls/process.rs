@@ -74,31 +74,8 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "CPU times are wall time running or served (as gVisor); no fault or I/O counts",
         ),
         ("times", sys_times, Partial, "CPU times as getrusage"),
-        ("sched_yield", sys_zero, Full, ""),
-        ("sched_getaffinity", sys_sched_getaffinity, Full, ""),
-        (
-            "sched_setaffinity",
-            sys_sched_setaffinity,
-            Partial,
-            "the mask is kept and reported (inherited by children); scheduling ignores it",
-        ),
-        ("sched_getparam", sys_sched_getparam, Full, ""),
-        ("sched_setparam", sys_zero, Partial, "accepted"),
-        ("sched_getscheduler", sys_zero, Full, "SCHED_OTHER"),
-        (
-            "sched_setscheduler",
-            sys_sched_setscheduler,
-            Partial,
-            "SCHED_OTHER only",
-        ),
-        ("sched_get_priority_max", sys_prio_max, Full, ""),
-        ("sched_get_priority_min", sys_prio_min, Full, ""),
-        ("sched_rr_get_interval", sys_rr_interval, Full, ""),
-        ("getpriority", sys_getpriority, Partial, "always nice 0"),
-        ("setpriority", sys_zero, Partial, "accepted"),
         ("ioprio_get", sys_zero, Partial, ""),
         ("ioprio_set", sys_zero, Partial, ""),
-        ("getcpu", sys_getcpu, Full, ""),
         ("getrandom", sys_getrandom, Full, ""),
         ("getuid", sys_getuid, Full, ""),
         ("geteuid", sys_geteuid, Full, ""),
@@ -851,112 +828,6 @@ fn sys_times(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         k.task_mm(tid).borrow().write_val(a[0], &tms)?;
     }
     Ok((k.uptime().as_millis() / 10) as u64 + 100_000)
-}
-
-/// The sandbox's CPUs as a mask.
-fn online_cpus(k: &Kernel) -> u64 {
-    let cpus = k.config.cpus.clamp(1, 64);
-    if cpus == 64 { !0 } else { (1u64 << cpus) - 1 }
-}
-
-/// The task a sched_* call names (0: the caller).
-fn sched_target(k: &Kernel, tid: Tid, pid: u64) -> SysResult<Tid> {
-    let p = pid as i32;
-    if p < 0 {
-        return Err(Errno::EINVAL);
-    }
-    if p == 0 {
-        return Ok(tid);
-    }
-    if k.tasks.contains_key(&p) {
-        Ok(p)
-    } else {
-        Err(Errno::ESRCH)
-    }
-}
-
-fn sys_sched_getaffinity(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    // The buffer must hold a cpumask (one long here), in whole longs.
-    if a[1] < 8 || !a[1].is_multiple_of(8) {
-        return Err(Errno::EINVAL);
-    }
-    let t = sched_target(k, tid, a[0])?;
-    let mask = k.task(t).cpu_time.affinity.unwrap_or(!0) & online_cpus(k);
-    k.task_mm(tid).borrow().write_val(a[2], &mask)?;
-    Ok(8)
-}
-
-fn sys_sched_setaffinity(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    let t = sched_target(k, tid, a[0])?;
-    // Bytes past the first long name CPUs the sandbox does not have.
-    let n = (a[1] as usize).min(8);
-    let mut raw = [0u8; 8];
-    k.task_mm(tid).borrow().read_bytes(a[2], &mut raw[..n])?;
-    let mask = u64::from_ne_bytes(raw) & online_cpus(k);
-    if mask == 0 {
-        return Err(Errno::EINVAL);
-    }
-    let (c, target) = (k.cred(tid), k.cred(t));
-    if c.euid != 0 && c.euid != target.uid && c.euid != target.euid && !c.capable(cap::SYS_NICE) {
-        return Err(Errno::EPERM);
-    }
-    k.task_mut(t).cpu_time.affinity = Some(mask);
-    Ok(0)
-}
-
-fn sys_sched_getparam(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    k.task_mm(tid).borrow().write_val(a[1], &0i32)?;
-    Ok(0)
-}
-
-fn sys_sched_setscheduler(_k: &mut Kernel, _tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    match a[1] as i32 {
-        libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE => Ok(0),
-        _ => Err(Errno::EPERM),
-    }
-}
-
-fn sys_prio_max(_k: &mut Kernel, _tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    match a[0] as i32 {
-        libc::SCHED_FIFO | libc::SCHED_RR => Ok(99),
-        libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE => Ok(0),
-        _ => Err(Errno::EINVAL),
-    }
-}
-
-fn sys_prio_min(_k: &mut Kernel, _tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    match a[0] as i32 {
-        libc::SCHED_FIFO | libc::SCHED_RR => Ok(1),
-        libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE => Ok(0),
-        _ => Err(Errno::EINVAL),
-    }
-}
-
-fn sys_rr_interval(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    let ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 100_000_000,
-    };
-    k.task_mm(tid).borrow().write_val(a[1], &ts)?;
-    Ok(0)
-}
-
-fn sys_getpriority(_k: &mut Kernel, _tid: Tid, _a: [u64; 6]) -> SysResult<u64> {
-    Ok(20)
-}
-
-fn sys_getcpu(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
-    let mm = k.task_mm(tid);
-    if a[0] != 0 {
-        // A CPU the task may run on.
-        let mask = k.task(tid).cpu_time.affinity.unwrap_or(!0) & online_cpus(k);
-        mm.borrow()
-            .write_val(a[0], &mask.trailing_zeros().min(63))?;
-    }
-    if a[1] != 0 {
-        mm.borrow().write_val(a[1], &0u32)?;
-    }
-    Ok(0)
 }
 
 fn sys_getrandom(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {

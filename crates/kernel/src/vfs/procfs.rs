@@ -873,9 +873,13 @@ fn pid_file(k: &Kernel, p: Pid, which: &str) -> SysResult<String> {
         "stat" => {
             let start = g.start.duration_since(k.boot_time).as_millis() as u64 / 10;
             let [ut, st, cut, cst] = cpu_ticks(k, p);
+            // The leader's nice value, and its priority as Linux shows a
+            // normal policy's (20 + nice).
+            let nice = t.cpu_time.sched.nice;
+            let prio = 20 + nice;
             let _ = writeln!(
                 s,
-                "{pp} ({comm}) {} {} {} {} 0 -1 4194304 0 0 0 0 {ut} {st} {cut} {cst} 20 0 {} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+                "{pp} ({comm}) {} {} {} {} 0 -1 4194304 0 0 0 0 {ut} {st} {cut} {cst} {prio} {nice} {} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
                 state_char(k, p),
                 ppid,
                 pgid,
