@@ -80,6 +80,82 @@ int main(int argc, char **argv) {
     info("POKEDATA into the stub's pages: %d of 5 written", pokes);
     if (pokes) ESC("wrote %d stub pages; ", pokes);
 
+    /* 2b. /proc/PID/mem: no process but our children opens, no other
+     * user opens ours, and neither a tracee's file nor our own reaches
+     * the stub's pages. */
+    int mem_opens = 0;
+    for (int pid = 1; pid < 4096; pid++) {
+        if (pid == getpid() || pid == c) continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/mem", pid);
+        int fd = open(path, O_RDWR);
+        if (fd >= 0) {
+            mem_opens++;
+            info("opened %s", path);
+            close(fd);
+        }
+    }
+    info("other processes' /proc/PID/mem opened: %d", mem_opens);
+    if (mem_opens) ESC("opened %d other processes' memory; ", mem_opens);
+    /* A process of another user reads ours (root's): refused as Linux
+     * refuses it (PTRACE_MODE_ATTACH: a different uid, no CAP_SYS_PTRACE). */
+    int up[2];
+    pipe(up);
+    pid_t nobody = fork();
+    if (nobody == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/mem", getppid());
+        int ok = setgid(65534) == 0 && setuid(65534) == 0;
+        int fd = ok ? open(path, O_RDONLY) : -1;
+        char res = !ok ? 's' : fd >= 0 ? 'o' : 'r';
+        write(up[1], &res, 1);
+        _exit(0);
+    }
+    char got = '?';
+    read(up[0], &got, 1);
+    waitpid(nobody, NULL, 0);
+    info("another user opens our /proc/PID/mem: %s",
+         got == 'o' ? "opened" : got == 'r' ? "refused" : got == 's' ? "could not change user" : "?");
+    if (got == 'o') ESC("another user opened our memory; ");
+    /* Our own child, as root too, while we are not dumpable (a process
+     * holding secrets, or one that changed credentials): refused (the
+     * dumpable check of PTRACE_MODE_ATTACH; Yama's scope as well). */
+    prctl(PR_SET_DUMPABLE, 0);
+    pid_t kid = fork();
+    if (kid == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/mem", getppid());
+        int fd = open(path, O_RDONLY);
+        _exit(fd >= 0 ? 0 : 1);
+    }
+    int kst = 0;
+    waitpid(kid, &kst, 0);
+    prctl(PR_SET_DUMPABLE, 1);
+    int kid_opened = WIFEXITED(kst) && WEXITSTATUS(kst) == 0;
+    info("our child opens our /proc/PID/mem while we are not dumpable: %s",
+         kid_opened ? "opened" : "refused");
+    if (kid_opened) ESC("a child opened a non-dumpable parent's memory; ");
+    char mpath[64];
+    snprintf(mpath, sizeof mpath, "/proc/%d/mem", c);
+    const char *mems[2] = {mpath, "/proc/self/mem"};
+    for (int i = 0; i < 2; i++) {
+        int fd = open(mems[i], O_RDWR);
+        if (fd < 0) {
+            info("open %s: %s", mems[i], ename(errno));
+            continue;
+        }
+        unsigned long buf[4] = {0xcccccccccccccccc, 0xcccccccccccccccc, 0xcccccccccccccccc, 0xcccccccccccccccc};
+        ssize_t rd = pread(fd, buf, sizeof buf, (off_t)STUB_BASE);
+        int rerr = errno;
+        ssize_t wr = pwrite(fd, buf, sizeof buf, (off_t)STUB_BASE);
+        int werr = errno;
+        info("%s at the stub's code: read %s, write %s", mems[i], rd >= 0 ? "done" : ename(rerr),
+             wr >= 0 ? "done" : ename(werr));
+        if (rd > 0) ESC("read the stub's code through %s; ", mems[i]);
+        if (wr > 0) ESC("wrote the stub's code through %s; ", mems[i]);
+        close(fd);
+    }
+
     /* 3. A breakpoint in the program code: the tracee gets its own copy. */
     unsigned char *code = (unsigned char *)getppid;
     unsigned char before = *code;

@@ -1544,7 +1544,7 @@ const ATTACKS: &[Attack] = &[
     },
     Attack {
         name: "ptrace_sandbox",
-        what: "the sandbox's own ptrace against its machinery: attach to every pid, peek and poke the stub's pages through a tracee, poke a breakpoint into code and look for it from a fresh image, give a tracee a kernel code segment, a kernel fs base, the trap flag and IOPL, a jump into the stub, single-step a tracee through syscalls",
+        what: "the sandbox's own ptrace against its machinery: attach to every pid, peek and poke the stub's pages through a tracee, open every other process's /proc/PID/mem, ours as another user and from a child while we are not dumpable, and read and write the stub's pages through a tracee's and its own, poke a breakpoint into code and look for it from a fresh image, give a tracee a kernel code segment, a kernel fs base, the trap flag and IOPL, a jump into the stub, single-step a tracee through syscalls",
         run: ptrace_sandbox,
         expect: [Blocked, Blocked],
     },
