@@ -471,6 +471,7 @@ fn cpu_time_interval_timers_behave_as_linux() {
             "virtual disarmed: 0 0",
             "prof fired once: 1, then disarmed: 0 0",
             "child's prof timer: 0 0",
+            "prof signals while the main thread waits: all to the spinning thread: 1",
             "bad interval: -1",
         ],
     );
