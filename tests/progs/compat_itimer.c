@@ -118,6 +118,12 @@ int main(void) {
     // running: the spinning worker, not the main thread waiting for it.
     // The timer is armed once the worker spins (creating a thread is
     // CPU time of the main thread), 30 ms of CPU time ahead.
+    // SA_NODEFER: the worker never blocks SIGPROF, even in its handler
+    // (at the userspace level a handler's entry and return are slow
+    // enough for the next expiry to find the signal blocked there, when
+    // Linux, too, would give it to the main thread).
+    sa.sa_flags |= SA_NODEFER;
+    sigaction(SIGPROF, &sa, NULL);
     pthread_t w;
     char byte;
     pipe(started);
