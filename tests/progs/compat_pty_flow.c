@@ -174,6 +174,30 @@ int main(void) {
     pause_ms(50);
     show("IXANY, master read", buf, read(m, buf, sizeof buf));
 
+    // Echo made while output is stopped is held until it restarts; a
+    // signal character restarts it (n_tty_receive_signal_char).
+    {
+        struct termios e;
+        tcgetattr(s, &e);
+        e.c_lflag |= ECHO | ISIG;
+        e.c_iflag &= ~IXANY;
+        tcsetattr(s, TCSANOW, &e);
+        write(m, "\x13" "e", 2);
+        pause_ms(50);
+        printf("echo while stopped, master read: %s\n", err(read(m, buf, sizeof buf)));
+        write(m, "\x11", 1);
+        pause_ms(50);
+        show("echo after ^Q", buf, read(m, buf, sizeof buf));
+        write(m, "\x13", 1);
+        pause_ms(50);
+        write(m, "\x03", 1);
+        pause_ms(50);
+        printf("slave write after ^S and ^C: %s\n", err(write(s, "k", 1)));
+        pause_ms(50);
+        show("master read after ^C", buf, read(m, buf, sizeof buf));
+        read(s, buf, sizeof buf);
+    }
+
     // IXON off restarts output.
     raw(s, 1, 0);
     write(m, "\x13", 1);

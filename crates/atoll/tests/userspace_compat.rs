@@ -420,7 +420,8 @@ fn pseudo_terminals_behave_as_linux() {
 
 /// A pseudo-terminal read waiting for VMIN bytes returns those that came
 /// when a signal interrupts it; output flow control as n_tty: ^S and ^Q
-/// with IXON (IXANY, IXON turned off), tcflow's TCOOFF, TCOON, TCIOFF and
+/// with IXON (IXANY, IXON turned off, echo held while stopped, a signal
+/// character restarting), tcflow's TCOOFF, TCOON, TCIOFF and
 /// TCION on either end, and a packet-mode master told of stops and starts.
 #[test]
 fn pseudo_terminal_interrupted_reads_and_flow_control_behave_as_linux() {
@@ -446,6 +447,10 @@ fn pseudo_terminal_interrupted_reads_and_flow_control_behave_as_linux() {
             "IXANY, slave write after z: ok(1)",
             "IXANY, slave input: \"z\" (1)",
             "IXANY, master read: \"w\" (1)",
+            "echo while stopped, master read: EAGAIN",
+            "echo after ^Q: \"e\" (1)",
+            "slave write after ^S and ^C: ok(1)",
+            "master read after ^C: \"^Ck\" (3)",
             "slave write after ^S and IXON off: ok(1)",
             "tcflow TCOOFF: ok(0)",
             "slave write after TCOOFF: EAGAIN",

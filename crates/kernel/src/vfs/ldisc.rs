@@ -133,6 +133,9 @@ pub struct LineDisc {
     /// wait or get EAGAIN, as pty_write takes nothing while stopped.
     stopped: bool,
     tco_stopped: bool,
+    /// Echo made while output is stopped, written when it restarts (n_tty
+    /// keeps it in its echo buffer: a stopped tty has no write room).
+    held_echo: Vec<u8>,
     /// Output stopped (true) or restarted (false) since the pty looked
     /// (packet mode reports it).
     pub flow_news: Option<bool>,
@@ -157,6 +160,7 @@ impl Default for LineDisc {
             sig_flushed: false,
             stopped: false,
             tco_stopped: false,
+            held_echo: Vec::new(),
             flow_news: None,
         }
     }
@@ -272,6 +276,8 @@ impl LineDisc {
         if self.stopped && !self.tco_stopped {
             self.stopped = false;
             self.flow_news = Some(false);
+            let held = std::mem::take(&mut self.held_echo);
+            self.put_output(&held);
         }
     }
 
@@ -312,6 +318,8 @@ impl LineDisc {
         self.input.clear();
         self.line_ends.clear();
         self.line.clear();
+        // n_tty's flush resets its echo buffer too.
+        self.held_echo.clear();
     }
 
     pub fn flush_output(&mut self) {
@@ -387,6 +395,11 @@ impl LineDisc {
                     self.flush_input();
                     self.flush_output();
                     self.sig_flushed = true;
+                }
+                // A signal character restarts stopped output
+                // (n_tty_receive_signal_char).
+                if t.iflag & IXON != 0 {
+                    self.start();
                 }
                 self.echo(c);
                 return;
@@ -491,6 +504,11 @@ impl LineDisc {
     /// Echo goes through output processing; what does not fit is dropped
     /// (the master is not reading, and input must not wait for it).
     fn put_output(&mut self, bytes: &[u8]) {
+        if self.stopped {
+            let room = OUTPUT_MAX.saturating_sub(self.held_echo.len());
+            self.held_echo.extend(bytes.iter().take(room));
+            return;
+        }
         for &b in bytes {
             if !self.output_room() {
                 return;
@@ -805,6 +823,15 @@ mod tests {
         ld.receive(b"\x13q", &mut sigs);
         assert!(ld.output_room());
         assert_eq!(ld.read_input(10, false, true), Input::Data(b"q".to_vec()));
+        // Echo while stopped waits for the restart.
+        t.iflag &= !IXANY;
+        t.lflag |= ECHO;
+        ld.set_termios(t);
+        ld.read_output(100);
+        ld.receive(b"\x13e", &mut sigs);
+        assert_eq!(ld.read_output(10), b"");
+        ld.receive(b"\x11", &mut sigs);
+        assert_eq!(ld.read_output(10), b"e");
         // IXON off restarts stopped output.
         ld.receive(b"\x13", &mut sigs);
         t.iflag &= !IXON;
