@@ -661,14 +661,15 @@ bench_pipe() {
   build_progs
   local bundle
   bundle=$(micro_bundle)
-  make_config "$bundle" -- /bench/workload pipe "$SECS" 1
+  make_config "$bundle" -- /bin/sh -c "/bench/workload pipe $SECS 1 && /bench/workload tcp $SECS 1"
   run_rounds pipe "$bundle" "$SAMPLES"
   report_levels pipe
   report compare "$DOC" pipe "${REPORT_LEVELS[@]}" \
     --metric "pipe_rtt_per_s|1-byte round trips between two processes|round trips/s|higher" \
+    --metric "tcp_wwr_ms|loopback TCP request/response, write-write-read, Nagle on|ms per round trip|lower" \
     --json "$OUT/pipe.json" --chart "$CHARTS/pipe.svg" \
-    --title "Pipe ping-pong" \
-    --note "**What it measures.** \`workload pipe\` forks; parent and child bounce one byte over two pipes (write, the other side's blocking read wakes, it writes back). A round trip is two writes, two reads and two wake-ups of a blocked process: in atoll's userspace level and in runsc the pipes live in the application kernel and each wake-up goes through its scheduler. Timed in chunks of 100 round trips for ${SECS} s per sample." \
+    --title "Pipe ping-pong and TCP write-write-read" \
+    --note "**What it measures.** \`workload pipe\` forks; parent and child bounce one byte over two pipes (write, the other side's blocking read wakes, it writes back). A round trip is two writes, two reads and two wake-ups of a blocked process: in atoll's userspace level and in runsc the pipes live in the application kernel and each wake-up goes through its scheduler. Timed in chunks of 100 round trips for ${SECS} s per sample. \`workload tcp\`: a client writes a 10-byte header and a 100-byte body, Nagle on, and reads a 10-byte reply from a server process over 127.0.0.1 (at the userspace level the sandbox's own stack, crates/netstack). Nagle holds the body until the header is acknowledged, and the server acknowledges late (delayed ACK: Linux's at least 40 ms, smoltcp's 10 ms, which the sandbox stack keeps), so this measures the delayed-ACK timer more than the stack; ${SECS} s per sample." \
     "${PEER_ARGS[@]}" \
     --note "$(sample_note "$SAMPLES rounds of one container per runtime, one sample each") $(load_note)"
 }

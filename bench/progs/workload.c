@@ -28,6 +28,13 @@
  *                                         open+close and stat loops (ns/call)
  *   workload pipe SECONDS SAMPLES         pipe_rtt_per_s: 1-byte round trips
  *                                         per second between two processes
+ *   workload tcp SECONDS SAMPLES          tcp_wwr_ms: ms per request/response
+ *                                         over loopback TCP, Nagle on, the
+ *                                         request written as a 10-byte
+ *                                         header then a 100-byte body, a
+ *                                         10-byte reply (write-write-read:
+ *                                         the body waits for the header's
+ *                                         ACK, which the peer may delay)
  *   workload spawn N WARMUP PROG [ARG...] spawn_ms: fork+exec+wait of PROG, N
  *                                         times after WARMUP untimed ones
  *   workload time KEY N WARMUP BEFORE PROG [ARG...]
@@ -44,6 +51,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -297,6 +307,58 @@ static void bench_pipe(double seconds, int samples) {
     waitpid(pid, &st, 0);
 }
 
+/* ---- TCP write-write-read ---- */
+
+static int read_full(int fd, char *buf, int n) {
+    for (int got = 0; got < n;) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0) return -1;
+        got += r;
+    }
+    return n;
+}
+
+static void wwr_trip(int fd) {
+    char buf[100] = {0};
+    if (write(fd, buf, 10) != 10 || write(fd, buf, 100) != 100 || read_full(fd, buf, 10) < 0)
+        die("tcp write-write-read");
+}
+
+static void bench_tcp(double seconds, int samples) {
+    int lst = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (lst < 0 || bind(lst, (struct sockaddr *)&a, len) < 0 || listen(lst, 1) < 0 ||
+        getsockname(lst, (struct sockaddr *)&a, &len) < 0)
+        die("tcp listen");
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        int c = accept(lst, NULL, NULL);
+        char buf[100];
+        while (c >= 0 && read_full(c, buf, 10) == 10 && read_full(c, buf, 100) == 100)
+            if (write(c, buf, 10) != 10) _exit(1);
+        _exit(0);
+    }
+    close(lst);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, len) < 0) die("tcp connect");
+    for (int i = 0; i < 3; i++) wwr_trip(fd);
+    for (int s = 0; s < samples; s++) {
+        long trips = 0;
+        double t0 = now(), t1;
+        do {
+            wwr_trip(fd);
+            trips++;
+            t1 = now();
+        } while (t1 - t0 < seconds);
+        emit("tcp_wwr_ms", (t1 - t0) * 1e3 / trips);
+    }
+    close(fd);
+    int st;
+    waitpid(pid, &st, 0);
+}
+
 /* ---- spawn ---- */
 
 /* fork+exec+wait of argv, N times after WARMUP untimed runs, each preceded
@@ -338,6 +400,8 @@ int main(int argc, char **argv) {
         bench_files(argv[2], atoi(argv[3]), atof(argv[4]));
     } else if (argc >= 4 && !strcmp(argv[1], "pipe")) {
         bench_pipe(atof(argv[2]), atoi(argv[3]));
+    } else if (argc >= 4 && !strcmp(argv[1], "tcp")) {
+        bench_tcp(atof(argv[2]), atoi(argv[3]));
     } else if (argc >= 5 && !strcmp(argv[1], "threads")) {
         bench_threads(argv[2], atof(argv[3]), atoi(argv[4]));
     } else if (argc >= 5 && !strcmp(argv[1], "spawn")) {
@@ -345,7 +409,7 @@ int main(int argc, char **argv) {
     } else if (argc >= 7 && !strcmp(argv[1], "time")) {
         bench_spawn(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv + 6);
     } else {
-        fprintf(stderr, "usage: workload getppid|files|pipe|threads|spawn|time ... (see the source)\n");
+        fprintf(stderr, "usage: workload getppid|files|pipe|tcp|threads|spawn|time ... (see the source)\n");
         return 2;
     }
     return 0;

@@ -521,6 +521,64 @@ fn pseudo_terminals_behave_as_linux() {
     );
 }
 
+/// A pseudo-terminal read waiting for VMIN bytes returns those that came
+/// when a signal interrupts it; output flow control as n_tty: ^S and ^Q
+/// with IXON (IXANY, IXON turned off, echo held while stopped, a signal
+/// character restarting), tcflow's TCOOFF, TCOON, TCIOFF and
+/// TCION on either end, and a packet-mode master told of stops and starts.
+#[test]
+fn pseudo_terminal_interrupted_reads_and_flow_control_behave_as_linux() {
+    let (native, user) = both_levels("compat_pty_flow");
+    assert_same(
+        "compat_pty_flow",
+        &native,
+        &user,
+        &[
+            "vmin 5, 2 bytes came, interrupted: \"ab\" (2)",
+            "vmin 5, 2 bytes came, interrupted, SA_RESTART: \"cd\" (2)",
+            "vmin 5, nothing came, interrupted: EINTR",
+            "slave write after ^S: EAGAIN",
+            "slave poll after ^S: 0 0x0",
+            "master read after ^S: EAGAIN",
+            "slave write after ^Q: ok(1)",
+            "master read after ^Q: \"y\" (1)",
+            "slave input of ^S and ^Q: EAGAIN",
+            "master read while the writer waits: EAGAIN",
+            "blocked writer after ^Q: ok(3)",
+            "master read after the blocked writer: \"abc\" (3)",
+            "IXANY, slave write after ^S: EAGAIN",
+            "IXANY, slave write after z: ok(1)",
+            "IXANY, slave input: \"z\" (1)",
+            "IXANY, master read: \"w\" (1)",
+            "echo while stopped, master read: EAGAIN",
+            "echo after ^Q: \"e\" (1)",
+            "slave write after ^S and ^C: ok(1)",
+            "master read after ^C: \"^Ck\" (3)",
+            "slave write after ^S and IXON off: ok(1)",
+            "tcflow TCOOFF: ok(0)",
+            "slave write after TCOOFF: EAGAIN",
+            "slave write after TCOOFF and ^Q: EAGAIN",
+            "tcflow TCOON: ok(0)",
+            "slave write after TCOON: ok(1)",
+            "master read after TCOON: \"u\" (1)",
+            "master read after TCIOFF: \"\\x13\" (1)",
+            "master read after TCION: \"\\x11\" (1)",
+            "tcflow 7: EINVAL",
+            "master TCOOFF: ok(0)",
+            "master write after its TCOOFF: EAGAIN",
+            "master TCOON: ok(0)",
+            "master write after its TCOON: ok(1)",
+            "slave input from the master: \"q\" (1)",
+            "slave write after the master's TCIOFF: EAGAIN",
+            "slave write after the master's TCION: ok(1)",
+            "packet read after ^S: \"\\x04\" (1)",
+            "packet read after ^Q: \"\\x08\" (1)",
+            "packet read after TCOOFF: \"\\x04\" (1)",
+            "packet read after TCOON: \"\\x08\" (1)",
+        ],
+    );
+}
+
 /// Non-canonical reads with VMIN and VTIME, packet mode (TIOCPKT),
 /// edge-triggered epoll on the slave (an edge per input, none for its own
 /// output) and job control (SIGTTIN, SIGTTOU with TOSTOP, EIO when
@@ -574,6 +632,7 @@ fn cpu_time_interval_timers_behave_as_linux() {
             "virtual disarmed: 0 0",
             "prof fired once: 1, then disarmed: 0 0",
             "child's prof timer: 0 0",
+            "prof signals while the main thread waits: all to the spinning thread: 1",
             "bad interval: -1",
         ],
     );

@@ -320,6 +320,97 @@ fn sqlite_wal_and_python_shared_memory_match_native() {
     assert_eq!(outs[1], outs[0]);
 }
 
+/// LMDB (Debian's python3-lmdb and lmdb-utils): its map is a shared
+/// mapping of its data file, read-only by default (writes go through
+/// pwrite) or writable with writemap. Written and read back, a forked
+/// reader seeing a later commit of its parent, reopened read-only after
+/// a sync; three processes committing in turn; then mdb_load, mdb_stat
+/// and mdb_dump.
+const LMDB: &str = r#"
+import os, sys, lmdb
+for writemap in (False, True):
+    path = "/data/db-%d" % writemap
+    env = lmdb.open(path, map_size=64 << 20, writemap=writemap)
+    with env.begin(write=True) as t:
+        for i in range(2000):
+            t.put(b"key%05d" % i, b"value%d" % i * 10)
+    with env.begin() as t:
+        ok = all(t.get(b"key%05d" % i) == b"value%d" % i * 10 for i in range(2000))
+    print("writemap=%d: 2000 written and read back: %s" % (writemap, ok), flush=True)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.read(r, 1)
+        with env.begin() as t:
+            print("writemap=%d: the child sees a later commit: %s" % (writemap, t.get(b"late")), flush=True)
+        os._exit(0)
+    with env.begin(write=True) as t:
+        t.put(b"late", b"yes")
+    os.write(w, b"x")
+    os.waitpid(pid, 0)
+    print("writemap=%d: entries %d" % (writemap, env.stat()["entries"]), flush=True)
+    env.sync(True)
+    env.close()
+    env = lmdb.open(path, readonly=True)
+    with env.begin() as t:
+        print("writemap=%d: reopened: %s" % (writemap, t.get(b"key01999")[:9]), flush=True)
+    env.close()
+# Three writer processes: LMDB's write lock is a process-shared robust
+# mutex in its lock file's shared map.
+env = lmdb.open("/data/conc", map_size=64 << 20)
+kids = []
+for k in range(3):
+    pid = os.fork()
+    if pid == 0:
+        e = lmdb.open("/data/conc", map_size=64 << 20)
+        for i in range(200):
+            with e.begin(write=True) as t:
+                t.put(b"n", b"%d" % (int(t.get(b"n", b"0")) + 1))
+        os._exit(0)
+    kids.append(pid)
+codes = [os.waitpid(p, 0)[1] for p in kids]
+with env.begin() as t:
+    print("3 writer processes, 200 commits each: n=%s %s" % (t.get(b"n"), codes), flush=True)
+"#;
+
+const LMDB_TOOLS: &str = "set -e; mkdir /data/tools; \
+    printf 'VERSION=3\\nformat=print\\ntype=btree\\nHEADER=END\\n a\\n 1\\n b\\n 2\\nDATA=END\\n' \
+    | mdb_load -f /dev/stdin /data/tools; mdb_stat /data/tools | grep Entries; \
+    mdb_dump -p /data/tools | sed -n '/HEADER=END/,$p'";
+
+#[test]
+fn lmdb_matches_native() {
+    let a = atoll();
+    let mut outs = Vec::new();
+    for level in ["native", "userspace"] {
+        let data = tempfile::tempdir().unwrap();
+        // The Python script is the shell's $0: no quoting.
+        let script = format!("python3 -c \"$0\" && {LMDB_TOOLS}");
+        let b = debian()
+            .bind(data.path(), "/data", false)
+            .args(&["/bin/sh", "-c", &script, LMDB])
+            .build();
+        let out = run_at(&a, level, &b, &format!("lmdb-{}", &level[..1]));
+        out.ok();
+        // What LMDB wrote through its map is in the host file.
+        let mdb = std::fs::read(data.path().join("db-1/data.mdb")).unwrap();
+        assert!(
+            mdb.windows(9).any(|w| w == b"value1999"),
+            "{level}: the writemap commit is not in the host file"
+        );
+        outs.push(out.stdout.clone());
+    }
+    for want in [
+        "writemap=1: the child sees a later commit: b'yes'",
+        "writemap=1: entries 2001",
+        "3 writer processes, 200 commits each: n=b'600' [0, 0, 0]",
+        "  Entries: 2",
+    ] {
+        assert!(outs[0].contains(want), "{want:?} not in {}", outs[0]);
+    }
+    assert_eq!(outs[1], outs[0]);
+}
+
 #[test]
 fn shm_rmid_forced_removes_orphaned_segments() {
     // /proc/sys is read-only in a native container: the sandbox's own

@@ -803,6 +803,53 @@ fn a_stream_is_writable_with_room_for_half_its_queue_again() {
     assert!(!stream_writable(1, 1));
 }
 
+/// Received data is acknowledged after a delay by default (Nagle's
+/// write-write-read then waits for it, as on Linux), at once on a socket
+/// told TCP_QUICKACK, and after a delay again once it is cleared. One
+/// poll runs at one instant, so a delayed ACK is never sent within it.
+#[test]
+fn tcp_quickack_acknowledges_at_once() {
+    let mut st = lo_stack();
+    let unacked_after_one_poll = |st: &mut Stack, cli: SockId| {
+        assert_eq!(snd(st, cli, b"header....", None, 0), Ok(10));
+        st.poll();
+        st.queues(cli).unwrap().1
+    };
+    let (_, cli, conn) = connected(&mut st, 7101);
+    assert_eq!(unacked_after_one_poll(&mut st, cli), 10, "a delayed ACK");
+    assert_eq!(recv_all(&mut st, conn, 64).len(), 10);
+
+    let (_, cli, conn) = connected(&mut st, 7102);
+    st.setsockopt(
+        conn,
+        libc::IPPROTO_TCP,
+        libc::TCP_QUICKACK,
+        &1i32.to_ne_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        unacked_after_one_poll(&mut st, cli),
+        0,
+        "acknowledged at once"
+    );
+    assert_eq!(recv_all(&mut st, conn, 64).len(), 10);
+    assert_eq!(unacked_after_one_poll(&mut st, cli), 0, "still at once");
+    assert_eq!(recv_all(&mut st, conn, 64).len(), 10);
+
+    st.setsockopt(
+        conn,
+        libc::IPPROTO_TCP,
+        libc::TCP_QUICKACK,
+        &0i32.to_ne_bytes(),
+    )
+    .unwrap();
+    let v = st
+        .getsockopt(conn, libc::IPPROTO_TCP, libc::TCP_QUICKACK)
+        .unwrap();
+    assert_eq!(v, 0i32.to_ne_bytes());
+    assert_eq!(unacked_after_one_poll(&mut st, cli), 10, "delayed again");
+}
+
 fn pair_v6(vnet: bool) -> (Stack, Stack) {
     let w = Wire::default();
     let mk = |mac: u8,

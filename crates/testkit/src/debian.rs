@@ -1,6 +1,6 @@
 //! Debian bookworm rootfs images for glibc programs, built once with
 //! debootstrap and cached under target/testkit: the tests' common one
-//! (python3, sqlite3, nginx, PostgreSQL) and a larger variant with the
+//! (python3, sqlite3, nginx, PostgreSQL, LMDB) and a larger variant with the
 //! multi-threaded language runtimes (Go, Java, Node) and CPython's own
 //! regression tests, kept apart so that the common one stays small.
 
@@ -15,6 +15,8 @@ pub const PACKAGES: &[&str] = &[
     "procps",
     "postgresql-15",
     "inotify-tools",
+    "python3-lmdb",
+    "lmdb-utils",
 ];
 
 /// Packages of the runtimes variant: the Go toolchain, a Java development

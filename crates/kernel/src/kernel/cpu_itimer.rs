@@ -4,19 +4,38 @@
 //!
 //! CPU time is not an event the kernel sees: a task running workload code
 //! makes no stop until its next syscall. So while a CPU timer is armed the
-//! process is looked at again every CHECK_EVERY of wall time at most (and
-//! whenever it reads or sets a timer); a timer expires at the first look
-//! at or past its deadline, so it is late by up to CHECK_EVERY (Linux's
-//! granularity is a scheduler tick, 1 to 10 ms).
+//! process is looked at again when its CPU time can first reach the
+//! deadline (every CHECK_EVERY of wall time at most, and whenever it reads
+//! or sets a timer). Each thread running workload code or being served in
+//! the kernel adds one second of CPU time per second of wall time
+//! (cputime.rs), so with N threads running the deadline comes N times
+//! sooner than with one: the next look is the time left divided by the
+//! threads running now. Between looks a thread
+//! may start running, so a timer can still be late by a fraction of the
+//! time left (Linux's granularity is a scheduler tick, 4 ms at HZ=250).
 
 use std::time::Duration;
 
 use super::signal::{SI_KERNEL, SigInfo};
+use super::task::TaskState;
 use super::timer::{TimerAction, after};
 use super::{Kernel, Pid};
 
 /// How often a process with an armed CPU timer is checked.
 pub const CHECK_EVERY: Duration = Duration::from_millis(10);
+
+/// How soon a timer still due after firing fires again: Linux's tick at
+/// HZ=250.
+const CATCH_UP: Duration = Duration::from_millis(4);
+
+/// When to look at a process again whose CPU timer is `left` from its
+/// deadline while `running` of its threads run workload code: when the
+/// deadline can first be reached at that rate, at least 100 us (a look
+/// costs a timer wake-up) and at most CHECK_EVERY (a thread may start
+/// running meanwhile) away.
+fn next_look(left: Duration, running: u32) -> Duration {
+    (left / running.max(1)).clamp(Duration::from_micros(100), CHECK_EVERY)
+}
 
 /// One CPU timer: a deadline in the process's CPU time, and the interval
 /// it is re-armed with.
@@ -90,17 +109,11 @@ impl Kernel {
             };
             if now >= d {
                 fire.push(which);
-                t.deadline = if t.interval.is_zero() {
-                    None
-                } else {
-                    // One signal per expiry seen, as Linux's overrun-less
-                    // itimers: the next deadline is after now.
-                    let mut n = d + t.interval;
-                    if n <= now {
-                        n = now + t.interval;
-                    }
-                    Some(n)
-                };
+                // The next deadline one interval on, even if that is
+                // already past (a late look): as Linux's check_cpu_itimer,
+                // which fires once per look and so catches up over the
+                // next looks instead of dropping expiries.
+                t.deadline = (!t.interval.is_zero()).then(|| d + t.interval);
             }
             if let Some(d) = t.deadline {
                 let left = d.saturating_sub(now);
@@ -108,11 +121,17 @@ impl Kernel {
             }
         }
         match next {
-            // CPU time runs no faster than wall time per thread: a look
-            // when the deadline could first be reached, at most a check
-            // interval away.
+            // Still due after firing (a late look): the next expiry a
+            // tick later, as Linux catches up one expiry per tick; not at
+            // once, where it would find the thread that took this one
+            // still in its handler with the signal blocked.
+            Some(left) if left.is_zero() => self
+                .timers
+                .arm(after(CATCH_UP), TimerAction::CpuItimers(pid)),
+            // A look when the running threads can first reach the
+            // deadline (next_look).
             Some(left) => self.timers.arm(
-                after(left.clamp(Duration::from_micros(100), CHECK_EVERY)),
+                after(next_look(left, self.threads_running(pid))),
                 TimerAction::CpuItimers(pid),
             ),
             None => self.timers.cancel(&TimerAction::CpuItimers(pid)),
@@ -131,6 +150,24 @@ impl Kernel {
         }
     }
 
+    /// How many of the process's threads gain CPU time now: those running
+    /// workload code (user time) or stopped in the kernel (system time
+    /// once served), not those asleep in a syscall or stopped. At least
+    /// one: a process whose threads all sleep gains CPU time no faster
+    /// than one thread once one of them wakes.
+    fn threads_running(&self, pid: Pid) -> u32 {
+        let Some(g) = self.groups.get(&pid) else {
+            return 1;
+        };
+        let n = g
+            .threads
+            .iter()
+            .filter_map(|t| self.tasks.get(t))
+            .filter(|t| matches!(t.state, TaskState::Running | TaskState::InKernel))
+            .count();
+        (n as u32).max(1)
+    }
+
     /// The thread a CPU timer's signal goes to: as Linux, which raises it
     /// on the thread running when the tick finds it expired, the thread
     /// of the process running workload code now (the longest running if
@@ -143,15 +180,41 @@ impl Kernel {
             .iter()
             .filter_map(|t| self.tasks.get(t))
             .filter(|t| !t.sigmask.has(sig));
+        // A thread that has the signal pending already is still to take
+        // it (the platform has yet to interrupt it): another running one
+        // takes this one, as Linux's wants_signal passes over threads
+        // with signals pending.
         let running = cand
             .clone()
-            .filter_map(|t| t.cpu_time.app_since.map(|s| (s, t.tid)))
-            .min();
+            .filter_map(|t| {
+                let s = t.cpu_time.app_since?;
+                Some((t.pending.set.has(sig), s, t.tid))
+            })
+            .min()
+            .map(|(_, s, tid)| (s, tid));
         if let Some((_, tid)) = running {
             return Some(tid);
         }
         cand.filter_map(|t| t.cpu_time.app_until.map(|u| (u, t.tid)))
             .max()
             .map(|(_, tid)| tid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_look_comes_sooner_with_more_threads_running() {
+        let ms = Duration::from_millis;
+        // One thread: the deadline is the time left away.
+        assert_eq!(next_look(ms(8), 1), ms(8));
+        // Four threads use 8 ms of CPU time in 2 ms of wall time.
+        assert_eq!(next_look(ms(8), 4), ms(2));
+        // Never further than a check interval, never busier than 100 us.
+        assert_eq!(next_look(ms(500), 2), CHECK_EVERY);
+        assert_eq!(next_look(Duration::ZERO, 1), Duration::from_micros(100));
+        assert_eq!(next_look(ms(1), 0), ms(1));
     }
 }

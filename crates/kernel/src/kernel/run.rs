@@ -320,7 +320,14 @@ impl Kernel {
         let interrupted = t.ptrace.as_ref().is_some_and(|p| p.interrupt);
         if exiting || self.signal_pending(tid) || interrupted {
             self.task_mut(tid).state = TaskState::InKernel;
-            self.complete(tid, nr, args, Err(interrupt_errno(nr, &args)));
+            // A read that has bytes to show for its wait returns them.
+            let partial = if exiting {
+                None
+            } else {
+                syscalls::fs::read_interrupted(self, tid, nr, args)
+            };
+            let r = partial.ok_or_else(|| interrupt_errno(nr, &args));
+            self.complete(tid, nr, args, r);
             return;
         }
         self.task_mut(tid).state = TaskState::InKernel;

@@ -24,7 +24,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
             "setitimer",
             sys_setitimer,
             Full,
-            "ITIMER_VIRTUAL and ITIMER_PROF count the process's CPU time, looked at every 10 ms while armed",
+            "ITIMER_VIRTUAL and ITIMER_PROF count the process's CPU time (wall time its threads run workload code), looked at when the running threads can reach the deadline; signals go to a running thread",
         ),
         ("getitimer", sys_getitimer, Full, ""),
         (

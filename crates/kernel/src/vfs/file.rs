@@ -97,6 +97,13 @@ pub trait FileOps: Any {
     fn read_deadline(&self, current: Option<std::time::Instant>) -> Option<std::time::Instant> {
         current
     }
+    /// What a blocked read hands over when a signal interrupts it (0:
+    /// nothing, the read fails with EINTR or restarts): a terminal's
+    /// non-canonical read waiting for VMIN bytes returns those that came
+    /// (Linux's n_tty_read has copied them out already).
+    fn read_interrupted(&self, _k: &Kernel, _dst: &IoVecs) -> usize {
+        0
+    }
     fn ioctl(&self, _k: &mut Kernel, _f: &File, _tid: Tid, _cmd: u64, _arg: u64) -> SysResult<u64> {
         Err(Errno::ENOTTY)
     }

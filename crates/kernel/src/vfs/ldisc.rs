@@ -52,6 +52,7 @@ pub const ECHOCTL: u32 = 0o1000;
 pub const ECHOKE: u32 = 0o4000;
 pub const IEXTEN: u32 = 0o100000;
 pub const IXON: u32 = 0o2000;
+pub const IXANY: u32 = 0o4000;
 pub const TOSTOP: u32 = 0o400;
 
 pub const VINTR: usize = 0;
@@ -126,7 +127,25 @@ pub struct LineDisc {
     last_input: Option<Instant>,
     /// A signal character flushed the queues (packet mode reports it).
     pub sig_flushed: bool,
+    /// Output flow control (Linux's tty->flow): the slave's output is
+    /// stopped, by a STOP character with IXON or by TCOOFF (`tco`, which
+    /// only TCOON undoes). A stopped terminal takes no output: writers
+    /// wait or get EAGAIN, as pty_write takes nothing while stopped.
+    stopped: bool,
+    tco_stopped: bool,
+    /// Echo made while output is stopped, written when it restarts (n_tty
+    /// keeps it in its echo buffer: a stopped tty has no write room).
+    held_echo: Vec<u8>,
+    /// Output stopped (true) or restarted (false) since the pty looked
+    /// (packet mode reports it).
+    pub flow_news: Option<bool>,
 }
+
+/// TCXONC's actions (tcflow).
+pub const TCOOFF: u64 = 0;
+pub const TCOON: u64 = 1;
+pub const TCIOFF: u64 = 2;
+pub const TCION: u64 = 3;
 
 impl Default for LineDisc {
     fn default() -> Self {
@@ -139,6 +158,10 @@ impl Default for LineDisc {
             output: VecDeque::new(),
             last_input: None,
             sig_flushed: false,
+            stopped: false,
+            tco_stopped: false,
+            held_echo: Vec::new(),
+            flow_news: None,
         }
     }
 }
@@ -156,6 +179,11 @@ impl LineDisc {
     /// edited readable; entering it makes what is already queued one line.
     pub fn set_termios(&mut self, t: KTermios) {
         let was = self.canonical();
+        // Turning IXON off restarts output a STOP character stopped
+        // (n_tty_set_termios).
+        if self.termios.iflag & IXON != 0 && t.iflag & IXON == 0 {
+            self.start();
+        }
         self.termios = t;
         let now = self.canonical();
         if was && !now {
@@ -232,7 +260,56 @@ impl LineDisc {
     /// Whether the slave may write (the output queue has room for a byte
     /// and its NL expansion).
     pub fn output_room(&self) -> bool {
-        self.output.len() + 2 <= OUTPUT_MAX
+        !self.stopped && self.output.len() + 2 <= OUTPUT_MAX
+    }
+
+    /// Stops output (Linux's stop_tty).
+    fn stop(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            self.flow_news = Some(true);
+        }
+    }
+
+    /// Restarts output unless TCOOFF holds it (Linux's start_tty).
+    fn start(&mut self) {
+        if self.stopped && !self.tco_stopped {
+            self.stopped = false;
+            self.flow_news = Some(false);
+            let held = std::mem::take(&mut self.held_echo);
+            self.put_output(&held);
+        }
+    }
+
+    /// TCXONC on the slave (n_tty_ioctl_helper): TCOOFF and TCOON stop
+    /// and restart output; TCIOFF and TCION send the STOP or START
+    /// character to the other end (as tty_send_xchar, even while output
+    /// is stopped; nothing when the character is disabled); EINVAL for
+    /// any other action.
+    pub fn tcxonc(&mut self, action: u64) -> Result<(), crate::errno::Errno> {
+        match action {
+            TCOOFF => {
+                if !self.tco_stopped {
+                    // The stop comes first: TCOOFF on stopped output is no news.
+                    self.stop();
+                    self.tco_stopped = true;
+                }
+            }
+            TCOON => {
+                if self.tco_stopped {
+                    self.tco_stopped = false;
+                    self.start();
+                }
+            }
+            TCIOFF | TCION => {
+                let c = self.termios.cc[if action == TCIOFF { VSTOP } else { VSTART }];
+                if c != 0 && self.output.len() < OUTPUT_MAX {
+                    self.output.push_back(c);
+                }
+            }
+            _ => return Err(crate::errno::Errno::EINVAL),
+        }
+        Ok(())
     }
 
     /// Drops the queued input (TCFLSH TCIFLUSH, signal characters).
@@ -241,6 +318,8 @@ impl LineDisc {
         self.input.clear();
         self.line_ends.clear();
         self.line.clear();
+        // n_tty's flush resets its echo buffer too.
+        self.held_echo.clear();
     }
 
     pub fn flush_output(&mut self) {
@@ -271,6 +350,22 @@ impl LineDisc {
         if t.iflag & ISTRIP != 0 {
             c &= 0x7f;
         }
+        // Flow control characters stop and restart output and go no
+        // further; with IXANY any other character restarts it too
+        // (n_tty_receive_char_flow_ctrl).
+        if t.iflag & IXON != 0 {
+            if t.is(c, VSTART) {
+                self.start();
+                return;
+            }
+            if t.is(c, VSTOP) {
+                self.stop();
+                return;
+            }
+            if t.iflag & IXANY != 0 {
+                self.start();
+            }
+        }
         if c == b'\r' {
             if t.iflag & IGNCR != 0 {
                 return;
@@ -300,6 +395,11 @@ impl LineDisc {
                     self.flush_input();
                     self.flush_output();
                     self.sig_flushed = true;
+                }
+                // A signal character restarts stopped output
+                // (n_tty_receive_signal_char).
+                if t.iflag & IXON != 0 {
+                    self.start();
                 }
                 self.echo(c);
                 return;
@@ -404,6 +504,11 @@ impl LineDisc {
     /// Echo goes through output processing; what does not fit is dropped
     /// (the master is not reading, and input must not wait for it).
     fn put_output(&mut self, bytes: &[u8]) {
+        if self.stopped {
+            let room = OUTPUT_MAX.saturating_sub(self.held_echo.len());
+            self.held_echo.extend(bytes.iter().take(room));
+            return;
+        }
         for &b in bytes {
             if !self.output_room() {
                 return;
@@ -456,6 +561,19 @@ impl LineDisc {
         self.take_input(max)
     }
 
+    /// A non-canonical read waiting for VMIN bytes is interrupted: the
+    /// bytes that came so far, which n_tty_read has copied out already
+    /// (none in canonical mode: nothing is readable before a line ends).
+    pub fn take_interrupted(&mut self, max: usize) -> Vec<u8> {
+        if self.canonical() || self.termios.cc[VMIN] == 0 {
+            return Vec::new();
+        }
+        match self.take_input(max) {
+            Input::Data(d) => d,
+            _ => Vec::new(),
+        }
+    }
+
     fn take_input(&mut self, max: usize) -> Input {
         let n = self.input.len().min(max);
         let data: Vec<u8> = self.input.drain(..n).collect();
@@ -466,6 +584,9 @@ impl LineDisc {
     /// Bytes written to the slave, as the terminal's output. Returns how
     /// many were taken (fewer when the output queue is full).
     pub fn transmit(&mut self, bytes: &[u8]) -> usize {
+        if self.stopped {
+            return 0;
+        }
         for (i, &b) in bytes.iter().enumerate() {
             if !self.output_room() {
                 return i;
@@ -655,5 +776,66 @@ mod tests {
         ld.flush_output();
         assert!(ld.transmit(&big) < big.len());
         assert!(ld.output_len() <= OUTPUT_MAX);
+    }
+
+    #[test]
+    fn an_interrupted_vmin_read_takes_what_came() {
+        let mut ld = raw(5, 0);
+        let mut sigs = Vec::new();
+        ld.receive(b"ab", &mut sigs);
+        assert_eq!(ld.read_input(10, false, false), Input::Empty);
+        assert_eq!(ld.take_interrupted(10), b"ab");
+        assert_eq!(ld.take_interrupted(10), b"");
+        // Canonical mode: nothing is readable before the line ends.
+        let mut ld = LineDisc::default();
+        ld.receive(b"ab", &mut sigs);
+        assert_eq!(ld.take_interrupted(10), b"");
+    }
+
+    #[test]
+    fn stop_and_start_characters_and_tcflow_control_output() {
+        let mut ld = raw(1, 0);
+        let mut sigs = Vec::new();
+        ld.receive(b"\x13", &mut sigs);
+        assert_eq!(ld.flow_news.take(), Some(true));
+        assert!(!ld.output_room());
+        assert_eq!(ld.transmit(b"x"), 0);
+        ld.receive(b"\x11", &mut sigs);
+        assert_eq!(ld.flow_news.take(), Some(false));
+        assert_eq!(ld.transmit(b"y"), 1);
+        // Neither character is input.
+        assert_eq!(ld.read_input(10, false, true), Input::Empty);
+        // TCOOFF holds against ^Q until TCOON.
+        ld.tcxonc(TCOOFF).unwrap();
+        ld.receive(b"\x11", &mut sigs);
+        assert_eq!(ld.transmit(b"x"), 0);
+        ld.tcxonc(TCOON).unwrap();
+        assert_eq!(ld.transmit(b"z"), 1);
+        // TCIOFF and TCION send the characters, stopped or not.
+        ld.tcxonc(TCIOFF).unwrap();
+        ld.tcxonc(TCION).unwrap();
+        assert_eq!(ld.read_output(10), b"yz\x13\x11");
+        assert!(ld.tcxonc(7).is_err());
+        // IXANY: any character restarts output and is input.
+        let mut t = ld.termios;
+        t.iflag |= IXANY;
+        ld.set_termios(t);
+        ld.receive(b"\x13q", &mut sigs);
+        assert!(ld.output_room());
+        assert_eq!(ld.read_input(10, false, true), Input::Data(b"q".to_vec()));
+        // Echo while stopped waits for the restart.
+        t.iflag &= !IXANY;
+        t.lflag |= ECHO;
+        ld.set_termios(t);
+        ld.read_output(100);
+        ld.receive(b"\x13e", &mut sigs);
+        assert_eq!(ld.read_output(10), b"");
+        ld.receive(b"\x11", &mut sigs);
+        assert_eq!(ld.read_output(10), b"e");
+        // IXON off restarts stopped output.
+        ld.receive(b"\x13", &mut sigs);
+        t.iflag &= !IXON;
+        ld.set_termios(t);
+        assert!(ld.output_room());
     }
 }

@@ -35,6 +35,8 @@ const TIOCGPKT: u64 = 0x8004_5438;
 // Packet mode's status bits (TIOCPKT_*), a master read's first byte.
 const PKT_FLUSHREAD: u8 = 1;
 const PKT_FLUSHWRITE: u8 = 2;
+const PKT_STOP: u8 = 4;
+const PKT_START: u8 = 8;
 const PKT_NOSTOP: u8 = 16;
 const PKT_DOSTOP: u8 = 32;
 const POLLPRI: u32 = libc::POLLPRI as u32;
@@ -63,6 +65,9 @@ pub struct Pty {
     /// reader has not read yet (Linux's ctrl.pktstatus).
     packet: Cell<bool>,
     pkt_status: Cell<u8>,
+    /// The master's own output stopped by TCOOFF on it: its writes take
+    /// nothing (pty_write of the master) until TCOON.
+    master_stopped: Cell<bool>,
     /// The slave node's owner and mode (devpts's /dev/pts/N).
     pub owner: Cell<(u32, u32, u32)>,
     /// devpts instance: device number, and the table the index is freed
@@ -116,6 +121,7 @@ impl Pty {
             fg_pgrp: Cell::new(0),
             packet: Cell::new(false),
             pkt_status: Cell::new(0),
+            master_stopped: Cell::new(false),
             owner: Cell::new(owner),
             dev,
             table,
@@ -249,6 +255,62 @@ impl Pty {
         }
     }
 
+    /// The slave's output was stopped or restarted: a packet-mode master's
+    /// reader learns it (pty_stop, pty_start), its writers may write again.
+    fn flow_changed(&self) {
+        let Some(stopped) = self.ld.borrow_mut().flow_news.take() else {
+            return;
+        };
+        if self.packet.get() {
+            let (on, off) = if stopped {
+                (PKT_STOP, PKT_START)
+            } else {
+                (PKT_START, PKT_STOP)
+            };
+            self.pkt_status.set(self.pkt_status.get() & !off);
+            self.pkt_event(on);
+        }
+    }
+
+    /// TCXONC (tcflow) on either end: the slave's output flow control,
+    /// or the master's own output; TCIOFF and TCION on the master send
+    /// the STOP or START character to the slave as input (where IXON
+    /// acts on it).
+    fn tcxonc(&self, master: bool, action: u64) -> SysResult<u64> {
+        use super::ldisc::{TCIOFF, TCION, TCOOFF, TCOON, VSTART, VSTOP};
+        let before = self.queues();
+        if !master {
+            self.ld
+                .borrow_mut()
+                .tcxonc(action)
+                .map_err(|_| Errno::EINVAL)?;
+        } else {
+            match action {
+                TCOOFF => self.master_stopped.set(true),
+                TCOON => {
+                    self.master_stopped.set(false);
+                    self.mq.notify(POLLOUT);
+                }
+                TCIOFF | TCION => {
+                    let mut ld = self.ld.borrow_mut();
+                    let c = ld.termios.cc[if action == TCIOFF { VSTOP } else { VSTART }];
+                    if c != 0 {
+                        let mut sigs = Vec::new();
+                        ld.receive(&[c], &mut sigs);
+                        drop(ld);
+                        for s in sigs {
+                            self.raise(s);
+                        }
+                    }
+                }
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        self.flow_changed();
+        self.wake(before);
+        Ok(0)
+    }
+
     /// New settings: in packet mode, the master's reader learns whether
     /// ^S/^Q flow control is now on or off (pty_set_termios).
     fn termios_changed(&self, old: &KTermios, new: &KTermios) {
@@ -321,6 +383,7 @@ impl Pty {
                     self.pkt_event(PKT_FLUSHREAD);
                 }
                 self.termios_changed(&old, &t);
+                self.flow_changed();
                 self.wake_all();
                 Ok(0)
             }
@@ -379,10 +442,15 @@ impl Pty {
                 self.wake_all();
                 Ok(0)
             }
-            // No flow control or line breaks on a pseudo-terminal; output
-            // is delivered as soon as it is written (tcdrain has nothing to
-            // wait for).
-            libc::TCXONC | libc::TCSBRK | libc::TCSBRKP | libc::TIOCSBRK | libc::TIOCCBRK => Ok(0),
+            libc::TCXONC => {
+                if !master {
+                    self.job_control(k, tid, libc::SIGTTOU)?;
+                }
+                self.tcxonc(master, arg)
+            }
+            // No line breaks on a pseudo-terminal; output is delivered as
+            // soon as it is written (tcdrain has nothing to wait for).
+            libc::TCSBRK | libc::TCSBRKP | libc::TIOCSBRK | libc::TIOCCBRK => Ok(0),
             libc::TIOCSCTTY => {
                 if mine {
                     return Ok(0);
@@ -555,6 +623,9 @@ impl FileOps for Master {
             return Ok(0);
         }
         let p = &self.0;
+        if p.master_stopped.get() {
+            return Err(Errno::EAGAIN);
+        }
         let mut sigs = Vec::new();
         let before = p.queues();
         let n = feed(src, |b| p.ld.borrow_mut().receive(b, &mut sigs));
@@ -564,6 +635,7 @@ impl FileOps for Master {
         if std::mem::take(&mut p.ld.borrow_mut().sig_flushed) {
             p.pkt_event(PKT_FLUSHREAD | PKT_FLUSHWRITE);
         }
+        p.flow_changed();
         p.wake(before);
         // As the slave's write (tty_write_unlock).
         p.mq.notify(POLLOUT);
@@ -587,7 +659,7 @@ impl FileOps for Master {
         if p.packet.get() && p.pkt_status.get() != 0 {
             r |= POLLIN | POLLPRI;
         }
-        if ld.input_room() {
+        if ld.input_room() && !p.master_stopped.get() {
             r |= POLLOUT;
         }
         if p.slave_closed.get() {
@@ -729,6 +801,17 @@ impl FileOps for Slave {
             }
             Input::Empty => Err(Errno::EAGAIN),
         }
+    }
+
+    fn read_interrupted(&self, _k: &Kernel, dst: &IoVecs) -> usize {
+        let p = &self.0;
+        let before = p.queues();
+        let d = p.ld.borrow_mut().take_interrupted(dst.len);
+        if !d.is_empty() {
+            dst.copy_in(0, &d);
+            p.wake(before);
+        }
+        d.len()
     }
 
     fn read_deadline(&self, current: Option<std::time::Instant>) -> Option<std::time::Instant> {

@@ -21,7 +21,7 @@ mod unlink;
 mod xattr;
 
 pub use open::do_open;
-pub use read_write::{do_read, do_write, user_iovec_array};
+pub use read_write::{do_read, do_write, read_interrupted, user_iovec_array};
 pub use stat::statx_of;
 
 use std::rc::Rc;

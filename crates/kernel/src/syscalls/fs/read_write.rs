@@ -75,6 +75,20 @@ pub fn do_read(
     }
 }
 
+/// A read or readv blocked on descriptor `a[0]` is interrupted by a
+/// signal: the bytes its file hands over then (see
+/// FileOps::read_interrupted), None when there are none.
+pub fn read_interrupted(k: &mut Kernel, tid: Tid, nr: u64, a: [u64; 6]) -> Option<u64> {
+    let f = get_file(k, tid, a[0] as i32).ok()?;
+    let iov = match nr as i64 {
+        libc::SYS_read => user_iov(k, tid, a[1], a[2], true).ok()?,
+        libc::SYS_readv => user_iovec_array(k, tid, a[1], a[2], true).ok()?,
+        _ => return None,
+    };
+    let n = f.ops.read_interrupted(k, &iov);
+    (n > 0).then_some(n as u64)
+}
+
 pub fn do_write(
     k: &mut Kernel,
     tid: Tid,
