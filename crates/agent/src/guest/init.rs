@@ -142,6 +142,11 @@ pub fn boot() -> ! {
         libc::MS_NOSUID | libc::MS_NODEV,
         Some("mode=0755"),
     );
+    // The guest's cgroup hierarchy, mounted read-write before any
+    // container can mount it (pod members' memory limits, cgroup.rs).
+    if let Err(e) = super::cgroup::mount() {
+        sys::log(&format!("cgroup2: {e}"));
+    }
     let _ = std::fs::create_dir_all("/tmp");
     let _ = mount(
         "tmpfs",
