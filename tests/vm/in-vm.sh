@@ -107,6 +107,18 @@ names=$(cat /proc/$P/task/*/comm 2>/dev/null | tr '\n' ' ')
 caps=$(sed -n 's/^CapEff:[[:space:]]*//p;s/^CapBnd:[[:space:]]*//p;s/^NoNewPrivs:[[:space:]]*//p' /proc/$P/status | tr '\n' ' ')
 # CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID SETGID SETUID: 0xdf
 [ "$caps" = "00000000000000df 00000000000000df 1 " ] && ok "the VMM keeps only its file server's capabilities and no_new_privs (CapEff, CapBnd: 0xdf)" || bad "the VMM's CapEff, CapBnd, NoNewPrivs: $caps"
+# Capabilities are per thread: the vCPU and device threads other than the
+# file server's hold none.
+tcaps=""; fscaps=""
+for st in /proc/$P/task/*/status; do
+  nm=$(sed -n 's/^Name:[[:space:]]*//p' "$st")
+  cc=$(sed -n 's/^CapEff:[[:space:]]*//p;s/^CapPrm:[[:space:]]*//p' "$st" | tr '\n' ' ')
+  case $nm in
+    vcpu*|vsock|virtio-net) [ "$cc" = "0000000000000000 0000000000000000 " ] || tcaps="$tcaps $nm=$cc" ;;
+    virtio-fs) fscaps=$cc ;;
+  esac
+done
+[ -z "$tcaps" ] && [ "$fscaps" = "00000000000000df 00000000000000df " ] && ok "only the file server's thread holds capabilities (vCPU and vsock threads: none)" || bad "VMM threads' CapEff/CapPrm: others:${tcaps:- none} virtio-fs=$fscaps"
 # A file a guest user creates through the confined file server (which
 # switches its thread's uid and gid for the request) is that user's.
 out=$($A exec --user 65534:65534 vme2e-l1 sh -c 'echo mine > /shared/byuser && mkdir /shared/userdir && echo user-ok' 2>&1)
