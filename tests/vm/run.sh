@@ -40,7 +40,7 @@ bundle long sh -c 'trap "exit 143" TERM; cat /proc/sys/kernel/random/boot_id > /
 # The network checks' container (tests/vm/net.sh): it joins the network
 # namespace net.sh makes, records what its guest's eth0 is, serves files
 # from a tmpfs, and may ping (CAP_NET_RAW).
-bundle net sh -c 'ip -o -4 addr show eth0 > /net.addr; cat /sys/class/net/eth0/address > /net.mac; cat /sys/class/net/eth0/mtu > /net.mtu; ip route > /net.route; mkdir -p /dev/shm/www; echo guest-hello > /dev/shm/www/hello; dd if=/dev/urandom of=/dev/shm/www/big bs=65536 count=256 2>/dev/null; httpd -p 8081 -h /dev/shm/www; trap "exit 143" TERM; echo up > /net.ready; while :; do sleep 0.2; done'
+bundle net sh -c 'ip -o -4 addr show eth0 > /net.addr; ip -o -6 addr show eth0 scope global > /net.addr6; ip -6 route > /net.route6; cat /sys/class/net/eth0/address > /net.mac; cat /sys/class/net/eth0/mtu > /net.mtu; ip route > /net.route; mkdir -p /dev/shm/www; echo guest-hello > /dev/shm/www/hello; dd if=/dev/urandom of=/dev/shm/www/big bs=65536 count=256 2>/dev/null; httpd -p 8081 -h /dev/shm/www; trap "exit 143" TERM; echo up > /net.ready; while :; do sleep 0.2; done'
 python3 - "$W/net/config.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))

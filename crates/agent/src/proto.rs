@@ -137,6 +137,27 @@ pub struct Network {
     pub mtu: u32,
     pub addresses: Vec<Address>,
     pub routes: Vec<Route>,
+    #[serde(default)]
+    pub addresses6: Vec<Address6>,
+    #[serde(default)]
+    pub routes6: Vec<Route6>,
+}
+
+/// An IPv6 address (not link-local) and its prefix length.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Address6 {
+    pub addr: std::net::Ipv6Addr,
+    pub prefix: u8,
+}
+
+/// An IPv6 route through the interface: to `dst/prefix` (::/0 is the
+/// default route), via `gateway` (often the router's link-local address)
+/// or on the link.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Route6 {
+    pub dst: std::net::Ipv6Addr,
+    pub prefix: u8,
+    pub gateway: Option<std::net::Ipv6Addr>,
 }
 
 /// An IPv4 address and its prefix length.
