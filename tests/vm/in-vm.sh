@@ -193,6 +193,7 @@ mt=$(awk '{ print $2 }' "$W/podsb/rootfs/meminfo" 2>/dev/null)
 $A --isolation vm run -b "$W/podm4" vme2e-pm4 >"$W/out" 2>"$W/err"
 rc=$?
 grep -q '^0::/atoll-vme2e-pm4$' "$W/out" && { [ $rc = 137 ] || grep -q '^dd [1-9][0-9]*$' "$W/out"; } && ok "a member's own memory limit holds in the pod's guest (its cgroup there; 56 MiB over a 32 MiB limit: $(grep '^dd ' "$W/out" || echo "killed, status $rc"))" || bad "a member over its 32 MiB limit: status $rc: $(cat "$W/out" "$W/err" | tr '\n' ' ' | head -c 300)"
+grep -q -e raised-own-limit -e left-own-cgroup "$W/out" && bad "a member changed its guest cgroup: $(grep -e raised -e left "$W/out" | tr '\n' ' ')" || ok "a member can neither raise its memory limit nor leave its group in the guest (its cgroup mount is read-only)"
 $A exec vme2e-pod true && ok "the pod's VM runs on after a member's OOM kill" || bad "exec into the sandbox after a member's OOM kill failed"
 $A delete vme2e-pm4 2>/dev/null
 gone vme2e-pm4

@@ -91,11 +91,13 @@ fi
 # sum of its containers' limits, 448 MiB) and no limit of its own: its VM
 # is sized from it, which it records (/meminfo). The third member has a
 # memory limit of its own (32 MiB) and writes 56 MiB to its /dev/shm
-# (a 64 MiB tmpfs): its guest cgroup stops it.
+# (a 64 MiB tmpfs): its guest cgroup stops it. First it tries to raise
+# its own limit and to leave its group through its (read-only) cgroup
+# mount.
 bundle podsb sh -c 'trap "exit 143" TERM; grep MemTotal /proc/meminfo > /meminfo; cat /proc/sys/kernel/random/boot_id > /boot_id; while :; do sleep 0.2; done'
 bundle podm1 sh -c 'trap "exit 143" TERM; cat /proc/sys/kernel/random/boot_id > /boot_id; while :; do sleep 0.2; done'
 bundle podm2 sh -c 'echo m2-out; echo m2-err >&2; mkdir /m2dir 2>/dev/null || echo mkdir-refused; exit 9'
-bundle podm4 sh -c 'cat /proc/self/cgroup; dd if=/dev/zero of=/dev/shm/hog bs=1M count=56 2>/dev/null; echo "dd $?"'
+bundle podm4 sh -c 'cat /proc/self/cgroup; { echo max > /sys/fs/cgroup/atoll-vme2e-pm4/memory.max && echo raised-own-limit; echo $$ > /sys/fs/cgroup/cgroup.procs && echo left-own-cgroup; } 2>/dev/null; dd if=/dev/zero of=/dev/shm/hog bs=1M count=56 2>/dev/null; echo "dd $?"'
 bundle podbad true
 bundle podsb2 true
 bundle podm3 true
