@@ -102,7 +102,8 @@ bench: build
 # The vm level's figures (bench/vm.sh), inside the QEMU-emulated test VM
 # of scripts/test-vm.sh: boot to first output, exec round trip, the VMM's
 # memory beyond guest RAM, VM exits, QEMU -M microvm booting the same
-# kernel. Minutes of emulation, so not part of `make bench`.
+# kernel. Printed only: `make bench` (bench/run.sh's vm section) measures
+# the same and writes it into docs/benchmarks.md.
 bench-vm: deps-all
 	$(CARGO) build --release -p atoll -p atoll-vmm
 	ATOLL=$(ATOLL) ./bench/vm.sh

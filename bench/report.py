@@ -28,6 +28,9 @@ usage:
       e.g. runsc systrap) with the --subject levels only (atoll's). A file
       whose first line is `FAILED ...` (or a missing file) is reported as a
       failed run of that level; the metrics of its other files still show.
+  report.py vm DOC NAME RESULTS [--note TEXT]...
+      render bench/vm.sh's `KEY VALUE` figures (the vm level inside the test
+      VM, against QEMU -M microvm booting the same kernel) as section NAME
   report.py syscall ... (compare's arguments) --floor FILE --floor-level LABEL
                     --floor-key KEY
       compare, plus the ptrace floor measured by bench/progs/ptrace-floor and
@@ -369,6 +372,70 @@ def cmd_syscall(args):
     write_json(args.json, results)
 
 
+def vm_figures(path):
+    """bench/vm.sh's results: `KEY VALUE` lines (the value may hold spaces)."""
+    out = {}
+    for line in open(path):
+        k, _, v = line.strip().partition(" ")
+        if k:
+            out[k] = v
+    return out
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def cmd_vm(args):
+    r = vm_figures(args.results)
+    title = "## The vm level: boot, VM exits and the VMM's memory, inside the test VM"
+    lines = [title, ""]
+    for n in args.note:
+        lines += [n, ""]
+    if "first_output_s" not in r:
+        lines += ["Not run: bench/vm.sh reported no figures (see its log)."]
+        replace_section(args.doc, args.name, "\n".join(lines))
+        return
+    first, qinit = num(r.get("first_output_s")), num(r.get("qemu_init_s"))
+    ratio = f"{first / qinit:.2f}x" if first and qinit else "-"
+    agent = num(r.get("exits_true_agent_s"))
+    vratio = f"{agent / qinit:.2f}x" if agent and qinit else "-"
+    qk = r.get("qemu_kernel", "none")
+    qdesc = {"vmlinux": "the same `vmlinux` (its PVH entry)",
+             "bzImage": "the `bzImage` the `vmlinux` comes from"}.get(qk, "not run")
+    kib = lambda k: f"{int(r[k]):,} KiB ({int(r[k]) / 1024:.1f} MiB)" if k in r else "-"
+    exits = lambda k: (f"{int(r[k]):,} (port I/O {int(r[k + '_io']):,}, MMIO {int(r[k + '_mmio']):,})"
+                       if k in r else "-")
+    secs = lambda k: f"{float(r[k]):.2f} s" if num(r.get(k)) is not None else "-"
+    lines += [
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| `atoll --isolation vm run` of busybox `echo` to its first output (median of {r.get('rounds', '?')}: {r.get('first_output_all', '').replace(',', ', ')} s) | {secs('first_output_s')} | |",
+        f"| QEMU `-M microvm` (KVM) booting {qdesc} and the same initramfs to `/init` (median: {r.get('qemu_init_all', '').replace(',', ', ')} s) | {secs('qemu_init_s')} | |",
+        f"| **ratio: atoll run to first output / QEMU microvm to `/init`** | **{ratio}** | at most 0.5x |",
+        f"| atoll-vmm alone, start to the agent answering on vsock (kernel, `/init`, its modules, vsock) | {secs('exits_true_agent_s')} | |",
+        f"| ratio: atoll-vmm to the agent answering / QEMU microvm to `/init` | {vratio} | |",
+        f"| `atoll run` to exit (boot, run, shutdown) | {secs('run_exit_s')} | |",
+        f"| QEMU microvm start to exit (boot, the agent's failed self-test, reboot) | {secs('qemu_exit_s')} | |",
+        f"| atoll-vmm's self-test boot, start to exit | {secs('vmm_selftest_s')} | |",
+        f"| `atoll exec ID true` into the running guest | {secs('exec_s')} | |",
+        f"| VM exits to the VMM, one boot (self-test: kernel to the agent listening, shutdown) | {exits('exits_boot')} | |",
+        f"| VM exits, a boot mounting the rootfs over virtio-fs and running `true` | {exits('exits_true')} | |",
+        f"| VM exits, a boot running 20,000 one-byte `dd` reads and 200 file opens over virtio-fs | {exits('exits_workload')} | |",
+        f"| the VMM's memory beyond guest RAM: RSS less the guest pages touched | {kib('vmm_overhead_kib')} | under 5 MiB (Firecracker) |",
+        f"| the same as PSS (shared libraries' pages divided among their users) | {kib('vmm_overhead_pss_kib')} | |",
+        f"| guest RAM: the mapping, and its pages touched by then | {kib('guest_mapping_kib')}, {kib('guest_rss_kib')} touched | |",
+        f"| the VMM's threads (main, vCPU, one per device) | {r.get('vmm_threads', '-')} | |",
+        "",
+        f"Load average inside the test VM: {r.get('load_before', '?').replace(',', ' ')} before, "
+        f"{r.get('load_after', '?').replace(',', ' ')} after.",
+    ]
+    replace_section(args.doc, args.name, "\n".join(lines))
+
+
 def main():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     p = argparse.ArgumentParser(description=__doc__,
@@ -392,6 +459,12 @@ def main():
     mh.add_argument("out")
     mh.add_argument("inputs", nargs="+")
     mh.set_defaults(func=cmd_merge_hyperfine)
+    v = sub.add_parser("vm")
+    v.add_argument("doc")
+    v.add_argument("name")
+    v.add_argument("results")
+    v.add_argument("--note", action="append", default=[])
+    v.set_defaults(func=cmd_vm)
     for what, func in (("compare", cmd_compare), ("syscall", cmd_syscall)):
         c = sub.add_parser(what)
         c.add_argument("doc")

@@ -8,7 +8,7 @@
 #   --quick     fewer warm-up runs and samples (a smoke run, not for the docs
 #               of record; the sections say when it was a quick run)
 #   BENCHMARK   only these benchmarks (default: all of them): lifecycle
-#               syscall ceiling python files pipe nginx netstack runtimes
+#               syscall ceiling python files pipe nginx netstack runtimes vm
 #
 # Environment: ATOLL (default target/release/atoll), RUNC (default: runc on
 # PATH), YOUKI (default: youki 0.7.0, built from crates.io into
@@ -38,7 +38,7 @@ SELF=$(realpath "${BASH_SOURCE[0]}")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
-ALL_BENCHMARKS=(lifecycle syscall ceiling python files pipe nginx netstack runtimes)
+ALL_BENCHMARKS=(lifecycle syscall ceiling python files pipe nginx netstack runtimes vm)
 
 QUICK=0
 SELECTED=()
@@ -1026,6 +1026,31 @@ PY
   tail -n 4 "$out"
   "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
   assert_empty_root "$rt" "$root"
+}
+
+# The vm level (bench/vm.sh): inside the test VM of scripts/test-vm.sh,
+# since this machine's /dev/kvm cannot boot ordinary guests; a few minutes
+# of emulation. atoll run's first output against QEMU -M microvm booting
+# the same kernel and initramfs to /init, VM exits per boot, the VMM's
+# memory beyond guest RAM. The guest assets are rebuilt first: their
+# initramfs holds the agent of this tree.
+bench_vm() {
+  local vmm=$TARGET/release/atoll-vmm note
+  note="**What it measures.** This machine's \`/dev/kvm\` is a KVM-PVM that boots no ordinary guest, so the whole section runs inside the test VM of \`scripts/test-vm.sh\` (QEMU software emulation, \`-cpu max\` with nested SVM, $(nproc) vCPUs), where KVM is nested under TCG: every VM exit costs tens of microseconds and guest code runs at emulation speed, so absolute times are 10-30x those of hardware KVM; read the ratio to QEMU (the same KVM, the same kernel and initramfs, in the same test VM) and the counts. \`bench/vm.sh\` (figures by \`bench/vm-in.sh\`): atoll's first output is that of the container's process, after the guest's boot, the agent, the virtio-fs mount of the rootfs and the process's start; QEMU's is the agent's first console line as \`/init\` (kernel command line \`atoll.selftest\`), before any of that. VM exits are counted in atoll-vmm's exit loop (\`atoll-vmm --stats\`, the same VMM as the vm level's). The VMM's memory is read from \`/proc/PID/smaps\` of a running vm-level container's init (the VMM), its largest mapping being guest RAM (256 MiB without a memory limit)."
+  local fc="On a host with hardware KVM the targets are Firecracker's (guest init within 125 ms, VMM overhead under 5 MiB); this machine cannot measure them."
+  echo "$fc"
+  if ! command -v qemu-system-x86_64 >/dev/null || [ ! -x "$vmm" ]; then
+    report vm "$DOC" vm /dev/null --note "$note" \
+      --note "Not run on $(date -u '+%Y-%m-%d %H:%M UTC'): $( [ -x "$vmm" ] || echo "no $vmm (cargo build --release -p atoll-vmm); ")$(command -v qemu-system-x86_64 >/dev/null || echo 'no qemu-system-x86_64 (scripts/deps.sh --all)')."
+    return 0
+  fi
+  ./scripts/vm-assets.sh "$TARGET/vm-assets" >"$LOGS/vm-assets.log" 2>&1
+  rm -f "$OUT/vm.results"
+  ATOLL=$ATOLL ATOLL_VMM=$vmm VM_BENCH_RESULTS=$OUT/vm.results VM_BENCH_ROUNDS=$( [ "$QUICK" = 0 ] && echo 3 || echo 1 ) \
+    ./bench/vm.sh 2>&1 | tee "$LOGS/vm.log" || true
+  [ -f "$OUT/vm.results" ] || : >"$OUT/vm.results"
+  report vm "$DOC" vm "$OUT/vm.results" --note "$note" --note "$fc" \
+    --note "$(sample_note "$(sed -n 's/^rounds //p' "$OUT/vm.results" | head -n1) rounds of each timed boot, the median shown; Debian's cloud kernel $(ls "$TARGET/vm-cache" 2>/dev/null | head -n1) as guest and test VM kernel") $(load_note)"
 }
 
 for b in "${SELECTED[@]}"; do

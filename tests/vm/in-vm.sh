@@ -107,6 +107,18 @@ names=$(cat /proc/$P/task/*/comm 2>/dev/null | tr '\n' ' ')
 caps=$(sed -n 's/^CapEff:[[:space:]]*//p;s/^CapBnd:[[:space:]]*//p;s/^NoNewPrivs:[[:space:]]*//p' /proc/$P/status | tr '\n' ' ')
 # CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID SETGID SETUID: 0xdf
 [ "$caps" = "00000000000000df 00000000000000df 1 " ] && ok "the VMM keeps only its file server's capabilities and no_new_privs (CapEff, CapBnd: 0xdf)" || bad "the VMM's CapEff, CapBnd, NoNewPrivs: $caps"
+# Capabilities are per thread: the vCPU and device threads other than the
+# file server's hold none.
+tcaps=""; fscaps=""
+for st in /proc/$P/task/*/status; do
+  nm=$(sed -n 's/^Name:[[:space:]]*//p' "$st")
+  cc=$(sed -n 's/^CapEff:[[:space:]]*//p;s/^CapPrm:[[:space:]]*//p' "$st" | tr '\n' ' ')
+  case $nm in
+    vcpu*|vsock|virtio-net) [ "$cc" = "0000000000000000 0000000000000000 " ] || tcaps="$tcaps $nm=$cc" ;;
+    virtio-fs) fscaps=$cc ;;
+  esac
+done
+[ -z "$tcaps" ] && [ "$fscaps" = "00000000000000df 00000000000000df " ] && ok "only the file server's thread holds capabilities (vCPU and vsock threads: none)" || bad "VMM threads' CapEff/CapPrm: others:${tcaps:- none} virtio-fs=$fscaps"
 # A file a guest user creates through the confined file server (which
 # switches its thread's uid and gid for the request) is that user's.
 out=$($A exec --user 65534:65534 vme2e-l1 sh -c 'echo mine > /shared/byuser && mkdir /shared/userdir && echo user-ok' 2>&1)
@@ -155,6 +167,7 @@ t=$(now)
 $A start vme2e-pm1 || bad "pod member: start failed"
 i=0; while [ ! -s "$W/podm1/rootfs/boot_id" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 echo "     member start to its first write: $(since "$t")"
+i=0; while [ ! -s "$W/podsb/rootfs/boot_id" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 SB=$(cat "$W/podsb/rootfs/boot_id" 2>/dev/null); M1=$(cat "$W/podm1/rootfs/boot_id" 2>/dev/null)
 [ -n "$M1" ] && [ "$M1" = "$SB" ] && [ "$M1" != "$HOST_BOOT_ID" ] && ok "two containers of one pod share one guest (boot id $M1)" || bad "sandbox's guest $SB, member's $M1"
 PS=$($A state vme2e-pod | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
@@ -175,6 +188,15 @@ $A --isolation vm run -b "$W/podm2" vme2e-pm2 >"$W/out" 2>"$W/err"
 rc=$?
 [ $rc = 9 ] && grep -q m2-out "$W/out" && grep -q m2-err "$W/err" && ok "a member run in the foreground: exit 9 and both streams come back" || bad "member run: status $rc: $(cat "$W/out" "$W/err" | head -c 300)"
 grep -q mkdir-refused "$W/out" && [ ! -e "$W/podm2/rootfs/m2dir" ] && ok "a member's own seccomp profile holds in the guest" || bad "the member's profile did not refuse mkdir: $(cat "$W/out")"
+mt=$(awk '{ print $2 }' "$W/podsb/rootfs/meminfo" 2>/dev/null)
+[ -n "$mt" ] && [ "$mt" -gt $((300 << 10)) ] && [ "$mt" -le $((384 << 10)) ] && ok "the pod's VM is sized from its CRI sandbox-memory (448 MiB less the VMM's 64: MemTotal $mt kB)" || bad "the pod's guest MemTotal: $(cat "$W/podsb/rootfs/meminfo" 2>/dev/null)"
+$A --isolation vm run -b "$W/podm4" vme2e-pm4 >"$W/out" 2>"$W/err"
+rc=$?
+grep -q '^0::/atoll-vme2e-pm4$' "$W/out" && { [ $rc = 137 ] || grep -q '^dd [1-9][0-9]*$' "$W/out"; } && ok "a member's own memory limit holds in the pod's guest (its cgroup there; 56 MiB over a 32 MiB limit: $(grep '^dd ' "$W/out" || echo "killed, status $rc"))" || bad "a member over its 32 MiB limit: status $rc: $(cat "$W/out" "$W/err" | tr '\n' ' ' | head -c 300)"
+grep -q -e raised-own-limit -e left-own-cgroup "$W/out" && bad "a member changed its guest cgroup: $(grep -e raised -e left "$W/out" | tr '\n' ' ')" || ok "a member can neither raise its memory limit nor leave its group in the guest (its cgroup mount is read-only)"
+$A exec vme2e-pod true && ok "the pod's VM runs on after a member's OOM kill" || bad "exec into the sandbox after a member's OOM kill failed"
+$A delete vme2e-pm4 2>/dev/null
+gone vme2e-pm4
 $A delete vme2e-pm2 2>/dev/null
 gone vme2e-pm2
 $A kill vme2e-pm1 TERM

@@ -2,9 +2,9 @@
 # The vm level's network, end to end (run by in-vm.sh, or alone by
 # `tests/vm/run.sh net`): a container at --isolation vm in a network
 # namespace held by a bind mount (as CNI's are), whose eth0 is one end of
-# a veth pair and the other end (vpeer, 10.209.0.1) is on this host's
-# side. The guest's eth0 must get the veth's MAC, address, MTU and
-# default route; reach a server on the host side (ping, HTTP, a bulk
+# a veth pair and the other end (vpeer, 10.209.0.1 and fd09:209::1) is
+# on this host's side. The guest's eth0 must get the veth's MAC, IPv4 and
+# IPv6 addresses, MTU and default routes; reach a server on the host side (ping, HTTP, a bulk
 # transfer) and be reached by the host side; delete must leave no tap and
 # no redirect behind. The timings printed are of software emulation
 # (QEMU TCG inside the test VM), with the load at the time.
@@ -35,7 +35,14 @@ inns ip addr add 10.209.0.2/24 dev eth0
 inns ip link set eth0 up
 inns ip link set lo up
 inns ip route add default via 10.209.0.1
+# (no duplicate address detection on either side: the addresses are
+# usable at once)
+inns sh -c 'echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad'
+echo 0 > /proc/sys/net/ipv6/conf/vpeer/accept_dad
+inns ip -6 addr add fd09:209::2/64 dev eth0
+inns ip -6 route add default via fd09:209::1
 ip addr add 10.209.0.1/24 dev vpeer
+ip -6 addr add fd09:209::1/64 dev vpeer
 ip link set vpeer up
 VMAC=$(inns ip -o link show eth0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
 # The host side's server: a small file and 16 MiB of random bytes.
@@ -57,6 +64,10 @@ gmac=$(cat "$W/net/rootfs/net.mac" 2>/dev/null)
 [ -n "$VMAC" ] && [ "$gmac" = "$VMAC" ] && ok "the guest's eth0 has the veth's MAC ($gmac)" || bad "guest MAC $gmac, veth's $VMAC"
 [ "$(cat "$W/net/rootfs/net.mtu" 2>/dev/null)" = 1400 ] && ok "the guest's eth0 has the veth's MTU (1400)" || bad "guest MTU $(cat "$W/net/rootfs/net.mtu" 2>/dev/null)"
 grep -q "default via 10.209.0.1" "$W/net/rootfs/net.route" 2>/dev/null && ok "the guest has the pod's default route" || bad "guest routes: $(cat "$W/net/rootfs/net.route" 2>/dev/null | tr '\n' ';')"
+addr6=$(cat "$W/net/rootfs/net.addr6" 2>/dev/null)
+echo "$addr6" | grep -q "inet6 fd09:209::2/64" && grep -q "default via fd09:209::1 dev eth0" "$W/net/rootfs/net.route6" 2>/dev/null &&
+  ok "the guest's eth0 has the pod's IPv6 address and default route ($(echo "$addr6" | grep -o 'inet6 [0-9a-f:/]*'))" ||
+  bad "the guest's IPv6: $addr6; routes: $(cat "$W/net/rootfs/net.route6" 2>/dev/null | tr '\n' ';')"
 links=$(inns ip -o link | sed -n 's/^[0-9]*: \([^:@]*\).*/\1/p' | tr '\n' ' ')
 echo "$links" | grep -q tap0_atoll && ok "the tap is in the pod's namespace ($links)" || bad "links in the pod's namespace: $links"
 ip -o link | grep -q tap0_atoll && bad "a tap in the host's namespace"
@@ -81,6 +92,10 @@ s=$(since "$t")
 [ "${out%% *}" = "$BIGSUM" ] && ok "16 MiB host side -> guest intact ($s s including the exec: $(awk -v s="$s" 'BEGIN { printf "%.2f", 16 / s }') MiB/s)" || bad "bulk to the guest: $out"
 out=$(timeout 60 wget -q -O - http://10.209.0.2:8081/hello 2>&1)
 [ "$out" = guest-hello ] && ok "the host side reaches a server in the guest at the pod's address" || bad "wget from the host side: $out"
+out=$($A exec vme2e-net ping -6 -c 3 -W 10 fd09:209::1 2>&1)
+echo "$out" | grep -q " 0% packet loss" && ok "the guest pings the host side over IPv6" || bad "ping -6 from the guest: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+out=$(timeout 60 wget -q -O - "http://[fd09:209::2]:8081/hello" 2>&1)
+[ "$out" = guest-hello ] && ok "the host side reaches a server in the guest at the pod's IPv6 address" || bad "wget -6 from the host side: $out"
 t=$(now)
 n=0; while [ $n -lt 20 ]; do timeout 60 wget -q -O /dev/null http://10.209.0.2:8081/hello || break; n=$((n + 1)); done
 s=$(since "$t")

@@ -40,7 +40,7 @@ bundle long sh -c 'trap "exit 143" TERM; cat /proc/sys/kernel/random/boot_id > /
 # The network checks' container (tests/vm/net.sh): it joins the network
 # namespace net.sh makes, records what its guest's eth0 is, serves files
 # from a tmpfs, and may ping (CAP_NET_RAW).
-bundle net sh -c 'ip -o -4 addr show eth0 > /net.addr; cat /sys/class/net/eth0/address > /net.mac; cat /sys/class/net/eth0/mtu > /net.mtu; ip route > /net.route; mkdir -p /dev/shm/www; echo guest-hello > /dev/shm/www/hello; dd if=/dev/urandom of=/dev/shm/www/big bs=65536 count=256 2>/dev/null; httpd -p 8081 -h /dev/shm/www; trap "exit 143" TERM; echo up > /net.ready; while :; do sleep 0.2; done'
+bundle net sh -c 'ip -o -4 addr show eth0 > /net.addr; ip -o -6 addr show eth0 scope global > /net.addr6; ip -6 route > /net.route6; cat /sys/class/net/eth0/address > /net.mac; cat /sys/class/net/eth0/mtu > /net.mtu; ip route > /net.route; mkdir -p /dev/shm/www; echo guest-hello > /dev/shm/www/hello; dd if=/dev/urandom of=/dev/shm/www/big bs=65536 count=256 2>/dev/null; httpd -p 8081 -h /dev/shm/www; trap "exit 143" TERM; echo up > /net.ready; while :; do sleep 0.2; done'
 python3 - "$W/net/config.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
@@ -87,24 +87,35 @@ fi
 # CRI annotations. The sandbox and the first member write their guest's
 # boot id and run until signalled; the second member talks on both
 # streams, tries a mkdir its own seccomp profile refuses, and exits 9.
-bundle podsb sh -c 'trap "exit 143" TERM; cat /proc/sys/kernel/random/boot_id > /boot_id; while :; do sleep 0.2; done'
+# The sandbox carries the pod's memory as containerd's CRI gives it (the
+# sum of its containers' limits, 448 MiB) and no limit of its own: its VM
+# is sized from it, which it records (/meminfo). The third member has a
+# memory limit of its own (32 MiB) and writes 56 MiB to its /dev/shm
+# (a 64 MiB tmpfs): its guest cgroup stops it. First it tries to raise
+# its own limit and to leave its group through its (read-only) cgroup
+# mount.
+bundle podsb sh -c 'trap "exit 143" TERM; grep MemTotal /proc/meminfo > /meminfo; cat /proc/sys/kernel/random/boot_id > /boot_id; while :; do sleep 0.2; done'
 bundle podm1 sh -c 'trap "exit 143" TERM; cat /proc/sys/kernel/random/boot_id > /boot_id; while :; do sleep 0.2; done'
 bundle podm2 sh -c 'echo m2-out; echo m2-err >&2; mkdir /m2dir 2>/dev/null || echo mkdir-refused; exit 9'
+bundle podm4 sh -c 'cat /proc/self/cgroup; { echo max > /sys/fs/cgroup/atoll-vme2e-pm4/memory.max && echo raised-own-limit; echo $$ > /sys/fs/cgroup/cgroup.procs && echo left-own-cgroup; } 2>/dev/null; dd if=/dev/zero of=/dev/shm/hog bs=1M count=56 2>/dev/null; echo "dd $?"'
 bundle podbad true
 bundle podsb2 true
 bundle podm3 true
 python3 - "$W" <<'PY'
 import json, sys
 w = sys.argv[1]
-def annotate(name, kind, sandbox, profile=None):
+def annotate(name, kind, sandbox, profile=None, extra=None, memory=None):
     p = f"{w}/{name}/config.json"
     c = json.load(open(p))
     c["annotations"] = {"io.kubernetes.cri.container-type": kind,
-                        "io.kubernetes.cri.sandbox-id": sandbox}
+                        "io.kubernetes.cri.sandbox-id": sandbox, **(extra or {})}
     if profile:
         c.setdefault("linux", {})["seccomp"] = profile
+    if memory:
+        c.setdefault("linux", {}).setdefault("resources", {})["memory"] = {"limit": memory}
     json.dump(c, open(p, "w"), indent=2)
-annotate("podsb", "sandbox", "vme2e-pod")
+annotate("podsb", "sandbox", "vme2e-pod", extra={"io.kubernetes.cri.sandbox-memory": str(448 << 20)})
+annotate("podm4", "container", "vme2e-pod", memory=32 << 20)
 annotate("podm1", "container", "vme2e-pod")
 annotate("podm2", "container", "vme2e-pod", {
     "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],

@@ -280,6 +280,21 @@ pub fn add_addr4(s: &Socket, ifindex: i32, addr: [u8; 4], prefix: u8) -> io::Res
     s.call(&mut m)
 }
 
+const IFA_FLAGS: u16 = 8;
+const IFA_F_NODAD: u32 = 0x02;
+
+/// `ip -6 addr add ADDR/PREFIX dev IFINDEX nodad`: the address is the
+/// pod's already (its veth's, whose stack no longer sees the link), so
+/// duplicate address detection would only delay it.
+pub fn add_addr6(s: &Socket, ifindex: i32, addr: [u8; 16], prefix: u8) -> io::Result<()> {
+    let mut f = vec![libc::AF_INET6 as u8, prefix, IFA_F_NODAD as u8, 0];
+    f.extend_from_slice(&(ifindex as u32).to_ne_bytes());
+    let mut m = Msg::new(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &f);
+    m.attr(IFA_ADDRESS, &addr)
+        .attr(IFA_FLAGS, &IFA_F_NODAD.to_ne_bytes());
+    s.call(&mut m)
+}
+
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
@@ -313,6 +328,37 @@ pub fn add_route4(
         RT_TABLE_MAIN,
         RTPROT_BOOT,
         scope,
+        RTN_UNICAST,
+    ];
+    f.extend_from_slice(&0u32.to_ne_bytes());
+    let mut m = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &f);
+    if prefix > 0 {
+        m.attr(RTA_DST, &dst);
+    }
+    if let Some(gw) = gateway {
+        m.attr(RTA_GATEWAY, &gw);
+    }
+    m.attr(RTA_OIF, &(ifindex as u32).to_ne_bytes());
+    s.call(&mut m)
+}
+
+/// `ip -6 route add DST/PREFIX [via GW] dev IFINDEX` (IPv6 routes have
+/// universe scope either way).
+pub fn add_route6(
+    s: &Socket,
+    ifindex: i32,
+    dst: [u8; 16],
+    prefix: u8,
+    gateway: Option<[u8; 16]>,
+) -> io::Result<()> {
+    let mut f = vec![
+        libc::AF_INET6 as u8,
+        prefix,
+        0,
+        0,
+        RT_TABLE_MAIN,
+        RTPROT_BOOT,
+        RT_SCOPE_UNIVERSE,
         RTN_UNICAST,
     ];
     f.extend_from_slice(&0u32.to_ne_bytes());

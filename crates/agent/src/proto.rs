@@ -118,11 +118,18 @@ pub struct Container {
     /// VM's first container starts (the VMM's own request carries it).
     #[serde(default)]
     pub network: Option<Network>,
+    /// The spec's memory limit in bytes, held in the guest by a cgroup of
+    /// the container's own (guest/cgroup.rs): what bounds a pod member,
+    /// which runs in its sandbox's VM.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
 }
 
 /// The pod's interface as the guest gets it: the host side's name, MAC,
-/// MTU, IPv4 addresses and routes (read in the pod's network namespace;
-/// the guest's virtio-net device has the same MAC).
+/// MTU, IPv4 and IPv6 addresses and routes (read in the pod's network
+/// namespace; the guest's virtio-net device has the same MAC, so the
+/// link-local IPv6 address the guest's kernel derives from it is the
+/// veth's too and is not carried).
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
 pub struct Network {
     pub name: String,
@@ -130,6 +137,27 @@ pub struct Network {
     pub mtu: u32,
     pub addresses: Vec<Address>,
     pub routes: Vec<Route>,
+    #[serde(default)]
+    pub addresses6: Vec<Address6>,
+    #[serde(default)]
+    pub routes6: Vec<Route6>,
+}
+
+/// An IPv6 address (not link-local) and its prefix length.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Address6 {
+    pub addr: std::net::Ipv6Addr,
+    pub prefix: u8,
+}
+
+/// An IPv6 route through the interface: to `dst/prefix` (::/0 is the
+/// default route), via `gateway` (often the router's link-local address)
+/// or on the link.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Route6 {
+    pub dst: std::net::Ipv6Addr,
+    pub prefix: u8,
+    pub gateway: Option<std::net::Ipv6Addr>,
 }
 
 /// An IPv4 address and its prefix length.

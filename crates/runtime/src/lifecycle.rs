@@ -686,6 +686,9 @@ impl Runtime {
         let mut container = crate::vm_level::agent_container(id, &spec);
         container.join_namespaces = crate::vm_level::joined_namespaces(&spec);
         container.join_of = Some(sid.to_string());
+        // The VM is the sandbox's size; the member's own limit is held by
+        // a cgroup of its own in the guest.
+        container.memory_limit = crate::vm_level::memory_limit(&bundle.spec);
         container.rootfs_path = crate::vm_pod::add_member(&self.layout, sid, id, &bundle.rootfs)
             .with_context(|| format!("container {id}"))?;
         let conn = self

@@ -114,28 +114,62 @@ pub fn kvm_unusable() -> Option<String> {
     None
 }
 
-/// Guest RAM for the container: the default, or what its memory limit
-/// leaves beside the VMM; an error if that cannot boot.
-pub fn guest_memory(spec: &Spec) -> Result<u64> {
-    let limit = spec
-        .linux()
+/// The annotation containerd's CRI puts on a pod's sandbox container: the
+/// pod's memory in bytes, the sum of its containers' limits as the kubelet
+/// computes them (PodSandboxConfig's resources), known before any of them
+/// is created. Kata sizes its sandbox VM from it too.
+pub const CRI_SANDBOX_MEMORY: &str = "io.kubernetes.cri.sandbox-memory";
+
+/// The spec's memory limit in bytes, if it sets one.
+pub fn memory_limit(spec: &Spec) -> Option<u64> {
+    spec.linux()
         .as_ref()
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| r.memory().as_ref())
         .and_then(|m| m.limit())
-        .filter(|l| *l > 0);
-    let Some(limit) = limit else {
-        return Ok(DEFAULT_GUEST_MIB);
-    };
-    let mib = (limit as u64) >> 20;
-    let guest = mib.saturating_sub(VMM_OVERHEAD_MIB).min(DEFAULT_GUEST_MIB);
-    if guest < MIN_GUEST_MIB {
-        bail!(
-            "isolation level vm: memory limit {mib} MiB is too small to boot a guest (at least {} MiB: {MIN_GUEST_MIB} for the guest, {VMM_OVERHEAD_MIB} for the VMM)",
-            MIN_GUEST_MIB + VMM_OVERHEAD_MIB
-        );
+        .filter(|l| *l > 0)
+        .map(|l| l as u64)
+}
+
+/// The pod's memory from its sandbox container's CRI annotation
+/// (CRI_SANDBOX_MEMORY), for a sandbox container without a limit of its
+/// own.
+fn pod_memory(spec: &Spec) -> Option<u64> {
+    if crate::pod::role(spec) != crate::pod::PodRole::Sandbox {
+        return None;
     }
-    Ok(guest)
+    spec.annotations()
+        .as_ref()?
+        .get(CRI_SANDBOX_MEMORY)?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|b| *b > 0)
+}
+
+/// Guest RAM for the container: what its memory limit leaves beside the
+/// VMM, so that guest pages and the VMM together stay within it (an
+/// error if that cannot boot); for a pod's sandbox container without a
+/// limit, what the pod's memory leaves, but never less than a guest that
+/// boots (that figure sizes, it does not limit: refusing a pod whose
+/// containers' limits add up to little would break it); the default
+/// without either.
+pub fn guest_memory(spec: &Spec) -> Result<u64> {
+    if let Some(bytes) = memory_limit(spec) {
+        let mib = bytes >> 20;
+        let guest = mib.saturating_sub(VMM_OVERHEAD_MIB);
+        if guest < MIN_GUEST_MIB {
+            bail!(
+                "isolation level vm: memory limit {mib} MiB is too small to boot a guest (at least {} MiB: {MIN_GUEST_MIB} for the guest, {VMM_OVERHEAD_MIB} for the VMM)",
+                MIN_GUEST_MIB + VMM_OVERHEAD_MIB
+            );
+        }
+        return Ok(guest);
+    }
+    Ok(match pod_memory(spec) {
+        Some(bytes) => ((bytes >> 20).saturating_sub(VMM_OVERHEAD_MIB)).max(MIN_GUEST_MIB),
+        None => DEFAULT_GUEST_MIB,
+    })
 }
 
 /// vCPUs for the container: its CPU quota rounded up, 1 by default, at
@@ -492,6 +526,9 @@ pub fn agent_container(id: &str, spec: &Spec) -> atoll_agent::proto::Container {
         join_namespaces: Vec::new(),
         join_of: None,
         network: None,
+        // A VM's own container has the whole guest (its limit sized it);
+        // a pod member's is set by its create.
+        memory_limit: None,
     }
 }
 
@@ -580,9 +617,11 @@ mod tests {
             guest_memory(&spec_with_limit(None)).unwrap(),
             DEFAULT_GUEST_MIB
         );
+        // The limit less the VMM's share, however large: guest pages are
+        // touched lazily and count against the same cgroup.
         assert_eq!(
             guest_memory(&spec_with_limit(Some(1 << 30))).unwrap(),
-            DEFAULT_GUEST_MIB
+            1024 - VMM_OVERHEAD_MIB
         );
         assert_eq!(
             guest_memory(&spec_with_limit(Some(224 << 20))).unwrap(),
@@ -591,7 +630,58 @@ mod tests {
         let e = guest_memory(&spec_with_limit(Some(64 << 20)))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("too small to boot"), "{e}");
+        assert!(
+            e.contains("memory limit 64 MiB is too small to boot"),
+            "{e}"
+        );
+    }
+
+    fn annotate(mut spec: Spec, pairs: &[(&str, &str)]) -> Spec {
+        let mut a = spec.annotations().clone().unwrap_or_default();
+        for (k, v) in pairs {
+            a.insert(k.to_string(), v.to_string());
+        }
+        spec.set_annotations(Some(a));
+        spec
+    }
+
+    #[test]
+    fn a_pod_sandbox_without_a_limit_takes_the_pods_memory() {
+        let sandbox = |mem: &str| {
+            annotate(
+                spec_with_limit(None),
+                &[
+                    (crate::pod::CRI_CONTAINER_TYPE, "sandbox"),
+                    (CRI_SANDBOX_MEMORY, mem),
+                ],
+            )
+        };
+        assert_eq!(guest_memory(&sandbox("536870912")).unwrap(), 512 - 64);
+        // 0: the kubelet knows no sum (a container without a limit).
+        assert_eq!(guest_memory(&sandbox("0")).unwrap(), DEFAULT_GUEST_MIB);
+        assert_eq!(guest_memory(&sandbox("lots")).unwrap(), DEFAULT_GUEST_MIB);
+        // A small pod still boots (the figure sizes, it does not limit).
+        assert_eq!(guest_memory(&sandbox("134217728")).unwrap(), MIN_GUEST_MIB);
+        // The sandbox's own limit wins.
+        let limited = annotate(
+            spec_with_limit(Some(320 << 20)),
+            &[
+                (crate::pod::CRI_CONTAINER_TYPE, "sandbox"),
+                (CRI_SANDBOX_MEMORY, "536870912"),
+            ],
+        );
+        assert_eq!(guest_memory(&limited).unwrap(), 256);
+        // A member's annotation does not size anything: its sandbox's VM
+        // exists already.
+        let member = annotate(
+            spec_with_limit(None),
+            &[
+                (crate::pod::CRI_CONTAINER_TYPE, "container"),
+                (crate::pod::CRI_SANDBOX_ID, "s"),
+                (CRI_SANDBOX_MEMORY, "536870912"),
+            ],
+        );
+        assert_eq!(guest_memory(&member).unwrap(), DEFAULT_GUEST_MIB);
     }
 
     #[test]

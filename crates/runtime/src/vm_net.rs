@@ -18,13 +18,13 @@
 //! goes with the tap.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use atoll_agent::netlink::{self, Socket};
-use atoll_agent::proto::{Address, Network, Route};
+use atoll_agent::proto::{Address, Address6, Network, Route, Route6};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +98,9 @@ pub struct Iface {
     pub index: i32,
     pub mac: [u8; 6],
     pub addresses: Vec<Address>,
+    /// Its IPv6 addresses but the link-local ones (the guest derives the
+    /// same from the same MAC).
+    pub addresses6: Vec<Address6>,
 }
 
 /// The pod's interface among the namespace's: `eth0` if there is one,
@@ -158,6 +161,61 @@ pub fn parse_routes(text: &str, name: &str, own: &[Address]) -> Vec<Route> {
     out
 }
 
+/// The IPv6 routes of `/proc/net/ipv6_route` through interface `name`
+/// (every table: the kernel's local and multicast ones are left out by
+/// their flags and prefixes), without the link-local prefix and the
+/// prefixes of the interface's own addresses, which the guest's kernel
+/// makes itself.
+pub fn parse_routes6(text: &str, name: &str, own: &[Address6]) -> Vec<Route6> {
+    const RTF_UP: u32 = 0x1;
+    const RTF_GATEWAY: u32 = 0x2;
+    const RTF_CACHE: u32 = 0x0100_0000;
+    const RTF_LOCAL: u32 = 0x8000_0000;
+    let addr = |s: &str| u128::from_str_radix(s, 16).ok().map(Ipv6Addr::from);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || f[9] != name {
+            continue;
+        }
+        let (Some(dst), Some(prefix), Some(gw), Ok(flags)) = (
+            addr(f[0]),
+            u8::from_str_radix(f[1], 16).ok().filter(|p| *p <= 128),
+            addr(f[4]),
+            u32::from_str_radix(f[8], 16),
+        ) else {
+            continue;
+        };
+        if flags & RTF_UP == 0 || flags & (RTF_CACHE | RTF_LOCAL) != 0 {
+            continue;
+        }
+        let link_local = (dst.segments()[0] & 0xffc0) == 0xfe80;
+        let multicast = dst.segments()[0] >> 8 == 0xff;
+        let gateway = (flags & RTF_GATEWAY != 0).then_some(gw);
+        let connected = gateway.is_none()
+            && own
+                .iter()
+                .any(|a| a.prefix == prefix && mask6_of(a.addr, prefix) == dst);
+        if !(link_local || multicast || connected) {
+            out.push(Route6 {
+                dst,
+                prefix,
+                gateway,
+            });
+        }
+    }
+    out
+}
+
+fn mask6_of(a: Ipv6Addr, prefix: u8) -> Ipv6Addr {
+    let m = if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(prefix))
+    };
+    Ipv6Addr::from(u128::from(a) & m)
+}
+
 fn mask_of(a: Ipv4Addr, prefix: u8) -> Ipv4Addr {
     let m = if prefix == 0 {
         0
@@ -195,6 +253,7 @@ fn interfaces() -> Result<Vec<Iface>> {
                     index: 0,
                     mac: [0; 6],
                     addresses: Vec::new(),
+                    addresses6: Vec::new(),
                 });
                 out.len() - 1
             }
@@ -217,6 +276,18 @@ fn interfaces() -> Result<Vec<Iface>> {
                         addr: Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
                         prefix: u32::from_be(mask.sin_addr.s_addr).leading_ones() as u8,
                     });
+                }
+                libc::AF_INET6 if !a.ifa_netmask.is_null() => {
+                    let sin = &*(a.ifa_addr as *const libc::sockaddr_in6);
+                    let mask = &*(a.ifa_netmask as *const libc::sockaddr_in6);
+                    let addr = Ipv6Addr::from(sin.sin6_addr.s6_addr);
+                    if (addr.segments()[0] & 0xffc0) != 0xfe80 {
+                        out[at].addresses6.push(Address6 {
+                            addr,
+                            prefix: u128::from_be_bytes(mask.sin6_addr.s6_addr).leading_ones()
+                                as u8,
+                        });
+                    }
                 }
                 _ => {}
             }
@@ -322,6 +393,10 @@ pub fn prepare(spec: &Spec) -> Result<Option<Prepared>> {
         let routes = std::fs::read_to_string("/proc/thread-self/net/route")
             .map(|t| parse_routes(&t, &i.name, &i.addresses))
             .unwrap_or_default();
+        // (no such file when IPv6 is disabled in the namespace's kernel)
+        let routes6 = std::fs::read_to_string("/proc/thread-self/net/ipv6_route")
+            .map(|t| parse_routes6(&t, &i.name, &i.addresses6))
+            .unwrap_or_default();
         let (tap, tap_idx) = make_tap()?;
         let s = Socket::open().context("netlink")?;
         netlink::link_up(&s, tap_idx, None, Some(mtu))
@@ -356,6 +431,8 @@ pub fn prepare(spec: &Spec) -> Result<Option<Prepared>> {
                 mtu,
                 addresses: i.addresses.clone(),
                 routes,
+                addresses6: i.addresses6.clone(),
+                routes6,
             },
             record,
         }))
@@ -421,7 +498,43 @@ mod tests {
                     prefix: *p,
                 })
                 .collect(),
+            addresses6: Vec::new(),
         }
+    }
+
+    #[test]
+    fn ipv6_routes_through_the_interface_without_link_local_local_or_connected_ones() {
+        // /proc/net/ipv6_route: dst len src len next-hop metric ref use
+        // flags dev (the main, local and multicast tables together).
+        let text = "\
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd770000000000000000000000000001 00000400 00000001 00000000 00000003     eth0
+fd770000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+fd880000000000000000000000000000 30 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     eth0
+fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+fd770000000000000000000000000002 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000002 00000000 80200001     eth0
+ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000002 00000000 00000001     eth0
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd990000000000000000000000000001 00000400 00000001 00000000 00000003     eth1
+fd660000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000000     eth0
+";
+        let own = [Address6 {
+            addr: "fd77::2".parse().unwrap(),
+            prefix: 64,
+        }];
+        assert_eq!(
+            parse_routes6(text, "eth0", &own),
+            vec![
+                Route6 {
+                    dst: Ipv6Addr::UNSPECIFIED,
+                    prefix: 0,
+                    gateway: Some("fd77::1".parse().unwrap()),
+                },
+                Route6 {
+                    dst: "fd88::".parse().unwrap(),
+                    prefix: 48,
+                    gateway: Some("fe80::1".parse().unwrap()),
+                },
+            ]
+        );
     }
 
     #[test]
@@ -497,7 +610,8 @@ eth1\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
 
     /// A network namespace held by a bind mount, as `ip netns add` and
     /// CNI make them, with a veth pair: `eth0` inside (the pod's side,
-    /// 10.77.0.2/24, default route via 10.77.0.1), `peer0` beside it.
+    /// 10.77.0.2/24 and fd77::2/64, default routes via 10.77.0.1 and
+    /// fd77::1), `peer0` beside it.
     struct TestNs {
         _dir: tempfile::TempDir,
         path: PathBuf,
@@ -533,6 +647,8 @@ eth1\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
                 "ip link set eth0 up",
                 "ip link set peer0 up",
                 "ip route add default via 10.77.0.1",
+                "ip -6 addr add fd77::2/64 dev eth0 nodad",
+                "ip -6 route add default via fd77::1",
             ] {
                 let mut a = vec!["nsenter", nsarg.as_str()];
                 a.extend(cmd.split(' '));
@@ -585,6 +701,21 @@ eth1\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
                 dst: Ipv4Addr::UNSPECIFIED,
                 prefix: 0,
                 gateway: Some("10.77.0.1".parse().unwrap())
+            }]
+        );
+        assert_eq!(
+            p.guest.addresses6,
+            vec![Address6 {
+                addr: "fd77::2".parse().unwrap(),
+                prefix: 64
+            }]
+        );
+        assert_eq!(
+            p.guest.routes6,
+            vec![Route6 {
+                dst: Ipv6Addr::UNSPECIFIED,
+                prefix: 0,
+                gateway: Some("fd77::1".parse().unwrap())
             }]
         );
         let mac = ns.sh("cat /sys/class/net/eth0/address");

@@ -249,6 +249,7 @@ impl Vm {
             seccomp::spawn(
                 format!("vcpu{id}"),
                 filters.as_ref().map(|f| f.vcpu.clone()),
+                seccomp::Caps::Drop,
                 move || {
                     if go_rx.recv().is_err() {
                         return; // the VM was given up before it ran

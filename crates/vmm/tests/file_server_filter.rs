@@ -9,7 +9,7 @@ use std::ffi::CStr;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 
-use atoll_vmm::seccomp::{self, Role, allowlist};
+use atoll_vmm::seccomp::{self, Caps, Role, allowlist};
 use fuse_backend_rs::abi::fuse_abi::CreateIn;
 use fuse_backend_rs::api::filesystem::{Context, FileSystem, FsOptions, ROOT_ID, SetattrValid};
 use fuse_backend_rs::passthrough::{CachePolicy, Config, PassthroughFs};
@@ -60,7 +60,7 @@ fn the_file_server_serves_every_request_under_its_filter() {
         SeccompAction::Errno(FORBIDDEN as u32),
     )
     .unwrap();
-    let h = seccomp::spawn("fs-filter-test".into(), Some(prog), move || {
+    let h = seccomp::spawn("fs-filter-test".into(), Some(prog), Caps::Keep, move || {
         let r = ctx(0);
         let user = ctx(65534);
         let name = |s: &'static CStr| s;

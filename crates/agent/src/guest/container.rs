@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use atoll_agent::proto::{Container, Process};
 
+use super::cgroup;
 use super::mounts::{self, Step};
 use super::sys::{check, cstr, mount};
 
@@ -73,6 +74,9 @@ struct Plan {
     readonly_paths: Vec<CString>,
     hostname: Option<CString>,
     join: Vec<(OwnedFd, libc::c_int)>,
+    /// `cgroup.procs` of the container's group in the guest (its memory
+    /// limit, cgroup.rs), which the child joins first.
+    cgroup: Option<OwnedFd>,
     rlimits: Vec<(u32, libc::rlimit)>,
     no_new_privs: bool,
     /// seccomp(2) flags and program.
@@ -167,6 +171,7 @@ fn process_plan(p: &Process) -> io::Result<Plan> {
         readonly_paths: Vec::new(),
         hostname: None,
         join: Vec::new(),
+        cgroup: None,
         rlimits: p
             .rlimits
             .iter()
@@ -235,6 +240,10 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
             .map(|m| cstr(m))
             .collect::<io::Result<_>>()?;
         plan.hostname = c.hostname.as_deref().map(cstr).transpose()?;
+        plan.cgroup = c
+            .memory_limit
+            .map(|l| cgroup::create(&c.id, l))
+            .transpose()?;
         if !c.join_namespaces.is_empty() {
             let of = c.join_of.as_deref().unwrap_or_default();
             let pid = CONTAINERS
@@ -278,6 +287,7 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
                 format!("container {} has no init in this guest", c.id),
             )
         })?;
+        plan.cgroup = cgroup::procs(&c.id)?;
         for (ns, flag) in [
             ("ipc", libc::CLONE_NEWIPC),
             ("uts", libc::CLONE_NEWUTS),
@@ -416,6 +426,7 @@ pub fn init_exited(id: &str, pid: i32) {
         && m.get(id).is_some_and(|s| s.init_pid == pid)
     {
         m.remove(id);
+        cgroup::remove(id);
     }
 }
 
@@ -523,6 +534,12 @@ fn child(plan: &Plan, init: bool, tty: bool, i: RawFd, o: RawFd, e: RawFd, err_f
     // SAFETY: this is the cloned child: only system calls on prepared data.
     unsafe {
         let null = std::ptr::null::<libc::c_char>();
+        // Into the container's cgroup before anything it allocates.
+        if let Some(fd) = &plan.cgroup
+            && libc::write(fd.as_raw_fd(), c"0".as_ptr().cast(), 1) < 0
+        {
+            fail(err_fd, b"joining its cgroup (memory limit)");
+        }
         if init {
             // A pod member's init: its pod's UTS and IPC namespaces.
             for (fd, flag) in &plan.join {

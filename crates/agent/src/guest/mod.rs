@@ -1,3 +1,4 @@
+pub mod cgroup;
 pub mod container;
 pub mod init;
 pub mod mounts;

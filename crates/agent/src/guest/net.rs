@@ -75,12 +75,37 @@ pub fn configure(n: &Network) -> io::Result<()> {
             _ => {}
         }
     }
+    for a in &n.addresses6 {
+        match netlink::add_addr6(&s, idx, a.addr.octets(), a.prefix) {
+            Err(e) if e.raw_os_error() != Some(libc::EEXIST) => {
+                return Err(ctx(&format!("address {}/{}", a.addr, a.prefix), e));
+            }
+            _ => {}
+        }
+    }
+    let mut routes6 = n.routes6.clone();
+    routes6.sort_by_key(|r| r.gateway.is_some());
+    for r in &routes6 {
+        match netlink::add_route6(
+            &s,
+            idx,
+            r.dst.octets(),
+            r.prefix,
+            r.gateway.map(|g| g.octets()),
+        ) {
+            Err(e) if e.raw_os_error() != Some(libc::EEXIST) => {
+                let via = r.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
+                return Err(ctx(&format!("route {}/{}{via}", r.dst, r.prefix), e));
+            }
+            _ => {}
+        }
+    }
     super::sys::log(&format!(
         "network: {} ({name}) mtu {}, {} addresses, {} routes",
         if n.name.is_empty() { &name } else { &n.name },
         n.mtu,
-        n.addresses.len(),
-        n.routes.len()
+        n.addresses.len() + n.addresses6.len(),
+        n.routes.len() + n.routes6.len()
     ));
     Ok(())
 }

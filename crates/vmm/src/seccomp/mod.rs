@@ -105,18 +105,74 @@ pub fn apply(filter: &BpfProgram) -> Result<()> {
     seccompiler::apply_filter(filter).map_err(|e| anyhow!("installing the seccomp filter: {e}"))
 }
 
-/// Starts thread `name`, which installs `filter` (if any) on itself and
-/// then runs `body`; returns once the filter is in place, or the reason
-/// it could not be.
+/// Whether a thread keeps the process's capabilities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caps {
+    /// The file server's thread: the capabilities the VMM holds are its
+    /// (it acts on the rootfs for the guest's users).
+    Keep,
+    /// Every other thread (vCPUs, vsock, net): none at all.
+    Drop,
+}
+
+/// Empties the calling thread's effective, permitted and inheritable
+/// capability sets (and so its ambient set). Capabilities are per thread
+/// in Linux: the VMM's other threads, the file server's among them, keep
+/// theirs.
+pub fn drop_thread_caps() -> Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut h = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let d = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset(2) on the calling thread with a v3 header and its
+    // two data words, both valid for the call.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) };
+    if r < 0 {
+        return Err(anyhow!(
+            "dropping the thread's capabilities: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Starts thread `name`, which drops its capabilities (unless `caps` says
+/// keep), installs `filter` (if any) on itself and then runs `body`;
+/// returns once it is confined, or the reason it could not be.
 pub fn spawn(
     name: String,
     filter: Option<BpfProgram>,
+    caps: Caps,
     body: impl FnOnce() + Send + 'static,
 ) -> Result<JoinHandle<()>> {
     let (tx, rx) = mpsc::sync_channel::<std::result::Result<(), String>>(1);
     let handle = std::thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
+            if caps == Caps::Drop
+                && let Err(e) = drop_thread_caps()
+            {
+                let _ = tx.send(Err(format!("{e:#}")));
+                return;
+            }
             if let Some(Err(e)) = filter.as_ref().map(apply) {
                 let _ = tx.send(Err(format!("{e:#}")));
                 return;
@@ -165,6 +221,48 @@ pub fn markdown() -> String {
 mod tests {
     use super::*;
 
+    fn cap_line(status: &str, key: &str) -> String {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// A thread started with Caps::Drop has no capability left, while the
+    /// thread that started it (and a Caps::Keep thread) keeps its own.
+    #[test]
+    fn only_the_dropping_thread_loses_its_capabilities() {
+        let own = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let (tx, rx) = mpsc::channel();
+        for caps in [Caps::Drop, Caps::Keep] {
+            let tx = tx.clone();
+            spawn("caps-test".into(), None, caps, move || {
+                let st = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+                tx.send((caps, cap_line(&st, "CapEff:"), cap_line(&st, "CapPrm:")))
+                    .unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        }
+        let after = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        assert_eq!(cap_line(&own, "CapEff:"), cap_line(&after, "CapEff:"));
+        let got: Vec<_> = rx.try_iter().collect();
+        assert_eq!(got.len(), 2);
+        for (caps, eff, prm) in got {
+            if caps == Caps::Drop {
+                assert_eq!(
+                    (eff.as_str(), prm.as_str()),
+                    ("0000000000000000", "0000000000000000")
+                );
+            } else {
+                assert_eq!(eff, cap_line(&own, "CapEff:"));
+            }
+        }
+    }
+
     #[test]
     fn every_role_compiles_on_this_host() {
         let f = Filters::compile(true).unwrap();
@@ -191,7 +289,7 @@ mod tests {
     fn a_confined_thread_cannot_make_other_syscalls() {
         let list = allowlist::allowlist(Role::Vcpu);
         let prog = compile(&list, SeccompAction::Errno(libc::EOWNERDEAD as u32)).unwrap();
-        let h = spawn("vcpu-test".into(), Some(prog), || {
+        let h = spawn("vcpu-test".into(), Some(prog), Caps::Drop, || {
             // SAFETY: a plain openat of a C string; the filter refuses it.
             let fd = unsafe { libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY) };
             assert_eq!(fd, -1);

@@ -45,11 +45,12 @@ impl Fs {
         let fs = PassthroughFs::<()>::new(cfg).map_err(|e| anyhow!("virtio-fs {root}: {e}"))?;
         fs.import().map_err(|e| anyhow!("virtio-fs {root}: {e}"))?;
         let server = Arc::new(Server::new(Arc::new(fs)));
-        let thread = DeviceThread::spawn("virtio-fs", filter, move |a| {
-            if let Err(e) = serve(server, a) {
-                eprintln!("atoll-vmm: virtio-fs: {e:#}");
-            }
-        })?;
+        let thread =
+            DeviceThread::spawn("virtio-fs", filter, crate::seccomp::Caps::Keep, move |a| {
+                if let Err(e) = serve(server, a) {
+                    eprintln!("atoll-vmm: virtio-fs: {e:#}");
+                }
+            })?;
         Ok(Fs {
             tag: tag.to_string(),
             root: root.to_string(),

@@ -56,16 +56,18 @@ pub struct Activation {
 pub struct DeviceThread(Option<mpsc::Sender<Activation>>);
 
 impl DeviceThread {
-    /// Starts thread `name` under `filter`; it runs `serve` with the
+    /// Starts thread `name` under `filter` (with the process's
+    /// capabilities or none, `caps`); it runs `serve` with the
     /// queues once the driver has set the device up (and ends without
     /// running it if the device is dropped first).
     pub fn spawn(
         name: &str,
         filter: Option<BpfProgram>,
+        caps: crate::seccomp::Caps,
         serve: impl FnOnce(Activation) + Send + 'static,
     ) -> Result<DeviceThread> {
         let (tx, rx) = mpsc::channel();
-        crate::seccomp::spawn(name.to_string(), filter, move || {
+        crate::seccomp::spawn(name.to_string(), filter, caps, move || {
             if let Ok(a) = rx.recv() {
                 serve(a)
             }

@@ -70,11 +70,12 @@ impl Net {
             }
         }
         let tap = cfg.tap;
-        let thread = DeviceThread::spawn("virtio-net", filter, move |a| {
-            if let Err(e) = Worker::new(a, tap).and_then(|mut w| w.run()) {
-                eprintln!("atoll-vmm: virtio-net: {e:#}");
-            }
-        })?;
+        let thread =
+            DeviceThread::spawn("virtio-net", filter, crate::seccomp::Caps::Drop, move |a| {
+                if let Err(e) = Worker::new(a, tap).and_then(|mut w| w.run()) {
+                    eprintln!("atoll-vmm: virtio-net: {e:#}");
+                }
+            })?;
         Ok(Net {
             mac: cfg.mac,
             mtu: cfg.mtu,

@@ -151,7 +151,7 @@ impl Vsock {
         if let Some(l) = &listener {
             l.set_nonblocking(true)?;
         }
-        let thread = DeviceThread::spawn("vsock", filter, move |a| {
+        let thread = DeviceThread::spawn("vsock", filter, crate::seccomp::Caps::Drop, move |a| {
             let mut w = Worker::new(cid, a, listener, rx, evt);
             if let Err(e) = w.run() {
                 eprintln!("atoll-vmm: vsock: {e:#}");
