@@ -157,3 +157,71 @@ fn conformance_tabulates_each_binary_at_both_levels_into_the_doc() {
     let out: atoll_testkit::Out = c.output().unwrap().into();
     out.fails_with("no binary nosuch_test");
 }
+
+/// A binary over the 3x bound is explained from gtest's own per-case
+/// times: the cases both levels pass (the same work at each) apart from
+/// those only the userspace level passes (work the native level cut short
+/// by failing), so a reader sees which of the two the wall time measured.
+#[test]
+fn conformance_explains_a_binary_over_the_time_bound_by_its_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let level = |name: &str, secs: u32, passed: u32, log: &str| {
+        let d = out.join(name);
+        std::fs::create_dir_all(d.join("logs")).unwrap();
+        std::fs::write(
+            d.join("results.tsv"),
+            format!("slow\t4\t{passed}\t0\tok\t{secs}\n"),
+        )
+        .unwrap();
+        std::fs::write(d.join("logs/slow.log"), log).unwrap();
+    };
+    level(
+        "native",
+        1,
+        1,
+        "[==========] Running 4 tests from 2 test suites.\n\
+         [       OK ] Fake.A (100 ms)\n\
+         [  FAILED  ] Fake.B (0 ms)\n\
+         [  FAILED  ] Fake.C (0 ms)\n\
+         [  FAILED  ] P/T.X/0, where GetParam() = false (0 ms)\n",
+    );
+    level(
+        "userspace",
+        12,
+        4,
+        "[==========] Running 4 tests from 2 test suites.\n\
+         [       OK ] Fake.A (300 ms)\n\
+         [       OK ] Fake.B (5000 ms)\n\
+         [       OK ] Fake.C (2000 ms)\n\
+         [       OK ] P/T.X/0 (4000 ms)\n",
+    );
+    let doc = dir.path().join("conformance.md");
+    let mut c = Command::new(script());
+    c.arg("--table")
+        .env_remove("RUNSC")
+        .env("CONFORMANCE_LEVELS", "native userspace")
+        .env("CONFORMANCE_DOC", &doc)
+        .env("CONFORMANCE_OUT", &out);
+    let res: atoll_testkit::Out = c.output().unwrap().into();
+    res.ok();
+    let table = std::fs::read_to_string(&doc).unwrap();
+    assert!(
+        table.contains("| slow | 4 | 1/3/0 | 4/0/0 | 1 / 12 | **12.0x** |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("Binaries over 3x their native time: slow.\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "- slow: 1 s natively, 12 s at userspace; the 1 cases passing at both take \
+             100 ms natively and 300 ms at userspace; 3 cases pass at userspace only, \
+             taking 11000 ms, slowest `Fake.B` 5000 ms (failed natively in 0 ms), \
+             `P/T.X/0` 4000 ms (failed natively in 0 ms), `Fake.C` 2000 ms (failed \
+             natively in 0 ms).\n"
+        ),
+        "{table}"
+    );
+}

@@ -66,8 +66,19 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("mount", "no mounts inside the sandbox"),
     ("umount2", "no mounts inside the sandbox"),
     ("pivot_root", "no mounts inside the sandbox"),
-    ("process_vm_readv", "no access to other processes' memory"),
-    ("process_vm_writev", "no access to other processes' memory"),
+    // Another process's memory is reachable, but only where ptrace's
+    // access rules (Yama scope 1) allow it; these two would be a second
+    // way in, so they stay refused rather than duplicate those checks.
+    (
+        "process_vm_readv",
+        "another process's memory is read only through ptrace (PEEKDATA) and \
+         /proc/PID/mem, under ptrace's access rules",
+    ),
+    (
+        "process_vm_writev",
+        "another process's memory is written only through ptrace (POKEDATA) and \
+         /proc/PID/mem, under ptrace's access rules",
+    ),
     ("bpf", "no eBPF"),
     ("kexec_load", "no kernel replacement"),
     ("kexec_file_load", "no kernel replacement"),
@@ -128,8 +139,14 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("landlock_add_rule", "LSMs are the host's"),
     ("landlock_restrict_self", "LSMs are the host's"),
     ("memfd_secret", "no secret memory"),
-    ("process_madvise", "no access to other processes' memory"),
-    ("process_mrelease", "no access to other processes' memory"),
+    (
+        "process_madvise",
+        "no memory advice through a pidfd (madvise serves a process's own)",
+    ),
+    (
+        "process_mrelease",
+        "no early reaping of a dying process's memory",
+    ),
 ];
 
 /// Syscalls left unimplemented on purpose, with the reason shown in
