@@ -233,7 +233,12 @@ impl Stack {
                 let meta = udp::UdpMetadata {
                     endpoint: IpEndpoint::new(to_ip(dst.ip()), dst.port()),
                     local_address: local,
-                    meta: crate::pktmeta::for_send(anc.fields),
+                    // IPv6 packets get their fields armed below instead.
+                    meta: if dst.is_ipv6() {
+                        Default::default()
+                    } else {
+                        crate::pktmeta::for_send(anc.fields)
+                    },
                 };
                 let u = self.ifaces[i].set.get_mut::<udp::Socket>(slot.1);
                 if data.len() > u.payload_send_capacity() {

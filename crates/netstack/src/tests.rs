@@ -365,6 +365,29 @@ fn pair(vnet: bool) -> (Stack, Stack) {
     (a, b)
 }
 
+/// Moves a megabyte from `c` on `a` to `conn` on `b`, polling both, and
+/// checks it arrived whole.
+fn send_a_megabyte(a: &mut Stack, c: SockId, b: &mut Stack, conn: SockId) {
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7) as u8).collect();
+    let mut sent = 0;
+    let mut got = Vec::new();
+    for _ in 0..10_000 {
+        if sent < data.len()
+            && let Ok(n) = snd(a, c, &data[sent..], None, 0)
+        {
+            sent += n;
+        }
+        a.poll();
+        b.poll();
+        got.extend(recv_all(b, conn, 1 << 20));
+        if got.len() == data.len() {
+            break;
+        }
+    }
+    assert_eq!(got.len(), data.len());
+    assert!(got == data);
+}
+
 fn across(vnet: bool) {
     let (mut a, mut b) = pair(vnet);
     let srv = b.socket(libc::AF_INET, Proto::Tcp).unwrap();
@@ -379,24 +402,7 @@ fn across(vnet: bool) {
     assert_eq!(a.connect_result(c), Some(Ok(())));
     let (conn, peer) = b.accept(srv).unwrap();
     assert_eq!(peer.ip().to_string(), "10.0.0.2");
-    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7) as u8).collect();
-    let mut sent = 0;
-    let mut got = Vec::new();
-    for _ in 0..10_000 {
-        if sent < data.len()
-            && let Ok(n) = snd(&mut a, c, &data[sent..], None, 0)
-        {
-            sent += n;
-        }
-        a.poll();
-        b.poll();
-        got.extend(recv_all(&mut b, conn, 1 << 20));
-        if got.len() == data.len() {
-            break;
-        }
-    }
-    assert_eq!(got.len(), data.len());
-    assert!(got == data);
+    send_a_megabyte(&mut a, c, &mut b, conn);
     // UDP across, and the egress rules on the link.
     let u = b.socket(libc::AF_INET, Proto::Udp).unwrap();
     b.bind(u, addr("0.0.0.0:53")).unwrap();
@@ -887,24 +893,7 @@ fn across_v6(vnet: bool) {
     }
     assert_eq!(a.connect_result(c), Some(Ok(())));
     let (conn, _) = b.accept(srv).unwrap();
-    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7) as u8).collect();
-    let mut sent = 0;
-    let mut got = Vec::new();
-    for _ in 0..10_000 {
-        if sent < data.len()
-            && let Ok(n) = snd(&mut a, c, &data[sent..], None, 0)
-        {
-            sent += n;
-        }
-        a.poll();
-        b.poll();
-        got.extend(recv_all(&mut b, conn, 1 << 20));
-        if got.len() == data.len() {
-            break;
-        }
-    }
-    assert_eq!(got.len(), data.len());
-    assert!(got == data);
+    send_a_megabyte(&mut a, c, &mut b, conn);
 }
 
 #[test]

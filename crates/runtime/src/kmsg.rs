@@ -88,26 +88,26 @@ pub fn seccomp_kill_of(pid: i32, since_usec: u64) -> Option<SeccompKill> {
     found
 }
 
+/// The last `max` bytes of the file at `path` (a sandbox log), as text.
+pub(crate) fn read_tail(path: &std::path::Path, max: u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(max))).ok()?;
+    let mut bytes = Vec::new();
+    f.take(max).read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Whether the sandbox log at `log` ends with the line a kernel writes
 /// when it stops by itself.
 pub fn stopped_cleanly(log: &std::path::Path) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    const TAIL: u64 = 4096;
-    let Ok(mut f) = std::fs::File::open(log) else {
-        return false;
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut bytes = Vec::new();
-    if f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).is_err()
-        || f.take(TAIL).read_to_end(&mut bytes).is_err()
-    {
-        return false;
-    }
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .is_some_and(|l| l.contains(STOPPED_LINE))
+    read_tail(log, 4096).is_some_and(|t| {
+        t.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .is_some_and(|l| l.contains(STOPPED_LINE))
+    })
 }
 
 /// Microseconds since boot now, on the ring buffer's clock (monotonic).

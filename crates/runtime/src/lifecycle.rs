@@ -1330,14 +1330,7 @@ pub fn describe_libcontainer_error(e: &dyn std::error::Error) -> String {
 /// wrote when it exited. Only the log's tail is read (strace output can
 /// make it large; the stats line is the kernel's last word).
 pub fn last_stats_line(log: &Path) -> Option<serde_json::Value> {
-    use std::io::{Read, Seek, SeekFrom};
-    const TAIL: u64 = 1 << 20;
-    let mut f = std::fs::File::open(log).ok()?;
-    let len = f.metadata().ok()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
-    let mut bytes = Vec::new();
-    f.take(TAIL).read_to_end(&mut bytes).ok()?;
-    String::from_utf8_lossy(&bytes)
+    crate::kmsg::read_tail(log, 1 << 20)?
         .lines()
         .rev()
         .find_map(|l| serde_json::from_str(l.strip_prefix("stats ")?).ok())

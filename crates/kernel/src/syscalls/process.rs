@@ -106,7 +106,7 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     ]
 }
 
-fn sys_zero(_k: &mut Kernel, _tid: Tid, _a: [u64; 6]) -> SysResult<u64> {
+pub(super) fn sys_zero(_k: &mut Kernel, _tid: Tid, _a: [u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 

@@ -6,6 +6,7 @@
 //! SCHED_RR) are refused with EPERM, as for a process without
 //! CAP_SYS_NICE whose RLIMIT_RTPRIO is 0: the sandbox could not honour them.
 
+use super::process::sys_zero;
 use super::{Handler, Status};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::cputime::Sched;
@@ -54,10 +55,6 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
         ),
         ("getcpu", sys_getcpu, Full, ""),
     ]
-}
-
-fn sys_zero(_k: &mut Kernel, _tid: Tid, _a: [u64; 6]) -> SysResult<u64> {
-    Ok(0)
 }
 
 /// The sandbox's CPUs as a mask.
@@ -156,7 +153,9 @@ fn set_scheduler(
     policy: Option<i32>,
     param: u64,
 ) -> SysResult<u64> {
-    if param == 0 {
+    // Linux's order: a missing parameter or a negative pid, then the
+    // parameter's memory, then the pid's lookup.
+    if param == 0 || (pid as i32) < 0 {
         return Err(Errno::EINVAL);
     }
     let prio: i32 = k.task_mm(tid).borrow().read_val(param)?;
