@@ -1213,3 +1213,38 @@ fn held_files_keep_their_attributes_after_their_names_go() {
     }
     assert_eq!(native.stdout, user.stdout, "{user:#?}");
 }
+
+#[test]
+fn stat_sees_every_change_to_the_rootfs_at_once() {
+    // The rootfs's attributes are cached by the userspace kernel (a mount
+    // nothing outside changes): each change it makes, through any name of
+    // the file, must show in the next stat.
+    let (native, user) = both_levels("compat_attrs");
+    assert_same(
+        "compat_attrs",
+        &native,
+        &user,
+        &[
+            "created: size 5",
+            "after append: size 8",
+            "fstat: size 8",
+            "hard link: nlink 2",
+            "written through the other name: size 10",
+            "truncated through the first: size 4 via the other",
+            "chmod: mode 600 via the other",
+            "utimes: mtime 1000000",
+            "write moves mtime: yes",
+            "mkdir: nlink 2",
+            "subdirectory: nlink 3",
+            "create moves the directory's mtime: yes",
+            "directory read after an old atime: atime moved",
+            "rmdir: nlink 2",
+            "rename moves ctime: yes",
+            "other name unlinked: nlink 1",
+            "ftruncate: size 8192",
+            "fallocate: size 16384",
+            "write through a shared mapping moves mtime: yes",
+            "O_TRUNC: size 0",
+        ],
+    );
+}

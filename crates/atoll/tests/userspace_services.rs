@@ -265,6 +265,39 @@ fn symlink_swap_race_never_opens_a_host_file() {
 /// the kernel (which walks that mount itself on a donated descriptor)
 /// keeps serving.
 #[test]
+fn a_bind_mounted_file_changed_on_the_host_stats_as_changed() {
+    // Bind mounts may change from outside: the userspace kernel asks the
+    // host for their attributes at every stat (the rootfs's it caches).
+    let a = atoll();
+    let script = "stat -c %s /data/f; stat -c %s /data/f; touch /data/started; \
+                  i=0; while [ -e /data/go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
+                  stat -c %s /data/f";
+    for level in ["native", "userspace"] {
+        let top = tempfile::tempdir().unwrap();
+        let src = top.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("f"), "before\n").unwrap();
+        std::fs::write(src.join("go"), "").unwrap();
+        let b = busybox().bind(&src, "/data", false).sh(script).build();
+        let changer = {
+            let src = src.clone();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !src.join("started").exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                std::fs::write(src.join("f"), "before, and after\n").unwrap();
+                std::fs::remove_file(src.join("go")).unwrap();
+            })
+        };
+        let out = run_at(&a, level, &b, &format!("grown-{level}"));
+        changer.join().unwrap();
+        out.ok();
+        assert_eq!(out.stdout, "7\n7\n18\n", "{level}");
+    }
+}
+
+#[test]
 fn a_bind_source_removed_on_the_host_reads_as_gone() {
     let a = atoll();
     let script = "cat /data/f; touch /data/started; \

@@ -31,6 +31,15 @@ pub struct HostFs {
     /// Check each cached walk against the file system (it may change from
     /// outside the sandbox: a bind mount shared with the host).
     revalidate: bool,
+    /// Attribute generation: moves on with every change the kernel makes
+    /// through this file system (and every read, which moves an access
+    /// time). On a file system that nothing outside changes, an inode's
+    /// attributes fetched at the current generation are still what the
+    /// host would say, so `stat` answers from them (see
+    /// [`HostInode::stat`]). One counter for the whole file system, not
+    /// one per inode: a change through one name of a file reaches its
+    /// other names (hard links) and the directories around it.
+    attr_gen: Rc<Cell<u64>>,
     /// The fid of this file system's root (the service's root, or a
     /// directory walked to for a bind mount).
     root_fid: Fid,
@@ -86,6 +95,8 @@ pub struct HostInode {
     /// Stat from the last walk or stat: mode and ownership for path-walk
     /// permission checks.
     st: Cell<libc::stat>,
+    /// The file system's attribute generation when `st` was fetched.
+    st_gen: Cell<u64>,
     /// Handed out by `HostFs::root` (counted in `HostFs::roots`).
     mount_root: bool,
 }
@@ -106,6 +117,10 @@ fn gerr(e: i32) -> Errno {
     Errno(e)
 }
 
+fn bump(g: &Cell<u64>) {
+    g.set(g.get().wrapping_add(1));
+}
+
 impl HostFs {
     pub fn new(svc: Rc<dyn FileService>) -> Rc<HostFs> {
         HostFs::with(svc, false)
@@ -123,6 +138,7 @@ impl HostFs {
             svc,
             cache: RefCell::new(WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed))),
             revalidate,
+            attr_gen: Rc::new(Cell::new(0)),
             root_fid,
             roots: Cell::new(0),
         })
@@ -148,8 +164,15 @@ impl HostFs {
             id: (st.st_dev, st.st_ino),
             kind: FileType::from_mode(st.st_mode),
             st: Cell::new(*st),
+            st_gen: Cell::new(self.attr_gen.get()),
             mount_root: false,
         })
+    }
+
+    /// The kernel changed something through this file system: every
+    /// inode's attributes are to be fetched again.
+    fn changed(&self) {
+        bump(&self.attr_gen);
     }
 
     /// The last root inode is gone: drop the cached walks (outside the
@@ -235,9 +258,22 @@ fn to_gofer_time(t: Option<TimeSet>) -> Option<atoll_gofer::Time> {
 }
 
 impl Inode for HostInode {
+    /// On a file system whose cache is trusted (nothing outside the
+    /// sandbox changes it: see docs/architecture.md, "Caching"), the
+    /// attributes of the last walk or stat while the kernel changed
+    /// nothing through it since; else, and for a file whose page cache
+    /// may hold writes the host has not seen yet, the host's.
     fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
+        let generation = self.fs.attr_gen.get();
+        if !self.fs.revalidate
+            && self.st_gen.get() == generation
+            && (self.kind != FileType::Regular || FileMem::find_host(self.id).is_none())
+        {
+            return Ok(self.st.get());
+        }
         let st = self.fs.svc.stat(self.fid).map_err(gerr)?;
         self.st.set(st);
+        self.st_gen.set(generation);
         Ok(st)
     }
     fn stat_cached(&self, _k: &Kernel) -> SysResult<libc::stat> {
@@ -256,6 +292,10 @@ impl Inode for HostInode {
         Ok(self.fs.walk_cached(self.fid, name)?)
     }
     fn readdir(&self, _k: &Kernel) -> SysResult<Vec<DirEntry>> {
+        // Reading a directory may move its access time, and only its own
+        // (a directory has one name): this inode's attributes are asked
+        // for again, the rest of the mount's stand.
+        self.st_gen.set(u64::MAX);
         Ok(self
             .fs
             .svc
@@ -284,6 +324,9 @@ impl Inode for HostInode {
                 let fd = self
                     .fs
                     .retry_with_fds(|| self.fs.svc.open(self.fid, flags))?;
+                if flags & libc::O_TRUNC != 0 {
+                    self.fs.changed();
+                }
                 if flags & libc::O_TRUNC != 0
                     && flags & libc::O_ACCMODE != libc::O_RDONLY
                     && let Some(m) = FileMem::find_host(self.id)
@@ -291,7 +334,9 @@ impl Inode for HostInode {
                     m.set_size(0);
                 }
                 Ok(Rc::new(
-                    HostRegular::new(fd, self.id, flags).retained(!self.fs.revalidate),
+                    HostRegular::new(fd, self.id, flags)
+                        .retained(!self.fs.revalidate)
+                        .changing(&self.fs.attr_gen),
                 ))
             }
             FileType::Fifo => k.fifos.open(k, self.id, flags),
@@ -313,19 +358,26 @@ impl Inode for HostInode {
         cred: &Cred,
     ) -> SysResult<(Rc<dyn Inode>, Rc<dyn FileOps>)> {
         self.fs.forget(self.fid, name);
+        self.fs.changed();
         let (fid, st, fd) = self
             .fs
             .svc
             .create(self.fid, name, flags, mode, cred.fsuid, cred.fsgid)
             .map_err(gerr)?;
+        self.fs.changed();
         let id = (st.st_dev, st.st_ino);
         Ok((
             self.fs.inode(fid, &st),
-            Rc::new(HostRegular::new(fd, id, flags).retained(!self.fs.revalidate)),
+            Rc::new(
+                HostRegular::new(fd, id, flags)
+                    .retained(!self.fs.revalidate)
+                    .changing(&self.fs.attr_gen),
+            ),
         ))
     }
     fn mkdir(&self, _k: &Kernel, name: &[u8], mode: u32, cred: &Cred) -> SysResult<()> {
         self.fs.forget(self.fid, name);
+        self.fs.changed();
         self.fs
             .svc
             .mkdir(self.fid, name, mode, cred.fsuid, cred.fsgid)
@@ -333,6 +385,7 @@ impl Inode for HostInode {
     }
     fn mknod(&self, _k: &Kernel, name: &[u8], mode: u32, _dev: u64, cred: &Cred) -> SysResult<()> {
         self.fs.forget(self.fid, name);
+        self.fs.changed();
         self.fs
             .svc
             .mknod(self.fid, name, mode, cred.fsuid, cred.fsgid)
@@ -340,6 +393,7 @@ impl Inode for HostInode {
     }
     fn symlink(&self, _k: &Kernel, name: &[u8], target: &[u8], cred: &Cred) -> SysResult<()> {
         self.fs.forget(self.fid, name);
+        self.fs.changed();
         self.fs
             .svc
             .symlink(self.fid, name, target, cred.fsuid, cred.fsgid)
@@ -354,14 +408,17 @@ impl Inode for HostInode {
             return Err(Errno::EXDEV);
         }
         self.fs.forget(self.fid, name);
+        self.fs.changed();
         self.fs.svc.link(t.fid, self.fid, name).map_err(gerr)
     }
     fn unlink(&self, _k: &Kernel, name: &[u8]) -> SysResult<()> {
         self.fs.forget_pinned(self.fid, name);
+        self.fs.changed();
         self.fs.svc.unlink(self.fid, name, 0).map_err(gerr)
     }
     fn rmdir(&self, _k: &Kernel, name: &[u8]) -> SysResult<()> {
         self.fs.forget(self.fid, name);
+        self.fs.changed();
         self.fs
             .svc
             .unlink(self.fid, name, libc::AT_REMOVEDIR)
@@ -384,6 +441,7 @@ impl Inode for HostInode {
         }
         self.fs.forget_pinned(self.fid, old);
         self.fs.forget_pinned(nd.fid, new);
+        self.fs.changed();
         self.fs
             .svc
             .rename(self.fid, old, nd.fid, new, flags)
@@ -405,6 +463,7 @@ impl Inode for HostInode {
                 },
             )
             .map_err(gerr);
+        self.fs.changed();
         let _ = self.stat(k);
         if r.is_ok()
             && let Some(size) = a.size
@@ -448,12 +507,17 @@ pub struct HostRegular {
     /// Its page cache may outlive its users (a mount whose cache is
     /// trusted: see `FileMem::retain`).
     retain: bool,
+    /// The attribute generation of its file system, moved on by every
+    /// read, write and size change (see `HostFs::attr_gen`).
+    attr_gen: Option<Rc<Cell<u64>>>,
 }
 
 /// The host descriptor as the source of a page cache.
 struct HostPages {
     fd: Rc<OwnedFd>,
     writable: bool,
+    /// Moved on by write-back (see `HostFs::attr_gen`).
+    attr_gen: Option<Rc<Cell<u64>>>,
 }
 
 fn last_errno() -> Errno {
@@ -477,6 +541,9 @@ impl PageSource for HostPages {
         Ok(n as usize)
     }
     fn write_at(&self, src: &[u8], off: u64) -> SysResult<usize> {
+        if let Some(g) = &self.attr_gen {
+            bump(g);
+        }
         // SAFETY: src is a valid buffer of its length.
         let n = unsafe {
             libc::pwrite(
@@ -510,6 +577,20 @@ impl HostRegular {
             id,
             writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
             retain: false,
+            attr_gen: None,
+        }
+    }
+
+    /// Whose reads and writes move `attr_gen` on.
+    fn changing(mut self, attr_gen: &Rc<Cell<u64>>) -> HostRegular {
+        self.attr_gen = Some(attr_gen.clone());
+        self
+    }
+
+    /// Its file's attributes (times, size) may have changed on the host.
+    fn changed(&self) {
+        if let Some(g) = &self.attr_gen {
+            bump(g);
         }
     }
 
@@ -526,6 +607,8 @@ impl HostRegular {
 
 impl FileOps for HostRegular {
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
+        // An access time may move.
+        self.changed();
         if let Some(m) = self.cache() {
             let mut done = 0usize;
             for iov in &dst.iovs {
@@ -555,6 +638,7 @@ impl FileOps for HostRegular {
         Ok(n as usize)
     }
     fn write(&self, _k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
+        self.changed();
         // SAFETY: as above. With O_APPEND the host appends whatever `off` says.
         let n = unsafe {
             libc::pwritev(
@@ -594,6 +678,7 @@ impl FileOps for HostRegular {
         true
     }
     fn truncate(&self, _k: &Kernel, len: u64) -> SysResult<()> {
+        self.changed();
         if unsafe { libc::ftruncate(self.fd.as_raw_fd(), len as i64) } < 0 {
             return Err(last_errno());
         }
@@ -614,6 +699,7 @@ impl FileOps for HostRegular {
         Ok(())
     }
     fn allocate(&self, mode: i32, off: u64, len: u64) -> SysResult<()> {
+        self.changed();
         if unsafe { libc::fallocate(self.fd.as_raw_fd(), mode, off as i64, len as i64) } < 0 {
             return Err(last_errno());
         }
@@ -636,6 +722,7 @@ impl FileOps for HostRegular {
         let src = Rc::new(HostPages {
             fd: self.fd.clone(),
             writable: self.writable,
+            attr_gen: self.attr_gen.clone(),
         });
         let m = FileMem::for_host(&k.mf, self.id, src)?;
         if self.retain {
