@@ -178,6 +178,31 @@ fn registers_signals_vdso_and_patching_match_native() {
     assert_eq!(trap, "usertrap: no, read site: as built", "{user_off:#?}");
 }
 
+/// A syscall site is patched at its 8th call in a process; a site of a
+/// file's code that one process of the sandbox made hot is patched at
+/// its first call in the next process that runs the same code.
+#[test]
+fn a_site_made_hot_by_one_process_is_patched_at_once_in_the_next() {
+    let a = atoll();
+    let bin = compile_prog("hot_sites", true);
+    let b = busybox()
+        .args(&["/bin/sh", "-c", "/hot_sites 1; /hot_sites 20; /hot_sites 1"])
+        .build();
+    cprog::install(&bin, &b.rootfs, "/hot_sites");
+    let out = run_at(&a, "userspace", &b, "hot-sites");
+    out.ok();
+    let systrap = std::env::var("ATOLL_PLATFORM").map_or(true, |p| p == "systrap");
+    assert_eq!(
+        out.stdout,
+        if systrap {
+            "1 calls: not patched\n20 calls: patched\n1 calls: patched\n"
+        } else {
+            "1 calls: not patched\n20 calls: not patched\n1 calls: not patched\n"
+        },
+        "{out:#?}"
+    );
+}
+
 #[test]
 fn uname_and_dmesg_show_atoll_not_the_host() {
     let a = atoll();

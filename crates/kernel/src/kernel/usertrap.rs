@@ -55,6 +55,31 @@ use crate::platform::Platform;
 const PATCH_AFTER: u32 = 8;
 /// Most sites counted per process (a program has a few hundred).
 const SITE_CALLS_MAX: usize = 4096;
+/// Most sites remembered as hot across processes (see [`HOT_SITES`]).
+const HOT_SITES_MAX: usize = 16 * 1024;
+
+thread_local! {
+    /// Sites of files' code (device, inode, file offset of the return
+    /// address) that some process of this sandbox made hot enough to
+    /// patch. A program runs again and again (a shell's commands, `xargs`
+    /// running `stat`, a build's compilers) and its libraries' hot sites
+    /// are the same each time: a process patches them at their first
+    /// call instead of paying PATCH_AFTER signals each. Only a hint of
+    /// *when* to patch: the bytes at the site are checked as for any
+    /// patch, so a file changed since patches nothing it should not.
+    static HOT_SITES: std::cell::RefCell<std::collections::HashSet<(u64, u64, u64)>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
+/// Where `addr` (in VMA `v`) lies in the file `v` maps, if it maps one.
+fn file_site(v: &crate::mm::Vma, addr: u64) -> Option<(u64, u64, u64)> {
+    match &v.name {
+        VmaName::File {
+            offset, dev, ino, ..
+        } => Some((*dev, *ino, offset.checked_add(addr - v.start)?)),
+        _ => None,
+    }
+}
 
 const TABLE_LO: u64 = 0x60000;
 const TABLE_HI: u64 = 0x70000;
@@ -267,7 +292,10 @@ impl Kernel {
         }
         let calls = m.site_calls.entry(rip).or_insert(0);
         *calls += 1;
-        if *calls < PATCH_AFTER {
+        let calls = *calls;
+        let in_file = m.find(rip).and_then(|v| file_site(v, rip));
+        let known_hot = in_file.is_some_and(|k| HOT_SITES.with(|h| h.borrow().contains(&k)));
+        if calls < PATCH_AFTER && !known_hot {
             return;
         }
         m.site_calls.remove(&rip);
@@ -363,6 +391,17 @@ impl Kernel {
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         }
         drop(m);
+        if let Some(k) = in_file
+            && !known_hot
+        {
+            HOT_SITES.with(|h| {
+                let mut h = h.borrow_mut();
+                if h.len() >= HOT_SITES_MAX {
+                    h.clear();
+                }
+                h.insert(k);
+            });
+        }
         if xor {
             // This syscall returns into the trampoline's tail, not into
             // the middle of the patch.
