@@ -14,7 +14,7 @@ use super::file::{File, FileOps};
 use super::inode::{DirEntry, FileType, Inode, SetAttr, TimeSet};
 use super::iov::IoVecs;
 use super::perm::Cred;
-use super::walkcache::WalkCache;
+use super::walkcache::{NameKey, WalkCache, name_key, with_key};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
 use crate::mm::FileMem;
@@ -57,7 +57,7 @@ pub struct HostFs {
 }
 
 /// (directory fid, name) → the inode the walk found.
-type Walks = WalkCache<(Fid, Vec<u8>), Rc<HostInode>>;
+type Walks = WalkCache<NameKey, Rc<HostInode>>;
 
 /// Most cached walks: about half a KiB of sandbox memory each, so 16 MiB
 /// at most, reached only by a workload that walks that many files (the
@@ -206,20 +206,22 @@ impl HostFs {
     /// it (and, on a file system that may change from outside, the host
     /// still has it).
     fn walk_cached(self: &Rc<Self>, dir: Fid, name: &[u8]) -> SysResult<Rc<HostInode>> {
-        let key = (dir, name.to_vec());
-        let hit = self.cache.borrow_mut().get(&key);
+        let hit = with_key(dir, name, |k| self.cache.borrow_mut().get(k));
         if let Some(i) = hit {
             if !self.revalidate || self.svc.revalidate(dir, name, i.id) {
                 return Ok(i);
             }
-            self.cache.borrow_mut().remove(&key);
+            with_key(dir, name, |k| self.cache.borrow_mut().remove(k));
         }
         let (fid, st) = self.retry_with_fds(|| self.svc.walk(dir, name))?;
         let inode = self.inode(fid, &st);
         if self.roots.get() == 0 {
             return Ok(inode);
         }
-        let evicted = self.cache.borrow_mut().insert(key, inode.clone());
+        let evicted = self
+            .cache
+            .borrow_mut()
+            .insert(name_key(dir, name), inode.clone());
         // An evicted walk still held elsewhere (an open FIFO, an O_PATH
         // descriptor) can no longer be pinned when its name goes (see
         // `forget_pinned`): pin it now. Opened files already hold their
@@ -233,7 +235,7 @@ impl HostFs {
     }
 
     fn forget(&self, dir: Fid, name: &[u8]) {
-        self.cache.borrow_mut().remove(&(dir, name.to_vec()));
+        with_key(dir, name, |k| self.cache.borrow_mut().remove(k));
     }
 
     /// As `forget`, before the kernel removes or replaces the name: an
@@ -241,7 +243,7 @@ impl HostFs {
     /// syscall's own victim) is pinned first, so its attributes stay
     /// reachable once the name is gone (`FileService::pin`).
     fn forget_pinned(&self, dir: Fid, name: &[u8]) {
-        let gone = self.cache.borrow_mut().remove(&(dir, name.to_vec()));
+        let gone = with_key(dir, name, |k| self.cache.borrow_mut().remove(k));
         if let Some(i) = gone
             && Rc::strong_count(&i) > 1
         {

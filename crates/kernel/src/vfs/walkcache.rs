@@ -10,27 +10,64 @@
 //! the whole cache was dropped when it filled, so a tree one entry larger
 //! than the cache was walked on the host again at every pass.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
+/// foldhash (seeded per map) rather than std's SipHash: a walk hashes
+/// every component of every path the workload names, and SipHash was a
+/// tenth of the kernel's time in `find | xargs stat`. The keys are names
+/// that exist in the workload's own file systems, so colliding them
+/// only slows the workload's own sandbox.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 pub struct WalkCache<K, V> {
-    young: HashMap<K, V>,
-    old: HashMap<K, V>,
+    young: Map<K, V>,
+    old: Map<K, V>,
     /// Most entries held (both generations).
     cap: usize,
+}
+
+/// A walk's key, (directory, name) as one byte string (the directory's
+/// number, then the name), so that a lookup borrows it from the stack
+/// (see [`with_key`]) instead of allocating.
+pub type NameKey = Box<[u8]>;
+
+/// Calls `f` with the key of `name` in directory `dir`.
+pub fn with_key<R>(dir: u64, name: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut buf = [0u8; 8 + 256];
+    if name.len() <= 256 {
+        buf[..8].copy_from_slice(&dir.to_le_bytes());
+        buf[8..8 + name.len()].copy_from_slice(name);
+        f(&buf[..8 + name.len()])
+    } else {
+        f(&name_key(dir, name))
+    }
+}
+
+/// The key of `name` in directory `dir`, to keep.
+pub fn name_key(dir: u64, name: &[u8]) -> NameKey {
+    let mut k = Vec::with_capacity(8 + name.len());
+    k.extend_from_slice(&dir.to_le_bytes());
+    k.extend_from_slice(name);
+    k.into_boxed_slice()
 }
 
 impl<K: Hash + Eq, V: Clone> WalkCache<K, V> {
     pub fn new(cap: usize) -> WalkCache<K, V> {
         WalkCache {
-            young: HashMap::new(),
-            old: HashMap::new(),
+            young: Map::default(),
+            old: Map::default(),
             cap: cap.max(2),
         }
     }
 
     /// The entry for `key`, now counted as recently used.
-    pub fn get(&mut self, key: &K) -> Option<V> {
+    pub fn get<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if let Some(v) = self.young.get(key) {
             return Some(v.clone());
         }
@@ -55,7 +92,11 @@ impl<K: Hash + Eq, V: Clone> WalkCache<K, V> {
     }
 
     /// Removes the entry for `key`, returning it.
-    pub fn remove(&mut self, key: &K) -> Option<V> {
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let young = self.young.remove(key);
         let old = self.old.remove(key);
         young.or(old)

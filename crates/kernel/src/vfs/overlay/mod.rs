@@ -42,7 +42,7 @@ use crate::mm::FileMem;
 
 use super::inode::{FileType, Inode};
 use super::tmpfs::TmpInode;
-use super::walkcache::WalkCache;
+use super::walkcache::{NameKey, WalkCache, name_key, with_key};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
 
@@ -89,7 +89,7 @@ pub struct OverlayFs {
 }
 
 /// (directory inode number, name) → the child, kept alive.
-type Recent = WalkCache<(u64, Vec<u8>), Rc<OvlInode>>;
+type Recent = WalkCache<NameKey, Rc<OvlInode>>;
 
 /// Most children kept alive per overlay.
 const RECENT_MAX: usize = 8192;
@@ -297,7 +297,9 @@ impl OvlInode {
         }
         if let Some(c) = self.children.borrow().get(name).and_then(Weak::upgrade) {
             // Recently used again (it stays kept).
-            drop(self.fs.recent.borrow_mut().get(&(self.ino, name.to_vec())));
+            drop(with_key(self.ino, name, |k| {
+                self.fs.recent.borrow_mut().get(k)
+            }));
             return Ok(c);
         }
         let upper = self.upper();
@@ -348,7 +350,7 @@ impl OvlInode {
             .fs
             .recent
             .borrow_mut()
-            .insert((self.ino, name.to_vec()), c.clone());
+            .insert(name_key(self.ino, name), c.clone());
         drop(evicted);
         Ok(c)
     }
@@ -356,11 +358,7 @@ impl OvlInode {
     /// The name's cached object is no longer what the name leads to.
     fn forget_child(&self, name: &[u8]) {
         self.children.borrow_mut().remove(name);
-        let gone = self
-            .fs
-            .recent
-            .borrow_mut()
-            .remove(&(self.ino, name.to_vec()));
+        let gone = with_key(self.ino, name, |k| self.fs.recent.borrow_mut().remove(k));
         drop(gone);
     }
 
