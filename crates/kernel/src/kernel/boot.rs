@@ -295,9 +295,9 @@ impl Kernel {
         let platform = AnyPlatform::new(config.platform, mf.fd())
             .map_err(|e| fail(format!("platform {}: {e}", config.platform.name())))?;
         let poller = super::poller::Poller::new().map_err(|e| fail(format!("epoll: {e}")))?;
-        for fd in platform.wakeup_fds() {
+        for (i, fd) in platform.wakeup_fds().into_iter().enumerate() {
             poller
-                .add_source(fd, super::poller::TOKEN_PLATFORM)
+                .add_source(fd, super::poller::platform_token(i))
                 .map_err(|e| fail(format!("epoll: {e}")))?;
         }
         poller

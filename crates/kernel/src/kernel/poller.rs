@@ -24,7 +24,6 @@ use std::rc::{Rc, Weak};
 use super::waitq::WaitQueue;
 
 /// Tokens below this are the kernel's own sources; above, host fds + base.
-pub const TOKEN_PLATFORM: u64 = 1;
 pub const TOKEN_SIGNALS: u64 = 2;
 pub const TOKEN_CONTROL: u64 = 3;
 /// A link's packet socket (`--network sandbox`) has frames.
@@ -32,8 +31,17 @@ pub const TOKEN_NET: u64 = 4;
 /// The host descriptors' epolls have reports.
 const TOKEN_FILES: u64 = 5;
 const TOKEN_FILES_OUT: u64 = 6;
+/// The platform's wakeup descriptors: token = PLATFORM_BASE + their index
+/// in `Platform::wakeup_fds` (below 32).
+const PLATFORM_BASE: u64 = 1 << 16;
 /// Control connections of exec'd processes: token = CONN_BASE + fd.
 const CONN_BASE: u64 = 1 << 32;
+
+/// The token of the platform's wakeup descriptor number `i`.
+pub fn platform_token(i: usize) -> u64 {
+    assert!(i < 32, "at most 32 platform wakeup descriptors");
+    PLATFORM_BASE + i as u64
+}
 
 thread_local! {
     static EPFD: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
@@ -52,7 +60,8 @@ pub struct Poller {
 /// Events of the kernel's own sources from one wait.
 #[derive(Default)]
 pub struct Ready {
-    pub platform: bool,
+    /// Bit i: the platform's wakeup descriptor number i was readable.
+    pub platform: u32,
     pub signals: bool,
     pub control: bool,
     /// Frames wait on a link of the kernel's network stack.
@@ -155,7 +164,9 @@ impl Poller {
         for ev in events.iter().take(n.max(0) as usize) {
             let token = ev.u64;
             match token {
-                TOKEN_PLATFORM => ready.platform = true,
+                t if (PLATFORM_BASE..PLATFORM_BASE + 32).contains(&t) => {
+                    ready.platform |= 1 << (t - PLATFORM_BASE)
+                }
                 TOKEN_SIGNALS => ready.signals = true,
                 TOKEN_CONTROL => ready.control = true,
                 TOKEN_NET => ready.net = true,

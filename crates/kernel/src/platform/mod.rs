@@ -156,9 +156,9 @@ pub trait Platform {
     fn prepare_sleep(&mut self) -> bool {
         true
     }
-    /// Called after the kernel's wait; `ready` if one of
-    /// [`Platform::wakeup_fds`] was readable.
-    fn after_wait(&mut self, _ready: bool) {}
+    /// Called after the kernel's wait; bit i of `ready` is set if
+    /// [`Platform::wakeup_fds`]`()[i]` was readable.
+    fn after_wait(&mut self, _ready: u32) {}
     /// Address of the vDSO every address space has, for `AT_SYSINFO_EHDR`.
     fn vdso(&self) -> Option<u64> {
         None
@@ -270,7 +270,7 @@ impl Platform for AnyPlatform {
     fn prepare_sleep(&mut self) -> bool {
         each!(self, p => p.prepare_sleep())
     }
-    fn after_wait(&mut self, ready: bool) {
+    fn after_wait(&mut self, ready: u32) {
         each!(self, p => p.after_wait(ready))
     }
     fn vdso(&self) -> Option<u64> {
