@@ -222,6 +222,11 @@ impl FileOps for HostSocket {
     fn event_seq(&self, mask: u32) -> u64 {
         self.wq.seq(mask)
     }
+    /// The poller watches the socket from its creation on: every wakeup
+    /// of it on the host (data, room, hangup, error) is an event.
+    fn events_counted(&self) -> bool {
+        true
+    }
     fn unwait(&self, _k: &Kernel, tid: Tid) {
         self.wq.remove(tid);
     }

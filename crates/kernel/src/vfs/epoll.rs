@@ -33,6 +33,9 @@ pub struct Interest {
     /// The file's event counter when last collected, added or modified
     /// (edge-triggered).
     pub seen_seq: Cell<u64>,
+    /// Edge-triggered: looked at since the add or the last modify (the
+    /// readiness the add found is reported by the first look).
+    pub looked: Cell<bool>,
 }
 
 impl Interest {
@@ -49,6 +52,7 @@ impl Interest {
             reported: Cell::new(0),
             disabled: Cell::new(false),
             seen_seq: Cell::new(file.ops.event_seq(watched(events))),
+            looked: Cell::new(false),
         }
     }
 
@@ -64,6 +68,7 @@ impl Interest {
         self.reported.set(0);
         self.disabled.set(false);
         self.seen_seq.set(file.ops.event_seq(watched(events)));
+        self.looked.set(false);
     }
 
     /// Edge-triggered: whether there is an edge to report: the file had
@@ -116,8 +121,21 @@ impl Epoll {
                 continue;
             };
             let want = i.want();
+            if i.events & EPOLLET != 0
+                && i.looked.get()
+                && f.ops.events_counted()
+                && f.ops.event_seq(want) == i.seen_seq.get()
+            {
+                // No event since the last look, and the file has no rise
+                // of readiness without one: no edge. What it reported then
+                // stays its `reported` (a readiness that fell since only
+                // makes that a superset, which hides no later edge: those
+                // come with events).
+                continue;
+            }
             let ready = f.poll(k) & want;
             if i.events & EPOLLET != 0 {
+                i.looked.set(true);
                 let mut seq = f.ops.event_seq(want);
                 if seq == i.seen_seq.get() && ready & !i.reported.get() != 0 {
                     // Readiness came with no event counted yet: the host's

@@ -90,6 +90,14 @@ pub trait FileOps: Any {
     fn event_seq(&self, _mask: u32) -> u64 {
         0
     }
+    /// Whether every rise of this file's readiness moves [`FileOps::event_seq`]
+    /// (by the time an edge-triggered epoll has synced the host's reports):
+    /// such a file with no event since an edge-triggered epoll last looked
+    /// at it has no edge to report, and is not polled again (for a host
+    /// socket a poll is a host call per interest and wait).
+    fn events_counted(&self) -> bool {
+        false
+    }
     /// A blocked read's deadline, given the one it had so far (None: no
     /// timer): files whose reads give up waiting after a while of their
     /// own (a terminal's VTIME) say when; the read then runs again and
