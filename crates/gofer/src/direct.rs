@@ -584,20 +584,24 @@ impl FileService for DirectFiles {
     }
 
     fn revalidate(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> bool {
+        self.revalidate_stat(dir, name, id).is_some()
+    }
+    fn revalidate_stat(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> Option<Option<libc::stat>> {
         let (Ok(d), Ok(n)) = (self.fd(dir), cstr(name)) else {
-            return false;
+            return None;
         };
         // SAFETY: stat out-pointer is valid.
-        unsafe {
+        let st = unsafe {
             let mut st: libc::stat = std::mem::zeroed();
-            libc::fstatat(
+            (libc::fstatat(
                 d.as_raw_fd(),
                 n.as_ptr(),
                 &mut st,
                 libc::AT_SYMLINK_NOFOLLOW,
-            ) == 0
-                && (st.st_dev, st.st_ino) == id
-        }
+            ) == 0)
+                .then_some(st)?
+        };
+        ((st.st_dev, st.st_ino) == id).then_some(Some(st))
     }
 }
 

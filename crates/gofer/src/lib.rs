@@ -90,6 +90,12 @@ pub trait FileService {
     fn revalidate(&self, _dir: Fid, _name: &[u8], _id: (u64, u64)) -> bool {
         true
     }
+    /// [`FileService::revalidate`], with the attributes the check found
+    /// when it read them (None: it did not): the caller may use them for
+    /// the rest of the operation instead of a stat of its own.
+    fn revalidate_stat(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> Option<Option<libc::stat>> {
+        self.revalidate(dir, name, id).then_some(None)
+    }
     /// The `index`th mount root the service holds for direct access
     /// ([`direct::DirectFiles`]): the mount's destination in the container
     /// and a descriptor of its root, a detached clone of the mount; ENOENT

@@ -63,6 +63,22 @@ const HOST_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(1)
 /// How long an idle kernel polls for the next stop before it sleeps.
 const SPIN_WINDOW: std::time::Duration = std::time::Duration::from_micros(50);
 
+thread_local! {
+    /// Counts the syscalls the kernel started or re-ran (see [`serving`]).
+    static SERVING: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+}
+
+/// Which syscall the kernel is serving: it moves at every syscall it
+/// starts or re-runs (never 0), so a value read during one identifies it
+/// (attributes a file system read during this syscall, see hostfs.rs).
+pub fn serving() -> u64 {
+    SERVING.with(|s| s.get())
+}
+
+fn next_serving() {
+    SERVING.with(|s| s.set(s.get() + 1));
+}
+
 fn is_restart(e: Errno) -> bool {
     matches!(e.0, 512..=516)
 }
@@ -76,6 +92,9 @@ impl Kernel {
             if self.tasks.is_empty() {
                 return self.init_status.unwrap_or(0);
             }
+            // Timers and control requests served below are operations of
+            // their own too.
+            next_serving();
             let mut busy = false;
             for tid in waitq::take_woken() {
                 busy = true;
@@ -228,6 +247,7 @@ impl Kernel {
     /// syscall-enter stop, which may have changed them: a number of -1
     /// skips the syscall, rax is then its result).
     pub fn syscall_body(&mut self, tid: Tid) {
+        next_serving();
         let (nr, mut args) = syscall_args(&self.task(tid).regs);
         if nr == u64::MAX {
             let rax = self.task(tid).regs.rax;
@@ -311,6 +331,7 @@ impl Kernel {
             return;
         }
         let (nr, args) = t.blocked_on.expect("blocked task has a syscall");
+        next_serving();
         let tgid = t.tgid;
         let exiting = t.exiting
             || self

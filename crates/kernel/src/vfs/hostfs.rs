@@ -97,6 +97,11 @@ pub struct HostInode {
     st: Cell<libc::stat>,
     /// The file system's attribute generation when `st` was fetched.
     st_gen: Cell<u64>,
+    /// The syscall (`run::serving`) during which `st` was read by a
+    /// revalidation: that syscall's stats take it instead of asking the
+    /// host again (an open's permission check right after its walk). 0:
+    /// none.
+    fresh: Cell<u64>,
     /// Handed out by `HostFs::root` (counted in `HostFs::roots`).
     mount_root: bool,
 }
@@ -165,6 +170,7 @@ impl HostFs {
             kind: FileType::from_mode(st.st_mode),
             st: Cell::new(*st),
             st_gen: Cell::new(self.attr_gen.get()),
+            fresh: Cell::new(0),
             mount_root: false,
         })
     }
@@ -208,8 +214,18 @@ impl HostFs {
     fn walk_cached(self: &Rc<Self>, dir: Fid, name: &[u8]) -> SysResult<Rc<HostInode>> {
         let hit = with_key(dir, name, |k| self.cache.borrow_mut().get(k));
         if let Some(i) = hit {
-            if !self.revalidate || self.svc.revalidate(dir, name, i.id) {
+            if !self.revalidate {
                 return Ok(i);
+            }
+            match self.svc.revalidate_stat(dir, name, i.id) {
+                Some(Some(st)) => {
+                    i.st.set(st);
+                    i.st_gen.set(self.attr_gen.get());
+                    i.fresh.set(crate::kernel::run::serving());
+                    return Ok(i);
+                }
+                Some(None) => return Ok(i),
+                None => {}
             }
             with_key(dir, name, |k| self.cache.borrow_mut().remove(k));
         }
@@ -267,10 +283,15 @@ impl Inode for HostInode {
     /// may hold writes the host has not seen yet, the host's.
     fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
         let generation = self.fs.attr_gen.get();
-        if !self.fs.revalidate
-            && self.st_gen.get() == generation
-            && (self.kind != FileType::Regular || FileMem::find_host(self.id).is_none())
+        let trusted = !self.fs.revalidate
+            && (self.kind != FileType::Regular || FileMem::find_host(self.id).is_none());
+        if self.st_gen.get() == generation
+            && (trusted || self.fresh.get() == crate::kernel::run::serving())
         {
+            // Trusted, or read by this syscall's walk a moment ago (the
+            // file may change on the host at any time: a stat a few
+            // microseconds older within one syscall is one the host
+            // could have raced anyway).
             return Ok(self.st.get());
         }
         let st = self.fs.svc.stat(self.fid).map_err(gerr)?;
@@ -466,6 +487,8 @@ impl Inode for HostInode {
             )
             .map_err(gerr);
         self.fs.changed();
+        // Changed: what the walk read is stale now.
+        self.fresh.set(0);
         let _ = self.stat(k);
         if r.is_ok()
             && let Some(size) = a.size
