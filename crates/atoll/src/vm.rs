@@ -81,6 +81,7 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
             mac: n.mac,
             mtu: n.mtu.min(u32::from(u16::MAX)) as u16,
         });
+    release_runtime_pages();
     let vm = Vm::start(VmConfig {
         kvm,
         kernel,
@@ -142,7 +143,43 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
         signals: Some(signals),
         terminal: terminal.then_some(0),
     };
-    client::run(stream, &req, io, |_| {}).map_err(|e| format!("{e:#}"))
+    // Once the guest's process runs, the VMM's own start (the VM's
+    // construction, the boot loader, the agent handshake) is done too:
+    // its pages go the way of the runtime's.
+    client::run(stream, &req, io, |_| release_runtime_pages()).map_err(|e| format!("{e:#}"))
+}
+
+/// This process ran as atoll's container runtime (argument parsing,
+/// libcontainer's init: namespaces, mounts, capabilities) before it
+/// became the VMM, and kept that code's pages of the binary mapped: about
+/// 4 MiB of the VMM's resident memory, for code it never runs again
+/// (measured in the test VM: the binary's resident pages went from 4.9
+/// MiB to 3.4 MiB with the first call alone). They are clean pages of the
+/// executable file (its read-only data and text, from the ELF's start to
+/// the end of .text; its relocated and writable data come after and are
+/// left alone), so dropping them from this process's page tables loses
+/// nothing: the page cache keeps the file, and the VMM faults back in,
+/// with the kernel's fault-around, the pages it runs. Called before the
+/// VM is built and again once the guest's process has started.
+fn release_runtime_pages() {
+    unsafe extern "C" {
+        // Defined by the linker (GNU ld and lld): the ELF header, at the
+        // start of the first segment, and the end of the text.
+        static __ehdr_start: u8;
+        static etext: u8;
+    }
+    let (start, end) = (
+        std::ptr::addr_of!(__ehdr_start) as usize,
+        std::ptr::addr_of!(etext) as usize,
+    );
+    let page = 4096;
+    let start = start & !(page - 1);
+    let end = end & !(page - 1); // the page holding etext may hold more
+    if end > start {
+        // SAFETY: the range is this binary's read-only file-backed
+        // segments (see above); MADV_DONTNEED on them only unmaps.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
 }
 
 /// The guest's terminal does the line discipline: the host side passes

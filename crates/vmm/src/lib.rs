@@ -43,9 +43,16 @@ pub const AGENT_PORT: u32 = 1024;
 pub const GUEST_CID: u64 = 3;
 
 /// Kernel command line: serial console, reboot by triple fault (the VMM
-/// sees KVM_EXIT_SHUTDOWN), no PCI and no PS/2 probing.
+/// sees KVM_EXIT_SHUTDOWN), no PCI and no PS/2 probing; then Kata's
+/// boot-time options: the TSC trusted as stable (no clocksource watchdog;
+/// the guest's clock is kvm-clock), no check that the timer interrupt
+/// arrives, expedited RCU grace periods, no self-tests of the crypto
+/// algorithms as they register, and one 16550 probed rather than four.
+/// Measured in the test VM: the guest's boot to its agent took 30% less
+/// (8.7 and 7.9 s against 12.1 and 11.8 s under nested emulation).
 pub const BASE_CMDLINE: &str = "console=ttyS0 reboot=t panic=-1 pci=off \
-     i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd nomodeset";
+     i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd nomodeset \
+     tsc=reliable no_timer_check rcupdate.rcu_expedited=1 cryptomgr.notests 8250.nr_uarts=1";
 
 /// What the VM is made of.
 pub struct VmConfig {
@@ -144,6 +151,12 @@ impl Vm {
     /// Builds the VM and starts its vCPUs.
     pub fn start(cfg: VmConfig) -> Result<Vm> {
         let started = Instant::now();
+        let tr = std::env::var("ATOLL_VMM_TRACE").is_ok_and(|v| v.contains("boot"));
+        let mark = |what: &str| {
+            if tr {
+                eprintln!("vmm: {what} at {:.3}s", started.elapsed().as_secs_f64());
+            }
+        };
         // SAFETY: the caller hands over an open /dev/kvm.
         let kvm = unsafe { Kvm::from_raw_fd(cfg.kvm.into_raw_fd()) };
         if kvm.get_api_version() != 12 {
@@ -162,7 +175,9 @@ impl Vm {
             ..Default::default()
         })
         .map_err(|e| anyhow!("KVM_CREATE_PIT2: {e}"))?;
+        mark("vm created");
         let mem = memory::create(&vm, cfg.mem_mib)?;
+        mark("memory mapped");
 
         // Devices.
         let serial_irq = EventFd::new(libc::EFD_NONBLOCK)?;
@@ -217,12 +232,14 @@ impl Vm {
             mmio,
         });
 
+        mark("devices made");
         // Boot.
         let mut kernel = cfg.kernel;
         let mut initrd = cfg.initrd;
         let cmdline = format!("{BASE_CMDLINE} {}", cfg.cmdline);
         let loaded = boot::load(&mem, &mut kernel, &mut initrd, cmdline.trim())?;
         drop((kernel, initrd));
+        mark("kernel and initramfs loaded");
         acpi::write(&mem, cfg.vcpus, &described)?;
         cpu::write_boot_tables(&mem)?;
 
@@ -266,6 +283,7 @@ impl Vm {
         for g in go {
             let _ = g.send(());
         }
+        mark("vCPUs started");
         Ok(Vm {
             stats,
             console_tail: tail,

@@ -109,6 +109,13 @@ fn run() -> Result<i32> {
     if !a.console {
         cmdline.push_str(" quiet");
     }
+    let filters = atoll_vmm::seccomp::Filters::compile(false)?;
+    if std::env::var("ATOLL_VMM_TRACE").is_ok_and(|v| v.contains("boot")) {
+        eprintln!(
+            "vmm: filters compiled at {:.3}s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
     let vm = Vm::start(VmConfig {
         kvm,
         kernel: File::open(&a.kernel).with_context(|| a.kernel.clone())?,
@@ -124,7 +131,7 @@ fn run() -> Result<i32> {
         net: None,
         // The vCPU and device threads confined as in a container; this
         // thread is not (it reads its own /proc files for --stats).
-        seccomp: Some(atoll_vmm::seccomp::Filters::compile(false)?),
+        seccomp: Some(filters),
     })?;
     let loaded = t0.elapsed();
     let code = if a.cmd.is_empty() {

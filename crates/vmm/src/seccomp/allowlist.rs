@@ -150,7 +150,7 @@ pub fn common() -> Vec<Allowed> {
         a!(SYS_mremap, "growing heap allocations"),
         a!(
             SYS_madvise,
-            "returning heap memory and a finished thread's stack"
+            "returning heap memory and a finished thread's stack; the main thread: the binary's pages of code run once"
         ),
         a!(SYS_brk, "the heap"),
         a!(SYS_futex, "locks, channels between threads"),
