@@ -260,46 +260,60 @@ fn symlink_swap_race_never_opens_a_host_file() {
     assert!(n <= 0, "the host file was opened during the race");
 }
 
-/// A bind mount whose host directory disappears under the running
-/// workload: its files are gone (ENOENT) as they would be natively, and
-/// the kernel (which walks that mount itself on a donated descriptor)
-/// keeps serving.
+/// Runs `script` at `level` with a bind mount at /data of a host
+/// directory holding `f` ("before\n") and `go`; once the script has
+/// touched /data/started, `change` runs on the host directory (and
+/// should remove `go`, which the script waits for). Returns the output.
+fn with_host_change(
+    level: &str,
+    name: &str,
+    script: &str,
+    change: impl FnOnce(&std::path::Path) + Send + 'static,
+) -> atoll_testkit::Out {
+    let top = tempfile::tempdir().unwrap();
+    let src = top.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), "before\n").unwrap();
+    std::fs::write(src.join("go"), "").unwrap();
+    let b = busybox().bind(&src, "/data", false).sh(script).build();
+    let changer = {
+        let src = src.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !src.join("started").exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            change(&src);
+        })
+    };
+    let out = run_at(&atoll(), level, &b, &format!("{name}-{level}"));
+    changer.join().unwrap();
+    out
+}
+
+/// Bind mounts may change from outside: the userspace kernel asks the
+/// host for their attributes at every stat (the rootfs's it caches).
 #[test]
 fn a_bind_mounted_file_changed_on_the_host_stats_as_changed() {
-    // Bind mounts may change from outside: the userspace kernel asks the
-    // host for their attributes at every stat (the rootfs's it caches).
-    let a = atoll();
     let script = "stat -c %s /data/f; stat -c %s /data/f; touch /data/started; \
                   i=0; while [ -e /data/go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
                   stat -c %s /data/f";
     for level in ["native", "userspace"] {
-        let top = tempfile::tempdir().unwrap();
-        let src = top.path().join("src");
-        std::fs::create_dir(&src).unwrap();
-        std::fs::write(src.join("f"), "before\n").unwrap();
-        std::fs::write(src.join("go"), "").unwrap();
-        let b = busybox().bind(&src, "/data", false).sh(script).build();
-        let changer = {
-            let src = src.clone();
-            std::thread::spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while !src.join("started").exists() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                std::fs::write(src.join("f"), "before, and after\n").unwrap();
-                std::fs::remove_file(src.join("go")).unwrap();
-            })
-        };
-        let out = run_at(&a, level, &b, &format!("grown-{level}"));
-        changer.join().unwrap();
+        let out = with_host_change(level, "grown", script, |src| {
+            std::fs::write(src.join("f"), "before, and after\n").unwrap();
+            std::fs::remove_file(src.join("go")).unwrap();
+        });
         out.ok();
         assert_eq!(out.stdout, "7\n7\n18\n", "{level}");
     }
 }
 
+/// A bind mount whose host directory disappears under the running
+/// workload: its files are gone (ENOENT) as they would be natively, and
+/// the kernel (which walks that mount itself on a donated descriptor)
+/// keeps serving.
 #[test]
 fn a_bind_source_removed_on_the_host_reads_as_gone() {
-    let a = atoll();
     let script = "cat /data/f; touch /data/started; \
                   i=0; while [ -e /data/go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
                   cat /data/f 2>/dev/null; echo cat=$?; \
@@ -307,24 +321,9 @@ fn a_bind_source_removed_on_the_host_reads_as_gone() {
                   ls /data; echo ls=$?; echo alive";
     let mut outs = Vec::new();
     for level in ["native", "userspace"] {
-        let top = tempfile::tempdir().unwrap();
-        let src = top.path().join("src");
-        std::fs::create_dir(&src).unwrap();
-        std::fs::write(src.join("f"), "before\n").unwrap();
-        std::fs::write(src.join("go"), "").unwrap();
-        let b = busybox().bind(&src, "/data", false).sh(script).build();
-        let remover = {
-            let src = src.clone();
-            std::thread::spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while !src.join("started").exists() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                std::fs::remove_dir_all(&src).unwrap();
-            })
-        };
-        let out = run_at(&a, level, &b, &format!("gone-{level}"));
-        remover.join().unwrap();
+        let out = with_host_change(level, "gone", script, |src| {
+            std::fs::remove_dir_all(src).unwrap();
+        });
         out.ok();
         outs.push(out.stdout);
     }

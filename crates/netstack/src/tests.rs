@@ -388,19 +388,33 @@ fn send_a_megabyte(a: &mut Stack, c: SockId, b: &mut Stack, conn: SockId) {
     assert!(got == data);
 }
 
-fn across(vnet: bool) {
-    let (mut a, mut b) = pair(vnet);
-    let srv = b.socket(libc::AF_INET, Proto::Tcp).unwrap();
-    b.bind(srv, addr("0.0.0.0:80")).unwrap();
+/// A TCP connection from `a` to a listener of `b` bound to `any`,
+/// through `dst`: (client socket, accepted socket, the peer address).
+fn connect_across(
+    a: &mut Stack,
+    b: &mut Stack,
+    family: i32,
+    any: &str,
+    dst: &str,
+) -> (SockId, SockId, SocketAddr) {
+    let srv = b.socket(family, Proto::Tcp).unwrap();
+    b.bind(srv, addr(any)).unwrap();
     b.listen(srv, 8).unwrap();
-    let c = a.socket(libc::AF_INET, Proto::Tcp).unwrap();
-    let _ = a.connect(c, Some(addr("10.0.0.3:80")));
-    for _ in 0..10 {
+    let c = a.socket(family, Proto::Tcp).unwrap();
+    let _ = a.connect(c, Some(addr(dst)));
+    for _ in 0..20 {
         a.poll();
         b.poll();
     }
     assert_eq!(a.connect_result(c), Some(Ok(())));
     let (conn, peer) = b.accept(srv).unwrap();
+    (c, conn, peer)
+}
+
+fn across(vnet: bool) {
+    let (mut a, mut b) = pair(vnet);
+    let (c, conn, peer) =
+        connect_across(&mut a, &mut b, libc::AF_INET, "0.0.0.0:80", "10.0.0.3:80");
     assert_eq!(peer.ip().to_string(), "10.0.0.2");
     send_a_megabyte(&mut a, c, &mut b, conn);
     // UDP across, and the egress rules on the link.
@@ -882,17 +896,7 @@ fn pair_v6(vnet: bool) -> (Stack, Stack) {
 /// A megabyte over IPv6 TCP across a link, with and without offloads.
 fn across_v6(vnet: bool) {
     let (mut a, mut b) = pair_v6(vnet);
-    let srv = b.socket(libc::AF_INET6, Proto::Tcp).unwrap();
-    b.bind(srv, addr("[::]:80")).unwrap();
-    b.listen(srv, 8).unwrap();
-    let c = a.socket(libc::AF_INET6, Proto::Tcp).unwrap();
-    let _ = a.connect(c, Some(addr("[fd00::3]:80")));
-    for _ in 0..20 {
-        a.poll();
-        b.poll();
-    }
-    assert_eq!(a.connect_result(c), Some(Ok(())));
-    let (conn, _) = b.accept(srv).unwrap();
+    let (c, conn, _) = connect_across(&mut a, &mut b, libc::AF_INET6, "[::]:80", "[fd00::3]:80");
     send_a_megabyte(&mut a, c, &mut b, conn);
 }
 

@@ -349,18 +349,13 @@ impl Inode for HostInode {
                     .retry_with_fds(|| self.fs.svc.open(self.fid, flags))?;
                 if flags & libc::O_TRUNC != 0 {
                     self.fs.changed();
+                    if flags & libc::O_ACCMODE != libc::O_RDONLY
+                        && let Some(m) = FileMem::find_host(self.id)
+                    {
+                        m.set_size(0);
+                    }
                 }
-                if flags & libc::O_TRUNC != 0
-                    && flags & libc::O_ACCMODE != libc::O_RDONLY
-                    && let Some(m) = FileMem::find_host(self.id)
-                {
-                    m.set_size(0);
-                }
-                Ok(Rc::new(
-                    HostRegular::new(fd, self.id, flags)
-                        .retained(!self.fs.revalidate)
-                        .changing(&self.fs.attr_gen),
-                ))
+                Ok(Rc::new(HostRegular::new(fd, self.id, flags).of(&self.fs)))
             }
             FileType::Fifo => k.fifos.open(k, self.id, flags),
             _ => Err(Errno::ENXIO),
@@ -381,7 +376,6 @@ impl Inode for HostInode {
         cred: &Cred,
     ) -> SysResult<(Rc<dyn Inode>, Rc<dyn FileOps>)> {
         self.fs.forget(self.fid, name);
-        self.fs.changed();
         let (fid, st, fd) = self
             .fs
             .svc
@@ -391,11 +385,7 @@ impl Inode for HostInode {
         let id = (st.st_dev, st.st_ino);
         Ok((
             self.fs.inode(fid, &st),
-            Rc::new(
-                HostRegular::new(fd, id, flags)
-                    .retained(!self.fs.revalidate)
-                    .changing(&self.fs.attr_gen),
-            ),
+            Rc::new(HostRegular::new(fd, id, flags).of(&self.fs)),
         ))
     }
     fn mkdir(&self, _k: &Kernel, name: &[u8], mode: u32, cred: &Cred) -> SysResult<()> {
@@ -606,12 +596,6 @@ impl HostRegular {
         }
     }
 
-    /// Whose reads and writes move `attr_gen` on.
-    fn changing(mut self, attr_gen: &Rc<Cell<u64>>) -> HostRegular {
-        self.attr_gen = Some(attr_gen.clone());
-        self
-    }
-
     /// Its file's attributes (times, size) may have changed on the host.
     fn changed(&self) {
         if let Some(g) = &self.attr_gen {
@@ -619,9 +603,12 @@ impl HostRegular {
         }
     }
 
-    /// With its page cache kept after its users go (or not).
-    pub fn retained(mut self, retain: bool) -> HostRegular {
-        self.retain = retain;
+    /// A file of `fs`: its page cache is kept after its users go where
+    /// `fs` is trusted, and its reads and writes move `fs`'s attribute
+    /// generation on.
+    fn of(mut self, fs: &HostFs) -> HostRegular {
+        self.retain = !fs.revalidate;
+        self.attr_gen = Some(fs.attr_gen.clone());
         self
     }
 
