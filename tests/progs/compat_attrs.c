@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct stat st(const char *p) {
@@ -115,6 +116,27 @@ int main(void) {
     fd = open("/attrs-d/h", O_WRONLY | O_TRUNC);
     close(fd);
     printf("O_TRUNC: size %ld\n", (long)st("/attrs-d/h").st_size);
+
+    // A mode the kernel set is what a later walk checks, in another
+    // process as much as in this one: a user without the directory's
+    // search permission is refused its file, then let through.
+    chmod("/", 0755); // a test rootfs may be a private temporary directory
+    mkdir("/attrs-p", 0755);
+    close(open("/attrs-p/x", O_CREAT | O_WRONLY, 0644));
+    for (int mode = 0700; mode >= 0; mode = mode == 0700 ? 0755 : -1) {
+        chmod("/attrs-p", mode);
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (setresuid(1000, 1000, 1000) < 0) _exit(2);
+            struct stat s;
+            _exit(stat("/attrs-p/x", &s) == 0 ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        printf("mode %o: another user %s\n", mode,
+               WEXITSTATUS(status) == 0 ? "reaches the file" : "is refused");
+    }
+    unlink("/attrs-p/x"); rmdir("/attrs-p");
 
     unlink("/attrs-d/h"); unlink("/attrs-d/x"); rmdir(d);
     return 0;

@@ -308,6 +308,27 @@ fn a_bind_mounted_file_changed_on_the_host_stats_as_changed() {
     }
 }
 
+/// A walk of a bind mount that the host confirmed a moment ago is taken
+/// as is (hostfs `RECHECK_AFTER`), but only for that moment: a workload
+/// that polls a name in a loop without sleeping still sees the host
+/// remove it, and the attributes of the file next to it as the host left
+/// them. (The bound itself, without the kernel's own sleeps that also
+/// end it, is tested in hostfs's unit tests.)
+#[test]
+fn a_name_removed_on_the_host_is_gone_for_a_workload_that_never_waits() {
+    let script = "touch /data/started; i=0; \
+                  while [ -e /data/go ] && [ $i -lt 3000000 ]; do i=$((i+1)); done; \
+                  [ -e /data/go ] && echo still there || echo gone; stat -c %s /data/f";
+    for level in ["native", "userspace"] {
+        let out = with_host_change(level, "polled", script, |src| {
+            std::fs::write(src.join("f"), "before, and after\n").unwrap();
+            std::fs::remove_file(src.join("go")).unwrap();
+        });
+        out.ok();
+        assert_eq!(out.stdout, "gone\n18\n", "{level}");
+    }
+}
+
 /// A bind mount whose host directory disappears under the running
 /// workload: its files are gone (ENOENT) as they would be natively, and
 /// the kernel (which walks that mount itself on a donated descriptor)

@@ -12,6 +12,7 @@ use crate::arch::{SYSCALL_INSN_LEN, syscall_args};
 use crate::errno::Errno;
 use crate::platform::{Platform, Stop};
 use crate::syscalls;
+use crate::vfs::hostfs::news_from_outside;
 
 /// How an interrupted blocking syscall reports the interruption.
 fn interrupt_errno(nr: u64, args: &[u64; 6]) -> Errno {
@@ -117,6 +118,9 @@ impl Kernel {
             let now = Instant::now();
             for (due, a) in self.timers.expired(now) {
                 busy = true;
+                // Time passed for the workload: a change made outside
+                // meanwhile is to be seen (see `news_from_outside`).
+                news_from_outside();
                 self.fire_timer(a, due);
             }
             self.arm_netstack_timer();
@@ -147,9 +151,15 @@ impl Kernel {
                 }
             };
             let ready = self.poller.wait(timeout);
+            if timeout != Some(Duration::ZERO) {
+                // The whole sandbox waited: for a host event, a timer, a
+                // host signal, perhaps news of a change made outside.
+                news_from_outside();
+            }
             self.platform.after_wait(ready.platform);
             last_host_poll = Instant::now();
             if ready.signals {
+                news_from_outside();
                 self.forward_host_signals();
             }
             if ready.control {

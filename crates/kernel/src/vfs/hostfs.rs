@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use atoll_gofer::{Fid, FileService};
 
@@ -59,6 +60,36 @@ pub struct HostFs {
 /// (directory fid, name) → the inode the walk found.
 type Walks = WalkCache<NameKey, Rc<HostInode>>;
 
+/// How long a cached walk on a revalidated file system stays checked
+/// (see `HostInode::checked`). A `tar -x` into a bind mount asked the
+/// host about every directory of every path it touched, six host stats
+/// per created file, a quarter of its time; within this window the
+/// common directories of consecutive paths are asked about once. FUSE's
+/// entry timeout (which virtiofs uses) is 1 s by default; this is 500
+/// times shorter, and news from outside ends it at once
+/// (`news_from_outside`).
+pub const RECHECK_AFTER: Duration = Duration::from_millis(2);
+
+thread_local! {
+    /// Moves on with `news_from_outside`: checks made before are stale.
+    static NEWS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The sandbox may have learnt of a change made outside it (it slept
+/// until a host event, a timer or a host signal): the next walk of each
+/// cached name on a revalidated file system asks the host again, however
+/// recent its last check. A workload told of a change by a host signal,
+/// or one that waits for it, therefore sees it at once; one that learns
+/// of it without waiting (data already in a host pipe, a file's content)
+/// sees it at most `RECHECK_AFTER` late.
+pub fn news_from_outside() {
+    NEWS.with(|n| n.set(n.get().wrapping_add(1)));
+}
+
+fn news() -> u64 {
+    NEWS.with(|n| n.get())
+}
+
 /// Most cached walks: about half a KiB of sandbox memory each, so 16 MiB
 /// at most, reached only by a workload that walks that many files (the
 /// tests' Debian rootfs has ~16k under /usr, /etc and /var). With direct
@@ -102,6 +133,14 @@ pub struct HostInode {
     /// host again (an open's permission check right after its walk). 0:
     /// none.
     fresh: Cell<u64>,
+    /// When the host last confirmed the walk that found this inode (a
+    /// fresh walk or a revalidation), and `news()` then: on a revalidated
+    /// file system, a cached walk checked within `RECHECK_AFTER` with no
+    /// news since is taken as is.
+    checked: Cell<(Instant, u64)>,
+    /// The kernel changed the attributes since `st` was read
+    /// (`setattr`): `stat_cached` reads them again.
+    st_changed: Cell<bool>,
     /// Handed out by `HostFs::root` (counted in `HostFs::roots`).
     mount_root: bool,
 }
@@ -115,6 +154,15 @@ impl Drop for HostInode {
         if self.fid != self.fs.root_fid {
             self.fs.svc.release(self.fid);
         }
+    }
+}
+
+impl HostInode {
+    /// The host confirmed the walk to this inode a moment ago (see
+    /// `checked`).
+    fn recently_checked(&self) -> bool {
+        let (at, n) = self.checked.get();
+        n == news() && at.elapsed() < RECHECK_AFTER
     }
 }
 
@@ -171,6 +219,8 @@ impl HostFs {
             st: Cell::new(*st),
             st_gen: Cell::new(self.attr_gen.get()),
             fresh: Cell::new(0),
+            checked: Cell::new((Instant::now(), news())),
+            st_changed: Cell::new(false),
             mount_root: false,
         })
     }
@@ -214,7 +264,7 @@ impl HostFs {
     fn walk_cached(self: &Rc<Self>, dir: Fid, name: &[u8]) -> SysResult<Rc<HostInode>> {
         let hit = with_key(dir, name, |k| self.cache.borrow_mut().get(k));
         if let Some(i) = hit {
-            if !self.revalidate {
+            if !self.revalidate || i.recently_checked() {
                 return Ok(i);
             }
             match self.svc.revalidate_stat(dir, name, i.id) {
@@ -222,6 +272,7 @@ impl HostFs {
                     i.st.set(st);
                     i.st_gen.set(self.attr_gen.get());
                     i.fresh.set(crate::kernel::run::serving());
+                    i.checked.set((Instant::now(), news()));
                     return Ok(i);
                 }
                 Some(None) => return Ok(i),
@@ -297,9 +348,15 @@ impl Inode for HostInode {
         let st = self.fs.svc.stat(self.fid).map_err(gerr)?;
         self.st.set(st);
         self.st_gen.set(generation);
+        self.st_changed.set(false);
         Ok(st)
     }
-    fn stat_cached(&self, _k: &Kernel) -> SysResult<libc::stat> {
+    fn stat_cached(&self, k: &Kernel) -> SysResult<libc::stat> {
+        if self.st_changed.get()
+            && let Ok(st) = self.stat(k)
+        {
+            return Ok(st);
+        }
         Ok(self.st.get())
     }
     fn id(&self) -> (u64, u64) {
@@ -460,7 +517,7 @@ impl Inode for HostInode {
             .rename(self.fid, old, nd.fid, new, flags)
             .map_err(gerr)
     }
-    fn setattr(&self, k: &Kernel, a: &SetAttr) -> SysResult<()> {
+    fn setattr(&self, _k: &Kernel, a: &SetAttr) -> SysResult<()> {
         let r = self
             .fs
             .svc
@@ -477,9 +534,12 @@ impl Inode for HostInode {
             )
             .map_err(gerr);
         self.fs.changed();
-        // Changed: what the walk read is stale now.
+        // Changed: what the walk read is stale now. The next stat asks the
+        // host (the generation moved on); so does the next check of
+        // `stat_cached`, and only then: a `tar -x` sets owner, mode and
+        // times of every file it makes and then never looks at them.
         self.fresh.set(0);
-        let _ = self.stat(k);
+        self.st_changed.set(true);
         if r.is_ok()
             && let Some(size) = a.size
             && let Some(m) = FileMem::find_host(self.id)
@@ -814,6 +874,48 @@ mod tests {
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
             "child failed: {status:#x}"
         );
+    }
+
+    /// On a revalidated file system a cached walk the host confirmed
+    /// less than `RECHECK_AFTER` ago, with no news from outside since, is
+    /// taken without asking the host; past that, or after news, the host
+    /// is asked and a name replaced on the host is walked anew.
+    #[test]
+    fn cached_walks_are_checked_again_after_a_moment_or_news_from_outside() {
+        let dir = std::env::temp_dir().join(format!("atoll-recheck-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("f");
+        std::fs::write(&f, b"1").unwrap();
+        let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: open of a path we made.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+        assert!(fd >= 0);
+        // SAFETY: a descriptor we just opened and own.
+        let root_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let svc: Rc<dyn FileService> =
+            Rc::new(atoll_gofer::direct::DirectFiles::new(root_fd).unwrap());
+        let fs = HostFs::with(svc.clone(), true);
+        let _root = fs.root().unwrap();
+        // Replaces f on the host by a new file, a new inode (the old one
+        // stays, under another name, so that its number is not reused).
+        let kept = std::cell::Cell::new(0);
+        let replace = || {
+            kept.set(kept.get() + 1);
+            std::fs::rename(&f, dir.join(format!("old{}", kept.get()))).unwrap();
+            std::fs::write(&f, b"2").unwrap();
+        };
+        let first = fs.walk_cached(svc.root(), b"f").unwrap().id;
+        replace();
+        let again = fs.walk_cached(svc.root(), b"f").unwrap().id;
+        assert_eq!(again, first, "checked a moment ago: taken as is");
+        news_from_outside();
+        let after_news = fs.walk_cached(svc.root(), b"f").unwrap().id;
+        assert_ne!(after_news, first, "news from outside: asked again");
+        replace();
+        std::thread::sleep(RECHECK_AFTER + Duration::from_millis(1));
+        let later = fs.walk_cached(svc.root(), b"f").unwrap().id;
+        assert_ne!(later, after_news, "past the window: asked again");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A file system whose mount is gone is freed with its cached walks
