@@ -167,6 +167,22 @@ impl Vm {
                 eprintln!("vmm: {what} at {:.3}s", started.elapsed().as_secs_f64());
             }
         };
+        // Guest RAM first, and the kernel and initramfs copied into it on
+        // other threads while this one builds the VM and its devices
+        // (under the test VM's emulation the copy is the slowest step).
+        let mem = memory::create(cfg.mem_mib)?;
+        let mut cmdline = format!("{BASE_CMDLINE} {}", cfg.cmdline);
+        if tr {
+            cmdline.push_str(" atoll.boottrace");
+        }
+        let loader = {
+            let (mem, kernel, initrd) = (mem.clone(), cfg.kernel, cfg.initrd);
+            std::thread::Builder::new()
+                .name("loader".into())
+                .spawn(move || boot::load(&mem, &kernel, &initrd, cmdline.trim()))
+                .context("the loader thread")?
+        };
+        mark("memory mapped");
         // SAFETY: the caller hands over an open /dev/kvm.
         let kvm = unsafe { Kvm::from_raw_fd(cfg.kvm.into_raw_fd()) };
         if kvm.get_api_version() != 12 {
@@ -185,9 +201,8 @@ impl Vm {
             ..Default::default()
         })
         .map_err(|e| anyhow!("KVM_CREATE_PIT2: {e}"))?;
+        memory::register(&vm, &mem)?;
         mark("vm created");
-        let mem = memory::create(&vm, cfg.mem_mib)?;
-        mark("memory mapped");
 
         // Devices.
         let serial_irq = EventFd::new(libc::EFD_NONBLOCK)?;
@@ -250,14 +265,9 @@ impl Vm {
 
         mark("devices made");
         // Boot.
-        let (kernel, initrd) = (cfg.kernel, cfg.initrd);
-        let mut cmdline = format!("{BASE_CMDLINE} {}", cfg.cmdline);
-        if tr {
-            cmdline.push_str(" atoll.boottrace");
-        }
-        let loaded = boot::load(&mem, &kernel, &initrd, cmdline.trim())?;
-        // (The files stay mapped where their pages are guest RAM.)
-        drop((kernel, initrd));
+        let loaded = loader
+            .join()
+            .map_err(|_| anyhow!("the loader thread panicked"))??;
         mark("kernel and initramfs loaded");
         acpi::write(&mem, cfg.vcpus, &described)?;
         cpu::write_boot_tables(&mem)?;

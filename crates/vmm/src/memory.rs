@@ -31,8 +31,8 @@ pub fn ranges(bytes: u64) -> Vec<(GuestAddress, usize)> {
     r
 }
 
-/// Maps the guest's RAM and hands it to KVM.
-pub fn create(vm: &VmFd, mem_mib: u64) -> Result<Mem> {
+/// Maps the guest's RAM (hand it to KVM with [`register`]).
+pub fn create(mem_mib: u64) -> Result<Mem> {
     if mem_mib < MIN_MEM_MIB {
         bail!("guest memory {mem_mib} MiB is too small to boot (at least {MIN_MEM_MIB} MiB)");
     }
@@ -54,7 +54,11 @@ pub fn create(vm: &VmFd, mem_mib: u64) -> Result<Mem> {
             GuestRegionMmap::new(region, gpa).ok_or_else(|| anyhow!("guest memory: bad range"))?,
         );
     }
-    let mem = GuestMemoryMmap::from_regions(regions).map_err(|e| anyhow!("guest memory: {e}"))?;
+    GuestMemoryMmap::from_regions(regions).map_err(|e| anyhow!("guest memory: {e}"))
+}
+
+/// Hands the guest's RAM to KVM.
+pub fn register(vm: &VmFd, mem: &Mem) -> Result<()> {
     for (slot, region) in mem.iter().enumerate() {
         let r = kvm_userspace_memory_region {
             slot: slot as u32,
@@ -68,7 +72,7 @@ pub fn create(vm: &VmFd, mem_mib: u64) -> Result<Mem> {
         unsafe { vm.set_user_memory_region(r) }
             .map_err(|e| anyhow!("KVM_SET_USER_MEMORY_REGION: {e}"))?;
     }
-    Ok(mem)
+    Ok(())
 }
 
 /// Transparent huge pages' size on x86_64.
