@@ -91,10 +91,11 @@ timeout -s KILL 300 "$W/tools/atoll-vmm" --kernel $K --initrd $I --stats --share
 timeout -s KILL 300 "$W/tools/atoll-vmm" --kernel $K --initrd $I --stats --share "$W/first/rootfs" -- true 2>&1 |
   exits exits_true "the same boot running true: "
 
-# QEMU -M microvm booting the same kernel and initramfs to /init: the
-# agent's first line on the console in self-test mode ("atoll-agent:
-# init"), timed from QEMU's start, against atoll run's first output
-# above. QEMU takes the same vmlinux (its PVH entry note; no firmware, no
+# QEMU -M microvm booting the same kernel and initramfs, with the same
+# kernel command line as atoll's guests (atoll_vmm::BASE_CMDLINE, from
+# `atoll-vmm --base-cmdline`), to /init: the agent's first line on the
+# console in self-test mode ("atoll-agent: init"), timed from QEMU's
+# start, against atoll run's first output above. QEMU takes the same vmlinux (its PVH entry note; no firmware, no
 # decompression) and falls back to the bzImage it came from when it
 # cannot. The self-test then finds no vsock device: the agent fails and
 # the guest reboots, which ends QEMU.
@@ -105,7 +106,7 @@ qemu_boot() {
   timeout 300 "$W/tools/qemu-system-x86_64" -L "$W/tools/qemu-share" -M microvm,x-option-roms=off,isa-serial=on,rtc=off \
     -enable-kvm -cpu host -m 256 -smp 1 -nodefaults -no-user-config -display none -no-reboot \
     -serial stdio -kernel "$1" -initrd $I \
-    -append "console=ttyS0 reboot=t panic=-1 pci=off quiet atoll.selftest" </dev/null 2>"$W/qemu.err" |
+    -append "$BASE quiet atoll.selftest" </dev/null 2>"$W/qemu.err" |
     while read -r l; do
       case $l in *"atoll-agent: init"*) [ -f "$W/qemu.init" ] || now > "$W/qemu.init" ;; esac
       echo "$l"
@@ -116,6 +117,7 @@ qemu_boot() {
   awk -v a="$t" -v b="$e" 'BEGIN { print b - a }' >> "$W/qemu.t"
 }
 if [ -x "$W/tools/qemu-system-x86_64" ]; then
+  BASE=$("$W/tools/atoll-vmm" --base-cmdline)
   : > "$W/qemu.t"; : > "$W/qemu.init.t"
   qk=$K; qkind=vmlinux
   if ! qemu_boot "$qk"; then

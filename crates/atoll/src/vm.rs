@@ -100,7 +100,8 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
     let stream = loop {
         match vm.connect(AGENT_PORT) {
             Ok(s) => break s,
-            Err(_) => {
+            Err(e) => {
+                vm.trace(&format!("agent not answering ({e:#})"));
                 if let Some(stop) = vm.try_stopped() {
                     let why = match stop {
                         Stop::Failed(e) => e,
@@ -122,6 +123,7 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
             }
         }
     };
+    vm.trace("agent connected");
     if terminal {
         raw_terminal(0);
     }
@@ -146,7 +148,11 @@ fn run(l: &VmLaunch, log: &File) -> Result<i32, String> {
     // Once the guest's process runs, the VMM's own start (the VM's
     // construction, the boot loader, the agent handshake) is done too:
     // its pages go the way of the runtime's.
-    client::run(stream, &req, io, |_| release_runtime_pages()).map_err(|e| format!("{e:#}"))
+    client::run(stream, &req, io, |_| {
+        vm.trace("guest process started");
+        release_runtime_pages()
+    })
+    .map_err(|e| format!("{e:#}"))
 }
 
 /// This process ran as atoll's container runtime (argument parsing,

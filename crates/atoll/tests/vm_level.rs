@@ -193,6 +193,20 @@ fn install_vm_assets_checks_then_copies_and_uninstall_removes() {
         std::fs::read(dest.join("initramfs.cpio")).unwrap(),
         b"070701rest"
     );
+    // The kernel's blocks of zeros become holes (the VMM's loader skips
+    // them): the same bytes, fewer of them stored.
+    let mut padded = tiny_vmlinux();
+    padded.resize(1 << 20, 0);
+    padded.extend_from_slice(b"tail");
+    std::fs::write(src.path().join("vmlinux"), &padded).unwrap();
+    run(&["install", "--vm-assets", s]).ok();
+    assert_eq!(std::fs::read(dest.join("vmlinux")).unwrap(), padded);
+    use std::os::unix::fs::MetadataExt;
+    let stored = std::fs::metadata(dest.join("vmlinux")).unwrap().blocks() * 512;
+    assert!(
+        stored < 64 << 10,
+        "{stored} bytes stored: the zeros were written"
+    );
     std::fs::write(dest_parent.path().join("keep"), "").unwrap();
     run(&["uninstall", "--vm-assets"]).ok();
     assert!(!dest.exists(), "uninstall left {}", dest.display());

@@ -140,6 +140,7 @@ pub struct Vm {
     pub stats: Arc<Stats>,
     pub console_tail: serial::Tail,
     pub started: Instant,
+    trace: bool,
     stopped: mpsc::Receiver<Stop>,
     connector: Option<(virtio::vsock::Connector, EventFd)>,
     // Kept for the VM's lifetime.
@@ -152,11 +153,36 @@ impl Vm {
     pub fn start(cfg: VmConfig) -> Result<Vm> {
         let started = Instant::now();
         let tr = std::env::var("ATOLL_VMM_TRACE").is_ok_and(|v| v.contains("boot"));
+        if tr {
+            // (The host's uptime, to place the VMM's start among other
+            // timings.)
+            let up = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+            eprintln!(
+                "vmm: starting at host uptime {}",
+                up.split(' ').next().unwrap_or("?")
+            );
+        }
         let mark = |what: &str| {
             if tr {
                 eprintln!("vmm: {what} at {:.3}s", started.elapsed().as_secs_f64());
             }
         };
+        // Guest RAM first, and the kernel and initramfs copied into it on
+        // other threads while this one builds the VM and its devices
+        // (under the test VM's emulation the copy is the slowest step).
+        let mem = memory::create(cfg.mem_mib)?;
+        let mut cmdline = format!("{BASE_CMDLINE} {}", cfg.cmdline);
+        if tr {
+            cmdline.push_str(" atoll.boottrace");
+        }
+        let loader = {
+            let (mem, kernel, initrd) = (mem.clone(), cfg.kernel, cfg.initrd);
+            std::thread::Builder::new()
+                .name("loader".into())
+                .spawn(move || boot::load(&mem, &kernel, &initrd, cmdline.trim()))
+                .context("the loader thread")?
+        };
+        mark("memory mapped");
         // SAFETY: the caller hands over an open /dev/kvm.
         let kvm = unsafe { Kvm::from_raw_fd(cfg.kvm.into_raw_fd()) };
         if kvm.get_api_version() != 12 {
@@ -175,19 +201,24 @@ impl Vm {
             ..Default::default()
         })
         .map_err(|e| anyhow!("KVM_CREATE_PIT2: {e}"))?;
+        memory::register(&vm, &mem)?;
         mark("vm created");
-        let mem = memory::create(&vm, cfg.mem_mib)?;
-        mark("memory mapped");
 
         // Devices.
         let serial_irq = EventFd::new(libc::EFD_NONBLOCK)?;
         vm.register_irqfd(&serial_irq, SERIAL_IRQ)
             .map_err(|e| anyhow!("KVM_IRQFD: {e}"))?;
         let tail = serial::Tail::default();
+        // Tracing the boot: the guest agent's trace of its own steps
+        // (`atoll.boottrace`) comes out on the console, shown on stderr.
+        let echo = match cfg.console {
+            _ if tr => Some(Box::new(std::io::stderr()) as Box<dyn Write + Send>),
+            c => c,
+        };
         let console = serial::new(
             serial_irq,
             serial::ConsoleOut {
-                echo: cfg.console,
+                echo,
                 tail: tail.clone(),
             },
         );
@@ -234,11 +265,9 @@ impl Vm {
 
         mark("devices made");
         // Boot.
-        let mut kernel = cfg.kernel;
-        let mut initrd = cfg.initrd;
-        let cmdline = format!("{BASE_CMDLINE} {}", cfg.cmdline);
-        let loaded = boot::load(&mem, &mut kernel, &mut initrd, cmdline.trim())?;
-        drop((kernel, initrd));
+        let loaded = loader
+            .join()
+            .map_err(|_| anyhow!("the loader thread panicked"))??;
         mark("kernel and initramfs loaded");
         acpi::write(&mem, cfg.vcpus, &described)?;
         cpu::write_boot_tables(&mem)?;
@@ -288,6 +317,7 @@ impl Vm {
             stats,
             console_tail: tail,
             started,
+            trace: tr,
             stopped,
             connector: Some((connector, wake)),
             _vm: vm,
@@ -309,6 +339,17 @@ impl Vm {
         // The first requests may be lost while the guest's vsock driver
         // comes up: a short timeout, and the caller tries again.
         atoll_agent::client::handshake(ours, port, Some(std::time::Duration::from_secs(1)))
+    }
+
+    /// With ATOLL_VMM_TRACE=boot: `what` and the time since the VMM
+    /// started, on stderr.
+    pub fn trace(&self, what: &str) {
+        if self.trace {
+            eprintln!(
+                "vmm: {what} at {:.3}s",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
     }
 
     /// Waits until the guest stops.

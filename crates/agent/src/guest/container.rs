@@ -216,6 +216,7 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
             ));
         }
         let share = share_dir(&c.rootfs_tag)?;
+        super::sys::trace("rootfs share mounted");
         super::sys::log(&format!("share {share} mounted"));
         let rootfs = format!("{share}/{}", c.rootfs_path.trim_start_matches('/'))
             .trim_end_matches('/')

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::FromRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::OnceLock;
 
 use super::sys::{self, check, mount};
@@ -31,8 +32,10 @@ fn console() {
     }
 }
 
-fn load_modules() {
-    let Ok(list) = std::fs::read_to_string("/lib/modules/load") else {
+/// Loads the modules listed in /lib/modules/`list` (vm-assets.sh writes
+/// `load`, for the boot, and `load-net`, for a container's network).
+pub fn load_modules(list: &str) {
+    let Ok(list) = std::fs::read_to_string(format!("/lib/modules/{list}")) else {
         return;
     };
     for name in list.split_whitespace() {
@@ -44,6 +47,7 @@ fn load_modules() {
         use std::os::fd::AsRawFd;
         // SAFETY: finit_module on an open module file with empty parameters.
         let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), c"".as_ptr(), 0) };
+        sys::trace(&format!("module {name}"));
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EEXIST) {
@@ -108,6 +112,7 @@ fn switch_root() -> io::Result<()> {
 }
 
 pub fn boot() -> ! {
+    let entered = sys::uptime();
     if let Err(e) = switch_root() {
         let _ = std::fs::write(
             "/dev/kmsg",
@@ -126,6 +131,8 @@ pub fn boot() -> ! {
     let _ = std::fs::create_dir_all("/dev");
     let _ = mount("devtmpfs", "/dev", "devtmpfs", libc::MS_NOSUID, None);
     console();
+    sys::trace(&format!("/init entered at {entered:.3}"));
+    sys::trace("root switched, /proc and /dev mounted");
     if sys::kernel_cmdline_has("atoll.selftest") {
         // The benchmark's mark for "the guest reached /init", the point up
         // to which it times QEMU booting the same kernel and initramfs.
@@ -168,7 +175,9 @@ pub fn boot() -> ! {
         libc::MS_NOSUID | libc::MS_NOEXEC,
         Some("ptmxmode=0666,mode=0620"),
     );
-    load_modules();
+    sys::trace("file systems mounted");
+    load_modules("load");
+    sys::trace("modules loaded");
     // The guest's own loopback: up whether or not the pod has a network.
     if let Err(e) = super::net::loopback_up() {
         sys::log(&format!("loopback: {e}"));
@@ -182,6 +191,10 @@ pub fn boot() -> ! {
         }
     };
     sys::log(&format!("ready on vsock port {PORT}"));
+    sys::trace("listening on vsock");
+    if sys::kernel_cmdline_has("atoll.boottrace") && sys::kernel_cmdline_has("initcall_debug") {
+        slow_initcalls();
+    }
     if debug() {
         // The kernel's messages at debug level too.
         let _ = std::fs::write("/proc/sys/kernel/printk", "8");
@@ -262,6 +275,33 @@ pub fn boot() -> ! {
         let _ = std::thread::Builder::new()
             .name("session".into())
             .spawn(move || super::session::serve(stream));
+    }
+}
+
+/// With `initcall_debug` (and `atoll.boottrace`): the kernel's initcalls
+/// that took more than 5 ms, from its log, on the console.
+fn slow_initcalls() {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+    else {
+        return;
+    };
+    let mut buf = vec![0u8; 8192];
+    while let Ok(n) = f.read(&mut buf) {
+        let line = String::from_utf8_lossy(&buf[..n]);
+        if let Some((_, rest)) = line.split_once(';')
+            && let Some((what, after)) = rest.split_once(" returned ")
+            && let Some(us) = after
+                .split_whitespace()
+                .nth(2)
+                .and_then(|u| u.parse::<u64>().ok())
+            && us > 5000
+        {
+            println!("atoll-agent: initcall {} {} ms", what.trim(), us / 1000);
+        }
     }
 }
 

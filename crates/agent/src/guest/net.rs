@@ -42,6 +42,9 @@ pub fn loopback_up() -> io::Result<()> {
 /// Gives the pod's interface its name, MTU, addresses and routes.
 pub fn configure(n: &Network) -> io::Result<()> {
     let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    // The virtio-net driver, loaded now rather than at boot (a second
+    // load is a no-op); its probe makes the interface before it returns.
+    super::init::load_modules("load-net");
     let s = Socket::open()?;
     let (idx, name) = by_mac(&n.mac)?;
     let rename = (!n.name.is_empty() && n.name != name).then_some(n.name.as_str());

@@ -42,6 +42,7 @@ pub fn serve(mut s: UnixStream) {
             process,
             init,
         } => {
+            super::sys::trace("run request");
             if let Some(n) = &c.network
                 && let Err(e) = super::net::configure(n)
             {
@@ -52,6 +53,7 @@ pub fn serve(mut s: UnixStream) {
                 Err(e) => return failure(&mut s, &describe(&e)),
             };
             let pid = child.pid;
+            super::sys::trace("process started");
             answer(&mut s, &serde_json::to_value(Started { pid }).unwrap());
             let status = relay(&mut s, child);
             super::sys::log(&format!("pid {pid} exited: {status:?}"));
@@ -164,6 +166,7 @@ fn relay(s: &mut UnixStream, child: container::Child) -> Option<i32> {
     let mut buf = vec![0u8; 32 * 1024];
     let mut host_open = true;
     let mut status: Option<i32> = None;
+    let mut relayed = false;
     loop {
         let mut fds: Vec<libc::pollfd> = Vec::new();
         if host_open {
@@ -266,6 +269,10 @@ fn relay(s: &mut UnixStream, child: container::Child) -> Option<i32> {
             } else if let Some(i) = outs.iter().position(|(fd, _)| fd.as_raw_fd() == p.fd) {
                 let n = read_fd(p.fd, &mut buf);
                 if n > 0 {
+                    if !relayed {
+                        relayed = true;
+                        super::sys::trace("first output relayed");
+                    }
                     if host_open && proto::write_frame(s, outs[i].1, &buf[..n as usize]).is_err() {
                         host_open = false;
                     }

@@ -51,3 +51,25 @@ pub fn log(msg: &str) {
         let _ = std::fs::write("/dev/kmsg", format!("atoll-agent: {msg}\n"));
     }
 }
+
+/// `atoll.boottrace` on the kernel command line: the agent prints the
+/// guest's uptime at each step of its boot and of a container's start on
+/// the console (where `atoll-vmm --console` shows it), to see where a
+/// boot's time goes.
+pub fn trace(what: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| kernel_cmdline_has("atoll.boottrace")) {
+        println!("atoll-agent: {:.3} {what}", uptime());
+    }
+}
+
+/// Seconds since the guest kernel started (CLOCK_BOOTTIME: no /proc needed).
+pub fn uptime() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}

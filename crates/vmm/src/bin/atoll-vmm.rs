@@ -3,6 +3,7 @@
 //!
 //! atoll-vmm --kernel VMLINUX --initrd INITRD [--mem MIB] [--vcpus N]
 //!           [--console] [--cmdline ARGS] [--share DIR] [-- CMD ARG...]
+//! atoll-vmm --base-cmdline   (prints the guest's base kernel command line)
 //!
 //! Without a command the guest agent is asked to report and power off
 //! (`atoll.selftest`); with one, the command runs in DIR (shared over
@@ -53,6 +54,12 @@ fn parse() -> Result<Args> {
             "--share" => a.share = Some(val()?),
             "--console" => a.console = true,
             "--stats" => a.stats = true,
+            "--base-cmdline" => {
+                // What every guest's kernel command line starts with (the
+                // benchmark gives QEMU's guest the same).
+                println!("{}", atoll_vmm::BASE_CMDLINE);
+                std::process::exit(0);
+            }
             "--" => {
                 a.cmd = it.collect();
                 break;
