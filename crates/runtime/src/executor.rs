@@ -179,7 +179,12 @@ impl Executor for AtollExecutor {
                 crate::control::exit_like(run_pod_member(fd))
             }
             (Isolation::Userspace, Some((entry, launch))) => {
-                entry(launch).map_err(ExecutorError::Other)?;
+                if let Err(e) = entry(launch) {
+                    // Past create nobody reads libcontainer's error
+                    // channel: say it where a pod member's error goes.
+                    eprintln!("atoll: error: starting the application kernel: {e}");
+                    std::process::exit(127);
+                }
                 // The kernel exits the process itself with the workload's status.
                 std::process::exit(0)
             }
@@ -192,7 +197,10 @@ impl Executor for AtollExecutor {
             }
             (Isolation::Vm, _) => match &self.vm {
                 Some((entry, launch)) => {
-                    entry(launch).map_err(ExecutorError::Other)?;
+                    if let Err(e) = entry(launch) {
+                        eprintln!("atoll: error: starting the VM: {e}");
+                        std::process::exit(127);
+                    }
                     // The VMM exits the process itself with the guest
                     // process's status.
                     std::process::exit(0)

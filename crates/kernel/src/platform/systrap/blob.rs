@@ -391,7 +391,7 @@ std::arch::global_asm!(
     "27:",
     // The kernel needs the FPU state of a thread stopped on the patched
     // path, where it is still live in the registers.
-    "mov $-1, %eax",
+    "mov ${xsave_mask_lo}, %eax",   // every component but AMX's tile data
     "mov $-1, %edx",
     "xsave64 {area_fpu}(%r12)",
     "mov ${st_ack}, %eax",
@@ -486,7 +486,7 @@ std::arch::global_asm!(
     "cmpl $0, %gs:{slot_fpu_dirty}",
     "je 29f",
     "movl $0, %gs:{slot_fpu_dirty}",
-    "mov $-1, %eax",
+    "mov ${xsave_mask_lo}, %eax",   // as the xsave above
     "mov $-1, %edx",
     "xrstor64 %gs:{area_fpu}",
     "29:",
@@ -567,6 +567,7 @@ std::arch::global_asm!(
     area_size = const AREA_SIZE,
     area_ro = const AREA_RO,
     area_fpu = const AREA_FPU,
+    xsave_mask_lo = const super::XSAVE_MASK_LO,
     frame_size = const FRAME_SIZE,
     uc_flags = const UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
     uc_flags_off = const uc::FLAGS,
