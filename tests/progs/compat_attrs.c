@@ -138,6 +138,46 @@ int main(void) {
     }
     unlink("/attrs-p/x"); rmdir("/attrs-p");
 
+    // The same through hard links and owners: a mode or owner changed
+    // through one name is what an open or an unlink through the other
+    // checks, however recently the kernel read the file's attributes.
+    mkdir("/attrs-p", 01777);
+    chmod("/attrs-p", 01777);
+    close(open("/attrs-p/a", O_CREAT | O_WRONLY, 0644));
+    link("/attrs-p/a", "/attrs-p/b");
+    const char *steps[] = {"chmod 600 a", "chmod 644 b", "chown a", "chown b"};
+    for (int i = 0; i < 4; i++) {
+        close(open("/attrs-p/a", O_RDONLY));
+        close(open("/attrs-p/b", O_RDONLY));
+        switch (i) {
+        case 0: chmod("/attrs-p/a", 0600); break;
+        case 1: chmod("/attrs-p/b", 0644); break;
+        case 2: chown("/attrs-p/a", 1000, 1000); break;
+        case 3: chown("/attrs-p/b", 0, 0); break;
+        }
+        link("/attrs-p/a", "/attrs-p/c");
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (setresuid(1000, 1000, 1000) < 0) _exit(9);
+            int o = open(i % 2 ? "/attrs-p/a" : "/attrs-p/b", O_RDWR);
+            int r = o >= 0 ? 1 : 0;
+            if (o >= 0) close(o);
+            o = open(i % 2 ? "/attrs-p/a" : "/attrs-p/b", O_RDONLY);
+            r |= o >= 0 ? 2 : 0;
+            if (o >= 0) close(o);
+            // The sticky directory lets only the file's owner remove it.
+            r |= unlink("/attrs-p/c") == 0 ? 4 : 0;
+            _exit(r);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        unlink("/attrs-p/c");
+        int r = WEXITSTATUS(status);
+        printf("%s, another user: write %s, read %s, unlink %s\n", steps[i],
+               r & 1 ? "yes" : "no", r & 2 ? "yes" : "no", r & 4 ? "yes" : "no");
+    }
+    unlink("/attrs-p/a"); unlink("/attrs-p/b"); rmdir("/attrs-p");
+
     unlink("/attrs-d/h"); unlink("/attrs-d/x"); rmdir(d);
     return 0;
 }

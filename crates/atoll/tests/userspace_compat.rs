@@ -1248,6 +1248,10 @@ fn stat_sees_every_change_to_the_rootfs_at_once() {
             "O_TRUNC: size 0",
             "mode 700: another user is refused",
             "mode 755: another user reaches the file",
+            "chmod 600 a, another user: write no, read no, unlink no",
+            "chmod 644 b, another user: write no, read yes, unlink no",
+            "chown a, another user: write yes, read yes, unlink yes",
+            "chown b, another user: write no, read yes, unlink no",
         ],
     );
 }

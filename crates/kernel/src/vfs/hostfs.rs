@@ -41,6 +41,17 @@ pub struct HostFs {
     /// one per inode: a change through one name of a file reaches its
     /// other names (hard links) and the directories around it.
     attr_gen: Rc<Cell<u64>>,
+    /// Moves on with every change the kernel makes to a file's mode,
+    /// owner or group; `mode_changes` says which file's was last changed
+    /// at which value (see `HostInode::st_serial`). Unlike `attr_gen`,
+    /// writes and reads leave it, so an inode's mode, owner and group
+    /// outlive the data changes that a permission check does not care
+    /// about.
+    mode_serial: Cell<u64>,
+    mode_changes: RefCell<std::collections::HashMap<(u64, u64), u64>>,
+    /// Attributes read before this serial are not trusted for checks
+    /// (`mode_changes` was emptied at it, to bound its size).
+    mode_floor: Cell<u64>,
     /// The fid of this file system's root (the service's root, or a
     /// directory walked to for a bind mount).
     root_fid: Fid,
@@ -69,6 +80,9 @@ type Walks = WalkCache<NameKey, Rc<HostInode>>;
 /// times shorter, and news from outside ends it at once
 /// (`news_from_outside`).
 pub const RECHECK_AFTER: Duration = Duration::from_millis(2);
+
+/// Most files whose mode changes are remembered (`HostFs::mode_changes`).
+const MODE_CHANGES_MAX: usize = 4096;
 
 thread_local! {
     /// Moves on with `news_from_outside`: checks made before are stale.
@@ -141,6 +155,9 @@ pub struct HostInode {
     /// The kernel changed the attributes since `st` was read
     /// (`setattr`): `stat_cached` reads them again.
     st_changed: Cell<bool>,
+    /// When `st` was read from the host, `news()` then, and the file
+    /// system's `mode_serial` then: what `stat_for_check` trusts.
+    st_read: Cell<(Instant, u64, u64)>,
     /// Handed out by `HostFs::root` (counted in `HostFs::roots`).
     mount_root: bool,
 }
@@ -158,6 +175,27 @@ impl Drop for HostInode {
 }
 
 impl HostInode {
+    /// `st` was just read from the host.
+    fn read_now(&self) {
+        self.st_read
+            .set((Instant::now(), news(), self.fs.mode_serial.get()));
+    }
+
+    /// `st`, when a permission check may take it (see `stat_for_check`).
+    fn st_for_check(&self) -> Option<libc::stat> {
+        let (at, n, serial) = self.st_read.get();
+        let fs = &self.fs;
+        let unchanged = !self.st_changed.get()
+            && serial >= fs.mode_floor.get()
+            && fs
+                .mode_changes
+                .borrow()
+                .get(&self.id)
+                .is_none_or(|c| *c <= serial);
+        (unchanged && (!fs.revalidate || (n == news() && at.elapsed() < RECHECK_AFTER)))
+            .then(|| self.st.get())
+    }
+
     /// The host confirmed the walk to this inode a moment ago (see
     /// `checked`).
     fn recently_checked(&self) -> bool {
@@ -192,6 +230,9 @@ impl HostFs {
             cache: RefCell::new(WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed))),
             revalidate,
             attr_gen: Rc::new(Cell::new(0)),
+            mode_serial: Cell::new(0),
+            mode_changes: RefCell::new(std::collections::HashMap::new()),
+            mode_floor: Cell::new(0),
             root_fid,
             roots: Cell::new(0),
         })
@@ -221,8 +262,23 @@ impl HostFs {
             fresh: Cell::new(0),
             checked: Cell::new((Instant::now(), news())),
             st_changed: Cell::new(false),
+            st_read: Cell::new((Instant::now(), news(), self.mode_serial.get())),
             mount_root: false,
         })
+    }
+
+    /// The kernel changed the mode, owner or group of file `id`: what
+    /// any of its inodes read before is stale for permission checks.
+    fn mode_changed(&self, id: (u64, u64)) {
+        let serial = self.mode_serial.get() + 1;
+        self.mode_serial.set(serial);
+        let mut changes = self.mode_changes.borrow_mut();
+        if changes.len() >= MODE_CHANGES_MAX {
+            // Forget them all, and with them every attributes read so far.
+            changes.clear();
+            self.mode_floor.set(serial);
+        }
+        changes.insert(id, serial);
     }
 
     /// The kernel changed something through this file system: every
@@ -273,6 +329,7 @@ impl HostFs {
                     i.st_gen.set(self.attr_gen.get());
                     i.fresh.set(crate::kernel::run::serving());
                     i.checked.set((Instant::now(), news()));
+                    i.read_now();
                     return Ok(i);
                 }
                 Some(None) => return Ok(i),
@@ -349,7 +406,21 @@ impl Inode for HostInode {
         self.st.set(st);
         self.st_gen.set(generation);
         self.st_changed.set(false);
+        self.read_now();
         Ok(st)
+    }
+    /// From `st` when it still tells this file's mode, owner and group:
+    /// the kernel changed none of them since (through any name: the
+    /// changes are counted per file), and on a file system that may
+    /// change from outside it was read within `RECHECK_AFTER` with no
+    /// news since, the rule its cached walks follow. (gVisor's permission
+    /// checks take its cached mode, owner and group even on mounts it
+    /// revalidates.)
+    fn stat_for_check(&self, k: &Kernel) -> SysResult<libc::stat> {
+        match self.st_for_check() {
+            Some(st) => Ok(st),
+            None => self.stat(k),
+        }
     }
     fn stat_cached(&self, k: &Kernel) -> SysResult<libc::stat> {
         if self.st_changed.get()
@@ -540,6 +611,9 @@ impl Inode for HostInode {
         // times of every file it makes and then never looks at them.
         self.fresh.set(0);
         self.st_changed.set(true);
+        if a.mode.is_some() || a.uid.is_some() || a.gid.is_some() {
+            self.fs.mode_changed(self.id);
+        }
         if r.is_ok()
             && let Some(size) = a.size
             && let Some(m) = FileMem::find_host(self.id)
@@ -915,6 +989,64 @@ mod tests {
         std::thread::sleep(RECHECK_AFTER + Duration::from_millis(1));
         let later = fs.walk_cached(svc.root(), b"f").unwrap().id;
         assert_ne!(later, after_news, "past the window: asked again");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A permission check takes the attributes read a moment ago unless
+    /// the kernel changed the file's mode or owner since, through any of
+    /// its names; on a revalidated file system only within
+    /// `RECHECK_AFTER` of the read and with no news from outside since.
+    #[test]
+    fn checks_take_recent_attributes_unless_the_mode_changed_through_any_name() {
+        let dir = std::env::temp_dir().join(format!("atoll-modecheck-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f"), b"1").unwrap();
+        std::fs::hard_link(dir.join("f"), dir.join("g")).unwrap();
+        std::fs::write(dir.join("other"), b"2").unwrap();
+        for revalidate in [true, false] {
+            let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: open of a path we made.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+            assert!(fd >= 0);
+            // SAFETY: a descriptor we just opened and own.
+            let root_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let svc: Rc<dyn FileService> =
+                Rc::new(atoll_gofer::direct::DirectFiles::new(root_fd).unwrap());
+            let fs = HostFs::with(svc.clone(), revalidate);
+            let _root = fs.root().unwrap();
+            let f = fs.walk_cached(svc.root(), b"f").unwrap();
+            let g = fs.walk_cached(svc.root(), b"g").unwrap();
+            let other = fs.walk_cached(svc.root(), b"other").unwrap();
+            assert_eq!(f.id, g.id);
+            assert!(f.st_for_check().is_some() && g.st_for_check().is_some());
+            fs.mode_changed(f.id);
+            assert!(f.st_for_check().is_none(), "changed through this name");
+            assert!(g.st_for_check().is_none(), "changed through the other name");
+            assert!(other.st_for_check().is_some(), "another file keeps its own");
+            // Read again from the host: taken again.
+            f.st.set(svc.stat(f.fid).unwrap());
+            f.read_now();
+            assert!(f.st_for_check().is_some());
+            news_from_outside();
+            assert_eq!(
+                f.st_for_check().is_none(),
+                revalidate,
+                "news from outside: asked again where revalidated"
+            );
+            f.read_now();
+            std::thread::sleep(RECHECK_AFTER + Duration::from_millis(1));
+            assert_eq!(
+                f.st_for_check().is_none(),
+                revalidate,
+                "past the window: asked again where revalidated"
+            );
+            f.read_now();
+            // Too many changes to remember: everything read before is asked again.
+            for i in 0..MODE_CHANGES_MAX as u64 + 1 {
+                fs.mode_changed((u64::MAX, i));
+            }
+            assert!(f.st_for_check().is_none() && other.st_for_check().is_none());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -88,6 +88,13 @@ pub struct SetAttr {
 /// answer with the error Linux gives for that object.
 pub trait Inode: Any {
     fn stat(&self, k: &Kernel) -> SysResult<libc::stat>;
+    /// The mode, owner and group a permission check needs (an open's, a
+    /// directory change's, a setattr's): filesystems that pay for a stat
+    /// answer from one they read a moment ago, as long as nothing the
+    /// kernel did since changed them.
+    fn stat_for_check(&self, k: &Kernel) -> SysResult<libc::stat> {
+        self.stat(k)
+    }
     /// A recent stat, for permission checks during path walks (filesystems
     /// that pay for a stat, like the gofer's, answer from a cache).
     fn stat_cached(&self, k: &Kernel) -> SysResult<libc::stat> {

@@ -31,7 +31,7 @@ pub fn open_tmpfile(
         return Err(Errno::EROFS);
     }
     let cred = k.cred(tid);
-    cred.may_access(&dir.inode.stat(k)?, MAY_WRITE | MAY_EXEC)?;
+    cred.may_access(&dir.inode.stat_for_check(k)?, MAY_WRITE | MAY_EXEC)?;
     let umask = k.task(tid).fs.borrow().umask;
     let inode = TmpInode::new(
         super::new_dev(),

@@ -34,7 +34,7 @@ fn setattr_checked(k: &mut Kernel, tid: Tid, d: &Rc<Dentry>, attr: SetAttr) -> S
     if d.mount.readonly {
         return Err(Errno::EROFS);
     }
-    let st = d.inode.stat(k)?;
+    let st = d.inode.stat_for_check(k)?;
     let c = k.cred(tid);
     let mut attr = attr;
     if attr.mode.is_some() {

@@ -112,16 +112,22 @@ fn may_modify_dir(k: &Kernel, tid: Tid, dir: &Rc<Dentry>) -> SysResult<()> {
     if dir.mount.readonly {
         return Err(Errno::EROFS);
     }
-    let st = dir.inode.stat(k)?;
+    let st = dir.inode.stat_for_check(k)?;
     k.cred(tid).may_access(&st, MAY_WRITE | MAY_EXEC)
 }
 
 /// The sticky-bit rule for removing `victim` from `dir`.
-fn sticky_ok(k: &Kernel, tid: Tid, dir: &Rc<Dentry>, victim: &libc::stat) -> SysResult<()> {
-    let st = dir.inode.stat(k)?;
+fn sticky_ok(
+    k: &Kernel,
+    tid: Tid,
+    dir: &Rc<Dentry>,
+    victim: &Rc<dyn crate::vfs::Inode>,
+) -> SysResult<()> {
+    let st = dir.inode.stat_for_check(k)?;
     if st.st_mode & libc::S_ISVTX == 0 {
         return Ok(());
     }
+    let victim = victim.stat_for_check(k)?;
     let c = k.cred(tid);
     if c.fsuid == victim.st_uid || c.fsuid == st.st_uid || c.capable(cap::FOWNER) {
         Ok(())

@@ -72,7 +72,7 @@ fn rename_common(
     }
     may_modify_dir(k, tid, &od)?;
     may_modify_dir(k, tid, &nd)?;
-    sticky_ok(k, tid, &od, &moving.stat(k)?)?;
+    sticky_ok(k, tid, &od, &moving)?;
     // A directory may not move below itself.
     if moving.kind() == FileType::Directory {
         let mut cur = Some(nd.clone());

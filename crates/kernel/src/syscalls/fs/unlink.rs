@@ -51,8 +51,7 @@ fn remove_common(
         return Err(Errno::EBUSY);
     }
     may_modify_dir(k, tid, &parent)?;
-    let vst = victim.stat(k)?;
-    sticky_ok(k, tid, &parent, &vst)?;
+    sticky_ok(k, tid, &parent, &victim)?;
     if dir {
         if victim.kind() != FileType::Directory {
             return Err(Errno::ENOTDIR);
