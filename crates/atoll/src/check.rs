@@ -261,11 +261,18 @@ pub fn run(format: ListFormat, vm_assets: Option<&Path>) -> Result<()> {
             ns_ok && seccomp_ok,
             "namespaces, cgroups, seccomp, capabilities",
         ),
-        item(
-            "userspace",
-            pt_ok && seccomp_ok,
-            "application kernel on the ptrace platform",
-        ),
+        match atoll_sandbox::systrap_support() {
+            Ok(()) => item(
+                "userspace",
+                pt_ok && seccomp_ok,
+                "application kernel on the systrap platform (ptrace also available)",
+            ),
+            Err(why) => item(
+                "userspace",
+                pt_ok && seccomp_ok,
+                format!("application kernel on the ptrace platform (systrap: {why})"),
+            ),
+        },
         match vm_level::host_support(
             &vm_level::assets_dir(vm_assets),
             Some(crate::vm::check_kernel),

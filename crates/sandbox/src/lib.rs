@@ -24,6 +24,12 @@ pub fn compat_markdown() -> String {
     atoll_kernel::syscalls::compat_markdown()
 }
 
+/// Whether this host runs the userspace level's systrap platform, and if
+/// not why (the level then runs on ptrace unless systrap is asked for).
+pub fn systrap_support() -> Result<(), String> {
+    atoll_kernel::platform::systrap::supported()
+}
+
 /// The platform asked for, or systrap where this host supports it.
 fn platform(asked: Option<&str>) -> Result<PlatformKind, String> {
     use atoll_kernel::platform::systrap;

@@ -16,6 +16,7 @@ pub mod child;
 pub mod ptrace;
 pub mod systrap;
 pub mod vdso;
+pub mod xsave;
 
 use std::os::fd::RawFd;
 use std::time::Duration;

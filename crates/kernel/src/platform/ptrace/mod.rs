@@ -273,12 +273,7 @@ fn fork_zygote(memfd: RawFd, slot: u64) -> Result<Space> {
     })
 }
 
-/// Size of the XSAVE area for the features the host kernel enabled.
-fn xsave_size() -> usize {
-    // cpuid leaf 0xD: XSAVE area size for the enabled features.
-    let r = core::arch::x86_64::__cpuid_count(0xD, 0);
-    (r.ebx as usize).max(576)
-}
+use super::xsave::{full_size, user_features, xsave_size};
 
 impl PtracePlatform {
     /// Sets up the platform over the kernel's memory file. The caller has
@@ -713,6 +708,8 @@ impl Platform for PtracePlatform {
         .map(|_| ())
     }
 
+    /// The thread's XSAVE image of `xsave::user_features` (the regset's
+    /// first bytes: its features beyond are the dynamic ones, unused).
     fn get_fpu(&mut self, thread: ThreadId) -> Result<FpuState> {
         let mut buf = vec![0u8; self.xsave_size];
         let mut iov = libc::iovec {
@@ -729,8 +726,16 @@ impl Platform for PtracePlatform {
         Ok(FpuState(buf))
     }
 
+    /// Linux takes only a whole regset: the image padded to every
+    /// enabled feature's, the dynamic ones in their initial state.
     fn set_fpu(&mut self, thread: ThreadId, fpu: &FpuState) -> Result<()> {
         let mut buf = fpu.0.clone();
+        buf.truncate(self.xsave_size);
+        buf.resize(full_size().max(buf.len()), 0);
+        if buf.len() >= 520 {
+            let bv = u64::from_ne_bytes(buf[512..520].try_into().unwrap()) & user_features();
+            buf[512..520].copy_from_slice(&bv.to_ne_bytes());
+        }
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr() as *mut libc::c_void,
             iov_len: buf.len(),

@@ -194,56 +194,11 @@ fn pause_iterations(d: Duration) -> u32 {
     ((d.as_nanos() as f64 / per) as u32).clamp(100, 200_000)
 }
 
-/// XSAVE components the host enables only for a process that asks
-/// (`arch_prctl(ARCH_REQ_XCOMP_PERM)`): those CPUID says extended feature
-/// disable (XFD) covers, today AMX's tile data. Linux leaves them out of
-/// a process's signal frames until it asks, and the kernel serves no such
-/// request, so for a workload they stay in their initial state: the
-/// platform neither saves nor restores them (a restore of one XFD arms
-/// would fault).
-fn dynamic_features() -> u64 {
-    let xcr0 = xcr0();
-    (2..63)
-        .filter(|&i| xcr0 & (1u64 << i) != 0)
-        .filter(|&i| core::arch::x86_64::__cpuid_count(0xD, i).ecx & 4 != 0)
-        .fold(0, |m, i| m | 1u64 << i)
-}
-
-/// The XSAVE components of a thread's FPU image: `xcr0` less
-/// `dynamic_features` (Linux's default features of a process).
-fn user_features() -> u64 {
-    xcr0() & !dynamic_features()
-}
-
-/// The dynamic features the stub's XSAVE and XRSTOR leave out
-/// (`XSAVE_MASK`): AMX's tile data. `supported` refuses a CPU with others.
-const DYNAMIC_KNOWN: u64 = 1 << 18;
+use super::xsave::{DYNAMIC_KNOWN, dynamic_features, user_features, xsave_size};
 
 /// The low half of the stub's XSAVE/XRSTOR feature mask (the high half is
 /// all ones): every component but `DYNAMIC_KNOWN`.
 pub(crate) const XSAVE_MASK_LO: u32 = !(DYNAMIC_KNOWN as u32);
-
-/// Bytes of the standard-format XSAVE image of `user_features`: the end
-/// of its last component (CPUID leaf 0xD gives each one's offset and
-/// size), as Linux sizes a process's signal frames. CPUID's own total
-/// (leaf 0xD, EBX) counts the dynamic features too: 11,008 bytes with
-/// AMX against 2,696 without.
-fn xsave_size() -> usize {
-    let features = user_features();
-    (2..63)
-        .filter(|&i| features & (1u64 << i) != 0)
-        .map(|i| {
-            let r = core::arch::x86_64::__cpuid_count(0xD, i);
-            (r.ebx + r.eax) as usize
-        })
-        .fold(576, usize::max)
-}
-
-fn xcr0() -> u64 {
-    // SAFETY: xgetbv(0) is available wherever XSAVE is (checked by the
-    // caller through CPUID before the platform is used).
-    unsafe { core::arch::x86_64::_xgetbv(0) }
-}
 
 /// Whether this CPU and host kernel have what the platform needs.
 pub fn supported() -> std::result::Result<(), String> {
