@@ -1,9 +1,9 @@
 /* Forge and race the systrap stub's shared pages: while one thread makes
  * syscalls (patched sites, the signal path, mmap, new threads), another
  * scribbles over that thread's slot (registers, state word, frame
- * pointer, flags) and over the stub's control results; then it tries to
- * write the pages the stub maps read-only (the kernel's hints, the control
- * requests). The process may crash; the kernel must serve everyone else. */
+ * pointer, flags, the XSAVE image the stub restores) and over the stub's
+ * control results; then it tries to write the pages the stub maps
+ * read-only (the kernel's hints, the control requests). The process may crash; the kernel must serve everyone else. */
 #include "attack.h"
 #include <pthread.h>
 
@@ -52,13 +52,23 @@ static void forge(void *arg) {
     unsigned long n = 0;
     do {
         unsigned long r = rnd();
-        switch (r % 6) {
+        switch (r % 7) {
         case 0: w[0] = r >> 8; break;                      /* state, sleeping */
         case 1: w[(r >> 8) % 512] = rnd(); break;          /* anywhere in the slot */
         case 2: w[2] = 0x7ff000100000UL + (r % 0x10000); break; /* frame pointer */
         case 3: w[0] = 16 | (r & 0xffffffff00000000UL); break;  /* "run" */
         case 4: res[(r >> 8) % 512] = rnd(); break;        /* control results */
         case 5: w[8 + (r >> 8) % 27] = 0; break;           /* registers */
+        case 6: {                                          /* the FPU page */
+            /* Its XSAVE header: every feature (AMX's tile data too, which
+             * the stub never restores) or a compacted format, then the
+             * flag that makes the stub's way back restore it. */
+            volatile unsigned long *fpu = (volatile unsigned long *)(slot + 0x1000);
+            fpu[64] = (r & 1) ? ~0UL : (1UL << 18) | 3;
+            fpu[65] = (r & 2) ? rnd() : 0;
+            w[1] |= 1UL << 32;
+            break;
+        }
         }
         n++;
         clock_gettime(CLOCK_MONOTONIC, &t);
