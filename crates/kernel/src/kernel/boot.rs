@@ -339,7 +339,7 @@ impl Kernel {
             platform,
             mf,
             tasks: BTreeMap::new(),
-            host_tids: HashMap::new(),
+            host_tids: HashMap::default(),
             groups: BTreeMap::new(),
             next_pids: HashMap::new(),
             mounts: RefCell::new(mounts),

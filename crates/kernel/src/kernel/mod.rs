@@ -73,7 +73,9 @@ pub struct Kernel {
     pub platform: AnyPlatform,
     pub mf: Rc<MemoryFile>,
     pub tasks: BTreeMap<Tid, Task>,
-    pub host_tids: HashMap<ThreadId, Tid>,
+    /// Looked up on every stop: foldhash (seeded per map), not SipHash;
+    /// the host assigns its keys.
+    pub host_tids: HashMap<ThreadId, Tid, foldhash::fast::RandomState>,
     pub groups: BTreeMap<Pid, ThreadGroup>,
     /// Per pid namespace: where the next pid search starts (pidns.rs).
     next_pids: HashMap<u32, Pid>,
