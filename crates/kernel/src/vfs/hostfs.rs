@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,7 +49,7 @@ pub struct HostFs {
     /// outlive the data changes that a permission check does not care
     /// about.
     mode_serial: Cell<u64>,
-    mode_changes: RefCell<std::collections::HashMap<(u64, u64), u64>>,
+    mode_changes: RefCell<HashMap<(u64, u64), u64, foldhash::fast::RandomState>>,
     /// Attributes read before this serial are not trusted for checks
     /// (`mode_changes` was emptied at it, to bound its size).
     mode_floor: Cell<u64>,
@@ -231,7 +232,7 @@ impl HostFs {
             revalidate,
             attr_gen: Rc::new(Cell::new(0)),
             mode_serial: Cell::new(0),
-            mode_changes: RefCell::new(std::collections::HashMap::new()),
+            mode_changes: RefCell::new(HashMap::default()),
             mode_floor: Cell::new(0),
             root_fid,
             roots: Cell::new(0),
@@ -950,6 +951,17 @@ mod tests {
         );
     }
 
+    /// Direct access to the host directory `dir`, as the gofer donates it.
+    fn direct_service(dir: &std::path::Path) -> Rc<dyn FileService> {
+        let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: open of a path we made.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+        assert!(fd >= 0);
+        // SAFETY: a descriptor we just opened and own.
+        let root_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Rc::new(atoll_gofer::direct::DirectFiles::new(root_fd).unwrap())
+    }
+
     /// On a revalidated file system a cached walk the host confirmed
     /// less than `RECHECK_AFTER` ago, with no news from outside since, is
     /// taken without asking the host; past that, or after news, the host
@@ -960,14 +972,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("f");
         std::fs::write(&f, b"1").unwrap();
-        let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: open of a path we made.
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
-        assert!(fd >= 0);
-        // SAFETY: a descriptor we just opened and own.
-        let root_fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let svc: Rc<dyn FileService> =
-            Rc::new(atoll_gofer::direct::DirectFiles::new(root_fd).unwrap());
+        let svc = direct_service(&dir);
         let fs = HostFs::with(svc.clone(), true);
         let _root = fs.root().unwrap();
         // Replaces f on the host by a new file, a new inode (the old one
@@ -1004,14 +1009,7 @@ mod tests {
         std::fs::hard_link(dir.join("f"), dir.join("g")).unwrap();
         std::fs::write(dir.join("other"), b"2").unwrap();
         for revalidate in [true, false] {
-            let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-            // SAFETY: open of a path we made.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
-            assert!(fd >= 0);
-            // SAFETY: a descriptor we just opened and own.
-            let root_fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            let svc: Rc<dyn FileService> =
-                Rc::new(atoll_gofer::direct::DirectFiles::new(root_fd).unwrap());
+            let svc = direct_service(&dir);
             let fs = HostFs::with(svc.clone(), revalidate);
             let _root = fs.root().unwrap();
             let f = fs.walk_cached(svc.root(), b"f").unwrap();
@@ -1058,14 +1056,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("atoll-unmount-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("a/b")).unwrap();
         std::fs::write(dir.join("a/f"), b"x").unwrap();
-        let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: open of a path we made.
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
-        assert!(fd >= 0);
-        // SAFETY: a descriptor we just opened and own.
-        let root_fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let svc: Rc<dyn FileService> =
-            Rc::new(atoll_gofer::direct::DirectFiles::new(root_fd).unwrap());
+        let svc = direct_service(&dir);
         let fs = HostFs::new(svc.clone());
         let weak = Rc::downgrade(&fs);
         let root = fs.root().unwrap();

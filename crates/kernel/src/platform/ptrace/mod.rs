@@ -59,6 +59,10 @@ pub struct PtracePlatform {
     threads: HashMap<i32, SpaceId>,
     sigchld_fd: RawFd,
     xsave_size: usize,
+    /// `xsave::full_size` and `xsave::user_features`, read once: CPUID
+    /// traps to the hypervisor in a VM.
+    full_xsave_size: usize,
+    features: u64,
     foreign_exits: Vec<(i32, i32)>,
     /// The stub every address space is cloned from.
     zygote: Space,
@@ -329,6 +333,8 @@ impl PtracePlatform {
             threads: HashMap::new(),
             sigchld_fd,
             xsave_size: xsave_size(),
+            full_xsave_size: full_size(),
+            features: user_features(),
             foreign_exits: Vec::new(),
             zygote,
             task_ceiling: TaskCeiling::default(),
@@ -731,9 +737,9 @@ impl Platform for PtracePlatform {
     fn set_fpu(&mut self, thread: ThreadId, fpu: &FpuState) -> Result<()> {
         let mut buf = fpu.0.clone();
         buf.truncate(self.xsave_size);
-        buf.resize(full_size().max(buf.len()), 0);
+        buf.resize(self.full_xsave_size.max(buf.len()), 0);
         if buf.len() >= 520 {
-            let bv = u64::from_ne_bytes(buf[512..520].try_into().unwrap()) & user_features();
+            let bv = u64::from_ne_bytes(buf[512..520].try_into().unwrap()) & self.features;
             buf[512..520].copy_from_slice(&bv.to_ne_bytes());
         }
         let mut iov = libc::iovec {
