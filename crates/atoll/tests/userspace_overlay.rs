@@ -388,7 +388,16 @@ fn rootfs_is_read_only_under_the_sandbox_with_the_overlay() {
             .build();
         let cid = id("ovl-ro");
         let pid = start_detached(&a, "userspace", &b, &cid);
-        let opts = gofer_root_options(pid);
+        // The gofer is named before it has set its root up: its options
+        // are looked at until they are the expected ones, or 20 s passed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let opts = loop {
+            let o = gofer_root_options(pid);
+            if o.split(',').next() == Some(want) || std::time::Instant::now() > deadline {
+                break o;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
         a.run(&["delete", "-f", &cid]).ok();
         leaks(&a, &cid, &b).assert_clean();
         assert!(
