@@ -17,7 +17,7 @@ DEMO := sh -c 'echo "== uname -a: the kernel this shell talks to"; uname -a; \
   echo "== /proc/self/status"; grep -E "^(Pid|PPid|NoNewPrivs|Seccomp|CapEff):" /proc/self/status; \
   echo "== /proc/meminfo"; head -n 2 /proc/meminfo'
 
-.PHONY: deps deps-all build run test test-vm lint docs conformance cpython-table bench bench-vm clean fuzz fuzz-smoke
+.PHONY: deps deps-all build run test test-vm vm-e2e lint docs conformance cpython-table bench bench-vm clean fuzz fuzz-smoke
 
 deps:
 	@./scripts/deps.sh
@@ -38,19 +38,25 @@ run: build
 # The whole test suite (unit + integration, as root).
 # The userspace suites run once more on the ptrace platform with every file
 # access through the gofer (the defaults are systrap, wherever the host
-# supports it, and direct file access).
+# supports it, and direct file access). Then the vm level's end-to-end
+# tests (below: 3 to 7 minutes here, in the emulated test VM).
 test: deps-all build lint
 	$(CARGO) test --release --workspace -- --test-threads=$${TEST_THREADS:-2}
 	ATOLL_PLATFORM=ptrace ATOLL_TEST_DIRECTFS=false $(CARGO) test --release -p atoll --test userspace --test userspace_services --test confinement -- --test-threads=$${TEST_THREADS:-2}
+	@$(MAKE) --no-print-directory vm-e2e
 	./scripts/fuzz.sh smoke
 
-# The vm level's end-to-end tests (tests/vm/): they boot guests, inside
-# the QEMU-emulated test VM of scripts/test-vm.sh on hosts whose /dev/kvm
-# cannot (minutes per run, so not part of `make test`); ATOLL_VM_DIRECT=1
-# runs them on a host whose /dev/kvm boots guests. The first run downloads
-# and unpacks Debian's cloud kernel (scripts/vm-kernel.sh, vm-assets.sh).
+# The vm level's end-to-end tests (tests/vm/) alone: they boot guests,
+# inside the QEMU-emulated test VM of scripts/test-vm.sh on hosts whose
+# /dev/kvm cannot (minutes per run); ATOLL_VM_DIRECT=1 runs them on a host
+# whose /dev/kvm boots guests. The first run downloads and unpacks
+# Debian's cloud kernel (scripts/vm-kernel.sh, vm-assets.sh).
 test-vm: deps-all
 	$(CARGO) build --release -p atoll
+	@$(MAKE) --no-print-directory vm-e2e
+
+# (the part `test` and `test-vm` share; needs atoll built)
+vm-e2e:
 	# The guest agent is in the initramfs: rebuilt here, or test-vm.sh
 	# would boot the agent of the last asset build.
 	./scripts/vm-assets.sh $(or $(CARGO_TARGET_DIR),target)/vm-assets

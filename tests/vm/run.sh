@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make test-vm`: the vm level's end-to-end tests. They boot guests, so on
-# a host whose /dev/kvm cannot (these machines' KVM-PVM) they run inside
-# the QEMU-emulated test VM of scripts/test-vm.sh: minutes per run, which
-# is why they are not part of `make test`. With ATOLL_VM_DIRECT=1 they run
+# The vm level's end-to-end tests (`make test` runs them last, `make
+# test-vm` alone). They boot guests, so on a host whose /dev/kvm cannot
+# (these machines' KVM-PVM) they run inside the QEMU-emulated test VM of
+# scripts/test-vm.sh: minutes per run. With ATOLL_VM_DIRECT=1 they run
 # on this host itself (one whose /dev/kvm boots guests, assets installed).
 #
 # usage: tests/vm/run.sh [cri|net]   (ATOLL: the binary; default
