@@ -127,6 +127,36 @@ pub fn orphaned_helpers(rt: &Runtime, id: &str) -> Vec<i32> {
     found
 }
 
+/// The last step of `delete --force`, with the cgroup `cgroup` the
+/// container had (read before its state went): helpers of a create that
+/// was killed (see [`orphaned_helpers`]) may still have been setting the
+/// container up while it was deleted, and made its cgroup again after it
+/// was removed (or before its state was written at all). Kills them,
+/// waits for them to exit, and then empties and removes that cgroup.
+/// Only when there were such helpers: they prove the cgroup is this
+/// aborted create's.
+pub fn sweep_aborted_create(rt: &Runtime, id: &str, cgroup: (PathBuf, bool)) {
+    let helpers = orphaned_helpers(rt, id);
+    if helpers.is_empty() {
+        return;
+    }
+    for &pid in &helpers {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    for &pid in &helpers {
+        crate::dying::wait_exited(pid, Duration::from_secs(2));
+    }
+    let (path, systemd) = cgroup;
+    if let Ok(m) = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+        cgroup_path: path,
+        systemd_cgroup: systemd,
+        container_name: id.to_string(),
+    }) {
+        kill_all(&m);
+        let _ = m.remove();
+    }
+}
+
 fn kill_orphaned_helpers(rt: &Runtime, id: &str) {
     for pid in orphaned_helpers(rt, id) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);

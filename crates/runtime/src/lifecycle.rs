@@ -960,8 +960,21 @@ impl Runtime {
         {
             let _ = std::fs::write(self.stats_snapshot(&m.id), v.to_string());
         }
-        c.kill(sig, all)
-            .map_err(|e| anyhow!("killing container {id}: {e}"))
+        match c.kill(sig, all) {
+            // libcontainer records the state after the signal. A container
+            // that the signal ended may be deleted by its own `atoll run`
+            // at once (it removes libcontainer's state first), and the
+            // record then fails on a state file that is gone: the signal
+            // did its work (or the container ended by itself meanwhile:
+            // either way it no longer runs, which is what kill asks).
+            Err(_)
+                if std::fs::symlink_metadata(self.layout.container_dir(id).join("state.json"))
+                    .is_err() =>
+            {
+                Ok(())
+            }
+            r => r.map_err(|e| anyhow!("killing container {id}: {e}")),
+        }
     }
 
     /// Where kill keeps a sandbox's counters before SIGKILL.
@@ -971,12 +984,21 @@ impl Runtime {
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         id::validate(id)?;
+        // (before the state goes: the cgroup may be named there)
+        let cgroup = force.then(|| cleanup::cgroup_of(self, id));
         if !self.layout.exists(id) {
+            if let Some(cg) = cgroup {
+                // A create killed before it wrote any state.
+                cleanup::sweep_aborted_create(self, id, cg);
+            }
             bail!("container {id} does not exist");
         }
         let meta = Meta::load(&self.layout, id).ok();
         let mut stats = None;
         let r = self.delete_existing(id, force, meta.as_ref(), &mut stats);
+        if let Some(cg) = cgroup {
+            cleanup::sweep_aborted_create(self, id, cg);
+        }
         let detail = force.then(|| "forced".to_string());
         self.report_op(Operation::Delete, id, meta.as_ref(), detail, &r, stats);
         r
