@@ -15,8 +15,10 @@
  *   reads through it, a read restarted after a signal handler and one
  *   interrupted (EINTR), and entries into the middle of the sequence
  *   (after the xor, after the syscall) behave as the original code;
+ * - glibc's openat(AT_FDCWD) site shape (`mov $-100,%edi; syscall`, the
+ *   number loaded before): opens through it give the same descriptors;
  * - syscall-site patching: printed by the caller from /proc/self/maps and
- *   the read site's bytes. */
+ *   the read and openat sites' bytes. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -138,6 +140,38 @@ __asm__(".globl call_site\n"
         "  mov %rcx, %rax\n"
         "  jmp *%r8\n");
 
+/* openat_cwd(path, flags): openat(AT_FDCWD, path, flags) as glibc's
+ * __open64_nocancel makes it, the number loaded first and the site the
+ * last two instructions. */
+long openat_cwd(const char *path, long flags);
+extern const unsigned char openat_cwd_site[];
+__asm__(".globl openat_cwd\n"
+        "openat_cwd:\n"
+        "  mov $257, %eax\n"
+        "  mov %rsi, %rdx\n"
+        "  mov %rdi, %rsi\n"
+        ".globl openat_cwd_site\n"
+        "openat_cwd_site:\n"
+        "  mov $-100, %edi\n"
+        "  syscall\n"
+        "  ret\n");
+static const unsigned char OPENAT_SITE[7] = {0xbf, 0x9c, 0xff, 0xff, 0xff, 0x0f, 0x05};
+
+/* Opens through the openat site often enough to be patched: each gives
+ * the lowest free descriptor, closed again; a missing file fails. */
+static void check_openat_site(void) {
+    int same = 1;
+    long first = -1;
+    for (int i = 0; i < 20; i++) {
+        long fd = openat_cwd("/platform", O_RDONLY);
+        if (first < 0) first = fd;
+        if (fd < 0 || fd != first) same = 0;
+        if (fd >= 0) close(fd);
+    }
+    long missing = openat_cwd("/no-such-file", O_RDONLY);
+    printf("openat site: 20 opens %s, a missing file %ld\n", same ? "ok" : "DIFFER", missing);
+}
+
 static const unsigned char XOR_SITE[10] = {0x31, 0xc0, 0x0f, 0x05, 0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff};
 static const unsigned char *read_site;
 static int rd_fds[2];
@@ -214,6 +248,7 @@ int main(void) {
     has_avx = (c & (1u << 28)) && (c & (1u << 27));
     signal(SIGALRM, on_signal);
     check_read_site();
+    check_openat_site();
     for (int round = 0; round < 3; round++)
         for (int kind = 0; kind < 3; kind++) check(round == 0 ? "main" : "main again", kind);
     pthread_t t;
@@ -235,7 +270,9 @@ int main(void) {
     while (m && fgets(line, sizeof line, m))
         if (strstr(line, "[usertrap]")) patched = 1;
     int read_patched = read_site && memcmp(read_site, XOR_SITE, sizeof XOR_SITE);
-    printf("usertrap: %s, read site: %s\n", patched ? "yes" : "no", read_patched ? "patched" : "as built");
+    int openat_patched = memcmp(openat_cwd_site, OPENAT_SITE, sizeof OPENAT_SITE) != 0;
+    printf("usertrap: %s, read site: %s, openat site: %s\n", patched ? "yes" : "no",
+           read_patched ? "patched" : "as built", openat_patched ? "patched" : "as built");
     fflush(stdout);
     return 0;
 }

@@ -136,8 +136,8 @@ fn pthread_program_matches_native() {
 /// MXCSR) across patched and unpatched syscalls and signal handlers, in
 /// the main thread and another; the vDSO is there and agrees with the
 /// syscall's clock; call sites are patched on systrap unless the bundle
-/// says `dev.atoll.syscall-patching: "false"`, glibc's read() site too,
-/// and code entering that site's middle (after the `xor`, after the
+/// says `dev.atoll.syscall-patching: "false"`, glibc's read() site and
+/// an openat(AT_FDCWD) site (`mov $-100,%edi; syscall`) too, and code entering that site's middle (after the `xor`, after the
 /// `syscall`) or restarting a read there behaves as unpatched.
 #[test]
 fn registers_signals_vdso_and_patching_match_native() {
@@ -155,14 +155,17 @@ fn registers_signals_vdso_and_patching_match_native() {
     assert!(!n_body.contains("CHANGED"), "{native:#?}");
     assert!(n_body.contains("vdso present: yes"), "{native:#?}");
     assert!(n_body.contains("read site found: yes"), "{native:#?}");
-    assert_eq!(n_trap, "usertrap: no, read site: as built");
+    assert_eq!(
+        n_trap,
+        "usertrap: no, read site: as built, openat site: as built"
+    );
     let systrap = std::env::var("ATOLL_PLATFORM").map_or(true, |p| p == "systrap");
     assert_eq!(
         u_trap,
         if systrap {
-            "usertrap: yes, read site: patched"
+            "usertrap: yes, read site: patched, openat site: patched"
         } else {
-            "usertrap: no, read site: as built"
+            "usertrap: no, read site: as built, openat site: as built"
         },
         "{user:#?}"
     );
@@ -175,7 +178,10 @@ fn registers_signals_vdso_and_patching_match_native() {
     user_off.ok();
     let (body, trap) = user_off.stdout.trim_end().rsplit_once('\n').unwrap();
     assert_eq!(body, n_body);
-    assert_eq!(trap, "usertrap: no, read site: as built", "{user_off:#?}");
+    assert_eq!(
+        trap, "usertrap: no, read site: as built, openat site: as built",
+        "{user_off:#?}"
+    );
 }
 
 /// A syscall site is patched at its 8th call in a process; a site of a

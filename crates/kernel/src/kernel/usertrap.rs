@@ -44,6 +44,12 @@
 //!   sequence with another number in %eax (as gVisor's usertrap does);
 //!   the sequence must match exactly and its number must be the one the
 //!   handler saw.
+//! - glibc's `openat(AT_FDCWD, …)` sites (`__open64_nocancel`, which
+//!   ld.so and Python's start call dozens of times) load the number
+//!   earlier and end in `mov $-100,%edi; syscall`: the same 7 bytes with
+//!   another register. They are patched the same way through an entry
+//!   that loads %edi instead and keeps %eax (see [`MovSite`]); a
+//!   restart (%eax restored to the number) goes back through it too.
 //! - `dev.atoll.syscall-patching: "false"` turns it off per container.
 
 use super::{Kernel, Tid};
@@ -154,12 +160,51 @@ fn nth_entry(base: u64, n: u32, xor: bool) -> Option<u64> {
         .nth(n as usize)
 }
 
+/// The register a patchable `mov $imm32,%r32; syscall` site loads: its
+/// opcode byte (`b8+r`), and the register's value at the stop that the
+/// immediate must equal (a 32-bit move zero-extends).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MovSite {
+    /// `mov $nr,%eax`: the number itself.
+    Eax,
+    /// `mov $imm,%edi`, the number loaded before (glibc's AT_FDCWD).
+    Edi,
+}
+
+impl MovSite {
+    fn of(opcode: u8) -> Option<MovSite> {
+        match opcode {
+            0xb8 => Some(MovSite::Eax),
+            0xbf => Some(MovSite::Edi),
+            _ => None,
+        }
+    }
+    fn opcode(self) -> u8 {
+        match self {
+            MovSite::Eax => 0xb8,
+            MovSite::Edi => 0xbf,
+        }
+    }
+    /// The register it loads, in `regs`.
+    fn reg(self, regs: &mut crate::arch::Regs) -> &mut u64 {
+        match self {
+            MovSite::Eax => &mut regs.rax,
+            MovSite::Edi => &mut regs.rdi,
+        }
+    }
+}
+
 /// Whether `code` (the 7 bytes before the return address) is `mov
-/// $nr,%eax; syscall`.
-pub fn is_patchable(code: &[u8; 7], nr: u64) -> bool {
-    code[0] == 0xb8
-        && code[5..7] == [0x0f, 0x05]
-        && u32::from_le_bytes(code[1..5].try_into().unwrap()) as u64 == nr
+/// $nr,%eax; syscall` for syscall `nr`, or `mov $imm,%edi; syscall` with
+/// `rdi` (its %rdi at the stop) equal to the zero-extended `imm`.
+pub fn is_patchable(code: &[u8; 7], nr: u64, rdi: u64) -> Option<MovSite> {
+    let kind = MovSite::of(code[0])?;
+    let imm = u32::from_le_bytes(code[1..5].try_into().unwrap()) as u64;
+    let want = match kind {
+        MovSite::Eax => nr,
+        MovSite::Edi => rdi,
+    };
+    (code[5..7] == [0x0f, 0x05] && imm == want).then_some(kind)
 }
 
 /// Whether `code` (from 4 bytes before the return address) is glibc's
@@ -168,12 +213,19 @@ pub fn is_patchable_xor(code: &[u8; 10], nr: u64) -> bool {
     nr == 0 && *code == XOR_SITE
 }
 
-/// A trampoline entry at `at` for syscall `nr` returning to `ret`.
-pub fn trampoline(at: u64, nr: u32, ret: u64, entry: u64) -> [u8; ENTRY_SIZE as usize] {
+/// A trampoline entry at `at` for a site of `kind` loading `imm`,
+/// returning to `ret`.
+pub fn trampoline(
+    at: u64,
+    kind: MovSite,
+    imm: u32,
+    ret: u64,
+    entry: u64,
+) -> [u8; ENTRY_SIZE as usize] {
     let mut b = [0xccu8; ENTRY_SIZE as usize];
     b[0..8].copy_from_slice(&(at + 8).to_le_bytes());
-    b[8] = 0xb8; // mov $nr, %eax
-    b[9..13].copy_from_slice(&nr.to_le_bytes());
+    b[8] = kind.opcode(); // mov $imm, %eax or %edi
+    b[9..13].copy_from_slice(&imm.to_le_bytes());
     b[13..15].copy_from_slice(&[0x48, 0xb9]); // movabs $ret, %rcx
     b[15..23].copy_from_slice(&ret.to_le_bytes());
     b[23..29].copy_from_slice(&[0xff, 0x25, 0, 0, 0, 0]); // jmp *0(%rip)
@@ -275,7 +327,7 @@ impl Kernel {
         let Some(entry) = self.platform.usertrap_entry() else {
             return;
         };
-        let rip = self.task(tid).regs.rip;
+        let (rip, rdi) = (self.task(tid).regs.rip, self.task(tid).regs.rdi);
         let mm = self.task_mm(tid);
         let mut m = mm.borrow_mut();
         if m.usertrap.is_some_and(|t| t.at.is_none()) {
@@ -302,19 +354,20 @@ impl Kernel {
         // Which kind of site, and its bytes [site, end).
         let mut code = [0u8; 7];
         let mut xcode = [0u8; 10];
-        let (site, end, xor) = if let Some(site) = rip.checked_sub(7)
+        let (site, end, kind) = if let Some(site) = rip.checked_sub(7)
             && m.read_bytes(site, &mut code).is_ok()
-            && is_patchable(&code, nr)
+            && let Some(kind) = is_patchable(&code, nr, rdi)
         {
-            (site, rip, false)
+            (site, rip, Some(kind))
         } else if let Some(site) = rip.checked_sub(4)
             && m.read_bytes(site, &mut xcode).is_ok()
             && is_patchable_xor(&xcode, nr)
         {
-            (site, site + XOR_SITE.len() as u64, true)
+            (site, site + XOR_SITE.len() as u64, None)
         } else {
             return;
         };
+        let xor = kind.is_none();
         // Private executable memory of this process only, in one VMA.
         match m.find(site) {
             Some(v) if !v.shared && v.prot & libc::PROT_EXEC != 0 && v.end >= end => {}
@@ -371,10 +424,12 @@ impl Kernel {
         if m.privatize(&mut self.platform, p0, p1).is_err() {
             return;
         }
-        let tramp = if xor {
-            xor_trampoline(at, site, entry)
-        } else {
-            trampoline(at, nr as u32, rip, entry)
+        let tramp = match kind {
+            None => xor_trampoline(at, site, entry),
+            Some(kind) => {
+                let imm = u32::from_le_bytes(code[1..5].try_into().unwrap());
+                trampoline(at, kind, imm, rip, entry)
+            }
         };
         if m.write_force(at, &tramp).is_err() {
             return;
@@ -410,8 +465,9 @@ impl Kernel {
     }
 
     /// `tid` is about to be single-stepped from the first byte of a
-    /// patched `mov $nr,%eax; syscall` site: the step is the old `mov`,
-    /// done here (%eax gets the site's number, rip the old `syscall`,
+    /// patched `mov $imm,%eax` (or `%edi`) `; syscall` site: the step is
+    /// the old `mov`, done here (the register gets the site's immediate,
+    /// rip the old `syscall`,
     /// which faults back to the jump when run: see `usertrap_fault`), so
     /// the tracer sees the two instructions as two steps, as natively.
     /// False when rip is no such site (`xor` sites are stepped as one).
@@ -431,14 +487,17 @@ impl Kernel {
         // The entry's own code starts with the site's `mov` (a `xor`
         // site's with its `xor`).
         let mut mov = [0u8; 5];
-        if m.read_bytes(at + 8, &mut mov).is_err() || mov[0] != 0xb8 {
+        if m.read_bytes(at + 8, &mut mov).is_err() {
             return false;
         }
+        let Some(kind) = MovSite::of(mov[0]) else {
+            return false;
+        };
         drop(m);
-        let nr = u32::from_le_bytes(mov[1..5].try_into().unwrap());
+        let imm = u32::from_le_bytes(mov[1..5].try_into().unwrap());
         let t = self.task_mut(tid);
-        // A 32-bit move zero-extends into %rax; flags are untouched.
-        t.regs.rax = nr as u64;
+        // A 32-bit move zero-extends; flags are untouched.
+        *kind.reg(&mut t.regs) = imm as u64;
         t.regs.rip = rip + 5;
         true
     }
@@ -517,18 +576,38 @@ mod tests {
     #[test]
     fn only_the_exact_sequence_with_the_same_number_is_patched() {
         let getppid = [0xb8, 110, 0, 0, 0, 0x0f, 0x05];
-        assert!(is_patchable(&getppid, 110));
-        assert!(!is_patchable(&getppid, 39), "another number in %eax");
-        assert!(!is_patchable(
-            &[0x31, 0xc0, 0x90, 0x90, 0x90, 0x0f, 0x05],
-            0
-        ));
-        assert!(!is_patchable(&[0xb8, 110, 0, 0, 0, 0x0f, 0x34], 110));
+        assert_eq!(is_patchable(&getppid, 110, 0), Some(MovSite::Eax));
+        assert_eq!(
+            is_patchable(&getppid, 39, 110),
+            None,
+            "another number in %eax"
+        );
+        assert_eq!(
+            is_patchable(&[0x31, 0xc0, 0x90, 0x90, 0x90, 0x0f, 0x05], 0, 0),
+            None
+        );
+        assert_eq!(
+            is_patchable(&[0xb8, 110, 0, 0, 0, 0x0f, 0x34], 110, 0),
+            None
+        );
+        // glibc's openat(AT_FDCWD, ...): the immediate is %edi's, zero-
+        // extended into %rdi; any number may be in %eax.
+        let openat = [0xbf, 0x9c, 0xff, 0xff, 0xff, 0x0f, 0x05];
+        assert_eq!(is_patchable(&openat, 257, 0xffff_ff9c), Some(MovSite::Edi));
+        assert_eq!(is_patchable(&openat, 2, 0xffff_ff9c), Some(MovSite::Edi));
+        assert_eq!(
+            is_patchable(&openat, 257, u64::MAX - 99),
+            None,
+            "not what the mov made"
+        );
+        assert_eq!(is_patchable(&openat, 257, 3), None);
+        // Other registers' moves are not sites.
+        assert_eq!(is_patchable(&[0xbe, 3, 0, 0, 0, 0x0f, 0x05], 257, 3), None);
     }
 
     #[test]
     fn trampolines_load_the_number_and_the_return_address() {
-        let t = trampoline(0x61000, 110, 0x401007, 0x7ff0_0000_0400);
+        let t = trampoline(0x61000, MovSite::Eax, 110, 0x401007, 0x7ff0_0000_0400);
         assert_eq!(u64::from_le_bytes(t[0..8].try_into().unwrap()), 0x61008);
         assert_eq!(&t[8..13], &[0xb8, 110, 0, 0, 0]);
         assert_eq!(u64::from_le_bytes(t[15..23].try_into().unwrap()), 0x401007);
@@ -536,6 +615,13 @@ mod tests {
             u64::from_le_bytes(t[29..37].try_into().unwrap()),
             0x7ff0_0000_0400
         );
+        let t = trampoline(0x61040, MovSite::Edi, -100i32 as u32, 0x401007, 0x400);
+        assert_eq!(
+            &t[8..13],
+            &[0xbf, 0x9c, 0xff, 0xff, 0xff],
+            "mov $-100, %edi"
+        );
+        assert_eq!(&t[13..15], &[0x48, 0xb9]);
     }
 
     /// Every state a `xor` site passes through while it is patched leaves
