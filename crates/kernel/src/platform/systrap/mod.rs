@@ -108,6 +108,13 @@ struct Thread {
     patchable: bool,
     /// Its space's `flushes` when it was last resumed.
     flushes_seen: u64,
+    /// The registers its slot holds (as last collected or written), if
+    /// known: `resume` writes only the words that differ, so that the
+    /// slot's cache lines it leaves alone stay shared with the stub's CPU
+    /// (the stub saves only changed words too). A workload that rewrites
+    /// its slot meanwhile changes only its own registers, as it can today
+    /// between the kernel's write and the stub's read.
+    in_slot: Option<Regs>,
 }
 
 /// A space that was killed, until its process is reaped: then its
@@ -258,6 +265,43 @@ fn futex_wake(word: *const AtomicU32) {
 }
 
 /// The CPU this thread runs on.
+/// Writes `regs` into a slot's register block `at`, only the words that
+/// differ from `known` (what the block holds) when that is known.
+///
+/// # Safety
+/// `at` points at a slot's register block in the region.
+unsafe fn write_regs(at: *mut u8, regs: &Regs, known: Option<&Regs>) {
+    const WORDS: usize = std::mem::size_of::<Regs>() / 8;
+    // SAFETY: user_regs_struct is 27 u64s, repr(C).
+    let new: [u64; WORDS] = unsafe { std::mem::transmute(*regs) };
+    let at = at as *mut u64;
+    match known {
+        Some(old) => {
+            // SAFETY: as above.
+            let old: [u64; WORDS] = unsafe { std::mem::transmute(*old) };
+            for i in 0..WORDS {
+                if new[i] != old[i] {
+                    // SAFETY: inside the block (the caller's promise).
+                    unsafe { at.add(i).write_volatile(new[i]) };
+                }
+            }
+        }
+        // SAFETY: the caller's promise.
+        None => unsafe { (at as *mut Regs).write_volatile(*regs) },
+    }
+}
+
+/// Publishes the kernel's CPU in the stubs' shared state word (they spin
+/// only against a kernel on another CPU). Written only when it moved: a
+/// store would take the line from every stub CPU that reads it, on every
+/// stop.
+fn publish_cpu(word: &AtomicU32) {
+    let c = cpu();
+    if word.load(Ordering::Relaxed) != c {
+        word.store(c, Ordering::Relaxed);
+    }
+}
+
 fn cpu() -> u32 {
     let r: u64;
     // SAFETY: rdpid reads TSC_AUX (supported() checked for it).
@@ -774,6 +818,7 @@ impl SystrapPlatform {
                 (slot.add(SLOT_PATH as usize) as *const u32).read_volatile(),
             )
         };
+        let in_slot = regs;
         regs.cs = 0x33;
         regs.ss = 0x2b;
         regs.ds = 0;
@@ -782,6 +827,7 @@ impl SystrapPlatform {
         regs.gs = 0;
         regs.gs_base = 0;
         let t = self.threads.get_mut(&tid).unwrap();
+        t.in_slot = Some(in_slot);
         t.regs = regs;
         t.running = false;
         t.patched = path == PATH_PATCHED;
@@ -1255,6 +1301,7 @@ impl Platform for SystrapPlatform {
                 patched: false,
                 patchable: false,
                 flushes_seen: 0,
+                in_slot: None,
             },
         );
         self.spaces.get_mut(&space).unwrap().threads.push(tid);
@@ -1348,7 +1395,7 @@ impl Platform for SystrapPlatform {
         let word = self.state_word(t);
         // SAFETY: the slot lies in our region.
         unsafe {
-            (slot.add(SLOT_REGS as usize) as *mut Regs).write_volatile(regs);
+            write_regs(slot.add(SLOT_REGS as usize), &regs, t.in_slot.as_ref());
             (slot.add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(0);
             (*word).store(ST_RUN, Ordering::Release);
             fence(Ordering::SeqCst);
@@ -1358,6 +1405,7 @@ impl Platform for SystrapPlatform {
         }
         let flushes = self.spaces.get(&t.space).map_or(0, |sp| sp.flushes);
         let t = self.threads.get_mut(&thread).unwrap();
+        t.in_slot = Some(regs);
         t.flushes_seen = flushes;
         t.fpu = None;
         t.started = true;
@@ -1411,7 +1459,7 @@ impl Platform for SystrapPlatform {
     fn poll_stop(&mut self) -> Option<(ThreadId, Stop)> {
         if self.pending.is_empty() && self.scan() {
             // Stubs spin only against a kernel on another CPU.
-            self.kstate_u32(KS_CPU).store(cpu(), Ordering::Relaxed);
+            publish_cpu(self.kstate_u32(KS_CPU));
         }
         while let Some((tid, stop)) = self.pending.pop_front() {
             if let Stop::Fault {
@@ -1460,7 +1508,7 @@ impl Platform for SystrapPlatform {
         if self.running.is_empty() || !self.spin.should_spin() {
             return false;
         }
-        self.kstate_u32(KS_CPU).store(cpu(), Ordering::Relaxed);
+        publish_cpu(self.kstate_u32(KS_CPU));
         // The clock is read only once the first round found nothing: a
         // thread that makes syscalls in a loop is back within it, and a
         // clock read is a tenth of the kernel's own work per syscall.
@@ -1492,7 +1540,7 @@ impl Platform for SystrapPlatform {
 
     fn after_wait(&mut self, ready: u32) {
         self.kstate_u32(KS_SLEEPING).store(0, Ordering::Relaxed);
-        self.kstate_u32(KS_CPU).store(cpu(), Ordering::Relaxed);
+        publish_cpu(self.kstate_u32(KS_CPU));
         // Bits in the order of `wakeup_fds`. A ring of the doorbell (a
         // stop while the kernel slept: the common wake-up) costs one read;
         // the SIGCHLD descriptor is read, and children reaped, only when
