@@ -16,6 +16,7 @@
 //! `exec`, `ps`, `stats` and `kill_all` name a pod container with
 //! `container` (its OCI id); without it they mean the sandbox's own.
 
+use crate::platform::Platform as _;
 use std::collections::BTreeMap;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::rc::Rc;
@@ -96,6 +97,10 @@ pub struct Stats {
     /// `--network sandbox`: connects and sends the egress rules refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub egress_refused: Vec<EgressRefused>,
+    /// The platform's counters (see `Platform::counters`): the sandbox's,
+    /// also for a pod container's stats.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub platform: BTreeMap<String, u64>,
 }
 
 /// Refusals of one destination under one rule.
@@ -561,5 +566,11 @@ pub fn stats_of(k: &Kernel, n: Option<u32>) -> Stats {
                 .collect(),
             _ => Vec::new(),
         },
+        platform: k
+            .platform
+            .counters()
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c))
+            .collect(),
     }
 }

@@ -181,6 +181,11 @@ pub trait Platform {
     /// The stopped `thread`'s syscall blocks: its answer will not come
     /// soon, so it should sleep rather than wait actively.
     fn parked(&mut self, _thread: ThreadId) {}
+    /// The platform's own counters (how often each side had to sleep or
+    /// wake the other, control round trips), for the sandbox's stats.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// The platform a kernel runs on (static dispatch).
@@ -288,5 +293,8 @@ impl Platform for AnyPlatform {
     }
     fn parked(&mut self, thread: ThreadId) {
         each!(self, p => p.parked(thread))
+    }
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        each!(self, p => p.counters())
     }
 }

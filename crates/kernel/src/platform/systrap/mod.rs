@@ -124,7 +124,27 @@ struct Dying {
     areas: Vec<u64>,
 }
 
+/// How the handoffs went (see `Platform::counters`): the costly cases
+/// are the ones where a side slept and had to be woken (~20 µs each way
+/// across CPUs here).
+#[derive(Default)]
+struct Counters {
+    /// Control round trips (mapping changes, new threads, new stubs).
+    ctl_calls: u64,
+    /// ... whose control thread slept and was woken.
+    ctl_woken: u64,
+    /// ... whose answer the kernel had to sleep for.
+    ctl_slept: u64,
+    /// Time spent in them, in microseconds.
+    ctl_us: u64,
+    /// Resumes of a workload thread that slept on its state word.
+    stub_woken: u64,
+    /// Wake-ups of the kernel by the doorbell.
+    doorbell_wakes: u64,
+}
+
 pub struct SystrapPlatform {
+    counters: Counters,
     region: *mut u8,
     blob: BlobLayout,
     zygote_pid: i32,
@@ -494,6 +514,7 @@ impl SystrapPlatform {
         let doorbell = eventfd()?;
         let done = eventfd()?;
         let mut p = SystrapPlatform {
+            counters: Counters::default(),
             region,
             blob,
             zygote_pid: 0,
@@ -682,8 +703,10 @@ impl SystrapPlatform {
             let sleeping = &*(res.add(RES_SLEEPING as usize) as *const AtomicU32);
             if sleeping.load(Ordering::Relaxed) != 0 {
                 futex_wake(req as *const AtomicU32);
+                self.counters.ctl_woken += 1;
             }
         }
+        self.counters.ctl_calls += 1;
         let done_hint = unsafe { &*(res.add(RES_DONE as usize) as *const AtomicU64) };
         // Spin for the answer only as long as a control thread running on
         // another CPU needs to give it (a wake-up there costs ~20 µs); past
@@ -693,6 +716,7 @@ impl SystrapPlatform {
         // sleep on the done eventfd instead.
         let start = Instant::now();
         let mut spins = 0u32;
+        let mut slept = false;
         loop {
             if done_hint.load(Ordering::Acquire) == *seq && drain(self.done) > 0 {
                 break;
@@ -709,6 +733,10 @@ impl SystrapPlatform {
             };
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, 10) };
+            if !slept {
+                slept = true;
+                self.counters.ctl_slept += 1;
+            }
             if drain(self.done) > 0 {
                 break;
             }
@@ -717,6 +745,7 @@ impl SystrapPlatform {
                 return Err(Error::from_raw_os_error(libc::EIO));
             }
         }
+        self.counters.ctl_us += start.elapsed().as_micros() as u64;
         let mut out = Vec::with_capacity(entries.len());
         for i in 0..entries.len() {
             // SAFETY: results lie inside the result page.
@@ -1401,6 +1430,7 @@ impl Platform for SystrapPlatform {
             fence(Ordering::SeqCst);
             if (slot.add(SLOT_SLEEPING as usize) as *const u32).read_volatile() != 0 {
                 futex_wake(word);
+                self.counters.stub_woken += 1;
             }
         }
         let flushes = self.spaces.get(&t.space).map_or(0, |sp| sp.flushes);
@@ -1493,6 +1523,18 @@ impl Platform for SystrapPlatform {
         None
     }
 
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.counters;
+        vec![
+            ("ctl_calls", c.ctl_calls),
+            ("ctl_woken", c.ctl_woken),
+            ("ctl_slept", c.ctl_slept),
+            ("ctl_us", c.ctl_us),
+            ("stub_woken", c.stub_woken),
+            ("doorbell_wakes", c.doorbell_wakes),
+        ]
+    }
+
     fn wakeup_fds(&self) -> Vec<RawFd> {
         vec![self.doorbell, self.sigchld_fd]
     }
@@ -1547,6 +1589,7 @@ impl Platform for SystrapPlatform {
         // it has something (two host calls per wake-up less).
         if ready & 1 != 0 {
             drain(self.doorbell);
+            self.counters.doorbell_wakes += 1;
         }
         if ready & 2 != 0 {
             let mut buf = [0u8; 128 * 8];
