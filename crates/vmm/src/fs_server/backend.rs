@@ -20,8 +20,8 @@ use crate::virtio::VIRTIO_F_VERSION_1;
 
 /// The high-priority queue and one request queue (virtio-fs 5.11.2).
 pub const NUM_QUEUES: usize = 2;
-/// The largest queue the driver may set up.
-pub const MAX_QUEUE_SIZE: usize = 1024;
+/// The largest queue the driver may set up (the in-VMM server's size).
+pub const MAX_QUEUE_SIZE: usize = 512;
 
 pub struct FsBackend {
     server: Server<Arc<PassthroughFs>>,
