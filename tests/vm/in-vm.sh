@@ -31,8 +31,16 @@ gone() {
   if [ -z "$left" ]; then ok "$1: delete leaves nothing behind"; else bad "$1: left behind:$left"; fi
 }
 
+# The pid of the file server process of the VMM whose pid is $1 (its
+# child named atoll-fs), if any.
+file_server_of() {
+  for d in /proc/[0-9]*; do
+    [ "$(cat "$d/comm" 2>/dev/null)" = atoll-fs ] && [ "$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)" = "$1" ] && echo "${d#/proc/}"
+  done
+}
+
 echo "== atoll check"
-$A check | grep -E '^(kvm|vm) '
+$A check | grep -E '^(kvm|vm|shmem huge pages) '
 $A check | grep -E '^vm +yes' >/dev/null && ok "check: the vm level runs here" || bad "check: the vm level does not run here"
 
 echo "== run: status, stdio, guest kernel, writes land in the rootfs"
@@ -118,10 +126,7 @@ for st in /proc/$P/task/*/status; do
 done
 [ -z "$tcaps" ] && ok "no VMM thread holds capabilities (vCPU, vsock, virtio-fs, main)" || bad "VMM threads' CapEff/CapPrm:$tcaps"
 # The file server: a process of its own, the VMM's child, confined.
-S=""
-for d in /proc/[0-9]*; do
-  [ "$(cat "$d/comm" 2>/dev/null)" = atoll-fs ] && [ "$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)" = "$P" ] && S=${d#/proc/}
-done
+S=$(file_server_of "$P")
 [ -n "$S" ] && [ "$S" != "$P" ] && ok "the file server is a process of its own (pid $S, child of the VMM $P)" || bad "no atoll-fs process under the VMM (pid $P): $(cat /proc/*/comm 2>/dev/null | sort -u | tr '\n' ' ')"
 if [ -n "$S" ]; then
   sst=$(sed -n 's/^Seccomp:[[:space:]]*//p;s/^NoNewPrivs:[[:space:]]*//p;s/^CapEff:[[:space:]]*//p;s/^CapPrm:[[:space:]]*//p;s/^CapInh:[[:space:]]*//p' /proc/$S/status | tr '\n' ' ')
@@ -173,10 +178,14 @@ gone vme2e-l1
 echo "== kill KILL, delete --force"
 $A --isolation vm run -d -b "$W/long" vme2e-l2 || bad "run -d failed"
 rm -f "$W/long/rootfs/boot_id"
+P2=$($A state vme2e-l2 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+# (the VMM forks its file server first thing; give it 10 s at most)
+S2=""; i=0; while [ -z "$S2" ] && [ $i -lt 100 ]; do S2=$(file_server_of "$P2"); [ -n "$S2" ] || sleep 0.1; i=$((i + 1)); done
 $A kill vme2e-l2 KILL
 if wait_stopped vme2e-l2; then ok "kill KILL stops it"; else bad "still $($A state vme2e-l2 2>&1 | grep status) after kill KILL"; fi
 $A delete vme2e-l2 || bad "delete failed"
 gone vme2e-l2
+[ -n "$S2" ] && [ ! -e "/proc/$S2" ] && ok "the file server (pid $S2) died with its VMM" || bad "file server of vme2e-l2: pid '${S2}' $( [ -n "$S2" ] && [ -e "/proc/$S2" ] && echo "still there: $(tr '\0' ' ' < /proc/$S2/cmdline | head -c 80)")"
 # kill --all: every process of the container in the guest (its init and
 # an exec'd sleeper) gets the signal from the guest agent.
 rm -f "$W/long/rootfs/boot_id"
