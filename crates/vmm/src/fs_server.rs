@@ -98,7 +98,8 @@ pub fn spawn(root: &str, filter: Option<BpfProgram>) -> Result<FsServer> {
     // listening socket only, so the VMM listens on an abstract name (no
     // file in the rootfs, which may be read-only and is the guest's) and
     // connects before the fork: the connection is the first in the
-    // listener's queue, which the server accepts once and closes.
+    // listener's queue, which the server accepts once and closes, and
+    // whose peer it checks is the VMM (see `peer_is`).
     let mut rnd = [0u8; 8];
     // SAFETY: getrandom into a local buffer of its length.
     if unsafe { libc::getrandom(rnd.as_mut_ptr().cast(), rnd.len(), 0) } != rnd.len() as isize {
@@ -217,9 +218,11 @@ fn jail_and_start(
     // Accepts the VMM's connection (queued before the fork) and starts
     // the thread that handles its messages; the listener goes with
     // `listener` at the end of this statement.
+    let sockets = socket_fds();
     daemon
         .start(&mut Listener::from(listener))
         .map_err(|e| anyhow!("vhost-user connection: {e}"))?;
+    peer_is(&sockets, parent)?;
     // The filter goes on every thread at once (TSYNC): the two the daemon
     // started have only handled the VMM's messages so far, which precede
     // the guest (the VMM waits for "ok" before any vCPU runs). Sets
@@ -229,6 +232,58 @@ fn jail_and_start(
             .map_err(|e| anyhow!("installing the seccomp filter: {e}"))?;
     }
     Ok(daemon)
+}
+
+/// This process's descriptors that are sockets.
+fn socket_fds() -> Vec<RawFd> {
+    std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Checks that the connection the daemon accepted (the one socket not in
+/// `before`) is the VMM's: the abstract name is reachable by any process
+/// of the network namespace, and one that connected between the VMM's
+/// `listen` and `connect` would be first in the queue. The server then
+/// ends before it serves anything (and the VMM's start fails).
+fn peer_is(before: &[RawFd], vmm: i32) -> Result<()> {
+    let new: Vec<RawFd> = socket_fds()
+        .into_iter()
+        .filter(|fd| !before.contains(fd))
+        .collect();
+    let [fd] = new[..] else {
+        bail!("vhost-user connection: {} new sockets, not 1", new.len());
+    };
+    // SAFETY: ucred is plain old data; getsockopt fills it, its length
+    // given.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED into a ucred of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        bail!("SO_PEERCRED: {}", std::io::Error::last_os_error());
+    }
+    if cred.pid != vmm {
+        bail!(
+            "the vhost-user connection is from pid {}, not the VMM ({vmm})",
+            cred.pid
+        );
+    }
+    Ok(())
 }
 
 /// Closes every descriptor but `keep` (close_range over the gaps).
