@@ -48,7 +48,7 @@ done
 echo "exec round trip: median $(med < "$W/exec.t") s of $N ($(tr '\n' ' ' < "$W/exec.t"))"
 res exec_s "$(med < "$W/exec.t")"
 P=$($A state vmb-l | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
-# Guest RAM is the VMM's largest anonymous mapping (256 MiB without a
+# Guest RAM is the VMM's largest mapping (a memfd, 256 MiB without a
 # memory limit); everything else resident is the VMM's own: its RSS less
 # the guest pages touched, and the PSS of the other mappings (shared
 # libraries' pages divided among the processes that map them).
@@ -63,6 +63,21 @@ awk -v R="$R" '
   }
 ' /proc/$P/smaps
 grep -E '^(VmRSS|VmHWM|Threads)' /proc/$P/status | tr '\n' ' '; echo
+# The file server is a process of its own (the VMM's child, `atoll-fs`):
+# its memory beyond the guest RAM it maps adds to the VMM's overhead.
+S=""
+for d in /proc/[0-9]*; do
+  [ "$(cat "$d/comm" 2>/dev/null)" = atoll-fs ] && [ "$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)" = "$P" ] && S=${d#/proc/}
+done
+[ -n "$S" ] && awk -v R="$R" '
+  /^[0-9a-f]+-[0-9a-f]+ / { ram = ($0 ~ /memfd:atoll-guest-ram/) }
+  /^Rss:/ { if (!ram) rss += $2 }
+  /^Pss:/ { if (!ram) pss += $2 }
+  END {
+    printf "file server resident beyond guest RAM: %d KiB (PSS %d KiB)\n", rss, pss
+    printf "fs_server_rss_kib %d\nfs_server_pss_kib %d\n", rss, pss >> R
+  }
+' /proc/$S/smaps
 res vmm_threads "$(sed -n 's/^Threads:[[:space:]]*//p' /proc/$P/status)"
 $A delete --force vmb-l 2>/dev/null
 

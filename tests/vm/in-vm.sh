@@ -26,13 +26,21 @@ gone() {
   left=""
   [ -e "$R/$1" ] || [ -e "$R/.atoll/$1" ] && left="$left state-dir"
   [ -n "$(find /sys/fs/cgroup -name "*$1*" 2>/dev/null)" ] && left="$left cgroup"
-  ps -o pid,args | grep -v grep | grep -q -- "$1" && left="$left process"
+  ps -o pid,args | grep -v grep | grep -q -- "$1" && left="$left process ($(ps -o pid,ppid,stat,args | grep -v grep | grep -- "$1" | head -3 | tr '\n' ';'))"
   grep -q "$1" /proc/mounts && left="$left mount"
   if [ -z "$left" ]; then ok "$1: delete leaves nothing behind"; else bad "$1: left behind:$left"; fi
 }
 
+# The pid of the file server process of the VMM whose pid is $1 (its
+# child named atoll-fs), if any.
+file_server_of() {
+  for d in /proc/[0-9]*; do
+    [ "$(cat "$d/comm" 2>/dev/null)" = atoll-fs ] && [ "$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)" = "$1" ] && echo "${d#/proc/}"
+  done
+}
+
 echo "== atoll check"
-$A check | grep -E '^(kvm|vm) '
+$A check | grep -E '^(kvm|vm|shmem huge pages) '
 $A check | grep -E '^vm +yes' >/dev/null && ok "check: the vm level runs here" || bad "check: the vm level does not run here"
 
 echo "== run: status, stdio, guest kernel, writes land in the rootfs"
@@ -105,20 +113,35 @@ done
 names=$(cat /proc/$P/task/*/comm 2>/dev/null | tr '\n' ' ')
 [ $n -ge 4 ] && [ -z "$open" ] && ok "every VMM thread has a seccomp filter ($n threads: $names)" || bad "VMM (pid $P) threads without a filter:${open:- none} ($n threads: $names)"
 caps=$(sed -n 's/^CapEff:[[:space:]]*//p;s/^CapBnd:[[:space:]]*//p;s/^NoNewPrivs:[[:space:]]*//p' /proc/$P/status | tr '\n' ' ')
-# CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID SETGID SETUID: 0xdf
-[ "$caps" = "00000000000000df 00000000000000df 1 " ] && ok "the VMM keeps only its file server's capabilities and no_new_privs (CapEff, CapBnd: 0xdf)" || bad "the VMM's CapEff, CapBnd, NoNewPrivs: $caps"
-# Capabilities are per thread: the vCPU and device threads other than the
-# file server's hold none.
-tcaps=""; fscaps=""
+# The runtime gives the VMM CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER
+# FSETID SETGID SETUID (0xdf, its bounding set) for its file server, which
+# it forks first: from then on it holds none itself.
+[ "$caps" = "0000000000000000 00000000000000df 1 " ] && ok "the VMM holds no capability once its file server is forked, and no_new_privs (CapEff 0, CapBnd 0xdf)" || bad "the VMM's CapEff, CapBnd, NoNewPrivs: $caps"
+# Capabilities are per thread: no VMM thread holds any.
+tcaps=""
 for st in /proc/$P/task/*/status; do
   nm=$(sed -n 's/^Name:[[:space:]]*//p' "$st")
   cc=$(sed -n 's/^CapEff:[[:space:]]*//p;s/^CapPrm:[[:space:]]*//p' "$st" | tr '\n' ' ')
-  case $nm in
-    vcpu*|vsock|virtio-net) [ "$cc" = "0000000000000000 0000000000000000 " ] || tcaps="$tcaps $nm=$cc" ;;
-    virtio-fs) fscaps=$cc ;;
-  esac
+  [ "$cc" = "0000000000000000 0000000000000000 " ] || tcaps="$tcaps $nm=$cc"
 done
-[ -z "$tcaps" ] && [ "$fscaps" = "00000000000000df 00000000000000df " ] && ok "only the file server's thread holds capabilities (vCPU and vsock threads: none)" || bad "VMM threads' CapEff/CapPrm: others:${tcaps:- none} virtio-fs=$fscaps"
+[ -z "$tcaps" ] && ok "no VMM thread holds capabilities (vCPU, vsock, virtio-fs, main)" || bad "VMM threads' CapEff/CapPrm:$tcaps"
+# The file server: a process of its own, the VMM's child, confined.
+S=$(file_server_of "$P")
+[ -n "$S" ] && [ "$S" != "$P" ] && ok "the file server is a process of its own (pid $S, child of the VMM $P)" || bad "no atoll-fs process under the VMM (pid $P): $(cat /proc/*/comm 2>/dev/null | sort -u | tr '\n' ' ')"
+if [ -n "$S" ]; then
+  sst=$(sed -n 's/^Seccomp:[[:space:]]*//p;s/^NoNewPrivs:[[:space:]]*//p;s/^CapEff:[[:space:]]*//p;s/^CapPrm:[[:space:]]*//p;s/^CapInh:[[:space:]]*//p' /proc/$S/status | tr '\n' ' ')
+  open=""
+  for st in /proc/$S/task/*/status; do grep -q '^Seccomp:[[:space:]]*2$' "$st" || open="$open $(sed -n 's/^Name:[[:space:]]*//p' "$st")"; done
+  # (status order: CapInh CapPrm CapEff, then NoNewPrivs, Seccomp)
+  [ "$sst" = "0000000000000000 00000000000000df 00000000000000df 1 2 " ] && [ -z "$open" ] && ok "the file server runs under its seccomp filter on every thread ($(ls /proc/$S/task | wc -l)), no_new_privs, CapEff/CapPrm 0xdf only" || bad "the file server's CapInh CapPrm CapEff NoNewPrivs Seccomp: $sst; threads without a filter:${open:- none}"
+  fds=$(for f in /proc/$S/fd/*; do readlink "$f"; done | sort | tr '\n' ' ')
+  echo "     file server's descriptors: $fds"
+  echo "$fds" | grep -q -E 'kvm|tun|vsock|\.sock' && bad "the file server holds a VMM descriptor: $fds" || ok "the file server holds no /dev/kvm, VM, vCPU, tap or vsock descriptor ($(echo $fds | wc -w) descriptors)"
+  # Its address space: its own, apart from guest RAM (the one shared
+  # mapping); nothing of KVM's (no vCPU run area).
+  shared=$(awk '$2 ~ /s$/ { print $6 }' /proc/$S/maps | sort -u | tr '\n' ' ')
+  grep -q kvm /proc/$S/maps && bad "the file server maps KVM's memory: $(grep kvm /proc/$S/maps | head -2)" || { [ "$shared" = "/memfd:atoll-guest-ram " ] && ok "the file server shares only guest RAM with the VMM (shared mappings: $shared; no KVM mapping)" || bad "the file server's shared mappings: $shared"; }
+fi
 # A file a guest user creates through the confined file server (which
 # switches its thread's uid and gid for the request) is that user's.
 out=$($A exec --user 65534:65534 vme2e-l1 sh -c 'echo mine > /shared/byuser && mkdir /shared/userdir && echo user-ok' 2>&1)
@@ -128,18 +151,41 @@ rm -rf "$W/long/rootfs/shared/byuser" "$W/long/rootfs/shared/userdir"
 
 pids=$($A ps --format json vme2e-l1)
 echo "$pids" | grep -E '^\[[0-9]+(,[0-9]+)*\]$' >/dev/null && ok "ps lists the guest's processes ($pids)" || bad "ps: $pids"
-$A kill vme2e-l1 TERM
-if wait_stopped vme2e-l1; then ok "kill TERM stops it"; else bad "still $($A state vme2e-l1 2>&1 | grep status) after kill TERM"; fi
+# The file server killed: the guest's file requests fail (EIO from the
+# VMM), and the VMM does not hang. The container's init may die of it (a
+# SIGBUS on a page of its binary it had not read yet): the VMM then exits
+# with it; otherwise it still answers.
+if [ -n "$S" ]; then
+  kill -9 "$S"
+  sleep 2
+  t=$(now)
+  out=$(timeout 60 $A exec vme2e-l1 cat /etc/passwd 2>&1)
+  rc=$?
+  [ $rc != 0 ] && [ $rc != 124 ] && ok "with its file server killed, the guest's file access fails ($(since "$t"), status $rc: $(echo "$out" | head -c 120))" || bad "after killing the file server: exec status $rc: $(echo "$out" | head -c 200)"
+  if $A state vme2e-l1 | grep -q '"status": *"running"'; then
+    pids=$(timeout 60 $A ps --format json vme2e-l1)
+    echo "$pids" | grep -E '^\[[0-9]+(,[0-9]+)*\]$' >/dev/null && ok "the VMM runs on without its file server and answers (ps: $pids)" || bad "after killing the file server: ps: $pids"
+  else
+    wait_stopped vme2e-l1 && ok "the VMM ended with its container's init, which the file errors ended (no hang)" || bad "after killing the file server the container is $($A state vme2e-l1 2>&1 | grep status)"
+  fi
+fi
+$A kill vme2e-l1 TERM 2>/dev/null
+if wait_stopped vme2e-l1; then ok "kill TERM stops it (or it had stopped)"; else bad "still $($A state vme2e-l1 2>&1 | grep status) after kill TERM"; fi
 $A delete vme2e-l1 || bad "delete failed"
 gone vme2e-l1
+[ -n "$S" ] && [ -d /proc/$S ] && bad "the file server (pid $S) outlived its VMM: $(cat /proc/$S/status | head -3 | tr '\n' ' ')" || true
 
 echo "== kill KILL, delete --force"
 $A --isolation vm run -d -b "$W/long" vme2e-l2 || bad "run -d failed"
 rm -f "$W/long/rootfs/boot_id"
+P2=$($A state vme2e-l2 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+# (the VMM forks its file server first thing; give it 10 s at most)
+S2=""; i=0; while [ -z "$S2" ] && [ $i -lt 100 ]; do S2=$(file_server_of "$P2"); [ -n "$S2" ] || sleep 0.1; i=$((i + 1)); done
 $A kill vme2e-l2 KILL
 if wait_stopped vme2e-l2; then ok "kill KILL stops it"; else bad "still $($A state vme2e-l2 2>&1 | grep status) after kill KILL"; fi
 $A delete vme2e-l2 || bad "delete failed"
 gone vme2e-l2
+[ -n "$S2" ] && [ ! -e "/proc/$S2" ] && ok "the file server (pid $S2) died with its VMM" || bad "file server of vme2e-l2: pid '${S2}' $( [ -n "$S2" ] && [ -e "/proc/$S2" ] && echo "still there: $(tr '\0' ' ' < /proc/$S2/cmdline | head -c 80)")"
 # kill --all: every process of the container in the guest (its init and
 # an exec'd sleeper) gets the signal from the guest agent.
 rm -f "$W/long/rootfs/boot_id"

@@ -72,14 +72,16 @@ links=$(inns ip -o link | sed -n 's/^[0-9]*: \([^:@]*\).*/\1/p' | tr '\n' ' ')
 echo "$links" | grep -q tap0_atoll && ok "the tap is in the pod's namespace ($links)" || bad "links in the pod's namespace: $links"
 ip -o link | grep -q tap0_atoll && bad "a tap in the host's namespace"
 # The VMM holds the tap's descriptor, its virtio-net thread is confined
-# like the others, and it has no capability to configure networks.
+# like the others, and it has no capability (to configure networks or
+# any other: its file server, a process of its own, took the ones the
+# runtime gave it).
 P=$($A state vme2e-net | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
 names=$(cat /proc/$P/task/*/comm 2>/dev/null | tr '\n' ' ')
 open=""
 for st in /proc/$P/task/*/status; do grep -q '^Seccomp:[[:space:]]*2$' "$st" || open="$open $(sed -n 's/^Name:[[:space:]]*//p' "$st")"; done
 caps=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/$P/status)
-echo "$names" | grep -q virtio-net && [ -z "$open" ] && ls -l /proc/$P/fd | grep -q /dev/net/tun && [ "$caps" = 00000000000000df ] &&
-  ok "the VMM holds the tap, its virtio-net thread has a seccomp filter, no NET_ADMIN ($names; CapEff $caps)" ||
+echo "$names" | grep -q virtio-net && [ -z "$open" ] && ls -l /proc/$P/fd | grep -q /dev/net/tun && [ "$caps" = 0000000000000000 ] &&
+  ok "the VMM holds the tap, its virtio-net thread has a seccomp filter, no capability ($names; CapEff $caps)" ||
   bad "the VMM (pid $P): threads $names, unconfined:${open:- none}, CapEff $caps, tap: $(ls -l /proc/$P/fd | grep -c /dev/net/tun)"
 echo "     load: $(cat /proc/loadavg)"
 out=$($A exec vme2e-net ping -c 5 -W 10 10.209.0.1 2>&1)

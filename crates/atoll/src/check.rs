@@ -230,6 +230,31 @@ fn kvm() -> Item {
     item("kvm", api == 12, format!("API {api}, {kind}"))
 }
 
+/// Whether shared memory gets transparent huge pages: the vm level's
+/// guest RAM is a memfd shared with its file server process, whose pages
+/// are huge only as `shmem_enabled` says (Debian's default is `never`).
+/// Not a condition of the level: a guest boots either way, slower in
+/// 4 KiB pages (each a nested page fault when it is first touched).
+fn shmem_huge_pages() -> Item {
+    let s = read("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+    let policy = s
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('[')?.strip_suffix(']'))
+        .unwrap_or("unknown");
+    let ok = matches!(policy, "always" | "within_size" | "force");
+    let detail = if ok {
+        format!(
+            "{policy}: the vm level's guest RAM (shared with its file server) can use 2 MiB pages"
+        )
+    } else {
+        format!(
+            "{policy}: the vm level's guest RAM (shared with its file server) is in 4 KiB pages, \
+             so guests boot slower (set /sys/kernel/mm/transparent_hugepage/shmem_enabled to within_size)"
+        )
+    };
+    item("shmem huge pages", ok, detail)
+}
+
 pub fn run(format: ListFormat, vm_assets: Option<&Path>) -> Result<()> {
     let kernel = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -249,6 +274,7 @@ pub fn run(format: ListFormat, vm_assets: Option<&Path>) -> Result<()> {
         if overlay { "supported" } else { "missing" },
     ));
     items.push(kvm());
+    items.push(shmem_huge_pages());
 
     let ns_ok = items
         .iter()

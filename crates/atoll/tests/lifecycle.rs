@@ -501,6 +501,7 @@ fn spec_features_version_check() {
         "ptrace",
         "overlayfs",
         "kvm",
+        "shmem huge pages",
     ] {
         assert!(features.contains(&want), "check lacks {want}: {features:?}");
     }

@@ -186,9 +186,11 @@ pub fn guest_vcpus(spec: &Spec) -> u8 {
     }
 }
 
-/// Capabilities the VMM keeps, all for its virtio-fs server, which acts
-/// on the rootfs for the guest's users (the guest kernel has checked their
-/// permissions already):
+/// Capabilities the VMM starts with, all for its virtio-fs server, which
+/// acts on the rootfs for the guest's users (the guest kernel has checked
+/// their permissions already). The server is a process the VMM forks
+/// first (atoll_vmm::fs_server): it keeps these, and the VMM then drops
+/// them all.
 /// - CHOWN: setattr of a file's owner, for any guest user;
 /// - DAC_OVERRIDE: reading, writing and searching files and directories
 ///   whatever their modes (the guest's root may; the host must not refuse

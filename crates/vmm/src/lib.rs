@@ -9,11 +9,15 @@
 //! register windows), one per virtio device (queues, woken by ioeventfds),
 //! and the caller's (the agent session). Each confines itself with its
 //! role's seccomp filter ([`seccomp`]) before the guest runs: the vCPUs
-//! wait for the others.
+//! wait for the others. The virtio-fs queues are served by another
+//! process, the file server ([`fs_server`]), forked first, before any of
+//! these threads exists, and confined before the guest runs too; once it
+//! is forked the VMM keeps no capability.
 
 pub mod acpi;
 pub mod boot;
 pub mod cpu;
+pub mod fs_server;
 pub mod layout;
 pub mod memory;
 pub mod seccomp;
@@ -167,6 +171,22 @@ impl Vm {
                 eprintln!("vmm: {what} at {:.3}s", started.elapsed().as_secs_f64());
             }
         };
+        let filters = cfg.seccomp;
+        // The file server first, while this process has one thread (it is
+        // forked, and a fork copies only the calling thread). It gets the
+        // capabilities; the VMM's threads (this one, and every thread it
+        // starts) have no use for them from here on.
+        let fs_server = match &cfg.share {
+            Some((_, root)) => Some(
+                fs_server::spawn(root, filters.as_ref().map(|f| f.fs_server.clone()))
+                    .context("starting the file server")?,
+            ),
+            None => None,
+        };
+        if filters.is_some() {
+            seccomp::drop_thread_caps().context("the VMM thread")?;
+        }
+        mark("file server forked");
         // Guest RAM first, and the kernel and initramfs copied into it on
         // other threads while this one builds the VM and its devices
         // (under the test VM's emulation the copy is the slowest step).
@@ -223,19 +243,20 @@ impl Vm {
             },
         );
         let mut devices: Vec<Box<dyn virtio::VirtioDevice>> = Vec::new();
-        let filters = cfg.seccomp;
         let (vsock, connector, wake) = virtio::vsock::Vsock::new(
             GUEST_CID,
             cfg.vsock_listener,
             filters.as_ref().map(|f| f.vsock.clone()),
         )?;
         devices.push(Box::new(vsock));
-        if let Some((tag, root)) = &cfg.share {
+        if let (Some((tag, _)), Some(server)) = (&cfg.share, fs_server) {
             devices.push(Box::new(virtio::fs::Fs::new(
                 tag,
-                root,
+                server,
+                &mem,
                 filters.as_ref().map(|f| f.fs.clone()),
             )?));
+            mark("file server ready");
         }
         if let Some(net) = cfg.net {
             devices.push(Box::new(virtio::net::Net::new(

@@ -56,7 +56,7 @@ fn the_file_server_serves_every_request_under_its_filter() {
     .unwrap();
     fs.import().unwrap();
     let prog = seccomp::compile(
-        &allowlist::allowlist(Role::Fs),
+        &allowlist::allowlist(Role::FsServer),
         SeccompAction::Errno(FORBIDDEN as u32),
     )
     .unwrap();

@@ -3,8 +3,8 @@
 //! needs before the guest runs (opening /dev/kvm, creating the VM and its
 //! vCPUs, mapping guest RAM, loading the kernel, opening the shared root)
 //! is done before the filters go in, so none of it is here: no thread
-//! opens a path by name except the file server, none creates a process,
-//! none makes a KVM ioctl other than `KVM_RUN`.
+//! opens a path by name except the file server's (a process of its own),
+//! none creates a process, none makes a KVM ioctl other than `KVM_RUN`.
 
 /// One condition on a syscall argument (its low 32 bits: every argument
 /// restricted here is an int, flag word or request number).
@@ -36,18 +36,28 @@ pub enum Role {
     Vsock,
     Fs,
     Net,
+    /// The file server process (every one of its threads).
+    FsServer,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Vmm, Role::Vcpu, Role::Vsock, Role::Fs, Role::Net];
+    pub const ALL: [Role; 6] = [
+        Role::Vmm,
+        Role::Vcpu,
+        Role::Vsock,
+        Role::Fs,
+        Role::Net,
+        Role::FsServer,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
             Role::Vmm => "VMM thread",
             Role::Vcpu => "vCPU threads",
             Role::Vsock => "vsock device thread",
-            Role::Fs => "virtio-fs device thread",
+            Role::Fs => "virtio-fs device thread (vhost-user frontend)",
             Role::Net => "virtio-net device thread",
+            Role::FsServer => "virtio-fs file server process (vhost-user backend), every thread",
         }
     }
 
@@ -69,15 +79,25 @@ impl Role {
                  exec` connecting to the VM's socket, the VMM thread's own session)."
             }
             Role::Fs => {
-                "Serves the guest's root file system (fuse-backend-rs's passthrough) inside the \
-                 VMM's root, which is the bundle's rootfs; names are resolved one component at \
-                 a time under held directory descriptors. It acts for the guest's users by \
-                 switching its own thread's effective uid and gid per request."
+                "Hands the virtio-fs queues to the file server process when the driver sets \
+                 them up (vhost-user messages on the socket to it: the queues' addresses, their \
+                 KVM ioeventfds and irqfd), then waits for that socket to hang up; if the server \
+                 dies, it answers the guest's file requests with EIO itself. It opens nothing \
+                 and touches no file."
             }
             Role::Net => {
                 "Moves Ethernet frames between the guest's queues and the tap descriptor the \
                  runtime made in the pod's network namespace and handed over: it opens no \
                  socket; its one ioctl tells the tap which offloads the guest accepted."
+            }
+            Role::FsServer => {
+                "A separate process, forked by the VMM before it has a thread or a guest and \
+                 filtered (all threads at once) before the guest runs: it serves the guest's \
+                 root file system (fuse-backend-rs's passthrough) in the VMM's root, which is \
+                 the bundle's rootfs; names are resolved one component at a time under held \
+                 directory descriptors. It acts for the guest's users by switching its own \
+                 thread's effective uid and gid per request. Guest RAM (a memfd) and the queues \
+                 come over its vhost-user socket; it holds no other descriptor of the VMM's."
             }
         }
     }
@@ -185,8 +205,9 @@ pub fn own(role: Role) -> Vec<Allowed> {
         Role::Vmm => vmm(),
         Role::Vcpu => vcpu(),
         Role::Vsock => vsock(),
-        Role::Fs => fs(),
+        Role::Fs => fs_frontend(),
         Role::Net => net(),
+        Role::FsServer => fs_server(),
     }
 }
 
@@ -304,13 +325,74 @@ fn net() -> Vec<Allowed> {
     ]
 }
 
-fn fs() -> Vec<Allowed> {
+fn fs_frontend() -> Vec<Allowed> {
     vec![
-        a!(SYS_epoll_create1, "the device's event loop"),
-        a!(SYS_epoll_ctl, "the device's event loop"),
-        a!(SYS_epoll_wait, "the device's event loop"),
-        a!(SYS_epoll_pwait, "the device's event loop"),
-        a!(SYS_read, "queue kicks (eventfds)"),
+        a!(
+            SYS_sendmsg,
+            "vhost-user messages to the file server, with the queues' eventfds (SCM_RIGHTS)"
+        ),
+        a!(
+            SYS_recvmsg,
+            "vhost-user replies (GET_FEATURES at activation)"
+        ),
+        a!(
+            SYS_epoll_create1,
+            "waiting for the file server's socket to hang up"
+        ),
+        a!(
+            SYS_epoll_ctl,
+            "the socket; queue kicks once the server is gone"
+        ),
+        a!(
+            SYS_epoll_wait,
+            "the socket; queue kicks once the server is gone"
+        ),
+        a!(
+            SYS_epoll_pwait,
+            "the socket; queue kicks once the server is gone"
+        ),
+        a!(
+            SYS_read,
+            "queue kicks (eventfds) once the server is gone (its requests then fail with EIO)"
+        ),
+    ]
+}
+
+fn fs_server() -> Vec<Allowed> {
+    vec![
+        a!(
+            SYS_recvmsg,
+            "vhost-user messages from the VMM, with descriptors (guest RAM's memfd, eventfds)"
+        ),
+        a!(SYS_sendmsg, "vhost-user replies to the VMM"),
+        a!(SYS_epoll_create1, "the queues' event loop"),
+        a!(SYS_epoll_ctl, "the queues' event loop: kicks the VMM sends"),
+        a!(SYS_epoll_wait, "the queues' event loop"),
+        a!(SYS_epoll_pwait, "the queues' event loop"),
+        a!(SYS_read, "queue kicks (KVM ioeventfds)"),
+        // The filter goes on all of the server's threads at once (TSYNC),
+        // and the two threads the vhost-user daemon started just before
+        // may not have finished starting: these are what a thread's start
+        // makes (glibc's and the standard library's), all about itself.
+        a!(
+            SYS_rseq,
+            "a starting thread registers its restartable sequences (glibc)"
+        ),
+        a!(
+            SYS_set_robust_list,
+            "a starting thread's robust futex list (glibc)"
+        ),
+        a!(
+            SYS_sched_getaffinity,
+            "a thread's first allocation: glibc's malloc sizes its arenas by the CPU count"
+        ),
+        a!(SYS_gettid, "a starting thread's id (the standard library)"),
+        one_of!(
+            SYS_prctl,
+            0,
+            [libc::PR_SET_NAME => "PR_SET_NAME"],
+            "a starting thread names itself"
+        ),
         a!(
             SYS_openat,
             "lookup and open: a name under a held directory with O_NOFOLLOW, a held inode reopened through /proc/self/fd"

@@ -121,7 +121,14 @@ impl MmioTransport {
                 .get(self.queue_sel as usize)
                 .map(|q| q.ready() as u32)
                 .unwrap_or(self.activated as u32),
-            0x60 => self.irq.status.load(Ordering::SeqCst),
+            0x60 => {
+                let s = self.irq.status.load(Ordering::SeqCst);
+                if self.device.interrupts_from_elsewhere() {
+                    s | Irq::USED_BUFFER
+                } else {
+                    s
+                }
+            }
             0x70 => self.status,
             // No shared memory regions (no DAX window): length and base
             // read as all ones.

@@ -1,5 +1,6 @@
 //! virtio devices over the MMIO transport. Each device runs its queues on
-//! a thread of its own, woken by KVM ioeventfds (the vCPU never leaves the
+//! a thread of its own (virtio-fs: a process of its own, see
+//! [`crate::fs_server`]), woken by KVM ioeventfds (the vCPU never leaves the
 //! kernel for a queue kick) and interrupting the guest through irqfds.
 //! The thread starts with the VM, before the guest runs, and confines
 //! itself (its seccomp filter) before it waits for the queues, which the
@@ -92,6 +93,14 @@ pub trait VirtioDevice: Send {
     fn features(&self) -> u64;
     fn queue_sizes(&self) -> Vec<u16>;
     fn read_config(&self, offset: u64, data: &mut [u8]);
+    /// Whether another process raises the device's interrupts (writing
+    /// its irqfd, as a vhost-user backend does) without setting the
+    /// interrupt status: the status then always reads "used buffers",
+    /// and the guest's driver looks at its queues on every interrupt
+    /// (the line is the device's own, so it is never someone else's).
+    fn interrupts_from_elsewhere(&self) -> bool {
+        false
+    }
     /// Starts serving the queues (on the device's own thread: see
     /// [`DeviceThread`]).
     fn activate(&mut self, a: Activation) -> Result<()>;
