@@ -4,7 +4,11 @@
  * than the kernel's view of the address space:
  * 1. access left behind: new mappings made PROT_NONE, read-only or
  *    unmapped, or replaced by PROT_NONE, before their first touch must
- *    fault exactly where the kernel's view says;
+ *    fault exactly where the kernel's view says; so must a PROT_NONE
+ *    reservation trimmed and mapped into (glibc's malloc and dynamic
+ *    loader do that; the kernel keeps those changes back too), and
+ *    memory mapped into a reservation over pages written before must
+ *    read as zeros;
  * 2. another process's memory: a child keeps filling and freeing memory
  *    with a secret (so the memory file's pages are freed and given out
  *    again) while two threads here map fresh memory, map over it, unmap
@@ -49,6 +53,10 @@ static int access_left_behind(char *how) {
         "read of a page made read-only", "read of an unmapped page",
         "read of a page mapped over with PROT_NONE", "write to a writable page",
         "read after munmap",
+        "read of a reservation's trimmed head", "read of a reservation's PROT_NONE part",
+        "write to memory mapped into a reservation", "read of a reservation's trimmed tail",
+        "read of memory mapped over written PROT_NONE memory (zeros wanted)",
+        "write to a read-only mapping made over PROT_NONE memory",
     };
     unsigned failed = 0;
     for (int round = 0; round < 50; round++) {
@@ -71,9 +79,31 @@ static int access_left_behind(char *how) {
         static const int want[] = {0, 0, 1, 0, 0, 1, 0};
         for (int i = 0; i < 7; i++)
             if (got[i] != want[i]) failed |= 1u << i;
+
+        /* A reservation, trimmed at both ends, mapped into. */
+        char *r = mmap(NULL, 8 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (r == MAP_FAILED) return -1;
+        munmap(r, PG);
+        munmap(r + 7 * PG, PG);
+        mmap(r + 2 * PG, 2 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        int gr[6];
+        gr[0] = can_read(r);
+        gr[1] = can_read(r + PG);
+        gr[2] = can_write(r + 2 * PG) && can_write(r + 3 * PG);
+        gr[3] = can_read(r + 7 * PG);
+        /* Written memory made PROT_NONE, then mapped over: new zeros. */
+        if (gr[2]) r[3 * PG] = 0x5a;
+        mprotect(r + 3 * PG, PG, PROT_NONE);
+        mmap(r + 3 * PG, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        gr[4] = can_read(r + 3 * PG) && r[3 * PG] == 0;
+        gr[5] = can_write(r + 3 * PG);
+        munmap(r, 8 * PG);
+        static const int want_r[] = {0, 0, 1, 0, 1, 0};
+        for (int i = 0; i < 6; i++)
+            if (gr[i] != want_r[i]) failed |= 1u << (7 + i);
     }
     int n = 0;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 13; i++)
         if (failed & (1u << i)) {
             strcat(how, names[i]);
             strcat(how, "; ");
@@ -104,6 +134,26 @@ static void *mapper(void *arg) {
         if (!all_zero((volatile unsigned long *)q, 16 * PG / 8)) atomic_fetch_add(&nonzero, 1);
         atomic_store(&shown, NULL);
         munmap(q, 16 * PG);
+    }
+    return NULL;
+}
+
+/* The same inside PROT_NONE reservations, trimmed at both ends. */
+static void *reserver(void *arg) {
+    (void)arg;
+    catch_faults();
+    while (!atomic_load(&stop_all)) {
+        char *r = mmap(NULL, 32 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (r == MAP_FAILED) continue;
+        char *q = mmap(r + 8 * PG, 16 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        munmap(r, 8 * PG);
+        munmap(r + 24 * PG, 8 * PG);
+        if (q != MAP_FAILED) {
+            atomic_store(&shown, q);
+            if (!all_zero((volatile unsigned long *)q, 16 * PG / 8)) atomic_fetch_add(&nonzero, 1);
+            atomic_store(&shown, NULL);
+        }
+        munmap(r + 8 * PG, 16 * PG);
     }
     return NULL;
 }
@@ -151,14 +201,15 @@ int main(void) {
         secret_filler(NULL);
         _exit(0);
     }
-    pthread_t t[3];
+    pthread_t t[4];
     pthread_create(&t[0], NULL, mapper, NULL);
     pthread_create(&t[1], NULL, mapper, NULL);
-    pthread_create(&t[2], NULL, peeker, NULL);
+    pthread_create(&t[2], NULL, reserver, NULL);
+    pthread_create(&t[3], NULL, peeker, NULL);
     int st = 0;
     waitpid(child, &st, 0);
     atomic_store(&stop_all, 1);
-    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
     long seen = atomic_load(&nonzero);
     info("fresh memory read with something other than zeros: %ld times", seen);
     if (seen) strcat(how, "fresh memory held data (another process's or an old mapping's); ");

@@ -296,6 +296,20 @@ impl AddressSpace {
             .is_some_and(|(_, v)| v.end > start)
     }
 
+    /// Whether no access to `[start, end)` can succeed on the host: every
+    /// VMA there is PROT_NONE. The host maps nothing outside VMAs, and a
+    /// PROT_NONE VMA has nothing there or a PROT_NONE mapping (`map`
+    /// leaves a fresh reservation empty, `protect` makes a range PROT_NONE
+    /// on the host before the VMA says so, and opens one only with a
+    /// mapping of the memory it should show).
+    fn no_host_access(&self, start: u64, end: u64) -> bool {
+        self.vmas
+            .range(..end)
+            .rev()
+            .take_while(|(_, v)| v.end > start)
+            .all(|(_, v)| v.prot == libc::PROT_NONE)
+    }
+
     /// A free range of `len` bytes: at `hint` if free, else top-down below
     /// `mmap_top`.
     pub fn find_free(&self, hint: u64, len: u64) -> Option<u64> {
@@ -437,14 +451,20 @@ impl AddressSpace {
         // touch there (a PROT_NONE reservation, as Go's arenas and guard
         // pages are) needs no host mapping until `protect` opens it: an
         // mmap and its munmap of such a range cost no host call.
-        let fresh = !self.overlaps(addr, addr + len);
-        let mut ops = if fresh && v.prot == libc::PROT_NONE {
+        let empty = !self.overlaps(addr, addr + len);
+        // Where the host gives no access yet (nothing there, or only
+        // PROT_NONE reservations: a library mapped into the dynamic
+        // loader's aligned reservation), the same holds.
+        let fresh = empty || self.no_host_access(addr, addr + len);
+        let mut ops = if empty && v.prot == libc::PROT_NONE {
             Vec::new()
         } else {
             Self::present_ops(&v, addr, addr + len)?
         };
         // Whatever was mapped there before goes, also where the new
-        // mapping leaves the host empty.
+        // mapping leaves the host empty (a reservation's PROT_NONE
+        // mapping of pages about to be freed too: kept back with the
+        // rest, it never gives access).
         let mapped: u64 = ops
             .iter()
             .map(|o| match o {
@@ -452,7 +472,11 @@ impl AddressSpace {
                 _ => 0,
             })
             .sum();
-        if mapped < len && !fresh {
+        // A fresh mapping's empty parts (pages of a host file not read
+        // yet) are said too: the platform then keeps the whole range back,
+        // and the segments the dynamic loader maps over it next are inside
+        // what it keeps.
+        if mapped < len && (!empty || !ops.is_empty()) {
             ops.insert(0, MapOp::Unmap { addr, len });
         }
         if fresh {
@@ -508,8 +532,16 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         if self.overlaps(addr, end) {
-            p.apply(self.space, &[MapOp::Unmap { addr, len }])
-                .map_err(|e| Errno::from_io(&e))?;
+            let op = [MapOp::Unmap { addr, len }];
+            if self.no_host_access(addr, end) {
+                // Nothing there gives access on the host (glibc's malloc
+                // and dynamic loader trim the ends of aligned PROT_NONE
+                // reservations): the platform may keep this back.
+                p.apply_fresh(self.space, &op)
+            } else {
+                p.apply(self.space, &op).map(|_| ())
+            }
+            .map_err(|e| Errno::from_io(&e))?;
             self.split_at(addr);
             self.split_at(end);
             for v in self.vmas.range(addr..end).map(|(_, v)| v) {

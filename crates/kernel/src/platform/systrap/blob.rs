@@ -130,8 +130,11 @@ std::arch::global_asm!(
     "mov (%r15), %rax",
     "cmp %r14, %rax",
     "jne 3f",
-    "pause",
-    "sub $1, %ecx",
+    "mov %ecx, %edx",               // sched_yield(): a workload thread of
+    "mov $24, %eax",                // this process waiting on this CPU for
+    "syscall",                      // the answer runs at once
+    "mov %edx, %ecx",
+    "sub $64, %ecx",
     "jae 1b",
     "movabs ${ctl_res}, %rbx",      // sleep: announce, re-check, wait
     "movl $1, {res_sleeping}(%rbx)",
@@ -357,10 +360,21 @@ std::arch::global_asm!(
     "mov {slot_state}(%r12), %eax",
     "cmp ${st_reply}, %eax",
     "jae 24f",
-    "cmpl $0, {slot_nospin}(%r12)",
-    "jne 22f",
+    "mov {slot_nospin}(%r12), %edx",
+    "test %edx, %edx",
+    "jnz 28f",
     "pause",
     "sub $1, %ecx",
+    "jae 21b",
+    "jmp 22f",
+    "28:",
+    "cmp $2, %edx",                 // the kernel waits for this process's
+    "jne 22f",                      // control thread: yield to it, watch
+    "mov %ecx, %edx",
+    "mov $24, %eax",                // sched_yield()
+    "syscall",
+    "mov %edx, %ecx",
+    "sub $64, %ecx",
     "jae 21b",
     "22:",
     "movl $1, {slot_sleeping}(%r12)",

@@ -50,6 +50,11 @@ fn handoff_rules() -> Vec<Rule> {
             vec![(0, DOORBELL_FD, "the doorbell"), (2, 8, "8 bytes")],
             "waking a sleeping kernel",
         ),
+        rule(
+            SYS_sched_yield,
+            vec![],
+            "handing the CPU between the control thread and a thread waiting for it",
+        ),
         rule(SYS_rt_sigreturn, vec![], "back to the workload"),
         rule(SYS_exit, vec![], "a thread the kernel ends"),
     ]

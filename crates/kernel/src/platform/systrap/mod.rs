@@ -141,6 +141,25 @@ struct Counters {
     stub_woken: u64,
     /// Wake-ups of the kernel by the doorbell.
     doorbell_wakes: u64,
+    /// Control round trips by cause: [`CtlCause`].
+    ctl_by: [u64; 6],
+}
+
+/// Why the kernel made a control call (the breakdown of `ctl_calls`).
+#[derive(Clone, Copy)]
+enum CtlCause {
+    /// The zygote: a new stub process.
+    Space = 0,
+    /// A new thread (and its area's pages).
+    Thread = 1,
+    /// A fault on a kept-back range: the kept-back changes.
+    Fault = 2,
+    /// Mapping changes of fresh ranges that could not be kept back.
+    Fresh = 3,
+    /// Changes inside ranges the host maps: unmaps, protections.
+    Mapped = 4,
+    /// Anything else (the zygote's first call).
+    Other = 5,
 }
 
 pub struct SystrapPlatform {
@@ -152,6 +171,8 @@ pub struct SystrapPlatform {
     zygote_seq: u64,
     spaces: FastMap<SpaceId, Space>,
     next_space: SpaceId,
+    /// The cause of the control calls being made (for the counters).
+    ctl_cause: CtlCause,
     threads: FastMap<ThreadId, Thread>,
     /// Threads running workload code, with their state words.
     running: Vec<(ThreadId, *const AtomicU32)>,
@@ -522,6 +543,7 @@ impl SystrapPlatform {
             zygote_seq: 0,
             spaces: FastMap::default(),
             next_space: 1,
+            ctl_cause: CtlCause::Other,
             threads: FastMap::default(),
             running: Vec::new(),
             pending: VecDeque::new(),
@@ -661,7 +683,7 @@ impl SystrapPlatform {
                 && th.started
             {
                 // SAFETY: the slot's flag word in our region.
-                unsafe { (self.slot(th).add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(1) };
+                unsafe { (self.slot(th).add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(2) };
             }
         }
         let r = self.ctl_call(pid, ctl, &mut seq, entries);
@@ -707,6 +729,8 @@ impl SystrapPlatform {
             }
         }
         self.counters.ctl_calls += 1;
+        self.counters.ctl_by[self.ctl_cause as usize] += 1;
+        self.ctl_cause = CtlCause::Other;
         let done_hint = unsafe { &*(res.add(RES_DONE as usize) as *const AtomicU64) };
         // Spin for the answer only as long as a control thread running on
         // another CPU needs to give it (a wake-up there costs ~20 µs); past
@@ -1141,6 +1165,7 @@ impl Platform for SystrapPlatform {
         let ctl = self.alloc_unit()?;
         // SAFETY: zeroing the new stub's control pages.
         unsafe { std::ptr::write_bytes(self.ptr(ctl), 0, AREA_SIZE as usize) };
+        self.ctl_cause = CtlCause::Space;
         let r = self.zygote_call(&[[
             libc::SYS_clone as u64,
             SPACE_CLONE_FLAGS,
@@ -1210,6 +1235,7 @@ impl Platform for SystrapPlatform {
             return Ok(vec![0; ops.len()]);
         }
         let entries: Vec<[u64; 8]> = ops.iter().map(map_entry).collect();
+        self.ctl_cause = CtlCause::Mapped;
         self.call_with_deferred(space, entries)
     }
 
@@ -1218,6 +1244,7 @@ impl Platform for SystrapPlatform {
             return Ok(());
         }
         let entries: Vec<[u64; 8]> = ops.iter().map(map_entry).collect();
+        self.ctl_cause = CtlCause::Fresh;
         let res = self.call_with_deferred(space, entries)?;
         match res.iter().find(|r| failed(**r)) {
             Some(bad) => Err(Error::from_raw_os_error(-*bad as i32)),
@@ -1279,6 +1306,7 @@ impl Platform for SystrapPlatform {
         ]);
         // The new thread may run at once: what the space has kept back
         // goes first, in the same call.
+        self.ctl_cause = CtlCause::Thread;
         let res = self.call_with_deferred(space, entries.clone())?;
         let pid = self.spaces[&space].pid;
         let maps_ok = entries
@@ -1504,6 +1532,7 @@ impl Platform for SystrapPlatform {
                     // Possibly an access to a mapping kept back: make them
                     // and let the thread try again; a fault that remains
                     // comes back with nothing kept back, for the kernel.
+                    self.ctl_cause = CtlCause::Fault;
                     if !self.flush_deferred(space) {
                         // The space is gone: its threads' stops are queued.
                         continue;
@@ -1532,6 +1561,12 @@ impl Platform for SystrapPlatform {
             ("ctl_us", c.ctl_us),
             ("stub_woken", c.stub_woken),
             ("doorbell_wakes", c.doorbell_wakes),
+            ("ctl_space", c.ctl_by[CtlCause::Space as usize]),
+            ("ctl_thread", c.ctl_by[CtlCause::Thread as usize]),
+            ("ctl_fault", c.ctl_by[CtlCause::Fault as usize]),
+            ("ctl_fresh", c.ctl_by[CtlCause::Fresh as usize]),
+            ("ctl_mapped", c.ctl_by[CtlCause::Mapped as usize]),
+            ("ctl_other", c.ctl_by[CtlCause::Other as usize]),
         ]
     }
 
