@@ -26,6 +26,13 @@ gone() {
   left=""
   [ -e "$R/$1" ] || [ -e "$R/.atoll/$1" ] && left="$left state-dir"
   [ -n "$(find /sys/fs/cgroup -name "*$1*" 2>/dev/null)" ] && left="$left cgroup"
+  # busybox's timeout leaves a watchdog child (its own command line) that
+  # notices within a second that the command it watched has exited: give
+  # processes that long to go before calling them left behind.
+  i=0
+  while [ $i -lt 15 ] && ps -o pid,args | grep -v grep | grep -q -- "$1"; do
+    sleep 0.2; i=$((i + 1))
+  done
   ps -o pid,args | grep -v grep | grep -q -- "$1" && left="$left process ($(ps -o pid,ppid,stat,args | grep -v grep | grep -- "$1" | head -3 | tr '\n' ';'))"
   grep -q "$1" /proc/mounts && left="$left mount"
   if [ -z "$left" ]; then ok "$1: delete leaves nothing behind"; else bad "$1: left behind:$left"; fi
