@@ -51,15 +51,7 @@ pub fn remove_everything(rt: &Runtime, id: &str) {
     // Before the cgroup: a create killed early leaves libcontainer's helper
     // processes behind, possibly not yet in the cgroup.
     kill_orphaned_helpers(rt, id);
-    let (path, systemd) = cgroup_of(rt, id);
-    if let Ok(m) = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-        cgroup_path: path,
-        systemd_cgroup: systemd,
-        container_name: id.to_string(),
-    }) {
-        kill_all(&m);
-        let _ = m.remove();
-    }
+    remove_cgroup(id, cgroup_of(rt, id));
     remove_state(rt, id);
 }
 
@@ -146,7 +138,12 @@ pub fn sweep_aborted_create(rt: &Runtime, id: &str, cgroup: (PathBuf, bool)) {
     for &pid in &helpers {
         crate::dying::wait_exited(pid, Duration::from_secs(2));
     }
-    let (path, systemd) = cgroup;
+    remove_cgroup(id, cgroup);
+}
+
+/// Kills what is left in container `id`'s cgroup (path, systemd) and
+/// removes it.
+fn remove_cgroup(id: &str, (path, systemd): (PathBuf, bool)) {
     if let Ok(m) = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
         cgroup_path: path,
         systemd_cgroup: systemd,

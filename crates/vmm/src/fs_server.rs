@@ -309,28 +309,7 @@ fn close_all_but(keep: &[RawFd]) -> Result<()> {
 /// permitted sets; empties the inheritable and ambient sets and drops
 /// the rest from the bounding set where CAP_SETPCAP allows.
 fn keep_only_caps(keep: u64) -> Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut h = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut d = [Data::default(); 2];
-    // SAFETY: capget(2) with a v3 header and its two data words.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()) } < 0 {
-        bail!("capget: {}", std::io::Error::last_os_error());
-    }
+    let mut d = crate::seccomp::capget().map_err(|e| anyhow!("capget: {e}"))?;
     // SAFETY: prctl calls on this process's capability sets; failures
     // (no CAP_SETPCAP: the bounding set stays) are harmless.
     unsafe {
@@ -357,11 +336,6 @@ fn keep_only_caps(keep: u64) -> Result<()> {
         w.effective = w.permitted;
         w.inheritable = 0;
     }
-    h.version = VERSION_3;
-    h.pid = 0;
-    // SAFETY: capset(2) on this process with a v3 header and two words.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) } < 0 {
-        bail!("capset: {}", std::io::Error::last_os_error());
-    }
+    crate::seccomp::capset(&d).map_err(|e| anyhow!("capset: {e}"))?;
     Ok(())
 }

@@ -127,36 +127,52 @@ pub enum Caps {
 /// in Linux: the VMM's other threads, the file server's among them, keep
 /// theirs.
 pub fn drop_thread_caps() -> Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut h = Header {
-        version: VERSION_3,
+    capset(&[CapData::default(); 2]).map_err(|e| anyhow!("dropping the thread's capabilities: {e}"))
+}
+
+/// One word of capget(2)/capset(2)'s version 3 data (capabilities 0-31,
+/// then 32-63).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct CapData {
+    pub effective: u32,
+    pub permitted: u32,
+    pub inheritable: u32,
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// The calling thread's capability sets.
+pub(crate) fn capget() -> std::io::Result<[CapData; 2]> {
+    let mut h = CapHeader {
+        version: CAP_VERSION_3,
         pid: 0,
     };
-    let d = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
+    let mut d = [CapData::default(); 2];
+    // SAFETY: capget(2) with a v3 header and its two data words, both
+    // valid for the call.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(d)
+}
+
+/// Sets the calling thread's capability sets to `d`.
+pub(crate) fn capset(d: &[CapData; 2]) -> std::io::Result<()> {
+    let mut h = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
     // SAFETY: capset(2) on the calling thread with a v3 header and its
     // two data words, both valid for the call.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) };
-    if r < 0 {
-        return Err(anyhow!(
-            "dropping the thread's capabilities: {}",
-            std::io::Error::last_os_error()
-        ));
+    if unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) } < 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
