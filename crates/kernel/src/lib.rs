@@ -7,6 +7,7 @@
 //! follows gVisor's Sentry, rebuilt in Rust.
 
 pub mod arch;
+pub mod clock;
 pub mod errno;
 pub mod ipc;
 pub mod kernel;

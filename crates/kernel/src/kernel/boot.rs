@@ -356,6 +356,7 @@ impl Kernel {
             stats: Stats::default(),
             init_status: None,
             boot_time: Instant::now(),
+            served_at: None,
             signal_fd,
             log: SandboxLog { file: log },
             current: Cell::new(1),

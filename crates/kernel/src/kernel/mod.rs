@@ -95,6 +95,10 @@ pub struct Kernel {
     /// Wait status of the workload's init once it has exited.
     pub init_status: Option<i32>,
     pub boot_time: Instant,
+    /// When the kernel last finished serving a syscall (read for the CPU
+    /// account): the run loop's clock for that round, which then needs
+    /// no read of its own. Taken by the loop.
+    pub served_at: Option<Instant>,
     /// Host signals to forward to the workload's init.
     pub signal_fd: i32,
     pub log: boot::SandboxLog,

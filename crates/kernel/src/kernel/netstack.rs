@@ -7,7 +7,7 @@
 //! sockets) and wakes the tasks waiting on the sockets whose readiness
 //! changed.
 
-use std::cell::RefCell;
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
@@ -19,7 +19,11 @@ use super::packet_link::{HostLink, PacketFrames};
 use super::waitq::WaitQueue;
 
 pub struct NetStack {
-    pub stack: RefCell<Stack>,
+    stack: RefCell<Stack>,
+    /// The stack may have changed since its next deadline was last asked
+    /// for (`poll_at`): a syscall or a pump borrowed it mutably. Asking
+    /// costs a clock read, on every round of the kernel's loop otherwise.
+    touched: Cell<bool>,
     queues: RefCell<HashMap<SockId, Rc<WaitQueue>>>,
     /// The links' packet sockets, watched by the kernel's poller.
     link_fds: Vec<i32>,
@@ -72,11 +76,23 @@ impl NetStack {
         stack.egress = egress;
         NetStack {
             stack: RefCell::new(stack),
+            touched: Cell::new(true),
             queues: RefCell::new(HashMap::new()),
             link_fds,
             refusals: RefCell::new(BTreeMap::new()),
             nl_ports: RefCell::new(HashSet::new()),
         }
+    }
+
+    /// The stack, to change: its deadline is asked for again.
+    pub fn stack_mut(&self) -> RefMut<'_, Stack> {
+        self.touched.set(true);
+        self.stack.borrow_mut()
+    }
+
+    /// The stack, to look at.
+    pub fn stack(&self) -> Ref<'_, Stack> {
+        self.stack.borrow()
     }
 
     /// The interfaces, loopback first, as rtnetlink and the SIOCGIF*
@@ -104,7 +120,7 @@ impl NetStack {
     /// finishes its handshake alone) and nobody waits on it any more.
     pub fn close(&self, id: SockId) {
         self.queues.borrow_mut().remove(&id);
-        self.stack.borrow_mut().close(id);
+        self.stack_mut().close(id);
         self.pump();
     }
 
@@ -115,7 +131,7 @@ impl NetStack {
     /// that had some), waking waiters without an event: they look again.
     pub fn pump(&self) {
         let woken: Vec<(Rc<WaitQueue>, u32)> = {
-            let mut st = self.stack.borrow_mut();
+            let mut st = self.stack_mut();
             let out = st.poll();
             let queues = self.queues.borrow();
             out.changed
@@ -139,7 +155,7 @@ impl NetStack {
     /// workload retrying in a loop costs log lines logarithmic in its
     /// tries).
     pub fn fold_refusals(&self) -> bool {
-        let fresh = std::mem::take(&mut self.stack.borrow_mut().egress.refused);
+        let fresh = std::mem::take(&mut self.stack_mut().egress.refused);
         let mut m = self.refusals.borrow_mut();
         let mut notable = false;
         for r in fresh {
@@ -171,8 +187,12 @@ impl NetStack {
             .collect()
     }
 
-    /// When the stack's timers next need a pump.
-    pub fn poll_at(&self) -> Option<std::time::Instant> {
-        self.stack.borrow_mut().poll_at()
+    /// When the stack's timers next need a pump; None for "as last
+    /// answered" when nothing changed the stack since.
+    pub fn poll_at_if_touched(&self) -> Option<Option<std::time::Instant>> {
+        if !self.touched.replace(false) {
+            return None;
+        }
+        Some(self.stack.borrow_mut().poll_at())
     }
 }

@@ -127,7 +127,7 @@ impl StackSocket {
             }
             _ => return Err(Errno::EPROTONOSUPPORT),
         };
-        let id = ns.stack.borrow_mut().socket(domain, proto).map_err(errno)?;
+        let id = ns.stack_mut().socket(domain, proto).map_err(errno)?;
         Ok(StackSocket::wrap(ns, id, domain, ty))
     }
 
@@ -159,7 +159,7 @@ impl StackSocket {
 
     /// Runs `f` on the stack, then pumps it.
     fn with<R>(&self, f: impl FnOnce(&mut atoll_netstack::Stack) -> R) -> R {
-        let r = f(&mut self.ns.stack.borrow_mut());
+        let r = f(&mut self.ns.stack_mut());
         self.ns.pump();
         r
     }
@@ -190,7 +190,7 @@ impl FileOps for StackSocket {
         )
     }
     fn poll(&self, _k: &Kernel) -> u32 {
-        self.ns.stack.borrow_mut().readiness(self.id)
+        self.ns.stack_mut().readiness(self.id)
     }
     fn wait(&self, k: &Kernel, tid: Tid, events: u32) -> bool {
         // An edge-triggered epoll waits for any change (`!0`), not for a
@@ -218,7 +218,7 @@ impl FileOps for StackSocket {
     fn ioctl(&self, k: &mut Kernel, _f: &File, tid: Tid, cmd: u64, arg: u64) -> SysResult<u64> {
         match cmd {
             libc::FIONREAD | libc::TIOCOUTQ => {
-                let (rx, tx) = self.ns.stack.borrow_mut().queues(self.id).map_err(errno)?;
+                let (rx, tx) = self.ns.stack_mut().queues(self.id).map_err(errno)?;
                 let v = if cmd == libc::FIONREAD { rx } else { tx };
                 let v = v.min(i32::MAX as usize) as libc::c_int;
                 k.task_mm(tid).borrow().write_val(arg, &v)?;
@@ -274,7 +274,7 @@ impl SocketOps for StackSocket {
         self.with(|s| s.connect(self.id, to)).map_err(errno)
     }
     fn connect_result(&self, _k: &Kernel) -> Option<SysResult<()>> {
-        let r = self.ns.stack.borrow_mut().connect_result(self.id)?;
+        let r = self.ns.stack_mut().connect_result(self.id)?;
         Some(r.map_err(errno))
     }
     fn send(&self, _k: &Kernel, m: Send<'_>) -> SysResult<usize> {
@@ -319,21 +319,11 @@ impl SocketOps for StackSocket {
         self.with(|s| s.shutdown(self.id, how)).map_err(errno)
     }
     fn sockname(&self, _k: &Kernel) -> SysResult<SockAddr> {
-        let a = self
-            .ns
-            .stack
-            .borrow_mut()
-            .sockname(self.id)
-            .map_err(errno)?;
+        let a = self.ns.stack_mut().sockname(self.id).map_err(errno)?;
         Ok(from_std(a))
     }
     fn peername(&self, _k: &Kernel) -> SysResult<SockAddr> {
-        let a = self
-            .ns
-            .stack
-            .borrow_mut()
-            .peername(self.id)
-            .map_err(errno)?;
+        let a = self.ns.stack_mut().peername(self.id).map_err(errno)?;
         Ok(from_std(a))
     }
     fn setsockopt(&self, _k: &Kernel, level: i32, name: i32, val: &[u8]) -> SysResult<()> {
@@ -361,8 +351,7 @@ impl SocketOps for StackSocket {
         }
         let mut v = self
             .ns
-            .stack
-            .borrow_mut()
+            .stack_mut()
             .getsockopt(self.id, level, name)
             .map_err(errno)?;
         v.truncate(len);

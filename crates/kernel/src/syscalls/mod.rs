@@ -237,19 +237,22 @@ pub fn number(name: &str) -> Option<u64> {
 /// workload code until now, kernel time while served.
 pub fn dispatch(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<u64> {
     let entered = std::time::Instant::now();
+    let outer = crate::clock::enter(entered);
     if let Some(t) = k.tasks.get_mut(&tid) {
         t.cpu_time.enter_kernel(entered);
     }
     let r = dispatch_inner(k, tid, nr, args);
+    crate::clock::leave(outer);
     // Signal-driven I/O the syscall caused.
     k.deliver_async_io();
     // Signals a terminal raised (signal characters, hangups).
     k.deliver_tty_signals();
     k.deliver_dnotify();
+    let left = std::time::Instant::now();
+    k.served_at = Some(left);
     if let Some(t) = k.tasks.get_mut(&tid) {
         let resumes = !matches!(r, Err(Errno::EBLOCK) | Err(Errno::ENORESUME));
-        t.cpu_time
-            .leave_kernel(entered, std::time::Instant::now(), resumes);
+        t.cpu_time.leave_kernel(entered, left, resumes);
     }
     r
 }

@@ -179,7 +179,7 @@ impl HostInode {
     /// `st` was just read from the host.
     fn read_now(&self) {
         self.st_read
-            .set((Instant::now(), news(), self.fs.mode_serial.get()));
+            .set((crate::clock::now(), news(), self.fs.mode_serial.get()));
     }
 
     /// `st`, when a permission check may take it (see `stat_for_check`).
@@ -193,7 +193,10 @@ impl HostInode {
                 .borrow()
                 .get(&self.id)
                 .is_none_or(|c| *c <= serial);
-        (unchanged && (!fs.revalidate || (n == news() && at.elapsed() < RECHECK_AFTER)))
+        (unchanged
+            && (!fs.revalidate
+                || (n == news()
+                    && crate::clock::now().saturating_duration_since(at) < RECHECK_AFTER)))
             .then(|| self.st.get())
     }
 
@@ -201,7 +204,7 @@ impl HostInode {
     /// `checked`).
     fn recently_checked(&self) -> bool {
         let (at, n) = self.checked.get();
-        n == news() && at.elapsed() < RECHECK_AFTER
+        n == news() && crate::clock::now().saturating_duration_since(at) < RECHECK_AFTER
     }
 }
 
@@ -261,9 +264,9 @@ impl HostFs {
             st: Cell::new(*st),
             st_gen: Cell::new(self.attr_gen.get()),
             fresh: Cell::new(0),
-            checked: Cell::new((Instant::now(), news())),
+            checked: Cell::new((crate::clock::now(), news())),
             st_changed: Cell::new(false),
-            st_read: Cell::new((Instant::now(), news(), self.mode_serial.get())),
+            st_read: Cell::new((crate::clock::now(), news(), self.mode_serial.get())),
             mount_root: false,
         })
     }
@@ -329,7 +332,7 @@ impl HostFs {
                     i.st.set(st);
                     i.st_gen.set(self.attr_gen.get());
                     i.fresh.set(crate::kernel::run::serving());
-                    i.checked.set((Instant::now(), news()));
+                    i.checked.set((crate::clock::now(), news()));
                     i.read_now();
                     return Ok(i);
                 }

@@ -746,7 +746,7 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
         Node::FdInfo(p, fd) => s = fd_info(k, *p, *fd)?,
         Node::Sys(name) if name.starts_with("net/") => {
             let ns = k.netstack.as_ref().ok_or(Errno::ENOENT)?;
-            let st = ns.stack.borrow();
+            let st = ns.stack();
             s = match &name["net/".len()..] {
                 "tcp" => atoll_netstack::procnet::tcp(&st, false),
                 "tcp6" => atoll_netstack::procnet::tcp(&st, true),

@@ -436,7 +436,7 @@ std::arch::global_asm!(
     "mov {slot_regs}+{r_r10}(%r12), %rax", "mov %rax, {uc_r10}(%r13)",
     "mov {slot_regs}+{r_r9}(%r12), %rax", "mov %rax, {uc_r9}(%r13)",
     "mov {slot_regs}+{r_r8}(%r12), %rax", "mov %rax, {uc_r8}(%r13)",
-    "mov {slot_regs}+{r_rax}(%r12), %rax", "mov %rax, {uc_rax}(%r13)",
+    "mov {slot_rax}(%r12), %rax", "mov %rax, {uc_rax}(%r13)",
     "mov {slot_regs}+{r_rcx}(%r12), %rax", "mov %rax, {uc_rcx}(%r13)",
     "mov {slot_regs}+{r_rdx}(%r12), %rax", "mov %rax, {uc_rdx}(%r13)",
     "mov {slot_regs}+{r_rsi}(%r12), %rax", "mov %rax, {uc_rsi}(%r13)",
@@ -467,8 +467,10 @@ std::arch::global_asm!(
     // (the registers the stub last returned with, or last saved): a cache
     // line of the slot that stays unwritten stays shared with the
     // kernel's CPU, which then reads it without a transfer, and the
-    // kernel writes back only what it changed (see `resume`). %r11 is
-    // free as scratch: a syscall leaves the flags in it.
+    // kernel writes back only what it changed (see `resume`). %rax is
+    // not saved: at a syscall stop it is -ENOSYS, which the kernel knows,
+    // and the result comes back in the state word's line (SLOT_RAX).
+    // %r11 is free as scratch: a syscall leaves the flags in it.
     "mov %rsp, %r11",
     "mov %gs:{area_ro}+{ro_alt_top}, %rsp",
     "pushfq",                       // first: the compares change the flags
@@ -479,7 +481,6 @@ std::arch::global_asm!(
     "cmpq %rcx, %gs:{slot_regs}+{r_rip}", "je 41f", "movq %rcx, %gs:{slot_regs}+{r_rip}", "41:",
     "cmpq %rcx, %gs:{slot_regs}+{r_rcx}", "je 41f", "movq %rcx, %gs:{slot_regs}+{r_rcx}", "41:",
     "cmpq %rax, %gs:{slot_regs}+{r_orig_rax}", "je 41f", "movq %rax, %gs:{slot_regs}+{r_orig_rax}", "41:",
-    "cmpq $-38, %gs:{slot_regs}+{r_rax}", "je 41f", "movq $-38, %gs:{slot_regs}+{r_rax}", "41:",
     "cmpq %r15, %gs:{slot_regs}+{r_r15}", "je 41f", "movq %r15, %gs:{slot_regs}+{r_r15}", "41:",
     "cmpq %r14, %gs:{slot_regs}+{r_r14}", "je 41f", "movq %r14, %gs:{slot_regs}+{r_r14}", "41:",
     "cmpq %r13, %gs:{slot_regs}+{r_r13}", "je 41f", "movq %r13, %gs:{slot_regs}+{r_r13}", "41:",
@@ -531,7 +532,7 @@ std::arch::global_asm!(
     "mov %gs:{slot_regs}+{r_r10}, %r10",
     "mov %gs:{slot_regs}+{r_r9}, %r9",
     "mov %gs:{slot_regs}+{r_r8}, %r8",
-    "mov %gs:{slot_regs}+{r_rax}, %rax",
+    "mov %gs:{slot_rax}, %rax",
     "mov %gs:{slot_regs}+{r_rcx}, %rcx",
     "mov %gs:{slot_regs}+{r_rdx}, %rdx",
     "mov %gs:{slot_regs}+{r_rsi}, %rsi",
@@ -628,6 +629,7 @@ std::arch::global_asm!(
     slot_regs = const SLOT_REGS,
     slot_path = const SLOT_PATH,
     slot_nospin = const SLOT_NOSPIN,
+    slot_rax = const SLOT_RAX,
     path_signal = const PATH_SIGNAL,
     path_patched = const PATH_PATCHED,
     ro_alt_top = const RO_ALT_TOP,

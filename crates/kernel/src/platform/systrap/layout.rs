@@ -106,6 +106,13 @@ pub const SLOT_NOSPIN: u64 = 44;
 pub const SLOT_SIGNO: u64 = 24;
 pub const SLOT_CODE: u64 = 28;
 pub const SLOT_ADDR: u64 = 32;
+/// The %rax a thread goes back to the workload with (the syscall's
+/// result), written by the kernel on every resume. It lives on the state
+/// word's cache line, not in the register block: a syscall whose other
+/// registers stay as they were then moves one line between the CPUs each
+/// way, the one the handoff moves anyway. The block's rax word is only
+/// read for a stop through the signal handler (see `collect`).
+pub const SLOT_RAX: u64 = 48;
 /// `struct user_regs_struct`, as ptrace has it.
 pub const SLOT_REGS: u64 = 64;
 

@@ -312,6 +312,7 @@ fn futex_wake(word: *const AtomicU32) {
 /// # Safety
 /// `at` points at a slot's register block in the region.
 unsafe fn write_regs(at: *mut u8, regs: &Regs, known: Option<&Regs>) {
+    const RAX_WORD: usize = (regs::RAX / 8) as usize;
     const WORDS: usize = std::mem::size_of::<Regs>() / 8;
     // SAFETY: user_regs_struct is 27 u64s, repr(C).
     let new: [u64; WORDS] = unsafe { std::mem::transmute(*regs) };
@@ -321,7 +322,9 @@ unsafe fn write_regs(at: *mut u8, regs: &Regs, known: Option<&Regs>) {
             // SAFETY: as above.
             let old: [u64; WORDS] = unsafe { std::mem::transmute(*old) };
             for i in 0..WORDS {
-                if new[i] != old[i] {
+                // rax goes back in SLOT_RAX; the block's word is the
+                // signal path's to write.
+                if new[i] != old[i] && i != RAX_WORD {
                     // SAFETY: inside the block (the caller's promise).
                     unsafe { at.add(i).write_volatile(new[i]) };
                 }
@@ -862,16 +865,29 @@ impl SystrapPlatform {
         let slot = self.slot(t);
         // SAFETY: the slot lies in the region; the content is the
         // workload's and only copied.
-        let (mut regs, signo, code, addr, path) = unsafe {
+        let (mut regs, signo, code, addr, path, rax) = unsafe {
             (
                 (slot.add(SLOT_REGS as usize) as *const Regs).read_volatile(),
                 (slot.add(SLOT_SIGNO as usize) as *const i32).read_volatile(),
                 (slot.add(SLOT_CODE as usize) as *const i32).read_volatile(),
                 (slot.add(SLOT_ADDR as usize) as *const u64).read_volatile(),
                 (slot.add(SLOT_PATH as usize) as *const u32).read_volatile(),
+                (slot.add(SLOT_RAX as usize) as *const u64).read_volatile(),
             )
         };
         let in_slot = regs;
+        if path == PATH_PATCHED {
+            // The patched path leaves the block's rax alone (see the
+            // blob): at its syscall stop rax is -ENOSYS, as at a ptrace
+            // syscall stop; interrupted on its way out, the thread holds
+            // what the kernel gave it. The signal path saves rax in the
+            // block (-ENOSYS there too for a syscall).
+            regs.rax = if st == ST_SYSCALL {
+                (-libc::ENOSYS as i64) as u64
+            } else {
+                rax
+            };
+        }
         regs.cs = 0x33;
         regs.ss = 0x2b;
         regs.ds = 0;
@@ -1453,6 +1469,7 @@ impl Platform for SystrapPlatform {
         // SAFETY: the slot lies in our region.
         unsafe {
             write_regs(slot.add(SLOT_REGS as usize), &regs, t.in_slot.as_ref());
+            (slot.add(SLOT_RAX as usize) as *mut u64).write_volatile(regs.rax);
             (slot.add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(0);
             (*word).store(ST_RUN, Ordering::Release);
             fence(Ordering::SeqCst);
