@@ -436,7 +436,7 @@ fn kernel_common() -> Vec<Allowed> {
         any(
             "sched_yield",
             SYS_sched_yield,
-            "spin-wait back-off in the standard library",
+            "spin-wait back-off in the standard library; waiting for a stub's control thread, which may need this CPU",
         ),
         any(
             "rt_sigprocmask",

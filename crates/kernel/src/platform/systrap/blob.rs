@@ -134,7 +134,7 @@ std::arch::global_asm!(
     "mov $24, %eax",                // this process waiting on this CPU for
     "syscall",                      // the answer runs at once
     "mov %edx, %ecx",
-    "sub $64, %ecx",
+    "sub $16, %ecx",
     "jae 1b",
     "movabs ${ctl_res}, %rbx",      // sleep: announce, re-check, wait
     "movl $1, {res_sleeping}(%rbx)",
@@ -368,13 +368,18 @@ std::arch::global_asm!(
     "jae 21b",
     "jmp 22f",
     "28:",
-    "cmp $2, %edx",                 // the kernel waits for this process's
-    "jne 22f",                      // control thread: yield to it, watch
+    "mov $64, %esi",                // NOSPIN_CTL: the kernel waits for this
+    "cmp ${nospin_ctl}, %edx",      // process's control thread: yield to
+    "je 43f",                       // it, watch the word
+    "mov $16, %esi",                // NOSPIN_BLOCKED: yield a while (a
+    "cmp ${nospin_blocked}, %edx",  // halted vCPU's wake-up), watch
+    "jne 22f",                      // anything else: sleep now
+    "43:",
     "mov %ecx, %edx",
-    "mov $24, %eax",                // sched_yield()
+    "mov $24, %eax",                // sched_yield() (keeps %rsi)
     "syscall",
     "mov %edx, %ecx",
-    "sub $64, %ecx",
+    "sub %esi, %ecx",
     "jae 21b",
     "22:",
     "movl $1, {slot_sleeping}(%r12)",
@@ -630,6 +635,8 @@ std::arch::global_asm!(
     slot_path = const SLOT_PATH,
     slot_nospin = const SLOT_NOSPIN,
     slot_rax = const SLOT_RAX,
+    nospin_ctl = const NOSPIN_CTL,
+    nospin_blocked = const NOSPIN_BLOCKED,
     path_signal = const PATH_SIGNAL,
     path_patched = const PATH_PATCHED,
     ro_alt_top = const RO_ALT_TOP,

@@ -101,8 +101,20 @@ pub const SLOT_FPU_DIRTY: u64 = 12;
 pub const SLOT_FRAME: u64 = 16;
 /// How the thread entered the stub: [`PATH_SIGNAL`] or [`PATH_PATCHED`].
 pub const SLOT_PATH: u64 = 40;
-/// Set by the kernel when the thread's syscall blocks: sleep, do not spin.
+/// How a thread waiting in the stub waits, set by the kernel (0: spin
+/// while the kernel runs on another CPU, then sleep; see the NOSPIN_*
+/// values).
 pub const SLOT_NOSPIN: u64 = 44;
+/// The kernel waits for this process's control thread: yield to it
+/// (`ks_spin / 64` yields), then sleep.
+pub const NOSPIN_CTL: u32 = 2;
+/// The thread's syscall blocks: yield for about as long as a wake-up of
+/// a halted vCPU costs (`ks_spin / 16` yields, ~20 µs), then sleep. A
+/// short block (a pipe's reader whose writer answers at once, a lock
+/// held briefly) then ends without that wake-up; a long one costs at
+/// most the same again in CPU time (a yielding thread leaves its CPU to
+/// any other runnable thread).
+pub const NOSPIN_BLOCKED: u32 = 3;
 pub const SLOT_SIGNO: u64 = 24;
 pub const SLOT_CODE: u64 = 28;
 pub const SLOT_ADDR: u64 = 32;

@@ -678,15 +678,17 @@ impl SystrapPlatform {
         // The space's stopped threads wait for the kernel, spinning while
         // it runs on another CPU; the control thread needs a CPU now, and
         // on a 2-CPU host one of them is taken by such a spinner until its
-        // budget runs out (~20 µs): let them sleep at once. Their next
-        // resume clears this.
+        // budget runs out (~20 µs): let them yield to it (NOSPIN_CTL).
+        // Their next resume clears this.
         for t in &sp.threads {
             if let Some(th) = self.threads.get(t)
                 && !th.running
                 && th.started
             {
                 // SAFETY: the slot's flag word in our region.
-                unsafe { (self.slot(th).add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(2) };
+                unsafe {
+                    (self.slot(th).add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(NOSPIN_CTL)
+                };
             }
         }
         let r = self.ctl_call(pid, ctl, &mut seq, entries);
@@ -735,12 +737,16 @@ impl SystrapPlatform {
         self.counters.ctl_by[self.ctl_cause as usize] += 1;
         self.ctl_cause = CtlCause::Other;
         let done_hint = unsafe { &*(res.add(RES_DONE as usize) as *const AtomicU64) };
-        // Spin for the answer only as long as a control thread running on
-        // another CPU needs to give it (a wake-up there costs ~20 µs); past
-        // that it is waiting for a CPU, possibly this one, and a kernel
-        // that kept spinning would only delay it (a loaded machine made
-        // every mapping change of the workload cost a whole time slice):
-        // sleep on the done eventfd instead.
+        // Wait for the answer actively only about as long as a control
+        // thread running on another CPU needs to give it (a wake-up there
+        // costs ~20 µs), and by yielding, not spinning: the control
+        // thread may be waiting for this very CPU (on two vCPUs it often
+        // is), and a yield hands it over at once where a spin held it
+        // for the whole window and then a sleep cost a wake-up of this
+        // CPU. Past the window it may wait for a CPU elsewhere, and a
+        // kernel that kept at it would only delay it (a loaded machine
+        // made every mapping change of the workload cost a whole time
+        // slice): sleep on the done eventfd instead.
         let start = Instant::now();
         let mut spins = 0u32;
         let mut slept = false;
@@ -749,8 +755,9 @@ impl SystrapPlatform {
                 break;
             }
             spins += 1;
-            if !spins.is_multiple_of(64) || start.elapsed() < CTL_SPIN {
-                std::hint::spin_loop();
+            if !spins.is_multiple_of(8) || start.elapsed() < CTL_SPIN {
+                // SAFETY: no arguments, no memory.
+                unsafe { libc::sched_yield() };
                 continue;
             }
             let mut pfd = libc::pollfd {
@@ -1677,7 +1684,9 @@ impl Platform for SystrapPlatform {
     fn parked(&mut self, thread: ThreadId) {
         if let Some(t) = self.threads.get(&thread) {
             // SAFETY: the slot's flag word in our region.
-            unsafe { (self.slot(t).add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(1) };
+            unsafe {
+                (self.slot(t).add(SLOT_NOSPIN as usize) as *mut u32).write_volatile(NOSPIN_BLOCKED)
+            };
         }
     }
 }
