@@ -1,9 +1,10 @@
 /* Forge and race the systrap stub's shared pages: while one thread makes
  * syscalls (patched sites, the signal path, mmap, new threads), another
  * scribbles over that thread's slot (registers, state word, frame
- * pointer, flags, the XSAVE image the stub restores) and over the stub's
- * control results; then it tries to write the pages the stub maps
- * read-only (the kernel's hints, the control requests). The process may crash; the kernel must serve everyone else. */
+ * pointer, flags, wait mode, returned rax, the XSAVE image the stub
+ * restores) and over the stub's control results; then it tries to write
+ * the pages the stub maps read-only (the kernel's hints, the control
+ * requests). The process may crash; the kernel must serve everyone else. */
 #include "attack.h"
 #include <pthread.h>
 
@@ -52,7 +53,7 @@ static void forge(void *arg) {
     unsigned long n = 0;
     do {
         unsigned long r = rnd();
-        switch (r % 7) {
+        switch (r % 8) {
         case 0: w[0] = r >> 8; break;                      /* state, sleeping */
         case 1: w[(r >> 8) % 512] = rnd(); break;          /* anywhere in the slot */
         case 2: w[2] = 0x7ff000100000UL + (r % 0x10000); break; /* frame pointer */
@@ -69,6 +70,13 @@ static void forge(void *arg) {
             w[1] |= 1UL << 32;
             break;
         }
+        case 7:                                            /* how it waits */
+            /* The entry path and the wait mode (spin, sleep, yield for
+             * the control thread, yield while blocked, or nonsense), and
+             * the rax the stub returns with (the state word's line). */
+            w[5] = (r >> 40) | ((r >> 8) % 5) << 32;
+            w[6] = rnd();
+            break;
         }
         n++;
         clock_gettime(CLOCK_MONOTONIC, &t);
