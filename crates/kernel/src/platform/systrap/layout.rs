@@ -101,9 +101,10 @@ pub const SLOT_FPU_DIRTY: u64 = 12;
 pub const SLOT_FRAME: u64 = 16;
 /// How the thread entered the stub: [`PATH_SIGNAL`] or [`PATH_PATCHED`].
 pub const SLOT_PATH: u64 = 40;
-/// How a thread waiting in the stub waits, set by the kernel (0: spin
-/// while the kernel runs on another CPU, then sleep; see the NOSPIN_*
-/// values).
+/// How a thread waiting in the stub waits, set by the kernel: 0 spins
+/// while the kernel runs on another CPU, then sleeps; the NOSPIN_*
+/// values yield first; any other value (a workload that wrote its own
+/// slot) sleeps at once.
 pub const SLOT_NOSPIN: u64 = 44;
 /// The kernel waits for this process's control thread: yield to it
 /// (`ks_spin / 64` yields), then sleep.
