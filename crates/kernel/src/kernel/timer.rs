@@ -27,7 +27,9 @@ pub enum TimerAction {
 pub struct Timers {
     queue: BTreeMap<(Instant, u64), TimerAction>,
     seq: u64,
-    by_action: HashMap<TimerActionKey, (Instant, u64)>,
+    /// foldhash, not SipHash: every served syscall looks here (it
+    /// cancels its task's wake-up timer).
+    by_action: HashMap<TimerActionKey, (Instant, u64), foldhash::fast::RandomState>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
