@@ -33,6 +33,10 @@
 #include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <ucontext.h>
 
 static int has_avx;
 static volatile int got_signal, signals;
@@ -242,13 +246,108 @@ static void check_read_site(void) {
     signal(SIGALRM, on_signal);
 }
 
-int main(void) {
+/* ---- callee-saved registers of a blocked read ---- */
+
+static const uint64_t CALLEE[5] = {0xb0b0b0b0b0b0b0b0, 0x1212121212121212, 0x1313131313131313,
+                                   0x1414141414141414, 0x1515151515151515};
+static volatile uint64_t in_frame[5];
+
+static void on_usr1(int s, siginfo_t *si, void *ucv) {
+    (void)s, (void)si;
+    ucontext_t *uc = ucv;
+    greg_t *g = uc->uc_mcontext.gregs;
+    in_frame[0] = g[REG_RBX], in_frame[1] = g[REG_R12], in_frame[2] = g[REG_R13];
+    in_frame[3] = g[REG_R14], in_frame[4] = g[REG_R15];
+    /* The handler's own use of them must not leak back. */
+    __asm__ volatile("xor %%ebx,%%ebx\n xor %%r12d,%%r12d\n xor %%r13d,%%r13d\n"
+                     "xor %%r14d,%%r14d\n xor %%r15d,%%r15d" ::: "rbx", "r12", "r13", "r14", "r15");
+}
+
+/* read(fd, buf, 1) with rbx, r12-r15 set to CALLEE; `after` gets them
+ * as the syscall returned. */
+static long read_with_callee(int fd, char *buf, uint64_t after[5]) {
+    long ret;
+    __asm__ volatile("mov 0(%[c]), %%rbx\n mov 8(%[c]), %%r12\n mov 16(%[c]), %%r13\n"
+                     "mov 24(%[c]), %%r14\n mov 32(%[c]), %%r15\n"
+                     "xor %%eax, %%eax\n syscall\n"
+                     "mov %%rbx, 0(%[o])\n mov %%r12, 8(%[o])\n mov %%r13, 16(%[o])\n"
+                     "mov %%r14, 24(%[o])\n mov %%r15, 32(%[o])\n"
+                     : "=a"(ret)
+                     : "D"(fd), "S"(buf), "d"(1), [c] "r"(CALLEE), [o] "r"(after)
+                     : "rbx", "r12", "r13", "r14", "r15", "rcx", "r11", "memory");
+    return ret;
+}
+
+static const char *kept(const volatile uint64_t *r) {
+    for (int i = 0; i < 5; i++)
+        if (r[i] != CALLEE[i]) return "CHANGED";
+    return "kept";
+}
+
+static void check_blocked_read(void) {
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_usr1;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    int p[2];
+    if (pipe(p)) return;
+    pid_t me = getpid();
+    pid_t c = fork();
+    if (c == 0) {
+        usleep(30000);
+        kill(me, SIGUSR1);
+        usleep(30000);
+        if (write(p[1], "x", 1) != 1) _exit(1);
+        _exit(0);
+    }
+    char b;
+    uint64_t after[5];
+    long r = read_with_callee(p[0], &b, after);
+    waitpid(c, NULL, 0);
+    printf("blocked read, signal: read returned %ld, frame registers %s, after the handler %s\n", r,
+           kept(in_frame), kept(after));
+    close(p[0]), close(p[1]);
+}
+
+/* A tracer's view of a tracee blocked in a read (`platform blocked-tracer`:
+ * the native level's seccomp profile refuses ptrace, so the caller runs
+ * this part alone where ptrace is allowed). */
+static void check_blocked_tracer(void) {
+    int p[2];
+    if (pipe(p)) return;
+    char b;
+    uint64_t after[5];
+    pid_t c = fork();
+    if (c == 0) {
+        long n = read_with_callee(p[0], &b, after);
+        _exit(n == 1 && !strcmp(kept(after), "kept") ? 0 : 1);
+    }
+    usleep(30000);
+    struct user_regs_struct regs;
+    int ok = ptrace(PTRACE_SEIZE, c, 0, 0) == 0 && ptrace(PTRACE_INTERRUPT, c, 0, 0) == 0;
+    int st = 0;
+    ok = ok && waitpid(c, &st, __WALL) == c && ptrace(PTRACE_GETREGS, c, 0, &regs) == 0;
+    uint64_t seen[5] = {regs.rbx, regs.r12, regs.r13, regs.r14, regs.r15};
+    if (ok) ptrace(PTRACE_DETACH, c, 0, 0);
+    if (write(p[1], "y", 1) != 1) ok = 0;
+    waitpid(c, &st, 0);
+    printf("blocked read, tracer: registers %s, tracee after the read %s\n",
+           ok ? kept(seen) : "NOT READ", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "kept" : "CHANGED");
+    close(p[0]), close(p[1]);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "blocked-tracer")) {
+        check_blocked_tracer();
+        return 0;
+    }
     unsigned a = 0, b = 0, c = 0, d = 0;
     __get_cpuid(1, &a, &b, &c, &d);
     has_avx = (c & (1u << 28)) && (c & (1u << 27));
     signal(SIGALRM, on_signal);
     check_read_site();
     check_openat_site();
+    check_blocked_read();
     for (int round = 0; round < 3; round++)
         for (int kind = 0; kind < 3; kind++) check(round == 0 ? "main" : "main again", kind);
     pthread_t t;

@@ -138,7 +138,9 @@ fn pthread_program_matches_native() {
 /// syscall's clock; call sites are patched on systrap unless the bundle
 /// says `dev.atoll.syscall-patching: "false"`, glibc's read() site and
 /// an openat(AT_FDCWD) site (`mov $-100,%edi; syscall`) too, and code entering that site's middle (after the `xor`, after the
-/// `syscall`) or restarting a read there behaves as unpatched.
+/// `syscall`) or restarting a read there behaves as unpatched. The
+/// callee-saved registers of a thread blocked in a read are right in a
+/// signal handler's frame, after it, and as a tracer reads them.
 #[test]
 fn registers_signals_vdso_and_patching_match_native() {
     let a = atoll();
@@ -181,6 +183,17 @@ fn registers_signals_vdso_and_patching_match_native() {
     assert_eq!(
         trap, "usertrap: no, read site: as built, openat site: as built",
         "{user_off:#?}"
+    );
+    // A tracer sees a tracee's callee-saved registers as they were when
+    // it blocked (the native level refuses ptrace: this runs here only).
+    let traced = busybox().args(&["/platform", "blocked-tracer"]).build();
+    cprog::install(&bin, &traced.rootfs, "/platform");
+    let out = run_at(&a, "userspace", &traced, "plat-tracer");
+    out.ok();
+    assert_eq!(
+        out.stdout.trim_end(),
+        "blocked read, tracer: registers kept, tracee after the read kept",
+        "{out:#?}"
     );
 }
 

@@ -632,6 +632,7 @@ impl Kernel {
             tgid: tid,
             host,
             regs,
+            callee_partial: false,
             mm: Rc::new(RefCell::new(mm)),
             files: Rc::new(RefCell::new(files)),
             fs: Rc::new(RefCell::new(FsContext {

@@ -145,6 +145,7 @@ impl Kernel {
             tgid,
             host,
             regs,
+            callee_partial: false,
             mm: mm.clone(),
             files,
             fs,

@@ -234,6 +234,7 @@ impl Kernel {
 
     /// Builds the handler frame and sets the mask for the handler.
     pub fn setup_signal_frame(&mut self, tid: Tid, info: SigInfo, act: SigAction) -> SysResult<()> {
+        self.callee_saved(tid);
         let sig = info.signo();
         let host = self.task(tid).host;
         let fpu = self

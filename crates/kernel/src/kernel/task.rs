@@ -71,6 +71,9 @@ pub struct Task {
     pub tgid: Pid,
     pub host: ThreadId,
     pub regs: Regs,
+    /// rbx, rbp and r12-r15 in `regs` may be stale: the last stop left
+    /// them in the platform (`Kernel::callee_saved` fetches them).
+    pub callee_partial: bool,
     pub mm: Rc<RefCell<AddressSpace>>,
     pub files: Rc<RefCell<FdTable>>,
     pub fs: Rc<RefCell<FsContext>>,

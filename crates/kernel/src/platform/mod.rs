@@ -130,6 +130,12 @@ pub trait Platform {
     /// Ends a stopped thread.
     fn drop_thread(&mut self, thread: ThreadId);
     fn get_regs(&mut self, thread: ThreadId) -> std::io::Result<Regs>;
+    /// As `get_regs`, but rbx, rbp and r12-r15 may be what they were at
+    /// an earlier stop: the caller calls `get_regs` before it reads or
+    /// changes those (a syscall's handler needs none of them).
+    fn get_regs_partial(&mut self, thread: ThreadId) -> std::io::Result<Regs> {
+        self.get_regs(thread)
+    }
     fn set_regs(&mut self, thread: ThreadId, regs: &Regs) -> std::io::Result<()>;
     fn get_fpu(&mut self, thread: ThreadId) -> std::io::Result<FpuState>;
     fn set_fpu(&mut self, thread: ThreadId, fpu: &FpuState) -> std::io::Result<()>;
@@ -242,6 +248,9 @@ impl Platform for AnyPlatform {
     }
     fn get_regs(&mut self, thread: ThreadId) -> std::io::Result<Regs> {
         each!(self, p => p.get_regs(thread))
+    }
+    fn get_regs_partial(&mut self, thread: ThreadId) -> std::io::Result<Regs> {
+        each!(self, p => p.get_regs_partial(thread))
     }
     fn set_regs(&mut self, thread: ThreadId, regs: &Regs) -> std::io::Result<()> {
         each!(self, p => p.set_regs(thread, regs))

@@ -76,6 +76,8 @@ fn sys_ptrace(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     // three need it stopped.
     let stopped_needed = !matches!(req, KILL | INTERRUPT);
     let target = tracee_of(k, tid, pid, stopped_needed)?;
+    // Its registers, whole, for the requests that read or set them.
+    k.callee_saved(target);
     match req {
         PEEKTEXT | PEEKDATA => {
             let mut w = [0u8; 8];

@@ -126,8 +126,11 @@ pub const SLOT_ADDR: u64 = 32;
 /// way, the one the handoff moves anyway. The block's rax word is only
 /// read for a stop through the signal handler (see `collect`).
 pub const SLOT_RAX: u64 = 48;
-/// `struct user_regs_struct`, as ptrace has it.
-pub const SLOT_REGS: u64 = 64;
+/// `struct user_regs_struct`, as ptrace has it. Its first six words (r15,
+/// r14, r13, r12, rbp, rbx: what a function call preserves) fill the
+/// slot's second cache line alone (80..128): the kernel leaves that line
+/// in the slot at a syscall stop (see `collect`).
+pub const SLOT_REGS: u64 = 80;
 
 /// RO fields: the `stack_t` for sigaltstack, and the top of the signal
 /// stack (the patched path's private stack).
@@ -244,6 +247,7 @@ const _: () = {
     assert!(CTL_RES + CTL_RES_SIZE <= AREAS);
     assert!(AREAS.is_multiple_of(AREA_SIZE));
     assert!(SLOT_REGS + 27 * 8 <= PAGE_SIZE);
+    assert!(SLOT_REGS >= 64 && (SLOT_REGS + 6 * 8).is_multiple_of(64));
     assert!(MF_KSTATE + PAGE_SIZE <= MF_POOL);
     assert!(CTL_REQ_SIZE + CTL_RES_SIZE <= AREA_SIZE);
     assert!(STUB_REGION_END <= crate::platform::vdso::VDSO_AT);

@@ -115,6 +115,27 @@ struct Thread {
     /// its slot meanwhile changes only its own registers, as it can today
     /// between the kernel's write and the stub's read.
     in_slot: Option<Regs>,
+    /// rbx, rbp and r12-r15 in `regs` and `in_slot` are what the kernel
+    /// last knew, not what the slot holds: the last stop left them there
+    /// (see `collect`) and `get_regs` reads them when the kernel asks.
+    callee_in_slot: bool,
+}
+
+/// Words 0..CALLEE_WORDS of `struct user_regs_struct`: r15, r14, r13,
+/// r12, rbp, rbx, the registers a function call preserves. The slot's
+/// block starts so that they fill one cache line of their own
+/// (`SLOT_REGS`).
+const CALLEE_WORDS: usize = 6;
+const REG_WORDS: usize = std::mem::size_of::<Regs>() / 8;
+
+fn regs_words(r: &Regs) -> [u64; REG_WORDS] {
+    // SAFETY: user_regs_struct is 27 u64s, repr(C).
+    unsafe { std::mem::transmute(*r) }
+}
+
+fn words_regs(w: [u64; REG_WORDS]) -> Regs {
+    // SAFETY: as above.
+    unsafe { std::mem::transmute(w) }
 }
 
 /// A space that was killed, until its process is reaped: then its
@@ -313,15 +334,12 @@ fn futex_wake(word: *const AtomicU32) {
 /// `at` points at a slot's register block in the region.
 unsafe fn write_regs(at: *mut u8, regs: &Regs, known: Option<&Regs>) {
     const RAX_WORD: usize = (regs::RAX / 8) as usize;
-    const WORDS: usize = std::mem::size_of::<Regs>() / 8;
-    // SAFETY: user_regs_struct is 27 u64s, repr(C).
-    let new: [u64; WORDS] = unsafe { std::mem::transmute(*regs) };
+    let new = regs_words(regs);
     let at = at as *mut u64;
     match known {
         Some(old) => {
-            // SAFETY: as above.
-            let old: [u64; WORDS] = unsafe { std::mem::transmute(*old) };
-            for i in 0..WORDS {
+            let old = regs_words(old);
+            for i in 0..REG_WORDS {
                 // rax goes back in SLOT_RAX; the block's word is the
                 // signal path's to write.
                 if new[i] != old[i] && i != RAX_WORD {
@@ -872,9 +890,29 @@ impl SystrapPlatform {
         let slot = self.slot(t);
         // SAFETY: the slot lies in the region; the content is the
         // workload's and only copied.
+        let block = unsafe { slot.add(SLOT_REGS as usize) } as *const u64;
+        // The callee-saved registers stay in the slot (their line is the
+        // one a workload's loop writes most: a counter, a pointer): a
+        // syscall's handler does not need them, and the kernel reading
+        // that line would make the stub's next store to it wait for the
+        // line to come back. `get_regs` reads them; what the kernel knew
+        // stands in for them until then.
+        let lazy = t.in_slot;
+        let regs = match lazy {
+            Some(known) => {
+                let mut w = regs_words(&known);
+                for (i, w) in w.iter_mut().enumerate().skip(CALLEE_WORDS) {
+                    // SAFETY: inside the block.
+                    *w = unsafe { block.add(i).read_volatile() };
+                }
+                words_regs(w)
+            }
+            // SAFETY: the block lies in the slot.
+            None => unsafe { (block as *const Regs).read_volatile() },
+        };
         let (mut regs, signo, code, addr, path, rax) = unsafe {
             (
-                (slot.add(SLOT_REGS as usize) as *const Regs).read_volatile(),
+                regs,
                 (slot.add(SLOT_SIGNO as usize) as *const i32).read_volatile(),
                 (slot.add(SLOT_CODE as usize) as *const i32).read_volatile(),
                 (slot.add(SLOT_ADDR as usize) as *const u64).read_volatile(),
@@ -904,6 +942,7 @@ impl SystrapPlatform {
         regs.gs_base = 0;
         let t = self.threads.get_mut(&tid).unwrap();
         t.in_slot = Some(in_slot);
+        t.callee_in_slot = lazy.is_some();
         t.regs = regs;
         t.running = false;
         t.patched = path == PATH_PATCHED;
@@ -1382,6 +1421,7 @@ impl Platform for SystrapPlatform {
                 patchable: false,
                 flushes_seen: 0,
                 in_slot: None,
+                callee_in_slot: false,
             },
         );
         self.spaces.get_mut(&space).unwrap().threads.push(tid);
@@ -1408,6 +1448,33 @@ impl Platform for SystrapPlatform {
     }
 
     fn get_regs(&mut self, thread: ThreadId) -> Result<Regs> {
+        let region = self.region;
+        let t = self
+            .threads
+            .get_mut(&thread)
+            .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
+        if t.callee_in_slot && !t.running {
+            // SAFETY: the thread's slot in the region (see `ptr`); the
+            // words are the workload's and only copied.
+            let block =
+                unsafe { region.add((t.mf + AREA_SLOT + SLOT_REGS) as usize) } as *const u64;
+            let mut w = regs_words(&t.regs);
+            let mut known = t.in_slot.map(|r| regs_words(&r));
+            for (i, w) in w.iter_mut().enumerate().take(CALLEE_WORDS) {
+                // SAFETY: inside the block.
+                *w = unsafe { block.add(i).read_volatile() };
+                if let Some(k) = known.as_mut() {
+                    k[i] = *w;
+                }
+            }
+            t.regs = words_regs(w);
+            t.in_slot = known.map(words_regs);
+            t.callee_in_slot = false;
+        }
+        Ok(t.regs)
+    }
+
+    fn get_regs_partial(&mut self, thread: ThreadId) -> Result<Regs> {
         self.threads
             .get(&thread)
             .map(|t| t.regs)
