@@ -283,7 +283,7 @@ impl Kernel {
         }
         // A plain syscall of an untraced task leaves the callee-saved
         // registers where the platform keeps them (`callee_saved`).
-        let partial = self.platform.get_regs_partial(host).ok().filter(|r| {
+        let partial = self.platform.get_regs_partial(host).filter(|r| {
             stop == Stop::Syscall
                 && keeps_callee_saved(r.orig_rax)
                 && self.task(tid).ptrace.is_none()

@@ -132,9 +132,10 @@ pub trait Platform {
     fn get_regs(&mut self, thread: ThreadId) -> std::io::Result<Regs>;
     /// As `get_regs`, but rbx, rbp and r12-r15 may be what they were at
     /// an earlier stop: the caller calls `get_regs` before it reads or
-    /// changes those (a syscall's handler needs none of them).
-    fn get_regs_partial(&mut self, thread: ThreadId) -> std::io::Result<Regs> {
-        self.get_regs(thread)
+    /// changes those (a syscall's handler needs none of them). None if
+    /// the platform reads all registers at once anyway.
+    fn get_regs_partial(&mut self, _thread: ThreadId) -> Option<Regs> {
+        None
     }
     fn set_regs(&mut self, thread: ThreadId, regs: &Regs) -> std::io::Result<()>;
     fn get_fpu(&mut self, thread: ThreadId) -> std::io::Result<FpuState>;
@@ -249,7 +250,7 @@ impl Platform for AnyPlatform {
     fn get_regs(&mut self, thread: ThreadId) -> std::io::Result<Regs> {
         each!(self, p => p.get_regs(thread))
     }
-    fn get_regs_partial(&mut self, thread: ThreadId) -> std::io::Result<Regs> {
+    fn get_regs_partial(&mut self, thread: ThreadId) -> Option<Regs> {
         each!(self, p => p.get_regs_partial(thread))
     }
     fn set_regs(&mut self, thread: ThreadId, regs: &Regs) -> std::io::Result<()> {

@@ -133,6 +133,30 @@ fn regs_words(r: &Regs) -> [u64; REG_WORDS] {
     unsafe { std::mem::transmute(*r) }
 }
 
+/// Reads the callee-saved registers a stop left in the slot (see
+/// `collect`) into the thread's registers and what its slot is known to
+/// hold.
+fn load_callee_saved(region: *mut u8, t: &mut Thread) {
+    if !t.callee_in_slot || t.running {
+        return;
+    }
+    // SAFETY: the thread's slot in the region (see `ptr`); the words are
+    // the workload's and only copied.
+    let block = unsafe { region.add((t.mf + AREA_SLOT + SLOT_REGS) as usize) } as *const u64;
+    let mut w = regs_words(&t.regs);
+    let mut known = t.in_slot.map(|r| regs_words(&r));
+    for (i, w) in w.iter_mut().enumerate().take(CALLEE_WORDS) {
+        // SAFETY: inside the block.
+        *w = unsafe { block.add(i).read_volatile() };
+        if let Some(k) = known.as_mut() {
+            k[i] = *w;
+        }
+    }
+    t.regs = words_regs(w);
+    t.in_slot = known.map(words_regs);
+    t.callee_in_slot = false;
+}
+
 fn words_regs(w: [u64; REG_WORDS]) -> Regs {
     // SAFETY: as above.
     unsafe { std::mem::transmute(w) }
@@ -1453,39 +1477,26 @@ impl Platform for SystrapPlatform {
             .threads
             .get_mut(&thread)
             .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
-        if t.callee_in_slot && !t.running {
-            // SAFETY: the thread's slot in the region (see `ptr`); the
-            // words are the workload's and only copied.
-            let block =
-                unsafe { region.add((t.mf + AREA_SLOT + SLOT_REGS) as usize) } as *const u64;
-            let mut w = regs_words(&t.regs);
-            let mut known = t.in_slot.map(|r| regs_words(&r));
-            for (i, w) in w.iter_mut().enumerate().take(CALLEE_WORDS) {
-                // SAFETY: inside the block.
-                *w = unsafe { block.add(i).read_volatile() };
-                if let Some(k) = known.as_mut() {
-                    k[i] = *w;
-                }
-            }
-            t.regs = words_regs(w);
-            t.in_slot = known.map(words_regs);
-            t.callee_in_slot = false;
-        }
+        load_callee_saved(region, t);
         Ok(t.regs)
     }
 
-    fn get_regs_partial(&mut self, thread: ThreadId) -> Result<Regs> {
-        self.threads
-            .get(&thread)
-            .map(|t| t.regs)
-            .ok_or(Error::from_raw_os_error(libc::ESRCH))
+    fn get_regs_partial(&mut self, thread: ThreadId) -> Option<Regs> {
+        self.threads.get(&thread).map(|t| t.regs)
     }
 
     fn set_regs(&mut self, thread: ThreadId, regs: &Regs) -> Result<()> {
+        let region = self.region;
         let t = self
             .threads
             .get_mut(&thread)
             .ok_or(Error::from_raw_os_error(libc::ESRCH))?;
+        if regs_words(regs)[..CALLEE_WORDS] != regs_words(&t.regs)[..CALLEE_WORDS] {
+            // Set without being fetched: what the slot holds must be
+            // known, or a value equal to the stand-in would not be
+            // written at the resume.
+            load_callee_saved(region, t);
+        }
         t.regs = *regs;
         Ok(())
     }
