@@ -16,14 +16,27 @@ use std::cell::RefCell;
 use atoll_kernel::syscall_driver::{Driver, isolate_host};
 use libfuzzer_sys::fuzz_target;
 
+/// The driver, kept until the process ends and never dropped: when the
+/// fuzzing thread exits, the kernel's own thread-locals (wait queues,
+/// inotify watches, locks) may be gone before this one, and dropping its
+/// files then would panic in code no workload reaches. Its stubs die with
+/// the process (PTRACE_O_EXITKILL), its tmpfs with the mount namespace.
+struct Kept(Option<Driver>);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        std::mem::forget(self.0.take());
+    }
+}
+
 thread_local! {
-    static DRIVER: RefCell<Option<Driver>> = const { RefCell::new(None) };
+    static DRIVER: RefCell<Kept> = const { RefCell::new(Kept(None)) };
 }
 
 fuzz_target!(|data: &[u8]| {
     DRIVER.with(|d| {
         let mut d = d.borrow_mut();
-        let driver = d.get_or_insert_with(|| {
+        let driver = d.0.get_or_insert_with(|| {
             let dir = std::env::temp_dir().join(format!("atoll-fuzz-{}", std::process::id()));
             let root = isolate_host(&dir).expect("isolating the fuzzed kernel (run as root)");
             Driver::new(&root).expect("booting the fuzzed kernel")

@@ -210,7 +210,11 @@ impl Inotify {
 impl Drop for Inotify {
     fn drop(&mut self) {
         let ws = std::mem::take(&mut *self.watches.borrow_mut());
-        WATCHED.with(|m| {
+        // try_with: an instance dropped while its thread's locals are torn
+        // down (a kernel kept in a thread-local at process exit, as the
+        // fuzz driver keeps one) finds the watch table gone already, and
+        // there is nothing left to unregister from.
+        let _ = WATCHED.try_with(|m| {
             if let Ok(mut m) = m.try_borrow_mut() {
                 for (_, w) in ws {
                     if let Some(v) = m.get_mut(&w.id) {
