@@ -3,6 +3,21 @@
 /// The general registers as ptrace exposes them (`struct user_regs_struct`).
 pub type Regs = libc::user_regs_struct;
 
+/// Words in `Regs` (`struct user_regs_struct`: 27 u64s).
+pub const REG_WORDS: usize = std::mem::size_of::<Regs>() / 8;
+
+/// `Regs` as its words, in ptrace's order.
+pub fn regs_words(r: &Regs) -> [u64; REG_WORDS] {
+    // SAFETY: user_regs_struct is 27 u64s, repr(C).
+    unsafe { std::mem::transmute(*r) }
+}
+
+/// The `Regs` of these words.
+pub fn words_regs(w: [u64; REG_WORDS]) -> Regs {
+    // SAFETY: as in regs_words.
+    unsafe { std::mem::transmute(w) }
+}
+
 pub const PAGE_SIZE: u64 = 4096;
 
 /// Where the platform's stub code and data live in every stub process:

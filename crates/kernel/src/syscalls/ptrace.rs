@@ -4,7 +4,7 @@
 //! stopped tracee. Nothing here reaches the host's ptrace.
 
 use super::{Handler, Status};
-use crate::arch::{Regs, USER_END};
+use crate::arch::{Regs, USER_END, regs_words};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::ptrace::{O_ALL, Resume, StopKind, Tracee};
 use crate::kernel::signal::{SigInfo, SigSet};
@@ -394,11 +394,6 @@ fn poke_user(k: &mut Kernel, target: Tid, off: u64, data: u64) -> SysResult<u64>
         return if data == 0 { Ok(0) } else { Err(Errno::EIO) };
     }
     Err(Errno::EIO)
-}
-
-fn regs_words(r: &Regs) -> [u64; REGS_SIZE / 8] {
-    // SAFETY: user_regs_struct is 27 u64 words.
-    unsafe { std::mem::transmute_copy(r) }
 }
 
 fn set_words(r: &mut Regs, w: &[u64; REGS_SIZE / 8]) {

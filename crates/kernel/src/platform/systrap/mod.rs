@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use super::ceiling::TaskCeiling;
 use super::vdso::{HostVdso, host_vdso};
 use super::{FpuState, MapOp, Platform, SpaceId, Stop, ThreadId};
-use crate::arch::{PAGE_SIZE, Regs, TASK_SIZE_MAX, USER_END};
+use crate::arch::{PAGE_SIZE, REG_WORDS, Regs, TASK_SIZE_MAX, USER_END, regs_words, words_regs};
 use blob::BlobLayout;
 use layout::*;
 
@@ -126,12 +126,6 @@ struct Thread {
 /// block starts so that they fill one cache line of their own
 /// (`SLOT_REGS`).
 const CALLEE_WORDS: usize = 6;
-const REG_WORDS: usize = std::mem::size_of::<Regs>() / 8;
-
-fn regs_words(r: &Regs) -> [u64; REG_WORDS] {
-    // SAFETY: user_regs_struct is 27 u64s, repr(C).
-    unsafe { std::mem::transmute(*r) }
-}
 
 /// Reads the callee-saved registers a stop left in the slot (see
 /// `collect`) into the thread's registers and what its slot is known to
@@ -155,11 +149,6 @@ fn load_callee_saved(region: *mut u8, t: &mut Thread) {
     t.regs = words_regs(w);
     t.in_slot = known.map(words_regs);
     t.callee_in_slot = false;
-}
-
-fn words_regs(w: [u64; REG_WORDS]) -> Regs {
-    // SAFETY: as above.
-    unsafe { std::mem::transmute(w) }
 }
 
 /// A space that was killed, until its process is reaped: then its
