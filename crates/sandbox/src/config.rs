@@ -103,7 +103,7 @@ pub fn seccomp_profile(s: &LinuxSeccomp) -> Profile {
             }
         }
     }
-    Profile { default, rules }
+    Profile::new(default, rules)
 }
 
 pub fn sandbox_config(spec: &Spec) -> Result<SandboxConfig, String> {
