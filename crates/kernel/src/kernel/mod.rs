@@ -17,6 +17,7 @@ pub mod filemap;
 pub mod futex;
 pub mod futex_pi;
 pub mod identity;
+mod lean;
 pub mod limits;
 pub mod netstack;
 pub mod packet_link;

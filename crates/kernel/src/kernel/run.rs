@@ -76,7 +76,7 @@ pub fn serving() -> u64 {
     SERVING.with(|s| s.get())
 }
 
-fn next_serving() {
+pub(super) fn next_serving() {
     SERVING.with(|s| s.set(s.get() + 1));
 }
 
@@ -87,7 +87,7 @@ fn next_serving() {
 /// on systrap, not reading that cache line saves 60-100 ns a syscall).
 /// A signal frame or a tracer that needs them fetches them
 /// (`Kernel::callee_saved`).
-fn keeps_callee_saved(nr: u64) -> bool {
+pub(super) fn keeps_callee_saved(nr: u64) -> bool {
     nr < 512 && KEEPS_CALLEE_SAVED[nr as usize / 64] & (1 << (nr % 64)) != 0
 }
 
@@ -163,7 +163,7 @@ const KEEPS_CALLEE_SAVED: [u64; 8] = {
     bits
 };
 
-fn is_restart(e: Errno) -> bool {
+pub(super) fn is_restart(e: Errno) -> bool {
     matches!(e.0, 512..=516)
 }
 
@@ -279,6 +279,9 @@ impl Kernel {
             if self.tasks.contains_key(&tid) {
                 self.exit_task(tid);
             }
+            return;
+        }
+        if stop == Stop::Syscall && self.lean_syscall(tid, host) {
             return;
         }
         // A plain syscall of an untraced task leaves the callee-saved
@@ -582,6 +585,13 @@ impl Kernel {
             // The step's trap is pending: report it.
             return self.resume(tid);
         }
+        self.return_to_user(tid);
+    }
+
+    /// The task runs on in user mode with its registers (plus the trap
+    /// flag of a single step): the end of `resume`, once nothing is left
+    /// to deliver.
+    pub(super) fn return_to_user(&mut self, tid: Tid) {
         let regs = self.ptrace_user_regs(tid);
         let t = self.task_mut(tid);
         let host = t.host;
