@@ -60,9 +60,9 @@ impl Kernel {
         self.stats.syscalls += 1;
         next_serving();
         let (nr, mut args) = syscall_args(&regs);
-        let r = match self.pids_in(tid, nr, &mut args) {
-            Ok(()) => syscalls::dispatch(self, tid, nr, args),
-            Err(e) => Err(e),
+        let (r, entered) = match self.pids_in(tid, nr, &mut args) {
+            Ok(()) => syscalls::dispatch_unaccounted(self, tid, nr, args),
+            Err(e) => (Err(e), std::time::Instant::now()),
         };
         let v = match r {
             Ok(v) => self.pid_result(tid, nr, &args, v),
@@ -75,6 +75,8 @@ impl Kernel {
             // Blocked, restarted, gone, or a result already in place:
             // the general path takes it from here.
             _ => {
+                let resumes = !matches!(r, Err(Errno::EBLOCK) | Err(Errno::ENORESUME));
+                syscalls::account_leave(self, tid, entered, resumes);
                 self.complete(tid, nr, args, r);
                 return true;
             }
@@ -85,6 +87,7 @@ impl Kernel {
         // No wake-up timer to cancel: only a syscall that blocked armed one
         // (`complete`), and this one did not.
         let Some(t) = self.tasks.get_mut(&tid) else {
+            syscalls::account_leave(self, tid, entered, true);
             return true;
         };
         t.sys = Default::default();
@@ -100,9 +103,12 @@ impl Kernel {
             });
         if quiet {
             // What `resume` would end with: nothing to deliver, no restart,
-            // no tracer to step for.
+            // no tracer to step for. The task's time in the kernel ends
+            // once it runs again (its answer does not wait for the clock).
             self.return_to_user(tid);
+            syscalls::account_leave(self, tid, entered, true);
         } else {
+            syscalls::account_leave(self, tid, entered, true);
             self.resume(tid);
         }
         true

@@ -236,6 +236,22 @@ pub fn number(name: &str) -> Option<u64> {
 /// Serves syscall `nr` of task `tid`, and accounts the task's CPU time:
 /// workload code until now, kernel time while served.
 pub fn dispatch(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<u64> {
+    let (r, entered) = dispatch_unaccounted(k, tid, nr, args);
+    let resumes = !matches!(r, Err(Errno::EBLOCK) | Err(Errno::ENORESUME));
+    account_leave(k, tid, entered, resumes);
+    r
+}
+
+/// `dispatch` without the end of the task's time in the kernel, which
+/// the caller accounts with [`account_leave`] (the lean path does it once
+/// the task runs again: the clock read is then off the way of its answer).
+/// Returns when the syscall entered the kernel, too.
+pub fn dispatch_unaccounted(
+    k: &mut Kernel,
+    tid: Tid,
+    nr: u64,
+    args: [u64; 6],
+) -> (SysResult<u64>, std::time::Instant) {
     let entered = std::time::Instant::now();
     let outer = crate::clock::enter(entered);
     if let Some(t) = k.tasks.get_mut(&tid) {
@@ -248,13 +264,17 @@ pub fn dispatch(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<
     // Signals a terminal raised (signal characters, hangups).
     k.deliver_tty_signals();
     k.deliver_dnotify();
+    (r, entered)
+}
+
+/// The task's syscall, entered at `entered`, left the kernel now;
+/// `resumes`: the task runs on (it did not block or go).
+pub fn account_leave(k: &mut Kernel, tid: Tid, entered: std::time::Instant, resumes: bool) {
     let left = std::time::Instant::now();
     k.served_at = Some(left);
     if let Some(t) = k.tasks.get_mut(&tid) {
-        let resumes = !matches!(r, Err(Errno::EBLOCK) | Err(Errno::ENORESUME));
         t.cpu_time.leave_kernel(entered, left, resumes);
     }
-    r
 }
 
 fn dispatch_inner(k: &mut Kernel, tid: Tid, nr: u64, args: [u64; 6]) -> SysResult<u64> {

@@ -897,12 +897,15 @@ impl SystrapPlatform {
         self.ptr(t.mf + AREA_SLOT + SLOT_STATE) as *const AtomicU32
     }
 
-    /// Takes the stop `st` of thread `tid` out of its slot.
+    /// Takes the stop `st` of thread `tid` out of its slot. One lookup of
+    /// the thread, and the registers read straight into its records: this
+    /// runs between a stop and its answer.
     fn collect(&mut self, tid: ThreadId, st: u32) -> Stop {
-        let t = self.threads.get(&tid).expect("running thread");
-        let slot = self.slot(t);
-        // SAFETY: the slot lies in the region; the content is the
-        // workload's and only copied.
+        let region = self.region;
+        let t = self.threads.get_mut(&tid).expect("running thread");
+        // SAFETY: the thread's slot in the region (see `ptr`); the content
+        // is the workload's and only copied.
+        let slot = unsafe { region.add((t.mf + AREA_SLOT) as usize) };
         let block = unsafe { slot.add(SLOT_REGS as usize) } as *const u64;
         // The callee-saved registers stay in the slot (their line is the
         // one a workload's loop writes most: a counter, a pointer): a
@@ -910,22 +913,20 @@ impl SystrapPlatform {
         // that line would make the stub's next store to it wait for the
         // line to come back. `get_regs` reads them; what the kernel knew
         // stands in for them until then.
-        let lazy = t.in_slot;
-        let regs = match lazy {
-            Some(known) => {
-                let mut w = regs_words(&known);
-                for (i, w) in w.iter_mut().enumerate().skip(CALLEE_WORDS) {
-                    // SAFETY: inside the block.
-                    *w = unsafe { block.add(i).read_volatile() };
-                }
-                words_regs(w)
-            }
-            // SAFETY: the block lies in the slot.
-            None => unsafe { (block as *const Regs).read_volatile() },
+        let lazy = t.in_slot.is_some();
+        let mut w = match &t.in_slot {
+            Some(known) => regs_words(known),
+            None => [0; REG_WORDS],
         };
-        let (mut regs, signo, code, addr, path, rax) = unsafe {
+        let from = if lazy { CALLEE_WORDS } else { 0 };
+        for (i, w) in w.iter_mut().enumerate().skip(from) {
+            // SAFETY: inside the block.
+            *w = unsafe { block.add(i).read_volatile() };
+        }
+        let in_slot = words_regs(w);
+        // SAFETY: fields of the slot.
+        let (signo, code, addr, path, rax) = unsafe {
             (
-                regs,
                 (slot.add(SLOT_SIGNO as usize) as *const i32).read_volatile(),
                 (slot.add(SLOT_CODE as usize) as *const i32).read_volatile(),
                 (slot.add(SLOT_ADDR as usize) as *const u64).read_volatile(),
@@ -933,7 +934,10 @@ impl SystrapPlatform {
                 (slot.add(SLOT_RAX as usize) as *const u64).read_volatile(),
             )
         };
-        let in_slot = regs;
+        t.in_slot = Some(in_slot);
+        t.callee_in_slot = lazy;
+        let regs = &mut t.regs;
+        *regs = in_slot;
         if path == PATH_PATCHED {
             // The patched path leaves the block's rax alone (see the
             // blob): at its syscall stop rax is -ENOSYS, as at a ptrace
@@ -953,10 +957,6 @@ impl SystrapPlatform {
         regs.fs = 0;
         regs.gs = 0;
         regs.gs_base = 0;
-        let t = self.threads.get_mut(&tid).unwrap();
-        t.in_slot = Some(in_slot);
-        t.callee_in_slot = lazy.is_some();
-        t.regs = regs;
         t.running = false;
         t.patched = path == PATH_PATCHED;
         // si_code SYS_USER_DISPATCH: the call came from the workload's code
@@ -1528,18 +1528,23 @@ impl Platform for SystrapPlatform {
             self.threads.get_mut(&thread).unwrap().fpu = Some(fpu);
         }
         let t = &self.threads[&thread];
-        let slot = self.slot(t);
+        if let Some(f) = &t.fpu {
+            self.put_fpu(t, f);
+            // SAFETY: the slot's flag word.
+            unsafe { (self.slot(t).add(SLOT_FPU_DIRTY as usize) as *mut u32).write_volatile(1) };
+        }
+        let flushes = self.spaces.get(&t.space).map_or(0, |sp| sp.flushes);
+        // One lookup from here to the answer's store.
+        let region = self.region;
+        let t = self.threads.get_mut(&thread).unwrap();
+        // SAFETY: the thread's slot in the region (see `ptr`).
+        let slot = unsafe { region.add((t.mf + AREA_SLOT) as usize) };
         let mut regs = t.regs;
         if regs.fs_base >= 1 << 47 {
             // Not canonical: the stub could not load it.
             regs.fs_base = 0;
         }
-        if let Some(f) = &t.fpu {
-            self.put_fpu(t, f);
-            // SAFETY: the slot's flag word.
-            unsafe { (slot.add(SLOT_FPU_DIRTY as usize) as *mut u32).write_volatile(1) };
-        }
-        let word = self.state_word(t);
+        let word = unsafe { slot.add(SLOT_STATE as usize) } as *const AtomicU32;
         // SAFETY: the slot lies in our region.
         unsafe {
             write_regs(slot.add(SLOT_REGS as usize), &regs, t.in_slot.as_ref());
@@ -1552,8 +1557,6 @@ impl Platform for SystrapPlatform {
                 self.counters.stub_woken += 1;
             }
         }
-        let flushes = self.spaces.get(&t.space).map_or(0, |sp| sp.flushes);
-        let t = self.threads.get_mut(&thread).unwrap();
         t.in_slot = Some(regs);
         t.flushes_seen = flushes;
         t.fpu = None;
