@@ -157,6 +157,12 @@ fn registers_signals_vdso_and_patching_match_native() {
     assert!(!n_body.contains("CHANGED"), "{native:#?}");
     assert!(n_body.contains("vdso present: yes"), "{native:#?}");
     assert!(n_body.contains("read site found: yes"), "{native:#?}");
+    assert!(
+        n_body.contains(
+            "write raising SIGPIPE: returned -32, frame registers kept, after the handler kept"
+        ),
+        "{native:#?}"
+    );
     assert_eq!(
         n_trap,
         "usertrap: no, read site: as built, openat site: as built"
