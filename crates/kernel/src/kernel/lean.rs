@@ -60,9 +60,19 @@ impl Kernel {
         self.stats.syscalls += 1;
         next_serving();
         let (nr, mut args) = syscall_args(&regs);
+        // A pid the task cannot name fails before dispatch: no kernel
+        // time to account then (`entered` None), as on the general path.
         let (r, entered) = match self.pids_in(tid, nr, &mut args) {
-            Ok(()) => syscalls::dispatch_unaccounted(self, tid, nr, args),
-            Err(e) => (Err(e), std::time::Instant::now()),
+            Ok(()) => {
+                let (r, at) = syscalls::dispatch_unaccounted(self, tid, nr, args);
+                (r, Some(at))
+            }
+            Err(e) => (Err(e), None),
+        };
+        let account = |k: &mut Kernel, resumes: bool| {
+            if let Some(at) = entered {
+                syscalls::account_leave(k, tid, at, resumes);
+            }
         };
         let v = match r {
             Ok(v) => self.pid_result(tid, nr, &args, v),
@@ -76,7 +86,7 @@ impl Kernel {
             // the general path takes it from here.
             _ => {
                 let resumes = !matches!(r, Err(Errno::EBLOCK) | Err(Errno::ENORESUME));
-                syscalls::account_leave(self, tid, entered, resumes);
+                account(self, resumes);
                 self.complete(tid, nr, args, r);
                 return true;
             }
@@ -87,7 +97,7 @@ impl Kernel {
         // No wake-up timer to cancel: only a syscall that blocked armed one
         // (`complete`), and this one did not.
         let Some(t) = self.tasks.get_mut(&tid) else {
-            syscalls::account_leave(self, tid, entered, true);
+            account(self, true);
             return true;
         };
         t.sys = Default::default();
@@ -106,9 +116,9 @@ impl Kernel {
             // no tracer to step for. The task's time in the kernel ends
             // once it runs again (its answer does not wait for the clock).
             self.return_to_user(tid);
-            syscalls::account_leave(self, tid, entered, true);
+            account(self, true);
         } else {
-            syscalls::account_leave(self, tid, entered, true);
+            account(self, true);
             self.resume(tid);
         }
         true
