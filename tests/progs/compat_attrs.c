@@ -2,7 +2,9 @@
 // rootfs (a host directory whose attributes the userspace kernel caches:
 // every change it makes must show at once, through every name).
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -28,6 +30,61 @@ static int later(struct timespec t, long than) { return t.tv_sec > than; }
 
 static int differ(struct timespec a, struct timespec b) {
     return a.tv_sec != b.tv_sec || a.tv_nsec != b.tv_nsec;
+}
+
+// Read-only opens of one rootfs file, which the userspace kernel serves
+// from one shared host descriptor: each open is still a file of its own
+// (offset, status flags, locks), and sees what other opens write,
+// truncate, replace and unlink.
+static void shared_reads(void) {
+    const char *p = "/attrs-s", *q = "/attrs-s.new";
+    unlink(p); unlink(q);
+    int w = open(p, O_CREAT | O_RDWR | O_TRUNC, 0644);
+    write(w, "0123456789", 10);
+    int a = open(p, O_RDONLY), b = open(p, O_RDONLY);
+    char x[8] = {0}, y[8] = {0};
+    read(a, x, 3);
+    read(b, y, 2);
+    read(a, x + 3, 2);
+    printf("shared reads: offsets %ld %ld, bytes %s %s\n", (long)lseek(a, 0, SEEK_CUR),
+           (long)lseek(b, 0, SEEK_CUR), x, y);
+    fcntl(a, F_SETFL, O_NONBLOCK);
+    printf("shared reads: flags %o %o\n", fcntl(a, F_GETFL) & O_NONBLOCK,
+           fcntl(b, F_GETFL) & O_NONBLOCK);
+    lseek(a, 0, SEEK_END);
+    printf("shared reads: after a seek to the end, the other at %ld\n",
+           (long)lseek(b, 0, SEEK_CUR));
+    int la = flock(a, LOCK_EX | LOCK_NB);
+    int lb = flock(b, LOCK_EX | LOCK_NB);
+    printf("shared reads: flock %d, the other %s\n", la, lb == 0 ? "ok" : strerrorname_np(errno));
+    flock(a, LOCK_UN);
+    pwrite(w, "AB", 2, 0);
+    memset(y, 0, sizeof y);
+    pread(b, y, 4, 0);
+    printf("shared reads: another open's write: %s\n", y);
+    ftruncate(w, 3);
+    int c = open(p, O_RDONLY);
+    memset(y, 0, sizeof y);
+    printf("shared reads: after a truncation: %zd %s\n", read(c, y, sizeof y - 1), y);
+    printf("shared reads: write to a read-only open: %s\n",
+           write(c, "z", 1) < 0 ? strerrorname_np(errno) : "written");
+    int n = open(q, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    write(n, "new", 3);
+    close(n);
+    rename(q, p);
+    int d = open(p, O_RDONLY);
+    memset(x, 0, sizeof x);
+    memset(y, 0, sizeof y);
+    read(d, x, sizeof x - 1);
+    pread(c, y, sizeof y - 1, 0);
+    printf("shared reads: after a rename over it: new %s, old %s\n", x, y);
+    unlink(p);
+    int e = open(p, O_RDONLY);
+    memset(x, 0, sizeof x);
+    pread(d, x, sizeof x - 1, 0);
+    printf("shared reads: after unlink: open %s, the open one reads %s\n",
+           e < 0 ? strerrorname_np(errno) : "ok", x);
+    close(a); close(b); close(c); close(d); close(w);
 }
 
 int main(void) {
@@ -179,5 +236,6 @@ int main(void) {
     unlink("/attrs-p/a"); unlink("/attrs-p/b"); rmdir("/attrs-p");
 
     unlink("/attrs-d/h"); unlink("/attrs-d/x"); rmdir(d);
+    shared_reads();
     return 0;
 }

@@ -1252,6 +1252,15 @@ fn stat_sees_every_change_to_the_rootfs_at_once() {
             "chmod 644 b, another user: write no, read yes, unlink no",
             "chown a, another user: write yes, read yes, unlink yes",
             "chown b, another user: write no, read yes, unlink no",
+            "shared reads: offsets 5 2, bytes 01234 01",
+            "shared reads: flags 4000 0",
+            "shared reads: after a seek to the end, the other at 2",
+            "shared reads: flock 0, the other EAGAIN",
+            "shared reads: another open's write: AB23",
+            "shared reads: after a truncation: 3 AB2",
+            "shared reads: write to a read-only open: EBADF",
+            "shared reads: after a rename over it: new new, old AB2",
+            "shared reads: after unlink: open ENOENT, the open one reads new",
         ],
     );
 }

@@ -308,6 +308,33 @@ fn a_bind_mounted_file_changed_on_the_host_stats_as_changed() {
     }
 }
 
+/// Repeated read-only opens of a file share one host descriptor in the
+/// userspace kernel (hostfs `shares_read_descriptor`). On a bind mount
+/// that the host changes, that descriptor must not keep a name on the
+/// file it first reached: a file the host replaces (a new inode under the
+/// name, as an editor's save or `docker cp` does) reads its new bytes at
+/// the next open, and one the host rewrites in place reads them through
+/// the descriptor already shared.
+#[test]
+fn a_bind_mounted_file_replaced_on_the_host_reads_its_new_bytes() {
+    let script = "echo g > /data/g; cat /data/f /data/g; cat /data/f /data/g; touch /data/started; \
+                  i=0; while [ -e /data/go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
+                  cat /data/f /data/g";
+    for level in ["native", "userspace"] {
+        let out = with_host_change(level, "replaced", script, |src| {
+            std::fs::write(src.join("f.new"), "replaced\n").unwrap();
+            std::fs::rename(src.join("f.new"), src.join("f")).unwrap();
+            std::fs::write(src.join("g"), "rewritten\n").unwrap();
+            std::fs::remove_file(src.join("go")).unwrap();
+        });
+        out.ok();
+        assert_eq!(
+            out.stdout, "before\ng\nbefore\ng\nreplaced\nrewritten\n",
+            "{level}"
+        );
+    }
+}
+
 /// A walk of a bind mount that the host confirmed a moment ago is taken
 /// as is (hostfs `RECHECK_AFTER`), but only for that moment: a workload
 /// that polls a name in a loop without sleeping still sees the host

@@ -293,6 +293,10 @@ impl FileService for DirectFiles {
         Ok((self.add(Some(fd), d, n, &st), st))
     }
 
+    fn lends_read_descriptors(&self) -> bool {
+        true
+    }
+
     fn pin(&self, fid: Fid) {
         // Best effort: a name already changed from outside stays unpinned
         // (its stat then says ESTALE).

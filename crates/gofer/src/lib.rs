@@ -96,6 +96,15 @@ pub trait FileService {
     fn revalidate_stat(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> Option<Option<libc::stat>> {
         self.revalidate(dir, name, id).then_some(None)
     }
+    /// Whether the kernel may open a file read-only once and lend that
+    /// descriptor to all later plain read-only opens of it, instead of
+    /// asking the service at each open. Yes for direct access, whose opens
+    /// are the kernel's own host calls; no through the gofer, which an
+    /// operator chooses to have every open go through it (and whose death
+    /// must then fail the next open with EIO).
+    fn lends_read_descriptors(&self) -> bool {
+        false
+    }
     /// The `index`th mount root the service holds for direct access
     /// ([`direct::DirectFiles`]): the mount's destination in the container
     /// and a descriptor of its root, a detached clone of the mount; ENOENT

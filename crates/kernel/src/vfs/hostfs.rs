@@ -33,6 +33,9 @@ pub struct HostFs {
     /// Check each cached walk against the file system (it may change from
     /// outside the sandbox: a bind mount shared with the host).
     revalidate: bool,
+    /// Plain read-only opens of a file may share one host descriptor
+    /// (`FileService::lends_read_descriptors`: direct access).
+    lends_reads: bool,
     /// Attribute generation: moves on with every change the kernel makes
     /// through this file system (and every read, which moves an access
     /// time). On a file system that nothing outside changes, an inode's
@@ -161,6 +164,34 @@ pub struct HostInode {
     st_read: Cell<(Instant, u64, u64)>,
     /// Handed out by `HostFs::root` (counted in `HostFs::roots`).
     mount_root: bool,
+    /// A regular file's host descriptor, opened read-only by its first
+    /// plain read-only open and lent to every later one (see
+    /// `shares_read_descriptor`).
+    read_fd: RefCell<Option<Rc<OwnedFd>>>,
+}
+
+/// Whether an open with `flags` may take the inode's shared read-only
+/// host descriptor instead of opening the file on the host again, as
+/// gVisor's gofer dentries keep one read handle for all their files. Its
+/// reads all name their offset (`preadv`), and locks, offsets and status
+/// flags are the kernel's own, per open file, so nothing of the host's
+/// open file is shared but the inode it reaches. That inode is the one
+/// this kernel inode stands for: the walk that gives the inode checks
+/// it on a revalidated mount (a name replaced from outside gives a new
+/// inode), and the first open checked it. Flags that change what the
+/// host does with a descriptor (writing, appending, truncating, synced
+/// or direct I/O, no access time) open one of its own.
+fn shares_read_descriptor(flags: i32) -> bool {
+    flags
+        & (libc::O_ACCMODE
+            | libc::O_TRUNC
+            | libc::O_APPEND
+            | libc::O_SYNC
+            | libc::O_DSYNC
+            | libc::O_DIRECT
+            | libc::O_NOATIME
+            | libc::O_PATH)
+        == libc::O_RDONLY
 }
 
 impl Drop for HostInode {
@@ -176,6 +207,32 @@ impl Drop for HostInode {
 }
 
 impl HostInode {
+    /// Opens this regular file for I/O with `flags`: from its shared
+    /// read-only descriptor where the flags allow (`shares_read_descriptor`),
+    /// otherwise on the host.
+    fn open_regular(&self, flags: i32) -> SysResult<HostRegular> {
+        let shared = self.fs.lends_reads && shares_read_descriptor(flags);
+        if shared && let Some(fd) = self.read_fd.borrow().clone() {
+            return Ok(HostRegular::new(fd, self.id, flags).of(&self.fs));
+        }
+        let fd = Rc::new(
+            self.fs
+                .retry_with_fds(|| self.fs.svc.open(self.fid, flags))?,
+        );
+        if shared {
+            *self.read_fd.borrow_mut() = Some(fd.clone());
+        }
+        if flags & libc::O_TRUNC != 0 {
+            self.fs.changed();
+            if flags & libc::O_ACCMODE != libc::O_RDONLY
+                && let Some(m) = FileMem::find_host(self.id)
+            {
+                m.set_size(0);
+            }
+        }
+        Ok(HostRegular::new(fd, self.id, flags).of(&self.fs))
+    }
+
     /// `st` was just read from the host.
     fn read_now(&self) {
         self.st_read
@@ -230,6 +287,7 @@ impl HostFs {
     /// A file system rooted at `root_fid` of `svc` (which it then owns).
     pub fn at(svc: Rc<dyn FileService>, root_fid: Fid, revalidate: bool) -> Rc<HostFs> {
         Rc::new(HostFs {
+            lends_reads: svc.lends_read_descriptors(),
             svc,
             cache: RefCell::new(WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed))),
             revalidate,
@@ -268,6 +326,7 @@ impl HostFs {
             st_changed: Cell::new(false),
             st_read: Cell::new((crate::clock::now(), news(), self.mode_serial.get())),
             mount_root: false,
+            read_fd: RefCell::new(None),
         })
     }
 
@@ -475,20 +534,7 @@ impl Inode for HostInode {
     fn open(&self, k: &Kernel, flags: i32) -> SysResult<Rc<dyn FileOps>> {
         match self.kind {
             FileType::Directory => Ok(Rc::new(DirFile)),
-            FileType::Regular => {
-                let fd = self
-                    .fs
-                    .retry_with_fds(|| self.fs.svc.open(self.fid, flags))?;
-                if flags & libc::O_TRUNC != 0 {
-                    self.fs.changed();
-                    if flags & libc::O_ACCMODE != libc::O_RDONLY
-                        && let Some(m) = FileMem::find_host(self.id)
-                    {
-                        m.set_size(0);
-                    }
-                }
-                Ok(Rc::new(HostRegular::new(fd, self.id, flags).of(&self.fs)))
-            }
+            FileType::Regular => Ok(Rc::new(self.open_regular(flags)?)),
             FileType::Fifo => k.fifos.open(k, self.id, flags),
             _ => Err(Errno::ENXIO),
         }
@@ -517,7 +563,7 @@ impl Inode for HostInode {
         let id = (st.st_dev, st.st_ino);
         Ok((
             self.fs.inode(fid, &st),
-            Rc::new(HostRegular::new(fd, id, flags).of(&self.fs)),
+            Rc::new(HostRegular::new(Rc::new(fd), id, flags).of(&self.fs)),
         ))
     }
     fn mkdir(&self, _k: &Kernel, name: &[u8], mode: u32, cred: &Cred) -> SysResult<()> {
@@ -724,9 +770,9 @@ impl PageSource for HostPages {
 }
 
 impl HostRegular {
-    pub fn new(fd: OwnedFd, id: (u64, u64), flags: i32) -> HostRegular {
+    pub fn new(fd: Rc<OwnedFd>, id: (u64, u64), flags: i32) -> HostRegular {
         HostRegular {
-            fd: Rc::new(fd),
+            fd,
             id,
             writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
             retain: false,
@@ -1084,6 +1130,64 @@ mod tests {
         );
         // Every descriptor of the service is closed with it.
         assert_eq!(Rc::strong_count(&svc), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// With direct access, plain read-only opens of a file share one host
+    /// descriptor, which lives as long as the inode; an open that writes, appends, truncates
+    /// or syncs gets one of its own, and so does the same file reached
+    /// through a new inode (a walk that found the name replaced).
+    #[test]
+    fn read_only_opens_share_one_host_descriptor() {
+        let dir = std::env::temp_dir().join(format!("atoll-shared-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f"), b"abc").unwrap();
+        let svc = direct_service(&dir);
+        let fs = HostFs::with(svc.clone(), false);
+        let _root = fs.root().unwrap();
+        let f = fs.walk_cached(svc.root(), b"f").unwrap();
+        let a = f.open_regular(libc::O_RDONLY).unwrap();
+        let b = f
+            .open_regular(libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .unwrap();
+        assert!(Rc::ptr_eq(&a.fd, &b.fd));
+        for flags in [
+            libc::O_RDWR,
+            libc::O_WRONLY,
+            libc::O_RDONLY | libc::O_APPEND,
+            libc::O_RDONLY | libc::O_SYNC,
+            libc::O_RDONLY | libc::O_DSYNC,
+            libc::O_RDONLY | libc::O_NOATIME,
+        ] {
+            let own = f.open_regular(flags).unwrap();
+            assert!(!Rc::ptr_eq(&a.fd, &own.fd), "flags {flags:#o}");
+        }
+        let raw = a.fd.as_raw_fd();
+        drop(a);
+        drop(b);
+        // Kept for the next open.
+        assert!(Rc::ptr_eq(
+            &f.open_regular(libc::O_RDONLY).unwrap().fd,
+            f.read_fd.borrow().as_ref().unwrap()
+        ));
+        // A new inode of the same file has its own.
+        *fs.cache.borrow_mut() = WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed));
+        let g = fs.walk_cached(svc.root(), b"f").unwrap();
+        assert!(!Rc::ptr_eq(&g, &f));
+        let c = g.open_regular(libc::O_RDONLY).unwrap();
+        assert_ne!(c.fd.as_raw_fd(), raw);
+        // The inode's end closes it.
+        drop(f);
+        // SAFETY: F_GETFD only asks whether the number is open.
+        assert!(unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0);
+        // Through the gofer every open is the gofer's.
+        let gofer: Rc<dyn FileService> = Rc::new(atoll_gofer::FileServer::new(&dir).unwrap());
+        let fs = HostFs::with(gofer.clone(), false);
+        let _root = fs.root().unwrap();
+        let f = fs.walk_cached(gofer.root(), b"f").unwrap();
+        let a = f.open_regular(libc::O_RDONLY).unwrap();
+        let b = f.open_regular(libc::O_RDONLY).unwrap();
+        assert!(!Rc::ptr_eq(&a.fd, &b.fd));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
