@@ -36,18 +36,12 @@ pub struct HostFs {
     /// Plain read-only opens of a file may share one host descriptor
     /// (`FileService::lends_read_descriptors`: direct access).
     lends_reads: bool,
-    /// Attribute generation: moves on with every change the kernel makes
-    /// through this file system (and every read, which moves an access
-    /// time). On a file system that nothing outside changes, an inode's
-    /// attributes fetched at the current generation are still what the
-    /// host would say, so `stat` answers from them (see
-    /// [`HostInode::stat`]). One counter for the whole file system, not
-    /// one per inode: a change through one name of a file reaches its
-    /// other names (hard links) and the directories around it.
-    attr_gen: Rc<Cell<u64>>,
+    /// Attribute generations: what the kernel changed through this file
+    /// system since an inode's attributes were read (see [`Generations`]).
+    gens: Rc<Generations>,
     /// Moves on with every change the kernel makes to a file's mode,
     /// owner or group; `mode_changes` says which file's was last changed
-    /// at which value (see `HostInode::st_serial`). Unlike `attr_gen`,
+    /// at which value (see `HostInode::st_serial`). Unlike `gens`,
     /// writes and reads leave it, so an inode's mode, owner and group
     /// outlive the data changes that a permission check does not care
     /// about.
@@ -144,8 +138,8 @@ pub struct HostInode {
     /// Stat from the last walk or stat: mode and ownership for path-walk
     /// permission checks.
     st: Cell<libc::stat>,
-    /// The file system's attribute generation when `st` was fetched.
-    st_gen: Cell<u64>,
+    /// When `st` was fetched (see [`Generations`]).
+    st_gen: Cell<Stamp>,
     /// The syscall (`run::serving`) during which `st` was read by a
     /// revalidation: that syscall's stats take it instead of asking the
     /// host again (an open's permission check right after its walk). 0:
@@ -273,6 +267,77 @@ fn bump(g: &Cell<u64>) {
     g.set(g.get().wrapping_add(1));
 }
 
+/// Most files whose own changes are remembered (see [`Generations`]).
+const FILE_CHANGES_MAX: usize = 4096;
+
+/// When attributes read from the host are still what it would say, on a
+/// file system that nothing outside changes: the kernel changed nothing
+/// since that they show.
+/// - A change of the tree (create, link, unlink, rename, setattr, an
+///   `O_TRUNC` open) moves the whole file system's generation on: it
+///   changes directories' times and links and other names' attributes.
+/// - A read, write, truncation, allocation or write-back of one file
+///   (which moves its own access, change or modification time and size,
+///   and no other file's) is counted for that file alone, by device and
+///   inode, so that it reaches the file's every name (hard links). Reading
+///   one file used to move the whole file system's generation on, so a
+///   `stat` of any file after any read (a program's start reads its
+///   libraries) went to the host again.
+/// - Past `FILE_CHANGES_MAX` files the record is emptied, and every
+///   attributes read before it go with it (`floor`).
+pub struct Generations {
+    tree: Cell<u64>,
+    serial: Cell<u64>,
+    files: RefCell<HashMap<(u64, u64), u64, foldhash::fast::RandomState>>,
+    floor: Cell<u64>,
+}
+
+/// When an inode's attributes were read: (tree generation, file serial).
+type Stamp = (u64, u64);
+
+/// A stamp no attributes are current at (asked again at the next stat).
+const STALE: Stamp = (u64::MAX, 0);
+
+impl Generations {
+    fn new() -> Generations {
+        Generations {
+            tree: Cell::new(0),
+            serial: Cell::new(0),
+            files: RefCell::new(HashMap::default()),
+            floor: Cell::new(0),
+        }
+    }
+
+    /// The tree changed: every inode's attributes are to be read again.
+    fn tree_changed(&self) {
+        bump(&self.tree);
+    }
+
+    /// File `id` changed (or was read: its access time may move).
+    fn file_changed(&self, id: (u64, u64)) {
+        let serial = self.serial.get() + 1;
+        self.serial.set(serial);
+        let mut files = self.files.borrow_mut();
+        if files.len() >= FILE_CHANGES_MAX && !files.contains_key(&id) {
+            files.clear();
+            self.floor.set(serial);
+        }
+        files.insert(id, serial);
+    }
+
+    /// Now, for attributes read now.
+    fn stamp(&self) -> Stamp {
+        (self.tree.get(), self.serial.get())
+    }
+
+    /// Whether attributes of file `id` read at `at` are still current.
+    fn current(&self, id: (u64, u64), at: Stamp) -> bool {
+        at.0 == self.tree.get()
+            && at.1 >= self.floor.get()
+            && self.files.borrow().get(&id).is_none_or(|c| *c <= at.1)
+    }
+}
+
 impl HostFs {
     pub fn new(svc: Rc<dyn FileService>) -> Rc<HostFs> {
         HostFs::with(svc, false)
@@ -291,7 +356,7 @@ impl HostFs {
             svc,
             cache: RefCell::new(WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed))),
             revalidate,
-            attr_gen: Rc::new(Cell::new(0)),
+            gens: Rc::new(Generations::new()),
             mode_serial: Cell::new(0),
             mode_changes: RefCell::new(HashMap::default()),
             mode_floor: Cell::new(0),
@@ -320,7 +385,7 @@ impl HostFs {
             id: (st.st_dev, st.st_ino),
             kind: FileType::from_mode(st.st_mode),
             st: Cell::new(*st),
-            st_gen: Cell::new(self.attr_gen.get()),
+            st_gen: Cell::new(self.gens.stamp()),
             fresh: Cell::new(0),
             checked: Cell::new((crate::clock::now(), news())),
             st_changed: Cell::new(false),
@@ -347,7 +412,7 @@ impl HostFs {
     /// The kernel changed something through this file system: every
     /// inode's attributes are to be fetched again.
     fn changed(&self) {
-        bump(&self.attr_gen);
+        self.gens.tree_changed();
     }
 
     /// The last root inode is gone: drop the cached walks (outside the
@@ -389,7 +454,7 @@ impl HostFs {
             match self.svc.revalidate_stat(dir, name, i.id) {
                 Some(Some(st)) => {
                     i.st.set(st);
-                    i.st_gen.set(self.attr_gen.get());
+                    i.st_gen.set(self.gens.stamp());
                     i.fresh.set(crate::kernel::run::serving());
                     i.checked.set((crate::clock::now(), news()));
                     i.read_now();
@@ -453,10 +518,9 @@ impl Inode for HostInode {
     /// nothing through it since; else, and for a file whose page cache
     /// may hold writes the host has not seen yet, the host's.
     fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
-        let generation = self.fs.attr_gen.get();
         let trusted = !self.fs.revalidate
             && (self.kind != FileType::Regular || FileMem::find_host(self.id).is_none());
-        if self.st_gen.get() == generation
+        if self.fs.gens.current(self.id, self.st_gen.get())
             && (trusted || self.fresh.get() == crate::kernel::run::serving())
         {
             // Trusted, or read by this syscall's walk a moment ago (the
@@ -465,6 +529,7 @@ impl Inode for HostInode {
             // could have raced anyway).
             return Ok(self.st.get());
         }
+        let generation = self.fs.gens.stamp();
         let st = self.fs.svc.stat(self.fid).map_err(gerr)?;
         self.st.set(st);
         self.st_gen.set(generation);
@@ -509,7 +574,7 @@ impl Inode for HostInode {
         // Reading a directory may move its access time, and only its own
         // (a directory has one name): this inode's attributes are asked
         // for again, the rest of the mount's stand.
-        self.st_gen.set(u64::MAX);
+        self.st_gen.set(STALE);
         Ok(self
             .fs
             .svc
@@ -706,17 +771,19 @@ pub struct HostRegular {
     /// Its page cache may outlive its users (a mount whose cache is
     /// trusted: see `FileMem::retain`).
     retain: bool,
-    /// The attribute generation of its file system, moved on by every
-    /// read, write and size change (see `HostFs::attr_gen`).
-    attr_gen: Option<Rc<Cell<u64>>>,
+    /// The attribute generations of its file system, which every read,
+    /// write and size change moves on for this file (see [`Generations`]).
+    gens: Option<Rc<Generations>>,
 }
 
 /// The host descriptor as the source of a page cache.
 struct HostPages {
     fd: Rc<OwnedFd>,
     writable: bool,
-    /// Moved on by write-back (see `HostFs::attr_gen`).
-    attr_gen: Option<Rc<Cell<u64>>>,
+    /// The file's (device, inode) and its file system's generations, which
+    /// write-back moves on for it (see [`Generations`]).
+    id: (u64, u64),
+    gens: Option<Rc<Generations>>,
 }
 
 fn last_errno() -> Errno {
@@ -740,8 +807,8 @@ impl PageSource for HostPages {
         Ok(n as usize)
     }
     fn write_at(&self, src: &[u8], off: u64) -> SysResult<usize> {
-        if let Some(g) = &self.attr_gen {
-            bump(g);
+        if let Some(g) = &self.gens {
+            g.file_changed(self.id);
         }
         // SAFETY: src is a valid buffer of its length.
         let n = unsafe {
@@ -776,23 +843,23 @@ impl HostRegular {
             id,
             writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
             retain: false,
-            attr_gen: None,
+            gens: None,
         }
     }
 
     /// Its file's attributes (times, size) may have changed on the host.
     fn changed(&self) {
-        if let Some(g) = &self.attr_gen {
-            bump(g);
+        if let Some(g) = &self.gens {
+            g.file_changed(self.id);
         }
     }
 
     /// A file of `fs`: its page cache is kept after its users go where
-    /// `fs` is trusted, and its reads and writes move `fs`'s attribute
-    /// generation on.
+    /// `fs` is trusted, and its reads and writes move the file's attribute
+    /// generation in `fs` on.
     fn of(mut self, fs: &HostFs) -> HostRegular {
         self.retain = !fs.revalidate;
-        self.attr_gen = Some(fs.attr_gen.clone());
+        self.gens = Some(fs.gens.clone());
         self
     }
 
@@ -918,7 +985,8 @@ impl FileOps for HostRegular {
         let src = Rc::new(HostPages {
             fd: self.fd.clone(),
             writable: self.writable,
-            attr_gen: self.attr_gen.clone(),
+            id: self.id,
+            gens: self.gens.clone(),
         });
         let m = FileMem::for_host(&k.mf, self.id, src)?;
         if self.retain {
@@ -1189,5 +1257,37 @@ mod tests {
         let b = f.open_regular(libc::O_RDONLY).unwrap();
         assert!(!Rc::ptr_eq(&a.fd, &b.fd));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file's own change (a read's access time, a write) makes only
+    /// that file's attributes stale, through every inode of it (its
+    /// other names); a change of the tree makes every file's stale; past
+    /// the most files remembered, everything read before is stale.
+    #[test]
+    fn a_files_own_change_makes_only_its_attributes_stale() {
+        let g = Generations::new();
+        let (a, b) = ((1, 10), (1, 11));
+        let before = g.stamp();
+        assert!(g.current(a, before) && g.current(b, before));
+        g.file_changed(a);
+        assert!(!g.current(a, before));
+        assert!(g.current(b, before));
+        let after = g.stamp();
+        assert!(g.current(a, after));
+        g.file_changed(a);
+        assert!(!g.current(a, after));
+        g.tree_changed();
+        let now = g.stamp();
+        assert!(!g.current(b, after) && g.current(b, now) && g.current(a, now));
+        assert!(!g.current(a, STALE));
+        // `a` and as many others as are remembered.
+        for i in 0..FILE_CHANGES_MAX as u64 - 1 {
+            g.file_changed((2, i));
+        }
+        assert!(g.current(a, now) && g.current(b, now));
+        // One more file than remembered: everything read before is stale.
+        g.file_changed((3, 0));
+        assert!(!g.current(a, now) && !g.current(b, now));
+        assert!(g.current(b, g.stamp()));
     }
 }
