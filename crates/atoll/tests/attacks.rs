@@ -1296,6 +1296,37 @@ fn shared_pages(ctx: &Ctx, level: Level) -> Outcome {
     run_simple(ctx, level, "shared_pages", ctx.bundle()).outcome(vec![])
 }
 
+/// shared_read: the host's copy of the file the attack opens read-only and
+/// then tries to write through must stay as the host made it.
+fn shared_read(ctx: &Ctx, level: Level) -> Outcome {
+    use std::os::unix::fs::MetadataExt;
+    let b = build(ctx.bundle(), "shared_read");
+    let target = b.rootfs.join("shared-target");
+    std::fs::write(&target, "ORIGINAL shared-target\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let secret = b.rootfs.join("shared-secret");
+    std::fs::write(&secret, format!("{}\n", ctx.secret)).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let view = || {
+        let m = std::fs::metadata(&target).unwrap();
+        format!(
+            "mode {:o} size {} content {:?}",
+            m.mode(),
+            m.size(),
+            std::fs::read(&target).unwrap()
+        )
+    };
+    let before = view();
+    let run = run_program(&ctx.a, level, &b, "shared_read", Hooks::default());
+    let after = view();
+    let evidence = if before == after {
+        vec![]
+    } else {
+        vec![format!("shared-target changed: {after}")]
+    };
+    run.outcome(evidence)
+}
+
 /// The host's view of the files rootfs_write goes after: type, mode,
 /// owner, size, mtime and content of each (or that it is missing).
 fn rootfs_view(root: &Path) -> Vec<String> {
@@ -1517,6 +1548,12 @@ const ATTACKS: &[Attack] = &[
         what: "overwrite, truncate, chmod, chown, utimes, link, rename over and unlink files of its rootfs, make files and directories there (userspace: with the rootfs overlay, `dev.atoll.overlay: root:memory`)",
         run: rootfs_write,
         expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "shared_read",
+        what: "as root open a rootfs file and a secret read-only (the userspace kernel then lends both opens one host descriptor), drop to uid 65534, then write, truncate, allocate and map writable through those opens, reopen them through /proc/self/fd and open the secret again",
+        run: shared_read,
+        expect: [Blocked, Blocked],
     },
     Attack {
         name: "state_root",
