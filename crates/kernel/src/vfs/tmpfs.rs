@@ -158,21 +158,40 @@ fn as_tmp(i: &Rc<dyn Inode>) -> Option<&TmpInode> {
     i.as_any().downcast_ref::<TmpInode>()
 }
 
-impl Inode for TmpInode {
-    fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
+impl TmpInode {
+    /// Its attributes; `blocks`: with the count of blocks that hold data,
+    /// which asks the host where the file's pages are (`lseek`
+    /// SEEK_DATA/SEEK_HOLE over each of its segments of the memory file).
+    fn attrs(&self, blocks: bool) -> libc::stat {
         let mut st = *self.meta.borrow();
         match &*self.content.borrow() {
             Content::File(m) => {
                 st.st_size = m.size() as i64;
                 // Blocks that hold data: a sparse file counts only what
                 // was written (Linux's shmem).
-                st.st_blocks = (m.allocated() / 512) as i64;
+                if blocks {
+                    st.st_blocks = (m.allocated() / 512) as i64;
+                }
             }
             Content::Symlink(t) => st.st_size = t.len() as i64,
             Content::Dir(_) => st.st_size = 4096,
             _ => {}
         }
-        Ok(st)
+        st
+    }
+}
+
+impl Inode for TmpInode {
+    fn stat(&self, _k: &Kernel) -> SysResult<libc::stat> {
+        Ok(self.attrs(true))
+    }
+    /// Permission checks (an open's, a walk's, a setattr's) read the
+    /// mode, owner and group only: no host calls for the block count.
+    fn stat_for_check(&self, _k: &Kernel) -> SysResult<libc::stat> {
+        Ok(self.attrs(false))
+    }
+    fn stat_cached(&self, _k: &Kernel) -> SysResult<libc::stat> {
+        Ok(self.attrs(false))
     }
     fn id(&self) -> (u64, u64) {
         (self.dev, self.ino)

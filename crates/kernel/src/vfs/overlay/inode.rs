@@ -21,6 +21,9 @@ impl Inode for OvlInode {
     fn stat(&self, k: &Kernel) -> SysResult<libc::stat> {
         Ok(self.present(self.top().stat(k)?))
     }
+    fn stat_for_check(&self, k: &Kernel) -> SysResult<libc::stat> {
+        Ok(self.present(self.top().stat_for_check(k)?))
+    }
     fn stat_cached(&self, k: &Kernel) -> SysResult<libc::stat> {
         Ok(self.present(self.top().stat_cached(k)?))
     }
