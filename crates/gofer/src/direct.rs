@@ -46,6 +46,9 @@ struct Node {
     /// changes).
     id: (u64, u64),
     mode: u32,
+    /// `fd` is a plain read-only open of the file (not `O_PATH`), which
+    /// [`FileService::open_shared`] may lend.
+    readable: bool,
 }
 
 pub struct DirectFiles {
@@ -132,6 +135,7 @@ impl DirectFiles {
                 parent: None,
                 id: (st.st_dev, st.st_ino),
                 mode: st.st_mode,
+                readable: false,
             },
         );
         Ok(DirectFiles {
@@ -173,6 +177,7 @@ impl DirectFiles {
                 parent: Some((parent, name)),
                 id: (st.st_dev, st.st_ino),
                 mode: st.st_mode,
+                readable: false,
             },
         );
         fid
@@ -227,8 +232,47 @@ impl DirectFiles {
         let dup = unsafe { OwnedFd::from_raw_fd(dup) };
         if let Some(n) = self.nodes.borrow_mut().get_mut(&fid) {
             n.fd = Some(Rc::new(dup));
+            // A duplicate shares its open's status flags: lent only if
+            // they are plain.
+            n.readable = flags
+                & (libc::O_ACCMODE
+                    | libc::O_APPEND
+                    | libc::O_SYNC
+                    | libc::O_DSYNC
+                    | libc::O_NOATIME)
+                == libc::O_RDONLY;
         }
         Ok(())
+    }
+
+    /// The read-only descriptor of regular file `fid` to lend to plain
+    /// read-only opens: the one the node holds when it is one, else a new
+    /// open (checked to be the walked inode), which the node then holds
+    /// too when it held nothing.
+    fn read_shared(&self, fid: Fid) -> GResult<Rc<OwnedFd>> {
+        match self.mode(fid)? & libc::S_IFMT {
+            libc::S_IFREG => {}
+            libc::S_IFDIR => return Err(libc::EISDIR),
+            libc::S_IFLNK => return Err(libc::ELOOP),
+            _ => return Err(libc::ENXIO),
+        }
+        if let Some(fd) = self
+            .nodes
+            .borrow()
+            .get(&fid)
+            .filter(|n| n.readable)
+            .and_then(|n| n.fd.clone())
+        {
+            return Ok(fd);
+        }
+        let f = Rc::new(self.reopen(fid, libc::O_RDONLY)?);
+        if let Some(n) = self.nodes.borrow_mut().get_mut(&fid)
+            && n.fd.is_none()
+        {
+            n.fd = Some(f.clone());
+            n.readable = true;
+        }
+        Ok(f)
     }
 
     fn mode(&self, fid: Fid) -> GResult<u32> {
@@ -293,8 +337,8 @@ impl FileService for DirectFiles {
         Ok((self.add(Some(fd), d, n, &st), st))
     }
 
-    fn lends_read_descriptors(&self) -> bool {
-        true
+    fn open_shared(&self, fid: Fid) -> Option<GResult<Rc<OwnedFd>>> {
+        Some(self.read_shared(fid))
     }
 
     fn pin(&self, fid: Fid) {
@@ -722,6 +766,35 @@ mod tests {
 
     fn holds_fd(s: &DirectFiles, fid: Fid) -> bool {
         s.nodes.borrow().get(&fid).unwrap().fd.is_some()
+    }
+
+    /// The descriptor lent to plain read-only opens is the one the node
+    /// holds (a file costs one descriptor): the first lend makes it, a
+    /// later one and a plain read-only open's hold reuse it; a hold of an
+    /// open with other flags is not lent.
+    #[test]
+    fn the_lent_read_descriptor_is_the_one_the_node_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "one").unwrap();
+        std::fs::write(dir.path().join("g"), "two").unwrap();
+        std::fs::write(dir.path().join("h"), "three").unwrap();
+        let s = DirectFiles::new(open_dir(dir.path())).unwrap();
+        let (f, _) = s.walk(ROOT_FID, b"f").unwrap();
+        let lent = s.read_shared(f).unwrap();
+        let held = s.nodes.borrow().get(&f).unwrap().fd.clone().unwrap();
+        assert!(Rc::ptr_eq(&lent, &held));
+        assert!(Rc::ptr_eq(&s.read_shared(f).unwrap(), &lent));
+        // A plain read-only open's hold is lent.
+        let (g, _) = s.walk(ROOT_FID, b"g").unwrap();
+        drop(s.open(g, libc::O_RDONLY).unwrap());
+        let held = s.nodes.borrow().get(&g).unwrap().fd.clone().unwrap();
+        assert!(Rc::ptr_eq(&s.read_shared(g).unwrap(), &held));
+        // One with O_NOATIME is not (its flags go with the duplicate).
+        let (h, _) = s.walk(ROOT_FID, b"h").unwrap();
+        drop(s.open(h, libc::O_RDONLY | libc::O_NOATIME).unwrap());
+        let held = s.nodes.borrow().get(&h).unwrap().fd.clone().unwrap();
+        assert!(!Rc::ptr_eq(&s.read_shared(h).unwrap(), &held));
+        assert_eq!(s.read_shared(ROOT_FID).err(), Some(libc::EISDIR));
     }
 
     #[test]

@@ -96,14 +96,16 @@ pub trait FileService {
     fn revalidate_stat(&self, dir: Fid, name: &[u8], id: (u64, u64)) -> Option<Option<libc::stat>> {
         self.revalidate(dir, name, id).then_some(None)
     }
-    /// Whether the kernel may open a file read-only once and lend that
-    /// descriptor to all later plain read-only opens of it, instead of
-    /// asking the service at each open. Yes for direct access, whose opens
-    /// are the kernel's own host calls; no through the gofer, which an
-    /// operator chooses to have every open go through it (and whose death
-    /// must then fail the next open with EIO).
-    fn lends_read_descriptors(&self) -> bool {
-        false
+    /// A read-only descriptor of regular file `fid` that the kernel may
+    /// keep and lend to every later plain read-only open of the file
+    /// instead of asking the service at each open (it reads at explicit
+    /// offsets): the one the service already holds for the file where it
+    /// holds one, so that a file costs one descriptor. None: the service
+    /// lends none. Direct access lends, its opens being the kernel's own
+    /// host calls; the gofer does not: an operator who chose it has every
+    /// open go through it (and its death must fail the next open with EIO).
+    fn open_shared(&self, _fid: Fid) -> Option<GResult<std::rc::Rc<std::os::fd::OwnedFd>>> {
+        None
     }
     /// The `index`th mount root the service holds for direct access
     /// ([`direct::DirectFiles`]): the mount's destination in the container

@@ -33,9 +33,6 @@ pub struct HostFs {
     /// Check each cached walk against the file system (it may change from
     /// outside the sandbox: a bind mount shared with the host).
     revalidate: bool,
-    /// Plain read-only opens of a file may share one host descriptor
-    /// (`FileService::lends_read_descriptors`: direct access).
-    lends_reads: bool,
     /// Attribute generations: what the kernel changed through this file
     /// system since an inode's attributes were read (see [`Generations`]).
     gens: Rc<Generations>,
@@ -158,9 +155,9 @@ pub struct HostInode {
     st_read: Cell<(Instant, u64, u64)>,
     /// Handed out by `HostFs::root` (counted in `HostFs::roots`).
     mount_root: bool,
-    /// A regular file's host descriptor, opened read-only by its first
-    /// plain read-only open and lent to every later one (see
-    /// `shares_read_descriptor`).
+    /// A regular file's read-only host descriptor, lent by the service
+    /// (`FileService::open_shared`) at its first plain read-only open and
+    /// to every later one (see `shares_read_descriptor`).
     read_fd: RefCell<Option<Rc<OwnedFd>>>,
 }
 
@@ -169,12 +166,13 @@ pub struct HostInode {
 /// gVisor's gofer dentries keep one read handle for all their files. Its
 /// reads all name their offset (`preadv`), and locks, offsets and status
 /// flags are the kernel's own, per open file, so nothing of the host's
-/// open file is shared but the inode it reaches. That inode is the one
-/// this kernel inode stands for: the walk that gives the inode checks
-/// it on a revalidated mount (a name replaced from outside gives a new
-/// inode), and the first open checked it. Flags that change what the
-/// host does with a descriptor (writing, appending, truncating, synced
-/// or direct I/O, no access time) open one of its own.
+/// open file is shared but the inode it reaches, the one this kernel
+/// inode stands for (the first open checked it). Flags that change what
+/// the host does with a descriptor (writing, appending, truncating,
+/// synced I/O, no access time) open one of its own. Only on a mount whose
+/// cache is trusted (`HostFs::revalidate` false): on one that the host
+/// may change, every open is the host's to allow (a mode, owner, ACL or
+/// label changed there refuses the next open).
 fn shares_read_descriptor(flags: i32) -> bool {
     flags
         & (libc::O_ACCMODE
@@ -205,17 +203,22 @@ impl HostInode {
     /// read-only descriptor where the flags allow (`shares_read_descriptor`),
     /// otherwise on the host.
     fn open_regular(&self, flags: i32) -> SysResult<HostRegular> {
-        let shared = self.fs.lends_reads && shares_read_descriptor(flags);
-        if shared && let Some(fd) = self.read_fd.borrow().clone() {
-            return Ok(HostRegular::new(fd, self.id, flags).of(&self.fs));
+        if !self.fs.revalidate && shares_read_descriptor(flags) {
+            if let Some(fd) = self.read_fd.borrow().clone() {
+                return Ok(HostRegular::new(fd, self.id, flags).of(&self.fs));
+            }
+            let lent = self
+                .fs
+                .retry_with_fds(|| self.fs.svc.open_shared(self.fid).transpose())?;
+            if let Some(fd) = lent {
+                *self.read_fd.borrow_mut() = Some(fd.clone());
+                return Ok(HostRegular::new(fd, self.id, flags).of(&self.fs));
+            }
         }
         let fd = Rc::new(
             self.fs
                 .retry_with_fds(|| self.fs.svc.open(self.fid, flags))?,
         );
-        if shared {
-            *self.read_fd.borrow_mut() = Some(fd.clone());
-        }
         if flags & libc::O_TRUNC != 0 {
             self.fs.changed();
             if flags & libc::O_ACCMODE != libc::O_RDONLY
@@ -295,9 +298,6 @@ pub struct Generations {
 /// When an inode's attributes were read: (tree generation, file serial).
 type Stamp = (u64, u64);
 
-/// A stamp no attributes are current at (asked again at the next stat).
-const STALE: Stamp = (u64::MAX, 0);
-
 impl Generations {
     fn new() -> Generations {
         Generations {
@@ -352,7 +352,6 @@ impl HostFs {
     /// A file system rooted at `root_fid` of `svc` (which it then owns).
     pub fn at(svc: Rc<dyn FileService>, root_fid: Fid, revalidate: bool) -> Rc<HostFs> {
         Rc::new(HostFs {
-            lends_reads: svc.lends_read_descriptors(),
             svc,
             cache: RefCell::new(WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed))),
             revalidate,
@@ -571,10 +570,10 @@ impl Inode for HostInode {
         Ok(self.fs.walk_cached(self.fid, name)?)
     }
     fn readdir(&self, _k: &Kernel) -> SysResult<Vec<DirEntry>> {
-        // Reading a directory may move its access time, and only its own
-        // (a directory has one name): this inode's attributes are asked
-        // for again, the rest of the mount's stand.
-        self.st_gen.set(STALE);
+        // Reading a directory may move its access time, and only its own:
+        // its attributes (through any inode of it) are asked for again,
+        // the rest of the mount's stand.
+        self.fs.gens.file_changed(self.id);
         Ok(self
             .fs
             .svc
@@ -792,6 +791,10 @@ fn last_errno() -> Errno {
 
 impl PageSource for HostPages {
     fn read_at(&self, dst: &mut [u8], off: u64) -> SysResult<usize> {
+        // An access time may move.
+        if let Some(g) = &self.gens {
+            g.file_changed(self.id);
+        }
         // SAFETY: dst is a valid buffer of its length.
         let n = unsafe {
             libc::pread(
@@ -1201,10 +1204,12 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// With direct access, plain read-only opens of a file share one host
-    /// descriptor, which lives as long as the inode; an open that writes, appends, truncates
-    /// or syncs gets one of its own, and so does the same file reached
-    /// through a new inode (a walk that found the name replaced).
+    /// With direct access, on a mount whose cache is trusted, plain
+    /// read-only opens of a file share one host descriptor, which lives as
+    /// long as the inode; an open that writes, appends, truncates or syncs
+    /// gets one of its own, and so does the same file reached through a
+    /// new inode (a walk that found the name replaced), every open on a
+    /// revalidated mount, and every open through the gofer.
     #[test]
     fn read_only_opens_share_one_host_descriptor() {
         let dir = std::env::temp_dir().join(format!("atoll-shared-{}", std::process::id()));
@@ -1226,6 +1231,7 @@ mod tests {
             libc::O_RDONLY | libc::O_SYNC,
             libc::O_RDONLY | libc::O_DSYNC,
             libc::O_RDONLY | libc::O_NOATIME,
+            libc::O_RDONLY | libc::O_TRUNC,
         ] {
             let own = f.open_regular(flags).unwrap();
             assert!(!Rc::ptr_eq(&a.fd, &own.fd), "flags {flags:#o}");
@@ -1243,11 +1249,20 @@ mod tests {
         let g = fs.walk_cached(svc.root(), b"f").unwrap();
         assert!(!Rc::ptr_eq(&g, &f));
         let c = g.open_regular(libc::O_RDONLY).unwrap();
-        assert_ne!(c.fd.as_raw_fd(), raw);
+        let old = f.read_fd.borrow().clone().unwrap();
+        assert!(!Rc::ptr_eq(&c.fd, &old));
+        drop(old);
         // The inode's end closes it.
         drop(f);
         // SAFETY: F_GETFD only asks whether the number is open.
         assert!(unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0);
+        // On a mount the host may change, every open is the host's.
+        let fs = HostFs::with(svc.clone(), true);
+        let _root = fs.root().unwrap();
+        let f = fs.walk_cached(svc.root(), b"f").unwrap();
+        let a = f.open_regular(libc::O_RDONLY).unwrap();
+        let b = f.open_regular(libc::O_RDONLY).unwrap();
+        assert!(!Rc::ptr_eq(&a.fd, &b.fd));
         // Through the gofer every open is the gofer's.
         let gofer: Rc<dyn FileService> = Rc::new(atoll_gofer::FileServer::new(&dir).unwrap());
         let fs = HostFs::with(gofer.clone(), false);
@@ -1279,7 +1294,7 @@ mod tests {
         g.tree_changed();
         let now = g.stamp();
         assert!(!g.current(b, after) && g.current(b, now) && g.current(a, now));
-        assert!(!g.current(a, STALE));
+        assert!(!g.current(a, (u64::MAX, 0)));
         // `a` and as many others as are remembered.
         for i in 0..FILE_CHANGES_MAX as u64 - 1 {
             g.file_changed((2, i));
