@@ -36,17 +36,11 @@ pub struct HostFs {
     /// Attribute generations: what the kernel changed through this file
     /// system since an inode's attributes were read (see [`Generations`]).
     gens: Rc<Generations>,
-    /// Moves on with every change the kernel makes to a file's mode,
-    /// owner or group; `mode_changes` says which file's was last changed
-    /// at which value (see `HostInode::st_serial`). Unlike `gens`,
-    /// writes and reads leave it, so an inode's mode, owner and group
-    /// outlive the data changes that a permission check does not care
-    /// about.
-    mode_serial: Cell<u64>,
-    mode_changes: RefCell<HashMap<(u64, u64), u64, foldhash::fast::RandomState>>,
-    /// Attributes read before this serial are not trusted for checks
-    /// (`mode_changes` was emptied at it, to bound its size).
-    mode_floor: Cell<u64>,
+    /// The changes the kernel made to files' mode, owner or group (see
+    /// `HostInode::st_for_check`). Unlike `gens`, writes and reads leave
+    /// them, so an inode's mode, owner and group outlive the data changes
+    /// that a permission check does not care about.
+    modes: FileChanges,
     /// The fid of this file system's root (the service's root, or a
     /// directory walked to for a bind mount).
     root_fid: Fid,
@@ -75,9 +69,6 @@ type Walks = WalkCache<NameKey, Rc<HostInode>>;
 /// times shorter, and news from outside ends it at once
 /// (`news_from_outside`).
 pub const RECHECK_AFTER: Duration = Duration::from_millis(2);
-
-/// Most files whose mode changes are remembered (`HostFs::mode_changes`).
-const MODE_CHANGES_MAX: usize = 4096;
 
 thread_local! {
     /// Moves on with `news_from_outside`: checks made before are stale.
@@ -151,7 +142,7 @@ pub struct HostInode {
     /// (`setattr`): `stat_cached` reads them again.
     st_changed: Cell<bool>,
     /// When `st` was read from the host, `news()` then, and the file
-    /// system's `mode_serial` then: what `stat_for_check` trusts.
+    /// system's `modes` serial then: what `stat_for_check` trusts.
     st_read: Cell<(Instant, u64, u64)>,
     /// Handed out by `HostFs::root` (counted in `HostFs::roots`).
     mount_root: bool,
@@ -233,20 +224,14 @@ impl HostInode {
     /// `st` was just read from the host.
     fn read_now(&self) {
         self.st_read
-            .set((crate::clock::now(), news(), self.fs.mode_serial.get()));
+            .set((crate::clock::now(), news(), self.fs.modes.now()));
     }
 
     /// `st`, when a permission check may take it (see `stat_for_check`).
     fn st_for_check(&self) -> Option<libc::stat> {
         let (at, n, serial) = self.st_read.get();
         let fs = &self.fs;
-        let unchanged = !self.st_changed.get()
-            && serial >= fs.mode_floor.get()
-            && fs
-                .mode_changes
-                .borrow()
-                .get(&self.id)
-                .is_none_or(|c| *c <= serial);
+        let unchanged = !self.st_changed.get() && fs.modes.unchanged_since(self.id, serial);
         (unchanged
             && (!fs.revalidate
                 || (n == news()
@@ -270,8 +255,51 @@ fn bump(g: &Cell<u64>) {
     g.set(g.get().wrapping_add(1));
 }
 
-/// Most files whose own changes are remembered (see [`Generations`]).
+/// Most files whose changes a [`FileChanges`] remembers.
 const FILE_CHANGES_MAX: usize = 4096;
+
+/// Which files the kernel changed (in some respect) since when: a serial
+/// that every change moves on, the serial of each file's last change (by
+/// device and inode, so that a change reaches all the file's names), and
+/// past `FILE_CHANGES_MAX` files a floor below which everything counts as
+/// changed (the record is emptied to bound its size).
+struct FileChanges {
+    serial: Cell<u64>,
+    files: RefCell<HashMap<(u64, u64), u64, foldhash::fast::RandomState>>,
+    floor: Cell<u64>,
+}
+
+impl FileChanges {
+    fn new() -> FileChanges {
+        FileChanges {
+            serial: Cell::new(0),
+            files: RefCell::new(HashMap::default()),
+            floor: Cell::new(0),
+        }
+    }
+
+    /// Now, for something read now.
+    fn now(&self) -> u64 {
+        self.serial.get()
+    }
+
+    /// File `id` changed.
+    fn changed(&self, id: (u64, u64)) {
+        let serial = self.serial.get() + 1;
+        self.serial.set(serial);
+        let mut files = self.files.borrow_mut();
+        if files.len() >= FILE_CHANGES_MAX && !files.contains_key(&id) {
+            files.clear();
+            self.floor.set(serial);
+        }
+        files.insert(id, serial);
+    }
+
+    /// Whether file `id` is unchanged since serial `at`.
+    fn unchanged_since(&self, id: (u64, u64), at: u64) -> bool {
+        at >= self.floor.get() && self.files.borrow().get(&id).is_none_or(|c| *c <= at)
+    }
+}
 
 /// When attributes read from the host are still what it would say, on a
 /// file system that nothing outside changes: the kernel changed nothing
@@ -287,12 +315,10 @@ const FILE_CHANGES_MAX: usize = 4096;
 ///   `stat` of any file after any read (a program's start reads its
 ///   libraries) went to the host again.
 /// - Past `FILE_CHANGES_MAX` files the record is emptied, and every
-///   attributes read before it go with it (`floor`).
+///   attributes read before it go with it.
 pub struct Generations {
     tree: Cell<u64>,
-    serial: Cell<u64>,
-    files: RefCell<HashMap<(u64, u64), u64, foldhash::fast::RandomState>>,
-    floor: Cell<u64>,
+    files: FileChanges,
 }
 
 /// When an inode's attributes were read: (tree generation, file serial).
@@ -302,9 +328,7 @@ impl Generations {
     fn new() -> Generations {
         Generations {
             tree: Cell::new(0),
-            serial: Cell::new(0),
-            files: RefCell::new(HashMap::default()),
-            floor: Cell::new(0),
+            files: FileChanges::new(),
         }
     }
 
@@ -315,26 +339,17 @@ impl Generations {
 
     /// File `id` changed (or was read: its access time may move).
     fn file_changed(&self, id: (u64, u64)) {
-        let serial = self.serial.get() + 1;
-        self.serial.set(serial);
-        let mut files = self.files.borrow_mut();
-        if files.len() >= FILE_CHANGES_MAX && !files.contains_key(&id) {
-            files.clear();
-            self.floor.set(serial);
-        }
-        files.insert(id, serial);
+        self.files.changed(id);
     }
 
     /// Now, for attributes read now.
     fn stamp(&self) -> Stamp {
-        (self.tree.get(), self.serial.get())
+        (self.tree.get(), self.files.now())
     }
 
     /// Whether attributes of file `id` read at `at` are still current.
     fn current(&self, id: (u64, u64), at: Stamp) -> bool {
-        at.0 == self.tree.get()
-            && at.1 >= self.floor.get()
-            && self.files.borrow().get(&id).is_none_or(|c| *c <= at.1)
+        at.0 == self.tree.get() && self.files.unchanged_since(id, at.1)
     }
 }
 
@@ -356,9 +371,7 @@ impl HostFs {
             cache: RefCell::new(WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed))),
             revalidate,
             gens: Rc::new(Generations::new()),
-            mode_serial: Cell::new(0),
-            mode_changes: RefCell::new(HashMap::default()),
-            mode_floor: Cell::new(0),
+            modes: FileChanges::new(),
             root_fid,
             roots: Cell::new(0),
         })
@@ -388,7 +401,7 @@ impl HostFs {
             fresh: Cell::new(0),
             checked: Cell::new((crate::clock::now(), news())),
             st_changed: Cell::new(false),
-            st_read: Cell::new((crate::clock::now(), news(), self.mode_serial.get())),
+            st_read: Cell::new((crate::clock::now(), news(), self.modes.now())),
             mount_root: false,
             read_fd: RefCell::new(None),
         })
@@ -397,15 +410,7 @@ impl HostFs {
     /// The kernel changed the mode, owner or group of file `id`: what
     /// any of its inodes read before is stale for permission checks.
     fn mode_changed(&self, id: (u64, u64)) {
-        let serial = self.mode_serial.get() + 1;
-        self.mode_serial.set(serial);
-        let mut changes = self.mode_changes.borrow_mut();
-        if changes.len() >= MODE_CHANGES_MAX {
-            // Forget them all, and with them every attributes read so far.
-            changes.clear();
-            self.mode_floor.set(serial);
-        }
-        changes.insert(id, serial);
+        self.modes.changed(id);
     }
 
     /// The kernel changed something through this file system: every
@@ -1160,7 +1165,7 @@ mod tests {
             );
             f.read_now();
             // Too many changes to remember: everything read before is asked again.
-            for i in 0..MODE_CHANGES_MAX as u64 + 1 {
+            for i in 0..FILE_CHANGES_MAX as u64 + 1 {
                 fs.mode_changed((u64::MAX, i));
             }
             assert!(f.st_for_check().is_none() && other.st_for_check().is_none());
@@ -1256,21 +1261,17 @@ mod tests {
         drop(f);
         // SAFETY: F_GETFD only asks whether the number is open.
         assert!(unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0);
-        // On a mount the host may change, every open is the host's.
-        let fs = HostFs::with(svc.clone(), true);
-        let _root = fs.root().unwrap();
-        let f = fs.walk_cached(svc.root(), b"f").unwrap();
-        let a = f.open_regular(libc::O_RDONLY).unwrap();
-        let b = f.open_regular(libc::O_RDONLY).unwrap();
-        assert!(!Rc::ptr_eq(&a.fd, &b.fd));
-        // Through the gofer every open is the gofer's.
+        // On a mount the host may change, every open is the host's; through
+        // the gofer, every open is the gofer's.
         let gofer: Rc<dyn FileService> = Rc::new(atoll_gofer::FileServer::new(&dir).unwrap());
-        let fs = HostFs::with(gofer.clone(), false);
-        let _root = fs.root().unwrap();
-        let f = fs.walk_cached(gofer.root(), b"f").unwrap();
-        let a = f.open_regular(libc::O_RDONLY).unwrap();
-        let b = f.open_regular(libc::O_RDONLY).unwrap();
-        assert!(!Rc::ptr_eq(&a.fd, &b.fd));
+        for (svc, revalidate) in [(svc, true), (gofer, false)] {
+            let fs = HostFs::with(svc.clone(), revalidate);
+            let _root = fs.root().unwrap();
+            let f = fs.walk_cached(svc.root(), b"f").unwrap();
+            let a = f.open_regular(libc::O_RDONLY).unwrap();
+            let b = f.open_regular(libc::O_RDONLY).unwrap();
+            assert!(!Rc::ptr_eq(&a.fd, &b.fd), "revalidate {revalidate}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
