@@ -341,6 +341,10 @@ impl FileService for DirectFiles {
         Some(self.read_shared(fid))
     }
 
+    fn direct(&self) -> bool {
+        true
+    }
+
     fn pin(&self, fid: Fid) {
         // Best effort: a name already changed from outside stays unpinned
         // (its stat then says ESTALE).

@@ -107,6 +107,13 @@ pub trait FileService {
     fn open_shared(&self, _fid: Fid) -> Option<GResult<std::rc::Rc<std::os::fd::OwnedFd>>> {
         None
     }
+    /// Whether the service's answers are the kernel's own host calls
+    /// (direct access), which the kernel may keep where the mount's cache
+    /// is trusted (a directory's listing), rather than the gofer's: an
+    /// operator who chose the gofer has every listing go through it too.
+    fn direct(&self) -> bool {
+        false
+    }
     /// The `index`th mount root the service holds for direct access
     /// ([`direct::DirectFiles`]): the mount's destination in the container
     /// and a descriptor of its root, a detached clone of the mount; ENOENT

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use atoll_gofer::{Fid, FileService};
 
+use super::atime::{self, Atime, AtimeRule};
 use super::file::{File, FileOps};
 use super::inode::{DirEntry, FileType, Inode, SetAttr, TimeSet};
 use super::iov::IoVecs;
@@ -55,6 +56,21 @@ pub struct HostFs {
     /// directory below the old mount point, an open file) go on working,
     /// uncached, and the file system goes with the last of them.
     roots: Cell<usize>,
+    /// Bytes of directory listings its inodes keep (`LISTED_MAX`).
+    listed: Cell<usize>,
+}
+
+/// Most bytes of directory listings a file system's inodes keep in all
+/// (see `HostInode::list`; names and entries, `listing_bytes`): the
+/// tests' Debian rootfs has ~16k entries under /usr, /etc and /var, about
+/// 1 MiB.
+const LISTED_MAX: usize = 4 << 20;
+
+/// What a kept listing costs against `LISTED_MAX`.
+fn listing_bytes(list: &[DirEntry]) -> usize {
+    list.iter()
+        .map(|e| e.name.len() + std::mem::size_of::<DirEntry>())
+        .sum()
 }
 
 /// (directory fid, name) → the inode the walk found.
@@ -150,6 +166,8 @@ pub struct HostInode {
     /// (`FileService::open_shared`) at its first plain read-only open and
     /// to every later one (see `shares_read_descriptor`).
     read_fd: RefCell<Option<Rc<OwnedFd>>>,
+    /// A directory's entries as last listed, and when (see `list`).
+    listing: RefCell<Option<(Stamp, Vec<DirEntry>)>>,
 }
 
 /// Whether an open with `flags` may take the inode's shared read-only
@@ -179,6 +197,7 @@ fn shares_read_descriptor(flags: i32) -> bool {
 
 impl Drop for HostInode {
     fn drop(&mut self) {
+        self.keep_listing(None);
         if self.mount_root {
             self.fs.unmounted();
         }
@@ -219,6 +238,69 @@ impl HostInode {
             }
         }
         Ok(HostRegular::new(fd, self.id, flags).of(&self.fs))
+    }
+
+    /// The directory's entries. Where the file system's cache is trusted
+    /// and the kernel makes the host calls itself (direct access), the
+    /// last listing is kept and taken again while the tree and the
+    /// directory are unchanged (`Generations`), as long as the host's
+    /// listing would leave the directory's access time (relatime's rule:
+    /// `atime`), so that what the workload sees of the directory is what
+    /// a host listing would have left. gVisor keeps a directory's entries
+    /// where its cached metadata is authoritative in the same way.
+    fn list(&self) -> SysResult<Vec<DirEntry>> {
+        let gens = &self.fs.gens;
+        let keep = !self.fs.revalidate && self.fs.svc.direct();
+        if gens.read_moves_atime(self.id, true) {
+            // A host listing may move the access time, and only this
+            // directory's: its attributes (through any inode of it) are
+            // asked for again, the rest of the mount's stand.
+            gens.file_changed(self.id);
+        } else if keep
+            && let Some((at, list)) = &*self.listing.borrow()
+            && gens.current(self.id, *at)
+        {
+            return Ok(list.clone());
+        }
+        let stamp = gens.stamp();
+        let list: Vec<DirEntry> = self
+            .fs
+            .svc
+            .readdir(self.fid)
+            .map_err(gerr)?
+            .into_iter()
+            .map(|d| DirEntry {
+                name: d.name,
+                ino: d.ino,
+                kind: match d.kind {
+                    libc::DT_DIR => FileType::Directory,
+                    libc::DT_LNK => FileType::Symlink,
+                    libc::DT_CHR => FileType::CharDev,
+                    libc::DT_BLK => FileType::BlockDev,
+                    libc::DT_FIFO => FileType::Fifo,
+                    libc::DT_SOCK => FileType::Socket,
+                    _ => FileType::Regular,
+                },
+            })
+            .collect();
+        self.keep_listing(keep.then(|| (stamp, list.clone())));
+        Ok(list)
+    }
+
+    /// Keeps `listing` (or none) as this directory's, within the file
+    /// system's budget (`LISTED_MAX`): past it the listing is not kept.
+    fn keep_listing(&self, listing: Option<(Stamp, Vec<DirEntry>)>) {
+        let listed = &self.fs.listed;
+        if let Some((_, old)) = self.listing.borrow_mut().take() {
+            listed.set(listed.get() - listing_bytes(&old));
+        }
+        if let Some((at, list)) = listing {
+            let bytes = listing_bytes(&list);
+            if listed.get() + bytes <= LISTED_MAX {
+                listed.set(listed.get() + bytes);
+                *self.listing.borrow_mut() = Some((at, list));
+            }
+        }
     }
 
     /// `st` was just read from the host.
@@ -316,19 +398,77 @@ impl FileChanges {
 ///   libraries) went to the host again.
 /// - Past `FILE_CHANGES_MAX` files the record is emptied, and every
 ///   attributes read before it go with it.
+///
+/// A read counts as a change only where it may move the access time on
+/// the host (`atime`): under `relatime` a file whose attributes, as last
+/// read and still current, show an access time after its modification and
+/// change times and less than a day old is `settled`, and reading it
+/// changes nothing the kernel caches.
 pub struct Generations {
     tree: Cell<u64>,
     files: FileChanges,
+    /// How reads on this file system's host mount move access times.
+    atime: AtimeRule,
+    /// Files whose access time a read leaves (by attributes read at the
+    /// stamp, valid while it is current): (device, inode) → (access time
+    /// in seconds, stamp). Emptied past `FILE_CHANGES_MAX` files.
+    settled: RefCell<Settled>,
 }
 
 /// When an inode's attributes were read: (tree generation, file serial).
 type Stamp = (u64, u64);
 
+/// (device, inode) → (access time in seconds, when it was read).
+type Settled = HashMap<(u64, u64), (i64, Stamp), foldhash::fast::RandomState>;
+
 impl Generations {
-    fn new() -> Generations {
+    fn new(atime: AtimeRule) -> Generations {
         Generations {
             tree: Cell::new(0),
             files: FileChanges::new(),
+            atime,
+            settled: RefCell::new(HashMap::default()),
+        }
+    }
+
+    /// Attributes `st` of a file were read from the host at `at` (a stamp
+    /// taken before the read): whether its reads leave its access time.
+    fn attrs_read(&self, st: &libc::stat, at: Stamp) {
+        let id = (st.st_dev, st.st_ino);
+        let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if self.atime.for_file(id.0, dir) != Atime::Relative {
+            return;
+        }
+        let mut settled = self.settled.borrow_mut();
+        if atime::relatime_settled(st) {
+            if settled.len() >= FILE_CHANGES_MAX && !settled.contains_key(&id) {
+                settled.clear();
+            }
+            settled.insert(id, (st.st_atime, at));
+        } else {
+            settled.remove(&id);
+        }
+    }
+
+    /// File `id` (a directory or not) is read on the host: a change of
+    /// its attributes if that may move its access time.
+    fn file_read(&self, id: (u64, u64), dir: bool) {
+        if self.read_moves_atime(id, dir) {
+            self.file_changed(id);
+        }
+    }
+
+    /// Whether a read of file `id` may move its access time on the host.
+    fn read_moves_atime(&self, id: (u64, u64), dir: bool) -> bool {
+        match self.atime.for_file(id.0, dir) {
+            Atime::Never => false,
+            Atime::Always => true,
+            Atime::Relative => {
+                let Some(&(atime_secs, at)) = self.settled.borrow().get(&id) else {
+                    return true;
+                };
+                !(self.current(id, at) && atime::settled_at(atime_secs, atime::now_secs()))
+            }
         }
     }
 
@@ -366,14 +506,21 @@ impl HostFs {
 
     /// A file system rooted at `root_fid` of `svc` (which it then owns).
     pub fn at(svc: Rc<dyn FileService>, root_fid: Fid, revalidate: bool) -> Rc<HostFs> {
+        // Where the host may change files, their attributes are asked
+        // for again anyway; a trusted mount's rule comes from its flags.
+        let atime = match (revalidate, svc.statfs(root_fid), svc.stat(root_fid)) {
+            (false, Ok(sf), Ok(st)) => AtimeRule::of_mount(&sf, st.st_dev),
+            _ => AtimeRule::ALWAYS,
+        };
         Rc::new(HostFs {
             svc,
             cache: RefCell::new(WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed))),
             revalidate,
-            gens: Rc::new(Generations::new()),
+            gens: Rc::new(Generations::new(atime)),
             modes: FileChanges::new(),
             root_fid,
             roots: Cell::new(0),
+            listed: Cell::new(0),
         })
     }
 
@@ -391,19 +538,22 @@ impl HostFs {
     }
 
     fn inode(self: &Rc<Self>, fid: Fid, st: &libc::stat) -> Rc<HostInode> {
+        let stamp = self.gens.stamp();
+        self.gens.attrs_read(st, stamp);
         Rc::new(HostInode {
             fs: self.clone(),
             fid,
             id: (st.st_dev, st.st_ino),
             kind: FileType::from_mode(st.st_mode),
             st: Cell::new(*st),
-            st_gen: Cell::new(self.gens.stamp()),
+            st_gen: Cell::new(stamp),
             fresh: Cell::new(0),
             checked: Cell::new((crate::clock::now(), news())),
             st_changed: Cell::new(false),
             st_read: Cell::new((crate::clock::now(), news(), self.modes.now())),
             mount_root: false,
             read_fd: RefCell::new(None),
+            listing: RefCell::new(None),
         })
     }
 
@@ -457,8 +607,10 @@ impl HostFs {
             }
             match self.svc.revalidate_stat(dir, name, i.id) {
                 Some(Some(st)) => {
+                    let stamp = self.gens.stamp();
+                    self.gens.attrs_read(&st, stamp);
                     i.st.set(st);
-                    i.st_gen.set(self.gens.stamp());
+                    i.st_gen.set(stamp);
                     i.fresh.set(crate::kernel::run::serving());
                     i.checked.set((crate::clock::now(), news()));
                     i.read_now();
@@ -535,6 +687,7 @@ impl Inode for HostInode {
         }
         let generation = self.fs.gens.stamp();
         let st = self.fs.svc.stat(self.fid).map_err(gerr)?;
+        self.fs.gens.attrs_read(&st, generation);
         self.st.set(st);
         self.st_gen.set(generation);
         self.st_changed.set(false);
@@ -575,30 +728,7 @@ impl Inode for HostInode {
         Ok(self.fs.walk_cached(self.fid, name)?)
     }
     fn readdir(&self, _k: &Kernel) -> SysResult<Vec<DirEntry>> {
-        // Reading a directory may move its access time, and only its own:
-        // its attributes (through any inode of it) are asked for again,
-        // the rest of the mount's stand.
-        self.fs.gens.file_changed(self.id);
-        Ok(self
-            .fs
-            .svc
-            .readdir(self.fid)
-            .map_err(gerr)?
-            .into_iter()
-            .map(|d| DirEntry {
-                name: d.name,
-                ino: d.ino,
-                kind: match d.kind {
-                    libc::DT_DIR => FileType::Directory,
-                    libc::DT_LNK => FileType::Symlink,
-                    libc::DT_CHR => FileType::CharDev,
-                    libc::DT_BLK => FileType::BlockDev,
-                    libc::DT_FIFO => FileType::Fifo,
-                    libc::DT_SOCK => FileType::Socket,
-                    _ => FileType::Regular,
-                },
-            })
-            .collect())
+        self.list()
     }
     fn open(&self, k: &Kernel, flags: i32) -> SysResult<Rc<dyn FileOps>> {
         match self.kind {
@@ -798,7 +928,7 @@ impl PageSource for HostPages {
     fn read_at(&self, dst: &mut [u8], off: u64) -> SysResult<usize> {
         // An access time may move.
         if let Some(g) = &self.gens {
-            g.file_changed(self.id);
+            g.file_read(self.id, false);
         }
         // SAFETY: dst is a valid buffer of its length.
         let n = unsafe {
@@ -879,7 +1009,9 @@ impl HostRegular {
 impl FileOps for HostRegular {
     fn read(&self, _k: &Kernel, _f: &File, dst: &IoVecs, off: u64) -> SysResult<usize> {
         // An access time may move.
-        self.changed();
+        if let Some(g) = &self.gens {
+            g.file_read(self.id, false);
+        }
         if let Some(m) = self.cache() {
             let mut done = 0usize;
             for iov in &dst.iovs {
@@ -1275,13 +1407,204 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Under relatime a read changes a file's cached attributes only while
+    /// its access time, as last read and still current, is not after its
+    /// modification and change times or is a day old; under noatime never,
+    /// under strictatime (or on another device than the mount's) always.
+    #[test]
+    fn a_read_changes_attributes_only_where_it_moves_the_access_time() {
+        // SAFETY: stat is plain data.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        st.st_dev = 1;
+        st.st_mode = libc::S_IFREG | 0o644;
+        let now = super::atime::now_secs();
+        let times = |st: &mut libc::stat, a: i64, m: i64, c: i64| {
+            (st.st_atime, st.st_mtime, st.st_ctime) = (a, m, c);
+        };
+        let relatime = AtimeRule {
+            dev: 1,
+            files: Atime::Relative,
+            dirs: Atime::Never,
+        };
+        let g = Generations::new(relatime);
+        // Read since it last changed, today: reads leave it.
+        st.st_ino = 10;
+        times(&mut st, now - 5, now - 100, now - 100);
+        g.attrs_read(&st, g.stamp());
+        let seen = g.stamp();
+        g.file_read((1, 10), false);
+        assert!(g.current((1, 10), seen), "a settled access time");
+        // Not read since its last change, or a day ago: a read moves it.
+        for (ino, a, m, c) in [
+            (11, now - 100, now - 5, now - 100),
+            (12, now - 100, now - 100, now - 5),
+            (13, now - 100, now - 100, now - 100),
+            (14, now - 2 * 86400, now - 3 * 86400, now - 3 * 86400),
+        ] {
+            st.st_ino = ino;
+            times(&mut st, a, m, c);
+            g.attrs_read(&st, g.stamp());
+            let seen = g.stamp();
+            g.file_read((1, ino), false);
+            assert!(!g.current((1, ino), seen), "ino {ino}");
+        }
+        // Never read from the host: a read may move it.
+        let seen = g.stamp();
+        g.file_read((1, 20), false);
+        assert!(!g.current((1, 20), seen));
+        // Another device than the mount's: it may have other flags.
+        let seen = g.stamp();
+        g.file_read((2, 10), false);
+        assert!(!g.current((2, 10), seen));
+        // nodiratime: a listing never moves a directory's.
+        let seen = g.stamp();
+        g.file_read((1, 30), true);
+        assert!(g.current((1, 30), seen));
+        // The kernel's own change (a write) ends the settled record: the
+        // next read counts until its attributes are read again.
+        g.file_changed((1, 10));
+        let seen = g.stamp();
+        g.file_read((1, 10), false);
+        assert!(!g.current((1, 10), seen), "after a write");
+        st.st_ino = 10;
+        times(&mut st, now - 5, now - 100, now - 100);
+        g.attrs_read(&st, g.stamp());
+        let seen = g.stamp();
+        g.file_read((1, 10), false);
+        assert!(g.current((1, 10), seen), "read again");
+        g.tree_changed();
+        let seen = g.stamp();
+        g.file_read((1, 10), false);
+        assert!(!g.current((1, 10), seen), "after a change of the tree");
+        // strictatime and noatime.
+        for (rule, stays) in [(Atime::Always, false), (Atime::Never, true)] {
+            let g = Generations::new(AtimeRule {
+                dev: 1,
+                files: rule,
+                dirs: rule,
+            });
+            st.st_ino = 10;
+            times(&mut st, now - 5, now - 100, now - 100);
+            g.attrs_read(&st, g.stamp());
+            let seen = g.stamp();
+            g.file_read((1, 10), false);
+            assert_eq!(g.current((1, 10), seen), stays, "{rule:?}");
+        }
+    }
+
+    /// A directory's listing is kept where the mount is trusted and the
+    /// kernel makes the host calls itself, and taken again until the tree
+    /// changes or a listing may move the directory's access time; on a
+    /// revalidated mount every listing is the host's.
+    #[test]
+    fn a_trusted_directory_listing_is_kept_until_the_tree_changes() {
+        let dir = std::env::temp_dir().join(format!("atoll-listing-{}", std::process::id()));
+        let d = dir.join("d");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("a"), b"").unwrap();
+        let names = |i: &HostInode| {
+            let mut v: Vec<String> = i
+                .list()
+                .unwrap()
+                .into_iter()
+                .map(|e| String::from_utf8(e.name).unwrap())
+                .collect();
+            v.sort();
+            v.join(",")
+        };
+        // The directory's access time after its other times: a listing
+        // leaves it (relatime, this machine's default).
+        let settle = || {
+            let now = super::atime::now_secs();
+            let ts = [
+                libc::timespec {
+                    tv_sec: now + 60,
+                    tv_nsec: 0,
+                },
+                libc::timespec {
+                    tv_sec: now - 60,
+                    tv_nsec: 0,
+                },
+            ];
+            let p = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a path and two timespecs we made.
+            assert_eq!(
+                unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), ts.as_ptr(), 0) },
+                0
+            );
+        };
+        settle();
+        let svc = direct_service(&dir);
+        let fs = HostFs::with(svc.clone(), false);
+        let _root = fs.root().unwrap();
+        assert_eq!(
+            fs.gens.atime.dirs,
+            Atime::Relative,
+            "the tests' temporary directory is on a relatime mount of a local file system"
+        );
+        let i = fs.walk_cached(svc.root(), b"d").unwrap();
+        assert_eq!(names(&i), "a");
+        // Made behind the kernel's back on a mount it trusts: not seen...
+        std::fs::write(d.join("b"), b"").unwrap();
+        assert_eq!(names(&i), "a", "kept");
+        // ...until the kernel changes the tree (as its own creates do).
+        fs.changed();
+        assert_eq!(names(&i), "a,b");
+        // A listing that may move the access time goes to the host.
+        std::fs::write(d.join("c"), b"").unwrap();
+        let fs2 = HostFs::with(svc.clone(), false);
+        let _root2 = fs2.root().unwrap();
+        let p = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap();
+        let old = [libc::timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        }; 2];
+        // SAFETY: a path and two timespecs we made.
+        assert_eq!(
+            unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), old.as_ptr(), 0) },
+            0
+        );
+        let j = fs2.walk_cached(svc.root(), b"d").unwrap();
+        assert_eq!(names(&j), "a,b,c");
+        std::fs::write(d.join("e"), b"").unwrap();
+        assert_eq!(names(&j), "a,b,c,e", "its access time is old: not kept");
+        // Revalidated: every listing is the host's.
+        settle();
+        let fs3 = HostFs::with(svc.clone(), true);
+        let _root3 = fs3.root().unwrap();
+        let k = fs3.walk_cached(svc.root(), b"d").unwrap();
+        assert_eq!(names(&k), "a,b,c,e");
+        std::fs::write(d.join("f"), b"").unwrap();
+        assert_eq!(names(&k), "a,b,c,e,f");
+        let kept = listing_bytes(&i.list().unwrap());
+        assert_eq!(fs.listed.get(), kept);
+        // Past the mount's budget a listing is not kept.
+        let big: Vec<DirEntry> = (0..LISTED_MAX / 256)
+            .map(|n| DirEntry {
+                name: format!("{n:0>255}").into_bytes(),
+                ino: n as u64,
+                kind: FileType::Regular,
+            })
+            .collect();
+        i.keep_listing(Some((fs.gens.stamp(), big)));
+        assert!(i.listing.borrow().is_none() && fs.listed.get() == 0);
+        // Unmounted: the cached walks go, and their listings with them.
+        drop((i, j, k, _root, _root2, _root3));
+        assert_eq!(
+            fs.listed.get() + fs2.listed.get() + fs3.listed.get(),
+            0,
+            "dropped with their inodes"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A file's own change (a read's access time, a write) makes only
     /// that file's attributes stale, through every inode of it (its
     /// other names); a change of the tree makes every file's stale; past
     /// the most files remembered, everything read before is stale.
     #[test]
     fn a_files_own_change_makes_only_its_attributes_stale() {
-        let g = Generations::new();
+        let g = Generations::new(AtimeRule::ALWAYS);
         let (a, b) = ((1, 10), (1, 11));
         let before = g.stamp();
         assert!(g.current(a, before) && g.current(b, before));

@@ -61,6 +61,7 @@ impl FileType {
     }
 }
 
+#[derive(Clone)]
 pub struct DirEntry {
     pub name: Vec<u8>,
     pub ino: u64,

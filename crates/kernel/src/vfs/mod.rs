@@ -3,6 +3,7 @@
 //! filesystems: host files through the gofer, tmpfs, procfs, sysfs,
 //! devfs, pipes.
 
+pub mod atime;
 pub mod dentry;
 pub mod devfs;
 pub mod devpts;

@@ -149,12 +149,7 @@ fn sys_statfs(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     let d = k.lookup(tid, &p, true)?;
     let mut s = d.inode.statfs(k)?;
     if d.mount.readonly {
-        // f_flags follows f_frsize (libc hides it in padding).
-        // SAFETY: statfs is 120 bytes; byte 80 is f_flags.
-        unsafe {
-            *((&mut s as *mut libc::statfs as *mut u8).add(80) as *mut i64) |=
-                libc::ST_RDONLY as i64
-        };
+        *crate::vfs::atime::statfs_flags(&mut s) |= libc::ST_RDONLY as i64;
     }
     put_statfs(k, tid, a[1], &s)
 }
