@@ -263,6 +263,26 @@ pub enum Request {
     Stats,
 }
 
+impl Request {
+    /// What it asks, in a few words (for the agent's debug log).
+    pub fn what(&self) -> String {
+        match self {
+            Request::Run {
+                container, init, ..
+            } => format!(
+                "run {} in {}",
+                if *init { "the init" } else { "a process" },
+                container.id
+            ),
+            Request::Signal {
+                container, signal, ..
+            } => format!("signal {signal} to {container}"),
+            Request::Ps { container } => format!("ps of {container}"),
+            Request::Stats => "stats".to_string(),
+        }
+    }
+}
+
 /// Answer to `Run` once the process exists.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Started {

@@ -58,6 +58,9 @@ impl Runtime {
                     if !running || std::time::Instant::now() > deadline {
                         return Err(e);
                     }
+                    // In the log (the shim's, at containerd's debug level):
+                    // where a slow exec waited.
+                    tracing::debug!("container {id}: the guest agent is not ready yet: {e:#}");
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
             }

@@ -322,7 +322,7 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
     let (exit_r, exit_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
 
-    let _spawn = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+    let spawning = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
     let mut waiters = super::reaper::lock();
     // SAFETY: unshare/setns of this thread's pid namespace for children.
     unsafe {
@@ -370,6 +370,9 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
     super::sys::log(&format!("cloned {pid}"));
     super::reaper::register(&mut waiters, pid, exit_w);
     drop(waiters);
+    // The next start need not wait for this one's exec (a child slow to
+    // exec from the share would hold every other Run up).
+    drop(spawning);
     drop(err_w);
     // The child's ends close here; the error pipe closes on its exec.
     let mut msg = Vec::new();

@@ -268,6 +268,10 @@ pub fn boot() -> ! {
             )
         };
         if c < 0 {
+            // Not a busy loop of pid 1 on a persistent error (out of
+            // descriptors or memory): the host's connection waits.
+            sys::log(&format!("accept: {}", std::io::Error::last_os_error()));
+            std::thread::sleep(std::time::Duration::from_millis(10));
             continue;
         }
         // SAFETY: the accepted descriptor is ours.

@@ -34,8 +34,16 @@ pub fn serve(mut s: UnixStream) {
             Ok(r) => r,
             Err(e) => return failure(&mut s, &format!("bad request: {e}")),
         },
-        _ => return,
+        other => {
+            super::sys::log(&format!(
+                "a session ended before its request: {:?}",
+                other.map(|(kind, p)| (kind, p.len()))
+            ));
+            return;
+        }
     };
+    // Where a session got to, when a request seems lost.
+    super::sys::log(&format!("request: {}", req.what()));
     match req {
         Request::Run {
             container: c,
