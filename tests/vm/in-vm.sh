@@ -99,10 +99,11 @@ echo "     exec round trip: $(since "$t")"
 [ $rc = 5 ] && ok "exec: exit 5 comes back as 5" || bad "exec status $rc"
 [ -n "$out" ] && [ "$out" = "$(cat "$W/long/rootfs/boot_id")" ] && ok "exec runs in the same guest" || bad "exec's boot id '$out' is not the init's '$(cat "$W/long/rootfs/boot_id")'"
 # Output the host reads late: the process has exited and the guest has
-# closed its side while much of it still waits in the VMM for the host
-# stream, and all of it, then the exit status, must come through.
-n=$( ( $A exec vme2e-l1 sh -c 'head -c 3000000 /dev/zero | tr "\0" x; exit 6'; echo $? > "$W/big.rc" ) | (sleep 2; wc -c | tr -d " ") )
-[ "$n" = 3000000 ] && [ "$(cat "$W/big.rc")" = 6 ] && ok "exec output read late: all 3000000 bytes, then exit 6" || bad "exec output read late: $n bytes, status $(cat "$W/big.rc")"
+# closed its side while part of it still waits in the VMM for the host
+# stream (more than the relay's pipe and socket hold, less than the
+# guest's credit), and all of it, then the exit status, must come through.
+n=$( ( $A exec vme2e-l1 sh -c 'head -c 400000 /dev/zero | tr "\0" x; exit 6'; echo $? > "$W/big.rc" ) | (sleep 2; wc -c | tr -d " ") )
+[ "$n" = 400000 ] && [ "$(cat "$W/big.rc")" = 6 ] && ok "exec output read late: all 400000 bytes, then exit 6" || bad "exec output read late: $n bytes, status $(cat "$W/big.rc")"
 # exec with a terminal: the master goes to a console socket (runc's
 # protocol, as containerd's shim asks); the guest gives the process a
 # terminal of its own.
