@@ -101,8 +101,9 @@ echo "     exec round trip: $(since "$t")"
 # Output the host reads late: the process has exited and the guest has
 # closed its side while part of it still waits in the VMM for the host
 # stream (more than the relay's pipe and socket hold, less than the
-# guest's credit), and all of it, then the exit status, must come through.
-n=$( ( $A exec vme2e-l1 sh -c 'head -c 400000 /dev/zero | tr "\0" x; exit 6'; echo $? > "$W/big.rc" ) | (sleep 2; wc -c | tr -d " ") )
+# guest's credit), past the guest's 8 s close timeout (its reset), and all
+# of it, then the exit status, must come through.
+n=$( ( $A exec vme2e-l1 sh -c 'head -c 400000 /dev/zero | tr "\0" x; exit 6'; echo $? > "$W/big.rc" ) | (sleep 10; wc -c | tr -d " ") )
 [ "$n" = 400000 ] && [ "$(cat "$W/big.rc")" = 6 ] && ok "exec output read late: all 400000 bytes, then exit 6" || bad "exec output read late: $n bytes, status $(cat "$W/big.rc")"
 # exec with a terminal: the master goes to a console socket (runc's
 # protocol, as containerd's shim asks); the guest gives the process a

@@ -370,10 +370,11 @@ pub fn run(c: &Container, p: &Process, init: bool) -> io::Result<Child> {
     super::sys::log(&format!("cloned {pid}"));
     super::reaper::register(&mut waiters, pid, exit_w);
     drop(waiters);
-    // The next start need not wait for this one's exec (a child slow to
-    // exec from the share would hold every other Run up).
-    drop(spawning);
     drop(err_w);
+    // The next start need not wait for this one's exec (a child slow to
+    // exec from the share would hold every other Run up); its child must
+    // not inherit this one's error pipe, closed just above.
+    drop(spawning);
     // The child's ends close here; the error pipe closes on its exec.
     let mut msg = Vec::new();
     let mut buf = [0u8; 256];

@@ -250,7 +250,9 @@ impl HostInode {
     /// where its cached metadata is authoritative in the same way.
     fn list(&self) -> SysResult<Vec<DirEntry>> {
         let gens = &self.fs.gens;
-        let keep = !self.fs.revalidate && self.fs.svc.direct();
+        let keep = !self.fs.revalidate
+            && self.fs.svc.direct()
+            && gens.atime.for_file(self.id.0, true) != Atime::Always;
         if gens.read_moves_atime(self.id, true) {
             // A host listing may move the access time, and only this
             // directory's: its attributes (through any inode of it) are
@@ -337,6 +339,10 @@ fn bump(g: &Cell<u64>) {
     g.set(g.get().wrapping_add(1));
 }
 
+/// Most files a [`Generations`] knows to be settled: one per cached walk
+/// (every walk reads a file's attributes), 40 bytes each.
+const SETTLED_MAX: usize = CACHE_MAX;
+
 /// Most files whose changes a [`FileChanges`] remembers.
 const FILE_CHANGES_MAX: usize = 4096;
 
@@ -411,7 +417,7 @@ pub struct Generations {
     atime: AtimeRule,
     /// Files whose access time a read leaves (by attributes read at the
     /// stamp, valid while it is current): (device, inode) → (access time
-    /// in seconds, stamp). Emptied past `FILE_CHANGES_MAX` files.
+    /// in seconds, stamp). Emptied past `SETTLED_MAX` files.
     settled: RefCell<Settled>,
 }
 
@@ -441,7 +447,7 @@ impl Generations {
         }
         let mut settled = self.settled.borrow_mut();
         if atime::relatime_settled(st) {
-            if settled.len() >= FILE_CHANGES_MAX && !settled.contains_key(&id) {
+            if settled.len() >= SETTLED_MAX && !settled.contains_key(&id) {
                 settled.clear();
             }
             settled.insert(id, (st.st_atime, at));
@@ -508,9 +514,12 @@ impl HostFs {
     pub fn at(svc: Rc<dyn FileService>, root_fid: Fid, revalidate: bool) -> Rc<HostFs> {
         // Where the host may change files, their attributes are asked
         // for again anyway; a trusted mount's rule comes from its flags.
-        let atime = match (revalidate, svc.statfs(root_fid), svc.stat(root_fid)) {
-            (false, Ok(sf), Ok(st)) => AtimeRule::of_mount(&sf, st.st_dev),
-            _ => AtimeRule::ALWAYS,
+        let atime = match revalidate {
+            false => match (svc.statfs(root_fid), svc.stat(root_fid)) {
+                (Ok(sf), Ok(st)) => AtimeRule::of_mount(&sf, st.st_dev),
+                _ => AtimeRule::ALWAYS,
+            },
+            true => AtimeRule::ALWAYS,
         };
         Rc::new(HostFs {
             svc,
@@ -1537,11 +1546,15 @@ mod tests {
         let svc = direct_service(&dir);
         let fs = HostFs::with(svc.clone(), false);
         let _root = fs.root().unwrap();
-        assert_eq!(
-            fs.gens.atime.dirs,
-            Atime::Relative,
-            "the tests' temporary directory is on a relatime mount of a local file system"
-        );
+        if fs.gens.atime.dirs != Atime::Relative {
+            // (CI's machines have it on ext4 with relatime.)
+            eprintln!(
+                "skipped: the temporary directory is not on a relatime mount of a local file system ({:?})",
+                fs.gens.atime
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+            return;
+        }
         let i = fs.walk_cached(svc.root(), b"d").unwrap();
         assert_eq!(names(&i), "a");
         // Made behind the kernel's back on a mount it trusts: not seen...

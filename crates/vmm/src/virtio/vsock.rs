@@ -121,6 +121,9 @@ struct Conn {
     /// The guest shut both ways down: the connection goes once what it
     /// sent has reached the host stream.
     closing: bool,
+    /// The guest reset it meanwhile: it is the host stream's alone until
+    /// then (no credit update, no reset is sent).
+    detached: bool,
 }
 
 impl Conn {
@@ -347,6 +350,7 @@ impl Worker {
                 guest_no_recv: false,
                 eof_told: false,
                 closing: false,
+                detached: false,
             },
         );
         self.handshake(fd);
@@ -418,11 +422,10 @@ impl Worker {
             self.handshake(fd);
             return;
         }
-        if c.state == ConnState::Connecting
-            && ev.intersects(EventSet::READ_HANG_UP | EventSet::HANG_UP)
-        {
-            // The host side gave up waiting for the guest (its handshake
-            // timed out): the guest is told, nothing of it is kept.
+        if c.state == ConnState::Connecting && ev.contains(EventSet::HANG_UP) {
+            // The host side closed while waiting for the guest (its
+            // handshake timed out; a half close, a client done writing,
+            // still waits): the guest is told, nothing of it is kept.
             self.reset(fd);
             return;
         }
@@ -449,21 +452,24 @@ impl Worker {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(_) => {
-                    // The host side is gone: reset.
-                    self.reset(fd);
+                    // The host side is gone: reset (the guest is told
+                    // unless it reset first).
+                    let tell_guest = !c.detached;
+                    self.close(fd, tell_guest);
                     return;
                 }
             }
         }
         let c = &self.conns[&fd];
         if c.to_host.is_empty() && c.closing {
-            self.reset(fd);
+            let tell_guest = !c.detached;
+            self.close(fd, tell_guest);
             return;
         }
         if c.to_host.is_empty() && c.guest_no_send {
             let _ = c.stream.shutdown(std::net::Shutdown::Write);
         }
-        if c.fwd_cnt.wrapping_sub(c.fwd_told) >= CONN_BUF / 4 {
+        if !c.detached && c.fwd_cnt.wrapping_sub(c.fwd_told) >= CONN_BUF / 4 {
             let h = self.hdr(c, OP_CREDIT_UPDATE);
             self.conns.get_mut(&fd).unwrap().fwd_told = h.fwd_cnt;
             self.control.push_back(h);
@@ -551,6 +557,14 @@ impl Worker {
                 if c.stream.write_all(line.as_bytes()).is_err() {
                     self.reset(fd);
                 }
+            }
+            OP_RST if c.closing && !c.to_host.is_empty() => {
+                // The guest gave up waiting for the host to read (its close
+                // times out after 8 s): what it sent is still delivered,
+                // then the stream closes; the guest hears nothing more.
+                c.detached = true;
+                let key = (c.local_port, c.peer_port);
+                self.by_port.remove(&key);
             }
             OP_RST => {
                 self.close(fd, false);
