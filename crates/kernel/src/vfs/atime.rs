@@ -109,16 +109,21 @@ pub fn statfs_flags(sf: &mut libc::statfs) -> &mut i64 {
 }
 
 /// Whether, by `st` (read from the host), a read leaves the access time
-/// under `relatime` (while it is not a day old: [`settled_at`]).
+/// under `relatime` (while it is not a day old: [`settled_for`]).
 pub fn relatime_settled(st: &libc::stat) -> bool {
     let a = (st.st_atime, st.st_atime_nsec);
     a > (st.st_mtime, st.st_mtime_nsec) && a > (st.st_ctime, st.st_ctime_nsec)
 }
 
-/// Whether an access time of `atime_secs`, settled by
-/// [`relatime_settled`], still stays at a read at `now_secs`.
-pub fn settled_at(atime_secs: i64, now_secs: i64) -> bool {
-    now_secs.saturating_sub(atime_secs) < DAY_SECS - DAY_SLACK_SECS
+/// How much longer, from `now_secs`, an access time of `atime_secs`
+/// settled by [`relatime_settled`] stays at a read (None: no longer). A
+/// duration, so that reads, which are many, compare it with the kernel's
+/// monotonic clock instead of reading the realtime clock each.
+pub fn settled_for(atime_secs: i64, now_secs: i64) -> Option<std::time::Duration> {
+    let left = atime_secs
+        .saturating_add(DAY_SECS - DAY_SLACK_SECS)
+        .saturating_sub(now_secs);
+    (left > 0).then(|| std::time::Duration::from_secs(left as u64))
 }
 
 /// The host's realtime clock, in seconds.
@@ -183,8 +188,16 @@ mod tests {
         assert!(!relatime_settled(&st), "equal to the modification time");
         set(&mut st, (100, 0), (50, 0), (100, 5));
         assert!(!relatime_settled(&st), "before the change time");
-        assert!(settled_at(1000, 1000 + DAY_SECS - DAY_SLACK_SECS - 1));
-        assert!(!settled_at(1000, 1000 + DAY_SECS - DAY_SLACK_SECS));
-        assert!(!settled_at(1000, 1000 + DAY_SECS));
+        let day = DAY_SECS - DAY_SLACK_SECS;
+        assert_eq!(
+            settled_for(1000, 1000),
+            Some(std::time::Duration::from_secs(day as u64))
+        );
+        assert_eq!(
+            settled_for(1000, 1000 + day - 1),
+            Some(std::time::Duration::from_secs(1))
+        );
+        assert_eq!(settled_for(1000, 1000 + day), None);
+        assert_eq!(settled_for(1000, 1000 + DAY_SECS), None);
     }
 }

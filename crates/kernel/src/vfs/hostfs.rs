@@ -416,16 +416,17 @@ pub struct Generations {
     /// How reads on this file system's host mount move access times.
     atime: AtimeRule,
     /// Files whose access time a read leaves (by attributes read at the
-    /// stamp, valid while it is current): (device, inode) → (access time
-    /// in seconds, stamp). Emptied past `SETTLED_MAX` files.
+    /// stamp, valid while it is current): (device, inode) → (until when on
+    /// the kernel's clock, stamp). Emptied past `SETTLED_MAX` files.
     settled: RefCell<Settled>,
 }
 
 /// When an inode's attributes were read: (tree generation, file serial).
 type Stamp = (u64, u64);
 
-/// (device, inode) → (access time in seconds, when it was read).
-type Settled = HashMap<(u64, u64), (i64, Stamp), foldhash::fast::RandomState>;
+/// (device, inode) → (until when reads leave its access time, when its
+/// attributes were read).
+type Settled = HashMap<(u64, u64), (Instant, Stamp), foldhash::fast::RandomState>;
 
 impl Generations {
     fn new(atime: AtimeRule) -> Generations {
@@ -446,13 +447,17 @@ impl Generations {
             return;
         }
         let mut settled = self.settled.borrow_mut();
-        if atime::relatime_settled(st) {
-            if settled.len() >= SETTLED_MAX && !settled.contains_key(&id) {
-                settled.clear();
+        let left = atime::settled_for(st.st_atime, atime::now_secs());
+        match left.filter(|_| atime::relatime_settled(st)) {
+            Some(left) => {
+                if settled.len() >= SETTLED_MAX && !settled.contains_key(&id) {
+                    settled.clear();
+                }
+                settled.insert(id, (crate::clock::now() + left, at));
             }
-            settled.insert(id, (st.st_atime, at));
-        } else {
-            settled.remove(&id);
+            None => {
+                settled.remove(&id);
+            }
         }
     }
 
@@ -470,10 +475,10 @@ impl Generations {
             Atime::Never => false,
             Atime::Always => true,
             Atime::Relative => {
-                let Some(&(atime_secs, at)) = self.settled.borrow().get(&id) else {
+                let Some(&(until, at)) = self.settled.borrow().get(&id) else {
                     return true;
                 };
-                !(self.current(id, at) && atime::settled_at(atime_secs, atime::now_secs()))
+                !(self.current(id, at) && crate::clock::now() < until)
             }
         }
     }
@@ -1521,26 +1526,19 @@ mod tests {
             v.sort();
             v.join(",")
         };
-        // The directory's access time after its other times: a listing
-        // leaves it (relatime, this machine's default).
+        // The directory's access and modification times (seconds).
+        let set_times = |atime: u64, mtime: u64| {
+            let at = |secs| std::time::UNIX_EPOCH + Duration::from_secs(secs);
+            let times = std::fs::FileTimes::new()
+                .set_accessed(at(atime))
+                .set_modified(at(mtime));
+            std::fs::File::open(&d).unwrap().set_times(times).unwrap();
+        };
+        // Its access time after its other times: a listing leaves it
+        // (relatime, this machine's default).
         let settle = || {
-            let now = super::atime::now_secs();
-            let ts = [
-                libc::timespec {
-                    tv_sec: now + 60,
-                    tv_nsec: 0,
-                },
-                libc::timespec {
-                    tv_sec: now - 60,
-                    tv_nsec: 0,
-                },
-            ];
-            let p = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap();
-            // SAFETY: a path and two timespecs we made.
-            assert_eq!(
-                unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), ts.as_ptr(), 0) },
-                0
-            );
+            let now = super::atime::now_secs() as u64;
+            set_times(now + 60, now - 60);
         };
         settle();
         let svc = direct_service(&dir);
@@ -1567,16 +1565,7 @@ mod tests {
         std::fs::write(d.join("c"), b"").unwrap();
         let fs2 = HostFs::with(svc.clone(), false);
         let _root2 = fs2.root().unwrap();
-        let p = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap();
-        let old = [libc::timespec {
-            tv_sec: 1,
-            tv_nsec: 0,
-        }; 2];
-        // SAFETY: a path and two timespecs we made.
-        assert_eq!(
-            unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), old.as_ptr(), 0) },
-            0
-        );
+        set_times(1, 1);
         let j = fs2.walk_cached(svc.root(), b"d").unwrap();
         assert_eq!(names(&j), "a,b,c");
         std::fs::write(d.join("e"), b"").unwrap();
