@@ -292,6 +292,7 @@ impl Kernel {
         let signal_fd = setup_host_signals().map_err(|e| fail(format!("signals: {e}")))?;
         let mf =
             MemoryFile::create(PLATFORM_REGION).map_err(|e| fail(format!("memory file: {e}")))?;
+        mf.defer_release();
         let platform = AnyPlatform::new(config.platform, mf.fd())
             .map_err(|e| fail(format!("platform {}: {e}", config.platform.name())))?;
         let poller = super::poller::Poller::new().map_err(|e| fail(format!("epoll: {e}")))?;

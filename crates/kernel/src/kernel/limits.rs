@@ -95,6 +95,7 @@ impl Kernel {
         if self.mf.resident().saturating_add(bytes) <= limit {
             return Ok(());
         }
+        self.mf.release_retired();
         if self.container_memory(n).saturating_add(bytes) > limit {
             return Err(Errno::ENOMEM);
         }
@@ -139,9 +140,10 @@ impl Kernel {
         }
         let used = self.mf.resident() + reserve(limit);
         if used.saturating_add(bytes) > limit {
-            // Page caches kept for files no one uses go before the
-            // workload is refused memory.
-            if FileMem::drop_retained()
+            // Freed memory not yet returned to the host, then page caches
+            // kept for files no one uses, go before the workload is
+            // refused memory.
+            if (self.mf.release_retired() | FileMem::drop_retained())
                 && (self.mf.resident() + reserve(limit)).saturating_add(bytes) <= limit
             {
                 return Ok(());
@@ -154,6 +156,7 @@ impl Kernel {
     /// Memory the sandbox holds now: the memory file's pages and the
     /// kernel's share (for /proc/meminfo and sysinfo).
     pub fn memory_used(&self) -> u64 {
+        self.mf.release_retired();
         let reserved = self.config.mem_limit.map_or(16 << 20, reserve);
         self.mf.resident() + reserved
     }

@@ -247,6 +247,10 @@ impl Kernel {
                 news_from_outside();
             }
             self.platform.after_wait(ready.platform);
+            // Memory freed while stubs that mapped it were dying, now
+            // mapped by none (see `MemoryFile::defer_release`).
+            self.mf
+                .release_retired_through(self.platform.reaped_through());
             last_host_poll = Instant::now();
             if ready.signals {
                 news_from_outside();

@@ -6,6 +6,22 @@
 //! or writing workload memory is a memcpy, not a syscall. Freed ranges are
 //! punched out so their memory returns to the host (and the container's
 //! cgroup, which is charged for it).
+//!
+//! Where the kernel asks for it ([`MemoryFile::defer_release`]), freed
+//! ranges are first retired, tagged with the platform's kill count
+//! ([`crate::platform::kills`]), and punched later, once every stub
+//! process killed up to then is reaped
+//! ([`MemoryFile::release_retired_through`]). The reason is the host's
+//! cost of a punch: it unmaps the range from every process that still
+//! maps it. A process that exits or execs frees its memory just after its
+//! stub process was killed, which still maps it, often on the other CPU;
+//! each punch then zapped that stub's page tables and flushed its TLB
+//! there with an IPI (a sixth of the kernel's time in a loop of fork+exec
+//! of `/bin/true`). Once the stub is reaped, the same punch only drops the
+//! kernel's own mapping. A retired range is neither reused nor counted
+//! free until it is punched, so no one sees its old contents, and a stub
+//! that runs on for a moment after its kill cannot write into memory
+//! another process was given.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -30,7 +46,25 @@ pub struct MemoryFile {
     /// Offsets below this belong to the platform (stub code and data).
     reserved: u64,
     free: RefCell<Allocator>,
+    retired: RefCell<Retired>,
 }
+
+/// Freed ranges not punched yet (see the module's doc): offset, length
+/// and the kill count when they were freed.
+#[derive(Default)]
+struct Retired {
+    defer: bool,
+    ranges: Vec<(u64, u64, u64)>,
+}
+
+/// Retired ranges past which a free punches them all at once, whatever
+/// the kernel waits for. A bound on the list, not on memory: ranges are
+/// address space (a heap's reservation is 1 GiB of it), of which the
+/// host charges only the pages that were touched; the memory limit's
+/// checks release everything before they refuse memory
+/// (`Kernel::may_commit`), and the kernel's loop releases what is due
+/// at least once a millisecond.
+const RETIRED_MAX: usize = 4096;
 
 /// First-fit allocator over file offsets; free extents keyed by offset.
 struct Allocator {
@@ -83,8 +117,7 @@ impl std::fmt::Debug for Chunk {
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        self.file.punch(self.offset, self.len);
-        self.file.free.borrow_mut().release(self.offset, self.len);
+        self.file.retire(self.offset, self.len);
     }
 }
 
@@ -166,6 +199,7 @@ impl MemoryFile {
                 base: base as *mut u8,
                 reserved,
                 free: RefCell::new(Allocator { free, allocated: 0 }),
+                retired: RefCell::default(),
             });
             CURRENT.with(|c| *c.borrow_mut() = Some(Rc::downgrade(&mf)));
             Ok(mf)
@@ -228,6 +262,76 @@ impl MemoryFile {
             offset: off,
             len,
         }))
+    }
+
+    /// From now on, freed ranges wait for the stubs that may map them
+    /// ([`MemoryFile::release_retired_through`]), or for more than
+    /// [`RETIRED_MAX`] of them to gather, before they are punched.
+    pub fn defer_release(&self) {
+        self.retired.borrow_mut().defer = true;
+    }
+
+    /// Frees `[off, off+len)`: at once, or retired until the next sweep.
+    fn retire(&self, off: u64, len: u64) {
+        let mut r = self.retired.borrow_mut();
+        if !r.defer {
+            drop(r);
+            self.punch(off, len);
+            self.free.borrow_mut().release(off, len);
+            return;
+        }
+        r.ranges.push((off, len, crate::platform::kills()));
+        let full = r.ranges.len() > RETIRED_MAX;
+        drop(r);
+        if full {
+            self.release_retired();
+        }
+    }
+
+    /// Punches every retired range and makes it free (memory pressure:
+    /// a dying stub's mapping is unmapped with it); false if there were
+    /// none.
+    pub fn release_retired(&self) -> bool {
+        self.release_retired_through(u64::MAX)
+    }
+
+    /// Punches the retired ranges freed when the kill count was at most
+    /// `through` (adjacent ones in one call) and makes them free; false
+    /// if there were none.
+    pub fn release_retired_through(&self, through: u64) -> bool {
+        let mut ranges = {
+            let mut r = self.retired.borrow_mut();
+            if r.ranges.is_empty() {
+                return false;
+            }
+            let (due, kept): (Vec<_>, Vec<_>) =
+                r.ranges.iter().partition(|&&(_, _, kill)| kill <= through);
+            r.ranges = kept;
+            due
+        };
+        if ranges.is_empty() {
+            return false;
+        }
+        ranges.sort_unstable();
+        let mut run: Option<(u64, u64)> = None;
+        for &(off, len, _) in &ranges {
+            run = match run {
+                Some((o, l)) if o + l == off => Some((o, l + len)),
+                Some((o, l)) => {
+                    self.punch(o, l);
+                    Some((off, len))
+                }
+                None => Some((off, len)),
+            };
+        }
+        if let Some((o, l)) = run {
+            self.punch(o, l);
+        }
+        let mut free = self.free.borrow_mut();
+        for (off, len, _) in ranges {
+            free.release(off, len);
+        }
+        true
     }
 
     fn punch(&self, off: u64, len: u64) {
@@ -301,6 +405,59 @@ mod tests {
         drop(b);
         assert_eq!(f.allocated(), 0);
         assert_eq!(f.free.borrow().free.len(), 1, "extents merged");
+    }
+
+    #[test]
+    fn retired_memory_is_neither_reused_nor_zeroed_until_released() {
+        let f = MemoryFile::create(1 << 20).unwrap();
+        f.defer_release();
+        let a = f.alloc(2 * PAGE_SIZE).unwrap();
+        let b = f.alloc(PAGE_SIZE).unwrap();
+        let far = f.alloc(PAGE_SIZE).unwrap();
+        let (a_off, b_off) = (a.offset, b.offset);
+        unsafe {
+            a.ptr(0).write(7);
+            a.ptr(PAGE_SIZE).write(7);
+            b.ptr(0).write(8);
+        }
+        // `a` goes before a stub is killed, `b` after.
+        let before = crate::platform::kills();
+        drop(a);
+        let kill = crate::platform::note_kill();
+        drop(b);
+        // Retired: still counted, still holding the old bytes (a dying
+        // stub may map them), and not handed out again.
+        assert_eq!(f.allocated(), 4 * PAGE_SIZE);
+        assert_eq!(f.resident_in(a_off, 3 * PAGE_SIZE), 3 * PAGE_SIZE);
+        let c = f.alloc(PAGE_SIZE).unwrap();
+        assert!(c.offset != a_off && c.offset != b_off);
+        drop(c);
+        // While the killed stub lives, only what was freed before its
+        // kill goes.
+        assert!(f.release_retired_through(before));
+        assert_eq!(f.resident_in(a_off, 2 * PAGE_SIZE), 0, "a punched");
+        assert_eq!(f.resident_in(b_off, PAGE_SIZE), PAGE_SIZE, "b kept");
+        assert!(!f.release_retired_through(before));
+        assert!(f.release_retired_through(kill));
+        assert!(!f.release_retired(), "nothing is left to release");
+        assert_eq!(f.allocated(), PAGE_SIZE, "only `far` is left");
+        assert_eq!(f.resident_in(a_off, 3 * PAGE_SIZE), 0, "punched");
+        // Released memory is reused, and reads as zeros.
+        let d = f.alloc(3 * PAGE_SIZE).unwrap();
+        assert_eq!(d.offset, a_off);
+        assert_eq!(unsafe { d.ptr(0).read() }, 0);
+        assert_eq!(unsafe { d.ptr(2 * PAGE_SIZE).read() }, 0);
+        drop(d);
+        drop(far);
+        assert!(f.release_retired());
+        // Past the cap a free releases everything at once.
+        crate::platform::note_kill();
+        let many: Vec<_> = (0..=RETIRED_MAX)
+            .map(|_| f.alloc(PAGE_SIZE).unwrap())
+            .collect();
+        drop(many);
+        assert_eq!(f.allocated(), 0);
+        assert!(!f.release_retired());
     }
 
     #[test]

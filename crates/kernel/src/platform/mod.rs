@@ -18,6 +18,7 @@ pub mod systrap;
 pub mod vdso;
 pub mod xsave;
 
+use std::cell::Cell;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
@@ -105,6 +106,28 @@ pub enum Stop {
 #[derive(Clone)]
 pub struct FpuState(pub Vec<u8>);
 
+thread_local! {
+    static KILLS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Stub processes killed so far by this thread's platform. Memory the
+/// kernel frees is tagged with it (`MemoryFile`), and punched out once
+/// every stub killed up to then is reaped ([`Platform::reaped_through`]):
+/// a stub killed but not yet dead still maps its process's memory, and a
+/// punch would unmap it from there too, at the cost of a TLB flush on the
+/// CPU it runs on, and let it write into a freed range until it dies.
+pub fn kills() -> u64 {
+    KILLS.with(|k| k.get())
+}
+
+/// Counts a kill; returns its number.
+pub(crate) fn note_kill() -> u64 {
+    KILLS.with(|k| {
+        k.set(k.get() + 1);
+        k.get()
+    })
+}
+
 pub trait Platform {
     /// A new, empty address space.
     fn new_space(&mut self) -> std::io::Result<SpaceId>;
@@ -167,6 +190,13 @@ pub trait Platform {
     /// Called after the kernel's wait; bit i of `ready` is set if
     /// [`Platform::wakeup_fds`]`()[i]` was readable.
     fn after_wait(&mut self, _ready: u32) {}
+    /// The highest kill number ([`kills`]) up to which every stub
+    /// process the platform killed is gone (reaped): memory freed since
+    /// its kill is mapped by no stub any more. A platform whose stubs die
+    /// before `drop_space` returns says every one.
+    fn reaped_through(&self) -> u64 {
+        u64::MAX
+    }
     /// Address of the vDSO every address space has, for `AT_SYSINFO_EHDR`.
     fn vdso(&self) -> Option<u64> {
         None
@@ -288,6 +318,9 @@ impl Platform for AnyPlatform {
     }
     fn after_wait(&mut self, ready: u32) {
         each!(self, p => p.after_wait(ready))
+    }
+    fn reaped_through(&self) -> u64 {
+        each!(self, p => p.reaped_through())
     }
     fn vdso(&self) -> Option<u64> {
         each!(self, p => p.vdso())

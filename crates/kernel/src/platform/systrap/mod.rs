@@ -156,6 +156,8 @@ fn load_callee_saved(region: *mut u8, t: &mut Thread) {
 struct Dying {
     ctl: u64,
     areas: Vec<u64>,
+    /// Its number among kills (`super::kills`).
+    kill: u64,
 }
 
 /// How the handoffs went (see `Platform::counters`): the costly cases
@@ -1298,6 +1300,7 @@ impl Platform for SystrapPlatform {
             Dying {
                 ctl: sp.ctl,
                 areas: sp.areas.iter().map(|(_, mf)| *mf).collect(),
+                kill: super::note_kill(),
             },
         );
     }
@@ -1733,6 +1736,14 @@ impl Platform for SystrapPlatform {
             {}
             self.reap();
         }
+    }
+
+    fn reaped_through(&self) -> u64 {
+        self.dying
+            .values()
+            .map(|d| d.kill - 1)
+            .min()
+            .unwrap_or_else(super::kills)
     }
 
     fn vdso(&self) -> Option<u64> {
