@@ -149,6 +149,33 @@ fn futexes_processes_and_argument_edges_behave_as_linux() {
     );
 }
 
+/// execve's arguments: thousands of strings, strings and pointers across
+/// pages, strings in a file mapping, every way to fault, and the length
+/// limits (the kernel reads them a page at a time: these are its edges).
+#[test]
+fn exec_arguments_behave_as_linux() {
+    let (native, user) = both_levels("compat_execargs");
+    assert_same(
+        "compat_execargs",
+        &native,
+        &user,
+        &[
+            "3000 packed strings: ran, status 0",
+            "a string and a pointer across pages: ran, status 0",
+            "strings in a file mapping: ran, status 0",
+            "a string pointer into an unmapped page: EFAULT",
+            "a string that runs into an unmapped page: EFAULT",
+            "a pointer array without its terminator: EFAULT",
+            "an unmapped pointer array: EFAULT",
+            "a string that runs into a PROT_NONE page: EFAULT",
+            "a string pointer into a PROT_NONE page: EFAULT",
+            "a string of 128 KiB with its NUL: ran, status 0",
+            "a string one byte longer: E2BIG",
+            "3 MiB of arguments: E2BIG",
+        ],
+    );
+}
+
 #[test]
 fn pi_futexes_behave_as_linux() {
     let (native, user) = both_levels("compat_futex_pi");

@@ -261,14 +261,8 @@ impl Kernel {
         }
         let g = self.groups.get_mut(&tgid).unwrap();
         g.exe = exe_path;
-        g.cmdline = argv
-            .iter()
-            .flat_map(|a| a.iter().copied().chain([0u8]))
-            .collect();
-        g.environ = envp
-            .iter()
-            .flat_map(|a| a.iter().copied().chain([0u8]))
-            .collect();
+        g.cmdline = nul_joined(&argv);
+        g.environ = nul_joined(&envp);
         g.cred = cred;
         // A new image is dumpable unless the process ran with other
         // effective ids than its real ones or cannot read the program
@@ -382,4 +376,16 @@ impl Kernel {
         let sp = stack::build_stack(mm, top, argv, envp, execfn, &auxv)?;
         Ok((entry, sp))
     }
+}
+
+/// The strings each followed by a NUL, in one buffer (/proc/PID/cmdline
+/// and environ). Copied a string at a time: an `xargs` child's are
+/// 128 KiB.
+fn nul_joined(strings: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(strings.iter().map(|s| s.len() + 1).sum());
+    for s in strings {
+        out.extend_from_slice(s);
+        out.push(0);
+    }
+    out
 }

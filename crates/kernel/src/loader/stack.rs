@@ -58,29 +58,29 @@ pub fn build_stack(
     execfn: &[u8],
     auxv: &[(u64, u64)],
 ) -> SysResult<u64> {
-    let mut sp = top;
-    let push_bytes = |data: &[u8], sp: &mut u64| -> SysResult<u64> {
-        *sp -= data.len() as u64;
-        mm.write_bytes(*sp, data)?;
-        Ok(*sp)
-    };
-    let cstr = |s: &[u8], sp: &mut u64| -> SysResult<u64> {
-        let mut v = s.to_vec();
-        v.push(0);
-        push_bytes(&v, sp)
-    };
-    let execfn_addr = cstr(execfn, &mut sp)?;
-    let mut env_addrs = Vec::with_capacity(envp.len());
-    for e in envp.iter().rev() {
-        env_addrs.push(cstr(e, &mut sp)?);
+    // The strings, from the top down: the program's name, the
+    // environment, the arguments, the platform; each in one piece, so
+    // from the lowest address up the platform comes first. Written in
+    // one copy (an `xargs` child has thousands).
+    let strings: Vec<&[u8]> = std::iter::once(&b"x86_64"[..])
+        .chain(argv.iter().map(|a| &a[..]))
+        .chain(envp.iter().map(|e| &e[..]))
+        .chain(std::iter::once(execfn))
+        .collect();
+    let size: usize = strings.iter().map(|s| s.len() + 1).sum();
+    let mut sp = top.checked_sub(size as u64).ok_or(Errno::E2BIG)?;
+    let mut area = Vec::with_capacity(size);
+    let mut addrs = Vec::with_capacity(strings.len());
+    for s in &strings {
+        addrs.push(sp + area.len() as u64);
+        area.extend_from_slice(s);
+        area.push(0);
     }
-    env_addrs.reverse();
-    let mut arg_addrs = Vec::with_capacity(argv.len());
-    for a in argv.iter().rev() {
-        arg_addrs.push(cstr(a, &mut sp)?);
-    }
-    arg_addrs.reverse();
-    let platform = cstr(b"x86_64", &mut sp)?;
+    mm.write_bytes(sp, &area)?;
+    let platform = addrs[0];
+    let arg_addrs = &addrs[1..1 + argv.len()];
+    let env_addrs = &addrs[1 + argv.len()..1 + argv.len() + envp.len()];
+    let execfn_addr = addrs[addrs.len() - 1];
     let mut rnd = [0u8; 16];
     crate::kernel::random::fill(&mut rnd);
     sp &= !15;
@@ -90,9 +90,9 @@ pub fn build_stack(
 
     let mut words: Vec<u64> = Vec::new();
     words.push(argv.len() as u64);
-    words.extend(&arg_addrs);
+    words.extend(arg_addrs);
     words.push(0);
-    words.extend(&env_addrs);
+    words.extend(env_addrs);
     words.push(0);
     for &(k, v) in auxv {
         words.push(k);
@@ -110,7 +110,10 @@ pub fn build_stack(
     if top - sp > 1 << 20 {
         return Err(Errno::E2BIG);
     }
-    let buf: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let mut buf = Vec::with_capacity(words.len() * 8);
+    for w in &words {
+        buf.extend_from_slice(&w.to_ne_bytes());
+    }
     mm.write_bytes(sp, &buf)?;
     Ok(sp)
 }

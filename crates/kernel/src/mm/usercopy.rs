@@ -41,6 +41,9 @@ unsafe impl Pod for libc::sockaddr_storage {}
 unsafe impl Pod for libc::epoll_event {}
 unsafe impl Pod for libc::linger {}
 
+/// Pointers in a page.
+const PAGE_WORDS: usize = crate::arch::PAGE_SIZE as usize / 8;
+
 /// Maximum length of a path or string argument (PATH_MAX).
 pub const PATH_MAX: usize = 4096;
 
@@ -180,25 +183,79 @@ impl AddressSpace {
         }
     }
 
-    /// A NULL-terminated array of string pointers (argv, envp).
+    /// A NULL-terminated array of string pointers (argv, envp), as
+    /// Linux's execve reads it: each string at most 128 KiB, the whole at
+    /// most 2 MiB (counting a pointer per string), EFAULT where a pointer
+    /// or a string is not readable.
+    ///
+    /// `xargs` hands a program thousands of them, so the common case does
+    /// no lookup per string: the pointers are read a page at a time, and
+    /// a string that ends inside the page the last one was found in is
+    /// taken from there. Only pages Linux reads too are touched (the rest
+    /// of a page it reads a pointer or a string from); everything else
+    /// goes through [`AddressSpace::read_cstr`].
     pub fn read_cstr_array(&self, mut addr: u64) -> SysResult<Vec<Vec<u8>>> {
+        const STRING_MAX: usize = 128 * 1024;
+        const TOTAL_MAX: usize = 2 * 1024 * 1024;
         let mut out = Vec::new();
         let mut total = 0usize;
         if addr == 0 {
             return Ok(out);
         }
+        let mut words = [0u64; PAGE_WORDS];
+        let mut page: Option<(u64, &[u8])> = None;
         loop {
-            let p: u64 = self.read_val(addr)?;
-            if p == 0 {
-                return Ok(out);
+            // The pointers from `addr` to the end of its page (one, if
+            // it straddles two pages).
+            let left = (crate::arch::PAGE_SIZE - addr % crate::arch::PAGE_SIZE) as usize;
+            let n = (left / 8).max(1);
+            // SAFETY: u64s have no invalid bit patterns; n <= PAGE_WORDS.
+            let bytes =
+                unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, n * 8) };
+            self.read_bytes(addr, bytes)?;
+            for &p in &words[..n] {
+                if p == 0 {
+                    return Ok(out);
+                }
+                let s = match self.cstr_in_page(p, &mut page) {
+                    Some(s) => s.to_vec(),
+                    // Longer than MAX_ARG_STRLEN: E2BIG, as Linux.
+                    None => self.read_cstr(p, STRING_MAX).map_err(|e| match e {
+                        Errno::ENAMETOOLONG => Errno::E2BIG,
+                        e => e,
+                    })?,
+                };
+                total += s.len() + 1 + 8;
+                if total > TOTAL_MAX {
+                    return Err(Errno::E2BIG);
+                }
+                out.push(s);
             }
-            let s = self.read_cstr(p, 128 * 1024)?;
-            total += s.len() + 1 + 8;
-            if total > 2 * 1024 * 1024 {
-                return Err(Errno::E2BIG);
-            }
-            out.push(s);
-            addr += 8;
+            addr += n as u64 * 8;
         }
+    }
+
+    /// The string at `p` if it ends inside the readable page `page` holds
+    /// (the kernel's view of it), or else inside `p`'s own page, which
+    /// `page` then holds. None: the string crosses a page, or `p` is not
+    /// plainly readable (the caller's slow path says why).
+    fn cstr_in_page<'a>(&'a self, p: u64, page: &mut Option<(u64, &'a [u8])>) -> Option<&'a [u8]> {
+        let start = p - p % crate::arch::PAGE_SIZE;
+        if page.is_none_or(|(s, _)| s != start) {
+            let v = self.find(start)?;
+            if v.prot & libc::PROT_READ == 0 {
+                return None;
+            }
+            let (ptr, n) = v.kernel_span(start, crate::arch::PAGE_SIZE, false).ok()?;
+            // SAFETY: the kernel's mapping of a mapped page, valid for n
+            // bytes while the address space is borrowed (only the kernel
+            // changes it, and it is here).
+            *page = Some((start, unsafe {
+                std::slice::from_raw_parts(ptr, n as usize)
+            }));
+        }
+        let (_, bytes) = (*page)?;
+        let from = bytes.get((p - start) as usize..)?;
+        memchr::memchr(0, from).map(|i| &from[..i])
     }
 }

@@ -1,5 +1,6 @@
 //! Mounts: which filesystem is seen at which directory.
 
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use super::dentry::Dentry;
@@ -25,6 +26,12 @@ pub struct Mount {
 pub struct MountTable {
     mounts: Vec<Rc<Mount>>,
     next_id: u32,
+    /// (mount, inode) of every mountpoint. A path walk asks [`covering`]
+    /// at each component and the answer is nearly always no: one hash
+    /// lookup instead of a look at every mount.
+    ///
+    /// [`covering`]: MountTable::covering
+    covered: HashSet<(u32, (u64, u64))>,
 }
 
 impl MountTable {
@@ -45,6 +52,7 @@ impl MountTable {
         MountTable {
             mounts: vec![m],
             next_id: 2,
+            covered: HashSet::new(),
         }
     }
 
@@ -70,6 +78,7 @@ impl MountTable {
         nosuid: bool,
     ) -> Rc<Mount> {
         let ns = at.mount.ns;
+        self.covered.insert((at.mount.id, at.inode.id()));
         let m = Rc::new(Mount {
             id: self.next_id,
             root: fs,
@@ -119,12 +128,21 @@ impl MountTable {
     pub fn drop_ns(&mut self, ns: u32) {
         if ns != 0 {
             self.mounts.retain(|m| m.ns != ns);
+            self.covered = self
+                .mounts
+                .iter()
+                .filter_map(|m| m.mountpoint.as_ref())
+                .map(|mp| (mp.mount.id, mp.inode.id()))
+                .collect();
         }
     }
 
     /// The mount covering dentry `d`, if any (topmost first).
     pub fn covering(&self, d: &Dentry) -> Option<Rc<Mount>> {
         let want = (d.mount.id, d.inode.id());
+        if !self.covered.contains(&want) {
+            return None;
+        }
         self.mounts
             .iter()
             .rev()

@@ -1,0 +1,156 @@
+/* execve's arguments as Linux reads them: thousands of strings (what
+ * xargs hands a program), strings and pointer arrays that cross a page,
+ * strings in a file mapping, and each way to get them wrong (a pointer
+ * or a string in an unmapped or PROT_NONE page, a string that runs into
+ * one, a missing terminator, a string or a total too long). The kernel
+ * reads a page of pointers at a time and finds strings inside the page
+ * it read last; these are the edges of that. Compared line by line with
+ * the host. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PG 4096
+
+static char *self;
+
+/* The child: prints how many arguments came and a digest of them. */
+static int child(int argc, char **argv) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < argc; i++) {
+        for (char *p = argv[i]; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        h = (h ^ 0xff) * 1099511628211ull;
+    }
+    printf("  child: %d arguments, digest %016llx\n", argc, (unsigned long long)h);
+    return 0;
+}
+
+/* Runs self with `argv` (argv[0] must be "child"); prints the result. */
+static void run(const char *what, char **argv) {
+    fflush(stdout);
+    int p[2];
+    if (pipe(p)) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        char **env = (char *[]){"A=1", NULL};
+        execve(self, argv, env);
+        int e = errno;
+        if (write(p[1], &e, sizeof e) < 0) _exit(2);
+        _exit(1);
+    }
+    close(p[1]);
+    int e = 0;
+    ssize_t n = read(p[0], &e, sizeof e);
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    if (n == sizeof e) printf("%s: %s\n", what, strerrorname_np(e));
+    else printf("%s: ran, status %d\n", what, WEXITSTATUS(st));
+}
+
+/* A 2-page mapping whose second page is unmapped (or PROT_NONE). */
+static char *edge(int prot_none) {
+    char *m = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (prot_none) mprotect(m + PG, PG, PROT_NONE);
+    else munmap(m + PG, PG);
+    return m;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 0 && strcmp(argv[0], "child") == 0) return child(argc, argv);
+    self = argv[0];
+
+    /* Many strings, packed in one buffer as xargs packs them. */
+    {
+        int n = 3000;
+        char *buf = malloc(n * 80);
+        char **v = calloc(n + 2, sizeof *v);
+        v[0] = "child";
+        char *at = buf;
+        for (int i = 1; i <= n; i++) {
+            v[i] = at;
+            at += sprintf(at, "/usr/share/doc/package-%04d/changelog.Debian.gz%.*s", i, i % 17,
+                          "abcdefghijklmnopq") + 1;
+        }
+        run("3000 packed strings", v);
+        free(buf);
+        free(v);
+    }
+
+    /* A string and a pointer that each cross a page boundary. */
+    {
+        char *m = mmap(NULL, 3 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        char *s = m + PG - 5;
+        strcpy(s, "across-the-page");
+        char **v = (char **)(m + 2 * PG - 12); /* unaligned: v[1] straddles */
+        char *v0 = "child";
+        memcpy(&v[0], &v0, 8);
+        memcpy(&v[1], &s, 8);
+        char *z = NULL;
+        memcpy(&v[2], &z, 8);
+        run("a string and a pointer across pages", v);
+    }
+
+    /* Strings in a read-only file mapping. */
+    {
+        char path[] = "/tmp/execargs-XXXXXX";
+        int fd = mkstemp(path);
+        const char text[] = "first-in-file\0second-in-file";
+        if (write(fd, text, sizeof text) != sizeof text) return 1;
+        char *f = mmap(NULL, PG, PROT_READ, MAP_PRIVATE, fd, 0);
+        run("strings in a file mapping", (char *[]){"child", f, f + 14, NULL});
+        munmap(f, PG);
+        close(fd);
+        unlink(path);
+    }
+
+    /* The errors. */
+    {
+        char *m = edge(0);
+        run("a string pointer into an unmapped page", (char *[]){"child", m + PG + 8, NULL});
+        memset(m + PG - 6, 'x', 6);
+        run("a string that runs into an unmapped page", (char *[]){"child", m + PG - 6, NULL});
+        char **v = (char **)(m + PG - 16);
+        v[0] = "child";
+        v[1] = "no-terminator";
+        run("a pointer array without its terminator", v);
+        run("an unmapped pointer array", (char **)(m + PG));
+        char *n = edge(1);
+        memset(n + PG - 3, 'y', 3);
+        run("a string that runs into a PROT_NONE page", (char *[]){"child", n + PG - 3, NULL});
+        run("a string pointer into a PROT_NONE page", (char *[]){"child", n + PG, NULL});
+    }
+
+    /* The limits: a string of MAX_ARG_STRLEN (128 KiB with its NUL) is
+     * fine, one byte more is not; 3 MiB in all is too much. */
+    {
+        size_t max = 32 * PG;
+        char *s = malloc(max + 1);
+        memset(s, 'L', max);
+        s[max - 1] = 0;
+        run("a string of 128 KiB with its NUL", (char *[]){"child", s, NULL});
+        s[max - 1] = 'L';
+        s[max] = 0;
+        run("a string one byte longer", (char *[]){"child", s, NULL});
+        free(s);
+        int n = 30;
+        char *big = malloc(100000);
+        memset(big, 'B', 99999);
+        big[99999] = 0;
+        char **v = calloc(n + 2, sizeof *v);
+        v[0] = "child";
+        for (int i = 1; i <= n; i++) v[i] = big;
+        run("3 MiB of arguments", v);
+        free(big);
+        free(v);
+    }
+    return 0;
+}
