@@ -88,9 +88,6 @@ impl Kernel {
         };
         let exe_path = dentry.path(self);
 
-        // Build the new image in a new address space.
-        let mut mm = AddressSpace::new(&mut self.platform, self.mf.clone())
-            .map_err(|e| Errno::from_io(&e))?;
         // The credentials the program runs with (set-ID files).
         let old_cred = self.cred(tid);
         let st = dentry.inode.stat(self)?;
@@ -110,6 +107,10 @@ impl Kernel {
             tracer_capable,
         );
         let stack_limit = self.rlimit(tid, libc::RLIMIT_STACK).rlim_cur;
+        // Build the new image in a new address space (from here on, a
+        // failure releases it: its stub process goes).
+        let mut mm = AddressSpace::new(&mut self.platform, self.mf.clone())
+            .map_err(|e| Errno::from_io(&e))?;
         let built = self.build_image(
             tid,
             &mut mm,

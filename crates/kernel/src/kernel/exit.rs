@@ -107,6 +107,10 @@ impl Kernel {
         let tgid = t.tgid;
         let cpu = t.cpu_time.snapshot(std::time::Instant::now());
         let tracer = t.ptrace.as_ref().map(|p| p.tracer);
+        // The address space's memory is freed after its stub is killed
+        // (below): freed memory waits for the stubs killed before it
+        // (`MemoryFile::defer_release`).
+        let mm = t.mm.clone();
         drop(t);
         self.ptrace_tracer_exited(tid);
         if let Some(tracer) = tracer {
@@ -130,6 +134,7 @@ impl Kernel {
         } else {
             self.platform.drop_thread(host);
         }
+        drop(mm);
         let Some(g) = self.groups.get_mut(&tgid) else {
             return;
         };

@@ -95,7 +95,6 @@ impl Kernel {
         if self.mf.resident().saturating_add(bytes) <= limit {
             return Ok(());
         }
-        self.mf.release_retired();
         if self.container_memory(n).saturating_add(bytes) > limit {
             return Err(Errno::ENOMEM);
         }
@@ -140,9 +139,10 @@ impl Kernel {
         }
         let used = self.mf.resident() + reserve(limit);
         if used.saturating_add(bytes) > limit {
-            // Freed memory not yet returned to the host, then page caches
-            // kept for files no one uses, go before the workload is
-            // refused memory.
+            // Freed memory not yet returned to the host (punched now, even
+            // where a dying stub still maps it), then page caches kept
+            // for files no one uses, go before the workload is refused
+            // memory.
             if (self.mf.release_retired() | FileMem::drop_retained())
                 && (self.mf.resident() + reserve(limit)).saturating_add(bytes) <= limit
             {
@@ -156,7 +156,6 @@ impl Kernel {
     /// Memory the sandbox holds now: the memory file's pages and the
     /// kernel's share (for /proc/meminfo and sysinfo).
     pub fn memory_used(&self) -> u64 {
-        self.mf.release_retired();
         let reserved = self.config.mem_limit.map_or(16 << 20, reserve);
         self.mf.resident() + reserved
     }

@@ -55,6 +55,9 @@ pub struct MemoryFile {
 struct Retired {
     defer: bool,
     ranges: Vec<(u64, u64, u64)>,
+    /// The kill number through which the platform last reported every
+    /// killed stub reaped.
+    through: u64,
 }
 
 /// Retired ranges past which a free punches them all at once, whatever
@@ -252,11 +255,12 @@ impl MemoryFile {
     /// Allocates `len` bytes (rounded up to pages), zero-filled.
     pub fn alloc(self: &Rc<Self>, len: u64) -> Result<Rc<Chunk>> {
         let len = page_up(len.max(PAGE_SIZE)).ok_or(Error::from_raw_os_error(libc::ENOMEM))?;
-        let off = self
-            .free
-            .borrow_mut()
-            .alloc(len)
-            .ok_or(Error::from_raw_os_error(libc::ENOMEM))?;
+        let mut off = self.free.borrow_mut().alloc(len);
+        if off.is_none() && self.sweep(false) {
+            // Retired ranges hold offsets too: the ones due may do.
+            off = self.free.borrow_mut().alloc(len);
+        }
+        let off = off.ok_or(Error::from_raw_os_error(libc::ENOMEM))?;
         Ok(Rc::new(Chunk {
             file: self.clone(),
             offset: off,
@@ -283,38 +287,75 @@ impl MemoryFile {
         r.ranges.push((off, len, crate::platform::kills()));
         let full = r.ranges.len() > RETIRED_MAX;
         drop(r);
-        if full {
-            self.release_retired();
+        if full && !self.sweep(true) {
+            // Stubs that do not die keep every range back: give them up
+            // (the old way, a punch unmaps them from the dying stubs too)
+            // rather than hold the memory file's space forever.
+            self.release_all();
         }
     }
 
-    /// Punches every retired range and makes it free (memory pressure:
-    /// a dying stub's mapping is unmapped with it); false if there were
-    /// none.
+    /// Memory pressure (the container's memory limit): every retired
+    /// range is punched now, which returns its pages to the host, and
+    /// those that no dying stub may map are free again. False if nothing
+    /// was retired.
     pub fn release_retired(&self) -> bool {
-        self.release_retired_through(u64::MAX)
+        !self.retired.borrow().ranges.is_empty() && {
+            self.sweep(true);
+            true
+        }
     }
 
-    /// Punches the retired ranges freed when the kill count was at most
-    /// `through` (adjacent ones in one call) and makes them free; false
-    /// if there were none.
+    /// The platform reports every stub killed up to kill number
+    /// `through` gone: the ranges retired until then are punched
+    /// (adjacent ones in one call) and free again. False if none were.
     pub fn release_retired_through(&self, through: u64) -> bool {
-        let mut ranges = {
+        self.retired.borrow_mut().through = through;
+        self.sweep(false)
+    }
+
+    /// Punches the retired ranges that are due (retired at a kill count
+    /// the platform last reported reaped), and the others too if
+    /// `all_pages`; makes the due ones free. False if none was due.
+    fn sweep(&self, all_pages: bool) -> bool {
+        let (due, kept) = {
             let mut r = self.retired.borrow_mut();
             if r.ranges.is_empty() {
                 return false;
             }
+            let through = r.through;
             let (due, kept): (Vec<_>, Vec<_>) =
                 r.ranges.iter().partition(|&&(_, _, kill)| kill <= through);
-            r.ranges = kept;
-            due
+            r.ranges = kept.clone();
+            (due, kept)
         };
-        if ranges.is_empty() {
-            return false;
+        self.punch_all(&due);
+        if all_pages {
+            self.punch_all(&kept);
         }
-        ranges.sort_unstable();
+        let mut free = self.free.borrow_mut();
+        for &(off, len, _) in &due {
+            free.release(off, len);
+        }
+        !due.is_empty()
+    }
+
+    /// Every retired range, punched and free again, due or not.
+    fn release_all(&self) {
+        let all = std::mem::take(&mut self.retired.borrow_mut().ranges);
+        self.punch_all(&all);
+        let mut free = self.free.borrow_mut();
+        for (off, len, _) in all {
+            free.release(off, len);
+        }
+    }
+
+    /// Punches `ranges`, adjacent ones in one call.
+    fn punch_all(&self, ranges: &[(u64, u64, u64)]) {
+        let mut sorted: Vec<(u64, u64)> = ranges.iter().map(|&(o, l, _)| (o, l)).collect();
+        sorted.sort_unstable();
         let mut run: Option<(u64, u64)> = None;
-        for &(off, len, _) in &ranges {
+        for (off, len) in sorted {
             run = match run {
                 Some((o, l)) if o + l == off => Some((o, l + len)),
                 Some((o, l)) => {
@@ -327,11 +368,6 @@ impl MemoryFile {
         if let Some((o, l)) = run {
             self.punch(o, l);
         }
-        let mut free = self.free.borrow_mut();
-        for (off, len, _) in ranges {
-            free.release(off, len);
-        }
-        true
     }
 
     fn punch(&self, off: u64, len: u64) {
@@ -438,6 +474,10 @@ mod tests {
         assert_eq!(f.resident_in(a_off, 2 * PAGE_SIZE), 0, "a punched");
         assert_eq!(f.resident_in(b_off, PAGE_SIZE), PAGE_SIZE, "b kept");
         assert!(!f.release_retired_through(before));
+        // Memory pressure punches b too, but does not free it yet.
+        assert!(f.release_retired());
+        assert_eq!(f.resident_in(b_off, PAGE_SIZE), 0, "b punched");
+        assert_eq!(f.allocated(), 3 * PAGE_SIZE, "b, c and `far`");
         assert!(f.release_retired_through(kill));
         assert!(!f.release_retired(), "nothing is left to release");
         assert_eq!(f.allocated(), PAGE_SIZE, "only `far` is left");
@@ -450,7 +490,8 @@ mod tests {
         drop(d);
         drop(far);
         assert!(f.release_retired());
-        // Past the cap a free releases everything at once.
+        // Past the cap, with the stubs killed since never reaped, a
+        // free releases everything at once.
         crate::platform::note_kill();
         let many: Vec<_> = (0..=RETIRED_MAX)
             .map(|_| f.alloc(PAGE_SIZE).unwrap())

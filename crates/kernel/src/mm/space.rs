@@ -538,10 +538,16 @@ impl AddressSpace {
                 // and dynamic loader trim the ends of aligned PROT_NONE
                 // reservations): the platform may keep this back.
                 p.apply_fresh(self.space, &op)
+                    .map_err(|e| Errno::from_io(&e))?;
             } else {
-                p.apply(self.space, &op).map(|_| ())
+                // The host's munmap can fail (ENOMEM: splitting a mapping
+                // would pass the stub's map count). Then the stub still
+                // maps the range, so it stays as it is here too: its
+                // memory must not be freed (and handed to another
+                // process) while the stub can reach it. Linux's munmap
+                // fails the same way.
+                self.apply(p, &op)?;
             }
-            .map_err(|e| Errno::from_io(&e))?;
             self.split_at(addr);
             self.split_at(end);
             for v in self.vmas.range(addr..end).map(|(_, v)| v) {
@@ -1030,6 +1036,18 @@ impl AddressSpace {
     /// shared memory is shared.
     pub fn fork(&self, p: &mut dyn Platform) -> std::io::Result<AddressSpace> {
         let mut child = AddressSpace::new(p, self.mf.clone())?;
+        if let Err(e) = self.copy_into(&mut child, p) {
+            // Its stub process goes before its memory (see `release`).
+            let space = child.space;
+            p.drop_space(space);
+            drop(child);
+            return Err(e);
+        }
+        Ok(child)
+    }
+
+    /// The rest of `fork`: `child` gets a copy of this space.
+    fn copy_into(&self, child: &mut AddressSpace, p: &mut dyn Platform) -> std::io::Result<()> {
         child.mmap_top = self.mmap_top;
         child.brk_start = self.brk_start;
         child.brk = self.brk;
@@ -1079,13 +1097,10 @@ impl AddressSpace {
         }
         child.heap = heap_copy;
         // A new space: nothing of it is mapped on the host yet.
-        if !ops.is_empty()
-            && let Err(e) = p.apply_fresh(child.space, &ops)
-        {
-            p.drop_space(child.space);
-            return Err(e);
+        if !ops.is_empty() {
+            p.apply_fresh(child.space, &ops)?;
         }
-        Ok(child)
+        Ok(())
     }
 
     /// A fault of workload code at `addr` (`maperr`: nothing mapped there,
