@@ -172,10 +172,10 @@ impl Walk<'_> {
         } else {
             start.clone()
         };
-        let (comps, trailing_slash) = split_path(path);
-        let n = comps.len();
-        for (i, c) in comps.into_iter().enumerate() {
-            let last = i + 1 == n;
+        let (comps, trailing_slash) = components(path);
+        let mut comps = comps.peekable();
+        while let Some(c) = comps.next() {
+            let last = comps.peek().is_none();
             if cur.kind() != FileType::Directory {
                 return Err(Errno::ENOTDIR);
             }
@@ -224,11 +224,15 @@ impl Walk<'_> {
 /// Pure, like [`split_parent`], so the fuzzers can drive what resolution
 /// makes of the workload's bytes.
 pub fn split_path(path: &[u8]) -> (Vec<&[u8]>, bool) {
+    let (comps, trailing_slash) = components(path);
+    (comps.collect(), trailing_slash)
+}
+
+/// [`split_path`] without collecting the components (a walk takes them
+/// one at a time; a path syscall then allocates no list of them).
+pub fn components(path: &[u8]) -> (impl Iterator<Item = &[u8]>, bool) {
     let trailing_slash = path.len() > 1 && path.ends_with(b"/");
-    let comps = path
-        .split(|b| *b == b'/')
-        .filter(|c| !c.is_empty())
-        .collect();
+    let comps = path.split(|b| *b == b'/').filter(|c| !c.is_empty());
     (comps, trailing_slash)
 }
 
