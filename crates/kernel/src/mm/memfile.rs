@@ -318,40 +318,46 @@ impl MemoryFile {
     /// the platform last reported reaped), and the others too if
     /// `all_pages`; makes the due ones free. False if none was due.
     fn sweep(&self, all_pages: bool) -> bool {
-        let (due, kept) = {
+        let due = {
             let mut r = self.retired.borrow_mut();
-            if r.ranges.is_empty() {
-                return false;
-            }
             let through = r.through;
-            let (due, kept): (Vec<_>, Vec<_>) =
-                r.ranges.iter().partition(|&&(_, _, kill)| kill <= through);
-            r.ranges = kept.clone();
-            (due, kept)
+            let mut due = Vec::new();
+            r.ranges.retain(|&range| {
+                let keep = range.2 > through;
+                if !keep {
+                    due.push(range);
+                }
+                keep
+            });
+            if all_pages {
+                self.punch_all(&r.ranges);
+            }
+            due
         };
-        self.punch_all(&due);
-        if all_pages {
-            self.punch_all(&kept);
-        }
-        let mut free = self.free.borrow_mut();
-        for &(off, len, _) in &due {
-            free.release(off, len);
-        }
+        self.free_ranges(&due);
         !due.is_empty()
     }
 
     /// Every retired range, punched and free again, due or not.
     fn release_all(&self) {
         let all = std::mem::take(&mut self.retired.borrow_mut().ranges);
-        self.punch_all(&all);
+        self.free_ranges(&all);
+    }
+
+    /// Punches `ranges` and makes them free.
+    fn free_ranges(&self, ranges: &[(u64, u64, u64)]) {
+        self.punch_all(ranges);
         let mut free = self.free.borrow_mut();
-        for (off, len, _) in all {
+        for &(off, len, _) in ranges {
             free.release(off, len);
         }
     }
 
     /// Punches `ranges`, adjacent ones in one call.
     fn punch_all(&self, ranges: &[(u64, u64, u64)]) {
+        if ranges.is_empty() {
+            return;
+        }
         let mut sorted: Vec<(u64, u64)> = ranges.iter().map(|&(o, l, _)| (o, l)).collect();
         sorted.sort_unstable();
         let mut run: Option<(u64, u64)> = None;

@@ -28,10 +28,11 @@ pub struct MountTable {
     next_id: u32,
     /// (mount, inode) of every mountpoint. A path walk asks [`covering`]
     /// at each component and the answer is nearly always no: one hash
-    /// lookup instead of a look at every mount.
+    /// lookup instead of a look at every mount (foldhash, as the walk
+    /// cache's: the keys are the sandbox's own).
     ///
     /// [`covering`]: MountTable::covering
-    covered: HashSet<(u32, (u64, u64))>,
+    covered: HashSet<(u32, (u64, u64)), foldhash::fast::RandomState>,
 }
 
 impl MountTable {
@@ -52,7 +53,7 @@ impl MountTable {
         MountTable {
             mounts: vec![m],
             next_id: 2,
-            covered: HashSet::new(),
+            covered: HashSet::default(),
         }
     }
 
