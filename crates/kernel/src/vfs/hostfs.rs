@@ -1432,9 +1432,19 @@ mod tests {
         st.st_dev = 1;
         st.st_mode = libc::S_IFREG | 0o644;
         let now = super::atime::now_secs();
-        let times = |st: &mut libc::stat, a: i64, m: i64, c: i64| {
+        // File `ino`'s attributes are read from the host with these
+        // access, modification and change times, then the file is read:
+        // whether that read left them current.
+        let read_leaves = |g: &Generations, ino: u64, (a, m, c): (i64, i64, i64)| {
+            let mut st = st;
+            st.st_ino = ino;
             (st.st_atime, st.st_mtime, st.st_ctime) = (a, m, c);
+            g.attrs_read(&st, g.stamp());
+            let seen = g.stamp();
+            g.file_read((1, ino), false);
+            g.current((1, ino), seen)
         };
+        let read_today = (now - 5, now - 100, now - 100);
         let relatime = AtimeRule {
             dev: 1,
             files: Atime::Relative,
@@ -1442,12 +1452,7 @@ mod tests {
         };
         let g = Generations::new(relatime);
         // Read since it last changed, today: reads leave it.
-        st.st_ino = 10;
-        times(&mut st, now - 5, now - 100, now - 100);
-        g.attrs_read(&st, g.stamp());
-        let seen = g.stamp();
-        g.file_read((1, 10), false);
-        assert!(g.current((1, 10), seen), "a settled access time");
+        assert!(read_leaves(&g, 10, read_today), "a settled access time");
         // Not read since its last change, or a day ago: a read moves it.
         for (ino, a, m, c) in [
             (11, now - 100, now - 5, now - 100),
@@ -1455,12 +1460,7 @@ mod tests {
             (13, now - 100, now - 100, now - 100),
             (14, now - 2 * 86400, now - 3 * 86400, now - 3 * 86400),
         ] {
-            st.st_ino = ino;
-            times(&mut st, a, m, c);
-            g.attrs_read(&st, g.stamp());
-            let seen = g.stamp();
-            g.file_read((1, ino), false);
-            assert!(!g.current((1, ino), seen), "ino {ino}");
+            assert!(!read_leaves(&g, ino, (a, m, c)), "ino {ino}");
         }
         // Never read from the host: a read may move it.
         let seen = g.stamp();
@@ -1480,12 +1480,7 @@ mod tests {
         let seen = g.stamp();
         g.file_read((1, 10), false);
         assert!(!g.current((1, 10), seen), "after a write");
-        st.st_ino = 10;
-        times(&mut st, now - 5, now - 100, now - 100);
-        g.attrs_read(&st, g.stamp());
-        let seen = g.stamp();
-        g.file_read((1, 10), false);
-        assert!(g.current((1, 10), seen), "read again");
+        assert!(read_leaves(&g, 10, read_today), "read again");
         g.tree_changed();
         let seen = g.stamp();
         g.file_read((1, 10), false);
@@ -1497,12 +1492,7 @@ mod tests {
                 files: rule,
                 dirs: rule,
             });
-            st.st_ino = 10;
-            times(&mut st, now - 5, now - 100, now - 100);
-            g.attrs_read(&st, g.stamp());
-            let seen = g.stamp();
-            g.file_read((1, 10), false);
-            assert_eq!(g.current((1, 10), seen), stays, "{rule:?}");
+            assert_eq!(read_leaves(&g, 10, read_today), stays, "{rule:?}");
         }
     }
 
