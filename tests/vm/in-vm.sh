@@ -21,6 +21,16 @@ wait_stopped() {
   done
   return 1
 }
+# After a failed check: container $1's state, the end of its sandbox log
+# (the guest's console, the VMM's errors) and the test VM's last seccomp
+# records (a VMM killed by its filter says nothing itself).
+vmm_log() {
+  echo "     state: $($A state "$1" 2>&1 | tr -d '\n' | tr -s ' ')"
+  for f in $(find "$R" -path "*$1*" -name sandbox.log 2>/dev/null); do
+    tail -n 20 "$f" | sed 's/^/     log: /'
+  done
+  dmesg | grep 'type=1326' | tail -n 3 | sed 's/^/     seccomp: /'
+}
 # Nothing of container $1 is left: state dir, cgroup, process.
 gone() {
   left=""
@@ -104,7 +114,12 @@ echo "     exec round trip: $(since "$t")"
 # guest's credit), past the guest's 8 s close timeout (its reset), and all
 # of it, then the exit status, must come through.
 n=$( ( $A exec vme2e-l1 sh -c 'head -c 400000 /dev/zero | tr "\0" x; exit 6'; echo $? > "$W/big.rc" ) | (sleep 10; wc -c | tr -d " ") )
-[ "$n" = 400000 ] && [ "$(cat "$W/big.rc")" = 6 ] && ok "exec output read late: all 400000 bytes, then exit 6" || bad "exec output read late: $n bytes, status $(cat "$W/big.rc")"
+if [ "$n" = 400000 ] && [ "$(cat "$W/big.rc")" = 6 ]; then
+  ok "exec output read late: all 400000 bytes, then exit 6"
+else
+  bad "exec output read late: $n bytes, status $(cat "$W/big.rc")"
+  vmm_log vme2e-l1
+fi
 # exec with a terminal: the master goes to a console socket (runc's
 # protocol, as containerd's shim asks); the guest gives the process a
 # terminal of its own.
@@ -112,7 +127,10 @@ n=$( ( $A exec vme2e-l1 sh -c 'head -c 400000 /dev/zero | tr "\0" x; exit 6'; ec
 i=0; while [ ! -S "$W/console.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 $A exec -t --console-socket "$W/console.sock" vme2e-l1 sh -c 'tty; exit 3'
 rc=$?
-wait $RT
+# recvtty waits for a connection: an exec that failed before making one
+# would leave it (and this script) waiting for good.
+i=0; while kill -0 $RT 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill $RT 2>/dev/null; wait $RT
 [ $rc = 3 ] && grep -q '^/dev/pts/[0-9]' "$W/tty.out" && ok "exec with a terminal: a terminal in the guest ($(tr -d '\r' < "$W/tty.out" | tr '\n' ' ')), exit 3 comes back" || bad "exec -t: status $rc: $(head -c 300 "$W/tty.out")"
 out=$($A exec -t vme2e-l1 true 2>&1 </dev/null)
 rc=$?
