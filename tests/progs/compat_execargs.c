@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,15 +33,21 @@ static int child(int argc, char **argv) {
     return 0;
 }
 
-/* Runs self with `argv` (argv[0] must be "child"); prints the result. */
-static void run(const char *what, char **argv) {
+/* Runs self with `argv` (argv[0] must be "child") and `env` (NULL: just
+ * A=1), under RLIMIT_STACK `stack` (0: as it is); prints the result. */
+static void run_env(const char *what, char **argv, char **env, rlim_t stack) {
     fflush(stdout);
     int p[2];
     if (pipe(p)) return;
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
-        char **env = (char *[]){"A=1", NULL};
+        char *dflt[] = {"A=1", NULL};
+        if (!env) env = dflt;
+        if (stack) {
+            struct rlimit r = {stack, stack};
+            if (setrlimit(RLIMIT_STACK, &r)) _exit(3);
+        }
         execve(self, argv, env);
         int e = errno;
         if (write(p[1], &e, sizeof e) < 0) _exit(2);
@@ -54,6 +61,21 @@ static void run(const char *what, char **argv) {
     waitpid(pid, &st, 0);
     if (n == sizeof e) printf("%s: %s\n", what, strerrorname_np(e));
     else printf("%s: ran, status %d\n", what, WEXITSTATUS(st));
+}
+
+static void run(const char *what, char **argv) { run_env(what, argv, NULL, 0); }
+
+/* n pointers to one string of `len` bytes (with its NUL) after `first`
+ * (if any), then NULL. */
+static char **many(const char *first, int n, size_t len) {
+    char *s = malloc(len);
+    memset(s, 'B', len - 1);
+    s[len - 1] = 0;
+    char **v = calloc(n + 2, sizeof *v);
+    int i = 0;
+    if (first) v[i++] = (char *)first;
+    while (n--) v[i++] = s;
+    return v;
 }
 
 /* A 2-page mapping whose second page is unmapped (or PROT_NONE). */
@@ -151,6 +173,28 @@ int main(int argc, char **argv) {
         run("3 MiB of arguments", v);
         free(big);
         free(v);
+    }
+
+    /* One limit for the arguments, the environment and the program's
+     * name together: a quarter of RLIMIT_STACK (8 MiB here: 2 MiB), less
+     * a pointer per string. */
+    {
+        run("1.5 MiB of arguments", many("child", 15, 100000));
+        run_env("1 MB of arguments and 0.9 MB of environment", many("child", 10, 100000),
+                many(NULL, 9, 100000), 0);
+        run_env("1.2 MB of arguments and 1.2 MB of environment", many("child", 12, 100000),
+                many(NULL, 12, 100000), 0);
+        run_env("300 kB of arguments under a 1 MiB stack limit", many("child", 3, 100000), NULL,
+                1 << 20);
+        run_env("200 kB of arguments under a 1 MiB stack limit", many("child", 2, 100000), NULL,
+                1 << 20);
+        /* The pointers are counted before any string is read: a missing
+         * terminator is EFAULT even after a string too long. */
+        char *m = edge(0);
+        char **v = (char **)(m + PG - 16);
+        v[0] = "child";
+        v[1] = many(NULL, 1, 200000)[0];
+        run("a string too long, then a pointer array without its terminator", v);
     }
     return 0;
 }

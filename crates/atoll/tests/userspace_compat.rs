@@ -172,6 +172,12 @@ fn exec_arguments_behave_as_linux() {
             "a string of 128 KiB with its NUL: ran, status 0",
             "a string one byte longer: E2BIG",
             "3 MiB of arguments: E2BIG",
+            "1.5 MiB of arguments: ran, status 0",
+            "1 MB of arguments and 0.9 MB of environment: ran, status 0",
+            "1.2 MB of arguments and 1.2 MB of environment: E2BIG",
+            "300 kB of arguments under a 1 MiB stack limit: E2BIG",
+            "200 kB of arguments under a 1 MiB stack limit: ran, status 0",
+            "a string too long, then a pointer array without its terminator: EFAULT",
         ],
     );
 }

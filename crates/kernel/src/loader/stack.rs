@@ -28,12 +28,13 @@ pub const AT_EXECFN: u64 = 31;
 pub const AT_SYSINFO_EHDR: u64 = 33;
 pub const AT_MINSIGSTKSZ: u64 = 51;
 
-/// Maps the main thread's stack (size from RLIMIT_STACK, at least 128 KiB
-/// for the arguments and environment, at most 256 MiB) just below a
-/// randomized top; a program that outgrows it faults (SIGSEGV), as it
-/// would at Linux's RLIMIT_STACK.
+/// Maps the main thread's stack (size from RLIMIT_STACK, at least 256 KiB
+/// for the arguments and environment, which may take 128 KiB whatever
+/// the limit, at most 256 MiB) just below a randomized top; a program
+/// that outgrows it faults (SIGSEGV), as it would at Linux's
+/// RLIMIT_STACK. Returns its top.
 pub fn map_stack(p: &mut dyn Platform, mm: &mut AddressSpace, size: u64) -> SysResult<u64> {
-    let size = page_down(size.clamp(128 << 10, 256 << 20));
+    let size = page_down(size.clamp(256 << 10, 256 << 20));
     let top = page_down(USER_END - (crate::kernel::random::u64() % (1 << 28)));
     mm.map_anon(
         p,
@@ -50,6 +51,9 @@ pub fn map_stack(p: &mut dyn Platform, mm: &mut AddressSpace, size: u64) -> SysR
 }
 
 /// Writes strings and vectors below `top`; returns the initial rsp.
+/// What execve read is within Linux's limits already
+/// (`AddressSpace::read_exec_args`: a quarter of RLIMIT_STACK at most),
+/// so it fits the stack `map_stack` made; E2BIG if it did not.
 pub fn build_stack(
     mm: &AddressSpace,
     top: u64,
@@ -68,7 +72,11 @@ pub fn build_stack(
         .chain(std::iter::once(execfn))
         .collect();
     let size: usize = strings.iter().map(|s| s.len() + 1).sum();
-    let mut sp = top.checked_sub(size as u64).ok_or(Errno::E2BIG)?;
+    let room = mm.stack_size(top).ok_or(Errno::E2BIG)?;
+    if size as u64 > room {
+        return Err(Errno::E2BIG);
+    }
+    let mut sp = top - size as u64;
     let mut area = Vec::with_capacity(size);
     let mut addrs = Vec::with_capacity(strings.len());
     for s in &strings {
@@ -107,7 +115,7 @@ pub fn build_stack(
     words.push(0);
     let bytes = words.len() as u64 * 8;
     sp = (sp - bytes) & !15;
-    if top - sp > 1 << 20 {
+    if top - sp > room {
         return Err(Errno::E2BIG);
     }
     let mut buf = Vec::with_capacity(words.len() * 8);

@@ -289,6 +289,13 @@ impl AddressSpace {
             .filter(|v| addr < v.end)
     }
 
+    /// The size of the stack mapping that ends at `top` (what exec's
+    /// stack builder may fill), if there is one.
+    pub fn stack_size(&self, top: u64) -> Option<u64> {
+        let v = self.find(top.checked_sub(1)?)?;
+        (v.end == top && v.name == VmaName::Stack).then(|| top - v.start)
+    }
+
     fn overlaps(&self, start: u64, end: u64) -> bool {
         self.vmas
             .range(..end)

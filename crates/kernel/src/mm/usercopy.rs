@@ -183,10 +183,15 @@ impl AddressSpace {
         }
     }
 
-    /// A NULL-terminated array of string pointers (argv, envp), as
-    /// Linux's execve reads it: each string at most 128 KiB, the whole at
-    /// most 2 MiB (counting a pointer per string), EFAULT where a pointer
-    /// or a string is not readable.
+    /// execve's arguments and environment, as Linux reads them
+    /// (`do_execveat_common`): first both pointer arrays are counted
+    /// (EFAULT where one is not readable), then the limit is what
+    /// RLIMIT_STACK `stack_rlimit` allows, a quarter of it, at least 128
+    /// KiB and at most 6 MiB, less a pointer per string; then the
+    /// program's name (`execfn_len` bytes), the environment and the
+    /// arguments are read, each string at most MAX_ARG_STRLEN (128 KiB
+    /// with its NUL), all of them within the limit: E2BIG beyond, EFAULT
+    /// where a string is not readable.
     ///
     /// `xargs` hands a program thousands of them, so the common case does
     /// no lookup per string: the pointers are read a page at a time, and
@@ -194,16 +199,41 @@ impl AddressSpace {
     /// taken from there. Only pages Linux reads too are touched (the rest
     /// of a page it reads a pointer or a string from); everything else
     /// goes through [`AddressSpace::read_cstr`].
-    pub fn read_cstr_array(&self, mut addr: u64) -> SysResult<Vec<Vec<u8>>> {
-        const STRING_MAX: usize = 128 * 1024;
-        const TOTAL_MAX: usize = 2 * 1024 * 1024;
+    pub fn read_exec_args(
+        &self,
+        argv: u64,
+        envp: u64,
+        execfn_len: usize,
+        stack_rlimit: u64,
+    ) -> SysResult<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+        let limit = (stack_rlimit / 4).min(6 << 20).max(128 << 10) as usize;
+        // Pointers past the limit can never fit: counting stops there (a
+        // workload's array could otherwise take the kernel's memory; Linux
+        // counts on, to MAX_ARG_STRINGS, and may answer EFAULT instead
+        // when such an array runs into an unmapped page).
+        let max_ptrs = limit / 8;
+        let argp = self.read_ptr_array(argv, max_ptrs)?;
+        let envs = self.read_ptr_array(envp, max_ptrs - argp.len())?;
+        let ptr_size = (argp.len().max(1) + envs.len()) * 8;
+        if limit <= ptr_size {
+            return Err(Errno::E2BIG);
+        }
+        let mut left = (limit - ptr_size)
+            .checked_sub(execfn_len + 1)
+            .ok_or(Errno::E2BIG)?;
+        let envp = self.read_strings(&envs, &mut left)?;
+        let argv = self.read_strings(&argp, &mut left)?;
+        Ok((argv, envp))
+    }
+
+    /// The pointers of a NULL-terminated array, read a page at a time;
+    /// E2BIG past `max` of them.
+    fn read_ptr_array(&self, mut addr: u64, max: usize) -> SysResult<Vec<u64>> {
         let mut out = Vec::new();
-        let mut total = 0usize;
         if addr == 0 {
             return Ok(out);
         }
         let mut words = [0u64; PAGE_WORDS];
-        let mut page: Option<(u64, &[u8])> = None;
         loop {
             // The pointers from `addr` to the end of its page (one, if
             // it straddles two pages).
@@ -217,22 +247,35 @@ impl AddressSpace {
                 if p == 0 {
                     return Ok(out);
                 }
-                let s = match self.cstr_in_page(p, &mut page) {
-                    Some(s) => s.to_vec(),
-                    // Longer than MAX_ARG_STRLEN: E2BIG, as Linux.
-                    None => self.read_cstr(p, STRING_MAX).map_err(|e| match e {
-                        Errno::ENAMETOOLONG => Errno::E2BIG,
-                        e => e,
-                    })?,
-                };
-                total += s.len() + 1 + 8;
-                if total > TOTAL_MAX {
+                if out.len() >= max {
                     return Err(Errno::E2BIG);
                 }
-                out.push(s);
+                out.push(p);
             }
             addr += n as u64 * 8;
         }
+    }
+
+    /// The strings at `ptrs`, each at most MAX_ARG_STRLEN with its NUL,
+    /// taking their bytes (with the NULs) from `left`: E2BIG past it.
+    fn read_strings(&self, ptrs: &[u64], left: &mut usize) -> SysResult<Vec<Vec<u8>>> {
+        const STRING_MAX: usize = 128 * 1024;
+        let mut out = Vec::with_capacity(ptrs.len());
+        let mut page: Option<(u64, &[u8])> = None;
+        for &p in ptrs {
+            let s = match self.cstr_in_page(p, &mut page) {
+                // (within a page: shorter than MAX_ARG_STRLEN)
+                Some(s) => s.to_vec(),
+                // Longer than MAX_ARG_STRLEN: E2BIG, as Linux.
+                None => self.read_cstr(p, STRING_MAX).map_err(|e| match e {
+                    Errno::ENAMETOOLONG => Errno::E2BIG,
+                    e => e,
+                })?,
+            };
+            *left = left.checked_sub(s.len() + 1).ok_or(Errno::E2BIG)?;
+            out.push(s);
+        }
+        Ok(out)
     }
 
     /// The string at `p` if it ends inside the readable page `page` holds

@@ -264,9 +264,11 @@ fn exec_common(
     } else {
         k.read_path(tid, path)?
     };
+    let stack_rlimit = k.rlimit(tid, libc::RLIMIT_STACK).rlim_cur;
     let mm = k.task_mm(tid);
-    let argv = mm.borrow().read_cstr_array(argv)?;
-    let envp = mm.borrow().read_cstr_array(envp)?;
+    let (argv, envp) = mm
+        .borrow()
+        .read_exec_args(argv, envp, p.len(), stack_rlimit)?;
     drop(mm);
     let argv = if argv.is_empty() {
         vec![Vec::new()]
