@@ -34,7 +34,9 @@ impl Kernel {
     }
 
     /// Applies the truncations of the last syscall: their pages leave
-    /// every process that maps them.
+    /// every process that maps them. A process whose stub the host would
+    /// not unmap them from is killed (SIGKILL): it could go on using
+    /// pages the file no longer has.
     pub fn apply_invalidations(&mut self) {
         let todo = filemem::take_invalidations();
         if todo.is_empty() {
@@ -46,9 +48,33 @@ impl Kernel {
                 continue;
             };
             for mm in &spaces {
-                mm.borrow_mut()
+                let r = mm
+                    .borrow_mut()
                     .invalidate(&mut self.platform, &mem, inv.from_page);
+                if r.is_err() {
+                    self.kill_space(mm);
+                }
             }
+        }
+    }
+
+    /// Kills every process of address space `mm` (SIGKILL): the host
+    /// refused a change the kernel must make to it, so the kernel's
+    /// records and the stub's mappings would differ.
+    fn kill_space(&mut self, mm: &Rc<RefCell<AddressSpace>>) {
+        let mut groups: Vec<_> = self
+            .tasks
+            .values()
+            .filter(|t| Rc::ptr_eq(&t.mm, mm))
+            .map(|t| t.tgid)
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for tgid in groups {
+            self.log.line(&format!(
+                "process {tgid} killed: the host refused to unmap file pages from it"
+            ));
+            self.group_exit(tgid, libc::SIGKILL);
         }
     }
 
@@ -60,8 +86,15 @@ impl Kernel {
             return Ok(());
         }
         for mm in self.address_spaces() {
-            mm.borrow_mut()
+            let r = mm
+                .borrow_mut()
                 .write_protect(&mut self.platform, mem, p0, p1);
+            if r.is_err() {
+                // Its stub keeps the dirty pages writable: writes after
+                // the write-back would go unnoticed (lost); the process
+                // goes instead.
+                self.kill_space(&mm);
+            }
         }
         mem.writeback(p0, p1, true)
     }

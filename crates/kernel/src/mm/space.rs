@@ -1201,7 +1201,17 @@ impl AddressSpace {
     /// Pages of `mem` from `from_page` on were truncated away: unmap them
     /// from every VMA of this space that maps them, shared or private
     /// (Linux discards even private copies of truncated pages).
-    pub fn invalidate(&mut self, p: &mut dyn Platform, mem: &Rc<FileMem>, from_page: u64) {
+    ///
+    /// Err: the host refused to unmap (see [`Kernel::apply_invalidations`]
+    /// for what then becomes of the processes of this space).
+    ///
+    /// [`Kernel::apply_invalidations`]: crate::kernel::Kernel::apply_invalidations
+    pub fn invalidate(
+        &mut self,
+        p: &mut dyn Platform,
+        mem: &Rc<FileMem>,
+        from_page: u64,
+    ) -> SysResult<()> {
         let mut ops = Vec::new();
         for v in self.vmas.values() {
             let fo = match &v.backing {
@@ -1229,13 +1239,21 @@ impl AddressSpace {
                 len: v.end - s,
             });
         }
-        let _ = p.apply(self.space, &ops);
+        self.apply(p, &ops)
     }
 
     /// Unmaps the dirty pages of `mem` inside file pages `[p0, p1)` from
     /// this space, so that the next write to them faults (before a
     /// write-back that forgets they were dirty).
-    pub fn write_protect(&mut self, p: &mut dyn Platform, mem: &Rc<FileMem>, p0: u64, p1: u64) {
+    /// Err: the host refused (a hole in a mapping takes a host VMA more,
+    /// and a stub can be at the host's `max_map_count`).
+    pub fn write_protect(
+        &mut self,
+        p: &mut dyn Platform,
+        mem: &Rc<FileMem>,
+        p0: u64,
+        p1: u64,
+    ) -> SysResult<()> {
         let mut ops = Vec::new();
         for v in self.vmas.values() {
             let Backing::File { mem: m, off } = &v.backing else {
@@ -1253,7 +1271,7 @@ impl AddressSpace {
                 });
             }
         }
-        let _ = p.apply(self.space, &ops);
+        self.apply(p, &ops)
     }
 
     /// Removes every mapping (exec reuses nothing of the old image).
