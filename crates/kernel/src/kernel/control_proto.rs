@@ -550,7 +550,9 @@ pub fn stats_of(k: &Kernel, n: Option<u32>) -> Stats {
         memory_bytes: if n != 0 || !k.pod.containers.is_empty() {
             k.container_memory(n)
         } else {
-            k.mf.allocated()
+            // Freed memory still retired (for a millisecond or so) is
+            // not the workload's any more.
+            k.mf.in_use()
         },
         // The stack is the sandbox's (a pod's containers share it).
         egress_refused: match (&k.netstack, n) {

@@ -252,6 +252,13 @@ impl MemoryFile {
         self.free.borrow().allocated
     }
 
+    /// Bytes in use: [`MemoryFile::allocated`] less the retired ranges,
+    /// which were freed and wait only for the stubs that may map them.
+    pub fn in_use(&self) -> u64 {
+        let retired: u64 = self.retired.borrow().ranges.iter().map(|r| r.1).sum();
+        self.allocated().saturating_sub(retired)
+    }
+
     /// Allocates `len` bytes (rounded up to pages), zero-filled.
     pub fn alloc(self: &Rc<Self>, len: u64) -> Result<Rc<Chunk>> {
         let len = page_up(len.max(PAGE_SIZE)).ok_or(Error::from_raw_os_error(libc::ENOMEM))?;
@@ -470,6 +477,7 @@ mod tests {
         // Retired: still counted, still holding the old bytes (a dying
         // stub may map them), and not handed out again.
         assert_eq!(f.allocated(), 4 * PAGE_SIZE);
+        assert_eq!(f.in_use(), PAGE_SIZE, "in use: only `far`");
         assert_eq!(f.resident_in(a_off, 3 * PAGE_SIZE), 3 * PAGE_SIZE);
         let c = f.alloc(PAGE_SIZE).unwrap();
         assert!(c.offset != a_off && c.offset != b_off);
@@ -484,6 +492,7 @@ mod tests {
         assert!(f.release_retired());
         assert_eq!(f.resident_in(b_off, PAGE_SIZE), 0, "b punched");
         assert_eq!(f.allocated(), 3 * PAGE_SIZE, "b, c and `far`");
+        assert_eq!(f.in_use(), PAGE_SIZE, "b and c are punched, not yet free");
         assert!(f.release_retired_through(kill));
         assert!(!f.release_retired(), "nothing is left to release");
         assert_eq!(f.allocated(), PAGE_SIZE, "only `far` is left");
