@@ -42,6 +42,9 @@ unsafe impl Pod for libc::epoll_event {}
 unsafe impl Pod for libc::linger {}
 
 /// Pointers in a page.
+/// execve's arguments and environment, as read from the workload.
+pub type ArgvEnvp = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 const PAGE_WORDS: usize = crate::arch::PAGE_SIZE as usize / 8;
 
 /// Maximum length of a path or string argument (PATH_MAX).
@@ -205,8 +208,8 @@ impl AddressSpace {
         envp: u64,
         execfn_len: usize,
         stack_rlimit: u64,
-    ) -> SysResult<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
-        let limit = (stack_rlimit / 4).min(6 << 20).max(128 << 10) as usize;
+    ) -> SysResult<ArgvEnvp> {
+        let limit = (stack_rlimit / 4).clamp(128 << 10, 6 << 20) as usize;
         // Pointers past the limit can never fit: counting stops there (a
         // workload's array could otherwise take the kernel's memory; Linux
         // counts on, to MAX_ARG_STRINGS, and may answer EFAULT instead
