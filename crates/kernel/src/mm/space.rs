@@ -1245,6 +1245,7 @@ impl AddressSpace {
     /// Unmaps the dirty pages of `mem` inside file pages `[p0, p1)` from
     /// this space, so that the next write to them faults (before a
     /// write-back that forgets they were dirty).
+    ///
     /// Err: the host refused (a hole in a mapping takes a host VMA more,
     /// and a stub can be at the host's `max_map_count`).
     pub fn write_protect(

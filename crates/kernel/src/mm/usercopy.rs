@@ -41,10 +41,10 @@ unsafe impl Pod for libc::sockaddr_storage {}
 unsafe impl Pod for libc::epoll_event {}
 unsafe impl Pod for libc::linger {}
 
-/// Pointers in a page.
 /// execve's arguments and environment, as read from the workload.
 pub type ArgvEnvp = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 
+/// Pointers in a page.
 const PAGE_WORDS: usize = crate::arch::PAGE_SIZE as usize / 8;
 
 /// Maximum length of a path or string argument (PATH_MAX).
