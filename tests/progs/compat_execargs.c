@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,9 +34,11 @@ static int child(int argc, char **argv) {
     return 0;
 }
 
-/* Runs self with `argv` (argv[0] must be "child") and `env` (NULL: just
- * A=1), under RLIMIT_STACK `stack` (0: as it is); prints the result. */
-static void run_env(const char *what, char **argv, char **env, rlim_t stack) {
+/* Runs `path` with `argv` and `env` (NULL: just A=1), under
+ * RLIMIT_STACK `stack` (0: as it is); prints the result. `path` NULL: the
+ * program itself, argv[0] "child" (execveat with `flags` if not 0). */
+static void run_file(const char *what, const char *path, char **argv, char **env, rlim_t stack,
+                     int flags) {
     fflush(stdout);
     int p[2];
     if (pipe(p)) return;
@@ -48,7 +51,10 @@ static void run_env(const char *what, char **argv, char **env, rlim_t stack) {
             struct rlimit r = {stack, stack};
             if (setrlimit(RLIMIT_STACK, &r)) _exit(3);
         }
-        execve(self, argv, env);
+        if (flags)
+            syscall(SYS_execveat, AT_FDCWD, path ? path : self, argv, env, flags);
+        else
+            execve(path ? path : self, argv, env);
         int e = errno;
         if (write(p[1], &e, sizeof e) < 0) _exit(2);
         _exit(1);
@@ -61,6 +67,10 @@ static void run_env(const char *what, char **argv, char **env, rlim_t stack) {
     waitpid(pid, &st, 0);
     if (n == sizeof e) printf("%s: %s\n", what, strerrorname_np(e));
     else printf("%s: ran, status %d\n", what, WEXITSTATUS(st));
+}
+
+static void run_env(const char *what, char **argv, char **env, rlim_t stack) {
+    run_file(what, NULL, argv, env, stack, 0);
 }
 
 static void run(const char *what, char **argv) { run_env(what, argv, NULL, 0); }
@@ -195,6 +205,30 @@ int main(int argc, char **argv) {
         v[0] = "child";
         v[1] = many(NULL, 1, 200000)[0];
         run("a string too long, then a pointer array without its terminator", v);
+    }
+
+    /* The file is found and opened before the arguments are read; its
+     * format is looked at after them. */
+    {
+        char **big = many("x", 30, 100000);
+        char *m = edge(0);
+        run_file("a missing file with an unmapped pointer array", "/tmp/no-such-program",
+                 (char **)(m + PG), NULL, 0, 0);
+        int fd = open("/tmp/not-executable", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) close(fd);
+        run_file("a file without execute permission and 3 MiB of arguments",
+                 "/tmp/not-executable", big, NULL, 0, 0);
+        fd = open("/tmp/no-format", O_WRONLY | O_CREAT | O_TRUNC, 0755);
+        if (fd >= 0) {
+            if (write(fd, "junk\n", 5) != 5) return 1;
+            close(fd);
+        }
+        run_file("a file of no known format and 3 MiB of arguments", "/tmp/no-format", big,
+                 NULL, 0, 0);
+        run_file("a file of no known format", "/tmp/no-format", (char *[]){"x", NULL}, NULL, 0,
+                 0);
+        run_file("execveat with an unknown flag and an unmapped pointer array", NULL,
+                 (char **)(m + PG), NULL, 0, 0x8000);
     }
     return 0;
 }

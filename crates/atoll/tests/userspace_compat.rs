@@ -178,6 +178,11 @@ fn exec_arguments_behave_as_linux() {
             "300 kB of arguments under a 1 MiB stack limit: E2BIG",
             "200 kB of arguments under a 1 MiB stack limit: ran, status 0",
             "a string too long, then a pointer array without its terminator: EFAULT",
+            "a missing file with an unmapped pointer array: ENOENT",
+            "a file without execute permission and 3 MiB of arguments: EACCES",
+            "a file of no known format and 3 MiB of arguments: E2BIG",
+            "a file of no known format: ENOEXEC",
+            "execveat with an unknown flag and an unmapped pointer array: EINVAL",
         ],
     );
 }

@@ -704,14 +704,10 @@ impl Kernel {
             },
         );
         let program = self.find_program(tid, &p.args[0], &p.env);
-        let r = self.do_execve(
-            tid,
-            crate::vfs::lookup::AT_FDCWD,
-            program,
-            p.args.clone(),
-            p.env.clone(),
-            0,
-        );
+        let at = crate::vfs::lookup::AT_FDCWD;
+        let r = self.open_execve(tid, at, &program, 0).and_then(|opened| {
+            self.do_execve(tid, at, program, opened, p.args.clone(), p.env.clone(), 0)
+        });
         match r {
             Err(Errno::EJUSTRETURN) => {}
             Err(e) => {

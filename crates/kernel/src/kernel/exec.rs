@@ -47,11 +47,40 @@ impl Kernel {
         Ok(f)
     }
 
+    /// Finds and opens the program an exec names: the first thing an
+    /// exec does, before it reads the arguments (as Linux's
+    /// `do_execveat_common`: a missing or unexecutable file wins over
+    /// bad or too long arguments).
+    pub fn open_execve(
+        &mut self,
+        tid: Tid,
+        dirfd: i32,
+        path: &[u8],
+        flags: i32,
+    ) -> SysResult<(Rc<File>, Rc<Dentry>)> {
+        if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let d = self.lookup_at(
+            tid,
+            dirfd,
+            path,
+            flags & libc::AT_SYMLINK_NOFOLLOW == 0,
+            flags & libc::AT_EMPTY_PATH != 0,
+        )?;
+        let f = self.open_exec(tid, &d)?;
+        Ok((f, d))
+    }
+
+    /// Runs the program `opened` ([`Self::open_execve`] of `path`) with
+    /// `argv` and `envp`.
+    #[allow(clippy::too_many_arguments)]
     pub fn do_execve(
         &mut self,
         tid: Tid,
         dirfd: i32,
         path: Vec<u8>,
+        opened: (Rc<File>, Rc<Dentry>),
         mut argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
         flags: i32,
@@ -59,15 +88,14 @@ impl Kernel {
         let execfn = path.clone();
         let mut path = path;
         let mut depth = 0;
+        let mut opened = Some(opened);
         let (file, dentry) = loop {
-            let d = self.lookup_at(
-                tid,
-                dirfd,
-                &path,
-                flags & libc::AT_SYMLINK_NOFOLLOW == 0,
-                flags & libc::AT_EMPTY_PATH != 0,
-            )?;
-            let f = self.open_exec(tid, &d)?;
+            // The first round runs the file opened; an interpreter is
+            // looked up as the path it names.
+            let (f, d) = match opened.take() {
+                Some(o) => o,
+                None => self.open_execve(tid, dirfd, &path, flags)?,
+            };
             let head = loader::elf::read_at(self, &f, 0, 256)?;
             match loader::classify(&head) {
                 Some(Format::Elf) => break (f, d),

@@ -264,6 +264,9 @@ fn exec_common(
     } else {
         k.read_path(tid, path)?
     };
+    // Linux opens the file before it reads the arguments: ENOENT or
+    // EACCES of the file wins over EFAULT or E2BIG of the arguments.
+    let opened = k.open_execve(tid, dirfd, &p, flags)?;
     let stack_rlimit = k.rlimit(tid, libc::RLIMIT_STACK).rlim_cur;
     let mm = k.task_mm(tid);
     let (argv, envp) = mm
@@ -275,7 +278,7 @@ fn exec_common(
     } else {
         argv
     };
-    k.do_execve(tid, dirfd, p, argv, envp, flags)
+    k.do_execve(tid, dirfd, p, opened, argv, envp, flags)
 }
 
 fn sys_execve(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {

@@ -179,6 +179,8 @@ struct Counters {
     doorbell_wakes: u64,
     /// Control round trips by cause: [`CtlCause`].
     ctl_by: [u64; 6],
+    /// Their time by cause, in microseconds (sums to `ctl_us`).
+    ctl_us_by: [u64; 6],
 }
 
 /// Why the kernel made a control call (the breakdown of `ctl_calls`).
@@ -767,7 +769,8 @@ impl SystrapPlatform {
             }
         }
         self.counters.ctl_calls += 1;
-        self.counters.ctl_by[self.ctl_cause as usize] += 1;
+        let cause = self.ctl_cause as usize;
+        self.counters.ctl_by[cause] += 1;
         self.ctl_cause = CtlCause::Other;
         let done_hint = unsafe { &*(res.add(RES_DONE as usize) as *const AtomicU64) };
         // Wait for the answer actively only about as long as a control
@@ -812,7 +815,9 @@ impl SystrapPlatform {
                 return Err(Error::from_raw_os_error(libc::EIO));
             }
         }
-        self.counters.ctl_us += start.elapsed().as_micros() as u64;
+        let us = start.elapsed().as_micros() as u64;
+        self.counters.ctl_us += us;
+        self.counters.ctl_us_by[cause] += us;
         let mut out = Vec::with_capacity(entries.len());
         for i in 0..entries.len() {
             // SAFETY: results lie inside the result page.
@@ -1664,6 +1669,12 @@ impl Platform for SystrapPlatform {
             ("ctl_fresh", c.ctl_by[CtlCause::Fresh as usize]),
             ("ctl_mapped", c.ctl_by[CtlCause::Mapped as usize]),
             ("ctl_other", c.ctl_by[CtlCause::Other as usize]),
+            ("ctl_us_space", c.ctl_us_by[CtlCause::Space as usize]),
+            ("ctl_us_thread", c.ctl_us_by[CtlCause::Thread as usize]),
+            ("ctl_us_fault", c.ctl_us_by[CtlCause::Fault as usize]),
+            ("ctl_us_fresh", c.ctl_us_by[CtlCause::Fresh as usize]),
+            ("ctl_us_mapped", c.ctl_us_by[CtlCause::Mapped as usize]),
+            ("ctl_us_other", c.ctl_us_by[CtlCause::Other as usize]),
         ]
     }
 
