@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -96,8 +97,22 @@ static char *edge(int prot_none) {
     return m;
 }
 
+/* The child of the descriptor cases: the name the exec gave it. */
+static int show_name(void) {
+    char comm[32] = "";
+    int fd = open("/proc/self/comm", O_RDONLY);
+    if (fd >= 0) {
+        ssize_t n = read(fd, comm, sizeof comm - 1);
+        if (n > 0) comm[n - 1] = 0;
+        close(fd);
+    }
+    printf("  execfn %s, comm %s\n", (char *)getauxval(AT_EXECFN), comm);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 0 && strcmp(argv[0], "child") == 0) return child(argc, argv);
+    if (argc > 0 && strcmp(argv[0], "show-name") == 0) return show_name();
     self = argv[0];
 
     /* Many strings, packed in one buffer as xargs packs them. */
@@ -229,6 +244,37 @@ int main(int argc, char **argv) {
                  0);
         run_file("execveat with an unknown flag and an unmapped pointer array", NULL,
                  (char **)(m + PG), NULL, 0, 0x8000);
+    }
+
+    /* A program named by a descriptor is /dev/fd/N (and /dev/fd/N/name
+     * below a directory's): its AT_EXECFN, what a script's interpreter is
+     * given, what counts against the limit; its task name is the file's
+     * own when the descriptor alone named it. */
+    {
+        dup2(open(self, O_PATH), 20);
+        dup2(open("/tmp", O_PATH | O_DIRECTORY), 21);
+        int s = open("/tmp/show-script", O_WRONLY | O_CREAT | O_TRUNC, 0755);
+        if (s >= 0) {
+            const char *text = "#!/bin/sh\necho \"  script as $0\"\n";
+            if (write(s, text, strlen(text)) < 0) return 1;
+            close(s);
+        }
+        char *none[] = {NULL};
+        for (int i = 0; i < 2; i++) {
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                if (i == 0)
+                    syscall(SYS_execveat, 20, "", (char *[]){"show-name", NULL}, none,
+                            AT_EMPTY_PATH);
+                else
+                    syscall(SYS_execveat, 21, "show-script", (char *[]){"x", NULL}, none, 0);
+                printf("  execveat: %s\n", strerrorname_np(errno));
+                _exit(1);
+            }
+            int st;
+            waitpid(pid, &st, 0);
+        }
     }
     return 0;
 }

@@ -183,6 +183,8 @@ fn exec_arguments_behave_as_linux() {
             "a file of no known format and 3 MiB of arguments: E2BIG",
             "a file of no known format: ENOEXEC",
             "execveat with an unknown flag and an unmapped pointer array: EINVAL",
+            "  execfn /dev/fd/20, comm compat_execargs",
+            "  script as /dev/fd/21/show-script",
         ],
     );
 }

@@ -21,6 +21,21 @@ use crate::vfs::{Dentry, File};
 /// Most nested `#!` interpreters (Linux allows 4 levels too).
 const MAX_INTERP_DEPTH: usize = 4;
 
+/// The name an exec gives its program (Linux's `bprm->filename`): the path
+/// as given when it is absolute or relative to the working directory;
+/// else `/dev/fd/N/path`, or `/dev/fd/N` for the descriptor alone.
+pub fn exec_filename(dirfd: i32, path: &[u8]) -> Vec<u8> {
+    if dirfd == crate::vfs::lookup::AT_FDCWD || path.first() == Some(&b'/') {
+        return path.to_vec();
+    }
+    let mut name = format!("/dev/fd/{dirfd}").into_bytes();
+    if !path.is_empty() {
+        name.push(b'/');
+        name.extend_from_slice(path);
+    }
+    name
+}
+
 fn basename(p: &[u8]) -> Vec<u8> {
     let b = p.rsplit(|c| *c == b'/').next().unwrap_or(p);
     b[..b.len().min(15)].to_vec()
@@ -72,29 +87,34 @@ impl Kernel {
         Ok((f, d))
     }
 
-    /// Runs the program `opened` ([`Self::open_execve`] of `path`) with
-    /// `argv` and `envp`.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs the program `opened` ([`Self::open_execve`]) with `argv` and
+    /// `envp`. `execfn` is the name Linux gives it (`bprm->filename`, see
+    /// [`exec_filename`]): AT_EXECFN, a script's argument, the task's
+    /// name; `by_fd` says it was named by a descriptor alone
+    /// (`execveat(fd, "", AT_EMPTY_PATH)`), whose task name is then the
+    /// program file's own.
     pub fn do_execve(
         &mut self,
         tid: Tid,
-        dirfd: i32,
-        path: Vec<u8>,
+        execfn: Vec<u8>,
+        by_fd: bool,
         opened: (Rc<File>, Rc<Dentry>),
         mut argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
-        flags: i32,
     ) -> SysResult<u64> {
-        let execfn = path.clone();
-        let mut path = path;
+        // What a script's interpreter is given as the script: the name
+        // the exec was made with, then each interpreter's as its `#!`
+        // line names it (Linux's bprm->interp).
+        let mut shown = execfn.clone();
         let mut depth = 0;
         let mut opened = Some(opened);
         let (file, dentry) = loop {
             // The first round runs the file opened; an interpreter is
-            // looked up as the path it names.
+            // looked up as Linux's open_exec does: from the working
+            // directory, following symlinks.
             let (f, d) = match opened.take() {
                 Some(o) => o,
-                None => self.open_execve(tid, dirfd, &path, flags)?,
+                None => self.open_execve(tid, crate::vfs::lookup::AT_FDCWD, &shown, 0)?,
             };
             let head = loader::elf::read_at(self, &f, 0, 256)?;
             match loader::classify(&head) {
@@ -106,10 +126,10 @@ impl Kernel {
                     }
                     let mut nargv = vec![interp.clone()];
                     nargv.extend(arg);
-                    nargv.push(path.clone());
+                    nargv.push(shown);
                     nargv.extend(argv.into_iter().skip(1));
                     argv = nargv;
-                    path = interp;
+                    shown = interp;
                 }
                 None => return Err(Errno::ENOEXEC),
             }
@@ -256,8 +276,13 @@ impl Kernel {
         t.saved_mask = None;
         t.clear_child_tid = 0;
         t.robust_list = 0;
-        // Like Linux: the name the program was started as, not its target.
-        t.comm = basename(&execfn);
+        // Like Linux: the name the program was started as, not its
+        // target; the file's own name when a descriptor alone named it.
+        t.comm = if by_fd {
+            basename(&dentry.name)
+        } else {
+            basename(&execfn)
+        };
         t.restart = None;
         if Rc::strong_count(&t.files) > 1 {
             let copy = t.files.borrow().clone();

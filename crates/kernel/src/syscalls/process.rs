@@ -267,18 +267,21 @@ fn exec_common(
     // Linux opens the file before it reads the arguments: ENOENT or
     // EACCES of the file wins over EFAULT or E2BIG of the arguments.
     let opened = k.open_execve(tid, dirfd, &p, flags)?;
+    // The name counted with the arguments, as Linux's bprm->filename.
+    let execfn = crate::kernel::exec::exec_filename(dirfd, &p);
     let stack_rlimit = k.rlimit(tid, libc::RLIMIT_STACK).rlim_cur;
     let mm = k.task_mm(tid);
     let (argv, envp) = mm
         .borrow()
-        .read_exec_args(argv, envp, p.len(), stack_rlimit)?;
+        .read_exec_args(argv, envp, execfn.len(), stack_rlimit)?;
     drop(mm);
     let argv = if argv.is_empty() {
         vec![Vec::new()]
     } else {
         argv
     };
-    k.do_execve(tid, dirfd, p, opened, argv, envp, flags)
+    let by_fd = dirfd != crate::vfs::lookup::AT_FDCWD && p.is_empty();
+    k.do_execve(tid, execfn, by_fd, opened, argv, envp)
 }
 
 fn sys_execve(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
