@@ -183,6 +183,25 @@ struct Counters {
     ctl_us_by: [u64; 6],
 }
 
+/// The counters of control calls by cause, in the order of [`CtlCause`].
+const CTL_CAUSE_NAMES: [&str; 6] = [
+    "ctl_space",
+    "ctl_thread",
+    "ctl_fault",
+    "ctl_fresh",
+    "ctl_mapped",
+    "ctl_other",
+];
+/// Their time by cause, in the same order.
+const CTL_CAUSE_US_NAMES: [&str; 6] = [
+    "ctl_us_space",
+    "ctl_us_thread",
+    "ctl_us_fault",
+    "ctl_us_fresh",
+    "ctl_us_mapped",
+    "ctl_us_other",
+];
+
 /// Why the kernel made a control call (the breakdown of `ctl_calls`).
 #[derive(Clone, Copy)]
 enum CtlCause {
@@ -1656,26 +1675,20 @@ impl Platform for SystrapPlatform {
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
         let c = &self.counters;
-        vec![
+        let mut out = vec![
             ("ctl_calls", c.ctl_calls),
             ("ctl_woken", c.ctl_woken),
             ("ctl_slept", c.ctl_slept),
             ("ctl_us", c.ctl_us),
             ("stub_woken", c.stub_woken),
             ("doorbell_wakes", c.doorbell_wakes),
-            ("ctl_space", c.ctl_by[CtlCause::Space as usize]),
-            ("ctl_thread", c.ctl_by[CtlCause::Thread as usize]),
-            ("ctl_fault", c.ctl_by[CtlCause::Fault as usize]),
-            ("ctl_fresh", c.ctl_by[CtlCause::Fresh as usize]),
-            ("ctl_mapped", c.ctl_by[CtlCause::Mapped as usize]),
-            ("ctl_other", c.ctl_by[CtlCause::Other as usize]),
-            ("ctl_us_space", c.ctl_us_by[CtlCause::Space as usize]),
-            ("ctl_us_thread", c.ctl_us_by[CtlCause::Thread as usize]),
-            ("ctl_us_fault", c.ctl_us_by[CtlCause::Fault as usize]),
-            ("ctl_us_fresh", c.ctl_us_by[CtlCause::Fresh as usize]),
-            ("ctl_us_mapped", c.ctl_us_by[CtlCause::Mapped as usize]),
-            ("ctl_us_other", c.ctl_us_by[CtlCause::Other as usize]),
-        ]
+        ];
+        // Control calls by cause (`ctl_space`, ...), then their time
+        // (`ctl_us_space`, ...), in the order of [`CtlCause`].
+        let calls = CTL_CAUSE_NAMES.iter().zip(c.ctl_by);
+        let time = CTL_CAUSE_US_NAMES.iter().zip(c.ctl_us_by);
+        out.extend(calls.chain(time).map(|(name, n)| (*name, n)));
+        out
     }
 
     fn wakeup_fds(&self) -> Vec<RawFd> {
