@@ -260,16 +260,23 @@ int main(int argc, char **argv) {
             close(s);
         }
         char *none[] = {NULL};
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 4; i++) {
+            if (i == 2) {
+                /* Below a close-on-exec descriptor the script's name is
+                 * gone after the exec: refused. A program still runs. */
+                fcntl(20, F_SETFD, FD_CLOEXEC);
+                fcntl(21, F_SETFD, FD_CLOEXEC);
+            }
             fflush(stdout);
             pid_t pid = fork();
             if (pid == 0) {
-                if (i == 0)
+                if (i % 2 == 0)
                     syscall(SYS_execveat, 20, "", (char *[]){"show-name", NULL}, none,
                             AT_EMPTY_PATH);
                 else
                     syscall(SYS_execveat, 21, "show-script", (char *[]){"x", NULL}, none, 0);
                 printf("  execveat: %s\n", strerrorname_np(errno));
+                fflush(stdout);
                 _exit(1);
             }
             int st;

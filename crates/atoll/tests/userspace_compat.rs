@@ -185,6 +185,7 @@ fn exec_arguments_behave_as_linux() {
             "execveat with an unknown flag and an unmapped pointer array: EINVAL",
             "  execfn /dev/fd/20, comm compat_execargs",
             "  script as /dev/fd/21/show-script",
+            "  execveat: ENOENT",
         ],
     );
 }

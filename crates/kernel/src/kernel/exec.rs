@@ -92,12 +92,15 @@ impl Kernel {
     /// [`exec_filename`]): AT_EXECFN, a script's argument, the task's
     /// name; `by_fd` says it was named by a descriptor alone
     /// (`execveat(fd, "", AT_EMPTY_PATH)`), whose task name is then the
-    /// program file's own.
+    /// program file's own; `inaccessible` that the name is gone after the
+    /// exec (below a close-on-exec descriptor), so a script cannot run.
+    #[allow(clippy::too_many_arguments)]
     pub fn do_execve(
         &mut self,
         tid: Tid,
         execfn: Vec<u8>,
         by_fd: bool,
+        inaccessible: bool,
         opened: (Rc<File>, Rc<Dentry>),
         mut argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
@@ -120,6 +123,9 @@ impl Kernel {
             match loader::classify(&head) {
                 Some(Format::Elf) => break (f, d),
                 Some(Format::Script { interp, arg }) => {
+                    if inaccessible {
+                        return Err(Errno::ENOENT);
+                    }
                     depth += 1;
                     if depth > MAX_INTERP_DEPTH {
                         return Err(Errno::ELOOP);

@@ -281,7 +281,18 @@ fn exec_common(
         argv
     };
     let by_fd = dirfd != crate::vfs::lookup::AT_FDCWD && p.is_empty();
-    k.do_execve(tid, execfn, by_fd, opened, argv, envp)
+    // A name below a close-on-exec descriptor (/dev/fd/N/...) is gone
+    // once the exec is done: a script's interpreter could not open it,
+    // so Linux refuses to run a script so named (ENOENT, its
+    // BINPRM_FLAGS_PATH_INACCESSIBLE).
+    let inaccessible = execfn.starts_with(b"/dev/fd/")
+        && !p.starts_with(b"/")
+        && k.task(tid)
+            .files
+            .borrow()
+            .entry(dirfd)
+            .is_some_and(|e| e.cloexec);
+    k.do_execve(tid, execfn, by_fd, inaccessible, opened, argv, envp)
 }
 
 fn sys_execve(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
