@@ -285,7 +285,7 @@ fn exec_common(
     // once the exec is done: a script's interpreter could not open it,
     // so Linux refuses to run a script so named (ENOENT, its
     // BINPRM_FLAGS_PATH_INACCESSIBLE).
-    let inaccessible = execfn.starts_with(b"/dev/fd/")
+    let inaccessible = dirfd != crate::vfs::lookup::AT_FDCWD
         && !p.starts_with(b"/")
         && k.task(tid)
             .files
