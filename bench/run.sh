@@ -8,7 +8,8 @@
 #   --quick     fewer warm-up runs and samples (a smoke run, not for the docs
 #               of record; the sections say when it was a quick run)
 #   BENCHMARK   only these benchmarks (default: all of them): lifecycle
-#               syscall ceiling python files pipe nginx netstack runtimes vm
+#               syscall ceiling idle python files pipe nginx netstack
+#               runtimes vm
 #
 # Environment: ATOLL (default target/release/atoll), RUNC (default: runc on
 # PATH), YOUKI (default: youki 0.7.0, built from crates.io into
@@ -38,7 +39,7 @@ SELF=$(realpath "${BASH_SOURCE[0]}")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
-ALL_BENCHMARKS=(lifecycle syscall ceiling python files pipe nginx netstack runtimes vm)
+ALL_BENCHMARKS=(lifecycle syscall ceiling idle python files pipe nginx netstack runtimes vm)
 
 QUICK=0
 SELECTED=()
@@ -66,10 +67,16 @@ done
 if [ "$QUICK" = 1 ]; then
   WARMUP=2; RUNS=6; LIFECYCLE_ROUNDS=2
   SAMPLES=2; SECS=0.3; TREE_ROUNDS=1; SPAWNS=6; PY_ROUNDS=2; WRK_RUNS=1; WRK_SECS=2
+  IDLE_ROUNDS=1
 else
   WARMUP=3; RUNS=40; LIFECYCLE_ROUNDS=5
   SAMPLES=5; SECS=1; TREE_ROUNDS=3; SPAWNS=20; PY_ROUNDS=4; WRK_RUNS=3; WRK_SECS=5
+  IDLE_ROUNDS=3
 fi
+# Idle containers started one after another per runtime and round (the
+# idle benchmark), and the seconds each is left to settle.
+IDLE_CONTAINERS=4
+IDLE_SETTLE=2
 # The thread counts of the ceiling benchmark.
 CEILING_THREADS=1,2,8
 # A benchmark container that has not finished after this long has hung.
@@ -572,6 +579,119 @@ bench_ceiling() {
 }
 
 # Issue 3: python3 -c pass, fork+exec+wait from inside a Debian container.
+# Clears NAME's samples, then runs FN LEVEL ARGS... at every level in
+# ROUNDS rounds, each round starting one level later (no runtime always
+# goes first, when the machine may be quieter); a level whose samples
+# start with FAILED is not run again.
+in_rounds() {
+  local name=$1 rounds=$2 fn=$3
+  shift 3
+  local level r i n=${#LEVELS[@]}
+  for level in "${LEVELS[@]}"; do
+    rm -f "$OUT/$name-$level.txt" "$LOGS/$name-$level".*
+  done
+  for r in $(seq "$rounds"); do
+    echo "-- $name: round $r of $rounds"
+    for i in $(seq 0 $((n - 1))); do
+      level=${LEVELS[$(( (i + r - 1) % n ))]}
+      ! grep -q '^FAILED' "$OUT/$name-$level.txt" 2>/dev/null || continue
+      "$fn" "$level" "$@"
+    done
+  done
+}
+
+# Issue 11: the memory of idle containers. Per runtime and round,
+# IDLE_CONTAINERS containers running `sleep` in the Debian rootfs start
+# one after another; after each has settled, the summed PSS of the host
+# processes they need (see pss_kib) less what ran before.
+bench_idle() {
+  local bundle=$WORK/bundle-idle
+  debian_rootfs
+  make_config "$bundle" --rootfs "$DEBIAN" --readonly --tmpfs /tmp "${DEBIAN_ENV[@]}" \
+    -- /bin/sleep 100000
+  in_rounds idle "$IDLE_ROUNDS" idle_level "$bundle"
+  report_levels idle
+  report compare "$DOC" idle "${REPORT_LEVELS[@]}" \
+    --metric "idle_first_mib|one idle container|MiB|lower" \
+    --metric "idle_next_mib|each further idle container|MiB|lower" \
+    --json "$OUT/idle.json" --chart "$CHARTS/idle.svg" \
+    --title "Memory of idle containers" \
+    --note "**What it measures.** Containers running \`sleep\` in the tests' Debian bookworm rootfs (read-only, tmpfs on /tmp), $IDLE_CONTAINERS of them started one after another per runtime; ${IDLE_SETTLE} s after each start, the summed proportional set size (PSS: a page shared by k processes counts 1/k to each) of the host processes the containers need, less that of the same processes before the first: at atoll's userspace level the application kernels, gofers and stub processes (every process running the atoll binary), at runsc its Sentries, gofers and stubs (every process running the runsc binary), at the native level the containers' own processes. *One idle container*: the first alone, which also pays for the runtime binary's code (its pages count in full while one process maps them); *each further*: the mean of what the others added. Issue 11's target: an idle sandbox at most 8 MiB." \
+    "${PEER_ARGS[@]}" \
+    --note "$(sample_note "$IDLE_ROUNDS rounds of $IDLE_CONTAINERS containers per runtime") $(load_note)"
+}
+
+# Summed PSS (KiB) of the processes running binary EXE and of PIDs.
+pss_kib() {
+  python3 - "$@" <<'PY'
+import os, sys
+exe = os.path.realpath(sys.argv[1])
+pids = set(sys.argv[2:])
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        if os.path.realpath(f"/proc/{pid}/exe") == exe:
+            pids.add(pid)
+    except OSError:
+        pass
+total = 0
+for pid in pids:
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+    except OSError:
+        pass
+print(total)
+PY
+}
+
+# One round of bench_idle at LEVEL: start IDLE_CONTAINERS containers of
+# BUNDLE (create, then start), measure after each, delete them.
+idle_level() {
+  local level=$1 bundle=$2
+  local out=$OUT/idle-$level.txt log=$LOGS/idle-$level
+  local rt root base now first= last= i id pid fail= pids=() ids=()
+  rt=$(level_runtime "$level")
+  root=$(level_root "$level" "idle-$level")
+  mkdir -p "$root"
+  echo "-- idle at $level"
+  base=$(pss_kib "$rt")
+  for i in $(seq "$IDLE_CONTAINERS"); do
+    id="bench-idle-$level-$i-$$"
+    level_cmd "$level" create "$bundle" "$id" "$log"
+    if ! "${LEVEL_CMD[@]}" </dev/null >>"$log.stderr" 2>&1; then
+      fail="create failed"
+      break
+    fi
+    ids+=("$id")
+    if [ "${level#runsc-}" != "$level" ]; then
+      "$rt" --root "$root" --platform="${level#runsc-}" --network=none start "$id" \
+        >>"$log.stderr" 2>&1 || fail="start failed"
+    else
+      "$rt" --root "$root" start "$id" >>"$log.stderr" 2>&1 || fail="start failed"
+    fi
+    [ -z "$fail" ] || break
+    pid=$("$rt" --root "$root" state "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+    pids+=("$pid")
+    sleep "$IDLE_SETTLE"
+    now=$(pss_kib "$rt" "${pids[@]}")
+    [ -n "$first" ] || first=$((now - base))
+    last=$((now - base))
+  done
+  if [ -n "$fail" ]; then
+    { failure_line "$level" idle "$fail" "$log.stderr"; cat "$out" 2>/dev/null || true; } >"$out.tmp"
+    mv "$out.tmp" "$out"
+  else
+    awk -v f="$first" -v l="$last" -v n="$IDLE_CONTAINERS" \
+      'BEGIN { printf "idle_first_mib %.3f\nidle_next_mib %.3f\n", f / 1024, (l - f) / (n - 1) / 1024 }' >>"$out"
+  fi
+  tail -n 2 "$out"
+  for id in "${ids[@]}"; do
+    "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+  done
+  assert_empty_root "$rt" "$root"
+}
+
 bench_python() {
   build_progs
   local bundle=$WORK/bundle-python
@@ -692,18 +812,8 @@ http { access_log off; keepalive_requests 1000000;
 CONF
   make_config "$bundle" --rootfs "$DEBIAN" --readonly --tmpfs /tmp --bind "$site:/srv:ro" \
     --docker-caps "${DEBIAN_ENV[@]}" -- /usr/sbin/nginx -c /srv/nginx.conf
-  local url=http://127.0.0.1:8080/index.html level r i n=${#LEVELS[@]}
-  for level in "${LEVELS[@]}"; do
-    rm -f "$OUT/nginx-$level.txt" "$LOGS/nginx-$level".*
-  done
-  for r in $(seq "$WRK_RUNS"); do
-    echo "-- nginx: round $r of $WRK_RUNS"
-    for i in $(seq 0 $((n - 1))); do
-      level=${LEVELS[$(( (i + r - 1) % n ))]}
-      ! grep -q '^FAILED' "$OUT/nginx-$level.txt" 2>/dev/null || continue
-      nginx_level "$level" "$bundle" "$url"
-    done
-  done
+  local url=http://127.0.0.1:8080/index.html level
+  in_rounds nginx "$WRK_RUNS" nginx_level "$bundle" "$url"
   local probe_note="Keep-alive check before the load in each container (one connection, ${NGINX_PROBE} sequential requests, 2 s timeout each): fewest answered" p
   local stalled=()
   for level in "${LEVELS[@]}"; do
@@ -760,18 +870,8 @@ http { access_log off; keepalive_requests 1000000;
   fastcgi_temp_path /tmp/fc; uwsgi_temp_path /tmp/uw; scgi_temp_path /tmp/sc;
   server { listen 8080; root /srv/html; } }
 CONF
-  local level r i n=${#LEVELS[@]}
-  for level in "${LEVELS[@]}"; do
-    rm -f "$OUT/netstack-$level.txt" "$LOGS/netstack-$level".*
-  done
-  for r in $(seq "$WRK_RUNS"); do
-    echo "-- netstack: round $r of $WRK_RUNS"
-    for i in $(seq 0 $((n - 1))); do
-      level=${LEVELS[$(( (i + r - 1) % n ))]}
-      ! grep -q '^FAILED' "$OUT/netstack-$level.txt" 2>/dev/null || continue
-      netstack_level "$level" "$bundle" "$site"
-    done
-  done
+  local level
+  in_rounds netstack "$WRK_RUNS" netstack_level "$bundle" "$site"
   local REPORT_LEVELS=()
   for level in "${LEVELS[@]}"; do
     REPORT_LEVELS+=(--level "$(level_label "$level")=$OUT/netstack-$level.txt")
