@@ -706,15 +706,8 @@ impl Kernel {
         let program = self.find_program(tid, &p.args[0], &p.env);
         let at = crate::vfs::lookup::AT_FDCWD;
         let r = self.open_execve(tid, at, &program, 0).and_then(|opened| {
-            self.do_execve(
-                tid,
-                program,
-                false,
-                false,
-                opened,
-                p.args.clone(),
-                p.env.clone(),
-            )
+            let name = super::exec::ExecName::path(program);
+            self.do_execve(tid, name, opened, p.args.clone(), p.env.clone())
         });
         match r {
             Err(Errno::EJUSTRETURN) => {}

@@ -21,19 +21,31 @@ use crate::vfs::{Dentry, File};
 /// Most nested `#!` interpreters (Linux allows 4 levels too).
 const MAX_INTERP_DEPTH: usize = 4;
 
-/// The name an exec gives its program (Linux's `bprm->filename`): the path
-/// as given when it is absolute or relative to the working directory;
-/// else `/dev/fd/N/path`, or `/dev/fd/N` for the descriptor alone.
-pub fn exec_filename(dirfd: i32, path: &[u8]) -> Vec<u8> {
-    if dirfd == crate::vfs::lookup::AT_FDCWD || path.first() == Some(&b'/') {
-        return path.to_vec();
+/// What an exec calls its program, as Linux's `bprm`.
+pub struct ExecName {
+    /// `bprm->filename`: the path as given when it is absolute or relative
+    /// to the working directory; else `/dev/fd/N/path`, or `/dev/fd/N`
+    /// for the descriptor alone. AT_EXECFN, a script's argument, the task
+    /// name, and counted with the arguments.
+    pub filename: Vec<u8>,
+    /// Named by a descriptor alone (`execveat(fd, "", AT_EMPTY_PATH)`):
+    /// the task name is then the program file's own.
+    pub by_fd: bool,
+    /// The name is gone once the exec is done (below a close-on-exec
+    /// descriptor): a script's interpreter could not open it, so a script
+    /// does not run (ENOENT, Linux's BINPRM_FLAGS_PATH_INACCESSIBLE).
+    pub inaccessible: bool,
+}
+
+impl ExecName {
+    /// A program named by a path from the working directory.
+    pub fn path(path: Vec<u8>) -> ExecName {
+        ExecName {
+            filename: path,
+            by_fd: false,
+            inaccessible: false,
+        }
     }
-    let mut name = format!("/dev/fd/{dirfd}").into_bytes();
-    if !path.is_empty() {
-        name.push(b'/');
-        name.extend_from_slice(path);
-    }
-    name
 }
 
 fn basename(p: &[u8]) -> Vec<u8> {
@@ -87,24 +99,45 @@ impl Kernel {
         Ok((f, d))
     }
 
-    /// Runs the program `opened` ([`Self::open_execve`]) with `argv` and
-    /// `envp`. `execfn` is the name Linux gives it (`bprm->filename`, see
-    /// [`exec_filename`]): AT_EXECFN, a script's argument, the task's
-    /// name; `by_fd` says it was named by a descriptor alone
-    /// (`execveat(fd, "", AT_EMPTY_PATH)`), whose task name is then the
-    /// program file's own; `inaccessible` that the name is gone after the
-    /// exec (below a close-on-exec descriptor), so a script cannot run.
-    #[allow(clippy::too_many_arguments)]
+    /// The name task `tid`'s exec gives the program at `path` from
+    /// `dirfd` (see [`ExecName`]).
+    pub fn exec_name(&self, tid: Tid, dirfd: i32, path: &[u8]) -> ExecName {
+        if dirfd == crate::vfs::lookup::AT_FDCWD || path.first() == Some(&b'/') {
+            return ExecName::path(path.to_vec());
+        }
+        let mut filename = format!("/dev/fd/{dirfd}").into_bytes();
+        if !path.is_empty() {
+            filename.push(b'/');
+            filename.extend_from_slice(path);
+        }
+        let inaccessible = self
+            .task(tid)
+            .files
+            .borrow()
+            .entry(dirfd)
+            .is_some_and(|e| e.cloexec);
+        ExecName {
+            filename,
+            by_fd: path.is_empty(),
+            inaccessible,
+        }
+    }
+
+    /// Runs the program `opened` ([`Self::open_execve`]), called `name`,
+    /// with `argv` and `envp`.
     pub fn do_execve(
         &mut self,
         tid: Tid,
-        execfn: Vec<u8>,
-        by_fd: bool,
-        inaccessible: bool,
+        name: ExecName,
         opened: (Rc<File>, Rc<Dentry>),
         mut argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
     ) -> SysResult<u64> {
+        let ExecName {
+            filename: execfn,
+            by_fd,
+            inaccessible,
+        } = name;
         // What a script's interpreter is given as the script: the name
         // the exec was made with, then each interpreter's as its `#!`
         // line names it (Linux's bprm->interp).

@@ -267,32 +267,19 @@ fn exec_common(
     // Linux opens the file before it reads the arguments: ENOENT or
     // EACCES of the file wins over EFAULT or E2BIG of the arguments.
     let opened = k.open_execve(tid, dirfd, &p, flags)?;
-    // The name counted with the arguments, as Linux's bprm->filename.
-    let execfn = crate::kernel::exec::exec_filename(dirfd, &p);
+    let name = k.exec_name(tid, dirfd, &p);
     let stack_rlimit = k.rlimit(tid, libc::RLIMIT_STACK).rlim_cur;
     let mm = k.task_mm(tid);
     let (argv, envp) = mm
         .borrow()
-        .read_exec_args(argv, envp, execfn.len(), stack_rlimit)?;
+        .read_exec_args(argv, envp, name.filename.len(), stack_rlimit)?;
     drop(mm);
     let argv = if argv.is_empty() {
         vec![Vec::new()]
     } else {
         argv
     };
-    let by_fd = dirfd != crate::vfs::lookup::AT_FDCWD && p.is_empty();
-    // A name below a close-on-exec descriptor (/dev/fd/N/...) is gone
-    // once the exec is done: a script's interpreter could not open it,
-    // so Linux refuses to run a script so named (ENOENT, its
-    // BINPRM_FLAGS_PATH_INACCESSIBLE).
-    let inaccessible = dirfd != crate::vfs::lookup::AT_FDCWD
-        && !p.starts_with(b"/")
-        && k.task(tid)
-            .files
-            .borrow()
-            .entry(dirfd)
-            .is_some_and(|e| e.cloexec);
-    k.do_execve(tid, execfn, by_fd, inaccessible, opened, argv, envp)
+    k.do_execve(tid, name, opened, argv, envp)
 }
 
 fn sys_execve(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
