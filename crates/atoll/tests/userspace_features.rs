@@ -80,6 +80,23 @@ fn shared_file_mappings_match_native() {
 }
 
 #[test]
+fn the_map_limit_behaves_as_linux() {
+    // mmap, and an mprotect or munmap that would split a mapping, fail
+    // with ENOMEM at max_map_count (the kernel's own limit, below the
+    // host's: the stub never reaches the host's, where a mapping change
+    // the kernel must make could fail), and a write-back of a dirty page
+    // of a shared host file mapping at that limit leaves the process
+    // alive. A kernel without the limit let the mappings pile up until
+    // the stub's host limit killed the process, after ~40 s of mmaps that
+    // each walked every mapping.
+    let (native, user, _, _) = both_levels("map_limit", &["/data"]);
+    native.ok();
+    user.ok();
+    assert!(native.stdout.ends_with("survived\n"), "{native:#?}");
+    assert_eq!(user.stdout, native.stdout);
+}
+
+#[test]
 fn sysv_ipc_and_posix_message_queues_match_native() {
     let (native, user, _, _) = both_levels("ipc", &[]);
     native.ok();

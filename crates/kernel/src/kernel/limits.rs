@@ -35,13 +35,15 @@ impl Kernel {
             return Err(Errno::ENOMEM);
         }
         let data_lim = self.rlimit(tid, libc::RLIMIT_DATA);
-        let data_after = mm.data_bytes().saturating_add(data);
-        // Linux lets a zero soft limit pass up to the hard one (its
-        // workaround for Valgrind, which sets RLIMIT_DATA to 0).
-        let zero_soft = data_lim.rlim_cur == 0 && data_after <= data_lim.rlim_max;
-        if data > 0 && data_lim.rlim_cur != INFINITY && data_after > data_lim.rlim_cur && !zero_soft
-        {
-            return Err(Errno::ENOMEM);
+        // (Summed over every VMA, so only when there is a limit to check.)
+        if data > 0 && data_lim.rlim_cur != INFINITY {
+            let data_after = mm.data_bytes().saturating_add(data);
+            // Linux lets a zero soft limit pass up to the hard one (its
+            // workaround for Valgrind, which sets RLIMIT_DATA to 0).
+            let zero_soft = data_lim.rlim_cur == 0 && data_after <= data_lim.rlim_max;
+            if data_after > data_lim.rlim_cur && !zero_soft {
+                return Err(Errno::ENOMEM);
+            }
         }
         self.may_commit(commit)?;
         self.container_may_commit(tid, commit)

@@ -238,6 +238,34 @@ pub struct AddressSpace {
     pub site_calls: HashMap<u64, u32>,
     /// membarrier registrations of the process (MEMBARRIER_CMD_REGISTER_*).
     pub membarrier: std::cell::Cell<u32>,
+    /// Where `find_free`'s top-down search resumes (see [`FreeCache`]).
+    free_cache: std::cell::Cell<FreeCache>,
+}
+
+/// Linux's old `free_area_cache`: a top-down search for a free range
+/// resumes below the mapping it placed last, instead of walking every VMA
+/// down from `mmap_top` (with tens of thousands of mappings, each mmap
+/// walked them all: 65,000 one-page mmaps took ~40 s). Invariant: no free
+/// gap between `below` and `mmap_top` is larger than `hole`, so a request
+/// of more than `hole` bytes finds its place below `below` as a walk from
+/// the top would; a smaller one walks from the top. Removing VMAs above
+/// `below` makes gaps there: it resets the cache.
+#[derive(Clone, Copy, Debug)]
+struct FreeCache {
+    below: u64,
+    hole: u64,
+    /// The last search's answer (address, length) and the largest gap
+    /// it passed, taken as the cache once a VMA of that length is placed
+    /// there.
+    pending: Option<(u64, u64, u64)>,
+}
+
+impl FreeCache {
+    const EMPTY: FreeCache = FreeCache {
+        below: u64::MAX,
+        hole: 0,
+        pending: None,
+    };
 }
 
 /// How mremap may move a mapping.
@@ -254,6 +282,18 @@ pub struct Remap {
 /// Most a heap (brk) may grow; beyond it malloc falls back to mmap.
 pub const HEAP_MAX: u64 = 1 << 30;
 
+/// Most VMAs a process may have (Linux's `vm.max_map_count`, which
+/// /proc/sys/vm/max_map_count shows): past it mmap, and an mprotect or
+/// munmap that would split a mapping, fail with ENOMEM, as on Linux. It
+/// is the host's default limit (65,530) less 8,192 that the stub needs
+/// beside one host mapping per VMA: its own code, control pages and
+/// thread areas, and host mappings a VMA can take more than one of
+/// (patched pages, windows of a file). A stub at the host's limit cannot
+/// take the mappings the kernel gives it: a failed deferred mapping then
+/// ends the process, a refused unmap of file pages kills it
+/// (`Kernel::apply_invalidations`).
+pub const MAX_MAP_COUNT: usize = 65_530 - 8_192;
+
 impl AddressSpace {
     pub fn new(p: &mut dyn Platform, mf: Rc<MemoryFile>) -> std::io::Result<AddressSpace> {
         let space = p.new_space()?;
@@ -269,6 +309,7 @@ impl AddressSpace {
             usertrap: None,
             site_calls: HashMap::new(),
             membarrier: std::cell::Cell::new(0),
+            free_cache: std::cell::Cell::new(FreeCache::EMPTY),
         })
     }
 
@@ -326,17 +367,60 @@ impl AddressSpace {
         {
             return Some(hint);
         }
-        let mut top = self.mmap_top;
-        for (_, v) in self.vmas.range(..self.mmap_top).rev() {
-            if v.end <= top && top - v.end >= len {
-                return Some(top - len);
+        let mut c = self.free_cache.get();
+        let from_cache = c.below < self.mmap_top && len > c.hole;
+        let found = from_cache
+            .then(|| self.find_free_below(c.below, len, c.hole))
+            .flatten()
+            .or_else(|| self.find_free_below(self.mmap_top, len, 0));
+        c.pending = found.map(|(at, hole)| (at, len, hole));
+        self.free_cache.set(c);
+        found.map(|(at, _)| at)
+    }
+
+    /// The highest free range of `len` bytes below `top`, and the largest
+    /// gap above it that was passed for being too small (at least `hole`).
+    fn find_free_below(&self, mut top: u64, len: u64, mut hole: u64) -> Option<(u64, u64)> {
+        for (_, v) in self.vmas.range(..top).rev() {
+            if v.end <= top {
+                if top - v.end >= len {
+                    return Some((top - len, hole));
+                }
+                hole = hole.max(top - v.end);
             }
             top = top.min(v.start);
         }
-        if top >= USER_START + len {
-            return Some(top - len);
+        (top >= USER_START + len).then(|| (top - len, hole))
+    }
+
+    /// A VMA of `len` bytes now starts at `addr`: if the last free-range
+    /// search chose that range, later searches resume below it.
+    fn placed_at(&self, addr: u64, len: u64) {
+        let mut c = self.free_cache.get();
+        if let Some((at, l, hole)) = c.pending.take()
+            && (at, l) == (addr, len)
+        {
+            c.below = at;
+            c.hole = hole;
         }
-        None
+        self.free_cache.set(c);
+    }
+
+    /// ENOMEM if making `start` and `end` boundaries would take the
+    /// process past [`MAX_MAP_COUNT`] VMAs, as Linux's `__split_vma`
+    /// refuses. `removed`: the range then goes (munmap), so only a hole
+    /// inside one VMA adds one.
+    fn may_split(&self, start: u64, end: u64, removed: bool) -> SysResult<()> {
+        let inside = |a: u64| self.find(a).filter(|v| v.start != a).map(|v| v.start);
+        let grow = if removed {
+            usize::from(inside(start).is_some() && inside(start) == inside(end))
+        } else {
+            usize::from(inside(start).is_some()) + usize::from(inside(end).is_some())
+        };
+        if self.vmas.len() + grow > MAX_MAP_COUNT && grow > 0 {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
     }
 
     /// Splits VMAs so that `addr` is a boundary.
@@ -356,6 +440,10 @@ impl AddressSpace {
         self.split_at(start);
         self.split_at(end);
         let keys: Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
+        if !keys.is_empty() && end > self.free_cache.get().below {
+            // A gap above where searches resume (see FreeCache).
+            self.free_cache.set(FreeCache::EMPTY);
+        }
         for k in keys {
             self.vmas.remove(&k);
         }
@@ -415,6 +503,9 @@ impl AddressSpace {
         let len = page_up(r.len).ok_or(Errno::ENOMEM)?;
         if len == 0 {
             return Err(Errno::EINVAL);
+        }
+        if self.vmas.len() >= MAX_MAP_COUNT {
+            return Err(Errno::ENOMEM);
         }
         let addr = if r.fixed || r.noreplace {
             if !r.addr.is_multiple_of(PAGE_SIZE) {
@@ -499,6 +590,7 @@ impl AddressSpace {
         }
         self.remove_range(addr, addr + len);
         self.vmas.insert(addr, v);
+        self.placed_at(addr, len);
         Ok(addr)
     }
 
@@ -539,6 +631,7 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         if self.overlaps(addr, end) {
+            self.may_split(addr, end, true)?;
             let op = [MapOp::Unmap { addr, len }];
             if self.no_host_access(addr, end) {
                 // Nothing there gives access on the host (glibc's malloc
@@ -642,9 +735,14 @@ impl AddressSpace {
         if len == 0 {
             return Ok(());
         }
-        // The whole range must be mapped.
+        // The whole range must be mapped (a walk from the VMA at `addr`).
+        let first = self
+            .vmas
+            .range(..=addr)
+            .next_back()
+            .map_or(addr, |(k, _)| *k);
         let mut pos = addr;
-        for (_, v) in self.vmas.range(..end) {
+        for (_, v) in self.vmas.range(first..end) {
             if v.end <= pos {
                 continue;
             }
@@ -659,6 +757,7 @@ impl AddressSpace {
         if pos < end {
             return Err(Errno::ENOMEM);
         }
+        self.may_split(addr, end, false)?;
         if prot & libc::PROT_WRITE != 0 {
             self.privatize(p, addr, end)?;
         }
@@ -1309,11 +1408,21 @@ impl AddressSpace {
             .sum()
     }
 
+    /// The VMAs that overlap `[start, end)`, from the highest down (a
+    /// walk of those alone: a process can have tens of thousands).
+    fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> {
+        self.vmas
+            .range(..end)
+            .rev()
+            .map(|(_, v)| v)
+            .take_while(move |v| v.end > start)
+    }
+
     /// Bytes already mapped in `[start, end)`, and how many of them are
     /// data (what a MAP_FIXED mapping there replaces).
     pub fn mapped_in(&self, start: u64, end: u64) -> (u64, u64) {
         let (mut total, mut data) = (0, 0);
-        for v in self.vmas.values() {
+        for v in self.overlapping(start, end) {
             let (s, e) = (v.start.max(start), v.end.min(end));
             if s < e {
                 total += e - s;
@@ -1329,7 +1438,7 @@ impl AddressSpace {
     /// and bytes of reservations (PROT_NONE) becoming usable memory.
     pub fn protect_growth(&self, start: u64, end: u64, prot: i32) -> (u64, u64) {
         let (mut data, mut commit) = (0, 0);
-        for v in self.vmas.values() {
+        for v in self.overlapping(start, end) {
             let (s, e) = (v.start.max(start), v.end.min(end));
             if s >= e || v.shared {
                 continue;
@@ -1348,4 +1457,155 @@ impl AddressSpace {
 /// RLIMIT_DATA counts private writable memory that is not the stack.
 fn is_data(v: &Vma) -> bool {
     v.prot & libc::PROT_WRITE != 0 && !v.shared && v.name != VmaName::Stack
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Regs;
+    use crate::platform::{FpuState, Stop, ThreadId};
+    use std::os::fd::RawFd;
+
+    /// A platform that accepts every mapping change and runs nothing.
+    struct Accepting;
+
+    impl Platform for Accepting {
+        fn new_space(&mut self) -> std::io::Result<SpaceId> {
+            Ok(1)
+        }
+        fn drop_space(&mut self, _: SpaceId) {}
+        fn apply(&mut self, _: SpaceId, ops: &[MapOp]) -> std::io::Result<Vec<i64>> {
+            Ok(vec![0; ops.len()])
+        }
+        fn new_thread(&mut self, _: SpaceId) -> std::io::Result<ThreadId> {
+            unimplemented!()
+        }
+        fn drop_thread(&mut self, _: ThreadId) {}
+        fn get_regs(&mut self, _: ThreadId) -> std::io::Result<Regs> {
+            unimplemented!()
+        }
+        fn set_regs(&mut self, _: ThreadId, _: &Regs) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn get_fpu(&mut self, _: ThreadId) -> std::io::Result<FpuState> {
+            unimplemented!()
+        }
+        fn set_fpu(&mut self, _: ThreadId, _: &FpuState) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn resume(&mut self, _: ThreadId) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn interrupt(&mut self, _: ThreadId) {}
+        fn stop_now(&mut self, _: ThreadId) {}
+        fn poll_stop(&mut self) -> Option<(ThreadId, Stop)> {
+            None
+        }
+        fn wakeup_fds(&self) -> Vec<RawFd> {
+            Vec::new()
+        }
+        fn take_foreign_exits(&mut self) -> Vec<(i32, i32)> {
+            Vec::new()
+        }
+    }
+
+    /// Where a walk of every VMA down from `mmap_top` puts `len` bytes
+    /// (what `find_free` did before it had a cache).
+    fn walk_from_the_top(mm: &AddressSpace, len: u64) -> Option<u64> {
+        let mut top = mm.mmap_top;
+        for v in mm.vmas().collect::<Vec<_>>().into_iter().rev() {
+            if v.start >= mm.mmap_top {
+                continue;
+            }
+            if v.end <= top && top - v.end >= len {
+                return Some(top - len);
+            }
+            top = top.min(v.start);
+        }
+        (top >= USER_START + len).then(|| top - len)
+    }
+
+    #[test]
+    fn the_free_range_cache_places_mappings_as_a_walk_from_the_top() {
+        let mut p = Accepting;
+        let mut mm = AddressSpace::new(&mut p, MemoryFile::create(1 << 20).unwrap()).unwrap();
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        // Mappings of 1-8 pages; now and then one goes whole, or a page
+        // of one (a hole, a trimmed end), so gaps open above and below
+        // where searches resume.
+        let mut mapped: Vec<(u64, u64)> = Vec::new();
+        for _ in 0..4000 {
+            let r = next();
+            if r % 5 == 0 && !mapped.is_empty() {
+                let (a, l) = mapped.swap_remove((r >> 8) as usize % mapped.len());
+                let pages = l / PAGE_SIZE;
+                let cut = (r >> 20) % pages;
+                if r % 3 == 0 || pages == 1 {
+                    mm.unmap(&mut p, a, l).unwrap();
+                } else {
+                    let at = a + cut * PAGE_SIZE;
+                    mm.unmap(&mut p, at, PAGE_SIZE).unwrap();
+                    if at > a {
+                        mapped.push((a, at - a));
+                    }
+                    if at + PAGE_SIZE < a + l {
+                        mapped.push((at + PAGE_SIZE, a + l - at - PAGE_SIZE));
+                    }
+                }
+                continue;
+            }
+            let len = PAGE_SIZE * (1 + (r >> 16) % 8);
+            let want = walk_from_the_top(&mm, len).unwrap();
+            let got = mm
+                .map_anon(&mut p, 0, len, libc::PROT_READ, false, VmaName::Anon)
+                .unwrap();
+            assert_eq!(got, want, "{len} bytes");
+            mapped.push((got, len));
+        }
+    }
+
+    #[test]
+    fn splits_past_the_map_limit_are_enomem() {
+        let mut p = Accepting;
+        let mut mm = AddressSpace::new(&mut p, MemoryFile::create(1 << 20).unwrap()).unwrap();
+        let three = mm
+            .map_anon(
+                &mut p,
+                0,
+                3 * PAGE_SIZE,
+                libc::PROT_READ,
+                false,
+                VmaName::Anon,
+            )
+            .unwrap();
+        while mm.vmas.len() < MAX_MAP_COUNT {
+            mm.map_anon(&mut p, 0, PAGE_SIZE, libc::PROT_READ, false, VmaName::Anon)
+                .unwrap();
+        }
+        let one = |mm: &mut AddressSpace, p: &mut Accepting| {
+            mm.map_anon(p, 0, PAGE_SIZE, libc::PROT_READ, false, VmaName::Anon)
+        };
+        assert_eq!(one(&mut mm, &mut p), Err(Errno::ENOMEM));
+        let mid = three + PAGE_SIZE;
+        assert_eq!(
+            mm.protect(&mut p, mid, PAGE_SIZE, libc::PROT_NONE),
+            Err(Errno::ENOMEM)
+        );
+        assert_eq!(mm.unmap(&mut p, mid, PAGE_SIZE), Err(Errno::ENOMEM));
+        // Trimming an end takes no VMA more; the whole range, none at all.
+        assert_eq!(mm.unmap(&mut p, three, PAGE_SIZE), Ok(()));
+        assert_eq!(
+            mm.protect(&mut p, mid, 2 * PAGE_SIZE, libc::PROT_NONE),
+            Ok(())
+        );
+        assert_eq!(mm.vmas.len(), MAX_MAP_COUNT);
+        assert_eq!(mm.unmap(&mut p, mid, 2 * PAGE_SIZE), Ok(()));
+        assert!(one(&mut mm, &mut p).is_ok());
+    }
 }

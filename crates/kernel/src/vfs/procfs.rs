@@ -783,7 +783,7 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
                 "sys/kernel/threads-max" => "32768".into(),
                 "sys/kernel/yama/ptrace_scope" => crate::kernel::yama::PTRACE_SCOPE.to_string(),
                 "sys/vm/overcommit_memory" => "0".into(),
-                "sys/vm/max_map_count" => "65530".into(),
+                "sys/vm/max_map_count" => crate::mm::space::MAX_MAP_COUNT.to_string(),
                 "sys/vm/mmap_min_addr" => "65536".into(),
                 "sys/fs/file-max" => "1048576".into(),
                 "sys/fs/nr_open" => "1048576".into(),
