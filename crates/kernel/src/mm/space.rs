@@ -681,9 +681,8 @@ impl AddressSpace {
     /// split out of larger VMAs, so only it is copied.
     pub fn privatize(&mut self, p: &mut dyn Platform, start: u64, end: u64) -> SysResult<()> {
         let needs = self
-            .vmas
-            .range(..end)
-            .any(|(_, v)| v.end > start && !v.shared && matches!(v.backing, Backing::File { .. }));
+            .overlapping(start, end)
+            .any(|v| !v.shared && matches!(v.backing, Backing::File { .. }));
         if !needs {
             return Ok(());
         }
@@ -735,14 +734,9 @@ impl AddressSpace {
         if len == 0 {
             return Ok(());
         }
-        // The whole range must be mapped (a walk from the VMA at `addr`).
-        let first = self
-            .vmas
-            .range(..=addr)
-            .next_back()
-            .map_or(addr, |(k, _)| *k);
+        // The whole range must be mapped.
         let mut pos = addr;
-        for (_, v) in self.vmas.range(first..end) {
+        for (_, v) in self.vmas.range(self.first_at(addr)..end) {
             if v.end <= pos {
                 continue;
             }
@@ -1047,7 +1041,7 @@ impl AddressSpace {
     /// Whether every page of `[start, end)` belongs to a VMA.
     fn fully_mapped(&self, start: u64, end: u64) -> bool {
         let mut pos = start;
-        for (_, v) in self.vmas.range(..end) {
+        for (_, v) in self.vmas.range(self.first_at(start)..end) {
             if v.end <= pos {
                 continue;
             }
@@ -1080,7 +1074,7 @@ impl AddressSpace {
         let end = addr
             .checked_add(page_up(len).ok_or(Errno::EINVAL)?)
             .ok_or(Errno::EINVAL)?;
-        for (_, v) in self.vmas.range(..end) {
+        for (_, v) in self.vmas.range(self.first_at(addr)..end) {
             if v.end <= addr {
                 continue;
             }
@@ -1117,7 +1111,7 @@ impl AddressSpace {
         let end = addr
             .checked_add(page_up(len).ok_or(Errno::EINVAL)?)
             .ok_or(Errno::EINVAL)?;
-        for (_, v) in self.vmas.range(..end) {
+        for (_, v) in self.vmas.range(self.first_at(addr)..end) {
             if v.end <= addr {
                 continue;
             }
@@ -1406,6 +1400,24 @@ impl AddressSpace {
             .filter(|v| is_data(v))
             .map(|v| v.end - v.start)
             .sum()
+    }
+
+    /// Where a walk up from `addr` starts: the VMA containing it or the
+    /// one below (a walk from the lowest VMA would pass every one below:
+    /// a process can have tens of thousands).
+    fn first_at(&self, addr: u64) -> u64 {
+        self.vmas
+            .range(..=addr)
+            .next_back()
+            .map_or(addr, |(&k, _)| k)
+    }
+
+    /// The VMAs that overlap `[start, end)`, in address order.
+    pub fn vmas_in(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> {
+        self.vmas
+            .range(self.first_at(start)..end.max(start))
+            .map(|(_, v)| v)
+            .filter(move |v| v.end > start)
     }
 
     /// The VMAs that overlap `[start, end)`, from the highest down (a

@@ -363,11 +363,9 @@ fn sys_madvise(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         MADV_WIPEONFORK | MADV_KEEPONFORK => {
             // Only private anonymous memory can be wiped in the child.
             if advice == MADV_WIPEONFORK
-                && mm.vmas().any(|v| {
-                    v.start < end
-                        && v.end > addr
-                        && (v.shared || !matches!(v.backing, Backing::Chunk { file: None, .. }))
-                })
+                && mm
+                    .vmas_in(addr, end)
+                    .any(|v| v.shared || !matches!(v.backing, Backing::Chunk { file: None, .. }))
             {
                 return Err(Errno::EINVAL);
             }
@@ -401,8 +399,8 @@ fn sys_msync(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     {
         let mm = k.task_mm(tid);
         let mm = mm.borrow();
-        for v in mm.vmas() {
-            if v.end <= pos || v.start >= end {
+        for v in mm.vmas_in(addr, end) {
+            if v.end <= pos {
                 continue;
             }
             if v.start > pos {
