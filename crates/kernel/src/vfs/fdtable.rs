@@ -14,6 +14,10 @@ pub struct FdEntry {
 #[derive(Clone, Default)]
 pub struct FdTable {
     fds: Vec<Option<FdEntry>>,
+    /// Every descriptor below this one is open (Linux's `next_fd`): the
+    /// search for the lowest free one starts here, not at 0 (with 10,000
+    /// open, each open or dup walked them all).
+    next_fd: usize,
 }
 
 impl FdTable {
@@ -51,12 +55,18 @@ impl FdTable {
 
     /// Lowest free descriptor >= `min`, below `limit` (RLIMIT_NOFILE).
     pub fn alloc(&mut self, file: Rc<File>, cloexec: bool, min: i32, limit: u64) -> SysResult<i32> {
-        let mut fd = min.max(0) as usize;
+        let min = min.max(0) as usize;
+        let from_hint = min <= self.next_fd;
+        let mut fd = min.max(self.next_fd);
         while fd < self.fds.len() && self.fds[fd].is_some() {
             fd += 1;
         }
         if fd as u64 >= limit {
             return Err(Errno::EMFILE);
+        }
+        if from_hint {
+            // [next_fd, fd) was open too, and fd is now.
+            self.next_fd = fd + 1;
         }
         self.put(fd as i32, file, cloexec);
         Ok(fd as i32)
@@ -75,18 +85,22 @@ impl FdTable {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
-        self.fds
+        let e = self
+            .fds
             .get_mut(fd as usize)
             .and_then(|e| e.take())
-            .ok_or(Errno::EBADF)
+            .ok_or(Errno::EBADF)?;
+        self.next_fd = self.next_fd.min(fd as usize);
+        Ok(e)
     }
 
     /// Drops close-on-exec descriptors (execve).
     pub fn close_on_exec(&mut self) -> Vec<FdEntry> {
         let mut closed = Vec::new();
-        for slot in self.fds.iter_mut() {
+        for (fd, slot) in self.fds.iter_mut().enumerate() {
             if slot.as_ref().is_some_and(|e| e.cloexec) {
                 closed.push(slot.take().unwrap());
+                self.next_fd = self.next_fd.min(fd);
             }
         }
         closed
@@ -105,6 +119,53 @@ impl FdTable {
     }
 
     pub fn take_all(&mut self) -> Vec<FdEntry> {
+        self.next_fd = 0;
         self.fds.drain(..).flatten().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lowest free descriptor, the slow way.
+    fn lowest_free(t: &FdTable, min: usize) -> usize {
+        (min..).find(|&fd| t.entry(fd as i32).is_none()).unwrap()
+    }
+
+    #[test]
+    fn descriptors_are_the_lowest_free_ones_whatever_was_closed() {
+        let file = File::new(Rc::new(super::super::epoll::Epoll::new()), 0, None);
+        let mut t = FdTable::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..5000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            match rng % 6 {
+                0 | 1 if t.count() > 0 => {
+                    let open: Vec<i32> = t.iter().map(|(fd, _)| fd).collect();
+                    t.remove(open[(rng >> 8) as usize % open.len()]).unwrap();
+                }
+                2 => {
+                    let at = ((rng >> 8) % 300) as i32;
+                    t.put(at, file.clone(), (rng >> 20) % 2 == 0);
+                }
+                3 if (rng >> 8) % 50 == 0 => {
+                    t.close_on_exec();
+                }
+                _ => {
+                    let min = if (rng >> 8) % 4 == 0 {
+                        ((rng >> 12) % 200) as usize
+                    } else {
+                        0
+                    };
+                    let want = lowest_free(&t, min);
+                    let got = t.alloc(file.clone(), (rng >> 20) % 2 == 0, min as i32, 1 << 20);
+                    assert_eq!(got, Ok(want as i32));
+                }
+            }
+        }
+        assert_eq!(t.alloc(file.clone(), false, 0, 0), Err(Errno::EMFILE));
     }
 }
