@@ -149,19 +149,24 @@ mod tests {
                 }
                 2 => {
                     let at = ((rng >> 8) % 300) as i32;
-                    t.put(at, file.clone(), (rng >> 20) % 2 == 0);
+                    t.put(at, file.clone(), (rng >> 20).is_multiple_of(2));
                 }
-                3 if (rng >> 8) % 50 == 0 => {
+                3 if (rng >> 8).is_multiple_of(50) => {
                     t.close_on_exec();
                 }
                 _ => {
-                    let min = if (rng >> 8) % 4 == 0 {
+                    let min = if (rng >> 8).is_multiple_of(4) {
                         ((rng >> 12) % 200) as usize
                     } else {
                         0
                     };
                     let want = lowest_free(&t, min);
-                    let got = t.alloc(file.clone(), (rng >> 20) % 2 == 0, min as i32, 1 << 20);
+                    let got = t.alloc(
+                        file.clone(),
+                        (rng >> 20).is_multiple_of(2),
+                        min as i32,
+                        1 << 20,
+                    );
                     assert_eq!(got, Ok(want as i32));
                 }
             }
