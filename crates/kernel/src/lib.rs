@@ -18,4 +18,6 @@ pub mod platform;
 pub mod seccomp;
 pub mod syscall_driver;
 pub mod syscalls;
+#[cfg(test)]
+mod testing;
 pub mod vfs;

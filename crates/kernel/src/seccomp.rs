@@ -194,13 +194,7 @@ mod tests {
     /// without argument checks, several per number) and random calls.
     #[test]
     fn the_index_agrees_with_a_scan_of_every_rule() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         let actions = [
             Action::Kill,
             Action::Trap,
@@ -219,7 +213,7 @@ mod tests {
                     args: (0..next() % 3)
                         .map(|_| ArgCmp {
                             index: (next() % 3) as usize,
-                            op: if next() % 4 == 0 {
+                            op: if next().is_multiple_of(4) {
                                 Op::MaskedEq { mask: next() % 8 }
                             } else {
                                 ops[(next() % ops.len() as u64) as usize]

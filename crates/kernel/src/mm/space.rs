@@ -1541,24 +1541,18 @@ mod tests {
     fn the_free_range_cache_places_mappings_as_a_walk_from_the_top() {
         let mut p = Accepting;
         let mut mm = AddressSpace::new(&mut p, MemoryFile::create(1 << 20).unwrap()).unwrap();
-        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         // Mappings of 1-8 pages; now and then one goes whole, or a page
         // of one (a hole, a trimmed end), so gaps open above and below
         // where searches resume.
         let mut mapped: Vec<(u64, u64)> = Vec::new();
         for _ in 0..4000 {
             let r = next();
-            if r % 5 == 0 && !mapped.is_empty() {
+            if r.is_multiple_of(5) && !mapped.is_empty() {
                 let (a, l) = mapped.swap_remove((r >> 8) as usize % mapped.len());
                 let pages = l / PAGE_SIZE;
                 let cut = (r >> 20) % pages;
-                if r % 3 == 0 || pages == 1 {
+                if r.is_multiple_of(3) || pages == 1 {
                     mm.unmap(&mut p, a, l).unwrap();
                 } else {
                     let at = a + cut * PAGE_SIZE;

@@ -137,11 +137,9 @@ mod tests {
     fn descriptors_are_the_lowest_free_ones_whatever_was_closed() {
         let file = File::new(Rc::new(super::super::epoll::Epoll::new()), 0, None);
         let mut t = FdTable::new();
-        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..5000 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
+            let rng = next();
             match rng % 6 {
                 0 | 1 if t.count() > 0 => {
                     let open: Vec<i32> = t.iter().map(|(fd, _)| fd).collect();
