@@ -914,6 +914,11 @@ impl AddressSpace {
             if old.saturating_add(old_len) > to && to + new_len > old {
                 return Err(Errno::EINVAL);
             }
+            // Room for what the unmaps may split, before anything goes
+            // (Linux's mremap_to).
+            if self.vmas.len() + 2 >= MAX_MAP_COUNT - 3 {
+                return Err(Errno::ENOMEM);
+            }
             self.unmap(p, to, new_len)?;
             if old_len > new_len {
                 self.unmap(p, old + new_len, old_len - new_len)?;
@@ -946,6 +951,10 @@ impl AddressSpace {
             && old_end.checked_add(grow).is_some_and(|e| e <= USER_END)
             && !self.overlaps(old_end, old_end + grow);
         if !in_place && !how.may_move {
+            return Err(Errno::ENOMEM);
+        }
+        // A move may split the old VMA in three (Linux's move_vma).
+        if !in_place && self.vmas.len() >= MAX_MAP_COUNT - 3 {
             return Err(Errno::ENOMEM);
         }
         let target = match how.fixed {
@@ -1613,5 +1622,31 @@ mod tests {
         assert_eq!(mm.vmas.len(), MAX_MAP_COUNT);
         assert_eq!(mm.unmap(&mut p, mid, 2 * PAGE_SIZE), Ok(()));
         assert!(one(&mut mm, &mut p).is_ok());
+        // A move needs the count below the limit less three (room for
+        // the splits of its unmaps) first, as on Linux.
+        let grow = Remap {
+            may_move: true,
+            ..Remap::default()
+        };
+        let last = one(&mut mm, &mut p).map(|_| ()).err();
+        assert_eq!(last, Some(Errno::ENOMEM));
+        // A page that cannot grow where it is (its next page is mapped).
+        let boxed_in = |mm: &AddressSpace| {
+            mm.vmas()
+                .find(|v| v.end - v.start == PAGE_SIZE && mm.find(v.end).is_some())
+                .unwrap()
+                .start
+        };
+        let at = boxed_in(&mm);
+        assert_eq!(
+            mm.remap(&mut p, at, PAGE_SIZE, 2 * PAGE_SIZE, grow),
+            Err(Errno::ENOMEM)
+        );
+        for _ in 0..4 {
+            let v = mm.vmas().last().unwrap().start;
+            mm.unmap(&mut p, v, PAGE_SIZE).unwrap();
+        }
+        let at = boxed_in(&mm);
+        assert!(mm.remap(&mut p, at, PAGE_SIZE, 2 * PAGE_SIZE, grow).is_ok());
     }
 }
