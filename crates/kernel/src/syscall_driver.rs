@@ -24,9 +24,9 @@ use crate::kernel::timer::TimerAction;
 use crate::kernel::{Kernel, Tid, waitq};
 use crate::platform::{Platform, Stop};
 use crate::syscalls;
-use crate::vfs::FileOps;
 use crate::vfs::hostfd::HostStream;
 use crate::vfs::perm::Cred;
+use crate::vfs::{FileOps, FileType, Inode};
 
 /// The workload's program, on a read-only mount.
 const INIT: &[u8] = b"/ro/init";
@@ -117,6 +117,26 @@ pub fn isolate_host(dir: &Path) -> Result<PathBuf, String> {
     std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| e.to_string())?;
     Ok(root)
+}
+
+/// Removes everything below `dir` (best effort: what cannot go stays).
+fn empty_dir(k: &Kernel, dir: &Rc<dyn Inode>) {
+    let Ok(entries) = dir.readdir(k) else {
+        return;
+    };
+    for e in entries {
+        if e.name == b"." || e.name == b".." {
+            continue;
+        }
+        if e.kind == FileType::Directory {
+            if let Ok(sub) = dir.lookup(k, &e.name) {
+                empty_dir(k, &sub);
+            }
+            let _ = dir.rmdir(k, &e.name);
+        } else {
+            let _ = dir.unlink(k, &e.name);
+        }
+    }
 }
 
 fn dev_null() -> Result<OwnedFd, String> {
@@ -326,6 +346,17 @@ impl Driver {
     /// scratch memory mapped.
     fn respawn(&mut self) -> Result<(), String> {
         self.reap(true)?;
+        self.purge();
+        // What the kernel's loop does after every wait: dead stubs are
+        // reaped (their control pages and thread areas in the platform's
+        // region go back; never reaped, they filled the sandbox's memory
+        // limit after some thousands of processes), and memory freed
+        // while stubs that mapped it were dying, now mapped by none, is
+        // released.
+        self.k.platform.after_wait(!0);
+        self.k
+            .mf
+            .release_retired_through(self.k.platform.reaped_through());
         let spec = ProcessSpec {
             args: vec![INIT.to_vec()],
             env: Vec::new(),
@@ -348,6 +379,29 @@ impl Driver {
         self.map_scratch()
     }
 
+    /// Empties what outlives the driver's processes in the sandbox's
+    /// memory: the files under its /tmp (a tmpfs) and the IPC objects.
+    /// Inputs write files and make segments that every later task finds:
+    /// kept, a long run could fill the sandbox's memory limit with them,
+    /// and a spawn would fail with ENOMEM (as on Linux: no kernel bug).
+    fn purge(&mut self) {
+        crate::ipc::with(|ns| *ns = crate::ipc::Namespace::default());
+        let roots: Vec<Rc<dyn Inode>> = self
+            .k
+            .mounts
+            .borrow()
+            .all()
+            .iter()
+            .filter(|m| {
+                m.fstype == "tmpfs" && m.mountpoint.as_ref().is_some_and(|d| d.name == b"tmp")
+            })
+            .map(|m| m.root.clone())
+            .collect();
+        for root in roots {
+            empty_dir(&self.k, &root);
+        }
+    }
+
     fn map_scratch(&mut self) -> Result<(), String> {
         let args = [
             0,
@@ -359,7 +413,16 @@ impl Driver {
         ];
         let r = syscalls::dispatch(&mut self.k, self.tid, libc::SYS_mmap as u64, args);
         self.finish(&r);
-        self.scratch = r.map_err(|e| format!("mmap scratch: {e}"))?;
+        self.scratch = r.map_err(|e| {
+            format!(
+                "mmap scratch: {e} (memory file: {} allocated, {} in use, {} resident, {} of it in the platform's region; {} VMAs)",
+                self.k.mf.allocated(),
+                self.k.mf.in_use(),
+                self.k.mf.resident(),
+                self.k.mf.resident_in(0, crate::platform::PLATFORM_REGION),
+                self.k.task_mm(self.tid).borrow().vmas().count()
+            )
+        })?;
         Ok(())
     }
 
