@@ -411,13 +411,15 @@ impl AddressSpace {
     /// refuses. `removed`: the range then goes (munmap), so only a hole
     /// inside one VMA adds one.
     fn may_split(&self, start: u64, end: u64, removed: bool) -> SysResult<()> {
+        // The VMA each edge falls strictly inside, if any.
         let inside = |a: u64| self.find(a).filter(|v| v.start != a).map(|v| v.start);
+        let (s, e) = (inside(start), inside(end));
         let grow = if removed {
-            usize::from(inside(start).is_some() && inside(start) == inside(end))
+            usize::from(s.is_some() && s == e)
         } else {
-            usize::from(inside(start).is_some()) + usize::from(inside(end).is_some())
+            usize::from(s.is_some()) + usize::from(e.is_some())
         };
-        if self.vmas.len() + grow > MAX_MAP_COUNT && grow > 0 {
+        if grow > 0 && self.vmas.len() + grow > MAX_MAP_COUNT {
             return Err(Errno::ENOMEM);
         }
         Ok(())
