@@ -391,6 +391,78 @@ fn a_dead_gofer_gives_the_workload_eio() {
     force_delete_and_check(&a, &id, &b, "gofer killed, EIO");
 }
 
+/// The userspace kernel reads a large rootfs file through a window of it
+/// mapped into its own memory (`vfs/hostwindow.rs`). A host process that
+/// truncates the file under it makes the window's pages past the new end
+/// fault (SIGBUS): the kernel must survive every one, serve on, and read
+/// the file as it is once the host leaves it alone.
+#[test]
+fn a_rootfs_file_truncated_on_the_host_while_streamed() {
+    let _s = serial();
+    let a = atoll();
+    const FINAL: usize = 3_000_123;
+    // dd of the whole file, again and again, until it reads the size the
+    // host leaves it at (or gives up).
+    let b = busybox()
+        .sh(&format!(
+            "i=0; n=; while [ \"$n\" != {FINAL} ] && [ $i -lt 4000 ]; do \
+               n=$(dd if=/big bs=4096 2>/dev/null | wc -c); i=$((i+1)); \
+               [ $i = 20 ] && echo streaming; done; echo \"final=$n after $i\""
+        ))
+        .tmpfs("/tmp")
+        .build();
+    let big = b.rootfs.join("big");
+    let fill = |len: usize| {
+        // In place (O_TRUNC keeps the inode the kernel has open).
+        std::fs::write(&big, vec![b'a'; len]).unwrap();
+    };
+    fill(8 << 20);
+    let id = id("host-truncate");
+    let out_path = b.path.join("out.txt");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = a
+        .command()
+        .args(["--isolation", "userspace", "run", "-b", b.path_str(), &id])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !read().contains("streaming") {
+        assert!(Instant::now() < deadline, "never streamed: {}", read());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Cut the file short and grow it back, at random moments of the reads.
+    let mut rng = Rng::new("host truncation");
+    let file = std::fs::OpenOptions::new().write(true).open(&big).unwrap();
+    for _ in 0..60 {
+        file.set_len(5000 + rng.next() % 8192).unwrap();
+        std::thread::sleep(rng.delay(Duration::from_millis(6)));
+        fill(8 << 20);
+        std::thread::sleep(rng.delay(Duration::from_millis(6)));
+    }
+    fill(FINAL);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline + Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the workload never finished: {}", read());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = read();
+    assert!(
+        text.contains(&format!("final={FINAL} after")),
+        "the kernel died or read a stale size: {status:?}: {text}"
+    );
+    assert!(status.success(), "{status:?}: {text}");
+    force_delete_and_check(&a, &id, &b, "host truncation");
+}
+
 #[test]
 fn kill9_of_a_native_init() {
     let _s = serial();

@@ -97,6 +97,21 @@ fn the_map_limit_behaves_as_linux() {
 }
 
 #[test]
+fn rootfs_files_stream_as_natively_while_their_size_changes() {
+    // Past its first 256 KiB an open rootfs file is read through a window
+    // of the host file mapped into the kernel (vfs/hostwindow.rs). Its
+    // reads must see every shrink and growth made through other
+    // descriptors, an O_TRUNC open, a truncate by path and a punched
+    // hole, and reads that cross a window's edge or the file's end.
+    let (native, user, _, _) = both_levels("stream_window", &["/stream.dat"]);
+    native.ok();
+    user.ok();
+    assert!(native.stdout.ends_with("done\n"), "{native:#?}");
+    assert!(!native.stdout.contains("WRONG"), "{native:#?}");
+    assert_eq!(user.stdout, native.stdout);
+}
+
+#[test]
 fn sysv_ipc_and_posix_message_queues_match_native() {
     let (native, user, _, _) = both_levels("ipc", &[]);
     native.ok();

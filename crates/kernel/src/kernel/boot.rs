@@ -225,6 +225,9 @@ fn setup_host_signals() -> std::io::Result<i32> {
     unsafe {
         // A closed stdout must give the workload EPIPE, not kill the kernel.
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // Copies out of mapped host files survive a fault (`mm::safecopy`);
+        // the confined kernel may not change dispositions later.
+        crate::mm::safecopy::install()?;
         let mut mask: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut mask);
         for s in FORWARDED {

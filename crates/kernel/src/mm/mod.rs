@@ -6,6 +6,7 @@
 pub mod filemem;
 pub mod memfile;
 pub mod rangeset;
+pub mod safecopy;
 pub mod space;
 pub mod usercopy;
 

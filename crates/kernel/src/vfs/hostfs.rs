@@ -14,6 +14,7 @@ use atoll_gofer::{Fid, FileService};
 
 use super::atime::{self, Atime, AtimeRule};
 use super::file::{File, FileOps};
+use super::hostwindow;
 use super::inode::{DirEntry, FileType, Inode, SetAttr, TimeSet};
 use super::iov::IoVecs;
 use super::perm::Cred;
@@ -231,6 +232,7 @@ impl HostInode {
         );
         if flags & libc::O_TRUNC != 0 {
             self.fs.changed();
+            hostwindow::shrank();
             if flags & libc::O_ACCMODE != libc::O_RDONLY
                 && let Some(m) = FileMem::find_host(self.id)
             {
@@ -877,6 +879,9 @@ impl Inode for HostInode {
         if a.mode.is_some() || a.uid.is_some() || a.gid.is_some() {
             self.fs.mode_changed(self.id);
         }
+        if a.size.is_some() {
+            hostwindow::shrank();
+        }
         if r.is_ok()
             && let Some(size) = a.size
             && let Some(m) = FileMem::find_host(self.id)
@@ -922,6 +927,9 @@ pub struct HostRegular {
     /// The attribute generations of its file system, which every read,
     /// write and size change moves on for this file (see [`Generations`]).
     gens: Option<Rc<Generations>>,
+    /// Streaming reads through a mapped window of the file, on a file
+    /// system whose cache is trusted (see `hostwindow`).
+    stream: Option<hostwindow::Stream>,
 }
 
 /// The host descriptor as the source of a page cache.
@@ -996,6 +1004,8 @@ impl HostRegular {
             writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
             retain: false,
             gens: None,
+            // O_DIRECT reads bypass the page cache a window would read.
+            stream: (flags & libc::O_DIRECT == 0).then(hostwindow::Stream::default),
         }
     }
 
@@ -1012,6 +1022,9 @@ impl HostRegular {
     fn of(mut self, fs: &HostFs) -> HostRegular {
         self.retain = !fs.revalidate;
         self.gens = Some(fs.gens.clone());
+        if fs.revalidate {
+            self.stream = None;
+        }
         self
     }
 
@@ -1039,6 +1052,13 @@ impl FileOps for HostRegular {
                 }
             }
             return Ok(done);
+        }
+        if let Some(n) = self
+            .stream
+            .as_ref()
+            .and_then(|s| s.read(self.fd.as_raw_fd(), dst, off))
+        {
+            return Ok(n);
         }
         // SAFETY: the iovecs point at writable memory of their stated length.
         let n = unsafe {
@@ -1096,6 +1116,7 @@ impl FileOps for HostRegular {
     }
     fn truncate(&self, _k: &Kernel, len: u64) -> SysResult<()> {
         self.changed();
+        hostwindow::shrank();
         if unsafe { libc::ftruncate(self.fd.as_raw_fd(), len as i64) } < 0 {
             return Err(last_errno());
         }
@@ -1117,6 +1138,8 @@ impl FileOps for HostRegular {
     }
     fn allocate(&self, mode: i32, off: u64, len: u64) -> SysResult<()> {
         self.changed();
+        // FALLOC_FL_COLLAPSE_RANGE shortens the file.
+        hostwindow::shrank();
         if unsafe { libc::fallocate(self.fd.as_raw_fd(), mode, off as i64, len as i64) } < 0 {
             return Err(last_errno());
         }

@@ -14,6 +14,7 @@ pub mod fdtable;
 pub mod file;
 pub mod hostfd;
 pub mod hostfs;
+pub mod hostwindow;
 pub mod inode;
 pub mod inotify;
 pub mod iov;

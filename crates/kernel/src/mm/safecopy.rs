@@ -1,0 +1,211 @@
+//! A copy out of a host file's pages that survives the file shrinking
+//! under it.
+//!
+//! The kernel reads large host files through a window of the file mapped
+//! into its own address space (`vfs::hostwindow`), a memory copy where a
+//! `preadv` would be a host syscall. A page of that window past the file's
+//! end raises SIGBUS when touched, and the file can shrink at any time:
+//! something outside the sandbox may truncate it. A SIGBUS in the kernel
+//! must not end the kernel, and so every copy out of a window goes through
+//! [`copy`], which a fault stops instead (gVisor's `safecopy` answers the
+//! same need the same way).
+//!
+//! Safety argument:
+//! - [`copy`] is one `rep movsb` in assembly (`atoll_safecopy_movs`). The
+//!   handler installed by [`install`] for SIGBUS and SIGSEGV recognizes a
+//!   fault by its instruction pointer: only a fault *at that instruction*
+//!   is taken as the copy's. Then it moves the instruction pointer to
+//!   `atoll_safecopy_fault`, which returns what was left to copy (RCX:
+//!   `rep movsb` is restartable, so at a fault RCX, RSI and RDI tell
+//!   exactly how far it got). Nothing else of the interrupted state is
+//!   touched, and the copy holds no lock and owns no resource a jump out
+//!   of it could leak.
+//! - Any other fault goes to the handler that was there before (the
+//!   standard library's stack-overflow handler), as if this one did not
+//!   exist: a fault anywhere else in the kernel is the crash it was.
+//! - The handler only reads and writes the interrupted context it is
+//!   given: it is async-signal-safe.
+//! - The caller must pass a destination it owns (`len` writable bytes)
+//!   and a source that is readable or a mapping of a file whose pages may
+//!   fault; the copy never writes past `dst + len`.
+//! - The handler is installed before the kernel confines itself (its
+//!   filter does not allow `rt_sigaction`), once per process.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+std::arch::global_asm!(
+    ".pushsection .text.atoll_safecopy,\"ax\",@progbits",
+    ".globl atoll_safecopy",
+    ".type atoll_safecopy,@function",
+    "atoll_safecopy:",
+    "    mov rcx, rdx",
+    ".globl atoll_safecopy_movs",
+    "atoll_safecopy_movs:",
+    "    rep movsb",
+    "    xor eax, eax",
+    "    ret",
+    ".globl atoll_safecopy_fault",
+    "atoll_safecopy_fault:",
+    "    mov rax, rcx",
+    "    ret",
+    ".size atoll_safecopy, . - atoll_safecopy",
+    ".popsection",
+);
+
+unsafe extern "C" {
+    /// Copies `len` bytes from `src` to `dst`; returns how many were left
+    /// when a fault stopped it (0: all copied).
+    fn atoll_safecopy(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    static atoll_safecopy_movs: u8;
+    static atoll_safecopy_fault: u8;
+}
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// The disposition before ours: its handler (or SIG_DFL) and flags, per
+/// signal (SIGBUS, SIGSEGV).
+static PREVIOUS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+static PREVIOUS_FLAGS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+fn slot(sig: i32) -> usize {
+    if sig == libc::SIGBUS { 0 } else { 1 }
+}
+
+extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: the host passes this SA_SIGINFO handler a valid ucontext.
+    unsafe {
+        let uc = uc as *mut libc::ucontext_t;
+        let rip = &mut (*uc).uc_mcontext.gregs[libc::REG_RIP as usize];
+        if *rip as usize == &raw const atoll_safecopy_movs as usize {
+            *rip = &raw const atoll_safecopy_fault as usize as i64;
+            return;
+        }
+        let i = slot(sig);
+        let prev = PREVIOUS[i].load(Ordering::Relaxed);
+        let flags = PREVIOUS_FLAGS[i].load(Ordering::Relaxed) as i32;
+        if prev != libc::SIG_DFL && prev != libc::SIG_IGN {
+            if flags & libc::SA_SIGINFO != 0 {
+                let f: extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) =
+                    std::mem::transmute(prev);
+                f(sig, info, uc as *mut libc::c_void);
+            } else {
+                let f: extern "C" fn(i32) = std::mem::transmute(prev);
+                f(sig);
+            }
+            return;
+        }
+        // No handler before ours: the default action, which for these
+        // signals ends the process (returning faults again, then dies).
+        libc::signal(sig, libc::SIG_DFL);
+    }
+}
+
+/// Installs the fault handler for this process (idempotent). Before the
+/// kernel confines itself.
+pub fn install() -> std::io::Result<()> {
+    if INSTALLED.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    for sig in [libc::SIGBUS, libc::SIGSEGV] {
+        // SAFETY: reading and setting this process's dispositions.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            PREVIOUS[slot(sig)].store(old.sa_sigaction, Ordering::Relaxed);
+            PREVIOUS_FLAGS[slot(sig)].store(old.sa_flags as usize, Ordering::Relaxed);
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = handler as *const () as usize;
+            // On the stack-overflow handler's alternate stack where the
+            // thread has one: the previous handler may need it.
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    INSTALLED.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Whether [`copy`] may be used on memory that can fault.
+pub fn installed() -> bool {
+    INSTALLED.load(Ordering::Acquire)
+}
+
+/// Copies `dst.len()` bytes from `src` into `dst`. `Err(n)`: a fault in
+/// the source stopped it after `n` bytes.
+///
+/// # Safety
+/// `src` must be `dst.len()` bytes of readable memory or of a file mapping
+/// whose pages may fault, and [`install`] must have run.
+pub unsafe fn copy(dst: &mut [u8], src: *const u8) -> Result<(), usize> {
+    debug_assert!(installed());
+    // SAFETY: dst is ours for its length; the caller vouches for src.
+    let left = unsafe { atoll_safecopy(dst.as_mut_ptr(), src, dst.len()) };
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(dst.len() - left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_copy_from_a_truncated_mapping_stops_at_the_fault() {
+        install().unwrap();
+        let f = tempfile_of(3 * 4096);
+        let fd = f.as_raw_fd();
+        // SAFETY: a private test mapping of our own file.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                3 * 4096,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        } as *const u8;
+        assert_ne!(base as *mut libc::c_void, libc::MAP_FAILED);
+        let mut buf = vec![0u8; 3 * 4096];
+        // SAFETY: the mapping is 3 pages of the file.
+        unsafe { copy(&mut buf, base) }.unwrap();
+        assert!(buf.iter().all(|&b| b == 0x5a));
+        // The file shrinks to 1.5 pages: the copy reads the first two
+        // pages (the second one's tail as zeros) and stops at the third.
+        assert_eq!(unsafe { libc::ftruncate(fd, 4096 + 2048) }, 0);
+        let mut buf = vec![0u8; 3 * 4096];
+        assert_eq!(unsafe { copy(&mut buf, base) }, Err(2 * 4096));
+        assert!(buf[..4096 + 2048].iter().all(|&b| b == 0x5a));
+        assert!(buf[4096 + 2048..].iter().all(|&b| b == 0));
+        // From an offset inside the missing page: nothing at all.
+        let mut buf = vec![0u8; 100];
+        assert_eq!(unsafe { copy(&mut buf, base.add(2 * 4096 + 8)) }, Err(0));
+        unsafe { libc::munmap(base as *mut libc::c_void, 3 * 4096) };
+    }
+
+    fn tempfile_of(len: usize) -> std::fs::File {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!(
+            "atoll-safecopy-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f.write_all(&vec![0x5a; len]).unwrap();
+        f
+    }
+}

@@ -1,0 +1,185 @@
+//! Streaming reads of a host file through a window of it mapped into the
+//! kernel.
+//!
+//! A read of a host file is a `preadv` on its descriptor: one host
+//! syscall per read on top of the workload's trap, which is most of what
+//! a loop of 4 KiB reads costs here beyond native. Once an open file has
+//! read `STREAM_AFTER` bytes, its reads are copies out of a `WINDOW`-sized
+//! read-only shared mapping of the file instead, moved along as the reads
+//! go. It is the host's page cache itself, so it sees every write to the
+//! file at once, the kernel's own and anyone's.
+//!
+//! What the mapping does not tell is where the file ends: the kernel
+//! keeps the size it read (`fstat`) when it placed the window, and asks
+//! again when a read reaches past it. A file only shrinks through this
+//! kernel's truncate, setattr, `O_TRUNC` open or fallocate, and each of
+//! them calls [`shrank`], which makes every window ask again before its
+//! next read. Only on file systems whose cache is trusted (nothing
+//! outside the sandbox changes them: the rootfs); files of revalidated
+//! mounts are read with `preadv` as before.
+//!
+//! A file that shrinks from outside anyway (a host process truncates the
+//! rootfs file under a running container) cannot harm the kernel: every
+//! copy out of a window is an `mm::safecopy` copy, which a fault (SIGBUS
+//! past the end) stops. The read returns what was copied, or goes to
+//! `preadv` if nothing was, and the open file reads with `preadv` from
+//! then on. What it cannot tell is the tail of the new last page, which
+//! reads as zeros up to the size kept (docs/security.md).
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::mm::safecopy;
+use crate::vfs::IoVecs;
+
+/// Bytes an open file reads with `preadv` before it gets a window: a
+/// program reading a small file once pays no mapping for it.
+const STREAM_AFTER: u64 = 256 << 10;
+/// The window's size and alignment in the file.
+const WINDOW: u64 = 4 << 20;
+/// Windows mapped at once, in all open files (a kernel with thousands of
+/// streaming files reads the rest with `preadv`).
+const LIVE_MAX: u64 = 32;
+
+/// Moved on by every shrink of a host file through this kernel.
+static SHRINKS: AtomicU64 = AtomicU64::new(0);
+/// Windows mapped now.
+static LIVE: AtomicU64 = AtomicU64::new(0);
+
+/// A host file may have become shorter through this kernel: every window
+/// reads its file's size again before it serves another read.
+pub fn shrank() {
+    SHRINKS.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Window {
+    base: *const u8,
+    /// Where in the file the mapping starts (a multiple of `WINDOW`).
+    start: u64,
+    /// The file's size as last read.
+    size: u64,
+    /// `SHRINKS` when `size` was read.
+    shrinks: u64,
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping of WINDOW bytes.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, WINDOW as usize) };
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn host_size(fd: RawFd) -> Option<u64> {
+    // SAFETY: fstat into a local.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_size as u64)
+}
+
+/// An open host file's streaming state.
+#[derive(Default)]
+pub struct Stream {
+    /// Bytes read with `preadv` so far (up to `STREAM_AFTER`).
+    read: Cell<u64>,
+    window: RefCell<Option<Window>>,
+    /// A window's copy faulted: the file changed under it; `preadv` only.
+    off: Cell<bool>,
+}
+
+impl Stream {
+    /// Serves a read of `dst.len` bytes at `off` from a window of `fd`, or
+    /// `None`: the caller reads with `preadv`.
+    pub fn read(&self, fd: RawFd, dst: &IoVecs, off: u64) -> Option<usize> {
+        if self.off.get() || !safecopy::installed() {
+            return None;
+        }
+        if self.read.get() < STREAM_AFTER {
+            self.read.set(self.read.get() + dst.len as u64);
+            return None;
+        }
+        let mut window = self.window.borrow_mut();
+        let mut done = 0usize;
+        for iov in &dst.iovs {
+            // SAFETY: the iovec points at iov_len writable bytes of the
+            // kernel's view of the workload's memory.
+            let buf =
+                unsafe { std::slice::from_raw_parts_mut(iov.iov_base as *mut u8, iov.iov_len) };
+            let mut at = 0usize;
+            while at < buf.len() {
+                let pos = off + (done + at) as u64;
+                let w = match place(&mut window, fd, pos, (buf.len() - at) as u64) {
+                    Some(w) => w,
+                    None if done + at == 0 => return None,
+                    None => return Some(done + at),
+                };
+                if pos >= w.size {
+                    return Some(done + at);
+                }
+                let n = ((buf.len() - at) as u64)
+                    .min(w.start + WINDOW - pos)
+                    .min(w.size - pos) as usize;
+                // SAFETY: [pos, pos+n) lies in the window's mapping, which
+                // may fault (the copy stops there); the destination is
+                // the iovec's.
+                let src = unsafe { w.base.add((pos - w.start) as usize) };
+                if let Err(got) = unsafe { safecopy::copy(&mut buf[at..at + n], src) } {
+                    // The file shrank under the window, from outside.
+                    *window = None;
+                    self.off.set(true);
+                    let total = done + at + got;
+                    return (total > 0).then_some(total);
+                }
+                at += n;
+            }
+            done += buf.len();
+        }
+        Some(done)
+    }
+}
+
+/// The window for a read of `want` bytes at `pos`, placed (or moved) to
+/// cover `pos`, its size current enough: asked again after a shrink or
+/// when the read reaches past it. `None`: no window (the mapping failed,
+/// or too many are mapped).
+fn place(slot: &mut Option<Window>, fd: RawFd, pos: u64, want: u64) -> Option<&Window> {
+    let start = pos & !(WINDOW - 1);
+    let shrinks = SHRINKS.load(Ordering::Relaxed);
+    if slot.as_ref().is_some_and(|w| w.start != start) {
+        *slot = None;
+    }
+    if slot.is_none() {
+        if LIVE.load(Ordering::Relaxed) >= LIVE_MAX {
+            return None;
+        }
+        let size = host_size(fd)?;
+        // SAFETY: a new read-only shared mapping of the host file, placed
+        // by the host; pages past the end fault (see `safecopy`).
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                WINDOW as usize,
+                libc::PROT_READ,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                start as i64,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
+        }
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        *slot = Some(Window {
+            base: base as *const u8,
+            start,
+            size,
+            shrinks,
+        });
+    }
+    let w = slot.as_mut()?;
+    if w.shrinks != shrinks || pos + want > w.size {
+        w.size = host_size(fd)?;
+        w.shrinks = shrinks;
+    }
+    Some(w)
+}
