@@ -1,14 +1,15 @@
 //! Syscall numbers and arguments straight into the application kernel's
-//! dispatch: a real kernel (real ptrace platform, memory file and an
-//! in-process file server over a scratch rootfs) serves every syscall of
-//! the input for its one workload task, with arguments that are raw
-//! values, pointers into the task's memory (which holds the input), paths,
-//! sizes and descriptors it got back. Any panic, abort or allocation past
-//! libFuzzer's malloc limit is a kernel that a workload could kill with
-//! arguments. The driver is `atoll_kernel::syscall_driver` (its smoke test
-//! runs in `cargo test`); it runs in its own network and mount namespaces,
-//! over a 64 MiB tmpfs, so the workload's sockets and files touch nothing
-//! of the host's. Needs root.
+//! dispatch: a real kernel (the default platform, systrap where the host
+//! has it; a real memory file; an in-process file server over a scratch
+//! rootfs) serves every syscall of the input for its one workload task,
+//! with arguments that are raw values, pointers into the task's memory
+//! (which holds the input), paths, sizes and descriptors it got back. Any
+//! panic, abort or allocation past libFuzzer's malloc limit is a kernel
+//! that a workload could kill with arguments. The driver is
+//! `atoll_kernel::syscall_driver` (its smoke test runs in `cargo test`); it
+//! runs in its own network and mount namespaces, over a 64 MiB tmpfs, so
+//! the workload's sockets and files touch nothing of the host's. Needs
+//! root.
 #![no_main]
 
 use std::cell::RefCell;

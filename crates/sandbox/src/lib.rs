@@ -171,7 +171,11 @@ pub fn enter(launch: &SandboxLaunch) -> Result<(), String> {
             directfs,
             network,
             probe.as_deref(),
-        )
+        )?;
+        // Its filter refuses rt_sigaction from here on: a fault of the
+        // kernel ends it by its own signal (see atoll_kernel::mm::safecopy).
+        atoll_kernel::mm::safecopy::confined();
+        Ok(())
     };
     let files: Rc<dyn atoll_gofer::FileService> =
         Rc::new(atoll_gofer::serve::Client::new(gofer.sock));

@@ -21,8 +21,11 @@
 //!   touched, and the copy holds no lock and owns no resource a jump out
 //!   of it could leak.
 //! - Any other fault goes to the handler that was there before (the
-//!   standard library's stack-overflow handler), as if this one did not
-//!   exist: a fault anywhere else in the kernel is the crash it was.
+//!   standard library's stack-overflow handler, libFuzzer's), as if this
+//!   one did not exist: a fault anywhere else in the kernel is the crash
+//!   it was. Once the kernel is confined (`confined`), such a fault ends
+//!   it by its own signal instead (that handler would need
+//!   `rt_sigaction`, which the kernel's filter refuses by killing it).
 //! - The handler only reads and writes the interrupted context it is
 //!   given: it is async-signal-safe.
 //! - The caller must pass a destination it owns (`len` writable bytes)
@@ -61,6 +64,8 @@ unsafe extern "C" {
 }
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// The kernel confined itself (see `confined`).
+static CONFINED: AtomicBool = AtomicBool::new(false);
 /// The disposition before ours: its handler (or SIG_DFL) and flags, per
 /// signal (SIGBUS, SIGSEGV).
 static PREVIOUS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
@@ -77,6 +82,17 @@ extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_voi
         let rip = &mut (*uc).uc_mcontext.gregs[libc::REG_RIP as usize];
         if *rip as usize == &raw const atoll_safecopy_movs as usize {
             *rip = &raw const atoll_safecopy_fault as usize as i64;
+            return;
+        }
+        if CONFINED.load(Ordering::Relaxed) {
+            // The confined kernel may not change dispositions, which the
+            // handler before ours (the standard library's) would do to
+            // die by this signal, and its filter would kill it for that
+            // instead. The same end, told truthfully: return with the
+            // signal blocked, and the fault that comes again is the
+            // host's to deliver with its default action (a blocked
+            // synchronous fault is forced: unblocked, SIG_DFL).
+            libc::sigaddset(&mut (*uc).uc_sigmask, sig);
             return;
         }
         let i = slot(sig);
@@ -127,6 +143,12 @@ pub fn install() -> std::io::Result<()> {
     }
     INSTALLED.store(true, Ordering::Release);
     Ok(())
+}
+
+/// The process confined itself: a fault outside a copy ends it by that
+/// signal at once, instead of going to the handler before ours.
+pub fn confined() {
+    CONFINED.store(true, Ordering::Relaxed);
 }
 
 /// Whether [`copy`] may be used on memory that can fault.

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::filemem::FileMem;
 use super::memfile::{Chunk, MemoryFile};
@@ -282,17 +283,41 @@ pub struct Remap {
 /// Most a heap (brk) may grow; beyond it malloc falls back to mmap.
 pub const HEAP_MAX: u64 = 1 << 30;
 
+/// Host mappings a stub needs beside one per VMA: its own code, control
+/// pages and thread areas, and host mappings a VMA can take more than one
+/// of (patched pages, windows of a file).
+const STUB_MAPPINGS: usize = 8_192;
+
 /// Most VMAs a process may have (Linux's `vm.max_map_count`, which
 /// /proc/sys/vm/max_map_count shows): past it mmap, and an mprotect or
 /// munmap that would split a mapping, fail with ENOMEM, as on Linux. It
-/// is the host's default limit (65,530) less 8,192 that the stub needs
-/// beside one host mapping per VMA: its own code, control pages and
-/// thread areas, and host mappings a VMA can take more than one of
-/// (patched pages, windows of a file). A stub at the host's limit cannot
-/// take the mappings the kernel gives it: a failed deferred mapping then
-/// ends the process, a refused unmap of file pages kills it
-/// (`Kernel::apply_invalidations`).
-pub const MAX_MAP_COUNT: usize = 65_530 - 8_192;
+/// is the host's limit (read at boot, before the kernel confines itself:
+/// [`set_host_max_map_count`]; the default 65,530 until then) less
+/// `STUB_MAPPINGS`. A stub at the host's limit cannot take the mappings
+/// the kernel gives it: a failed deferred mapping then ends the process,
+/// a refused unmap of file pages kills it (`Kernel::apply_invalidations`).
+static MAX_MAP_COUNT: AtomicUsize = AtomicUsize::new(65_530 - STUB_MAPPINGS);
+
+/// The map limit now (see `MAX_MAP_COUNT`).
+pub fn max_map_count() -> usize {
+    MAX_MAP_COUNT.load(Ordering::Relaxed)
+}
+
+/// The sandbox's map limit on a host whose `vm.max_map_count` is `host`:
+/// that less what the stub needs; half of it on a host that set it too
+/// low for that; never below 1,024.
+pub fn map_limit_for_host(host: usize) -> usize {
+    if host >= 2 * STUB_MAPPINGS {
+        host - STUB_MAPPINGS
+    } else {
+        (host / 2).max(1_024)
+    }
+}
+
+/// The host's `vm.max_map_count` (at boot).
+pub fn set_host_max_map_count(host: usize) {
+    MAX_MAP_COUNT.store(map_limit_for_host(host), Ordering::Relaxed);
+}
 
 impl AddressSpace {
     pub fn new(p: &mut dyn Platform, mf: Rc<MemoryFile>) -> std::io::Result<AddressSpace> {
@@ -407,7 +432,7 @@ impl AddressSpace {
     }
 
     /// ENOMEM if making `start` and `end` boundaries would take the
-    /// process past [`MAX_MAP_COUNT`] VMAs, as Linux's `__split_vma`
+    /// process past [`max_map_count`] VMAs, as Linux's `__split_vma`
     /// refuses. `removed`: the range then goes (munmap), so only a hole
     /// inside one VMA adds one.
     fn may_split(&self, start: u64, end: u64, removed: bool) -> SysResult<()> {
@@ -419,7 +444,7 @@ impl AddressSpace {
         } else {
             usize::from(s.is_some()) + usize::from(e.is_some())
         };
-        if grow > 0 && self.vmas.len() + grow > MAX_MAP_COUNT {
+        if grow > 0 && self.vmas.len() + grow > max_map_count() {
             return Err(Errno::ENOMEM);
         }
         Ok(())
@@ -506,7 +531,7 @@ impl AddressSpace {
         if len == 0 {
             return Err(Errno::EINVAL);
         }
-        if self.vmas.len() >= MAX_MAP_COUNT {
+        if self.vmas.len() >= max_map_count() {
             return Err(Errno::ENOMEM);
         }
         let addr = if r.fixed || r.noreplace {
@@ -918,7 +943,7 @@ impl AddressSpace {
             }
             // Room for what the unmaps may split, before anything goes
             // (Linux's mremap_to).
-            if self.vmas.len() + 2 >= MAX_MAP_COUNT - 3 {
+            if self.vmas.len() + 2 >= max_map_count() - 3 {
                 return Err(Errno::ENOMEM);
             }
             self.unmap(p, to, new_len)?;
@@ -956,7 +981,7 @@ impl AddressSpace {
             return Err(Errno::ENOMEM);
         }
         // A move may split the old VMA in three (Linux's move_vma).
-        if !in_place && self.vmas.len() >= MAX_MAP_COUNT - 3 {
+        if !in_place && self.vmas.len() >= max_map_count() - 3 {
             return Err(Errno::ENOMEM);
         }
         let target = match how.fixed {
@@ -1588,6 +1613,15 @@ mod tests {
     }
 
     #[test]
+    fn the_map_limit_follows_the_hosts() {
+        assert_eq!(map_limit_for_host(65_530), 57_338);
+        assert_eq!(map_limit_for_host(262_144), 253_952);
+        // A host set below twice what the stub needs: half of it.
+        assert_eq!(map_limit_for_host(10_000), 5_000);
+        assert_eq!(map_limit_for_host(100), 1_024);
+    }
+
+    #[test]
     fn splits_past_the_map_limit_are_enomem() {
         let mut p = Accepting;
         let mut mm = AddressSpace::new(&mut p, MemoryFile::create(1 << 20).unwrap()).unwrap();
@@ -1601,7 +1635,7 @@ mod tests {
                 VmaName::Anon,
             )
             .unwrap();
-        while mm.vmas.len() < MAX_MAP_COUNT {
+        while mm.vmas.len() < max_map_count() {
             mm.map_anon(&mut p, 0, PAGE_SIZE, libc::PROT_READ, false, VmaName::Anon)
                 .unwrap();
         }
@@ -1621,7 +1655,7 @@ mod tests {
             mm.protect(&mut p, mid, 2 * PAGE_SIZE, libc::PROT_NONE),
             Ok(())
         );
-        assert_eq!(mm.vmas.len(), MAX_MAP_COUNT);
+        assert_eq!(mm.vmas.len(), max_map_count());
         assert_eq!(mm.unmap(&mut p, mid, 2 * PAGE_SIZE), Ok(()));
         assert!(one(&mut mm, &mut p).is_ok());
         // A move needs the count below the limit less three (room for

@@ -177,9 +177,9 @@ pub fn new_devfs() -> Rc<TmpInode> {
     }
     // A devpts instance even when the bundle mounts none on /dev/pts, so
     // /dev/ptmx always makes pseudo-terminals.
-    root.add(b"pts", super::devpts::new_devpts());
+    root.add_dir(b"pts", super::devpts::new_devpts());
     for d in ["shm", "mqueue"] {
-        root.add(
+        root.add_dir(
             d.as_bytes(),
             TmpInode::new(
                 dev,
@@ -191,4 +191,26 @@ pub fn new_devfs() -> Rc<TmpInode> {
         );
     }
     root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_counts_a_link_for_each_of_its_directories() {
+        // Linux's tmpfs /dev with pts, shm and mqueue lists 5 links; a
+        // count without them went below zero at the third rmdir (after
+        // unmounts), a panic in a debug build.
+        let root = new_devfs();
+        let dirs = match &*root.content.borrow() {
+            Content::Dir(d) => d
+                .values()
+                .filter(|i| i.kind() == super::super::FileType::Directory)
+                .count(),
+            _ => unreachable!(),
+        };
+        assert_eq!(dirs, 3);
+        assert_eq!(root.meta.borrow().st_nlink, 2 + dirs as u64);
+    }
 }

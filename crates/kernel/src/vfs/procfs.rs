@@ -182,6 +182,12 @@ pub fn capture_host_facts(cpus: usize) {
         })
         .unwrap_or(1 << 20)
         * 1024;
+    if let Some(n) = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        crate::mm::space::set_host_max_map_count(n);
+    }
     let mut id = [0u8; 16];
     crate::kernel::random::fill(&mut id);
     let boot_id = uuid(&id);
@@ -783,7 +789,7 @@ fn generate(k: &Kernel, node: &Node) -> SysResult<Vec<u8>> {
                 "sys/kernel/threads-max" => "32768".into(),
                 "sys/kernel/yama/ptrace_scope" => crate::kernel::yama::PTRACE_SCOPE.to_string(),
                 "sys/vm/overcommit_memory" => "0".into(),
-                "sys/vm/max_map_count" => crate::mm::space::MAX_MAP_COUNT.to_string(),
+                "sys/vm/max_map_count" => crate::mm::space::max_map_count().to_string(),
                 "sys/vm/mmap_min_addr" => "65536".into(),
                 "sys/fs/file-max" => "1048576".into(),
                 "sys/fs/nr_open" => "1048576".into(),

@@ -15,7 +15,7 @@ fn dir(parent: &TmpInode, name: &str) -> Rc<TmpInode> {
         0,
         Content::Dir(Default::default()),
     );
-    parent.add(name.as_bytes(), d.clone());
+    parent.add_dir(name.as_bytes(), d.clone());
     d
 }
 

@@ -95,6 +95,14 @@ impl TmpInode {
         }
     }
 
+    /// Adds directory `inode` under `name`, counting its `..` link here as
+    /// mkdir does (a kernel-made /dev lists 5 links, as Linux's does, and
+    /// an rmdir of one of them after an unmount leaves the count right).
+    pub fn add_dir(&self, name: &[u8], inode: Rc<dyn Inode>) {
+        self.add(name, inode);
+        self.meta.borrow_mut().st_nlink += 1;
+    }
+
     pub fn touch(&self, m: bool, c: bool) {
         let t = super::now();
         let mut st = self.meta.borrow_mut();
@@ -340,7 +348,9 @@ impl Inode for TmpInode {
         }
         d.remove(name);
         drop(c);
-        self.meta.borrow_mut().st_nlink -= 1;
+        let mut st = self.meta.borrow_mut();
+        st.st_nlink = st.st_nlink.saturating_sub(1);
+        drop(st);
         self.touch(true, true);
         Ok(())
     }

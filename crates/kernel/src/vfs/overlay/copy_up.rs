@@ -52,9 +52,10 @@ impl OvlInode {
         let d = tmp(&dir);
         let up = TmpInode::new(d.dev, st.st_mode, st.st_uid, st.st_gid, content);
         set_times(&up, &st);
-        d.add(&name, up.clone());
         if self.kind == FileType::Directory {
-            d.meta.borrow_mut().st_nlink += 1;
+            d.add_dir(&name, up.clone());
+        } else {
+            d.add(&name, up.clone());
         }
         self.fs.origin.borrow_mut().insert(up.ino, self.ino);
         let up: Rc<dyn Inode> = up;
