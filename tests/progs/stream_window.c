@@ -5,6 +5,7 @@
  * every shrink and growth: the output must match native's line for line. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,53 @@ int main(int argc, char **argv) {
     check("first 2 MiB in 4 KiB reads", a, 0, 2 * MiB, 4096, 1L << 62);
     check("across 4 MiB in 1.5 MiB reads", a, 2 * MiB, 5 * MiB, 3 * MiB / 2, 1L << 62);
     check("to the end in 64 KiB reads", a, 7 * MiB, 4 * MiB, 65536, 1L << 62);
+
+    /* One preadv of three pieces across the window's edge at 4 MiB. */
+    {
+        static unsigned char v1[100000], v2[3000], v3[200000];
+        struct iovec iov[3] = {{v1, sizeof v1}, {v2, sizeof v2}, {v3, sizeof v3}};
+        long at = 4 * MiB - sizeof v1 - 1000, bad = -1;
+        /* In sequence up to it, so that it is a window's. */
+        check("  warm-up to it", a, at - 512 * 1024, 512 * 1024, 4096, 1L << 62);
+        ssize_t n = preadv(a, iov, 3, at);
+        for (int k = 0, base = 0; k < 3; base += iov[k].iov_len, k++)
+            for (size_t i = 0; i < iov[k].iov_len && bad < 0; i++)
+                if (((unsigned char *)iov[k].iov_base)[i] != pat(at + base + i)) bad = at + base + i;
+        if (bad < 0)
+            printf("preadv of three pieces across 4 MiB: %zd bytes, as written\n", n);
+        else
+            printf("preadv of three pieces across 4 MiB: %zd bytes, WRONG at %ld\n", n, bad);
+    }
+    /* A shrink through the reading descriptor itself (opened read-write). */
+    {
+        int rw = open(p, O_RDWR);
+        if (rw < 0) die("open rw");
+        check("  warm-up read-write", rw, 0, 512 * 1024, 4096, 1L << 62);
+        if (ftruncate(rw, 600 * 1024 + 7) != 0) die("ftruncate own");
+        check("after ftruncate through the same descriptor", rw, 512 * 1024, MiB, 4096, 1L << 62);
+        /* Random reads: never a window, the same bytes. */
+        srand(7);
+        long bad = -1;
+        for (int i = 0; i < 2000 && bad < 0; i++) {
+            unsigned char b[512];
+            long at = (long)(rand() % (600 * 1024));
+            ssize_t n = pread(rw, b, sizeof b, at);
+            for (ssize_t j = 0; j < n && bad < 0; j++)
+                if (b[j] != pat(at + j)) bad = at + j;
+        }
+        printf("random reads: %s\n", bad < 0 ? "as written" : "WRONG");
+        close(rw);
+    }
+    close(a);
+    w = open(p, O_WRONLY | O_TRUNC);
+    if (w < 0) die("rewrite");
+    for (long m = 0; m < 9; m++) {
+        for (long i = 0; i < MiB; i++) blk[i] = pat(m * MiB + i);
+        if (write(w, blk, MiB) != MiB) die("write");
+    }
+    close(w);
+    a = open(p, O_RDONLY);
+    if (a < 0) die("open");
 
     /* Each change lands while a window over the next read is placed: a
      * fresh descriptor reads 512 KiB first (4 MiB windows: the reads

@@ -79,12 +79,30 @@ extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_voi
     // SAFETY: the host passes this SA_SIGINFO handler a valid ucontext.
     unsafe {
         let uc = uc as *mut libc::ucontext_t;
-        let rip = &mut (*uc).uc_mcontext.gregs[libc::REG_RIP as usize];
-        if *rip as usize == &raw const atoll_safecopy_movs as usize {
-            *rip = &raw const atoll_safecopy_fault as usize as i64;
+        let gregs = &mut (*uc).uc_mcontext.gregs;
+        // A fault the host raised (not a kill(2): si_code > 0), at the
+        // copy's instruction, on the bytes left of its source: the
+        // copy's. A fault on its destination is a bug of the kernel's,
+        // never taken for a short copy.
+        let raised = (*info).si_code > 0;
+        let src = gregs[libc::REG_RSI as usize] as usize;
+        let left = gregs[libc::REG_RCX as usize] as usize;
+        let at = (*info).si_addr() as usize;
+        if raised
+            && gregs[libc::REG_RIP as usize] as usize == &raw const atoll_safecopy_movs as usize
+            && at >= src
+            && at - src < left
+        {
+            gregs[libc::REG_RIP as usize] = &raw const atoll_safecopy_fault as usize as i64;
             return;
         }
         if CONFINED.load(Ordering::Relaxed) {
+            if !raised {
+                // Sent, not raised: nothing to run again. Ignored, as the
+                // host cannot make this confined kernel take the default
+                // action (SIGKILL ends it).
+                return;
+            }
             // The confined kernel may not change dispositions, which the
             // handler before ours (the standard library's) would do to
             // die by this signal, and its filter would kill it for that

@@ -775,6 +775,10 @@ impl Inode for HostInode {
             .create(self.fid, name, flags, mode, cred.fsuid, cred.fsgid)
             .map_err(gerr)?;
         self.fs.changed();
+        if flags & libc::O_TRUNC != 0 {
+            // A name made on the host meanwhile was truncated.
+            hostwindow::shrank();
+        }
         let id = (st.st_dev, st.st_ino);
         Ok((
             self.fs.inode(fid, &st),
@@ -1022,7 +1026,9 @@ impl HostRegular {
     fn of(mut self, fs: &HostFs) -> HostRegular {
         self.retain = !fs.revalidate;
         self.gens = Some(fs.gens.clone());
-        if fs.revalidate {
+        // A mount that updates access times on every read: reads from a
+        // mapping would leave them (its pages fault in once).
+        if fs.revalidate || fs.gens.atime.for_file(self.id.0, false) == Atime::Always {
             self.stream = None;
         }
         self
@@ -1053,26 +1059,26 @@ impl FileOps for HostRegular {
             }
             return Ok(done);
         }
-        if let Some(n) = self
-            .stream
-            .as_ref()
-            .and_then(|s| s.read(self.fd.as_raw_fd(), dst, off))
-        {
-            return Ok(n);
-        }
-        // SAFETY: the iovecs point at writable memory of their stated length.
-        let n = unsafe {
-            libc::preadv(
-                self.fd.as_raw_fd(),
-                dst.iovs.as_ptr(),
-                dst.iovs.len() as i32,
-                off as i64,
-            )
+        let preadv = || {
+            // SAFETY: the iovecs point at writable memory of their stated
+            // length.
+            let n = unsafe {
+                libc::preadv(
+                    self.fd.as_raw_fd(),
+                    dst.iovs.as_ptr(),
+                    dst.iovs.len() as i32,
+                    off as i64,
+                )
+            };
+            if n < 0 {
+                return Err(last_errno());
+            }
+            Ok(n as usize)
         };
-        if n < 0 {
-            return Err(last_errno());
+        match &self.stream {
+            Some(s) => s.read(self.fd.as_raw_fd(), dst, off, preadv),
+            None => preadv(),
         }
-        Ok(n as usize)
     }
     fn write(&self, _k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
         self.changed();

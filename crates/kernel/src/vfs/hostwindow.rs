@@ -4,9 +4,11 @@
 //! A read of a host file is a `preadv` on its descriptor: one host
 //! syscall per read on top of the workload's trap, which is most of what
 //! a loop of 4 KiB reads costs here beyond native. Once an open file has
-//! read `STREAM_AFTER` bytes, its reads are copies out of a `WINDOW`-sized
-//! read-only shared mapping of the file instead, moved along as the reads
-//! go. It is the host's page cache itself, so it sees every write to the
+//! read `STREAM_AFTER` bytes in sequence (each read where the last one
+//! ended), its reads are copies out of a `WINDOW`-sized read-only shared
+//! mapping of the file instead, moved along as the reads go; a read
+//! elsewhere ends the sequence and the window (random reads would map a
+//! window for every read), and so does the end of the file. It is the host's page cache itself, so it sees every write to the
 //! file at once, the kernel's own and anyone's.
 //!
 //! What the mapping does not tell is where the file ends: the kernel
@@ -30,6 +32,7 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::errno::SysResult;
 use crate::mm::safecopy;
 use crate::vfs::IoVecs;
 
@@ -80,22 +83,50 @@ fn host_size(fd: RawFd) -> Option<u64> {
 /// An open host file's streaming state.
 #[derive(Default)]
 pub struct Stream {
-    /// Bytes read with `preadv` so far (up to `STREAM_AFTER`).
-    read: Cell<u64>,
+    /// Bytes read in sequence (each read where the last one ended) so far,
+    /// up to `STREAM_AFTER`: random reads never get a window.
+    streamed: Cell<u64>,
+    /// Where the last read ended.
+    next: Cell<u64>,
     window: RefCell<Option<Window>>,
-    /// A window's copy faulted: the file changed under it; `preadv` only.
+    /// A window's copy faulted (the file changed under it), or no window
+    /// could be mapped: `preadv` only.
     off: Cell<bool>,
 }
 
 impl Stream {
-    /// Serves a read of `dst.len` bytes at `off` from a window of `fd`, or
-    /// `None`: the caller reads with `preadv`.
-    pub fn read(&self, fd: RawFd, dst: &IoVecs, off: u64) -> Option<usize> {
-        if self.off.get() || !safecopy::installed() {
-            return None;
+    /// A read of `dst.len` bytes at `off`: from a window of `fd` while
+    /// the reads go in sequence, else (and when a window cannot serve it)
+    /// by `preadv`.
+    pub fn read(
+        &self,
+        fd: RawFd,
+        dst: &IoVecs,
+        off: u64,
+        preadv: impl FnOnce() -> SysResult<usize>,
+    ) -> SysResult<usize> {
+        let sequential = off == self.next.get();
+        if !sequential {
+            self.streamed.set(0);
+            // A seek away: the window goes with the sequence.
+            *self.window.borrow_mut() = None;
         }
-        if self.read.get() < STREAM_AFTER {
-            self.read.set(self.read.get() + dst.len as u64);
+        let n = match self.windowed(fd, dst, off) {
+            Some(n) => n,
+            None => {
+                let n = preadv()?;
+                self.streamed
+                    .set((self.streamed.get() + n as u64).min(STREAM_AFTER));
+                n
+            }
+        };
+        self.next.set(off + n as u64);
+        Ok(n)
+    }
+
+    /// The read from a window, or `None`.
+    fn windowed(&self, fd: RawFd, dst: &IoVecs, off: u64) -> Option<usize> {
+        if self.off.get() || self.streamed.get() < STREAM_AFTER || !safecopy::installed() {
             return None;
         }
         let mut window = self.window.borrow_mut();
@@ -109,11 +140,20 @@ impl Stream {
             while at < buf.len() {
                 let pos = off + (done + at) as u64;
                 let w = match place(&mut window, fd, pos, (buf.len() - at) as u64) {
-                    Some(w) => w,
-                    None if done + at == 0 => return None,
-                    None => return Some(done + at),
+                    Ok(w) => w,
+                    Err(lasting) => {
+                        if lasting {
+                            // A file the host will not map (a FUSE file
+                            // without a page cache): no more tries.
+                            self.off.set(true);
+                        }
+                        return (done + at > 0).then_some(done + at);
+                    }
                 };
                 if pos >= w.size {
+                    // The end: the window goes (a reader that stays at the
+                    // end holds no mapping).
+                    *window = None;
                     return Some(done + at);
                 }
                 let n = ((buf.len() - at) as u64)
@@ -140,9 +180,10 @@ impl Stream {
 
 /// The window for a read of `want` bytes at `pos`, placed (or moved) to
 /// cover `pos`, its size current enough: asked again after a shrink or
-/// when the read reaches past it. `None`: no window (the mapping failed,
-/// or too many are mapped).
-fn place(slot: &mut Option<Window>, fd: RawFd, pos: u64, want: u64) -> Option<&Window> {
+/// when the read reaches past it. `Err(lasting)`: no window, because the
+/// host would not map the file (`true`), or for now (too many mapped, a
+/// failed `fstat`).
+fn place(slot: &mut Option<Window>, fd: RawFd, pos: u64, want: u64) -> Result<&Window, bool> {
     let start = pos & !(WINDOW - 1);
     let shrinks = SHRINKS.load(Ordering::Relaxed);
     if slot.as_ref().is_some_and(|w| w.start != start) {
@@ -150,23 +191,27 @@ fn place(slot: &mut Option<Window>, fd: RawFd, pos: u64, want: u64) -> Option<&W
     }
     if slot.is_none() {
         if LIVE.load(Ordering::Relaxed) >= LIVE_MAX {
-            return None;
+            return Err(false);
         }
-        let size = host_size(fd)?;
+        let size = host_size(fd).ok_or(false)?;
         // SAFETY: a new read-only shared mapping of the host file, placed
-        // by the host; pages past the end fault (see `safecopy`).
+        // by the host; pages past the end fault (see `safecopy`). Pages
+        // come in as the copies touch them (the host's fault-around and
+        // readahead): populating the whole window at once would read
+        // 4 MiB from disk before the first copy, with every task of the
+        // sandbox waiting.
         let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 WINDOW as usize,
                 libc::PROT_READ,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED,
                 fd,
                 start as i64,
             )
         };
         if base == libc::MAP_FAILED {
-            return None;
+            return Err(true);
         }
         LIVE.fetch_add(1, Ordering::Relaxed);
         *slot = Some(Window {
@@ -176,10 +221,10 @@ fn place(slot: &mut Option<Window>, fd: RawFd, pos: u64, want: u64) -> Option<&W
             shrinks,
         });
     }
-    let w = slot.as_mut()?;
+    let w = slot.as_mut().ok_or(false)?;
     if w.shrinks != shrinks || pos + want > w.size {
-        w.size = host_size(fd)?;
+        w.size = host_size(fd).ok_or(false)?;
         w.shrinks = shrinks;
     }
-    Some(w)
+    Ok(w)
 }
