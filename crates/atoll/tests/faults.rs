@@ -227,6 +227,25 @@ fn duration_of(f: impl FnOnce()) -> Duration {
     t.elapsed()
 }
 
+/// Runs bundle `b` as container `id` at the userspace level, in the
+/// foreground, its stdout and stderr into `out.txt` in the bundle;
+/// returns the run and a reader of that output so far.
+fn run_logged(a: &Atoll, b: &Bundle, id: &str) -> (Child, impl Fn() -> String) {
+    let out_path = b.path.join("out.txt");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let child = a
+        .command()
+        .args(["--isolation", "userspace", "run", "-b", b.path_str(), id])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    (child, move || {
+        std::fs::read_to_string(&out_path).unwrap_or_default()
+    })
+}
+
 fn sleeper() -> Bundle {
     busybox().args(&["sleep", "60"]).build()
 }
@@ -350,18 +369,8 @@ fn a_dead_gofer_gives_the_workload_eio() {
         .annotation("dev.atoll.directfs", "false")
         .build();
     let id = id("gofer-eio");
-    let out_path = b.path.join("out.txt");
-    let out = std::fs::File::create(&out_path).unwrap();
-    let mut child = a
-        .command()
-        .args(["--isolation", "userspace", "run", "-b", b.path_str(), &id])
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
+    let (mut child, read) = run_logged(&a, &b, &id);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
     while !read().contains("ok") {
         assert!(Instant::now() < deadline, "never read the file: {}", read());
         std::thread::sleep(Duration::from_millis(20));
@@ -418,17 +427,7 @@ fn a_rootfs_file_truncated_on_the_host_while_streamed() {
     };
     fill(8 << 20);
     let id = id("host-truncate");
-    let out_path = b.path.join("out.txt");
-    let out = std::fs::File::create(&out_path).unwrap();
-    let mut child = a
-        .command()
-        .args(["--isolation", "userspace", "run", "-b", b.path_str(), &id])
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let (mut child, read) = run_logged(&a, &b, &id);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !read().contains("streaming") {
         assert!(Instant::now() < deadline, "never streamed: {}", read());

@@ -950,6 +950,26 @@ fn last_errno() -> Errno {
     Errno::from_io(&std::io::Error::last_os_error())
 }
 
+/// One `preadv` or `pwritev` (`op`) of `iov` at `off` on host descriptor
+/// `fd`.
+///
+/// # Safety
+/// The iovecs must point at memory `op` may write (preadv) or read
+/// (pwritev) for their stated lengths.
+unsafe fn host_iov(
+    op: unsafe extern "C" fn(i32, *const libc::iovec, i32, i64) -> isize,
+    fd: i32,
+    iov: &IoVecs,
+    off: u64,
+) -> SysResult<usize> {
+    // SAFETY: the caller vouches for the iovecs.
+    let n = unsafe { op(fd, iov.iovs.as_ptr(), iov.iovs.len() as i32, off as i64) };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    Ok(n as usize)
+}
+
 impl PageSource for HostPages {
     fn read_at(&self, dst: &mut [u8], off: u64) -> SysResult<usize> {
         // An access time may move.
@@ -1059,22 +1079,8 @@ impl FileOps for HostRegular {
             }
             return Ok(done);
         }
-        let preadv = || {
-            // SAFETY: the iovecs point at writable memory of their stated
-            // length.
-            let n = unsafe {
-                libc::preadv(
-                    self.fd.as_raw_fd(),
-                    dst.iovs.as_ptr(),
-                    dst.iovs.len() as i32,
-                    off as i64,
-                )
-            };
-            if n < 0 {
-                return Err(last_errno());
-            }
-            Ok(n as usize)
-        };
+        // SAFETY: the iovecs point at writable memory of their stated length.
+        let preadv = || unsafe { host_iov(libc::preadv, self.fd.as_raw_fd(), dst, off) };
         match &self.stream {
             Some(s) => s.read(self.fd.as_raw_fd(), dst, off, preadv),
             None => preadv(),
@@ -1082,18 +1088,9 @@ impl FileOps for HostRegular {
     }
     fn write(&self, _k: &Kernel, f: &File, src: &IoVecs, off: u64) -> SysResult<usize> {
         self.changed();
-        // SAFETY: as above. With O_APPEND the host appends whatever `off` says.
-        let n = unsafe {
-            libc::pwritev(
-                self.fd.as_raw_fd(),
-                src.iovs.as_ptr(),
-                src.iovs.len() as i32,
-                off as i64,
-            )
-        };
-        if n < 0 {
-            return Err(last_errno());
-        }
+        // SAFETY: the iovecs point at readable memory of their stated
+        // length. With O_APPEND the host appends whatever `off` says.
+        let n = unsafe { host_iov(libc::pwritev, self.fd.as_raw_fd(), src, off)? };
         if let Some(m) = self.cache() {
             // The cached pages get the same bytes (where it went: O_APPEND
             // writes at the end whatever `off` says).
