@@ -12,9 +12,11 @@
 //!
 //! Safety argument:
 //! - [`copy`] is one `rep movsb` in assembly (`atoll_safecopy_movs`). The
-//!   handler installed by [`install`] for SIGBUS and SIGSEGV recognizes a
-//!   fault by its instruction pointer: only a fault *at that instruction*
-//!   is taken as the copy's. Then it moves the instruction pointer to
+//!   handler installed by [`install`] for SIGBUS and SIGSEGV takes a
+//!   fault as the copy's only when the host raised it (not a `kill`),
+//!   *at that instruction*, on the source bytes the copy had left (a
+//!   fault on the destination is a kernel bug, never a short copy). Then
+//!   it moves the instruction pointer to
 //!   `atoll_safecopy_fault`, which returns what was left to copy (RCX:
 //!   `rep movsb` is restartable, so at a fault RCX, RSI and RDI tell
 //!   exactly how far it got). Nothing else of the interrupted state is
@@ -25,7 +27,8 @@
 //!   one did not exist: a fault anywhere else in the kernel is the crash
 //!   it was. Once the kernel is confined (`confined`), such a fault ends
 //!   it by its own signal instead (that handler would need
-//!   `rt_sigaction`, which the kernel's filter refuses by killing it).
+//!   `rt_sigaction`, which the kernel's filter refuses by killing it),
+//!   and a SIGBUS or SIGSEGV sent with `kill` is ignored.
 //! - The handler only reads and writes the interrupted context it is
 //!   given: it is async-signal-safe.
 //! - The caller must pass a destination it owns (`len` writable bytes)
@@ -228,6 +231,45 @@ mod tests {
         let mut buf = vec![0u8; 100];
         assert_eq!(unsafe { copy(&mut buf, base.add(2 * 4096 + 8)) }, Err(0));
         unsafe { libc::munmap(base as *mut libc::c_void, 3 * 4096) };
+    }
+
+    #[test]
+    fn a_fault_on_the_destination_is_not_a_short_copy() {
+        // A copy into memory the kernel may not write is a kernel bug: the
+        // process must die by SIGSEGV, not see a short copy. In a child,
+        // which only copies and exits.
+        install().unwrap();
+        // SAFETY: a page of our own, made inaccessible; the child only
+        // makes the copy and exits.
+        unsafe {
+            let page = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            ) as *mut u8;
+            assert_ne!(page as *mut libc::c_void, libc::MAP_FAILED);
+            let src = [0x5au8; 64];
+            let pid = libc::fork();
+            assert!(pid >= 0);
+            if pid == 0 {
+                let dst = std::slice::from_raw_parts_mut(page, 64);
+                let code = match copy(dst, src.as_ptr()) {
+                    Ok(()) => 10,
+                    Err(_) => 11,
+                };
+                libc::_exit(code);
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            libc::munmap(page as *mut libc::c_void, 4096);
+            assert!(
+                libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV,
+                "the child was not killed by SIGSEGV: status {status:#x}"
+            );
+        }
     }
 
     fn tempfile_of(len: usize) -> std::fs::File {
