@@ -255,6 +255,12 @@ mod tests {
             let pid = libc::fork();
             assert!(pid >= 0);
             if pid == 0 {
+                // Its death leaves no core file behind.
+                let none = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::setrlimit(libc::RLIMIT_CORE, &none);
                 let dst = std::slice::from_raw_parts_mut(page, 64);
                 let code = match copy(dst, src.as_ptr()) {
                     Ok(()) => 10,
