@@ -31,6 +31,20 @@ fn both_levels(
     tempfile::TempDir,
     tempfile::TempDir,
 ) {
+    both_levels_in(name, args, busybox)
+}
+
+/// As `both_levels`, in bundles `builder` starts.
+fn both_levels_in(
+    name: &str,
+    args: &[&str],
+    builder: impl Fn() -> atoll_testkit::BundleBuilder,
+) -> (
+    atoll_testkit::Out,
+    atoll_testkit::Out,
+    tempfile::TempDir,
+    tempfile::TempDir,
+) {
     let a = atoll();
     let bin = prog(name);
     let mut outs = Vec::new();
@@ -40,7 +54,7 @@ fn both_levels(
         let exe = format!("/opt/{name}");
         let mut argv = vec![exe.as_str()];
         argv.extend_from_slice(args);
-        let b = busybox()
+        let b = builder()
             .bind(data.path(), "/data", false)
             .tmpfs("/tmp")
             .tmpfs("/dev/shm")
@@ -97,18 +111,46 @@ fn the_map_limit_behaves_as_linux() {
 }
 
 #[test]
-fn rootfs_files_stream_as_natively_while_their_size_changes() {
+fn host_files_stream_as_natively_while_their_size_changes() {
     // Past its first 256 KiB an open rootfs file is read through a window
     // of the host file mapped into the kernel (vfs/hostwindow.rs). Its
     // reads must see every shrink and growth made through other
     // descriptors, an O_TRUNC open, a truncate by path and a punched
     // hole, and reads that cross a window's edge or the file's end.
-    let (native, user, _, _) = both_levels("stream_window", &["/stream.dat"]);
-    native.ok();
-    user.ok();
-    assert!(native.stdout.ends_with("done\n"), "{native:#?}");
-    assert!(!native.stdout.contains("WRONG"), "{native:#?}");
-    assert_eq!(user.stdout, native.stdout);
+    // The same on a bind mount shared with the host (revalidated; a
+    // local file system, so it streams too).
+    for path in ["/stream.dat", "/data/stream.dat"] {
+        let (native, user, _, _) = both_levels("stream_window", &[path]);
+        native.ok();
+        user.ok();
+        assert!(native.stdout.ends_with("done\n"), "{path}: {native:#?}");
+        assert!(!native.stdout.contains("WRONG"), "{path}: {native:#?}");
+        assert_eq!(user.stdout, native.stdout, "{path}");
+    }
+}
+
+#[test]
+fn permission_checks_right_after_own_changes_match_native() {
+    // The kernel keeps the mode, owner and group its own chmod and chown
+    // made for the permission checks that follow, and creates with
+    // O_EXCL without looking the name up first: on the rootfs (trusted)
+    // and on a bind mount shared with the host (revalidated), as an
+    // unprivileged user, every answer must be Linux's.
+    for dir in ["/", "/data"] {
+        // Docker's capabilities: root may change its user ids.
+        let (native, user, _, _) =
+            both_levels_in("perm_changes", &[dir], || busybox().docker_caps());
+        native.ok();
+        user.ok();
+        assert!(native.stdout.ends_with("done\n"), "{dir}: {native:#?}");
+        let n: Vec<&str> = native.stdout.lines().collect();
+        let u: Vec<&str> = user.stdout.lines().collect();
+        let diff: Vec<String> = (0..n.len().max(u.len()))
+            .filter(|i| n.get(*i) != u.get(*i))
+            .map(|i| format!("native:    {:?}\nuserspace: {:?}", n.get(i), u.get(i)))
+            .collect();
+        assert!(diff.is_empty(), "{dir}:\n{}", diff.join("\n"));
+    }
 }
 
 #[test]

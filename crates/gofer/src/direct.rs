@@ -62,6 +62,18 @@ fn errno() -> Errno {
         .unwrap_or(libc::EIO)
 }
 
+/// Gives the file just created on `fd` with `mode` to `uid` and `gid`.
+/// The host's chown drops the set-user-ID and set-group-ID bits, which a
+/// file made with them keeps in Linux: `chmod` (the caller's way, which
+/// its seccomp filter admits) sets them again.
+pub(crate) fn chown_created(fd: RawFd, uid: u32, gid: u32, mode: u32, chmod: impl Fn(RawFd, u32)) {
+    // SAFETY: fchown on the caller's descriptor.
+    unsafe { libc::fchown(fd, uid, gid) };
+    if mode & (libc::S_ISUID | libc::S_ISGID) != 0 {
+        chmod(fd, mode & 0o7777);
+    }
+}
+
 fn cvt(r: libc::c_int) -> GResult<libc::c_int> {
     if r < 0 { Err(errno()) } else { Ok(r) }
 }
@@ -402,10 +414,20 @@ impl FileService for DirectFiles {
             (flags & allowed) | libc::O_CREAT,
             mode & 0o7777,
         )?;
-        // SAFETY: fchown on our own descriptor.
-        unsafe { libc::fchown(f.as_raw_fd(), uid, gid) };
+        let mut st = fstat(f.as_raw_fd())?;
+        if (st.st_uid, st.st_gid) != (uid, gid) {
+            // Owned by the creator, as Linux makes it: the host made it
+            // the kernel's (most often the same: then no call).
+            chown_created(f.as_raw_fd(), uid, gid, mode, |fd, mode| {
+                // SAFETY: fchmodat2 on our own descriptor; on a host
+                // without it (before Linux 6.6) the bits stay dropped.
+                unsafe {
+                    libc::syscall(SYS_FCHMODAT2, fd, c"".as_ptr(), mode, libc::AT_EMPTY_PATH)
+                };
+            });
+            st = fstat(f.as_raw_fd())?;
+        }
         let path = openat(d.as_raw_fd(), &n, libc::O_PATH, 0)?;
-        let st = fstat(f.as_raw_fd())?;
         Ok((self.add(Some(path), d, n, &st), st, f))
     }
 

@@ -309,8 +309,10 @@ impl FileServer {
             (flags & allowed) | libc::O_CREAT,
             mode & 0o7777,
         )?;
-        // SAFETY: fchown on our own descriptor.
-        unsafe { libc::fchown(f.as_raw_fd(), uid, gid) };
+        crate::direct::chown_created(f.as_raw_fd(), uid, gid, mode, |fd, mode| {
+            // SAFETY: fchmod on our own descriptor.
+            unsafe { libc::fchmod(fd, mode) };
+        });
         let path = self.reopen(f.as_raw_fd(), libc::O_PATH)?;
         let st = fstat(f.as_raw_fd())?;
         Ok((self.add(path), st, f))

@@ -38,6 +38,11 @@ pub struct HostFs {
     /// Attribute generations: what the kernel changed through this file
     /// system since an inode's attributes were read (see [`Generations`]).
     gens: Rc<Generations>,
+    /// The host mount's access-time rule whether or not `gens` follows
+    /// it: a file whose reads it says move no access time each is on a
+    /// local file system, and may stream through a window
+    /// (`HostRegular::of`).
+    local: AtimeRule,
     /// The changes the kernel made to files' mode, owner or group (see
     /// `HostInode::st_for_check`). Unlike `gens`, writes and reads leave
     /// them, so an inode's mode, owner and group outlive the data changes
@@ -158,6 +163,12 @@ pub struct HostInode {
     /// The kernel changed the attributes since `st` was read
     /// (`setattr`): `stat_cached` reads them again.
     st_changed: Cell<bool>,
+    /// `st`'s mode, owner and group are what the kernel's own last
+    /// `setattr` made them, though its other fields are stale: a
+    /// permission check may take them (`st_for_check`). `tar -x` sets
+    /// owner, mode and times of every file in turn, and each check would
+    /// otherwise ask the host again.
+    perm_current: Cell<bool>,
     /// When `st` was read from the host, `news()` then, and the file
     /// system's `modes` serial then: what `stat_for_check` trusts.
     st_read: Cell<(Instant, u64, u64)>,
@@ -317,12 +328,40 @@ impl HostInode {
     fn st_for_check(&self) -> Option<libc::stat> {
         let (at, n, serial) = self.st_read.get();
         let fs = &self.fs;
-        let unchanged = !self.st_changed.get() && fs.modes.unchanged_since(self.id, serial);
+        let unchanged = (!self.st_changed.get() || self.perm_current.get())
+            && fs.modes.unchanged_since(self.id, serial);
         (unchanged
             && (!fs.revalidate
                 || (n == news()
                     && crate::clock::now().saturating_duration_since(at) < RECHECK_AFTER)))
             .then(|| self.st.get())
+    }
+
+    /// After the kernel's own `setattr` (`done`: the host took all of
+    /// it): `st`'s mode, owner and group become what the host now has,
+    /// for the permission checks of the next moments (`st_for_check`,
+    /// which then follows the same rule as after a stat: `RECHECK_AFTER`
+    /// and news from outside on a revalidated mount). Not after a size
+    /// change: Linux then drops set-user-ID and set-group-ID bits by rules
+    /// of its own.
+    fn keep_perm(&self, a: &SetAttr, done: bool) {
+        if !done || a.size.is_some() {
+            self.perm_current.set(false);
+            return;
+        }
+        let mut st = self.st.get();
+        if let Some(mode) = a.mode {
+            st.st_mode = (st.st_mode & libc::S_IFMT) | (mode & 0o7777);
+        }
+        if let Some(uid) = a.uid {
+            st.st_uid = uid;
+        }
+        if let Some(gid) = a.gid {
+            st.st_gid = gid;
+        }
+        self.st.set(st);
+        self.perm_current.set(true);
+        self.read_now();
     }
 
     /// The host confirmed the walk to this inode a moment ago (see
@@ -521,18 +560,17 @@ impl HostFs {
     pub fn at(svc: Rc<dyn FileService>, root_fid: Fid, revalidate: bool) -> Rc<HostFs> {
         // Where the host may change files, their attributes are asked
         // for again anyway; a trusted mount's rule comes from its flags.
-        let atime = match revalidate {
-            false => match (svc.statfs(root_fid), svc.stat(root_fid)) {
-                (Ok(sf), Ok(st)) => AtimeRule::of_mount(&sf, st.st_dev),
-                _ => AtimeRule::ALWAYS,
-            },
-            true => AtimeRule::ALWAYS,
+        let local = match (svc.statfs(root_fid), svc.stat(root_fid)) {
+            (Ok(sf), Ok(st)) => AtimeRule::of_mount(&sf, st.st_dev),
+            _ => AtimeRule::ALWAYS,
         };
+        let atime = if revalidate { AtimeRule::ALWAYS } else { local };
         Rc::new(HostFs {
             svc,
             cache: RefCell::new(WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed))),
             revalidate,
             gens: Rc::new(Generations::new(atime)),
+            local,
             modes: FileChanges::new(),
             root_fid,
             roots: Cell::new(0),
@@ -566,6 +604,7 @@ impl HostFs {
             fresh: Cell::new(0),
             checked: Cell::new((crate::clock::now(), news())),
             st_changed: Cell::new(false),
+            perm_current: Cell::new(false),
             st_read: Cell::new((crate::clock::now(), news(), self.modes.now())),
             mount_root: false,
             read_fd: RefCell::new(None),
@@ -785,6 +824,9 @@ impl Inode for HostInode {
             Rc::new(HostRegular::new(Rc::new(fd), id, flags).of(&self.fs)),
         ))
     }
+    fn create_excl_checks_name(&self) -> bool {
+        true
+    }
     fn mkdir(&self, _k: &Kernel, name: &[u8], mode: u32, cred: &Cred) -> SysResult<()> {
         self.fs.forget(self.fid, name);
         self.fs.changed();
@@ -886,6 +928,7 @@ impl Inode for HostInode {
         if a.size.is_some() {
             hostwindow::shrank();
         }
+        self.keep_perm(a, r.is_ok());
         if r.is_ok()
             && let Some(size) = a.size
             && let Some(m) = FileMem::find_host(self.id)
@@ -1047,9 +1090,14 @@ impl HostRegular {
         self.retain = !fs.revalidate;
         self.gens = Some(fs.gens.clone());
         // A mount that updates access times on every read: reads from a
-        // mapping would leave them (its pages fault in once).
-        if fs.revalidate || fs.gens.atime.for_file(self.id.0, false) == Atime::Always {
+        // mapping would leave them (its pages fault in once). The same
+        // rule keeps windows off file systems that are not local ones
+        // (NFS, FUSE: `AtimeRule::of_mount`), whose mappings may see a
+        // change from outside later than their reads.
+        if fs.local.for_file(self.id.0, false) == Atime::Always {
             self.stream = None;
+        } else if fs.revalidate && self.stream.is_some() {
+            self.stream = Some(hostwindow::Stream::revalidated());
         }
         self
     }
@@ -1082,7 +1130,7 @@ impl FileOps for HostRegular {
         // SAFETY: the iovecs point at writable memory of their stated length.
         let preadv = || unsafe { host_iov(libc::preadv, self.fd.as_raw_fd(), dst, off) };
         match &self.stream {
-            Some(s) => s.read(self.fd.as_raw_fd(), dst, off, preadv),
+            Some(s) => s.read(self.fd.as_raw_fd(), dst, off, news(), preadv),
             None => preadv(),
         }
     }

@@ -13,12 +13,20 @@
 //!
 //! What the mapping does not tell is where the file ends: the kernel
 //! keeps the size it read (`fstat`) when it placed the window, and asks
-//! again when a read reaches past it. A file only shrinks through this
-//! kernel's truncate, setattr, `O_TRUNC` open or fallocate, and each of
-//! them calls [`shrank`], which makes every window ask again before its
-//! next read. Only on file systems whose cache is trusted (nothing
-//! outside the sandbox changes them: the rootfs); files of revalidated
-//! mounts are read with `preadv` as before.
+//! again when a read reaches past it. On a trusted file system (nothing
+//! outside the sandbox changes it: the rootfs, an exclusive bind) a file
+//! only shrinks through this kernel's truncate, setattr, `O_TRUNC` open or
+//! fallocate, and each of them calls [`shrank`], which makes every window
+//! ask again before its next read. On a revalidated mount (a bind shared
+//! with the host) the size is also asked again as the mount's walks and
+//! attributes are (`hostfs::RECHECK_AFTER`): after `RECHECK_AFTER`, and
+//! after any news from outside (the sandbox waited for a host event, a
+//! timer or a signal), so a reader told of a change made outside sees
+//! the file's new end exactly. Windows are only for local file systems
+//! whose mappings are their page cache (ext4, xfs, btrfs, tmpfs,
+//! overlayfs: the ones `atime::AtimeRule` knows); a network or FUSE file
+//! system, whose mapped pages may be revalidated less often than its
+//! reads, is read with `preadv` as before.
 //!
 //! A file that shrinks from outside anyway (a host process truncates the
 //! rootfs file under a running container) cannot harm the kernel: every
@@ -31,10 +39,12 @@
 use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use crate::errno::SysResult;
 use crate::mm::safecopy;
 use crate::vfs::IoVecs;
+use crate::vfs::hostfs::RECHECK_AFTER;
 
 /// Bytes an open file reads with `preadv` before it gets a window: a
 /// program reading a small file once pays no mapping for it.
@@ -64,6 +74,11 @@ struct Window {
     size: u64,
     /// `SHRINKS` when `size` was read.
     shrinks: u64,
+    /// When `size` was read, and the news from outside then (see
+    /// `hostfs::news_from_outside`): a revalidated file's size is asked
+    /// again when either is stale.
+    read_at: Instant,
+    news: u64,
 }
 
 impl Drop for Window {
@@ -92,17 +107,30 @@ pub struct Stream {
     /// A window's copy faulted (the file changed under it), or no window
     /// could be mapped: `preadv` only.
     off: Cell<bool>,
+    /// The file is on a revalidated mount: changes from outside are
+    /// expected, and its size is asked again as its attributes are.
+    revalidate: bool,
 }
 
 impl Stream {
+    /// The stream of a file on a revalidated mount (see `revalidate`).
+    pub fn revalidated() -> Stream {
+        Stream {
+            revalidate: true,
+            ..Stream::default()
+        }
+    }
+
     /// A read of `dst.len` bytes at `off`: from a window of `fd` while
     /// the reads go in sequence, else (and when a window cannot serve it)
-    /// by `preadv`.
+    /// by `preadv`. `news`: the news from outside now
+    /// (`hostfs::news_from_outside`).
     pub fn read(
         &self,
         fd: RawFd,
         dst: &IoVecs,
         off: u64,
+        news: u64,
         preadv: impl FnOnce() -> SysResult<usize>,
     ) -> SysResult<usize> {
         let sequential = off == self.next.get();
@@ -111,7 +139,7 @@ impl Stream {
             // A seek away: the window goes with the sequence.
             *self.window.borrow_mut() = None;
         }
-        let n = match self.windowed(fd, dst, off) {
+        let n = match self.windowed(fd, dst, off, news) {
             Some(n) => n,
             None => {
                 let n = preadv()?;
@@ -125,7 +153,7 @@ impl Stream {
     }
 
     /// The read from a window, or `None`.
-    fn windowed(&self, fd: RawFd, dst: &IoVecs, off: u64) -> Option<usize> {
+    fn windowed(&self, fd: RawFd, dst: &IoVecs, off: u64, news: u64) -> Option<usize> {
         if self.off.get() || self.streamed.get() < STREAM_AFTER || !safecopy::installed() {
             return None;
         }
@@ -139,7 +167,11 @@ impl Stream {
             let mut at = 0usize;
             while at < buf.len() {
                 let pos = off + (done + at) as u64;
-                let w = match place(&mut window, fd, pos, (buf.len() - at) as u64) {
+                let fresh = Fresh {
+                    news,
+                    revalidate: self.revalidate,
+                };
+                let w = match place(&mut window, fd, pos, (buf.len() - at) as u64, fresh) {
                     Ok(w) => w,
                     Err(lasting) => {
                         if lasting {
@@ -178,12 +210,28 @@ impl Stream {
     }
 }
 
+/// How current a window's size must be.
+#[derive(Clone, Copy)]
+struct Fresh {
+    /// The news from outside now.
+    news: u64,
+    /// The file is on a revalidated mount.
+    revalidate: bool,
+}
+
 /// The window for a read of `want` bytes at `pos`, placed (or moved) to
-/// cover `pos`, its size current enough: asked again after a shrink or
-/// when the read reaches past it. `Err(lasting)`: no window, because the
-/// host would not map the file (`true`), or for now (too many mapped, a
-/// failed `fstat`).
-fn place(slot: &mut Option<Window>, fd: RawFd, pos: u64, want: u64) -> Result<&Window, bool> {
+/// cover `pos`, its size current enough: asked again after a shrink, when
+/// the read reaches past it, and on a revalidated mount when the size is
+/// stale (older than `RECHECK_AFTER`, or news from outside since).
+/// `Err(lasting)`: no window, because the host would not map the file
+/// (`true`), or for now (too many mapped, a failed `fstat`).
+fn place(
+    slot: &mut Option<Window>,
+    fd: RawFd,
+    pos: u64,
+    want: u64,
+    fresh: Fresh,
+) -> Result<&Window, bool> {
     let start = pos & !(WINDOW - 1);
     let shrinks = SHRINKS.load(Ordering::Relaxed);
     if slot.as_ref().is_some_and(|w| w.start != start) {
@@ -219,12 +267,19 @@ fn place(slot: &mut Option<Window>, fd: RawFd, pos: u64, want: u64) -> Result<&W
             start,
             size,
             shrinks,
+            read_at: crate::clock::now(),
+            news: fresh.news,
         });
     }
     let w = slot.as_mut().ok_or(false)?;
-    if w.shrinks != shrinks || pos + want > w.size {
+    let stale = fresh.revalidate
+        && (w.news != fresh.news
+            || crate::clock::now().saturating_duration_since(w.read_at) >= RECHECK_AFTER);
+    if stale || w.shrinks != shrinks || pos + want > w.size {
         w.size = host_size(fd).ok_or(false)?;
         w.shrinks = shrinks;
+        w.read_at = crate::clock::now();
+        w.news = fresh.news;
     }
     Ok(w)
 }

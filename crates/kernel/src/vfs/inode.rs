@@ -166,6 +166,12 @@ pub trait Inode: Any {
     ) -> SysResult<()> {
         Err(self.dir_error())
     }
+    /// `create` with `O_EXCL` fails with EEXIST on every name `lookup`
+    /// would find, so an exclusive open need not look first (a host file
+    /// system, whose names are the host's).
+    fn create_excl_checks_name(&self) -> bool {
+        false
+    }
     fn setattr(&self, _k: &Kernel, _a: &SetAttr) -> SysResult<()> {
         Err(Errno::EPERM)
     }

@@ -70,6 +70,18 @@ pub fn do_open(
     if name == b"." || name == b".." || path.ends_with(b"/") {
         return Err(Errno::EISDIR);
     }
+    if flags & libc::O_EXCL != 0
+        && parent.inode.create_excl_checks_name()
+        && may_modify_dir(k, tid, &parent).is_ok()
+    {
+        // The file system's own exclusive create fails with EEXIST on
+        // any name a lookup would find (a dangling symlink included), so
+        // the lookup (a host walk for a name not cached: `tar -x` makes
+        // every file this way) is left out. Without write access to the
+        // directory the lookup stays first, as in Linux: EEXIST before
+        // EACCES.
+        return create_in(k, tid, &parent, &name, flags, mode);
+    }
     match parent.inode.lookup(k, &name) {
         Ok(existing) => {
             if flags & libc::O_EXCL != 0 {
