@@ -33,6 +33,23 @@ pub struct MountTable {
     ///
     /// [`covering`]: MountTable::covering
     covered: HashSet<(u32, (u64, u64)), foldhash::fast::RandomState>,
+    /// A filter in front of `covered`: the bit of every mountpoint's key
+    /// (`filter_bit`) is set. Nearly every directory a walk passes is no
+    /// mountpoint, and its bit is clear (a few dozen mountpoints set a
+    /// few dozen of 1,024 bits): one bit test instead of hashing the key
+    /// (a twentieth of the kernel's time in a loop of `stat` of a
+    /// three-component path).
+    covered_bits: [u64; FILTER_WORDS],
+}
+
+const FILTER_WORDS: usize = 16;
+
+/// The filter bit of a mountpoint key: its inode number mixed with its
+/// device and mount (neighbouring inode numbers land on different bits).
+fn filter_bit((mount, (dev, ino)): (u32, (u64, u64))) -> usize {
+    let x = ino ^ dev.rotate_left(23) ^ (mount as u64).rotate_left(47);
+    let x = x ^ (x >> 11) ^ (x >> 29);
+    x as usize % (FILTER_WORDS * 64)
 }
 
 impl MountTable {
@@ -54,6 +71,7 @@ impl MountTable {
             mounts: vec![m],
             next_id: 2,
             covered: HashSet::default(),
+            covered_bits: [0; FILTER_WORDS],
         }
     }
 
@@ -79,7 +97,7 @@ impl MountTable {
         nosuid: bool,
     ) -> Rc<Mount> {
         let ns = at.mount.ns;
-        self.covered.insert((at.mount.id, at.inode.id()));
+        self.cover((at.mount.id, at.inode.id()));
         let m = Rc::new(Mount {
             id: self.next_id,
             root: fs,
@@ -129,19 +147,32 @@ impl MountTable {
     pub fn drop_ns(&mut self, ns: u32) {
         if ns != 0 {
             self.mounts.retain(|m| m.ns != ns);
-            self.covered = self
+            let keys: Vec<_> = self
                 .mounts
                 .iter()
                 .filter_map(|m| m.mountpoint.as_ref())
                 .map(|mp| (mp.mount.id, mp.inode.id()))
                 .collect();
+            self.covered.clear();
+            self.covered_bits = [0; FILTER_WORDS];
+            for key in keys {
+                self.cover(key);
+            }
         }
+    }
+
+    /// Records the mountpoint `key` in `covered` and its filter.
+    fn cover(&mut self, key: (u32, (u64, u64))) {
+        let bit = filter_bit(key);
+        self.covered_bits[bit / 64] |= 1 << (bit % 64);
+        self.covered.insert(key);
     }
 
     /// The mount covering dentry `d`, if any (topmost first).
     pub fn covering(&self, d: &Dentry) -> Option<Rc<Mount>> {
         let want = (d.mount.id, d.inode.id());
-        if !self.covered.contains(&want) {
+        let bit = filter_bit(want);
+        if self.covered_bits[bit / 64] & (1 << (bit % 64)) == 0 || !self.covered.contains(&want) {
             return None;
         }
         self.mounts
