@@ -3,7 +3,8 @@
  * (a bind mount shared with the host, or the rootfs). At the userspace
  * level the kernel keeps the mode, owner and group its own setattr made
  * (vfs/hostfs.rs `keep_perm`) and creates with O_EXCL without looking up
- * the name first (syscalls/fs/open.rs): every answer must still be
+ * the name first (syscalls/fs/open.rs), and gives what it makes in a
+ * set-group-ID directory that directory's group: every answer must be
  * Linux's, so the output must match native's line for line. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,7 +43,9 @@ static void show_mode(const char *what, const char *name) {
         printf("%s: %s\n", what, strerrorname_np(errno));
         return;
     }
-    printf("%s: mode %o uid %d gid %d\n", what, st.st_mode & 07777, st.st_uid, st.st_gid);
+    /* A symlink's mode bits are the host's (0777 on Linux). */
+    printf("%s: mode %o uid %d gid %d\n", what,
+           S_ISLNK(st.st_mode) ? 0777 : st.st_mode & 07777, st.st_uid, st.st_gid);
 }
 
 int main(int argc, char **argv) {
@@ -54,6 +57,12 @@ int main(int argc, char **argv) {
     if (mkdir(path("closed"), 0755) < 0) { perror("mkdir closed"); return 1; }
     if (close(open(path("closed/there"), O_CREAT | O_WRONLY, 0644)) < 0) { perror("there"); return 1; }
     if (chmod(path("closed"), 0555) < 0) { perror("chmod closed"); return 1; }
+    /* A set-group-ID directory of group 1234, everyone may write. */
+    if (mkdir(path("sgid"), 0777) < 0 || chown(path("sgid"), 0, 1234) < 0 ||
+        chmod(path("sgid"), 02777) < 0) {
+        perror("sgid");
+        return 1;
+    }
     /* setgroups may be refused (a user namespace that denies it): the
      * supplementary groups then stay, the same at both levels. */
     (void)setgroups(0, NULL);
@@ -124,6 +133,18 @@ int main(int argc, char **argv) {
     say("chmod sub 0500", chmod(path("sub"), 0500));
     try_open("create in sub at 0500 where it exists", "sub/x", O_CREAT | O_EXCL | O_WRONLY);
     try_open("create in sub at 0500", "sub/y", O_CREAT | O_EXCL | O_WRONLY);
+    /* What the user makes in the set-group-ID directory is of its group;
+     * a directory made there is set-group-ID too. */
+    int g = open(path("sgid/f"), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    say("create in sgid", g);
+    if (g >= 0) close(g);
+    show_mode("sgid/f", "sgid/f");
+    say("mkdir in sgid", mkdir(path("sgid/d"), 0755));
+    show_mode("sgid/d", "sgid/d");
+    say("mkfifo in sgid", mkfifo(path("sgid/p"), 0644));
+    show_mode("sgid/p", "sgid/p");
+    say("symlink in sgid", symlink("f", path("sgid/l")));
+    show_mode("sgid/l", "sgid/l");
     close(fd);
     printf("done\n");
     return 0;

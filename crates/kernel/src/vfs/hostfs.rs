@@ -337,6 +337,16 @@ impl HostInode {
             .then(|| self.st.get())
     }
 
+    /// The group of a file `cred` makes in this directory: a set-group-ID
+    /// directory passes its own on, as in Linux (and as the host itself
+    /// made it, which a chown to the creator's group would undo).
+    fn child_gid(&self, k: &Kernel, cred: &Cred) -> u32 {
+        match self.stat_for_check(k) {
+            Ok(st) if st.st_mode & libc::S_ISGID != 0 => st.st_gid,
+            _ => cred.fsgid,
+        }
+    }
+
     /// After the kernel's own `setattr` (`done`: the host took all of
     /// it): `st`'s mode, owner and group become what the host now has,
     /// for the permission checks of the next moments (`st_for_check`,
@@ -801,17 +811,18 @@ impl Inode for HostInode {
     }
     fn create(
         &self,
-        _k: &Kernel,
+        k: &Kernel,
         name: &[u8],
         mode: u32,
         flags: i32,
         cred: &Cred,
     ) -> SysResult<(Rc<dyn Inode>, Rc<dyn FileOps>)> {
         self.fs.forget(self.fid, name);
+        let gid = self.child_gid(k, cred);
         let (fid, st, fd) = self
             .fs
             .svc
-            .create(self.fid, name, flags, mode, cred.fsuid, cred.fsgid)
+            .create(self.fid, name, flags, mode, cred.fsuid, gid)
             .map_err(gerr)?;
         self.fs.changed();
         if flags & libc::O_TRUNC != 0 {
@@ -827,28 +838,31 @@ impl Inode for HostInode {
     fn create_excl_checks_name(&self) -> bool {
         true
     }
-    fn mkdir(&self, _k: &Kernel, name: &[u8], mode: u32, cred: &Cred) -> SysResult<()> {
+    fn mkdir(&self, k: &Kernel, name: &[u8], mode: u32, cred: &Cred) -> SysResult<()> {
         self.fs.forget(self.fid, name);
+        let gid = self.child_gid(k, cred);
         self.fs.changed();
         self.fs
             .svc
-            .mkdir(self.fid, name, mode, cred.fsuid, cred.fsgid)
+            .mkdir(self.fid, name, mode, cred.fsuid, gid)
             .map_err(gerr)
     }
-    fn mknod(&self, _k: &Kernel, name: &[u8], mode: u32, _dev: u64, cred: &Cred) -> SysResult<()> {
+    fn mknod(&self, k: &Kernel, name: &[u8], mode: u32, _dev: u64, cred: &Cred) -> SysResult<()> {
         self.fs.forget(self.fid, name);
+        let gid = self.child_gid(k, cred);
         self.fs.changed();
         self.fs
             .svc
-            .mknod(self.fid, name, mode, cred.fsuid, cred.fsgid)
+            .mknod(self.fid, name, mode, cred.fsuid, gid)
             .map_err(gerr)
     }
-    fn symlink(&self, _k: &Kernel, name: &[u8], target: &[u8], cred: &Cred) -> SysResult<()> {
+    fn symlink(&self, k: &Kernel, name: &[u8], target: &[u8], cred: &Cred) -> SysResult<()> {
         self.fs.forget(self.fid, name);
+        let gid = self.child_gid(k, cred);
         self.fs.changed();
         self.fs
             .svc
-            .symlink(self.fid, name, target, cred.fsuid, cred.fsgid)
+            .symlink(self.fid, name, target, cred.fsuid, gid)
             .map_err(gerr)
     }
     fn link(&self, _k: &Kernel, name: &[u8], target: &Rc<dyn Inode>) -> SysResult<()> {
