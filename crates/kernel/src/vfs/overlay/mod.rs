@@ -136,7 +136,9 @@ pub struct OvlInode {
     dead: Cell<bool>,
     /// Children looked up so far, while something holds them: one live
     /// object per name, so a copy-up is seen by every holder.
-    children: RefCell<HashMap<Vec<u8>, Weak<OvlInode>>>,
+    /// foldhash, as the walk caches (`walkcache`): a walk looks here at
+    /// every component, and SipHash was a visible share of an overlay stat.
+    children: RefCell<HashMap<Vec<u8>, Weak<OvlInode>, foldhash::fast::RandomState>>,
     me: Weak<OvlInode>,
 }
 
