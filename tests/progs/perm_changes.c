@@ -145,6 +145,23 @@ int main(int argc, char **argv) {
     show_mode("sgid/p", "sgid/p");
     say("symlink in sgid", symlink("f", path("sgid/l")));
     show_mode("sgid/l", "sgid/l");
+    /* The user is not in group 1234: a set-group-ID program made there
+     * loses the bit (Linux's mode_strip_sgid), at creation and on chmod;
+     * without group execute it keeps it. */
+    g = open(path("sgid/x"), O_CREAT | O_EXCL | O_WRONLY, 02755);
+    say("create 02755 in sgid", g);
+    show_mode("sgid/x", "sgid/x");
+    if (g >= 0) {
+        say("fchmod sgid/x 02755", fchmod(g, 02755));
+        show_mode("sgid/x", "sgid/x");
+        close(g);
+    }
+    g = open(path("sgid/y"), O_CREAT | O_EXCL | O_WRONLY, 02644);
+    say("create 02644 in sgid", g);
+    if (g >= 0) close(g);
+    show_mode("sgid/y", "sgid/y");
+    say("mknod fifo 02750 in sgid", mknod(path("sgid/q"), S_IFIFO | 02750, 0));
+    show_mode("sgid/q", "sgid/q");
     close(fd);
     printf("done\n");
     return 0;

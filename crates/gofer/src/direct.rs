@@ -65,12 +65,16 @@ fn errno() -> Errno {
 /// Gives the file just created on `fd` with `mode` to `uid` and `gid`.
 /// The host's chown drops the set-user-ID and set-group-ID bits, which a
 /// file made with them keeps in Linux: `chmod` (the caller's way, which
-/// its seccomp filter admits) sets them again.
+/// its seccomp filter admits) sets them again. A chown the host refuses
+/// (an id it does not map) leaves the file the host's: then it keeps
+/// neither bit, or a user would have made a set-user-ID program of
+/// another owner.
 pub(crate) fn chown_created(fd: RawFd, uid: u32, gid: u32, mode: u32, chmod: impl Fn(RawFd, u32)) {
     // SAFETY: fchown on the caller's descriptor.
-    unsafe { libc::fchown(fd, uid, gid) };
+    let chowned = unsafe { libc::fchown(fd, uid, gid) } == 0;
     if mode & (libc::S_ISUID | libc::S_ISGID) != 0 {
-        chmod(fd, mode & 0o7777);
+        let keep = if chowned { 0o7777 } else { 0o1777 };
+        chmod(fd, mode & keep);
     }
 }
 

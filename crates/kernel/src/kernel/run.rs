@@ -208,12 +208,12 @@ impl Kernel {
             // is on its way back): one more clock read fewer per syscall
             // of a thread that makes them in a loop, for timers seen at
             // most that round (a fraction of a microsecond) late.
-            let now = match (self.served_at.take(), busy_until.take()) {
+            let served = self.served_at.take();
+            let now = match (served, busy_until.take()) {
                 (Some(t), _) if busy => t,
                 (_, Some(t)) if !busy => t,
                 _ => Instant::now(),
             };
-            busy_until = busy.then_some(now);
             for (due, a) in self.timers.expired(now) {
                 busy = true;
                 // Time passed for the workload: a change made outside
@@ -227,6 +227,10 @@ impl Kernel {
                 // HOST_POLL_EVERY, not on every round (a host syscall per
                 // served workload syscall otherwise).
                 if now.duration_since(last_host_poll) < HOST_POLL_EVERY {
+                    // Straight on to the next round: its reading, if it
+                    // is idle, is this one (taken as the last syscall
+                    // finished, with only expired timers fired since).
+                    busy_until = served.filter(|_| busy);
                     continue;
                 }
                 Some(Duration::ZERO)

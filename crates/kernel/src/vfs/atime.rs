@@ -48,8 +48,11 @@ const LOCAL_FS: [i64; 5] = [
     0x5846_5342, // xfs
     0x9123_683E, // btrfs
     0x0102_1994, // tmpfs
-    0x794C_7630, // overlayfs
+    OVERLAYFS_MAGIC,
 ];
+
+/// overlayfs's `statfs` f_type.
+pub const OVERLAYFS_MAGIC: i64 = 0x794C_7630;
 
 /// Linux's `relatime` threshold: an access time this old moves at the
 /// next read whatever the other times say.

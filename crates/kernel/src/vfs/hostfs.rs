@@ -43,6 +43,11 @@ pub struct HostFs {
     /// local file system, and may stream through a window
     /// (`HostRegular::of`).
     local: AtimeRule,
+    /// Not overlayfs, whose mapping of a file opened before a copy-up
+    /// stays on the lower file while its reads move to the upper one
+    /// (overlayfs's "non-standard behavior"): a window would read stale
+    /// bytes. Its files read with `preadv`.
+    mappable: bool,
     /// The changes the kernel made to files' mode, owner or group (see
     /// `HostInode::st_for_check`). Unlike `gens`, writes and reads leave
     /// them, so an inode's mode, owner and group outlive the data changes
@@ -337,9 +342,10 @@ impl HostInode {
             .then(|| self.st.get())
     }
 
-    /// The group of a file `cred` makes in this directory: a set-group-ID
-    /// directory passes its own on, as in Linux (and as the host itself
-    /// made it, which a chown to the creator's group would undo).
+    /// The group of a directory or symlink `cred` makes in this
+    /// directory: a set-group-ID directory passes its own on, as in Linux
+    /// (and as the host itself made it, which a chown to the creator's
+    /// group would undo).
     fn child_gid(&self, k: &Kernel, cred: &Cred) -> u32 {
         match self.stat_for_check(k) {
             Ok(st) if st.st_mode & libc::S_ISGID != 0 => st.st_gid,
@@ -347,13 +353,21 @@ impl HostInode {
         }
     }
 
+    /// The group and mode of a file (not a directory) `cred` makes here
+    /// with `mode` (`Cred::new_file_owner`).
+    fn child_owner(&self, k: &Kernel, cred: &Cred, mode: u32) -> (u32, u32) {
+        match self.stat_for_check(k) {
+            Ok(st) => cred.new_file_owner(st.st_mode, st.st_gid, mode),
+            Err(_) => (cred.fsgid, mode),
+        }
+    }
+
     /// After the kernel's own `setattr` (`done`: the host took all of
     /// it): `st`'s mode, owner and group become what the host now has,
-    /// for the permission checks of the next moments (`st_for_check`,
-    /// which then follows the same rule as after a stat: `RECHECK_AFTER`
-    /// and news from outside on a revalidated mount). Not after a size
-    /// change: Linux then drops set-user-ID and set-group-ID bits by rules
-    /// of its own.
+    /// for the permission checks that follow (`st_for_check`, within the
+    /// `RECHECK_AFTER` and news of the last host read on a revalidated
+    /// mount). Not after a size change, which may drop set-user-ID and
+    /// set-group-ID bits on the host.
     fn keep_perm(&self, a: &SetAttr, done: bool) {
         if !done || a.size.is_some() {
             self.perm_current.set(false);
@@ -371,7 +385,12 @@ impl HostInode {
         }
         self.st.set(st);
         self.perm_current.set(true);
-        self.read_now();
+        // Trusted from now on as far as the kernel's own changes go, and
+        // no longer than what the host last said: the time and news of
+        // that read stay (a host chmod meanwhile is seen when they run
+        // out, as after a stat).
+        let (at, news, _) = self.st_read.get();
+        self.st_read.set((at, news, self.fs.modes.now()));
     }
 
     /// The host confirmed the walk to this inode a moment ago (see
@@ -570,9 +589,12 @@ impl HostFs {
     pub fn at(svc: Rc<dyn FileService>, root_fid: Fid, revalidate: bool) -> Rc<HostFs> {
         // Where the host may change files, their attributes are asked
         // for again anyway; a trusted mount's rule comes from its flags.
-        let local = match (svc.statfs(root_fid), svc.stat(root_fid)) {
-            (Ok(sf), Ok(st)) => AtimeRule::of_mount(&sf, st.st_dev),
-            _ => AtimeRule::ALWAYS,
+        let (local, mappable) = match (svc.statfs(root_fid), svc.stat(root_fid)) {
+            (Ok(sf), Ok(st)) => (
+                AtimeRule::of_mount(&sf, st.st_dev),
+                sf.f_type != atime::OVERLAYFS_MAGIC,
+            ),
+            _ => (AtimeRule::ALWAYS, false),
         };
         let atime = if revalidate { AtimeRule::ALWAYS } else { local };
         Rc::new(HostFs {
@@ -581,6 +603,7 @@ impl HostFs {
             revalidate,
             gens: Rc::new(Generations::new(atime)),
             local,
+            mappable,
             modes: FileChanges::new(),
             root_fid,
             roots: Cell::new(0),
@@ -818,7 +841,7 @@ impl Inode for HostInode {
         cred: &Cred,
     ) -> SysResult<(Rc<dyn Inode>, Rc<dyn FileOps>)> {
         self.fs.forget(self.fid, name);
-        let gid = self.child_gid(k, cred);
+        let (gid, mode) = self.child_owner(k, cred, mode);
         let (fid, st, fd) = self
             .fs
             .svc
@@ -849,7 +872,7 @@ impl Inode for HostInode {
     }
     fn mknod(&self, k: &Kernel, name: &[u8], mode: u32, _dev: u64, cred: &Cred) -> SysResult<()> {
         self.fs.forget(self.fid, name);
-        let gid = self.child_gid(k, cred);
+        let (gid, mode) = self.child_owner(k, cred, mode);
         self.fs.changed();
         self.fs
             .svc
@@ -1107,8 +1130,9 @@ impl HostRegular {
         // mapping would leave them (its pages fault in once). The same
         // rule keeps windows off file systems that are not local ones
         // (NFS, FUSE: `AtimeRule::of_mount`), whose mappings may see a
-        // change from outside later than their reads.
-        if fs.local.for_file(self.id.0, false) == Atime::Always {
+        // change from outside later than their reads; overlayfs is kept
+        // off too (`mappable`).
+        if !fs.mappable || fs.local.for_file(self.id.0, false) == Atime::Always {
             self.stream = None;
         } else if fs.revalidate && self.stream.is_some() {
             self.stream = Some(hostwindow::Stream::revalidated());

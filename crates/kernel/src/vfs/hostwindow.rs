@@ -23,9 +23,10 @@
 //! after any news from outside (the sandbox waited for a host event, a
 //! timer or a signal), so a reader told of a change made outside sees
 //! the file's new end exactly. Windows are only for local file systems
-//! whose mappings are their page cache (ext4, xfs, btrfs, tmpfs,
-//! overlayfs: the ones `atime::AtimeRule` knows); a network or FUSE file
-//! system, whose mapped pages may be revalidated less often than its
+//! whose mappings are their page cache (ext4, xfs, btrfs, tmpfs: the
+//! ones `atime::AtimeRule` knows, but overlayfs, whose mapping of a file
+//! opened before a copy-up stays on the lower file); a network or FUSE
+//! file system, whose mapped pages may be revalidated less often than its
 //! reads, is read with `preadv` as before.
 //!
 //! A file that shrinks from outside anyway (a host process truncates the

@@ -79,6 +79,24 @@ impl Cred {
         self.fsgid == gid || self.groups.contains(&gid)
     }
 
+    /// The group and mode of a file (not a directory) this caller makes
+    /// with `mode` in a directory whose mode and group are `dir_mode` and
+    /// `dir_gid`. A set-group-ID directory passes its group on; a
+    /// set-group-ID, group-executable mode then keeps that bit only for a
+    /// member of the group or a holder of CAP_FSETID (Linux's
+    /// `mode_strip_sgid`): anyone else would make a program that runs
+    /// with a group they are not in.
+    pub fn new_file_owner(&self, dir_mode: u32, dir_gid: u32, mode: u32) -> (u32, u32) {
+        if dir_mode & libc::S_ISGID == 0 {
+            return (self.fsgid, mode);
+        }
+        let sgid_exec = libc::S_ISGID | libc::S_IXGRP;
+        if mode & sgid_exec == sgid_exec && !self.in_group(dir_gid) && !self.capable(cap::FSETID) {
+            return (dir_gid, mode & !libc::S_ISGID);
+        }
+        (dir_gid, mode)
+    }
+
     /// Linux's generic_permission: owner, group, other bits, then
     /// CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH.
     pub fn may_access(&self, st: &libc::stat, want: u32) -> SysResult<()> {
@@ -167,4 +185,52 @@ pub fn caps_from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> u64 {
         }
     }
     bits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(gid: u32, groups: &[u32]) -> Cred {
+        Cred {
+            fsuid: 1000,
+            fsgid: gid,
+            groups: groups.to_vec(),
+            cap_effective: 0,
+            ..Cred::root()
+        }
+    }
+
+    #[test]
+    fn a_set_group_id_directory_passes_its_group_but_not_to_outsiders_programs() {
+        let sgid_dir = libc::S_IFDIR | libc::S_ISGID | 0o777;
+        let plain_dir = libc::S_IFDIR | 0o777;
+        let outsider = user(1000, &[]);
+        let member = user(1000, &[1234]);
+        // An ordinary directory: the creator's group, the mode as asked.
+        assert_eq!(
+            outsider.new_file_owner(plain_dir, 1234, 0o2755),
+            (1000, 0o2755)
+        );
+        // A set-group-ID one: its group; an outsider's set-group-ID
+        // program loses the bit, a member's keeps it, and so does a mode
+        // without group execute (mandatory locking's old marker).
+        assert_eq!(
+            outsider.new_file_owner(sgid_dir, 1234, 0o2755),
+            (1234, 0o755)
+        );
+        assert_eq!(
+            member.new_file_owner(sgid_dir, 1234, 0o2755),
+            (1234, 0o2755)
+        );
+        assert_eq!(
+            outsider.new_file_owner(sgid_dir, 1234, 0o2644),
+            (1234, 0o2644)
+        );
+        // CAP_FSETID keeps it too.
+        assert_eq!(
+            Cred::root().new_file_owner(sgid_dir, 1234, 0o2755),
+            (1234, 0o2755)
+        );
+    }
 }
