@@ -6,11 +6,6 @@ mod common;
 
 use atoll_testkit::cprog;
 use common::*;
-use std::path::Path;
-
-fn progs() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/progs"))
-}
 
 fn compile_prog(name: &str, static_: bool) -> std::path::PathBuf {
     let src = std::fs::read_to_string(progs().join(format!("{name}.c"))).unwrap();

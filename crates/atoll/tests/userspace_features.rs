@@ -7,11 +7,6 @@ mod common;
 
 use atoll_testkit::cprog;
 use common::*;
-use std::path::Path;
-
-fn progs() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/progs"))
-}
 
 /// A test program from tests/progs, statically linked.
 fn prog(name: &str) -> std::path::PathBuf {

@@ -11,6 +11,11 @@ pub fn id(prefix: &str) -> String {
     atoll_testkit::unique(prefix)
 }
 
+/// The test programs' sources (tests/progs).
+pub fn progs() -> &'static std::path::Path {
+    std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/progs"))
+}
+
 /// Leak check for a container of `a` built from `bundle`.
 pub fn leaks(a: &Atoll, id: &str, bundle: &Bundle) -> LeakCheck {
     LeakCheck::new(id, a.root(), Some(&bundle.path)).with_rootfs(&bundle.rootfs)
