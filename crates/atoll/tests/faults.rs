@@ -443,16 +443,7 @@ fn a_rootfs_file_truncated_on_the_host_while_streamed() {
         std::thread::sleep(rng.delay(Duration::from_millis(6)));
     }
     fill(FINAL);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline + Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("the workload never finished: {}", read());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_by(&mut child, deadline + Duration::from_secs(60), &read);
     let text = read();
     assert!(
         text.contains(&format!("final={FINAL} after")),
@@ -503,16 +494,7 @@ fn a_shared_file_cut_short_on_the_host_reads_its_new_end() {
         let file = std::fs::OpenOptions::new().write(true).open(&big).unwrap();
         file.set_len((1 << 20) + 100).unwrap();
         std::fs::write(data.path().join("go"), b"").unwrap();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline + Duration::from_secs(30) {
-                let _ = child.kill();
-                panic!("{how}: the workload never finished: {}", read());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = exit_by(&mut child, deadline + Duration::from_secs(30), &read);
         let text = read();
         assert!(status.success(), "{how}: {status:?}: {text}");
         assert!(
@@ -524,6 +506,25 @@ fn a_shared_file_cut_short_on_the_host_reads_its_new_end() {
             "{how}: read past the host's new end: {text}"
         );
         force_delete_and_check(&a, &id, &b, "shared file truncation");
+    }
+}
+
+/// The exit status of `child` (a `run_logged` run), which must end by
+/// `deadline` (else it is killed and the test fails with its output).
+fn exit_by(
+    child: &mut Child,
+    deadline: Instant,
+    read: &dyn Fn() -> String,
+) -> std::process::ExitStatus {
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the workload never finished: {}", read());
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -207,30 +207,22 @@ mod tests {
         let plain_dir = libc::S_IFDIR | 0o777;
         let outsider = user(1000, &[]);
         let member = user(1000, &[1234]);
-        // An ordinary directory: the creator's group, the mode as asked.
-        assert_eq!(
-            outsider.new_file_owner(plain_dir, 1234, 0o2755),
-            (1000, 0o2755)
-        );
-        // A set-group-ID one: its group; an outsider's set-group-ID
-        // program loses the bit, a member's keeps it, and so does a mode
-        // without group execute (mandatory locking's old marker).
-        assert_eq!(
-            outsider.new_file_owner(sgid_dir, 1234, 0o2755),
-            (1234, 0o755)
-        );
-        assert_eq!(
-            member.new_file_owner(sgid_dir, 1234, 0o2755),
-            (1234, 0o2755)
-        );
-        assert_eq!(
-            outsider.new_file_owner(sgid_dir, 1234, 0o2644),
-            (1234, 0o2644)
-        );
-        // CAP_FSETID keeps it too.
-        assert_eq!(
-            Cred::root().new_file_owner(sgid_dir, 1234, 0o2755),
-            (1234, 0o2755)
-        );
+        let root = Cred::root();
+        // (creator, directory mode, file mode asked) -> (group, mode):
+        // an ordinary directory gives the creator's group and the mode as
+        // asked; a set-group-ID one its own group, and an outsider's
+        // set-group-ID program loses the bit, while a member's keeps it,
+        // and so do a mode without group execute (mandatory locking's old
+        // marker) and a holder of CAP_FSETID.
+        let cases = [
+            (&outsider, plain_dir, 0o2755, (1000, 0o2755)),
+            (&outsider, sgid_dir, 0o2755, (1234, 0o755)),
+            (&member, sgid_dir, 0o2755, (1234, 0o2755)),
+            (&outsider, sgid_dir, 0o2644, (1234, 0o2644)),
+            (&root, sgid_dir, 0o2755, (1234, 0o2755)),
+        ];
+        for (i, (cred, dir, mode, want)) in cases.into_iter().enumerate() {
+            assert_eq!(cred.new_file_owner(dir, 1234, mode), want, "case {i}");
+        }
     }
 }
