@@ -113,7 +113,7 @@ pub fn news_from_outside() {
     NEWS.with(|n| n.set(n.get().wrapping_add(1)));
 }
 
-fn news() -> u64 {
+pub(super) fn news() -> u64 {
     NEWS.with(|n| n.get())
 }
 
@@ -342,19 +342,11 @@ impl HostInode {
             .then(|| self.st.get())
     }
 
-    /// The group of a directory or symlink `cred` makes in this
-    /// directory: a set-group-ID directory passes its own on, as in Linux
-    /// (and as the host itself made it, which a chown to the creator's
-    /// group would undo).
-    fn child_gid(&self, k: &Kernel, cred: &Cred) -> u32 {
-        match self.stat_for_check(k) {
-            Ok(st) if st.st_mode & libc::S_ISGID != 0 => st.st_gid,
-            _ => cred.fsgid,
-        }
-    }
-
-    /// The group and mode of a file (not a directory) `cred` makes here
-    /// with `mode` (`Cred::new_file_owner`).
+    /// The group and mode of what `cred` makes here with `mode` (its type
+    /// bits included): a set-group-ID directory passes its group on, as
+    /// in Linux and as the host itself did (a chown to the creator's group
+    /// would undo it), and strips set-group-ID from an outsider's program
+    /// (`Cred::new_file_owner`).
     fn child_owner(&self, k: &Kernel, cred: &Cred, mode: u32) -> (u32, u32) {
         match self.stat_for_check(k) {
             Ok(st) => cred.new_file_owner(st.st_mode, st.st_gid, mode),
@@ -863,7 +855,7 @@ impl Inode for HostInode {
     }
     fn mkdir(&self, k: &Kernel, name: &[u8], mode: u32, cred: &Cred) -> SysResult<()> {
         self.fs.forget(self.fid, name);
-        let gid = self.child_gid(k, cred);
+        let (gid, _) = self.child_owner(k, cred, libc::S_IFDIR | mode);
         self.fs.changed();
         self.fs
             .svc
@@ -881,7 +873,7 @@ impl Inode for HostInode {
     }
     fn symlink(&self, k: &Kernel, name: &[u8], target: &[u8], cred: &Cred) -> SysResult<()> {
         self.fs.forget(self.fid, name);
-        let gid = self.child_gid(k, cred);
+        let (gid, _) = self.child_owner(k, cred, libc::S_IFLNK | 0o777);
         self.fs.changed();
         self.fs
             .svc
@@ -1168,7 +1160,7 @@ impl FileOps for HostRegular {
         // SAFETY: the iovecs point at writable memory of their stated length.
         let preadv = || unsafe { host_iov(libc::preadv, self.fd.as_raw_fd(), dst, off) };
         match &self.stream {
-            Some(s) => s.read(self.fd.as_raw_fd(), dst, off, news(), preadv),
+            Some(s) => s.read(self.fd.as_raw_fd(), dst, off, preadv),
             None => preadv(),
         }
     }

@@ -45,7 +45,7 @@ use std::time::Instant;
 use crate::errno::SysResult;
 use crate::mm::safecopy;
 use crate::vfs::IoVecs;
-use crate::vfs::hostfs::RECHECK_AFTER;
+use crate::vfs::hostfs::{RECHECK_AFTER, news};
 
 /// Bytes an open file reads with `preadv` before it gets a window: a
 /// program reading a small file once pays no mapping for it.
@@ -124,14 +124,12 @@ impl Stream {
 
     /// A read of `dst.len` bytes at `off`: from a window of `fd` while
     /// the reads go in sequence, else (and when a window cannot serve it)
-    /// by `preadv`. `news`: the news from outside now
-    /// (`hostfs::news_from_outside`).
+    /// by `preadv`.
     pub fn read(
         &self,
         fd: RawFd,
         dst: &IoVecs,
         off: u64,
-        news: u64,
         preadv: impl FnOnce() -> SysResult<usize>,
     ) -> SysResult<usize> {
         let sequential = off == self.next.get();
@@ -140,7 +138,7 @@ impl Stream {
             // A seek away: the window goes with the sequence.
             *self.window.borrow_mut() = None;
         }
-        let n = match self.windowed(fd, dst, off, news) {
+        let n = match self.windowed(fd, dst, off) {
             Some(n) => n,
             None => {
                 let n = preadv()?;
@@ -154,7 +152,7 @@ impl Stream {
     }
 
     /// The read from a window, or `None`.
-    fn windowed(&self, fd: RawFd, dst: &IoVecs, off: u64, news: u64) -> Option<usize> {
+    fn windowed(&self, fd: RawFd, dst: &IoVecs, off: u64) -> Option<usize> {
         if self.off.get() || self.streamed.get() < STREAM_AFTER || !safecopy::installed() {
             return None;
         }
@@ -168,11 +166,8 @@ impl Stream {
             let mut at = 0usize;
             while at < buf.len() {
                 let pos = off + (done + at) as u64;
-                let fresh = Fresh {
-                    news,
-                    revalidate: self.revalidate,
-                };
-                let w = match place(&mut window, fd, pos, (buf.len() - at) as u64, fresh) {
+                let want = (buf.len() - at) as u64;
+                let w = match place(&mut window, fd, pos, want, self.revalidate) {
                     Ok(w) => w,
                     Err(lasting) => {
                         if lasting {
@@ -211,19 +206,11 @@ impl Stream {
     }
 }
 
-/// How current a window's size must be.
-#[derive(Clone, Copy)]
-struct Fresh {
-    /// The news from outside now.
-    news: u64,
-    /// The file is on a revalidated mount.
-    revalidate: bool,
-}
-
 /// The window for a read of `want` bytes at `pos`, placed (or moved) to
 /// cover `pos`, its size current enough: asked again after a shrink, when
 /// the read reaches past it, and on a revalidated mount when the size is
-/// stale (older than `RECHECK_AFTER`, or news from outside since).
+/// stale (older than `RECHECK_AFTER`, or news from outside since:
+/// `revalidate`).
 /// `Err(lasting)`: no window, because the host would not map the file
 /// (`true`), or for now (too many mapped, a failed `fstat`).
 fn place(
@@ -231,7 +218,7 @@ fn place(
     fd: RawFd,
     pos: u64,
     want: u64,
-    fresh: Fresh,
+    revalidate: bool,
 ) -> Result<&Window, bool> {
     let start = pos & !(WINDOW - 1);
     let shrinks = SHRINKS.load(Ordering::Relaxed);
@@ -269,18 +256,18 @@ fn place(
             size,
             shrinks,
             read_at: crate::clock::now(),
-            news: fresh.news,
+            news: news(),
         });
     }
     let w = slot.as_mut().ok_or(false)?;
-    let stale = fresh.revalidate
-        && (w.news != fresh.news
+    let stale = revalidate
+        && (w.news != news()
             || crate::clock::now().saturating_duration_since(w.read_at) >= RECHECK_AFTER);
     if stale || w.shrinks != shrinks || pos + want > w.size {
         w.size = host_size(fd).ok_or(false)?;
         w.shrinks = shrinks;
         w.read_at = crate::clock::now();
-        w.news = fresh.news;
+        w.news = news();
     }
     Ok(w)
 }

@@ -79,19 +79,23 @@ impl Cred {
         self.fsgid == gid || self.groups.contains(&gid)
     }
 
-    /// The group and mode of a file (not a directory) this caller makes
-    /// with `mode` in a directory whose mode and group are `dir_mode` and
-    /// `dir_gid`. A set-group-ID directory passes its group on; a
-    /// set-group-ID, group-executable mode then keeps that bit only for a
-    /// member of the group or a holder of CAP_FSETID (Linux's
-    /// `mode_strip_sgid`): anyone else would make a program that runs
-    /// with a group they are not in.
+    /// The group and mode of a file this caller makes with `mode` (its
+    /// type bits included) in a directory whose mode and group are
+    /// `dir_mode` and `dir_gid`. A set-group-ID directory passes its group
+    /// on; a set-group-ID, group-executable mode of anything but a
+    /// directory then keeps that bit only for a member of the group or a
+    /// holder of CAP_FSETID (Linux's `mode_strip_sgid`): anyone else would
+    /// make a program that runs with a group they are not in.
     pub fn new_file_owner(&self, dir_mode: u32, dir_gid: u32, mode: u32) -> (u32, u32) {
         if dir_mode & libc::S_ISGID == 0 {
             return (self.fsgid, mode);
         }
         let sgid_exec = libc::S_ISGID | libc::S_IXGRP;
-        if mode & sgid_exec == sgid_exec && !self.in_group(dir_gid) && !self.capable(cap::FSETID) {
+        if mode & libc::S_IFMT != libc::S_IFDIR
+            && mode & sgid_exec == sgid_exec
+            && !self.in_group(dir_gid)
+            && !self.capable(cap::FSETID)
+        {
             return (dir_gid, mode & !libc::S_ISGID);
         }
         (dir_gid, mode)
@@ -208,18 +212,20 @@ mod tests {
         let outsider = user(1000, &[]);
         let member = user(1000, &[1234]);
         let root = Cred::root();
+        let dir = libc::S_IFDIR;
         // (creator, directory mode, file mode asked) -> (group, mode):
         // an ordinary directory gives the creator's group and the mode as
         // asked; a set-group-ID one its own group, and an outsider's
         // set-group-ID program loses the bit, while a member's keeps it,
         // and so do a mode without group execute (mandatory locking's old
-        // marker) and a holder of CAP_FSETID.
+        // marker), a holder of CAP_FSETID and a directory.
         let cases = [
             (&outsider, plain_dir, 0o2755, (1000, 0o2755)),
             (&outsider, sgid_dir, 0o2755, (1234, 0o755)),
             (&member, sgid_dir, 0o2755, (1234, 0o2755)),
             (&outsider, sgid_dir, 0o2644, (1234, 0o2644)),
             (&root, sgid_dir, 0o2755, (1234, 0o2755)),
+            (&outsider, sgid_dir, dir | 0o2755, (1234, dir | 0o2755)),
         ];
         for (i, (cred, dir, mode, want)) in cases.into_iter().enumerate() {
             assert_eq!(cred.new_file_owner(dir, 1234, mode), want, "case {i}");

@@ -148,14 +148,6 @@ impl TmpInode {
     fn child_mode(&self, mode: u32, cred: &Cred) -> (u32, u32) {
         // setgid directories pass their group on.
         let st = self.meta.borrow();
-        if mode & libc::S_IFMT == libc::S_IFDIR {
-            let gid = if st.st_mode & libc::S_ISGID != 0 {
-                st.st_gid
-            } else {
-                cred.fsgid
-            };
-            return (mode, gid);
-        }
         let (gid, mode) = cred.new_file_owner(st.st_mode, st.st_gid, mode);
         (mode, gid)
     }

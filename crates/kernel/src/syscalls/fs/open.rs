@@ -80,7 +80,7 @@ pub fn do_open(
         // every file this way) is left out. Without write access to the
         // directory the lookup stays first, as in Linux: EEXIST before
         // EACCES.
-        return create_in(k, tid, &parent, &name, flags, mode);
+        return create_checked(k, tid, &parent, &name, flags, mode);
     }
     match parent.inode.lookup(k, &name) {
         Ok(existing) => {
@@ -118,6 +118,18 @@ fn create_in(
     mode: u32,
 ) -> SysResult<Rc<File>> {
     may_modify_dir(k, tid, parent)?;
+    create_checked(k, tid, parent, name, flags, mode)
+}
+
+/// `create_in` once the caller may write `parent`.
+fn create_checked(
+    k: &Kernel,
+    tid: Tid,
+    parent: &Rc<Dentry>,
+    name: &[u8],
+    flags: i32,
+    mode: u32,
+) -> SysResult<Rc<File>> {
     let umask = k.task(tid).fs.borrow().umask;
     let cred = k.cred(tid);
     let (inode, ops) = parent
