@@ -139,6 +139,11 @@ extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_voi
 /// Installs the fault handler for this process (idempotent). Before the
 /// kernel confines itself.
 pub fn install() -> std::io::Result<()> {
+    // One installer at a time: two racing ones would each take the other's
+    // handler for the one before ours, and a chained fault would call
+    // itself without end.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     if INSTALLED.load(Ordering::Acquire) {
         return Ok(());
     }
@@ -148,6 +153,10 @@ pub fn install() -> std::io::Result<()> {
             let mut old: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if old.sa_sigaction == handler as *const () as usize {
+                // Ours already (never by this function, which runs once).
+                continue;
             }
             PREVIOUS[slot(sig)].store(old.sa_sigaction, Ordering::Relaxed);
             PREVIOUS_FLAGS[slot(sig)].store(old.sa_flags as usize, Ordering::Relaxed);
@@ -268,8 +277,7 @@ mod tests {
                 };
                 libc::_exit(code);
             }
-            let mut status = 0;
-            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            let status = crate::testing::wait_child(pid);
             libc::munmap(page as *mut libc::c_void, 4096);
             assert!(
                 libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV,

@@ -1316,9 +1316,7 @@ mod tests {
             // SAFETY: leave the forked child without running destructors.
             unsafe { libc::_exit(if code { 0 } else { 1 }) };
         }
-        let mut status = 0;
-        // SAFETY: wait for our child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let status = crate::testing::wait_child(pid);
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
