@@ -15,6 +15,8 @@ const AGENT_PORT: u32 = 1024;
 /// How long a request waits for a just-started container to be up in its
 /// guest (the VMM's own boot timeout).
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// How long one readiness probe waits for its answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Runtime {
     /// A connection to the agent of the guest container `id` runs in: its
@@ -41,6 +43,10 @@ impl Runtime {
         let deadline = std::time::Instant::now() + READY_TIMEOUT;
         loop {
             let known = self.agent(id).and_then(|s| {
+                // A probe left unanswered (a connection the emulated guest
+                // lost) is made again on a new one, not waited for
+                // without end.
+                s.set_read_timeout(Some(PROBE_TIMEOUT))?;
                 client::request(
                     s,
                     &Request::Ps {
