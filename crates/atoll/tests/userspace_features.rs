@@ -149,6 +149,29 @@ fn permission_checks_right_after_own_changes_match_native() {
 }
 
 #[test]
+fn writes_truncations_and_chowns_take_set_id_bits_away_as_natively() {
+    // A user who may write someone else's set-user-ID program must not
+    // be able to put code of theirs into it and keep the bit: a write, a
+    // truncation and a chown take set-user-ID (and set-group-ID with
+    // group execute) away unless the caller holds CAP_FSETID, as Linux
+    // does. On the rootfs, on a bind mount shared with the host, and on
+    // the sandbox's own tmpfs.
+    for dir in ["/", "/data", "/dev/shm"] {
+        let (native, user, _, _) = both_levels_in("kill_priv", &[dir], || busybox().docker_caps());
+        native.ok();
+        user.ok();
+        assert!(native.stdout.ends_with("done\n"), "{dir}: {native:#?}");
+        let n: Vec<&str> = native.stdout.lines().collect();
+        let u: Vec<&str> = user.stdout.lines().collect();
+        let diff: Vec<String> = (0..n.len().max(u.len()))
+            .filter(|i| n.get(*i) != u.get(*i))
+            .map(|i| format!("native:    {:?}\nuserspace: {:?}", n.get(i), u.get(i)))
+            .collect();
+        assert!(diff.is_empty(), "{dir}:\n{}", diff.join("\n"));
+    }
+}
+
+#[test]
 fn sysv_ipc_and_posix_message_queues_match_native() {
     let (native, user, _, _) = both_levels("ipc", &[]);
     native.ok();

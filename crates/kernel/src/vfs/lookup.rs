@@ -162,8 +162,35 @@ impl Kernel {
             } else {
                 f.ops.truncate(self, 0)?;
             }
+            self.remove_privs(tid, d)?;
             super::inotify::notify_dentry(d, super::inotify::IN_MODIFY);
         }
         Ok(f)
+    }
+
+    /// Takes away the set-ID bits that a write or a truncation by `tid`
+    /// takes from the regular file `d` names (`Cred::killed_by_write`),
+    /// as Linux's `file_remove_privs` does before it writes: forced, the
+    /// caller need not own the file. The mode comes from the inode's
+    /// cached attributes (a Cell read on a host file: this runs on every
+    /// write).
+    pub fn remove_privs(&self, tid: Tid, d: &Rc<Dentry>) -> SysResult<()> {
+        let st = d.inode.stat_cached(self)?;
+        if st.st_mode & (libc::S_ISUID | libc::S_ISGID) == 0 {
+            return Ok(());
+        }
+        let kill = self.cred(tid).killed_by_write(st.st_mode);
+        if kill == 0 {
+            return Ok(());
+        }
+        d.inode.setattr(
+            self,
+            &super::SetAttr {
+                mode: Some(st.st_mode & 0o7777 & !kill),
+                ..Default::default()
+            },
+        )?;
+        super::inotify::notify_dentry(d, super::inotify::IN_ATTRIB);
+        Ok(())
     }
 }

@@ -101,6 +101,45 @@ impl Cred {
         (dir_gid, mode)
     }
 
+    /// The set-ID bits a write or a truncation by this caller takes away
+    /// from the file of mode `mode` (Linux's `should_remove_suid`):
+    /// set-user-ID, and set-group-ID with group execute (without it the
+    /// bit marks mandatory locking and stays), from a regular file, unless
+    /// the caller holds CAP_FSETID. A user who may write someone else's
+    /// set-ID program would otherwise put code of theirs into it and keep
+    /// the bit.
+    pub fn killed_by_write(&self, mode: u32) -> u32 {
+        if mode & libc::S_IFMT != libc::S_IFREG || self.capable(cap::FSETID) {
+            return 0;
+        }
+        let mut kill = mode & libc::S_ISUID;
+        if mode & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID | libc::S_IXGRP {
+            kill |= libc::S_ISGID;
+        }
+        kill
+    }
+
+    /// The set-ID bits any chown (even to the same owner and group) takes
+    /// away from the file `st` (Linux's `chown_common` and
+    /// `setattr_should_drop_sgid`): set-user-ID from anything but a
+    /// directory, whatever the caller's capabilities; set-group-ID with
+    /// group execute, or without it from a caller neither in the file's
+    /// group nor holding CAP_FSETID.
+    pub fn killed_by_chown(&self, st: &libc::stat) -> u32 {
+        let mode = st.st_mode;
+        if mode & libc::S_IFMT == libc::S_IFDIR {
+            return 0;
+        }
+        let mut kill = mode & libc::S_ISUID;
+        if mode & libc::S_ISGID != 0
+            && (mode & libc::S_IXGRP != 0
+                || !(self.in_group(st.st_gid) || self.capable(cap::FSETID)))
+        {
+            kill |= libc::S_ISGID;
+        }
+        kill
+    }
+
     /// Linux's generic_permission: owner, group, other bits, then
     /// CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH.
     pub fn may_access(&self, st: &libc::stat, want: u32) -> SysResult<()> {
@@ -229,6 +268,48 @@ mod tests {
         ];
         for (i, (cred, dir, mode, want)) in cases.into_iter().enumerate() {
             assert_eq!(cred.new_file_owner(dir, 1234, mode), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn writes_and_chowns_take_set_id_bits_away_as_linux() {
+        let user = user(1000, &[]);
+        let root = Cred::root();
+        let reg = libc::S_IFREG;
+        let (suid, sgid) = (libc::S_ISUID, libc::S_ISGID);
+        // (caller, mode) -> bits a write takes away: none from a holder of
+        // CAP_FSETID or from anything but a regular file; set-group-ID
+        // only with group execute.
+        let writes = [
+            (&user, reg | 0o6755, suid | sgid),
+            (&user, reg | 0o6745, suid),
+            (&user, reg | 0o2745, 0),
+            (&user, reg | 0o755, 0),
+            (&root, reg | 0o6755, 0),
+            (&user, libc::S_IFDIR | 0o6755, 0),
+        ];
+        for (i, (cred, mode, want)) in writes.into_iter().enumerate() {
+            assert_eq!(cred.killed_by_write(mode), want, "write case {i}");
+        }
+        let st = |mode: u32, gid: u32| {
+            // SAFETY: a plain C struct; all zeros is a valid value.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            st.st_mode = mode;
+            st.st_gid = gid;
+            st
+        };
+        // A chown takes set-user-ID away even from root; set-group-ID
+        // without group execute only from a non-member without
+        // CAP_FSETID; nothing from a directory.
+        let chowns = [
+            (&root, st(reg | 0o6755, 0), suid | sgid),
+            (&root, st(reg | 0o2745, 5), 0),
+            (&user, st(reg | 0o2745, 1000), 0),
+            (&user, st(reg | 0o2745, 5), sgid),
+            (&user, st(libc::S_IFDIR | 0o6755, 5), 0),
+        ];
+        for (i, (cred, st, want)) in chowns.into_iter().enumerate() {
+            assert_eq!(cred.killed_by_chown(&st), want, "chown case {i}");
         }
     }
 }

@@ -30,7 +30,24 @@ pub fn table() -> Vec<(&'static str, Handler, Status, &'static str)> {
     ]
 }
 
-fn setattr_checked(k: &mut Kernel, tid: Tid, d: &Rc<Dentry>, attr: SetAttr) -> SysResult<u64> {
+/// A setattr as a syscall asks it: a chown (of any owner and group, even
+/// none) takes set-ID bits away.
+pub(super) enum Change {
+    Attr(SetAttr),
+    Chown(SetAttr),
+}
+
+impl From<SetAttr> for Change {
+    fn from(a: SetAttr) -> Change {
+        Change::Attr(a)
+    }
+}
+
+fn setattr_checked(k: &mut Kernel, tid: Tid, d: &Rc<Dentry>, change: Change) -> SysResult<u64> {
+    let (attr, chown) = match change {
+        Change::Attr(a) => (a, false),
+        Change::Chown(a) => (a, true),
+    };
     if d.mount.readonly {
         return Err(Errno::EROFS);
     }
@@ -57,10 +74,12 @@ fn setattr_checked(k: &mut Kernel, tid: Tid, d: &Rc<Dentry>, attr: SetAttr) -> S
         if (uid_change || !gid_ok) && !c.capable(cap::CHOWN) {
             return Err(Errno::EPERM);
         }
-        if st.st_mode & libc::S_IFMT != libc::S_IFDIR
-            && st.st_mode & (libc::S_ISUID | libc::S_ISGID) != 0
-        {
-            attr.mode = Some(st.st_mode & 0o7777 & !(libc::S_ISUID | libc::S_ISGID));
+    }
+    if chown {
+        // Even a chown to the same owner and group, or to neither.
+        let kill = c.killed_by_chown(&st);
+        if kill != 0 {
+            attr.mode = Some(st.st_mode & 0o7777 & !kill);
         }
     }
     if attr.atime.is_some() || attr.mtime.is_some() {
@@ -80,6 +99,11 @@ fn setattr_checked(k: &mut Kernel, tid: Tid, d: &Rc<Dentry>, attr: SetAttr) -> S
         }
         c.may_access(&st, MAY_WRITE)?;
         k.fsize_check(tid, size)?;
+        // As a write's (forced: a writer need not own the file).
+        let kill = c.killed_by_write(st.st_mode);
+        if kill != 0 {
+            attr.mode = Some(attr.mode.unwrap_or(st.st_mode & 0o7777) & !kill);
+        }
     }
     d.inode.setattr(k, &attr)?;
     let mask = fsnotify::setattr_mask(
@@ -100,7 +124,7 @@ pub(super) fn path_setattr(
     path: u64,
     follow: bool,
     empty: bool,
-    attr: SetAttr,
+    attr: impl Into<Change>,
 ) -> SysResult<u64> {
     let p = if path == 0 && empty {
         Vec::new()
@@ -108,13 +132,13 @@ pub(super) fn path_setattr(
         k.read_path(tid, path)?
     };
     let d = k.lookup_at(tid, dirfd, &p, follow, empty)?;
-    setattr_checked(k, tid, &d, attr)
+    setattr_checked(k, tid, &d, attr.into())
 }
 
-fn fd_setattr(k: &mut Kernel, tid: Tid, fd: i32, attr: SetAttr) -> SysResult<u64> {
+fn fd_setattr(k: &mut Kernel, tid: Tid, fd: i32, attr: impl Into<Change>) -> SysResult<u64> {
     let f = get_file(k, tid, fd)?;
     let d = f.dentry.clone().ok_or(Errno::EBADF)?;
-    setattr_checked(k, tid, &d, attr)
+    setattr_checked(k, tid, &d, attr.into())
 }
 
 fn mode_attr(m: u64) -> SetAttr {
@@ -149,12 +173,12 @@ fn sys_fchmodat2(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     )
 }
 
-fn owner_attr(uid: u64, gid: u64) -> SetAttr {
-    SetAttr {
+fn owner_attr(uid: u64, gid: u64) -> Change {
+    Change::Chown(SetAttr {
         uid: (uid as u32 != u32::MAX).then_some(uid as u32),
         gid: (gid as u32 != u32::MAX).then_some(gid as u32),
         ..Default::default()
-    }
+    })
 }
 
 fn sys_chown(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {

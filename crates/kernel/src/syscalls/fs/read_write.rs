@@ -112,12 +112,13 @@ pub fn do_write(
     // RLIMIT_FSIZE on regular files: a write is cut at the limit; one
     // that starts at it gets SIGXFSZ and EFBIG.
     let limited;
-    let iov = if f
-        .dentry
-        .as_ref()
-        .is_some_and(|d| d.kind() == FileType::Regular)
-    {
+    let regular = f.dentry.as_ref().filter(|d| d.kind() == FileType::Regular);
+    let iov = if let Some(d) = regular {
         let n = k.fsize_allows(tid, pos, iov.len as u64)? as usize;
+        if n > 0 {
+            // Set-ID bits go before the first byte lands.
+            k.remove_privs(tid, d)?;
+        }
         if n < iov.len {
             limited = iov.truncated(n);
             &limited

@@ -52,6 +52,7 @@ fn sys_ftruncate(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
     k.fsize_check(tid, a[1])?;
     f.ops.truncate(k, a[1])?;
     if let Some(d) = &f.dentry {
+        k.remove_privs(tid, d)?;
         fsnotify::notify_dentry(d, fsnotify::IN_MODIFY);
     }
     Ok(0)
