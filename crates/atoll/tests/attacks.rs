@@ -919,6 +919,29 @@ fn setuid_nnp(ctx: &Ctx, level: Level) -> Outcome {
     run.outcome(ev)
 }
 
+fn setuid_plant(ctx: &Ctx, level: Level) -> Outcome {
+    let b = ctx.bundle().user(65534, 65534).modify(|s| {
+        // An ordinary user: no capabilities, Docker's bounding set, and
+        // set-user-ID programs work (no no_new_privs).
+        let mut p = s.process().clone().unwrap();
+        let mut c = p.capabilities().clone().unwrap();
+        c.set_effective(Some(Default::default()));
+        c.set_permitted(Some(Default::default()));
+        c.set_inheritable(Some(Default::default()));
+        c.set_ambient(Some(Default::default()));
+        p.set_capabilities(Some(c));
+        p.set_no_new_privileges(Some(false));
+        s.set_process(Some(p));
+    });
+    let b = build(b, "setuid_plant");
+    let plant = b.rootfs.join("attack-plant");
+    std::fs::copy(b.rootfs.join("attack"), &plant).unwrap();
+    std::os::unix::fs::chown(&plant, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&plant, std::fs::Permissions::from_mode(0o4757)).unwrap();
+    let run = run_program(&ctx.a, level, &b, "plant", Hooks::default());
+    run.outcome(Vec::new())
+}
+
 fn dev_mem(ctx: &Ctx, level: Level) -> Outcome {
     let tag = atoll_testkit::unique("atoll-attack-kmsg");
     std::fs::write("/dev/kmsg", format!("{tag}\n")).unwrap();
@@ -1520,6 +1543,12 @@ const ATTACKS: &[Attack] = &[
         name: "setuid_nnp",
         what: "an unprivileged user runs a setuid-root binary under no_new_privs",
         run: setuid_nnp,
+        expect: [Blocked, Blocked],
+    },
+    Attack {
+        name: "setuid_plant",
+        what: "an unprivileged user writes into a world-writable setuid-root program, then runs it",
+        run: setuid_plant,
         expect: [Blocked, Blocked],
     },
     Attack {
