@@ -172,6 +172,33 @@ fn writes_truncations_and_chowns_take_set_id_bits_away_as_natively() {
 }
 
 #[test]
+fn creates_on_a_read_only_mount_fail_as_natively() {
+    // On a read-only bind mount an existing name gives EEXIST to an
+    // O_EXCL create and EROFS to a plain one, a missing name EROFS, and
+    // a path through a file ENOTDIR, as in Linux, whichever of the
+    // kernel's create paths (the O_EXCL shortcut past the lookup, or the
+    // lookup first) and the host's own checks answer it.
+    let ro = tempfile::tempdir().unwrap();
+    std::fs::write(ro.path().join("there"), b"x").unwrap();
+    std::fs::create_dir(ro.path().join("dir")).unwrap();
+    let (native, user, _, _) = both_levels_in("excl_readonly", &["/ro"], || {
+        busybox().bind(ro.path(), "/ro", true)
+    });
+    native.ok();
+    user.ok();
+    assert!(native.stdout.ends_with("done\n"), "{native:#?}");
+    assert!(
+        native.stdout.contains("O_CREAT|O_EXCL there: EEXIST"),
+        "{native:#?}"
+    );
+    assert!(
+        native.stdout.contains("O_CREAT|O_EXCL missing: EROFS"),
+        "{native:#?}"
+    );
+    assert_eq!(user.stdout, native.stdout);
+}
+
+#[test]
 fn sysv_ipc_and_posix_message_queues_match_native() {
     let (native, user, _, _) = both_levels("ipc", &[]);
     native.ok();
