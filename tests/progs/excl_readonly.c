@@ -21,7 +21,7 @@ static void try(const char *what, const char *dir, const char *name, int flags) 
 
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "/ro";
-    const char *names[] = {"there", "dir", "missing", "dir/missing", "missing/x"};
+    const char *names[] = {"there", "dir", "missing", "dir/missing", "missing/x", "there/x"};
     for (unsigned i = 0; i < sizeof names / sizeof *names; i++) {
         try("O_CREAT|O_EXCL", dir, names[i], O_CREAT | O_EXCL | O_WRONLY);
         try("O_CREAT", dir, names[i], O_CREAT | O_WRONLY);
