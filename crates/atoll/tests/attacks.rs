@@ -891,9 +891,10 @@ fn chroot_escape(ctx: &Ctx, level: Level) -> Outcome {
     run.outcome(w.evidence())
 }
 
-fn setuid_nnp(ctx: &Ctx, level: Level) -> Outcome {
-    let b = ctx.bundle().user(65534, 65534).modify(|s| {
-        // An ordinary user: no capabilities, Docker's bounding set.
+/// The attack bundle run by an ordinary user (uid 65534): no
+/// capabilities, Docker's bounding set, with or without no_new_privs.
+fn ordinary_user(ctx: &Ctx, no_new_privs: bool) -> BundleBuilder {
+    ctx.bundle().user(65534, 65534).modify(move |s| {
         let mut p = s.process().clone().unwrap();
         let mut c = p.capabilities().clone().unwrap();
         c.set_effective(Some(Default::default()));
@@ -901,10 +902,13 @@ fn setuid_nnp(ctx: &Ctx, level: Level) -> Outcome {
         c.set_inheritable(Some(Default::default()));
         c.set_ambient(Some(Default::default()));
         p.set_capabilities(Some(c));
-        p.set_no_new_privileges(Some(true));
+        p.set_no_new_privileges(Some(no_new_privs));
         s.set_process(Some(p));
-    });
-    let b = build(b, "setuid_nnp");
+    })
+}
+
+fn setuid_nnp(ctx: &Ctx, level: Level) -> Outcome {
+    let b = build(ordinary_user(ctx, true), "setuid_nnp");
     let suid = b.rootfs.join("attack-suid");
     std::fs::copy(b.rootfs.join("attack"), &suid).unwrap();
     std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
@@ -920,20 +924,8 @@ fn setuid_nnp(ctx: &Ctx, level: Level) -> Outcome {
 }
 
 fn setuid_plant(ctx: &Ctx, level: Level) -> Outcome {
-    let b = ctx.bundle().user(65534, 65534).modify(|s| {
-        // An ordinary user: no capabilities, Docker's bounding set, and
-        // set-user-ID programs work (no no_new_privs).
-        let mut p = s.process().clone().unwrap();
-        let mut c = p.capabilities().clone().unwrap();
-        c.set_effective(Some(Default::default()));
-        c.set_permitted(Some(Default::default()));
-        c.set_inheritable(Some(Default::default()));
-        c.set_ambient(Some(Default::default()));
-        p.set_capabilities(Some(c));
-        p.set_no_new_privileges(Some(false));
-        s.set_process(Some(p));
-    });
-    let b = build(b, "setuid_plant");
+    // Set-user-ID programs work for this user (no no_new_privs).
+    let b = build(ordinary_user(ctx, false), "setuid_plant");
     let plant = b.rootfs.join("attack-plant");
     std::fs::copy(b.rootfs.join("attack"), &plant).unwrap();
     std::os::unix::fs::chown(&plant, Some(0), Some(0)).unwrap();
