@@ -582,10 +582,7 @@ impl HostFs {
         // Where the host may change files, their attributes are asked
         // for again anyway; a trusted mount's rule comes from its flags.
         let (local, mappable) = match (svc.statfs(root_fid), svc.stat(root_fid)) {
-            (Ok(sf), Ok(st)) => (
-                AtimeRule::of_mount(&sf, st.st_dev),
-                sf.f_type != atime::OVERLAYFS_MAGIC,
-            ),
+            (Ok(sf), Ok(st)) => (AtimeRule::of_mount(&sf, st.st_dev), mappable(&sf)),
             _ => (AtimeRule::ALWAYS, false),
         };
         let atime = if revalidate { AtimeRule::ALWAYS } else { local };
@@ -1124,7 +1121,7 @@ impl HostRegular {
         // (NFS, FUSE: `AtimeRule::of_mount`), whose mappings may see a
         // change from outside later than their reads; overlayfs is kept
         // off too (`mappable`).
-        if !fs.mappable || fs.local.for_file(self.id.0, false) == Atime::Always {
+        if !streams(fs.mappable, &fs.local, self.id.0) {
             self.stream = None;
         } else if fs.revalidate && self.stream.is_some() {
             self.stream = Some(hostwindow::Stream::revalidated());
@@ -1266,10 +1263,56 @@ impl Drop for HostRegular {
     }
 }
 
+/// Whether a mapping of a file of the host mount `sf` describes reads
+/// what its `read` would: not on overlayfs, whose mapping of a file opened
+/// before a copy-up stays on the lower file.
+fn mappable(sf: &libc::statfs) -> bool {
+    sf.f_type != atime::OVERLAYFS_MAGIC
+}
+
+/// Whether reads of a file on device `dev` may stream through a window
+/// (`hostwindow`): the mount is mappable, and a local file system whose
+/// reads do not move access times every time (`AtimeRule::of_mount`: NFS,
+/// FUSE, any other device below the mount's root and `strictatime` read
+/// with `preadv`).
+fn streams(mappable: bool, local: &AtimeRule, dev: u64) -> bool {
+    mappable && local.for_file(dev, false) != Atime::Always
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::fd::FromRawFd;
+
+    #[test]
+    fn only_local_file_systems_on_the_mounts_own_device_stream_through_windows() {
+        let sf = |f_type: i64, flags: libc::c_ulong| {
+            // SAFETY: statfs is plain data.
+            let mut sf: libc::statfs = unsafe { std::mem::zeroed() };
+            sf.f_type = f_type as _;
+            *atime::statfs_flags(&mut sf) = flags as i64;
+            sf
+        };
+        let relatime = libc::ST_RELATIME;
+        // (f_type, mount flags, device of the file, streams?): the mount's
+        // root is on device 7.
+        let cases = [
+            (0xEF53, relatime, 7, true),                  // ext4
+            (0x0102_1994, relatime, 7, true),             // tmpfs
+            (0x5846_5342, libc::ST_NOATIME, 7, true),     // xfs, noatime
+            (0xEF53, 0, 7, false),                        // strictatime
+            (0xEF53, relatime, 8, false),                 // another device below
+            (0x6969, relatime, 7, false),                 // NFS
+            (0x6573_5546, relatime, 7, false),            // FUSE
+            (0x0000_9fa0, relatime, 7, false),            // proc
+            (atime::OVERLAYFS_MAGIC, relatime, 7, false), // overlayfs
+        ];
+        for (i, (f_type, flags, dev, want)) in cases.into_iter().enumerate() {
+            let sf = sf(f_type, flags);
+            let local = AtimeRule::of_mount(&sf, 7);
+            assert_eq!(streams(mappable(&sf), &local, dev), want, "case {i}");
+        }
+    }
 
     /// A kernel out of host descriptors drops its cached walks and walks
     /// on, instead of failing the workload's lookups with EMFILE.
