@@ -12,9 +12,10 @@ pub fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
 }
 
 /// Waits for the forked child `pid` and returns its wait status; a child
-/// still there after a minute is killed and the test fails. A child forked
-/// from the multithreaded test process may block on a lock another test
-/// thread held at the fork: the test must fail then, never hang the run.
+/// still there after a minute is killed and the test fails. A child of
+/// the multithreaded test process can hang (one did, in CI, when two
+/// tests raced to install the same fault handler): the test must fail
+/// then, never hang the run.
 pub fn wait_child(pid: libc::pid_t) -> i32 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut status = 0;

@@ -155,7 +155,8 @@ pub fn install() -> std::io::Result<()> {
                 return Err(std::io::Error::last_os_error());
             }
             if old.sa_sigaction == handler as *const () as usize {
-                // Ours already (never by this function, which runs once).
+                // Ours already: recorded as the one before ours, a
+                // chained fault would call itself without end.
                 continue;
             }
             PREVIOUS[slot(sig)].store(old.sa_sigaction, Ordering::Relaxed);
