@@ -1303,6 +1303,10 @@ fn systrap_remap(ctx: &Ctx, level: Level) -> Outcome {
     run_simple(ctx, level, "systrap_remap", ctx.bundle()).outcome(vec![])
 }
 
+fn exec_leftovers(ctx: &Ctx, level: Level) -> Outcome {
+    run_simple(ctx, level, "exec_leftovers", ctx.bundle()).outcome(vec![])
+}
+
 fn lazy_maps(ctx: &Ctx, level: Level) -> Outcome {
     run_simple(ctx, level, "lazy_maps", ctx.bundle()).outcome(vec![])
 }
@@ -1629,6 +1633,12 @@ const ATTACKS: &[Attack] = &[
         what: "munmap, mmap over, mremap, mprotect and madvise the systrap stub's code and thread pages",
         run: systrap_remap,
         expect: [Harmless, Blocked],
+    },
+    Attack {
+        name: "exec_leftovers",
+        what: "put a secret in every XMM and callee-saved register, the stack, heap and mappings, exec through the systrap stub's signal path and a patched site, and look for it from the new image in registers, the stub's thread areas and the old addresses",
+        run: exec_leftovers,
+        expect: [Blocked, Blocked],
     },
     Attack {
         name: "lazy_maps",

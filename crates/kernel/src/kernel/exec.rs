@@ -138,6 +138,11 @@ impl Kernel {
             by_fd,
             inaccessible,
         } = name;
+        // The exec ends in a control call of this process's stub (see
+        // `exec_in_place`): its control thread wakes while the image is
+        // read and built.
+        let caller_host = self.task(tid).host;
+        self.platform.prewake(caller_host);
         // What a script's interpreter is given as the script: the name
         // the exec was made with, then each interpreter's as its `#!`
         // line names it (Linux's bprm->interp).
@@ -195,8 +200,10 @@ impl Kernel {
         );
         let stack_limit = self.rlimit(tid, libc::RLIMIT_STACK).rlim_cur;
         // Build the new image in a new address space (from here on, a
-        // failure releases it: its stub process goes).
-        let mut mm = AddressSpace::new(&mut self.platform, self.mf.clone())
+        // failure releases it). Its host side comes later: the caller's
+        // own host process when nothing else shares it (see below), else
+        // a new one with the new thread.
+        let mut mm = AddressSpace::for_exec(&mut self.platform, self.mf.clone())
             .map_err(|e| Errno::from_io(&e))?;
         let built = self.build_image(
             tid,
@@ -218,11 +225,28 @@ impl Kernel {
             }
         };
         let new_space = mm.space;
-        let host = match self.platform.new_thread(new_space) {
-            Ok(h) => h,
-            Err(_) => {
-                mm.release(&mut self.platform);
-                return Err(Errno::ENOMEM);
+        // Exec in place: a process alone on its address space (no vfork
+        // parent, no CLONE_VM sibling) whose only thread ever is the
+        // caller keeps its host process and thread for the new image,
+        // instead of a new stub process and thread and the old one's end
+        // (two control round trips and a process creation saved on every
+        // fork+exec). Anything else gets a new host thread now, before
+        // the point of no return, so that a failure still returns.
+        let in_place = Rc::strong_count(&self.task(tid).mm) == 1
+            && self.platform.can_exec_in_place(caller_host);
+        let new_host = if in_place {
+            None
+        } else {
+            match self.platform.new_thread(new_space) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    mm.release(&mut self.platform);
+                    return Err(if e.raw_os_error() == Some(libc::EAGAIN) {
+                        Errno::EAGAIN
+                    } else {
+                        Errno::ENOMEM
+                    });
+                }
             }
         };
 
@@ -230,10 +254,28 @@ impl Kernel {
         // tracer asked for PTRACE_EVENT_EXIT stops there first, and the
         // exec waits until its tracer lets it go (Linux's de_thread).
         if self.end_other_threads(tid) {
-            self.platform.drop_thread(host);
+            if let Some(h) = new_host {
+                self.platform.drop_thread(h);
+            }
             mm.release(&mut self.platform);
             return Err(Errno::EBLOCK);
         }
+        let host = match new_host {
+            Some(h) => h,
+            // The old image leaves the host process here, before its
+            // memory is freed below.
+            None if self.platform.exec_in_place(new_space, caller_host) => caller_host,
+            None => match self.platform.new_thread(new_space) {
+                // Not expected (nothing changed since the check above, and
+                // the caller was the only thread): a new host thread, as
+                // for any other exec.
+                Ok(h) => h,
+                Err(_) => {
+                    mm.release(&mut self.platform);
+                    return Err(Errno::ENOMEM);
+                }
+            },
+        };
         let tgid = self.task(tid).tgid;
         // Locks of robust mutexes held by the old image are dead now, and
         // its PI locks with waiters go to them (Linux's futex_exec_release).
@@ -270,7 +312,9 @@ impl Kernel {
         let old_host = self.task(tid).host;
         let old_mm = std::mem::replace(&mut self.task_mut(tid).mm, Rc::new(RefCell::new(mm)));
         self.host_tids.remove(&old_host);
-        if Rc::strong_count(&old_mm) == 1 {
+        if host == old_host {
+            // In place: the old space went with `exec_in_place`.
+        } else if Rc::strong_count(&old_mm) == 1 {
             let space = old_mm.borrow().space;
             self.platform.drop_space(space);
         } else {

@@ -322,7 +322,18 @@ pub fn set_host_max_map_count(host: usize) {
 impl AddressSpace {
     pub fn new(p: &mut dyn Platform, mf: Rc<MemoryFile>) -> std::io::Result<AddressSpace> {
         let space = p.new_space()?;
-        Ok(AddressSpace {
+        Ok(Self::on(space, mf))
+    }
+
+    /// A new address space for the image an exec builds (see
+    /// [`Platform::new_space_for_exec`]).
+    pub fn for_exec(p: &mut dyn Platform, mf: Rc<MemoryFile>) -> std::io::Result<AddressSpace> {
+        let space = p.new_space_for_exec()?;
+        Ok(Self::on(space, mf))
+    }
+
+    fn on(space: SpaceId, mf: Rc<MemoryFile>) -> AddressSpace {
+        AddressSpace {
             space,
             mf,
             vmas: BTreeMap::new(),
@@ -335,7 +346,7 @@ impl AddressSpace {
             site_calls: HashMap::new(),
             membarrier: std::cell::Cell::new(0),
             free_cache: std::cell::Cell::new(FreeCache::EMPTY),
-        })
+        }
     }
 
     pub fn memory_file(&self) -> &Rc<MemoryFile> {

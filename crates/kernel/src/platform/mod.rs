@@ -131,6 +131,33 @@ pub(crate) fn note_kill() -> u64 {
 pub trait Platform {
     /// A new, empty address space.
     fn new_space(&mut self) -> std::io::Result<SpaceId>;
+    /// As [`Platform::new_space`], for an image that exec builds: the
+    /// platform may keep every change back and make the host side only
+    /// when a thread needs it ([`Platform::new_thread`]), or never, when
+    /// [`Platform::exec_in_place`] hands it the exec'ing thread's own.
+    fn new_space_for_exec(&mut self) -> std::io::Result<SpaceId> {
+        self.new_space()
+    }
+    /// Whether [`Platform::exec_in_place`] will take `thread`: it is the
+    /// only thread its space ever had (so nothing of another thread is
+    /// left in the host process). The caller also knows that no other
+    /// process shares the space (vfork, CLONE_VM).
+    fn can_exec_in_place(&self, _thread: ThreadId) -> bool {
+        false
+    }
+    /// Exec past its point of no return: `thread` keeps its host thread
+    /// and process, which now carry `new` (from
+    /// [`Platform::new_space_for_exec`]) and nothing of the old image;
+    /// the old space is gone without being dropped; the thread's FPU
+    /// state is the initial one. False (nothing changed) if
+    /// [`Platform::can_exec_in_place`] would say no.
+    fn exec_in_place(&mut self, _new: SpaceId, _thread: ThreadId) -> bool {
+        false
+    }
+    /// A control call for `thread`'s host process is likely soon (an exec
+    /// is about to build its image): the platform may wake what will
+    /// serve it now, so that the wake-up overlaps the kernel's work.
+    fn prewake(&mut self, _thread: ThreadId) {}
     /// Releases an address space and every thread still in it.
     fn drop_space(&mut self, space: SpaceId);
     /// Applies mapping operations; returns each operation's result (0 or -errno).
@@ -261,6 +288,18 @@ impl AnyPlatform {
 impl Platform for AnyPlatform {
     fn new_space(&mut self) -> std::io::Result<SpaceId> {
         each!(self, p => p.new_space())
+    }
+    fn new_space_for_exec(&mut self) -> std::io::Result<SpaceId> {
+        each!(self, p => p.new_space_for_exec())
+    }
+    fn can_exec_in_place(&self, thread: ThreadId) -> bool {
+        each!(self, p => p.can_exec_in_place(thread))
+    }
+    fn exec_in_place(&mut self, new: SpaceId, thread: ThreadId) -> bool {
+        each!(self, p => p.exec_in_place(new, thread))
+    }
+    fn prewake(&mut self, thread: ThreadId) {
+        each!(self, p => p.prewake(thread))
     }
     fn drop_space(&mut self, space: SpaceId) {
         each!(self, p => p.drop_space(space))

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::layout::CTL_CAP;
 use super::map_entry;
+use crate::arch::{USER_END, USER_START};
 use crate::platform::MapOp;
 
 /// Mapping changes of a space kept back until they are needed.
@@ -32,6 +33,9 @@ use crate::platform::MapOp;
 pub(super) struct Deferred {
     /// start → (end, what the host must have there), disjoint.
     ranges: BTreeMap<u64, (u64, Target)>,
+    /// Keeps any number of ranges (an image exec builds: see
+    /// [`Deferred::nothing_mapped`]); made in as many calls as they take.
+    unbounded: bool,
 }
 
 /// The state a kept-back range must end in.
@@ -49,6 +53,19 @@ const DEFERRED_MAX: usize = CTL_CAP as usize;
 impl Deferred {
     pub(super) fn is_empty(&self) -> bool {
         self.ranges.is_empty()
+    }
+
+    /// The whole workload range ends unmapped: the start of an image that
+    /// exec builds, whose every change may then wait (all lie inside
+    /// kept ranges). Made in a stub that carried another image, the
+    /// unmaps of the gaps take that image away in the same call.
+    pub(super) fn nothing_mapped() -> Deferred {
+        let mut d = Deferred {
+            unbounded: true,
+            ..Deferred::default()
+        };
+        d.set(USER_START, USER_END, Target::Unmap);
+        d
     }
 
     /// Whether kept-back ranges cover [start, end) without a gap; with
@@ -129,11 +146,12 @@ impl Deferred {
             }
             _ => return false,
         }
-        self.ranges.len() <= DEFERRED_MAX
+        self.unbounded || self.ranges.len() <= DEFERRED_MAX
     }
 
     /// The changes that bring the host to the kept state, in address order.
     pub(super) fn take(&mut self) -> Vec<[u64; 8]> {
+        self.unbounded = false;
         std::mem::take(&mut self.ranges)
             .into_iter()
             .map(|(s, (e, t))| {
@@ -314,5 +332,84 @@ mod tests {
         assert!(d.covers(a, a + 3 * P, false));
         assert!(!d.covers(a, a + 4 * P, false));
         assert!(d.covers(a + P, a + 3 * P, true));
+    }
+
+    /// An exec's image: everything but its mappings ends unmapped, so
+    /// that in a stub that carried another image the same call takes
+    /// that image away; more changes than one call holds are kept too.
+    #[test]
+    fn an_exec_image_unmaps_the_rest_of_the_workload_range() {
+        let mut d = Deferred::nothing_mapped();
+        let (a, b) = (0x40_0000, 0x7f00_0000_0000);
+        for (addr, off) in [(a, 0x1000_0000), (b, 0x2000_0000)] {
+            assert!(d.add(
+                &MapOp::Map {
+                    addr,
+                    len: P,
+                    prot: RW,
+                    offset: off
+                },
+                false
+            ));
+        }
+        let got = ops(&mut d);
+        assert_eq!(
+            got,
+            vec![
+                MapOp::Unmap {
+                    addr: USER_START,
+                    len: a - USER_START
+                },
+                MapOp::Map {
+                    addr: a,
+                    len: P,
+                    prot: RW,
+                    offset: 0x1000_0000
+                },
+                MapOp::Unmap {
+                    addr: a + P,
+                    len: b - a - P
+                },
+                MapOp::Map {
+                    addr: b,
+                    len: P,
+                    prot: RW,
+                    offset: 0x2000_0000
+                },
+                MapOp::Unmap {
+                    addr: b + P,
+                    len: USER_END - b - P
+                },
+            ]
+        );
+        // Unbounded for the image: more ranges than one call's worth.
+        let mut d = Deferred::nothing_mapped();
+        for i in 0..(DEFERRED_MAX as u64 + 8) {
+            assert!(d.add(
+                &MapOp::Map {
+                    addr: a + 2 * i * P,
+                    len: P,
+                    prot: RW,
+                    offset: i * P
+                },
+                true
+            ));
+        }
+        // After it is made, the space keeps back one call's worth again.
+        d.take();
+        let kept = (0..(DEFERRED_MAX as u64 + 1))
+            .filter(|i| {
+                d.add(
+                    &MapOp::Map {
+                        addr: a + 2 * i * P,
+                        len: P,
+                        prot: RW,
+                        offset: i * P,
+                    },
+                    true,
+                )
+            })
+            .count();
+        assert_eq!(kept, DEFERRED_MAX);
     }
 }

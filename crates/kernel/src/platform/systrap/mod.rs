@@ -69,6 +69,8 @@ const CTL_SPIN: Duration = Duration::from_micros(30);
 const STUB_SPIN: Duration = Duration::from_micros(20);
 
 struct Space {
+    /// The stub process; 0 while it has none yet (an image exec builds:
+    /// see `new_space_for_exec`), when every change is kept back.
     pid: i32,
     /// Memory-file offset of its control pages.
     ctl: u64,
@@ -169,6 +171,8 @@ struct Counters {
     ctl_calls: u64,
     /// ... whose control thread slept and was woken.
     ctl_woken: u64,
+    /// Control threads woken ahead of a call (`prewake`).
+    ctl_prewoken: u64,
     /// ... whose answer the kernel had to sleep for.
     ctl_slept: u64,
     /// Time spent in them, in microseconds.
@@ -178,28 +182,30 @@ struct Counters {
     /// Wake-ups of the kernel by the doorbell.
     doorbell_wakes: u64,
     /// Control round trips by cause: [`CtlCause`].
-    ctl_by: [u64; 6],
+    ctl_by: [u64; 7],
     /// Their time by cause, in microseconds (sums to `ctl_us`).
-    ctl_us_by: [u64; 6],
+    ctl_us_by: [u64; 7],
 }
 
 /// The counters of control calls by cause, in the order of [`CtlCause`].
-const CTL_CAUSE_NAMES: [&str; 6] = [
+const CTL_CAUSE_NAMES: [&str; 7] = [
     "ctl_space",
     "ctl_thread",
     "ctl_fault",
     "ctl_fresh",
     "ctl_mapped",
     "ctl_other",
+    "ctl_exec",
 ];
 /// Their time by cause, in the same order.
-const CTL_CAUSE_US_NAMES: [&str; 6] = [
+const CTL_CAUSE_US_NAMES: [&str; 7] = [
     "ctl_us_space",
     "ctl_us_thread",
     "ctl_us_fault",
     "ctl_us_fresh",
     "ctl_us_mapped",
     "ctl_us_other",
+    "ctl_us_exec",
 ];
 
 /// Why the kernel made a control call (the breakdown of `ctl_calls`).
@@ -217,6 +223,8 @@ enum CtlCause {
     Mapped = 4,
     /// Anything else (the zygote's first call).
     Other = 5,
+    /// An exec in place: the old image out, the new one in.
+    Exec = 6,
 }
 
 pub struct SystrapPlatform {
@@ -711,7 +719,7 @@ impl SystrapPlatform {
     }
 
     fn host_tasks(&self) -> usize {
-        self.spaces.len() + self.threads.len()
+        self.spaces.values().filter(|sp| sp.pid > 0).count() + self.threads.len()
     }
 
     fn zygote_call(&mut self, entries: &[[u64; 8]]) -> Result<Vec<i64>> {
@@ -723,6 +731,15 @@ impl SystrapPlatform {
     }
 
     fn space_call(&mut self, space: SpaceId, entries: &[[u64; 8]]) -> Result<Vec<i64>> {
+        if self.spaces.get(&space).is_some_and(|sp| sp.pid == 0) {
+            // An exec's image that needs its stub now (a new thread).
+            let cause = self.ctl_cause;
+            let (pid, ctl) = self.spawn_stub()?;
+            self.ctl_cause = cause;
+            let sp = self.spaces.get_mut(&space).unwrap();
+            sp.pid = pid;
+            sp.ctl = ctl;
+        }
         let sp = self
             .spaces
             .get(&space)
@@ -1073,6 +1090,83 @@ impl SystrapPlatform {
         }
     }
 
+    /// A new stub process from the zygote: its pid and control pages.
+    fn spawn_stub(&mut self) -> Result<(i32, u64)> {
+        let tasks = self.host_tasks();
+        self.task_ceiling.check(tasks, 2)?;
+        if self.zygote_pid <= 0 {
+            return Err(Error::from_raw_os_error(libc::ENOMEM));
+        }
+        let ctl = self.alloc_unit()?;
+        // SAFETY: zeroing the new stub's control pages.
+        unsafe { std::ptr::write_bytes(self.ptr(ctl), 0, AREA_SIZE as usize) };
+        self.ctl_cause = CtlCause::Space;
+        let r = self.zygote_call(&[[
+            libc::SYS_clone as u64,
+            SPACE_CLONE_FLAGS,
+            0,
+            0,
+            0,
+            0,
+            0,
+            ctl,
+        ]]);
+        let pid = match r {
+            Ok(v) if v[0] > 0 => v[0] as i32,
+            Ok(v) => {
+                let e = Error::from_raw_os_error((-v[0]) as i32);
+                self.task_ceiling.note(tasks, &e);
+                self.free_units.push(ctl);
+                return Err(e);
+            }
+            Err(e) => {
+                self.free_units.push(ctl);
+                return Err(e);
+            }
+        };
+        Ok((pid, ctl))
+    }
+
+    /// Before an exec in place: what the old image left in the thread's
+    /// signal stack (register and FPU images of earlier stops) is wiped,
+    /// as Linux's exec leaves the new image nothing of the old one's
+    /// registers. What the stop being answered still needs stays: on the
+    /// handler's path its frame (whose FPU image the answer replaces,
+    /// see `resume`); the patched path uses none of the stack.
+    fn scrub_for_exec(&self, thread: ThreadId) {
+        let t = &self.threads[&thread];
+        if !t.started {
+            // Never ran workload code (a process `spawn` starts): its
+            // stack holds only the frame it will enter through.
+            return;
+        }
+        let alt = t.area + AREA_ALT;
+        let end = t.area + AREA_SIZE;
+        let zero = |from: u64, to: u64| {
+            if from < to {
+                // SAFETY: inside the thread's area (callers clamp to it).
+                unsafe {
+                    std::ptr::write_bytes(self.ptr(t.mf + (from - t.area)), 0, (to - from) as usize)
+                };
+            }
+        };
+        let frame = (!t.patched)
+            // SAFETY: reading the slot word; the value is checked.
+            .then(|| unsafe {
+                (self.slot(t).add(SLOT_FRAME as usize) as *const u64).read_volatile()
+            })
+            .filter(|f| *f >= alt + 8 && f.checked_add(uc::SIZE).is_some_and(|e| e <= end));
+        let Some(frame) = frame else {
+            zero(alt, end);
+            return;
+        };
+        // (The word below the frame is its return address, the blob's.)
+        zero(alt, frame - 8);
+        if let Some(fp) = self.frame_fpstate(t) {
+            zero(fp, fp + self.xsave_size as u64 + 4);
+        }
+    }
+
     fn init_fpu(&self) -> FpuState {
         let mut b = vec![0u8; self.xsave_size];
         b[0..2].copy_from_slice(&0x037fu16.to_ne_bytes()); // fcw
@@ -1094,6 +1188,19 @@ impl SystrapPlatform {
     /// The FPU image in a stopped thread's signal frame, if the frame and
     /// its image lie in the thread's own signal stack.
     fn frame_fpu(&self, t: &Thread) -> Option<FpuState> {
+        let fp = self.frame_fpstate(t)?;
+        let mut b = vec![0u8; self.xsave_size];
+        // SAFETY: inside the thread's area (checked by frame_fpstate).
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr(t.mf + (fp - t.area)), b.as_mut_ptr(), b.len())
+        };
+        Some(FpuState(b))
+    }
+
+    /// Where the FPU image of a stopped thread's signal frame lies (its
+    /// address in the stub), if the frame and the image lie in the
+    /// thread's own signal stack.
+    fn frame_fpstate(&self, t: &Thread) -> Option<u64> {
         let slot = self.slot(t);
         let alt = t.area + AREA_ALT;
         let end = t.area + AREA_SIZE;
@@ -1102,17 +1209,15 @@ impl SystrapPlatform {
         if frame < alt || frame.checked_add(uc::SIZE)? > end {
             return None;
         }
-        let at = |va: u64| self.ptr(t.mf + (va - t.area));
         // SAFETY: inside the thread's area (checked).
-        let fp = unsafe { (at(frame + uc::FPSTATE) as *const u64).read_unaligned() };
+        let fp = unsafe {
+            (self.ptr(t.mf + (frame + uc::FPSTATE - t.area)) as *const u64).read_unaligned()
+        };
         let size = self.xsave_size as u64;
         if fp == 0 || fp < alt || fp.checked_add(size + 4)? > end || fp % 64 != 0 {
             return None;
         }
-        let mut b = vec![0u8; self.xsave_size];
-        // SAFETY: inside the thread's area (checked).
-        unsafe { std::ptr::copy_nonoverlapping(at(fp), b.as_mut_ptr(), b.len()) };
-        Some(FpuState(b))
+        Some(fp)
     }
 
     /// The FPU state of a thread stopped on the patched path: it saves its
@@ -1258,38 +1363,7 @@ fn map_entry(op: &MapOp) -> [u64; 8] {
 
 impl Platform for SystrapPlatform {
     fn new_space(&mut self) -> Result<SpaceId> {
-        let tasks = self.host_tasks();
-        self.task_ceiling.check(tasks, 2)?;
-        if self.zygote_pid <= 0 {
-            return Err(Error::from_raw_os_error(libc::ENOMEM));
-        }
-        let ctl = self.alloc_unit()?;
-        // SAFETY: zeroing the new stub's control pages.
-        unsafe { std::ptr::write_bytes(self.ptr(ctl), 0, AREA_SIZE as usize) };
-        self.ctl_cause = CtlCause::Space;
-        let r = self.zygote_call(&[[
-            libc::SYS_clone as u64,
-            SPACE_CLONE_FLAGS,
-            0,
-            0,
-            0,
-            0,
-            0,
-            ctl,
-        ]]);
-        let pid = match r {
-            Ok(v) if v[0] > 0 => v[0] as i32,
-            Ok(v) => {
-                let e = Error::from_raw_os_error((-v[0]) as i32);
-                self.task_ceiling.note(tasks, &e);
-                self.free_units.push(ctl);
-                return Err(e);
-            }
-            Err(e) => {
-                self.free_units.push(ctl);
-                return Err(e);
-            }
-        };
+        let (pid, ctl) = self.spawn_stub()?;
         let id = self.next_space;
         self.next_space += 1;
         self.spaces.insert(
@@ -1308,7 +1382,108 @@ impl Platform for SystrapPlatform {
         Ok(id)
     }
 
+    fn new_space_for_exec(&mut self) -> Result<SpaceId> {
+        // No stub process yet: `exec_in_place` gives it the exec'ing
+        // thread's, or the first control call makes one (`space_call`).
+        let id = self.next_space;
+        self.next_space += 1;
+        self.spaces.insert(
+            id,
+            Space {
+                pid: 0,
+                ctl: 0,
+                seq: 0,
+                threads: Vec::new(),
+                areas: Vec::new(),
+                free_areas: Vec::new(),
+                deferred: Deferred::nothing_mapped(),
+                flushes: 0,
+            },
+        );
+        Ok(id)
+    }
+
+    fn can_exec_in_place(&self, thread: ThreadId) -> bool {
+        // The only thread the stub process ever had (one area): nothing
+        // of another thread of the old image (its registers, its signal
+        // frames) is left in the process for the new image to read.
+        self.threads.get(&thread).is_some_and(|t| {
+            !t.running
+                && self.spaces.get(&t.space).is_some_and(|sp| {
+                    sp.pid > 0
+                        && sp.threads == [thread]
+                        && sp.areas.len() == 1
+                        && sp.free_areas.is_empty()
+                })
+        })
+    }
+
+    fn exec_in_place(&mut self, new: SpaceId, thread: ThreadId) -> bool {
+        let fresh = self
+            .spaces
+            .get(&new)
+            .is_some_and(|sp| sp.pid == 0 && sp.threads.is_empty() && sp.areas.is_empty());
+        if !fresh || !self.can_exec_in_place(thread) {
+            return false;
+        }
+        let old_id = self.threads[&thread].space;
+        let old = self.spaces.remove(&old_id).unwrap();
+        // The old image's kept-back changes go with it: the new image's
+        // start (`Deferred::nothing_mapped`) rewrites the whole range.
+        let sp = self.spaces.get_mut(&new).unwrap();
+        sp.pid = old.pid;
+        sp.ctl = old.ctl;
+        sp.seq = old.seq;
+        sp.areas = old.areas;
+        sp.free_areas = old.free_areas;
+        sp.flushes = old.flushes;
+        sp.threads = vec![thread];
+        self.scrub_for_exec(thread);
+        let init = self.init_fpu();
+        let t = self.threads.get_mut(&thread).unwrap();
+        t.space = new;
+        t.fpu = Some(init);
+        t.patchable = false;
+        // Now, before the kernel frees the old image's memory: the
+        // stub maps none of it once this returns. A failure ends the
+        // stub process (the thread's next stop is `Stop::Gone`).
+        self.ctl_cause = CtlCause::Exec;
+        self.flush_deferred(new);
+        true
+    }
+
+    fn prewake(&mut self, thread: ThreadId) {
+        let Some(sp) = self
+            .threads
+            .get(&thread)
+            .and_then(|t| self.spaces.get(&t.space))
+        else {
+            return;
+        };
+        if sp.pid == 0 {
+            return;
+        }
+        let (req, res) = (self.ptr(sp.ctl), self.ptr(sp.ctl + CTL_REQ_SIZE));
+        // SAFETY: the stub's control pages in our region. A control
+        // thread woken without a request yields a while, then sleeps.
+        unsafe {
+            let sleeping = &*(res.add(RES_SLEEPING as usize) as *const AtomicU32);
+            if sleeping.load(Ordering::Relaxed) != 0 {
+                futex_wake(req as *const AtomicU32);
+                self.counters.ctl_prewoken += 1;
+            }
+        }
+    }
+
     fn drop_space(&mut self, space: SpaceId) {
+        if self.spaces.get(&space).is_some_and(|sp| sp.pid == 0) {
+            // No stub process: only the areas a failed new thread took.
+            let sp = self.spaces.remove(&space).unwrap();
+            for (_, mf) in sp.areas {
+                self.free_unit(mf);
+            }
+            return;
+        }
         let Some(sp) = self.spaces.remove(&space) else {
             return;
         };
@@ -1678,6 +1853,7 @@ impl Platform for SystrapPlatform {
         let mut out = vec![
             ("ctl_calls", c.ctl_calls),
             ("ctl_woken", c.ctl_woken),
+            ("ctl_prewoken", c.ctl_prewoken),
             ("ctl_slept", c.ctl_slept),
             ("ctl_us", c.ctl_us),
             ("stub_woken", c.stub_woken),
