@@ -1,5 +1,6 @@
-/* Set-user-ID and set-group-ID bits that a write, a truncation or a
- * chown takes away, as Linux does (should_remove_suid, chown_common,
+/* Set-user-ID and set-group-ID bits that a write, a truncation, a
+ * fallocate or a chown takes away, as Linux does (should_remove_suid,
+ * file_modified, chown_common,
  * setattr_should_drop_sgid), in the directory argv[1]: first as root
  * (CAP_FSETID keeps them on write and truncate), then as an unprivileged
  * user. Without this a user who may write a set-user-ID program of
@@ -98,6 +99,7 @@ int main(int argc, char **argv) {
     make("u_chown", 06755, 1000, 1000);
     make("u_chown_g", 02745, 1000, 1000);
     make("u_write_after", 04755, 1000, 1000);
+    make("u_falloc", 06755, 1000, 1000);
     (void)setgroups(0, NULL);
     if (setresgid(1000, 1000, 1000) < 0 || setresuid(1000, 1000, 1000) < 0) {
         perror("drop");
@@ -124,6 +126,11 @@ int main(int argc, char **argv) {
     say("open with O_TRUNC", fd);
     if (fd >= 0) close(fd);
     show("u_otrunc");
+    /* fallocate (Linux's file_modified). */
+    fd = open(path("u_falloc"), O_WRONLY);
+    say("fallocate", fd < 0 ? -1 : fallocate(fd, 0, 0, 8192));
+    if (fd >= 0) close(fd);
+    show("u_falloc");
     /* chown to nobody new, and to the user's own group. */
     say("chown -1 -1", chown(path("u_chown"), -1, -1));
     show("u_chown");

@@ -1431,13 +1431,12 @@ impl Platform for SystrapPlatform {
         // The old image's kept-back changes go with it: the new image's
         // start (`Deferred::nothing_mapped`) rewrites the whole range.
         let sp = self.spaces.get_mut(&new).unwrap();
-        sp.pid = old.pid;
-        sp.ctl = old.ctl;
-        sp.seq = old.seq;
-        sp.areas = old.areas;
-        sp.free_areas = old.free_areas;
-        sp.flushes = old.flushes;
-        sp.threads = vec![thread];
+        let deferred = std::mem::take(&mut sp.deferred);
+        *sp = Space {
+            deferred,
+            threads: vec![thread],
+            ..old
+        };
         self.scrub_for_exec(thread);
         let init = self.init_fpu();
         let t = self.threads.get_mut(&thread).unwrap();

@@ -5,6 +5,7 @@ use super::get_file;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
 use crate::syscalls::{Handler, Status};
+use crate::vfs::FileType;
 use crate::vfs::inode::SetAttr;
 use crate::vfs::inotify as fsnotify;
 use crate::vfs::lookup::AT_FDCWD;
@@ -73,6 +74,12 @@ fn sys_fallocate(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
         && !m.is_host()
     {
         k.may_commit(a[3]).map_err(|_| Errno::ENOSPC)?;
+    }
+    // Set-ID bits go first, as Linux's file_modified takes them before
+    // the file system allocates (the host, whose kernel holds
+    // CAP_FSETID, would keep them).
+    if let Some(d) = f.dentry.as_ref().filter(|d| d.kind() == FileType::Regular) {
+        k.remove_privs(tid, d)?;
     }
     f.ops.allocate(a[1] as i32, a[2], a[3])?;
     fsnotify::notify_file(&f, fsnotify::IN_MODIFY);
