@@ -138,11 +138,15 @@ impl Kernel {
             by_fd,
             inaccessible,
         } = name;
-        // The exec ends in a control call of this process's stub (see
-        // `exec_in_place`): its control thread wakes while the image is
+        // Exec in place (see below) ends in a control call of this
+        // process's stub: its control thread wakes while the image is
         // read and built.
         let caller_host = self.task(tid).host;
-        self.platform.prewake(caller_host);
+        let in_place = Rc::strong_count(&self.task(tid).mm) == 1
+            && self.platform.can_exec_in_place(caller_host);
+        if in_place {
+            self.platform.prewake(caller_host);
+        }
         // What a script's interpreter is given as the script: the name
         // the exec was made with, then each interpreter's as its `#!`
         // line names it (Linux's bprm->interp).
@@ -232,8 +236,6 @@ impl Kernel {
         // (two control round trips and a process creation saved on every
         // fork+exec). Anything else gets a new host thread now, before
         // the point of no return, so that a failure still returns.
-        let in_place = Rc::strong_count(&self.task(tid).mm) == 1
-            && self.platform.can_exec_in_place(caller_host);
         let new_host = if in_place {
             None
         } else {
