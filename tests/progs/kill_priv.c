@@ -1,9 +1,8 @@
 /* Set-user-ID and set-group-ID bits that a write, a truncation, a
  * fallocate or a chown takes away, as Linux does (should_remove_suid,
- * file_modified, chown_common,
- * setattr_should_drop_sgid), in the directory argv[1]: first as root
- * (CAP_FSETID keeps them on write and truncate), then as an unprivileged
- * user. Without this a user who may write a set-user-ID program of
+ * file_modified, chown_common, setattr_should_drop_sgid), in the
+ * directory argv[1]: first as root (CAP_FSETID keeps them on write and
+ * truncate), then as an unprivileged user. Without this a user who may write a set-user-ID program of
  * someone else's could put code of theirs into it and keep the bit. The
  * output must match native's line for line. */
 #define _GNU_SOURCE

@@ -1090,6 +1090,27 @@ impl SystrapPlatform {
         }
     }
 
+    /// Records a new space with stub process `pid` (0: none yet) and
+    /// control pages `ctl`, nothing of it made yet but `deferred`.
+    fn insert_space(&mut self, pid: i32, ctl: u64, deferred: Deferred) -> SpaceId {
+        let id = self.next_space;
+        self.next_space += 1;
+        self.spaces.insert(
+            id,
+            Space {
+                pid,
+                ctl,
+                seq: 0,
+                threads: Vec::new(),
+                areas: Vec::new(),
+                free_areas: Vec::new(),
+                deferred,
+                flushes: 0,
+            },
+        );
+        id
+    }
+
     /// A new stub process from the zygote: its pid and control pages.
     fn spawn_stub(&mut self) -> Result<(i32, u64)> {
         let tasks = self.host_tasks();
@@ -1364,43 +1385,13 @@ fn map_entry(op: &MapOp) -> [u64; 8] {
 impl Platform for SystrapPlatform {
     fn new_space(&mut self) -> Result<SpaceId> {
         let (pid, ctl) = self.spawn_stub()?;
-        let id = self.next_space;
-        self.next_space += 1;
-        self.spaces.insert(
-            id,
-            Space {
-                pid,
-                ctl,
-                seq: 0,
-                threads: Vec::new(),
-                areas: Vec::new(),
-                free_areas: Vec::new(),
-                deferred: Deferred::default(),
-                flushes: 0,
-            },
-        );
-        Ok(id)
+        Ok(self.insert_space(pid, ctl, Deferred::default()))
     }
 
     fn new_space_for_exec(&mut self) -> Result<SpaceId> {
         // No stub process yet: `exec_in_place` gives it the exec'ing
         // thread's, or the first control call makes one (`space_call`).
-        let id = self.next_space;
-        self.next_space += 1;
-        self.spaces.insert(
-            id,
-            Space {
-                pid: 0,
-                ctl: 0,
-                seq: 0,
-                threads: Vec::new(),
-                areas: Vec::new(),
-                free_areas: Vec::new(),
-                deferred: Deferred::nothing_mapped(),
-                flushes: 0,
-            },
-        );
-        Ok(id)
+        Ok(self.insert_space(0, 0, Deferred::nothing_mapped()))
     }
 
     fn can_exec_in_place(&self, thread: ThreadId) -> bool {
