@@ -3,7 +3,8 @@
  * crates/kernel/src/vfs/hostwindow.rs), makes the directory argv[2] to
  * tell the host, waits for the file argv[3] to appear, then reads the rest
  * and prints how much came. argv[4] "busy": wait with a loop of stat
- * calls, never sleeping; "sleep": wait with nanosleep. */
+ * calls, never sleeping; "sleep": wait with nanosleep; "looked": as
+ * "busy", having looked for argv[3] once before making argv[2]. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,9 +26,13 @@ int main(int argc, char **argv) {
     }
     printf("first=%ld\n", first);
     fflush(stdout);
-    if (mkdir(argv[2], 0755) < 0) { perror("mkdir"); return 1; }
-    int busy = !strcmp(argv[4], "busy");
+    int busy = !strcmp(argv[4], "busy") || !strcmp(argv[4], "looked");
     struct stat st;
+    if (!strcmp(argv[4], "looked") && stat(argv[3], &st) == 0) {
+        fprintf(stderr, "%s is there already\n", argv[3]);
+        return 1;
+    }
+    if (mkdir(argv[2], 0755) < 0) { perror("mkdir"); return 1; }
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (stat(argv[3], &st) < 0) {

@@ -458,21 +458,26 @@ fn a_rootfs_file_truncated_on_the_host_while_streamed() {
 /// asks again as it revalidates the mount. A reader that waited while a
 /// host process cut the file short must read up to the new end exactly:
 /// with the size the window kept, the rest of the new last page would
-/// come back as zeros past the end. Twice (tests/progs/read_after_cut.c):
-/// a reader that slept (news from outside) and one that waited with a loop
-/// of stats, never sleeping (its size is older than `hostfs::RECHECK_AFTER`
-/// by then; the sandbox's timers, its network stack's among them, bring
-/// news too, so this one passes without either rule alone).
+/// come back as zeros past the end. Three readers
+/// (tests/progs/read_after_cut.c):
+/// - one that slept (news from outside);
+/// - one that waited with a loop of stats, never sleeping: its size is
+///   older than `hostfs::RECHECK_AFTER` by then (the host waits for that;
+///   the sandbox's timers, its network stack's among them, bring news
+///   too, so this one may pass without the rule);
+/// - one that looked for the host's answer before it asked, then waited
+///   as the second: the answer appearing is news (`HostFs::missing`),
+///   however soon the host gives it.
 #[test]
 fn a_shared_file_cut_short_on_the_host_reads_its_new_end() {
     let _s = serial();
     let a = atoll();
     let src = std::fs::read_to_string(progs().join("read_after_cut.c")).unwrap();
     let bin = cprog::compile("read_after_cut", &src, &[]);
-    for how in ["sleep", "busy"] {
+    for how in ["sleep", "busy", "looked"] {
         let data = tempfile::tempdir().unwrap();
         let big = data.path().join("big");
-        std::fs::write(&big, vec![b'a'; 8 << 20]).unwrap();
+        std::fs::write(&big, vec![b'a'; 2 << 20]).unwrap();
         let b = busybox()
             .bind(data.path(), "/data", false)
             .args(&[
@@ -489,7 +494,20 @@ fn a_shared_file_cut_short_on_the_host_reads_its_new_end() {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !data.path().join("ready").exists() {
             assert!(Instant::now() < deadline, "{how}: never read: {}", read());
-            std::thread::sleep(Duration::from_millis(20));
+            // Soon after `ready`: within `RECHECK_AFTER` of the reader's
+            // last read, for the "looked" reader (a small file, quick to
+            // cut, for the same reason).
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        // "busy" tests the rule of time: a size read from the host is
+        // trusted for `RECHECK_AFTER` (2 ms) at most. The host may see
+        // `ready` within that of the reader's last read, and the reader
+        // may find "go" on its first look: cut the file only once the
+        // size the reader read is surely older. "looked" tests the rule
+        // of news, at once: the name "go" appearing where the reader had
+        // found none is news from outside.
+        if how == "busy" {
+            std::thread::sleep(Duration::from_millis(10));
         }
         let file = std::fs::OpenOptions::new().write(true).open(&big).unwrap();
         file.set_len((1 << 20) + 100).unwrap();

@@ -4,7 +4,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,6 +32,15 @@ pub struct HostFs {
     /// entry (create, unlink, rename, ...); the least recently used go
     /// when it is full (see `walkcache`).
     cache: RefCell<Walks>,
+    /// On a revalidated file system, names the host said were not there
+    /// (and the kernel has not made since: `forget`). The host finding
+    /// one later is a change from outside that the workload has now seen
+    /// (a host process made the file): news (`news_from_outside`), so
+    /// what the kernel read from the host before it, a window's file
+    /// size among it, is asked again rather than trusted for the rest of
+    /// `RECHECK_AFTER`. At most `MISSING_MAX`, forgotten all at once past
+    /// that (news then comes only with time).
+    missing: RefCell<HashSet<NameKey>>,
     /// Check each cached walk against the file system (it may change from
     /// outside the sandbox: a bind mount shared with the host).
     revalidate: bool,
@@ -97,6 +106,10 @@ type Walks = WalkCache<NameKey, Rc<HostInode>>;
 /// (`news_from_outside`).
 pub const RECHECK_AFTER: Duration = Duration::from_millis(2);
 
+/// Most names a revalidated file system remembers as missing (see
+/// `HostFs::missing`): a few hundred bytes each.
+const MISSING_MAX: usize = 1024;
+
 thread_local! {
     /// Moves on with `news_from_outside`: checks made before are stale.
     static NEWS: Cell<u64> = const { Cell::new(0) };
@@ -106,9 +119,10 @@ thread_local! {
 /// until a host event, a timer or a host signal): the next walk of each
 /// cached name on a revalidated file system asks the host again, however
 /// recent its last check. A workload told of a change by a host signal,
-/// or one that waits for it, therefore sees it at once; one that learns
-/// of it without waiting (data already in a host pipe, a file's content)
-/// sees it at most `RECHECK_AFTER` late.
+/// or one that waits for it, therefore sees it at once, and so does one
+/// that polls for a name the host then makes (`HostFs::missing`); one
+/// that learns of it otherwise without waiting (data already in a host
+/// pipe, a file's content) sees it at most `RECHECK_AFTER` late.
 pub fn news_from_outside() {
     NEWS.with(|n| n.set(n.get().wrapping_add(1)));
 }
@@ -589,6 +603,7 @@ impl HostFs {
         Rc::new(HostFs {
             svc,
             cache: RefCell::new(WalkCache::new(CACHE_CAPACITY.load(Ordering::Relaxed))),
+            missing: RefCell::new(HashSet::new()),
             revalidate,
             gens: Rc::new(Generations::new(atime)),
             local,
@@ -694,11 +709,28 @@ impl HostFs {
                     return Ok(i);
                 }
                 Some(None) => return Ok(i),
-                None => {}
+                // Gone or replaced on the host, which the kernel did not
+                // do (its own changes forget the name first).
+                None => news_from_outside(),
             }
             with_key(dir, name, |k| self.cache.borrow_mut().remove(k));
         }
-        let (fid, st) = self.retry_with_fds(|| self.svc.walk(dir, name))?;
+        let (fid, st) = match self.retry_with_fds(|| self.svc.walk(dir, name)) {
+            Ok(found) => found,
+            Err(e) => {
+                if self.revalidate && e == Errno(libc::ENOENT) {
+                    let mut missing = self.missing.borrow_mut();
+                    if missing.len() >= MISSING_MAX {
+                        missing.clear();
+                    }
+                    missing.insert(name_key(dir, name));
+                }
+                return Err(e);
+            }
+        };
+        if self.revalidate && with_key(dir, name, |k| self.missing.borrow_mut().remove(k)) {
+            news_from_outside();
+        }
         let inode = self.inode(fid, &st);
         if self.roots.get() == 0 {
             return Ok(inode);
@@ -720,7 +752,10 @@ impl HostFs {
     }
 
     fn forget(&self, dir: Fid, name: &[u8]) {
-        with_key(dir, name, |k| self.cache.borrow_mut().remove(k));
+        with_key(dir, name, |k| {
+            self.cache.borrow_mut().remove(k);
+            self.missing.borrow_mut().remove(k);
+        });
     }
 
     /// As `forget`, before the kernel removes or replaces the name: an
@@ -728,7 +763,10 @@ impl HostFs {
     /// syscall's own victim) is pinned first, so its attributes stay
     /// reachable once the name is gone (`FileService::pin`).
     fn forget_pinned(&self, dir: Fid, name: &[u8]) {
-        let gone = with_key(dir, name, |k| self.cache.borrow_mut().remove(k));
+        let gone = with_key(dir, name, |k| {
+            self.missing.borrow_mut().remove(k);
+            self.cache.borrow_mut().remove(k)
+        });
         if let Some(i) = gone
             && Rc::strong_count(&i) > 1
         {
@@ -1410,6 +1448,44 @@ mod tests {
         std::thread::sleep(RECHECK_AFTER + Duration::from_millis(1));
         let later = fs.walk_cached(svc.root(), b"f").unwrap().id;
         assert_ne!(later, after_news, "past the window: asked again");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// On a revalidated file system, a name the host said was missing and
+    /// then has (a host process made it) is news from outside, and so is
+    /// a cached name the host no longer has: what was read before is
+    /// asked again. A name the kernel made itself is no news; nor is
+    /// anything on a trusted file system.
+    #[test]
+    fn a_name_that_appears_or_goes_on_the_host_is_news() {
+        let dir = std::env::temp_dir().join(format!("atoll-appears-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for revalidate in [true, false] {
+            let svc = direct_service(&dir);
+            let fs = HostFs::with(svc.clone(), revalidate);
+            let _root = fs.root().unwrap();
+            let root = svc.root();
+            let n0 = news();
+            assert!(fs.walk_cached(root, b"go").is_err());
+            assert_eq!(news(), n0, "missing: no news yet");
+            std::fs::write(dir.join("go"), b"").unwrap();
+            fs.walk_cached(root, b"go").unwrap();
+            assert_eq!(news() != n0, revalidate, "appeared from outside");
+            // Made by the kernel: `create` forgets the name first.
+            let n1 = news();
+            assert!(fs.walk_cached(root, b"mine").is_err());
+            fs.forget(root, b"mine");
+            std::fs::write(dir.join("mine"), b"").unwrap();
+            fs.walk_cached(root, b"mine").unwrap();
+            assert_eq!(news(), n1, "the kernel's own name: no news");
+            // Gone from outside, seen once its check is stale.
+            std::fs::remove_file(dir.join("go")).unwrap();
+            std::thread::sleep(RECHECK_AFTER + Duration::from_millis(1));
+            let walked = fs.walk_cached(root, b"go");
+            assert_eq!(walked.is_err(), revalidate, "trusted: the cache holds it");
+            assert_eq!(news() != n1, revalidate, "gone from outside");
+            std::fs::remove_file(dir.join("mine")).unwrap();
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
