@@ -3,7 +3,7 @@
  * crates/kernel/src/vfs/hostwindow.rs), makes the directory argv[2] to
  * tell the host, waits for the file argv[3] to appear, then reads the rest
  * and prints how much came. argv[4] "busy": wait with a loop of stat
- * calls, never sleeping; "sleep": wait with nanosleep; "looked": as
+ * calls, never sleeping; "sleep": sleep before every look; "looked": as
  * "busy", having looked for argv[3] once before making argv[2]. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -35,11 +35,14 @@ int main(int argc, char **argv) {
     if (mkdir(argv[2], 0755) < 0) { perror("mkdir"); return 1; }
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (stat(argv[3], &st) < 0) {
+    for (;;) {
         if (!busy) {
+            /* Before every look, the first too: the host may answer
+             * before it, and this reader is the one that slept. */
             struct timespec d = {0, 20 * 1000 * 1000};
             nanosleep(&d, NULL);
         }
+        if (stat(argv[3], &st) == 0) break;
         clock_gettime(CLOCK_MONOTONIC, &t);
         if (t.tv_sec - t0.tv_sec > 30) { fprintf(stderr, "no go\n"); return 1; }
     }

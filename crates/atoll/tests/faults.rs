@@ -460,7 +460,7 @@ fn a_rootfs_file_truncated_on_the_host_while_streamed() {
 /// with the size the window kept, the rest of the new last page would
 /// come back as zeros past the end. Three readers
 /// (tests/progs/read_after_cut.c):
-/// - one that slept (news from outside);
+/// - one that slept before each look (news from outside);
 /// - one that waited with a loop of stats, never sleeping: its size is
 ///   older than `hostfs::RECHECK_AFTER` by then (the host waits for that;
 ///   the sandbox's timers, its network stack's among them, bring news

@@ -197,6 +197,10 @@ pub struct HostInode {
     /// (`FileService::open_shared`) at its first plain read-only open and
     /// to every later one (see `shares_read_descriptor`).
     read_fd: RefCell<Option<Rc<OwnedFd>>>,
+    /// On a revalidated mount: when the host last allowed a plain
+    /// read-only open of this file (which gave `read_fd`), and `news()`
+    /// then (see `open_regular`).
+    read_allowed: Cell<Option<(Instant, u64)>>,
     /// A directory's entries as last listed, and when (see `list`).
     listing: RefCell<Option<(Stamp, Vec<DirEntry>)>>,
 }
@@ -209,10 +213,12 @@ pub struct HostInode {
 /// open file is shared but the inode it reaches, the one this kernel
 /// inode stands for (the first open checked it). Flags that change what
 /// the host does with a descriptor (writing, appending, truncating,
-/// synced I/O, no access time) open one of its own. Only on a mount whose
-/// cache is trusted (`HostFs::revalidate` false): on one that the host
-/// may change, every open is the host's to allow (a mode, owner, ACL or
-/// label changed there refuses the next open).
+/// synced I/O, no access time) open one of its own. On a mount that the
+/// host may change (`HostFs::revalidate`), each open is the host's to
+/// allow (a mode, owner, ACL or label changed there refuses the next
+/// open), but for `RECHECK_AFTER` after its last yes, with no news from
+/// outside since, as the mount's walks and permission checks
+/// (`HostInode::open_regular`); and only with direct access.
 fn shares_read_descriptor(flags: i32) -> bool {
     flags
         & (libc::O_ACCMODE
@@ -244,6 +250,28 @@ impl HostInode {
     /// read-only descriptor where the flags allow (`shares_read_descriptor`),
     /// otherwise on the host.
     fn open_regular(&self, flags: i32) -> SysResult<HostRegular> {
+        if self.fs.revalidate && shares_read_descriptor(flags) && self.fs.svc.direct() {
+            // A mount the host may change: the host allows each open, but
+            // within `RECHECK_AFTER` of its last yes, with no news from
+            // outside since, its answer stands, as the mount's walks and
+            // permission checks do (`recently_checked`, `st_for_check`):
+            // a web server opening the same file for every request makes
+            // one host open (and close) per window, not one per request.
+            if let Some((at, n)) = self.read_allowed.get()
+                && n == news()
+                && crate::clock::now().saturating_duration_since(at) < RECHECK_AFTER
+                && let Some(fd) = self.read_fd.borrow().clone()
+            {
+                return Ok(HostRegular::new(fd, self.id, flags).of(&self.fs));
+            }
+            let fd = Rc::new(
+                self.fs
+                    .retry_with_fds(|| self.fs.svc.open(self.fid, libc::O_RDONLY))?,
+            );
+            *self.read_fd.borrow_mut() = Some(fd.clone());
+            self.read_allowed.set(Some((crate::clock::now(), news())));
+            return Ok(HostRegular::new(fd, self.id, flags).of(&self.fs));
+        }
         if !self.fs.revalidate && shares_read_descriptor(flags) {
             if let Some(fd) = self.read_fd.borrow().clone() {
                 return Ok(HostRegular::new(fd, self.id, flags).of(&self.fs));
@@ -645,6 +673,7 @@ impl HostFs {
             st_read: Cell::new((crate::clock::now(), news(), self.modes.now())),
             mount_root: false,
             read_fd: RefCell::new(None),
+            read_allowed: Cell::new(None),
             listing: RefCell::new(None),
         })
     }
@@ -1580,8 +1609,9 @@ mod tests {
     /// read-only opens of a file share one host descriptor, which lives as
     /// long as the inode; an open that writes, appends, truncates or syncs
     /// gets one of its own, and so does the same file reached through a
-    /// new inode (a walk that found the name replaced), every open on a
-    /// revalidated mount, and every open through the gofer.
+    /// new inode (a walk that found the name replaced), and every open
+    /// through the gofer. On a revalidated mount the host allows each
+    /// open, but its yes stands for `RECHECK_AFTER` with no news since.
     #[test]
     fn read_only_opens_share_one_host_descriptor() {
         let dir = std::env::temp_dir().join(format!("atoll-shared-{}", std::process::id()));
@@ -1628,16 +1658,38 @@ mod tests {
         drop(f);
         // SAFETY: F_GETFD only asks whether the number is open.
         assert!(unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0);
-        // On a mount the host may change, every open is the host's; through
-        // the gofer, every open is the gofer's.
-        let gofer: Rc<dyn FileService> = Rc::new(atoll_gofer::FileServer::new(&dir).unwrap());
-        for (svc, revalidate) in [(svc, true), (gofer, false)] {
-            let fs = HostFs::with(svc.clone(), revalidate);
+        // On a mount the host may change, the host's yes stands for a
+        // moment, with no news from outside.
+        {
+            let fs = HostFs::with(svc.clone(), true);
             let _root = fs.root().unwrap();
             let f = fs.walk_cached(svc.root(), b"f").unwrap();
+            // One syscall's clock (`clock::enter`): no preemption of this
+            // test makes the moment pass.
+            let prev = crate::clock::enter(Instant::now());
+            let a = f.open_regular(libc::O_RDONLY).unwrap();
+            let b = f.open_regular(libc::O_RDONLY | libc::O_NONBLOCK).unwrap();
+            assert!(Rc::ptr_eq(&a.fd, &b.fd), "within the moment");
+            let w = f.open_regular(libc::O_RDWR).unwrap();
+            assert!(!Rc::ptr_eq(&a.fd, &w.fd), "a write: its own");
+            news_from_outside();
+            let c = f.open_regular(libc::O_RDONLY).unwrap();
+            assert!(!Rc::ptr_eq(&a.fd, &c.fd), "news: the host asked again");
+            assert!(Rc::ptr_eq(&c.fd, &f.open_regular(libc::O_RDONLY).unwrap().fd));
+            crate::clock::leave(prev);
+            std::thread::sleep(RECHECK_AFTER + Duration::from_millis(1));
+            let d = f.open_regular(libc::O_RDONLY).unwrap();
+            assert!(!Rc::ptr_eq(&c.fd, &d.fd), "past the moment: asked again");
+        }
+        // Through the gofer, every open is the gofer's.
+        let gofer: Rc<dyn FileService> = Rc::new(atoll_gofer::FileServer::new(&dir).unwrap());
+        for revalidate in [true, false] {
+            let fs = HostFs::with(gofer.clone(), revalidate);
+            let _root = fs.root().unwrap();
+            let f = fs.walk_cached(gofer.root(), b"f").unwrap();
             let a = f.open_regular(libc::O_RDONLY).unwrap();
             let b = f.open_regular(libc::O_RDONLY).unwrap();
-            assert!(!Rc::ptr_eq(&a.fd, &b.fd), "revalidate {revalidate}");
+            assert!(!Rc::ptr_eq(&a.fd, &b.fd), "gofer, revalidate {revalidate}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
