@@ -1675,7 +1675,10 @@ mod tests {
             news_from_outside();
             let c = f.open_regular(libc::O_RDONLY).unwrap();
             assert!(!Rc::ptr_eq(&a.fd, &c.fd), "news: the host asked again");
-            assert!(Rc::ptr_eq(&c.fd, &f.open_regular(libc::O_RDONLY).unwrap().fd));
+            assert!(Rc::ptr_eq(
+                &c.fd,
+                &f.open_regular(libc::O_RDONLY).unwrap().fd
+            ));
             crate::clock::leave(prev);
             std::thread::sleep(RECHECK_AFTER + Duration::from_millis(1));
             let d = f.open_regular(libc::O_RDONLY).unwrap();
