@@ -1315,34 +1315,53 @@ fn shared_pages(ctx: &Ctx, level: Level) -> Outcome {
     run_simple(ctx, level, "shared_pages", ctx.bundle()).outcome(vec![])
 }
 
-/// shared_read: the host's copy of the file the attack opens read-only and
-/// then tries to write through must stay as the host made it.
+/// shared_read: the host's copies of the files the attack opens read-only
+/// and then tries to write through (on the rootfs and on a bind mount
+/// shared with the host) must stay as the host made them.
 fn shared_read(ctx: &Ctx, level: Level) -> Outcome {
     use std::os::unix::fs::MetadataExt;
-    let b = build(ctx.bundle(), "shared_read");
-    let target = b.rootfs.join("shared-target");
-    std::fs::write(&target, "ORIGINAL shared-target\n").unwrap();
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let secret = b.rootfs.join("shared-secret");
-    std::fs::write(&secret, format!("{}\n", ctx.secret)).unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    // Searchable by uid 65534, as the rootfs's root: the secret's own
+    // mode is what must refuse it.
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let b = build(
+        ctx.bundle().bind(shared.path(), "/bind", false),
+        "shared_read",
+    );
+    let mut targets = Vec::new();
+    for dir in [b.rootfs.as_path(), shared.path()] {
+        let target = dir.join("shared-target");
+        std::fs::write(&target, "ORIGINAL shared-target\n").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let secret = dir.join("shared-secret");
+        std::fs::write(&secret, format!("{}\n", ctx.secret)).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        targets.push(target);
+    }
     let view = || {
-        let m = std::fs::metadata(&target).unwrap();
-        format!(
-            "mode {:o} size {} content {:?}",
-            m.mode(),
-            m.size(),
-            std::fs::read(&target).unwrap()
-        )
+        targets
+            .iter()
+            .map(|target| {
+                let m = std::fs::metadata(target).unwrap();
+                format!(
+                    "{}: mode {:o} size {} content {:?}",
+                    target.display(),
+                    m.mode(),
+                    m.size(),
+                    std::fs::read(target).unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
     };
     let before = view();
     let run = run_program(&ctx.a, level, &b, "shared_read", Hooks::default());
     let after = view();
-    let evidence = if before == after {
-        vec![]
-    } else {
-        vec![format!("shared-target changed: {after}")]
-    };
+    let evidence = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b != a)
+        .map(|(_, a)| format!("shared-target changed: {a}"))
+        .collect();
     run.outcome(evidence)
 }
 
@@ -1576,7 +1595,7 @@ const ATTACKS: &[Attack] = &[
     },
     Attack {
         name: "shared_read",
-        what: "as root open a rootfs file and a secret read-only (the userspace kernel then lends both opens one host descriptor), drop to uid 65534, then write, truncate, allocate and map writable through those opens, reopen them through /proc/self/fd and open the secret again",
+        what: "as root open a file and a secret read-only, on the rootfs and on a bind mount shared with the host (the userspace kernel then lends the opens of each one host descriptor, on the bind mount for 2 ms), drop to uid 65534, then write, truncate, allocate and map writable through those opens, reopen them through /proc/self/fd and open the secret again",
         run: shared_read,
         expect: [Blocked, Blocked],
     },
