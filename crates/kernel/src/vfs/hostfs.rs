@@ -131,6 +131,13 @@ pub(super) fn news() -> u64 {
     NEWS.with(|n| n.get())
 }
 
+/// Whether what the host said at `at`, when `news()` was `n`, still
+/// stands on a revalidated file system: less than `RECHECK_AFTER` ago,
+/// with no news from outside since.
+pub(super) fn still_current(at: Instant, n: u64) -> bool {
+    n == news() && crate::clock::now().saturating_duration_since(at) < RECHECK_AFTER
+}
+
 /// Most cached walks: about half a KiB of sandbox memory each, so 16 MiB
 /// at most, reached only by a workload that walks that many files (the
 /// tests' Debian rootfs has ~16k under /usr, /etc and /var). With direct
@@ -258,8 +265,7 @@ impl HostInode {
             // a web server opening the same file for every request makes
             // one host open (and close) per window, not one per request.
             if let Some((at, n)) = self.read_allowed.get()
-                && n == news()
-                && crate::clock::now().saturating_duration_since(at) < RECHECK_AFTER
+                && still_current(at, n)
                 && let Some(fd) = self.read_fd.borrow().clone()
             {
                 return Ok(HostRegular::new(fd, self.id, flags).of(&self.fs));
@@ -377,11 +383,7 @@ impl HostInode {
         let fs = &self.fs;
         let unchanged = (!self.st_changed.get() || self.perm_current.get())
             && fs.modes.unchanged_since(self.id, serial);
-        (unchanged
-            && (!fs.revalidate
-                || (n == news()
-                    && crate::clock::now().saturating_duration_since(at) < RECHECK_AFTER)))
-            .then(|| self.st.get())
+        (unchanged && (!fs.revalidate || still_current(at, n))).then(|| self.st.get())
     }
 
     /// The group and mode of what `cred` makes here with `mode` (its type
@@ -431,7 +433,7 @@ impl HostInode {
     /// `checked`).
     fn recently_checked(&self) -> bool {
         let (at, n) = self.checked.get();
-        n == news() && crate::clock::now().saturating_duration_since(at) < RECHECK_AFTER
+        still_current(at, n)
     }
 }
 
@@ -757,7 +759,10 @@ impl HostFs {
                 return Err(e);
             }
         };
-        if self.revalidate && with_key(dir, name, |k| self.missing.borrow_mut().remove(k)) {
+        if self.revalidate
+            && !self.missing.borrow().is_empty()
+            && with_key(dir, name, |k| self.missing.borrow_mut().remove(k))
+        {
             news_from_outside();
         }
         let inode = self.inode(fid, &st);

@@ -45,7 +45,7 @@ use std::time::Instant;
 use crate::errno::SysResult;
 use crate::mm::safecopy;
 use crate::vfs::IoVecs;
-use crate::vfs::hostfs::{RECHECK_AFTER, news};
+use crate::vfs::hostfs::{news, still_current};
 
 /// Bytes an open file reads with `preadv` before it gets a window: a
 /// program reading a small file once pays no mapping for it.
@@ -260,9 +260,7 @@ fn place(
         });
     }
     let w = slot.as_mut().ok_or(false)?;
-    let stale = revalidate
-        && (w.news != news()
-            || crate::clock::now().saturating_duration_since(w.read_at) >= RECHECK_AFTER);
+    let stale = revalidate && !still_current(w.read_at, w.news);
     if stale || w.shrinks != shrinks || pos + want > w.size {
         w.size = host_size(fd).ok_or(false)?;
         w.shrinks = shrinks;
