@@ -55,7 +55,26 @@ httpd -p 10.209.0.1:8080 -h "$W/www"
 # what its guest's eth0 is, serves a small and a 16 MiB file from a tmpfs,
 # and runs until signalled.
 t=$(now)
-$A --isolation vm run -d -b "$W/net" vme2e-net || bad "run -d in $NS failed"
+# (bounded, with what every atoll process was doing if it is not back:
+# one run in a few dozen once hung here with nothing on the console)
+ATOLL_VMM_TRACE=boot timeout -s KILL 300 $A --debug --log "$W/net-run.log" --isolation vm run -d -b "$W/net" vme2e-net 2>"$W/net-run.err"
+rc=$?
+if [ $rc != 0 ]; then
+  bad "run -d in $NS: status $rc after $(since "$t") s: $(tail -n 3 "$W/net-run.err" | tr '\n' ' ')"
+  echo "     its log:"; tail -n 40 "$W/net-run.log" | sed 's/^/       /'
+  for p in $(pgrep -f atoll); do
+    echo "     pid $p ($(tr '\0' ' ' < /proc/$p/cmdline | cut -c1-80)): $(sed -n 's/^State:[[:space:]]*//p' /proc/$p/status)"
+    for tk in /proc/$p/task/*; do echo "       task ${tk##*/} $(cat $tk/comm) $(cut -d' ' -f3 $tk/stat) wchan $(cat $tk/wchan 2>/dev/null): $(tr '\n' ' ' < $tk/stack 2>/dev/null | cut -c1-300)"; done
+  done
+  # (the checks below need the container: the rest is cleanup)
+  timeout -s KILL 60 $A delete -f vme2e-net
+  h=$(ps -o pid,args | grep "httpd -p 10.209.0.1" | grep -v grep | awk '{print $1}')
+  [ -n "$h" ] && kill $h
+  umount $NS 2>/dev/null; rm -f $NS
+  ip link del vpeer 2>/dev/null
+  echo "some network checks FAILED"
+  exit 1
+fi
 i=0; while [ ! -s "$W/net/rootfs/net.ready" ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
 echo "     run to the guest's network up: $(since "$t") s"
 addr=$(cat "$W/net/rootfs/net.addr" 2>/dev/null)

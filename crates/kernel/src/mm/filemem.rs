@@ -59,6 +59,9 @@ pub const RETAIN_FILES: usize = 64;
 /// Most pages those caches may hold together (64 MiB).
 pub const RETAIN_PAGES: u64 = (64 << 20) / PAGE_SIZE;
 
+/// The buffer a fill of the cache reads the host's bytes into.
+const FILL_BUF: usize = 256 << 10;
+
 const FIRST_SEG_PAGES: u64 = 16;
 const MAX_SEG_PAGES: u64 = 1 << 18;
 
@@ -293,20 +296,25 @@ impl FileMem {
             return Ok(());
         };
         let gaps = h.cached.borrow().gaps(p0, p1);
+        // The host's bytes go through a buffer into the memory file
+        // (`Chunk::write`): read straight into the kernel's mapping of
+        // the new pages, each would fault and be zeroed first.
+        let mut buf = Vec::new();
         for (g0, g1) in gaps {
             let len = ((g1 - g0) * PAGE_SIZE) as usize;
-            let ptr = c.ptr((g0 - start) * PAGE_SIZE);
-            // SAFETY: the pages lie inside the segment's chunk, mapped by the kernel.
-            let dst = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+            let at = (g0 - start) * PAGE_SIZE;
+            buf.resize(len.min(FILL_BUF), 0);
             let mut done = 0;
             while done < len {
+                let want = buf.len().min(len - done);
                 let n = h
                     .source
                     .borrow()
-                    .read_at(&mut dst[done..], g0 * PAGE_SIZE + done as u64)?;
+                    .read_at(&mut buf[..want], g0 * PAGE_SIZE + done as u64)?;
                 if n == 0 {
                     break;
                 }
+                c.write(at + done as u64, &buf[..n]);
                 done += n;
             }
             // Past the end of the file the pages stay zero (fresh chunk
@@ -491,6 +499,33 @@ impl FileMem {
     /// from memory where the pages are (they may hold what a mapping
     /// wrote), else from the host file, else zeros (holes). Returns the
     /// bytes read.
+    /// Copies file bytes `[off, off+len)` to byte `at` of `chunk` (a
+    /// private copy: a program's writable segment at exec), from this
+    /// cache, which it fills from the host first where it lacks pages (a
+    /// program run again then costs no host read); pages of zeros stay
+    /// holes of the chunk ([`Chunk::write_sparse`]). Stops at the end of
+    /// the file; returns the bytes copied.
+    pub fn copy_to_chunk(&self, off: u64, len: u64, chunk: &Chunk, at: u64) -> SysResult<u64> {
+        if at.checked_add(len).is_none_or(|e| e > chunk.len) {
+            return Err(Errno::EINVAL);
+        }
+        let size = self.refresh_size();
+        if off >= size {
+            return Ok(0);
+        }
+        let n = len.min(size - off);
+        self.visit(off, n, Access::Fill, |pos, p, plen| {
+            // (None: a hole of an in-memory file, zeros)
+            if let Some(p) = p {
+                // SAFETY: the piece lies in a segment of this file's
+                // pages, mapped by the kernel for the chunk's life.
+                let src = unsafe { std::slice::from_raw_parts(p as *const u8, plen as usize) };
+                chunk.write_sparse(at + pos, src);
+            }
+        })?;
+        Ok(n)
+    }
+
     pub fn read_into(&self, dst: &mut [u8], off: u64) -> SysResult<usize> {
         let size = self.refresh_size();
         if off >= size {
@@ -845,6 +880,72 @@ mod tests {
         let inv = take_invalidations();
         assert_eq!(inv.len(), 1);
         assert_eq!(inv[0].from_page, 20);
+    }
+
+    /// A host file in memory that counts its reads.
+    struct CountingSource {
+        data: Vec<u8>,
+        reads: Cell<usize>,
+    }
+
+    impl PageSource for CountingSource {
+        fn read_at(&self, dst: &mut [u8], off: u64) -> SysResult<usize> {
+            self.reads.set(self.reads.get() + 1);
+            let off = (off as usize).min(self.data.len());
+            let n = dst.len().min(self.data.len() - off);
+            dst[..n].copy_from_slice(&self.data[off..off + n]);
+            Ok(n)
+        }
+        fn write_at(&self, _src: &[u8], _off: u64) -> SysResult<usize> {
+            Err(Errno::EROFS)
+        }
+        fn size(&self) -> SysResult<u64> {
+            Ok(self.data.len() as u64)
+        }
+        fn writable(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_copy_to_a_chunk_comes_from_the_cache_and_leaves_zero_pages_holes() {
+        let mf = MemoryFile::create(1 << 20).unwrap();
+        // Pages: data, zeros, data, then half a page of data (the end).
+        let mut data = vec![0u8; 3 * PAGE_SIZE as usize + 100];
+        data[5] = 1;
+        data[2 * PAGE_SIZE as usize + 7] = 2;
+        data[3 * PAGE_SIZE as usize + 99] = 3;
+        let src = Rc::new(CountingSource {
+            data: data.clone(),
+            reads: Cell::new(0),
+        });
+        let m = FileMem::for_host(&mf, (7, 7), src.clone()).unwrap();
+        for round in 0..2 {
+            let c = mf.alloc(5 * PAGE_SIZE).unwrap();
+            // From the second page of the chunk on, at most 4 pages.
+            let n = m.copy_to_chunk(0, 4 * PAGE_SIZE, &c, PAGE_SIZE).unwrap();
+            assert_eq!(n, data.len() as u64, "stops at the end of the file");
+            // (looked at before the bytes are: a read of a hole through
+            // the mapping makes the page)
+            let resident = |p: u64| mf.resident_in(c.offset + p * PAGE_SIZE, PAGE_SIZE);
+            assert_eq!(resident(0), 0, "before the copy: untouched");
+            assert_eq!(resident(2), 0, "a page of zeros stays a hole");
+            assert_eq!(resident(1) + resident(3) + resident(4), 3 * PAGE_SIZE);
+            let mut back = vec![0u8; data.len()];
+            // SAFETY: inside the chunk.
+            unsafe { std::ptr::copy(c.ptr(PAGE_SIZE), back.as_mut_ptr(), back.len()) };
+            assert!(back == data, "round {round}: the file's bytes");
+            // The first round read the host; the second only the cache.
+            if round == 0 {
+                assert!(src.reads.get() > 0);
+                src.reads.set(0);
+            } else {
+                assert_eq!(src.reads.get(), 0, "the second copy read the host");
+            }
+        }
+        // Out of the chunk's bounds: refused.
+        let c = mf.alloc(PAGE_SIZE).unwrap();
+        assert_eq!(m.copy_to_chunk(0, PAGE_SIZE, &c, 1), Err(Errno::EINVAL));
     }
 
     #[test]

@@ -135,6 +135,39 @@ impl Chunk {
         self.file.ptr(self.offset + off)
     }
 
+    /// Writes `src` at byte `at` of the chunk (see
+    /// [`MemoryFile::write_at`]).
+    pub fn write(&self, at: u64, src: &[u8]) {
+        assert!(
+            at.checked_add(src.len() as u64)
+                .is_some_and(|e| e <= self.len)
+        );
+        self.file.write_at(self.offset + at, src);
+    }
+
+    /// As [`Chunk::write`], but only the pages of `src` (counted from its
+    /// start, which `at` puts on a page of the chunk) that hold a nonzero
+    /// byte, runs of them in one write each: pages of zeros stay holes,
+    /// which take no memory until touched.
+    pub fn write_sparse(&self, at: u64, src: &[u8]) {
+        let page = PAGE_SIZE as usize;
+        let mut run: Option<usize> = None;
+        for (i, piece) in src.chunks(page).enumerate() {
+            let data = piece.iter().any(|b| *b != 0);
+            match (data, run) {
+                (true, None) => run = Some(i * page),
+                (false, Some(from)) => {
+                    self.write(at + from as u64, &src[from..i * page]);
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(from) = run {
+            self.write(at + from as u64, &src[from..]);
+        }
+    }
+
     /// Releases the memory of a page-aligned subrange (it reads as zeros).
     pub fn discard(&self, off: u64, len: u64) {
         self.file.punch(self.offset + off, len);
@@ -245,6 +278,43 @@ impl MemoryFile {
         debug_assert!(off >= self.reserved && off < FILE_SIZE);
         // SAFETY: off is within the mapping.
         unsafe { self.base.add(off as usize) }
+    }
+
+    /// Writes `src` at file offset `off` through the file, not the
+    /// kernel's mapping of it: the host then makes a page that is not in
+    /// the file yet (a fresh chunk's) with its bytes, where a store
+    /// through the mapping takes a fault per page and has the page zeroed
+    /// first. On this 2-vCPU VM 1.3 MiB into fresh pages took ~1 ms by
+    /// memcpy and ~0.5 ms by pwrite (a program's writable data, which
+    /// exec and a private file mapping copy, or a fork's memory). Falls
+    /// back to the mapping if the host refuses (it has no reason to).
+    pub fn write_at(&self, off: u64, src: &[u8]) {
+        debug_assert!(off >= self.reserved && off.saturating_add(src.len() as u64) <= FILE_SIZE);
+        let mut done = 0usize;
+        while done < src.len() {
+            let rest = &src[done..];
+            // SAFETY: pwrite from a slice to our own fd.
+            let n = unsafe {
+                libc::pwrite(
+                    self.fd,
+                    rest.as_ptr() as *const libc::c_void,
+                    rest.len(),
+                    (off + done as u64) as i64,
+                )
+            };
+            if n <= 0 {
+                // SAFETY: [off + done, off + len) lies in the mapping.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        rest.as_ptr(),
+                        self.ptr(off + done as u64),
+                        rest.len(),
+                    )
+                };
+                return;
+            }
+            done += n as usize;
+        }
     }
 
     /// Bytes of address space handed out (not necessarily resident).
@@ -425,14 +495,11 @@ impl MemoryFile {
     /// with a large, mostly empty heap stays cheap).
     pub fn copy_populated(&self, src: u64, dst: u64, len: u64) {
         self.each_data(src, len, |data, hole| {
-            // SAFETY: both ranges are inside allocated chunks of the file.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    self.ptr(data),
-                    self.ptr(dst + (data - src)),
-                    (hole - data) as usize,
-                );
-            }
+            // SAFETY: the source range is inside an allocated chunk of
+            // the file, in the kernel's mapping of it for the chunk's life.
+            let from =
+                unsafe { std::slice::from_raw_parts(self.ptr(data), (hole - data) as usize) };
+            self.write_at(dst + (data - src), from);
         });
     }
 }

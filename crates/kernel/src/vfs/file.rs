@@ -250,7 +250,6 @@ impl File {
         len: u64,
     ) -> SysResult<u64> {
         const STEP: usize = 64 * 1024;
-        const PAGE: usize = 4096;
         if at.checked_add(len).is_none_or(|e| e > chunk.len) {
             return Err(Errno::EINVAL);
         }
@@ -264,15 +263,8 @@ impl File {
                 0 => break,
                 n => n.min(want),
             };
-            for (i, piece) in buf[..n].chunks(PAGE).enumerate() {
-                if piece.iter().any(|b| *b != 0) {
-                    let dst = at + done + (i * PAGE) as u64;
-                    // SAFETY: dst + piece.len() <= at + len <= chunk.len.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(piece.as_ptr(), chunk.ptr(dst), piece.len())
-                    };
-                }
-            }
+            // Zero pages stay holes.
+            chunk.write_sparse(at + done, &buf[..n]);
             done += n as u64;
         }
         Ok(done)

@@ -315,7 +315,7 @@ fn kernel_common() -> Vec<Allowed> {
         any(
             "pwrite64",
             SYS_pwrite64,
-            "positioned writes of donated files",
+            "positioned writes of donated files and of the memory file (bulk copies into fresh pages)",
         ),
         any(
             "preadv",
