@@ -44,11 +44,6 @@ pub fn read_at(k: &Kernel, f: &File, off: u64, len: usize) -> SysResult<Vec<u8>>
     Ok(buf)
 }
 
-/// Largest writable segment (its file bytes) copied from the file's page
-/// cache at exec, which then keeps those bytes too; a larger one is read
-/// from the file straight into its copy.
-const COPY_CACHED_MAX: u64 = 16 << 20;
-
 fn prot_of(flags: u32) -> i32 {
     let mut p = 0;
     if flags & PF_R != 0 {
@@ -180,7 +175,9 @@ pub fn load_elf(
                 match &host_pages {
                     // From the file's page cache, which keeps the bytes
                     // for the next run of the program.
-                    Some(mem) if file_len > 0 && file_len <= COPY_CACHED_MAX => {
+                    Some(mem)
+                        if file_len > 0 && file_len <= crate::mm::filemem::COPY_CACHED_MAX =>
+                    {
                         mem.copy_to_chunk(ph.p_offset - lead, file_len, &chunk, 0)?;
                     }
                     _ if file_len > 0 => {

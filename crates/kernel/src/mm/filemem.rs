@@ -59,6 +59,12 @@ pub const RETAIN_FILES: usize = 64;
 /// Most pages those caches may hold together (64 MiB).
 pub const RETAIN_PAGES: u64 = (64 << 20) / PAGE_SIZE;
 
+/// Largest private copy of a host file (a program's writable segment at
+/// exec, a writable private mapping) made through its page cache
+/// ([`FileMem::copy_to_chunk`]), which then keeps those bytes too; a
+/// larger one is read from the host straight into the copy.
+pub const COPY_CACHED_MAX: u64 = 16 << 20;
+
 /// The buffer a fill of the cache reads the host's bytes into.
 const FILL_BUF: usize = 256 << 10;
 
@@ -500,11 +506,13 @@ impl FileMem {
     /// wrote), else from the host file, else zeros (holes). Returns the
     /// bytes read.
     /// Copies file bytes `[off, off+len)` to byte `at` of `chunk` (a
-    /// private copy: a program's writable segment at exec), from this
-    /// cache, which it fills from the host first where it lacks pages (a
-    /// program run again then costs no host read); pages of zeros stay
-    /// holes of the chunk ([`Chunk::write_sparse`]). Stops at the end of
-    /// the file; returns the bytes copied.
+    /// private copy: a program's writable segment at exec, a writable
+    /// private mapping). A host file's bytes come from this cache, which
+    /// it fills from the host first where it lacks pages (a program run
+    /// again then costs no host read); an in-memory file's holes are
+    /// zeros. Pages of zeros stay holes of the chunk
+    /// ([`Chunk::write_sparse`]). Stops at the end of the file; returns
+    /// the bytes copied.
     pub fn copy_to_chunk(&self, off: u64, len: u64, chunk: &Chunk, at: u64) -> SysResult<u64> {
         if at.checked_add(len).is_none_or(|e| e > chunk.len) {
             return Err(Errno::EINVAL);
@@ -514,7 +522,12 @@ impl FileMem {
             return Ok(0);
         }
         let n = len.min(size - off);
-        self.visit(off, n, Access::Fill, |pos, p, plen| {
+        let access = if self.host.is_some() {
+            Access::Fill
+        } else {
+            Access::Peek
+        };
+        self.visit(off, n, access, |pos, p, plen| {
             // (None: a hole of an in-memory file, zeros)
             if let Some(p) = p {
                 // SAFETY: the piece lies in a segment of this file's
@@ -946,6 +959,38 @@ mod tests {
         // Out of the chunk's bounds: refused.
         let c = mf.alloc(PAGE_SIZE).unwrap();
         assert_eq!(m.copy_to_chunk(0, PAGE_SIZE, &c, 1), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn writes_past_the_end_and_over_data_read_back() {
+        let mf = MemoryFile::create(1 << 20).unwrap();
+        let m = FileMem::new_memory(&mf);
+        let read = |off: u64, len: usize| {
+            let mut b = vec![0u8; len];
+            m.read_into(&mut b, off).unwrap();
+            b
+        };
+        // An append that starts inside the last page and ends in new ones
+        // (written through the file), then one over the data (in place).
+        m.write_from(&[1u8; 100], 0).unwrap();
+        m.write_from(&[2u8; 2 * PAGE_SIZE as usize], 50).unwrap();
+        let b = read(0, 3 * PAGE_SIZE as usize);
+        assert!(b[..50].iter().all(|x| *x == 1));
+        assert!(b[50..50 + 2 * PAGE_SIZE as usize].iter().all(|x| *x == 2));
+        assert!(b[50 + 2 * PAGE_SIZE as usize..].iter().all(|x| *x == 0));
+        m.write_from(&[3u8; 10], PAGE_SIZE - 5).unwrap();
+        assert_eq!(
+            read(PAGE_SIZE - 6, 12),
+            [2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2]
+        );
+        // Shrunk and written again past the end: the old bytes are gone.
+        m.set_size(10);
+        m.write_from(&[4u8; 5], PAGE_SIZE + 1).unwrap();
+        let b = read(0, PAGE_SIZE as usize + 6);
+        assert!(b[..10].iter().all(|x| *x == 1));
+        assert!(b[10..PAGE_SIZE as usize + 1].iter().all(|x| *x == 0));
+        assert_eq!(&b[PAGE_SIZE as usize + 1..], [4, 4, 4, 4, 4]);
+        assert_eq!(m.size(), PAGE_SIZE + 6);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use super::{Handler, Status};
 use crate::arch::{PAGE_SIZE, page_up};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::{Kernel, Tid};
-use crate::mm::filemem::{SEAL_FUTURE_WRITE, SEAL_WRITE};
+use crate::mm::filemem::{COPY_CACHED_MAX, SEAL_FUTURE_WRITE, SEAL_WRITE};
 use crate::mm::{Backing, MapRequest, VmaName};
 use crate::vfs::IoVecs;
 
@@ -199,7 +199,9 @@ fn sys_mmap(k: &mut Kernel, tid: Tid, a: [u64; 6]) -> SysResult<u64> {
                 // it the mapping raises SIGBUS until the file grows).
                 let chunk = mf.alloc(len)?;
                 let n = len.min(page_up(mem.size().saturating_sub(off)).unwrap_or(len));
-                if n > 0 {
+                if n > 0 && (!mem.is_host() || n <= COPY_CACHED_MAX) {
+                    mem.copy_to_chunk(off, n, &chunk, 0)?;
+                } else if n > 0 {
                     // SAFETY: the first n bytes of the new chunk, in the kernel's mapping.
                     let dst = unsafe { std::slice::from_raw_parts_mut(chunk.ptr(0), n as usize) };
                     mem.read_into(dst, off)?;
