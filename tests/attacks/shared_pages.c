@@ -3,12 +3,16 @@
  * process that maps the same file sees, and patches syscall sites in text.
  * Try to change what *another* process of the same file sees: write the
  * program's read-only data through syscalls that write user memory,
- * through /proc/self/mem, process_vm_writev, and after mprotect; let the
+ * through /proc/self/mem, process_vm_writev, and after mprotect; write its
+ * writable data (exec copies it from the same page cache); let the
  * kernel patch a syscall site of the program's text; then exec the same
  * file again and look at its fresh image before it runs anything. */
 #include "attack.h"
 
 static const char canary[8192] __attribute__((aligned(4096))) = "CANARY-0123456789";
+/* Writable data: exec copies it from the file's page cache, which every
+ * process of the file shares, into the process's own memory. */
+static char wdata[8192] __attribute__((aligned(4096))) = "WDATA-0123456789";
 
 /* glibc's static getppid: mov $110,%eax; syscall (the patchable site);
  * patched, the kernel makes it jmp *abs32 (ff 24 25) to a trampoline. */
@@ -28,9 +32,10 @@ static int check(void) {
     long at = site_of(f);
     int site_ok = at < 0 || f[at] == 0xb8;
     int canary_ok = !strcmp(canary, "CANARY-0123456789");
-    printf("CHECK site %s canary %s\n", site_ok ? "original" : "patched",
-           canary_ok ? "original" : "changed");
-    return site_ok && canary_ok ? 0 : 3;
+    int wdata_ok = !strcmp(wdata, "WDATA-0123456789");
+    printf("CHECK site %s canary %s data %s\n", site_ok ? "original" : "patched",
+           canary_ok ? "original" : "changed", wdata_ok ? "original" : "changed");
+    return site_ok && canary_ok && wdata_ok ? 0 : 3;
 }
 
 int main(int argc, char **argv) {
@@ -57,6 +62,10 @@ int main(int argc, char **argv) {
     } else {
         info("/proc/self/mem: %s", ename(errno));
     }
+    /* Writable data, by a store and by a syscall that writes user memory. */
+    memcpy(wdata, "WWWW", 4);
+    r = pread(fd, wdata + 4, 4, 0);
+    info("writable data written: now %.8s", wdata);
     /* Its own copy, made writable. */
     if (mprotect((void *)canary, 4096, PROT_READ | PROT_WRITE) == 0) {
         memcpy((void *)canary, "ZZZZ", 4);

@@ -1667,7 +1667,7 @@ const ATTACKS: &[Attack] = &[
     },
     Attack {
         name: "shared_pages",
-        what: "change a file's shared read-only pages (write into read-only data by syscalls, /proc/self/mem, process_vm_writev, mprotect; a patched syscall site) so that a new process of the same file runs changed code",
+        what: "change a file's shared read-only pages (write into read-only data by syscalls, /proc/self/mem, process_vm_writev, mprotect; write the writable data exec copies from the same page cache; a patched syscall site) so that a new process of the same file runs changed code",
         run: shared_pages,
         expect: [Blocked, Blocked],
     },
