@@ -501,10 +501,6 @@ impl FileMem {
         Ok(ops)
     }
 
-    /// Reads file bytes at `off` into `dst`, up to the end of the file:
-    /// from memory where the pages are (they may hold what a mapping
-    /// wrote), else from the host file, else zeros (holes). Returns the
-    /// bytes read.
     /// Copies file bytes `[off, off+len)` to byte `at` of `chunk` (a
     /// private copy: a program's writable segment at exec, a writable
     /// private mapping). A host file's bytes come from this cache, which
@@ -539,6 +535,10 @@ impl FileMem {
         Ok(n)
     }
 
+    /// Reads file bytes at `off` into `dst`, up to the end of the file:
+    /// from memory where the pages are (they may hold what a mapping
+    /// wrote), else from the host file, else zeros (holes). Returns the
+    /// bytes read.
     pub fn read_into(&self, dst: &mut [u8], off: u64) -> SysResult<usize> {
         let size = self.refresh_size();
         if off >= size {
@@ -970,8 +970,8 @@ mod tests {
             m.read_into(&mut b, off).unwrap();
             b
         };
-        // An append that starts inside the last page and ends in new ones
-        // (written through the file), then one over the data (in place).
+        // An append that starts inside the last page and ends in new
+        // ones, then a write over the data.
         m.write_from(&[1u8; 100], 0).unwrap();
         m.write_from(&[2u8; 2 * PAGE_SIZE as usize], 50).unwrap();
         let b = read(0, 3 * PAGE_SIZE as usize);
